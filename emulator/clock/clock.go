@@ -1,0 +1,103 @@
+// Package clock is the emulator's notion of time.
+//
+// Every schedule in ipnlab (PayPal's retries over four days, PayDo's 24-hour
+// window) is clock time. A Manual clock stands still until told to move;
+// Advance then fires every callback due in the window, in time order, and
+// returns only when they have all finished, so days of retries run in
+// milliseconds and in a deterministic order. Real and Scaled clocks follow
+// the wall clock (Scaled runs N times faster).
+package clock
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Clock tells the time and runs callbacks at a given time.
+type Clock interface {
+	// Now returns the current clock time.
+	Now() time.Time
+	// At runs f in its own goroutine once the clock reaches t (at once if t
+	// is not in the future).
+	At(t time.Time, f func()) Timer
+	// Mode names the clock for humans and the API: "real", "scale:N", "manual".
+	Mode() string
+}
+
+// Timer is a callback waiting for its time.
+type Timer interface {
+	// Stop prevents the callback from running; it reports whether it did so.
+	Stop() bool
+}
+
+// Controller is implemented by clocks that move only when told to (Manual).
+type Controller interface {
+	Clock
+	// Advance moves the clock forward by d, firing every callback due on the
+	// way, and returns when they (and whatever they scheduled within the
+	// window) have finished.
+	Advance(d time.Duration) error
+	// RunUntilIdle fires callbacks in time order until none is left waiting,
+	// moving the clock to each one's time. It stops after limit clock time
+	// (so a self-rescheduling callback cannot loop forever) and returns how
+	// far the clock moved.
+	RunUntilIdle(limit time.Duration) (time.Duration, error)
+	// Pending counts the callbacks waiting for their time.
+	Pending() int
+}
+
+// ErrNotManual is returned by operations that need a manual clock.
+var ErrNotManual = errors.New("clock is not manual")
+
+// ErrNegative is returned when asked to move the clock backwards.
+var ErrNegative = errors.New("clock cannot move backwards")
+
+// Parse builds a clock from a mode string: "real", "manual" or "scale:N"
+// (N > 0, e.g. "scale:3600" runs an hour per second).
+func Parse(mode string, start time.Time) (Clock, error) {
+	switch {
+	case mode == "real":
+		return NewScaled(1), nil
+	case mode == "manual":
+		return NewManual(start), nil
+	case strings.HasPrefix(mode, "scale:"):
+		n, err := strconv.ParseFloat(strings.TrimPrefix(mode, "scale:"), 64)
+		if err != nil || n <= 0 || n > 1e9 {
+			return nil, fmt.Errorf("clock mode %q: scale must be a number in (0, 1e9]", mode)
+		}
+		return NewScaled(n), nil
+	}
+	return nil, fmt.Errorf("clock mode %q: want real, manual or scale:N", mode)
+}
+
+// ParseDuration extends time.ParseDuration with days ("4d", "1d12h"), since
+// retry windows are counted in days.
+func ParseDuration(s string) (time.Duration, error) {
+	in := strings.TrimSpace(s)
+	if in == "" {
+		return 0, fmt.Errorf("duration %q: empty", s)
+	}
+	var days time.Duration
+	if i := strings.IndexByte(in, 'd'); i >= 0 {
+		n, err := strconv.ParseFloat(in[:i], 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 96h, 4d or 1d12h", s)
+		}
+		days = time.Duration(n * float64(24*time.Hour))
+		in = in[i+1:]
+		if in == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(in)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 96h, 4d or 1d12h", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q: %w", s, ErrNegative)
+	}
+	return days + d, nil
+}

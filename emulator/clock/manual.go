@@ -1,0 +1,188 @@
+package clock
+
+import (
+	"container/heap"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Manual is a clock that moves only through Advance and RunUntilIdle.
+// Callbacks due at the same instant run concurrently; the clock waits for
+// all of them (and anything they start at that instant) before it moves on,
+// so attempts always see the time they were scheduled for.
+type Manual struct {
+	mu       sync.Mutex
+	now      time.Time
+	seq      uint64
+	queue    timerHeap
+	running  int        // callbacks started and not yet returned
+	idle     *sync.Cond // signalled when running drops to zero
+	advancer sync.Mutex // one Advance at a time
+}
+
+// NewManual returns a manual clock reading start.
+func NewManual(start time.Time) *Manual {
+	m := &Manual{now: start}
+	m.idle = sync.NewCond(&m.mu)
+	return m
+}
+
+// Mode implements Clock.
+func (m *Manual) Mode() string { return "manual" }
+
+// Now implements Clock.
+func (m *Manual) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now
+}
+
+// At implements Clock. A callback due now or earlier starts at once.
+func (m *Manual) At(t time.Time, f func()) Timer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	mt := &manualTimer{clock: m, when: t, seq: m.seq, f: f, index: -1}
+	if !t.After(m.now) {
+		m.startLocked(mt)
+		return mt
+	}
+	heap.Push(&m.queue, mt)
+	return mt
+}
+
+// Pending implements Controller.
+func (m *Manual) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
+}
+
+// Advance implements Controller.
+func (m *Manual) Advance(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("advance %s: %w", d, ErrNegative)
+	}
+	m.advancer.Lock()
+	defer m.advancer.Unlock()
+	m.mu.Lock()
+	target := m.now.Add(d)
+	m.runDueLocked(target)
+	m.now = target
+	m.mu.Unlock()
+	return nil
+}
+
+// RunUntilIdle implements Controller.
+func (m *Manual) RunUntilIdle(limit time.Duration) (time.Duration, error) {
+	if limit < 0 {
+		return 0, fmt.Errorf("run until idle within %s: %w", limit, ErrNegative)
+	}
+	m.advancer.Lock()
+	defer m.advancer.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	start := m.now
+	m.runDueLocked(start.Add(limit))
+	if len(m.queue) > 0 {
+		return m.now.Sub(start), fmt.Errorf("run until idle: %d callbacks still waiting after %s", len(m.queue), limit)
+	}
+	return m.now.Sub(start), nil
+}
+
+// WaitIdle blocks until no callback is running. Callbacks started by At for
+// a time already reached run outside Advance; tests use this to wait for them.
+func (m *Manual) WaitIdle() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.running > 0 {
+		m.idle.Wait()
+	}
+}
+
+// runDueLocked fires, instant by instant, every callback due up to target.
+// It waits for each instant's callbacks before looking at the next one,
+// because they may schedule more work inside the window.
+func (m *Manual) runDueLocked(target time.Time) {
+	for {
+		for m.running > 0 {
+			m.idle.Wait()
+		}
+		if len(m.queue) == 0 || m.queue[0].when.After(target) {
+			return
+		}
+		at := m.queue[0].when
+		if at.After(m.now) {
+			m.now = at
+		}
+		for len(m.queue) > 0 && !m.queue[0].when.After(m.now) {
+			m.startLocked(heap.Pop(&m.queue).(*manualTimer))
+		}
+	}
+}
+
+func (m *Manual) startLocked(mt *manualTimer) {
+	mt.fired = true
+	m.running++
+	go func() {
+		defer func() {
+			m.mu.Lock()
+			m.running--
+			if m.running == 0 {
+				m.idle.Broadcast()
+			}
+			m.mu.Unlock()
+		}()
+		mt.f()
+	}()
+}
+
+type manualTimer struct {
+	clock *Manual
+	when  time.Time
+	seq   uint64
+	f     func()
+	index int
+	fired bool
+}
+
+func (t *manualTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	if t.fired || t.index < 0 {
+		return false
+	}
+	heap.Remove(&t.clock.queue, t.index)
+	return true
+}
+
+// timerHeap orders timers by time, then by creation, so equal times fire
+// in the order they were scheduled.
+type timerHeap []*manualTimer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].when.Equal(h[j].when) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].when.Before(h[j].when)
+}
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *timerHeap) Push(x any) {
+	t := x.(*manualTimer)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	t.index = -1
+	*h = old[:len(old)-1]
+	return t
+}

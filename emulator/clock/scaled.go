@@ -1,0 +1,47 @@
+package clock
+
+import (
+	"strconv"
+	"time"
+)
+
+// Scaled follows the wall clock, running factor times faster from the
+// moment it is made. Factor 1 is the real clock.
+type Scaled struct {
+	factor    float64
+	wallStart time.Time
+	start     time.Time
+}
+
+// NewScaled returns a clock that starts at the current wall time and runs
+// factor times faster than it.
+func NewScaled(factor float64) *Scaled {
+	now := time.Now()
+	return &Scaled{factor: factor, wallStart: now, start: now}
+}
+
+// Mode implements Clock.
+func (s *Scaled) Mode() string {
+	if s.factor == 1 {
+		return "real"
+	}
+	return "scale:" + strconv.FormatFloat(s.factor, 'f', -1, 64)
+}
+
+// Now implements Clock.
+func (s *Scaled) Now() time.Time {
+	if s.factor == 1 {
+		return time.Now()
+	}
+	elapsed := time.Since(s.wallStart)
+	return s.start.Add(time.Duration(float64(elapsed) * s.factor))
+}
+
+// At implements Clock.
+func (s *Scaled) At(t time.Time, f func()) Timer {
+	wait := time.Duration(float64(t.Sub(s.Now())) / s.factor)
+	if wait < 0 {
+		wait = 0
+	}
+	return time.AfterFunc(wait, f)
+}

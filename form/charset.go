@@ -1,0 +1,154 @@
+package form
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/unicode"
+)
+
+// DefaultCharset is what PayPal assumes when a message names none.
+const DefaultCharset = "windows-1252"
+
+// ErrUnknownCharset is wrapped when a charset label names no known encoding.
+var ErrUnknownCharset = errors.New("unknown charset")
+
+// ErrUnrepresentable is wrapped when text has a character the charset lacks.
+var ErrUnrepresentable = errors.New("character not representable in charset")
+
+// Charset converts between UTF-8 text and a message's raw bytes.
+type Charset struct {
+	label string // as the message spells it ("KOI8_R")
+	name  string // canonical name ("koi8-r")
+	enc   encoding.Encoding
+	utf8  bool
+}
+
+// LookupCharset finds the encoding for a label as PayPal writes them
+// ("windows-1252", "UTF-8", "KOI8_R", ...). IANA names are tried first so
+// that "ISO-8859-1" stays Latin-1; web labels such as "KOI8_R" or "utf8"
+// come from the WHATWG index.
+func LookupCharset(label string) (Charset, error) {
+	trimmed := strings.TrimSpace(label)
+	if trimmed == "" {
+		return Charset{}, fmt.Errorf("charset %q: %w", label, ErrUnknownCharset)
+	}
+	enc, err := ianaindex.IANA.Encoding(trimmed)
+	if err != nil || enc == nil {
+		enc, err = htmlindex.Get(trimmed)
+		if err != nil {
+			return Charset{}, fmt.Errorf("charset %q: %w", label, ErrUnknownCharset)
+		}
+	}
+	name, err := ianaindex.IANA.Name(enc)
+	if err != nil {
+		name, _ = htmlindex.Name(enc)
+	}
+	isUTF8 := enc == unicode.UTF8 || strings.EqualFold(name, "utf-8")
+	return Charset{label: trimmed, name: strings.ToLower(name), enc: enc, utf8: isUTF8}, nil
+}
+
+// MustCharset is LookupCharset for labels known at compile time.
+func MustCharset(label string) Charset {
+	c, err := LookupCharset(label)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Label is the charset as the message spells it.
+func (c Charset) Label() string { return c.label }
+
+// Name is the canonical lower-case name, for comparing two labels.
+func (c Charset) Name() string { return c.name }
+
+// IsUTF8 reports whether the charset is UTF-8.
+func (c Charset) IsUTF8() bool { return c.utf8 }
+
+// Encode converts UTF-8 text to the charset's bytes, failing on the first
+// character the charset cannot hold (PayPal never sends a substitute).
+func (c Charset) Encode(text string) (string, error) {
+	if !utf8.ValidString(text) {
+		return "", fmt.Errorf("encode to %s: text is not valid UTF-8", c.label)
+	}
+	if c.utf8 {
+		return text, nil
+	}
+	out, err := c.enc.NewEncoder().String(text)
+	if err != nil {
+		for _, r := range text {
+			if _, e := c.enc.NewEncoder().String(string(r)); e != nil {
+				return "", fmt.Errorf("encode %q to %s: %q: %w", text, c.label, r, ErrUnrepresentable)
+			}
+		}
+		return "", fmt.Errorf("encode %q to %s: %w", text, c.label, err)
+	}
+	return out, nil
+}
+
+// Decode converts the charset's bytes to UTF-8 text. Bytes that are not
+// valid in the charset become U+FFFD, so Decode never fails on a body;
+// Valid tells whether that happened.
+func (c Charset) Decode(raw string) string {
+	if c.utf8 {
+		return strings.ToValidUTF8(raw, "\uFFFD")
+	}
+	out, err := c.enc.NewDecoder().String(raw)
+	if err != nil {
+		return strings.ToValidUTF8(raw, "\uFFFD")
+	}
+	return out
+}
+
+// Valid reports whether raw decodes in the charset without substitution and
+// encodes back to the same bytes.
+func (c Charset) Valid(raw string) bool {
+	if c.utf8 {
+		return utf8.ValidString(raw)
+	}
+	text := c.Decode(raw)
+	back, err := c.Encode(text)
+	return err == nil && back == raw
+}
+
+// Charset returns the charset named by the form's "charset" field, or
+// DefaultCharset when it has none.
+func (f Form) Charset() (Charset, error) {
+	label, ok := f.Get("charset")
+	if !ok || label == "" {
+		return LookupCharset(DefaultCharset)
+	}
+	return LookupCharset(label)
+}
+
+// Text returns the form with every name and value decoded to UTF-8.
+func (f Form) Text(c Charset) Form {
+	out := make(Form, len(f))
+	for i, fd := range f {
+		out[i] = Field{Name: c.Decode(fd.Name), Value: c.Decode(fd.Value)}
+	}
+	return out
+}
+
+// EncodeText converts a form of UTF-8 text to the charset's bytes.
+func EncodeText(text Form, c Charset) (Form, error) {
+	out := make(Form, len(text))
+	for i, fd := range text {
+		name, err := c.Encode(fd.Name)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", fd.Name, err)
+		}
+		value, err := c.Encode(fd.Value)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", fd.Name, err)
+		}
+		out[i] = Field{Name: name, Value: value}
+	}
+	return out, nil
+}
