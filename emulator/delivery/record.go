@@ -1,0 +1,90 @@
+package delivery
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is a message's state in IPN History, in PayPal's words.
+type Status string
+
+// The statuses PayPal's IPN History shows.
+const (
+	Queued   Status = "Queued"   // created, first delivery not finished yet
+	Sent     Status = "Sent"     // acknowledged
+	Retrying Status = "Retrying" // not acknowledged, another attempt is scheduled
+	Failed   Status = "Failed"   // not acknowledged and the schedule is over
+	Disabled Status = "Disabled" // held: notifications were off when it was created
+)
+
+// Valid reports whether s is one of the History statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case Queued, Sent, Retrying, Failed, Disabled:
+		return true
+	}
+	return false
+}
+
+// ResendingSuffix follows the status while a manual resend waits or runs.
+const ResendingSuffix = " - resending"
+
+// Trigger says why an attempt was made.
+type Trigger string
+
+// Attempt triggers.
+const (
+	Initial Trigger = "initial" // the first delivery
+	Retry   Trigger = "retry"   // a resend on the provider's schedule
+	Manual  Trigger = "manual"  // a resend someone asked for
+)
+
+// Attempt is the record of one HTTP delivery.
+type Attempt struct {
+	Number      int           `json:"number"`
+	Trigger     Trigger       `json:"trigger"`
+	URL         string        `json:"url"`
+	Start       time.Time     `json:"start"`    // clock time
+	Duration    time.Duration `json:"-"`        // wall time of the exchange
+	StatusCode  int           `json:"status_code,omitempty"`
+	Error       string        `json:"error,omitempty"`    // transport error or timeout
+	Response    string        `json:"response,omitempty"` // first bytes of the body
+	Acked       bool          `json:"acked"`
+	Note        string        `json:"note,omitempty"` // e.g. a 2xx accepted leniently
+	NextAttempt *time.Time    `json:"next_attempt,omitempty"`
+}
+
+// MarshalJSON adds the duration in milliseconds.
+func (a Attempt) MarshalJSON() ([]byte, error) {
+	type plain Attempt
+	return json.Marshal(struct {
+		plain
+		DurationMS float64 `json:"duration_ms"`
+	}{plain(a), float64(a.Duration.Microseconds()) / 1000})
+}
+
+// Message is the delivery record of one notification.
+type Message struct {
+	ID          string     `json:"id"`
+	Provider    string     `json:"provider"`
+	Kind        string     `json:"kind,omitempty"`
+	TxnID       string     `json:"txn_id,omitempty"`
+	URL         string     `json:"url"` // where the first delivery went (or will go)
+	Created     time.Time  `json:"created"`
+	Status      Status     `json:"status"`
+	Resending   bool       `json:"resending,omitempty"`
+	Resent      bool       `json:"resent,omitempty"` // a manual resend was asked for
+	Retries     int        `json:"retries"`          // scheduled retries made
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	AckedAt     *time.Time `json:"acked_at,omitempty"`
+	LastCode    int        `json:"last_status_code,omitempty"`
+	Attempts    []Attempt  `json:"attempts"`
+}
+
+// HistoryStatus is the status as the History page prints it.
+func (m Message) HistoryStatus() string {
+	if m.Resending {
+		return string(m.Status) + ResendingSuffix
+	}
+	return string(m.Status)
+}
