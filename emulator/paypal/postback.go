@@ -1,0 +1,135 @@
+package paypal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxPostbackBytes bounds a postback body; a real IPN is a few KiB.
+const MaxPostbackBytes = 1 << 20
+
+// PostbackRecord is what the verifier saw and answered.
+type PostbackRecord struct {
+	ID        string      `json:"id"`
+	Time      time.Time   `json:"time"` // clock time
+	MessageID string      `json:"message_id,omitempty"`
+	Method    string      `json:"method"`
+	URI       string      `json:"uri"`
+	Host      string      `json:"host"`
+	Header    http.Header `json:"headers"`
+	Body      []byte      `json:"-"`
+	Verdict   Verdict     `json:"verdict"`
+	Fault     FaultKind   `json:"fault,omitempty"`
+	Status    int         `json:"response_status"` // 0 when the connection was dropped
+	Answer    string      `json:"response_body"`
+}
+
+// MarshalJSON writes the body as text when it is UTF-8 (form bodies are
+// ASCII) and as base64 too, so no byte is lost either way.
+func (p PostbackRecord) MarshalJSON() ([]byte, error) {
+	type plain PostbackRecord
+	out := struct {
+		plain
+		Body       string `json:"body"`
+		BodyBase64 []byte `json:"body_base64"`
+	}{plain: plain(p), BodyBase64: p.Body}
+	if utf8.Valid(p.Body) {
+		out.Body = string(p.Body)
+	} else {
+		out.Body = fmt.Sprintf("(%d bytes, not UTF-8: see body_base64)", len(p.Body))
+	}
+	return json.Marshal(out)
+}
+
+// Postbacks returns the postbacks of messageID ("" for all), oldest first.
+func (s *Service) Postbacks(messageID string) []PostbackRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	src := s.postbacks
+	if messageID != "" {
+		src = s.pbByMsg[messageID]
+	}
+	out := make([]PostbackRecord, len(src))
+	for i, p := range src {
+		out[i] = *p
+	}
+	return out
+}
+
+// ServeHTTP is the verifier at /cgi-bin/webscr.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPostbackBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("postback larger than %d bytes", MaxPostbackBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the postback: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	v := s.Check(Postback{Method: r.Method, RawQuery: r.URL.RawQuery, Body: body, UserAgent: r.UserAgent()})
+	rec := &PostbackRecord{
+		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: r.URL.RequestURI(),
+		Host: r.Host, Header: r.Header.Clone(), Body: body, Verdict: v,
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		rec.Status, rec.Answer = http.StatusMethodNotAllowed, "postback must be a POST\n"
+		s.record(rec)
+		http.Error(w, "postback must be a POST", http.StatusMethodNotAllowed)
+		return
+	}
+
+	fault := s.faults.take(v.MessageID)
+	rec.Fault = fault.Kind
+	status, answer := http.StatusOK, string(v.Result)
+	switch fault.Kind {
+	case FaultInvalid:
+		answer = string(Invalid)
+	case FaultStatus500:
+		status = http.StatusInternalServerError
+	case FaultNewline:
+		answer += "\n"
+	case FaultGarbage:
+		answer = "<html><body><h1>Service Temporarily Unavailable</h1></body></html>"
+	case FaultSlow:
+		t := time.NewTimer(fault.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	case FaultDrop:
+		s.record(rec)
+		// Aborting the handler closes the connection with no response.
+		panic(http.ErrAbortHandler)
+	}
+	rec.Status, rec.Answer = status, answer
+	s.record(rec)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(answer)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (s *Service) record(p *PostbackRecord) {
+	s.mu.Lock()
+	p.ID = "PB" + strconv.Itoa(len(s.postbacks)+1)
+	s.postbacks = append(s.postbacks, p)
+	if p.MessageID != "" {
+		s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], p)
+	}
+	snap := *p
+	s.mu.Unlock()
+	if s.cfg.OnPostback != nil {
+		s.cfg.OnPostback(snap)
+	}
+}

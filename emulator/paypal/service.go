@@ -1,0 +1,289 @@
+package paypal
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/form"
+)
+
+// Provider is the name PayPal messages carry in delivery records.
+const Provider = "paypal"
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound = errors.New("no such message")
+	ErrNoTarget = errors.New("no notification URL: give the message a notify_url or set the profile's URL")
+)
+
+// Profile is the merchant's IPN settings, as PayPal's settings page has them.
+type Profile struct {
+	NotifyURL     string `json:"notify_url"`
+	Enabled       bool   `json:"enabled"`
+	ReceiverEmail string `json:"receiver_email"`
+	ReceiverID    string `json:"receiver_id"`
+}
+
+// Validate reports a profile PayPal would not save.
+func (p Profile) Validate() error {
+	if p.NotifyURL != "" {
+		if err := delivery.CheckURL(p.NotifyURL); err != nil {
+			return fmt.Errorf("profile notify_url: %w", err)
+		}
+	}
+	if p.Enabled && p.NotifyURL == "" {
+		return errors.New("profile: notifications cannot be on without a notify_url")
+	}
+	return nil
+}
+
+// Config configures a Service.
+type Config struct {
+	Clock   clock.Clock
+	Engine  *delivery.Engine
+	Mode    Mode
+	Profile Profile
+	// Schedule defaults to PayPal's (15 retries over about three days).
+	Schedule delivery.Schedule
+	// OnPostback, if set, hears of every postback once it is recorded.
+	OnPostback func(PostbackRecord)
+}
+
+// Service is the fake PayPal.
+type Service struct {
+	cfg    Config
+	faults faults
+
+	mu        sync.RWMutex
+	profile   Profile
+	messages  map[string]*Message
+	byVerify  map[string][]*Message
+	byTxn     map[string][]*Message
+	byTrack   map[string][]*Message
+	postbacks []*PostbackRecord
+	pbByMsg   map[string][]*PostbackRecord
+}
+
+// New returns a Service; Clock and Engine are required.
+func New(cfg Config) (*Service, error) {
+	if cfg.Clock == nil || cfg.Engine == nil {
+		return nil, errors.New("paypal: a clock and a delivery engine are required")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModePayPal
+	}
+	if _, err := ParseMode(string(cfg.Mode)); err != nil {
+		return nil, err
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Schedule == nil {
+		cfg.Schedule = delivery.PayPalSchedule()
+	}
+	return &Service{
+		cfg: cfg, profile: cfg.Profile,
+		messages: map[string]*Message{}, byVerify: map[string][]*Message{},
+		byTxn: map[string][]*Message{}, byTrack: map[string][]*Message{},
+		pbByMsg: map[string][]*PostbackRecord{},
+	}, nil
+}
+
+// Mode returns the verifier's mode.
+func (s *Service) Mode() Mode { return s.cfg.Mode }
+
+// Profile returns the IPN settings.
+func (s *Service) Profile() Profile {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.profile
+}
+
+// SetProfile changes the IPN settings. Switching notifications on sends the
+// messages held while they were off to the new URL.
+func (s *Service) SetProfile(p Profile) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.profile = p
+	s.mu.Unlock()
+	if !p.Enabled {
+		return nil
+	}
+	for _, id := range s.cfg.Engine.Held() {
+		if err := s.cfg.Engine.Release(id, p.NotifyURL); err != nil && !errors.Is(err, delivery.ErrNotHeld) {
+			return fmt.Errorf("release held messages: %w", err)
+		}
+	}
+	return nil
+}
+
+// Notification is a message to send: Body is the exact bytes.
+type Notification struct {
+	Body []byte
+	// Kind names the message in History; derived from the fields if empty.
+	Kind string
+	// NotifyURL is the per-payment URL; it wins over the profile's and is
+	// used even when notifications are off.
+	NotifyURL string
+}
+
+// Send records a message and delivers it (or holds it while notifications
+// are off). The body must be valid form encoding in a known charset.
+func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
+	id := newID()
+	m, err := newMessage(id, n.Body, n.Kind)
+	if err != nil {
+		return nil, delivery.Message{}, err
+	}
+	m.NotifyURL = n.NotifyURL
+	m.Created = s.cfg.Clock.Now()
+
+	target, hold := n.NotifyURL, false
+	if target == "" {
+		p := s.Profile()
+		switch {
+		case !p.Enabled:
+			hold = true
+		case p.NotifyURL == "":
+			return nil, delivery.Message{}, ErrNoTarget
+		default:
+			target = p.NotifyURL
+		}
+	}
+	if !hold {
+		if err := delivery.CheckURL(target); err != nil {
+			return nil, delivery.Message{}, err
+		}
+	}
+	s.register(m)
+	ack := delivery.Any2xx
+	if s.cfg.Mode == ModeStrict {
+		ack = delivery.Only200
+	}
+	rec, err := s.cfg.Engine.Submit(delivery.Submission{
+		ID: id, Provider: Provider, Kind: m.Kind, TxnID: m.TxnID, URL: target,
+		Body: m.Body, ResendBody: m.ResendBody,
+		Header: http.Header{
+			"Content-Type": {"application/x-www-form-urlencoded"},
+			"User-Agent":   {UserAgent},
+		},
+		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold,
+	})
+	if err != nil {
+		s.unregister(m)
+		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	return m, rec, nil
+}
+
+// Resend sends message id again by hand, with resend=true. url overrides
+// the original URL; useProfile sends to the profile's current URL instead.
+func (s *Service) Resend(id, url string, useProfile bool) (delivery.Message, error) {
+	if _, ok := s.Message(id); !ok {
+		return delivery.Message{}, fmt.Errorf("resend %s: %w", id, ErrNotFound)
+	}
+	if useProfile {
+		p := s.Profile()
+		if p.NotifyURL == "" {
+			return delivery.Message{}, fmt.Errorf("resend %s: %w", id, ErrNoTarget)
+		}
+		url = p.NotifyURL
+	}
+	return s.cfg.Engine.Resend(id, url)
+}
+
+// Message returns a message by id.
+func (s *Service) Message(id string) (*Message, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, ok := s.messages[id]
+	return m, ok
+}
+
+// SetFault injects f into postbacks of messageID ("" for all messages);
+// nil clears it.
+func (s *Service) SetFault(messageID string, f *Fault) error {
+	if f != nil {
+		if err := f.Validate(); err != nil {
+			return err
+		}
+	}
+	if messageID != "" {
+		if _, ok := s.Message(messageID); !ok {
+			return fmt.Errorf("fault for %s: %w", messageID, ErrNotFound)
+		}
+	}
+	s.faults.set(messageID, f)
+	return nil
+}
+
+// Fault returns the fault set for messageID ("" for the global one).
+func (s *Service) Fault(messageID string) *Fault { return s.faults.get(messageID) }
+
+func (s *Service) register(m *Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages[m.ID] = m
+	if m.VerifySign != "" {
+		s.byVerify[m.VerifySign] = append(s.byVerify[m.VerifySign], m)
+	}
+	if m.TxnID != "" {
+		s.byTxn[m.TxnID] = append(s.byTxn[m.TxnID], m)
+	}
+	if m.TrackID != "" {
+		s.byTrack[m.TrackID] = append(s.byTrack[m.TrackID], m)
+	}
+}
+
+func (s *Service) unregister(m *Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.messages, m.ID)
+	drop := func(idx map[string][]*Message, key string) {
+		list := idx[key]
+		for i, x := range list {
+			if x == m {
+				idx[key] = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(idx[key]) == 0 {
+			delete(idx, key)
+		}
+	}
+	drop(s.byVerify, m.VerifySign)
+	drop(s.byTxn, m.TxnID)
+	drop(s.byTrack, m.TrackID)
+}
+
+// find looks a postback's message up by verify_sign, then txn_id, then
+// ipn_track_id: verify_sign is unique per message, while a txn_id is shared
+// by the messages of one lifecycle (Pending, then Completed).
+func (s *Service) find(verifySign, txnID, trackID string) []*Message {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, try := range []struct {
+		idx map[string][]*Message
+		key string
+	}{{s.byVerify, verifySign}, {s.byTxn, txnID}, {s.byTrack, trackID}} {
+		if try.key == "" {
+			continue
+		}
+		if list := try.idx[try.key]; len(list) > 0 {
+			return append([]*Message(nil), list...)
+		}
+	}
+	return nil
+}
+
+// Check judges a postback without recording it.
+func (s *Service) Check(pb Postback) Verdict { return check(s.cfg.Mode, pb, s.find) }
+
+// TextFields returns a message's fields decoded to UTF-8.
+func (m *Message) TextFields() form.Form { return m.Fields.Text(m.Charset) }
