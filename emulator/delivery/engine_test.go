@@ -130,7 +130,7 @@ var _ = Describe("Engine", func() {
 			Expect(a.Trigger).To(Equal(delivery.Retry))
 			Expect(a.Start).To(Equal(t0.Add(elapsed)), "retry %d", n)
 		}
-		Expect(m.Attempts[13].Start.Sub(t0)).To(Equal(81910 * time.Second)) // 22.8 h
+		Expect(m.Attempts[13].Start.Sub(t0)).To(Equal(81910 * time.Second))  // 22.8 h
 		Expect(m.Attempts[14].Start.Sub(t0)).To(Equal(163830 * time.Second)) // 45.5 h
 		Expect(m.Attempts[15].Start.Sub(t0)).To(Equal(250230 * time.Second)) // 69.5 h
 		Expect(m.Attempts[15].NextAttempt).To(BeNil())

@@ -44,8 +44,8 @@ type Attempt struct {
 	Number      int           `json:"number"`
 	Trigger     Trigger       `json:"trigger"`
 	URL         string        `json:"url"`
-	Start       time.Time     `json:"start"`    // clock time
-	Duration    time.Duration `json:"-"`        // wall time of the exchange
+	Start       time.Time     `json:"start"` // clock time
+	Duration    time.Duration `json:"-"`     // wall time of the exchange
 	StatusCode  int           `json:"status_code,omitempty"`
 	Error       string        `json:"error,omitempty"`    // transport error or timeout
 	Response    string        `json:"response,omitempty"` // first bytes of the body
