@@ -1,0 +1,616 @@
+package emulator
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+// OpenAPI returns the control API's OpenAPI document.
+func OpenAPI() []byte { return openapiYAML }
+
+// MaxAPIBody bounds a control API request body.
+const MaxAPIBody = 1 << 20
+
+type route struct {
+	method, pattern string
+	h               func(http.ResponseWriter, *http.Request) error
+}
+
+func (e *Emulator) routes() http.Handler {
+	mux := http.NewServeMux()
+	paths := http.NewServeMux() // the same patterns without methods, to tell 404 from 405
+	allow := map[string][]string{}
+	for _, rt := range []route{
+		{"GET", "/healthz", e.getHealth},
+		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
+		{"POST", "/api/v1/paypal/notifications", e.postNotification},
+		{"GET", "/api/v1/paypal/profile", e.getProfile},
+		{"PUT", "/api/v1/paypal/profile", e.putProfile},
+		{"GET", "/api/v1/paypal/fault", e.getFault},
+		{"PUT", "/api/v1/paypal/fault", e.putFault},
+		{"DELETE", "/api/v1/paypal/fault", e.deleteFault},
+		{"GET", "/api/v1/messages", e.listMessages},
+		{"POST", "/api/v1/messages/resend", e.resendFailed},
+		{"GET", "/api/v1/messages/{id}", e.getMessage},
+		{"POST", "/api/v1/messages/{id}/resend", e.resendMessage},
+		{"GET", "/api/v1/messages/{id}/fault", e.getFault},
+		{"PUT", "/api/v1/messages/{id}/fault", e.putFault},
+		{"DELETE", "/api/v1/messages/{id}/fault", e.deleteFault},
+		{"GET", "/api/v1/postbacks", e.listPostbacks},
+		{"GET", "/api/v1/clock", e.getClock},
+		{"POST", "/api/v1/clock/advance", e.advanceClock},
+		{"POST", "/api/v1/clock/run-until-idle", e.runUntilIdle},
+		{"GET", "/api/v1/events", e.streamEvents},
+		{"GET", "/api/v1/events/poll", e.pollEvents},
+		{"GET", "/api/v1/fixtures/kinds", e.listKinds},
+	} {
+		h := rt.h
+		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				writeError(w, err)
+			}
+		})
+		if _, seen := allow[rt.pattern]; !seen {
+			paths.Handle(rt.pattern, http.NotFoundHandler())
+		}
+		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
+	}
+	// The verifier takes every method so that a wrong one is recorded.
+	mux.Handle("/cgi-bin/webscr", e.paypal)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			methods := allow[pattern]
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			writeError(w, &apiError{http.StatusMethodNotAllowed,
+				fmt.Sprintf("%s %s: method not allowed, use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
+			return
+		}
+		writeError(w, &apiError{http.StatusNotFound,
+			fmt.Sprintf("no endpoint %s %s; the API is described at /api/v1/openapi.yaml", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// apiError carries an HTTP status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func statusOf(err error) int {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld):
+		return http.StatusConflict
+	case errors.Is(err, delivery.ErrBadURL), errors.Is(err, paypal.ErrNoTarget), errors.Is(err, clock.ErrNegative):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := statusOf(err)
+	msg := strings.TrimPrefix(err.Error(), errBadRequest.Error()+": ")
+	writeJSON(w, status, map[string]any{"error": map[string]any{"status": status, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// readJSON decodes a request body, refusing other content types, unknown
+// fields and oversized bodies.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &apiError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: send application/json", ct)}
+		}
+	}
+	err := decodeJSON(http.MaxBytesReader(w, r.Body, MaxAPIBody), v)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxAPIBody)}
+	}
+	return err
+}
+
+// query checks that a request names only the query parameters allowed.
+func query(r *http.Request, allowed ...string) (url.Values, error) {
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			sort.Strings(allowed)
+			return nil, badRequest("unknown query parameter %q: want %s", k, strings.Join(allowed, ", "))
+		}
+	}
+	return q, nil
+}
+
+func (e *Emulator) getHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "clock": e.clock.Mode(), "now": e.clock.Now(), "verify": e.paypal.Mode()})
+	return nil
+}
+
+func (e *Emulator) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openapiYAML)
+	return nil
+}
+
+func (e *Emulator) postNotification(w http.ResponseWriter, r *http.Request) error {
+	var req SendRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	view, err := e.SendPayPal(req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, view)
+	return nil
+}
+
+func (e *Emulator) getProfile(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, e.paypal.Profile())
+	return nil
+}
+
+func (e *Emulator) putProfile(w http.ResponseWriter, r *http.Request) error {
+	var p paypal.Profile
+	if err := readJSON(w, r, &p); err != nil {
+		return err
+	}
+	if err := e.paypal.SetProfile(p); err != nil {
+		return badRequest("%v", err)
+	}
+	e.bus.Publish(events.Profile, e.clock.Now(), paypal.Provider, "", p)
+	e.WaitIdle()
+	writeJSON(w, http.StatusOK, e.paypal.Profile())
+	return nil
+}
+
+func (e *Emulator) getFault(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if id != "" {
+		if _, ok := e.paypal.Message(id); !ok {
+			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"fault": e.paypal.Fault(id)})
+	return nil
+}
+
+func (e *Emulator) putFault(w http.ResponseWriter, r *http.Request) error {
+	var fr FaultRequest
+	if err := readJSON(w, r, &fr); err != nil {
+		return err
+	}
+	f, err := fr.fault()
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	id := r.PathValue("id")
+	if err := e.paypal.SetFault(id, &f); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"fault": f})
+	return nil
+}
+
+func (e *Emulator) deleteFault(w http.ResponseWriter, r *http.Request) error {
+	if err := e.paypal.SetFault(r.PathValue("id"), nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// MessageFilter selects messages for History.
+type MessageFilter struct {
+	Provider string
+	Status   delivery.Status
+	Kind     string
+	TxnID    string
+	Since    time.Time
+	Until    time.Time
+}
+
+func (f MessageFilter) keep(m *delivery.Message) bool {
+	return (f.Provider == "" || m.Provider == f.Provider) &&
+		(f.Status == "" || m.Status == f.Status) &&
+		(f.Kind == "" || m.Kind == f.Kind) &&
+		(f.TxnID == "" || m.TxnID == f.TxnID) &&
+		(f.Since.IsZero() || !m.Created.Before(f.Since)) &&
+		(f.Until.IsZero() || m.Created.Before(f.Until))
+}
+
+func parseStatus(s string) (delivery.Status, error) {
+	for _, st := range []delivery.Status{delivery.Queued, delivery.Sent, delivery.Retrying, delivery.Failed, delivery.Disabled} {
+		if strings.EqualFold(s, string(st)) {
+			return st, nil
+		}
+	}
+	return "", badRequest("status %q: want Queued, Sent, Retrying, Failed or Disabled", s)
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, badRequest("%s %q: want an RFC 3339 time such as 2026-11-20T12:00:00Z", name, s)
+	}
+	return t, nil
+}
+
+func parseInt(name, s string, def, lo, hi int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, badRequest("%s %q: want a whole number from %d to %d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "provider", "status", "kind", "txn_id", "since", "until", "limit", "offset")
+	if err != nil {
+		return err
+	}
+	f := MessageFilter{Provider: q.Get("provider"), Kind: q.Get("kind"), TxnID: q.Get("txn_id")}
+	if f.Provider != "" && f.Provider != paypal.Provider {
+		return badRequest("provider %q: want paypal", f.Provider)
+	}
+	if s := q.Get("status"); s != "" {
+		if f.Status, err = parseStatus(s); err != nil {
+			return err
+		}
+	}
+	if f.Since, err = parseTime("since", q.Get("since")); err != nil {
+		return err
+	}
+	if f.Until, err = parseTime("until", q.Get("until")); err != nil {
+		return err
+	}
+	limit, err := parseInt("limit", q.Get("limit"), 100, 1, 10000)
+	if err != nil {
+		return err
+	}
+	offset, err := parseInt("offset", q.Get("offset"), 0, 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	all := e.engine.List(f.keep)
+	out := make([]summary, 0, min(limit, len(all)))
+	for i := offset; i < len(all) && len(out) < limit; i++ {
+		out = append(out, summarize(all[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all)})
+	return nil
+}
+
+func (e *Emulator) getMessage(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	v, ok := e.View(id)
+	if !ok {
+		return fmt.Errorf("message %s: %w", id, delivery.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ResendRequest is the body of a resend.
+type ResendRequest struct {
+	URL           string `json:"url,omitempty"`
+	UseProfileURL bool   `json:"use_profile_url,omitempty"`
+	// Bulk resend only: messages created at or after Since with Status.
+	Since  string `json:"since,omitempty"`
+	Status string `json:"status,omitempty"`
+}
+
+func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
+	var req ResendRequest
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	if req.Since != "" || req.Status != "" {
+		return badRequest("since and status belong to POST /api/v1/messages/resend")
+	}
+	if req.URL != "" && req.UseProfileURL {
+		return badRequest("give url or use_profile_url, not both")
+	}
+	id := r.PathValue("id")
+	if _, err := e.paypal.Resend(id, req.URL, req.UseProfileURL); err != nil {
+		return err
+	}
+	e.WaitIdle()
+	v, _ := e.View(id)
+	writeJSON(w, http.StatusAccepted, v)
+	return nil
+}
+
+func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
+	var req ResendRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Since == "" {
+		return badRequest("since is required: resend the messages created since when?")
+	}
+	since, err := parseTime("since", req.Since)
+	if err != nil {
+		return err
+	}
+	status := delivery.Failed
+	if req.Status != "" {
+		if status, err = parseStatus(req.Status); err != nil {
+			return err
+		}
+	}
+	if req.URL != "" && req.UseProfileURL {
+		return badRequest("give url or use_profile_url, not both")
+	}
+	ids := []string{}
+	for _, m := range e.engine.List(MessageFilter{Status: status, Since: since}.keep) {
+		if _, err := e.paypal.Resend(m.ID, req.URL, req.UseProfileURL); err != nil {
+			return err
+		}
+		ids = append(ids, m.ID)
+	}
+	e.WaitIdle()
+	writeJSON(w, http.StatusAccepted, map[string]any{"resent": ids})
+	return nil
+}
+
+func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "message_id")
+	if err != nil {
+		return err
+	}
+	id := q.Get("message_id")
+	if id != "" {
+		if _, ok := e.paypal.Message(id); !ok {
+			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"postbacks": e.paypal.Postbacks(id)})
+	return nil
+}
+
+// ClockView is the clock as the API shows it.
+type ClockView struct {
+	Now     time.Time `json:"now"`
+	Mode    string    `json:"mode"`
+	Pending int       `json:"pending"` // callbacks waiting (manual clock only)
+}
+
+func (e *Emulator) clockView() ClockView {
+	v := ClockView{Now: e.clock.Now(), Mode: e.clock.Mode()}
+	if ctl, ok := e.clock.(clock.Controller); ok {
+		v.Pending = ctl.Pending()
+	}
+	return v
+}
+
+func (e *Emulator) getClock(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, e.clockView())
+	return nil
+}
+
+func (e *Emulator) advanceClock(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Duration string `json:"duration"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	d, err := clock.ParseDuration(req.Duration)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	if err := e.Advance(d); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e.clockView())
+	return nil
+}
+
+func (e *Emulator) runUntilIdle(w http.ResponseWriter, r *http.Request) error {
+	req := struct {
+		Limit string `json:"limit"`
+	}{Limit: "30d"}
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	limit, err := clock.ParseDuration(req.Limit)
+	if err != nil {
+		return badRequest("limit: %v", err)
+	}
+	ctl, ok := e.clock.(clock.Controller)
+	if !ok {
+		return fmt.Errorf("run until idle: %w (it is %s)", clock.ErrNotManual, e.clock.Mode())
+	}
+	moved, err := ctl.RunUntilIdle(limit)
+	e.bus.Publish(events.ClockAdvanced, e.clock.Now(), "", "", map[string]string{"by": moved.String()})
+	if err != nil {
+		return &apiError{http.StatusConflict, err.Error()}
+	}
+	writeJSON(w, http.StatusOK, e.clockView())
+	return nil
+}
+
+// eventQuery reads the filters shared by the event endpoints.
+type eventQuery struct {
+	after     uint64
+	types     []string
+	messageID string
+	limit     int
+	timeout   time.Duration
+}
+
+func parseEventQuery(r *http.Request, poll bool) (eventQuery, error) {
+	allowed := []string{"after", "type", "message_id", "limit"}
+	if poll {
+		allowed = append(allowed, "timeout")
+	}
+	q, err := query(r, allowed...)
+	if err != nil {
+		return eventQuery{}, err
+	}
+	eq := eventQuery{messageID: q.Get("message_id"), timeout: 25 * time.Second}
+	after := q.Get("after")
+	if after == "" {
+		after = r.Header.Get("Last-Event-ID")
+	}
+	if after != "" {
+		if eq.after, err = strconv.ParseUint(after, 10, 64); err != nil {
+			return eq, badRequest("after %q: want an event sequence number", after)
+		}
+	}
+	if t := q.Get("type"); t != "" {
+		known := []string{events.MessageQueued, events.Attempt, events.Resend, events.Postback, events.ClockAdvanced, events.Profile}
+		for _, typ := range strings.Split(t, ",") {
+			if !slices.Contains(known, typ) {
+				return eq, badRequest("event type %q: want %s", typ, strings.Join(known, ", "))
+			}
+			eq.types = append(eq.types, typ)
+		}
+	}
+	if eq.limit, err = parseInt("limit", q.Get("limit"), 1000, 1, 10000); err != nil {
+		return eq, err
+	}
+	if t := q.Get("timeout"); t != "" {
+		if eq.timeout, err = time.ParseDuration(t); err != nil || eq.timeout < 0 || eq.timeout > 5*time.Minute {
+			return eq, badRequest("timeout %q: want a duration up to 5m", t)
+		}
+	}
+	return eq, nil
+}
+
+func (q eventQuery) match(ev events.Event) bool {
+	return (len(q.types) == 0 || slices.Contains(q.types, ev.Type)) && (q.messageID == "" || ev.MessageID == q.messageID)
+}
+
+// next waits for matching events after q.after; it moves q.after past
+// everything it looked at.
+func (e *Emulator) next(ctx context.Context, q *eventQuery) ([]events.Event, bool, error) {
+	for {
+		evs, missed, err := e.bus.Wait(ctx, q.after, q.limit)
+		if err != nil {
+			return nil, false, err
+		}
+		var out []events.Event
+		for _, ev := range evs {
+			if q.match(ev) {
+				out = append(out, ev)
+			}
+		}
+		q.after = evs[len(evs)-1].Seq
+		if len(out) > 0 || missed {
+			return out, missed, nil
+		}
+	}
+}
+
+func (e *Emulator) pollEvents(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseEventQuery(r, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	defer cancel()
+	evs, missed, err := e.next(ctx, &q)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{499, "client went away"}
+	}
+	if evs == nil {
+		evs = []events.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "last": q.after, "missed": missed})
+	return nil
+}
+
+func (e *Emulator) streamEvents(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseEventQuery(r, false)
+	if err != nil {
+		return err
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return &apiError{http.StatusInternalServerError, "streaming unsupported"}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprintf(w, ": ipnlab events after %d\n\n", q.after)
+	flusher.Flush()
+	for {
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		evs, missed, err := e.next(ctx, &q)
+		cancel()
+		if r.Context().Err() != nil {
+			return nil
+		}
+		if err != nil { // heartbeat keeps proxies from closing an idle stream
+			_, _ = fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+			continue
+		}
+		if missed {
+			_, _ = fmt.Fprint(w, "event: missed\ndata: {}\n\n")
+		}
+		for _, ev := range evs {
+			data, _ := json.Marshal(ev)
+			_, _ = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+		}
+		flusher.Flush()
+	}
+}
+
+func (e *Emulator) listKinds(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"kinds": fixtures.Kinds()})
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package emulator wires the fake payment providers, their delivery engine,
+// clock and event journal into one http.Handler: the verifier PayPal's
+// listeners post back to, and the control API under /api/v1/. Use it
+// in-process (wrap Handler in httptest.NewServer) or with Start.
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// Default merchant, so messages have a stable receiver a listener can be
+// configured with.
+const (
+	DefaultReceiverEmail = "merchant@example.com"
+	DefaultReceiverID    = "LABMERCHANT01"
+)
+
+// Config configures an Emulator. The zero value is a working emulator on
+// the real clock, with notifications off until a notify URL is set.
+type Config struct {
+	// Clock defaults to the real clock.
+	Clock clock.Clock
+	// Verify is the verifier's mode (default paypal).
+	Verify paypal.Mode
+	// AckTimeout bounds each delivery (default 30 s, wall time).
+	AckTimeout time.Duration
+	// PayPalRetries is how many times PayPal resends (default 15).
+	PayPalRetries int
+	// Profile is the merchant's IPN settings. Empty receiver fields take
+	// DefaultReceiverEmail and DefaultReceiverID.
+	Profile paypal.Profile
+	// Live drops test_ipn=1 from generated messages (default: sandbox).
+	Live bool
+	// Seed makes generated messages reproducible (0: drawn at start).
+	Seed uint64
+	// Client overrides the HTTP client deliveries use (e.g. for TLS).
+	Client *http.Client
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// EventBuffer is how many events the journal keeps.
+	EventBuffer int
+}
+
+// Emulator is a running fake PayPal with its control API.
+type Emulator struct {
+	cfg     Config
+	clock   clock.Clock
+	engine  *delivery.Engine
+	paypal  *paypal.Service
+	bus     *events.Bus
+	log     *slog.Logger
+	handler http.Handler
+
+	mu    sync.Mutex
+	seq   uint64            // messages generated, for sub-seeds
+	seeds map[string]uint64 // message id -> fixture seed
+}
+
+// New builds an emulator from cfg, checking every setting.
+func New(cfg Config) (*Emulator, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewScaled(1)
+	}
+	if cfg.Verify == "" {
+		cfg.Verify = paypal.ModePayPal
+	}
+	if _, err := paypal.ParseMode(string(cfg.Verify)); err != nil {
+		return nil, err
+	}
+	if cfg.AckTimeout < 0 {
+		return nil, fmt.Errorf("ack timeout %s: must be positive", cfg.AckTimeout)
+	}
+	if cfg.PayPalRetries < 0 || cfg.PayPalRetries > 100 {
+		return nil, fmt.Errorf("paypal retries %d: want 0 to 100", cfg.PayPalRetries)
+	}
+	if cfg.Profile.ReceiverEmail == "" {
+		cfg.Profile.ReceiverEmail = DefaultReceiverEmail
+	}
+	if cfg.Profile.ReceiverID == "" {
+		cfg.Profile.ReceiverID = DefaultReceiverID
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = fixtures.NewSeed()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seeds: map[string]uint64{}}
+
+	eng, err := delivery.NewEngine(delivery.Config{
+		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
+	})
+	if err != nil {
+		return nil, err
+	}
+	schedule := delivery.PayPalSchedule()
+	if cfg.PayPalRetries > 0 {
+		schedule.MaxRetries = cfg.PayPalRetries
+	}
+	pp, err := paypal.New(paypal.Config{
+		Clock: cfg.Clock, Engine: eng, Mode: cfg.Verify, Profile: cfg.Profile,
+		Schedule: schedule, OnPostback: e.onPostback,
+	})
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	e.engine, e.paypal = eng, pp
+	e.handler = e.routes()
+	return e, nil
+}
+
+// Handler serves the verifier (/cgi-bin/webscr), /healthz and /api/v1/.
+func (e *Emulator) Handler() http.Handler { return e.handler }
+
+// ServeHTTP makes the Emulator an http.Handler.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }
+
+// Clock returns the emulator's clock.
+func (e *Emulator) Clock() clock.Clock { return e.clock }
+
+// PayPal returns the fake PayPal.
+func (e *Emulator) PayPal() *paypal.Service { return e.paypal }
+
+// Engine returns the delivery engine.
+func (e *Emulator) Engine() *delivery.Engine { return e.engine }
+
+// Events returns the event journal.
+func (e *Emulator) Events() *events.Bus { return e.bus }
+
+// Seed returns the seed generated messages derive from.
+func (e *Emulator) Seed() uint64 { return e.cfg.Seed }
+
+// Close stops every scheduled delivery and waits for running ones.
+func (e *Emulator) Close() { e.engine.Close() }
+
+// Advance moves a manual clock and returns when every delivery due by then
+// has finished.
+func (e *Emulator) Advance(d time.Duration) error {
+	ctl, ok := e.clock.(clock.Controller)
+	if !ok {
+		return fmt.Errorf("advance: %w (it is %s; start with --clock manual)", clock.ErrNotManual, e.clock.Mode())
+	}
+	if err := ctl.Advance(d); err != nil {
+		return err
+	}
+	e.bus.Publish(events.ClockAdvanced, e.clock.Now(), "", "", map[string]string{"by": d.String()})
+	return nil
+}
+
+// WaitIdle returns when no delivery is running on a manual clock (a new
+// message is delivered at once, outside Advance). It is a no-op on other
+// clocks.
+func (e *Emulator) WaitIdle() {
+	if m, ok := e.clock.(*clock.Manual); ok {
+		m.WaitIdle()
+	}
+}
+
+func (e *Emulator) onDelivery(ev delivery.Event) {
+	typ := events.MessageQueued
+	var data any = summarize(ev.Message)
+	switch ev.Type {
+	case delivery.EventAttempt:
+		typ = events.Attempt
+		data = struct {
+			Message summary          `json:"message"`
+			Attempt delivery.Attempt `json:"attempt"`
+		}{summarize(ev.Message), *ev.Attempt}
+		a := ev.Attempt
+		e.log.Debug("delivery attempt", "message", ev.Message.ID, "n", a.Number, "trigger", a.Trigger,
+			"url", a.URL, "status", a.StatusCode, "error", a.Error, "acked", a.Acked)
+	case delivery.EventResend:
+		typ = events.Resend
+	}
+	e.bus.Publish(typ, e.clock.Now(), ev.Message.Provider, ev.Message.ID, data)
+}
+
+func (e *Emulator) onPostback(p paypal.PostbackRecord) {
+	e.log.Debug("postback", "message", p.MessageID, "verdict", p.Verdict.Summary(), "fault", p.Fault)
+	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
+}
+
+// summary is the compact form of a message record in events and lists.
+type summary struct {
+	ID          string     `json:"id"`
+	Provider    string     `json:"provider"`
+	Kind        string     `json:"kind,omitempty"`
+	TxnID       string     `json:"txn_id,omitempty"`
+	Status      string     `json:"status"`
+	URL         string     `json:"url"`
+	Created     time.Time  `json:"created"`
+	Resent      bool       `json:"resent,omitempty"`
+	Attempts    int        `json:"attempts"`
+	Retries     int        `json:"retries"`
+	LastCode    int        `json:"last_status_code,omitempty"`
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	AckedAt     *time.Time `json:"acked_at,omitempty"`
+}
+
+func summarize(m delivery.Message) summary {
+	return summary{
+		ID: m.ID, Provider: m.Provider, Kind: m.Kind, TxnID: m.TxnID, Status: m.HistoryStatus(),
+		URL: m.URL, Created: m.Created, Resent: m.Resent, Attempts: len(m.Attempts), Retries: m.Retries,
+		LastCode: m.LastCode, NextAttempt: m.NextAttempt, AckedAt: m.AckedAt,
+	}
+}
+
+// errBadRequest marks errors that are the caller's fault (400).
+var errBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}

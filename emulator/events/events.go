@@ -1,0 +1,125 @@
+// Package events is the emulator's journal of what happened, in order, so
+// that tests and consoles wait on events (server-sent or long-polled)
+// instead of polling or sleeping.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// Event types.
+const (
+	MessageQueued = "message.queued"   // a notification was created
+	Attempt       = "delivery.attempt" // a delivery attempt finished
+	Resend        = "delivery.resend"  // a manual resend was queued
+	Postback      = "postback"         // the verifier answered a postback
+	ClockAdvanced = "clock.advanced"   // a manual clock moved
+	Profile       = "profile.changed"  // IPN settings changed
+)
+
+// Event is one entry of the journal.
+type Event struct {
+	Seq       uint64          `json:"seq"`
+	Type      string          `json:"type"`
+	Time      time.Time       `json:"time"` // clock time
+	Provider  string          `json:"provider,omitempty"`
+	MessageID string          `json:"message_id,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+}
+
+// Bus keeps the latest events in a ring and wakes waiters.
+type Bus struct {
+	mu     sync.Mutex
+	ring   []Event
+	start  int    // index of the oldest event in ring
+	next   uint64 // seq of the next event
+	notify chan struct{}
+}
+
+// DefaultCapacity is how many events a Bus keeps by default.
+const DefaultCapacity = 65536
+
+// NewBus returns a bus keeping the last capacity events.
+func NewBus(capacity int) *Bus {
+	if capacity <= 0 {
+		capacity = DefaultCapacity
+	}
+	return &Bus{ring: make([]Event, 0, capacity), next: 1, notify: make(chan struct{})}
+}
+
+// Publish stamps e with the next sequence number, keeps it and wakes
+// waiters. data is marshalled to JSON.
+func (b *Bus) Publish(typ string, at time.Time, provider, messageID string, data any) Event {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		raw, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+	}
+	b.mu.Lock()
+	e := Event{Seq: b.next, Type: typ, Time: at, Provider: provider, MessageID: messageID, Data: raw}
+	b.next++
+	if len(b.ring) < cap(b.ring) {
+		b.ring = append(b.ring, e)
+	} else {
+		b.ring[b.start] = e
+		b.start = (b.start + 1) % len(b.ring)
+	}
+	close(b.notify)
+	b.notify = make(chan struct{})
+	b.mu.Unlock()
+	return e
+}
+
+// Last returns the sequence number of the newest event (0 if none).
+func (b *Bus) Last() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.next - 1
+}
+
+// Since returns up to limit events after seq, oldest first. missed is true
+// when events after seq have already left the ring.
+func (b *Bus) Since(seq uint64, limit int) (out []Event, missed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sinceLocked(seq, limit)
+}
+
+func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
+	n := len(b.ring)
+	if n == 0 {
+		return nil, false
+	}
+	oldest := b.ring[b.start].Seq
+	missed := seq+1 < oldest
+	from := 0
+	if seq >= oldest {
+		from = int(seq - oldest + 1)
+	}
+	var out []Event
+	for i := from; i < n && (limit <= 0 || len(out) < limit); i++ {
+		out = append(out, b.ring[(b.start+i)%n])
+	}
+	return out, missed
+}
+
+// Wait returns the events after seq once there are any, or when ctx ends
+// (with no events and ctx's error).
+func (b *Bus) Wait(ctx context.Context, seq uint64, limit int) ([]Event, bool, error) {
+	for {
+		b.mu.Lock()
+		evs, missed := b.sinceLocked(seq, limit)
+		ch := b.notify
+		b.mu.Unlock()
+		if len(evs) > 0 {
+			return evs, missed, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,325 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/form"
+)
+
+// Fields is an ordered list of name/value overrides. In JSON it is an
+// object whose key order is kept ({"custom": "x", "invoice": "7"}).
+type Fields form.Form
+
+// UnmarshalJSON reads an object, keeping key order; values must be strings.
+func (f *Fields) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New(`want an object of field names to string values, e.g. {"custom": "x"}`)
+	}
+	var out Fields
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name := kt.(string)
+		vt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		v, ok := vt.(string)
+		if !ok {
+			return fmt.Errorf("field %q: value must be a string (IPN values are text), got %v", name, vt)
+		}
+		out = append(out, form.Field{Name: name, Value: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	*f = out
+	return nil
+}
+
+// MarshalJSON writes the fields as an object, in order.
+func (f Fields) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, fd := range f {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(fd.Name)
+		v, _ := json.Marshal(fd.Value)
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// Params pins generated values (see fixtures.Params). Amounts are strings
+// with two decimals.
+type Params struct {
+	Gross         string `json:"gross,omitempty"`
+	Currency      string `json:"currency,omitempty"`
+	Status        string `json:"status,omitempty"`
+	PendingReason string `json:"pending_reason,omitempty"`
+	ReasonCode    string `json:"reason_code,omitempty"`
+	Items         int    `json:"items,omitempty"`
+	Filters       int    `json:"filters,omitempty"`
+	CaseType      string `json:"case_type,omitempty"`
+	TxnID         string `json:"txn_id,omitempty"`
+	ParentTxnID   string `json:"parent_txn_id,omitempty"`
+	SubscrID      string `json:"subscr_id,omitempty"`
+	ProfileID     string `json:"profile_id,omitempty"`
+	Custom        string `json:"custom,omitempty"`
+	Invoice       string `json:"invoice,omitempty"`
+	ItemNumber    string `json:"item_number,omitempty"`
+	PayerEmail    string `json:"payer_email,omitempty"`
+}
+
+// SendRequest asks for one PayPal notification: generated from a kind, or
+// replayed byte for byte from Raw/RawBase64.
+type SendRequest struct {
+	Kind      string        `json:"kind,omitempty"`
+	Params    Params        `json:"params,omitempty"`
+	Set       Fields        `json:"set,omitempty"`
+	Unset     []string      `json:"unset,omitempty"`
+	Charset   string        `json:"charset,omitempty"`
+	Flavour   string        `json:"flavour,omitempty"`
+	Seed      uint64        `json:"seed,omitempty"`
+	NotifyURL string        `json:"notify_url,omitempty"`
+	Raw       string        `json:"raw,omitempty"`
+	RawBase64 string        `json:"raw_base64,omitempty"`
+	Fault     *FaultRequest `json:"fault,omitempty"`
+}
+
+// FieldView is one field of a message: its text and its exact bytes.
+type FieldView struct {
+	Name  string `json:"name"`
+	Value string `json:"value"` // decoded in the message's charset
+	Raw   string `json:"raw"`   // percent-encoded bytes as sent
+}
+
+// MessageView is a message as the API shows it.
+type MessageView struct {
+	summary
+	Charset   string                  `json:"charset"`
+	Sandbox   bool                    `json:"sandbox"`
+	Seed      uint64                  `json:"seed,omitempty"`
+	Fields    []FieldView             `json:"fields"`
+	Body      string                  `json:"body"`
+	Attempts  []delivery.Attempt      `json:"attempts"`
+	Postbacks []paypal.PostbackRecord `json:"postbacks"`
+}
+
+// SendPayPal creates and delivers a PayPal notification.
+func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
+	body, kind, seed, err := e.buildPayPal(req)
+	if err != nil {
+		return MessageView{}, err
+	}
+	m, _, err := e.paypal.Send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL})
+	if err != nil {
+		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) ||
+			errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paypal.ErrNoTarget) {
+			return MessageView{}, fmt.Errorf("%w: %w", errBadRequest, err)
+		}
+		return MessageView{}, err
+	}
+	if seed != 0 {
+		e.mu.Lock()
+		e.seeds[m.ID] = seed
+		e.mu.Unlock()
+	}
+	if req.Fault != nil {
+		f, err := req.Fault.fault()
+		if err == nil {
+			err = e.paypal.SetFault(m.ID, &f)
+		}
+		if err != nil {
+			return MessageView{}, badRequest("fault: %v", err)
+		}
+	}
+	// On a manual clock the first delivery finishes before we answer, so
+	// the caller sees its outcome; a real clock does not wait.
+	e.WaitIdle()
+	view, _ := e.View(m.ID)
+	return view, nil
+}
+
+// buildPayPal turns a request into the exact bytes to send.
+func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed uint64, err error) {
+	switch {
+	case req.Raw != "" && req.RawBase64 != "":
+		return nil, "", 0, badRequest("give raw or raw_base64, not both")
+	case req.Raw != "" || req.RawBase64 != "":
+		if req.Kind != "" || len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
+			return nil, "", 0, badRequest("a raw body is sent byte for byte: kind, params, set, unset, charset, flavour and seed do not apply")
+		}
+		body = []byte(req.Raw)
+		if req.RawBase64 != "" {
+			if body, err = base64.StdEncoding.DecodeString(req.RawBase64); err != nil {
+				return nil, "", 0, badRequest("raw_base64: %v", err)
+			}
+		}
+		if _, err := form.Parse(body); err != nil {
+			return nil, "", 0, badRequest("raw body: %v", err)
+		}
+		return body, "", 0, nil
+	}
+	if req.Kind == "" {
+		req.Kind = "web_accept"
+	}
+	if _, ok := fixtures.LookupKind(req.Kind); !ok {
+		return nil, "", 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
+	}
+	p, err := req.Params.fixture()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	seed = req.Seed
+	if seed == 0 {
+		e.mu.Lock()
+		e.seq++
+		seed = subSeed(e.cfg.Seed, e.seq)
+		e.mu.Unlock()
+	}
+	prof := e.paypal.Profile()
+	gen, err := fixtures.New(seed, fixtures.Options{
+		Charset: req.Charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(req.Flavour),
+		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
+		Start:    e.clock.Now(),
+	})
+	if err != nil {
+		return nil, "", 0, badRequest("%v", err)
+	}
+	if req.Params.PayerEmail != "" {
+		payer := gen.Person()
+		payer.Email = req.Params.PayerEmail
+		p.Payer = &payer
+	}
+	msg, err := gen.Message(req.Kind, p)
+	if err != nil {
+		return nil, "", 0, badRequest("%v", err)
+	}
+	for _, name := range req.Unset {
+		if _, ok := msg.Fields.Get(name); !ok {
+			return nil, "", 0, badRequest("unset %q: the %s message has no such field", name, req.Kind)
+		}
+		msg.Fields = msg.Fields.Del(name)
+	}
+	for _, fd := range req.Set {
+		if fd.Name == "" {
+			return nil, "", 0, badRequest("set: a field name is empty")
+		}
+		msg.Fields = msg.Fields.Set(fd.Name, fd.Value)
+	}
+	raw, err := msg.Encode()
+	if err != nil {
+		return nil, "", 0, badRequest("%v", err)
+	}
+	return raw.Encode(), req.Kind, seed, nil
+}
+
+func (p Params) fixture() (fixtures.Params, error) {
+	out := fixtures.Params{
+		Currency: p.Currency, Status: p.Status, PendingReason: p.PendingReason, ReasonCode: p.ReasonCode,
+		Items: p.Items, Filters: p.Filters, CaseType: p.CaseType, TxnID: p.TxnID, ParentTxnID: p.ParentTxnID,
+		SubscrID: p.SubscrID, ProfileID: p.ProfileID, Custom: p.Custom, Invoice: p.Invoice, ItemNumber: p.ItemNumber,
+	}
+	if p.Items < 0 || p.Items > 500 {
+		return out, badRequest("params.items %d: want 1 to 500", p.Items)
+	}
+	if p.Filters < 0 || p.Filters > 5 {
+		return out, badRequest("params.filters %d: want 1 to 5", p.Filters)
+	}
+	if p.Gross != "" {
+		g, err := fixtures.ParseMoney(p.Gross)
+		if err != nil {
+			return out, badRequest("params.gross: %v", err)
+		}
+		out.Gross = g
+	}
+	return out, nil
+}
+
+// subSeed derives message n's seed from the emulator's (splitmix64), so a
+// run with the same seed and the same requests makes the same messages.
+func subSeed(seed, n uint64) uint64 {
+	z := seed + n*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31) | 1
+}
+
+// View returns a message with its fields, attempts and postbacks.
+func (e *Emulator) View(id string) (MessageView, bool) {
+	rec, ok := e.engine.Get(id)
+	if !ok {
+		return MessageView{}, false
+	}
+	v := MessageView{summary: summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}}
+	if m, ok := e.paypal.Message(id); ok {
+		v.Charset, v.Sandbox, v.Body = m.Charset.Label(), m.Sandbox, string(m.Body)
+		for _, fd := range m.Fields {
+			v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
+		}
+		v.Postbacks = e.paypal.Postbacks(id)
+	}
+	e.mu.Lock()
+	v.Seed = e.seeds[id]
+	e.mu.Unlock()
+	return v, true
+}
+
+// FaultRequest is a verifier fault as the API takes it.
+type FaultRequest struct {
+	Kind  string `json:"kind"`
+	Delay string `json:"delay,omitempty"` // for slow, e.g. "2s"
+	Count int    `json:"count,omitempty"`
+}
+
+func (r FaultRequest) fault() (paypal.Fault, error) {
+	f := paypal.Fault{Kind: paypal.FaultKind(r.Kind), Count: r.Count}
+	if r.Delay != "" {
+		d, err := time.ParseDuration(r.Delay)
+		if err != nil {
+			return f, fmt.Errorf("delay %q: %v", r.Delay, err)
+		}
+		f.Delay = d
+	}
+	return f, f.Validate()
+}
+
+// decodeJSON reads exactly one JSON value into v, refusing unknown fields
+// and trailing data.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body: want a JSON object")
+		}
+		return badRequest("invalid JSON: %v", err)
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return badRequest("invalid JSON: data after the first value")
+	}
+	return nil
+}
