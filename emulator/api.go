@@ -318,9 +318,9 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	all := e.engine.List(f.keep)
-	out := make([]summary, 0, min(limit, len(all)))
+	out := make([]Summary, 0, min(limit, len(all)))
 	for i := offset; i < len(all) && len(out) < limit; i++ {
-		out = append(out, summarize(all[i]))
+		out = append(out, Summarize(all[i]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all)})
 	return nil

@@ -170,14 +170,14 @@ func (e *Emulator) WaitIdle() {
 
 func (e *Emulator) onDelivery(ev delivery.Event) {
 	typ := events.MessageQueued
-	var data any = summarize(ev.Message)
+	var data any = Summarize(ev.Message)
 	switch ev.Type {
 	case delivery.EventAttempt:
 		typ = events.Attempt
 		data = struct {
-			Message summary          `json:"message"`
+			Message Summary          `json:"message"`
 			Attempt delivery.Attempt `json:"attempt"`
-		}{summarize(ev.Message), *ev.Attempt}
+		}{Summarize(ev.Message), *ev.Attempt}
 		a := ev.Attempt
 		e.log.Debug("delivery attempt", "message", ev.Message.ID, "n", a.Number, "trigger", a.Trigger,
 			"url", a.URL, "status", a.StatusCode, "error", a.Error, "acked", a.Acked)
@@ -192,8 +192,8 @@ func (e *Emulator) onPostback(p paypal.PostbackRecord) {
 	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
 }
 
-// summary is the compact form of a message record in events and lists.
-type summary struct {
+// Summary is the compact form of a message record in events and lists.
+type Summary struct {
 	ID          string     `json:"id"`
 	Provider    string     `json:"provider"`
 	Kind        string     `json:"kind,omitempty"`
@@ -209,8 +209,9 @@ type summary struct {
 	AckedAt     *time.Time `json:"acked_at,omitempty"`
 }
 
-func summarize(m delivery.Message) summary {
-	return summary{
+// Summarize makes the History row of a delivery record.
+func Summarize(m delivery.Message) Summary {
+	return Summary{
 		ID: m.ID, Provider: m.Provider, Kind: m.Kind, TxnID: m.TxnID, Status: m.HistoryStatus(),
 		URL: m.URL, Created: m.Created, Resent: m.Resent, Attempts: len(m.Attempts), Retries: m.Retries,
 		LastCode: m.LastCode, NextAttempt: m.NextAttempt, AckedAt: m.AckedAt,

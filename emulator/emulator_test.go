@@ -233,4 +233,3 @@ var _ = Describe("Emulator", func() {
 		Expect(fmt.Sprint(out["error"])).To(ContainSubstring("clock is not manual"))
 	})
 })
-

@@ -117,7 +117,7 @@ type FieldView struct {
 
 // MessageView is a message as the API shows it.
 type MessageView struct {
-	summary
+	Summary
 	Charset   string                  `json:"charset"`
 	Sandbox   bool                    `json:"sandbox"`
 	Seed      uint64                  `json:"seed,omitempty"`
@@ -188,7 +188,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	if _, ok := fixtures.LookupKind(req.Kind); !ok {
 		return nil, "", 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
 	}
-	p, err := req.Params.fixture()
+	p, err := req.Params.Fixture()
 	if err != nil {
 		return nil, "", 0, err
 	}
@@ -236,7 +236,8 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	return raw.Encode(), req.Kind, seed, nil
 }
 
-func (p Params) fixture() (fixtures.Params, error) {
+// Fixture checks the params and converts them for the fixtures package.
+func (p Params) Fixture() (fixtures.Params, error) {
 	out := fixtures.Params{
 		Currency: p.Currency, Status: p.Status, PendingReason: p.PendingReason, ReasonCode: p.ReasonCode,
 		Items: p.Items, Filters: p.Filters, CaseType: p.CaseType, TxnID: p.TxnID, ParentTxnID: p.ParentTxnID,
@@ -273,7 +274,7 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	if !ok {
 		return MessageView{}, false
 	}
-	v := MessageView{summary: summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}}
+	v := MessageView{Summary: Summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}}
 	if m, ok := e.paypal.Message(id); ok {
 		v.Charset, v.Sandbox, v.Body = m.Charset.Label(), m.Sandbox, string(m.Body)
 		for _, fd := range m.Fields {

@@ -63,6 +63,21 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 	}{plain(a), float64(a.Duration.Microseconds()) / 1000})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes.
+func (a *Attempt) UnmarshalJSON(b []byte) error {
+	type plain Attempt
+	var in struct {
+		plain
+		DurationMS float64 `json:"duration_ms"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*a = Attempt(in.plain)
+	a.Duration = time.Duration(in.DurationMS * float64(time.Millisecond))
+	return nil
+}
+
 // Message is the delivery record of one notification.
 type Message struct {
 	ID          string     `json:"id"`

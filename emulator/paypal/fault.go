@@ -47,6 +47,28 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// UnmarshalJSON reads what MarshalJSON writes.
+func (f *Fault) UnmarshalJSON(b []byte) error {
+	type plain Fault
+	var in struct {
+		plain
+		Delay string `json:"delay"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*f = Fault(in.plain)
+	f.Delay = 0
+	if in.Delay != "" {
+		d, err := time.ParseDuration(in.Delay)
+		if err != nil {
+			return fmt.Errorf("fault delay %q: %w", in.Delay, err)
+		}
+		f.Delay = d
+	}
+	return nil
+}
+
 // Validate reports a fault that cannot be applied.
 func (f Fault) Validate() error {
 	known := false

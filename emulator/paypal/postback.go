@@ -47,6 +47,21 @@ func (p PostbackRecord) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *PostbackRecord) UnmarshalJSON(b []byte) error {
+	type plain PostbackRecord
+	var in struct {
+		plain
+		BodyBase64 []byte `json:"body_base64"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*p = PostbackRecord(in.plain)
+	p.Body = in.BodyBase64
+	return nil
+}
+
 // Postbacks returns the postbacks of messageID ("" for all), oldest first.
 func (s *Service) Postbacks(messageID string) []PostbackRecord {
 	s.mu.RLock()

@@ -1,0 +1,39 @@
+# ipnlab: `make run` starts the lab, `make test` runs every test.
+GO      ?= go
+BIN     := bin/ipnlab
+PKGS    := ./...
+FUZZTIME ?= 30s
+
+.PHONY: all build run test bench lint fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ipnlab
+
+# The emulator on 127.0.0.1:8700 (verifier at /cgi-bin/webscr, API at /api/v1/).
+run: build
+	./$(BIN) serve --addr 127.0.0.1:8700
+
+# Every spec, with the race detector; fuzz targets run their seed corpora.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,78 @@
+// Command ipnlab is one binary for the IPN sandbox: the emulator (serve),
+// sending notifications, reading IPN History, moving the virtual clock,
+// and generating fixtures.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes: 1 for a failure the user asked us to detect, 2 when the
+// command itself could not run (bad flags, unreachable emulator).
+const (
+	exitFailure = 1
+	exitHarness = 2
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+func main() {
+	root := newRoot()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ipnlab:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(exitHarness)
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(exitHarness)
+	}
+}
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ipnlab",
+		Short:         "An offline sandbox and conformance harness for payment notifications (IPN)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
+	})
+	root.AddCommand(newServe(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
+		newFault(), newProfile(), newFixtures())
+	return root
+}
+
+// noArgs and exactArgs wrap cobra's checks as usage errors.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(c, args); err != nil {
+			return usageError{fmt.Errorf("%s: %w", c.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s: unexpected argument %q", c.CommandPath(), args[0])}
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+)
+
+func newServe() *cobra.Command {
+	var (
+		addr, clockMode, verify, notifyURL, recvEmail, recvID, logLevel string
+		ackTimeout                                                      time.Duration
+		retries                                                         int
+		seed                                                            uint64
+		live, ipnOff                                                    bool
+	)
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the emulator: fake PayPal, verifier, control API",
+		Long: `Run the emulator. Listeners post back to /cgi-bin/webscr; the control API is
+under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
+  ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := parseLevel(logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			clk, err := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second))
+			if err != nil {
+				return usageError{fmt.Errorf("--clock: %w", err)}
+			}
+			mode, err := paypal.ParseMode(verify)
+			if err != nil {
+				return usageError{fmt.Errorf("--verify: %w", err)}
+			}
+			if ackTimeout <= 0 {
+				return usageError{fmt.Errorf("--ack-timeout %s: must be positive", ackTimeout)}
+			}
+			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
+			srv, err := emulator.Start(emulator.Config{
+				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
+				Live: live, Seed: seed, Logger: log,
+			}, addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
+				srv.Addr(), clk.Mode(), mode, srv.Seed())
+			log.Info("emulator listening", "url", srv.URL(), "verify_url", srv.VerifyURL(), "notify_url", notifyURL)
+
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			log.Info("shutting down")
+			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdown)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8700", "address to listen on")
+	f.StringVar(&clockMode, "clock", "real", "clock: real, manual (moves only via the API) or scale:N (N times faster)")
+	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal (as the live service) or strict (the documentation's letter)")
+	f.DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "a delivery not answered within this is a failure")
+	f.IntVar(&retries, "retries", 15, "PayPal resends before giving up (16 reaches PayPal's 'four days')")
+	f.StringVar(&notifyURL, "notify-url", "", "the account's IPN URL (notifications are on when set)")
+	f.BoolVar(&ipnOff, "ipn-off", false, "start with notifications off (messages wait as Disabled)")
+	f.StringVar(&recvEmail, "receiver-email", emulator.DefaultReceiverEmail, "the merchant's receiver_email")
+	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
+	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
+	f.BoolVar(&live, "live", false, "send live-style messages (no test_ipn=1)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}

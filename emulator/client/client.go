@@ -1,0 +1,236 @@
+// Package client is a Go client for the emulator's control API, used by the
+// CLI and by suites that drive an emulator in another process or container.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// DefaultURL is where `ipnlab serve` listens by default.
+const DefaultURL = "http://127.0.0.1:8700"
+
+// APIError is a 4xx/5xx answer from the emulator.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("emulator: %s (HTTP %d)", e.Message, e.Status) }
+
+// ErrUnreachable is wrapped when no emulator answers at the base URL.
+var ErrUnreachable = errors.New("emulator unreachable")
+
+// Client talks to one emulator.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the emulator at base ("http://127.0.0.1:8700").
+func New(base string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("emulator URL %q: want http://host:port", base)
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 10 * time.Minute}}, nil
+}
+
+// URL is the emulator's base URL.
+func (c *Client) URL() string { return c.base }
+
+// VerifyURL is where listeners post back.
+func (c *Client) VerifyURL() string { return c.base + "/cgi-bin/webscr" }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error.Message == "" {
+			e.Error.Message = strings.TrimSpace(string(raw))
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error.Message}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Health checks that the emulator answers.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, "GET", "/healthz", nil, &map[string]any{})
+}
+
+// SendPayPal creates a PayPal notification.
+func (c *Client) SendPayPal(ctx context.Context, req emulator.SendRequest) (emulator.MessageView, error) {
+	var v emulator.MessageView
+	return v, c.do(ctx, "POST", "/api/v1/paypal/notifications", req, &v)
+}
+
+// Message reads one message with its attempts and postbacks.
+func (c *Client) Message(ctx context.Context, id string) (emulator.MessageView, error) {
+	var v emulator.MessageView
+	return v, c.do(ctx, "GET", "/api/v1/messages/"+url.PathEscape(id), nil, &v)
+}
+
+// History lists messages; filter keys are the API's query parameters.
+func (c *Client) History(ctx context.Context, filter url.Values) ([]emulator.Summary, int, error) {
+	var out struct {
+		Messages []emulator.Summary `json:"messages"`
+		Total    int                `json:"total"`
+	}
+	path := "/api/v1/messages"
+	if len(filter) > 0 {
+		path += "?" + filter.Encode()
+	}
+	return out.Messages, out.Total, c.do(ctx, "GET", path, nil, &out)
+}
+
+// Resend resends one message by hand.
+func (c *Client) Resend(ctx context.Context, id string, req emulator.ResendRequest) (emulator.MessageView, error) {
+	var v emulator.MessageView
+	return v, c.do(ctx, "POST", "/api/v1/messages/"+url.PathEscape(id)+"/resend", req, &v)
+}
+
+// ResendAll resends every message matching req.Status (default Failed)
+// created since req.Since, and returns their ids.
+func (c *Client) ResendAll(ctx context.Context, req emulator.ResendRequest) ([]string, error) {
+	var out struct {
+		Resent []string `json:"resent"`
+	}
+	return out.Resent, c.do(ctx, "POST", "/api/v1/messages/resend", req, &out)
+}
+
+// Postbacks lists the verifier's records ("" for all messages).
+func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.PostbackRecord, error) {
+	var out struct {
+		Postbacks []paypal.PostbackRecord `json:"postbacks"`
+	}
+	path := "/api/v1/postbacks"
+	if messageID != "" {
+		path += "?message_id=" + url.QueryEscape(messageID)
+	}
+	return out.Postbacks, c.do(ctx, "GET", path, nil, &out)
+}
+
+// Clock reads the emulator's clock.
+func (c *Client) Clock(ctx context.Context) (emulator.ClockView, error) {
+	var v emulator.ClockView
+	return v, c.do(ctx, "GET", "/api/v1/clock", nil, &v)
+}
+
+// Advance moves a manual clock by a duration such as "90s" or "4d".
+func (c *Client) Advance(ctx context.Context, duration string) (emulator.ClockView, error) {
+	var v emulator.ClockView
+	return v, c.do(ctx, "POST", "/api/v1/clock/advance", map[string]string{"duration": duration}, &v)
+}
+
+// RunUntilIdle fires every scheduled delivery within limit ("" for 30d).
+func (c *Client) RunUntilIdle(ctx context.Context, limit string) (emulator.ClockView, error) {
+	var v emulator.ClockView
+	var in any
+	if limit != "" {
+		in = map[string]string{"limit": limit}
+	}
+	return v, c.do(ctx, "POST", "/api/v1/clock/run-until-idle", in, &v)
+}
+
+// Profile reads the IPN settings.
+func (c *Client) Profile(ctx context.Context) (paypal.Profile, error) {
+	var p paypal.Profile
+	return p, c.do(ctx, "GET", "/api/v1/paypal/profile", nil, &p)
+}
+
+// SetProfile changes the IPN settings.
+func (c *Client) SetProfile(ctx context.Context, p paypal.Profile) (paypal.Profile, error) {
+	var out paypal.Profile
+	return out, c.do(ctx, "PUT", "/api/v1/paypal/profile", p, &out)
+}
+
+// SetFault injects a verifier fault for messageID ("" for every message).
+func (c *Client) SetFault(ctx context.Context, messageID string, f emulator.FaultRequest) error {
+	return c.do(ctx, "PUT", faultPath(messageID), f, nil)
+}
+
+// ClearFault removes a fault set by SetFault.
+func (c *Client) ClearFault(ctx context.Context, messageID string) error {
+	return c.do(ctx, "DELETE", faultPath(messageID), nil, nil)
+}
+
+func faultPath(messageID string) string {
+	if messageID == "" {
+		return "/api/v1/paypal/fault"
+	}
+	return "/api/v1/messages/" + url.PathEscape(messageID) + "/fault"
+}
+
+// Kinds lists the fixture kinds the emulator can generate.
+func (c *Client) Kinds(ctx context.Context) ([]fixtures.Kind, error) {
+	var out struct {
+		Kinds []fixtures.Kind `json:"kinds"`
+	}
+	return out.Kinds, c.do(ctx, "GET", "/api/v1/fixtures/kinds", nil, &out)
+}
+
+// Poll waits up to timeout for events after seq matching types ("" for
+// all) and messageID ("" for all). It returns the events and the sequence
+// number to continue from.
+func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string, timeout time.Duration) ([]events.Event, uint64, error) {
+	q := url.Values{"after": {fmt.Sprint(after)}, "timeout": {timeout.String()}}
+	if types != "" {
+		q.Set("type", types)
+	}
+	if messageID != "" {
+		q.Set("message_id", messageID)
+	}
+	var out struct {
+		Events []events.Event `json:"events"`
+		Last   uint64         `json:"last"`
+	}
+	err := c.do(ctx, "GET", "/api/v1/events/poll?"+q.Encode(), nil, &out)
+	return out.Events, out.Last, err
+}
