@@ -1,0 +1,119 @@
+package main_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+)
+
+// run runs the binary to completion and returns its session.
+func run(args ...string) *gexec.Session {
+	s, err := gexec.Start(exec.Command(binary, args...), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(s).WithTimeout(20 * time.Second).Should(gexec.Exit())
+	return s
+}
+
+var _ = Describe("ipnlab serve and its clients", func() {
+	var (
+		serve *gexec.Session
+		emu   string
+		ack   *httptest.Server
+	)
+	BeforeEach(func() {
+		var err error
+		serve, err = gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(127\.0\.0\.1:\d+) clock=manual verify=paypal seed=\d+\n`))
+		addr := regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1]
+		emu = "--emulator=http://" + string(addr)
+		ack = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+		DeferCleanup(func() {
+			ack.Close()
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+	})
+
+	It("sends, advances the clock, and shows History and the message", func() {
+		s := run("send", "paypal", emu, "--to", ack.URL, "--kind", "cart", "--param", "items=2", "--set", "custom=order-42")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`id=([A-Z0-9]{17}) txn_id=[A-Z0-9]{17} kind=cart status="Retrying" seed=\d+`))
+		id := regexp.MustCompile(`id=(\S+)`).FindSubmatch(s.Out.Contents())[1]
+
+		Expect(run("clock", "advance", "4d", emu).Out).To(gbytes.Say(`mode=manual pending=0`))
+		h := run("history", emu)
+		Expect(h).To(gexec.Exit(0))
+		Expect(h.Out).To(gbytes.Say(`Failed\s+500\s+16`))
+
+		m := run("message", string(id), emu)
+		Expect(m).To(gexec.Exit(0))
+		Expect(m.Out).To(gbytes.Say(`custom = "order-42"`))
+		Expect(m.Out).To(gbytes.Say(`#16 retry`))
+
+		r := run("resend", string(id), emu)
+		Expect(r).To(gexec.Exit(0))
+		Expect(r.Out).To(gbytes.Say(`attempts=17`))
+	})
+
+	It("replays a raw file byte for byte", func() {
+		path := filepath.Join(GinkgoT().TempDir(), "ipn.txt")
+		Expect(os.WriteFile(path, []byte("txn_id=61E67681CH3238416&first_name=J%F6rg&charset=windows-1252"), 0o600)).To(Succeed())
+		s := run("send", "paypal", emu, "--to", ack.URL, "--raw", path, "--json")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`"body": "txn_id=61E67681CH3238416&first_name=J%F6rg&charset=windows-1252"`))
+	})
+
+	It("sets faults and the profile", func() {
+		Expect(run("fault", "set", "slow", "--delay", "2s", emu)).To(gexec.Exit(0))
+		Expect(run("fault", "set", "sometimes", emu).Err).To(gbytes.Say(`fault kind "sometimes": want one of`))
+		Expect(run("fault", "clear", emu)).To(gexec.Exit(0))
+		p := run("profile", emu, "--notify-url", ack.URL, "--on")
+		Expect(p).To(gexec.Exit(0))
+		Expect(p.Out).To(gbytes.Say(`"enabled": true`))
+	})
+
+	It("exits 2 with a precise message on bad input", func() {
+		for args, msg := range map[*[]string]string{
+			{"send", "paypal", emu, "--kind", "nope", "--to", "http://127.0.0.1:9/"}: `unknown kind "nope"`,
+			{"send", "paypal", emu, "--set", "novalue"}:                             `--set "novalue": want name=value`,
+			{"send", "paypal", emu, "--param", "colour=red"}:                        `unknown field "colour"`,
+			{"clock", "advance", "soon", emu}:                                       `duration "soon"`,
+			{"history", "--status", "Lost", emu}:                                    `status "Lost"`,
+			{"resend", emu}:                                                         "give a message ID or --failed-since",
+			{"serve", "--clock", "fast"}:                                            `clock mode "fast"`,
+			{"serve", "--verify", "loose"}:                                          `verify mode "loose"`,
+			{"history", "--emulator", "http://127.0.0.1:1"}:                         "emulator unreachable",
+			{"send", "paypal", "--bogus"}:                                           "unknown flag: --bogus",
+		} {
+			s := run(*args...)
+			Expect(s).To(gexec.Exit(2), "%v", *args)
+			Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(msg)), "%v", *args)
+		}
+	})
+})
+
+var _ = Describe("ipnlab fixtures", func() {
+	It("lists kinds and shows one reproducibly by seed", func() {
+		l := run("fixtures", "list")
+		Expect(l).To(gexec.Exit(0))
+		Expect(l.Out).To(gbytes.Say(`masspay\s+masspay`))
+		a := run("fixtures", "show", "web_accept", "--seed", "7", "--raw")
+		b := run("fixtures", "show", "web_accept", "--seed", "7", "--raw")
+		Expect(a.Out.Contents()).To(Equal(b.Out.Contents()))
+		Expect(run("fixtures", "show", "web_accept", "--seed", "8", "--raw").Out.Contents()).NotTo(Equal(a.Out.Contents()))
+		s := run("fixtures", "show", "refund", "--seed", "3")
+		Expect(s.Out).To(gbytes.Say(`# kind=refund seed=3 charset=windows-1252`))
+		Expect(s.Out).To(gbytes.Say(`mc_gross = -\d+\.\d\d`))
+	})
+})
