@@ -86,15 +86,15 @@ var _ = Describe("ipnlab serve and its clients", func() {
 	It("exits 2 with a precise message on bad input", func() {
 		for args, msg := range map[*[]string]string{
 			{"send", "paypal", emu, "--kind", "nope", "--to", "http://127.0.0.1:9/"}: `unknown kind "nope"`,
-			{"send", "paypal", emu, "--set", "novalue"}:                             `--set "novalue": want name=value`,
-			{"send", "paypal", emu, "--param", "colour=red"}:                        `unknown field "colour"`,
-			{"clock", "advance", "soon", emu}:                                       `duration "soon"`,
-			{"history", "--status", "Lost", emu}:                                    `status "Lost"`,
-			{"resend", emu}:                                                         "give a message ID or --failed-since",
-			{"serve", "--clock", "fast"}:                                            `clock mode "fast"`,
-			{"serve", "--verify", "loose"}:                                          `verify mode "loose"`,
-			{"history", "--emulator", "http://127.0.0.1:1"}:                         "emulator unreachable",
-			{"send", "paypal", "--bogus"}:                                           "unknown flag: --bogus",
+			{"send", "paypal", emu, "--set", "novalue"}:                              `--set "novalue": want name=value`,
+			{"send", "paypal", emu, "--param", "colour=red"}:                         `unknown field "colour"`,
+			{"clock", "advance", "soon", emu}:                                        `duration "soon"`,
+			{"history", "--status", "Lost", emu}:                                     `status "Lost"`,
+			{"resend", emu}:                                                          "give a message ID or --failed-since",
+			{"serve", "--clock", "fast"}:                                             `clock mode "fast"`,
+			{"serve", "--verify", "loose"}:                                           `verify mode "loose"`,
+			{"history", "--emulator", "http://127.0.0.1:1"}:                          "emulator unreachable",
+			{"send", "paypal", "--bogus"}:                                            "unknown flag: --bogus",
 		} {
 			s := run(*args...)
 			Expect(s).To(gexec.Exit(2), "%v", *args)
