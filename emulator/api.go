@@ -62,7 +62,9 @@ func (e *Emulator) routes() http.Handler {
 		{"POST", "/api/v1/clock/run-until-idle", e.runUntilIdle},
 		{"GET", "/api/v1/events", e.streamEvents},
 		{"GET", "/api/v1/events/poll", e.pollEvents},
+		{"POST", "/api/v1/paypal/lifecycles", e.postLifecycle},
 		{"GET", "/api/v1/fixtures/kinds", e.listKinds},
+		{"GET", "/api/v1/fixtures/lifecycles", e.listLifecycles},
 	} {
 		h := rt.h
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -609,6 +611,24 @@ func (e *Emulator) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		flusher.Flush()
 	}
+}
+
+func (e *Emulator) postLifecycle(w http.ResponseWriter, r *http.Request) error {
+	var req LifecycleRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	plan, err := e.SendLifecycle(req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, plan)
+	return nil
+}
+
+func (e *Emulator) listLifecycles(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"lifecycles": fixtures.Lifecycles()})
+	return nil
 }
 
 func (e *Emulator) listKinds(w http.ResponseWriter, r *http.Request) error {

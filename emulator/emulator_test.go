@@ -233,3 +233,42 @@ var _ = Describe("Emulator", func() {
 		Expect(fmt.Sprint(out["error"])).To(ContainSubstring("clock is not manual"))
 	})
 })
+
+var _ = Describe("Lifecycles through the emulator", func() {
+	It("sends each step at its clock offset; a chargeback plays out as the clock advances", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		code, plan := l.call("POST", "/api/v1/paypal/lifecycles", map[string]any{"name": "chargeback", "notify_url": l.lsrv.URL + "/ipn"})
+		Expect(code).To(Equal(201), "%v", plan)
+		steps := plan["steps"].([]any)
+		Expect(steps).To(HaveLen(5))
+		Expect(steps[0].(map[string]any)["message_id"]).NotTo(BeEmpty())
+		Expect(steps[1].(map[string]any)).NotTo(HaveKey("message_id"))
+		Expect(l.listener.received()).To(HaveLen(1))
+
+		code, _ = l.call("POST", "/api/v1/clock/advance", map[string]string{"duration": "40d"})
+		Expect(code).To(Equal(200))
+		got := l.listener.received()
+		Expect(got).To(HaveLen(5))
+		parent, _ := form.Parse(got[0])
+		statuses := []string{}
+		for _, b := range got[2:] {
+			f, err := form.Parse(b)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(f.Value("parent_txn_id")).To(Equal(parent.Value("txn_id")))
+			statuses = append(statuses, f.Value("payment_status"))
+		}
+		Expect(statuses).To(Equal([]string{"Reversed", "Canceled_Reversal", "Completed"}))
+		_, out := l.call("GET", "/api/v1/messages?status=Sent", nil)
+		Expect(out["total"]).To(BeNumerically("==", 5))
+	})
+
+	It("sends nothing when the request is bad", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		code, out := l.call("POST", "/api/v1/paypal/lifecycles", map[string]any{"name": "chargebak", "notify_url": l.lsrv.URL})
+		Expect(code).To(Equal(400))
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring(`unknown lifecycle "chargebak"`))
+		Expect(l.listener.received()).To(BeEmpty())
+	})
+})

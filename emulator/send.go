@@ -133,18 +133,9 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	if err != nil {
 		return MessageView{}, err
 	}
-	m, _, err := e.paypal.Send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL})
+	m, err := e.send(body, kind, seed, req.NotifyURL)
 	if err != nil {
-		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) ||
-			errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paypal.ErrNoTarget) {
-			return MessageView{}, fmt.Errorf("%w: %w", errBadRequest, err)
-		}
 		return MessageView{}, err
-	}
-	if seed != 0 {
-		e.mu.Lock()
-		e.seeds[m.ID] = seed
-		e.mu.Unlock()
 	}
 	if req.Fault != nil {
 		f, err := req.Fault.fault()
@@ -160,6 +151,25 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	e.WaitIdle()
 	view, _ := e.View(m.ID)
 	return view, nil
+}
+
+// send hands exact bytes to the fake PayPal. It does not wait, so clock
+// callbacks can call it.
+func (e *Emulator) send(body []byte, kind string, seed uint64, notifyURL string) (*paypal.Message, error) {
+	m, _, err := e.paypal.Send(paypal.Notification{Body: body, Kind: kind, NotifyURL: notifyURL})
+	if err != nil {
+		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) ||
+			errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paypal.ErrNoTarget) {
+			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		}
+		return nil, err
+	}
+	if seed != 0 {
+		e.mu.Lock()
+		e.seeds[m.ID] = seed
+		e.mu.Unlock()
+	}
+	return m, nil
 }
 
 // buildPayPal turns a request into the exact bytes to send.
@@ -192,26 +202,9 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	if err != nil {
 		return nil, "", 0, err
 	}
-	seed = req.Seed
-	if seed == 0 {
-		e.mu.Lock()
-		e.seq++
-		seed = subSeed(e.cfg.Seed, e.seq)
-		e.mu.Unlock()
-	}
-	prof := e.paypal.Profile()
-	gen, err := fixtures.New(seed, fixtures.Options{
-		Charset: req.Charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(req.Flavour),
-		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
-		Start:    e.clock.Now(),
-	})
+	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Params.PayerEmail, &p)
 	if err != nil {
-		return nil, "", 0, badRequest("%v", err)
-	}
-	if req.Params.PayerEmail != "" {
-		payer := gen.Person()
-		payer.Email = req.Params.PayerEmail
-		p.Payer = &payer
+		return nil, "", 0, err
 	}
 	msg, err := gen.Message(req.Kind, p)
 	if err != nil {
@@ -234,6 +227,33 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 		return nil, "", 0, badRequest("%v", err)
 	}
 	return raw.Encode(), req.Kind, seed, nil
+}
+
+// generator returns a fixtures generator for one request: its own seed
+// (derived from the emulator's unless given), the profile's receiver, the
+// clock's time, and the payer's email pinned into p if asked.
+func (e *Emulator) generator(seed uint64, charset, flavour, payerEmail string, p *fixtures.Params) (*fixtures.Generator, uint64, error) {
+	if seed == 0 {
+		e.mu.Lock()
+		e.seq++
+		seed = subSeed(e.cfg.Seed, e.seq)
+		e.mu.Unlock()
+	}
+	prof := e.paypal.Profile()
+	gen, err := fixtures.New(seed, fixtures.Options{
+		Charset: charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(flavour),
+		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
+		Start:    e.clock.Now(),
+	})
+	if err != nil {
+		return nil, 0, badRequest("%v", err)
+	}
+	if payerEmail != "" {
+		payer := gen.Person()
+		payer.Email = payerEmail
+		p.Payer = &payer
+	}
+	return gen, seed, nil
 }
 
 // Fixture checks the params and converts them for the fixtures package.

@@ -26,6 +26,10 @@ func newFixtures() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, t, k.Description)
 		}
+		fmt.Fprintln(tw, "\nLIFECYCLE\t\tDESCRIPTION")
+		for _, l := range fixtures.Lifecycles() {
+			fmt.Fprintf(tw, "%s\t\t%s\n", l.Name, l.Description)
+		}
 		return tw.Flush()
 	}}
 	var (
@@ -34,7 +38,7 @@ func newFixtures() *cobra.Command {
 		raw, live        bool
 		params           []string
 	)
-	show := &cobra.Command{Use: "show KIND", Short: "Print one generated message (reproducible with --seed)", Args: exactArgs(1)}
+	show := &cobra.Command{Use: "show KIND|LIFECYCLE", Short: "Print a generated message or lifecycle (reproducible with --seed)", Args: exactArgs(1)}
 	show.RunE = func(cmd *cobra.Command, args []string) error {
 		if seed == 0 {
 			seed = fixtures.NewSeed()
@@ -59,22 +63,39 @@ func newFixtures() *cobra.Command {
 		if err != nil {
 			return usageError{err}
 		}
-		m, err := g.Message(args[0], p)
-		if err != nil {
-			return usageError{err}
-		}
-		body, err := m.Body()
-		if err != nil {
-			return err
+		steps := []fixtures.Step{}
+		if _, isKind := fixtures.LookupKind(args[0]); isKind {
+			m, err := g.Message(args[0], p)
+			if err != nil {
+				return usageError{err}
+			}
+			steps = append(steps, fixtures.Step{Name: args[0], Message: m})
+		} else if steps, err = g.Lifecycle(args[0], p); err != nil {
+			return usageError{fmt.Errorf("%q is neither a kind nor a lifecycle (ipnlab fixtures list)", args[0])}
 		}
 		w := cmd.OutOrStdout()
-		if raw {
-			_, err := w.Write(append(body, '\n'))
-			return err
-		}
-		fmt.Fprintf(w, "# kind=%s seed=%d charset=%s\n", m.Kind, seed, m.Fields.Value("charset"))
-		for _, f := range m.Fields {
-			fmt.Fprintf(w, "%s = %s\n", f.Name, quoteIfNeeded(f.Value))
+		for i, st := range steps {
+			body, err := st.Message.Body()
+			if err != nil {
+				return err
+			}
+			if raw {
+				if _, err := w.Write(append(body, '\n')); err != nil {
+					return err
+				}
+				continue
+			}
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "# kind=%s seed=%d charset=%s", st.Message.Kind, seed, st.Message.Fields.Value("charset"))
+			if len(steps) > 1 {
+				fmt.Fprintf(w, " step=%s after=%s", st.Name, st.After)
+			}
+			fmt.Fprintln(w)
+			for _, f := range st.Message.Fields {
+				fmt.Fprintf(w, "%s = %s\n", f.Name, quoteIfNeeded(f.Value))
+			}
 		}
 		return nil
 	}

@@ -63,10 +63,10 @@ func newSend() *cobra.Command {
 
 func newSendPayPal() *cobra.Command {
 	var (
-		to, kind, charset, rawFile, flavour string
-		set, unset, params                  []string
-		seed                                uint64
-		asJSON                              bool
+		to, kind, charset, rawFile, flavour, lifecycle string
+		set, unset, params                             []string
+		seed                                           uint64
+		asJSON                                         bool
 	)
 	c := &cobra.Command{
 		Use:   "paypal",
@@ -81,6 +81,9 @@ func newSendPayPal() *cobra.Command {
 		cl, err := dial(*base)
 		if err != nil {
 			return err
+		}
+		if lifecycle != "" {
+			return sendLifecycle(cmd, cl, lifecycle, to, charset, seed, params, asJSON)
 		}
 		req := emulator.SendRequest{NotifyURL: to, Charset: charset, Flavour: flavour, Seed: seed, Unset: unset}
 		if cmd.Flags().Changed("kind") || rawFile == "" {
@@ -124,7 +127,41 @@ func newSendPayPal() *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "seed for this message's values")
 	f.StringVar(&rawFile, "raw", "", "send this file's bytes exactly")
 	f.BoolVar(&asJSON, "json", false, "print the message as JSON")
+	f.StringVar(&lifecycle, "lifecycle", "", "send a lifecycle instead (ipnlab fixtures list), each step at its clock offset")
 	return c
+}
+
+func sendLifecycle(cmd *cobra.Command, cl *client.Client, name, to, charset string, seed uint64, params []string, asJSON bool) error {
+	for _, flag := range []string{"kind", "set", "unset", "raw", "flavour"} {
+		if cmd.Flags().Changed(flag) {
+			return usageError{fmt.Errorf("--lifecycle and --%s do not go together", flag)}
+		}
+	}
+	ps, err := pairs("param", params)
+	if err != nil {
+		return err
+	}
+	p, err := parseParams(ps)
+	if err != nil {
+		return err
+	}
+	plan, err := cl.SendLifecycle(cmd.Context(), emulator.LifecycleRequest{Name: name, Params: p, Charset: charset, Seed: seed, NotifyURL: to})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), plan)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "# lifecycle=%s seed=%d\nSTEP\tKIND\tTXN_ID\tAT\tMESSAGE\n", plan.Lifecycle, plan.Seed)
+	for _, s := range plan.Steps {
+		id := s.MessageID
+		if id == "" {
+			id = "(scheduled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.TxnID, s.At.Format(time.RFC3339), id)
+	}
+	return tw.Flush()
 }
 
 func parseParams(ps emulator.Fields) (emulator.Params, error) {

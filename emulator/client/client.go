@@ -111,6 +111,12 @@ func (c *Client) SendPayPal(ctx context.Context, req emulator.SendRequest) (emul
 	return v, c.do(ctx, "POST", "/api/v1/paypal/notifications", req, &v)
 }
 
+// SendLifecycle sends a fixture lifecycle, each step at its clock offset.
+func (c *Client) SendLifecycle(ctx context.Context, req emulator.LifecycleRequest) (emulator.LifecyclePlan, error) {
+	var plan emulator.LifecyclePlan
+	return plan, c.do(ctx, "POST", "/api/v1/paypal/lifecycles", req, &plan)
+}
+
 // Message reads one message with its attempts and postbacks.
 func (c *Client) Message(ctx context.Context, id string) (emulator.MessageView, error) {
 	var v emulator.MessageView

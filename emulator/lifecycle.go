@@ -1,0 +1,81 @@
+package emulator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// LifecycleRequest asks for a fixture lifecycle to be sent, each step at
+// its offset on the clock (a chargeback spans weeks: use a manual or scaled
+// clock to see it through).
+type LifecycleRequest struct {
+	Name      string `json:"name"`
+	Params    Params `json:"params,omitempty"`
+	Charset   string `json:"charset,omitempty"`
+	Seed      uint64 `json:"seed,omitempty"`
+	NotifyURL string `json:"notify_url,omitempty"`
+}
+
+// PlannedStep is one step of a lifecycle and when it is sent.
+type PlannedStep struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	TxnID     string    `json:"txn_id,omitempty"`
+	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"` // once sent
+}
+
+// LifecyclePlan is what SendLifecycle scheduled.
+type LifecyclePlan struct {
+	Lifecycle string        `json:"lifecycle"`
+	Seed      uint64        `json:"seed"`
+	Steps     []PlannedStep `json:"steps"`
+}
+
+// SendLifecycle generates every step first (so a bad request sends
+// nothing), then schedules each on the clock. The first step goes at once;
+// on a manual clock the answer comes after its first delivery.
+func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
+	p, err := req.Params.Fixture()
+	if err != nil {
+		return LifecyclePlan{}, err
+	}
+	if req.Name == "" {
+		return LifecyclePlan{}, badRequest("name is required: one of %v", fixtures.LifecycleNames())
+	}
+	gen, seed, err := e.generator(req.Seed, req.Charset, "", req.Params.PayerEmail, &p)
+	if err != nil {
+		return LifecyclePlan{}, err
+	}
+	steps, err := gen.Lifecycle(req.Name, p)
+	if err != nil {
+		return LifecyclePlan{}, badRequest("%v", err)
+	}
+	plan := LifecyclePlan{Lifecycle: req.Name, Seed: seed}
+	bodies := make([][]byte, len(steps))
+	at := e.clock.Now()
+	for i, st := range steps {
+		if bodies[i], err = st.Message.Body(); err != nil {
+			return LifecyclePlan{}, badRequest("step %s: %v", st.Name, err)
+		}
+		at = at.Add(st.After)
+		plan.Steps = append(plan.Steps, PlannedStep{Name: st.Name, Kind: st.Message.Kind, TxnID: st.Message.Fields.Value("txn_id"), At: at})
+	}
+	first, err := e.send(bodies[0], steps[0].Message.Kind, seed, req.NotifyURL)
+	if err != nil {
+		return LifecyclePlan{}, err
+	}
+	plan.Steps[0].MessageID = first.ID
+	for i := 1; i < len(steps); i++ {
+		body, kind, name := bodies[i], steps[i].Message.Kind, steps[i].Name
+		e.clock.At(plan.Steps[i].At, func() {
+			if _, err := e.send(body, kind, seed, req.NotifyURL); err != nil {
+				e.log.Error("lifecycle step not sent", "lifecycle", req.Name, "step", name, "error", fmt.Sprint(err))
+			}
+		})
+	}
+	e.WaitIdle()
+	return plan, nil
+}
