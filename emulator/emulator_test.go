@@ -272,3 +272,23 @@ var _ = Describe("Lifecycles through the emulator", func() {
 		Expect(l.listener.received()).To(BeEmpty())
 	})
 })
+
+var _ = Describe("Every kind through the emulator", func() {
+	It("is delivered and a byte-exact postback is VERIFIED, in each charset, in strict mode", func() {
+		l := newLab(paypal.ModeStrict)
+		DeferCleanup(l.close)
+		_, out := l.call("GET", "/api/v1/fixtures/kinds", nil)
+		kinds := out["kinds"].([]any)
+		Expect(len(kinds)).To(BeNumerically(">=", 40))
+		for _, k := range kinds {
+			name := k.(map[string]any)["name"].(string)
+			for _, cs := range []string{"windows-1252", "UTF-8", "windows-1255", "KOI8_R"} {
+				for _, flavour := range []string{"paypal", "simulator"} {
+					msg := l.send(map[string]any{"kind": name, "charset": cs, "flavour": flavour, "params": map[string]any{"items": 2}})
+					Expect(msg["status"]).To(Equal("Sent"), "%s %s %s", name, cs, flavour)
+					Expect(verdicts(l.message(msg["id"].(string)))).To(Equal([]string{"VERIFIED"}), "%s %s %s", name, cs, flavour)
+				}
+			}
+		}
+	})
+})
