@@ -18,6 +18,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -63,6 +64,13 @@ func (e *Emulator) routes() http.Handler {
 		{"GET", "/api/v1/events", e.streamEvents},
 		{"GET", "/api/v1/events/poll", e.pollEvents},
 		{"POST", "/api/v1/paypal/lifecycles", e.postLifecycle},
+		{"POST", "/api/v1/paydo/notifications", e.postPayDo},
+		{"PUT", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration},
+		{"DELETE", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration},
+		{"PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration},
+		{"DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration},
+		{"GET", "/api/v1/paydo/registrations", e.getRegistrations},
+		{"GET", "/api/v1/paydo/transactions", e.listPayDoTransactions},
 		{"GET", "/api/v1/fixtures/kinds", e.listKinds},
 		{"GET", "/api/v1/fixtures/lifecycles", e.listLifecycles},
 	} {
@@ -79,6 +87,7 @@ func (e *Emulator) routes() http.Handler {
 	}
 	// The verifier takes every method so that a wrong one is recorded.
 	mux.Handle("/cgi-bin/webscr", e.paypal)
+	mux.Handle("GET /paydo/v1/transactions/{id}", e.paydo.LookupHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := paths.Handler(r); pattern != "" {
 			methods := allow[pattern]
@@ -298,8 +307,8 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := MessageFilter{Provider: q.Get("provider"), Kind: q.Get("kind"), TxnID: q.Get("txn_id")}
-	if f.Provider != "" && f.Provider != paypal.Provider {
-		return badRequest("provider %q: want paypal", f.Provider)
+	if f.Provider != "" && f.Provider != paypal.Provider && f.Provider != paydo.Provider {
+		return badRequest("provider %q: want paypal or paydo", f.Provider)
 	}
 	if s := q.Get("status"); s != "" {
 		if f.Status, err = parseStatus(s); err != nil {
@@ -512,7 +521,7 @@ func parseEventQuery(r *http.Request, poll bool) (eventQuery, error) {
 		}
 	}
 	if t := q.Get("type"); t != "" {
-		known := []string{events.MessageQueued, events.Attempt, events.Resend, events.Postback, events.ClockAdvanced, events.Profile}
+		known := events.Types
 		for _, typ := range strings.Split(t, ",") {
 			if !slices.Contains(known, typ) {
 				return eq, badRequest("event type %q: want %s", typ, strings.Join(known, ", "))
@@ -632,6 +641,6 @@ func (e *Emulator) listLifecycles(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (e *Emulator) listKinds(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"kinds": fixtures.Kinds()})
+	writeJSON(w, http.StatusOK, map[string]any{"kinds": fixtures.Kinds(), "paydo_kinds": fixtures.PayDoKinds()})
 	return nil
 }

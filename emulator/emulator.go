@@ -15,6 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -44,6 +45,13 @@ type Config struct {
 	Live bool
 	// Seed makes generated messages reproducible (0: drawn at start).
 	Seed uint64
+	// PayDoSchedule is PayDo's resend schedule (default: 1 min doubling to
+	// 1 h, for 24 h).
+	PayDoSchedule *delivery.Backoff
+	// PayDoSource is the local IP PayDo deliveries leave from (e.g.
+	// 127.0.0.2); PayDoForwardedFor is sent as X-Forwarded-For.
+	PayDoSource       string
+	PayDoForwardedFor string
 	// Client overrides the HTTP client deliveries use (e.g. for TLS).
 	Client *http.Client
 	// Logger defaults to slog.Default().
@@ -58,6 +66,7 @@ type Emulator struct {
 	clock   clock.Clock
 	engine  *delivery.Engine
 	paypal  *paypal.Service
+	paydo   *paydo.Service
 	bus     *events.Bus
 	log     *slog.Logger
 	handler http.Handler
@@ -116,7 +125,16 @@ func New(cfg Config) (*Emulator, error) {
 		eng.Close()
 		return nil, err
 	}
-	e.engine, e.paypal = eng, pp
+	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup}
+	if cfg.PayDoSchedule != nil {
+		pdCfg.Schedule = *cfg.PayDoSchedule
+	}
+	pd, err := paydo.New(pdCfg)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	e.engine, e.paypal, e.paydo = eng, pp, pd
 	e.handler = e.routes()
 	return e, nil
 }
@@ -132,6 +150,9 @@ func (e *Emulator) Clock() clock.Clock { return e.clock }
 
 // PayPal returns the fake PayPal.
 func (e *Emulator) PayPal() *paypal.Service { return e.paypal }
+
+// PayDo returns the fake PayDo.
+func (e *Emulator) PayDo() *paydo.Service { return e.paydo }
 
 // Engine returns the delivery engine.
 func (e *Emulator) Engine() *delivery.Engine { return e.engine }

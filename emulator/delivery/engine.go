@@ -87,6 +87,9 @@ type Submission struct {
 	Ack        AckPolicy
 	// Hold keeps the message in History as Disabled until Release.
 	Hold bool
+	// Client, if set, sends this message instead of the engine's client
+	// (PayDo's deliveries leave from their own source address).
+	Client *http.Client
 }
 
 // Engine delivers submissions and keeps their records.
@@ -110,6 +113,7 @@ type entry struct {
 	header     http.Header
 	schedule   Schedule
 	ack        AckPolicy
+	client     *http.Client
 	held       bool
 	timer      clock.Timer // the next scheduled attempt
 	resends    int         // manual resends queued or running
@@ -133,19 +137,26 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, msgs: make(map[string]*entry)}, nil
 }
 
-// NewClient returns the HTTP client deliveries use by default: no proxy, no
-// redirects, generous keep-alive. transport may be nil.
+// NewTransport returns the transport deliveries use: no proxy, generous
+// keep-alive, and connections made from localAddr when it is set (so a
+// listener's source-address allowlist can be tested on loopback).
+func NewTransport(localAddr net.Addr) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: localAddr}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// NewClient returns the HTTP client deliveries use by default: it never
+// follows redirects (a 302 is not an ack). transport may be nil.
 func NewClient(transport *http.Transport) *http.Client {
 	if transport == nil {
-		transport = &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-			DisableCompression:  true,
-		}
+		transport = NewTransport(nil)
 	}
 	return &http.Client{
 		Transport:     transport,
@@ -181,7 +192,10 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 			Created: e.cfg.Clock.Now(), Status: Queued,
 		},
 		body: s.Body, resendBody: s.ResendBody, header: s.Header.Clone(),
-		schedule: s.Schedule, ack: s.Ack, held: s.Hold,
+		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client,
+	}
+	if ent.client == nil {
+		ent.client = e.cfg.Client
 	}
 	if s.Hold {
 		ent.rec.Status = Disabled
@@ -348,7 +362,7 @@ func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
 	if trig == Manual && ent.resendBody != nil {
 		body = ent.resendBody
 	}
-	header, ack := ent.header, ent.ack
+	header, ack, client := ent.header, ent.ack, ent.client
 	if trig == Retry {
 		ent.rec.Retries++
 	}
@@ -358,7 +372,7 @@ func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
 	}
 	e.mu.Unlock()
 
-	e.post(&a, url, header, body, ack)
+	e.post(client, &a, url, header, body, ack)
 
 	e.mu.Lock()
 	if trig == Manual {
@@ -409,7 +423,7 @@ func (e *Engine) refreshLocked(ent *entry) {
 }
 
 // post makes one HTTP exchange and fills in the attempt's outcome.
-func (e *Engine) post(a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
+func (e *Engine) post(client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
 	defer cancel()
 	start := time.Now()
@@ -423,7 +437,7 @@ func (e *Engine) post(a *Attempt, url string, header http.Header, body []byte, a
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := e.cfg.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			a.Error = fmt.Sprintf("no answer within %s", e.cfg.AckTimeout)

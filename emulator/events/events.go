@@ -18,7 +18,11 @@ const (
 	Postback      = "postback"         // the verifier answered a postback
 	ClockAdvanced = "clock.advanced"   // a manual clock moved
 	Profile       = "profile.changed"  // IPN settings changed
+	PayDoLookup   = "paydo.lookup"     // a listener looked a PayDo transaction up
 )
+
+// Types lists every event type.
+var Types = []string{MessageQueued, Attempt, Resend, Postback, ClockAdvanced, Profile, PayDoLookup}
 
 // Event is one entry of the journal.
 type Event struct {

@@ -1,0 +1,227 @@
+package emulator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/orderedjson"
+)
+
+// PayDoParams pins generated values of a PayDo message.
+type PayDoParams struct {
+	Amount         string          `json:"amount,omitempty"` // "25.00"
+	Currency       string          `json:"currency,omitempty"`
+	Status         int             `json:"status,omitempty"` // transfer status or checkout state
+	Identifier     string          `json:"identifier,omitempty"`
+	InvoiceID      string          `json:"invoice_id,omitempty"`
+	TxID           string          `json:"txid,omitempty"`
+	OrderID        string          `json:"order_id,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	AmountAsString bool            `json:"amount_as_string,omitempty"`
+}
+
+// PayDoRequest asks for PayDo notifications: one message (and Copies-1
+// identical ones, delivered concurrently), then one per status in Then for
+// the same transaction, each after the previous (Interval apart on the
+// clock, or as soon as the previous was first delivered).
+type PayDoRequest struct {
+	Kind      string          `json:"kind"`
+	Params    PayDoParams     `json:"params,omitempty"`
+	Set       json.RawMessage `json:"set,omitempty"` // {"transaction.status": 2, "invoice.metadata.x": "y"}
+	Then      []int           `json:"then,omitempty"`
+	Interval  string          `json:"interval,omitempty"`
+	Copies    int             `json:"copies,omitempty"`
+	Seed      uint64          `json:"seed,omitempty"`
+	NotifyURL string          `json:"notify_url,omitempty"`
+	Project   string          `json:"project,omitempty"`
+	User      string          `json:"user,omitempty"`
+}
+
+// SendPayDo creates and delivers PayDo notifications and returns them in
+// the order they were created.
+func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
+	msgs, interval, err := e.buildPayDo(req)
+	if err != nil {
+		return nil, err
+	}
+	copies := max(req.Copies, 1)
+	var ids []string
+	send := func(m fixtures.PayDoMessage, n int) error {
+		for range n {
+			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User})
+			if err != nil {
+				if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) {
+					return fmt.Errorf("%w: %w", errBadRequest, err)
+				}
+				return err
+			}
+			ids = append(ids, rec.ID)
+		}
+		return nil
+	}
+	if err := send(msgs[0], copies); err != nil {
+		return nil, err
+	}
+	e.WaitIdle()
+	for i, m := range msgs[1:] {
+		if interval == 0 {
+			if err := send(m, 1); err != nil {
+				return nil, err
+			}
+			e.WaitIdle()
+			continue
+		}
+		e.clock.At(e.clock.Now().Add(time.Duration(i+1)*interval), func() {
+			if err := send(m, 1); err != nil {
+				e.log.Error("paydo follow-up not sent", "error", err)
+			}
+		})
+	}
+	views := make([]MessageView, 0, len(ids))
+	for _, id := range ids {
+		v, _ := e.View(id)
+		views = append(views, v)
+	}
+	return views, nil
+}
+
+// buildPayDo makes every message of a request before any is sent.
+func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.Duration, error) {
+	if req.Kind == "" {
+		return nil, 0, badRequest("kind is required: transfer or checkout")
+	}
+	if req.Copies < 0 || req.Copies > 1000 {
+		return nil, 0, badRequest("copies %d: want 1 to 1000", req.Copies)
+	}
+	var interval time.Duration
+	if req.Interval != "" {
+		d, err := time.ParseDuration(req.Interval)
+		if err != nil || d < 0 {
+			return nil, 0, badRequest("interval %q: want a duration such as 10m", req.Interval)
+		}
+		interval = d
+	}
+	p := fixtures.PayDoParams{
+		Currency: req.Params.Currency, Status: req.Params.Status, Identifier: req.Params.Identifier,
+		InvoiceID: req.Params.InvoiceID, TxID: req.Params.TxID, OrderID: req.Params.OrderID,
+		AmountAsString: req.Params.AmountAsString,
+	}
+	if req.Params.Amount != "" {
+		a, err := fixtures.ParseMoney(req.Params.Amount)
+		if err != nil {
+			return nil, 0, badRequest("params.amount: %v", err)
+		}
+		p.Amount = a
+	}
+	if len(req.Params.Metadata) > 0 {
+		md, err := orderedjson.Parse(req.Params.Metadata)
+		if err != nil {
+			return nil, 0, badRequest("params.metadata: %v", err)
+		}
+		p.Metadata = md
+	}
+	var sets orderedjson.Object
+	if len(req.Set) > 0 {
+		var err error
+		if sets, err = orderedjson.Parse(req.Set); err != nil {
+			return nil, 0, badRequest("set: %v (want an object of paths to JSON values)", err)
+		}
+	}
+	gen, _, err := e.generator(req.Seed, "", "", "", &fixtures.Params{})
+	if err != nil {
+		return nil, 0, err
+	}
+	first, err := gen.PayDo(req.Kind, p)
+	if err != nil {
+		return nil, 0, badRequest("%v", err)
+	}
+	for _, m := range sets {
+		if first.Body, err = first.Body.Set(m.Key, m.Value, fixtures.PayDoOpenPaths...); err != nil {
+			return nil, 0, badRequest("set %v", err)
+		}
+	}
+	msgs := []fixtures.PayDoMessage{first}
+	statusPath := "transaction.state"
+	if req.Kind == fixtures.PayDoTransfer {
+		statusPath = "transaction.status"
+	}
+	for _, st := range req.Then {
+		// Validate the status with the generator's own rules.
+		if _, err := gen.PayDo(req.Kind, fixtures.PayDoParams{Status: st}); err != nil {
+			return nil, 0, badRequest("then: %v", err)
+		}
+		next := first
+		next.Body, _ = first.Body.Set(statusPath, json.Number(fmt.Sprint(st)))
+		if req.Kind == fixtures.PayDoCheckout {
+			msg := ""
+			if st == fixtures.CheckoutFailed || st == fixtures.CheckoutFailed5 {
+				msg = "Payment failed"
+			}
+			next.Body, _ = next.Body.Set("transaction.error.message", msg)
+		}
+		msgs = append(msgs, next)
+	}
+	return msgs, interval, nil
+}
+
+func (e *Emulator) postPayDo(w http.ResponseWriter, r *http.Request) error {
+	var req PayDoRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	views, err := e.SendPayDo(req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"messages": views})
+	return nil
+}
+
+func (e *Emulator) putRegistration(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		URL string `json:"url"`
+	}
+	if r.Method == http.MethodPut {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+		if req.URL == "" {
+			return badRequest("url is required (DELETE removes a registration)")
+		}
+	}
+	var err error
+	if project := r.PathValue("project"); project != "" {
+		err = e.paydo.RegisterCheckoutURL(project, req.URL)
+	} else {
+		err = e.paydo.RegisterTransferURL(r.PathValue("user"), req.URL)
+	}
+	switch {
+	case errors.Is(err, paydo.ErrAlreadyExists):
+		return &apiError{http.StatusConflict, err.Error()}
+	case err != nil:
+		return badRequest("%v", err)
+	}
+	return e.getRegistrations(w, r)
+}
+
+func (e *Emulator) getRegistrations(w http.ResponseWriter, r *http.Request) error {
+	projects, users := e.paydo.Registrations()
+	writeJSON(w, http.StatusOK, map[string]any{"checkout_ipn_urls": projects, "transfer_ipn_urls": users})
+	return nil
+}
+
+func (e *Emulator) listPayDoTransactions(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"transactions": e.paydo.Transactions()})
+	return nil
+}
+
+func (e *Emulator) onLookup(l paydo.Lookup) {
+	e.bus.Publish(events.PayDoLookup, l.Time, paydo.Provider, "", l)
+}

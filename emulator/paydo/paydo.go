@@ -1,0 +1,348 @@
+// Package paydo is the fake PayDo: JSON notifications for transfers and
+// checkout payments, resent until the listener answers 200 for at most 24
+// hours, sent from a configurable source address, with PayDo's IPN URL
+// registration rules and a transaction status lookup.
+package paydo
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/orderedjson"
+)
+
+// Provider is the name PayDo messages carry in delivery records.
+const Provider = "paydo"
+
+// UserAgent is the header PayDo deliveries carry (PayDo documents none).
+const UserAgent = "PayDo-IPN/1.0 (ipnlab)"
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound      = errors.New("no such transaction")
+	ErrNoTarget      = errors.New("no IPN URL: give a notify URL or register one for the project or user")
+	ErrAlreadyExists = errors.New("PayDo allows one transfer IPN URL per user")
+)
+
+// DefaultSchedule resends after 1 min, doubling to at most 1 h, for 24 h:
+// PayDo documents "within 24 hours" and no interval.
+func DefaultSchedule() delivery.Backoff {
+	return delivery.Backoff{Initial: time.Minute, Factor: 2, Max: time.Hour, Window: 24 * time.Hour}
+}
+
+// Config configures a Service.
+type Config struct {
+	Clock  clock.Clock
+	Engine *delivery.Engine
+	// Schedule defaults to DefaultSchedule.
+	Schedule delivery.Schedule
+	// SourceAddr is the local IP deliveries leave from (e.g. 127.0.0.2,
+	// standing in for PayDo's 52.49.204.201); empty lets the OS choose.
+	SourceAddr string
+	// ForwardedFor, if set, is sent as X-Forwarded-For, as if a proxy in
+	// front of the listener had seen PayDo's address.
+	ForwardedFor string
+	// OnLookup, if set, hears of every status lookup.
+	OnLookup func(Lookup)
+}
+
+// Transaction is PayDo's current view of a transaction, for lookups.
+type Transaction struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Status    int       `json:"status"` // transfer status or checkout state
+	Amount    string    `json:"amount,omitempty"`
+	Currency  string    `json:"currency,omitempty"`
+	InvoiceID string    `json:"invoice_id,omitempty"`
+	TxID      string    `json:"txid,omitempty"`
+	OrderID   string    `json:"order_id,omitempty"`
+	Updated   time.Time `json:"updated"`
+	Messages  []string  `json:"messages"` // ids of the notifications sent for it
+}
+
+// Lookup records one status lookup a listener made.
+type Lookup struct {
+	Time   time.Time `json:"time"`
+	Key    string    `json:"key"`
+	Found  bool      `json:"found"`
+	Remote string    `json:"remote"`
+}
+
+// Service is the fake PayDo.
+type Service struct {
+	cfg    Config
+	client *http.Client
+
+	mu       sync.Mutex
+	projects map[string]string // project -> checkout IPN URL
+	users    map[string]string // user -> transfer IPN URL
+	txs      map[string]*Transaction
+	byTxID   map[string]*Transaction
+}
+
+// New returns a Service; Clock and Engine are required.
+func New(cfg Config) (*Service, error) {
+	if cfg.Clock == nil || cfg.Engine == nil {
+		return nil, errors.New("paydo: a clock and a delivery engine are required")
+	}
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule()
+	}
+	if b, ok := cfg.Schedule.(delivery.Backoff); ok {
+		if err := b.Validate(); err != nil {
+			return nil, fmt.Errorf("paydo %w", err)
+		}
+	}
+	s := &Service{cfg: cfg, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
+	if cfg.SourceAddr != "" {
+		ip := net.ParseIP(cfg.SourceAddr)
+		if ip == nil {
+			return nil, fmt.Errorf("paydo source address %q: not an IP address", cfg.SourceAddr)
+		}
+		s.client = delivery.NewClient(delivery.NewTransport(&net.TCPAddr{IP: ip}))
+	}
+	if cfg.ForwardedFor != "" && net.ParseIP(cfg.ForwardedFor) == nil {
+		return nil, fmt.Errorf("paydo forwarded-for %q: not an IP address", cfg.ForwardedFor)
+	}
+	return s, nil
+}
+
+// RegisterCheckoutURL sets a project's checkout IPN URL ("" removes it).
+func (s *Service) RegisterCheckoutURL(project, url string) error {
+	if project == "" {
+		return errors.New("project name is empty")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if url == "" {
+		delete(s.projects, project)
+		return nil
+	}
+	if err := delivery.CheckURL(url); err != nil {
+		return fmt.Errorf("project %s: %w", project, err)
+	}
+	s.projects[project] = url
+	return nil
+}
+
+// RegisterTransferURL sets a user's transfer IPN URL. PayDo allows one: a
+// second, different URL is refused until the first is removed ("").
+func (s *Service) RegisterTransferURL(user, url string) error {
+	if user == "" {
+		return errors.New("user name is empty")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if url == "" {
+		delete(s.users, user)
+		return nil
+	}
+	if err := delivery.CheckURL(url); err != nil {
+		return fmt.Errorf("user %s: %w", user, err)
+	}
+	if cur, ok := s.users[user]; ok && cur != url {
+		return fmt.Errorf("user %s has %s: %w; remove it first", user, cur, ErrAlreadyExists)
+	}
+	s.users[user] = url
+	return nil
+}
+
+// Registrations returns the registered URLs.
+func (s *Service) Registrations() (projects, users map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	projects, users = map[string]string{}, map[string]string{}
+	for k, v := range s.projects {
+		projects[k] = v
+	}
+	for k, v := range s.users {
+		users[k] = v
+	}
+	return projects, users
+}
+
+// Notification is one PayDo message to send.
+type Notification struct {
+	Message fixtures.PayDoMessage
+	// URL overrides the registered one.
+	URL string
+	// Project (checkout) or User (transfer) picks the registered URL;
+	// "default" when empty.
+	Project, User string
+}
+
+// Send records the transaction's new state and delivers the message.
+func (s *Service) Send(n Notification) (delivery.Message, error) {
+	body, err := n.Message.JSON()
+	if err != nil {
+		return delivery.Message{}, fmt.Errorf("paydo message: %w", err)
+	}
+	target, err := s.target(n)
+	if err != nil {
+		return delivery.Message{}, err
+	}
+	id := newID()
+	key := n.Message.TransactionID()
+	s.update(id, n.Message)
+	header := http.Header{"Content-Type": {"application/json"}, "User-Agent": {UserAgent}}
+	if s.cfg.ForwardedFor != "" {
+		header.Set("X-Forwarded-For", s.cfg.ForwardedFor)
+	}
+	return s.cfg.Engine.Submit(delivery.Submission{
+		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,
+		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: s.client,
+	})
+}
+
+func (s *Service) target(n Notification) (string, error) {
+	if n.URL != "" {
+		return n.URL, delivery.CheckURL(n.URL)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n.Message.Kind == fixtures.PayDoTransfer {
+		user := n.User
+		if user == "" {
+			user = "default"
+		}
+		if url, ok := s.users[user]; ok {
+			return url, nil
+		}
+		return "", fmt.Errorf("transfer for user %s: %w", user, ErrNoTarget)
+	}
+	project := n.Project
+	if project == "" {
+		project = "default"
+	}
+	if url, ok := s.projects[project]; ok {
+		return url, nil
+	}
+	return "", fmt.Errorf("checkout for project %s: %w", project, ErrNoTarget)
+}
+
+// update records the state a message announces.
+func (s *Service) update(messageID string, m fixtures.PayDoMessage) {
+	str := func(path string) string {
+		v, _ := m.Body.Get(path)
+		switch x := v.(type) {
+		case string:
+			return x
+		case json.Number:
+			return x.String()
+		}
+		return ""
+	}
+	statusPath := "transaction.state"
+	if m.Kind == fixtures.PayDoTransfer {
+		statusPath = "transaction.status"
+	}
+	var status int
+	_, _ = fmt.Sscan(str(statusPath), &status)
+	key := m.TransactionID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, ok := s.txs[key]
+	if !ok {
+		tx = &Transaction{ID: key, Kind: m.Kind}
+		s.txs[key] = tx
+	}
+	tx.Status, tx.Updated = status, s.cfg.Clock.Now()
+	tx.Messages = append(tx.Messages, messageID)
+	if m.Kind == fixtures.PayDoTransfer {
+		tx.Amount, tx.Currency = str("transaction.amount"), str("transaction.currency")
+	} else {
+		tx.Amount, tx.Currency = m.Amount.String(), m.Currency
+		tx.InvoiceID, tx.TxID, tx.OrderID = str("invoice.id"), str("invoice.txid"), str("transaction.order.id")
+		if tx.TxID != "" {
+			s.byTxID[tx.TxID] = tx
+		}
+	}
+}
+
+// Transaction returns the current state of a transaction by its id
+// (transfer identifierTxFrom, checkout transaction.id) or checkout txid.
+func (s *Service) Transaction(key string) (Transaction, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, ok := s.txs[key]
+	if !ok {
+		tx, ok = s.byTxID[key]
+	}
+	if !ok {
+		return Transaction{}, false
+	}
+	c := *tx
+	c.Messages = append([]string(nil), tx.Messages...)
+	return c, true
+}
+
+// Transactions lists every transaction, oldest update first.
+func (s *Service) Transactions() []Transaction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Transaction, 0, len(s.txs))
+	for _, tx := range s.txs {
+		out = append(out, *tx)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Updated.Before(out[j].Updated) })
+	return out
+}
+
+// LookupHandler serves GET /paydo/v1/transactions/{id}: the transaction's
+// current state, as PayDo's checkout API lets a merchant confirm a
+// notification. (ipnlab's stand-in path; it answers JSON.)
+func (s *Service) LookupHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("id")
+		tx, ok := s.Transaction(key)
+		if s.cfg.OnLookup != nil {
+			s.cfg.OnLookup(Lookup{Time: s.cfg.Clock.Now(), Key: key, Found: ok, Remote: r.RemoteAddr})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": 0, "message": fmt.Sprintf("transaction %q not found", key)})
+			return
+		}
+		statusKey := "status" // as each IPN names it: transfers have a status, checkouts a state
+		if tx.Kind == fixtures.PayDoCheckout {
+			statusKey = "state"
+		}
+		data := orderedjson.Object{
+			{Key: "id", Value: tx.ID},
+			{Key: statusKey, Value: json.Number(fmt.Sprint(tx.Status))},
+		}
+		if tx.Amount != "" {
+			data = append(data, orderedjson.Member{Key: "amount", Value: tx.Amount}, orderedjson.Member{Key: "currency", Value: tx.Currency})
+		}
+		if tx.Kind == fixtures.PayDoCheckout {
+			data = append(data,
+				orderedjson.Member{Key: "invoice", Value: orderedjson.Object{{Key: "id", Value: tx.InvoiceID}, {Key: "txid", Value: tx.TxID}}},
+				orderedjson.Member{Key: "order", Value: orderedjson.Object{{Key: "id", Value: tx.OrderID}}})
+		}
+		_ = json.NewEncoder(w).Encode(orderedjson.Object{{Key: "status", Value: json.Number("1")}, {Key: "data", Value: data}})
+	})
+}
+
+func newID() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	out := []byte("pd_")
+	for _, c := range b {
+		out = append(out, alphabet[c&31])
+	}
+	return string(out)
+}
