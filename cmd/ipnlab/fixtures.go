@@ -26,6 +26,10 @@ func newFixtures() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, t, k.Description)
 		}
+		fmt.Fprintln(tw, "\nPAYDO KIND\t\tDESCRIPTION")
+		for _, k := range fixtures.PayDoKinds() {
+			fmt.Fprintf(tw, "%s\t\t%s\n", k.Name, k.Description)
+		}
 		fmt.Fprintln(tw, "\nLIFECYCLE\t\tDESCRIPTION")
 		for _, l := range fixtures.Lifecycles() {
 			fmt.Fprintf(tw, "%s\t\t%s\n", l.Name, l.Description)
@@ -38,7 +42,7 @@ func newFixtures() *cobra.Command {
 		raw, live        bool
 		params           []string
 	)
-	show := &cobra.Command{Use: "show KIND|LIFECYCLE", Short: "Print a generated message or lifecycle (reproducible with --seed)", Args: exactArgs(1)}
+	show := &cobra.Command{Use: "show KIND|LIFECYCLE|transfer|checkout", Short: "Print a generated message or lifecycle (reproducible with --seed)", Args: exactArgs(1)}
 	show.RunE = func(cmd *cobra.Command, args []string) error {
 		if seed == 0 {
 			seed = fixtures.NewSeed()
@@ -63,6 +67,22 @@ func newFixtures() *cobra.Command {
 		if err != nil {
 			return usageError{err}
 		}
+		w := cmd.OutOrStdout()
+		if args[0] == fixtures.PayDoTransfer || args[0] == fixtures.PayDoCheckout {
+			m, err := g.PayDo(args[0], fixtures.PayDoParams{})
+			if err != nil {
+				return usageError{err}
+			}
+			body, err := m.JSON()
+			if err != nil {
+				return err
+			}
+			if !raw {
+				fmt.Fprintf(w, "# paydo kind=%s seed=%d\n", m.Kind, seed)
+			}
+			_, err = w.Write(append(body, '\n'))
+			return err
+		}
 		steps := []fixtures.Step{}
 		if _, isKind := fixtures.LookupKind(args[0]); isKind {
 			m, err := g.Message(args[0], p)
@@ -73,7 +93,6 @@ func newFixtures() *cobra.Command {
 		} else if steps, err = g.Lifecycle(args[0], p); err != nil {
 			return usageError{fmt.Errorf("%q is neither a kind nor a lifecycle (ipnlab fixtures list)", args[0])}
 		}
-		w := cmd.OutOrStdout()
 		for i, st := range steps {
 			body, err := st.Message.Body()
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,5 +116,37 @@ var _ = Describe("ipnlab fixtures", func() {
 		s := run("fixtures", "show", "refund", "--seed", "3")
 		Expect(s.Out).To(gbytes.Say(`# kind=refund seed=3 charset=windows-1252`))
 		Expect(s.Out).To(gbytes.Say(`mc_gross = -\d+\.\d\d`))
+	})
+})
+
+var _ = Describe("ipnlab send paydo", func() {
+	It("sends, follows up, registers, and refuses a second transfer URL", func() {
+		serve, err := gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn", "--paydo-source", "127.0.0.2"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		emu := "--emulator=http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
+		var remote atomic.Value
+		ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { remote.Store(r.RemoteAddr) }))
+		defer ack.Close()
+
+		s := run("send", "paydo", emu, "--to", ack.URL, "--kind", "transfer", "--param", "status=3", "--then", "2", "--set", "transaction.currency=USD")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`id=pd_\S+ transaction=\S+ kind=transfer status="Sent"\n.*status="Sent"`))
+		Expect(remote.Load()).To(HavePrefix("127.0.0.2:"))
+
+		Expect(run("paydo", "register", emu, "--user", "acme", "--url", ack.URL)).To(gexec.Exit(0))
+		r := run("paydo", "register", emu, "--user", "acme", "--url", ack.URL+"/x")
+		Expect(r).To(gexec.Exit(2))
+		Expect(r.Err).To(gbytes.Say("PayDo allows one transfer IPN URL per user"))
+		Expect(run("send", "paydo", emu, "--kind", "transfer", "--user", "acme")).To(gexec.Exit(0))
+
+		bad := run("send", "paydo", emu, "--to", ack.URL, "--set", "transaction.status:=two")
+		Expect(bad).To(gexec.Exit(2))
+		Expect(bad.Err).To(gbytes.Say(`"two" is not valid JSON`))
+		Expect(run("fixtures", "show", "checkout", "--seed", "1").Out).To(gbytes.Say(`"invoice":\{"id":`))
 	})
 })

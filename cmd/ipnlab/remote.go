@@ -57,7 +57,158 @@ func pairs(flag string, in []string) (emulator.Fields, error) {
 
 func newSend() *cobra.Command {
 	c := &cobra.Command{Use: "send", Short: "Send a notification through a running emulator"}
-	c.AddCommand(newSendPayPal())
+	c.AddCommand(newSendPayPal(), newSendPayDo())
+	return c
+}
+
+func newSendPayDo() *cobra.Command {
+	var (
+		to, kind, interval, project, user string
+		set, params                       []string
+		then                              []int
+		copies                            int
+		seed                              uint64
+		asJSON                            bool
+	)
+	c := &cobra.Command{
+		Use:   "paydo",
+		Short: "Send a PayDo notification (transfer or checkout), with copies and follow-up statuses",
+		Example: `  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind transfer --param status=3 --then 2
+  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind checkout --set invoice.metadata.customer=c-42 --copies 5
+  ipnlab send paydo --kind checkout --set transaction.state:=4 --project shop`,
+		Args: noArgs,
+	}
+	base := emulatorFlag(c)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cl, err := dial(*base)
+		if err != nil {
+			return err
+		}
+		req := emulator.PayDoRequest{Kind: kind, Then: then, Interval: interval, Copies: copies, Seed: seed, NotifyURL: to, Project: project, User: user}
+		if req.Set, err = jsonSets(set); err != nil {
+			return err
+		}
+		if req.Params, err = payDoParams(params); err != nil {
+			return err
+		}
+		views, err := cl.SendPayDo(cmd.Context(), req)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), views)
+		}
+		for _, v := range views {
+			fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
+		}
+		return nil
+	}
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "the listener URL; default: the project's or user's registered URL")
+	f.StringVar(&kind, "kind", "transfer", "transfer or checkout")
+	f.StringArrayVar(&set, "set", nil, "override a field by path: path=text or path:=JSON (transaction.status:=2); repeatable")
+	f.StringArrayVar(&params, "param", nil, "pin a value: amount=25.00, currency=EUR, status=3, identifier=..., invoice_id=..., txid=..., order_id=..., amount_as_string=true")
+	f.IntSliceVar(&then, "then", nil, "follow with these statuses/states for the same transaction (e.g. --then 2)")
+	f.StringVar(&interval, "interval", "", "clock time between follow-ups (default: right after)")
+	f.IntVar(&copies, "copies", 1, "identical copies of the first message, delivered concurrently")
+	f.StringVar(&project, "project", "", "project whose checkout IPN URL to use")
+	f.StringVar(&user, "user", "", "user whose transfer IPN URL to use")
+	f.Uint64Var(&seed, "seed", 0, "seed for generated values")
+	f.BoolVar(&asJSON, "json", false, "print the messages as JSON")
+	return c
+}
+
+// jsonSets turns path=text and path:=JSON flags into a JSON object.
+func jsonSets(in []string) (json.RawMessage, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	var buf strings.Builder
+	buf.WriteByte('{')
+	for i, kv := range in {
+		path, value, raw := "", "", false
+		if p, v, ok := strings.Cut(kv, ":="); ok && !strings.Contains(p, "=") {
+			path, value, raw = p, v, true
+		} else if p, v, ok := strings.Cut(kv, "="); ok {
+			path, value = p, v
+		}
+		if path == "" {
+			return nil, usageError{fmt.Errorf("--set %q: want path=text or path:=JSON", kv)}
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(path)
+		buf.Write(k)
+		buf.WriteByte(':')
+		if raw {
+			if !json.Valid([]byte(value)) {
+				return nil, usageError{fmt.Errorf("--set %q: %q is not valid JSON (use path=text for a string)", kv, value)}
+			}
+			buf.WriteString(value)
+		} else {
+			v, _ := json.Marshal(value)
+			buf.Write(v)
+		}
+	}
+	buf.WriteByte('}')
+	return json.RawMessage(buf.String()), nil
+}
+
+func payDoParams(in []string) (emulator.PayDoParams, error) {
+	ps, err := pairs("param", in)
+	if err != nil {
+		return emulator.PayDoParams{}, err
+	}
+	m := map[string]any{}
+	for _, p := range ps {
+		switch p.Name {
+		case "status":
+			var n int
+			if _, err := fmt.Sscanf(p.Value, "%d", &n); err != nil {
+				return emulator.PayDoParams{}, usageError{fmt.Errorf("--param status=%q: want a number", p.Value)}
+			}
+			m[p.Name] = n
+		case "amount_as_string":
+			m[p.Name] = p.Value == "true"
+		default:
+			m[p.Name] = p.Value
+		}
+	}
+	raw, _ := json.Marshal(m)
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	var out emulator.PayDoParams
+	if err := dec.Decode(&out); err != nil {
+		return out, usageError{fmt.Errorf("--param: %v (known: amount, currency, status, identifier, invoice_id, txid, order_id, amount_as_string)", err)}
+	}
+	return out, nil
+}
+
+func newPayDo() *cobra.Command {
+	c := &cobra.Command{Use: "paydo", Short: "PayDo account settings: IPN URL registration"}
+	var project, user, url string
+	var remove bool
+	reg := &cobra.Command{Use: "register", Short: "Register a project's checkout IPN URL or a user's (single) transfer IPN URL", Args: noArgs}
+	b := emulatorFlag(reg)
+	reg.Flags().StringVar(&project, "project", "", "project (checkout notifications)")
+	reg.Flags().StringVar(&user, "user", "", "user (transfer notifications; one URL each)")
+	reg.Flags().StringVar(&url, "url", "", "the IPN URL")
+	reg.Flags().BoolVar(&remove, "remove", false, "remove the registration")
+	reg.RunE = func(cmd *cobra.Command, _ []string) error {
+		if (project == "") == (user == "") {
+			return usageError{fmt.Errorf("give --project or --user, one of the two")}
+		}
+		if (url == "") != remove {
+			return usageError{fmt.Errorf("give --url, or --remove")}
+		}
+		cl, err := dial(*b)
+		if err != nil {
+			return err
+		}
+		return cl.RegisterPayDo(cmd.Context(), project, user, url)
+	}
+	c.AddCommand(reg)
 	return c
 }
 

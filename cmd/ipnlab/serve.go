@@ -14,12 +14,15 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 func newServe() *cobra.Command {
 	var (
 		addr, clockMode, verify, notifyURL, recvEmail, recvID, logLevel string
+		paydoSource, paydoXFF                                           string
+		paydoInitial, paydoMax, paydoWindow                             time.Duration
 		ackTimeout                                                      time.Duration
 		retries                                                         int
 		seed                                                            uint64
@@ -49,10 +52,15 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			if ackTimeout <= 0 {
 				return usageError{fmt.Errorf("--ack-timeout %s: must be positive", ackTimeout)}
 			}
+			pdSchedule := delivery.Backoff{Initial: paydoInitial, Factor: 2, Max: paydoMax, Window: paydoWindow}
+			if err := pdSchedule.Validate(); err != nil {
+				return usageError{fmt.Errorf("--paydo-*: %w", err)}
+			}
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			srv, err := emulator.Start(emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
 				Live: live, Seed: seed, Logger: log,
+				PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
 			}, addr)
 			if err != nil {
 				return err
@@ -83,6 +91,11 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
 	f.BoolVar(&live, "live", false, "send live-style messages (no test_ipn=1)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&paydoSource, "paydo-source", "", "local IP PayDo deliveries leave from (e.g. 127.0.0.2)")
+	f.StringVar(&paydoXFF, "paydo-forwarded-for", "", "X-Forwarded-For on PayDo deliveries (e.g. 52.49.204.201)")
+	f.DurationVar(&paydoInitial, "paydo-initial", time.Minute, "PayDo's first resend wait (doubling after)")
+	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
+	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
 	return c
 }
 

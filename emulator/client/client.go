@@ -117,6 +117,29 @@ func (c *Client) SendLifecycle(ctx context.Context, req emulator.LifecycleReques
 	return plan, c.do(ctx, "POST", "/api/v1/paypal/lifecycles", req, &plan)
 }
 
+// SendPayDo creates PayDo notifications (copies and follow-ups included).
+func (c *Client) SendPayDo(ctx context.Context, req emulator.PayDoRequest) ([]emulator.MessageView, error) {
+	var out struct {
+		Messages []emulator.MessageView `json:"messages"`
+	}
+	return out.Messages, c.do(ctx, "POST", "/api/v1/paydo/notifications", req, &out)
+}
+
+// RegisterPayDo sets a project's checkout IPN URL or a user's transfer IPN
+// URL (give one of project and user); url "" removes it.
+func (c *Client) RegisterPayDo(ctx context.Context, project, user, url string) error {
+	path := "/api/v1/paydo/projects/" + urlPath(project) + "/ipn-url"
+	if user != "" {
+		path = "/api/v1/paydo/users/" + urlPath(user) + "/transfer-ipn-url"
+	}
+	if url == "" {
+		return c.do(ctx, "DELETE", path, nil, nil)
+	}
+	return c.do(ctx, "PUT", path, map[string]string{"url": url}, nil)
+}
+
+func urlPath(s string) string { return url.PathEscape(s) }
+
 // Message reads one message with its attempts and postbacks.
 func (c *Client) Message(ctx context.Context, id string) (emulator.MessageView, error) {
 	var v emulator.MessageView
