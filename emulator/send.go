@@ -107,6 +107,9 @@ type SendRequest struct {
 	Raw       string        `json:"raw,omitempty"`
 	RawBase64 string        `json:"raw_base64,omitempty"`
 	Fault     *FaultRequest `json:"fault,omitempty"`
+	// Copies sends that many identical messages (the same bytes, separate
+	// History rows), delivered concurrently: a duplicate storm.
+	Copies int `json:"copies,omitempty"`
 }
 
 // FieldView is one field of a message: its text and its exact bytes.
@@ -126,6 +129,8 @@ type MessageView struct {
 	Body      string                  `json:"body"`
 	Attempts  []delivery.Attempt      `json:"attempts"`
 	Postbacks []paypal.PostbackRecord `json:"postbacks"`
+	// Copies lists the ids of the identical copies sent with it.
+	Copies []string `json:"copies,omitempty"`
 }
 
 // SendPayPal creates and delivers a PayPal notification.
@@ -134,9 +139,20 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	if err != nil {
 		return MessageView{}, err
 	}
+	if req.Copies < 0 || req.Copies > 1000 {
+		return MessageView{}, badRequest("copies %d: want 1 to 1000", req.Copies)
+	}
 	m, err := e.send(body, kind, seed, req.NotifyURL)
 	if err != nil {
 		return MessageView{}, err
+	}
+	var copies []string
+	for i := 1; i < req.Copies; i++ {
+		c, err := e.send(body, kind, seed, req.NotifyURL)
+		if err != nil {
+			return MessageView{}, err
+		}
+		copies = append(copies, c.ID)
 	}
 	if req.Fault != nil {
 		f, err := req.Fault.fault()
@@ -151,6 +167,7 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	// the caller sees its outcome; a real clock does not wait.
 	e.WaitIdle()
 	view, _ := e.View(m.ID)
+	view.Copies = copies
 	return view, nil
 }
 

@@ -1,0 +1,233 @@
+package listener
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config configures a Listener. Load reads it from YAML; every field is
+// checked by Validate at start, with a message naming the field.
+type Config struct {
+	// VerifyURL is where PayPal postbacks go:
+	// https://ipnpb.paypal.com/cgi-bin/webscr live, the emulator's
+	// http://127.0.0.1:8700/cgi-bin/webscr in the lab.
+	VerifyURL string `yaml:"verify_url"`
+	// ReceiverEmails and ReceiverIDs identify the merchant: a message for
+	// anyone else is acked and ignored.
+	ReceiverEmails []string `yaml:"receiver_emails"`
+	ReceiverIDs    []string `yaml:"receiver_ids"`
+	// Currencies accepted for credit (default USD, EUR, GBP, CAD, AUD).
+	Currencies []string `yaml:"currencies"`
+	// DeductFees credits the net (gross - fee) instead of the gross.
+	DeductFees bool `yaml:"deduct_fees"`
+	// Customers match payers by email.
+	Customers []Customer `yaml:"customers"`
+	// UnknownPayers: "hold" (default: no credit, logged) or "create" (a
+	// customer is made for the payer's email).
+	UnknownPayers string `yaml:"unknown_payers"`
+	// DB is the SQLite database path (default ipnlab-listener.db).
+	DB string `yaml:"db"`
+	// Workers process the inbox concurrently (default 4).
+	Workers int          `yaml:"workers"`
+	Verify  VerifyConfig `yaml:"verify"`
+	PayDo   PayDoConfig  `yaml:"paydo"`
+	Logger  *slog.Logger `yaml:"-"`
+	Client  *http.Client `yaml:"-"`
+	now     func() time.Time
+}
+
+// Customer is an account that payments top up.
+type Customer struct {
+	ID    string `yaml:"id"`
+	Email string `yaml:"email"`
+}
+
+// VerifyConfig tunes the PayPal postback.
+type VerifyConfig struct {
+	Timeout    time.Duration `yaml:"timeout"`     // per postback (default 30s)
+	Attempts   int           `yaml:"attempts"`    // before giving up (default 8)
+	Backoff    time.Duration `yaml:"backoff"`     // first wait, doubling (default 1s)
+	MaxBackoff time.Duration `yaml:"max_backoff"` // longest wait (default 1m)
+	UserAgent  string        `yaml:"user_agent"`
+}
+
+// PayDoConfig configures PayDo handling.
+type PayDoConfig struct {
+	// AllowedSources are the IPs or CIDRs PayDo posts from (default PayDo's
+	// documented 52.49.204.201 and 54.229.170.212).
+	AllowedSources []string `yaml:"allowed_sources"`
+	// TrustedProxies may set X-Forwarded-For; from anyone else it is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// LookupURL is PayDo's transaction lookup; the transaction id is
+	// appended (default: the verify URL's host + /paydo/v1/transactions/).
+	LookupURL string `yaml:"lookup_url"`
+	// TransferAccount is the ledger account outgoing transfers are
+	// recorded against (default "paydo-transfers").
+	TransferAccount string `yaml:"transfer_account"`
+}
+
+// DefaultPayDoSources are the addresses PayDo documents for its IPNs.
+var DefaultPayDoSources = []string{"52.49.204.201", "54.229.170.212"}
+
+// Load reads a YAML config file, refusing unknown fields.
+func Load(path string) (Config, error) {
+	var c Config
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// withDefaults fills what was left empty.
+func (c Config) withDefaults() Config {
+	if len(c.Currencies) == 0 {
+		c.Currencies = []string{"USD", "EUR", "GBP", "CAD", "AUD"}
+	}
+	if c.UnknownPayers == "" {
+		c.UnknownPayers = "hold"
+	}
+	if c.DB == "" {
+		c.DB = "ipnlab-listener.db"
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.Verify.Timeout == 0 {
+		c.Verify.Timeout = 30 * time.Second
+	}
+	if c.Verify.Attempts == 0 {
+		c.Verify.Attempts = 8
+	}
+	if c.Verify.Backoff == 0 {
+		c.Verify.Backoff = time.Second
+	}
+	if c.Verify.MaxBackoff == 0 {
+		c.Verify.MaxBackoff = time.Minute
+	}
+	if c.Verify.UserAgent == "" {
+		c.Verify.UserAgent = "ipnlab-reference-listener/1.0"
+	}
+	if len(c.PayDo.AllowedSources) == 0 {
+		c.PayDo.AllowedSources = DefaultPayDoSources
+	}
+	if c.PayDo.TransferAccount == "" {
+		c.PayDo.TransferAccount = "paydo-transfers"
+	}
+	if c.PayDo.LookupURL == "" && c.VerifyURL != "" {
+		if u, err := url.Parse(c.VerifyURL); err == nil && u.Host != "" {
+			c.PayDo.LookupURL = u.Scheme + "://" + u.Host + "/paydo/v1/transactions/"
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem with the config, one per line.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	checkURL := func(name, raw string, required bool) {
+		if raw == "" {
+			if required {
+				bad("%s is required", name)
+			}
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("%s %q: want an absolute http(s) URL", name, raw)
+		}
+	}
+	checkURL("verify_url", c.VerifyURL, true)
+	checkURL("paydo.lookup_url", c.PayDo.LookupURL, false)
+	if len(c.ReceiverEmails) == 0 && len(c.ReceiverIDs) == 0 {
+		bad("receiver_emails or receiver_ids: give at least one, or every message would be ignored as someone else's")
+	}
+	for _, e := range c.ReceiverEmails {
+		if !strings.Contains(e, "@") {
+			bad("receiver_emails: %q is not an email address", e)
+		}
+	}
+	for _, cur := range c.Currencies {
+		if len(cur) != 3 || strings.ToUpper(cur) != cur {
+			bad("currencies: %q is not a three-letter ISO code in capitals", cur)
+		}
+	}
+	seenID, seenEmail := map[string]bool{}, map[string]bool{}
+	for i, cu := range c.Customers {
+		switch {
+		case cu.ID == "":
+			bad("customers[%d]: id is required", i)
+		case seenID[cu.ID]:
+			bad("customers[%d]: id %q is used twice", i, cu.ID)
+		}
+		email := strings.ToLower(cu.Email)
+		switch {
+		case !strings.Contains(email, "@"):
+			bad("customers[%d]: email %q is not an email address", i, cu.Email)
+		case seenEmail[email]:
+			bad("customers[%d]: email %q is used twice", i, cu.Email)
+		}
+		seenID[cu.ID], seenEmail[email] = true, true
+	}
+	if c.UnknownPayers != "hold" && c.UnknownPayers != "create" {
+		bad("unknown_payers %q: want hold or create", c.UnknownPayers)
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers %d: want 1 to 256", c.Workers)
+	}
+	if c.Verify.Timeout < 0 || c.Verify.Backoff < 0 || c.Verify.MaxBackoff < c.Verify.Backoff {
+		bad("verify: timeout and backoff must be positive and max_backoff at least backoff")
+	}
+	if c.Verify.Attempts < 1 || c.Verify.Attempts > 100 {
+		bad("verify.attempts %d: want 1 to 100", c.Verify.Attempts)
+	}
+	for _, s := range c.PayDo.AllowedSources {
+		if _, err := parsePrefix(s); err != nil {
+			bad("paydo.allowed_sources: %v", err)
+		}
+	}
+	for _, s := range c.PayDo.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			bad("paydo.trusted_proxies: %v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parsePrefix reads an IP ("127.0.0.2") or a CIDR ("10.0.0.0/8").
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not an IP or CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

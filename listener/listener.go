@@ -1,0 +1,333 @@
+// Package listener is ipnlab's reference IPN listener: the behaviour every
+// conformance check is calibrated on, and a library teams can adopt.
+//
+// It stores each notification durably before answering 200, processes it
+// asynchronously (replaying the inbox after a crash), verifies PayPal
+// messages by posting back the exact bytes, applies them to a per-
+// transaction state machine, and keeps a ledger of customer top-ups whose
+// entries are unique per (provider, transaction, status), so duplicates
+// cannot double-credit. It talks to the payment providers over HTTP only,
+// like any listener, and imports no emulator package.
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener/store"
+	"github.com/ipnlab/ipnlab/listener/store/sqlite"
+)
+
+// Providers.
+const (
+	PayPal = "paypal"
+	PayDo  = "paydo"
+)
+
+// MaxBody bounds a notification; real ones are a few KiB.
+const MaxBody = 1 << 20
+
+// Listener receives, stores, verifies and applies notifications.
+type Listener struct {
+	cfg       Config
+	store     store.Store
+	log       *slog.Logger
+	client    *http.Client
+	customers map[string]string // lower-case email -> customer id
+	receivers map[string]bool   // lower-case emails and ids of the merchant
+	currency  map[string]bool
+	allowed   []netip.Prefix
+	proxies   []netip.Prefix
+
+	mu      sync.Mutex
+	queue   []int64
+	busy    int // queued, running or waiting to retry
+	idle    chan struct{}
+	wake    chan struct{}
+	started bool
+	closed  bool
+	workers sync.WaitGroup
+	timers  map[*time.Timer]struct{}
+}
+
+// New checks cfg and opens the store. Nothing is processed until Start.
+func New(cfg Config) (*Listener, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("listener config:\n%w", err)
+	}
+	st, err := sqlite.Open(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("listener store: %w", err)
+	}
+	return NewWithStore(cfg, st)
+}
+
+// NewWithStore is New with a store of the caller's (e.g. PostgreSQL).
+func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("listener config:\n%w", err)
+	}
+	l := &Listener{
+		cfg: cfg, store: st, log: cfg.Logger, client: cfg.Client,
+		customers: map[string]string{}, receivers: map[string]bool{}, currency: map[string]bool{},
+		idle: make(chan struct{}), wake: make(chan struct{}, 1), timers: map[*time.Timer]struct{}{},
+	}
+	close(l.idle)
+	if l.client == nil {
+		l.client = &http.Client{
+			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	for _, c := range cfg.Customers {
+		l.customers[strings.ToLower(c.Email)] = c.ID
+	}
+	for _, r := range append(append([]string{}, cfg.ReceiverEmails...), cfg.ReceiverIDs...) {
+		l.receivers[strings.ToLower(r)] = true
+	}
+	for _, c := range cfg.Currencies {
+		l.currency[c] = true
+	}
+	for _, s := range cfg.PayDo.AllowedSources {
+		p, _ := parsePrefix(s)
+		l.allowed = append(l.allowed, p)
+	}
+	for _, s := range cfg.PayDo.TrustedProxies {
+		p, _ := parsePrefix(s)
+		l.proxies = append(l.proxies, p)
+	}
+	return l, nil
+}
+
+// Start replays the inbox (items acked but not processed before a crash)
+// and starts the workers.
+func (l *Listener) Start(ctx context.Context) error {
+	pending, err := l.store.PendingInbox(ctx)
+	if err != nil {
+		return fmt.Errorf("replay inbox: %w", err)
+	}
+	l.mu.Lock()
+	if l.started || l.closed {
+		l.mu.Unlock()
+		return errors.New("listener already started or closed")
+	}
+	l.started = true
+	l.mu.Unlock()
+	if len(pending) > 0 {
+		l.log.Info("replaying inbox", "items", len(pending))
+	}
+	for _, it := range pending {
+		l.enqueue(it.ID)
+	}
+	for range l.cfg.Workers {
+		l.workers.Add(1)
+		go l.work()
+	}
+	return nil
+}
+
+// Close stops the workers (after the item each is on) and closes the store.
+// Items not processed stay in the inbox for the next Start.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	for t := range l.timers {
+		t.Stop()
+	}
+	l.mu.Unlock()
+	l.signal()
+	l.workers.Wait()
+	return l.store.Close()
+}
+
+// Store gives access to the listener's state (for probes and tests).
+func (l *Listener) Store() store.Store { return l.store }
+
+// WaitIdle returns when nothing is queued, running or waiting to retry.
+func (l *Listener) WaitIdle(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		ch, busy := l.idle, l.busy
+		l.mu.Unlock()
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Busy counts items queued, running or waiting to retry.
+func (l *Listener) Busy() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.busy
+}
+
+func (l *Listener) enqueue(id int64) {
+	l.mu.Lock()
+	if l.busy == 0 {
+		l.idle = make(chan struct{})
+	}
+	l.busy++
+	l.queue = append(l.queue, id)
+	l.mu.Unlock()
+	l.signal()
+}
+
+// retryLater puts an item back after wait, keeping it counted as busy.
+func (l *Listener) retryLater(id int64, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		l.doneLocked()
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(wait, func() {
+		l.mu.Lock()
+		delete(l.timers, t)
+		if l.closed {
+			l.doneLocked()
+			l.mu.Unlock()
+			return
+		}
+		l.queue = append(l.queue, id)
+		l.mu.Unlock()
+		l.signal()
+	})
+	l.timers[t] = struct{}{}
+}
+
+func (l *Listener) doneLocked() {
+	l.busy--
+	if l.busy == 0 {
+		close(l.idle)
+	}
+}
+
+func (l *Listener) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Listener) work() {
+	defer l.workers.Done()
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			l.signal() // pass the news on to the next worker
+			return
+		}
+		if len(l.queue) == 0 {
+			l.mu.Unlock()
+			<-l.wake
+			continue
+		}
+		id := l.queue[0]
+		l.queue = l.queue[1:]
+		more := len(l.queue) > 0
+		l.mu.Unlock()
+		if more {
+			l.signal()
+		}
+		retry, wait := l.process(id)
+		if retry {
+			l.retryLater(id, wait)
+			continue
+		}
+		l.mu.Lock()
+		l.doneLocked()
+		l.mu.Unlock()
+	}
+}
+
+// Handler serves the notification endpoints, the probe API and /healthz.
+func (l *Listener) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ipn/paypal", l.receivePayPal)
+	mux.HandleFunc("/ipn/paydo", l.receivePayDo)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "busy": l.Busy()})
+	})
+	l.probeRoutes(mux)
+	return mux
+}
+
+// readBody reads a notification body within MaxBody, answering the error
+// itself when it cannot.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "notifications are POSTed", http.StatusMethodNotAllowed)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("notification larger than %d bytes", MaxBody), http.StatusRequestEntityTooLarge)
+		} else {
+			http.Error(w, "reading the notification: "+err.Error(), http.StatusBadRequest)
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	item := store.InboxItem{Provider: PayPal, ReceivedAt: l.cfg.now(), RemoteAddr: r.RemoteAddr, Headers: r.Header.Clone(), Body: body}
+	// Refuse what PayPal could never have sent, but keep it for the record.
+	var why string
+	if len(body) == 0 {
+		why = "empty body"
+	} else if _, err := form.Parse(body); err != nil {
+		why = err.Error()
+	}
+	if why != "" {
+		item.State, item.Detail = store.InboxRejected, why
+		_, _ = l.store.AddInbox(r.Context(), item)
+		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
+		return
+	}
+	l.accept(w, r, item)
+}
+
+// accept stores an item durably, then acks: only a stored message is
+// acknowledged, so PayPal resends anything we could not keep.
+func (l *Listener) accept(w http.ResponseWriter, r *http.Request, item store.InboxItem) {
+	id, err := l.store.AddInbox(r.Context(), item)
+	if err != nil {
+		l.log.Error("inbox write failed; not acking so the provider resends", "error", err)
+		http.Error(w, "temporarily unable to store the notification", http.StatusServiceUnavailable)
+		return
+	}
+	l.mu.Lock()
+	running := l.started && !l.closed
+	l.mu.Unlock()
+	if running {
+		l.enqueue(id)
+	}
+	w.WriteHeader(http.StatusOK)
+}
