@@ -11,9 +11,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ipnlab
 
-# The emulator on 127.0.0.1:8700 (verifier at /cgi-bin/webscr, API at /api/v1/).
+# The lab: the emulator on 127.0.0.1:8700 (verifier at /cgi-bin/webscr, API at
+# /api/v1/) and the reference listener on 127.0.0.1:8701, wired together.
 run: build
-	./$(BIN) serve --addr 127.0.0.1:8700
+	@mkdir -p build
+	./$(BIN) lab --addr 127.0.0.1:8700 --listener-addr 127.0.0.1:8701 --listener-db build/lab.db
 
 # Every spec, with the race detector; fuzz targets run their seed corpora.
 test:
@@ -36,4 +38,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,5 +149,43 @@ var _ = Describe("ipnlab send paydo", func() {
 		Expect(bad).To(gexec.Exit(2))
 		Expect(bad.Err).To(gbytes.Say(`"two" is not valid JSON`))
 		Expect(run("fixtures", "show", "checkout", "--seed", "1").Out).To(gbytes.Say(`"invoice":\{"id":`))
+	})
+})
+
+var _ = Describe("ipnlab lab", func() {
+	It("runs the emulator and the reference listener wired together", func() {
+		db := filepath.Join(GinkgoT().TempDir(), "lab.db")
+		lab, err := gexec.Start(exec.Command(binary, "lab", "--addr", "127.0.0.1:0", "--listener-addr", "127.0.0.1:0", "--clock", "manual",
+			"--listener-db", db, "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			lab.Signal(syscall.SIGTERM)
+			Eventually(lab).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(lab.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+		out := string(lab.Out.Contents())
+		emu := "--emulator=http://" + regexp.MustCompile(`emulator ready addr=(\S+)`).FindStringSubmatch(out)[1]
+		lst := "http://" + regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(out)[1]
+
+		Expect(run("send", "paypal", emu, "--kind", "web_accept", "--param", "gross=25.00", "--param", "payer_email=ann@example.com")).To(gexec.Exit(0))
+		Eventually(func() string {
+			resp, err := http.Get(lst + "/probe/v1/customers/ann@example.com")
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}).WithTimeout(5 * time.Second).Should(ContainSubstring(`"USD": "25.00"`))
+		Expect(run("history", emu).Out).To(gbytes.Say(`web_accept\s+\S+\s+Sent\s+200\s+1`))
+	})
+
+	It("refuses a bad listener config at start, naming the problem", func() {
+		s := run("listen", "--addr", "127.0.0.1:0", "--verify-url", "nowhere", "--db", filepath.Join(GinkgoT().TempDir(), "x.db"))
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`verify_url "nowhere": want an absolute http\(s\) URL`))
+		s = run("listen", "--customer", "nobody")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--customer "nobody": want email=id`))
 	})
 })

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/listener"
+)
+
+// listenFlags are the reference listener's settings on the command line;
+// flags given override the config file.
+type listenFlags struct {
+	config, verifyURL, db, unknown string
+	receivers, customers, allow    []string
+	trusted, currencies            []string
+	deductFees                     bool
+}
+
+func (lf *listenFlags) add(c *cobra.Command, prefix string) {
+	f := c.Flags()
+	f.StringVar(&lf.config, prefix+"config", "", "listener config file (YAML; see docs/probe.md)")
+	f.StringVar(&lf.verifyURL, prefix+"verify-url", "", "where PayPal postbacks go (default: the emulator's)")
+	f.StringVar(&lf.db, prefix+"db", "", "SQLite database path (default ipnlab-listener.db)")
+	f.StringArrayVar(&lf.receivers, prefix+"receiver", nil, "the merchant's receiver email or id (repeatable)")
+	f.StringArrayVar(&lf.customers, prefix+"customer", nil, "a customer: email=id (repeatable)")
+	f.StringVar(&lf.unknown, prefix+"unknown-payers", "", "hold (no credit) or create (a customer per new payer email)")
+	f.StringSliceVar(&lf.currencies, prefix+"currencies", nil, "accepted currencies (default USD,EUR,GBP,CAD,AUD)")
+	f.BoolVar(&lf.deductFees, prefix+"deduct-fees", false, "credit gross minus fee")
+	f.StringArrayVar(&lf.allow, prefix+"paydo-allow", nil, "IP or CIDR PayDo may post from (repeatable; default PayDo's two addresses)")
+	f.StringArrayVar(&lf.trusted, prefix+"trusted-proxy", nil, "IP or CIDR allowed to set X-Forwarded-For (repeatable)")
+}
+
+func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) (listener.Config, error) {
+	var cfg listener.Config
+	if lf.config != "" {
+		var err error
+		if cfg, err = listener.Load(lf.config); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	changed := func(name string) bool { return c.Flags().Changed(prefix + name) }
+	if changed("verify-url") {
+		cfg.VerifyURL = lf.verifyURL
+	}
+	if changed("db") {
+		cfg.DB = lf.db
+	}
+	for _, r := range lf.receivers {
+		if strings.Contains(r, "@") {
+			cfg.ReceiverEmails = append(cfg.ReceiverEmails, r)
+		} else {
+			cfg.ReceiverIDs = append(cfg.ReceiverIDs, r)
+		}
+	}
+	for _, kv := range lf.customers {
+		email, id, ok := strings.Cut(kv, "=")
+		if !ok || email == "" || id == "" {
+			return cfg, usageError{fmt.Errorf("--%scustomer %q: want email=id", prefix, kv)}
+		}
+		cfg.Customers = append(cfg.Customers, listener.Customer{ID: id, Email: email})
+	}
+	if changed("unknown-payers") {
+		cfg.UnknownPayers = lf.unknown
+	}
+	if changed("currencies") {
+		cfg.Currencies = lf.currencies
+	}
+	if changed("deduct-fees") {
+		cfg.DeductFees = lf.deductFees
+	}
+	cfg.PayDo.AllowedSources = append(cfg.PayDo.AllowedSources, lf.allow...)
+	cfg.PayDo.TrustedProxies = append(cfg.PayDo.TrustedProxies, lf.trusted...)
+	cfg.Logger = log
+	return cfg, nil
+}
+
+// serveListener starts a reference listener on addr.
+func serveListener(cfg listener.Config, addr string) (*listener.Listener, *http.Server, net.Listener, error) {
+	l, err := listener.New(cfg)
+	if err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	if err := l.Start(context.Background()); err != nil {
+		l.Close()
+		return nil, nil, nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		l.Close()
+		return nil, nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	go func() { _ = srv.Serve(ln) }()
+	return l, srv, ln, nil
+}
+
+func waitForSignal() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}
+
+func newListen() *cobra.Command {
+	var (
+		addr, logLevel string
+		lf             listenFlags
+	)
+	c := &cobra.Command{
+		Use:   "listen",
+		Short: "Run the reference listener (PayPal at /ipn/paypal, PayDo at /ipn/paydo, probe at /probe/v1/)",
+		Long: `Run the reference listener. On start it prints one line:
+  ipnlab listener ready addr=HOST:PORT verify_url=URL`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := parseLevel(logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := lf.build(cmd, "", log)
+			if err != nil {
+				return err
+			}
+			if cfg.VerifyURL == "" {
+				cfg.VerifyURL = "http://127.0.0.1:8700/cgi-bin/webscr"
+			}
+			if len(cfg.ReceiverEmails) == 0 && len(cfg.ReceiverIDs) == 0 {
+				cfg.ReceiverEmails, cfg.ReceiverIDs = []string{emulator.DefaultReceiverEmail}, []string{emulator.DefaultReceiverID}
+			}
+			l, srv, ln, err := serveListener(cfg, addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
+			waitForSignal()
+			return shutdown(srv, l)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8701", "address to listen on")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.add(c, "")
+	return c
+}
+
+func shutdown(srv *http.Server, l *listener.Listener) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(srv.Shutdown(ctx), l.Close())
+}
+
+func newLab() *cobra.Command {
+	var (
+		addr, listenerAddr, clockMode, verify, logLevel string
+		seed                                            uint64
+		lf                                              listenFlags
+	)
+	c := &cobra.Command{
+		Use:   "lab",
+		Short: "Run the emulator and the reference listener, wired together (what `make run` starts)",
+		Long: `Run the emulator on --addr and the reference listener on --listener-addr: the
+emulator's IPN URL is the listener's /ipn/paypal, PayDo's default project and
+user post to its /ipn/paydo, and the listener verifies against the emulator.
+New payers become customers (--listener-unknown-payers hold to refuse them).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := parseLevel(logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			clk, err := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second))
+			if err != nil {
+				return usageError{fmt.Errorf("--clock: %w", err)}
+			}
+			mode, err := paypal.ParseMode(verify)
+			if err != nil {
+				return usageError{fmt.Errorf("--verify: %w", err)}
+			}
+			cfg, err := lf.build(cmd, "listener-", log)
+			if err != nil {
+				return err
+			}
+			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log}, addr)
+			if err != nil {
+				return err
+			}
+			stopEmu := func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return emu.Shutdown(ctx)
+			}
+			if cfg.VerifyURL == "" {
+				cfg.VerifyURL = emu.VerifyURL()
+			}
+			if len(cfg.ReceiverEmails) == 0 && len(cfg.ReceiverIDs) == 0 {
+				cfg.ReceiverEmails, cfg.ReceiverIDs = []string{emulator.DefaultReceiverEmail}, []string{emulator.DefaultReceiverID}
+			}
+			if len(cfg.PayDo.AllowedSources) == 0 {
+				cfg.PayDo.AllowedSources = []string{"127.0.0.1"}
+			}
+			if cfg.UnknownPayers == "" {
+				cfg.UnknownPayers = "create"
+			}
+			if cfg.DB == "" {
+				cfg.DB = "ipnlab-lab.db"
+			}
+			l, srv, ln, err := serveListener(cfg, listenerAddr)
+			if err != nil {
+				return errors.Join(err, stopEmu())
+			}
+			base := "http://" + ln.Addr().String()
+			if err := errors.Join(
+				emu.PayPal().SetProfile(paypal.Profile{NotifyURL: base + "/ipn/paypal", Enabled: true,
+					ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID}),
+				emu.PayDo().RegisterCheckoutURL("default", base+"/ipn/paydo"),
+				emu.PayDo().RegisterTransferURL("default", base+"/ipn/paydo")); err != nil {
+				return errors.Join(err, stopEmu(), shutdown(srv, l))
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
+			fmt.Fprintf(out, "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
+			fmt.Fprintf(out, "try:  ./bin/ipnlab send paypal --emulator %s --kind web_accept\n      curl %s/probe/v1/log\n", emu.URL(), base)
+			waitForSignal()
+			return errors.Join(stopEmu(), shutdown(srv, l))
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8700", "the emulator's address")
+	f.StringVar(&listenerAddr, "listener-addr", "127.0.0.1:8701", "the reference listener's address")
+	f.StringVar(&clockMode, "clock", "real", "clock: real, manual or scale:N")
+	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal or strict")
+	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.add(c, "listener-")
+	return c
+}
