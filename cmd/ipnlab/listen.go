@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipnlab/ipnlab/emulator"
-	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
 )
@@ -126,11 +125,10 @@ func newListen() *cobra.Command {
   ipnlab listener ready addr=HOST:PORT verify_url=URL`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level, err := parseLevel(logLevel)
+			log, err := newLogger(logLevel)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg, err := lf.build(cmd, "", log)
 			if err != nil {
 				return err
@@ -177,18 +175,9 @@ user post to its /ipn/paydo, and the listener verifies against the emulator.
 New payers become customers (--listener-unknown-payers hold to refuse them).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level, err := parseLevel(logLevel)
+			log, clk, mode, err := emulatorBasics(logLevel, clockMode, verify)
 			if err != nil {
-				return usageError{err}
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			clk, err := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second))
-			if err != nil {
-				return usageError{fmt.Errorf("--clock: %w", err)}
-			}
-			mode, err := paypal.ParseMode(verify)
-			if err != nil {
-				return usageError{fmt.Errorf("--verify: %w", err)}
+				return err
 			}
 			cfg, err := lf.build(cmd, "listener-", log)
 			if err != nil {

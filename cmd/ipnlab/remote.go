@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -160,29 +163,8 @@ func payDoParams(in []string) (emulator.PayDoParams, error) {
 	if err != nil {
 		return emulator.PayDoParams{}, err
 	}
-	m := map[string]any{}
-	for _, p := range ps {
-		switch p.Name {
-		case "status":
-			var n int
-			if _, err := fmt.Sscanf(p.Value, "%d", &n); err != nil {
-				return emulator.PayDoParams{}, usageError{fmt.Errorf("--param status=%q: want a number", p.Value)}
-			}
-			m[p.Name] = n
-		case "amount_as_string":
-			m[p.Name] = p.Value == "true"
-		default:
-			m[p.Name] = p.Value
-		}
-	}
-	raw, _ := json.Marshal(m)
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	var out emulator.PayDoParams
-	if err := dec.Decode(&out); err != nil {
-		return out, usageError{fmt.Errorf("--param: %v (known: amount, currency, status, identifier, invoice_id, txid, order_id, amount_as_string)", err)}
-	}
-	return out, nil
+	return strictParams[emulator.PayDoParams](ps, []string{"status"}, []string{"amount_as_string"},
+		"amount, currency, status, identifier, invoice_id, txid, order_id, amount_as_string")
 }
 
 func newPayDo() *cobra.Command {
@@ -316,27 +298,45 @@ func sendLifecycle(cmd *cobra.Command, cl *client.Client, name, to, charset stri
 }
 
 func parseParams(ps emulator.Fields) (emulator.Params, error) {
+	return strictParams[emulator.Params](ps, []string{"items", "filters"}, nil,
+		"gross, currency, status, pending_reason, reason_code, items, filters, case_type, txn_id, parent_txn_id, subscr_id, profile_id, custom, invoice, item_number, payer_email")
+}
+
+// strictParams decodes name=value flags into T's JSON fields, refusing
+// names T does not have; ints and bools name the fields that are not text.
+func strictParams[T any](ps emulator.Fields, ints, bools []string, known string) (T, error) {
+	var out T
 	m := map[string]any{}
 	for _, p := range ps {
-		switch p.Name {
-		case "items", "filters":
-			var n int
-			if _, err := fmt.Sscanf(p.Value, "%d", &n); err != nil {
-				return emulator.Params{}, usageError{fmt.Errorf("--param %s=%q: want a whole number", p.Name, p.Value)}
+		switch {
+		case slices.Contains(ints, p.Name):
+			n, err := strconv.Atoi(p.Value)
+			if err != nil {
+				return out, usageError{fmt.Errorf("--param %s=%q: want a whole number", p.Name, p.Value)}
 			}
 			m[p.Name] = n
+		case slices.Contains(bools, p.Name):
+			b, err := strconv.ParseBool(p.Value)
+			if err != nil {
+				return out, usageError{fmt.Errorf("--param %s=%q: want true or false", p.Name, p.Value)}
+			}
+			m[p.Name] = b
 		default:
 			m[p.Name] = p.Value
 		}
 	}
 	raw, _ := json.Marshal(m)
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var out emulator.Params
 	if err := dec.Decode(&out); err != nil {
-		return out, usageError{fmt.Errorf("--param: %v (known: gross, currency, status, pending_reason, reason_code, items, filters, case_type, txn_id, parent_txn_id, subscr_id, profile_id, custom, invoice, item_number, payer_email)", err)}
+		return out, usageError{fmt.Errorf("--param: %v (known: %s)", err, known)}
 	}
 	return out, nil
+}
+
+// printClock prints the clock after a clock command.
+func printClock(cmd *cobra.Command, v emulator.ClockView) {
+	fmt.Fprintf(cmd.OutOrStdout(), "now=%s mode=%s pending=%d\n", v.Now.Format(time.RFC3339), v.Mode, v.Pending)
 }
 
 func newClock() *cobra.Command {
@@ -352,7 +352,7 @@ func newClock() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "now=%s mode=%s pending=%d\n", v.Now.Format(time.RFC3339), v.Mode, v.Pending)
+		printClock(cmd, v)
 		return nil
 	}
 	adv := &cobra.Command{Use: "advance DURATION", Short: "Move a manual clock (90s, 15m, 96h, 4d); returns when due deliveries are done", Args: exactArgs(1)}
@@ -366,7 +366,7 @@ func newClock() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "now=%s mode=%s pending=%d\n", v.Now.Format(time.RFC3339), v.Mode, v.Pending)
+		printClock(cmd, v)
 		return nil
 	}
 	idle := &cobra.Command{Use: "run-until-idle", Short: "Fire every scheduled delivery in order", Args: noArgs}
@@ -381,7 +381,7 @@ func newClock() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "now=%s mode=%s pending=%d\n", v.Now.Format(time.RFC3339), v.Mode, v.Pending)
+		printClock(cmd, v)
 		return nil
 	}
 	c.AddCommand(show, adv, idle)

@@ -36,18 +36,9 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
   ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level, err := parseLevel(logLevel)
+			log, clk, mode, err := emulatorBasics(logLevel, clockMode, verify)
 			if err != nil {
-				return usageError{err}
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			clk, err := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second))
-			if err != nil {
-				return usageError{fmt.Errorf("--clock: %w", err)}
-			}
-			mode, err := paypal.ParseMode(verify)
-			if err != nil {
-				return usageError{fmt.Errorf("--verify: %w", err)}
+				return err
 			}
 			if ackTimeout <= 0 {
 				return usageError{fmt.Errorf("--ack-timeout %s: must be positive", ackTimeout)}
@@ -97,6 +88,32 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
 	return c
+}
+
+// emulatorBasics reads the flags every emulator-running command has.
+func emulatorBasics(logLevel, clockMode, verify string) (*slog.Logger, clock.Clock, paypal.Mode, error) {
+	log, err := newLogger(logLevel)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	clk, err := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second))
+	if err != nil {
+		return nil, nil, "", usageError{fmt.Errorf("--clock: %w", err)}
+	}
+	mode, err := paypal.ParseMode(verify)
+	if err != nil {
+		return nil, nil, "", usageError{fmt.Errorf("--verify: %w", err)}
+	}
+	return log, clk, mode, nil
+}
+
+// newLogger logs text to stderr at the level named.
+func newLogger(level string) (*slog.Logger, error) {
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
