@@ -371,13 +371,31 @@ func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("give url or use_profile_url, not both")
 	}
 	id := r.PathValue("id")
-	if _, err := e.paypal.Resend(id, req.URL, req.UseProfileURL); err != nil {
+	if err := e.resend(id, req); err != nil {
 		return err
 	}
 	e.WaitIdle()
 	v, _ := e.View(id)
 	writeJSON(w, http.StatusAccepted, v)
 	return nil
+}
+
+// resend resends one message by hand, whichever provider sent it: PayPal's
+// carry resend=true, PayDo's are the same bytes again.
+func (e *Emulator) resend(id string, req ResendRequest) error {
+	rec, ok := e.engine.Get(id)
+	if !ok {
+		return fmt.Errorf("resend %s: %w", id, delivery.ErrNotFound)
+	}
+	if rec.Provider == paydo.Provider {
+		if req.UseProfileURL {
+			return badRequest("use_profile_url is PayPal's: PayDo has no profile URL")
+		}
+		_, err := e.engine.Resend(id, req.URL)
+		return err
+	}
+	_, err := e.paypal.Resend(id, req.URL, req.UseProfileURL)
+	return err
 }
 
 func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
@@ -403,7 +421,7 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 	}
 	ids := []string{}
 	for _, m := range e.engine.List(MessageFilter{Status: status, Since: since}.keep) {
-		if _, err := e.paypal.Resend(m.ID, req.URL, req.UseProfileURL); err != nil {
+		if err := e.resend(m.ID, req); err != nil {
 			return err
 		}
 		ids = append(ids, m.ID)

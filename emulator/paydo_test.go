@@ -262,3 +262,32 @@ var _ = Describe("PayDo source address", func() {
 		Expect(err).To(MatchError(ContainSubstring(`paydo source address "paydo.example": not an IP address`)))
 	})
 })
+
+var _ = Describe("Resending PayDo messages", func() {
+	It("resends one by hand with the same bytes, and is covered by resend-all-failed", func() {
+		l := newLab("")
+		DeferCleanup(l.close)
+		jl := &jsonListener{status: 500}
+		jsv := httptest.NewServer(jl)
+		DeferCleanup(jsv.Close)
+		code, out := l.call("POST", "/api/v1/paydo/notifications", map[string]any{"kind": "transfer", "notify_url": jsv.URL})
+		Expect(code).To(Equal(201))
+		id := out["messages"].([]any)[0].(map[string]any)["id"].(string)
+		l.call("POST", "/api/v1/clock/advance", map[string]string{"duration": "2d"})
+		Expect(l.message(id)["status"]).To(Equal("Failed"))
+
+		jl.mu.Lock()
+		jl.status = 200
+		jl.mu.Unlock()
+		code, out = l.call("POST", "/api/v1/messages/resend", map[string]any{"since": t0.Format(time.RFC3339)})
+		Expect(code).To(Equal(202), "%v", out)
+		Expect(out["resent"]).To(Equal([]any{id}))
+		Expect(l.message(id)["status"]).To(Equal("Sent"))
+		got := jl.got()
+		Expect(got[len(got)-1]).To(Equal(got[0]), "PayDo resends the same JSON")
+
+		code, out = l.call("POST", "/api/v1/messages/"+id+"/resend", map[string]any{"use_profile_url": true})
+		Expect(code).To(Equal(400))
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring("PayDo has no profile URL"))
+	})
+})

@@ -189,3 +189,51 @@ var _ = Describe("ipnlab lab", func() {
 		Expect(s.Err).To(gbytes.Say(`--customer "nobody": want email=id`))
 	})
 })
+
+var _ = Describe("ipnlab listen after kill -9", func() {
+	It("replays what it acked and credits it exactly once", func() {
+		serve, err := gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		emuURL := "http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
+		emu := "--emulator=" + emuURL
+
+		dir := GinkgoT().TempDir()
+		cfg := filepath.Join(dir, "listener.yaml")
+		Expect(os.WriteFile(cfg, []byte("verify_url: "+emuURL+"/cgi-bin/webscr\nreceiver_emails: [merchant@example.com]\n"+
+			"customers: [{id: C1, email: customer@example.com}]\ndb: "+filepath.Join(dir, "l.db")+"\nverify: {backoff: 20ms, max_backoff: 50ms, attempts: 100}\n"), 0o600)).To(Succeed())
+		listen := func() (*gexec.Session, string) {
+			s, err := gexec.Start(exec.Command(binary, "listen", "--addr", "127.0.0.1:0", "--config", cfg, "--log-level", "error"), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`listener ready addr=(\S+)`))
+			return s, "http://" + string(regexp.MustCompile(`listener ready addr=(\S+)`).FindSubmatch(s.Out.Contents())[1])
+		}
+		get := func(url string) string {
+			resp, err := http.Get(url)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+
+		// The verifier is down: the listener acks, then cannot verify.
+		Expect(run("fault", "set", "drop", emu)).To(gexec.Exit(0))
+		l1, base := listen()
+		s := run("send", "paypal", emu, "--to", base+"/ipn/paypal", "--param", "gross=33.00", "--param", "payer_email=customer@example.com")
+		Expect(s.Out).To(gbytes.Say(`status="Sent"`))
+		Eventually(func() string { return get(emuURL + "/api/v1/postbacks") }).Should(ContainSubstring(`"fault": "drop"`))
+		l1.Kill() // SIGKILL: no shutdown, nothing flushed by us
+		Eventually(l1).Should(gexec.Exit())
+
+		Expect(run("fault", "clear", emu)).To(gexec.Exit(0))
+		l2, base := listen()
+		DeferCleanup(func() { l2.Signal(syscall.SIGTERM); Eventually(l2).WithTimeout(10 * time.Second).Should(gexec.Exit(0)) })
+		Expect(get(base + "/probe/v1/idle?wait=10s")).To(ContainSubstring(`"idle": true`))
+		Expect(get(base + "/probe/v1/customers/C1")).To(ContainSubstring(`"USD": "33.00"`))
+		Expect(get(base + "/probe/v1/log")).To(ContainSubstring(`"action": "credited"`))
+	})
+})
