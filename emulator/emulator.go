@@ -5,6 +5,7 @@
 package emulator
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,7 +53,10 @@ type Config struct {
 	// 127.0.0.2); PayDoForwardedFor is sent as X-Forwarded-For.
 	PayDoSource       string
 	PayDoForwardedFor string
-	// Client overrides the HTTP client deliveries use (e.g. for TLS).
+	// TLS configures HTTPS deliveries, e.g. a private CA for a listener's
+	// self-signed certificate (nil: the system's roots).
+	TLS *tls.Config
+	// Client overrides the HTTP client PayPal deliveries use.
 	Client *http.Client
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -107,6 +111,9 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seeds: map[string]uint64{}}
 
+	if cfg.Client == nil && cfg.TLS != nil {
+		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS))
+	}
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 	})
@@ -125,7 +132,7 @@ func New(cfg Config) (*Emulator, error) {
 		eng.Close()
 		return nil, err
 	}
-	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup}
+	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS}
 	if cfg.PayDoSchedule != nil {
 		pdCfg.Schedule = *cfg.PayDoSchedule
 	}

@@ -2,16 +2,21 @@ package emulator_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
 )
@@ -290,5 +295,34 @@ var _ = Describe("Every kind through the emulator", func() {
 				}
 			}
 		}
+	})
+})
+
+var _ = Describe("HTTPS listeners", func() {
+	It("delivers to an HTTPS notify URL and the postback verifies", func() {
+		tl := &testListener{status: 200}
+		tsrv := httptest.NewTLSServer(tl)
+		DeferCleanup(tsrv.Close)
+		pool := x509.NewCertPool()
+		pool.AddCert(tsrv.Certificate())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+		Expect(err).NotTo(HaveOccurred())
+		api := httptest.NewServer(emu)
+		DeferCleanup(func() { emu.Close(); api.Close() })
+		tl.verifyURL = api.URL + "/cgi-bin/webscr"
+		v, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: tsrv.URL + "/ipn"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v.Status).To(Equal("Sent"))
+		Expect(v.Attempts[0].URL).To(HavePrefix("https://"))
+		Expect(v.Postbacks).To(HaveLen(1))
+
+		// Without the CA the certificate is refused, and that is a failed attempt.
+		plain, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0)})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(plain.Close)
+		v, err = plain.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: tsrv.URL + "/ipn"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v.Status).To(Equal("Retrying"))
+		Expect(v.Attempts[0].Error).To(ContainSubstring("certificate"))
 	})
 })

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +23,8 @@ import (
 func newServe() *cobra.Command {
 	var (
 		addr, clockMode, verify, notifyURL, recvEmail, recvID, logLevel string
-		paydoSource, paydoXFF                                           string
+		paydoSource, paydoXFF, tlsCA                                    string
+		tlsInsecure                                                     bool
 		paydoInitial, paydoMax, paydoWindow                             time.Duration
 		ackTimeout                                                      time.Duration
 		retries                                                         int
@@ -47,11 +50,15 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			if err := pdSchedule.Validate(); err != nil {
 				return usageError{fmt.Errorf("--paydo-*: %w", err)}
 			}
+			tlsConfig, err := deliveryTLS(tlsCA, tlsInsecure)
+			if err != nil {
+				return err
+			}
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			srv, err := emulator.Start(emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
 				Live: live, Seed: seed, Logger: log,
-				PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
+				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
 			}, addr)
 			if err != nil {
 				return err
@@ -82,12 +89,37 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
 	f.BoolVar(&live, "live", false, "send live-style messages (no test_ipn=1)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&tlsCA, "tls-ca", "", "PEM file of a CA to trust for HTTPS listeners (besides the system's)")
+	f.BoolVar(&tlsInsecure, "tls-insecure", false, "deliver to HTTPS listeners without checking their certificate")
 	f.StringVar(&paydoSource, "paydo-source", "", "local IP PayDo deliveries leave from (e.g. 127.0.0.2)")
 	f.StringVar(&paydoXFF, "paydo-forwarded-for", "", "X-Forwarded-For on PayDo deliveries (e.g. 52.49.204.201)")
 	f.DurationVar(&paydoInitial, "paydo-initial", time.Minute, "PayDo's first resend wait (doubling after)")
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
 	return c
+}
+
+// deliveryTLS builds the TLS settings for HTTPS deliveries (nil: defaults).
+func deliveryTLS(caFile string, insecure bool) (*tls.Config, error) {
+	if caFile == "" && !insecure {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // asked for by flag, for local test listeners
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--tls-ca: %w", err)}
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Errorf("--tls-ca %s: no PEM certificate in it", caFile)}
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // emulatorBasics reads the flags every emulator-running command has.

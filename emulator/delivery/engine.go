@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -139,9 +140,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 
 // NewTransport returns the transport deliveries use: no proxy, generous
 // keep-alive, and connections made from localAddr when it is set (so a
-// listener's source-address allowlist can be tested on loopback).
-func NewTransport(localAddr net.Addr) *http.Transport {
+// listener's source-address allowlist can be tested on loopback). tlsConfig
+// may be nil (the system's roots).
+func NewTransport(localAddr net.Addr, tlsConfig *tls.Config) *http.Transport {
 	return &http.Transport{
+		TLSClientConfig:     tlsConfig,
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: localAddr}).DialContext,
 		MaxIdleConns:        1024,
@@ -156,7 +159,7 @@ func NewTransport(localAddr net.Addr) *http.Transport {
 // follows redirects (a 302 is not an ack). transport may be nil.
 func NewClient(transport *http.Transport) *http.Client {
 	if transport == nil {
-		transport = NewTransport(nil)
+		transport = NewTransport(nil, nil)
 	}
 	return &http.Client{
 		Transport:     transport,

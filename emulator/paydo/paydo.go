@@ -6,6 +6,7 @@ package paydo
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type Config struct {
 	ForwardedFor string
 	// OnLookup, if set, hears of every status lookup.
 	OnLookup func(Lookup)
+	// TLS configures HTTPS deliveries (nil: the system's roots).
+	TLS *tls.Config
 }
 
 // Transaction is PayDo's current view of a transaction, for lookups.
@@ -104,12 +107,16 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
-	if cfg.SourceAddr != "" {
-		ip := net.ParseIP(cfg.SourceAddr)
-		if ip == nil {
-			return nil, fmt.Errorf("paydo source address %q: not an IP address", cfg.SourceAddr)
+	if cfg.SourceAddr != "" || cfg.TLS != nil {
+		var local net.Addr
+		if cfg.SourceAddr != "" {
+			ip := net.ParseIP(cfg.SourceAddr)
+			if ip == nil {
+				return nil, fmt.Errorf("paydo source address %q: not an IP address", cfg.SourceAddr)
+			}
+			local = &net.TCPAddr{IP: ip}
 		}
-		s.client = delivery.NewClient(delivery.NewTransport(&net.TCPAddr{IP: ip}))
+		s.client = delivery.NewClient(delivery.NewTransport(local, cfg.TLS))
 	}
 	if cfg.ForwardedFor != "" && net.ParseIP(cfg.ForwardedFor) == nil {
 		return nil, fmt.Errorf("paydo forwarded-for %q: not an IP address", cfg.ForwardedFor)
