@@ -187,6 +187,9 @@ func (e *Emulator) Advance(d time.Duration) error {
 	return nil
 }
 
+// SetOutage makes every delivery fail as if the listener were down.
+func (e *Emulator) SetOutage(down bool) { e.engine.SetOutage(down) }
+
 // WaitIdle returns when no delivery is running on a manual clock (a new
 // message is delivered at once, outside Advance). It is a no-op on other
 // clocks.

@@ -42,6 +42,9 @@ type PayDoRequest struct {
 	NotifyURL string          `json:"notify_url,omitempty"`
 	Project   string          `json:"project,omitempty"`
 	User      string          `json:"user,omitempty"`
+	// Source is the local IP these deliveries leave from (default: the
+	// emulator's PayDo source).
+	Source string `json:"source,omitempty"`
 }
 
 // SendPayDo creates and delivers PayDo notifications and returns them in
@@ -55,9 +58,9 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 	var ids []string
 	send := func(m fixtures.PayDoMessage, n int) error {
 		for range n {
-			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User})
+			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source})
 			if err != nil {
-				if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) {
+				if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paydo.ErrBadSource) {
 					return fmt.Errorf("%w: %w", errBadRequest, err)
 				}
 				return err

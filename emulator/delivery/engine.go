@@ -101,6 +101,7 @@ type Engine struct {
 	msgs   map[string]*entry
 	order  []string
 	closed bool
+	outage bool // every attempt fails as if the listener were down
 
 	// wg counts attempts started on a clock that is not manual, so Close
 	// can wait for them (a manual clock's Advance already does).
@@ -322,6 +323,14 @@ func (e *Engine) List(keep func(*Message) bool) []Message {
 	return out
 }
 
+// SetOutage makes every attempt fail without a request, as if the
+// listener were down, until it is switched off.
+func (e *Engine) SetOutage(down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.outage = down
+}
+
 // Close stops every scheduled attempt and waits for running ones.
 func (e *Engine) Close() {
 	e.mu.Lock()
@@ -365,7 +374,7 @@ func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
 	if trig == Manual && ent.resendBody != nil {
 		body = ent.resendBody
 	}
-	header, ack, client := ent.header, ent.ack, ent.client
+	header, ack, client, down := ent.header, ent.ack, ent.client, e.outage
 	if trig == Retry {
 		ent.rec.Retries++
 	}
@@ -375,7 +384,11 @@ func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
 	}
 	e.mu.Unlock()
 
-	e.post(client, &a, url, header, body, ack)
+	if down {
+		a.Error = "listener down (simulated outage)"
+	} else {
+		e.post(client, &a, url, header, body, ack)
+	}
 
 	e.mu.Lock()
 	if trig == Manual {

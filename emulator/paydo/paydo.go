@@ -83,8 +83,9 @@ type Lookup struct {
 
 // Service is the fake PayDo.
 type Service struct {
-	cfg    Config
-	client *http.Client
+	cfg     Config
+	client  *http.Client
+	sources map[string]*http.Client // per-message source addresses
 
 	mu       sync.Mutex
 	projects map[string]string // project -> checkout IPN URL
@@ -106,7 +107,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("paydo %w", err)
 		}
 	}
-	s := &Service{cfg: cfg, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
+	s := &Service{cfg: cfg, sources: map[string]*http.Client{}, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
 	if cfg.SourceAddr != "" || cfg.TLS != nil {
 		var local net.Addr
 		if cfg.SourceAddr != "" {
@@ -186,6 +187,9 @@ type Notification struct {
 	// Project (checkout) or User (transfer) picks the registered URL;
 	// "default" when empty.
 	Project, User string
+	// Source, if set, is the local IP this message leaves from instead of
+	// the configured one (to test an allowlist with a stranger's address).
+	Source string
 }
 
 // Send records the transaction's new state and delivers the message.
@@ -198,6 +202,12 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	if err != nil {
 		return delivery.Message{}, err
 	}
+	client := s.client
+	if n.Source != "" {
+		if client, err = s.clientFrom(n.Source); err != nil {
+			return delivery.Message{}, err
+		}
+	}
 	id := newID()
 	key := n.Message.TransactionID()
 	s.update(id, n.Message)
@@ -207,8 +217,26 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	}
 	return s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,
-		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: s.client,
+		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: client,
 	})
+}
+
+// ErrBadSource is wrapped when a source address is not an IP.
+var ErrBadSource = errors.New("bad source address")
+
+func (s *Service) clientFrom(source string) (*http.Client, error) {
+	ip := net.ParseIP(source)
+	if ip == nil {
+		return nil, fmt.Errorf("%w: %q is not an IP address", ErrBadSource, source)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.sources[source]
+	if !ok {
+		c = delivery.NewClient(delivery.NewTransport(&net.TCPAddr{IP: ip}, s.cfg.TLS))
+		s.sources[source] = c
+	}
+	return c, nil
 }
 
 func (s *Service) target(n Notification) (string, error) {

@@ -1,0 +1,520 @@
+package scenarios
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// ErrInvalid is wrapped by every load error.
+var ErrInvalid = errors.New("invalid scenario")
+
+// LoadError points at the line of a scenario file that is wrong.
+type LoadError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Unwrap lets callers test errors.Is(err, ErrInvalid).
+func (e *LoadError) Unwrap() error { return ErrInvalid }
+
+// LoadFile reads and checks a scenario file.
+func LoadFile(path string) (*Scenario, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	return Parse(path, raw)
+}
+
+// stepKinds are the step keys, in the order the docs list them.
+var stepKinds = []string{"send", "generate", "resend", "fault", "clear_fault", "outage", "advance", "expect"}
+
+// Parse reads and checks a scenario; name is used in error messages.
+func Parse(name string, data []byte) (*Scenario, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &LoadError{File: name, Line: yamlLine(err), Msg: "not valid YAML: " + err.Error()}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &LoadError{File: name, Line: 1, Msg: "empty scenario"}
+	}
+	root := doc.Content[0]
+	l := &loader{file: name, aliases: map[string]string{}, generated: map[string]*Generate{}}
+	sc := &Scenario{File: name}
+	top := map[string]*yaml.Node{}
+	if err := l.mapping(root, "the scenario", []string{"name", "description", "provider", "steps"}, top); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"name", "provider", "steps"} {
+		if top[k] == nil {
+			return nil, l.at(root, "%s is required", k)
+		}
+	}
+	sc.Name, sc.Provider = top["name"].Value, top["provider"].Value
+	if top["description"] != nil {
+		sc.Description = top["description"].Value
+	}
+	if err := l.oneOf(top["provider"], "provider", sc.Provider, providers); err != nil {
+		return nil, err
+	}
+	l.provider = sc.Provider
+	steps := top["steps"]
+	if steps.Kind != yaml.SequenceNode || len(steps.Content) == 0 {
+		return nil, l.at(steps, "steps: want a list of steps")
+	}
+	for _, n := range steps.Content {
+		st, err := l.step(n)
+		if err != nil {
+			return nil, err
+		}
+		sc.Steps = append(sc.Steps, st)
+	}
+	return sc, nil
+}
+
+var providers = []string{"paypal", "paydo"}
+
+// envRefs are the suite settings scenarios may refer to as ${env.NAME}.
+var envRefs = []string{"payer_email", "unaccepted_currency", "stranger_source"}
+
+type loader struct {
+	file      string
+	provider  string
+	aliases   map[string]string // alias -> provider, or "lifecycle"
+	generated map[string]*Generate
+}
+
+func (l *loader) at(n *yaml.Node, format string, args ...any) error {
+	return &LoadError{File: l.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (l *loader) oneOf(n *yaml.Node, what, v string, choices []string) error {
+	if !slices.Contains(choices, v) {
+		return l.at(n, "%s %q: want one of %s", what, v, strings.Join(choices, ", "))
+	}
+	return nil
+}
+
+// mapping checks that n is a mapping with only the allowed keys, and
+// collects the value nodes.
+func (l *loader) mapping(n *yaml.Node, what string, allowed []string, out map[string]*yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return l.at(n, "%s: want a mapping", what)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(allowed, k.Value) {
+			return l.at(k, "unknown field %q in %s; want one of %s", k.Value, what, strings.Join(allowed, ", "))
+		}
+		if _, dup := out[k.Value]; dup {
+			return l.at(k, "field %q given twice in %s", k.Value, what)
+		}
+		out[k.Value] = n.Content[i+1]
+	}
+	return nil
+}
+
+// yamlKeys lists the yaml field names of a struct type.
+func yamlKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	var keys []string
+	for i := range t.NumField() {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
+}
+
+// decode checks n's keys against v's yaml fields, then decodes it.
+func (l *loader) decode(n *yaml.Node, what string, v any) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if err := l.checkKeys(n, what, reflect.TypeOf(v).Elem()); err != nil {
+		return err
+	}
+	if err := n.Decode(v); err != nil {
+		return l.at(n, "%s: %v", what, err)
+	}
+	return nil
+}
+
+// checkKeys refuses keys that t (a struct type) does not have, at every
+// level of nesting.
+func (l *loader) checkKeys(n *yaml.Node, what string, t reflect.Type) error {
+	fields := map[string]*yaml.Node{}
+	if err := l.mapping(n, what, yamlKeys(reflect.New(t).Elem().Interface()), fields); err != nil {
+		return err
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		child, ok := fields[tag]
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ok && ft.Kind() == reflect.Struct && child.Kind == yaml.MappingNode {
+			if err := l.checkKeys(child, what+"."+tag, ft); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *loader) step(n *yaml.Node) (Step, error) {
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		return Step{}, l.at(n, "a step is one of %s with its fields, e.g. `- send: {kind: web_accept}`", strings.Join(stepKinds, ", "))
+	}
+	key, body := n.Content[0], n.Content[1]
+	st := Step{Line: key.Line, Kind: key.Value}
+	what := "step " + key.Value
+	var err error
+	switch key.Value {
+	case "send":
+		st.Send = &Send{}
+		if err = l.decode(body, what, st.Send); err == nil {
+			err = l.checkSend(body, st.Send)
+		}
+	case "generate":
+		st.Generate = &Generate{}
+		if err = l.decode(body, what, st.Generate); err == nil {
+			err = l.checkGenerate(body, st.Generate)
+		}
+	case "resend":
+		st.Resend = &Resend{}
+		if err = l.decode(body, what, st.Resend); err == nil {
+			err = l.alias(body, st.Resend.Message, true)
+		}
+	case "fault":
+		st.Fault = &Fault{}
+		if err = l.decode(body, what, st.Fault); err == nil {
+			err = l.checkFault(body, st.Fault)
+		}
+	case "clear_fault":
+		st.ClearFault = &ClearFault{}
+		err = l.decode(body, what, st.ClearFault)
+	case "outage":
+		st.Outage = &Outage{}
+		err = l.decode(body, what, st.Outage)
+	case "advance":
+		st.Advance = &Advance{}
+		if err = l.decode(body, what, st.Advance); err == nil {
+			if st.Advance.by, err = clock.ParseDuration(st.Advance.By); err != nil {
+				err = l.at(body, "advance: by: %v", err)
+			}
+		}
+	case "expect":
+		st.Expect = &Expect{}
+		if err = l.decode(body, what, st.Expect); err == nil {
+			err = l.checkExpect(body, st.Expect)
+		}
+	default:
+		err = l.at(key, "unknown step %q; want one of %s", key.Value, strings.Join(stepKinds, ", "))
+	}
+	return st, err
+}
+
+var refPattern = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// refs checks every ${alias.field} in s against the aliases defined so far.
+func (l *loader) refs(n *yaml.Node, s string) error {
+	for _, m := range refPattern.FindAllStringSubmatch(s, -1) {
+		parts := strings.Split(m[1], ".")
+		if len(parts) < 2 {
+			return l.at(n, "reference ${%s}: want ${name.field}, e.g. ${pay.txn_id}", m[1])
+		}
+		if parts[0] == "env" {
+			if !slices.Contains(envRefs, parts[1]) {
+				return l.at(n, "reference ${%s}: want one of %s", m[1], "${env."+strings.Join(envRefs, "}, ${env.")+"}")
+			}
+			continue
+		}
+		if err := l.alias(n, parts[0], false); err != nil {
+			return err
+		}
+		if g, ok := l.generated[parts[0]]; ok {
+			if len(parts) < 3 || !slices.Contains(g.steps, parts[1]) {
+				return l.at(n, "reference ${%s}: %s is a %s lifecycle: want ${%s.STEP.field} with STEP one of %s",
+					m[1], parts[0], g.Lifecycle, parts[0], strings.Join(g.steps, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// alias checks that name was defined by an earlier step's `as`.
+func (l *loader) alias(n *yaml.Node, name string, message bool) error {
+	if name == "" {
+		return l.at(n, "message is required: the `as` name of an earlier send")
+	}
+	kind, ok := l.aliases[name]
+	if !ok {
+		names := make([]string, 0, len(l.aliases))
+		for a := range l.aliases {
+			names = append(names, a)
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return l.at(n, "unknown name %q: no earlier step is named with `as`", name)
+		}
+		return l.at(n, "unknown name %q; earlier steps define %s", name, strings.Join(names, ", "))
+	}
+	if message && kind == "lifecycle" {
+		return l.at(n, "%q names generated messages, not a sent one: send one with `from: %s.STEP, as: ...`", name, name)
+	}
+	return nil
+}
+
+func (l *loader) define(n *yaml.Node, as, kind string) error {
+	if as == "" {
+		return nil
+	}
+	if _, dup := l.aliases[as]; dup {
+		return l.at(n, "name %q is already used by an earlier step", as)
+	}
+	l.aliases[as] = kind
+	return nil
+}
+
+func (l *loader) checkSend(n *yaml.Node, s *Send) error {
+	if s.Provider == "" {
+		s.Provider = l.provider
+	}
+	if err := l.oneOf(n, "provider", s.Provider, providers); err != nil {
+		return err
+	}
+	sources := 0
+	for _, set := range []bool{s.Kind != "", s.From != "", s.Raw != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return l.at(n, "send: give one of kind, from and raw")
+	}
+	switch s.Provider {
+	case "paypal":
+		if s.Kind != "" {
+			if _, ok := fixtures.LookupKind(s.Kind); !ok {
+				return l.at(n, "kind %q: want one of %s", s.Kind, strings.Join(fixtures.KindNames(), ", "))
+			}
+		}
+		if len(s.Then) > 0 || s.Interval != "" || s.Source != "" {
+			return l.at(n, "then, interval and source are PayDo's")
+		}
+		if err := checkParams[emulator.Params](l, n, s.Params); err != nil {
+			return err
+		}
+	case "paydo":
+		if s.Kind == "" {
+			return l.at(n, "kind is required for PayDo: transfer or checkout")
+		}
+		if err := l.oneOf(n, "kind", s.Kind, []string{fixtures.PayDoTransfer, fixtures.PayDoCheckout}); err != nil {
+			return err
+		}
+		if s.From != "" || s.Raw != "" || len(s.Unset) > 0 || s.Charset != "" || s.Flavour != "" {
+			return l.at(n, "from, raw, unset, charset and flavour are PayPal's")
+		}
+		if err := checkParams[emulator.PayDoParams](l, n, s.Params); err != nil {
+			return err
+		}
+	}
+	if s.From != "" {
+		alias, step, ok := strings.Cut(s.From, ".")
+		if err := l.alias(n, alias, false); err != nil {
+			return err
+		}
+		g, isGen := l.generated[alias]
+		if !ok || !isGen || !slices.Contains(g.steps, step) {
+			if !isGen {
+				return l.at(n, "from %q: %s is not a generated lifecycle", s.From, alias)
+			}
+			return l.at(n, "from %q: want %s.STEP with STEP one of %s", s.From, alias, strings.Join(g.steps, ", "))
+		}
+		if len(s.Params) > 0 || len(s.Set) > 0 || s.Charset != "" {
+			return l.at(n, "from sends a generated message as it is: params, set and charset do not apply")
+		}
+	}
+	if s.Copies < 0 || s.Copies > 1000 {
+		return l.at(n, "copies %d: want 1 to 1000", s.Copies)
+	}
+	if s.Fault != nil {
+		if err := l.checkFault(n, s.Fault); err != nil {
+			return err
+		}
+		if s.Fault.Message != "" {
+			return l.at(n, "fault.message does not apply inside send: the fault is this message's")
+		}
+	}
+	for _, v := range s.Params {
+		if err := l.refs(n, fmt.Sprint(v)); err != nil {
+			return err
+		}
+	}
+	for _, v := range s.Set {
+		if err := l.refs(n, fmt.Sprint(v)); err != nil {
+			return err
+		}
+	}
+	return l.define(n, s.As, s.Provider)
+}
+
+// checkParams decodes params into T as the API would, refusing unknown names.
+func checkParams[T any](l *loader, n *yaml.Node, params map[string]any) error {
+	if len(params) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return l.at(n, "params: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var t T
+	if err := dec.Decode(&t); err != nil {
+		return l.at(n, "params: %v; want %s", err, strings.Join(jsonKeys(t), ", "))
+	}
+	return nil
+}
+
+func jsonKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	var keys []string
+	for i := range t.NumField() {
+		if tag := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]; tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
+}
+
+func (l *loader) checkGenerate(n *yaml.Node, g *Generate) error {
+	if g.As == "" {
+		return l.at(n, "generate: as is required (steps send its messages with from: NAME.STEP)")
+	}
+	gen, err := fixtures.New(1, fixtures.Options{Charset: g.Charset})
+	if err != nil {
+		return l.at(n, "generate: %v", err)
+	}
+	if err := checkParams[emulator.Params](l, n, g.Params); err != nil {
+		return err
+	}
+	steps, err := gen.Lifecycle(g.Lifecycle, fixtures.Params{})
+	if err != nil {
+		return l.at(n, "generate: %v", err)
+	}
+	for _, st := range steps {
+		g.steps = append(g.steps, st.Name)
+	}
+	l.generated[g.As] = g
+	return l.define(n, g.As, "lifecycle")
+}
+
+func (l *loader) checkFault(n *yaml.Node, f *Fault) error {
+	fr := emulator.FaultRequest{Kind: f.Kind, Delay: f.Delay, Count: f.Count}
+	p := paypal.Fault{Kind: paypal.FaultKind(fr.Kind), Count: fr.Count}
+	if rest, ok := strings.CutPrefix(fr.Delay, "ack+"); ok {
+		f.ackRelative = true
+		fr.Delay = rest
+	}
+	if fr.Delay != "" {
+		d, err := time.ParseDuration(fr.Delay)
+		if err != nil {
+			return l.at(n, "fault delay %q: %v", fr.Delay, err)
+		}
+		p.Delay, f.delay = d, d
+	}
+	if err := p.Validate(); err != nil {
+		return l.at(n, "%v", err)
+	}
+	if f.Message != "" {
+		return l.alias(n, f.Message, true)
+	}
+	return nil
+}
+
+func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
+	hasMsg := e.Acked != nil || e.AckStatus != 0 || e.History != "" || e.Verdict != "" || e.AnyVerified ||
+		e.PostbacksMax != 0 || e.UserAgent || e.VerifyURL
+	hasTxn := e.Effects != nil || e.Net != "" || e.TxnStatus != "" || e.Held != nil || e.PayerName != ""
+	switch {
+	case hasMsg && e.Message == "":
+		return l.at(n, "expect: message expectations need message: NAME")
+	case hasTxn && e.Txn == "":
+		return l.at(n, "expect: transaction expectations need txn: (e.g. ${pay.txn_id})")
+	case !hasMsg && !hasTxn:
+		return l.at(n, "expect: nothing is expected; give message or txn expectations")
+	}
+	if e.Message != "" {
+		if err := l.alias(n, e.Message, true); err != nil {
+			return err
+		}
+	}
+	if err := l.refs(n, e.Txn); err != nil {
+		return err
+	}
+	if e.Verdict != "" {
+		if err := l.oneOf(n, "verdict", e.Verdict, []string{"VERIFIED", "INVALID", "none"}); err != nil {
+			return err
+		}
+	}
+	if e.History != "" {
+		if err := l.oneOf(n, "history", e.History, []string{"Queued", "Sent", "Retrying", "Failed", "Disabled"}); err != nil {
+			return err
+		}
+	}
+	if e.Provider == "" {
+		e.Provider = l.provider
+	}
+	if err := l.oneOf(n, "provider", e.Provider, providers); err != nil {
+		return err
+	}
+	if e.Currency == "" {
+		e.Currency = map[string]string{"paypal": "USD", "paydo": "EUR"}[e.Provider]
+	}
+	if e.Within != "" {
+		d, err := time.ParseDuration(e.Within)
+		if err != nil || d <= 0 {
+			return l.at(n, "within %q: want a duration such as 5s", e.Within)
+		}
+		e.within = d
+	}
+	if e.Net != "" {
+		if _, err := fixtures.ParseMoney(e.Net); err != nil {
+			return l.at(n, "net: %v", err)
+		}
+	}
+	return nil
+}
+
+// yamlLine digs the line out of a yaml error ("yaml: line 4: ...").
+func yamlLine(err error) int {
+	var line int
+	if _, scanErr := fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &line); scanErr == nil {
+		return line
+	}
+	return 1
+}

@@ -1,0 +1,94 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Probe reads a listener's probe API (docs/probe.md).
+type Probe struct {
+	base string
+	http *http.Client
+}
+
+// ErrNoTransaction is returned when the probe does not know a transaction.
+var ErrNoTransaction = errors.New("the listener has no such transaction")
+
+// NewProbe returns a client for the probe API under base.
+func NewProbe(base string) (*Probe, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("probe URL %q: want http://host:port", base)
+	}
+	return &Probe{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 6 * time.Minute}}, nil
+}
+
+// ProbeEffect and ProbeTransaction mirror the probe's JSON.
+type ProbeEffect struct {
+	TxnID    string `json:"txn_id"`
+	Status   string `json:"status"`
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Customer string `json:"customer"`
+}
+
+// ProbeTransaction is GET /probe/v1/transactions/{provider}/{txn}.
+type ProbeTransaction struct {
+	Provider  string            `json:"provider"`
+	TxnID     string            `json:"txn_id"`
+	Status    string            `json:"status"`
+	Customer  string            `json:"customer"`
+	PayerName string            `json:"payer_name"`
+	Held      string            `json:"held"`
+	Effects   []ProbeEffect     `json:"effects"`
+	Net       map[string]string `json:"net"`
+}
+
+func (p *Probe) get(ctx context.Context, path string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("probe: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("probe %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("probe %s: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("probe %s: %w", path, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// Transaction reads one transaction.
+func (p *Probe) Transaction(ctx context.Context, provider, txnID string) (ProbeTransaction, error) {
+	var t ProbeTransaction
+	code, err := p.get(ctx, "/probe/v1/transactions/"+url.PathEscape(provider)+"/"+url.PathEscape(txnID), &t)
+	if code == http.StatusNotFound {
+		return t, ErrNoTransaction
+	}
+	return t, err
+}
+
+// Idle waits (up to wait) until the listener has nothing in progress.
+func (p *Probe) Idle(ctx context.Context, wait time.Duration) (bool, error) {
+	var out struct {
+		Idle bool `json:"idle"`
+	}
+	_, err := p.get(ctx, "/probe/v1/idle?wait="+url.QueryEscape(wait.String()), &out)
+	return out.Idle, err
+}

@@ -1,0 +1,644 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// Env is what scenarios run against: an in-process emulator on a manual
+// clock (which the listener uses as its verifier) and the listener.
+type Env struct {
+	Emulator  *emulator.Emulator
+	PayPalURL string // the listener's PayPal endpoint
+	PayDoURL  string // the listener's PayDo endpoint
+	// Probe reads the listener's business state; nil skips business
+	// expectations (protocol level only).
+	Probe *Probe
+	// PayerEmail is a customer the listener knows (default customer@example.com).
+	PayerEmail string
+	// StrangerSource is a local address the listener must not allowlist
+	// for PayDo (default 127.0.0.2).
+	StrangerSource string
+	// UnacceptedCurrency is one the listener does not accept (default JPY).
+	UnacceptedCurrency string
+	// AckTimeout is the emulator's ack window, for delays like "ack+1s".
+	AckTimeout time.Duration
+	// Settle bounds waits on the listener (probe idle; default 10s).
+	Settle time.Duration
+	// Log, if set, receives a line per step.
+	Log io.Writer
+}
+
+// Status is a result's outcome, ordered: disabled < skipped < passed <
+// failed < error.
+type Status int
+
+// Outcomes.
+const (
+	Disabled Status = iota
+	Skipped
+	Passed
+	Failed
+	Error
+)
+
+func (s Status) String() string {
+	return [...]string{"disabled", "skipped", "passed", "failed", "error"}[s]
+}
+
+// MarshalText writes the status's name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Result is what a run of a scenario found.
+type Result struct {
+	Scenario string        `json:"scenario"`
+	Status   Status        `json:"status"`
+	Message  string        `json:"message,omitempty"`
+	Step     int           `json:"step,omitempty"` // line of the step that decided it
+	Evidence []string      `json:"evidence,omitempty"`
+	Duration time.Duration `json:"-"`
+}
+
+// failure is an expectation not met; harness errors are plain errors.
+type failure struct {
+	msg      string
+	evidence []string
+}
+
+func (f *failure) Error() string { return f.msg }
+
+// skip is an expectation that cannot be judged here.
+type skip struct{ msg string }
+
+func (s *skip) Error() string { return s.msg }
+
+func fail(evidence []string, format string, args ...any) error {
+	return &failure{msg: fmt.Sprintf(format, args...), evidence: evidence}
+}
+
+// Run runs sc against env.
+func Run(ctx context.Context, env Env, sc *Scenario) Result {
+	start := time.Now()
+	if env.PayerEmail == "" {
+		env.PayerEmail = "customer@example.com"
+	}
+	if env.StrangerSource == "" {
+		env.StrangerSource = "127.0.0.2"
+	}
+	if env.Settle == 0 {
+		env.Settle = 10 * time.Second
+	}
+	if env.UnacceptedCurrency == "" {
+		env.UnacceptedCurrency = "JPY"
+	}
+	if env.AckTimeout == 0 {
+		env.AckTimeout = 30 * time.Second
+	}
+	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
+	res := Result{Scenario: sc.Name, Status: Passed}
+	for _, st := range sc.Steps {
+		if err := ctx.Err(); err != nil {
+			res.Status, res.Message, res.Step = Error, err.Error(), st.Line
+			break
+		}
+		err := r.step(ctx, st)
+		var f *failure
+		var s *skip
+		switch {
+		case err == nil:
+			continue
+		case errors.As(err, &f):
+			res.Status, res.Message, res.Evidence = Failed, f.msg, f.evidence
+		case errors.As(err, &s):
+			res.Status, res.Message = Skipped, s.msg
+		default:
+			res.Status, res.Message = Error, err.Error()
+		}
+		res.Step = st.Line
+		r.logf("  line %d: %s: %s", st.Line, res.Status, res.Message)
+		break
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+type runner struct {
+	env       Env
+	sc        *Scenario
+	sent      map[string]emulator.MessageView
+	generated map[string][]fixtures.Step
+}
+
+func (r *runner) logf(format string, args ...any) {
+	if r.env.Log != nil {
+		fmt.Fprintf(r.env.Log, format+"\n", args...)
+	}
+}
+
+func (r *runner) step(ctx context.Context, st Step) error {
+	emu := r.env.Emulator
+	switch {
+	case st.Send != nil:
+		return r.send(ctx, st)
+	case st.Generate != nil:
+		return r.generate(st.Generate)
+	case st.Resend != nil:
+		v := r.sent[st.Resend.Message]
+		if err := r.resend(v); err != nil {
+			return err
+		}
+		r.logf("  line %d: resend %s (%s)", st.Line, st.Resend.Message, v.ID)
+		return r.settle(ctx)
+	case st.Fault != nil:
+		f := paypal.Fault{Kind: paypal.FaultKind(st.Fault.Kind), Count: st.Fault.Count, Delay: r.delay(st.Fault)}
+		id := ""
+		if st.Fault.Message != "" {
+			id = r.sent[st.Fault.Message].ID
+		}
+		r.logf("  line %d: verifier fault %s (count %d)", st.Line, f.Kind, f.Count)
+		return emu.PayPal().SetFault(id, &f)
+	case st.ClearFault != nil:
+		r.logf("  line %d: verifier fault cleared", st.Line)
+		return emu.PayPal().SetFault("", nil)
+	case st.Outage != nil:
+		emu.SetOutage(st.Outage.Down)
+		r.logf("  line %d: listener down=%v", st.Line, st.Outage.Down)
+		return nil
+	case st.Advance != nil:
+		if err := emu.Advance(st.Advance.by); err != nil {
+			return err
+		}
+		r.logf("  line %d: clock advanced %s to %s", st.Line, st.Advance.By, emu.Clock().Now().Format(time.RFC3339))
+		return r.settle(ctx)
+	case st.Expect != nil:
+		return r.expect(ctx, st)
+	}
+	return fmt.Errorf("line %d: empty step", st.Line)
+}
+
+// settle waits (up to d) for the listener to finish what it received,
+// when a probe can say so. A listener still busy is not a failure here:
+// it may be retrying another check's message; expectations judge.
+func (r *runner) settle(ctx context.Context) error {
+	_, err := r.idle(ctx, r.env.Settle)
+	return err
+}
+
+func (r *runner) idle(ctx context.Context, d time.Duration) (bool, error) {
+	if r.env.Probe == nil {
+		return true, nil
+	}
+	return r.env.Probe.Idle(ctx, d)
+}
+
+// resolve replaces ${alias.field} references.
+func (r *runner) resolve(s string) (string, error) {
+	var err error
+	out := refPattern.ReplaceAllStringFunc(s, func(m string) string {
+		parts := strings.Split(m[2:len(m)-1], ".")
+		if parts[0] == "env" {
+			return map[string]string{"payer_email": r.env.PayerEmail, "unaccepted_currency": r.env.UnacceptedCurrency,
+				"stranger_source": r.env.StrangerSource}[parts[1]]
+		}
+		if steps, ok := r.generated[parts[0]]; ok {
+			for _, st := range steps {
+				if st.Name == parts[1] {
+					if v, ok := st.Message.Fields.Get(parts[2]); ok {
+						return v
+					}
+				}
+			}
+			err = fmt.Errorf("reference %s: the generated message has no such field", m)
+			return ""
+		}
+		v := r.sent[parts[0]]
+		switch parts[1] {
+		case "id":
+			return v.ID
+		case "txn_id", "transaction":
+			return v.TxnID
+		}
+		for _, f := range v.Fields {
+			if f.Name == parts[1] {
+				return f.Value
+			}
+		}
+		err = fmt.Errorf("reference %s: message %s has no field %q", m, v.ID, parts[1])
+		return ""
+	})
+	return out, err
+}
+
+// resolved copies a map, resolving references in its string values.
+func (r *runner) resolved(in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		if s, ok := v.(string); ok {
+			rs, err := r.resolve(s)
+			if err != nil {
+				return nil, err
+			}
+			v = rs
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func decodeInto(m map[string]any, v any) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func (r *runner) send(ctx context.Context, st Step) error {
+	s := st.Send
+	params, err := r.resolved(s.Params)
+	if err != nil {
+		return err
+	}
+	set, err := r.resolved(s.Set)
+	if err != nil {
+		return err
+	}
+	emu := r.env.Emulator
+	var v emulator.MessageView
+	if s.Provider == "paydo" {
+		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: s.Seed, NotifyURL: r.env.PayDoURL, Source: s.Source}
+		if req.Source == "stranger" {
+			req.Source = r.env.StrangerSource
+		}
+		if _, ok := params["metadata"]; !ok && s.Kind == fixtures.PayDoCheckout {
+			params["metadata"] = map[string]any{"customer": r.env.PayerEmail}
+		}
+		if err := decodeInto(params, &req.Params); err != nil {
+			return fmt.Errorf("line %d: params: %w", st.Line, err)
+		}
+		if len(set) > 0 {
+			if req.Set, err = json.Marshal(set); err != nil {
+				return err
+			}
+		}
+		views, err := emu.SendPayDo(req)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", st.Line, err)
+		}
+		v = views[0]
+		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", st.Line, s.Kind, len(views), v.TxnID, v.Status)
+	} else {
+		req := emulator.SendRequest{Kind: s.Kind, Unset: s.Unset, Charset: s.Charset, Flavour: s.Flavour, Copies: s.Copies,
+			Raw: s.Raw, Seed: s.Seed, NotifyURL: r.env.PayPalURL}
+		if s.From != "" {
+			alias, name, _ := strings.Cut(s.From, ".")
+			for _, g := range r.generated[alias] {
+				if g.Name == name {
+					body, err := g.Message.Body()
+					if err != nil {
+						return err
+					}
+					req.Raw, req.Kind = string(body), ""
+				}
+			}
+		} else if s.Raw == "" {
+			if _, ok := params["payer_email"]; !ok {
+				params["payer_email"] = r.env.PayerEmail
+			}
+			if err := decodeInto(params, &req.Params); err != nil {
+				return fmt.Errorf("line %d: params: %w", st.Line, err)
+			}
+			names := make([]string, 0, len(set))
+			for k := range set {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				req.Set = append(req.Set, struct{ Name, Value string }{k, fmt.Sprint(set[k])})
+			}
+		}
+		if s.Fault != nil {
+			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}
+			if d := r.delay(s.Fault); d > 0 {
+				req.Fault.Delay = d.String()
+			}
+		}
+		v, err = emu.SendPayPal(req)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", st.Line, err)
+		}
+		what := s.Kind
+		if s.From != "" {
+			what = s.From
+		}
+		r.logf("  line %d: send paypal %s -> %s txn_id=%s %s", st.Line, what, v.ID, v.TxnID, v.Status)
+	}
+	if s.As != "" {
+		r.sent[s.As] = v
+	}
+	return r.settle(ctx)
+}
+
+// delay is a fault's delay, with "ack+D" measured from the ack window.
+func (r *runner) delay(f *Fault) time.Duration {
+	if f.ackRelative {
+		return r.env.AckTimeout + f.delay
+	}
+	return f.delay
+}
+
+func (r *runner) generate(g *Generate) error {
+	prof := r.env.Emulator.PayPal().Profile()
+	seed := g.Seed
+	if seed == 0 {
+		seed = fixtures.NewSeed()
+	}
+	gen, err := fixtures.New(seed, fixtures.Options{Charset: g.Charset, Sandbox: true, Start: r.env.Emulator.Clock().Now(),
+		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
+	if err != nil {
+		return err
+	}
+	params, err := r.resolved(g.Params)
+	if err != nil {
+		return err
+	}
+	if _, ok := params["payer_email"]; !ok {
+		params["payer_email"] = r.env.PayerEmail
+	}
+	var ep emulator.Params
+	if err := decodeInto(params, &ep); err != nil {
+		return err
+	}
+	p, err := ep.Fixture()
+	if err != nil {
+		return err
+	}
+	payer := gen.Person()
+	payer.Email = ep.PayerEmail
+	p.Payer = &payer
+	steps, err := gen.Lifecycle(g.Lifecycle, p)
+	if err != nil {
+		return err
+	}
+	r.generated[g.As] = steps
+	r.logf("  generated %s: %s (%d messages, seed %d)", g.As, g.Lifecycle, len(steps), seed)
+	return nil
+}
+
+func (r *runner) resend(v emulator.MessageView) error {
+	emu := r.env.Emulator
+	var err error
+	if v.Provider == "paydo" {
+		_, err = emu.Engine().Resend(v.ID, "")
+	} else {
+		_, err = emu.PayPal().Resend(v.ID, "", false)
+	}
+	emu.WaitIdle()
+	return err
+}
+
+// waitFor waits (wall time, up to d) until cond holds, waking on every
+// emulator event instead of polling.
+func (r *runner) waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	bus := r.env.Emulator.Events()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	seq := bus.Last()
+	for !cond() {
+		evs, _, err := bus.Wait(ctx, seq, 0)
+		if err != nil {
+			return cond()
+		}
+		seq = evs[len(evs)-1].Seq
+	}
+	return true
+}
+
+func (r *runner) expect(ctx context.Context, st Step) error {
+	e := st.Expect
+	if e.Message != "" {
+		if err := r.expectMessage(ctx, e); err != nil {
+			return err
+		}
+	}
+	if e.Txn != "" {
+		if err := r.expectTxn(ctx, e); err != nil {
+			return err
+		}
+	}
+	r.logf("  line %d: expectations met", st.Line)
+	return nil
+}
+
+func postbackEvidence(pbs []paypal.PostbackRecord) []string {
+	var out []string
+	for _, p := range pbs {
+		line := fmt.Sprintf("postback %s at %s: %s", p.ID, p.Time.Format(time.RFC3339), p.Verdict.Summary())
+		if p.Fault != "" {
+			line += " (fault " + string(p.Fault) + " injected)"
+		}
+		if ua := p.Header.Get("User-Agent"); ua != "" {
+			line += fmt.Sprintf(" user-agent %q", ua)
+		}
+		out = append(out, line)
+		for _, f := range p.Verdict.Fatal() {
+			if f.Field != "" {
+				out = append(out, fmt.Sprintf("  field %s: expected %q, got %q", f.Field, f.Expected, f.Got))
+			}
+		}
+	}
+	return out
+}
+
+func attemptEvidence(v emulator.MessageView) []string {
+	var out []string
+	for _, a := range v.Attempts {
+		outcome := fmt.Sprintf("HTTP %d", a.StatusCode)
+		if a.Error != "" {
+			outcome = a.Error
+		}
+		out = append(out, fmt.Sprintf("attempt %d (%s) at %s: %s in %s", a.Number, a.Trigger, a.Start.Format(time.RFC3339), outcome, a.Duration.Round(time.Millisecond)))
+	}
+	return out
+}
+
+func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
+	emu := r.env.Emulator
+	within := e.within
+	if within == 0 {
+		within = 5 * time.Second
+	}
+	id := r.sent[e.Message].ID
+	view := func() emulator.MessageView { v, _ := emu.View(id); return v }
+	needPostback := e.Verdict == "VERIFIED" || e.Verdict == "INVALID" || e.AnyVerified || e.UserAgent || e.VerifyURL
+	if needPostback {
+		r.waitFor(ctx, within, func() bool {
+			pbs := emu.PayPal().Postbacks(id)
+			if e.AnyVerified {
+				for _, p := range pbs {
+					if p.Verdict.Result == paypal.Verified && p.Fault == "" {
+						return true
+					}
+				}
+				return false
+			}
+			return len(pbs) > 0
+		})
+	} else if e.Verdict == "none" || e.PostbacksMax > 0 {
+		// Let the listener finish; without a probe, give it a moment.
+		if r.env.Probe != nil {
+			if err := r.settle(ctx); err != nil {
+				return err
+			}
+		} else {
+			r.waitFor(ctx, min(within, time.Second), func() bool { return false })
+		}
+	}
+	v := view()
+	pbs := emu.PayPal().Postbacks(id)
+	ev := append(attemptEvidence(v), postbackEvidence(pbs)...)
+	if e.Acked != nil && (v.AckedAt != nil) != *e.Acked {
+		if *e.Acked {
+			return fail(ev, "message %s was not acknowledged with HTTP 200", e.Message)
+		}
+		return fail(ev, "message %s was acknowledged, and must not have been", e.Message)
+	}
+	if e.AckStatus != 0 && (len(v.Attempts) == 0 || v.Attempts[len(v.Attempts)-1].StatusCode != e.AckStatus) {
+		return fail(ev, "message %s: the last attempt was not answered HTTP %d", e.Message, e.AckStatus)
+	}
+	if e.History != "" && strings.TrimSuffix(v.Status, " - resending") != e.History {
+		return fail(ev, "message %s is %s in History, want %s", e.Message, v.Status, e.History)
+	}
+	if e.VerifyURL && len(pbs) == 0 {
+		return fail(ev, "message %s was never posted back to the verifier within %s", e.Message, within)
+	}
+	switch e.Verdict {
+	case "none":
+		if len(pbs) > 0 {
+			return fail(ev, "message %s was posted back %d time(s), want none", e.Message, len(pbs))
+		}
+	case "VERIFIED", "INVALID":
+		if len(pbs) == 0 {
+			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+		}
+		if got := pbs[len(pbs)-1].Verdict; string(got.Result) != e.Verdict {
+			return fail(ev, "message %s: the postback was %s, want %s", e.Message, got.Summary(), e.Verdict)
+		}
+	}
+	if e.AnyVerified {
+		ok := false
+		for _, p := range pbs {
+			ok = ok || (p.Verdict.Result == paypal.Verified && p.Fault == "")
+		}
+		if !ok {
+			return fail(ev, "message %s was never verified (no clean VERIFIED postback within %s)", e.Message, within)
+		}
+	}
+	if e.PostbacksMax > 0 && len(pbs) > e.PostbacksMax {
+		return fail(ev, "message %s was posted back %d times, at most %d expected", e.Message, len(pbs), e.PostbacksMax)
+	}
+	if e.UserAgent {
+		if len(pbs) == 0 {
+			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+		}
+		for _, p := range pbs {
+			if p.Header.Get("User-Agent") == "" {
+				return fail(ev, "postback %s carried no User-Agent", p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
+	if r.env.Probe == nil {
+		return &skip{msg: "needs the listener's probe (business level)"}
+	}
+	txn, err := r.resolve(e.Txn)
+	if err != nil {
+		return err
+	}
+	// Judge once the listener is idle; while it is busy, accept as soon as
+	// the expectations hold, and judge what is there when time is up.
+	wait := r.env.Settle
+	if e.within > 0 {
+		wait = e.within
+	}
+	deadline := time.Now().Add(wait)
+	var t ProbeTransaction
+	var absent bool
+	for {
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		t, err = r.env.Probe.Transaction(ctx, e.Provider, txn)
+		absent = errors.Is(err, ErrNoTransaction)
+		if err != nil && !absent {
+			return err
+		}
+		met := r.judgeTxn(e, txn, t, absent) == nil
+		if idle || time.Now().After(deadline) || (met && !negative(e)) {
+			break
+		}
+	}
+	return r.judgeTxn(e, txn, t, absent)
+}
+
+// negative reports expectations that busy listeners could still break
+// (nothing credited yet): they are judged when idle or at the deadline.
+func negative(e *Expect) bool {
+	return e.Effects != nil && *e.Effects == 0
+}
+
+func (r *runner) judgeTxn(e *Expect, txn string, t ProbeTransaction, absent bool) error {
+	var err error
+	var ev []string
+	for _, f := range t.Effects {
+		ev = append(ev, fmt.Sprintf("effect %s %s %s %s for %s", f.TxnID, f.Status, f.Amount, f.Currency, f.Customer))
+	}
+	if t.Held != "" {
+		ev = append(ev, "held: "+t.Held)
+	}
+	if absent {
+		ev = append(ev, fmt.Sprintf("the probe has no %s transaction %s", e.Provider, txn))
+	}
+	if e.Effects != nil && len(t.Effects) != *e.Effects {
+		return fail(ev, "transaction %s has %d balance effect(s), want %d", txn, len(t.Effects), *e.Effects)
+	}
+	if e.Net != "" {
+		want, _ := fixtures.ParseMoney(e.Net)
+		got := fixtures.Money(0)
+		if s := t.Net[e.Currency]; s != "" {
+			if got, err = fixtures.ParseMoney(s); err != nil {
+				return fail(ev, "transaction %s: the probe's net %q is not an amount", txn, s)
+			}
+		}
+		if got != want {
+			return fail(ev, "transaction %s nets %s %s, want %s", txn, got, e.Currency, want)
+		}
+	}
+	if e.TxnStatus != "" && t.Status != e.TxnStatus {
+		if absent {
+			return fail(ev, "transaction %s is unknown to the listener, want status %s", txn, e.TxnStatus)
+		}
+		return fail(ev, "transaction %s is %s, want %s", txn, t.Status, e.TxnStatus)
+	}
+	if e.Held != nil && (t.Held != "") != *e.Held {
+		return fail(ev, "transaction %s held=%v, want %v", txn, t.Held != "", *e.Held)
+	}
+	if e.PayerName != "" && t.PayerName != e.PayerName {
+		return fail(ev, "transaction %s payer name is %q, want %q", txn, t.PayerName, e.PayerName)
+	}
+	return nil
+}

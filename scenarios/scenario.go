@@ -1,0 +1,126 @@
+// Package scenarios is ipnlab's declarative test cases: named steps that
+// send notifications (duplicates, lifecycles, out of order), break the
+// verifier or the listener, move the virtual clock, and state what must be
+// true (acks, postback verdicts, the listener's probe). Scenarios are YAML,
+// checked completely when loaded (every unknown field, kind, reference or
+// value is an error naming the file, the line and the valid choices), and
+// run by Run against an in-process emulator. No Ginkgo here: suites build
+// on it.
+package scenarios
+
+import (
+	"time"
+)
+
+// Scenario is one case.
+type Scenario struct {
+	Name        string
+	Description string
+	Provider    string // paypal or paydo: the default for its steps
+	File        string // where it was loaded from
+	Steps       []Step
+}
+
+// Step is one action or expectation; exactly one field is set.
+type Step struct {
+	Line       int
+	Kind       string // the step's key: send, generate, resend, fault, clear_fault, outage, advance, expect
+	Send       *Send
+	Generate   *Generate
+	Resend     *Resend
+	Fault      *Fault
+	ClearFault *ClearFault
+	Outage     *Outage
+	Advance    *Advance
+	Expect     *Expect
+}
+
+// Send sends a notification to the listener under test.
+type Send struct {
+	As       string         `yaml:"as"`       // name for references: ${as.txn_id}
+	Provider string         `yaml:"provider"` // default: the scenario's
+	Kind     string         `yaml:"kind"`     // fixture kind (PayPal) or transfer/checkout (PayDo)
+	From     string         `yaml:"from"`     // a generated lifecycle step, "alias.step", sent byte for byte
+	Params   map[string]any `yaml:"params"`   // pinned values (see ipnlab send --param)
+	Set      map[string]any `yaml:"set"`      // field overrides (PayPal: name: text; PayDo: path: JSON value)
+	Unset    []string       `yaml:"unset"`    // PayPal fields to remove
+	Charset  string         `yaml:"charset"`
+	Flavour  string         `yaml:"flavour"`
+	Copies   int            `yaml:"copies"`   // identical copies, delivered concurrently
+	Raw      string         `yaml:"raw"`      // PayPal body sent byte for byte
+	Fault    *Fault         `yaml:"fault"`    // a verifier fault for this message's postbacks
+	Then     []int          `yaml:"then"`     // PayDo follow-up statuses for the same transaction
+	Interval string         `yaml:"interval"` // PayDo: clock time between follow-ups
+	Source   string         `yaml:"source"`   // PayDo: the local IP it leaves from ("stranger" for the configured stranger)
+	Seed     uint64         `yaml:"seed"`
+}
+
+// Generate makes a lifecycle's messages without sending them, so that steps
+// can send them in any order with `from`.
+type Generate struct {
+	As        string         `yaml:"as"`
+	Lifecycle string         `yaml:"lifecycle"`
+	Params    map[string]any `yaml:"params"`
+	Charset   string         `yaml:"charset"`
+	Seed      uint64         `yaml:"seed"`
+	steps     []string       // the lifecycle's step names, found at load time
+}
+
+// Resend resends a message by hand (PayPal adds resend=true).
+type Resend struct {
+	Message string `yaml:"message"`
+}
+
+// Fault makes the verifier misbehave for the next Count postbacks (0: until
+// cleared), for one message or for all.
+type Fault struct {
+	Kind        string `yaml:"kind"`
+	Count       int    `yaml:"count"`
+	Delay       string `yaml:"delay"`
+	Message     string `yaml:"message"` // an alias; empty for every message
+	delay       time.Duration
+	ackRelative bool // Delay was "ack+D": D past the emulator's ack window
+}
+
+// ClearFault clears the global verifier fault.
+type ClearFault struct{}
+
+// Outage takes the listener down (every delivery fails) or brings it back.
+type Outage struct {
+	Down bool `yaml:"down"`
+}
+
+// Advance moves the emulator's manual clock.
+type Advance struct {
+	By string `yaml:"by"` // 90s, 15m, 96h, 4d
+	by time.Duration
+}
+
+// Expect states what must be true. Message expectations are judged from
+// the emulator's records (protocol level); txn expectations from the
+// listener's probe (business level).
+type Expect struct {
+	// About a message (an alias).
+	Message      string `yaml:"message"`
+	Acked        *bool  `yaml:"acked"`         // acknowledged with a 200
+	AckStatus    int    `yaml:"ack_status"`    // HTTP status of its last attempt
+	History      string `yaml:"history"`       // History status: Sent, Retrying, Failed ...
+	Verdict      string `yaml:"verdict"`       // the last postback's: VERIFIED, INVALID, or none
+	AnyVerified  bool   `yaml:"any_verified"`  // some postback of it was VERIFIED
+	PostbacksMax int    `yaml:"postbacks_max"` // no more postbacks than this
+	UserAgent    bool   `yaml:"user_agent"`    // every postback carried a User-Agent
+	VerifyURL    bool   `yaml:"verify_url"`    // it was posted back to the emulator's verifier at all
+	Within       string `yaml:"within"`        // how long to wait for a postback (wall time, default 5s)
+
+	// About a transaction, through the probe.
+	Txn       string `yaml:"txn"`      // a txn id, usually a reference: ${pay.txn_id}
+	Provider  string `yaml:"provider"` // default: the scenario's
+	Effects   *int   `yaml:"effects"`  // how many ledger effects (0 also when the probe has no such transaction)
+	Net       string `yaml:"net"`      // net of the effects in Currency
+	Currency  string `yaml:"currency"` // default USD (PayPal), EUR (PayDo)
+	TxnStatus string `yaml:"txn_status"`
+	Held      *bool  `yaml:"held"`
+	PayerName string `yaml:"payer_name"`
+
+	within time.Duration
+}
