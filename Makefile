@@ -4,7 +4,7 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test bench lint fuzz clean
+.PHONY: all build run test bench lint fuzz clean docs
 
 all: build
 
@@ -39,3 +39,10 @@ fuzz:
 
 clean:
 	rm -rf bin build
+
+# Regenerate the check catalog in docs/conformance.md (a spec keeps it current).
+docs: build
+	@mkdir -p build
+	./$(BIN) conform --catalog > build/catalog.md
+	awk '/<!-- checks:begin -->/{print; while ((getline l < "build/catalog.md") > 0) print l; skip=1; next} /<!-- checks:end -->/{skip=0} !skip' docs/conformance.md > build/conformance.md
+	mv build/conformance.md docs/conformance.md

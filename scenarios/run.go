@@ -35,6 +35,9 @@ type Env struct {
 	AckTimeout time.Duration
 	// Settle bounds waits on the listener (probe idle; default 10s).
 	Settle time.Duration
+	// PostbackWait is how long to wait for a postback when a step does not
+	// say (default 5s, wall time).
+	PostbackWait time.Duration
 	// Log, if set, receives a line per step.
 	Log io.Writer
 }
@@ -97,6 +100,9 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	}
 	if env.Settle == 0 {
 		env.Settle = 10 * time.Second
+	}
+	if env.PostbackWait == 0 {
+		env.PostbackWait = 5 * time.Second
 	}
 	if env.UnacceptedCurrency == "" {
 		env.UnacceptedCurrency = "JPY"
@@ -476,13 +482,19 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	emu := r.env.Emulator
 	within := e.within
 	if within == 0 {
-		within = 5 * time.Second
+		within = r.env.PostbackWait
 	}
 	id := r.sent[e.Message].ID
 	view := func() emulator.MessageView { v, _ := emu.View(id); return v }
 	needPostback := e.Verdict == "VERIFIED" || e.Verdict == "INVALID" || e.AnyVerified || e.UserAgent || e.VerifyURL
 	if needPostback {
+		// A listener that never posts back at all is judged after the usual
+		// wait, not after a longer `within` meant for one that is retrying.
+		first := r.waitFor(ctx, min(within, r.env.PostbackWait), func() bool { return len(emu.PayPal().Postbacks(id)) > 0 })
 		r.waitFor(ctx, within, func() bool {
+			if !first {
+				return true
+			}
 			pbs := emu.PayPal().Postbacks(id)
 			if e.AnyVerified {
 				for _, p := range pbs {

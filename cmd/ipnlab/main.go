@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
-	root.AddCommand(newServe(), newListen(), newLab(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
+	root.AddCommand(newServe(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
 		newFault(), newProfile(), newPayDo(), newFixtures())
 	return root
 }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// conformFlags binds the conformance config to flags; flags given win over
+// IPNLAB_* variables, which win over --config.
+func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
+	d := conformance.Defaults()
+	f.StringVar(configFile, "config", "", "YAML config (see docs/conformance.md)")
+	f.StringVar(&c.Listener, "listener", "", "the listener's PayPal endpoint, e.g. http://127.0.0.1:8701/ipn/paypal")
+	f.StringVar(&c.PayDoListener, "paydo-listener", "", "the listener's PayDo endpoint (enables the PayDo checks)")
+	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks)")
+	f.StringVar(&c.EmulatorAddr, "emulator-addr", d.EmulatorAddr, "where the emulator listens: the listener's verify URL must be http://ADDR/cgi-bin/webscr")
+	f.StringVar((*string)(&c.Level), "level", "", "protocol or business (default: business when --probe is given)")
+	f.StringVar(&c.LabelFilter, "label-filter", "", `labels a check must have, "!label" to exclude (e.g. "paypal,!slow")`)
+	f.StringVar(&c.Focus, "focus", "", "run only checks whose ID contains one of these (comma-separated)")
+	f.StringVar(&c.ReceiverEmail, "receiver-email", d.ReceiverEmail, "the merchant's receiver_email the listener accepts")
+	f.StringVar(&c.ReceiverID, "receiver-id", d.ReceiverID, "the merchant's receiver_id")
+	f.StringVar(&c.PayerEmail, "payer-email", d.PayerEmail, "a customer email the listener knows")
+	f.StringVar(&c.UnacceptedCurrency, "unaccepted-currency", d.UnacceptedCurrency, "a currency the listener refuses")
+	f.StringVar(&c.PayDoSource, "paydo-source", d.PayDoSource, "the local address PayDo notifications come from (allowlisted)")
+	f.StringVar(&c.StrangerSource, "stranger-source", d.StrangerSource, "a local address the PayDo allowlist must refuse")
+	f.DurationVar(&c.AckTimeout, "ack-timeout", d.AckTimeout, "PayPal's ack window")
+	f.DurationVar(&c.Settle, "settle", d.Settle, "longest wait for the listener to finish processing")
+	f.DurationVar(&c.PostbackWait, "postback-wait", d.PostbackWait, "longest wait for a postback")
+	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed)")
+	f.StringVar(&c.Name, "name", d.Name, "the listener's name in reports")
+	f.StringVar(&c.Version, "version", "", "the listener's version in reports")
+	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
+	f.StringVar(&c.Report, "report", "", "write a JSON report here")
+	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
+}
+
+// resolveConfig applies the precedence: defaults < file < env < flags.
+func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile string) (conformance.Config, error) {
+	cfg := conformance.Defaults()
+	if configFile != "" {
+		if err := cfg.LoadFile(configFile); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
+		return cfg, usageError{err}
+	}
+	// Copy the flags that were given over what file and env said.
+	fromFlags := map[string]func(){
+		"listener": func() { cfg.Listener = flags.Listener }, "paydo-listener": func() { cfg.PayDoListener = flags.PayDoListener },
+		"probe": func() { cfg.Probe = flags.Probe }, "emulator-addr": func() { cfg.EmulatorAddr = flags.EmulatorAddr },
+		"level": func() { cfg.Level = flags.Level }, "label-filter": func() { cfg.LabelFilter = flags.LabelFilter },
+		"focus": func() { cfg.Focus = flags.Focus }, "receiver-email": func() { cfg.ReceiverEmail = flags.ReceiverEmail },
+		"receiver-id": func() { cfg.ReceiverID = flags.ReceiverID }, "payer-email": func() { cfg.PayerEmail = flags.PayerEmail },
+		"unaccepted-currency": func() { cfg.UnacceptedCurrency = flags.UnacceptedCurrency },
+		"paydo-source":        func() { cfg.PayDoSource = flags.PayDoSource }, "stranger-source": func() { cfg.StrangerSource = flags.StrangerSource },
+		"ack-timeout": func() { cfg.AckTimeout = flags.AckTimeout }, "settle": func() { cfg.Settle = flags.Settle },
+		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
+		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version },
+		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
+		"verbose": func() { cfg.Verbose = flags.Verbose },
+	}
+	for name, apply := range fromFlags {
+		if cmd.Flags().Changed(name) {
+			apply()
+		}
+	}
+	return cfg, nil
+}
+
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newConform() *cobra.Command {
+	var (
+		flags      conformance.Config
+		configFile string
+		printCat   bool
+	)
+	c := &cobra.Command{
+		Use:   "conform",
+		Short: "Run the conformance suite against a listener (exit 0 conformant, 1 a check failed, 2 the harness could not run)",
+		Long: `Run the conformance suite against your listener. ipnlab starts an emulator on
+--emulator-addr; configure your listener's verify URL as
+http://EMULATOR-ADDR/cgi-bin/webscr. Protocol checks need nothing else;
+business checks read your listener's probe API (--probe, docs/probe.md).
+Configuration: flags, then IPNLAB_* variables, then --config YAML.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printCat {
+				fmt.Fprint(cmd.OutOrStdout(), conformance.Catalog())
+				return nil
+			}
+			cfg, err := resolveConfig(cmd, flags, configFile)
+			if err != nil {
+				return err
+			}
+			ctx, stop := interruptible()
+			defer stop()
+			var log io.Writer
+			if cfg.Verbose {
+				log = cmd.ErrOrStderr()
+			}
+			rep, err := conformance.RunAll(ctx, cfg, log)
+			if errors.Is(err, conformance.ErrHarness) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			rep.WriteConsole(cmd.OutOrStdout())
+			if cfg.Report != "" {
+				if err := rep.WriteJSON(cfg.Report); err != nil {
+					return fmt.Errorf("--report: %w", err)
+				}
+			}
+			if cfg.JUnit != "" {
+				if err := rep.WriteJUnit(cfg.JUnit); err != nil {
+					return fmt.Errorf("--junit: %w", err)
+				}
+			}
+			if !rep.Conformant() {
+				return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed", rep.Summary.Failed+rep.Summary.Errors)}
+			}
+			return nil
+		},
+	}
+	conformFlags(c.Flags(), &flags, &configFile)
+	c.Flags().BoolVar(&printCat, "catalog", false, "print the check catalog (Markdown) and exit")
+	return c
+}
+
+func newRun() *cobra.Command {
+	var (
+		flags      conformance.Config
+		configFile string
+		list       bool
+	)
+	c := &cobra.Command{
+		Use:   "run FILE|NAME",
+		Short: "Run one scenario (a YAML file, or a bundled one by name) against a listener, step by step",
+		Args: func(c *cobra.Command, args []string) error {
+			if list {
+				return nil
+			}
+			return exactArgs(1)(c, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if list {
+				names, err := catalog.Names()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), strings.Join(names, "\n"))
+				return nil
+			}
+			var sc *scenarios.Scenario
+			var err error
+			if _, statErr := os.Stat(args[0]); statErr == nil {
+				sc, err = scenarios.LoadFile(args[0])
+			} else {
+				sc, err = catalog.Get(args[0])
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			cfg, err := resolveConfig(cmd, flags, configFile)
+			if err != nil {
+				return err
+			}
+			ctx, stop := interruptible()
+			defer stop()
+			s, err := conformance.NewSession(ctx, cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			defer s.Close()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %s\n", sc.Name, sc.Description)
+			start := time.Now()
+			res := s.RunScenario(ctx, sc, out)
+			fmt.Fprintf(out, "%s in %.2fs", res.Status, time.Since(start).Seconds())
+			if res.Message != "" {
+				fmt.Fprintf(out, ": %s", res.Message)
+			}
+			fmt.Fprintln(out)
+			for _, e := range res.Evidence {
+				fmt.Fprintln(out, "  "+e)
+			}
+			switch res.Status {
+			case scenarios.Failed:
+				return exitError{code: exitFailure, msg: "scenario failed"}
+			case scenarios.Error:
+				return exitError{code: exitHarness, msg: "scenario could not run"}
+			}
+			return nil
+		},
+	}
+	conformFlags(c.Flags(), &flags, &configFile)
+	c.Flags().BoolVar(&list, "list", false, "list the bundled scenarios")
+	return c
+}

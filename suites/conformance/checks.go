@@ -1,0 +1,151 @@
+// Package conformance is the IPN conformance suite a team runs against its
+// own listener: every check is a value (ID, one MUST or SHOULD sentence,
+// level, provider, labels, the bundled scenario it runs), registered once
+// and run from three entry points: the `ipnlab conform` binary, Run(t, cfg)
+// from a Go test, and Specs(cfg) inside someone's Ginkgo suite.
+//
+// Protocol checks are judged from what the emulator recorded alone (acks,
+// postbacks, verdicts): the listener needs no changes. Business checks
+// read the listener's probe API (docs/probe.md).
+package conformance
+
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Level says what a check needs from the listener.
+type Level string
+
+// Levels.
+const (
+	Protocol Level = "protocol" // the emulator's records only
+	Business Level = "business" // the listener's probe too
+)
+
+// Check is one conformance requirement.
+type Check struct {
+	ID          string   `json:"id"`
+	Requirement string   `json:"requirement"` // one MUST or SHOULD sentence
+	Level       Level    `json:"level"`
+	Provider    string   `json:"provider"`
+	Labels      []string `json:"labels"`
+	Scenario    string   `json:"scenario"` // in scenarios/catalog
+}
+
+// Required reports whether the check is a MUST: a failed SHOULD is
+// reported but does not fail the run.
+func (c Check) Required() bool { return strings.Contains(c.Requirement, " MUST ") }
+
+// HasLabel reports whether the check carries label.
+func (c Check) HasLabel(label string) bool { return slices.Contains(c.Labels, label) }
+
+var registry = map[string]Check{}
+
+func register(cs ...Check) {
+	for _, c := range cs {
+		if _, dup := registry[c.ID]; dup {
+			panic("conformance: check registered twice: " + c.ID)
+		}
+		if !strings.Contains(c.Requirement, " MUST ") && !strings.Contains(c.Requirement, " SHOULD ") {
+			panic("conformance: " + c.ID + " has no MUST or SHOULD")
+		}
+		c.Labels = append(c.Labels, c.Provider, string(c.Level))
+		registry[c.ID] = c
+	}
+}
+
+// Checks lists every check: protocol before business, then by provider
+// and ID.
+func Checks() []Check {
+	out := make([]Check, 0, len(registry))
+	for _, c := range registry {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Level != b.Level {
+			return a.Level == Protocol
+		}
+		if a.Provider != b.Provider {
+			return a.Provider == "paypal"
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+// Lookup returns a check by ID.
+func Lookup(id string) (Check, bool) {
+	c, ok := registry[id]
+	return c, ok
+}
+
+func paypalProtocol(id, req, scenario string, labels ...string) Check {
+	return Check{ID: id, Requirement: req, Level: Protocol, Provider: "paypal", Labels: labels, Scenario: scenario}
+}
+
+func paypalBusiness(id, req, scenario string, labels ...string) Check {
+	return Check{ID: id, Requirement: req, Level: Business, Provider: "paypal", Labels: labels, Scenario: scenario}
+}
+
+func paydoCheck(level Level, id, req, scenario string, labels ...string) Check {
+	return Check{ID: id, Requirement: req, Level: level, Provider: "paydo", Labels: labels, Scenario: scenario}
+}
+
+func init() {
+	register(
+		paypalProtocol("PP-ACK-GENUINE", "A listener MUST answer a genuine IPN with HTTP 200 within PayPal's ack window.", "paypal-ack-genuine", "ack"),
+		paypalProtocol("PP-ACK-UNKNOWN-KIND", "A listener MUST answer 200 to a message of a kind it does not handle, or PayPal resends it for days.", "paypal-ack-unknown-kind", "ack"),
+		paypalProtocol("PP-ACK-OTHER-RECEIVER", "A listener MUST answer 200 to a message for another merchant (and ignore it).", "paypal-ack-other-receiver", "ack"),
+		paypalProtocol("PP-ACK-UNKNOWN-PARENT", "A listener MUST answer 200 to a refund whose parent payment it has not seen.", "paypal-ack-unknown-parent", "ack", "refund"),
+		paypalProtocol("PP-ACK-SLOW-VERIFIER", "A listener MUST answer 200 within the ack window even when the verifier is slower than that window.", "paypal-ack-slow-verifier", "ack", "slow"),
+		paypalProtocol("PP-POSTBACK-SENT", "A listener MUST post each message back to the configured verify URL.", "paypal-postback-sent", "postback"),
+		paypalProtocol("PP-POSTBACK-USER-AGENT", "A listener SHOULD send a descriptive User-Agent with its postbacks.", "paypal-user-agent", "postback"),
+		paypalProtocol("PP-VERIFY-ASCII", "A listener MUST post back a plain ASCII message so that it is VERIFIED.", "paypal-verify-ascii", "postback"),
+		paypalProtocol("PP-VERIFY-WINDOWS-1252", "A listener MUST post back a windows-1252 message byte for byte (accented names included) so that it is VERIFIED.", "paypal-verify-windows-1252", "postback", "charset"),
+		paypalProtocol("PP-VERIFY-UTF-8", "A listener MUST post back a UTF-8 message so that it is VERIFIED.", "paypal-verify-utf-8", "postback", "charset"),
+		paypalProtocol("PP-VERIFY-WINDOWS-1255", "A listener MUST post back a message in a non-Latin charset (windows-1255) so that it is VERIFIED.", "paypal-verify-windows-1255", "postback", "charset"),
+		paypalProtocol("PP-VERIFY-EMPTY-FIELDS", "A listener MUST keep empty fields in the postback.", "paypal-verify-empty-fields", "postback"),
+		paypalProtocol("PP-VERIFY-PLUS", "A listener MUST keep '+' (space) and '%2B' (plus) apart in the postback.", "paypal-verify-plus", "postback", "encoding"),
+		paypalProtocol("PP-VERIFY-CRLF", "A listener MUST keep CRLF line breaks inside values in the postback.", "paypal-verify-crlf", "postback", "encoding"),
+		paypalProtocol("PP-VERIFY-EQUALS-AMPERSAND", "A listener MUST post back values containing '=' and '&' unchanged.", "paypal-verify-equals-ampersand", "postback", "encoding"),
+		paypalProtocol("PP-VERIFY-ADAPTIVE", "A listener MUST keep Adaptive Payments keys such as transaction[0].amount in the postback.", "paypal-verify-adaptive", "postback", "adaptive"),
+		paypalProtocol("PP-VERIFIER-OUTAGE", "A listener MUST get a message verified after a verifier outage, by its own retry or by not acking so that PayPal resends.", "paypal-verifier-outage", "postback", "outage"),
+		paypalProtocol("PP-NO-FLOOD", "A listener SHOULD NOT post a message back again after a definitive INVALID.", "paypal-no-flood", "postback"),
+
+		paypalBusiness("PP-CREDIT-ONCE", "A listener MUST credit a verified Completed payment exactly once, for its gross.", "paypal-credit-once", "ledger"),
+		paypalBusiness("PP-DUPLICATE-RESEND", "A listener MUST credit a payment once when the same message is delivered again.", "paypal-duplicate-resend", "ledger", "duplicate"),
+		paypalBusiness("PP-CONCURRENT-COPIES", "A listener MUST credit a payment once when ten copies arrive at the same instant.", "paypal-concurrent-copies", "ledger", "duplicate"),
+		paypalBusiness("PP-PENDING-ECHECK", "A listener MUST NOT credit an eCheck while Pending, and MUST credit it once when Completed.", "paypal-pending-echeck", "ledger", "pending"),
+		paypalBusiness("PP-PENDING-MULTI-CURRENCY", "A listener MUST NOT credit a multi-currency payment while Pending, and MUST credit it once when Completed.", "paypal-pending-multi-currency", "ledger", "pending"),
+		paypalBusiness("PP-PENDING-REVIEW", "A listener MUST NOT credit a payment under review, and MUST credit it once when Completed.", "paypal-pending-review", "ledger", "pending"),
+		paypalBusiness("PP-FRAUD-ACCEPTED", "A listener MUST hold a payment pended by fraud filters and MUST credit it once when it completes.", "paypal-pending-fraud-accepted", "ledger", "pending", "fraud"),
+		paypalBusiness("PP-FRAUD-DENIED", "A listener MUST NOT credit a fraud-filter pend that ends Denied.", "paypal-pending-fraud-denied", "ledger", "pending", "fraud"),
+		paypalBusiness("PP-PENDING-FAILED", "A listener MUST NOT credit a Pending eCheck that ends Failed.", "paypal-pending-echeck-failed", "ledger", "pending"),
+		paypalBusiness("PP-REVIEW-REVERSED", "A listener MUST NOT credit a payment under review that ends Reversed.", "paypal-pending-review-reversed", "ledger", "pending"),
+		paypalBusiness("PP-INVALID-NEVER-CREDITS", "A listener MUST NOT credit a message the verifier answered INVALID.", "paypal-never-credit-invalid", "ledger", "verification"),
+		paypalBusiness("PP-STATUS500-NEVER-CREDITS", "A listener MUST NOT treat VERIFIED with HTTP 500 as verified.", "paypal-never-credit-status500", "ledger", "verification"),
+		paypalBusiness("PP-NEWLINE-NEVER-CREDITS", "A listener MUST NOT treat \"VERIFIED\\n\" as verified: only exactly VERIFIED is.", "paypal-never-credit-newline", "ledger", "verification"),
+		paypalBusiness("PP-GARBAGE-NEVER-CREDITS", "A listener MUST NOT treat an HTML error page from the verifier as verified.", "paypal-never-credit-garbage", "ledger", "verification"),
+		paypalBusiness("PP-OTHER-RECEIVER-NEVER-CREDITS", "A listener MUST NOT credit a payment to another merchant (receiver_email/receiver_id).", "paypal-never-credit-other-receiver", "ledger"),
+		paypalBusiness("PP-CURRENCY-NEVER-CREDITS", "A listener MUST NOT credit a payment in a currency it does not accept.", "paypal-never-credit-currency", "ledger"),
+		paypalBusiness("PP-REFUND-FULL", "A listener MUST debit a full refund (parent_txn_id) from the payment it refunds.", "paypal-refund-full", "ledger", "refund"),
+		paypalBusiness("PP-REFUND-PARTIAL", "A listener MUST debit each of several partial refunds of one payment.", "paypal-refund-partial", "ledger", "refund"),
+		paypalBusiness("PP-CHARGEBACK", "A listener MUST debit a chargeback reversal and MUST credit back a canceled reversal.", "paypal-chargeback", "ledger", "chargeback"),
+		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST end Completed and credited once when Completed arrives before its Pending.", "paypal-out-of-order-completed", "ledger", "order"),
+		paypalBusiness("PP-OUT-OF-ORDER-REFUND", "A listener MUST end with nothing credited when a refund arrives before its payment.", "paypal-out-of-order-refund", "ledger", "order", "refund"),
+		paypalBusiness("PP-MASSPAY-ITEMS", "A listener MUST apply each Completed Mass Pay item to its own customer.", "paypal-masspay-items", "ledger", "masspay"),
+		paypalBusiness("PP-CHARSET-NAME", "A listener MUST decode names in the message's charset (a windows-1252 Jörg stays Jörg).", "paypal-charset-name", "charset"),
+
+		paydoCheck(Protocol, "PD-ACK", "A PayDo listener MUST answer a notification with HTTP 200, or PayDo resends it for 24 hours.", "paydo-ack", "ack"),
+		paydoCheck(Business, "PD-DUPLICATE", "A PayDo listener MUST apply an identical duplicate once.", "paydo-duplicate", "ledger", "duplicate"),
+		paydoCheck(Business, "PD-TRANSFER-FAILED-THEN-SUCCESS", "A PayDo listener MUST end accepted, applied once, when a transfer is reported Rejected then Accepted.", "paydo-transfer-failed-then-success", "ledger"),
+		paydoCheck(Business, "PD-CHECKOUT-FAILED-THEN-SUCCESS", "A PayDo listener MUST end accepted, credited once, when a checkout is reported failed then accepted.", "paydo-checkout-failed-then-success", "ledger"),
+		paydoCheck(Business, "PD-PENDING", "A PayDo listener MUST NOT credit a pending checkout until it is accepted.", "paydo-pending", "ledger", "pending"),
+		paydoCheck(Business, "PD-ALLOWLIST", "A PayDo listener MUST NOT apply a notification from an address that is not PayDo's.", "paydo-allowlist", "ledger", "allowlist"),
+		paydoCheck(Business, "PD-AMOUNT-STRING", "A PayDo listener MUST read an amount sent as a string exactly.", "paydo-amount-string", "ledger"),
+		paydoCheck(Business, "PD-AMOUNT-NUMBER", "A PayDo listener MUST read an amount sent as a number exactly.", "paydo-amount-number", "ledger"),
+	)
+}

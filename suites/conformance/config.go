@@ -1,0 +1,206 @@
+package conformance
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything a conformance run needs. Precedence, highest
+// first: command-line flags, IPNLAB_* environment variables, the YAML
+// file (--config), the defaults below.
+type Config struct {
+	// Listener is the PayPal endpoint of the listener under test.
+	Listener string `yaml:"listener" env:"IPNLAB_LISTENER"`
+	// PayDoListener is its PayDo endpoint; empty disables the PayDo checks.
+	PayDoListener string `yaml:"paydo_listener" env:"IPNLAB_PAYDO_LISTENER"`
+	// Probe is the base URL of the probe API; empty limits the run to
+	// protocol checks.
+	Probe string `yaml:"probe" env:"IPNLAB_PROBE"`
+	// EmulatorAddr is where the in-process emulator listens: the listener
+	// must use http://EmulatorAddr/cgi-bin/webscr as its verify URL.
+	EmulatorAddr string `yaml:"emulator_addr" env:"IPNLAB_EMULATOR_ADDR"`
+	// Level is protocol (emulator records only) or business (both levels).
+	Level Level `yaml:"level" env:"IPNLAB_LEVEL"`
+	// LabelFilter selects checks: comma-separated labels a check must all
+	// have, "!label" for labels it must not have (e.g. "paypal,!slow").
+	LabelFilter string `yaml:"label_filter" env:"IPNLAB_LABEL_FILTER"`
+	// Focus runs only the checks whose ID contains one of these
+	// comma-separated strings.
+	Focus string `yaml:"focus" env:"IPNLAB_FOCUS"`
+	// ReceiverEmail and ReceiverID are the merchant the listener serves.
+	ReceiverEmail string `yaml:"receiver_email" env:"IPNLAB_RECEIVER_EMAIL"`
+	ReceiverID    string `yaml:"receiver_id" env:"IPNLAB_RECEIVER_ID"`
+	// PayerEmail is a customer the listener knows (business checks credit it).
+	PayerEmail string `yaml:"payer_email" env:"IPNLAB_PAYER_EMAIL"`
+	// UnacceptedCurrency is a currency the listener refuses.
+	UnacceptedCurrency string `yaml:"unaccepted_currency" env:"IPNLAB_UNACCEPTED_CURRENCY"`
+	// PayDoSource is the address PayDo notifications come from (the
+	// listener must allow it); StrangerSource one it must refuse.
+	PayDoSource    string `yaml:"paydo_source" env:"IPNLAB_PAYDO_SOURCE"`
+	StrangerSource string `yaml:"stranger_source" env:"IPNLAB_STRANGER_SOURCE"`
+	// AckTimeout is PayPal's ack window.
+	AckTimeout time.Duration `yaml:"ack_timeout" env:"IPNLAB_ACK_TIMEOUT"`
+	// Settle bounds each wait on the listener.
+	Settle time.Duration `yaml:"settle" env:"IPNLAB_SETTLE"`
+	// PostbackWait is how long a check waits for a postback (wall time).
+	PostbackWait time.Duration `yaml:"postback_wait" env:"IPNLAB_POSTBACK_WAIT"`
+	// Seed makes the generated messages reproducible (0: drawn, reported).
+	Seed uint64 `yaml:"seed" env:"IPNLAB_SEED"`
+	// Implementation names the listener in reports.
+	Name    string `yaml:"name" env:"IPNLAB_NAME"`
+	Version string `yaml:"version" env:"IPNLAB_VERSION"`
+	// JUnit and Report are output files (empty: none).
+	JUnit  string `yaml:"junit" env:"IPNLAB_JUNIT"`
+	Report string `yaml:"report" env:"IPNLAB_REPORT"`
+	// Verbose prints each scenario step.
+	Verbose bool `yaml:"verbose" env:"IPNLAB_VERBOSE"`
+
+	// EmulatorListener, if set, is used instead of listening on
+	// EmulatorAddr (Go callers that must know the port first).
+	EmulatorListener net.Listener `yaml:"-"`
+}
+
+// Defaults returns the default configuration.
+func Defaults() Config {
+	return Config{
+		EmulatorAddr: "127.0.0.1:8700", ReceiverEmail: "merchant@example.com", ReceiverID: "LABMERCHANT01",
+		PayerEmail: "customer@example.com", UnacceptedCurrency: "JPY", PayDoSource: "127.0.0.1",
+		StrangerSource: "127.0.0.2", AckTimeout: 30 * time.Second, Settle: 10 * time.Second, PostbackWait: 5 * time.Second, Name: "listener under test",
+	}
+}
+
+// LoadFile reads a YAML config over c, refusing unknown fields.
+func (c *Config) LoadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv reads the IPNLAB_* variables that are set over c.
+func (c *Config) LoadEnv(getenv func(string) (string, bool)) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		name := t.Field(i).Tag.Get("env")
+		if name == "" {
+			continue
+		}
+		s, ok := getenv(name)
+		if !ok {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case time.Duration:
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("%s=%q: %v", name, s, err)
+			}
+			f.SetInt(int64(d))
+		case uint64:
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a whole number", name, s)
+			}
+			f.SetUint(n)
+		case bool:
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", name, s)
+			}
+			f.SetBool(b)
+		default:
+			f.SetString(s)
+		}
+	}
+	return nil
+}
+
+// Validate reports every problem with the config.
+func (c *Config) Validate() error {
+	var probs []string
+	checkURL := func(name, raw string, required bool) {
+		if raw == "" {
+			if required {
+				probs = append(probs, name+" is required: the listener's PayPal endpoint, e.g. http://127.0.0.1:8701/ipn/paypal")
+			}
+			return
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			probs = append(probs, fmt.Sprintf("%s %q: want an absolute http(s) URL", name, raw))
+		}
+	}
+	checkURL("listener", c.Listener, true)
+	checkURL("paydo_listener", c.PayDoListener, false)
+	checkURL("probe", c.Probe, false)
+	if c.Level == "" {
+		c.Level = Protocol
+		if c.Probe != "" {
+			c.Level = Business
+		}
+	}
+	switch {
+	case c.Level != Protocol && c.Level != Business:
+		probs = append(probs, fmt.Sprintf("level %q: want protocol or business", c.Level))
+	case c.Level == Business && c.Probe == "":
+		probs = append(probs, "level business needs probe: the base URL of the listener's probe API (docs/probe.md)")
+	}
+	if c.EmulatorListener == nil {
+		if _, _, err := net.SplitHostPort(c.EmulatorAddr); err != nil {
+			probs = append(probs, fmt.Sprintf("emulator_addr %q: want host:port", c.EmulatorAddr))
+		}
+	}
+	if c.AckTimeout <= 0 || c.Settle <= 0 || c.PostbackWait <= 0 {
+		probs = append(probs, "ack_timeout, settle and postback_wait must be positive")
+	}
+	for _, ip := range []string{c.PayDoSource, c.StrangerSource} {
+		if net.ParseIP(ip) == nil {
+			probs = append(probs, fmt.Sprintf("paydo_source/stranger_source %q: not an IP address", ip))
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("conformance config:\n  %s", strings.Join(probs, "\n  "))
+	}
+	return nil
+}
+
+// Selected reports whether a check is selected by the label filter and focus.
+func (c *Config) Selected(ch Check) bool {
+	for _, term := range strings.Split(c.LabelFilter, ",") {
+		term = strings.TrimSpace(term)
+		switch {
+		case term == "":
+		case strings.HasPrefix(term, "!"):
+			if ch.HasLabel(term[1:]) {
+				return false
+			}
+		case !ch.HasLabel(term):
+			return false
+		}
+	}
+	if c.Focus == "" {
+		return true
+	}
+	for _, f := range strings.Split(c.Focus, ",") {
+		if f = strings.TrimSpace(f); f != "" && strings.Contains(ch.ID, f) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,154 @@
+package conformance_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// referenceListener starts the reference listener verifying against the
+// emulator that will listen on ln.
+func referenceListener(ln net.Listener) *httptest.Server {
+	l, err := listener.New(listener.Config{
+		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
+		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
+		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
+		DB:        filepath.Join(GinkgoT().TempDir(), "ref.db"),
+		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
+		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(l.Start(context.Background())).To(Succeed())
+	srv := httptest.NewServer(l.Handler())
+	DeferCleanup(func() { srv.Close(); l.Close() })
+	return srv
+}
+
+func freeListener() net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	return ln
+}
+
+func byID(rep conformance.Report) map[string]conformance.Result {
+	out := map[string]conformance.Result{}
+	for _, r := range rep.Checks {
+		out[r.ID] = r
+	}
+	return out
+}
+
+var _ = Describe("The conformance suite", func() {
+	It("passes the reference listener on every check, protocol and business, PayPal and PayDo", func() {
+		ln := freeListener()
+		ref := referenceListener(ln)
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL+"/ipn/paydo", ref.URL
+		cfg.AckTimeout, cfg.Name = 2*time.Second, "reference listener"
+		rep, err := conformance.RunAll(context.Background(), cfg, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		for _, r := range rep.Checks {
+			Expect(r.Status).To(Equal(scenarios.Passed), "%s: %s\n%s", r.ID, r.Message, strings.Join(r.Evidence, "\n"))
+		}
+		Expect(rep.Checks).To(HaveLen(len(conformance.Checks())))
+		Expect(rep.Conformant()).To(BeTrue())
+		Expect(rep.Seconds).To(BeNumerically("<", 40))
+		GinkgoWriter.Printf("reference listener: %d checks in %.1fs\n", len(rep.Checks), rep.Seconds)
+	})
+
+	It("fails a listener that answers 200 and does nothing else, with evidence, at protocol level without a probe", func() {
+		ln := freeListener()
+		idle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		DeferCleanup(idle.Close)
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener = ln, idle.URL, idle.URL
+		cfg.LabelFilter, cfg.PostbackWait = "!slow", time.Second
+		rep, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Level).To(Equal(conformance.Protocol))
+		Expect(rep.Conformant()).To(BeFalse())
+		res := byID(rep)
+		Expect(res["PP-ACK-GENUINE"].Status).To(Equal(scenarios.Passed))
+		Expect(res["PD-ACK"].Status).To(Equal(scenarios.Passed))
+		for _, id := range []string{"PP-POSTBACK-SENT", "PP-VERIFY-WINDOWS-1252", "PP-VERIFY-CRLF", "PP-POSTBACK-USER-AGENT"} {
+			Expect(res[id].Status).To(Equal(scenarios.Failed), id)
+			Expect(res[id].Message).To(ContainSubstring("never posted back"), id)
+			Expect(res[id].Evidence).To(ContainElement(MatchRegexp(`attempt 1 \(initial\) at .*: HTTP 200`)), id)
+		}
+		Expect(res["PP-CREDIT-ONCE"].Status).To(Equal(scenarios.Skipped))
+		Expect(res["PP-CREDIT-ONCE"].Message).To(ContainSubstring("needs the listener's probe"))
+		Expect(res["PP-ACK-SLOW-VERIFIER"].Status).To(Equal(scenarios.Disabled))
+	})
+
+	It("refuses to run without a reachable listener: a harness error, not a verdict", func() {
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener = freeListener(), "http://127.0.0.1:1/ipn"
+		_, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).To(MatchError(conformance.ErrHarness))
+		Expect(err.Error()).To(ContainSubstring("not reachable"))
+	})
+
+	It("keeps docs/conformance.md's catalog current", func() {
+		doc, err := os.ReadFile("../../docs/conformance.md")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(doc)).To(ContainSubstring(conformance.Catalog()), "regenerate with: ipnlab conform --catalog")
+	})
+
+	It("checks every registered check's scenario exists and names a MUST or SHOULD", func() {
+		for _, c := range conformance.Checks() {
+			Expect(c.Requirement).To(MatchRegexp(` (MUST|SHOULD) `), c.ID)
+			_, ok := conformance.Lookup(c.ID)
+			Expect(ok).To(BeTrue())
+		}
+	})
+})
+
+var _ = Describe("Config", func() {
+	It("reads a YAML file, then IPNLAB_* variables over it, and validates", func() {
+		path := filepath.Join(GinkgoT().TempDir(), "c.yaml")
+		Expect(os.WriteFile(path, []byte("listener: http://127.0.0.1:9/ipn\nack_timeout: 5s\nlevel: protocol\n"), 0o600)).To(Succeed())
+		cfg := conformance.Defaults()
+		Expect(cfg.LoadFile(path)).To(Succeed())
+		env := map[string]string{"IPNLAB_ACK_TIMEOUT": "7s", "IPNLAB_PAYER_EMAIL": "x@example.com"}
+		Expect(cfg.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })).To(Succeed())
+		Expect(cfg.AckTimeout).To(Equal(7 * time.Second))
+		Expect(cfg.PayerEmail).To(Equal("x@example.com"))
+		Expect(cfg.Validate()).To(Succeed())
+	})
+
+	It("names every problem", func() {
+		cfg := conformance.Defaults()
+		cfg.Listener, cfg.Level, cfg.StrangerSource = "nowhere", "deep", "somewhere"
+		err := cfg.Validate()
+		Expect(err).To(MatchError(ContainSubstring(`listener "nowhere": want an absolute http(s) URL`)))
+		Expect(err).To(MatchError(ContainSubstring(`level "deep": want protocol or business`)))
+		Expect(err).To(MatchError(ContainSubstring(`"somewhere": not an IP address`)))
+		path := filepath.Join(GinkgoT().TempDir(), "c.yaml")
+		Expect(os.WriteFile(path, []byte("listner: x\n"), 0o600)).To(Succeed())
+		Expect(cfg.LoadFile(path)).To(MatchError(ContainSubstring("field listner not found")))
+	})
+
+	It("selects checks by labels and focus", func() {
+		cfg := conformance.Defaults()
+		c, _ := conformance.Lookup("PP-ACK-SLOW-VERIFIER")
+		cfg.LabelFilter = "paypal,!slow"
+		Expect(cfg.Selected(c)).To(BeFalse())
+		cfg.LabelFilter, cfg.Focus = "", "SLOW"
+		Expect(cfg.Selected(c)).To(BeTrue())
+	})
+})

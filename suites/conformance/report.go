@@ -1,0 +1,185 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/scenarios"
+)
+
+// Report is a whole run.
+type Report struct {
+	Implementation struct {
+		Name    string `json:"name"`
+		Version string `json:"version,omitempty"`
+	} `json:"implementation"`
+	Seed    uint64   `json:"seed"`
+	Level   Level    `json:"level"`
+	Checks  []Result `json:"checks"`
+	Summary Summary  `json:"summary"`
+	Seconds float64  `json:"seconds"`
+}
+
+// Summary counts results.
+type Summary struct {
+	Passed   int `json:"passed"`
+	Failed   int `json:"failed"`
+	Skipped  int `json:"skipped"`
+	Disabled int `json:"disabled"`
+	Errors   int `json:"errors"`
+}
+
+// Conformant reports whether every required check that ran passed.
+func (r Report) Conformant() bool {
+	for _, c := range r.Checks {
+		if c.Required && (c.Status == scenarios.Failed || c.Status == scenarios.Error) {
+			return false
+		}
+	}
+	return true
+}
+
+// RunAll runs every check in a new session. log, if set, gets each step.
+func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
+	start := time.Now()
+	s, err := NewSession(ctx, cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	defer s.Close()
+	rep := Report{Seed: s.Seed(), Level: s.cfg.Level}
+	rep.Implementation.Name, rep.Implementation.Version = cfg.Name, cfg.Version
+	for _, c := range Checks() {
+		if log != nil {
+			fmt.Fprintf(log, "%s (%s)\n", c.ID, c.Scenario)
+		}
+		r := s.Run(ctx, c, log)
+		rep.Checks = append(rep.Checks, r)
+		switch r.Status {
+		case scenarios.Passed:
+			rep.Summary.Passed++
+		case scenarios.Failed:
+			rep.Summary.Failed++
+		case scenarios.Skipped:
+			rep.Summary.Skipped++
+		case scenarios.Disabled:
+			rep.Summary.Disabled++
+		case scenarios.Error:
+			rep.Summary.Errors++
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// WriteConsole prints the results grouped by level and provider.
+func (r Report) WriteConsole(w io.Writer) {
+	fmt.Fprintf(w, "ipnlab conformance: %s %s (seed %d, level %s)\n", r.Implementation.Name, r.Implementation.Version, r.Seed, r.Level)
+	group := ""
+	for _, c := range r.Checks {
+		if g := string(c.Level) + " / " + c.Provider; g != group {
+			group = g
+			fmt.Fprintf(w, "\n%s\n", g)
+		}
+		mark := map[scenarios.Status]string{scenarios.Passed: "ok  ", scenarios.Failed: "FAIL", scenarios.Skipped: "skip",
+			scenarios.Disabled: "off ", scenarios.Error: "ERR "}[c.Status]
+		if c.Status == scenarios.Failed && !c.Required {
+			mark = "warn"
+		}
+		fmt.Fprintf(w, "  %s %-32s %s\n", mark, c.ID, c.Check.Requirement)
+		if c.Status == scenarios.Failed || c.Status == scenarios.Error {
+			fmt.Fprintf(w, "       %s\n", c.Message)
+			for _, e := range c.Evidence {
+				fmt.Fprintf(w, "         %s\n", e)
+			}
+		}
+	}
+	s := r.Summary
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped, %d disabled, %d errors in %.1fs\n", s.Passed, s.Failed, s.Skipped, s.Disabled, s.Errors, r.Seconds)
+}
+
+// WriteJSON writes the report as JSON.
+func (r Report) WriteJSON(path string) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Time     float64     `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      float64       `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes the report as JUnit XML, one suite per level/provider.
+func (r Report) WriteJUnit(path string) error {
+	var out junitSuites
+	index := map[string]int{}
+	for _, c := range r.Checks {
+		name := "ipnlab conformance " + string(c.Level) + " " + c.Provider
+		i, ok := index[name]
+		if !ok {
+			i = len(out.Suites)
+			index[name] = i
+			out.Suites = append(out.Suites, junitSuite{Name: name})
+		}
+		s := &out.Suites[i]
+		jc := junitCase{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: c.Seconds}
+		body := &junitMessage{Message: c.Message, Text: strings.Join(c.Evidence, "\n")}
+		switch c.Status {
+		case scenarios.Failed:
+			if c.Required {
+				jc.Failure = body
+				s.Failures++
+			} else {
+				jc.Skipped = &junitMessage{Message: "SHOULD not met: " + c.Message, Text: body.Text}
+				s.Skipped++
+			}
+		case scenarios.Error:
+			jc.Error = body
+			s.Errors++
+		case scenarios.Skipped, scenarios.Disabled:
+			jc.Skipped = body
+			s.Skipped++
+		}
+		s.Tests++
+		s.Time += c.Seconds
+		s.Cases = append(s.Cases, jc)
+	}
+	raw, err := xml.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), append(raw, '\n')...), 0o644)
+}

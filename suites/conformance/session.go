@@ -1,0 +1,171 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
+)
+
+// ErrHarness is wrapped when the suite itself cannot run (bad config, port
+// taken, listener unreachable): exit 2, not a verdict on the listener.
+var ErrHarness = errors.New("the conformance harness could not run")
+
+// Session is a running emulator wired to the listener under test.
+type Session struct {
+	cfg  Config
+	emu  *emulator.Emulator
+	srv  *http.Server
+	ln   net.Listener
+	env  scenarios.Env
+	seed uint64
+}
+
+// NewSession checks cfg, starts the emulator and checks that the listener
+// (and its probe) answer.
+func NewSession(ctx context.Context, cfg Config) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
+	}
+	emu, err := emulator.New(emulator.Config{
+		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal,
+		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
+		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
+		Logger:  discardLogger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
+	}
+	ln := cfg.EmulatorListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.EmulatorAddr); err != nil {
+			emu.Close()
+			return nil, fmt.Errorf("%w: the emulator cannot listen on %s (the listener's verify URL must point there): %v", ErrHarness, cfg.EmulatorAddr, err)
+		}
+	}
+	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed()}
+	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+
+	if err := reachable(ctx, cfg.Listener); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w: listener %s: %v", ErrHarness, cfg.Listener, err)
+	}
+	if cfg.PayDoListener != "" {
+		if err := reachable(ctx, cfg.PayDoListener); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: PayDo listener %s: %v", ErrHarness, cfg.PayDoListener, err)
+		}
+	}
+	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
+		StrangerSource: cfg.StrangerSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
+	if cfg.Probe != "" && cfg.Level == Business {
+		if s.env.Probe, err = scenarios.NewProbe(cfg.Probe); err == nil {
+			_, err = s.env.Probe.Idle(ctx, 0)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, cfg.Probe, err)
+		}
+	}
+	return s, nil
+}
+
+// reachable dials the listener's host: a refused connection is a harness
+// error, not a failed check.
+func reachable(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("not reachable: %v", err)
+	}
+	return c.Close()
+}
+
+// VerifyURL is where the listener under test must post back.
+func (s *Session) VerifyURL() string { return "http://" + s.ln.Addr().String() + "/cgi-bin/webscr" }
+
+// Seed is the seed the run's messages derive from.
+func (s *Session) Seed() uint64 { return s.seed }
+
+// Emulator gives access to the session's emulator.
+func (s *Session) Emulator() *emulator.Emulator { return s.emu }
+
+// Close stops the emulator.
+func (s *Session) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+	s.emu.Close()
+}
+
+// Result is one check's outcome.
+type Result struct {
+	Check    Check            `json:"-"`
+	ID       string           `json:"id"`
+	Level    Level            `json:"level"`
+	Provider string           `json:"provider"`
+	Required bool             `json:"required"`
+	Status   scenarios.Status `json:"status"`
+	Message  string           `json:"message,omitempty"`
+	Evidence []string         `json:"evidence,omitempty"`
+	Seconds  float64          `json:"seconds"`
+}
+
+// Applicable says why a check cannot run in this session ("" if it can).
+func (s *Session) Applicable(c Check) (scenarios.Status, string) {
+	switch {
+	case !s.cfg.Selected(c):
+		return scenarios.Disabled, "not selected by the label filter or focus"
+	case c.Provider == "paydo" && s.cfg.PayDoListener == "":
+		return scenarios.Disabled, "no PayDo listener given (--paydo-listener)"
+	case c.Level == Business && s.env.Probe == nil:
+		return scenarios.Skipped, "business level needs the listener's probe (--probe)"
+	}
+	return scenarios.Passed, ""
+}
+
+// RunScenario runs any scenario in the session, logging each step.
+func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, log io.Writer) scenarios.Result {
+	env := s.env
+	env.Log = log
+	res := scenarios.Run(ctx, env, sc)
+	_ = s.emu.PayPal().SetFault("", nil)
+	s.emu.SetOutage(false)
+	return res
+}
+
+// Run runs one check.
+func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
+	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required()}
+	if st, why := s.Applicable(c); why != "" {
+		r.Status, r.Message = st, why
+		return r
+	}
+	sc, err := catalog.Get(c.Scenario)
+	if err != nil {
+		r.Status, r.Message = scenarios.Error, err.Error()
+		return r
+	}
+	res := s.RunScenario(ctx, sc, log)
+	r.Status, r.Message, r.Evidence, r.Seconds = res.Status, res.Message, res.Evidence, res.Duration.Seconds()
+	return r
+}
