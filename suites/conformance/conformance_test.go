@@ -39,6 +39,10 @@ func referenceListener(ln net.Listener) *httptest.Server {
 	return srv
 }
 
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func serve(l *listener.Listener) *httptest.Server { return httptest.NewServer(l.Handler()) }
+
 func freeListener() net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
