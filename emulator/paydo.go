@@ -45,6 +45,8 @@ type PayDoRequest struct {
 	// Source is the local IP these deliveries leave from (default: the
 	// emulator's PayDo source).
 	Source string `json:"source,omitempty"`
+	// ForwardedFor is these deliveries' X-Forwarded-For.
+	ForwardedFor string `json:"forwarded_for,omitempty"`
 }
 
 // SendPayDo creates and delivers PayDo notifications and returns them in
@@ -58,7 +60,7 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 	var ids []string
 	send := func(m fixtures.PayDoMessage, n int) error {
 		for range n {
-			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source})
+			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor})
 			if err != nil {
 				if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paydo.ErrBadSource) {
 					return fmt.Errorf("%w: %w", errBadRequest, err)

@@ -322,8 +322,8 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 				return l.at(n, "kind %q: want one of %s", s.Kind, strings.Join(fixtures.KindNames(), ", "))
 			}
 		}
-		if len(s.Then) > 0 || s.Interval != "" || s.Source != "" {
-			return l.at(n, "then, interval and source are PayDo's")
+		if len(s.Then) > 0 || s.Interval != "" || s.Source != "" || s.ForwardedFor != "" {
+			return l.at(n, "then, interval, source and forwarded_for are PayDo's")
 		}
 		if err := checkParams[emulator.Params](l, n, s.Params); err != nil {
 			return err

@@ -62,7 +62,7 @@ var _ = Describe("Loading scenarios", func() {
 		Entry("bad duration", head+"  - advance: {by: soon}\n", `advance: by: duration "soon"`),
 		Entry("bad verdict", head+"  - send: {as: p, kind: web_accept}\n  - expect: {message: p, verdict: OK}\n", `verdict "OK": want one of VERIFIED, INVALID, none`),
 		Entry("an expectation of nothing", head+"  - send: {as: p, kind: web_accept}\n  - expect: {message: p}\n", "nothing is expected"),
-		Entry("PayDo fields on PayPal", head+"  - send: {kind: web_accept, then: [2]}\n", "then, interval and source are PayDo's"),
+		Entry("PayDo fields on PayPal", head+"  - send: {kind: web_accept, then: [2]}\n", "then, interval, source and forwarded_for are PayDo's"),
 		Entry("PayDo without kind", "name: t\nprovider: paydo\nsteps:\n  - send: {params: {status: 2}}\n", "kind is required for PayDo"),
 		Entry("PayDo bad param", "name: t\nprovider: paydo\nsteps:\n  - send: {kind: transfer, params: {state: 2}}\n", `unknown field "state"`),
 	)

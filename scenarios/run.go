@@ -29,6 +29,9 @@ type Env struct {
 	// StrangerSource is a local address the listener must not allowlist
 	// for PayDo (default 127.0.0.2).
 	StrangerSource string
+	// PayDoSource is the address the listener allowlists for PayDo (for
+	// spoofed X-Forwarded-For headers; default 127.0.0.1).
+	PayDoSource string
 	// UnacceptedCurrency is one the listener does not accept (default JPY).
 	UnacceptedCurrency string
 	// AckTimeout is the emulator's ack window, for delays like "ack+1s".
@@ -97,6 +100,9 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	}
 	if env.StrangerSource == "" {
 		env.StrangerSource = "127.0.0.2"
+	}
+	if env.PayDoSource == "" {
+		env.PayDoSource = "127.0.0.1"
 	}
 	if env.Settle == 0 {
 		env.Settle = 10 * time.Second
@@ -285,6 +291,10 @@ func (r *runner) send(ctx context.Context, st Step) error {
 		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: s.Seed, NotifyURL: r.env.PayDoURL, Source: s.Source}
 		if req.Source == "stranger" {
 			req.Source = r.env.StrangerSource
+		}
+		req.ForwardedFor = s.ForwardedFor
+		if req.ForwardedFor == "paydo" {
+			req.ForwardedFor = r.env.PayDoSource
 		}
 		if _, ok := params["metadata"]; !ok && s.Kind == fixtures.PayDoCheckout {
 			params["metadata"] = map[string]any{"customer": r.env.PayerEmail}

@@ -52,7 +52,9 @@ type Send struct {
 	Then     []int          `yaml:"then"`     // PayDo follow-up statuses for the same transaction
 	Interval string         `yaml:"interval"` // PayDo: clock time between follow-ups
 	Source   string         `yaml:"source"`   // PayDo: the local IP it leaves from ("stranger" for the configured stranger)
-	Seed     uint64         `yaml:"seed"`
+	// ForwardedFor is PayDo's X-Forwarded-For ("paydo" for the configured PayDo address).
+	ForwardedFor string `yaml:"forwarded_for"`
+	Seed         uint64 `yaml:"seed"`
 }
 
 // Generate makes a lifecycle's messages without sending them, so that steps

@@ -5,6 +5,7 @@
 package paydo
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
@@ -190,6 +191,9 @@ type Notification struct {
 	// Source, if set, is the local IP this message leaves from instead of
 	// the configured one (to test an allowlist with a stranger's address).
 	Source string
+	// ForwardedFor, if set, is this message's X-Forwarded-For instead of
+	// the configured one (a spoof, when Source is a stranger).
+	ForwardedFor string
 }
 
 // Send records the transaction's new state and delivers the message.
@@ -212,8 +216,8 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	key := n.Message.TransactionID()
 	s.update(id, n.Message)
 	header := http.Header{"Content-Type": {"application/json"}, "User-Agent": {UserAgent}}
-	if s.cfg.ForwardedFor != "" {
-		header.Set("X-Forwarded-For", s.cfg.ForwardedFor)
+	if xff := cmp.Or(n.ForwardedFor, s.cfg.ForwardedFor); xff != "" {
+		header.Set("X-Forwarded-For", xff)
 	}
 	return s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,

@@ -145,6 +145,7 @@ func init() {
 		paydoCheck(Business, "PD-CHECKOUT-FAILED-THEN-SUCCESS", "A PayDo listener MUST end accepted, credited once, when a checkout is reported failed then accepted.", "paydo-checkout-failed-then-success", "ledger"),
 		paydoCheck(Business, "PD-PENDING", "A PayDo listener MUST NOT credit a pending checkout until it is accepted.", "paydo-pending", "ledger", "pending"),
 		paydoCheck(Business, "PD-ALLOWLIST", "A PayDo listener MUST NOT apply a notification from an address that is not PayDo's.", "paydo-allowlist", "ledger", "allowlist"),
+		paydoCheck(Business, "PD-XFF-SPOOF", "A PayDo listener MUST NOT take X-Forwarded-For from a peer that is not a trusted proxy: a stranger can claim PayDo's address.", "paydo-xff-spoof", "ledger", "allowlist"),
 		paydoCheck(Business, "PD-AMOUNT-STRING", "A PayDo listener MUST read an amount sent as a string exactly.", "paydo-amount-string", "ledger"),
 		paydoCheck(Business, "PD-AMOUNT-NUMBER", "A PayDo listener MUST read an amount sent as a number exactly.", "paydo-amount-number", "ledger"),
 	)

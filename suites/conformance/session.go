@@ -68,7 +68,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}
 	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
-		StrangerSource: cfg.StrangerSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
+		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
 	if cfg.Probe != "" && cfg.Level == Business {
 		if s.env.Probe, err = scenarios.NewProbe(cfg.Probe); err == nil {
 			_, err = s.env.Probe.Idle(ctx, 0)
