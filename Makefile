@@ -40,9 +40,11 @@ fuzz:
 clean:
 	rm -rf bin build
 
-# Regenerate the check catalog in docs/conformance.md (a spec keeps it current).
+# Regenerate the generated parts of docs/conformance.md (specs keep them current).
 docs: build
 	@mkdir -p build
-	./$(BIN) conform --catalog > build/catalog.md
-	awk '/<!-- checks:begin -->/{print; while ((getline l < "build/catalog.md") > 0) print l; skip=1; next} /<!-- checks:end -->/{skip=0} !skip' docs/conformance.md > build/conformance.md
-	mv build/conformance.md docs/conformance.md
+	./$(BIN) conform --catalog > build/checks.md
+	./$(BIN) conform --gallery > build/gallery.md
+	@for part in checks gallery; do \
+	  awk -v part=$$part '$$0 == "<!-- " part ":begin -->" {print; while ((getline l < ("build/" part ".md")) > 0) print l; skip=1; next} $$0 == "<!-- " part ":end -->" {skip=0} !skip' docs/conformance.md > build/conformance.md && mv build/conformance.md docs/conformance.md; \
+	done

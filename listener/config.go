@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ipnlab/ipnlab/listener/mutants"
 )
 
 // Config configures a Listener. Load reads it from YAML; every field is
@@ -41,9 +43,12 @@ type Config struct {
 	Workers int          `yaml:"workers"`
 	Verify  VerifyConfig `yaml:"verify"`
 	PayDo   PayDoConfig  `yaml:"paydo"`
-	Logger  *slog.Logger `yaml:"-"`
-	Client  *http.Client `yaml:"-"`
-	now     func() time.Time
+	// Mutant switches on one deliberate bug (listener/mutants), to prove
+	// that the conformance suite catches it. Empty for the real thing.
+	Mutant string       `yaml:"mutant"`
+	Logger *slog.Logger `yaml:"-"`
+	Client *http.Client `yaml:"-"`
+	now    func() time.Time
 }
 
 // Customer is an account that payments top up.
@@ -193,6 +198,15 @@ func (c Config) Validate() error {
 	}
 	if c.UnknownPayers != "hold" && c.UnknownPayers != "create" {
 		bad("unknown_payers %q: want hold or create", c.UnknownPayers)
+	}
+	if c.Mutant != "" {
+		if _, ok := mutants.Lookup(c.Mutant); !ok {
+			var names []string
+			for _, m := range mutants.All() {
+				names = append(names, m.Name)
+			}
+			bad("mutant %q: want one of %s", c.Mutant, strings.Join(names, ", "))
+		}
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers %d: want 1 to 256", c.Workers)

@@ -311,8 +311,18 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
 		return
 	}
+	if l.is("ignored-500") && l.wouldIgnore(r.Context(), body) {
+		http.Error(w, "not for us", http.StatusInternalServerError)
+		return
+	}
+	if l.is("ack-after-verify") {
+		_, _ = l.postback(context.WithoutCancel(r.Context()), body)
+	}
 	l.accept(w, r, item)
 }
+
+// is reports whether the listener runs as the named mutant.
+func (l *Listener) is(mutant string) bool { return l.cfg.Mutant == mutant }
 
 // accept stores an item durably, then acks: only a stored message is
 // acknowledged, so PayPal resends anything we could not keep.

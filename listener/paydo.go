@@ -101,7 +101,7 @@ func (l *Listener) sourceIP(r *http.Request) (netip.Addr, error) {
 		return peer, fmt.Errorf("peer address %q: %v", r.RemoteAddr, err)
 	}
 	peer = peer.Unmap()
-	if !contains(l.proxies, peer) {
+	if !contains(l.proxies, peer) && !(l.is("paydo-trust-xff") && r.Header.Get("X-Forwarded-For") != "") {
 		return peer, nil
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -133,7 +133,7 @@ func (l *Listener) receivePayDo(w http.ResponseWriter, r *http.Request) {
 	}
 	item := store.InboxItem{Provider: PayDo, ReceivedAt: l.cfg.now(), RemoteAddr: r.RemoteAddr, Headers: r.Header.Clone(), Body: body}
 	src, err := l.sourceIP(r)
-	if err == nil && !contains(l.allowed, src) {
+	if err == nil && !contains(l.allowed, src) && !l.is("paydo-no-allowlist") {
 		err = fmt.Errorf("source %s is not an allowed PayDo address", src)
 	}
 	if err != nil {
@@ -185,6 +185,8 @@ func (l *Listener) processPayDo(ctx context.Context, it store.InboxItem) error {
 		}
 		action, detail := "recorded", ""
 		switch {
+		case !isNew && l.is("paydo-first-status-wins"):
+			action, detail = "ignored", "already seen"
 		case !isNew && t.Status == statusText:
 			action, detail = "ignored", "duplicate of a notification already applied"
 		case t.Status == strconv.Itoa(payDoAccepted):

@@ -39,6 +39,11 @@ func (l *Listener) process(id int64) (retry bool, wait time.Duration) {
 		return false, 0
 	}
 	it.Attempts++
+	if l.is("implicit-200") {
+		// The bug: the 200 went out already and the failure is swallowed.
+		_ = l.finish(ctx, it, store.InboxDone, "dropped: "+err.Error())
+		return false, 0
+	}
 	if it.Attempts >= l.cfg.Verify.Attempts {
 		l.log.Error("giving up on a notification; it stays in the inbox as failed", "id", id, "attempts", it.Attempts, "error", err)
 		_ = l.store.Tx(ctx, func(tx store.Tx) error {
@@ -69,11 +74,22 @@ var errVerifier = errors.New("verifier gave no usable answer")
 // its verdict. Only HTTP 200 with a body of exactly VERIFIED or INVALID
 // counts: VERIFIED with a 500, "VERIFIED\n" or an HTML page are errors.
 func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.Verify.Timeout)
-	defer cancel()
+	if l.is("no-postback") {
+		return "VERIFIED", nil
+	}
+	if !l.is("ack-after-verify") {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.Verify.Timeout)
+		defer cancel()
+	}
+	raw = l.mangle(raw)
 	body := make([]byte, 0, len(raw)+21)
 	body = append(append(body, "cmd=_notify-validate&"...), raw...)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.VerifyURL, bytes.NewReader(body))
+	verifyURL := l.cfg.VerifyURL
+	if l.is("wrong-verify-url") {
+		verifyURL = "http://127.0.0.1:9/cgi-bin/webscr"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, verifyURL, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -88,8 +104,11 @@ func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postback: reading the answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && !l.is("ignore-status") {
 		return "", fmt.Errorf("%w: HTTP %d %q", errVerifier, resp.StatusCode, answer)
+	}
+	if l.is("contains-verified") && bytes.Contains(answer, []byte("VERIFIED")) {
+		return "VERIFIED", nil
 	}
 	switch v := string(answer); v {
 	case "VERIFIED", "INVALID":
@@ -129,6 +148,12 @@ func (l *Listener) processPayPal(ctx context.Context, it store.InboxItem) error 
 	m, err := decodeIPN(it.Body)
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
+	}
+	if l.is("utf8-names") {
+		m.misreadNames(it.Body)
+	}
+	if l.is("racy-duplicates") && l.racyDuplicate(ctx, it, m) {
+		return nil
 	}
 	return l.store.Tx(ctx, func(tx store.Tx) error {
 		r := &run{l: l, tx: tx, item: it, at: l.cfg.now()}
@@ -188,7 +213,7 @@ func (r *run) applyPayPal(m ipn) error {
 	case m["transaction_type"] != "" || status == "" || txn == "":
 		return r.log(txn, kind, status, "VERIFIED", "recorded", "no payment to apply")
 	}
-	if !r.l.ours(m["receiver_email"], m["receiver_id"], m["business"]) {
+	if !r.l.ours(m["receiver_email"], m["receiver_id"], m["business"]) && !r.l.is("ignore-receiver") {
 		return r.log(txn, kind, status, "VERIFIED", "ignored", fmt.Sprintf("receiver %q / %q is not this merchant", m["receiver_email"], m["receiver_id"]))
 	}
 	gross, err1 := cents(m["mc_gross"])
@@ -203,6 +228,9 @@ func (r *run) applyPayPal(m ipn) error {
 	}
 	if isNew {
 		t = store.Txn{Provider: PayPal, TxnID: txn, FirstSeen: r.at}
+	}
+	if done, err := r.mutantRules(m, t, isNew); done || err != nil {
+		return err
 	}
 	if statusRank[status] < statusRank[t.Status] && !isNew {
 		return r.log(txn, kind, status, "VERIFIED", "ignored", fmt.Sprintf("stale: the transaction is already %s", t.Status))
@@ -229,6 +257,11 @@ func (r *run) applyPayPal(m ipn) error {
 	}
 	action, detail := "recorded", ""
 	switch {
+	case status == "Pending" && creditKinds[t.Kind] && (r.l.is("credit-pending") || (r.l.is("credit-fraud-pends") && fraudFilters(m) != "")):
+		action, detail, t.Held, err = r.credit(&t)
+		if err != nil {
+			return err
+		}
 	case status == "Pending":
 		t.Held = "pending: " + m["pending_reason"]
 		if filters := fraudFilters(m); filters != "" {
@@ -279,7 +312,7 @@ func (r *run) credit(t *store.Txn) (action, detail, held string, err error) {
 	if r.l.cfg.DeductFees {
 		amount -= t.Fee
 	}
-	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: t.TxnID, Status: "Completed", Customer: t.Customer,
+	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: t.TxnID, Status: r.entryKey("Completed"), Customer: t.Customer,
 		Amount: amount, Currency: t.Currency, InboxID: r.item.ID, At: r.at})
 	if err != nil {
 		return "", "", "", err

@@ -91,6 +91,7 @@ func newConform() *cobra.Command {
 		flags      conformance.Config
 		configFile string
 		printCat   bool
+		printGal   bool
 	)
 	c := &cobra.Command{
 		Use:   "conform",
@@ -104,6 +105,10 @@ Configuration: flags, then IPNLAB_* variables, then --config YAML.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printCat {
 				fmt.Fprint(cmd.OutOrStdout(), conformance.Catalog())
+				return nil
+			}
+			if printGal {
+				fmt.Fprint(cmd.OutOrStdout(), conformance.Gallery())
 				return nil
 			}
 			cfg, err := resolveConfig(cmd, flags, configFile)
@@ -142,6 +147,7 @@ Configuration: flags, then IPNLAB_* variables, then --config YAML.`,
 	}
 	conformFlags(c.Flags(), &flags, &configFile)
 	c.Flags().BoolVar(&printCat, "catalog", false, "print the check catalog (Markdown) and exit")
+	c.Flags().BoolVar(&printGal, "gallery", false, "print the mutant gallery (Markdown) and exit")
 	return c
 }
 

@@ -18,12 +18,14 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/mutants"
 )
 
 // listenFlags are the reference listener's settings on the command line;
 // flags given override the config file.
 type listenFlags struct {
 	config, verifyURL, db, unknown string
+	mutant                         string
 	receivers, customers, allow    []string
 	trusted, currencies            []string
 	deductFees                     bool
@@ -41,6 +43,7 @@ func (lf *listenFlags) add(c *cobra.Command, prefix string) {
 	f.BoolVar(&lf.deductFees, prefix+"deduct-fees", false, "credit gross minus fee")
 	f.StringArrayVar(&lf.allow, prefix+"paydo-allow", nil, "IP or CIDR PayDo may post from (repeatable; default PayDo's two addresses)")
 	f.StringArrayVar(&lf.trusted, prefix+"trusted-proxy", nil, "IP or CIDR allowed to set X-Forwarded-For (repeatable)")
+	f.StringVar(&lf.mutant, prefix+"mutant", "", "run as a deliberately broken listener (`list` names them; see docs/conformance.md)")
 }
 
 func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) (listener.Config, error) {
@@ -80,6 +83,9 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 	}
 	if changed("deduct-fees") {
 		cfg.DeductFees = lf.deductFees
+	}
+	if changed("mutant") {
+		cfg.Mutant = lf.mutant
 	}
 	cfg.PayDo.AllowedSources = append(cfg.PayDo.AllowedSources, lf.allow...)
 	cfg.PayDo.TrustedProxies = append(cfg.PayDo.TrustedProxies, lf.trusted...)
@@ -125,6 +131,12 @@ func newListen() *cobra.Command {
   ipnlab listener ready addr=HOST:PORT verify_url=URL`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lf.mutant == "list" {
+				for _, m := range mutants.All() {
+					fmt.Fprintln(cmd.OutOrStdout(), m.Name)
+				}
+				return nil
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err

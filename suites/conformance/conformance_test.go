@@ -43,6 +43,14 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func serve(l *listener.Listener) *httptest.Server { return httptest.NewServer(l.Handler()) }
 
+func freeListenerErr() net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	return ln
+}
+
 func freeListener() net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())

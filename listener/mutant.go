@@ -1,0 +1,167 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener/store"
+)
+
+// The code below runs only for mutants (Config.Mutant): each function
+// reproduces one bug real IPN listeners have. The reference listener never
+// takes these paths.
+
+var adaptiveKey = regexp.MustCompile(`^(transaction\[\d+\])\..+$`)
+
+// mangle rewrites a postback the way buggy listeners rebuild it.
+func (l *Listener) mangle(raw []byte) []byte {
+	if l.is("plus-space") {
+		// Decoding with a URL-path decoder keeps '+' literal; re-encoding
+		// then turns every space PayPal sent as '+' into %2B.
+		var out []string
+		for _, t := range form.Tokens(raw) {
+			v, err := url.PathUnescape(t.Value)
+			if err != nil {
+				return raw
+			}
+			out = append(out, t.Name+"="+form.Escape(v))
+		}
+		return []byte(strings.Join(out, "&"))
+	}
+	change := map[string]func(form.Form) form.Form{
+		"reencode-utf8": func(f form.Form) form.Form {
+			for i := range f {
+				f[i].Value = strings.ToValidUTF8(f[i].Value, "\uFFFD")
+			}
+			return f
+		},
+		"drop-empty-fields": func(f form.Form) form.Form {
+			out := f[:0]
+			for _, fd := range f {
+				if fd.Value != "" {
+					out = append(out, fd)
+				}
+			}
+			return out
+		},
+		"truncate-adaptive-keys": func(f form.Form) form.Form {
+			for i := range f {
+				f[i].Name = adaptiveKey.ReplaceAllString(f[i].Name, "$1")
+			}
+			return f
+		},
+		"crlf-to-lf": func(f form.Form) form.Form {
+			for i := range f {
+				f[i].Value = strings.ReplaceAll(f[i].Value, "\r\n", "\n")
+			}
+			return f
+		},
+	}[l.cfg.Mutant]
+	if change == nil {
+		return raw
+	}
+	f, err := form.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return change(f).Encode()
+}
+
+// knownTxnTypes are the txn_types an "ignored-500" mutant still acks.
+var knownTxnTypes = map[string]bool{
+	"": true, "adjustment": true, "cart": true, "express_checkout": true, "masspay": true, "merch_pmt": true,
+	"mp_cancel": true, "mp_signup": true, "new_case": true, "payout": true, "pro_hosted": true, "recurring_payment": true,
+	"recurring_payment_expired": true, "recurring_payment_failed": true, "recurring_payment_profile_cancel": true,
+	"recurring_payment_profile_created": true, "recurring_payment_skipped": true, "recurring_payment_suspended": true,
+	"recurring_payment_suspended_due_to_max_failed_payment": true, "send_money": true, "subscr_cancel": true,
+	"subscr_eot": true, "subscr_failed": true, "subscr_modify": true, "subscr_payment": true, "subscr_signup": true,
+	"virtual_terminal": true, "web_accept": true,
+}
+
+// wouldIgnore is the "ignored-500" mutant's door check.
+func (l *Listener) wouldIgnore(ctx context.Context, body []byte) bool {
+	m, err := decodeIPN(body)
+	if err != nil {
+		return true
+	}
+	if !knownTxnTypes[m["txn_type"]] || !l.ours(m["receiver_email"], m["receiver_id"], m["business"]) {
+		return true
+	}
+	if p := m["parent_txn_id"]; p != "" {
+		_, err := l.store.Txn(ctx, PayPal, p)
+		return errors.Is(err, store.ErrNotFound)
+	}
+	return false
+}
+
+// misreadNames decodes the payer's name as UTF-8 whatever the charset.
+func (m ipn) misreadNames(body []byte) {
+	f, err := form.Parse(body)
+	if err != nil {
+		return
+	}
+	utf8 := form.MustCharset("UTF-8")
+	for _, n := range []string{"first_name", "last_name"} {
+		if v, ok := f.Get(n); ok {
+			m[n] = utf8.Decode(v)
+		}
+	}
+}
+
+// racyDuplicate is the "racy-duplicates" mutant's check-then-act: it looks
+// for an earlier credit outside any transaction, then gives other workers
+// time to look too before anyone writes.
+func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn) bool {
+	entries, err := l.store.Entries(ctx, PayPal, m.txn())
+	if err == nil && len(entries) > 0 {
+		_ = l.finish(ctx, it, store.InboxDone, "duplicate")
+		return true
+	}
+	time.Sleep(200 * time.Millisecond) // the window every real race has, made wide
+	return false
+}
+
+// entryKey is the ledger key for a status: unique per transaction, except
+// for the mutants that lost the unique constraint.
+func (r *run) entryKey(status string) string {
+	if r.l.is("no-duplicate-check") || r.l.is("racy-duplicates") {
+		return fmt.Sprintf("%s#%d", status, r.item.ID)
+	}
+	return status
+}
+
+// mutantRules are the rule-level bugs; done means the message was handled.
+func (r *run) mutantRules(m ipn, t store.Txn, isNew bool) (bool, error) {
+	kind, status, txn := m.kind(), m["payment_status"], m.txn()
+	switch {
+	case r.l.is("dedupe-by-txn") && !isNew:
+		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "duplicate txn_id")
+	case r.l.is("ignore-reversals") && (status == "Reversed" || status == "Canceled_Reversal"):
+		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "reversals are not handled")
+	case r.l.is("refund-as-payment") && status == "Refunded":
+		gross, err := cents(m["mc_gross"])
+		if err != nil {
+			return true, err
+		}
+		if gross < 0 {
+			gross = -gross
+		}
+		customer := r.l.customerFor(m["payer_email"])
+		if _, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: txn, Status: "Completed", Customer: customer,
+			Amount: gross, Currency: m["mc_currency"], InboxID: r.item.ID, At: r.at}); err != nil {
+			return true, err
+		}
+		t.Status, t.Customer, t.Updated = status, customer, r.at
+		if err := r.tx.PutTxn(t); err != nil {
+			return true, err
+		}
+		return true, r.log(txn, kind, status, "VERIFIED", "credited", "a refund, credited as a payment")
+	}
+	return false, nil
+}
