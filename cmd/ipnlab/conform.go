@@ -46,6 +46,7 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
 	f.StringVar(&c.Report, "report", "", "write a JSON report here")
 	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
+	f.IntVar(&c.Parallel, "parallel", conformance.Defaults().Parallel, "checks run at once (those that need the emulator alone run after)")
 }
 
 // resolveConfig applies the precedence: defaults < file < env < flags.
@@ -72,7 +73,7 @@ func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile stri
 		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
 		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version },
 		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
-		"verbose": func() { cfg.Verbose = flags.Verbose },
+		"verbose": func() { cfg.Verbose = flags.Verbose }, "parallel": func() { cfg.Parallel = flags.Parallel },
 	}
 	for name, apply := range fromFlags {
 		if cmd.Flags().Changed(name) {

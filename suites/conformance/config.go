@@ -63,6 +63,10 @@ type Config struct {
 	Report string `yaml:"report" env:"IPNLAB_REPORT"`
 	// Verbose prints each scenario step.
 	Verbose bool `yaml:"verbose" env:"IPNLAB_VERBOSE"`
+	// Parallel is how many checks run at once. Checks that move the shared
+	// clock, take the listener down or fault the verifier for every message
+	// always run alone, after the others.
+	Parallel int `yaml:"parallel" env:"IPNLAB_PARALLEL"`
 
 	// EmulatorListener, if set, is used instead of listening on
 	// EmulatorAddr (Go callers that must know the port first).
@@ -74,7 +78,7 @@ func Defaults() Config {
 	return Config{
 		EmulatorAddr: "127.0.0.1:8700", ReceiverEmail: "merchant@example.com", ReceiverID: "LABMERCHANT01",
 		PayerEmail: "customer@example.com", UnacceptedCurrency: "JPY", PayDoSource: "127.0.0.1",
-		StrangerSource: "127.0.0.2", AckTimeout: 30 * time.Second, Settle: 10 * time.Second, PostbackWait: 5 * time.Second, Name: "listener under test",
+		StrangerSource: "127.0.0.2", AckTimeout: 30 * time.Second, Settle: 10 * time.Second, PostbackWait: 5 * time.Second, Parallel: 4, Name: "listener under test",
 	}
 }
 
@@ -113,6 +117,12 @@ func (c *Config) LoadEnv(getenv func(string) (string, bool)) error {
 				return fmt.Errorf("%s=%q: %v", name, s, err)
 			}
 			f.SetInt(int64(d))
+		case int:
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a whole number", name, s)
+			}
+			f.SetInt(int64(n))
 		case uint64:
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
@@ -165,6 +175,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.EmulatorAddr); err != nil {
 			probs = append(probs, fmt.Sprintf("emulator_addr %q: want host:port", c.EmulatorAddr))
 		}
+	}
+	if c.Parallel < 1 || c.Parallel > 64 {
+		probs = append(probs, fmt.Sprintf("parallel %d: want 1 to 64", c.Parallel))
 	}
 	if c.AckTimeout <= 0 || c.Settle <= 0 || c.PostbackWait <= 0 {
 		probs = append(probs, "ack_timeout, settle and postback_wait must be positive")

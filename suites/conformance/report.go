@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipnlab/ipnlab/scenarios"
@@ -45,7 +46,9 @@ func (r Report) Conformant() bool {
 	return true
 }
 
-// RunAll runs every check in a new session. log, if set, gets each step.
+// RunAll runs every check in a new session: Parallel at a time, then the
+// checks that need the emulator to themselves, one by one. log, if set,
+// gets each step (steps of concurrent checks interleave).
 func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	start := time.Now()
 	s, err := NewSession(ctx, cfg)
@@ -55,12 +58,36 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	defer s.Close()
 	rep := Report{Seed: s.Seed(), Level: s.cfg.Level}
 	rep.Implementation.Name, rep.Implementation.Version = cfg.Name, cfg.Version
-	for _, c := range Checks() {
-		if log != nil {
-			fmt.Fprintf(log, "%s (%s)\n", c.ID, c.Scenario)
+	checks := Checks()
+	rep.Checks = make([]Result, len(checks))
+	// Three phases: ordinary checks, Parallel at a time; then the checks
+	// that keep the listener busy on purpose (a slow or failing verifier),
+	// all together so that their waits overlap instead of stalling the
+	// others; then the checks that need the emulator to themselves.
+	var ordinary, busy, alone []int
+	for i, c := range checks {
+		switch s.phase(c) {
+		case phaseAlone:
+			alone = append(alone, i)
+		case phaseBusy:
+			busy = append(busy, i)
+		default:
+			ordinary = append(ordinary, i)
 		}
-		r := s.Run(ctx, c, log)
-		rep.Checks = append(rep.Checks, r)
+	}
+	var logMu sync.Mutex
+	run := func(i int) {
+		c := checks[i]
+		var w io.Writer
+		if log != nil {
+			w = &lockedWriter{mu: &logMu, w: log, prefix: c.ID + " "}
+		}
+		rep.Checks[i] = s.Run(ctx, c, w)
+	}
+	runAll(ordinary, max(cfg.Parallel, 1), run)
+	runAll(busy, max(len(busy), 1), run)
+	runAll(alone, 1, run)
+	for _, r := range rep.Checks {
 		switch r.Status {
 		case scenarios.Passed:
 			rep.Summary.Passed++
@@ -76,6 +103,42 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// runAll runs f on each index, n at a time.
+func runAll(idx []int, n int, f func(int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				f(i)
+			}
+		}()
+	}
+	for _, i := range idx {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+// lockedWriter keeps concurrent checks' lines whole and labelled.
+type lockedWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := io.WriteString(l.w, l.prefix); err != nil {
+		return 0, err
+	}
+	return l.w.Write(p)
 }
 
 // WriteConsole prints the results grouped by level and provider.

@@ -143,6 +143,33 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 	return scenarios.Passed, ""
 }
 
+// Phases a check runs in (see RunAll).
+const (
+	phaseOrdinary = iota
+	phaseBusy     // keeps the listener busy on purpose
+	phaseAlone    // changes what every other check sees
+)
+
+// phase sorts a check by what its scenario does: moving the clock, taking
+// the listener down or faulting every postback affects every check; a slow
+// or persistently failing verifier keeps the listener busy for a while.
+func (s *Session) phase(c Check) int {
+	sc, err := catalog.Get(c.Scenario)
+	if err != nil {
+		return phaseAlone
+	}
+	p := phaseOrdinary
+	for _, st := range sc.Steps {
+		switch {
+		case st.Advance != nil || st.Outage != nil || st.ClearFault != nil || (st.Fault != nil && st.Fault.Message == ""):
+			return phaseAlone
+		case st.Send != nil && st.Send.Fault != nil && (st.Send.Fault.Count == 0 || st.Send.Fault.Kind == "slow"):
+			p = phaseBusy
+		}
+	}
+	return p
+}
+
 // RunScenario runs any scenario in the session, logging each step.
 func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, log io.Writer) scenarios.Result {
 	env := s.env
