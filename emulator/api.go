@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -99,7 +101,38 @@ func (e *Emulator) routes() http.Handler {
 		writeError(w, &apiError{http.StatusNotFound,
 			fmt.Sprintf("no endpoint %s %s; the API is described at /api/v1/openapi.yaml", r.Method, r.URL.Path)})
 	})
-	return mux
+	if e.cfg.APIToken == "" {
+		return mux
+	}
+	return e.requireToken(mux)
+}
+
+// requireToken guards the control API (and the console) with the bearer
+// token; the verifier, PayDo's lookups and /healthz stay open, as listeners
+// and probes call them.
+func (e *Emulator) requireToken(next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(e.cfg.APIToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/healthz" || p == "/cgi-bin/webscr" || strings.HasPrefix(p, "/paydo/v1/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Hashing first makes the comparison constant-time whatever the
+		// lengths.
+		got := sha256.Sum256([]byte(given))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ipnlab"`)
+			msg := "this emulator needs its API token: send Authorization: Bearer TOKEN (ipnlab commands read IPNLAB_API_TOKEN)"
+			if ok {
+				msg = "wrong API token"
+			}
+			writeError(w, &apiError{http.StatusUnauthorized, msg})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiError carries an HTTP status.
@@ -123,6 +156,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, delivery.ErrBadURL), errors.Is(err, paypal.ErrNoTarget), errors.Is(err, clock.ErrNegative):
 		return http.StatusBadRequest
+	case errors.Is(err, delivery.ErrNotAllowed):
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }
@@ -502,6 +537,7 @@ func (e *Emulator) runUntilIdle(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("run until idle: %w (it is %s)", clock.ErrNotManual, e.clock.Mode())
 	}
 	moved, err := ctl.RunUntilIdle(limit)
+	e.report(e.saveClock(e.clock.Now()))
 	e.bus.Publish(events.ClockAdvanced, e.clock.Now(), "", "", map[string]string{"by": moved.String()})
 	if err != nil {
 		return &apiError{http.StatusConflict, err.Error()}

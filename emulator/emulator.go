@@ -5,6 +5,7 @@
 package emulator
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -62,6 +64,15 @@ type Config struct {
 	Logger *slog.Logger
 	// EventBuffer is how many events the journal keeps.
 	EventBuffer int
+	// Journal, if set, keeps messages, attempts, postbacks, the retry
+	// queue, registrations and the clock; New resumes from it. The
+	// emulator does not close it.
+	Journal journal.Journal
+	// Allow limits where deliveries may go (nil: anywhere).
+	Allow *delivery.Allowlist
+	// APIToken, if set, is required (Authorization: Bearer) on the control
+	// API; never logged.
+	APIToken string
 }
 
 // Emulator is a running fake PayPal with its control API.
@@ -78,6 +89,8 @@ type Emulator struct {
 	mu    sync.Mutex
 	seq   uint64            // messages generated, for sub-seeds
 	seeds map[string]uint64 // message id -> fixture seed
+
+	restored Restored
 }
 
 // New builds an emulator from cfg, checking every setting.
@@ -103,19 +116,29 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Profile.ReceiverID == "" {
 		cfg.Profile.ReceiverID = DefaultReceiverID
 	}
+	var seq uint64
+	seeds := map[string]uint64{}
+	if cfg.Journal != nil {
+		var err error
+		if seq, seeds, err = restoreMeta(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = fixtures.NewSeed()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seeds: map[string]uint64{}}
+	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq, seeds: seeds}
+	onError := func(err error) { e.report(err) }
 
-	if cfg.Client == nil && cfg.TLS != nil {
-		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS))
+	if cfg.Client == nil && (cfg.TLS != nil || cfg.Allow != nil) {
+		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS, cfg.Allow))
 	}
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
+		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
 	})
 	if err != nil {
 		return nil, err
@@ -126,13 +149,14 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	pp, err := paypal.New(paypal.Config{
 		Clock: cfg.Clock, Engine: eng, Mode: cfg.Verify, Profile: cfg.Profile,
-		Schedule: schedule, OnPostback: e.onPostback,
+		Schedule: schedule, OnPostback: e.onPostback, Journal: cfg.Journal, OnError: onError,
 	})
 	if err != nil {
 		eng.Close()
 		return nil, err
 	}
-	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS}
+	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
+		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError}
 	if cfg.PayDoSchedule != nil {
 		pdCfg.Schedule = *cfg.PayDoSchedule
 	}
@@ -142,9 +166,21 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	e.engine, e.paypal, e.paydo = eng, pp, pd
+	if cfg.Journal != nil {
+		if e.restored, err = e.restore(); err != nil {
+			eng.Close()
+			return nil, err
+		}
+		e.mu.Lock()
+		e.saveSeedLocked()
+		e.mu.Unlock()
+	}
 	e.handler = e.routes()
 	return e, nil
 }
+
+// Restored tells what New loaded from the journal.
+func (e *Emulator) Restored() Restored { return e.restored }
 
 // Handler serves the verifier (/cgi-bin/webscr), /healthz and /api/v1/.
 func (e *Emulator) Handler() http.Handler { return e.handler }
@@ -173,12 +209,26 @@ func (e *Emulator) Seed() uint64 { return e.cfg.Seed }
 // Close stops every scheduled delivery and waits for running ones.
 func (e *Emulator) Close() { e.engine.Close() }
 
+// Shutdown stops scheduling deliveries, waits for running ones until ctx
+// ends (then cuts them short, keeping their retries queued), and records
+// the clock, so a journal resumes exactly here.
+func (e *Emulator) Shutdown(ctx context.Context) error {
+	err := e.engine.Shutdown(ctx)
+	e.report(e.saveClock(e.clock.Now()))
+	return err
+}
+
 // Advance moves a manual clock and returns when every delivery due by then
 // has finished.
 func (e *Emulator) Advance(d time.Duration) error {
 	ctl, ok := e.clock.(clock.Controller)
 	if !ok {
 		return fmt.Errorf("advance: %w (it is %s; start with --clock manual)", clock.ErrNotManual, e.clock.Mode())
+	}
+	// The target first: a crash mid-way resumes there, and whatever was
+	// due on the way fires at once on restart.
+	if err := e.saveClock(e.clock.Now().Add(d)); err != nil {
+		return fmt.Errorf("advance: %w", err)
 	}
 	if err := ctl.Advance(d); err != nil {
 		return err

@@ -186,6 +186,7 @@ func (e *Emulator) send(body []byte, kind string, seed uint64, notifyURL string)
 		e.mu.Lock()
 		e.seeds[m.ID] = seed
 		e.mu.Unlock()
+		e.saveMessageSeed(m.ID, seed)
 	}
 	return m, nil
 }
@@ -255,6 +256,7 @@ func (e *Emulator) generator(seed uint64, charset, flavour, payerEmail string, p
 		e.mu.Lock()
 		e.seq++
 		seed = subSeed(e.cfg.Seed, e.seq)
+		e.saveSeedLocked()
 		e.mu.Unlock()
 	}
 	prof := e.paypal.Profile()

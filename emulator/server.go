@@ -51,11 +51,14 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 // VerifyURL is where listeners post back.
 func (s *Server) VerifyURL() string { return s.URL() + "/cgi-bin/webscr" }
 
-// Shutdown stops accepting requests, lets running ones finish within ctx,
-// and stops the deliveries.
+// Shutdown stops accepting requests, lets running requests and deliveries
+// finish within ctx (then cuts them short, keeping their retries queued in
+// the journal) and records the clock.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	s.Emulator.Close()
+	if derr := s.Emulator.Shutdown(ctx); err == nil {
+		err = derr
+	}
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

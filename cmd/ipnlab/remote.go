@@ -30,10 +30,16 @@ func emulatorFlag(c *cobra.Command) *string {
 	return c.Flags().String("emulator", def, "the emulator's base URL (env IPNLAB_EMULATOR)")
 }
 
+// dial returns a client of the emulator at base, with the API token from
+// IPNLAB_API_TOKEN (an environment variable, not a flag: flags show in
+// process lists).
 func dial(base string) (*client.Client, error) {
 	c, err := client.New(base)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--emulator: %w", err)}
+	}
+	if tok := os.Getenv("IPNLAB_API_TOKEN"); tok != "" {
+		c = c.WithToken(tok)
 	}
 	return c, nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -26,7 +29,9 @@ func newServe() *cobra.Command {
 		paydoSource, paydoXFF, tlsCA                                    string
 		tlsInsecure                                                     bool
 		paydoInitial, paydoMax, paydoWindow                             time.Duration
-		ackTimeout                                                      time.Duration
+		ackTimeout, shutdownTimeout                                     time.Duration
+		storeSpec, apiToken                                             string
+		allow                                                           []string
 		retries                                                         int
 		seed                                                            uint64
 		live, ipnOff                                                    bool
@@ -54,26 +59,66 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			if err != nil {
 				return err
 			}
+			if shutdownTimeout <= 0 {
+				return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", shutdownTimeout)}
+			}
+			if apiToken == "" {
+				apiToken = os.Getenv("IPNLAB_API_TOKEN")
+			}
+			if err := checkExposure(addr, apiToken); err != nil {
+				return err
+			}
+			allowlist, err := parseAllow(allow)
+			if err != nil {
+				return err
+			}
+			jnl, err := openStore(storeSpec)
+			if err != nil {
+				return err
+			}
+			if jnl != nil {
+				defer func() {
+					if err := jnl.Close(); err != nil {
+						log.Error("closing the store", "err", err)
+					}
+				}()
+			}
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
-			srv, err := emulator.Start(emulator.Config{
+			cfg := emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
-				Live: live, Seed: seed, Logger: log,
+				Live: live, Seed: seed, Logger: log, APIToken: apiToken, Allow: allowlist,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
-			}, addr)
+			}
+			if jnl != nil {
+				cfg.Journal = jnl
+			}
+			srv, err := emulator.Start(cfg, addr)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
-				srv.Addr(), clk.Mode(), mode, srv.Seed())
-			log.Info("emulator listening", "url", srv.URL(), "verify_url", srv.VerifyURL(), "notify_url", notifyURL)
+				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
+			log.Info("emulator listening", "url", srv.URL(), "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
+				"store", storeSpec, "token", apiToken != "", "allowlist", allowlist)
+			if jnl != nil {
+				r := srv.Restored()
+				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
+					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "clock", srv.Clock().Now())
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
-			log.Info("shutting down")
-			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			log.Info("shutting down", "bound", shutdownTimeout)
+			shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
-			return srv.Shutdown(shutdown)
+			if err := srv.Shutdown(shutdown); err != nil {
+				// Cut-short deliveries are recorded and their retries kept:
+				// nothing is lost, so this is not a failed exit.
+				log.Warn("shutdown bound reached", "err", err)
+			}
+			log.Info("stopped")
+			return nil
 		},
 	}
 	f := c.Flags()
@@ -96,7 +141,60 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 	f.DurationVar(&paydoInitial, "paydo-initial", time.Minute, "PayDo's first resend wait (doubling after)")
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
+	f.StringVar(&storeSpec, "store", "memory", "where history and the retry queue live: memory, or sqlite:PATH (survives restarts)")
+	f.StringVar(&apiToken, "api-token", "", "token the control API requires (env IPNLAB_API_TOKEN); required off loopback")
+	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long running deliveries may finish")
 	return c
+}
+
+// openStore opens the --store: nil for memory.
+func openStore(spec string) (*journal.SQLite, error) {
+	switch {
+	case spec == "memory":
+		return nil, nil
+	case strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(spec, "sqlite:")
+		if path == "" {
+			return nil, usageError{fmt.Errorf("--store sqlite:PATH: the path is empty")}
+		}
+		j, err := journal.OpenSQLite(path)
+		if err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
+		}
+		return j, nil
+	}
+	return nil, usageError{fmt.Errorf("--store %q: want memory or sqlite:PATH", spec)}
+}
+
+// checkExposure refuses to serve the control API beyond loopback without a
+// token: a shared emulator must not be an open relay.
+func checkExposure(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Errorf("--addr %q: %w", addr, err)}
+	}
+	if token != "" {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return usageError{fmt.Errorf("--addr %s is not a loopback address: set --api-token (or IPNLAB_API_TOKEN) so the control API is not open to the network", addr)}
+}
+
+func parseAllow(entries []string) (*delivery.Allowlist, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	a, err := delivery.ParseAllowlist(entries)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--allow: %w", err)}
+	}
+	return a, nil
 }
 
 // deliveryTLS builds the TLS settings for HTTPS deliveries (nil: defaults).

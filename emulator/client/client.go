@@ -36,8 +36,9 @@ var ErrUnreachable = errors.New("emulator unreachable")
 
 // Client talks to one emulator.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string
 }
 
 // New returns a client for the emulator at base ("http://127.0.0.1:8700").
@@ -47,6 +48,13 @@ func New(base string) (*Client, error) {
 		return nil, fmt.Errorf("emulator URL %q: want http://host:port", base)
 	}
 	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 10 * time.Minute}}, nil
+}
+
+// WithToken returns a copy of c that sends the emulator's API token.
+func (c *Client) WithToken(token string) *Client {
+	d := *c
+	d.token = token
+	return &d
 }
 
 // URL is the emulator's base URL.
@@ -70,6 +78,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -185,4 +186,19 @@ func (h *timerHeap) Pop() any {
 	t.index = -1
 	*h = old[:len(old)-1]
 	return t
+}
+
+// ErrBusy is returned by Reset while callbacks wait or run.
+var ErrBusy = errors.New("clock has callbacks waiting or running")
+
+// Reset sets the clock to t, backwards too, when nothing is scheduled: the
+// emulator does it on start to resume a journal's clock time.
+func (m *Manual) Reset(t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.queue) > 0 || m.running > 0 {
+		return fmt.Errorf("reset to %s: %w", t.Format(time.RFC3339), ErrBusy)
+	}
+	m.now = t
+	return nil
 }

@@ -45,3 +45,16 @@ func (s *Scaled) At(t time.Time, f func()) Timer {
 	}
 	return time.AfterFunc(wait, f)
 }
+
+// NewScaledFrom returns a scaled clock that read start at wall time
+// wallStart: a restarted emulator continues its scaled clock as if it had
+// kept running.
+func NewScaledFrom(factor float64, wallStart, start time.Time) *Scaled {
+	return &Scaled{factor: factor, wallStart: wallStart, start: start}
+}
+
+// Factor returns how many times faster than the wall clock s runs.
+func (s *Scaled) Factor() float64 { return s.factor }
+
+// Origin returns the wall time s was anchored at and its reading then.
+func (s *Scaled) Origin() (wallStart, start time.Time) { return s.wallStart, s.start }

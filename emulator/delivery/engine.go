@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 )
 
 // AckPolicy says which HTTP answers acknowledge a delivery.
@@ -54,6 +55,17 @@ type Config struct {
 	// OnEvent, if set, is called after every change, outside the engine's
 	// locks, in the order the changes happened for each message.
 	OnEvent func(Event)
+	// Journal, if set, records every message, attempt and pending attempt
+	// so Restore can resume them after a restart. Each attempt is written
+	// before it starts, so one cut short by a crash is known, not repeated.
+	Journal journal.Journal
+	// OnError hears of journal writes that failed outside a caller's
+	// request (during attempts); Submit and Resend return theirs.
+	OnError func(error)
+	// Allow limits delivery targets (nil: any). It is checked when a target
+	// is given; the clients given here must check it on connection too
+	// (NewTransport does).
+	Allow *Allowlist
 }
 
 // EventType names what changed.
@@ -91,6 +103,9 @@ type Submission struct {
 	// Client, if set, sends this message instead of the engine's client
 	// (PayDo's deliveries leave from their own source address).
 	Client *http.Client
+	// Route names Client for the journal: after a restart, Restore asks
+	// its ClientFor for the client of (Provider, Route).
+	Route string
 }
 
 // Engine delivers submissions and keeps their records.
@@ -103,9 +118,9 @@ type Engine struct {
 	closed bool
 	outage bool // every attempt fails as if the listener were down
 
-	// wg counts attempts started on a clock that is not manual, so Close
-	// can wait for them (a manual clock's Advance already does).
-	wg sync.WaitGroup
+	// wg counts armed and running attempts, so Shutdown can wait for them.
+	wg       sync.WaitGroup
+	inFlight map[*Attempt]context.CancelCauseFunc
 }
 
 type entry struct {
@@ -116,10 +131,20 @@ type entry struct {
 	schedule   Schedule
 	ack        AckPolicy
 	client     *http.Client
+	route      string
 	held       bool
-	timer      clock.Timer // the next scheduled attempt
-	resends    int         // manual resends queued or running
-	number     int         // attempts started
+	pending    []*pending // attempts waiting for their time
+	running    []Attempt  // attempts started and not finished
+	resends    int        // manual resends queued or running
+	number     int        // attempts started
+}
+
+// pending is an attempt waiting for its clock time.
+type pending struct {
+	trig  Trigger
+	url   string
+	at    time.Time
+	timer clock.Timer // nil once the engine is closed
 }
 
 // NewEngine returns an engine; cfg.Clock is required.
@@ -134,20 +159,26 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.ResponseLimit = DefaultResponseLimit
 	}
 	if cfg.Client == nil {
-		cfg.Client = NewClient(nil)
+		cfg.Client = NewClient(NewTransport(nil, nil, cfg.Allow))
 	}
-	return &Engine{cfg: cfg, msgs: make(map[string]*entry)}, nil
+	return &Engine{cfg: cfg, msgs: make(map[string]*entry), inFlight: make(map[*Attempt]context.CancelCauseFunc)}, nil
 }
 
 // NewTransport returns the transport deliveries use: no proxy, generous
 // keep-alive, and connections made from localAddr when it is set (so a
 // listener's source-address allowlist can be tested on loopback). tlsConfig
-// may be nil (the system's roots).
-func NewTransport(localAddr net.Addr, tlsConfig *tls.Config) *http.Transport {
+// may be nil (the system's roots); allow, if set, is checked on every
+// connection.
+func NewTransport(localAddr net.Addr, tlsConfig *tls.Config, allow *Allowlist) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: localAddr}
+	dial := d.DialContext
+	if allow != nil {
+		dial = allow.dialer(d)
+	}
 	return &http.Transport{
 		TLSClientConfig:     tlsConfig,
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: localAddr}).DialContext,
+		DialContext:         dial,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -160,7 +191,7 @@ func NewTransport(localAddr net.Addr, tlsConfig *tls.Config) *http.Transport {
 // follows redirects (a 302 is not an ack). transport may be nil.
 func NewClient(transport *http.Transport) *http.Client {
 	if transport == nil {
-		transport = NewTransport(nil, nil)
+		transport = NewTransport(nil, nil, nil)
 	}
 	return &http.Client{
 		Transport:     transport,
@@ -177,9 +208,12 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 		return Message{}, fmt.Errorf("submit %s: no schedule", s.ID)
 	}
 	if !s.Hold {
-		if err := checkURL(s.URL); err != nil {
+		if err := e.checkTarget(s.URL); err != nil {
 			return Message{}, fmt.Errorf("submit %s: %w", s.ID, err)
 		}
+	}
+	if _, ok := s.Schedule.(Backoff); !ok && e.cfg.Journal != nil {
+		return Message{}, fmt.Errorf("submit %s: a journal can only keep Backoff schedules, got %T", s.ID, s.Schedule)
 	}
 	e.mu.Lock()
 	if e.closed {
@@ -196,13 +230,21 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 			Created: e.cfg.Clock.Now(), Status: Queued,
 		},
 		body: s.Body, resendBody: s.ResendBody, header: s.Header.Clone(),
-		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client,
+		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client, route: s.Route,
 	}
 	if ent.client == nil {
 		ent.client = e.cfg.Client
 	}
 	if s.Hold {
 		ent.rec.Status = Disabled
+	} else {
+		// Queued before it is journaled, so a crash right after Submit
+		// still delivers it on restart.
+		ent.pending = []*pending{{trig: Initial, url: ent.rec.URL, at: ent.rec.Created}}
+	}
+	if err := e.saveLocked(ent); err != nil {
+		e.mu.Unlock()
+		return Message{}, fmt.Errorf("submit %s: %w", s.ID, err)
 	}
 	e.msgs[s.ID] = ent
 	e.order = append(e.order, s.ID)
@@ -212,9 +254,7 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 	e.emit(Event{Type: EventQueued, Message: snap})
 	if !s.Hold {
 		e.mu.Lock()
-		if !e.closed {
-			e.startLocked(ent, Initial, ent.rec.URL, ent.rec.Created)
-		}
+		e.armLocked(ent, ent.pending[0])
 		e.mu.Unlock()
 	}
 	return snap, nil
@@ -223,7 +263,7 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 // Release sends a held message to url, as PayPal does when notifications
 // are switched back on.
 func (e *Engine) Release(id, url string) error {
-	if err := checkURL(url); err != nil {
+	if err := e.checkTarget(url); err != nil {
 		return fmt.Errorf("release %s: %w", id, err)
 	}
 	e.mu.Lock()
@@ -238,7 +278,11 @@ func (e *Engine) Release(id, url string) error {
 	ent.held = false
 	ent.rec.URL = url
 	ent.rec.Status = Queued
-	e.startLocked(ent, Initial, url, e.cfg.Clock.Now())
+	p := e.queueLocked(ent, Initial, url, e.cfg.Clock.Now())
+	if err := e.saveLocked(ent); err != nil {
+		return fmt.Errorf("release %s: %w", id, err)
+	}
+	e.armLocked(ent, p)
 	return nil
 }
 
@@ -268,7 +312,7 @@ func (e *Engine) Resend(id, url string) (Message, error) {
 	if url == "" {
 		url = ent.rec.URL
 	}
-	if err := checkURL(url); err != nil {
+	if err := e.checkTarget(url); err != nil {
 		e.mu.Unlock()
 		return Message{}, fmt.Errorf("resend %s: %w", id, err)
 	}
@@ -279,8 +323,16 @@ func (e *Engine) Resend(id, url string) (Message, error) {
 	ent.resends++
 	ent.rec.Resent = true
 	e.refreshLocked(ent)
+	p := e.queueLocked(ent, Manual, url, e.cfg.Clock.Now())
+	if err := e.saveLocked(ent); err != nil {
+		ent.resends--
+		ent.pending = ent.pending[:len(ent.pending)-1]
+		e.refreshLocked(ent)
+		e.mu.Unlock()
+		return Message{}, fmt.Errorf("resend %s: %w", id, err)
+	}
 	snap := ent.snapshot()
-	e.startLocked(ent, Manual, url, e.cfg.Clock.Now())
+	e.armLocked(ent, p)
 	e.mu.Unlock()
 	e.emit(Event{Type: EventResend, Message: snap})
 	return snap, nil
@@ -331,43 +383,87 @@ func (e *Engine) SetOutage(down bool) {
 	e.outage = down
 }
 
-// Close stops every scheduled attempt and waits for running ones.
-func (e *Engine) Close() {
+// Close stops every scheduled attempt and waits for running ones. Pending
+// attempts stay in the journal, for Restore.
+func (e *Engine) Close() { _ = e.Shutdown(context.Background()) }
+
+// Shutdown stops scheduling attempts and waits for running ones until ctx
+// ends; then it cuts them short. An attempt cut short is recorded as failed
+// ("emulator shutting down") and its retry stays queued in the journal.
+func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
 	for _, ent := range e.msgs {
-		if ent.timer != nil {
-			ent.timer.Stop()
+		for _, p := range ent.pending {
+			e.disarmLocked(p)
 		}
 	}
 	e.mu.Unlock()
-	e.wg.Wait()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		e.cancelInFlight(errShutdown)
+		<-done
+		return fmt.Errorf("delivery shutdown: attempts cut short: %w", ctx.Err())
+	}
 }
 
-// startLocked schedules attempt of ent at clock time at.
-func (e *Engine) startLocked(ent *entry, trig Trigger, url string, at time.Time) {
-	_, manualClock := e.cfg.Clock.(clock.Controller)
-	if !manualClock {
-		e.wg.Add(1)
-	}
-	run := func() {
-		if !manualClock {
-			defer e.wg.Done()
-		}
-		e.attempt(ent, trig, url)
-	}
-	t := e.cfg.Clock.At(at, run)
+var errShutdown = errors.New("emulator shutting down")
+
+// queueLocked adds an attempt of ent at clock time at to its queue; the
+// caller journals the entry, then arms the attempt.
+func (e *Engine) queueLocked(ent *entry, trig Trigger, url string, at time.Time) *pending {
+	p := &pending{trig: trig, url: url, at: at}
+	ent.pending = append(ent.pending, p)
 	if trig != Manual {
-		ent.timer = t
+		next := at
+		ent.rec.NextAttempt = &next
 	}
+	return p
 }
 
-func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
-	e.mu.Lock()
+// armLocked sets p's timer, unless the engine is closed (then p waits in
+// the journal for a restart).
+func (e *Engine) armLocked(ent *entry, p *pending) {
 	if e.closed {
+		return
+	}
+	e.wg.Add(1)
+	p.timer = e.cfg.Clock.At(p.at, func() {
+		defer e.wg.Done()
+		e.attempt(ent, p)
+	})
+}
+
+// disarmLocked stops p's timer; a stopped callback never runs, so it no
+// longer counts as work in progress.
+func (e *Engine) disarmLocked(p *pending) {
+	if p.timer != nil && p.timer.Stop() {
+		e.wg.Done()
+	}
+	p.timer = nil
+}
+
+// takeLocked removes p from ent's queue, reporting whether it was there.
+func takeLocked(ent *entry, p *pending) bool {
+	i := slices.Index(ent.pending, p)
+	if i < 0 {
+		return false
+	}
+	ent.pending = slices.Delete(ent.pending, i, i+1)
+	return true
+}
+
+func (e *Engine) attempt(ent *entry, p *pending) {
+	e.mu.Lock()
+	if e.closed || !takeLocked(ent, p) {
 		e.mu.Unlock()
 		return
 	}
+	trig, url := p.trig, p.url
 	ent.number++
 	a := Attempt{Number: ent.number, Trigger: trig, URL: url, Start: e.cfg.Clock.Now()}
 	body := ent.body
@@ -379,45 +475,81 @@ func (e *Engine) attempt(ent *entry, trig Trigger, url string) {
 		ent.rec.Retries++
 	}
 	if trig != Manual {
-		ent.timer = nil
 		ent.rec.NextAttempt = nil
 	}
+	ent.running = append(ent.running, a)
+	e.report(e.saveLocked(ent))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	e.inFlight[&a] = cancel
 	e.mu.Unlock()
 
 	if down {
 		a.Error = "listener down (simulated outage)"
 	} else {
-		e.post(client, &a, url, header, body, ack)
+		e.post(ctx, client, &a, url, header, body, ack)
 	}
+	cancel(nil)
 
 	e.mu.Lock()
-	if trig == Manual {
+	delete(e.inFlight, &a)
+	if next := e.finishLocked(ent, a, e.cfg.Clock.Now()); next != nil {
+		e.armLocked(ent, next)
+	}
+	snap := ent.snapshot()
+	e.mu.Unlock()
+	e.emit(Event{Type: EventAttempt, Message: snap, Attempt: &a})
+}
+
+// finishLocked records attempt a's outcome: an ack stops the schedule, a
+// failure of a scheduled attempt queues the next retry, counted from end;
+// the caller arms it.
+func (e *Engine) finishLocked(ent *entry, a Attempt, end time.Time) *pending {
+	if i := slices.IndexFunc(ent.running, func(r Attempt) bool { return r.Number == a.Number }); i >= 0 {
+		ent.running = slices.Delete(ent.running, i, i+1)
+	}
+	if a.Trigger == Manual {
 		ent.resends--
 	}
+	var next *pending
 	if a.Acked {
 		if ent.rec.AckedAt == nil {
 			t := a.Start
 			ent.rec.AckedAt = &t
 		}
-		if ent.timer != nil {
-			ent.timer.Stop()
-			ent.timer = nil
-			ent.rec.NextAttempt = nil
-		}
-	} else if trig != Manual && ent.rec.AckedAt == nil && !e.closed {
+		ent.pending = slices.DeleteFunc(ent.pending, func(p *pending) bool {
+			if p.trig != Manual {
+				e.disarmLocked(p)
+			}
+			return p.trig != Manual
+		})
+		ent.rec.NextAttempt = nil
+	} else if a.Trigger != Manual && ent.rec.AckedAt == nil {
 		if wait, ok := ent.schedule.Next(ent.rec.Retries + 1); ok {
-			next := e.cfg.Clock.Now().Add(wait)
-			ent.rec.NextAttempt = &next
-			a.NextAttempt = &next
-			e.startLocked(ent, Retry, ent.rec.URL, next)
+			at := end.Add(wait)
+			a.NextAttempt = &at
+			next = e.queueLocked(ent, Retry, ent.rec.URL, at)
 		}
 	}
 	ent.rec.LastCode = a.StatusCode
 	ent.rec.Attempts = append(ent.rec.Attempts, a)
 	e.refreshLocked(ent)
-	snap := ent.snapshot()
-	e.mu.Unlock()
-	e.emit(Event{Type: EventAttempt, Message: snap, Attempt: &a})
+	e.report(e.saveLocked(ent, a))
+	return next
+}
+
+// cancelInFlight cuts every running HTTP exchange short with cause.
+func (e *Engine) cancelInFlight(cause error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, cancel := range e.inFlight {
+		cancel(cause)
+	}
+}
+
+func (e *Engine) report(err error) {
+	if err != nil && e.cfg.OnError != nil {
+		e.cfg.OnError(err)
+	}
 }
 
 // refreshLocked derives the History status from the record.
@@ -439,8 +571,8 @@ func (e *Engine) refreshLocked(ent *entry) {
 }
 
 // post makes one HTTP exchange and fills in the attempt's outcome.
-func (e *Engine) post(client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
+func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
+	ctx, cancel := context.WithTimeout(parent, e.cfg.AckTimeout)
 	defer cancel()
 	start := time.Now()
 	defer func() { a.Duration = time.Since(start) }()
@@ -455,9 +587,12 @@ func (e *Engine) post(client *http.Client, a *Attempt, url string, header http.H
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch cause := context.Cause(parent); {
+		case cause != nil:
+			a.Error = cause.Error()
+		case errors.Is(err, context.DeadlineExceeded):
 			a.Error = fmt.Sprintf("no answer within %s", e.cfg.AckTimeout)
-		} else {
+		default:
 			a.Error = err.Error()
 		}
 		return

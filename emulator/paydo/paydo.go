@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
@@ -58,6 +59,12 @@ type Config struct {
 	OnLookup func(Lookup)
 	// TLS configures HTTPS deliveries (nil: the system's roots).
 	TLS *tls.Config
+	// Allow limits delivery targets; the clients made here check it.
+	Allow *delivery.Allowlist
+	// Journal, if set, keeps registrations and transactions (see Restore).
+	Journal journal.Journal
+	// OnError hears of journal writes that failed.
+	OnError func(error)
 }
 
 // Transaction is PayDo's current view of a transaction, for lookups.
@@ -118,7 +125,7 @@ func New(cfg Config) (*Service, error) {
 			}
 			local = &net.TCPAddr{IP: ip}
 		}
-		s.client = delivery.NewClient(delivery.NewTransport(local, cfg.TLS))
+		s.client = delivery.NewClient(delivery.NewTransport(local, cfg.TLS, cfg.Allow))
 	}
 	if cfg.ForwardedFor != "" && net.ParseIP(cfg.ForwardedFor) == nil {
 		return nil, fmt.Errorf("paydo forwarded-for %q: not an IP address", cfg.ForwardedFor)
@@ -133,14 +140,19 @@ func (s *Service) RegisterCheckoutURL(project, url string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if url == "" {
-		delete(s.projects, project)
-		return nil
+	if url != "" {
+		if err := s.cfg.Engine.CheckTarget(url); err != nil {
+			return fmt.Errorf("project %s: %w", project, err)
+		}
 	}
-	if err := delivery.CheckURL(url); err != nil {
+	if err := s.saveRegistration(KindProject, project, url); err != nil {
 		return fmt.Errorf("project %s: %w", project, err)
 	}
-	s.projects[project] = url
+	if url == "" {
+		delete(s.projects, project)
+	} else {
+		s.projects[project] = url
+	}
 	return nil
 }
 
@@ -152,17 +164,22 @@ func (s *Service) RegisterTransferURL(user, url string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if url == "" {
-		delete(s.users, user)
-		return nil
+	if url != "" {
+		if err := s.cfg.Engine.CheckTarget(url); err != nil {
+			return fmt.Errorf("user %s: %w", user, err)
+		}
+		if cur, ok := s.users[user]; ok && cur != url {
+			return fmt.Errorf("user %s has %s: %w; remove it first", user, cur, ErrAlreadyExists)
+		}
 	}
-	if err := delivery.CheckURL(url); err != nil {
+	if err := s.saveRegistration(KindUser, user, url); err != nil {
 		return fmt.Errorf("user %s: %w", user, err)
 	}
-	if cur, ok := s.users[user]; ok && cur != url {
-		return fmt.Errorf("user %s has %s: %w; remove it first", user, cur, ErrAlreadyExists)
+	if url == "" {
+		delete(s.users, user)
+	} else {
+		s.users[user] = url
 	}
-	s.users[user] = url
 	return nil
 }
 
@@ -221,8 +238,18 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	}
 	return s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,
-		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: client,
+		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: client, Route: n.Source,
 	})
+}
+
+// ClientFor returns the client of a message's route (its source address,
+// "" for the configured one), for messages restored from a journal; nil
+// means the engine's default.
+func (s *Service) ClientFor(route string) (*http.Client, error) {
+	if route == "" {
+		return s.client, nil
+	}
+	return s.clientFrom(route)
 }
 
 // ErrBadSource is wrapped when a source address is not an IP.
@@ -237,7 +264,7 @@ func (s *Service) clientFrom(source string) (*http.Client, error) {
 	defer s.mu.Unlock()
 	c, ok := s.sources[source]
 	if !ok {
-		c = delivery.NewClient(delivery.NewTransport(&net.TCPAddr{IP: ip}, s.cfg.TLS))
+		c = delivery.NewClient(delivery.NewTransport(&net.TCPAddr{IP: ip}, s.cfg.TLS, s.cfg.Allow))
 		s.sources[source] = c
 	}
 	return c, nil
@@ -245,7 +272,7 @@ func (s *Service) clientFrom(source string) (*http.Client, error) {
 
 func (s *Service) target(n Notification) (string, error) {
 	if n.URL != "" {
-		return n.URL, delivery.CheckURL(n.URL)
+		return n.URL, s.cfg.Engine.CheckTarget(n.URL)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,6 +333,7 @@ func (s *Service) update(messageID string, m fixtures.PayDoMessage) {
 			s.byTxID[tx.TxID] = tx
 		}
 	}
+	s.report(s.saveTransaction(tx))
 }
 
 // Transaction returns the current state of a transaction by its id

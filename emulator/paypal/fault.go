@@ -129,25 +129,45 @@ func (fs *faults) get(messageID string) *Fault {
 }
 
 // take returns the fault for a postback of messageID and uses one of its
-// count: a message's own fault first, then the global one.
-func (fs *faults) take(messageID string) Fault {
+// count: a message's own fault first, then the global one. used is the
+// key of the fault taken ("" for the global one), counted is whether its
+// count changed.
+func (fs *faults) take(messageID string) (f Fault, used string, counted bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if f, ok := fs.byMessage[messageID]; ok && messageID != "" {
+		counted := f.Count > 0
 		if f.Count > 0 {
 			if f.Count--; f.Count == 0 {
 				delete(fs.byMessage, messageID)
 			}
 		}
-		return Fault{Kind: f.Kind, Delay: f.Delay}
+		return Fault{Kind: f.Kind, Delay: f.Delay}, messageID, counted
 	}
 	if f := fs.global; f != nil {
+		counted := f.Count > 0
 		if f.Count > 0 {
 			if f.Count--; f.Count == 0 {
 				fs.global = nil
 			}
 		}
-		return Fault{Kind: f.Kind, Delay: f.Delay}
+		return Fault{Kind: f.Kind, Delay: f.Delay}, "", counted
 	}
-	return Fault{}
+	return Fault{}, "", false
+}
+
+// exact returns a copy of the fault set under key ("" global), with no
+// fallback to the global one.
+func (fs *faults) exact(key string) *Fault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.global
+	if key != "" {
+		f = fs.byMessage[key]
+	}
+	if f == nil {
+		return nil
+	}
+	c := *f
+	return &c
 }

@@ -102,7 +102,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	fault := s.faults.take(v.MessageID)
+	fault, used, counted := s.faults.take(v.MessageID)
+	if counted {
+		s.report(s.saveFault(used))
+	}
 	rec.Fault = fault.Kind
 	status, answer := http.StatusOK, string(v.Result)
 	switch fault.Kind {
@@ -143,7 +146,9 @@ func (s *Service) record(p *PostbackRecord) {
 		s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], p)
 	}
 	snap := *p
+	err := s.savePostback(p)
 	s.mu.Unlock()
+	s.report(err)
 	if s.cfg.OnPostback != nil {
 		s.cfg.OnPostback(snap)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/form"
 )
 
@@ -51,6 +52,12 @@ type Config struct {
 	Schedule delivery.Schedule
 	// OnPostback, if set, hears of every postback once it is recorded.
 	OnPostback func(PostbackRecord)
+	// Journal, if set, keeps messages, postbacks, faults and the profile
+	// (see Restore).
+	Journal journal.Journal
+	// OnError hears of journal writes that failed outside a caller's
+	// request (while answering postbacks).
+	OnError func(error)
 }
 
 // Service is the fake PayPal.
@@ -109,6 +116,14 @@ func (s *Service) SetProfile(p Profile) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	if p.NotifyURL != "" {
+		if err := s.cfg.Engine.CheckTarget(p.NotifyURL); err != nil {
+			return fmt.Errorf("profile notify_url: %w", err)
+		}
+	}
+	if err := s.saveProfile(p); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.profile = p
 	s.mu.Unlock()
@@ -157,9 +172,12 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		}
 	}
 	if !hold {
-		if err := delivery.CheckURL(target); err != nil {
+		if err := s.cfg.Engine.CheckTarget(target); err != nil {
 			return nil, delivery.Message{}, err
 		}
+	}
+	if err := s.saveMessage(m); err != nil {
+		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	s.register(m)
 	ack := delivery.Any2xx
@@ -177,6 +195,7 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 	})
 	if err != nil {
 		s.unregister(m)
+		s.report(s.forgetMessage(m))
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	return m, rec, nil
@@ -220,7 +239,7 @@ func (s *Service) SetFault(messageID string, f *Fault) error {
 		}
 	}
 	s.faults.set(messageID, f)
-	return nil
+	return s.saveFault(messageID)
 }
 
 // Fault returns the fault set for messageID ("" for the global one).

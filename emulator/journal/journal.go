@@ -1,0 +1,190 @@
+// Package journal keeps the emulator's state on disk so a restart (also a
+// kill -9) loses no message, attempt, postback or pending retry.
+//
+// The journal is a key-value log of records grouped by kind ("delivery",
+// "attempt", "paypal.message", ...). Each component writes its own kinds
+// and reads them back on start; a write of several entries is atomic, so a
+// component can move a record and its queue in one step. Records come back
+// in the order they were first written.
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// Entry is one record to write (or, with Delete, to remove).
+type Entry struct {
+	Kind   string
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// Journal stores records.
+type Journal interface {
+	// Write applies entries atomically.
+	Write(entries ...Entry) error
+	// Scan calls fn for every record of kind, oldest first.
+	Scan(kind string, fn func(key string, value []byte) error) error
+	// Close flushes and closes the journal.
+	Close() error
+}
+
+// ErrInUse is returned when another process has the journal open.
+var ErrInUse = errors.New("journal is in use by another process")
+
+// schemaVersion is stored in SQLite's user_version; a newer file is refused.
+const schemaVersion = 1
+
+const schema = `
+CREATE TABLE IF NOT EXISTS records (
+	kind  TEXT NOT NULL,
+	key   TEXT NOT NULL,
+	value BLOB NOT NULL,
+	PRIMARY KEY (kind, key)
+);`
+
+// SQLite is a Journal in one SQLite file, in WAL mode. Commits are not
+// fsync'd one by one (synchronous=NORMAL): a killed process loses nothing,
+// only a power cut can take the last commits. The file is locked for the
+// process that opened it.
+type SQLite struct {
+	db   *sql.DB
+	path string
+}
+
+// OpenSQLite opens (or creates) the journal at path.
+func OpenSQLite(path string) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("journal: empty path")
+	}
+	q := url.Values{}
+	for _, p := range []string{"locking_mode(EXCLUSIVE)", "journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	// One connection: it holds the exclusive lock and serialises writers.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	j := &SQLite{db: db, path: path}
+	if err := j.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *SQLite) init() error {
+	var version int
+	if err := j.db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return j.wrapOpen(err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("journal %s: written by a newer ipnlab (schema %d, this one knows %d)", j.path, version, schemaVersion)
+	}
+	// The first write takes the exclusive lock; do it now so a second
+	// process fails at start, not at its first message.
+	if _, err := j.db.Exec(schema); err != nil {
+		return j.wrapOpen(err)
+	}
+	if _, err := j.db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return j.wrapOpen(err)
+	}
+	return nil
+}
+
+func (j *SQLite) wrapOpen(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY") {
+		return fmt.Errorf("journal %s: %w", j.path, ErrInUse)
+	}
+	if strings.Contains(msg, "file is not a database") {
+		return fmt.Errorf("journal %s: not an ipnlab journal (not a SQLite file)", j.path)
+	}
+	return fmt.Errorf("journal %s: %w", j.path, err)
+}
+
+// Write implements Journal.
+func (j *SQLite) Write(entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal write: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	for _, e := range entries {
+		if e.Delete {
+			_, err = tx.ExecContext(ctx, `DELETE FROM records WHERE kind = ? AND key = ?`, e.Kind, e.Key)
+		} else {
+			v := e.Value
+			if v == nil {
+				v = []byte{}
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO records(kind, key, value) VALUES(?, ?, ?)
+				ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value`, e.Kind, e.Key, v)
+		}
+		if err != nil {
+			return fmt.Errorf("journal write %s/%s: %w", e.Kind, e.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journal commit: %w", err)
+	}
+	return nil
+}
+
+// Scan implements Journal. An upsert keeps a record's rowid, so rowid
+// order is the order of first writes.
+func (j *SQLite) Scan(kind string, fn func(key string, value []byte) error) error {
+	rows, err := j.db.Query(`SELECT key, value FROM records WHERE kind = ? ORDER BY rowid`, kind)
+	if err != nil {
+		return fmt.Errorf("journal scan %s: %w", kind, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var value []byte
+		if err := rows.Scan(&key, &value); err != nil {
+			return fmt.Errorf("journal scan %s: %w", kind, err)
+		}
+		if err := fn(key, value); err != nil {
+			return fmt.Errorf("journal %s/%s: %w", kind, key, err)
+		}
+	}
+	return rows.Err()
+}
+
+// Close implements Journal: it checkpoints the WAL into the main file, so
+// a copy of the one file is a complete backup.
+func (j *SQLite) Close() error {
+	_, cerr := j.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	if err := j.db.Close(); err != nil {
+		return fmt.Errorf("journal %s: close: %w", j.path, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("journal %s: checkpoint: %w", j.path, cerr)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the journal to path (VACUUM INTO), while
+// the emulator runs.
+func (j *SQLite) Backup(path string) error {
+	if _, err := j.db.Exec(`VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("journal backup to %s: %w", path, err)
+	}
+	return nil
+}

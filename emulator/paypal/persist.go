@@ -1,0 +1,172 @@
+package paypal
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/journal"
+)
+
+// Journal kinds the fake PayPal writes.
+const (
+	KindMessage  = "paypal.message"
+	KindPostback = "paypal.postback"
+	KindFault    = "paypal.fault"
+	KindProfile  = "paypal.profile"
+)
+
+// globalFaultKey is the journal key of the fault for every message.
+const globalFaultKey = "*"
+
+// storedMessage is what a message is rebuilt from: its exact bytes.
+type storedMessage struct {
+	Body      []byte    `json:"body"`
+	Kind      string    `json:"kind"`
+	NotifyURL string    `json:"notify_url,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+func (s *Service) write(entries ...journal.Entry) error {
+	if s.cfg.Journal == nil {
+		return nil
+	}
+	return s.cfg.Journal.Write(entries...)
+}
+
+func (s *Service) saveMessage(m *Message) error {
+	if s.cfg.Journal == nil {
+		return nil
+	}
+	v, err := json.Marshal(storedMessage{Body: m.Body, Kind: m.Kind, NotifyURL: m.NotifyURL, Created: m.Created})
+	if err != nil {
+		return err
+	}
+	return s.write(journal.Entry{Kind: KindMessage, Key: m.ID, Value: v})
+}
+
+func (s *Service) forgetMessage(m *Message) error {
+	return s.write(journal.Entry{Kind: KindMessage, Key: m.ID, Delete: true})
+}
+
+func (s *Service) savePostback(p *PostbackRecord) error {
+	if s.cfg.Journal == nil {
+		return nil
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.write(journal.Entry{Kind: KindPostback, Key: p.ID, Value: v})
+}
+
+// saveFault writes the fault now set under key ("" global).
+func (s *Service) saveFault(key string) error {
+	if s.cfg.Journal == nil {
+		return nil
+	}
+	jkey := key
+	if key == "" {
+		jkey = globalFaultKey
+	}
+	f := s.faults.exact(key)
+	if f == nil {
+		return s.write(journal.Entry{Kind: KindFault, Key: jkey, Delete: true})
+	}
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return s.write(journal.Entry{Kind: KindFault, Key: jkey, Value: v})
+}
+
+func (s *Service) saveProfile(p Profile) error {
+	if s.cfg.Journal == nil {
+		return nil
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.write(journal.Entry{Kind: KindProfile, Key: "profile", Value: v})
+}
+
+func (s *Service) report(err error) {
+	if err != nil && s.cfg.OnError != nil {
+		s.cfg.OnError(fmt.Errorf("paypal journal: %w", err))
+	}
+}
+
+// Restore loads messages, postbacks, faults and the profile from the
+// journal. A profile given in Config wins over the journal's when its
+// NotifyURL is set (the command line says where to deliver now).
+func (s *Service) Restore() (messages, postbacks int, err error) {
+	j := s.cfg.Journal
+	if j == nil {
+		return 0, 0, fmt.Errorf("paypal restore: no journal")
+	}
+	err = j.Scan(KindMessage, func(id string, value []byte) error {
+		var st storedMessage
+		if err := json.Unmarshal(value, &st); err != nil {
+			return err
+		}
+		m, err := newMessage(id, st.Body, st.Kind)
+		if err != nil {
+			return err
+		}
+		m.NotifyURL, m.Created = st.NotifyURL, st.Created
+		s.register(m)
+		messages++
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
+	err = j.Scan(KindPostback, func(_ string, value []byte) error {
+		var p PostbackRecord
+		if err := json.Unmarshal(value, &p); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.postbacks = append(s.postbacks, &p)
+		if p.MessageID != "" {
+			s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], &p)
+		}
+		s.mu.Unlock()
+		postbacks++
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
+	err = j.Scan(KindFault, func(key string, value []byte) error {
+		var f Fault
+		if err := json.Unmarshal(value, &f); err != nil {
+			return err
+		}
+		if key == globalFaultKey {
+			key = ""
+		}
+		s.faults.set(key, &f)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
+	err = j.Scan(KindProfile, func(_ string, value []byte) error {
+		var p Profile
+		if err := json.Unmarshal(value, &p); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.cfg.Profile.NotifyURL == "" {
+			s.profile = p
+		}
+		s.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
+	return messages, postbacks, nil
+}

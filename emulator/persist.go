@@ -1,0 +1,157 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
+)
+
+// Journal kinds the emulator itself writes.
+const (
+	kindMeta = "emulator.meta" // keys: "seeds" (base seed, sequence), "clock"
+	kindSeed = "emulator.seed" // message id -> the fixture seed it was made from
+)
+
+type storedSeeds struct {
+	Seed uint64 `json:"seed"`
+	Seq  uint64 `json:"seq"`
+}
+
+// storedClock lets a restarted emulator resume its clock: a manual clock
+// at its last reading, a scaled one as if it had kept running.
+type storedClock struct {
+	Mode      string    `json:"mode"`
+	Now       time.Time `json:"now"`
+	Factor    float64   `json:"factor,omitempty"`
+	WallStart time.Time `json:"wall_start,omitzero"`
+	Start     time.Time `json:"start,omitzero"`
+}
+
+// Restored counts what New loaded from the journal.
+type Restored struct {
+	Messages     int `json:"messages"`     // delivery records
+	Queued       int `json:"queued"`       // attempts waiting for their time
+	Postbacks    int `json:"postbacks"`    // PayPal postbacks
+	Transactions int `json:"transactions"` // PayDo transactions
+	PayPal       int `json:"paypal_messages"`
+}
+
+func (e *Emulator) writeMeta(key string, v any) error {
+	if e.cfg.Journal == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return e.cfg.Journal.Write(journal.Entry{Kind: kindMeta, Key: key, Value: b})
+}
+
+func (e *Emulator) saveSeedLocked() {
+	e.report(e.writeMeta("seeds", storedSeeds{Seed: e.cfg.Seed, Seq: e.seq}))
+}
+
+func (e *Emulator) saveMessageSeed(id string, seed uint64) {
+	if e.cfg.Journal == nil {
+		return
+	}
+	e.report(e.cfg.Journal.Write(journal.Entry{Kind: kindSeed, Key: id, Value: []byte(strconv.FormatUint(seed, 10))}))
+}
+
+// saveClock writes the clock's state; at is the reading to resume from
+// (an Advance writes its target first, so a crash mid-way resumes there).
+func (e *Emulator) saveClock(at time.Time) error {
+	st := storedClock{Mode: e.clock.Mode(), Now: at}
+	if sc, ok := e.clock.(*clock.Scaled); ok {
+		st.Factor = sc.Factor()
+		st.WallStart, st.Start = sc.Origin()
+	}
+	return e.writeMeta("clock", st)
+}
+
+func (e *Emulator) report(err error) {
+	if err != nil {
+		e.log.Error("journal write failed", "err", err)
+	}
+}
+
+// restoreMeta reads the seeds and the clock before anything is scheduled.
+// It may replace cfg.Clock (a scaled clock continues from its origin).
+func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
+	seeds = map[string]uint64{}
+	var saved *storedClock
+	err = cfg.Journal.Scan(kindMeta, func(key string, value []byte) error {
+		switch key {
+		case "seeds":
+			var st storedSeeds
+			if err := json.Unmarshal(value, &st); err != nil {
+				return err
+			}
+			seq = st.Seq
+			if cfg.Seed == 0 {
+				cfg.Seed = st.Seed
+			}
+		case "clock":
+			saved = &storedClock{}
+			return json.Unmarshal(value, saved)
+		}
+		return nil
+	})
+	if err == nil {
+		err = cfg.Journal.Scan(kindSeed, func(id string, value []byte) error {
+			n, err := strconv.ParseUint(string(value), 10, 64)
+			seeds[id] = n
+			return err
+		})
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("restore: %w", err)
+	}
+	if saved != nil {
+		switch c := cfg.Clock.(type) {
+		case *clock.Manual:
+			// A manual clock resumes at the journal's reading, whatever
+			// clock wrote it; it never jumps to the wall time.
+			if err := c.Reset(saved.Now); err != nil {
+				return 0, nil, fmt.Errorf("restore clock: %w", err)
+			}
+		case *clock.Scaled:
+			if c.Factor() != 1 && saved.Factor == c.Factor() {
+				cfg.Clock = clock.NewScaledFrom(saved.Factor, saved.WallStart, saved.Start)
+			}
+		}
+	}
+	return seq, seeds, nil
+}
+
+// restore loads the providers' records and resumes the delivery queue.
+func (e *Emulator) restore() (Restored, error) {
+	var r Restored
+	var err error
+	if r.PayPal, r.Postbacks, err = e.paypal.Restore(); err != nil {
+		return r, err
+	}
+	if r.Transactions, err = e.paydo.Restore(); err != nil {
+		return r, err
+	}
+	clients := func(provider, route string) (*http.Client, error) {
+		if provider == paydo.Provider {
+			return e.paydo.ClientFor(route)
+		}
+		return nil, nil
+	}
+	if r.Messages, r.Queued, err = e.engine.Restore(delivery.ClientFor(clients)); err != nil {
+		return r, err
+	}
+	if err := e.saveClock(e.clock.Now()); err != nil {
+		return r, fmt.Errorf("restore: %w", err)
+	}
+	return r, nil
+}
