@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"time"
 
@@ -149,3 +150,19 @@ func newRealLab() *lab {
 	l.lsrv = httptest.NewServer(l.listener)
 	return l
 }
+
+// hangingHandler reads the request, tells arrived, and answers only when
+// release closes.
+func hangingHandler(release <-chan struct{}, arrived chan<- struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }

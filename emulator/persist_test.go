@@ -1,0 +1,192 @@
+package emulator_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+)
+
+// journalLab is a lab whose emulator keeps a journal and can be restarted.
+type journalLab struct {
+	*lab
+	path string
+	jnl  *journal.SQLite
+}
+
+func newJournalLab() *journalLab {
+	jl := &journalLab{lab: &lab{listener: &testListener{status: 200}}, path: filepath.Join(GinkgoT().TempDir(), "emulator.db")}
+	jl.lsrv = httptest.NewServer(jl.listener)
+	jl.start(clock.NewManual(t0))
+	DeferCleanup(func() {
+		jl.stop()
+		jl.lsrv.Close()
+	})
+	return jl
+}
+
+func (jl *journalLab) start(clk *clock.Manual) {
+	var err error
+	jl.jnl, err = journal.OpenSQLite(jl.path)
+	Expect(err).NotTo(HaveOccurred())
+	jl.clk = clk
+	jl.emu, err = emulator.New(emulator.Config{Clock: clk, Seed: 99, AckTimeout: 2 * time.Second, Journal: jl.jnl})
+	Expect(err).NotTo(HaveOccurred())
+	jl.api = httptest.NewServer(jl.emu)
+	jl.listener.mu.Lock()
+	jl.listener.verifyURL = jl.api.URL + "/cgi-bin/webscr"
+	jl.listener.mu.Unlock()
+}
+
+func (jl *journalLab) stop() {
+	if jl.jnl == nil {
+		return
+	}
+	Expect(jl.emu.Shutdown(context.Background())).To(Succeed())
+	jl.api.Close()
+	Expect(jl.jnl.Close()).To(Succeed())
+	jl.jnl = nil
+}
+
+// restart stops the emulator and starts a new one on the same journal,
+// with a manual clock reading something else (the journal's must win).
+func (jl *journalLab) restart() {
+	jl.stop()
+	jl.start(clock.NewManual(t0.Add(-365 * 24 * time.Hour)))
+}
+
+func attemptNumbers(msg map[string]any) []float64 {
+	var out []float64
+	for _, a := range msg["attempts"].([]any) {
+		out = append(out, a.(map[string]any)["number"].(float64))
+	}
+	return out
+}
+
+var _ = Describe("Emulator with a journal", func() {
+	It("keeps history, postbacks and the retry queue across a restart; retries resume at their clock times, none lost or repeated", func() {
+		jl := newJournalLab()
+		jl.listener.set(500, nil)
+		id := jl.send(map[string]any{"kind": "web_accept"})["id"].(string)
+		Expect(jl.emu.Advance(time.Minute)).To(Succeed()) // retries at +10 s and +30 s
+		before := jl.message(id)
+		Expect(before["status"]).To(Equal("Retrying"))
+		Expect(before["attempts"]).To(HaveLen(3))
+		Expect(before["next_attempt"]).To(Equal(t0.Add(70 * time.Second).Format(time.RFC3339)))
+
+		jl.restart()
+		Expect(jl.emu.Restored()).To(MatchFields(IgnoreExtras, Fields{"Messages": Equal(1), "Queued": Equal(1), "Postbacks": Equal(3)}))
+		Expect(jl.clk.Now()).To(Equal(t0.Add(time.Minute)))
+		after := jl.message(id)
+		Expect(after["status"]).To(Equal("Retrying"))
+		Expect(after["attempts"]).To(Equal(before["attempts"]))
+		Expect(after["next_attempt"]).To(Equal(before["next_attempt"]))
+		Expect(verdicts(after)).To(Equal([]string{"VERIFIED", "VERIFIED", "VERIFIED"}))
+
+		jl.listener.set(200, nil)
+		Expect(jl.emu.Advance(9 * time.Second)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(3), "the retry waits for its clock time")
+		Expect(jl.emu.Advance(time.Second)).To(Succeed())
+		done := jl.message(id)
+		Expect(done["status"]).To(Equal("Sent"))
+		Expect(attemptNumbers(done)).To(Equal([]float64{1, 2, 3, 4}))
+		Expect(jl.listener.received()).To(HaveLen(4))
+		Expect(verdicts(done)).To(Equal([]string{"VERIFIED", "VERIFIED", "VERIFIED", "VERIFIED"}), "the verifier still knows the message")
+
+		Expect(jl.emu.Advance(4 * 24 * time.Hour)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(4), "an acknowledged message is not sent again")
+	})
+
+	It("keeps held messages, the profile, faults with their counts and PayDo's registrations and transactions", func() {
+		jl := newJournalLab()
+		code, _ := jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": false})
+		Expect(code).To(Equal(200))
+		held := jl.send(map[string]any{"kind": "web_accept", "notify_url": ""})
+		Expect(held["status"]).To(Equal("Disabled"))
+		code, _ = jl.call("PUT", "/api/v1/paydo/projects/shop/ipn-url", map[string]any{"url": jl.lsrv.URL + "/paydo"})
+		Expect(code).To(Equal(200), "register")
+		code, pd := jl.call("POST", "/api/v1/paydo/notifications", map[string]any{"kind": "checkout", "project": "shop"})
+		Expect(code).To(Equal(201), "%v", pd)
+		code, _ = jl.call("PUT", "/api/v1/paypal/fault", map[string]any{"kind": "invalid", "count": 2})
+		Expect(code).To(Equal(200))
+
+		jl.restart()
+		Expect(jl.message(held["id"].(string))["status"]).To(Equal("Disabled"))
+		_, fault := jl.call("GET", "/api/v1/paypal/fault", nil)
+		Expect(fault["fault"]).To(HaveKeyWithValue("kind", "invalid"))
+		Expect(fault["fault"]).To(HaveKeyWithValue("count", BeNumerically("==", 2)))
+		_, regs := jl.call("GET", "/api/v1/paydo/registrations", nil)
+		Expect(regs["checkout_ipn_urls"]).To(HaveKeyWithValue("shop", jl.lsrv.URL+"/paydo"))
+		_, txs := jl.call("GET", "/api/v1/paydo/transactions", nil)
+		Expect(txs["transactions"]).To(HaveLen(1))
+
+		// Switching notifications on releases the held message to the profile's URL.
+		code, _ = jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": true})
+		Expect(code).To(Equal(200))
+		jl.emu.WaitIdle()
+		m := jl.message(held["id"].(string))
+		Expect(m["status"]).To(Equal("Sent"))
+		Expect(m["postbacks"]).To(ConsistOf(HaveKeyWithValue("fault", "invalid")), "the fault carried over")
+		_, fault = jl.call("GET", "/api/v1/paypal/fault", nil)
+		Expect(fault["fault"]).To(HaveKeyWithValue("count", BeNumerically("==", 1)))
+	})
+
+	It("records an attempt cut short by a bounded shutdown and keeps its retry queued", func() {
+		jl := newJournalLab()
+		release, arrived := make(chan struct{}), make(chan struct{}, 1)
+		DeferCleanup(func() { close(release) })
+		jl.lsrv.Config.Handler = hangingHandler(release, arrived)
+		sent := make(chan string, 1)
+		go func() {
+			defer GinkgoRecover()
+			_, msg := jl.call("POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "notify_url": jl.lsrv.URL})
+			sent <- msg["id"].(string)
+		}()
+		Eventually(arrived).Should(Receive())
+
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		Expect(jl.emu.Shutdown(ctx)).To(MatchError(ContainSubstring("cut short")))
+		id := <-sent
+		jl.api.Close()
+		Expect(jl.jnl.Close()).To(Succeed())
+		jl.jnl = nil
+
+		jl.lsrv.Config.Handler = jl.listener
+		jl.start(clock.NewManual(t0))
+		m := jl.message(id)
+		Expect(m["attempts"]).To(HaveLen(1))
+		Expect(m["attempts"].([]any)[0]).To(HaveKeyWithValue("error", "emulator shutting down"))
+		Expect(m["status"]).To(Equal("Retrying"))
+		Expect(jl.emu.Advance(10 * time.Second)).To(Succeed())
+		Expect(jl.message(id)["status"]).To(Equal("Sent"))
+		Expect(attemptNumbers(jl.message(id))).To(Equal([]float64{1, 2}))
+	})
+
+	It("refuses a journal another emulator has open, and a file that is not a journal", func() {
+		jl := newJournalLab()
+		_, err := journal.OpenSQLite(jl.path)
+		Expect(err).To(MatchError(journal.ErrInUse))
+
+		bogus := filepath.Join(GinkgoT().TempDir(), "notes.txt")
+		Expect(writeFile(bogus, "these are not the rows you are looking for, padded to more than a header's length ...")).To(Succeed())
+		_, err = journal.OpenSQLite(bogus)
+		Expect(err).To(MatchError(ContainSubstring("not an ipnlab journal")))
+	})
+
+	It("starts with no journal by default (memory), as CI wants", func() {
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Verify: paypal.ModePayPal})
+		Expect(err).NotTo(HaveOccurred())
+		defer emu.Close()
+		Expect(emu.Restored()).To(BeZero())
+	})
+})
