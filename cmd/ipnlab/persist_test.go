@@ -1,0 +1,185 @@
+package main_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+)
+
+// startServe starts `ipnlab serve` with args and returns it with its base URL.
+func startServe(args ...string) (*gexec.Session, string) {
+	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "info"}, args...)
+	s, err := gexec.Start(exec.Command(binary, all...), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(\S+)`))
+	addr := regexp.MustCompile(`addr=(\S+)`).FindSubmatch(s.Out.Contents())[1]
+	return s, "http://" + string(addr)
+}
+
+// onlyMessage returns the one message in an emulator's History, in full.
+func onlyMessage(base string) map[string]any {
+	var list struct {
+		Messages []map[string]any `json:"messages"`
+	}
+	getJSON(base+"/api/v1/messages", &list)
+	Expect(list.Messages).To(HaveLen(1))
+	var m map[string]any
+	getJSON(base+"/api/v1/messages/"+list.Messages[0]["id"].(string), &m)
+	return m
+}
+
+func getJSON(url string, v any) {
+	resp, err := http.Get(url)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	Expect(resp.StatusCode).To(Equal(200))
+	Expect(json.NewDecoder(resp.Body).Decode(v)).To(Succeed())
+}
+
+var _ = Describe("ipnlab serve --store", func() {
+	var (
+		store    string
+		requests atomic.Int32
+		hang     chan struct{}
+		arrived  chan struct{}
+		listener *httptest.Server
+	)
+	BeforeEach(func() {
+		store = "sqlite:" + filepath.Join(GinkgoT().TempDir(), "emulator.db")
+		requests.Store(0)
+		hang, arrived = make(chan struct{}), make(chan struct{}, 4)
+		// The first delivery hangs until the test lets it go; later ones ack.
+		listener = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if requests.Add(1) == 1 {
+				arrived <- struct{}{}
+				select {
+				case <-hang:
+				case <-r.Context().Done():
+				}
+			}
+			w.WriteHeader(200)
+		}))
+		DeferCleanup(func() {
+			close(hang)
+			listener.Close()
+		})
+	})
+
+	It("after kill -9 with a delivery in flight, records it as interrupted and resumes its retry at the scheduled clock time", func() {
+		serve, base := startServe("--store", store, "--ack-timeout", "1m")
+		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--to", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
+		serve.Kill()
+		Eventually(serve).Should(gexec.Exit())
+		Eventually(send).WithTimeout(10 * time.Second).Should(gexec.Exit())
+
+		serve, base = startServe("--store", store)
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(serve.Err).Should(gbytes.Say(`resumed from the store" messages=1 queued_attempts=1`))
+		m := onlyMessage(base)
+		Expect(m["status"]).To(Equal("Retrying"))
+		Expect(m["attempts"]).To(HaveLen(1))
+		first := m["attempts"].([]any)[0].(map[string]any)
+		Expect(first["error"]).To(ContainSubstring("interrupted"))
+		created, _ := time.Parse(time.RFC3339, m["created"].(string))
+		Expect(m["next_attempt"]).To(Equal(created.Add(10 * time.Second).Format(time.RFC3339)))
+		Expect(requests.Load()).To(BeEquivalentTo(1), "nothing is re-sent on start")
+
+		Expect(run("clock", "advance", "10s", "--emulator", base)).To(gexec.Exit(0))
+		m = onlyMessage(base)
+		Expect(m["status"]).To(Equal("Sent"))
+		Expect(m["attempts"]).To(HaveLen(2))
+		Expect(requests.Load()).To(BeEquivalentTo(2), "one retry, not two")
+	})
+
+	It("on SIGTERM lets the running delivery finish within --shutdown-timeout, keeps it, and exits 0", func() {
+		serve, base := startServe("--store", store, "--shutdown-timeout", "20s")
+		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--to", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
+		serve.Signal(syscall.SIGTERM)
+		Consistently(serve).WithTimeout(300 * time.Millisecond).ShouldNot(gexec.Exit(), "waits for the delivery")
+		hang <- struct{}{}
+		Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		Eventually(send).WithTimeout(10 * time.Second).Should(gexec.Exit())
+
+		serve, base = startServe("--store", store)
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		m := onlyMessage(base)
+		Expect(m["status"]).To(Equal("Sent"))
+		Expect(m["attempts"]).To(HaveLen(1))
+	})
+
+	It("refuses a bad --store, and a journal another emulator holds", func() {
+		s := run("serve", "--store", "postgres://x")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--store "postgres://x": want memory or sqlite:PATH`))
+
+		serve, _ := startServe("--store", store)
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		s = run("serve", "--addr", "127.0.0.1:0", "--store", store)
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`journal is in use by another process`))
+	})
+})
+
+var _ = Describe("ipnlab serve on a shared network", func() {
+	It("refuses a non-loopback address without an API token", func() {
+		s := run("serve", "--addr", "0.0.0.0:0")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--addr 0.0.0.0:0 is not a loopback address: set --api-token`))
+	})
+
+	It("requires the token on the control API (never logging it), and the CLI sends it from IPNLAB_API_TOKEN", func() {
+		const token = "s3cret-token-for-the-spec"
+		cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "debug")
+		cmd.Env = append(cmd.Environ(), "IPNLAB_API_TOKEN="+token)
+		serve, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		base := "http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
+
+		resp, err := http.Get(base + "/api/v1/messages")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(401))
+		resp, err = http.Get(base + "/healthz")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(200), "health stays open for probes")
+
+		without := run("history", "--emulator", base)
+		Expect(without).To(gexec.Exit(2))
+		Expect(without.Err).To(gbytes.Say(`needs its API token`))
+		withToken := exec.Command(binary, "history", "--emulator", base)
+		withToken.Env = append(withToken.Environ(), "IPNLAB_API_TOKEN="+token)
+		h, err := gexec.Start(withToken, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(h).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+
+		serve.Signal(syscall.SIGTERM)
+		Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		Expect(string(serve.Err.Contents()) + string(serve.Out.Contents())).NotTo(ContainSubstring(token))
+	})
+})
