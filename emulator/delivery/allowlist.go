@@ -39,6 +39,8 @@ func ParseAllowlist(entries []string) (*Allowlist, error) {
 		switch {
 		case e == "":
 			return nil, fmt.Errorf("allowlist: empty entry")
+		case strings.Contains(e, "://"):
+			return nil, fmt.Errorf("allowlist entry %q: not a network, an address or a host name (give the host, not a URL)", raw)
 		case strings.Contains(e, "/"):
 			p, err := netip.ParsePrefix(e)
 			if err != nil {
