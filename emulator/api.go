@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -16,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
@@ -178,6 +181,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// firstInvalidUTF8 returns the offset of the first byte that is not UTF-8.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
 // readJSON decodes a request body, refusing other content types, unknown
 // fields and oversized bodies.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
@@ -187,12 +202,18 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 			return &apiError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: send application/json", ct)}
 		}
 	}
-	err := decodeJSON(http.MaxBytesReader(w, r.Body, MaxAPIBody), v)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBody))
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	switch {
+	case errors.As(err, &tooBig):
 		return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxAPIBody)}
+	case err != nil:
+		return badRequest("reading the body: %v", err)
+	case !utf8.Valid(body):
+		// encoding/json would quietly replace the bad bytes with U+FFFD.
+		return badRequest("body is not UTF-8 (JSON must be): invalid byte at offset %d", firstInvalidUTF8(body))
 	}
-	return err
+	return decodeJSON(bytes.NewReader(body), v)
 }
 
 // query checks that a request names only the query parameters allowed.

@@ -10,6 +10,7 @@
 package form
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,11 @@ type Field struct {
 // Form is an ordered list of fields. PayPal's order is part of the message:
 // a strict verifier compares it, so nothing here sorts.
 type Form []Field
+
+// MaxFields bounds the fields Parse accepts. PayPal's largest messages (a
+// 100-item cart, a 250-item Mass Pay) stay well below; past it a body is
+// an attack on whatever compares fields, not a notification.
+const MaxFields = 5000
 
 // ErrMalformed is wrapped by every error Parse returns.
 var ErrMalformed = errors.New("malformed form encoding")
@@ -209,6 +215,13 @@ func Tokens(body []byte) []Token {
 // Parse decodes a body into its ordered fields. A segment without '='
 // becomes a field with an empty value, as HTML forms treat it.
 func Parse(body []byte) (Form, error) {
+	if n := bytes.Count(body, []byte{'&'}) + 1; n > MaxFields {
+		at := 0
+		for range MaxFields {
+			at += bytes.IndexByte(body[at:], '&') + 1
+		}
+		return nil, &SyntaxError{Offset: at, Msg: fmt.Sprintf("more than %d fields (%d): not an IPN", MaxFields, n)}
+	}
 	toks := Tokens(body)
 	f := make(Form, 0, len(toks))
 	for _, t := range toks {

@@ -1,0 +1,108 @@
+package emulator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+)
+
+// badInput is one hostile or mistaken request and the answer it must get.
+type badInput struct {
+	method, path, contentType string
+	body                      string
+	header                    map[string]string
+	status                    int
+	message                   string // a substring of the answer
+}
+
+var _ = Describe("Bad input", func() {
+	var base string
+	BeforeEach(func() {
+		srv, err := emulator.Start(emulator.Config{Clock: clock.NewManual(t0)}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(srv.Shutdown(context.Background())).To(Succeed()) })
+		base = srv.URL()
+	})
+
+	fields := strings.Repeat("a=1&", 100_000) + "a=1"
+	nested := strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)
+	huge := `{"raw": "a=` + strings.Repeat("x", 2<<20) + `"}`
+
+	DescribeTable("gets a precise 4xx, never a 5xx or a panic",
+		func(in badInput) {
+			req, err := http.NewRequest(in.method, base+in.path, strings.NewReader(in.body))
+			Expect(err).NotTo(HaveOccurred())
+			if in.contentType != "" {
+				req.Header.Set("Content-Type", in.contentType)
+			}
+			for k, v := range in.header {
+				req.Header.Set(k, v)
+			}
+			c := &http.Client{Timeout: 10 * time.Second}
+			resp, err := c.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			answer, _ := io.ReadAll(resp.Body)
+			Expect(resp.StatusCode).To(Equal(in.status), string(answer))
+			Expect(string(answer)).To(ContainSubstring(in.message))
+		},
+		Entry("malformed form encoding", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"raw": "a=1&=x", "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `malformed form encoding at byte 4: field with an empty name`}),
+		Entry("an invalid percent escape", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"raw": "first_name=J%ZZrg", "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `raw body: malformed form encoding at byte 12: invalid escape \"%ZZ\"`}),
+		Entry("an unknown charset", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"raw": "charset=klingon&a=1", "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `klingon`}),
+		Entry("JSON that is not UTF-8", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			"{\"kind\": \"web_accept\", \"custom\": \"\xff\xfe\"}", nil, 400, `body is not UTF-8 (JSON must be): invalid byte at offset 34`}),
+		Entry("a body past the limit", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			huge, nil, 413, fmt.Sprintf("body larger than %d bytes", emulator.MaxAPIBody)}),
+		Entry("100,000 fields", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"raw": "` + fields + `", "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `more than 5000 fields (100001): not an IPN`}),
+		Entry("deeply nested JSON", badInput{"POST", "/api/v1/paydo/notifications", "application/json",
+			nested, nil, 400, `invalid JSON`}),
+		Entry("an unknown field", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"kind": "web_accept", "notifyurl": "x"}`, nil, 400, `unknown field \"notifyurl\"`}),
+		Entry("an empty body", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			``, nil, 400, `empty body: want a JSON object`}),
+		Entry("two JSON values", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"kind": "web_accept"} {}`, nil, 400, `data after the first value`}),
+		Entry("a form where JSON is wanted", badInput{"POST", "/api/v1/paypal/notifications", "application/x-www-form-urlencoded",
+			`kind=web_accept`, nil, 415, `content type \"application/x-www-form-urlencoded\": send application/json`}),
+		Entry("a wrong method", badInput{"DELETE", "/api/v1/messages", "", ``, nil, 405, `DELETE /api/v1/messages: method not allowed, use GET`}),
+		Entry("an unknown endpoint", badInput{"GET", "/api/v1/nothing", "", ``, nil, 404, `no endpoint GET /api/v1/nothing`}),
+		Entry("a negative clock advance", badInput{"POST", "/api/v1/clock/advance", "application/json",
+			`{"duration": "-1h"}`, nil, 400, `backwards`}),
+		Entry("a duration that is not one", badInput{"POST", "/api/v1/clock/advance", "application/json",
+			`{"duration": "forever"}`, nil, 400, `forever`}),
+		Entry("a delivery URL that is not http", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"kind": "web_accept", "notify_url": "file:///etc/passwd"}`, nil, 400, `scheme must be http or https`}),
+		Entry("a postback by GET (recorded, as PayPal refuses it)", badInput{"GET", "/cgi-bin/webscr?cmd=_notify-validate", "", ``, nil, 405, `postback must be a POST`}),
+		Entry("a postback past the limit", badInput{"POST", "/cgi-bin/webscr", "application/x-www-form-urlencoded",
+			"cmd=_notify-validate&a=" + strings.Repeat("x", 2<<20), nil, 413, `postback larger than`}),
+		Entry("headers past the limit", badInput{"GET", "/api/v1/messages", "", ``,
+			map[string]string{"X-Padding": strings.Repeat("x", 128<<10)}, 431, ``}),
+	)
+
+	It("answers a malformed postback INVALID with its reason, as PayPal does, and keeps serving", func() {
+		resp, err := http.Post(base+"/cgi-bin/webscr", "application/x-www-form-urlencoded", strings.NewReader("cmd=_notify-validate&a=%G0"))
+		Expect(err).NotTo(HaveOccurred())
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(200))
+		Expect(string(answer)).To(Equal("INVALID"))
+		resp, err = http.Get(base + "/api/v1/postbacks")
+		Expect(err).NotTo(HaveOccurred())
+		list, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		Expect(string(list)).To(ContainSubstring(`"detail": "body: byte 23: invalid escape \"%G0\""`))
+	})
+})
