@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ipnlab/ipnlab/listener/store"
 )
@@ -46,6 +47,9 @@ type payDoIPN struct {
 func parsePayDo(body []byte) (kind, key string, status int, n payDoIPN, err error) {
 	if len(body) == 0 {
 		return "", "", 0, n, errors.New("empty body")
+	}
+	if !utf8.Valid(body) {
+		return "", "", 0, n, errors.New("body is not UTF-8 (JSON must be)")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if err := dec.Decode(&n); err != nil {
