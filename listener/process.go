@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -567,7 +568,7 @@ func cents(s string) (int64, error) {
 		frac += "0"
 	}
 	w, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
+	if err != nil || w > math.MaxInt64/100-1 {
 		return 0, fmt.Errorf("amount %q", s)
 	}
 	f, _ := strconv.ParseInt(frac, 10, 64)
