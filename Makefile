@@ -4,7 +4,7 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test bench lint fuzz clean docs
+.PHONY: all build run test bench lint fuzz soak clean docs
 
 all: build
 
@@ -28,6 +28,11 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# The soak spec at full size (make test runs it with 2,000 messages).
+SOAK ?= 200000
+soak:
+	IPNLAB_SOAK_MESSAGES=$(SOAK) $(GO) test -count=1 -timeout 60m -v ./suites/soak
 
 # Each fuzz target for FUZZTIME.
 fuzz:

@@ -70,6 +70,9 @@ type Config struct {
 	Journal journal.Journal
 	// Allow limits where deliveries may go (nil: anywhere).
 	Allow *delivery.Allowlist
+	// HistoryLimit bounds the finished messages kept (0: all); the oldest
+	// leave History, with their postbacks.
+	HistoryLimit int
 	// APIToken, if set, is required (Authorization: Bearer) on the control
 	// API; never logged.
 	APIToken string
@@ -139,6 +142,7 @@ func New(cfg Config) (*Emulator, error) {
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
+		HistoryLimit: cfg.HistoryLimit, OnEvict: e.onEvict,
 	})
 	if err != nil {
 		return nil, err
@@ -266,6 +270,22 @@ func (e *Emulator) onDelivery(ev delivery.Event) {
 		typ = events.Resend
 	}
 	e.bus.Publish(typ, e.clock.Now(), ev.Message.Provider, ev.Message.ID, data)
+}
+
+func (e *Emulator) onEvict(ids []string) {
+	e.paypal.Forget(ids)
+	e.mu.Lock()
+	var del []journal.Entry
+	for _, id := range ids {
+		if _, ok := e.seeds[id]; ok {
+			delete(e.seeds, id)
+			del = append(del, journal.Entry{Kind: kindSeed, Key: id, Delete: true})
+		}
+	}
+	e.mu.Unlock()
+	if len(del) > 0 && e.cfg.Journal != nil {
+		e.report(e.cfg.Journal.Write(del...))
+	}
 }
 
 func (e *Emulator) onPostback(p paypal.PostbackRecord) {

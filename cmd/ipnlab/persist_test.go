@@ -113,7 +113,7 @@ var _ = Describe("ipnlab serve --store", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
 		serve.Signal(syscall.SIGTERM)
-		Consistently(serve).WithTimeout(300 * time.Millisecond).ShouldNot(gexec.Exit(), "waits for the delivery")
+		Consistently(serve).WithTimeout(300*time.Millisecond).ShouldNot(gexec.Exit(), "waits for the delivery")
 		hang <- struct{}{}
 		Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		Eventually(send).WithTimeout(10 * time.Second).Should(gexec.Exit())

@@ -32,7 +32,7 @@ func newServe() *cobra.Command {
 		ackTimeout, shutdownTimeout                                     time.Duration
 		storeSpec, apiToken                                             string
 		allow                                                           []string
-		retries                                                         int
+		retries, historyLimit                                           int
 		seed                                                            uint64
 		live, ipnOff                                                    bool
 	)
@@ -58,6 +58,9 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			tlsConfig, err := deliveryTLS(tlsCA, tlsInsecure)
 			if err != nil {
 				return err
+			}
+			if historyLimit < 0 {
+				return usageError{fmt.Errorf("--history-limit %d: must not be negative", historyLimit)}
 			}
 			if shutdownTimeout <= 0 {
 				return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", shutdownTimeout)}
@@ -86,7 +89,7 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			cfg := emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
-				Live: live, Seed: seed, Logger: log, APIToken: apiToken, Allow: allowlist,
+				Live: live, Seed: seed, Logger: log, APIToken: apiToken, Allow: allowlist, HistoryLimit: historyLimit,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
 			}
 			if jnl != nil {
@@ -144,6 +147,7 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 	f.StringVar(&storeSpec, "store", "memory", "where history and the retry queue live: memory, or sqlite:PATH (survives restarts)")
 	f.StringVar(&apiToken, "api-token", "", "token the control API requires (env IPNLAB_API_TOKEN); required off loopback")
 	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
+	f.IntVar(&historyLimit, "history-limit", 100_000, "finished messages kept in History (oldest leave first; 0: all)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long running deliveries may finish")
 	return c
 }

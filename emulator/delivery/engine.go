@@ -62,6 +62,13 @@ type Config struct {
 	// OnError hears of journal writes that failed outside a caller's
 	// request (during attempts); Submit and Resend return theirs.
 	OnError func(error)
+	// HistoryLimit bounds the finished messages (Sent or Failed, nothing
+	// queued) kept, in memory and in the journal; the oldest go first.
+	// 0 keeps them all. A long-lived shared emulator needs a bound.
+	HistoryLimit int
+	// OnEvict hears of the messages HistoryLimit dropped, outside the
+	// engine's locks, so providers can drop what they keep of them.
+	OnEvict func(ids []string)
 	// Allow limits delivery targets (nil: any). It is checked when a target
 	// is given; the clients given here must check it on connection too
 	// (NewTransport does).
@@ -121,6 +128,9 @@ type Engine struct {
 	// wg counts armed and running attempts, so Shutdown can wait for them.
 	wg       sync.WaitGroup
 	inFlight map[*Attempt]context.CancelCauseFunc
+
+	done    []string // finished messages, oldest first, for HistoryLimit
+	dropped int      // ids in order whose message was evicted
 }
 
 type entry struct {
@@ -137,6 +147,7 @@ type entry struct {
 	running    []Attempt  // attempts started and not finished
 	resends    int        // manual resends queued or running
 	number     int        // attempts started
+	inDone     bool       // listed in Engine.done
 }
 
 // pending is an attempt waiting for its clock time.
@@ -292,7 +303,7 @@ func (e *Engine) Held() []string {
 	defer e.mu.Unlock()
 	var ids []string
 	for _, id := range e.order {
-		if e.msgs[id].held {
+		if ent, ok := e.msgs[id]; ok && ent.held {
 			ids = append(ids, id)
 		}
 	}
@@ -365,9 +376,12 @@ func (e *Engine) Body(id string) ([]byte, bool) {
 func (e *Engine) List(keep func(*Message) bool) []Message {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]Message, 0, len(e.order))
+	out := make([]Message, 0, len(e.msgs))
 	for _, id := range e.order {
-		ent := e.msgs[id]
+		ent, ok := e.msgs[id]
+		if !ok {
+			continue
+		}
 		if keep == nil || keep(&ent.rec) {
 			out = append(out, ent.snapshot())
 		}
@@ -496,8 +510,71 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 		e.armLocked(ent, next)
 	}
 	snap := ent.snapshot()
+	evicted := e.retireLocked(ent)
 	e.mu.Unlock()
 	e.emit(Event{Type: EventAttempt, Message: snap, Attempt: &a})
+	e.evicted(evicted)
+}
+
+// finished reports a message nothing more will happen to unless asked.
+func (ent *entry) finished() bool {
+	return !ent.held && len(ent.pending) == 0 && len(ent.running) == 0 && len(ent.rec.Attempts) > 0
+}
+
+// retireLocked lists ent as finished if it is, and evicts the oldest
+// finished messages past HistoryLimit, returning them.
+func (e *Engine) retireLocked(ent *entry) []*entry {
+	if e.cfg.HistoryLimit <= 0 || ent.inDone || !ent.finished() {
+		return nil
+	}
+	ent.inDone = true
+	e.done = append(e.done, ent.rec.ID)
+	var out []*entry
+	for len(e.done) > e.cfg.HistoryLimit {
+		id := e.done[0]
+		e.done = e.done[1:]
+		old, ok := e.msgs[id]
+		if !ok {
+			continue
+		}
+		old.inDone = false
+		if !old.finished() { // resent by hand since: it comes back when done
+			continue
+		}
+		delete(e.msgs, id)
+		e.dropped++
+		out = append(out, old)
+	}
+	if e.dropped > len(e.order)/2 {
+		e.order = slices.DeleteFunc(e.order, func(id string) bool { _, ok := e.msgs[id]; return !ok })
+		e.dropped = 0
+	}
+	return out
+}
+
+// evicted removes evicted messages from the journal and tells OnEvict.
+func (e *Engine) evicted(ents []*entry) {
+	if len(ents) == 0 {
+		return
+	}
+	ids := make([]string, len(ents))
+	var del []journal.Entry
+	for i, ent := range ents {
+		ids[i] = ent.rec.ID
+		if e.cfg.Journal == nil {
+			continue
+		}
+		del = append(del, journal.Entry{Kind: KindMessage, Key: ent.rec.ID, Delete: true})
+		for _, a := range ent.rec.Attempts {
+			del = append(del, journal.Entry{Kind: KindAttempt, Key: attemptKey(ent.rec.ID, a.Number), Delete: true})
+		}
+	}
+	if len(del) > 0 {
+		e.report(e.cfg.Journal.Write(del...))
+	}
+	if e.cfg.OnEvict != nil {
+		e.cfg.OnEvict(ids)
+	}
 }
 
 // finishLocked records attempt a's outcome: an ack stops the schedule, a

@@ -174,6 +174,10 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 			e.armLocked(ent, p)
 			queued++
 		}
+		if ent.finished() && e.cfg.HistoryLimit > 0 {
+			ent.inDone = true
+			e.done = append(e.done, id)
+		}
 	}
 	return len(e.order), queued, nil
 }

@@ -44,7 +44,7 @@ type Bus struct {
 }
 
 // DefaultCapacity is how many events a Bus keeps by default.
-const DefaultCapacity = 65536
+const DefaultCapacity = 16384
 
 // NewBus returns a bus keeping the last capacity events.
 func NewBus(capacity int) *Bus {

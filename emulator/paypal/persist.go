@@ -3,6 +3,8 @@ package paypal
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/journal"
@@ -128,6 +130,9 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 			return err
 		}
 		s.mu.Lock()
+		if n, err := strconv.Atoi(strings.TrimPrefix(p.ID, "PB")); err == nil && n > s.pbSeq {
+			s.pbSeq = n
+		}
 		s.postbacks = append(s.postbacks, &p)
 		if p.MessageID != "" {
 			s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], &p)

@@ -28,6 +28,8 @@ type PostbackRecord struct {
 	Fault     FaultKind   `json:"fault,omitempty"`
 	Status    int         `json:"response_status"` // 0 when the connection was dropped
 	Answer    string      `json:"response_body"`
+
+	gone bool // its message left the history (see Service.Forget)
 }
 
 // MarshalJSON writes the body as text when it is UTF-8 (form bodies are
@@ -70,9 +72,11 @@ func (s *Service) Postbacks(messageID string) []PostbackRecord {
 	if messageID != "" {
 		src = s.pbByMsg[messageID]
 	}
-	out := make([]PostbackRecord, len(src))
-	for i, p := range src {
-		out[i] = *p
+	out := make([]PostbackRecord, 0, len(src))
+	for _, p := range src {
+		if !p.gone {
+			out = append(out, *p)
+		}
 	}
 	return out
 }
@@ -140,7 +144,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) record(p *PostbackRecord) {
 	s.mu.Lock()
-	p.ID = "PB" + strconv.Itoa(len(s.postbacks)+1)
+	s.pbSeq++
+	p.ID = "PB" + strconv.Itoa(s.pbSeq)
 	s.postbacks = append(s.postbacks, p)
 	if p.MessageID != "" {
 		s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], p)

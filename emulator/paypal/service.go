@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
@@ -73,6 +74,8 @@ type Service struct {
 	byTrack   map[string][]*Message
 	postbacks []*PostbackRecord
 	pbByMsg   map[string][]*PostbackRecord
+	pbSeq     int // postbacks recorded, for their ids
+	pbGone    int // forgotten postbacks still in the postbacks slice
 }
 
 // New returns a Service; Clock and Engine are required.
@@ -279,6 +282,35 @@ func (s *Service) unregister(m *Message) {
 	drop(s.byVerify, m.VerifySign)
 	drop(s.byTxn, m.TxnID)
 	drop(s.byTrack, m.TrackID)
+}
+
+// Forget drops messages that left the delivery history, with their
+// postbacks, from memory and the journal.
+func (s *Service) Forget(ids []string) {
+	var del []journal.Entry
+	for _, id := range ids {
+		m, ok := s.Message(id)
+		if !ok {
+			continue
+		}
+		s.unregister(m)
+		s.mu.Lock()
+		for _, p := range s.pbByMsg[id] {
+			p.gone = true
+			s.pbGone++
+			del = append(del, journal.Entry{Kind: KindPostback, Key: p.ID, Delete: true})
+		}
+		delete(s.pbByMsg, id)
+		if s.pbGone > len(s.postbacks)/2 {
+			s.postbacks = slices.DeleteFunc(s.postbacks, func(p *PostbackRecord) bool { return p.gone })
+			s.pbGone = 0
+		}
+		s.mu.Unlock()
+		del = append(del, journal.Entry{Kind: KindMessage, Key: id, Delete: true})
+	}
+	if len(del) > 0 {
+		s.report(s.write(del...))
+	}
 }
 
 // find looks a postback's message up by verify_sign, then txn_id, then

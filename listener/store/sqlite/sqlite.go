@@ -203,8 +203,11 @@ func (d *DB) Txn(ctx context.Context, provider, txnID string) (store.Txn, error)
 
 // Entries implements store.Store.
 func (d *DB) Entries(ctx context.Context, provider, txnID string) ([]store.Entry, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at FROM ledger
-		WHERE provider = ? AND (txn_id = ? OR parent_id = ?) ORDER BY id`, provider, txnID, txnID)
+	// Two indexed lookups: "txn_id = ? OR parent_id = ?" under one provider
+	// term makes SQLite scan the whole ledger.
+	const cols = `SELECT id, provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at FROM ledger`
+	rows, err := d.db.QueryContext(ctx, cols+` WHERE provider = ?1 AND txn_id = ?2
+		UNION ALL `+cols+` WHERE provider = ?1 AND parent_id = ?2 AND txn_id <> ?2 ORDER BY id`, provider, txnID)
 	if err != nil {
 		return nil, err
 	}
