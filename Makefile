@@ -4,12 +4,22 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test bench lint fuzz soak clean docs
+.PHONY: all build run test bench lint fuzz soak image clean docs
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ipnlab
+
+# The container image ipnlab:dev, FROM scratch with the static binary
+# (no registry is reachable, so nothing is pulled).
+IMAGE ?= ipnlab:dev
+image:
+	@mkdir -p build/image/data
+	@touch build/image/data/.keep
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o build/image/ipnlab ./cmd/ipnlab
+	DOCKER_BUILDKIT=0 docker build -q -t $(IMAGE) -f Dockerfile build/image
+	@docker image inspect $(IMAGE) --format '{{.Size}}' | awk '{ printf "$(IMAGE): %.1f MB\n", $$1/1e6 }'
 
 # The lab: the emulator on 127.0.0.1:8700 (verifier at /cgi-bin/webscr, API at
 # /api/v1/) and the reference listener on 127.0.0.1:8701, wired together.

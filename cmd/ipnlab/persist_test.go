@@ -183,3 +183,21 @@ var _ = Describe("ipnlab serve on a shared network", func() {
 		Expect(string(serve.Err.Contents()) + string(serve.Out.Contents())).NotTo(ContainSubstring(token))
 	})
 })
+
+var _ = Describe("ipnlab healthz (the image's readiness check)", func() {
+	It("exits 0 on a ready emulator, 1 when nothing answers, 2 on a bad URL", func() {
+		serve, base := startServe()
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Expect(run("healthz", base+"/healthz")).To(gexec.Exit(0))
+		closed := httptest.NewServer(http.NotFoundHandler())
+		closedURL := closed.URL
+		closed.Close()
+		s := run("healthz", closedURL+"/healthz")
+		Expect(s).To(gexec.Exit(1))
+		Expect(s.Err).To(gbytes.Say("connection refused"))
+		Expect(run("healthz", "ftp://x")).To(gexec.Exit(2))
+	})
+})
