@@ -73,6 +73,9 @@ type Config struct {
 	// HistoryLimit bounds the finished messages kept (0: all); the oldest
 	// leave History, with their postbacks.
 	HistoryLimit int
+	// EvictAfter is how long (clock time) a finished message past the limit
+	// stays, so late postbacks are still verified (default 1 h).
+	EvictAfter time.Duration
 	// APIToken, if set, is required (Authorization: Bearer) on the control
 	// API; never logged.
 	APIToken string
@@ -142,7 +145,7 @@ func New(cfg Config) (*Emulator, error) {
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
-		HistoryLimit: cfg.HistoryLimit, OnEvict: e.onEvict,
+		HistoryLimit: cfg.HistoryLimit, EvictAfter: cfg.EvictAfter, OnEvict: e.onEvict,
 	})
 	if err != nil {
 		return nil, err

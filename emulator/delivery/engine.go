@@ -66,6 +66,10 @@ type Config struct {
 	// queued) kept, in memory and in the journal; the oldest go first.
 	// 0 keeps them all. A long-lived shared emulator needs a bound.
 	HistoryLimit int
+	// EvictAfter is how long (clock time) a finished message stays past
+	// HistoryLimit, so a listener's late postback is still verified
+	// (default 1 h).
+	EvictAfter time.Duration
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.
 	OnEvict func(ids []string)
@@ -148,6 +152,7 @@ type entry struct {
 	resends    int        // manual resends queued or running
 	number     int        // attempts started
 	inDone     bool       // listed in Engine.done
+	doneAt     time.Time  // clock time it was listed
 }
 
 // pending is an attempt waiting for its clock time.
@@ -168,6 +173,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.ResponseLimit <= 0 {
 		cfg.ResponseLimit = DefaultResponseLimit
+	}
+	if cfg.EvictAfter <= 0 {
+		cfg.EvictAfter = time.Hour
 	}
 	if cfg.Client == nil {
 		cfg.Client = NewClient(NewTransport(nil, nil, cfg.Allow))
@@ -527,13 +535,17 @@ func (e *Engine) retireLocked(ent *entry) []*entry {
 	if e.cfg.HistoryLimit <= 0 || ent.inDone || !ent.finished() {
 		return nil
 	}
-	ent.inDone = true
+	now := e.cfg.Clock.Now()
+	ent.inDone, ent.doneAt = true, now
 	e.done = append(e.done, ent.rec.ID)
 	var out []*entry
 	for len(e.done) > e.cfg.HistoryLimit {
 		id := e.done[0]
-		e.done = e.done[1:]
 		old, ok := e.msgs[id]
+		if ok && now.Sub(old.doneAt) < e.cfg.EvictAfter {
+			break // the oldest is too recent: so are the others
+		}
+		e.done = e.done[1:]
 		if !ok {
 			continue
 		}

@@ -175,7 +175,7 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 			queued++
 		}
 		if ent.finished() && e.cfg.HistoryLimit > 0 {
-			ent.inDone = true
+			ent.inDone, ent.doneAt = true, e.cfg.Clock.Now()
 			e.done = append(e.done, id)
 		}
 	}

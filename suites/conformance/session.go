@@ -54,7 +54,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}
 	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed()}
-	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() { _ = s.srv.Serve(ln) }()
 
 	if err := reachable(ctx, cfg.Listener); err != nil {
