@@ -137,7 +137,7 @@ func New(cfg Config) (*Emulator, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq, seeds: seeds}
-	onError := func(err error) { e.report(err) }
+	onError := e.report
 
 	if cfg.Client == nil && (cfg.TLS != nil || cfg.Allow != nil) {
 		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS, cfg.Allow))

@@ -149,7 +149,6 @@ type entry struct {
 	held       bool
 	pending    []*pending // attempts waiting for their time
 	running    []Attempt  // attempts started and not finished
-	resends    int        // manual resends queued or running
 	number     int        // attempts started
 	inDone     bool       // listed in Engine.done
 	doneAt     time.Time  // clock time it was listed
@@ -339,12 +338,10 @@ func (e *Engine) Resend(id, url string) (Message, error) {
 		ent.held = false
 		ent.rec.URL = url
 	}
-	ent.resends++
 	ent.rec.Resent = true
-	e.refreshLocked(ent)
 	p := e.queueLocked(ent, Manual, url, e.cfg.Clock.Now())
+	e.refreshLocked(ent)
 	if err := e.saveLocked(ent); err != nil {
-		ent.resends--
 		ent.pending = ent.pending[:len(ent.pending)-1]
 		e.refreshLocked(ent)
 		e.mu.Unlock()
@@ -524,6 +521,12 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	e.evicted(evicted)
 }
 
+// resending reports a manual resend queued or running.
+func (ent *entry) resending() bool {
+	return slices.ContainsFunc(ent.pending, func(p *pending) bool { return p.trig == Manual }) ||
+		slices.ContainsFunc(ent.running, func(a Attempt) bool { return a.Trigger == Manual })
+}
+
 // finished reports a message nothing more will happen to unless asked.
 func (ent *entry) finished() bool {
 	return !ent.held && len(ent.pending) == 0 && len(ent.running) == 0 && len(ent.rec.Attempts) > 0
@@ -596,9 +599,6 @@ func (e *Engine) finishLocked(ent *entry, a Attempt, end time.Time) *pending {
 	if i := slices.IndexFunc(ent.running, func(r Attempt) bool { return r.Number == a.Number }); i >= 0 {
 		ent.running = slices.Delete(ent.running, i, i+1)
 	}
-	if a.Trigger == Manual {
-		ent.resends--
-	}
 	var next *pending
 	if a.Acked {
 		if ent.rec.AckedAt == nil {
@@ -644,7 +644,7 @@ func (e *Engine) report(err error) {
 // refreshLocked derives the History status from the record.
 func (e *Engine) refreshLocked(ent *entry) {
 	r := &ent.rec
-	r.Resending = ent.resends > 0
+	r.Resending = ent.resending()
 	switch {
 	case r.AckedAt != nil:
 		r.Status = Sent

@@ -129,14 +129,6 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 		}
 		for _, p := range st.Pending {
 			ent.pending = append(ent.pending, &pending{trig: p.Trigger, url: p.URL, at: p.At})
-			if p.Trigger == Manual {
-				ent.resends++
-			}
-		}
-		for _, r := range st.Running {
-			if r.Trigger == Manual {
-				ent.resends++
-			}
 		}
 		e.msgs[id] = ent
 		e.order = append(e.order, id)

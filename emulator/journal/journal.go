@@ -179,12 +179,3 @@ func (j *SQLite) Close() error {
 	}
 	return nil
 }
-
-// Backup writes a consistent copy of the journal to path (VACUUM INTO), while
-// the emulator runs.
-func (j *SQLite) Backup(path string) error {
-	if _, err := j.db.Exec(`VACUUM INTO ?`, path); err != nil {
-		return fmt.Errorf("journal backup to %s: %w", path, err)
-	}
-	return nil
-}
