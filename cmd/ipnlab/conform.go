@@ -93,6 +93,7 @@ func newConform() *cobra.Command {
 		configFile string
 		printCat   bool
 		printGal   bool
+		img        imageFlags
 	)
 	c := &cobra.Command{
 		Use:   "conform",
@@ -101,7 +102,13 @@ func newConform() *cobra.Command {
 --emulator-addr; configure your listener's verify URL as
 http://EMULATOR-ADDR/cgi-bin/webscr. Protocol checks need nothing else;
 business checks read your listener's probe API (--probe, docs/probe.md).
-Configuration: flags, then IPNLAB_* variables, then --config YAML.`,
+Configuration: flags, then IPNLAB_* variables, then --config YAML.
+
+With --listener-image, ipnlab runs your listener's image itself (host
+networking, removed afterwards) and sets in it IPNLAB_VERIFY_URL,
+IPNLAB_EMULATOR_URL, IPNLAB_LISTEN_ADDR, PORT, IPNLAB_RECEIVER_EMAIL,
+IPNLAB_RECEIVER_ID and IPNLAB_PAYDO_SOURCE; --listener, --paydo-listener
+and --probe may then be paths on it (docs/ci.md).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printCat {
@@ -122,34 +129,53 @@ Configuration: flags, then IPNLAB_* variables, then --config YAML.`,
 			if cfg.Verbose {
 				log = cmd.ErrOrStderr()
 			}
-			rep, err := conformance.RunAll(ctx, cfg, log)
-			if errors.Is(err, conformance.ErrHarness) {
-				return usageError{err}
+			if img.image == "" {
+				if err := img.unused(cmd); err != nil {
+					return err
+				}
+				return runConform(ctx, cmd, cfg, log)
 			}
+			lst, err := img.startImage(ctx, cmd, &cfg, log)
 			if err != nil {
 				return err
 			}
-			rep.WriteConsole(cmd.OutOrStdout())
-			if cfg.Report != "" {
-				if err := rep.WriteJSON(cfg.Report); err != nil {
-					return fmt.Errorf("--report: %w", err)
-				}
-			}
-			if cfg.JUnit != "" {
-				if err := rep.WriteJUnit(cfg.JUnit); err != nil {
-					return fmt.Errorf("--junit: %w", err)
-				}
-			}
-			if !rep.Conformant() {
-				return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed", rep.Summary.Failed+rep.Summary.Errors)}
-			}
-			return nil
+			err = runConform(ctx, cmd, cfg, log)
+			stopImage(cmd, lst, err != nil, log != nil)
+			return err
 		},
 	}
 	conformFlags(c.Flags(), &flags, &configFile)
+	img.add(c)
 	c.Flags().BoolVar(&printCat, "catalog", false, "print the check catalog (Markdown) and exit")
 	c.Flags().BoolVar(&printGal, "gallery", false, "print the mutant gallery (Markdown) and exit")
 	return c
+}
+
+// runConform runs the suite and writes its reports; the error is nil only
+// for a conformant listener.
+func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer) error {
+	rep, err := conformance.RunAll(ctx, cfg, log)
+	if errors.Is(err, conformance.ErrHarness) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	rep.WriteConsole(cmd.OutOrStdout())
+	if cfg.Report != "" {
+		if err := rep.WriteJSON(cfg.Report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
+	if cfg.JUnit != "" {
+		if err := rep.WriteJUnit(cfg.JUnit); err != nil {
+			return fmt.Errorf("--junit: %w", err)
+		}
+	}
+	if !rep.Conformant() {
+		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed", rep.Summary.Failed+rep.Summary.Errors)}
+	}
+	return nil
 }
 
 func newRun() *cobra.Command {

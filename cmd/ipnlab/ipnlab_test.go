@@ -187,6 +187,28 @@ var _ = Describe("ipnlab lab", func() {
 		s = run("listen", "--customer", "nobody")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`--customer "nobody": want email=id`))
+		s = run("listen", "--verify-attempts", "0")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--verify-attempts 0: want 1 to 100`))
+		s = run("listen", "--verify-backoff", "-1s")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--verify-backoff -1s: must be positive`))
+	})
+
+	It("takes its address and verify URL from the variables conform --listener-image sets, flags winning", func() {
+		start := func(args ...string) *gexec.Session {
+			cmd := exec.Command(binary, append([]string{"listen", "--db", filepath.Join(GinkgoT().TempDir(), "l.db")}, args...)...)
+			cmd.Env = append(os.Environ(), "IPNLAB_LISTEN_ADDR=127.0.0.1:0", "IPNLAB_VERIFY_URL=http://127.0.0.1:9/cgi-bin/webscr",
+				"IPNLAB_RECEIVER_EMAIL=shop@example.com", "IPNLAB_PAYDO_SOURCE=127.0.0.9")
+			s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { s.Signal(syscall.SIGTERM); Eventually(s).WithTimeout(10 * time.Second).Should(gexec.Exit(0)) })
+			return s
+		}
+		s := start()
+		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`listener ready addr=127\.0\.0\.1:\d+ verify_url=http://127\.0\.0\.1:9/cgi-bin/webscr`))
+		s = start("--verify-url", "http://127.0.0.1:10/cgi-bin/webscr")
+		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`verify_url=http://127\.0\.0\.1:10/cgi-bin/webscr`))
 	})
 })
 

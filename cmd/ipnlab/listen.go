@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipnlab/ipnlab/containers/undertest"
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
@@ -29,6 +30,11 @@ type listenFlags struct {
 	receivers, customers, allow    []string
 	trusted, currencies            []string
 	deductFees                     bool
+	verifyBackoff, verifyMax       time.Duration
+	verifyAttempts                 int
+	// getenv, when set, reads the IPNLAB_* variables that `conform
+	// --listener-image` injects; they win over the config file.
+	getenv func(string) string
 }
 
 func (lf *listenFlags) add(c *cobra.Command, prefix string) {
@@ -43,6 +49,9 @@ func (lf *listenFlags) add(c *cobra.Command, prefix string) {
 	f.BoolVar(&lf.deductFees, prefix+"deduct-fees", false, "credit gross minus fee")
 	f.StringArrayVar(&lf.allow, prefix+"paydo-allow", nil, "IP or CIDR PayDo may post from (repeatable; default PayDo's two addresses)")
 	f.StringArrayVar(&lf.trusted, prefix+"trusted-proxy", nil, "IP or CIDR allowed to set X-Forwarded-For (repeatable)")
+	f.DurationVar(&lf.verifyBackoff, prefix+"verify-backoff", 0, "first wait before retrying a failed postback, doubling (default 1s)")
+	f.DurationVar(&lf.verifyMax, prefix+"verify-max-backoff", 0, "longest wait between postback retries (default 1m)")
+	f.IntVar(&lf.verifyAttempts, prefix+"verify-attempts", 0, "postbacks tried before giving up (default 8)")
 	f.StringVar(&lf.mutant, prefix+"mutant", "", "run as a deliberately broken listener (`list` names them; see docs/conformance.md)")
 }
 
@@ -54,12 +63,33 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 			return cfg, usageError{err}
 		}
 	}
+	if lf.getenv != nil {
+		if v := lf.getenv(undertest.EnvVerifyURL); v != "" {
+			cfg.VerifyURL = v
+		}
+		email, id := lf.getenv(undertest.EnvReceiverEmail), lf.getenv(undertest.EnvReceiverID)
+		if email != "" || id != "" {
+			cfg.ReceiverEmails, cfg.ReceiverIDs = nil, nil
+		}
+		if email != "" {
+			cfg.ReceiverEmails = []string{email}
+		}
+		if id != "" {
+			cfg.ReceiverIDs = []string{id}
+		}
+		if v := lf.getenv(undertest.EnvPayDoSource); v != "" {
+			cfg.PayDo.AllowedSources = []string{v}
+		}
+	}
 	changed := func(name string) bool { return c.Flags().Changed(prefix + name) }
 	if changed("verify-url") {
 		cfg.VerifyURL = lf.verifyURL
 	}
 	if changed("db") {
 		cfg.DB = lf.db
+	}
+	if len(lf.receivers) > 0 {
+		cfg.ReceiverEmails, cfg.ReceiverIDs = nil, nil
 	}
 	for _, r := range lf.receivers {
 		if strings.Contains(r, "@") {
@@ -87,7 +117,26 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 	if changed("mutant") {
 		cfg.Mutant = lf.mutant
 	}
-	cfg.PayDo.AllowedSources = append(cfg.PayDo.AllowedSources, lf.allow...)
+	for name, d := range map[string]*time.Duration{"verify-backoff": &lf.verifyBackoff, "verify-max-backoff": &lf.verifyMax} {
+		if changed(name) && *d <= 0 {
+			return cfg, usageError{fmt.Errorf("--%s%s %s: must be positive", prefix, name, *d)}
+		}
+	}
+	if changed("verify-backoff") {
+		cfg.Verify.Backoff = lf.verifyBackoff
+	}
+	if changed("verify-max-backoff") {
+		cfg.Verify.MaxBackoff = lf.verifyMax
+	}
+	if changed("verify-attempts") {
+		if lf.verifyAttempts < 1 {
+			return cfg, usageError{fmt.Errorf("--%sverify-attempts %d: want 1 to 100", prefix, lf.verifyAttempts)}
+		}
+		cfg.Verify.Attempts = lf.verifyAttempts
+	}
+	if len(lf.allow) > 0 {
+		cfg.PayDo.AllowedSources = lf.allow
+	}
 	cfg.PayDo.TrustedProxies = append(cfg.PayDo.TrustedProxies, lf.trusted...)
 	cfg.Logger = log
 	return cfg, nil
@@ -128,7 +177,10 @@ func newListen() *cobra.Command {
 		Use:   "listen",
 		Short: "Run the reference listener (PayPal at /ipn/paypal, PayDo at /ipn/paydo, probe at /probe/v1/)",
 		Long: `Run the reference listener. On start it prints one line:
-  ipnlab listener ready addr=HOST:PORT verify_url=URL`,
+  ipnlab listener ready addr=HOST:PORT verify_url=URL
+Settings: flags, then the variables ipnlab conform --listener-image sets
+(IPNLAB_LISTEN_ADDR, IPNLAB_VERIFY_URL, IPNLAB_RECEIVER_EMAIL,
+IPNLAB_RECEIVER_ID, IPNLAB_PAYDO_SOURCE), then --config.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if lf.mutant == "list" {
@@ -140,6 +192,10 @@ func newListen() *cobra.Command {
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
+			}
+			lf.getenv = os.Getenv
+			if v := os.Getenv(undertest.EnvListenAddr); v != "" && !cmd.Flags().Changed("addr") {
+				addr = v
 			}
 			cfg, err := lf.build(cmd, "", log)
 			if err != nil {
