@@ -88,7 +88,7 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 		return nil, errors.New("listener image: empty name")
 	}
 	if spec.Port < 0 || spec.Port > 65535 {
-		return nil, fmt.Errorf("listener port %d: want 1 to 65535", spec.Port)
+		return nil, fmt.Errorf("listener port %d: want 1 to 65535, or 0 for a free one", spec.Port)
 	}
 	port := spec.Port
 	if port == 0 {

@@ -69,6 +69,22 @@ var _ = AfterSuite(func() {
 	}
 })
 
+var _ = Describe("The image", func() {
+	It("is under 25 MB, runs as nobody, has ipnlab as its entrypoint and a health check", func() {
+		out, err := exec.Command("docker", "image", "inspect", "--format",
+			"{{.Size}}|{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Healthcheck.Test}}", image).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		parts := strings.Split(strings.TrimSpace(string(out)), "|")
+		Expect(parts).To(HaveLen(4))
+		size, err := strconv.ParseInt(parts[0], 10, 64)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(size).To(BeNumerically("<", 25_000_000))
+		Expect(parts[1]).To(Equal("65534:65534"))
+		Expect(parts[2]).To(Equal(`["/ipnlab"]`))
+		Expect(parts[3]).To(Equal(`["CMD","/ipnlab","healthz"]`))
+	})
+})
+
 var _ = Describe("The emulator and reference listener modules", func() {
 	It("deliver, verify and credit a payment once, through a listener outage and PayPal's retries on the manual clock", func(ctx SpecContext) {
 		emu, err := emulatorcontainer.Run(ctx, image, emulatorcontainer.WithClock("manual"), emulatorcontainer.WithSeed(42))
