@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
@@ -27,6 +28,37 @@ type Charset struct {
 	name  string // canonical name ("koi8-r")
 	enc   encoding.Encoding
 	utf8  bool
+	ascii bool // ASCII bytes stand for themselves, both ways
+}
+
+// asciiSafe caches, per canonical name, whether an encoding maps every
+// ASCII byte to itself: then ASCII-only text, most of any IPN, needs no
+// conversion.
+var asciiSafe sync.Map
+
+func isASCIISafe(name string, enc encoding.Encoding) bool {
+	if v, ok := asciiSafe.Load(name); ok {
+		return v.(bool)
+	}
+	var b strings.Builder
+	for c := range utf8.RuneSelf {
+		b.WriteByte(byte(c))
+	}
+	all := b.String()
+	out, err1 := enc.NewEncoder().String(all)
+	back, err2 := enc.NewDecoder().String(all)
+	safe := err1 == nil && err2 == nil && out == all && back == all
+	asciiSafe.Store(name, safe)
+	return safe
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // LookupCharset finds the encoding for a label as PayPal writes them
@@ -50,7 +82,8 @@ func LookupCharset(label string) (Charset, error) {
 		name, _ = htmlindex.Name(enc)
 	}
 	isUTF8 := enc == unicode.UTF8 || strings.EqualFold(name, "utf-8")
-	return Charset{label: trimmed, name: strings.ToLower(name), enc: enc, utf8: isUTF8}, nil
+	name = strings.ToLower(name)
+	return Charset{label: trimmed, name: name, enc: enc, utf8: isUTF8, ascii: isUTF8 || isASCIISafe(name, enc)}, nil
 }
 
 // MustCharset is LookupCharset for labels known at compile time.
@@ -77,7 +110,7 @@ func (c Charset) Encode(text string) (string, error) {
 	if !utf8.ValidString(text) {
 		return "", fmt.Errorf("encode to %s: text is not valid UTF-8", c.label)
 	}
-	if c.utf8 {
+	if c.utf8 || (c.ascii && isASCII(text)) {
 		return text, nil
 	}
 	out, err := c.enc.NewEncoder().String(text)
@@ -98,6 +131,9 @@ func (c Charset) Encode(text string) (string, error) {
 func (c Charset) Decode(raw string) string {
 	if c.utf8 {
 		return strings.ToValidUTF8(raw, "\uFFFD")
+	}
+	if c.ascii && isASCII(raw) {
+		return raw
 	}
 	out, err := c.enc.NewDecoder().String(raw)
 	if err != nil {

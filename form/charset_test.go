@@ -10,6 +10,21 @@ import (
 )
 
 var _ = Describe("Charset", func() {
+	DescribeTable("passes ASCII text through only where the charset's ASCII bytes stand for themselves",
+		func(label, text, wantWire string) {
+			cs, err := form.LookupCharset(label)
+			Expect(err).NotTo(HaveOccurred())
+			raw, err := cs.Encode(text)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(raw).To(Equal(wantWire))
+			Expect(cs.Decode(raw)).To(Equal(text))
+		},
+		Entry("windows-1252", "windows-1252", "Ann Lee", "Ann Lee"),
+		Entry("KOI8_R", "KOI8_R", "order 42", "order 42"),
+		Entry("UTF-16LE: two bytes each", "UTF-16LE", "Ann", "A\x00n\x00n\x00"),
+		Entry("UTF-16BE", "UTF-16BE", "Ann", "\x00A\x00n\x00n"),
+	)
+
 	DescribeTable("round-trips text through the wire in each charset PayPal uses",
 		func(label, text, wantWire string) {
 			cs, err := form.LookupCharset(label)

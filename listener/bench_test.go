@@ -3,6 +3,7 @@ package listener_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,9 +17,6 @@ import (
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/listener"
 )
-
-// benchConcurrency is how many notifications are in flight at once.
-const benchConcurrency = 8
 
 // BenchmarkEndToEnd measures IPNs per second through the whole path:
 // emulator delivery -> reference listener stores and acks -> postback ->
@@ -37,18 +35,24 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	body, _ := sample.Body()
 
-	// The timer runs through both phases so that b.N scales normally; the
-	// figures that matter are the reported rates and their ratio.
-	ceiling := measureCeiling(b, body, b.N)
-	e2e := measureEndToEnd(b, b.N)
-	b.ReportMetric(ceiling, "ceiling_ipn/s")
-	b.ReportMetric(e2e, "e2e_ipn/s")
-	b.ReportMetric(e2e/ceiling, "ratio")
+	// c notifications in flight at once, and as many listener workers.
+	for _, c := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			// The timer runs through both phases so that b.N scales
+			// normally; the figures that matter are the reported rates
+			// and their ratio.
+			ceiling := measureCeiling(b, body, b.N, c)
+			e2e := measureEndToEnd(b, b.N, c)
+			b.ReportMetric(ceiling, "ceiling_ipn/s")
+			b.ReportMetric(e2e, "e2e_ipn/s")
+			b.ReportMetric(e2e/ceiling, "ratio")
+		})
+	}
 }
 
 // measureCeiling posts n IPNs to a handler that posts each back to a
 // handler answering VERIFIED, then acks: the HTTP work alone.
-func measureCeiling(b *testing.B, body []byte, n int) float64 {
+func measureCeiling(b *testing.B, body []byte, n, c int) float64 {
 	verifier := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write([]byte("VERIFIED"))
@@ -65,7 +69,7 @@ func measureCeiling(b *testing.B, body []byte, n int) float64 {
 	}))
 	defer lst.Close()
 	start := time.Now()
-	parallel(n, func() {
+	parallel(n, c, func() {
 		resp, err := client.Post(lst.URL, "application/x-www-form-urlencoded", bytes.NewReader(body))
 		if err != nil {
 			b.Error(err)
@@ -77,7 +81,7 @@ func measureCeiling(b *testing.B, body []byte, n int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-func measureEndToEnd(b *testing.B, n int) float64 {
+func measureEndToEnd(b *testing.B, n, c int) float64 {
 	emu, err := emulator.New(emulator.Config{Seed: 1, Logger: quiet()})
 	if err != nil {
 		b.Fatal(err)
@@ -86,7 +90,7 @@ func measureEndToEnd(b *testing.B, n int) float64 {
 	api := httptest.NewServer(emu)
 	defer api.Close()
 	cfg := baseConfig(api.URL+"/cgi-bin/webscr", filepath.Join(b.TempDir(), "bench.db"))
-	cfg.Workers = benchConcurrency
+	cfg.Workers = c
 	l, err := listener.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -99,7 +103,7 @@ func measureEndToEnd(b *testing.B, n int) float64 {
 	defer lsrv.Close()
 
 	start := time.Now()
-	parallel(n, func() {
+	parallel(n, c, func() {
 		if _, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL + "/ipn/paypal", Params: emulator.Params{PayerEmail: customerEmail}}); err != nil {
 			b.Error(err)
 		}
@@ -128,15 +132,15 @@ func measureEndToEnd(b *testing.B, n int) float64 {
 	return float64(n) / elapsed.Seconds()
 }
 
-// parallel runs f n times on benchConcurrency goroutines.
-func parallel(n int, f func()) {
+// parallel runs f n times on c goroutines.
+func parallel(n, c int, f func()) {
 	var wg sync.WaitGroup
 	work := make(chan struct{}, n)
 	for range n {
 		work <- struct{}{}
 	}
 	close(work)
-	for range benchConcurrency {
+	for range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -78,37 +79,237 @@ CREATE INDEX IF NOT EXISTS log_txn ON payment_log(txn_id);
 `
 
 // DB is a store.Store in SQLite.
+//
+// Writes go through one writer goroutine that commits them in groups: the
+// writes that queue up while a commit is being synced share the next
+// commit, each inside its own savepoint, so one failing write rolls back
+// alone. Nobody hears "done" before the commit holding their write is on
+// disk (synchronous=FULL). Reads use their own connections and, in WAL
+// mode, never wait for the writer.
 type DB struct {
-	db *sql.DB
+	w     *sql.DB // the one writer connection
+	r     *sql.DB // readers
+	stmts map[string]*sql.Stmt
+	ops   chan *writeOp
+	quit  chan struct{}
+	done  chan struct{}
 }
 
 var _ store.Store = (*DB)(nil)
+
+// maxBatch bounds the writes one commit carries, so a long queue still
+// hears back in steps.
+const maxBatch = 256
+
+// writeOp is one caller's write, run inside the group's transaction.
+type writeOp struct {
+	ctx context.Context
+	run func(context.Context, *sql.Tx) error
+	err chan error
+}
+
+// ErrClosed is returned for writes after Close.
+var ErrClosed = errors.New("sqlite: store closed")
 
 // Open opens (or creates) the database at path.
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
-		q.Add("_pragma", p)
+	open := func(pragmas ...string) (*sql.DB, error) {
+		q := url.Values{}
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
+		return sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	w, err := open("journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// One connection: SQLite has one writer, and serialising here avoids
-	// SQLITE_BUSY under concurrent duplicates.
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
 		return nil, fmt.Errorf("open %s: schema: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	d := &DB{w: w, r: w, ops: make(chan *writeOp, maxBatch), quit: make(chan struct{}), done: make(chan struct{})}
+	// An in-memory database exists once per connection: it reads through
+	// the writer.
+	if !strings.Contains(path, ":memory:") && !strings.Contains(path, "mode=memory") {
+		if d.r, err = open("busy_timeout(10000)", "query_only(1)"); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open %s for reading: %w", path, err)
+		}
+		d.r.SetMaxOpenConns(4)
+	}
+	if err := d.prepare(); err != nil {
+		d.closeDBs()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	go d.writer()
+	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Statements prepared once on the writer's connection: parsing SQL is a
+// good part of a write's cost in the pure-Go SQLite.
+const (
+	sqlAddInbox = `INSERT INTO inbox(provider, received_at, remote_addr, headers, body, state, detail) VALUES(?,?,?,?,?,?,?)`
+	sqlSetInbox = `UPDATE inbox SET state = ?, detail = ?, attempts = ? WHERE id = ?`
+	sqlPutTxn   = `INSERT INTO txns(provider, txn_id, parent_id, kind, status, customer, gross, fee, currency, payer_email, payer_name, held, first_seen, updated)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(provider, txn_id) DO UPDATE SET parent_id=excluded.parent_id, kind=excluded.kind, status=excluded.status,
+		customer=excluded.customer, gross=excluded.gross, fee=excluded.fee, currency=excluded.currency,
+		payer_email=excluded.payer_email, payer_name=excluded.payer_name, held=excluded.held, updated=excluded.updated`
+	sqlAddEntry = `INSERT INTO ledger(provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at)
+		VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(provider, txn_id, status) DO NOTHING`
+	sqlHasEntry                             = `SELECT COUNT(*) FROM ledger WHERE provider = ? AND txn_id = ? AND status = ?`
+	sqlAddLog                               = `INSERT INTO payment_log(inbox_id, provider, txn_id, kind, status, verdict, action, detail, at) VALUES(?,?,?,?,?,?,?,?,?)`
+	sqlTxn                                  = txnQuery + ` WHERE provider = ? AND txn_id = ?`
+	sqlChildren                             = txnQuery + ` WHERE provider = ? AND parent_id = ? ORDER BY first_seen, txn_id`
+	sqlSavepoint, sqlRollbackTo, sqlRelease = `SAVEPOINT w`, `ROLLBACK TO w`, `RELEASE w`
+)
+
+func (d *DB) prepare() error {
+	d.stmts = map[string]*sql.Stmt{}
+	for _, q := range []string{sqlAddInbox, sqlSetInbox, sqlPutTxn, sqlAddEntry, sqlHasEntry, sqlAddLog, sqlTxn, sqlChildren, sqlSavepoint, sqlRollbackTo, sqlRelease} {
+		st, err := d.w.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		d.stmts[q] = st
+	}
+	return nil
+}
+
+// stmt is q prepared, bound to tx.
+func (d *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	return tx.StmtContext(ctx, d.stmts[q])
+}
+
+// write queues run and waits until the commit that carries it is synced.
+func (d *DB) write(ctx context.Context, run func(context.Context, *sql.Tx) error) error {
+	op := &writeOp{ctx: context.WithoutCancel(ctx), run: run, err: make(chan error, 1)}
+	select {
+	case d.ops <- op:
+	case <-d.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued it runs whatever the caller does: cancelling an
+	// interrupted statement would roll back the whole group.
+	select {
+	case err := <-op.err:
+		return err
+	case <-d.done:
+		// Queued as Close drained the queue: it ran if the writer saw it.
+		select {
+		case err := <-op.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+func (d *DB) writer() {
+	defer close(d.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		var first *writeOp
+		select {
+		case first = <-d.ops:
+		case <-d.quit:
+			// Writes queued before Close still land.
+			for {
+				select {
+				case op := <-d.ops:
+					d.commit([]*writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-d.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		d.commit(batch)
+	}
+}
+
+// commit runs a group in one transaction, each write in a savepoint, and
+// tells every caller its outcome once the commit is synced.
+func (d *DB) commit(batch []*writeOp) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for i, op := range batch {
+			op.err <- errors.Join(errs[i], err)
+		}
+	}
+	ctx := context.Background()
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	for i, op := range batch {
+		if _, err := d.stmt(ctx, tx, sqlSavepoint).Exec(); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		if errs[i] = op.run(op.ctx, tx); errs[i] != nil {
+			if _, err := d.stmt(ctx, tx, sqlRollbackTo).Exec(); err != nil {
+				_ = tx.Rollback()
+				fail(fmt.Errorf("roll back a failed write: %w", err))
+				return
+			}
+		}
+		if _, err := d.stmt(ctx, tx, sqlRelease).Exec(); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("release: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	for i, op := range batch {
+		op.err <- errs[i]
+	}
+}
+
+// Close lets queued writes land, then closes the database.
+func (d *DB) Close() error {
+	select {
+	case <-d.quit:
+		return nil
+	default:
+	}
+	close(d.quit)
+	<-d.done
+	return d.closeDBs()
+}
+
+func (d *DB) closeDBs() error {
+	var errs []error
+	for _, st := range d.stmts {
+		errs = append(errs, st.Close())
+	}
+	if d.r != d.w {
+		errs = append(errs, d.r.Close())
+	}
+	return errors.Join(append(errs, d.w.Close())...)
+}
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
@@ -129,12 +330,19 @@ func (d *DB) AddInbox(ctx context.Context, it store.InboxItem) (int64, error) {
 	if it.Body == nil {
 		it.Body = []byte{}
 	}
-	res, err := d.db.ExecContext(ctx, `INSERT INTO inbox(provider, received_at, remote_addr, headers, body, state, detail) VALUES(?,?,?,?,?,?,?)`,
-		it.Provider, ts(it.ReceivedAt), it.RemoteAddr, string(h), it.Body, it.State, it.Detail)
+	var id int64
+	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := d.stmt(ctx, tx, sqlAddInbox).ExecContext(ctx, it.Provider, ts(it.ReceivedAt), it.RemoteAddr, string(h), it.Body, it.State, it.Detail)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store inbox: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 const inboxQuery = `SELECT id, provider, received_at, remote_addr, headers, body, state, detail, attempts FROM inbox`
@@ -156,12 +364,12 @@ func scanInbox(row scanner) (store.InboxItem, error) {
 
 // Inbox implements store.Store.
 func (d *DB) Inbox(ctx context.Context, id int64) (store.InboxItem, error) {
-	return scanInbox(d.db.QueryRowContext(ctx, inboxQuery+` WHERE id = ?`, id))
+	return scanInbox(d.r.QueryRowContext(ctx, inboxQuery+` WHERE id = ?`, id))
 }
 
 // PendingInbox implements store.Store.
 func (d *DB) PendingInbox(ctx context.Context) ([]store.InboxItem, error) {
-	rows, err := d.db.QueryContext(ctx, inboxQuery+` WHERE state = ? ORDER BY id`, store.InboxPending)
+	rows, err := d.r.QueryContext(ctx, inboxQuery+` WHERE state = ? ORDER BY id`, store.InboxPending)
 	if err != nil {
 		return nil, err
 	}
@@ -179,26 +387,23 @@ func (d *DB) PendingInbox(ctx context.Context) ([]store.InboxItem, error) {
 
 // SetInboxState implements store.Store.
 func (d *DB) SetInboxState(ctx context.Context, id int64, state, detail string, attempts int) error {
-	_, err := d.db.ExecContext(ctx, `UPDATE inbox SET state = ?, detail = ?, attempts = ? WHERE id = ?`, state, detail, attempts, id)
-	return err
+	return d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := d.stmt(ctx, tx, sqlSetInbox).ExecContext(ctx, state, detail, attempts, id)
+		return err
+	})
 }
 
-// Tx implements store.Store.
+// Tx implements store.Store: f runs on the writer, inside a savepoint of
+// the group's transaction.
 func (d *DB) Tx(ctx context.Context, f func(store.Tx) error) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(&sqlTx{ctx: ctx, tx: tx}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return f(&sqlTx{ctx: ctx, tx: tx, d: d})
+	})
 }
 
 // Txn implements store.Store.
 func (d *DB) Txn(ctx context.Context, provider, txnID string) (store.Txn, error) {
-	return scanTxn(d.db.QueryRowContext(ctx, txnQuery+` WHERE provider = ? AND txn_id = ?`, provider, txnID))
+	return scanTxn(d.r.QueryRowContext(ctx, txnQuery+` WHERE provider = ? AND txn_id = ?`, provider, txnID))
 }
 
 // Entries implements store.Store.
@@ -206,7 +411,7 @@ func (d *DB) Entries(ctx context.Context, provider, txnID string) ([]store.Entry
 	// Two indexed lookups: "txn_id = ? OR parent_id = ?" under one provider
 	// term makes SQLite scan the whole ledger.
 	const cols = `SELECT id, provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at FROM ledger`
-	rows, err := d.db.QueryContext(ctx, cols+` WHERE provider = ?1 AND txn_id = ?2
+	rows, err := d.r.QueryContext(ctx, cols+` WHERE provider = ?1 AND txn_id = ?2
 		UNION ALL `+cols+` WHERE provider = ?1 AND parent_id = ?2 AND txn_id <> ?2 ORDER BY id`, provider, txnID)
 	if err != nil {
 		return nil, err
@@ -227,7 +432,7 @@ func (d *DB) Entries(ctx context.Context, provider, txnID string) ([]store.Entry
 
 // Balances implements store.Store.
 func (d *DB) Balances(ctx context.Context, customer string) (map[string]int64, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT currency, SUM(amount) FROM ledger WHERE customer = ? GROUP BY currency`, customer)
+	rows, err := d.r.QueryContext(ctx, `SELECT currency, SUM(amount) FROM ledger WHERE customer = ? GROUP BY currency`, customer)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +462,7 @@ func (d *DB) Log(ctx context.Context, txnID string, limit int) ([]store.LogLine,
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, q, args...)
+	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +486,7 @@ func (d *DB) Log(ctx context.Context, txnID string, limit int) ([]store.LogLine,
 
 // Counts implements store.Store.
 func (d *DB) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM inbox GROUP BY state`)
+	rows, err := d.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM inbox GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}
@@ -316,24 +521,22 @@ func scanTxn(row scanner) (store.Txn, error) {
 type sqlTx struct {
 	ctx context.Context
 	tx  *sql.Tx
+	d   *DB
 }
 
+func (t *sqlTx) stmt(q string) *sql.Stmt { return t.d.stmt(t.ctx, t.tx, q) }
+
 func (t *sqlTx) Txn(provider, txnID string) (store.Txn, error) {
-	return scanTxn(t.tx.QueryRowContext(t.ctx, txnQuery+` WHERE provider = ? AND txn_id = ?`, provider, txnID))
+	return scanTxn(t.stmt(sqlTxn).QueryRowContext(t.ctx, provider, txnID))
 }
 
 func (t *sqlTx) PutTxn(x store.Txn) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO txns(provider, txn_id, parent_id, kind, status, customer, gross, fee, currency, payer_email, payer_name, held, first_seen, updated)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(provider, txn_id) DO UPDATE SET parent_id=excluded.parent_id, kind=excluded.kind, status=excluded.status,
-		customer=excluded.customer, gross=excluded.gross, fee=excluded.fee, currency=excluded.currency,
-		payer_email=excluded.payer_email, payer_name=excluded.payer_name, held=excluded.held, updated=excluded.updated`,
-		x.Provider, x.TxnID, x.ParentID, x.Kind, x.Status, x.Customer, x.Gross, x.Fee, x.Currency, x.PayerEmail, x.PayerName, x.Held, ts(x.FirstSeen), ts(x.Updated))
+	_, err := t.stmt(sqlPutTxn).ExecContext(t.ctx, x.Provider, x.TxnID, x.ParentID, x.Kind, x.Status, x.Customer, x.Gross, x.Fee, x.Currency, x.PayerEmail, x.PayerName, x.Held, ts(x.FirstSeen), ts(x.Updated))
 	return err
 }
 
 func (t *sqlTx) Children(provider, parentID string) ([]store.Txn, error) {
-	rows, err := t.tx.QueryContext(t.ctx, txnQuery+` WHERE provider = ? AND parent_id = ? ORDER BY first_seen, txn_id`, provider, parentID)
+	rows, err := t.stmt(sqlChildren).QueryContext(t.ctx, provider, parentID)
 	if err != nil {
 		return nil, err
 	}
@@ -350,9 +553,7 @@ func (t *sqlTx) Children(provider, parentID string) ([]store.Txn, error) {
 }
 
 func (t *sqlTx) AddEntry(e store.Entry) (bool, error) {
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO ledger(provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at)
-		VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(provider, txn_id, status) DO NOTHING`,
-		e.Provider, e.TxnID, e.Status, e.Customer, e.Amount, e.Currency, e.ParentID, e.InboxID, ts(e.At))
+	res, err := t.stmt(sqlAddEntry).ExecContext(t.ctx, e.Provider, e.TxnID, e.Status, e.Customer, e.Amount, e.Currency, e.ParentID, e.InboxID, ts(e.At))
 	if err != nil {
 		return false, err
 	}
@@ -362,17 +563,16 @@ func (t *sqlTx) AddEntry(e store.Entry) (bool, error) {
 
 func (t *sqlTx) HasEntry(provider, txnID, status string) (bool, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM ledger WHERE provider = ? AND txn_id = ? AND status = ?`, provider, txnID, status).Scan(&n)
+	err := t.stmt(sqlHasEntry).QueryRowContext(t.ctx, provider, txnID, status).Scan(&n)
 	return n > 0, err
 }
 
 func (t *sqlTx) AddLog(l store.LogLine) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO payment_log(inbox_id, provider, txn_id, kind, status, verdict, action, detail, at) VALUES(?,?,?,?,?,?,?,?,?)`,
-		l.InboxID, l.Provider, l.TxnID, l.Kind, l.Status, l.Verdict, l.Action, l.Detail, ts(l.At))
+	_, err := t.stmt(sqlAddLog).ExecContext(t.ctx, l.InboxID, l.Provider, l.TxnID, l.Kind, l.Status, l.Verdict, l.Action, l.Detail, ts(l.At))
 	return err
 }
 
 func (t *sqlTx) SetInboxState(id int64, state, detail string, attempts int) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE inbox SET state = ?, detail = ?, attempts = ? WHERE id = ?`, state, detail, attempts, id)
+	_, err := t.stmt(sqlSetInbox).ExecContext(t.ctx, state, detail, attempts, id)
 	return err
 }
