@@ -32,8 +32,13 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 
+# Every benchmark BENCHCOUNT times, then bench/results.json and
+# bench/RESULTS.md (min/median/max; headline figures next to their targets).
+BENCHCOUNT ?= 3
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	@mkdir -p build bench
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m $(PKGS) | tee build/bench.txt"
+	$(GO) run ./bench/collect -in build/bench.txt -json bench/results.json -md bench/RESULTS.md
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

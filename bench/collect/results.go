@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Runs holds every value a metric took, per benchmark, in input order,
+// and the header go test printed (goos, goarch, cpu).
+type Runs struct {
+	Header  map[string]string
+	Metrics map[string]map[string][]float64 // benchmark -> unit -> values
+	Order   []string                        // benchmarks as first seen
+}
+
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+	headLine  = regexp.MustCompile(`^(goos|goarch|cpu|pkg):\s*(.*)$`)
+)
+
+// Parse reads go test -bench output; lines that are neither a header nor
+// a result (PASS, ok, logs) are skipped.
+func Parse(r io.Reader) (Runs, error) {
+	runs := Runs{Header: map[string]string{}, Metrics: map[string]map[string][]float64{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if m := headLine.FindStringSubmatch(text); m != nil {
+			if m[1] != "pkg" {
+				runs.Header[m[1]] = m[2]
+			}
+			continue
+		}
+		m := benchLine.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		fields := strings.Fields(m[3])
+		if len(fields)%2 != 0 {
+			return runs, fmt.Errorf("line %d: %q: want value-unit pairs after the iteration count", line, text)
+		}
+		name := m[1]
+		if runs.Metrics[name] == nil {
+			runs.Metrics[name] = map[string][]float64{}
+			runs.Order = append(runs.Order, name)
+		}
+		for i := 0; i < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return runs, fmt.Errorf("line %d: value %q: %v", line, fields[i], err)
+			}
+			runs.Metrics[name][fields[i+1]] = append(runs.Metrics[name][fields[i+1]], v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return runs, err
+	}
+	if len(runs.Order) == 0 {
+		return runs, fmt.Errorf("no benchmark results in the input")
+	}
+	return runs, nil
+}
+
+// Stat is one metric over several runs.
+type Stat struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+	Runs   int     `json:"runs"`
+}
+
+func stat(vs []float64) Stat {
+	s := slices.Sorted(slices.Values(vs))
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Stat{Min: s[0], Median: med, Max: s[len(s)-1], Runs: len(s)}
+}
+
+// Headline is a figure the project tracks, with its target.
+type Headline struct {
+	Key       string  `json:"key"`
+	What      string  `json:"what"`
+	Benchmark string  `json:"benchmark"`
+	Unit      string  `json:"unit"`
+	Target    string  `json:"target"`
+	Median    float64 `json:"median"`
+	Min       float64 `json:"min"`
+	Max       float64 `json:"max"`
+	Met       *bool   `json:"met,omitempty"` // nil: no target, or not measured
+	Missing   bool    `json:"missing,omitempty"`
+}
+
+// headlines are the figures README and the issue name; met says whether a
+// median meets its target.
+var headlines = []struct {
+	key, what, bench, unit, target string
+	met                            func(float64) bool
+}{
+	{"e2e_ratio_to_ceiling", "end to end IPN/s over the HTTP ceiling, concurrency 64", "BenchmarkEndToEnd/concurrency=64", "ratio", ">= 0.5", func(v float64) bool { return v >= 0.5 }},
+	{"e2e_ipn_per_second_c64", "end to end IPN/s, concurrency 64", "BenchmarkEndToEnd/concurrency=64", "e2e_ipn/s", "", nil},
+	{"ceiling_ipn_per_second_c64", "HTTP ceiling IPN/s, concurrency 64", "BenchmarkEndToEnd/concurrency=64", "ceiling_ipn/s", "", nil},
+	{"e2e_ratio_to_ceiling_c8", "end to end over ceiling, concurrency 8", "BenchmarkEndToEnd/concurrency=8", "ratio", "", nil},
+	{"e2e_ratio_to_ceiling_c1", "end to end over ceiling, concurrency 1", "BenchmarkEndToEnd/concurrency=1", "ratio", "", nil},
+	{"suite_wall_seconds", "conformance suite wall time, reference listener, without slow checks", "BenchmarkSuite/without-slow", "suite_wall_seconds", "< 10 s", func(v float64) bool { return v < 10 }},
+	{"suite_wall_seconds_all", "conformance suite wall time, with slow checks", "BenchmarkSuite/all", "suite_wall_seconds", "< 40 s", func(v float64) bool { return v < 40 }},
+	{"container_start_to_ready_ms", "emulator container start to /healthz 200", "BenchmarkStartToReady/container-emulator", "ms/ready", "< 1000 ms", func(v float64) bool { return v < 1000 }},
+	{"process_start_to_ready_ms", "emulator process start to /healthz 200", "BenchmarkStartToReady/process-emulator", "ms/ready", "< 100 ms", func(v float64) bool { return v < 100 }},
+	{"form_parse_ratio_to_url_parsequery", "form.Parse time over url.ParseQuery (lower is better)", "", "", "", nil},
+}
+
+// Results is what results.json holds.
+type Results struct {
+	Date       string                     `json:"date"`
+	Go         string                     `json:"go"`
+	Machine    map[string]string          `json:"machine"`
+	Headlines  []Headline                 `json:"headlines"`
+	Figures    map[string]float64         `json:"figures"` // headline key -> median
+	Benchmarks map[string]map[string]Stat `json:"benchmarks"`
+	order      []string
+}
+
+// Summarize computes every metric's statistics and the headlines.
+func Summarize(runs Runs, goVersion string, now time.Time) Results {
+	res := Results{Date: now.Format(time.RFC3339), Go: goVersion, Machine: runs.Header,
+		Figures: map[string]float64{}, Benchmarks: map[string]map[string]Stat{}, order: runs.Order}
+	for name, units := range runs.Metrics {
+		res.Benchmarks[name] = map[string]Stat{}
+		for unit, vs := range units {
+			res.Benchmarks[name][unit] = stat(vs)
+		}
+	}
+	for _, h := range headlines {
+		out := Headline{Key: h.key, What: h.what, Benchmark: h.bench, Unit: h.unit, Target: h.target}
+		var st Stat
+		var ok bool
+		if h.key == "form_parse_ratio_to_url_parsequery" {
+			st, ok = ratioStat(runs, "BenchmarkParse/form.Parse", "BenchmarkParse/baseline=url.ParseQuery", "ns/op")
+			out.Benchmark, out.Unit = "BenchmarkParse", "ratio"
+		} else {
+			st, ok = res.Benchmarks[h.bench][h.unit]
+		}
+		if !ok {
+			out.Missing = true
+			res.Headlines = append(res.Headlines, out)
+			continue
+		}
+		out.Median, out.Min, out.Max = st.Median, st.Min, st.Max
+		if h.met != nil {
+			met := h.met(st.Median)
+			out.Met = &met
+		}
+		res.Figures[h.key] = st.Median
+		res.Headlines = append(res.Headlines, out)
+	}
+	return res
+}
+
+// ratioStat pairs the i-th run of a with the i-th of b (measured in the
+// same go test invocation) and summarizes a/b.
+func ratioStat(runs Runs, a, b, unit string) (Stat, bool) {
+	va, vb := runs.Metrics[a][unit], runs.Metrics[b][unit]
+	n := min(len(va), len(vb))
+	if n == 0 {
+		return Stat{}, false
+	}
+	rs := make([]float64, n)
+	for i := range n {
+		rs[i] = va[i] / vb[i]
+	}
+	return stat(rs), true
+}
+
+// Console is the summary printed after a run.
+func (r Results) Console() string {
+	var b strings.Builder
+	for _, h := range r.Headlines {
+		fmt.Fprintf(&b, "%-36s %s\n", h.Key, h.cell())
+	}
+	return b.String()
+}
+
+func (h Headline) cell() string {
+	if h.Missing {
+		return "not measured (" + h.Benchmark + " did not run)"
+	}
+	s := fmt.Sprintf("%s (min %s, max %s)", num(h.Median), num(h.Min), num(h.Max))
+	if h.Target != "" {
+		verdict := "met"
+		if h.Met != nil && !*h.Met {
+			verdict = "NOT met"
+		}
+		s += fmt.Sprintf("  target %s: %s", h.Target, verdict)
+	}
+	return s
+}
+
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+}
+
+// Markdown is RESULTS.md.
+func (r Results) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmark results\n\nWritten by `make bench` on %s: %s, %s/%s, %s.\n",
+		r.Date, r.Machine["cpu"], r.Machine["goos"], r.Machine["goarch"], r.Go)
+	b.WriteString("Each figure is the median of the runs, with the min and max; ratios compare two measurements taken in the same run.\n\n")
+	b.WriteString("## Headline figures\n\n| figure | median | min | max | target |\n|---|---|---|---|---|\n")
+	for _, h := range r.Headlines {
+		if h.Missing {
+			fmt.Fprintf(&b, "| %s | not measured | | | %s |\n", h.What, h.Target)
+			continue
+		}
+		target := h.Target
+		if h.Met != nil {
+			target += map[bool]string{true: " (met)", false: " (**not met**)"}[*h.Met]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", h.What, num(h.Median), num(h.Min), num(h.Max), target)
+	}
+	b.WriteString("\n## Every benchmark\n\n| benchmark | metric | median | min | max | runs |\n|---|---|---|---|---|---|\n")
+	for _, name := range r.order {
+		units := r.Benchmarks[name]
+		for _, unit := range slices.Sorted(maps.Keys(units)) {
+			st := units[unit]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d |\n", name, unit, num(st.Median), num(st.Min), num(st.Max), st.Runs)
+		}
+	}
+	return b.String()
+}
