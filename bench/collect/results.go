@@ -118,6 +118,9 @@ var headlines = []struct {
 	{"suite_wall_seconds_all", "conformance suite wall time, with slow checks", "BenchmarkSuite/all", "suite_wall_seconds", "< 40 s", func(v float64) bool { return v < 40 }},
 	{"container_start_to_ready_ms", "emulator container start to /healthz 200", "BenchmarkStartToReady/container-emulator", "ms/ready", "< 1000 ms", func(v float64) bool { return v < 1000 }},
 	{"process_start_to_ready_ms", "emulator process start to /healthz 200", "BenchmarkStartToReady/process-emulator", "ms/ready", "< 100 ms", func(v float64) bool { return v < 100 }},
+	{"scheduler_bytes_per_pending", "heap per message waiting for its retry (record, first failed attempt, timer; body shared)", "BenchmarkScheduler", "bytes/pending", "< 1024", func(v float64) bool { return v < 1024 }},
+	{"scheduler_enqueue_seconds", "time to queue the pending messages (1,000,000 by default)", "BenchmarkScheduler", "enqueue_s", "", nil},
+	{"scheduler_fired_per_second", "due attempts fired per second when the clock jumps, closed loopback port", "BenchmarkScheduler", "fired/s", "", nil},
 	{"form_parse_ratio_to_url_parsequery", "form.Parse time over url.ParseQuery (lower is better)", "", "", "", nil},
 }
 
