@@ -41,7 +41,7 @@ func BenchmarkScheduler(b *testing.B) {
 	}
 	for b.Loop() {
 		clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-		eng, err := delivery.NewEngine(delivery.Config{Clock: clk, AckTimeout: time.Second, })
+		eng, err := delivery.NewEngine(delivery.Config{Clock: clk, AckTimeout: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}
