@@ -54,6 +54,7 @@ type Ready struct {
 
 	mu   sync.Mutex
 	addr string
+	seen int // ready lines consumed by earlier waits
 }
 
 // NewReady waits for a line matching line (whose first group is the bound
@@ -62,7 +63,9 @@ func NewReady(line *regexp.Regexp, path string, timeout time.Duration) *Ready {
 	return &Ready{line: line, path: path, timeout: timeout}
 }
 
-// Addr is the address the ready line named ("" before it was seen).
+// Addr is the address the latest ready line named ("" before one was
+// seen). A restarted container prints a new one, which its next wait
+// (testcontainers runs it on Start) reads.
 func (r *Ready) Addr() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -83,9 +86,6 @@ func (r *Ready) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) 
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.addr = addr
-	r.mu.Unlock()
 	return r.waitHTTP(ctx, target, "http://"+addr+r.path)
 }
 
@@ -93,8 +93,18 @@ func (r *Ready) waitLine(ctx context.Context, target wait.StrategyTarget) (strin
 	for {
 		out, err := readLogs(ctx, target)
 		if err == nil {
-			if m := r.line.FindSubmatch(out); m != nil {
-				return string(m[1]), nil
+			// The output of earlier runs stays in the logs: only a line
+			// beyond those already read means this run is up.
+			all := r.line.FindAllSubmatch(out, -1)
+			r.mu.Lock()
+			fresh := len(all) > r.seen
+			if fresh {
+				r.seen, r.addr = len(all), string(all[len(all)-1][1])
+			}
+			addr := r.addr
+			r.mu.Unlock()
+			if fresh {
+				return addr, nil
 			}
 		}
 		if err := pause(ctx, target, out, r.timeout); err != nil {

@@ -39,15 +39,15 @@ var readyLine = regexp.MustCompile(`ipnlab emulator ready addr=(\S+)`)
 // Container is a running emulator.
 type Container struct {
 	testcontainers.Container
-	addr  string
+	ready *containers.Ready
 	token string
 }
 
 // Addr is the HOST:PORT the emulator listens on (on the host's loopback).
-func (c *Container) Addr() string { return c.addr }
+func (c *Container) Addr() string { return c.ready.Addr() }
 
 // BaseURL is the emulator's base URL (control API under /api/v1/).
-func (c *Container) BaseURL() string { return "http://" + c.addr }
+func (c *Container) BaseURL() string { return "http://" + c.Addr() }
 
 // VerifyURL is where listeners post PayPal messages back.
 func (c *Container) VerifyURL() string { return c.BaseURL() + "/cgi-bin/webscr" }
@@ -169,7 +169,7 @@ func Run(ctx context.Context, img string, opts ...testcontainers.ContainerCustom
 	if err != nil {
 		return nil, fmt.Errorf("emulatorcontainer: %w", err)
 	}
-	c := &Container{Container: ctr, addr: ready.Addr(), token: s.token}
+	c := &Container{Container: ctr, ready: ready, token: s.token}
 	for _, f := range s.faults {
 		if err := c.Client().SetFault(ctx, "", f); err != nil {
 			return nil, errors.Join(fmt.Errorf("emulatorcontainer: fault %s: %w", f.Kind, err), testcontainers.TerminateContainer(ctr))

@@ -37,15 +37,15 @@ var readyLine = regexp.MustCompile(`ipnlab listener ready addr=(\S+)`)
 // Container is a running reference (or mutant) listener.
 type Container struct {
 	testcontainers.Container
-	addr string
+	ready *containers.Ready
 }
 
 // Addr is the HOST:PORT the listener listens on (on the host's loopback).
-func (c *Container) Addr() string { return c.addr }
+func (c *Container) Addr() string { return c.ready.Addr() }
 
 // BaseURL is the listener's base URL; its probe API is under /probe/v1/
 // (the conformance suite's --probe takes this URL).
-func (c *Container) BaseURL() string { return "http://" + c.addr }
+func (c *Container) BaseURL() string { return "http://" + c.Addr() }
 
 // PayPalURL is the listener's PayPal IPN endpoint.
 func (c *Container) PayPalURL() string { return c.BaseURL() + "/ipn/paypal" }
@@ -169,5 +169,5 @@ func Run(ctx context.Context, img string, opts ...testcontainers.ContainerCustom
 	if err != nil {
 		return nil, fmt.Errorf("listenercontainer: %w", err)
 	}
-	return &Container{Container: ctr, addr: ready.Addr()}, nil
+	return &Container{Container: ctr, ready: ready}, nil
 }
