@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -74,7 +75,9 @@ func (a *Attempt) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*a = Attempt(in.plain)
-	a.Duration = time.Duration(in.DurationMS * float64(time.Millisecond))
+	// Written to the microsecond: round, or 8.206 ms reads back as
+	// 8205.999 µs and is written again as 8.205 (a restart changed it).
+	a.Duration = time.Duration(math.Round(in.DurationMS*1000)) * time.Microsecond
 	return nil
 }
 
