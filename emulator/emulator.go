@@ -79,6 +79,19 @@ type Config struct {
 	// APIToken, if set, is required (Authorization: Bearer) on the control
 	// API; never logged.
 	APIToken string
+	// Observer hears of every change in-process (see Observer).
+	Observer Observer
+}
+
+// Observer hears, synchronously and before the event journal, of every
+// delivery change, postback and PayDo lookup: for tools that account for
+// every message (ipnlab load) without decoding the journal's JSON, which
+// may drop events under load. Any function may be nil; those set must be
+// quick and safe for concurrent use.
+type Observer struct {
+	Delivery func(delivery.Event)
+	Postback func(paypal.PostbackRecord)
+	Lookup   func(paydo.Lookup)
 }
 
 // Emulator is a running fake PayPal with its control API.
@@ -257,6 +270,9 @@ func (e *Emulator) WaitIdle() {
 }
 
 func (e *Emulator) onDelivery(ev delivery.Event) {
+	if f := e.cfg.Observer.Delivery; f != nil {
+		f(ev)
+	}
 	typ := events.MessageQueued
 	var data any = Summarize(ev.Message)
 	switch ev.Type {
@@ -292,6 +308,9 @@ func (e *Emulator) onEvict(ids []string) {
 }
 
 func (e *Emulator) onPostback(p paypal.PostbackRecord) {
+	if f := e.cfg.Observer.Postback; f != nil {
+		f(p)
+	}
 	e.log.Debug("postback", "message", p.MessageID, "verdict", p.Verdict.Summary(), "fault", p.Fault)
 	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
 }

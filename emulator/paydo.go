@@ -62,10 +62,7 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 		for range n {
 			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor})
 			if err != nil {
-				if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paydo.ErrBadSource) {
-					return fmt.Errorf("%w: %w", errBadRequest, err)
-				}
-				return err
+				return payDoSendError(err)
 			}
 			ids = append(ids, rec.ID)
 		}
@@ -95,6 +92,33 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 		views = append(views, v)
 	}
 	return views, nil
+}
+
+// DispatchPayDo creates one PayDo notification (no copies, no follow-up
+// statuses) and hands it to delivery without waiting for the first attempt
+// or building its view, for tools that send many (ipnlab load). It returns
+// the message id.
+func (e *Emulator) DispatchPayDo(req PayDoRequest) (string, error) {
+	if req.Copies > 1 || len(req.Then) > 0 {
+		return "", badRequest("dispatch sends one message: copies and then do not apply")
+	}
+	msgs, _, err := e.buildPayDo(req)
+	if err != nil {
+		return "", err
+	}
+	rec, err := e.paydo.Send(paydo.Notification{Message: msgs[0], URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor})
+	if err != nil {
+		return "", payDoSendError(err)
+	}
+	return rec.ID, nil
+}
+
+// payDoSendError marks the caller's mistakes as bad requests.
+func payDoSendError(err error) error {
+	if errors.Is(err, paydo.ErrNoTarget) || errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paydo.ErrBadSource) {
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	return err
 }
 
 // buildPayDo makes every message of a request before any is sent.
@@ -228,5 +252,8 @@ func (e *Emulator) listPayDoTransactions(w http.ResponseWriter, r *http.Request)
 }
 
 func (e *Emulator) onLookup(l paydo.Lookup) {
+	if f := e.cfg.Observer.Lookup; f != nil {
+		f(l)
+	}
 	e.bus.Publish(events.PayDoLookup, l.Time, paydo.Provider, "", l)
 }

@@ -135,12 +135,12 @@ type MessageView struct {
 
 // SendPayPal creates and delivers a PayPal notification.
 func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
+	if req.Copies < 0 || req.Copies > 1000 {
+		return MessageView{}, badRequest("copies %d: want 1 to 1000", req.Copies)
+	}
 	body, kind, seed, err := e.buildPayPal(req)
 	if err != nil {
 		return MessageView{}, err
-	}
-	if req.Copies < 0 || req.Copies > 1000 {
-		return MessageView{}, badRequest("copies %d: want 1 to 1000", req.Copies)
 	}
 	m, err := e.send(body, kind, seed, req.NotifyURL)
 	if err != nil {
@@ -169,6 +169,25 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	view, _ := e.View(m.ID)
 	view.Copies = copies
 	return view, nil
+}
+
+// Dispatch creates one PayPal notification and hands it to delivery
+// without waiting for the first attempt or building its view, for tools
+// that send many (ipnlab load). Copies and faults do not apply. It returns
+// the message id.
+func (e *Emulator) Dispatch(req SendRequest) (string, error) {
+	if req.Copies > 1 || req.Fault != nil {
+		return "", badRequest("dispatch sends one message: copies and fault do not apply")
+	}
+	body, kind, seed, err := e.buildPayPal(req)
+	if err != nil {
+		return "", err
+	}
+	m, err := e.send(body, kind, seed, req.NotifyURL)
+	if err != nil {
+		return "", err
+	}
+	return m.ID, nil
 }
 
 // send hands exact bytes to the fake PayPal. It does not wait, so clock

@@ -1,7 +1,9 @@
 package main_test
 
 import (
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -304,5 +306,87 @@ var _ = Describe("ipnlab conform and run", func() {
 		bad := run("run", "no-such-scenario", "--listener", ok.URL)
 		Expect(bad).To(gexec.Exit(2))
 		Expect(bad.Err).To(gbytes.Say(`no bundled scenario "no-such-scenario"`))
+	})
+})
+
+var _ = Describe("ipnlab load", func() {
+	// freeAddr returns a loopback address nothing listens on (for the
+	// load's emulator, which the listener must know before it starts).
+	freeAddr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+
+	It("drives the reference listener and reports every message acked and VERIFIED", func() {
+		emuAddr := freeAddr()
+		lst, err := gexec.Start(exec.Command(binary, "listen", "--addr", "127.0.0.1:0", "--db", filepath.Join(GinkgoT().TempDir(), "l.db"),
+			"--verify-url", "http://"+emuAddr+"/cgi-bin/webscr", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			lst.Signal(syscall.SIGTERM)
+			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+
+		s := run("load", "--to", "http://"+addr+"/ipn/paypal", "--emulator-addr", emuAddr, "--count", "300", "--concurrency", "8", "--kind", "web_accept,cart")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Err).To(gbytes.Say(`emulator at http://` + regexp.QuoteMeta(emuAddr) + `: postbacks to`))
+		Expect(s.Err).To(gbytes.Say(`(?m)^done +[0-9.]+s  sent 300 `))
+		Expect(s.Out).To(gbytes.Say(`answers +200: 300 \(100\.0%\)`))
+		Expect(s.Out).To(gbytes.Say(`ack latency +p50 \S+  p90 \S+  p99 \S+  p99\.9 \S+  max \S+  \(300\)`))
+		Expect(s.Out).To(gbytes.Say(`acked +300 of 300 messages \(100\.0%\), 300 on the first attempt`))
+		Expect(s.Out).To(gbytes.Say(`postbacks +VERIFIED 300, INVALID 0, acked and never posted back 0`))
+	})
+
+	It("reports a listener answering 500 half the time as such, in JSON too", func() {
+		var n atomic.Int64
+		flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1)%2 == 0 {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}))
+		DeferCleanup(flaky.Close)
+		s := run("load", "--to", flaky.URL, "--emulator-addr", "127.0.0.1:0", "--count", "40", "--concurrency", "4",
+			"--no-retries", "--settle", "10ms", "--quiet", "--json")
+		Expect(s).To(gexec.Exit(0))
+		var rep struct {
+			Sent    int            `json:"sent"`
+			Answers map[string]int `json:"answers"`
+			Acked   int            `json:"acked"`
+			Waiting int            `json:"waiting"`
+			Verify  struct {
+				None int `json:"none"`
+			} `json:"verification"`
+		}
+		Expect(json.Unmarshal(s.Out.Contents(), &rep)).To(Succeed())
+		Expect(rep.Sent).To(Equal(40))
+		Expect(rep.Answers).To(Equal(map[string]int{"200": 20, "500": 20}))
+		Expect(rep.Acked).To(Equal(20))
+		Expect(rep.Waiting).To(Equal(20))
+		Expect(rep.Verify.None).To(Equal(20))
+	})
+
+	It("exits 2 with a precise message on bad flags and an unreachable listener", func() {
+		s := run("load")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`a target URL is required`))
+		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--rate", "5", "--concurrency", "2")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--rate and --concurrency: give one`))
+		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--provider", "stripe")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`provider "stripe": want paypal or paydo`))
+		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--kind", "nope")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`paypal kind "nope": want one of`))
+		s = run("load", "--to", "http://"+freeAddr()+"/ipn", "--emulator-addr", "127.0.0.1:0", "--count", "1")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`does not accept connections: .*connection refused \(use --backlog to simulate an outage\)`))
+		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--duration", "soon")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`invalid argument "soon" for "--duration"`))
 	})
 })

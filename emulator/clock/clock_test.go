@@ -45,6 +45,23 @@ var _ = Describe("Manual", func() {
 		Expect(m.Pending()).To(Equal(1))
 	})
 
+	It("tells where the next callback waits, and nothing once none does", func() {
+		_, ok := m.Next()
+		Expect(ok).To(BeFalse())
+		late := m.At(t0.Add(time.Hour), record("late"))
+		m.At(t0.Add(10*time.Second), record("a"))
+		next, ok := m.Next()
+		Expect(ok).To(BeTrue())
+		Expect(next).To(Equal(t0.Add(10 * time.Second)))
+		Expect(m.Advance(next.Sub(m.Now()))).To(Succeed())
+		Expect(log).To(Equal([]string{"a@10s"}))
+		next, _ = m.Next()
+		Expect(next).To(Equal(t0.Add(time.Hour)))
+		late.Stop()
+		_, ok = m.Next()
+		Expect(ok).To(BeFalse())
+	})
+
 	It("runs work scheduled by a callback inside the same window (a retry chain)", func() {
 		var step func(n int) func()
 		step = func(n int) func() {

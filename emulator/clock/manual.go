@@ -60,6 +60,17 @@ func (m *Manual) Pending() int {
 	return len(m.queue)
 }
 
+// Next returns the time of the earliest callback waiting, if any: where
+// Advance has to go for something to happen.
+func (m *Manual) Next() (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.queue) == 0 {
+		return time.Time{}, false
+	}
+	return m.queue[0].when, true
+}
+
 // Advance implements Controller.
 func (m *Manual) Advance(d time.Duration) error {
 	if d < 0 {

@@ -432,6 +432,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 
 var errShutdown = errors.New("emulator shutting down")
 
+// OutageError is the error of an attempt made during a simulated outage
+// (SetOutage): it never reached the listener.
+const OutageError = "listener down (simulated outage)"
+
 // queueLocked adds an attempt of ent at clock time at to its queue; the
 // caller journals the entry, then arms the attempt.
 func (e *Engine) queueLocked(ent *entry, trig Trigger, url string, at time.Time) *pending {
@@ -503,7 +507,7 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	e.mu.Unlock()
 
 	if down {
-		a.Error = "listener down (simulated outage)"
+		a.Error = OutageError
 	} else {
 		e.post(ctx, client, &a, url, header, body, ack)
 	}
