@@ -14,8 +14,12 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/store"
+	"github.com/ipnlab/ipnlab/listener/store/sqlite"
+	"github.com/ipnlab/ipnlab/load"
 )
 
 // BenchmarkEndToEnd measures IPNs per second through the whole path:
@@ -150,4 +154,157 @@ func parallel(n, c int, f func()) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkLatency measures, at half the maximum end-to-end rate measured
+// first in the same run (concurrency 64), how long an IPN takes from its
+// creation to VERIFIED (the listener's postback answered) and to credited
+// (its ledger entry committed and synced).
+func BenchmarkLatency(b *testing.B) {
+	for b.Loop() {
+		peak := measureEndToEnd(b, 3000, 64)
+		rate := peak / 2
+		verified, credited := measureLatency(b, rate, 3*time.Second)
+		b.ReportMetric(peak, "max_ipn/s")
+		b.ReportMetric(rate, "rate_ipn/s")
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		for _, m := range []struct {
+			name string
+			p    load.Percentiles
+		}{{"verified", verified}, {"credited", credited}} {
+			b.ReportMetric(ms(m.p.P50), m.name+"_p50_ms")
+			b.ReportMetric(ms(m.p.P99), m.name+"_p99_ms")
+			b.ReportMetric(ms(m.p.P999), m.name+"_p99.9_ms")
+		}
+	}
+}
+
+// measureLatency sends web_accept IPNs at rate for d (wall time) and
+// returns the creation-to-VERIFIED and creation-to-credited latencies.
+func measureLatency(b *testing.B, rate float64, d time.Duration) (verified, credited load.Percentiles) {
+	var mu sync.Mutex
+	created := map[string]time.Time{}    // txn id -> created
+	verifiedAt := map[string]time.Time{} // txn id -> first VERIFIED
+	txnOf := map[string]string{}         // message id -> txn id
+	emu, err := emulator.New(emulator.Config{Seed: 1, Logger: quiet(), Observer: emulator.Observer{
+		Delivery: func(ev delivery.Event) {
+			if ev.Type == delivery.EventQueued {
+				now := time.Now()
+				mu.Lock()
+				created[ev.Message.TxnID], txnOf[ev.Message.ID] = now, ev.Message.TxnID
+				mu.Unlock()
+			}
+		},
+		Postback: func(p paypal.PostbackRecord) {
+			now := time.Now()
+			mu.Lock()
+			if txn, ok := txnOf[p.MessageID]; ok && p.Verdict.Result == paypal.Verified {
+				if _, seen := verifiedAt[txn]; !seen {
+					verifiedAt[txn] = now
+				}
+			}
+			mu.Unlock()
+		},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emu.Close()
+	api := httptest.NewServer(emu)
+	defer api.Close()
+	cfg := baseConfig(api.URL+"/cgi-bin/webscr", filepath.Join(b.TempDir(), "latency.db"))
+	cfg.Workers = 64
+	db, err := sqlite.Open(cfg.DB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &timedStore{Store: db, credited: map[string]time.Time{}}
+	l, err := listener.NewWithStore(cfg, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	lsrv := httptest.NewServer(l.Handler())
+	defer lsrv.Close()
+
+	// Sends are paced on the wall clock (a benchmark, not a spec), each on
+	// its own goroutine so a slow send does not delay the next.
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		if due.Sub(start) >= d {
+			break
+		}
+		time.Sleep(time.Until(due))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := emu.Dispatch(emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL + "/ipn/paypal", Params: emulator.Params{PayerEmail: customerEmail}}); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	unacked := func(m *delivery.Message) bool { return m.AckedAt == nil }
+	for len(emu.Engine().List(unacked)) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := l.WaitIdle(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var toVerified, toCredited []time.Duration
+	for txn, c := range created {
+		v, ok1 := verifiedAt[txn]
+		k, ok2 := st.credited[txn]
+		if !ok1 || !ok2 {
+			b.Fatalf("txn %s: verified %v, credited %v", txn, ok1, ok2)
+		}
+		toVerified = append(toVerified, v.Sub(c))
+		toCredited = append(toCredited, k.Sub(c))
+	}
+	return load.PercentilesOf(toVerified), load.PercentilesOf(toCredited)
+}
+
+// timedStore notes when each transaction's first ledger entry committed.
+type timedStore struct {
+	store.Store
+	mu       sync.Mutex
+	credited map[string]time.Time
+}
+
+func (s *timedStore) Tx(ctx context.Context, f func(store.Tx) error) error {
+	var txns []string
+	err := s.Store.Tx(ctx, func(tx store.Tx) error { return f(entryNotingTx{Tx: tx, txns: &txns}) })
+	if err == nil && len(txns) > 0 {
+		now := time.Now()
+		s.mu.Lock()
+		for _, t := range txns {
+			if _, ok := s.credited[t]; !ok {
+				s.credited[t] = now
+			}
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+type entryNotingTx struct {
+	store.Tx
+	txns *[]string
+}
+
+func (t entryNotingTx) AddEntry(e store.Entry) (bool, error) {
+	added, err := t.Tx.AddEntry(e)
+	if added && err == nil {
+		*t.txns = append(*t.txns, e.TxnID)
+	}
+	return added, err
 }

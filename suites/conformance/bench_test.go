@@ -44,6 +44,7 @@ func BenchmarkSuite(b *testing.B) {
 					b.Fatalf("reference listener not conformant: %v %+v", err, rep.Summary)
 				}
 				b.ReportMetric(rep.Seconds, "suite_wall_seconds")
+				b.ReportMetric(rep.SimulatedSeconds, "simulated_s")
 				b.ReportMetric(float64(rep.Summary.Passed), "checks")
 			}
 		})
