@@ -247,7 +247,7 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 			ID: s.ID, Provider: s.Provider, Kind: s.Kind, TxnID: s.TxnID, URL: s.URL,
 			Created: e.cfg.Clock.Now(), Status: Queued,
 		},
-		body: s.Body, resendBody: s.ResendBody, header: s.Header.Clone(),
+		body: s.Body, resendBody: s.ResendBody, header: s.Header,
 		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client, route: s.Route,
 	}
 	if ent.client == nil {
@@ -602,6 +602,9 @@ func (e *Engine) evicted(ents []*entry) {
 func (e *Engine) finishLocked(ent *entry, a Attempt, end time.Time) *pending {
 	if i := slices.IndexFunc(ent.running, func(r Attempt) bool { return r.Number == a.Number }); i >= 0 {
 		ent.running = slices.Delete(ent.running, i, i+1)
+	}
+	if len(ent.running) == 0 {
+		ent.running = nil // a million waiting messages would each keep an empty array
 	}
 	var next *pending
 	if a.Acked {

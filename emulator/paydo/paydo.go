@@ -5,7 +5,6 @@
 package paydo
 
 import (
-	"cmp"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
@@ -94,6 +93,7 @@ type Service struct {
 	cfg     Config
 	client  *http.Client
 	sources map[string]*http.Client // per-message source addresses
+	header  http.Header             // shared by deliveries without their own X-Forwarded-For
 
 	mu       sync.Mutex
 	projects map[string]string // project -> checkout IPN URL
@@ -115,7 +115,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("paydo %w", err)
 		}
 	}
-	s := &Service{cfg: cfg, sources: map[string]*http.Client{}, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
+	s := &Service{cfg: cfg, header: deliveryHeader(cfg.ForwardedFor), sources: map[string]*http.Client{}, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
 	if cfg.SourceAddr != "" || cfg.TLS != nil {
 		var local net.Addr
 		if cfg.SourceAddr != "" {
@@ -232,9 +232,9 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	id := newID()
 	key := n.Message.TransactionID()
 	s.update(id, n.Message)
-	header := http.Header{"Content-Type": {"application/json"}, "User-Agent": {UserAgent}}
-	if xff := cmp.Or(n.ForwardedFor, s.cfg.ForwardedFor); xff != "" {
-		header.Set("X-Forwarded-For", xff)
+	header := s.header
+	if n.ForwardedFor != "" {
+		header = deliveryHeader(n.ForwardedFor)
 	}
 	return s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,
@@ -399,6 +399,17 @@ func (s *Service) LookupHandler() http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(orderedjson.Object{{Key: "status", Value: json.Number("1")}, {Key: "data", Value: data}})
 	})
+}
+
+// deliveryHeader is the header of deliveries with X-Forwarded-For xff
+// (none if empty). The engine keeps headers as given: one is shared by
+// every message sent with it.
+func deliveryHeader(xff string) http.Header {
+	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {UserAgent}}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
+	}
+	return h
 }
 
 func newID() string {

@@ -190,10 +190,7 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 	rec, err := s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: m.Kind, TxnID: m.TxnID, URL: target,
 		Body: m.Body, ResendBody: m.ResendBody,
-		Header: http.Header{
-			"Content-Type": {"application/x-www-form-urlencoded"},
-			"User-Agent":   {UserAgent},
-		},
+		Header:   deliveryHeader,
 		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold,
 	})
 	if err != nil {
@@ -202,6 +199,13 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	return m, rec, nil
+}
+
+// deliveryHeader is every delivery's header, shared (the engine keeps it
+// as given and nothing changes it).
+var deliveryHeader = http.Header{
+	"Content-Type": {"application/x-www-form-urlencoded"},
+	"User-Agent":   {UserAgent},
 }
 
 // Resend sends message id again by hand, with resend=true. url overrides
