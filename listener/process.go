@@ -18,10 +18,14 @@ import (
 
 // process handles one inbox item; it asks to be retried after wait when a
 // step that can succeed later (the verifier, a lookup, the store) failed.
-func (l *Listener) process(id int64) (retry bool, wait time.Duration) {
+func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 	ctx := context.Background()
-	it, err := l.store.Inbox(ctx, id)
-	if err != nil {
+	id := q.id
+	var it store.InboxItem
+	var err error
+	if q.item != nil {
+		it = *q.item
+	} else if it, err = l.store.Inbox(ctx, id); err != nil {
 		l.log.Error("inbox item unreadable", "id", id, "error", err)
 		return false, 0
 	}

@@ -37,10 +37,17 @@ type Event struct {
 // Bus keeps the latest events in a ring and wakes waiters.
 type Bus struct {
 	mu     sync.Mutex
-	ring   []Event
+	ring   []slot
 	start  int    // index of the oldest event in ring
 	next   uint64 // seq of the next event
 	notify chan struct{}
+}
+
+// slot is a kept event whose data is marshalled when first read: under
+// load most events are never read, and JSON was a twentieth of the CPU.
+type slot struct {
+	ev   Event
+	data any // until marshalled into ev.Data
 }
 
 // DefaultCapacity is how many events a Bus keeps by default.
@@ -51,29 +58,41 @@ func NewBus(capacity int) *Bus {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
-	return &Bus{ring: make([]Event, 0, capacity), next: 1, notify: make(chan struct{})}
+	return &Bus{ring: make([]slot, 0, capacity), next: 1, notify: make(chan struct{})}
 }
 
-// Publish stamps e with the next sequence number, keeps it and wakes
-// waiters. data is marshalled to JSON.
-func (b *Bus) Publish(typ string, at time.Time, provider, messageID string, data any) Event {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		raw, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
-	}
+// Publish stamps an event with the next sequence number, keeps it and
+// wakes waiters, returning its sequence number. data is marshalled to
+// JSON when the event is first read, so it must not change once published
+// (publishers hand over values and snapshots).
+func (b *Bus) Publish(typ string, at time.Time, provider, messageID string, data any) uint64 {
 	b.mu.Lock()
-	e := Event{Seq: b.next, Type: typ, Time: at, Provider: provider, MessageID: messageID, Data: raw}
+	sl := slot{ev: Event{Seq: b.next, Type: typ, Time: at, Provider: provider, MessageID: messageID}, data: data}
 	b.next++
 	if len(b.ring) < cap(b.ring) {
-		b.ring = append(b.ring, e)
+		b.ring = append(b.ring, sl)
 	} else {
-		b.ring[b.start] = e
+		b.ring[b.start] = sl
 		b.start = (b.start + 1) % len(b.ring)
 	}
 	close(b.notify)
 	b.notify = make(chan struct{})
 	b.mu.Unlock()
-	return e
+	return sl.ev.Seq
+}
+
+// eventLocked returns the event in ring slot i, marshalling its data the
+// first time.
+func (b *Bus) eventLocked(i int) Event {
+	sl := &b.ring[i]
+	if sl.data != nil {
+		raw, err := json.Marshal(sl.data)
+		if err != nil {
+			raw, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+		}
+		sl.ev.Data, sl.data = raw, nil
+	}
+	return sl.ev
 }
 
 // Last returns the sequence number of the newest event (0 if none).
@@ -96,7 +115,7 @@ func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
 	if n == 0 {
 		return nil, false
 	}
-	oldest := b.ring[b.start].Seq
+	oldest := b.ring[b.start].ev.Seq
 	missed := seq+1 < oldest
 	from := 0
 	if seq >= oldest {
@@ -104,7 +123,7 @@ func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
 	}
 	var out []Event
 	for i := from; i < n && (limit <= 0 || len(out) < limit); i++ {
-		out = append(out, b.ring[(b.start+i)%n])
+		out = append(out, b.eventLocked((b.start+i)%n))
 	}
 	return out, missed
 }
