@@ -191,25 +191,36 @@ type Token struct {
 func Tokens(body []byte) []Token {
 	s := string(body)
 	toks := make([]Token, 0, strings.Count(s, "&")+1)
-	off := 0
-	for off <= len(s) {
-		end := strings.IndexByte(s[off:], '&')
-		if end < 0 {
-			end = len(s)
-		} else {
-			end += off
-		}
-		seg := s[off:end]
-		if seg != "" {
-			t := Token{Offset: off, Name: seg}
-			if eq := strings.IndexByte(seg, '='); eq >= 0 {
-				t.Name, t.Value, t.HasEqual = seg[:eq], seg[eq+1:], true
-			}
-			toks = append(toks, t)
-		}
-		off = end + 1
+	for t := range tokens(s) {
+		toks = append(toks, t)
 	}
 	return toks
+}
+
+// tokens yields the raw segments of s in order, without a slice (Parse
+// needs them once each).
+func tokens(s string) func(yield func(Token) bool) {
+	return func(yield func(Token) bool) {
+		off := 0
+		for off <= len(s) {
+			end := strings.IndexByte(s[off:], '&')
+			if end < 0 {
+				end = len(s)
+			} else {
+				end += off
+			}
+			if seg := s[off:end]; seg != "" {
+				t := Token{Offset: off, Name: seg}
+				if eq := strings.IndexByte(seg, '='); eq >= 0 {
+					t.Name, t.Value, t.HasEqual = seg[:eq], seg[eq+1:], true
+				}
+				if !yield(t) {
+					return
+				}
+			}
+			off = end + 1
+		}
+	}
 }
 
 // Parse decodes a body into its ordered fields. A segment without '='
@@ -222,9 +233,9 @@ func Parse(body []byte) (Form, error) {
 		}
 		return nil, &SyntaxError{Offset: at, Msg: fmt.Sprintf("more than %d fields (%d): not an IPN", MaxFields, n)}
 	}
-	toks := Tokens(body)
-	f := make(Form, 0, len(toks))
-	for _, t := range toks {
+	raw := string(body)
+	f := make(Form, 0, strings.Count(raw, "&")+1)
+	for t := range tokens(raw) {
 		fd, err := t.Decode()
 		if err != nil {
 			return nil, err

@@ -102,16 +102,23 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 
 	// The payload: every field but cmd, body first, then the query string.
 	var payload decoded
-	for i := range body.toks {
-		if inQuery || i != cmdIdx {
-			payload.toks = append(payload.toks, body.toks[i])
-			payload.fields = append(payload.fields, body.fields[i])
+	if !inQuery && cmdIdx == 0 && len(query.toks) == 0 {
+		// The usual postback: the rest of the body is the payload as is.
+		payload = decoded{toks: body.toks[1:], fields: body.fields[1:]}
+	} else {
+		n := len(body.toks) + len(query.toks)
+		payload = decoded{toks: make([]form.Token, 0, n), fields: make(form.Form, 0, n)}
+		for i := range body.toks {
+			if inQuery || i != cmdIdx {
+				payload.toks = append(payload.toks, body.toks[i])
+				payload.fields = append(payload.fields, body.fields[i])
+			}
 		}
-	}
-	for i := range query.toks {
-		if !inQuery || i != cmdIdx {
-			payload.toks = append(payload.toks, query.toks[i])
-			payload.fields = append(payload.fields, query.fields[i])
+		for i := range query.toks {
+			if !inQuery || i != cmdIdx {
+				payload.toks = append(payload.toks, query.toks[i])
+				payload.fields = append(payload.fields, query.fields[i])
+			}
 		}
 	}
 	cands := find(payload.fields.Value("verify_sign"), payload.fields.Value("txn_id"), payload.fields.Value("ipn_track_id"))
