@@ -251,7 +251,8 @@ func (c *Config) normalize() error {
 // back to /cgi-bin/webscr and looks PayDo transactions up under /paydo/.
 func (r *Runner) Handler() http.Handler { return r.emu }
 
-// Emulator is the emulator the messages come from.
+// Emulator is the emulator the messages come from, e.g. to set a verifier
+// fault for the run.
 func (r *Runner) Emulator() *emulator.Emulator { return r.emu }
 
 // Close stops the emulator; deliveries in flight are cut short.
@@ -435,7 +436,7 @@ func (r *Runner) settle(ctx context.Context) error {
 	}
 }
 
-// dispatch creates and sends message number n (counted by the accounts).
+// dispatch creates and sends the next message, of the next kind in turn.
 func (r *Runner) dispatch() (string, error) {
 	kind := r.cfg.Kinds[r.acct.nextKind()%len(r.cfg.Kinds)]
 	var id string
