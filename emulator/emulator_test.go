@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
 )
@@ -324,5 +326,58 @@ var _ = Describe("HTTPS listeners", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(v.Status).To(Equal("Retrying"))
 		Expect(v.Attempts[0].Error).To(ContainSubstring("certificate"))
+	})
+})
+
+var _ = Describe("Dispatch", func() {
+	It("sends one message without waiting for it, and refuses what only the API's send does", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		id, err := l.emu.Dispatch(emulator.SendRequest{Kind: "web_accept", NotifyURL: l.lsrv.URL})
+		Expect(err).NotTo(HaveOccurred())
+		l.emu.WaitIdle()
+		rec, ok := l.emu.Engine().Get(id)
+		Expect(ok).To(BeTrue())
+		Expect(rec.Kind).To(Equal("web_accept"))
+		Expect(rec.AckedAt).NotTo(BeNil())
+		Expect(l.listener.received()).To(HaveLen(1))
+
+		_, err = l.emu.Dispatch(emulator.SendRequest{Kind: "web_accept", NotifyURL: l.lsrv.URL, Copies: 2})
+		Expect(err).To(MatchError(ContainSubstring("dispatch sends one message: copies and fault do not apply")))
+		_, err = l.emu.Dispatch(emulator.SendRequest{Kind: "nope", NotifyURL: l.lsrv.URL})
+		Expect(err).To(MatchError(ContainSubstring(`unknown kind "nope"`)))
+
+		pid, err := l.emu.DispatchPayDo(emulator.PayDoRequest{Kind: "checkout", NotifyURL: l.lsrv.URL})
+		Expect(err).NotTo(HaveOccurred())
+		l.emu.WaitIdle()
+		prec, ok := l.emu.Engine().Get(pid)
+		Expect(ok).To(BeTrue())
+		Expect(prec.Provider).To(Equal("paydo"))
+		_, err = l.emu.DispatchPayDo(emulator.PayDoRequest{Kind: "checkout", NotifyURL: l.lsrv.URL, Then: []int{2}})
+		Expect(err).To(MatchError(ContainSubstring("copies and then do not apply")))
+		_, err = l.emu.DispatchPayDo(emulator.PayDoRequest{Kind: "checkout"})
+		Expect(err).To(HaveOccurred())
+	})
+
+	It("tells an Observer of every delivery change and postback, in-process", func() {
+		var mu sync.Mutex
+		var seen []string
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 1, Observer: emulator.Observer{
+			Delivery: func(ev delivery.Event) { mu.Lock(); seen = append(seen, string(ev.Type)); mu.Unlock() },
+			Postback: func(p paypal.PostbackRecord) { mu.Lock(); seen = append(seen, string(p.Verdict.Result)); mu.Unlock() },
+		}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(emu.Close)
+		api := httptest.NewServer(emu)
+		DeferCleanup(api.Close)
+		lst := &testListener{status: 200, verifyURL: api.URL + "/cgi-bin/webscr"}
+		lsrv := httptest.NewServer(lst)
+		DeferCleanup(lsrv.Close)
+		_, err = emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL})
+		Expect(err).NotTo(HaveOccurred())
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(seen).To(ContainElements("queued", "attempt", "VERIFIED"))
+		Expect(seen[0]).To(Equal("queued"))
 	})
 })
