@@ -98,16 +98,7 @@ func measureEndToEnd(b *testing.B, n, c int) float64 {
 	}
 	cfg := baseConfig("http://"+emuLn.Addr().String()+"/cgi-bin/webscr", filepath.Join(b.TempDir(), "bench.db"))
 	cfg.Workers = c
-	l, err := listener.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	lsrv := httptest.NewServer(l.Handler())
-	defer lsrv.Close()
+	l, lsrv := startListener(b, cfg, nil)
 	run, err := load.New(load.Config{Target: lsrv.URL + "/ipn/paypal", Count: n, Concurrency: c, PayerEmail: customerEmail, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -139,6 +130,28 @@ func measureEndToEnd(b *testing.B, n, c int) float64 {
 		b.Fatalf("%d of %d notifications applied", len(lines), n)
 	}
 	return float64(n) / elapsed.Seconds()
+}
+
+// startListener starts a reference listener (on st, or on cfg.DB when st
+// is nil) and serves it; both stop when the benchmark ends.
+func startListener(b *testing.B, cfg listener.Config, st store.Store) (*listener.Listener, *httptest.Server) {
+	var l *listener.Listener
+	var err error
+	if st != nil {
+		l, err = listener.NewWithStore(cfg, st)
+	} else {
+		l, err = listener.New(cfg)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	if err := l.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(l.Handler())
+	b.Cleanup(srv.Close)
+	return l, srv
 }
 
 // parallel runs f n times on c goroutines.
@@ -224,16 +237,7 @@ func measureLatency(b *testing.B, rate float64, d time.Duration) (verified, cred
 		b.Fatal(err)
 	}
 	st := &timedStore{Store: db, credited: map[string]time.Time{}}
-	l, err := listener.NewWithStore(cfg, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	lsrv := httptest.NewServer(l.Handler())
-	defer lsrv.Close()
+	l, lsrv := startListener(b, cfg, st)
 
 	// Sends are paced on the wall clock (a benchmark, not a spec), each on
 	// its own goroutine so a slow send does not delay the next.

@@ -168,9 +168,6 @@ func (a *accounts) report(cfg Config, clockNow time.Time) Report {
 		WallSeconds:      time.Since(a.realStart).Seconds(),
 		SimulatedSeconds: clockNow.Sub(a.clockStart).Seconds(),
 	}
-	if cfg.Rate > 0 {
-		r.Concurrency = 0
-	}
 	r.Steady.Messages, r.Steady.Seconds, r.Steady.HeldBack = a.steadyN, a.steadyWall.Seconds(), a.held
 	if a.steadyWall > 0 {
 		r.Steady.AchievedRate = float64(a.steadyN) / a.steadyWall.Seconds()

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/load"
 )
@@ -66,8 +66,8 @@ the run could not start or was interrupted (the report so far is printed).`,
 			srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go func() { _ = srv.Serve(ln) }()
 			defer srv.Close()
-			if err := reachable(cfg.Target); err != nil {
-				return usageError{err}
+			if err := delivery.Reachable(cmd.Context(), cfg.Target); err != nil {
+				return usageError{fmt.Errorf("the listener at %s does not accept connections: %w (use --backlog to simulate an outage)", cfg.Target, err)}
 			}
 			base := "http://" + ln.Addr().String()
 			fmt.Fprintf(stderr, "ipnlab load: sending %s messages to %s\n", cfg.Provider, cfg.Target)
@@ -116,25 +116,6 @@ the run could not start or was interrupted (the report so far is printed).`,
 	f.BoolVar(&quiet, "quiet", false, "no progress line")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return c
-}
-
-// reachable checks that something accepts connections at the target, so a
-// typo is an error rather than a report of refused deliveries.
-func reachable(target string) error {
-	u, _ := url.Parse(target) // load.New checked it
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
-	conn, err := net.DialTimeout("tcp", host, 3*time.Second)
-	if err != nil {
-		return fmt.Errorf("the listener at %s does not accept connections: %w (use --backlog to simulate an outage)", target, err)
-	}
-	return conn.Close()
 }
 
 // progressPrinter rewrites one line on a terminal, and prints a line per

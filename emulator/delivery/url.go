@@ -1,9 +1,12 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"time"
 )
 
 // ErrBadURL is wrapped when a delivery target is not an absolute http(s) URL.
@@ -27,4 +30,24 @@ func checkURL(raw string) error {
 		return fmt.Errorf("%w: %q: no host", ErrBadURL, raw)
 	}
 	return nil
+}
+
+// Reachable reports whether something accepts TCP connections where raw
+// points (its port, or the scheme's), within ctx and 5 s: a harness checks
+// its target before a run, so a typo is an error, not a report of failures.
+func Reachable(ctx context.Context, raw string) error {
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
@@ -84,20 +84,10 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 // reachable dials the listener's host: a refused connection is a harness
 // error, not a failed check.
 func reachable(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
+	if err := delivery.Reachable(ctx, raw); err != nil {
 		return fmt.Errorf("not reachable: %v", err)
 	}
-	return c.Close()
+	return nil
 }
 
 // VerifyURL is where the listener under test must post back.
