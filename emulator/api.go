@@ -78,6 +78,10 @@ func (e *Emulator) routes() http.Handler {
 		{"GET", "/api/v1/paydo/transactions", e.listPayDoTransactions},
 		{"GET", "/api/v1/fixtures/kinds", e.listKinds},
 		{"GET", "/api/v1/fixtures/lifecycles", e.listLifecycles},
+		{"GET", "/api/v1/fixtures/paypal/{kind}", e.previewPayPal},
+		{"GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo},
+		{"GET", "/api/v1/scenarios", e.listScenarios},
+		{"POST", "/api/v1/scenarios/{name}/run", e.runScenario},
 	} {
 		h := rt.h
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {

@@ -81,6 +81,9 @@ type Config struct {
 	APIToken string
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
+	// Scenarios, if set, runs catalog scenarios for the console and the
+	// API (POST /api/v1/scenarios/{name}/run).
+	Scenarios ScenarioRunner
 }
 
 // Observer hears, synchronously and before the event journal, of every
@@ -109,7 +112,8 @@ type Emulator struct {
 	seq   uint64            // messages generated, for sub-seeds
 	seeds map[string]uint64 // message id -> fixture seed
 
-	restored Restored
+	restored  Restored
+	scenarios scenarioGate
 }
 
 // New builds an emulator from cfg, checking every setting.
@@ -222,6 +226,14 @@ func (e *Emulator) Engine() *delivery.Engine { return e.engine }
 
 // Events returns the event journal.
 func (e *Emulator) Events() *events.Bus { return e.bus }
+
+// AckTimeout is how long a delivery waits for the listener's answer.
+func (e *Emulator) AckTimeout() time.Duration {
+	if e.cfg.AckTimeout == 0 {
+		return delivery.DefaultAckTimeout
+	}
+	return e.cfg.AckTimeout
+}
 
 // Seed returns the seed generated messages derive from.
 func (e *Emulator) Seed() uint64 { return e.cfg.Seed }

@@ -32,9 +32,13 @@ type PayDoParams struct {
 // the same transaction, each after the previous (Interval apart on the
 // clock, or as soon as the previous was first delivered).
 type PayDoRequest struct {
-	Kind      string          `json:"kind"`
-	Params    PayDoParams     `json:"params,omitempty"`
-	Set       json.RawMessage `json:"set,omitempty"` // {"transaction.status": 2, "invoice.metadata.x": "y"}
+	Kind   string          `json:"kind"`
+	Params PayDoParams     `json:"params,omitempty"`
+	Set    json.RawMessage `json:"set,omitempty"` // {"transaction.status": 2, "invoice.metadata.x": "y"}
+	// Body is the whole message (as a preview gives it, then edited),
+	// sent as given; of the rest only params.amount and params.currency
+	// (what a checkout's status lookup answers) and copies apply.
+	Body      json.RawMessage `json:"body,omitempty"`
 	Then      []int           `json:"then,omitempty"`
 	Interval  string          `json:"interval,omitempty"`
 	Copies    int             `json:"copies,omitempty"`
@@ -163,12 +167,19 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 			return nil, 0, badRequest("set: %v (want an object of paths to JSON values)", err)
 		}
 	}
+	var first fixtures.PayDoMessage
+	if len(req.Body) > 0 {
+		first, err := wholePayDo(req, p)
+		if err != nil {
+			return nil, 0, err
+		}
+		return []fixtures.PayDoMessage{first}, interval, nil
+	}
 	gen, _, err := e.generator(req.Seed, "", "", "", &fixtures.Params{})
 	if err != nil {
 		return nil, 0, err
 	}
-	first, err := gen.PayDo(req.Kind, p)
-	if err != nil {
+	if first, err = gen.PayDo(req.Kind, p); err != nil {
 		return nil, 0, badRequest("%v", err)
 	}
 	for _, m := range sets {
@@ -256,4 +267,20 @@ func (e *Emulator) onLookup(l paydo.Lookup) {
 		f(l)
 	}
 	e.bus.Publish(events.PayDoLookup, l.Time, paydo.Provider, "", l)
+}
+
+// wholePayDo takes a request's whole body as the message.
+func wholePayDo(req PayDoRequest, p fixtures.PayDoParams) (fixtures.PayDoMessage, error) {
+	if len(req.Set) > 0 || len(req.Then) > 0 || req.Seed != 0 || p.Status != 0 || p.Identifier != "" || p.InvoiceID != "" || p.TxID != "" ||
+		p.OrderID != "" || len(p.Metadata) > 0 || p.AmountAsString {
+		return fixtures.PayDoMessage{}, badRequest("body is the whole message: set, then, seed and params other than amount and currency do not apply")
+	}
+	if req.Kind != fixtures.PayDoTransfer && req.Kind != fixtures.PayDoCheckout {
+		return fixtures.PayDoMessage{}, badRequest("kind %q: want transfer or checkout", req.Kind)
+	}
+	body, err := orderedjson.Parse(req.Body)
+	if err != nil {
+		return fixtures.PayDoMessage{}, badRequest("body: %v (want a JSON object)", err)
+	}
+	return fixtures.PayDoMessage{Kind: req.Kind, Body: body, Amount: p.Amount, Currency: p.Currency}, nil
 }

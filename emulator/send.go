@@ -96,17 +96,21 @@ type Params struct {
 // SendRequest asks for one PayPal notification: generated from a kind, or
 // replayed byte for byte from Raw/RawBase64.
 type SendRequest struct {
-	Kind      string        `json:"kind,omitempty"`
-	Params    Params        `json:"params,omitempty"`
-	Set       Fields        `json:"set,omitempty"`
-	Unset     []string      `json:"unset,omitempty"`
-	Charset   string        `json:"charset,omitempty"`
-	Flavour   string        `json:"flavour,omitempty"`
-	Seed      uint64        `json:"seed,omitempty"`
-	NotifyURL string        `json:"notify_url,omitempty"`
-	Raw       string        `json:"raw,omitempty"`
-	RawBase64 string        `json:"raw_base64,omitempty"`
-	Fault     *FaultRequest `json:"fault,omitempty"`
+	Kind      string   `json:"kind,omitempty"`
+	Params    Params   `json:"params,omitempty"`
+	Set       Fields   `json:"set,omitempty"`
+	Unset     []string `json:"unset,omitempty"`
+	Charset   string   `json:"charset,omitempty"`
+	Flavour   string   `json:"flavour,omitempty"`
+	Seed      uint64   `json:"seed,omitempty"`
+	NotifyURL string   `json:"notify_url,omitempty"`
+	Raw       string   `json:"raw,omitempty"`
+	RawBase64 string   `json:"raw_base64,omitempty"`
+	// Fields is the whole message as text, in order (as a preview gives
+	// it, then edited), encoded in the charset its charset field names.
+	// Kind may label it; nothing is generated.
+	Fields []TextField   `json:"fields,omitempty"`
+	Fault  *FaultRequest `json:"fault,omitempty"`
 	// Copies sends that many identical messages (the same bytes, separate
 	// History rows), delivered concurrently: a duplicate storm.
 	Copies int `json:"copies,omitempty"`
@@ -216,8 +220,8 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	case req.Raw != "" && req.RawBase64 != "":
 		return nil, "", 0, badRequest("give raw or raw_base64, not both")
 	case req.Raw != "" || req.RawBase64 != "":
-		if req.Kind != "" || len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
-			return nil, "", 0, badRequest("a raw body is sent byte for byte: kind, params, set, unset, charset, flavour and seed do not apply")
+		if req.Kind != "" || len(req.Fields) > 0 || len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
+			return nil, "", 0, badRequest("a raw body is sent byte for byte: kind, fields, params, set, unset, charset, flavour and seed do not apply")
 		}
 		body = []byte(req.Raw)
 		if req.RawBase64 != "" {
@@ -229,36 +233,21 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 			return nil, "", 0, badRequest("raw body: %v", err)
 		}
 		return body, "", 0, nil
+	case len(req.Fields) > 0:
+		if len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
+			return nil, "", 0, badRequest("fields are the whole message: params, set, unset, charset, flavour and seed do not apply (the charset field names the encoding)")
+		}
+		if req.Kind != "" {
+			if _, ok := fixtures.LookupKind(req.Kind); !ok {
+				return nil, "", 0, badRequest("unknown kind %q: want one of %v", req.Kind, fixtures.KindNames())
+			}
+		}
+		body, err := wholeMessage(req.Fields)
+		return body, req.Kind, 0, err
 	}
-	if req.Kind == "" {
-		req.Kind = "web_accept"
-	}
-	if _, ok := fixtures.LookupKind(req.Kind); !ok {
-		return nil, "", 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
-	}
-	p, err := req.Params.Fixture()
+	msg, seed, err := e.generatePayPal(req)
 	if err != nil {
 		return nil, "", 0, err
-	}
-	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Params.PayerEmail, &p)
-	if err != nil {
-		return nil, "", 0, err
-	}
-	msg, err := gen.Message(req.Kind, p)
-	if err != nil {
-		return nil, "", 0, badRequest("%v", err)
-	}
-	for _, name := range req.Unset {
-		if _, ok := msg.Fields.Get(name); !ok {
-			return nil, "", 0, badRequest("unset %q: the %s message has no such field", name, req.Kind)
-		}
-		msg.Fields = msg.Fields.Del(name)
-	}
-	for _, fd := range req.Set {
-		if fd.Name == "" {
-			return nil, "", 0, badRequest("set: a field name is empty")
-		}
-		msg.Fields = msg.Fields.Set(fd.Name, fd.Value)
 	}
 	raw, err := msg.Encode()
 	if err != nil {
@@ -267,16 +256,47 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	return raw.Encode(), req.Kind, seed, nil
 }
 
+// generatePayPal makes the message a request asks for, from its kind.
+func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, error) {
+	if req.Kind == "" {
+		req.Kind = "web_accept"
+	}
+	if _, ok := fixtures.LookupKind(req.Kind); !ok {
+		return fixtures.Message{}, 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
+	}
+	p, err := req.Params.Fixture()
+	if err != nil {
+		return fixtures.Message{}, 0, err
+	}
+	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Params.PayerEmail, &p)
+	if err != nil {
+		return fixtures.Message{}, 0, err
+	}
+	msg, err := gen.Message(req.Kind, p)
+	if err != nil {
+		return fixtures.Message{}, 0, badRequest("%v", err)
+	}
+	for _, name := range req.Unset {
+		if _, ok := msg.Fields.Get(name); !ok {
+			return fixtures.Message{}, 0, badRequest("unset %q: the %s message has no such field", name, req.Kind)
+		}
+		msg.Fields = msg.Fields.Del(name)
+	}
+	for _, fd := range req.Set {
+		if fd.Name == "" {
+			return fixtures.Message{}, 0, badRequest("set: a field name is empty")
+		}
+		msg.Fields = msg.Fields.Set(fd.Name, fd.Value)
+	}
+	return msg, seed, nil
+}
+
 // generator returns a fixtures generator for one request: its own seed
 // (derived from the emulator's unless given), the profile's receiver, the
 // clock's time, and the payer's email pinned into p if asked.
 func (e *Emulator) generator(seed uint64, charset, flavour, payerEmail string, p *fixtures.Params) (*fixtures.Generator, uint64, error) {
 	if seed == 0 {
-		e.mu.Lock()
-		e.seq++
-		seed = subSeed(e.cfg.Seed, e.seq)
-		e.saveSeedLocked()
-		e.mu.Unlock()
+		seed = e.drawSeed()
 	}
 	prof := e.paypal.Profile()
 	gen, err := fixtures.New(seed, fixtures.Options{
@@ -316,6 +336,15 @@ func (p Params) Fixture() (fixtures.Params, error) {
 		out.Gross = g
 	}
 	return out, nil
+}
+
+// drawSeed derives the next message's seed from the emulator's.
+func (e *Emulator) drawSeed() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	e.saveSeedLocked()
+	return subSeed(e.cfg.Seed, e.seq)
 }
 
 // subSeed derives message n's seed from the emulator's (splitmix64), so a

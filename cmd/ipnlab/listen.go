@@ -20,6 +20,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
 
 // listenFlags are the reference listener's settings on the command line;
@@ -251,7 +252,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			if err != nil {
 				return err
 			}
-			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log}, addr)
+			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{}}, addr)
 			if err != nil {
 				return err
 			}
@@ -287,6 +288,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 				emu.PayDo().RegisterTransferURL("default", base+"/ipn/paydo")); err != nil {
 				return errors.Join(err, stopEmu(), shutdown(srv, l))
 			}
+			emu.SetScenarioTarget(emulator.ScenarioTarget{PayPalURL: base + "/ipn/paypal", PayDoURL: base + "/ipn/paydo", ProbeURL: base})
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
 			fmt.Fprintf(out, "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)

@@ -21,6 +21,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
 
 func newServe() *cobra.Command {
@@ -91,6 +92,7 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
 				Live: live, Seed: seed, Logger: log, APIToken: apiToken, Allow: allowlist, HistoryLimit: historyLimit,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
+				Scenarios: catalog.Runner{},
 			}
 			if jnl != nil {
 				cfg.Journal = jnl

@@ -4,6 +4,7 @@ package catalog
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 //go:embed *.yaml
 var files embed.FS
+
+var errUnknown = errors.New("no bundled scenario")
 
 var (
 	once   sync.Once
@@ -51,7 +54,7 @@ func Get(name string) (*scenarios.Scenario, error) {
 	}
 	sc, ok := loaded[name]
 	if !ok {
-		return nil, fmt.Errorf("no bundled scenario %q; `ipnlab run --list` names them", name)
+		return nil, fmt.Errorf("%w %q; `ipnlab run --list` names them", errUnknown, name)
 	}
 	return sc, nil
 }

@@ -1,0 +1,261 @@
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/form"
+)
+
+// TextField is one field of a message as text, in order: what the
+// Simulator edits and sends back whole.
+type TextField struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Preview is a generated message that was not sent: PayPal's fields (and
+// the charset they would be encoded in) or PayDo's JSON body. Sending it
+// back whole (SendRequest.Fields, PayDoRequest.Body) sends exactly this.
+type Preview struct {
+	Provider string          `json:"provider"`
+	Kind     string          `json:"kind"`
+	Seed     uint64          `json:"seed"`
+	Charset  string          `json:"charset,omitempty"`
+	Fields   []TextField     `json:"fields,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	// Amount and Currency of a PayDo checkout: its IPN does not carry
+	// them, but PayDo's status lookup answers with them.
+	Amount   string `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+}
+
+// PreviewPayPal generates the message a SendRequest would send, without
+// sending it.
+func (e *Emulator) PreviewPayPal(req SendRequest) (Preview, error) {
+	if req.Raw != "" || req.RawBase64 != "" || len(req.Fields) > 0 {
+		return Preview{}, badRequest("a preview generates a message: raw bodies and whole field lists are already what they are")
+	}
+	msg, seed, err := e.generatePayPal(req)
+	if err != nil {
+		return Preview{}, err
+	}
+	cs, err := msg.Charset()
+	if err != nil {
+		return Preview{}, badRequest("%v", err)
+	}
+	p := Preview{Provider: "paypal", Kind: msg.Kind, Seed: seed, Charset: cs.Label(), Fields: make([]TextField, len(msg.Fields))}
+	for i, fd := range msg.Fields {
+		p.Fields[i] = TextField(fd)
+	}
+	return p, nil
+}
+
+// PreviewPayDo generates the first message a PayDoRequest would send,
+// without sending it.
+func (e *Emulator) PreviewPayDo(req PayDoRequest) (Preview, error) {
+	if len(req.Body) > 0 {
+		return Preview{}, badRequest("a preview generates a message: a whole body is already what it is")
+	}
+	if req.Seed == 0 {
+		// Drawn here rather than by the generator, so the preview tells it.
+		req.Seed = e.drawSeed()
+	}
+	msgs, _, err := e.buildPayDo(req)
+	if err != nil {
+		return Preview{}, err
+	}
+	m := msgs[0]
+	body, err := m.JSON()
+	if err != nil {
+		return Preview{}, fmt.Errorf("preview %s: %w", m.Kind, err)
+	}
+	p := Preview{Provider: "paydo", Kind: m.Kind, Seed: req.Seed, Body: body}
+	if m.Kind == fixtures.PayDoCheckout {
+		p.Amount, p.Currency = m.Amount.String(), m.Currency
+	}
+	return p, nil
+}
+
+// wholeMessage encodes a field list in the charset its charset field names
+// (windows-1252 when it names none, as PayPal's default).
+func wholeMessage(fields []TextField) ([]byte, error) {
+	text := make(form.Form, len(fields))
+	for i, fd := range fields {
+		if fd.Name == "" {
+			return nil, badRequest("fields[%d]: a field name is empty", i)
+		}
+		text[i] = form.Field(fd)
+	}
+	cs, err := text.Charset()
+	if err != nil {
+		return nil, badRequest("fields: %v", err)
+	}
+	raw, err := form.EncodeText(text, cs)
+	if err != nil {
+		return nil, badRequest("fields in %s: %v", cs.Label(), err)
+	}
+	return raw.Encode(), nil
+}
+
+func (e *Emulator) previewPayPal(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "charset", "flavour", "seed")
+	if err != nil {
+		return err
+	}
+	seed, err := parseSeed(q.Get("seed"))
+	if err != nil {
+		return err
+	}
+	p, err := e.PreviewPayPal(SendRequest{Kind: r.PathValue("kind"), Charset: q.Get("charset"), Flavour: q.Get("flavour"), Seed: seed})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (e *Emulator) previewPayDo(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "seed")
+	if err != nil {
+		return err
+	}
+	seed, err := parseSeed(q.Get("seed"))
+	if err != nil {
+		return err
+	}
+	p, err := e.PreviewPayDo(PayDoRequest{Kind: r.PathValue("kind"), Seed: seed})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func parseSeed(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, badRequest("seed %q: want a whole number", s)
+	}
+	return n, nil
+}
+
+// ScenarioInfo describes a scenario a ScenarioRunner can run.
+type ScenarioInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Provider    string `json:"provider"`
+	// ManualClock: the scenario moves the clock, so it runs only on an
+	// emulator whose clock is manual.
+	ManualClock bool `json:"manual_clock"`
+}
+
+// ScenarioTarget is the listener a scenario run sends to.
+type ScenarioTarget struct {
+	PayPalURL string `json:"paypal_url,omitempty"`
+	PayDoURL  string `json:"paydo_url,omitempty"`
+	// ProbeURL is the listener's probe; without it only protocol-level
+	// expectations are judged.
+	ProbeURL string `json:"probe_url,omitempty"`
+}
+
+// ScenarioRunner runs named scenarios against this emulator (the emulator
+// cannot import the scenarios package, which builds on it; the command
+// wires one in).
+type ScenarioRunner interface {
+	Scenarios() ([]ScenarioInfo, error)
+	// Run runs one scenario and returns its result, ready for JSON. It
+	// returns ErrUnknownScenario for a name it does not have.
+	Run(ctx context.Context, emu *Emulator, name string, target ScenarioTarget) (any, error)
+}
+
+// ErrUnknownScenario is returned for a scenario name a runner lacks.
+var ErrUnknownScenario = errors.New("unknown scenario")
+
+// scenarioGate runs one scenario at a time (scenarios set faults and
+// outages on the whole emulator) and keeps the default target.
+type scenarioGate struct {
+	run    sync.Mutex
+	mu     sync.Mutex
+	target ScenarioTarget
+}
+
+// SetScenarioTarget names the listener scenarios run against when a
+// request names none (ipnlab lab: its reference listener, with its probe).
+func (e *Emulator) SetScenarioTarget(t ScenarioTarget) {
+	e.scenarios.mu.Lock()
+	e.scenarios.target = t
+	e.scenarios.mu.Unlock()
+}
+
+// ScenarioTarget is the listener scenarios run against by default: the one
+// set, else the account's IPN URL and PayDo's default registrations.
+func (e *Emulator) ScenarioTarget() ScenarioTarget {
+	e.scenarios.mu.Lock()
+	t := e.scenarios.target
+	e.scenarios.mu.Unlock()
+	if t != (ScenarioTarget{}) {
+		return t
+	}
+	projects, users := e.paydo.Registrations()
+	t.PayPalURL, t.PayDoURL = e.paypal.Profile().NotifyURL, projects["default"]
+	if t.PayDoURL == "" {
+		t.PayDoURL = users["default"]
+	}
+	return t
+}
+
+func (e *Emulator) listScenarios(w http.ResponseWriter, r *http.Request) error {
+	if e.cfg.Scenarios == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"scenarios": []ScenarioInfo{}, "target": e.ScenarioTarget()})
+		return nil
+	}
+	list, err := e.cfg.Scenarios.Scenarios()
+	if err != nil {
+		return fmt.Errorf("list scenarios: %w", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"scenarios": list, "target": e.ScenarioTarget()})
+	return nil
+}
+
+func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if e.cfg.Scenarios == nil {
+		return &apiError{http.StatusNotFound, "this emulator runs no scenarios (ipnlab serve and lab do)"}
+	}
+	target := e.ScenarioTarget()
+	if r.ContentLength != 0 {
+		var given ScenarioTarget
+		if err := readJSON(w, r, &given); err != nil {
+			return err
+		}
+		if given != (ScenarioTarget{}) {
+			target = given
+		}
+	}
+	if target.PayPalURL == "" && target.PayDoURL == "" {
+		return badRequest("no listener to run against: give paypal_url (and paydo_url for PayDo scenarios)")
+	}
+	if !e.scenarios.run.TryLock() {
+		return &apiError{http.StatusConflict, "a scenario is running; wait for its result"}
+	}
+	defer e.scenarios.run.Unlock()
+	res, err := e.cfg.Scenarios.Run(r.Context(), e, name, target)
+	switch {
+	case errors.Is(err, ErrUnknownScenario):
+		return &apiError{http.StatusNotFound, err.Error()}
+	case err != nil:
+		return badRequest("scenario %s: %v", name, err)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

@@ -1,0 +1,89 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/scenarios"
+)
+
+// Runner runs the bundled scenarios on a running emulator, for its console
+// and control API (emulator.Config.Scenarios).
+type Runner struct {
+	// PayerEmail is a customer the listener knows (default
+	// customer@example.com).
+	PayerEmail string
+}
+
+// RunResult is a scenario's result with the log of its steps.
+type RunResult struct {
+	scenarios.Result
+	Seconds float64  `json:"seconds"`
+	Log     []string `json:"log"`
+}
+
+// Scenarios lists the bundled scenarios.
+func (Runner) Scenarios() ([]emulator.ScenarioInfo, error) {
+	names, err := Names()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]emulator.ScenarioInfo, 0, len(names))
+	for _, n := range names {
+		sc, _ := Get(n)
+		out = append(out, emulator.ScenarioInfo{Name: sc.Name, Description: sc.Description, Provider: sc.Provider, ManualClock: movesClock(sc)})
+	}
+	return out, nil
+}
+
+func movesClock(sc *scenarios.Scenario) bool {
+	for _, st := range sc.Steps {
+		if st.Advance != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs one bundled scenario against target, then clears the faults and
+// the outage it may have left on the emulator.
+func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, name string, target emulator.ScenarioTarget) (any, error) {
+	sc, err := Get(name)
+	if err != nil {
+		if errors.Is(err, errUnknown) {
+			return nil, fmt.Errorf("%w: %w", emulator.ErrUnknownScenario, err)
+		}
+		return nil, err
+	}
+	if _, manual := emu.Clock().(clock.Controller); movesClock(sc) && !manual {
+		return nil, fmt.Errorf("it moves the clock, and this emulator's clock is %s: start it with --clock manual", emu.Clock().Mode())
+	}
+	if sc.Provider == "paydo" && target.PayDoURL == "" {
+		return nil, errors.New("a PayDo scenario needs paydo_url, the listener's PayDo endpoint")
+	}
+	if sc.Provider != "paydo" && target.PayPalURL == "" {
+		return nil, errors.New("a PayPal scenario needs paypal_url, the listener's PayPal endpoint")
+	}
+	env := scenarios.Env{Emulator: emu, PayPalURL: target.PayPalURL, PayDoURL: target.PayDoURL,
+		PayerEmail: r.PayerEmail, AckTimeout: emu.AckTimeout()}
+	if target.ProbeURL != "" {
+		if env.Probe, err = scenarios.NewProbe(target.ProbeURL); err != nil {
+			return nil, err
+		}
+	}
+	var log bytes.Buffer
+	env.Log = &log
+	res := scenarios.Run(ctx, env, sc)
+	_ = emu.PayPal().SetFault("", nil)
+	emu.SetOutage(false)
+	lines := strings.Split(strings.TrimRight(log.String(), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		lines = []string{}
+	}
+	return RunResult{Result: res, Seconds: res.Duration.Seconds(), Log: lines}, nil
+}
