@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/console"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
@@ -97,6 +98,11 @@ func (e *Emulator) routes() http.Handler {
 	// The verifier takes every method so that a wrong one is recorded.
 	mux.Handle("/cgi-bin/webscr", e.paypal)
 	mux.Handle("GET /paydo/v1/transactions/{id}", e.paydo.LookupHandler())
+	for _, pattern := range []string{"/{$}", console.Prefix} {
+		mux.Handle("GET "+pattern, console.Handler())
+		paths.Handle(pattern, http.NotFoundHandler())
+		allow[pattern] = []string{"GET"}
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := paths.Handler(r); pattern != "" {
 			methods := allow[pattern]
@@ -114,14 +120,17 @@ func (e *Emulator) routes() http.Handler {
 	return e.requireToken(mux)
 }
 
-// requireToken guards the control API (and the console) with the bearer
-// token; the verifier, PayDo's lookups and /healthz stay open, as listeners
-// and probes call them.
+// requireToken guards the control API with the bearer token; the
+// verifier, PayDo's lookups and /healthz stay open, as listeners and probes
+// call them, and so does the console's page, which asks for the token.
 func (e *Emulator) requireToken(next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(e.cfg.APIToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if p == "/healthz" || p == "/cgi-bin/webscr" || strings.HasPrefix(p, "/paydo/v1/") {
+		// The console's page and script hold no data: they ask the API,
+		// with the token.
+		if p == "/healthz" || p == "/cgi-bin/webscr" || strings.HasPrefix(p, "/paydo/v1/") ||
+			p == "/" || strings.HasPrefix(p, console.Prefix) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -389,12 +398,15 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Read first: a change after it is an event after it, so a client
+	// that follows events from here misses nothing.
+	last := e.bus.Last()
 	all := e.engine.List(f.keep)
 	out := make([]Summary, 0, min(limit, len(all)))
 	for i := offset; i < len(all) && len(out) < limit; i++ {
 		out = append(out, Summarize(all[i]))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all)})
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all), "last_event": last})
 	return nil
 }
 
@@ -649,10 +661,12 @@ func (e *Emulator) pollEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	base, stop := e.streamContext(r)
+	defer stop()
+	ctx, cancel := context.WithTimeout(base, q.timeout)
 	defer cancel()
 	evs, missed, err := e.next(ctx, &q)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err != nil && r.Context().Err() != nil {
 		return &apiError{499, "client went away"}
 	}
 	if evs == nil {
@@ -678,11 +692,13 @@ func (e *Emulator) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = fmt.Fprintf(w, ": ipnlab events after %d\n\n", q.after)
 	flusher.Flush()
+	base, stop := e.streamContext(r)
+	defer stop()
 	for {
-		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(base, 15*time.Second)
 		evs, missed, err := e.next(ctx, &q)
 		cancel()
-		if r.Context().Err() != nil {
+		if base.Err() != nil {
 			return nil
 		}
 		if err != nil { // heartbeat keeps proxies from closing an idle stream

@@ -114,6 +114,11 @@ type Emulator struct {
 
 	restored  Restored
 	scenarios scenarioGate
+
+	// closing ends event streams and long polls at shutdown, which would
+	// otherwise hold it for their whole timeout.
+	closing     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New builds an emulator from cfg, checking every setting.
@@ -154,6 +159,7 @@ func New(cfg Config) (*Emulator, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq, seeds: seeds}
+	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
 
 	if cfg.Client == nil && (cfg.TLS != nil || cfg.Allow != nil) {
@@ -239,12 +245,24 @@ func (e *Emulator) AckTimeout() time.Duration {
 func (e *Emulator) Seed() uint64 { return e.cfg.Seed }
 
 // Close stops every scheduled delivery and waits for running ones.
-func (e *Emulator) Close() { e.engine.Close() }
+func (e *Emulator) Close() {
+	e.stopStreams()
+	e.engine.Close()
+}
+
+// streamContext is a request's context that also ends when the emulator
+// shuts down.
+func (e *Emulator) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(e.closing, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 // Shutdown stops scheduling deliveries, waits for running ones until ctx
 // ends (then cuts them short, keeping their retries queued), and records
 // the clock, so a journal resumes exactly here.
 func (e *Emulator) Shutdown(ctx context.Context) error {
+	e.stopStreams()
 	err := e.engine.Shutdown(ctx)
 	e.report(e.saveClock(e.clock.Now()))
 	return err

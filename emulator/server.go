@@ -55,6 +55,7 @@ func (s *Server) VerifyURL() string { return s.URL() + "/cgi-bin/webscr" }
 // finish within ctx (then cuts them short, keeping their retries queued in
 // the journal) and records the clock.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams() // or open consoles would hold the shutdown
 	err := s.srv.Shutdown(ctx)
 	if derr := s.Emulator.Shutdown(ctx); err == nil {
 		err = derr

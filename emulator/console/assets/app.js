@@ -1,0 +1,604 @@
+// The ipnlab console: IPN History, the Simulator and the clock, all from
+// the emulator's control API. No framework: the page is small, and it must
+// work offline from the binary.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+// el builds an element; text children are text nodes, so nothing the API
+// returns is ever parsed as markup.
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// ---- API ------------------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+const TOKEN_KEY = "ipnlab.token";
+
+async function api(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { error: { message: text } }; }
+  }
+  if (resp.status === 401) {
+    await askToken(data && data.error ? data.error.message : "");
+    return api(method, path, body);
+  }
+  if (!resp.ok) {
+    throw new APIError(resp.status, data && data.error ? data.error.message : `${method} ${path}: HTTP ${resp.status}`);
+  }
+  return data;
+}
+
+let tokenWaiters = null;
+
+// askToken opens the token dialog once, however many requests wait on it.
+function askToken(message) {
+  if (!tokenWaiters) {
+    tokenWaiters = new Promise(resolve => {
+      const dialog = $("#token-dialog");
+      $("#token-error").textContent = sessionStorage.getItem(TOKEN_KEY) ? message : "";
+      const form = $("#token-form");
+      form.onsubmit = () => {
+        sessionStorage.setItem(TOKEN_KEY, form.token.value);
+        form.token.value = "";
+        tokenWaiters = null;
+        resolve();
+      };
+      dialog.showModal();
+    });
+  }
+  return tokenWaiters;
+}
+
+// ---- formatting -------------------------------------------------------------
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/Z$/, " UTC");
+}
+
+// toInput turns a time into a datetime-local value (in UTC, as the clock).
+function toInput(iso) { return iso ? new Date(iso).toISOString().slice(0, 19) : ""; }
+
+// fromInput reads a datetime-local value as UTC.
+function fromInput(v) {
+  if (!v) return "";
+  return (v.length === 16 ? v + ":00" : v) + "Z";
+}
+
+function statusCell(status) {
+  const base = status.split(" ")[0];
+  return el("span", { class: "status status-" + base }, status);
+}
+
+function announce(text) { $("#live").textContent = text; }
+
+function showResult(node, content, isError) {
+  node.classList.toggle("error", !!isError);
+  node.replaceChildren(...[content].flat().filter(c => c !== null && c !== undefined && c !== false));
+}
+
+// ---- state -------------------------------------------------------------------
+
+const state = {
+  kinds: [], payDoKinds: [], lifecycles: [], scenarios: [], target: {},
+  clock: null, lastEvent: 0, view: "history", messageId: null,
+  sim: { preview: null },
+};
+
+// ---- clock ---------------------------------------------------------------------
+
+async function refreshClock() {
+  const c = await api("GET", "/api/v1/clock");
+  state.clock = c;
+  const now = $("#clock-now");
+  now.textContent = fmtTime(c.now);
+  now.dateTime = c.now;
+  $("#clock-mode").textContent = c.mode;
+  const manual = c.mode === "manual";
+  $("#clock-controls").hidden = !manual;
+  $("#clock-pending").textContent = manual ? `${c.pending} waiting` : "";
+}
+
+async function advance(by) {
+  try {
+    await api("POST", "/api/v1/clock/advance", { duration: by });
+    announce(`Clock advanced by ${by}`);
+  } catch (e) {
+    announce(e.message);
+  }
+  await refreshAll();
+}
+
+function setupClock() {
+  for (const b of $$("[data-advance]")) b.addEventListener("click", () => advance(b.dataset.advance));
+  $("#clock-controls").addEventListener("submit", ev => {
+    ev.preventDefault();
+    const by = $("#advance-by").value.trim();
+    if (by) advance(by);
+  });
+  $("#run-idle").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/v1/clock/run-until-idle");
+      announce("Ran until nothing was waiting");
+    } catch (e) {
+      announce(e.message);
+    }
+    await refreshAll();
+  });
+}
+
+// ---- history --------------------------------------------------------------------
+
+function historyQuery() {
+  const f = $("#filters");
+  const q = new URLSearchParams({ limit: "500" });
+  for (const name of ["provider", "status", "kind", "txn_id"]) {
+    const v = f[name].value.trim();
+    if (v) q.set(name, v);
+  }
+  for (const name of ["since", "until"]) {
+    const v = fromInput(f[name].value);
+    if (v) q.set(name, v);
+  }
+  return q;
+}
+
+const seenRows = new Set();
+
+async function refreshHistory() {
+  let data;
+  try {
+    data = await api("GET", "/api/v1/messages?" + historyQuery());
+  } catch (e) {
+    $("#history-count").textContent = e.message;
+    return;
+  }
+  if (data.last_event > state.lastEvent) state.lastEvent = data.last_event;
+  // Newest first, as PayPal's IPN History.
+  const rows = data.messages.slice().reverse().map(m => {
+    const fresh = seenRows.size > 0 && !seenRows.has(m.id);
+    seenRows.add(m.id);
+    return el("tr", { "data-id": m.id, class: fresh ? "fresh" : null },
+      el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
+        m.resent ? el("span", { class: "resent", title: "resent by hand" }, "resent") : null),
+      el("td", {}, m.provider === "paydo" ? "PayDo" : "PayPal"),
+      el("td", { class: "mono" }, el("a", { href: "#/messages/" + encodeURIComponent(m.id) }, m.id)),
+      el("td", {}, m.kind || "—"),
+      el("td", { class: "mono" }, m.txn_id || "—"),
+      el("td", {}, statusCell(m.status)),
+      el("td", {}, m.last_status_code ? String(m.last_status_code) : "—"),
+      el("td", {}, String(m.attempts)));
+  });
+  if (seenRows.size === 0) seenRows.add("");
+  $("#history tbody").replaceChildren(...rows);
+  const shown = data.messages.length;
+  $("#history-count").textContent = data.total === shown ? `${shown} message${shown === 1 ? "" : "s"}` :
+    `${shown} of ${data.total} messages (narrow the filters to see the rest)`;
+}
+
+function setupHistory() {
+  const f = $("#filters");
+  f.addEventListener("input", () => schedule(refreshHistory));
+  f.addEventListener("change", () => schedule(refreshHistory));
+  f.addEventListener("reset", () => setTimeout(refreshHistory, 0));
+  f.addEventListener("submit", ev => { ev.preventDefault(); refreshHistory(); });
+  $("#resend-failed").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const form = ev.target;
+    const body = { since: fromInput(form.since.value) };
+    if (form.url.value.trim()) body.url = form.url.value.trim();
+    try {
+      const out = await api("POST", "/api/v1/messages/resend", body);
+      announce(out.resent.length ? `Resent ${out.resent.length} failed message${out.resent.length === 1 ? "" : "s"}` : "No failed messages since then");
+    } catch (e) {
+      announce(e.message);
+    }
+    refreshHistory();
+  });
+}
+
+// ---- one message --------------------------------------------------------------------
+
+function summaryRow(term, value) { return [el("dt", {}, term), el("dd", {}, value)]; }
+
+async function refreshMessage() {
+  const id = state.messageId;
+  let m;
+  try {
+    m = await api("GET", "/api/v1/messages/" + encodeURIComponent(id));
+  } catch (e) {
+    $("#message-title").textContent = "Message " + id;
+    $("#message-summary").replaceChildren(...summaryRow("Error", e.message));
+    return;
+  }
+  if (id !== state.messageId) return;
+  $("#message-title").textContent = `${m.provider === "paydo" ? "PayDo" : "PayPal"} message ${m.id}`;
+  $("#message-summary").replaceChildren(
+    ...summaryRow("Status", statusCell(m.status)),
+    ...summaryRow("Kind", m.kind || "—"),
+    ...summaryRow("Transaction ID", m.txn_id || "—"),
+    ...summaryRow("Created", [fmtTime(m.created), m.resent ? " (resent)" : ""]),
+    ...summaryRow("Listener URL", el("span", { class: "mono" }, m.url)),
+    ...summaryRow("Charset", m.charset || "—"),
+    ...summaryRow("Last HTTP code", m.last_status_code ? String(m.last_status_code) : "—"),
+    // In a message view "attempts" is the list itself.
+    ...summaryRow("Attempts", `${m.attempts.length} (${m.retries} scheduled retr${m.retries === 1 ? "y" : "ies"})`),
+    ...(m.next_attempt ? summaryRow("Next attempt", fmtTime(m.next_attempt)) : []),
+    ...(m.seed ? summaryRow("Seed", String(m.seed)) : []),
+  );
+  $("#resend-to").url.placeholder = m.url;
+
+  const fields = m.fields.length ? m.fields : payDoFields(m.body);
+  $("#message-fields tbody").replaceChildren(...fields.map(f =>
+    el("tr", {}, el("th", { scope: "row", class: "mono" }, f.name), el("td", {}, f.value), el("td", { class: "mono" }, f.raw ?? ""))));
+  $("#message-raw").textContent = m.body;
+
+  $("#message-attempts tbody").replaceChildren(...m.attempts.map(a =>
+    el("tr", {},
+      el("td", {}, String(a.number)), el("td", {}, a.trigger), el("td", {}, fmtTime(a.start)),
+      el("td", {}, a.duration_ms !== undefined ? `${a.duration_ms.toFixed(1)} ms` : ""),
+      el("td", { class: "mono" }, a.url), el("td", {}, a.status_code ? String(a.status_code) : "—"),
+      el("td", {}, a.acked ? "acknowledged" : (a.error || (a.status_code ? "not acknowledged" : "running")),
+        a.note ? el("div", { class: "muted" }, a.note) : null,
+        a.response ? el("div", { class: "muted mono" }, "answer: " + a.response) : null),
+      el("td", {}, a.next_attempt ? fmtTime(a.next_attempt) : ""))));
+  if (!m.attempts.length) {
+    $("#message-attempts tbody").replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No attempt yet.")));
+  }
+
+  const pbs = m.postbacks || [];
+  $("#message-postbacks").replaceChildren(...(pbs.length ? pbs.map(p => postbackView(p, m)) :
+    [el("p", { class: "muted" }, m.provider === "paydo" ? "PayDo listeners look transactions up instead of posting back." : "The listener has not posted this message back.")]));
+}
+
+// payDoFields lists a JSON body's leaves as path = value.
+function payDoFields(body) {
+  const out = [];
+  const walk = (v, path) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k, c] of Object.entries(v)) walk(c, path ? path + "." + k : k);
+    } else out.push({ name: path, value: JSON.stringify(v) });
+  };
+  try { walk(JSON.parse(body), ""); } catch { /* shown raw */ }
+  return out;
+}
+
+// parseForm splits a form body into its fields, keeping the bytes as sent.
+function parseForm(body) {
+  if (!body) return [];
+  return body.split("&").map(seg => {
+    const i = seg.indexOf("=");
+    return i < 0 ? { name: seg, raw: "" } : { name: seg.slice(0, i), raw: seg.slice(i + 1) };
+  });
+}
+
+function postbackView(p, m) {
+  const v = p.verdict;
+  const fatal = (v.findings || []).filter(f => f.fatal);
+  const warnings = (v.findings || []).filter(f => !f.fatal);
+  const differing = new Map(fatal.filter(f => f.field).map(f => [f.field, f]));
+  const findings = (list, title) => list.length ? el("div", {}, el("h5", { class: "visually-hidden" }, title),
+    ...list.map(f => el("p", { class: "finding" + (f.fatal ? " error" : "") },
+      el("strong", {}, f.fatal ? "Why INVALID: " : "Warning: "),
+      f.field ? [el("span", {}, "field "), el("mark", { class: "mono" }, f.field), ": "] : "",
+      f.detail || ["expected ", el("ins", { class: "mono" }, f.expected_text || f.expected || "(nothing)"),
+        ", got ", el("del", { class: "mono" }, f.got_text || f.got || "(nothing)")]))) : null;
+  const rows = parseForm(p.body).map(f => {
+    const d = differing.get(f.name);
+    return el("tr", { class: d ? "diff" : null },
+      el("th", { scope: "row", class: "mono" }, f.name),
+      el("td", { class: "mono" }, d ? el("mark", {}, f.raw) : f.raw),
+      el("td", { class: "mono" }, d ? (d.expected ?? "") : ""));
+  });
+  return el("article", { class: "postback", "aria-label": `Postback at ${fmtTime(p.time)}: ${v.result}` },
+    el("h4", {}, el("span", { class: "verdict-" + v.result }, v.result), " ", fmtTime(p.time),
+      v.rule ? el("span", { class: "muted" }, ` (rule ${v.rule})`) : null,
+      p.fault ? el("span", { class: "muted" }, ` (fault: ${p.fault})`) : null),
+    el("p", { class: "muted" }, `${p.method} ${p.uri} — answered HTTP ${p.response_status || "none (dropped)"}`),
+    findings(fatal, "Why INVALID"), findings(warnings, "Warnings"),
+    rows.length ? el("details", { open: v.result === "INVALID" ? true : null },
+      el("summary", {}, "Fields posted back"),
+      el("div", { class: "scroll" }, el("table", { class: "grid" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Name"), el("th", { scope: "col" }, "Bytes posted back"),
+          el("th", { scope: "col" }, "Bytes PayPal sent"))),
+        el("tbody", {}, rows)))) : null);
+}
+
+function setupMessage() {
+  $("#resend-one").addEventListener("click", () => resend({}));
+  $("#resend-to").addEventListener("submit", ev => {
+    ev.preventDefault();
+    resend({ url: ev.target.url.value.trim() });
+  });
+}
+
+async function resend(body) {
+  try {
+    await api("POST", `/api/v1/messages/${encodeURIComponent(state.messageId)}/resend`, body);
+    announce(body.url ? `Resent to ${body.url}` : "Resent");
+  } catch (e) {
+    announce(e.message);
+  }
+  refreshMessage();
+}
+
+// ---- simulator ----------------------------------------------------------------------
+
+function simProvider() { return $("#sim").provider.value; }
+
+function fillKinds() {
+  const kinds = simProvider() === "paydo" ? state.payDoKinds : state.kinds;
+  $("#sim-kind").replaceChildren(...kinds.map(k => el("option", { value: k.name, title: k.description }, k.name)));
+  // PayPal's simulator starts on a web payment too.
+  if (kinds.some(k => k.name === "web_accept")) $("#sim-kind").value = "web_accept";
+  for (const node of $$("#sim [data-for]")) node.hidden = node.dataset.for !== simProvider();
+}
+
+async function generate() {
+  const provider = simProvider();
+  const kind = $("#sim-kind").value;
+  const q = new URLSearchParams();
+  if (provider === "paypal") q.set("charset", $("#sim-charset").value);
+  let p;
+  try {
+    p = await api("GET", `/api/v1/fixtures/${provider}/${encodeURIComponent(kind)}?${q}`);
+  } catch (e) {
+    showResult($("#sim-result"), e.message, true);
+    return;
+  }
+  state.sim.preview = p;
+  if (provider === "paypal") {
+    $("#sim-fields tbody").replaceChildren(...p.fields.map(f => fieldRow(f.name, f.value)));
+  } else {
+    $("#sim-body").value = JSON.stringify(p.body, null, 2);
+    const sim = $("#sim");
+    sim.amount.value = p.amount || "";
+    sim.currency.value = p.currency || "";
+    $("#sim-lookup").hidden = kind !== "checkout";
+  }
+}
+
+let fieldSeq = 0;
+
+function fieldRow(name, value) {
+  const n = ++fieldSeq;
+  const row = el("tr", {},
+    el("td", {}, el("input", { "aria-label": `Field ${n} name`, class: "field-name", value: name, autocomplete: "off", spellcheck: "false" })),
+    el("td", {}, el("input", { "aria-label": `Field ${n} value`, class: "field-value", value, autocomplete: "off", spellcheck: "false" })),
+    el("td", {}, el("button", { type: "button", "aria-label": `Remove field ${n}`, title: "Remove field",
+      onclick: () => { const next = row.nextElementSibling || row.previousElementSibling; row.remove(); next && $("input", next).focus(); } }, "✕")));
+  return row;
+}
+
+function editedFields() {
+  return $$("#sim-fields tbody tr").map(r => ({ name: $(".field-name", r).value, value: $(".field-value", r).value }));
+}
+
+async function simSend(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const provider = simProvider();
+  const kind = $("#sim-kind").value;
+  const url = form.url.value.trim();
+  const result = $("#sim-result");
+  try {
+    let view;
+    if (provider === "paypal") {
+      const body = { kind, fields: editedFields() };
+      if (url) body.notify_url = url;
+      view = await api("POST", "/api/v1/paypal/notifications", body);
+    } else {
+      let parsed;
+      try { parsed = JSON.parse($("#sim-body").value); } catch (e) { throw new Error("The JSON body does not parse: " + e.message); }
+      const body = { kind, body: parsed };
+      if (url) body.notify_url = url;
+      if (kind === "checkout" && (form.amount.value || form.currency.value)) {
+        body.params = { amount: form.amount.value.trim(), currency: form.currency.value.trim() };
+      }
+      view = (await api("POST", "/api/v1/paydo/notifications", body)).messages[0];
+    }
+    showResult(result, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
+      statusCell(view.status), view.last_status_code ? ` (HTTP ${view.last_status_code})` : ""]);
+    announce(`Sent ${view.id}: ${view.status}`);
+  } catch (e) {
+    showResult(result, e.message, true);
+  }
+}
+
+function setupSimulator() {
+  const sim = $("#sim");
+  for (const r of $$("input[name=provider]", sim)) {
+    r.addEventListener("change", () => { showResult($("#sim-result"), []); fillKinds(); generate(); });
+  }
+  $("#sim-kind").addEventListener("change", generate);
+  $("#sim-charset").addEventListener("change", generate);
+  $("#sim-generate").addEventListener("click", generate);
+  $("#sim-add").addEventListener("click", () => {
+    const row = fieldRow("", "");
+    $("#sim-fields tbody").append(row);
+    $(".field-name", row).focus();
+  });
+  sim.addEventListener("submit", simSend);
+
+  $("#lifecycle-name").addEventListener("change", describeLifecycle);
+  $("#lifecycle").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const form = ev.target;
+    const body = { name: form.name.value };
+    if (form.url.value.trim()) body.notify_url = form.url.value.trim();
+    const out = $("#lifecycle-result");
+    try {
+      const plan = await api("POST", "/api/v1/paypal/lifecycles", body);
+      showResult(out, el("ol", {}, plan.steps.map(s => el("li", {}, `${s.name} (${s.kind}) at ${fmtTime(s.at)} `,
+        s.message_id ? el("a", { href: "#/messages/" + encodeURIComponent(s.message_id) }, s.message_id) : "— waits for the clock"))));
+      announce(`Lifecycle ${plan.lifecycle} started`);
+    } catch (e) {
+      showResult(out, e.message, true);
+    }
+  });
+
+  $("#scenario-name").addEventListener("change", describeScenario);
+  $("#scenario").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const form = ev.target;
+    const out = $("#scenario-result");
+    const target = {};
+    for (const k of ["paypal_url", "paydo_url", "probe_url"]) if (form[k].value.trim()) target[k] = form[k].value.trim();
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    showResult(out, `Running ${form.name.value}…`);
+    try {
+      const r = await api("POST", `/api/v1/scenarios/${encodeURIComponent(form.name.value)}/run`, target);
+      showResult(out, [el("p", {}, el("strong", { class: "scenario-status" }, r.status), ` in ${r.seconds.toFixed(2)} s`,
+        r.message ? `: ${r.message}` : ""),
+      r.evidence && r.evidence.length ? el("ul", {}, r.evidence.map(e => el("li", {}, e))) : null,
+      el("details", {}, el("summary", {}, "Steps"), el("ol", {}, r.log.map(l => el("li", {}, l))))], r.status === "failed" || r.status === "error");
+      announce(`Scenario ${r.scenario}: ${r.status}`);
+    } catch (e) {
+      showResult(out, e.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function describeLifecycle() {
+  const l = state.lifecycles.find(x => x.name === $("#lifecycle-name").value);
+  $("#lifecycle-desc").textContent = l ? l.description : "";
+}
+
+function describeScenario() {
+  const s = state.scenarios.find(x => x.name === $("#scenario-name").value);
+  $("#scenario-desc").textContent = s ? s.description + (s.manual_clock ? " (moves the clock: needs --clock manual)" : "") : "";
+}
+
+// ---- live updates ---------------------------------------------------------------------
+
+const timers = new Map();
+
+// schedule runs fn once after a burst of calls (events come in bursts).
+function schedule(fn, ms = 120) {
+  clearTimeout(timers.get(fn));
+  timers.set(fn, setTimeout(fn, ms));
+}
+
+async function follow() {
+  for (;;) {
+    try {
+      const out = await api("GET", `/api/v1/events/poll?after=${state.lastEvent}&timeout=25s&limit=10000`);
+      state.lastEvent = out.last;
+      $("#live").dataset.state = "live";
+      const touched = new Set(out.events.map(e => e.message_id));
+      if (out.missed || out.events.length) {
+        if (state.view === "history") schedule(refreshHistory);
+        if (state.view === "message" && (out.missed || touched.has(state.messageId) || out.events.some(e => e.type === "clock.advanced"))) schedule(refreshMessage);
+      }
+      if (out.events.some(e => e.type === "clock.advanced") || out.events.length) schedule(refreshClock, 300);
+    } catch (e) {
+      $("#live").dataset.state = "offline";
+      announce("Lost the emulator (" + e.message + "); retrying…");
+      await new Promise(r => setTimeout(r, 2000));
+    }
+  }
+}
+
+async function refreshAll() {
+  await refreshClock();
+  if (state.view === "history") await refreshHistory();
+  if (state.view === "message") await refreshMessage();
+}
+
+// ---- routing ----------------------------------------------------------------------------
+
+function route() {
+  const hash = location.hash || "#/history";
+  let m;
+  if ((m = hash.match(/^#\/messages\/(.+)$/))) {
+    state.view = "message";
+    state.messageId = decodeURIComponent(m[1]);
+  } else if (hash === "#/simulator") {
+    state.view = "simulator";
+  } else {
+    state.view = "history";
+  }
+  $("#view-history").hidden = state.view !== "history";
+  $("#view-message").hidden = state.view !== "message";
+  $("#view-simulator").hidden = state.view !== "simulator";
+  for (const a of $$("nav a")) {
+    const current = a.dataset.view === state.view || (state.view === "message" && a.dataset.view === "history");
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  document.title = { history: "IPN History", message: "Message", simulator: "IPN Simulator" }[state.view] + " — ipnlab";
+  if (state.view === "history") refreshHistory();
+  if (state.view === "message") {
+    $("#message-title").textContent = "Message " + state.messageId;
+    refreshMessage().then(() => $("#message-title").focus());
+  }
+}
+
+async function start() {
+  setupClock();
+  setupHistory();
+  setupMessage();
+  setupSimulator();
+  const [kinds, lifecycles, scenarios] = await Promise.all([
+    api("GET", "/api/v1/fixtures/kinds"), api("GET", "/api/v1/fixtures/lifecycles"), api("GET", "/api/v1/scenarios")]);
+  state.kinds = kinds.kinds;
+  state.payDoKinds = kinds.paydo_kinds;
+  state.lifecycles = lifecycles.lifecycles;
+  state.scenarios = scenarios.scenarios;
+  state.target = scenarios.target || {};
+  $("#filters").kind.append(...[...state.kinds, ...state.payDoKinds].map(k => el("option", { value: k.name }, k.name)));
+  $("#lifecycle-name").replaceChildren(...state.lifecycles.map(l => el("option", { value: l.name }, l.name)));
+  $("#scenario-name").replaceChildren(...state.scenarios.map(s => el("option", { value: s.name }, s.name)));
+  const sc = $("#scenario");
+  sc.paypal_url.value = state.target.paypal_url || "";
+  sc.paydo_url.value = state.target.paydo_url || "";
+  sc.probe_url.value = state.target.probe_url || "";
+  if (!state.scenarios.length) $("#scenario").hidden = true;
+  describeLifecycle();
+  describeScenario();
+  fillKinds();
+  await refreshClock();
+  const since = new Date(new Date(state.clock.now).getTime() - 24 * 3600e3).toISOString();
+  $("#resend-failed").since.value = toInput(since);
+  window.addEventListener("hashchange", route);
+  route();
+  generate();
+  document.body.dataset.ready = "true";
+  follow();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  start().catch(e => announce("The console could not start: " + e.message));
+});
