@@ -1,10 +1,12 @@
 package emulator_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -59,5 +61,28 @@ var _ = Describe("The console's files", func() {
 		resp.Body.Close()
 		Expect(resp.StatusCode).To(Equal(405))
 		Expect(resp.Header.Get("Allow")).To(Equal("GET"))
+	})
+})
+
+var _ = Describe("Shutting down with consoles open", func() {
+	It("ends long polls at once instead of waiting out their timeout", func() {
+		srv, err := emulator.Start(emulator.Config{}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		answered := make(chan int, 1)
+		go func() {
+			defer GinkgoRecover()
+			resp, err := http.Get(srv.URL() + "/api/v1/events/poll?timeout=5m")
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			answered <- resp.StatusCode
+		}()
+		// The poll is waiting when its connection is active on the server.
+		Eventually(func() int { return srv.Events().Waiting() }).Should(Equal(1))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- srv.Shutdown(ctx) }()
+		Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
+		Eventually(answered).Should(Receive(Equal(200)))
 	})
 })

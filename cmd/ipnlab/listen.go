@@ -292,6 +292,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
 			fmt.Fprintf(out, "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
+			fmt.Fprintf(out, "console: %s/ (IPN History, Simulator, clock)\n", emu.URL())
 			fmt.Fprintf(out, "try:  ./bin/ipnlab send paypal --emulator %s --kind web_accept\n      curl %s/probe/v1/log\n", emu.URL(), base)
 			waitForSignal()
 			return errors.Join(stopEmu(), shutdown(srv, l))

@@ -41,7 +41,8 @@ func newServe() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the emulator: fake PayPal, verifier, control API",
 		Long: `Run the emulator. Listeners post back to /cgi-bin/webscr; the control API is
-under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
+under /api/v1/ (see /api/v1/openapi.yaml); the web console (IPN History,
+Simulator, clock) is at /. On start it prints one line:
   ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,7 +104,7 @@ under /api/v1/ (see /api/v1/openapi.yaml). On start it prints one line:
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
 				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
-			log.Info("emulator listening", "url", srv.URL(), "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
+			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
 				"store", storeSpec, "token", apiToken != "", "allowlist", allowlist)
 			if jnl != nil {
 				r := srv.Restored()

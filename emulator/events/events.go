@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,10 @@ type Event struct {
 	Data      json.RawMessage `json:"data,omitempty"`
 }
 
+// Waiting is how many callers are blocked in Wait (event streams and long
+// polls open).
+func (b *Bus) Waiting() int { return int(b.waiting.Load()) }
+
 // Bus keeps the latest events in a ring and wakes waiters.
 type Bus struct {
 	mu     sync.Mutex
@@ -41,6 +46,8 @@ type Bus struct {
 	start  int    // index of the oldest event in ring
 	next   uint64 // seq of the next event
 	notify chan struct{}
+
+	waiting atomic.Int64 // callers blocked in Wait
 }
 
 // slot is a kept event whose data is marshalled when first read: under
@@ -131,6 +138,8 @@ func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
 // Wait returns the events after seq once there are any, or when ctx ends
 // (with no events and ctx's error).
 func (b *Bus) Wait(ctx context.Context, seq uint64, limit int) ([]Event, bool, error) {
+	b.waiting.Add(1)
+	defer b.waiting.Add(-1)
 	for {
 		b.mu.Lock()
 		evs, missed := b.sinceLocked(seq, limit)
