@@ -115,6 +115,13 @@ func setValue(sel, value, event string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// simField is the value of a field in the Simulator's editor.
+func simField(ctx context.Context, name string) string {
+	GinkgoHelper()
+	return js[string](ctx, fmt.Sprintf(`[...document.querySelectorAll("#sim-fields tbody tr")]
+		.find(r => r.querySelector(".field-name").value === %q)?.querySelector(".field-value").value ?? ""`, name))
+}
+
 func open(url string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(chromedp.Navigate(url), chromedp.WaitVisible(`body[data-ready="true"]`))
 }
@@ -217,6 +224,10 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, open(emu.URL()+"/#/simulator"), chromedp.WaitVisible(`#sim-fields tbody tr`))
 		Expect(js[[]string](sim, `[...document.querySelectorAll("#sim-fields .field-name")].map(i => i.value)`)).
 			To(ContainElements("txn_type", "mc_gross", "txn_id", "charset"))
+		txn := simField(sim, "txn_id")
+		do(sim, pick(`#sim-charset`, "UTF-8"))
+		Expect(simField(sim, "charset")).To(Equal("UTF-8"), "the charset field names the encoding")
+		Expect(simField(sim, "txn_id")).To(Equal(txn), "changing the charset keeps the fields")
 		m := mangler(emu.VerifyURL())
 		do(sim,
 			chromedp.Click(`#sim-add`),
@@ -242,6 +253,7 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(text(history, ".postback tr.diff th")()).To(Equal("mc_gross"))
 		Expect(text(history, ".postback tr.diff td mark")()).To(Equal("0.01"))
 		Expect(text(history, ".postback .finding.error")()).To(ContainSubstring("mc_gross"))
+		Expect(text(history, "#message-summary")()).To(ContainSubstring("UTF-8"))
 		Expect(js[[]string](history, `[...document.querySelectorAll("#message-fields tbody tr")].map(r => r.cells[0].textContent + "=" + r.cells[1].textContent)`)).
 			To(ContainElement("custom=from the console"))
 		Expect(js[bool](history, `document.activeElement.id === "message-title"`)).To(BeTrue(), "focus moves to the opened message")
@@ -262,12 +274,9 @@ var _ = Describe("The web console", Ordered, func() {
 
 	It("advances the clock, and History follows the retry", func() {
 		f := flaky()
-		txnField := func() string {
-			return js[string](sim, `[...document.querySelectorAll("#sim-fields tbody tr")].find(r => r.querySelector(".field-name").value === "txn_id").querySelector(".field-value").value`)
-		}
-		before := txnField()
+		before := simField(sim, "txn_id")
 		do(sim, chromedp.Click(`#sim-generate`))
-		Eventually(txnField).ShouldNot(Equal(before), "new values, a new transaction")
+		Eventually(func() string { return simField(sim, "txn_id") }).ShouldNot(Equal(before), "new values, a new transaction")
 		do(sim, fill(`#sim-url`, f.URL+"/ipn"), chromedp.Click(`#sim button[type=submit]`))
 		Eventually(text(sim, "#sim-result")).Should(ContainSubstring("Retrying"))
 		do(history, open(emu.URL()+"/#/history"))

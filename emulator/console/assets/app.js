@@ -159,9 +159,11 @@ function setupClock() {
 
 // ---- history --------------------------------------------------------------------
 
+const HISTORY_ROWS = 500;
+
 function historyQuery() {
   const f = $("#filters");
-  const q = new URLSearchParams({ limit: "500" });
+  const q = new URLSearchParams({ limit: String(HISTORY_ROWS) });
   for (const name of ["provider", "status", "kind", "txn_id"]) {
     const v = f[name].value.trim();
     if (v) q.set(name, v);
@@ -178,7 +180,13 @@ const seenRows = new Set();
 async function refreshHistory() {
   let data;
   try {
-    data = await api("GET", "/api/v1/messages?" + historyQuery());
+    const q = historyQuery();
+    data = await api("GET", "/api/v1/messages?" + q);
+    // The API lists oldest first: past the limit, ask for the newest page.
+    if (data.total > data.messages.length) {
+      q.set("offset", String(data.total - HISTORY_ROWS));
+      data = await api("GET", "/api/v1/messages?" + q);
+    }
   } catch (e) {
     $("#history-count").textContent = e.message;
     return;
@@ -400,6 +408,17 @@ function fieldRow(name, value) {
   return row;
 }
 
+// setCharset names the new charset in the message's charset field, which
+// decides the encoding, keeping the user's edits ("New values" regenerates
+// with names written in that charset's script).
+function setCharset() {
+  const charset = $("#sim-charset").value;
+  const row = $$("#sim-fields tbody tr").find(r => $(".field-name", r).value === "charset");
+  if (row) $(".field-value", row).value = charset;
+  else $("#sim-fields tbody").append(fieldRow("charset", charset));
+  announce(`The message will be encoded in ${charset}`);
+}
+
 function editedFields() {
   return $$("#sim-fields tbody tr").map(r => ({ name: $(".field-name", r).value, value: $(".field-value", r).value }));
 }
@@ -441,7 +460,7 @@ function setupSimulator() {
     r.addEventListener("change", () => { showResult($("#sim-result"), []); fillKinds(); generate(); });
   }
   $("#sim-kind").addEventListener("change", generate);
-  $("#sim-charset").addEventListener("change", generate);
+  $("#sim-charset").addEventListener("change", setCharset);
   $("#sim-generate").addEventListener("click", generate);
   $("#sim-add").addEventListener("click", () => {
     const row = fieldRow("", "");
