@@ -244,6 +244,7 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(row).To(ContainSubstring("web_accept"))
 		Expect(row).To(ContainSubstring("Sent"))
 		Expect(row).To(ContainSubstring("200"))
+		Expect(count(history, "#history tbody tr.fresh")()).To(Equal(1), "a new row is marked")
 		screenshot(history, "history")
 	})
 
@@ -347,7 +348,8 @@ var _ = Describe("The web console", Ordered, func() {
 	It("fits a narrow window without the page scrolling sideways", func() {
 		narrow := tab(history)
 		do(narrow, chromedp.EmulateViewport(420, 900), open(emu.URL()+"/#/history"))
-		Eventually(count(narrow, "#history tbody tr")).Should(BeNumerically(">", 0))
+		Eventually(count(narrow, "#history tbody tr")).Should(BeNumerically(">", 1))
+		Expect(count(narrow, "#history tbody tr.fresh")()).To(Equal(0), "nothing is new on a first load")
 		Expect(js[bool](narrow, `document.documentElement.scrollWidth <= window.innerWidth`)).To(BeTrue())
 		screenshot(narrow, "history-narrow")
 		do(narrow, open(emu.URL()+"/#/simulator"))

@@ -193,8 +193,9 @@ async function refreshHistory() {
   }
   if (data.last_event > state.lastEvent) state.lastEvent = data.last_event;
   // Newest first, as PayPal's IPN History.
+  const firstLoad = seenRows.size === 0;
   const rows = data.messages.slice().reverse().map(m => {
-    const fresh = seenRows.size > 0 && !seenRows.has(m.id);
+    const fresh = !firstLoad && !seenRows.has(m.id);
     seenRows.add(m.id);
     return el("tr", { "data-id": m.id, class: fresh ? "fresh" : null },
       el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
@@ -207,7 +208,7 @@ async function refreshHistory() {
       el("td", {}, m.last_status_code ? String(m.last_status_code) : "—"),
       el("td", {}, String(m.attempts)));
   });
-  if (seenRows.size === 0) seenRows.add("");
+  seenRows.add(""); // an empty first load still counts as loaded
   $("#history tbody").replaceChildren(...rows);
   const shown = data.messages.length;
   $("#history-count").textContent = data.total === shown ? `${shown} message${shown === 1 ? "" : "s"}` :
