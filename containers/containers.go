@@ -135,11 +135,14 @@ func (r *Ready) waitHTTP(ctx context.Context, target wait.StrategyTarget, url st
 }
 
 // pause waits one poll interval, failing early when the container has
-// exited or the time is up; out is its output when the caller has it.
+// exited or the time is up; out is its output when the caller has it (an
+// exited container's is read again).
 func pause(ctx context.Context, target wait.StrategyTarget, out []byte, timeout time.Duration) error {
 	if st, err := target.State(ctx); err == nil && !st.Running {
-		if out == nil {
-			out, _ = readLogs(context.WithoutCancel(ctx), target)
+		// Read again: out may predate the exit and miss its last words
+		// (the reason a flag was refused).
+		if final, err := readLogs(context.WithoutCancel(ctx), target); err == nil {
+			out = final
 		}
 		return fmt.Errorf("%w (exit code %d)%s", ErrExited, st.ExitCode, Tail(out, 20))
 	}
