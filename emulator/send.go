@@ -214,13 +214,19 @@ func (e *Emulator) send(body []byte, kind string, seed uint64, notifyURL string)
 	return m, nil
 }
 
+// generates says whether the request asks for anything only a generated
+// message can have.
+func (req SendRequest) generates() bool {
+	return len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{})
+}
+
 // buildPayPal turns a request into the exact bytes to send.
 func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed uint64, err error) {
 	switch {
 	case req.Raw != "" && req.RawBase64 != "":
 		return nil, "", 0, badRequest("give raw or raw_base64, not both")
 	case req.Raw != "" || req.RawBase64 != "":
-		if req.Kind != "" || len(req.Fields) > 0 || len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
+		if req.Kind != "" || len(req.Fields) > 0 || req.generates() {
 			return nil, "", 0, badRequest("a raw body is sent byte for byte: kind, fields, params, set, unset, charset, flavour and seed do not apply")
 		}
 		body = []byte(req.Raw)
@@ -234,7 +240,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 		}
 		return body, "", 0, nil
 	case len(req.Fields) > 0:
-		if len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{}) {
+		if req.generates() {
 			return nil, "", 0, badRequest("fields are the whole message: params, set, unset, charset, flavour and seed do not apply (the charset field names the encoding)")
 		}
 		if req.Kind != "" {
@@ -242,7 +248,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 				return nil, "", 0, badRequest("unknown kind %q: want one of %v", req.Kind, fixtures.KindNames())
 			}
 		}
-		body, err := wholeMessage(req.Fields)
+		body, err := wholeMessage(req.Kind, req.Fields)
 		return body, req.Kind, 0, err
 	}
 	msg, seed, err := e.generatePayPal(req)

@@ -80,9 +80,9 @@ func (e *Emulator) PreviewPayDo(req PayDoRequest) (Preview, error) {
 	return p, nil
 }
 
-// wholeMessage encodes a field list in the charset its charset field names
-// (windows-1252 when it names none, as PayPal's default).
-func wholeMessage(fields []TextField) ([]byte, error) {
+// wholeMessage encodes a field list as the fixtures encode a message: in
+// the charset its charset field names (windows-1252 when it names none).
+func wholeMessage(kind string, fields []TextField) ([]byte, error) {
 	text := make(form.Form, len(fields))
 	for i, fd := range fields {
 		if fd.Name == "" {
@@ -90,15 +90,11 @@ func wholeMessage(fields []TextField) ([]byte, error) {
 		}
 		text[i] = form.Field(fd)
 	}
-	cs, err := text.Charset()
+	body, err := fixtures.Message{Kind: kind, Fields: text}.Body()
 	if err != nil {
 		return nil, badRequest("fields: %v", err)
 	}
-	raw, err := form.EncodeText(text, cs)
-	if err != nil {
-		return nil, badRequest("fields in %s: %v", cs.Label(), err)
-	}
-	return raw.Encode(), nil
+	return body, nil
 }
 
 func (e *Emulator) previewPayPal(w http.ResponseWriter, r *http.Request) error {

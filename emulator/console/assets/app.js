@@ -110,9 +110,8 @@ function showResult(node, content, isError) {
 // ---- state -------------------------------------------------------------------
 
 const state = {
-  kinds: [], payDoKinds: [], lifecycles: [], scenarios: [], target: {},
+  kinds: [], payDoKinds: [], lifecycles: [], scenarios: [],
   clock: null, lastEvent: 0, view: "history", messageId: null,
-  sim: { preview: null },
 };
 
 // ---- clock ---------------------------------------------------------------------
@@ -385,7 +384,6 @@ async function generate() {
     showResult($("#sim-result"), e.message, true);
     return;
   }
-  state.sim.preview = p;
   if (provider === "paypal") {
     $("#sim-fields tbody").replaceChildren(...p.fields.map(f => fieldRow(f.name, f.value)));
   } else {
@@ -543,7 +541,8 @@ async function follow() {
         if (state.view === "history") schedule(refreshHistory);
         if (state.view === "message" && (out.missed || touched.has(state.messageId) || out.events.some(e => e.type === "clock.advanced"))) schedule(refreshMessage);
       }
-      if (out.events.some(e => e.type === "clock.advanced") || out.events.length) schedule(refreshClock, 300);
+      // Any event may change the clock's count of waiting callbacks.
+      if (out.events.length) schedule(refreshClock, 300);
     } catch (e) {
       $("#live").dataset.state = "offline";
       announce("Lost the emulator (" + e.message + "); retrying…");
@@ -597,14 +596,14 @@ async function start() {
   state.payDoKinds = kinds.paydo_kinds;
   state.lifecycles = lifecycles.lifecycles;
   state.scenarios = scenarios.scenarios;
-  state.target = scenarios.target || {};
+  const target = scenarios.target || {};
   $("#filters").kind.append(...[...state.kinds, ...state.payDoKinds].map(k => el("option", { value: k.name }, k.name)));
   $("#lifecycle-name").replaceChildren(...state.lifecycles.map(l => el("option", { value: l.name }, l.name)));
   $("#scenario-name").replaceChildren(...state.scenarios.map(s => el("option", { value: s.name }, s.name)));
   const sc = $("#scenario");
-  sc.paypal_url.value = state.target.paypal_url || "";
-  sc.paydo_url.value = state.target.paydo_url || "";
-  sc.probe_url.value = state.target.probe_url || "";
+  sc.paypal_url.value = target.paypal_url || "";
+  sc.paydo_url.value = target.paydo_url || "";
+  sc.probe_url.value = target.probe_url || "";
   if (!state.scenarios.length) $("#scenario").hidden = true;
   describeLifecycle();
   describeScenario();
