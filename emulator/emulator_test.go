@@ -159,6 +159,34 @@ var _ = Describe("Emulator", func() {
 		Expect(l.listener.verdicts).To(Equal([]string{"VERIFIED"}))
 	})
 
+	It("puts a message's fault in force before its first delivery leaves (a listener verifying inside its handler meets it every time)", func() {
+		// The test listener posts back synchronously from its handler, so
+		// the first postback races the fault's registration if the fault
+		// comes after the send.
+		for i := range 1000 {
+			v, err := l.emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: l.lsrv.URL + "/ipn",
+				Fault: &emulator.FaultRequest{Kind: "status500", Count: 1}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(v.Postbacks).NotTo(BeEmpty(), "message %d", i)
+			Expect(v.Postbacks[0].Fault).To(Equal(paypal.FaultStatus500), "message %d: its first postback went out without its fault", i)
+			Expect(v.Postbacks[0].Status).To(Equal(500))
+		}
+	})
+
+	It("sends nothing when a fault, a copy count or a target is refused", func() {
+		for _, req := range []emulator.SendRequest{
+			{Kind: "web_accept", Copies: 3, Fault: &emulator.FaultRequest{Kind: "flaky"}},
+			{Kind: "web_accept", Fault: &emulator.FaultRequest{Kind: "slow"}},
+			{Kind: "web_accept", Copies: 1001},
+		} {
+			req.NotifyURL = l.lsrv.URL + "/ipn"
+			_, err := l.emu.SendPayPal(req)
+			Expect(err).To(HaveOccurred())
+		}
+		Expect(l.listener.received()).To(BeEmpty())
+		Expect(l.emu.Engine().List(nil)).To(BeEmpty())
+	})
+
 	It("long-polls events instead of sleeping", func() {
 		msg := l.send(map[string]any{})
 		code, out := l.call("GET", "/api/v1/events/poll?type=postback&message_id="+msg["id"].(string)+"&timeout=1s", nil)

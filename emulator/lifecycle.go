@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
 
@@ -63,7 +64,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 		at = at.Add(st.After)
 		plan.Steps = append(plan.Steps, PlannedStep{Name: st.Name, Kind: st.Message.Kind, TxnID: st.Message.Fields.Value("txn_id"), At: at})
 	}
-	first, err := e.send(bodies[0], steps[0].Message.Kind, seed, req.NotifyURL)
+	first, err := e.send(paypal.Notification{Body: bodies[0], Kind: steps[0].Message.Kind, NotifyURL: req.NotifyURL}, seed)
 	if err != nil {
 		return LifecyclePlan{}, err
 	}
@@ -71,7 +72,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 	for i := 1; i < len(steps); i++ {
 		body, kind, name := bodies[i], steps[i].Message.Kind, steps[i].Name
 		e.clock.At(plan.Steps[i].At, func() {
-			if _, err := e.send(body, kind, seed, req.NotifyURL); err != nil {
+			if _, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL}, seed); err != nil {
 				e.log.Error("lifecycle step not sent", "lifecycle", req.Name, "step", name, "error", fmt.Sprint(err))
 			}
 		})

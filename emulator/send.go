@@ -137,7 +137,10 @@ type MessageView struct {
 	Copies []string `json:"copies,omitempty"`
 }
 
-// SendPayPal creates and delivers a PayPal notification.
+// SendPayPal creates and delivers a PayPal notification. Everything that
+// belongs to the message (its body, its fault, its copies' target) is
+// checked before its first byte leaves: a refused request sends nothing,
+// and the fault is in force before the first delivery starts.
 func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	if req.Copies < 0 || req.Copies > 1000 {
 		return MessageView{}, badRequest("copies %d: want 1 to 1000", req.Copies)
@@ -146,26 +149,27 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	if err != nil {
 		return MessageView{}, err
 	}
-	m, err := e.send(body, kind, seed, req.NotifyURL)
-	if err != nil {
-		return MessageView{}, err
-	}
-	var copies []string
-	for i := 1; i < req.Copies; i++ {
-		c, err := e.send(body, kind, seed, req.NotifyURL)
-		if err != nil {
-			return MessageView{}, err
-		}
-		copies = append(copies, c.ID)
-	}
+	var fault *paypal.Fault
 	if req.Fault != nil {
 		f, err := req.Fault.fault()
-		if err == nil {
-			err = e.paypal.SetFault(m.ID, &f)
-		}
 		if err != nil {
 			return MessageView{}, badRequest("fault: %v", err)
 		}
+		fault = &f
+	}
+	m, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL, Fault: fault}, seed)
+	if err != nil {
+		return MessageView{}, err
+	}
+	// The copies go to the target the first one was accepted for: only a
+	// failing journal can stop them now.
+	var copies []string
+	for i := 1; i < req.Copies; i++ {
+		c, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL}, seed)
+		if err != nil {
+			return MessageView{}, fmt.Errorf("copy %d of %d (after %s and %d copies were sent): %w", i+1, req.Copies, m.ID, len(copies), err)
+		}
+		copies = append(copies, c.ID)
 	}
 	// On a manual clock the first delivery finishes before we answer, so
 	// the caller sees its outcome; a real clock does not wait.
@@ -187,7 +191,7 @@ func (e *Emulator) Dispatch(req SendRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m, err := e.send(body, kind, seed, req.NotifyURL)
+	m, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL}, seed)
 	if err != nil {
 		return "", err
 	}
@@ -196,10 +200,10 @@ func (e *Emulator) Dispatch(req SendRequest) (string, error) {
 
 // send hands exact bytes to the fake PayPal. It does not wait, so clock
 // callbacks can call it.
-func (e *Emulator) send(body []byte, kind string, seed uint64, notifyURL string) (*paypal.Message, error) {
-	m, _, err := e.paypal.Send(paypal.Notification{Body: body, Kind: kind, NotifyURL: notifyURL})
+func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, error) {
+	m, _, err := e.paypal.Send(n)
 	if err != nil {
-		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) ||
+		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) || errors.Is(err, paypal.ErrBadFault) ||
 			errors.Is(err, delivery.ErrBadURL) || errors.Is(err, paypal.ErrNoTarget) {
 			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 		}

@@ -20,6 +20,7 @@ const Provider = "paypal"
 var (
 	ErrNotFound = errors.New("no such message")
 	ErrNoTarget = errors.New("no notification URL: give the message a notify_url or set the profile's URL")
+	ErrBadFault = errors.New("bad verifier fault")
 )
 
 // Profile is the merchant's IPN settings, as PayPal's settings page has them.
@@ -149,11 +150,20 @@ type Notification struct {
 	// NotifyURL is the per-payment URL; it wins over the profile's and is
 	// used even when notifications are off.
 	NotifyURL string
+	// Fault, if set, applies to this message's postbacks. It is in force
+	// before the first delivery leaves, so a listener that posts back from
+	// inside its handler meets it too.
+	Fault *Fault
 }
 
 // Send records a message and delivers it (or holds it while notifications
 // are off). The body must be valid form encoding in a known charset.
 func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
+	if n.Fault != nil {
+		if err := n.Fault.Validate(); err != nil {
+			return nil, delivery.Message{}, fmt.Errorf("%w: %w", ErrBadFault, err)
+		}
+	}
 	id := newID()
 	m, err := newMessage(id, n.Body, n.Kind)
 	if err != nil {
@@ -183,6 +193,16 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	s.register(m)
+	if n.Fault != nil {
+		f := *n.Fault
+		s.faults.set(id, &f)
+		if err := s.saveFault(id); err != nil {
+			s.faults.set(id, nil)
+			s.unregister(m)
+			s.report(s.forgetMessage(m))
+			return nil, delivery.Message{}, fmt.Errorf("send %s: fault: %w", id, err)
+		}
+	}
 	ack := delivery.Any2xx
 	if s.cfg.Mode == ModeStrict {
 		ack = delivery.Only200
@@ -194,6 +214,10 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold,
 	})
 	if err != nil {
+		if n.Fault != nil {
+			s.faults.set(id, nil)
+			s.report(s.saveFault(id))
+		}
 		s.unregister(m)
 		s.report(s.forgetMessage(m))
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
