@@ -16,6 +16,7 @@ type LifecycleRequest struct {
 	Params    Params `json:"params,omitempty"`
 	Charset   string `json:"charset,omitempty"`
 	Seed      uint64 `json:"seed,omitempty"`
+	Neutral   bool   `json:"neutral,omitempty"` // see SendRequest.Neutral
 	NotifyURL string `json:"notify_url,omitempty"`
 }
 
@@ -46,7 +47,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 	if req.Name == "" {
 		return LifecyclePlan{}, badRequest("name is required: one of %v", fixtures.LifecycleNames())
 	}
-	gen, seed, err := e.generator(req.Seed, req.Charset, "", req.Params.PayerEmail, &p)
+	gen, seed, err := e.generator(req.Seed, req.Charset, "", req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
 		return LifecyclePlan{}, err
 	}

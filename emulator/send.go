@@ -96,16 +96,19 @@ type Params struct {
 // SendRequest asks for one PayPal notification: generated from a kind, or
 // replayed byte for byte from Raw/RawBase64.
 type SendRequest struct {
-	Kind      string   `json:"kind,omitempty"`
-	Params    Params   `json:"params,omitempty"`
-	Set       Fields   `json:"set,omitempty"`
-	Unset     []string `json:"unset,omitempty"`
-	Charset   string   `json:"charset,omitempty"`
-	Flavour   string   `json:"flavour,omitempty"`
-	Seed      uint64   `json:"seed,omitempty"`
-	NotifyURL string   `json:"notify_url,omitempty"`
-	Raw       string   `json:"raw,omitempty"`
-	RawBase64 string   `json:"raw_base64,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Params  Params   `json:"params,omitempty"`
+	Set     Fields   `json:"set,omitempty"`
+	Unset   []string `json:"unset,omitempty"`
+	Charset string   `json:"charset,omitempty"`
+	Flavour string   `json:"flavour,omitempty"`
+	Seed    uint64   `json:"seed,omitempty"`
+	// Neutral draws values no listener bug but the one under test trips
+	// on (see fixtures.Options.Neutral); set and params are kept as given.
+	Neutral   bool   `json:"neutral,omitempty"`
+	NotifyURL string `json:"notify_url,omitempty"`
+	Raw       string `json:"raw,omitempty"`
+	RawBase64 string `json:"raw_base64,omitempty"`
 	// Fields is the whole message as text, in order (as a preview gives
 	// it, then edited), encoded in the charset its charset field names.
 	// Kind may label it; nothing is generated.
@@ -221,7 +224,7 @@ func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, er
 // generates says whether the request asks for anything only a generated
 // message can have.
 func (req SendRequest) generates() bool {
-	return len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Flavour != "" || req.Params != (Params{})
+	return len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Neutral || req.Flavour != "" || req.Params != (Params{})
 }
 
 // buildPayPal turns a request into the exact bytes to send.
@@ -278,7 +281,7 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 	if err != nil {
 		return fixtures.Message{}, 0, err
 	}
-	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Params.PayerEmail, &p)
+	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
 		return fixtures.Message{}, 0, err
 	}
@@ -304,13 +307,13 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 // generator returns a fixtures generator for one request: its own seed
 // (derived from the emulator's unless given), the profile's receiver, the
 // clock's time, and the payer's email pinned into p if asked.
-func (e *Emulator) generator(seed uint64, charset, flavour, payerEmail string, p *fixtures.Params) (*fixtures.Generator, uint64, error) {
+func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool, payerEmail string, p *fixtures.Params) (*fixtures.Generator, uint64, error) {
 	if seed == 0 {
 		seed = e.drawSeed()
 	}
 	prof := e.paypal.Profile()
 	gen, err := fixtures.New(seed, fixtures.Options{
-		Charset: charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(flavour),
+		Charset: charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(flavour), Neutral: neutral,
 		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
 		Start:    e.clock.Now(),
 	})
@@ -324,6 +327,10 @@ func (e *Emulator) generator(seed uint64, charset, flavour, payerEmail string, p
 	}
 	return gen, seed, nil
 }
+
+// Live reports whether generated messages leave out test_ipn=1, as
+// production messages do.
+func (e *Emulator) Live() bool { return e.cfg.Live }
 
 // Fixture checks the params and converts them for the fixtures package.
 func (p Params) Fixture() (fixtures.Params, error) {

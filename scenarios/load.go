@@ -61,7 +61,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	l := &loader{file: name, aliases: map[string]string{}, generated: map[string]*Generate{}}
 	sc := &Scenario{File: name}
 	top := map[string]*yaml.Node{}
-	if err := l.mapping(root, "the scenario", []string{"name", "description", "provider", "steps"}, top); err != nil {
+	if err := l.mapping(root, "the scenario", []string{"name", "description", "provider", "values", "steps"}, top); err != nil {
 		return nil, err
 	}
 	for _, k := range []string{"name", "provider", "steps"} {
@@ -77,6 +77,13 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		return nil, err
 	}
 	l.provider = sc.Provider
+	sc.Values = ValuesNeutral
+	if v := top["values"]; v != nil {
+		if err := l.oneOf(v, "values", v.Value, []string{ValuesNeutral, ValuesRealistic}); err != nil {
+			return nil, err
+		}
+		sc.Values = v.Value
+	}
 	steps := top["steps"]
 	if steps.Kind != yaml.SequenceNode || len(steps.Content) == 0 {
 		return nil, l.at(steps, "steps: want a list of steps")

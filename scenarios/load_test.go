@@ -43,7 +43,8 @@ var _ = Describe("Loading scenarios", func() {
 			Expect(err.Error()).To(ContainSubstring(msg))
 		},
 		Entry("not YAML", "name: [", "my.yaml:1: not valid YAML"),
-		Entry("unknown top-level field", "name: t\nprovider: paypal\nsteps: []\nowner: me\n", `my.yaml:4: unknown field "owner" in the scenario; want one of name, description, provider, steps`),
+		Entry("unknown top-level field", "name: t\nprovider: paypal\nsteps: []\nowner: me\n", `my.yaml:4: unknown field "owner" in the scenario; want one of name, description, provider, values, steps`),
+		Entry("unknown values", "name: t\nprovider: paypal\nvalues: random\nsteps: []\n", `my.yaml:3: values "random": want one of neutral, realistic`),
 		Entry("missing provider", "name: t\nsteps:\n  - advance: {by: 1m}\n", "provider is required"),
 		Entry("unknown provider", "name: t\nprovider: stripe\nsteps:\n  - advance: {by: 1m}\n", `provider "stripe": want one of paypal, paydo`),
 		Entry("unknown step", head+"  - sned: {kind: web_accept}\n", `my.yaml:4: unknown step "sned"; want one of send, generate, resend, fault, clear_fault, outage, advance, expect`),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,10 @@ type Env struct {
 	// PostbackWait is how long to wait for a postback when a step does not
 	// say (default 5s, wall time).
 	PostbackWait time.Duration
+	// Seed is the run's: every generated message without a seed of its
+	// own derives its seed from it and its step's number, so the same
+	// seed sends the same messages. 0 draws one (reported in Result).
+	Seed uint64
 	// Log, if set, receives a line per step.
 	Log io.Writer
 }
@@ -71,6 +76,7 @@ type Result struct {
 	Status   Status        `json:"status"`
 	Message  string        `json:"message,omitempty"`
 	Step     int           `json:"step,omitempty"` // line of the step that decided it
+	Seed     uint64        `json:"seed"`           // replays the run: ipnlab run NAME --seed N
 	Evidence []string      `json:"evidence,omitempty"`
 	Duration time.Duration `json:"-"`
 }
@@ -116,9 +122,13 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	if env.AckTimeout == 0 {
 		env.AckTimeout = 30 * time.Second
 	}
+	if env.Seed == 0 {
+		env.Seed = fixtures.NewSeed()
+	}
 	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
-	res := Result{Scenario: sc.Name, Status: Passed}
-	for _, st := range sc.Steps {
+	res := Result{Scenario: sc.Name, Status: Passed, Seed: env.Seed}
+	for i, st := range sc.Steps {
+		r.index = i
 		if err := ctx.Err(); err != nil {
 			res.Status, res.Message, res.Step = Error, err.Error(), st.Line
 			break
@@ -147,6 +157,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 type runner struct {
 	env       Env
 	sc        *Scenario
+	index     int // of the step running
 	sent      map[string]emulator.MessageView
 	generated map[string][]fixtures.Step
 }
@@ -288,7 +299,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 	emu := r.env.Emulator
 	var v emulator.MessageView
 	if s.Provider == "paydo" {
-		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: s.Seed, NotifyURL: r.env.PayDoURL, Source: s.Source}
+		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: r.seed(s.Seed), NotifyURL: r.env.PayDoURL, Source: s.Source}
 		if req.Source == "stranger" {
 			req.Source = r.env.StrangerSource
 		}
@@ -315,7 +326,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", st.Line, s.Kind, len(views), v.TxnID, v.Status)
 	} else {
 		req := emulator.SendRequest{Kind: s.Kind, Unset: s.Unset, Charset: s.Charset, Flavour: s.Flavour, Copies: s.Copies,
-			Raw: s.Raw, Seed: s.Seed, NotifyURL: r.env.PayPalURL}
+			Raw: s.Raw, NotifyURL: r.env.PayPalURL}
 		if s.From != "" {
 			alias, name, _ := strings.Cut(s.From, ".")
 			for _, g := range r.generated[alias] {
@@ -328,6 +339,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 				}
 			}
 		} else if s.Raw == "" {
+			req.Seed, req.Neutral = r.seed(s.Seed), r.sc.Values != ValuesRealistic
 			if _, ok := params["payer_email"]; !ok {
 				params["payer_email"] = r.env.PayerEmail
 			}
@@ -373,13 +385,19 @@ func (r *runner) delay(f *Fault) time.Duration {
 	return f.delay
 }
 
+// seed is a message's seed: its own if the step gives one, else derived
+// from the run's and the step's number.
+func (r *runner) seed(own uint64) uint64 {
+	if own != 0 {
+		return own
+	}
+	return fixtures.DeriveSeed(r.env.Seed, fmt.Sprintf("step %d", r.index+1))
+}
+
 func (r *runner) generate(g *Generate) error {
 	prof := r.env.Emulator.PayPal().Profile()
-	seed := g.Seed
-	if seed == 0 {
-		seed = fixtures.NewSeed()
-	}
-	gen, err := fixtures.New(seed, fixtures.Options{Charset: g.Charset, Sandbox: true, Start: r.env.Emulator.Clock().Now(),
+	seed := r.seed(g.Seed)
+	gen, err := fixtures.New(seed, fixtures.Options{Charset: g.Charset, Sandbox: !r.env.Emulator.Live(), Neutral: r.sc.Values != ValuesRealistic, Start: r.env.Emulator.Clock().Now(),
 		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
 	if err != nil {
 		return err
@@ -456,34 +474,89 @@ func (r *runner) expect(ctx context.Context, st Step) error {
 	return nil
 }
 
+// postbackEvidence says, for each postback of a message, what the
+// listener sent and what it got back: the verifier's answer as the
+// listener received it (status and body), never the emulator's own
+// verdict behind an injected fault. Postbacks are numbered per message
+// and stamped with clock time, so the same seed gives the same lines.
 func postbackEvidence(pbs []paypal.PostbackRecord) []string {
 	var out []string
-	for _, p := range pbs {
-		line := fmt.Sprintf("postback %s at %s: %s", p.ID, p.Time.Format(time.RFC3339), p.Verdict.Summary())
+	for i, p := range pbs {
+		line := fmt.Sprintf("postback %d at %s: %s", i+1, p.Time.Format(time.RFC3339), answerText(p))
 		if p.Fault != "" {
-			line += " (fault " + string(p.Fault) + " injected)"
+			line += " (the harness broke the verifier on purpose: " + string(p.Fault) + ")"
 		}
-		if ua := p.Header.Get("User-Agent"); ua != "" {
-			line += fmt.Sprintf(" user-agent %q", ua)
+		switch {
+		case p.Verdict.Rule == paypal.RuleMalformed:
+			line += "; you posted back a malformed body:"
+		case p.Verdict.Result == paypal.Verified && len(p.Verdict.Warnings()) > 0:
+			line += "; your postback matched the message (tolerated: " + rulesText(p.Verdict.Warnings()) + ")"
+		case p.Verdict.Result == paypal.Verified:
+			line += "; your postback matched the message"
+		default:
+			line += "; your postback did not match the message:"
+		}
+		if ua := p.Header.Get("User-Agent"); ua == "" {
+			line += " [no User-Agent]"
 		}
 		out = append(out, line)
 		for _, f := range p.Verdict.Fatal() {
-			if f.Field != "" {
-				out = append(out, fmt.Sprintf("  field %s: expected %q, got %q", f.Field, f.Expected, f.Got))
-			}
+			out = append(out, "  "+findingText(f))
 		}
 	}
 	return out
 }
 
+// answerText is the verifier's answer as the listener received it.
+func answerText(p paypal.PostbackRecord) string {
+	if p.Status == 0 {
+		return "the verifier closed the connection without answering"
+	}
+	body := p.Answer
+	if len(body) > 80 {
+		body = body[:77] + "..."
+	}
+	return fmt.Sprintf("the verifier answered HTTP %d with body %q", p.Status, body)
+}
+
+func rulesText(fs []paypal.Finding) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = string(f.Rule)
+	}
+	return strings.Join(names, ", ")
+}
+
+// findingText explains one difference in the listener's words: a dropped
+// empty field says it was empty, a renamed one names both names.
+func findingText(f paypal.Finding) string {
+	switch {
+	case f.Field == "":
+		return fmt.Sprintf("%s: %s", f.Rule, f.Detail)
+	case f.Rule == paypal.RuleFieldDropped || f.Rule == paypal.RuleFieldAdded || f.Rule == paypal.RuleFieldRenamed:
+		return fmt.Sprintf("%s: %s", f.Rule, f.Detail)
+	}
+	return fmt.Sprintf("%s: %s (sent %s, got %s)", f.Rule, f.Detail, orNothing(f.Expected), orNothing(f.Got))
+}
+
+func orNothing(raw string) string {
+	if raw == "" {
+		return "nothing"
+	}
+	return strconv.Quote(raw)
+}
+
+// attemptEvidence lists a message's deliveries and the listener's answers,
+// stamped with clock time (wall durations vary from run to run; a timeout
+// says so in its error).
 func attemptEvidence(v emulator.MessageView) []string {
 	var out []string
 	for _, a := range v.Attempts {
-		outcome := fmt.Sprintf("HTTP %d", a.StatusCode)
+		outcome := fmt.Sprintf("you answered HTTP %d", a.StatusCode)
 		if a.Error != "" {
 			outcome = a.Error
 		}
-		out = append(out, fmt.Sprintf("attempt %d (%s) at %s: %s in %s", a.Number, a.Trigger, a.Start.Format(time.RFC3339), outcome, a.Duration.Round(time.Millisecond)))
+		out = append(out, fmt.Sprintf("delivery %d (%s) at %s: %s", a.Number, a.Trigger, a.Start.Format(time.RFC3339), outcome))
 	}
 	return out
 }

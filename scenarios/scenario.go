@@ -17,9 +17,19 @@ type Scenario struct {
 	Name        string
 	Description string
 	Provider    string // paypal or paydo: the default for its steps
-	File        string // where it was loaded from
-	Steps       []Step
+	// Values is how generated values are drawn: neutral (the default:
+	// nothing a listener can trip on but what a step sets) or realistic
+	// (accented names, multi-line streets, empty fields, as PayPal sends).
+	Values string
+	File   string // where it was loaded from
+	Steps  []Step
 }
+
+// How a scenario's generated values are drawn.
+const (
+	ValuesNeutral   = "neutral"
+	ValuesRealistic = "realistic"
+)
 
 // Step is one action or expectation; exactly one field is set.
 type Step struct {

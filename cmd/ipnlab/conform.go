@@ -40,7 +40,8 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.DurationVar(&c.AckTimeout, "ack-timeout", d.AckTimeout, "PayPal's ack window")
 	f.DurationVar(&c.Settle, "settle", d.Settle, "longest wait for the listener to finish processing")
 	f.DurationVar(&c.PostbackWait, "postback-wait", d.PostbackWait, "longest wait for a postback")
-	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed)")
+	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed); the same seed sends every check the same messages")
+	f.BoolVar(&c.Live, "live", false, "send messages as production does, without test_ipn=1 (for a listener configured as in production)")
 	f.StringVar(&c.Name, "name", d.Name, "the listener's name in reports")
 	f.StringVar(&c.Version, "version", "", "the listener's version in reports")
 	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
@@ -71,6 +72,7 @@ func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile stri
 		"paydo-source":        func() { cfg.PayDoSource = flags.PayDoSource }, "stranger-source": func() { cfg.StrangerSource = flags.StrangerSource },
 		"ack-timeout": func() { cfg.AckTimeout = flags.AckTimeout }, "settle": func() { cfg.Settle = flags.Settle },
 		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
+		"live": func() { cfg.Live = flags.Live },
 		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version },
 		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
 		"verbose": func() { cfg.Verbose = flags.Verbose }, "parallel": func() { cfg.Parallel = flags.Parallel },
@@ -226,14 +228,17 @@ func newRun() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s: %s\n", sc.Name, sc.Description)
 			start := time.Now()
-			res := s.RunScenario(ctx, sc, out)
-			fmt.Fprintf(out, "%s in %.2fs", res.Status, time.Since(start).Seconds())
+			res := s.RunScenario(ctx, sc, cfg.Seed, out)
+			fmt.Fprintf(out, "%s in %.2fs (seed %d)", res.Status, time.Since(start).Seconds(), res.Seed)
 			if res.Message != "" {
 				fmt.Fprintf(out, ": %s", res.Message)
 			}
 			fmt.Fprintln(out)
 			for _, e := range res.Evidence {
 				fmt.Fprintln(out, "  "+e)
+			}
+			if res.Status == scenarios.Failed || res.Status == scenarios.Error {
+				fmt.Fprintf(out, "replay: %s\n", s.ReplayScenario(args[0], res.Seed))
 			}
 			switch res.Status {
 			case scenarios.Failed:

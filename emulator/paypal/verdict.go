@@ -42,6 +42,7 @@ const (
 	RulePlusSpace      Rule = "plus-space"      // '+' and space swapped in a value
 	RuleValueChanged   Rule = "value-changed"   // a value otherwise changed
 	RuleFieldDropped   Rule = "field-dropped"   // a field of the message is missing
+	RuleFieldRenamed   Rule = "field-renamed"   // a field came back under another name
 	RuleFieldAdded     Rule = "field-added"     // a field not in the message
 	RuleOrder          Rule = "order"           // same fields, another order
 	RuleEncoding       Rule = "encoding"        // same bytes decoded, other escaping
@@ -53,7 +54,7 @@ const (
 // first of its fatal findings in this order.
 var Rules = []Rule{
 	RuleMethod, RuleMalformed, RuleCmdMissing, RuleUnknownMessage, RuleCharset, RuleCRLF,
-	RulePlusSpace, RuleValueChanged, RuleFieldDropped, RuleFieldAdded, RuleOrder,
+	RulePlusSpace, RuleValueChanged, RuleFieldDropped, RuleFieldRenamed, RuleFieldAdded, RuleOrder,
 	RuleEncoding, RuleCmdPlacement, RuleUserAgent,
 }
 

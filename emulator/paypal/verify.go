@@ -59,11 +59,13 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 	body, bad := decode(pb.Body, "body")
 	if bad != nil {
 		v.Findings = append(v.Findings, *bad)
+		v.MessageID = identify(pb, find)
 		return v
 	}
 	query, bad := decode([]byte(pb.RawQuery), "query string")
 	if bad != nil {
 		v.Findings = append(v.Findings, *bad)
+		v.MessageID = identify(pb, find)
 		return v
 	}
 
@@ -162,6 +164,26 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 	return v
 }
 
+// identify finds the message a malformed postback is about, scanning its
+// raw pairs leniently for the identifiers (their values are plain ASCII):
+// a listener that leaves one '%' unescaped must hear that its postback
+// was malformed, not that it never posted back.
+func identify(pb Postback, find finder) string {
+	keys := map[string]string{"verify_sign": "", "txn_id": "", "ipn_track_id": ""}
+	for _, raw := range [][]byte{pb.Body, []byte(pb.RawQuery)} {
+		for _, pair := range bytes.Split(raw, []byte("&")) {
+			name, value, _ := bytes.Cut(pair, []byte("="))
+			if v, ok := keys[string(name)]; ok && v == "" {
+				keys[string(name)] = strings.ReplaceAll(string(value), "+", " ")
+			}
+		}
+	}
+	if ms := find(keys["verify_sign"], keys["txn_id"], keys["ipn_track_id"]); len(ms) > 0 {
+		return ms[0].ID
+	}
+	return ""
+}
+
 // compare diagnoses a postback's payload against one body PayPal sent.
 // rest is the strict-mode remainder of the body (nil when not applicable).
 func compare(mode Mode, m *Message, sentBody []byte, got decoded, rest []byte) []Finding {
@@ -247,7 +269,7 @@ func diffFields(mode Mode, cs form.Charset, sent, got form.Form) []Finding {
 		}
 	}
 	if len(fs) > 0 {
-		return fs
+		return renames(fs)
 	}
 	// The same fields and values, in another order.
 	for i := range sent {
@@ -258,6 +280,38 @@ func diffFields(mode Mode, cs form.Charset, sent, got form.Form) []Finding {
 		}
 	}
 	return nil
+}
+
+// renames folds a dropped field and an added one with the same value and
+// a related name (one a prefix of the other, or the same but for case)
+// into one finding: transaction[0].amount read by a PHP-style parser comes
+// back as transaction[0], which is a rename, not a loss.
+func renames(fs []Finding) []Finding {
+	out := fs[:0:0]
+	used := make([]bool, len(fs))
+	for i, d := range fs {
+		if used[i] {
+			continue
+		}
+		if d.Rule == RuleFieldDropped {
+			for j, a := range fs {
+				if used[j] || a.Rule != RuleFieldAdded || a.Got != d.Expected || !relatedNames(d.Field, a.Field) {
+					continue
+				}
+				used[j] = true
+				d = Finding{Rule: RuleFieldRenamed, Fatal: true, Field: d.Field, Expected: d.Field, Got: a.Field,
+					ExpectedText: d.ExpectedText, GotText: a.GotText,
+					Detail: fmt.Sprintf("field %q came back as %q (same value)", d.Field, a.Field)}
+				break
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func relatedNames(a, b string) bool {
+	return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) || strings.EqualFold(a, b)
 }
 
 // charsetsTried are the encodings a listener commonly converts to or from.

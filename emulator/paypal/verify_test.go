@@ -158,7 +158,7 @@ var _ = Describe("Verifier", func() {
 		Entry("value with = and & split into two fields", replacing("memo=k%3Dv%26x%3Dy", "memo=k%3Dv&x=y"),
 			invalid(paypal.RuleValueChanged, "memo"), invalid(paypal.RuleValueChanged, "memo")),
 		Entry("Adaptive key truncated to transaction[0]", replacing("transaction%5B0%5D.amount=", "transaction%5B0%5D="),
-			invalid(paypal.RuleFieldDropped, "transaction[0].amount"), invalid(paypal.RuleFieldDropped, "transaction[0].amount")),
+			invalid(paypal.RuleFieldRenamed, "transaction[0].amount"), invalid(paypal.RuleFieldRenamed, "transaction[0].amount")),
 		Entry("Adaptive brackets left unescaped", replacing("transaction%5B0%5D.amount", "transaction[0].amount"),
 			warned(paypal.RuleEncoding), invalid(paypal.RuleEncoding, "transaction[0].amount")),
 		Entry("space escaped as %20", replacing("1+Main+St", "1%20Main%20St"),
@@ -197,6 +197,20 @@ var _ = Describe("Verifier", func() {
 		Expect([]string{f.Expected, f.Got, f.ExpectedText, f.GotText}).To(Equal([]string{"J%F6rg", "J%C3%B6rg", "Jörg", "JÃ¶rg"}))
 		Expect(f.Detail).To(Equal(`field "first_name": re-encoded from windows-1252 to UTF-8 (same text, other bytes)`))
 		Expect(v.Summary()).To(HavePrefix("INVALID charset: "))
+	})
+
+	It("attaches a malformed postback to its message when its identifiers can be read (an unescaped '%' in a value)", func() {
+		svc, _ := newService(paypal.ModePayPal)
+		m := sendHeld(svc, []byte(sent))
+		pb := good()
+		replacing("item_name=a%2Bb+c", "item_name=(50% off")(&pb)
+		v := svc.Check(pb)
+		Expect(v.Result).To(Equal(paypal.Invalid))
+		Expect(v.Rule).To(Equal(paypal.RuleMalformed))
+		Expect(v.MessageID).To(Equal(m.ID))
+
+		pb = paypal.Postback{Method: "POST", Body: []byte("cmd=_notify-validate&item_name=%zz&txn_id=NOPE"), UserAgent: "x"}
+		Expect(svc.Check(pb).MessageID).To(BeEmpty())
 	})
 
 	It("picks the right message among a lifecycle sharing one txn_id", func() {

@@ -54,7 +54,12 @@ type Config struct {
 	// PostbackWait is how long a check waits for a postback (wall time).
 	PostbackWait time.Duration `yaml:"postback_wait" env:"IPNLAB_POSTBACK_WAIT"`
 	// Seed makes the generated messages reproducible (0: drawn, reported).
+	// Each check's messages derive from it and the check's ID alone.
 	Seed uint64 `yaml:"seed" env:"IPNLAB_SEED"`
+	// Live sends messages as production does, without test_ipn=1, for a
+	// listener configured as in production (one that drops sandbox
+	// messages).
+	Live bool `yaml:"live" env:"IPNLAB_LIVE"`
 	// Implementation names the listener in reports.
 	Name    string `yaml:"name" env:"IPNLAB_NAME"`
 	Version string `yaml:"version" env:"IPNLAB_VERSION"`
@@ -211,9 +216,68 @@ func (c *Config) Selected(ch Check) bool {
 		return true
 	}
 	for _, f := range strings.Split(c.Focus, ",") {
-		if f = strings.TrimSpace(f); f != "" && strings.Contains(ch.ID, f) {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		// A whole ID names that check alone (PP-VERIFY-UTF-8 must not
+		// also run a PP-VERIFY-UTF-8-... check); any other text is a part.
+		if _, exact := registry[f]; exact {
+			if ch.ID == f {
+				return true
+			}
+		} else if strings.Contains(ch.ID, f) {
 			return true
 		}
 	}
 	return false
+}
+
+// replay is the command line that runs check id alone with the run's
+// seed: the same messages, against the same listener and settings.
+func (c *Config) replay(id string, seed uint64) string {
+	args := []string{"ipnlab", "conform", "--focus", id, "--seed", strconv.FormatUint(seed, 10)}
+	return strings.Join(append(args, c.settingFlags()...), " ")
+}
+
+// settingFlags are the flags that reproduce c's listener and settings
+// (those that differ from the defaults), in a fixed order.
+func (c *Config) settingFlags() []string {
+	d := Defaults()
+	var out []string
+	str := func(flag, v, def string) {
+		if v != def {
+			out = append(out, "--"+flag, shellQuote(v))
+		}
+	}
+	str("listener", c.Listener, "")
+	str("paydo-listener", c.PayDoListener, "")
+	str("probe", c.Probe, "")
+	if c.EmulatorListener == nil {
+		str("emulator-addr", c.EmulatorAddr, d.EmulatorAddr)
+	}
+	if c.Probe != "" && c.Level == Protocol {
+		out = append(out, "--level", string(Protocol))
+	}
+	str("receiver-email", c.ReceiverEmail, d.ReceiverEmail)
+	str("receiver-id", c.ReceiverID, d.ReceiverID)
+	str("payer-email", c.PayerEmail, d.PayerEmail)
+	str("unaccepted-currency", c.UnacceptedCurrency, d.UnacceptedCurrency)
+	str("paydo-source", c.PayDoSource, d.PayDoSource)
+	str("stranger-source", c.StrangerSource, d.StrangerSource)
+	str("ack-timeout", c.AckTimeout.String(), d.AckTimeout.String())
+	str("settle", c.Settle.String(), d.Settle.String())
+	str("postback-wait", c.PostbackWait.String(), d.PostbackWait.String())
+	if c.Live {
+		out = append(out, "--live")
+	}
+	return out
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@=+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -103,7 +104,8 @@ var _ = Describe("The conformance suite", func() {
 		for _, id := range []string{"PP-POSTBACK-SENT", "PP-VERIFY-WINDOWS-1252", "PP-VERIFY-CRLF", "PP-POSTBACK-USER-AGENT"} {
 			Expect(res[id].Status).To(Equal(scenarios.Failed), id)
 			Expect(res[id].Message).To(ContainSubstring("never posted back"), id)
-			Expect(res[id].Evidence).To(ContainElement(MatchRegexp(`attempt 1 \(initial\) at .*: HTTP 200`)), id)
+			Expect(res[id].Evidence).To(ContainElement(MatchRegexp(`delivery 1 \(initial\) at .*: you answered HTTP 200`)), id)
+			Expect(res[id].Replay).To(Equal(fmt.Sprintf("ipnlab conform --focus %s --seed %d --listener %s --paydo-listener %s --postback-wait 1s", id, rep.Seed, idle.URL, idle.URL)))
 		}
 		Expect(res["PP-CREDIT-ONCE"].Status).To(Equal(scenarios.Skipped))
 		Expect(res["PP-CREDIT-ONCE"].Message).To(ContainSubstring("needs the listener's probe"))

@@ -166,6 +166,9 @@ func (r Report) WriteConsole(w io.Writer) {
 			for _, e := range c.Evidence {
 				fmt.Fprintf(w, "         %s\n", e)
 			}
+			if c.Replay != "" {
+				fmt.Fprintf(w, "       replay: %s\n", c.Replay)
+			}
 		}
 	}
 	s := r.Summary
@@ -225,7 +228,11 @@ func (r Report) WriteJUnit(path string) error {
 		}
 		s := &out.Suites[i]
 		jc := junitCase{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: c.Seconds}
-		body := &junitMessage{Message: c.Message, Text: strings.Join(c.Evidence, "\n")}
+		text := strings.Join(c.Evidence, "\n")
+		if c.Replay != "" {
+			text += "\nreplay: " + c.Replay
+		}
+		body := &junitMessage{Message: c.Message, Text: text}
 		switch c.Status {
 		case scenarios.Failed:
 			if c.Required {

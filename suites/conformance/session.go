@@ -7,12 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -38,7 +41,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	emu, err := emulator.New(emulator.Config{
-		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal,
+		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal, Live: cfg.Live,
 		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
 		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
 		Logger:  discardLogger(),
@@ -117,7 +120,10 @@ type Result struct {
 	Status   scenarios.Status `json:"status"`
 	Message  string           `json:"message,omitempty"`
 	Evidence []string         `json:"evidence,omitempty"`
-	Seconds  float64          `json:"seconds"`
+	// Replay is the command that runs this check alone with the same
+	// messages (set when it failed).
+	Replay  string  `json:"replay,omitempty"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Applicable says why a check cannot run in this session ("" if it can).
@@ -160,10 +166,15 @@ func (s *Session) phase(c Check) int {
 	return p
 }
 
-// RunScenario runs any scenario in the session, logging each step.
-func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, log io.Writer) scenarios.Result {
+// RunScenario runs any scenario in the session, logging each step; its
+// messages derive from seed (0: drawn, reported in the result).
+func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, seed uint64, log io.Writer) scenarios.Result {
+	return s.runScenario(ctx, sc, seed, log)
+}
+
+func (s *Session) runScenario(ctx context.Context, sc *scenarios.Scenario, seed uint64, log io.Writer) scenarios.Result {
 	env := s.env
-	env.Log = log
+	env.Log, env.Seed = log, seed
 	res := scenarios.Run(ctx, env, sc)
 	_ = s.emu.PayPal().SetFault("", nil)
 	s.emu.SetOutage(false)
@@ -182,7 +193,17 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 		r.Status, r.Message = scenarios.Error, err.Error()
 		return r
 	}
-	res := s.RunScenario(ctx, sc, log)
+	res := s.runScenario(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log)
 	r.Status, r.Message, r.Evidence, r.Seconds = res.Status, res.Message, res.Evidence, res.Duration.Seconds()
+	if r.Status == scenarios.Failed || r.Status == scenarios.Error {
+		r.Replay = s.cfg.replay(c.ID, s.seed)
+	}
 	return r
+}
+
+// ReplayScenario is the command line that runs scenario (a file or a
+// bundled name) again with seed, against the same listener.
+func (s *Session) ReplayScenario(scenario string, seed uint64) string {
+	args := []string{"ipnlab", "run", shellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
 }
