@@ -28,9 +28,14 @@ run: build
 	./$(BIN) lab --addr 127.0.0.1:8700 --listener-addr 127.0.0.1:8701 --listener-db build/lab.db
 
 # Every spec, with the race detector; fuzz targets run their seed corpora.
+# Then the verdict sweeps again without it, over 20 seeds each (the race
+# detector's run covers 2): every mutant and stub listener must fail
+# exactly the checks that name its bug, whatever the seed.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -count=1 -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed'
+
 
 # Every benchmark BENCHCOUNT times, then bench/results.json and
 # bench/RESULTS.md (min/median/max; headline figures next to their targets).

@@ -52,6 +52,14 @@ type Listener struct {
 	queue   []queued
 	busy    int // queued, running or waiting to retry
 	idle    chan struct{}
+	// busyTxns counts the busy items of each transaction (an item counts
+	// for its txn_id and its parent's), itemTxns what each item counts
+	// for, and changed closes whenever an item is done: a probe can wait
+	// for one check's transactions while other checks keep the listener
+	// busy.
+	busyTxns map[string]int
+	itemTxns map[int64][]string
+	changed  chan struct{}
 	wake    chan struct{}
 	started bool
 	closed  bool
@@ -82,6 +90,7 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 		cfg: cfg, store: st, log: cfg.Logger, client: cfg.Client,
 		customers: map[string]string{}, receivers: map[string]bool{}, currency: map[string]bool{},
 		idle: make(chan struct{}), wake: make(chan struct{}, 1), timers: map[*time.Timer]struct{}{},
+		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, changed: make(chan struct{}),
 	}
 	close(l.idle)
 	if l.client == nil {
@@ -171,6 +180,38 @@ func (l *Listener) WaitIdle(ctx context.Context) error {
 	}
 }
 
+// WaitIdleTxns returns when no item of these transactions (or of their
+// children: refunds, reversals) is queued, running or waiting to retry.
+func (l *Listener) WaitIdleTxns(ctx context.Context, txns []string) error {
+	for {
+		l.mu.Lock()
+		busy, ch := 0, l.changed
+		for _, t := range txns {
+			busy += l.busyTxns[t]
+		}
+		l.mu.Unlock()
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// BusyTxns counts the busy items of these transactions.
+func (l *Listener) BusyTxns(txns []string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, t := range txns {
+		n += l.busyTxns[t]
+	}
+	return n
+}
+
 // Busy counts items queued, running or waiting to retry.
 func (l *Listener) Busy() int {
 	l.mu.Lock()
@@ -187,11 +228,16 @@ type queued struct {
 }
 
 func (l *Listener) enqueue(q queued) {
+	keys := transactionKeys(q.item)
 	l.mu.Lock()
 	if l.busy == 0 {
 		l.idle = make(chan struct{})
 	}
 	l.busy++
+	l.itemTxns[q.id] = keys
+	for _, k := range keys {
+		l.busyTxns[k]++
+	}
 	l.queue = append(l.queue, q)
 	l.mu.Unlock()
 	l.signal()
@@ -202,7 +248,7 @@ func (l *Listener) retryLater(id int64, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		l.doneLocked()
+		l.doneLocked(id)
 		return
 	}
 	var t *time.Timer
@@ -210,7 +256,7 @@ func (l *Listener) retryLater(id int64, wait time.Duration) {
 		l.mu.Lock()
 		delete(l.timers, t)
 		if l.closed {
-			l.doneLocked()
+			l.doneLocked(id)
 			l.mu.Unlock()
 			return
 		}
@@ -221,11 +267,45 @@ func (l *Listener) retryLater(id int64, wait time.Duration) {
 	l.timers[t] = struct{}{}
 }
 
-func (l *Listener) doneLocked() {
+func (l *Listener) doneLocked(id int64) {
 	l.busy--
 	if l.busy == 0 {
 		close(l.idle)
 	}
+	for _, k := range l.itemTxns[id] {
+		if l.busyTxns[k]--; l.busyTxns[k] <= 0 {
+			delete(l.busyTxns, k)
+		}
+	}
+	delete(l.itemTxns, id)
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// transactionKeys are the transactions an inbox item works on: its own
+// and its parent's (PayPal), or its transfer or checkout id (PayDo). An
+// item that cannot be read counts for none.
+func transactionKeys(it *store.InboxItem) []string {
+	if it == nil {
+		return nil
+	}
+	var keys []string
+	if it.Provider == PayDo {
+		if _, key, _, _, err := parsePayDo(it.Body); err == nil {
+			keys = append(keys, key)
+		}
+		return keys
+	}
+	f, err := form.Parse(it.Body)
+	if err != nil {
+		return nil
+	}
+	for _, fd := range f {
+		if fd.Value != "" && (fd.Name == "txn_id" || fd.Name == "parent_txn_id" || strings.HasPrefix(fd.Name, "masspay_txn_id_")) {
+			keys = append(keys, fd.Value)
+		}
+	}
+	return keys
 }
 
 func (l *Listener) signal() {
@@ -263,7 +343,7 @@ func (l *Listener) work() {
 			continue
 		}
 		l.mu.Lock()
-		l.doneLocked()
+		l.doneLocked(q.id)
 		l.mu.Unlock()
 	}
 }

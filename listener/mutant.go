@@ -84,13 +84,21 @@ var knownTxnTypes = map[string]bool{
 	"virtual_terminal": true, "web_accept": true,
 }
 
-// wouldIgnore is the "ignored-500" mutant's door check.
+// wouldIgnore is the "ignored-500" mutant's door check: the messages the
+// reference listener ignores after verifying (another merchant's, a kind
+// it does not handle, a child of a payment it has not seen), decided
+// before storing so that they can be refused.
 func (l *Listener) wouldIgnore(ctx context.Context, body []byte) bool {
 	m, err := decodeIPN(body)
 	if err != nil {
 		return true
 	}
-	if !knownTxnTypes[m["txn_type"]] || !l.ours(m["receiver_email"], m["receiver_id"], m["business"]) {
+	switch {
+	case m["transaction_type"] != "":
+		return false // Adaptive Payments: recorded, not ignored
+	case m["txn_type"] == "masspay":
+		return !l.ours(m["payer_email"], m["payer_id"])
+	case !knownTxnTypes[m["txn_type"]] || !l.ours(m["receiver_email"], m["receiver_id"], m["business"]):
 		return true
 	}
 	if p := m["parent_txn_id"]; p != "" {
@@ -118,6 +126,9 @@ func (m ipn) misreadNames(body []byte) {
 // for an earlier credit outside any transaction, then gives other workers
 // time to look too before anyone writes.
 func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn) bool {
+	if m.txn() == "" {
+		return false // a Mass Pay: its items are transactions of their own
+	}
 	entries, err := l.store.Entries(ctx, PayPal, m.txn())
 	if err == nil && len(entries) > 0 {
 		_ = l.finish(ctx, it, store.InboxDone, "duplicate")
@@ -128,12 +139,18 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 }
 
 // entryKey is the ledger key for a status: unique per transaction, except
-// for the mutants that lost the unique constraint.
-func (r *run) entryKey(status string) string {
-	if r.l.is("no-duplicate-check") || r.l.is("racy-duplicates") {
-		return fmt.Sprintf("%s#%d", status, r.item.ID)
+// for the mutants that lost the unique constraint, whose every later
+// credit of the same transaction gets a key of its own (the first keeps
+// the plain one, so refunds and reversals still find it).
+func (r *run) entryKey(txn, status string) (string, error) {
+	if !r.l.is("no-duplicate-check") && !r.l.is("racy-duplicates") {
+		return status, nil
 	}
-	return status
+	taken, err := r.tx.HasEntry(PayPal, txn, status)
+	if err != nil || !taken {
+		return status, err
+	}
+	return fmt.Sprintf("%s#%d", status, r.item.ID), nil
 }
 
 // mutantRules are the rule-level bugs; done means the message was handled.

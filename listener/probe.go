@@ -118,6 +118,14 @@ func (l *Listener) probeIdle(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
+	if txns := r.URL.Query()["txn_id"]; len(txns) > 0 {
+		// One check's transactions: other work does not hold it up.
+		_ = l.WaitIdleTxns(ctx, txns)
+		busy := l.BusyTxns(txns)
+		counts, _ := l.store.Counts(r.Context())
+		writeJSON(w, http.StatusOK, map[string]any{"idle": busy == 0, "busy": busy, "txn_ids": txns, "inbox": counts})
+		return
+	}
 	_ = l.WaitIdle(ctx)
 	counts, _ := l.store.Counts(r.Context())
 	busy := l.Busy()

@@ -317,7 +317,11 @@ func (r *run) credit(t *store.Txn) (action, detail, held string, err error) {
 	if r.l.cfg.DeductFees {
 		amount -= t.Fee
 	}
-	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: t.TxnID, Status: r.entryKey("Completed"), Customer: t.Customer,
+	key, err := r.entryKey(t.TxnID, "Completed")
+	if err != nil {
+		return "", "", "", err
+	}
+	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: t.TxnID, Status: key, Customer: t.Customer,
 		Amount: amount, Currency: t.Currency, InboxID: r.item.ID, At: r.at})
 	if err != nil {
 		return "", "", "", err

@@ -84,11 +84,18 @@ func (p *Probe) Transaction(ctx context.Context, provider, txnID string) (ProbeT
 	return t, err
 }
 
-// Idle waits (up to wait) until the listener has nothing in progress.
-func (p *Probe) Idle(ctx context.Context, wait time.Duration) (bool, error) {
+// Idle waits (up to wait) until the listener has nothing in progress for
+// txns (and their children), or nothing at all when none are given. A
+// listener that does not know the txn_id parameter answers for all its
+// work, which is slower but still true.
+func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
 	var out struct {
 		Idle bool `json:"idle"`
 	}
-	_, err := p.get(ctx, "/probe/v1/idle?wait="+url.QueryEscape(wait.String()), &out)
+	q := url.Values{"wait": {wait.String()}}
+	for _, t := range txns {
+		q.Add("txn_id", t)
+	}
+	_, err := p.get(ctx, "/probe/v1/idle?"+q.Encode(), &out)
 	return out.Idle, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,10 @@ type Env struct {
 	// PostbackWait is how long to wait for a postback when a step does not
 	// say (default 5s, wall time).
 	PostbackWait time.Duration
+	// Advance moves the emulator's clock for an advance step; nil calls
+	// Emulator.Advance. A harness running several clock-moving scenarios
+	// at once gives one that moves the clock for all of them together.
+	Advance func(ctx context.Context, by time.Duration) error
 	// Seed is the run's: every generated message without a seed of its
 	// own derives its seed from it and its step's number, so the same
 	// seed sends the same messages. 0 draws one (reported in Result).
@@ -51,7 +56,7 @@ type Env struct {
 }
 
 // Status is a result's outcome, ordered: disabled < skipped < passed <
-// failed < error.
+// blocked < failed < error.
 type Status int
 
 // Outcomes.
@@ -59,12 +64,16 @@ const (
 	Disabled Status = iota
 	Skipped
 	Passed
+	// Blocked is a check that could not be judged because the listener
+	// has a bug that another check names (every postback of its messages
+	// broke it): not a pass, and not a second verdict on the same bug.
+	Blocked
 	Failed
 	Error
 )
 
 func (s Status) String() string {
-	return [...]string{"disabled", "skipped", "passed", "failed", "error"}[s]
+	return [...]string{"disabled", "skipped", "passed", "blocked", "failed", "error"}[s]
 }
 
 // MarshalText writes the status's name.
@@ -72,13 +81,21 @@ func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Result is what a run of a scenario found.
 type Result struct {
-	Scenario string        `json:"scenario"`
-	Status   Status        `json:"status"`
-	Message  string        `json:"message,omitempty"`
-	Step     int           `json:"step,omitempty"` // line of the step that decided it
-	Seed     uint64        `json:"seed"`           // replays the run: ipnlab run NAME --seed N
-	Evidence []string      `json:"evidence,omitempty"`
-	Duration time.Duration `json:"-"`
+	Scenario string `json:"scenario"`
+	Status   Status `json:"status"`
+	Message  string `json:"message,omitempty"`
+	Step     int    `json:"step,omitempty"` // line of the step that decided it
+	Seed     uint64 `json:"seed"`           // replays the run: ipnlab run NAME --seed N
+	// Findings are the differences the verifier found in the listener's
+	// INVALID postbacks of this run's messages (set when it failed), so a
+	// harness can tell which bug stopped it.
+	Findings []paypal.Finding `json:"-"`
+	// NeverPostedBack is set when it failed on something other than acks
+	// and the listener posted none of its PayPal messages back: nothing
+	// it expected could have happened.
+	NeverPostedBack bool          `json:"-"`
+	Evidence        []string      `json:"evidence,omitempty"`
+	Duration        time.Duration `json:"-"`
 }
 
 // failure is an expectation not met; harness errors are plain errors.
@@ -148,16 +165,61 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 		}
 		res.Step = st.Line
 		r.logf("  line %d: %s: %s", st.Line, res.Status, res.Message)
+		if res.Status == Failed {
+			res.Findings = r.findings()
+			res.NeverPostedBack = !aboutAcks(st) && r.neverPostedBack()
+		}
 		break
 	}
 	res.Duration = time.Since(start)
 	return res
 }
 
+// aboutAcks reports an expectation judged on acknowledgements alone.
+func aboutAcks(st Step) bool {
+	e := st.Expect
+	return e != nil && (e.Acked != nil || e.AckStatus != 0 || e.History != "") && !e.VerifyURL && e.Verdict == "" && !e.AnyVerified && !e.UserAgent && e.Txn == ""
+}
+
+// neverPostedBack reports whether this run sent PayPal messages and none
+// was ever posted back.
+func (r *runner) neverPostedBack() bool {
+	sent := false
+	for _, v := range r.views {
+		if v.Provider == "paydo" {
+			continue
+		}
+		sent = true
+		if len(r.env.Emulator.PayPal().Postbacks(v.ID)) > 0 {
+			return false
+		}
+	}
+	return sent
+}
+
+// findings gathers the fatal findings of every INVALID postback of the
+// messages this run sent.
+func (r *runner) findings() []paypal.Finding {
+	var out []paypal.Finding
+	for _, v := range r.views {
+		if v.Provider == "paydo" {
+			continue
+		}
+		for _, p := range r.env.Emulator.PayPal().Postbacks(v.ID) {
+			if p.Verdict.Result == paypal.Invalid {
+				out = append(out, p.Verdict.Fatal()...)
+			}
+		}
+	}
+	return out
+}
+
 type runner struct {
 	env       Env
 	sc        *Scenario
-	index     int // of the step running
+	index     int                    // of the step running
+	txns      []string               // the transactions its messages are about
+	views     []emulator.MessageView // every message it sent, as first seen
 	sent      map[string]emulator.MessageView
 	generated map[string][]fixtures.Step
 }
@@ -198,7 +260,11 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		r.logf("  line %d: listener down=%v", st.Line, st.Outage.Down)
 		return nil
 	case st.Advance != nil:
-		if err := emu.Advance(st.Advance.by); err != nil {
+		advance := r.env.Advance
+		if advance == nil {
+			advance = func(_ context.Context, by time.Duration) error { return emu.Advance(by) }
+		}
+		if err := advance(ctx, st.Advance.by); err != nil {
 			return err
 		}
 		r.logf("  line %d: clock advanced %s to %s", st.Line, st.Advance.By, emu.Clock().Now().Format(time.RFC3339))
@@ -209,19 +275,47 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	return fmt.Errorf("line %d: empty step", st.Line)
 }
 
-// settle waits (up to d) for the listener to finish what it received,
-// when a probe can say so. A listener still busy is not a failure here:
-// it may be retrying another check's message; expectations judge.
+// settle waits (up to Settle) for the listener to finish what it
+// received of this scenario's transactions, when a probe can say so.
+// Other scenarios' work does not hold it up. A listener still busy is not
+// a failure here; expectations judge.
+//
+// A listener that keeps retrying a verification the harness breaks on
+// purpose is never idle for that transaction; once it has asked again
+// about every message of it, it has acted on the first answer, and the
+// expectations can judge.
 func (r *runner) settle(ctx context.Context) error {
-	_, err := r.idle(ctx, r.env.Settle)
-	return err
+	if len(r.txns) == 0 || r.env.Probe == nil {
+		return nil
+	}
+	deadline := time.Now().Add(r.env.Settle)
+	for {
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), r.txns...)
+		if err != nil || idle || time.Now().After(deadline) {
+			return err
+		}
+		retrying := true
+		for _, t := range r.txns {
+			retrying = retrying && r.askedAgain(t)
+		}
+		if retrying {
+			return nil
+		}
+	}
 }
 
-func (r *runner) idle(ctx context.Context, d time.Duration) (bool, error) {
+func (r *runner) idle(ctx context.Context, d time.Duration, txns ...string) (bool, error) {
 	if r.env.Probe == nil {
 		return true, nil
 	}
-	return r.env.Probe.Idle(ctx, d)
+	return r.env.Probe.Idle(ctx, d, txns...)
+}
+
+// track notes a transaction this scenario's messages are about.
+func (r *runner) track(txn string) {
+	if txn != "" && !slices.Contains(r.txns, txn) {
+		r.txns = append(r.txns, txn)
+	}
 }
 
 // resolve replaces ${alias.field} references.
@@ -374,6 +468,8 @@ func (r *runner) send(ctx context.Context, st Step) error {
 	if s.As != "" {
 		r.sent[s.As] = v
 	}
+	r.track(v.TxnID)
+	r.views = append(r.views, v)
 	return r.settle(ctx)
 }
 
@@ -546,6 +642,34 @@ func orNothing(raw string) string {
 	return strconv.Quote(raw)
 }
 
+// unverifiedStory says, in the listener's terms, why a message that met a
+// broken verifier was never verified: what the verifier answered, what the
+// listener then told PayPal, and whether it asked again.
+func unverifiedStory(v emulator.MessageView, pbs []paypal.PostbackRecord, within time.Duration) string {
+	if len(pbs) == 0 {
+		return fmt.Sprintf("it was never posted back within %s", within)
+	}
+	first := 0
+	for i, p := range pbs {
+		if p.Fault != "" {
+			first = i
+			break
+		}
+	}
+	story := strings.Replace(answerText(pbs[first]), "the verifier answered", "the verifier answered your postback", 1)
+	if v.AckedAt != nil {
+		story += "; you acknowledged the message with HTTP 200, so PayPal will not resend it,"
+	} else {
+		story += fmt.Sprintf("; you did not acknowledge the message (%d deliveries),", len(v.Attempts))
+	}
+	if again := len(pbs) - first - 1; again == 0 {
+		story += " and you never asked the verifier again"
+	} else {
+		story += fmt.Sprintf(" and none of your %d later postbacks was VERIFIED", again)
+	}
+	return story + fmt.Sprintf(" (waited %s)", within)
+}
+
 // attemptEvidence lists a message's deliveries and the listener's answers,
 // stamped with clock time (wall durations vary from run to run; a timeout
 // says so in its error).
@@ -636,7 +760,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 			ok = ok || (p.Verdict.Result == paypal.Verified && p.Fault == "")
 		}
 		if !ok {
-			return fail(ev, "message %s was never verified (no clean VERIFIED postback within %s)", e.Message, within)
+			return fail(ev, "message %s was never verified: %s", e.Message, unverifiedStory(v, pbs, within))
 		}
 	}
 	if e.PostbacksMax > 0 && len(pbs) > e.PostbacksMax {
@@ -663,8 +787,12 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 	if err != nil {
 		return err
 	}
-	// Judge once the listener is idle; while it is busy, accept as soon as
-	// the expectations hold, and judge what is there when time is up.
+	// Judge once the listener is idle for this transaction; while it is
+	// busy, accept as soon as the expectations hold. Expectations a busy
+	// listener could still break (nothing credited) are also judged once
+	// it has asked the verifier again about every message of the
+	// transaction: by then it has acted on the first answer. Otherwise
+	// they are judged when the wait is up.
 	wait := r.env.Settle
 	if e.within > 0 {
 		wait = e.within
@@ -673,7 +801,7 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 	var t ProbeTransaction
 	var absent bool
 	for {
-		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond))
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), append([]string{txn}, r.txns...)...)
 		if err != nil {
 			return err
 		}
@@ -683,11 +811,27 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 			return err
 		}
 		met := r.judgeTxn(e, txn, t, absent) == nil
-		if idle || time.Now().After(deadline) || (met && !negative(e)) {
+		if idle || time.Now().After(deadline) || (met && (!negative(e) || r.askedAgain(txn))) {
 			break
 		}
 	}
 	return r.judgeTxn(e, txn, t, absent)
+}
+
+// askedAgain reports whether every PayPal message of txn this scenario
+// sent has been posted back at least twice.
+func (r *runner) askedAgain(txn string) bool {
+	n := 0
+	for _, v := range r.views {
+		if v.TxnID != txn || v.Provider == "paydo" {
+			continue
+		}
+		if len(r.env.Emulator.PayPal().Postbacks(v.ID)) < 2 {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // negative reports expectations that busy listeners could still break

@@ -124,6 +124,8 @@ var headlines = []struct {
 	{"latency_credited_p999_ms", "created to credited, p99.9, ms", "BenchmarkLatency", "credited_p99.9_ms", "", nil},
 	{"suite_simulated_seconds", "provider clock time the suite simulates, without slow checks, s", "BenchmarkSuite/without-slow", "simulated_s", "", nil},
 	{"suite_wall_seconds_all", "conformance suite wall time, with slow checks", "BenchmarkSuite/all", "suite_wall_seconds", "< 40 s", func(v float64) bool { return v < 40 }},
+	{"suite_wall_seconds_defaults", "conform --ack-timeout 2s, reference listener at its default flags, every check", "BenchmarkSuite/defaults", "suite_wall_seconds", "< 10 s", func(v float64) bool { return v < 10 }},
+	{"suite_wall_seconds_outage_failing", "conform --ack-timeout 2s, a listener failing every outage check", "BenchmarkSuite/outage-failing", "suite_wall_seconds", "< 10 s", func(v float64) bool { return v < 10 }},
 	{"container_start_to_ready_ms", "emulator container start to /healthz 200", "BenchmarkStartToReady/container-emulator", "ms/ready", "< 1000 ms", func(v float64) bool { return v < 1000 }},
 	{"process_start_to_ready_ms", "emulator process start to /healthz 200", "BenchmarkStartToReady/process-emulator", "ms/ready", "< 100 ms", func(v float64) bool { return v < 100 }},
 	{"scheduler_bytes_per_pending", "heap per message waiting for its retry, bytes (record, first failed attempt, timer; body and header shared)", "BenchmarkScheduler", "bytes/pending", "< 1024", func(v float64) bool { return v < 1024 }},

@@ -175,7 +175,7 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 		}
 	}
 	if !rep.Conformant() {
-		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed", rep.Summary.Failed+rep.Summary.Errors)}
+		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)}
 	}
 	return nil
 }

@@ -12,17 +12,18 @@ type FaultKind string
 
 // The faults a listener must survive.
 const (
-	FaultNone      FaultKind = ""
-	FaultInvalid   FaultKind = "invalid"   // answer INVALID whatever was posted
-	FaultStatus500 FaultKind = "status500" // the true verdict, with HTTP 500
-	FaultNewline   FaultKind = "newline"   // the true verdict followed by "\n"
-	FaultGarbage   FaultKind = "garbage"   // HTTP 200 with an HTML error page
-	FaultSlow      FaultKind = "slow"      // the true verdict after Delay
-	FaultDrop      FaultKind = "drop"      // close the connection without answering
+	FaultNone        FaultKind = ""
+	FaultInvalid     FaultKind = "invalid"     // answer INVALID whatever was posted
+	FaultStatus500   FaultKind = "status500"   // the true verdict, with HTTP 500
+	FaultNewline     FaultKind = "newline"     // the true verdict followed by "\n"
+	FaultGarbage     FaultKind = "garbage"     // HTTP 200 with an HTML error page (a proxy's)
+	FaultUnavailable FaultKind = "unavailable" // HTTP 503 with an HTML error page
+	FaultSlow        FaultKind = "slow"        // the true verdict after Delay
+	FaultDrop        FaultKind = "drop"        // close the connection without answering
 )
 
 // FaultKinds lists every fault, for help texts and validation.
-var FaultKinds = []FaultKind{FaultInvalid, FaultStatus500, FaultNewline, FaultGarbage, FaultSlow, FaultDrop}
+var FaultKinds = []FaultKind{FaultInvalid, FaultStatus500, FaultNewline, FaultGarbage, FaultUnavailable, FaultSlow, FaultDrop}
 
 // Fault is an injected misbehaviour.
 type Fault struct {

@@ -121,6 +121,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer += "\n"
 	case FaultGarbage:
 		answer = "<html><body><h1>Service Temporarily Unavailable</h1></body></html>"
+	case FaultUnavailable:
+		status, answer = http.StatusServiceUnavailable, "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>"
 	case FaultSlow:
 		t := time.NewTimer(fault.Delay)
 		select {

@@ -11,12 +11,22 @@ import (
 )
 
 // BenchmarkSuite runs the whole suite against the reference listener and
-// reports its wall time without and with the slow check, next to the
-// clock time the emulator simulated.
+// reports its wall time, next to the clock time the emulator simulated:
+// with quick verification retries, without and with the slow check; at
+// the listener's default flags (1 s first retry, as ipnlab listen runs);
+// and against a listener that fails every outage check (each waits the
+// postback window once, together).
 func BenchmarkSuite(b *testing.B) {
+	quick := listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20}
 	for _, tc := range []struct {
-		name, filter string
-	}{{"without-slow", "!slow"}, {"all", ""}} {
+		name, filter, mutant string
+		verify               listener.VerifyConfig
+	}{
+		{"without-slow", "!slow", "", quick},
+		{"all", "", "", quick},
+		{"defaults", "", "", listener.VerifyConfig{}},
+		{"outage-failing", "", "implicit-200", listener.VerifyConfig{}},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -26,8 +36,8 @@ func BenchmarkSuite(b *testing.B) {
 				l, err := listener.New(listener.Config{
 					VerifyURL: "http://" + ln.Addr().String() + "/cgi-bin/webscr", ReceiverEmails: []string{"merchant@example.com"},
 					Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}}, DB: b.TempDir() + "/b.db",
-					Verify: listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20},
-					PayDo:  listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}}, Logger: quietLogger(),
+					Verify: tc.verify, Mutant: tc.mutant,
+					PayDo: listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}}, Logger: quietLogger(),
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -40,8 +50,8 @@ func BenchmarkSuite(b *testing.B) {
 				rep, err := conformance.RunAll(context.Background(), cfg, nil)
 				srv.Close()
 				l.Close()
-				if err != nil || !rep.Conformant() {
-					b.Fatalf("reference listener not conformant: %v %+v", err, rep.Summary)
+				if err != nil || rep.Conformant() != (tc.mutant == "") {
+					b.Fatalf("unexpected verdict: %v %+v", err, rep.Summary)
 				}
 				b.ReportMetric(rep.Seconds, "suite_wall_seconds")
 				b.ReportMetric(rep.SimulatedSeconds, "simulated_s")

@@ -39,6 +39,8 @@ func Specs(cfg *Config) bool {
 						return
 					}
 					ginkgo.Fail(fmt.Sprintf("%s\n%s", r.Message, strings.Join(r.Evidence, "\n")))
+				case scenarios.Blocked:
+					ginkgo.Fail(fmt.Sprintf("%s\n%s", r.Message, strings.Join(r.Evidence, "\n")))
 				case scenarios.Error:
 					ginkgo.Fail("harness error: " + r.Message)
 				}

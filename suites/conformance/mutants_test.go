@@ -2,9 +2,13 @@ package conformance_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -20,18 +24,31 @@ import (
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
-// runAgainst runs the whole suite against the reference listener built
-// as mutant ("" for the real one), on its own emulator.
-func runAgainst(mutant, dir string) (conformance.Report, error) {
+// runAgainst runs the whole suite with seed against the reference
+// listener built as mutant ("" for the real one), on its own emulator.
+func runAgainst(mutant, dir string, seed uint64) (conformance.Report, error) {
+	return runReference(runOpts{mutant: mutant, dir: dir, seed: seed, addr: "127.0.0.1:0"})
+}
+
+// runOpts shape one run against the reference listener (or a mutant).
+type runOpts struct {
+	mutant, dir, addr, focus string
+	seed                     uint64
+	parallel                 int
+}
+
+// runReference starts a fresh reference listener on o.addr and runs the
+// suite against it.
+func runReference(o runOpts) (conformance.Report, error) {
 	ln := freeListenerErr()
 	l, err := listener.New(listener.Config{
 		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
-		DB:        filepath.Join(dir, mutant+"x.db"),
+		DB:        filepath.Join(o.dir, fmt.Sprintf("%s-%d-%d.db", o.mutant, o.seed, time.Now().UnixNano())),
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
-		Mutant:    mutant, Logger: quietLogger(),
+		Mutant:    o.mutant, Logger: quietLogger(),
 	})
 	if err != nil {
 		return conformance.Report{}, err
@@ -39,70 +56,129 @@ func runAgainst(mutant, dir string) (conformance.Report, error) {
 	if err := l.Start(context.Background()); err != nil {
 		return conformance.Report{}, err
 	}
-	srv := serve(l)
+	lln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		l.Close()
+		return conformance.Report{}, err
+	}
+	srv := httptest.NewUnstartedServer(l.Handler())
+	srv.Listener = lln
+	srv.Start()
 	defer func() { srv.Close(); l.Close() }()
 	cfg := conformance.Defaults()
 	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
-	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle, cfg.Name = 2*time.Second, time.Second, 5*time.Second, "mutant "+mutant
+	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle, cfg.Name, cfg.Seed = time.Second, time.Second, 5*time.Second, "mutant "+o.mutant, o.seed
+	cfg.Focus = o.focus
+	if o.parallel > 0 {
+		cfg.Parallel = o.parallel
+	}
 	return conformance.RunAll(context.Background(), cfg, nil)
 }
 
-var _ = Describe("The mutant gallery", func() {
-	It("catches every mutant with the checks it targets, and the reference listener with none", func() {
-		dir := GinkgoT().TempDir()
-		all := mutants.All()
-		type outcome struct {
-			failed []string
-			err    error
+// sweepSeeds is how many seeds a verdict must hold for.
+func sweepSeeds() int {
+	if raceDetector {
+		return 2
+	}
+	return 20
+}
+
+// sweepParallel is how many runs a sweep has going at once: fewer under
+// the race detector, which makes each several times heavier.
+func sweepParallel() int {
+	if raceDetector {
+		return 12
+	}
+	return 48
+}
+
+// verdicts is one run's outcome: the checks that failed (or could not
+// run) and those blocked by them.
+type verdicts struct {
+	failed, blocked []string
+	err             error
+	report          conformance.Report
+}
+
+func verdictsOf(rep conformance.Report, err error) verdicts {
+	v := verdicts{err: err}
+	for _, r := range rep.Checks {
+		switch r.Status {
+		case scenarios.Failed, scenarios.Error:
+			v.failed = append(v.failed, r.ID)
+		case scenarios.Blocked:
+			v.blocked = append(v.blocked, r.ID)
 		}
-		results := make([]outcome, len(all))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8) // runs wait on listeners, not on CPU
-		for i, m := range all {
+	}
+	sort.Strings(v.failed)
+	sort.Strings(v.blocked)
+	return v
+}
+
+// sweep runs f for every (name, seed), many at a time (the runs wait on
+// listeners and the wall clock far more than on the CPU), and returns the verdicts by name, in
+// seed order.
+func sweep(names []string, seeds int, f func(name string, seed uint64) verdicts) map[string][]verdicts {
+	out := map[string][]verdicts{}
+	for _, n := range names {
+		out[n] = make([]verdicts, seeds)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, sweepParallel())
+	for s := range seeds {
+		for _, n := range names {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				rep, err := runAgainst(m.Name, dir)
-				results[i].err = err
-				for _, r := range rep.Checks {
-					if r.Status == scenarios.Failed || r.Status == scenarios.Error {
-						results[i].failed = append(results[i].failed, r.ID)
-					}
-				}
+				out[n][s] = f(n, uint64(1000+s*7919))
 			}()
 		}
-		wg.Wait()
+	}
+	wg.Wait()
+	return out
+}
+
+var _ = Describe("The mutant gallery", func() {
+	It("fails, for every seed, exactly the checks that name each mutant's bug, and the reference listener none", func() {
+		dir := memoryDir()
+		names := []string{""}
+		for _, m := range mutants.All() {
+			names = append(names, m.Name)
+		}
+		seeds := sweepSeeds()
+		results := sweep(names, seeds, func(name string, seed uint64) verdicts {
+			return verdictsOf(runAgainst(name, dir, seed))
+		})
 
 		var table strings.Builder
-		killed := 0
-		for i, m := range all {
-			Expect(results[i].err).NotTo(HaveOccurred(), m.Name)
-			caught := true
-			for _, t := range m.Targets {
+		for _, m := range mutants.All() {
+			fmt.Fprintf(&table, "%-24s %s", m.Name, strings.Join(results[m.Name][0].failed, " "))
+			if b := results[m.Name][0].blocked; len(b) > 0 {
+				fmt.Fprintf(&table, "  (blocked: %s)", strings.Join(b, " "))
+			}
+			table.WriteString("\n")
+		}
+		AddReportEntry(fmt.Sprintf("mutant verdicts over %d seeds (mutant, failing checks, blocked)", seeds), table.String(), ReportEntryVisibilityAlways)
+
+		for _, v := range results[""] {
+			Expect(v.err).NotTo(HaveOccurred())
+			Expect(v.failed).To(BeEmpty(), "the reference listener failed")
+			Expect(v.blocked).To(BeEmpty(), "the reference listener had blocked checks")
+		}
+		for _, m := range mutants.All() {
+			want := slices.Sorted(slices.Values(m.Targets))
+			for _, t := range want {
 				_, known := conformance.Lookup(t)
 				Expect(known).To(BeTrue(), "%s targets unknown check %s", m.Name, t)
-				caught = caught && slices.Contains(results[i].failed, t)
 			}
-			if caught {
-				killed++
-			}
-			sort.Strings(results[i].failed)
-			fmt.Fprintf(&table, "%-24s %-7v %s\n", m.Name, caught, strings.Join(results[i].failed, " "))
-		}
-		fmt.Fprintf(&table, "kill rate: %d/%d (%.0f%%)\n", killed, len(all), 100*float64(killed)/float64(len(all)))
-		AddReportEntry("mutant kill table (mutant, caught by its targets, failing checks)", table.String(), ReportEntryVisibilityAlways)
-		for i, m := range all {
-			for _, t := range m.Targets {
-				Expect(results[i].failed).To(ContainElement(t), "%s must be caught by %s; failing: %v", m.Name, t, results[i].failed)
+			for i, v := range results[m.Name] {
+				Expect(v.err).NotTo(HaveOccurred(), m.Name)
+				Expect(v.failed).To(Equal(want), "%s, seed #%d: the failing checks must be exactly those that name its bug", m.Name, i)
+				Expect(v.blocked).To(Equal(results[m.Name][0].blocked), "%s, seed #%d: blocked checks moved with the seed", m.Name, i)
 			}
 		}
-		Expect(killed).To(Equal(len(all)))
-
-		rep, err := runAgainst("", dir)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(rep.Summary.Failed + rep.Summary.Errors).To(BeZero())
 	})
 
 	It("keeps the gallery in docs/conformance.md current", func() {
@@ -111,3 +187,110 @@ var _ = Describe("The mutant gallery", func() {
 		Expect(string(doc)).To(ContainSubstring(conformance.Gallery()), "regenerate with: make docs")
 	})
 })
+
+// withoutTimings is a report as JSON with its wall-clock figures zeroed.
+func withoutTimings(rep conformance.Report) string {
+	rep.Seconds = 0
+	for i := range rep.Checks {
+		rep.Checks[i].Seconds = 0
+	}
+	raw, err := json.MarshalIndent(rep, "", " ")
+	Expect(err).NotTo(HaveOccurred())
+	return string(raw)
+}
+
+var _ = Describe("A run's seed", func() {
+	It("gives the same report, but for timings, twice in a row, and the same verdict and evidence to a check run one at a time or alone", func() {
+		dir := GinkgoT().TempDir()
+		type runs struct {
+			first, again, inTurn conformance.Report
+			alone                map[string][]verdicts
+			err                  error
+		}
+		mutants := []string{"", "plus-space", "ignored-500", "implicit-200"}
+		got := make([]runs, len(mutants))
+		var wg sync.WaitGroup
+		for i, mutant := range mutants {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := &got[i]
+				// A port of its own, so that the listener's URL in replay
+				// lines is the same in each of its runs.
+				addr, err := freeAddr()
+				if r.err = err; err != nil {
+					return
+				}
+				o := runOpts{mutant: mutant, dir: dir, addr: addr, seed: 4242}
+				if r.first, r.err = runReference(o); r.err != nil {
+					return
+				}
+				if r.again, r.err = runReference(o); r.err != nil {
+					return
+				}
+				o.parallel = 1
+				if r.inTurn, r.err = runReference(o); r.err != nil {
+					return
+				}
+				// Each check that did not pass, alone (--focus), all at
+				// once on ports of their own: replay lines are compared
+				// with the address left out.
+				var judged []string
+				for _, c := range r.first.Checks {
+					if c.Status != scenarios.Passed {
+						judged = append(judged, c.ID)
+					}
+				}
+				r.alone = sweep(judged, 1, func(id string, _ uint64) verdicts {
+					rep, err := runReference(runOpts{mutant: mutant, dir: dir, addr: "127.0.0.1:0", seed: 4242, focus: id})
+					return verdicts{err: err, report: rep}
+				})
+			}()
+		}
+		wg.Wait()
+		for i, mutant := range mutants {
+			r := got[i]
+			Expect(r.err).NotTo(HaveOccurred(), mutant)
+			Expect(withoutTimings(r.again)).To(Equal(withoutTimings(r.first)), "mutant %q: the same seed gave another report", mutant)
+			for _, c := range r.first.Checks {
+				c.Seconds = 0
+				inTurn := byID(r.inTurn)[c.ID]
+				inTurn.Seconds = 0
+				Expect(inTurn).To(Equal(c), "mutant %q: %s with --parallel 1 differs", mutant, c.ID)
+				if c.Status == scenarios.Passed {
+					continue
+				}
+				Expect(r.alone[c.ID][0].err).NotTo(HaveOccurred())
+				alone := byID(r.alone[c.ID][0].report)[c.ID]
+				alone.Seconds = 0
+				alone.Replay, c.Replay = anyAddress.ReplaceAllString(alone.Replay, "ADDR"), anyAddress.ReplaceAllString(c.Replay, "ADDR")
+				Expect(alone).To(Equal(c), "mutant %q: %s run alone (--focus) differs", mutant, c.ID)
+			}
+		}
+	})
+})
+
+// memoryDir is a temporary directory in memory when the machine has one
+// (/dev/shm): hundreds of listener databases sync every commit, and the
+// sweeps measure verdicts, not the disk.
+func memoryDir() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "ipnlab-sweep-")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(os.RemoveAll, dir)
+		return dir
+	}
+	return GinkgoT().TempDir()
+}
+
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+var anyAddress = regexp.MustCompile(`127\.0\.0\.1:\d+`)

@@ -120,6 +120,9 @@ type Result struct {
 	Status   scenarios.Status `json:"status"`
 	Message  string           `json:"message,omitempty"`
 	Evidence []string         `json:"evidence,omitempty"`
+	// BlockedBy names the checks whose bug kept this one from being
+	// judged (status blocked).
+	BlockedBy []string `json:"blocked_by,omitempty"`
 	// Replay is the command that runs this check alone with the same
 	// messages (set when it failed).
 	Replay  string  `json:"replay,omitempty"`
@@ -143,12 +146,14 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 const (
 	phaseOrdinary = iota
 	phaseBusy     // keeps the listener busy on purpose
+	phaseClock    // moves the shared clock: together with the others that do
 	phaseAlone    // changes what every other check sees
 )
 
-// phase sorts a check by what its scenario does: moving the clock, taking
-// the listener down or faulting every postback affects every check; a slow
-// or persistently failing verifier keeps the listener busy for a while.
+// phase sorts a check by what its scenario does: taking the listener down
+// or faulting every postback affects every check; moving the clock
+// resends every waiting message; a slow or persistently failing verifier
+// keeps the listener busy for a while.
 func (s *Session) phase(c Check) int {
 	sc, err := catalog.Get(c.Scenario)
 	if err != nil {
@@ -157,9 +162,11 @@ func (s *Session) phase(c Check) int {
 	p := phaseOrdinary
 	for _, st := range sc.Steps {
 		switch {
-		case st.Advance != nil || st.Outage != nil || st.ClearFault != nil || (st.Fault != nil && st.Fault.Message == ""):
+		case st.Outage != nil || st.ClearFault != nil || (st.Fault != nil && st.Fault.Message == ""):
 			return phaseAlone
-		case st.Send != nil && st.Send.Fault != nil && (st.Send.Fault.Count == 0 || st.Send.Fault.Kind == "slow"):
+		case st.Advance != nil:
+			p = phaseClock
+		case st.Send != nil && st.Send.Fault != nil && (st.Send.Fault.Count == 0 || st.Send.Fault.Kind == "slow") && p < phaseBusy:
 			p = phaseBusy
 		}
 	}
@@ -173,8 +180,15 @@ func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, seed 
 }
 
 func (s *Session) runScenario(ctx context.Context, sc *scenarios.Scenario, seed uint64, log io.Writer) scenarios.Result {
+	return s.runScenarioWith(ctx, sc, seed, log, nil)
+}
+
+func (s *Session) runScenarioWith(ctx context.Context, sc *scenarios.Scenario, seed uint64, log io.Writer, gate *clockGate) scenarios.Result {
 	env := s.env
 	env.Log, env.Seed = log, seed
+	if gate != nil {
+		env.Advance = gate.Advance
+	}
 	res := scenarios.Run(ctx, env, sc)
 	_ = s.emu.PayPal().SetFault("", nil)
 	s.emu.SetOutage(false)
@@ -183,6 +197,11 @@ func (s *Session) runScenario(ctx context.Context, sc *scenarios.Scenario, seed 
 
 // Run runs one check.
 func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
+	return s.run(ctx, c, log, nil)
+}
+
+// run runs one check; checks that move the clock together pass their gate.
+func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGate) Result {
 	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required()}
 	if st, why := s.Applicable(c); why != "" {
 		r.Status, r.Message = st, why
@@ -193,9 +212,12 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 		r.Status, r.Message = scenarios.Error, err.Error()
 		return r
 	}
-	res := s.runScenario(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log)
+	res := s.runScenarioWith(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log, gate)
 	r.Status, r.Message, r.Evidence, r.Seconds = res.Status, res.Message, res.Evidence, res.Duration.Seconds()
-	if r.Status == scenarios.Failed || r.Status == scenarios.Error {
+	if by := blockers(c.ID, res); r.Status == scenarios.Failed && by != nil {
+		r.Status, r.BlockedBy, r.Message = scenarios.Blocked, by, blockedMessage(by, res)
+	}
+	if r.Status == scenarios.Failed || r.Status == scenarios.Error || r.Status == scenarios.Blocked {
 		r.Replay = s.cfg.replay(c.ID, s.seed)
 	}
 	return r
@@ -206,4 +228,16 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
 	args := []string{"ipnlab", "run", shellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
+}
+
+// ackedWithoutPostbacks counts the PayPal messages the listener acked when
+// it posted none back at all (0 once any postback arrived): the sign of a
+// wrong verify URL or of sandbox messages dropped.
+func (s *Session) ackedWithoutPostbacks() int {
+	if len(s.emu.PayPal().Postbacks("")) > 0 {
+		return 0
+	}
+	return len(s.emu.Engine().List(func(m *delivery.Message) bool {
+		return m.Provider == paypal.Provider && m.AckedAt != nil
+	}))
 }

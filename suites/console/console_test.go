@@ -185,7 +185,7 @@ func lab(token string) (*emulator.Server, string) {
 		VerifyURL:      emu.VerifyURL(),
 		ReceiverEmails: []string{emulator.DefaultReceiverEmail}, ReceiverIDs: []string{emulator.DefaultReceiverID},
 		UnknownPayers: "create", DB: filepath.Join(GinkgoT().TempDir(), "ref.db"),
-		// Quick verification retries, so the verifier-outage scenario takes
+		// Quick verification retries, so the outage scenarios take
 		// a second, not minutes.
 		Verify: listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:  listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
@@ -340,7 +340,7 @@ var _ = Describe("The web console", Ordered, func() {
 
 		do(sim, pick(`#scenario-name`, "paypal-credit-once"), chromedp.Click(`#scenario button[type=submit]`))
 		Eventually(text(sim, "#scenario-result .scenario-status")).Should(Equal("passed"), func() string { return text(sim, "#scenario-result")() })
-		do(sim, pick(`#scenario-name`, "paypal-verifier-outage"), chromedp.Click(`#scenario button[type=submit]`))
+		do(sim, pick(`#scenario-name`, "paypal-outage-503-page"), chromedp.Click(`#scenario button[type=submit]`))
 		Eventually(text(sim, "#scenario-result .scenario-status"), 20*time.Second).Should(Equal("passed"), func() string { return text(sim, "#scenario-result")() })
 		screenshot(sim, "simulator-catalog")
 	})

@@ -1,0 +1,211 @@
+package conformance_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// stub is a small IPN listener written the way real ones are, with one
+// way of posting back (a variant PayPal accepts, or one bug). Correct
+// unless its hooks say otherwise: it acks 200 at once, posts the message
+// back from a goroutine, and retries (quickly) on anything but an exact
+// VERIFIED or INVALID answered with HTTP 200.
+type stub struct {
+	name string
+	// postback builds the request from the raw body PayPal sent.
+	postback func(verifyURL string, raw []byte) *http.Request
+	// settled decides from the verifier's answer whether to stop asking.
+	settled func(status int, body string) bool
+	// inHandler verifies inside the handler before answering, with no
+	// timeout: 200 once settled, 500 otherwise (PayPal resends).
+	inHandler bool
+	// fails are the checks its bug names (none for a variant).
+	fails []string
+}
+
+// correctly posts back the raw body after cmd=_notify-validate&.
+func correctly(verifyURL string, raw []byte) *http.Request {
+	return form(verifyURL, append([]byte("cmd=_notify-validate&"), raw...))
+}
+
+func form(u string, body []byte) *http.Request {
+	req, _ := http.NewRequest("POST", u, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "stub-listener/1.0")
+	return req
+}
+
+func exactAnswer(status int, body string) bool {
+	return status == 200 && (body == "VERIFIED" || body == "INVALID")
+}
+
+func (s stub) serve(verifyURL string) *httptest.Server {
+	settled := s.settled
+	if settled == nil {
+		settled = exactAnswer
+	}
+	ask := func(raw []byte) (int, string, error) {
+		resp, err := http.DefaultClient.Do(s.postback(verifyURL, raw))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		if s.inHandler {
+			if status, body, err := ask(raw); err != nil || !settled(status, body) {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		go func() {
+			for try := 0; try < 10; try++ {
+				if status, body, err := ask(raw); err == nil && settled(status, body) {
+					return
+				}
+				time.Sleep(20 * time.Millisecond << min(try, 3))
+			}
+		}()
+	}))
+}
+
+var (
+	hexEscape = regexp.MustCompile(`%[0-9A-F]{2}`)
+
+	// The variants of a correct postback that PayPal accepts.
+	variants = []stub{
+		{name: "cmd last", postback: func(u string, raw []byte) *http.Request {
+			return form(u, append(append([]byte{}, raw...), "&cmd=_notify-validate"...))
+		}},
+		{name: "cmd in the query string", postback: func(u string, raw []byte) *http.Request {
+			return form(u+"?cmd=_notify-validate", raw)
+		}},
+		{name: "no Content-Type", postback: func(u string, raw []byte) *http.Request {
+			req := correctly(u, raw)
+			req.Header.Del("Content-Type")
+			return req
+		}},
+		{name: "no User-Agent", fails: nil, postback: func(u string, raw []byte) *http.Request {
+			req := correctly(u, raw)
+			req.Header.Set("User-Agent", "")
+			return req
+		}},
+		{name: "%20 for spaces and lower-case hex", postback: func(u string, raw []byte) *http.Request {
+			b := bytes.ReplaceAll(raw, []byte("+"), []byte("%20"))
+			b = hexEscape.ReplaceAllFunc(b, bytes.ToLower)
+			return correctly(u, b)
+		}},
+		{name: "a leading &", postback: func(u string, raw []byte) *http.Request {
+			return form(u, append([]byte("&cmd=_notify-validate&"), raw...))
+		}},
+	}
+
+	// Listeners with one bug each, written independently of the mutants.
+	buggy = []stub{
+		{name: "re-encodes the values as UTF-8 (reads the bytes as Latin-1)", postback: func(u string, raw []byte) *http.Request {
+			return correctly(u, rebuild(raw, func(v string) string {
+				runes := make([]rune, len(v))
+				for i := 0; i < len(v); i++ {
+					runes[i] = rune(v[i])
+				}
+				return string(runes)
+			}, url.QueryUnescape, false))
+		}, fails: []string{"PP-VERIFY-UTF-8", "PP-VERIFY-WINDOWS-1252", "PP-VERIFY-WINDOWS-1255"}},
+		{name: "drops blank fields", postback: func(u string, raw []byte) *http.Request {
+			return correctly(u, rebuild(raw, func(v string) string { return v }, url.QueryUnescape, true))
+		}, fails: []string{"PP-VERIFY-EMPTY-FIELDS"}},
+		{name: "posts '+' back as %2B", postback: func(u string, raw []byte) *http.Request {
+			return correctly(u, rebuild(raw, func(v string) string { return v }, url.PathUnescape, false))
+		}, fails: []string{"PP-VERIFY-PLUS"}},
+		{name: "trusts VERIFIED with HTTP 500", settled: func(status int, body string) bool {
+			return body == "VERIFIED" || exactAnswer(status, body)
+		}, postback: correctly, fails: []string{"PP-OUTAGE-500-VERIFIED"}},
+		{name: "acks 200 after an HTML page", settled: func(status int, body string) bool {
+			return status == 200
+		}, postback: correctly, fails: []string{"PP-OUTAGE-200-PAGE"}},
+		{name: "verifies before acking, with no timeout", inHandler: true, postback: correctly,
+			fails: []string{"PP-ACK-SLOW-VERIFIER"}},
+	}
+)
+
+// rebuild decodes every pair with unescape, maps its value, and encodes
+// it again as url.QueryEscape does, in the original order.
+func rebuild(raw []byte, mapValue func(string) string, unescape func(string) (string, error), dropBlank bool) []byte {
+	var out []string
+	for _, pair := range strings.Split(string(raw), "&") {
+		name, value, _ := strings.Cut(pair, "=")
+		n, _ := unescape(name)
+		v, _ := unescape(value)
+		if dropBlank && v == "" {
+			continue
+		}
+		out = append(out, url.QueryEscape(n)+"="+url.QueryEscape(mapValue(v)))
+	}
+	return []byte(strings.Join(out, "&"))
+}
+
+// runStub runs the protocol checks against a stub with seed.
+func runStub(s stub, seed uint64) verdicts {
+	ln := freeListenerErr()
+	srv := s.serve("http://" + ln.Addr().String() + "/cgi-bin/webscr")
+	defer srv.Close()
+	cfg := conformance.Defaults()
+	cfg.EmulatorListener, cfg.Listener, cfg.Seed = ln, srv.URL, seed
+	cfg.AckTimeout, cfg.PostbackWait, cfg.Name = time.Second, time.Second, s.name
+	return verdictsOf(conformance.RunAll(context.Background(), cfg, nil))
+}
+
+var _ = Describe("Verdicts against listeners written independently", func() {
+	It("fail, for every seed, exactly the checks that name each one's bug, and nothing for the postbacks PayPal accepts", func() {
+		all := append(append([]stub{}, variants...), buggy...)
+		byName := map[string]stub{}
+		var names []string
+		for _, s := range all {
+			byName[s.name] = s
+			names = append(names, s.name)
+		}
+		seeds := sweepSeeds()
+		results := sweep(names, seeds, func(name string, seed uint64) verdicts { return runStub(byName[name], seed) })
+		var table strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&table, "%-62s %s\n", n, strings.Join(results[n][0].failed, " "))
+		}
+		AddReportEntry(fmt.Sprintf("stub listeners over %d seeds (failing checks)", seeds), table.String(), ReportEntryVisibilityAlways)
+		for _, s := range all {
+			want := slices.Sorted(slices.Values(s.fails))
+			if s.name == "no User-Agent" {
+				// A SHOULD, reported as a warning; it does not fail the run.
+				want = []string{"PP-POSTBACK-USER-AGENT"}
+			}
+			for i, v := range results[s.name] {
+				Expect(v.err).NotTo(HaveOccurred(), s.name)
+				if len(want) == 0 {
+					Expect(v.failed).To(BeEmpty(), "%s, seed #%d: a postback PayPal accepts was failed", s.name, i)
+				} else {
+					Expect(v.failed).To(Equal(want), "%s, seed #%d: the failing checks must be exactly those that name its bug", s.name, i)
+				}
+				Expect(v.blocked).To(Equal(results[s.name][0].blocked), "%s, seed #%d: blocked checks moved with the seed", s.name, i)
+			}
+		}
+	})
+})
