@@ -48,10 +48,10 @@ type Listener struct {
 	allowed   []netip.Prefix
 	proxies   []netip.Prefix
 
-	mu      sync.Mutex
-	queue   []queued
-	busy    int // queued, running or waiting to retry
-	idle    chan struct{}
+	mu    sync.Mutex
+	queue []queued
+	busy  int // queued, running or waiting to retry
+	idle  chan struct{}
 	// busyTxns counts the busy items of each transaction (an item counts
 	// for its txn_id and its parent's), itemTxns what each item counts
 	// for, and changed closes whenever an item is done: a probe can wait
@@ -60,11 +60,11 @@ type Listener struct {
 	busyTxns map[string]int
 	itemTxns map[int64][]string
 	changed  chan struct{}
-	wake    chan struct{}
-	started bool
-	closed  bool
-	workers sync.WaitGroup
-	timers  map[*time.Timer]struct{}
+	wake     chan struct{}
+	started  bool
+	closed   bool
+	workers  sync.WaitGroup
+	timers   map[*time.Timer]struct{}
 }
 
 // New checks cfg and opens the store. Nothing is processed until Start.
