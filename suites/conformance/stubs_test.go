@@ -16,6 +16,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
@@ -205,6 +207,63 @@ var _ = Describe("Verdicts against listeners written independently", func() {
 					Expect(v.failed).To(Equal(want), "%s, seed #%d: the failing checks must be exactly those that name its bug", s.name, i)
 				}
 				Expect(v.blocked).To(Equal(results[s.name][0].blocked), "%s, seed #%d: blocked checks moved with the seed", s.name, i)
+			}
+		}
+	})
+})
+
+var _ = Describe("A listener configured as in production", func() {
+	It("drops sandbox messages: without --live a notice says so, with --live its postbacks are judged", func() {
+		// It posts back correctly, but only messages without test_ipn=1.
+		prod := func(verifyURL string) *httptest.Server {
+			return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				raw, _ := io.ReadAll(r.Body)
+				w.WriteHeader(http.StatusOK)
+				if q, _ := url.ParseQuery(string(raw)); q.Get("test_ipn") == "1" {
+					return
+				}
+				go func() {
+					if resp, err := http.DefaultClient.Do(correctly(verifyURL, raw)); err == nil {
+						resp.Body.Close()
+					}
+				}()
+			}))
+		}
+		for _, live := range []bool{false, true} {
+			ln := freeListener()
+			srv := prod("http://" + ln.Addr().String() + "/cgi-bin/webscr")
+			cfg := conformance.Defaults()
+			cfg.EmulatorListener, cfg.Listener, cfg.Live, cfg.Focus = ln, srv.URL, live, "PP-POSTBACK-SENT,PP-VERIFY-ASCII"
+			cfg.PostbackWait = time.Second
+			rep, err := conformance.RunAll(context.Background(), cfg, nil)
+			srv.Close()
+			Expect(err).NotTo(HaveOccurred())
+			res := byID(rep)
+			if live {
+				Expect(rep.Notices).To(BeEmpty())
+				Expect(res["PP-POSTBACK-SENT"].Status).To(Equal(scenarios.Passed))
+				Expect(res["PP-VERIFY-ASCII"].Status).To(Equal(scenarios.Passed))
+				Expect(res["PP-POSTBACK-SENT"].Replay).To(BeEmpty())
+			} else {
+				Expect(rep.Notices).To(ConsistOf(ContainSubstring("it may drop sandbox messages (test_ipn=1): if it is configured as in production, run with --live")))
+				Expect(res["PP-POSTBACK-SENT"].Status).To(Equal(scenarios.Failed))
+				Expect(res["PP-VERIFY-ASCII"].Status).To(Equal(scenarios.Blocked))
+			}
+		}
+	})
+})
+
+var _ = Describe("The catalog", func() {
+	It("waits no fixed wall time: every wait comes from the run's windows", func() {
+		names, err := catalog.Names()
+		Expect(err).NotTo(HaveOccurred())
+		for _, n := range names {
+			sc, err := catalog.Get(n)
+			Expect(err).NotTo(HaveOccurred())
+			for _, st := range sc.Steps {
+				if st.Expect != nil {
+					Expect(st.Expect.Within).To(BeEmpty(), "%s line %d sets within: %s", n, st.Line, st.Expect.Within)
+				}
 			}
 		}
 	})
