@@ -165,30 +165,21 @@ func (l *Listener) Store() store.Store { return l.store }
 
 // WaitIdle returns when nothing is queued, running or waiting to retry.
 func (l *Listener) WaitIdle(ctx context.Context) error {
-	for {
-		l.mu.Lock()
-		ch, busy := l.idle, l.busy
-		l.mu.Unlock()
-		if busy == 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return l.waitUntilIdle(ctx, func() (int, chan struct{}) { return l.busy, l.idle })
 }
 
 // WaitIdleTxns returns when no item of these transactions (or of their
 // children: refunds, reversals) is queued, running or waiting to retry.
 func (l *Listener) WaitIdleTxns(ctx context.Context, txns []string) error {
+	return l.waitUntilIdle(ctx, func() (int, chan struct{}) { return l.busyTxnsLocked(txns), l.changed })
+}
+
+// waitUntilIdle waits until state (read under l.mu) counts nothing busy,
+// waking when its channel closes.
+func (l *Listener) waitUntilIdle(ctx context.Context, state func() (int, chan struct{})) error {
 	for {
 		l.mu.Lock()
-		busy, ch := 0, l.changed
-		for _, t := range txns {
-			busy += l.busyTxns[t]
-		}
+		busy, ch := state()
 		l.mu.Unlock()
 		if busy == 0 {
 			return nil
@@ -205,6 +196,10 @@ func (l *Listener) WaitIdleTxns(ctx context.Context, txns []string) error {
 func (l *Listener) BusyTxns(txns []string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.busyTxnsLocked(txns)
+}
+
+func (l *Listener) busyTxnsLocked(txns []string) int {
 	n := 0
 	for _, t := range txns {
 		n += l.busyTxns[t]

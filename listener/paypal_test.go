@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -280,4 +281,36 @@ var _ = Describe("Reference listener, PayPal", func() {
 		Entry("JSON (acked; the verifier finds no such message)", "POST", "application/json", `{"txn_id":"1"}`, 200),
 		Entry("a forged message (acked; INVALID)", "POST", "application/x-www-form-urlencoded", "txn_id=FAKE0000000000001&payment_status=Completed&mc_gross=1000.00&mc_currency=USD&receiver_email=merchant%40example.com&payer_email=customer%40example.com&txn_type=web_accept", 200),
 	)
+})
+
+var _ = Describe("The probe's idle signal for some transactions", func() {
+	It("answers for those transactions (and their children) while another one keeps the listener busy", func() {
+		r := newRig(func(c *listener.Config) {
+			c.Verify = listener.VerifyConfig{Backoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Attempts: 100, Timeout: 5 * time.Second}
+		})
+		// The verifier answers garbage for one message until cleared: the
+		// listener keeps retrying that one.
+		stuck, err := r.emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: r.paypalURL(),
+			Params: emulator.Params{PayerEmail: customerEmail}, Fault: &emulator.FaultRequest{Kind: "garbage"}})
+		Expect(err).NotTo(HaveOccurred())
+		done, err := r.emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: r.paypalURL(), Params: emulator.Params{PayerEmail: customerEmail}})
+		Expect(err).NotTo(HaveOccurred())
+
+		idle := func(q string) map[string]any {
+			resp, err := http.Get(r.lsrv.URL + "/probe/v1/idle?" + q)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var out map[string]any
+			Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+			return out
+		}
+		Expect(idle("wait=5s&txn_id=" + done.TxnID)["idle"]).To(BeTrue())
+		Expect(idle("wait=200ms&txn_id=" + stuck.TxnID)["idle"]).To(BeFalse())
+		Expect(idle("wait=200ms")["idle"]).To(BeFalse(), "the whole listener is still busy")
+		Expect(idle("wait=200ms&txn_id=" + stuck.TxnID + "&txn_id=" + done.TxnID)["busy"]).To(BeNumerically("==", 1))
+
+		Expect(r.emu.PayPal().SetFault(stuck.ID, nil)).To(Succeed())
+		Expect(idle("wait=5s&txn_id=" + stuck.TxnID)["idle"]).To(BeTrue())
+		Expect(idle("wait=5s")["idle"]).To(BeTrue())
+	})
 })
