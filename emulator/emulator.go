@@ -275,6 +275,11 @@ func (e *Emulator) Advance(d time.Duration) error {
 	if !ok {
 		return fmt.Errorf("advance: %w (it is %s; start with --clock manual)", clock.ErrNotManual, e.clock.Mode())
 	}
+	// Refused before anything is kept: a refused target must never be
+	// saved (an overflowed one read back as 1734 after a restart).
+	if err := clock.CheckAdvance(d); err != nil {
+		return err
+	}
 	// The target first: a crash mid-way resumes there, and whatever was
 	// due on the way fires at once on restart.
 	if err := e.saveClock(e.clock.Now().Add(d)); err != nil {

@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -185,6 +186,29 @@ var _ = Describe("Emulator", func() {
 		}
 		Expect(l.listener.received()).To(BeEmpty())
 		Expect(l.emu.Engine().List(nil)).To(BeEmpty())
+	})
+
+	It("answers a poll or stream from any cursor, and stays healthy and working (a cursor of 2^64-1 froze it while /healthz said ok)", func() {
+		l.send(map[string]any{}) // events to read past
+		for _, after := range []string{"18446744073709551615", "18446744073709551614", "9223372036854775808"} {
+			code, out := l.call("GET", "/api/v1/events/poll?after="+after+"&timeout=10ms", nil)
+			Expect(code).To(Equal(200), "%s: %v", after, out)
+			req, _ := http.NewRequest("GET", l.api.URL+"/api/v1/events", nil)
+			req.Header.Set("Last-Event-ID", after)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			cancel()
+		}
+		msg := l.send(map[string]any{})
+		Expect(verdicts(l.message(msg["id"].(string)))).To(Equal([]string{"VERIFIED"}))
+		code, h := l.call("GET", "/healthz", nil)
+		Expect(code).To(Equal(200))
+		Expect(h["status"]).To(Equal("ok"))
+		Expect(l.emu.Stuck(100 * time.Millisecond)).To(BeEmpty())
 	})
 
 	It("long-polls events instead of sleeping", func() {

@@ -106,6 +106,22 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(jl.listener.received()).To(HaveLen(4), "an acknowledged message is not sent again")
 	})
 
+	It("never keeps a refused clock advance: after a restart the clock reads what it read before", func() {
+		jl := newJournalLab()
+		jl.listener.set(500, nil)
+		jl.send(map[string]any{"kind": "web_accept"})
+		for _, by := range []string{"Infd", "NaNd", "1e300d", "106751d1000h", "-1d"} {
+			code, out := jl.call("POST", "/api/v1/clock/advance", map[string]any{"duration": by})
+			Expect(code).To(Equal(400), "%s: %v", by, out)
+		}
+		Expect(jl.emu.Advance(clock.MaxDuration + time.Second)).To(MatchError(clock.ErrTooLong))
+		Expect(jl.clk.Now()).To(Equal(t0))
+		jl.restart()
+		Expect(jl.clk.Now()).To(Equal(t0), "a refused target was kept")
+		Expect(jl.emu.Advance(10 * time.Second)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(2), "the pending retry still fires at its time")
+	})
+
 	It("keeps held messages, the profile, faults with their counts and PayDo's registrations and transactions", func() {
 		jl := newJournalLab()
 		code, _ := jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": false})

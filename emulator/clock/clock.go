@@ -11,6 +11,7 @@ package clock
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ var ErrNotManual = errors.New("clock is not manual")
 // ErrNegative is returned when asked to move the clock backwards.
 var ErrNegative = errors.New("clock cannot move backwards")
 
+// ErrTooLong is returned for a duration over MaxDuration.
+var ErrTooLong = errors.New("longer than a century of clock time (at most 36500d)")
+
 // Parse builds a clock from a mode string: "real", "manual" or "scale:N"
 // (N > 0, e.g. "scale:3600" runs an hour per second).
 func Parse(mode string, start time.Time) (Clock, error) {
@@ -65,7 +69,7 @@ func Parse(mode string, start time.Time) (Clock, error) {
 		return NewManual(start), nil
 	case strings.HasPrefix(mode, "scale:"):
 		n, err := strconv.ParseFloat(strings.TrimPrefix(mode, "scale:"), 64)
-		if err != nil || n <= 0 || n > 1e9 {
+		if err != nil || !(n > 0 && n <= 1e9) { // also refuses NaN
 			return nil, fmt.Errorf("clock mode %q: scale must be a number in (0, 1e9]", mode)
 		}
 		return NewScaled(n), nil
@@ -73,8 +77,13 @@ func Parse(mode string, start time.Time) (Clock, error) {
 	return nil, fmt.Errorf("clock mode %q: want real, manual or scale:N", mode)
 }
 
+// MaxDuration bounds a duration: a century of clock time. Anything longer
+// is a typo or an attack (1e300d), and would overflow clock arithmetic.
+const MaxDuration = 100 * 365 * 24 * time.Hour
+
 // ParseDuration extends time.ParseDuration with days ("4d", "1d12h"), since
-// retry windows are counted in days.
+// retry windows are counted in days. It refuses negative, NaN, infinite
+// and overflowing values, and anything over MaxDuration.
 func ParseDuration(s string) (time.Duration, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
@@ -83,21 +92,48 @@ func ParseDuration(s string) (time.Duration, error) {
 	var days time.Duration
 	if i := strings.IndexByte(in, 'd'); i >= 0 {
 		n, err := strconv.ParseFloat(in[:i], 64)
-		if err != nil || n < 0 {
+		switch {
+		case err != nil || math.IsNaN(n) || math.IsInf(n, 0) || strings.ContainsAny(in[:i], "xXpP_"):
 			return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 96h, 4d or 1d12h", s)
+		case n < 0:
+			return 0, fmt.Errorf("duration %q: %w", s, ErrNegative)
+		case n > float64(MaxDuration/(24*time.Hour)):
+			return 0, fmt.Errorf("duration %q: %w", s, ErrTooLong)
 		}
-		days = time.Duration(n * float64(24*time.Hour))
+		days = time.Duration(math.Round(n * float64(24*time.Hour)))
 		in = in[i+1:]
 		if in == "" {
 			return days, nil
 		}
 	}
 	d, err := time.ParseDuration(in)
-	if err != nil {
+	switch {
+	case err != nil && strings.Contains(err.Error(), "invalid duration") && overflows(in):
+		return 0, fmt.Errorf("duration %q: %w", s, ErrTooLong)
+	case err != nil:
 		return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 96h, 4d or 1d12h", s)
-	}
-	if d < 0 {
+	case d < 0:
 		return 0, fmt.Errorf("duration %q: %w", s, ErrNegative)
+	case d > MaxDuration-days:
+		return 0, fmt.Errorf("duration %q: %w", s, ErrTooLong)
 	}
 	return days + d, nil
+}
+
+// CheckAdvance refuses a move of the clock that is backwards or longer
+// than MaxDuration, before anything changes.
+func CheckAdvance(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("advance %s: %w", d, ErrNegative)
+	case d > MaxDuration:
+		return fmt.Errorf("advance %s: %w", d, ErrTooLong)
+	}
+	return nil
+}
+
+// overflows reports a duration that time.ParseDuration refused only for
+// its size: digits and units, but more than it can hold.
+func overflows(s string) bool {
+	return strings.Trim(s, "0123456789.hmsuµn") == ""
 }

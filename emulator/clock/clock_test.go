@@ -150,4 +150,33 @@ var _ = DescribeTable("ParseDuration",
 	Entry("negative", "-1s", time.Duration(0), true),
 	Entry("junk", "soon", time.Duration(0), true),
 	Entry("empty", "", time.Duration(0), true),
+	Entry("a century exactly", "36500d", clock.MaxDuration, false),
+	Entry("fractional days", "0.5d", 12*time.Hour, false),
+	Entry("infinite days", "Infd", time.Duration(0), true),
+	Entry("NaN days", "NaNd", time.Duration(0), true),
+	Entry("1e300 days (overflowed to 292 years back)", "1e300d", time.Duration(0), true),
+	Entry("days plus hours past int64", "106751d1000h", time.Duration(0), true),
+	Entry("hours past int64", "9999999999999h", time.Duration(0), true),
+	Entry("a sum past a century", "36500d1s", time.Duration(0), true),
+	Entry("hex days", "0x10d", time.Duration(0), true),
+	Entry("negative days", "-1d", time.Duration(0), true),
 )
+
+var _ = Describe("Clock limits", func() {
+	It("refuses a NaN, zero or huge scale", func() {
+		for _, mode := range []string{"scale:NaN", "scale:0", "scale:-1", "scale:Inf", "scale:1e10"} {
+			_, err := clock.Parse(mode, time.Now())
+			Expect(err).To(HaveOccurred(), mode)
+		}
+	})
+
+	It("refuses to move a manual clock backwards or past a century, leaving it where it was", func() {
+		start := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+		m := clock.NewManual(start)
+		Expect(m.Advance(clock.MaxDuration + 1)).To(MatchError(clock.ErrTooLong))
+		Expect(m.Advance(-time.Second)).To(MatchError(clock.ErrNegative))
+		_, err := m.RunUntilIdle(clock.MaxDuration + 1)
+		Expect(err).To(MatchError(clock.ErrTooLong))
+		Expect(m.Now()).To(Equal(start))
+	})
+})

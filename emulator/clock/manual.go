@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
 // Manual is a clock that moves only through Advance and RunUntilIdle.
@@ -73,8 +75,8 @@ func (m *Manual) Next() (time.Time, bool) {
 
 // Advance implements Controller.
 func (m *Manual) Advance(d time.Duration) error {
-	if d < 0 {
-		return fmt.Errorf("advance %s: %w", d, ErrNegative)
+	if err := CheckAdvance(d); err != nil {
+		return err
 	}
 	m.advancer.Lock()
 	defer m.advancer.Unlock()
@@ -88,8 +90,8 @@ func (m *Manual) Advance(d time.Duration) error {
 
 // RunUntilIdle implements Controller.
 func (m *Manual) RunUntilIdle(limit time.Duration) (time.Duration, error) {
-	if limit < 0 {
-		return 0, fmt.Errorf("run until idle within %s: %w", limit, ErrNegative)
+	if err := CheckAdvance(limit); err != nil {
+		return 0, fmt.Errorf("run until idle: %w", err)
 	}
 	m.advancer.Lock()
 	defer m.advancer.Unlock()
@@ -213,3 +215,7 @@ func (m *Manual) Reset(t time.Time) error {
 	m.now = t
 	return nil
 }
+
+// Responsive reports whether the clock's lock can be taken within d (see
+// package watchdog). A long Advance holds only its own advancer lock.
+func (m *Manual) Responsive(d time.Duration) bool { return watchdog.Free(&m.mu, d) }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+
+	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
 // AckPolicy says which HTTP answers acknowledge a delivery.
@@ -732,3 +734,7 @@ func (ent *entry) snapshot() Message {
 	}
 	return m
 }
+
+// Responsive reports whether the engine's lock can be taken within d (see
+// package watchdog).
+func (e *Engine) Responsive(d time.Duration) bool { return watchdog.Free(&e.mu, d) }

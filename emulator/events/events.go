@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
 // Event types.
@@ -119,14 +121,21 @@ func (b *Bus) Since(seq uint64, limit int) (out []Event, missed bool) {
 
 func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
 	n := len(b.ring)
-	if n == 0 {
+	newest := b.next - 1
+	if n == 0 || seq == newest {
 		return nil, false
 	}
 	oldest := b.ring[b.start].ev.Seq
-	missed := seq+1 < oldest
-	from := 0
-	if seq >= oldest {
-		from = int(seq - oldest + 1)
+	from, missed := 0, false
+	switch {
+	case seq > newest:
+		// A cursor this bus never gave (another run's, or made up):
+		// start over from the oldest kept, and say so.
+		missed = true
+	case seq < oldest:
+		missed = seq+1 < oldest
+	default:
+		from = int(seq - oldest + 1) // seq < newest: within the ring
 	}
 	var out []Event
 	for i := from; i < n && (limit <= 0 || len(out) < limit); i++ {
@@ -135,16 +144,26 @@ func (b *Bus) sinceLocked(seq uint64, limit int) ([]Event, bool) {
 	return out, missed
 }
 
+// snapshot reads the events after seq and the channel that closes on the
+// next publish.
+func (b *Bus) snapshot(seq uint64, limit int) ([]Event, bool, chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	evs, missed := b.sinceLocked(seq, limit)
+	return evs, missed, b.notify
+}
+
+// Responsive reports whether the bus's lock can be taken within d (see
+// package watchdog).
+func (b *Bus) Responsive(d time.Duration) bool { return watchdog.Free(&b.mu, d) }
+
 // Wait returns the events after seq once there are any, or when ctx ends
 // (with no events and ctx's error).
 func (b *Bus) Wait(ctx context.Context, seq uint64, limit int) ([]Event, bool, error) {
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
 	for {
-		b.mu.Lock()
-		evs, missed := b.sinceLocked(seq, limit)
-		ch := b.notify
-		b.mu.Unlock()
+		evs, missed, ch := b.snapshot(seq, limit)
 		if len(evs) > 0 {
 			return evs, missed, nil
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/orderedjson"
+
+	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
 // Provider is the name PayDo messages carry in delivery records.
@@ -424,3 +426,7 @@ func newID() string {
 	}
 	return string(out)
 }
+
+// Responsive reports whether the service's lock can be taken within d
+// (see package watchdog).
+func (s *Service) Responsive(d time.Duration) bool { return watchdog.Free(&s.mu, d) }

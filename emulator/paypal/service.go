@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/form"
+
+	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
 // Provider is the name PayPal messages carry in delivery records.
@@ -366,3 +369,7 @@ func (s *Service) Check(pb Postback) Verdict { return check(s.cfg.Mode, pb, s.fi
 
 // TextFields returns a message's fields decoded to UTF-8.
 func (m *Message) TextFields() form.Form { return m.Fields.Text(m.Charset) }
+
+// Responsive reports whether the service's lock can be taken within d
+// (see package watchdog).
+func (s *Service) Responsive(d time.Duration) bool { return watchdog.Free(&s.mu, d) }
