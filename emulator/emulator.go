@@ -180,6 +180,7 @@ func New(cfg Config) (*Emulator, error) {
 	pp, err := paypal.New(paypal.Config{
 		Clock: cfg.Clock, Engine: eng, Mode: cfg.Verify, Profile: cfg.Profile,
 		Schedule: schedule, OnPostback: e.onPostback, Journal: cfg.Journal, OnError: onError,
+		Secrets: []string{cfg.APIToken},
 	})
 	if err != nil {
 		eng.Close()

@@ -1,8 +1,13 @@
 package emulator_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -204,5 +209,53 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(err).NotTo(HaveOccurred())
 		defer emu.Close()
 		Expect(emu.Restored()).To(BeZero())
+	})
+})
+
+var _ = Describe("Credentials a listener sends to the verifier", func() {
+	It("are never kept: not in History, not in the journal (a Bearer token sent to /cgi-bin/webscr was stored verbatim)", func() {
+		const token = "s3cret-api-token-4242"
+		path := filepath.Join(GinkgoT().TempDir(), "emulator.db")
+		jnl, err := journal.OpenSQLite(path)
+		Expect(err).NotTo(HaveOccurred())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 5, APIToken: token, Journal: jnl})
+		Expect(err).NotTo(HaveOccurred())
+		api := httptest.NewServer(emu)
+		leaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			req, _ := http.NewRequest("POST", api.URL+"/cgi-bin/webscr?key="+token, bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Cookie", "session=abc123")
+			req.Header.Set("Proxy-Authorization", "Basic dXNlcjpwYXNz")
+			req.Header.Set("X-Trace", "token="+token)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}))
+		v, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: leaky.URL})
+		Expect(err).NotTo(HaveOccurred())
+		leaky.Close()
+		view, _ := emu.View(v.ID)
+		Expect(view.Postbacks).To(HaveLen(1))
+		pb := view.Postbacks[0]
+		Expect(pb.Header.Get("Authorization")).To(Equal(paypal.Redacted))
+		Expect(pb.Header.Get("Cookie")).To(Equal(paypal.Redacted))
+		Expect(pb.Header.Get("Proxy-Authorization")).To(Equal(paypal.Redacted))
+		Expect(pb.Header.Get("X-Trace")).To(Equal("token=" + paypal.Redacted))
+		Expect(pb.URI).To(Equal("/cgi-bin/webscr?key=" + paypal.Redacted))
+		raw, err := json.Marshal(view)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(raw)).NotTo(ContainSubstring(token))
+		Expect(string(raw)).NotTo(ContainSubstring("abc123"))
+
+		Expect(emu.Shutdown(context.Background())).To(Succeed())
+		api.Close()
+		Expect(jnl.Close()).To(Succeed())
+		for _, f := range []string{path, path + "-wal"} {
+			if b, err := os.ReadFile(f); err == nil {
+				Expect(string(b)).NotTo(ContainSubstring(token), f)
+				Expect(string(b)).NotTo(ContainSubstring("dXNlcjpwYXNz"), f)
+			}
+		}
 	})
 })

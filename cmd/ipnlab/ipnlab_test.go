@@ -97,6 +97,9 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			{"resend", emu}:                                                          "give a message ID or --failed-since",
 			{"serve", "--clock", "fast"}:                                             `clock mode "fast"`,
 			{"serve", "--verify", "loose"}:                                           `verify mode "loose"`,
+			{"serve", "--allow", ""}:                                                 "--allow is empty",
+			{"serve", "--clock", "scale:NaN"}:                                        `clock mode "scale:NaN"`,
+			{"clock", "advance", "1e300d", emu}:                                      "longer than a century",
 			{"history", "--emulator", "http://127.0.0.1:1"}:                          "emulator unreachable",
 			{"send", "paypal", "--bogus"}:                                            "unknown flag: --bogus",
 		} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,7 +74,7 @@ Simulator, clock) is at /. On start it prints one line:
 			if err := checkExposure(addr, apiToken); err != nil {
 				return err
 			}
-			allowlist, err := parseAllow(allow)
+			allowlist, err := parseAllow(allow, cmd.Flags().Changed("allow"))
 			if err != nil {
 				return err
 			}
@@ -193,7 +194,12 @@ func checkExposure(addr, token string) error {
 	return usageError{fmt.Errorf("--addr %s is not a loopback address: set --api-token (or IPNLAB_API_TOKEN) so the control API is not open to the network", addr)}
 }
 
-func parseAllow(entries []string) (*delivery.Allowlist, error) {
+// parseAllow reads --allow. Given but empty (--allow "" from an unset
+// variable in a script) is refused: it must not turn the allowlist off.
+func parseAllow(entries []string, given bool) (*delivery.Allowlist, error) {
+	if len(entries) == 0 && given {
+		return nil, usageError{errors.New(`--allow is empty: name the networks, addresses or host names deliveries may go to (leave the flag out to allow any)`)}
+	}
 	if len(entries) == 0 {
 		return nil, nil
 	}

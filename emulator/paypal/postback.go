@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -93,10 +94,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the postback: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	v := s.Check(Postback{Method: r.Method, RawQuery: r.URL.RawQuery, Body: body, UserAgent: r.UserAgent()})
+	// A secret the listener sent along is taken out before anything is
+	// judged or kept: verdicts quote what they find.
+	if len(s.cfg.Secrets) > 0 {
+		body = []byte(s.redact(string(body)))
+	}
+	v := s.Check(Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent())})
 	rec := &PostbackRecord{
-		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: r.URL.RequestURI(),
-		Host: r.Host, Header: r.Header.Clone(), Body: body, Verdict: v,
+		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: s.redact(r.URL.RequestURI()),
+		Host: r.Host, Header: s.redactHeader(r.Header), Body: body, Verdict: v,
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -142,6 +148,40 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(answer)))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, answer)
+}
+
+// Redacted replaces a credential in what the verifier keeps.
+const Redacted = "[redacted]"
+
+// credentialHeaders never keep their values.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Api-Token"}
+
+// redactHeader copies h without credentials: the values of credential
+// headers, and the configured secrets wherever else they appear.
+func (s *Service) redactHeader(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		cp := make([]string, len(vs))
+		for i, v := range vs {
+			cp[i] = s.redact(v)
+		}
+		out[k] = cp
+	}
+	for _, k := range credentialHeaders {
+		if vs, ok := out[k]; ok {
+			for i := range vs {
+				vs[i] = Redacted
+			}
+		}
+	}
+	return out
+}
+
+func (s *Service) redact(v string) string {
+	for _, secret := range s.cfg.Secrets {
+		v = strings.ReplaceAll(v, secret, Redacted)
+	}
+	return v
 }
 
 func (s *Service) record(p *PostbackRecord) {

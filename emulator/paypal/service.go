@@ -63,6 +63,11 @@ type Config struct {
 	// OnError hears of journal writes that failed outside a caller's
 	// request (while answering postbacks).
 	OnError func(error)
+	// Secrets are redacted wherever they appear in a recorded postback's
+	// headers or URI (the control API's token): /cgi-bin/webscr needs no
+	// token, so a listener that sends one anyway must not leave it in
+	// History and the journal.
+	Secrets []string
 }
 
 // Service is the fake PayPal.
@@ -99,6 +104,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Schedule == nil {
 		cfg.Schedule = delivery.PayPalSchedule()
 	}
+	cfg.Secrets = slices.DeleteFunc(slices.Clone(cfg.Secrets), func(s string) bool { return s == "" })
 	return &Service{
 		cfg: cfg, profile: cfg.Profile,
 		messages: map[string]*Message{}, byVerify: map[string][]*Message{},
