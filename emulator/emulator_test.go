@@ -211,6 +211,17 @@ var _ = Describe("Emulator", func() {
 		Expect(l.emu.Stuck(100 * time.Millisecond)).To(BeEmpty())
 	})
 
+	It("serves its control API beyond loopback only with a token, whoever starts it", func() {
+		_, err := emulator.Start(emulator.Config{}, "0.0.0.0:0")
+		Expect(err).To(MatchError(emulator.ErrExposed))
+		for addr, ok := range map[string]bool{"127.0.0.1:0": true, "[::1]:0": true, "localhost:8700": true, "127.9.9.9:1": true,
+			"0.0.0.0:0": false, "[::]:0": false, ":8700": false, "10.0.0.5:80": false, "ci-host:8700": false} {
+			err := emulator.CheckExposure(addr, "")
+			Expect(err == nil).To(Equal(ok), addr)
+			Expect(emulator.CheckExposure(addr, "tok")).To(Succeed(), addr)
+		}
+	})
+
 	It("long-polls events instead of sleeping", func() {
 		msg := l.send(map[string]any{})
 		code, out := l.call("GET", "/api/v1/events/poll?type=postback&message_id="+msg["id"].(string)+"&timeout=1s", nil)

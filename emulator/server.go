@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -17,9 +18,33 @@ type Server struct {
 	done chan error
 }
 
+// ErrExposed is returned for a control API that would be served beyond
+// loopback without a token.
+var ErrExposed = errors.New("not a loopback address: set an API token (--api-token or IPNLAB_API_TOKEN) so the control API is not open to the network")
+
+// CheckExposure is the one rule for every command that serves an
+// emulator: its control API may listen beyond loopback only with a
+// token, since it sends requests anywhere its allowlist lets it.
+func CheckExposure(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if token != "" || host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", addr, ErrExposed)
+}
+
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
-// emulator until Shutdown.
+// emulator until Shutdown. Beyond loopback it needs cfg.APIToken.
 func Start(cfg Config, addr string) (*Server, error) {
+	if err := CheckExposure(addr, cfg.APIToken); err != nil {
+		return nil, err
+	}
 	emu, err := New(cfg)
 	if err != nil {
 		return nil, err

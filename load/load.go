@@ -114,6 +114,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Logger gets the emulator's logs (default: discarded).
 	Logger *slog.Logger
+	// APIToken, if set, is required on the load emulator's control API
+	// (see emulator.CheckExposure for where it must be).
+	APIToken string
 }
 
 // Runner is a configured load with its emulator; Handler serves the
@@ -138,7 +141,7 @@ func New(cfg Config) (*Runner, error) {
 	transport.MaxConnsPerHost = cfg.Connections
 	transport.MaxIdleConnsPerHost = cfg.Connections
 	ecfg := emulator.Config{
-		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed,
+		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
 		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
 		Observer: emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup},
 		// Nobody reads the journal's events during a load; a small ring

@@ -28,6 +28,7 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(&c.PayDoListener, "paydo-listener", "", "the listener's PayDo endpoint (enables the PayDo checks)")
 	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks)")
 	f.StringVar(&c.EmulatorAddr, "emulator-addr", d.EmulatorAddr, "where the emulator listens: the listener's verify URL must be http://ADDR/cgi-bin/webscr")
+	f.StringVar(&c.APIToken, "api-token", "", apiTokenHelp)
 	f.StringVar((*string)(&c.Level), "level", "", "protocol or business (default: business when --probe is given)")
 	f.StringVar(&c.LabelFilter, "label-filter", "", `labels a check must have, "!label" to exclude (e.g. "paypal,!slow")`)
 	f.StringVar(&c.Focus, "focus", "", "run only checks whose ID contains one of these (comma-separated)")
@@ -72,7 +73,7 @@ func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile stri
 		"paydo-source":        func() { cfg.PayDoSource = flags.PayDoSource }, "stranger-source": func() { cfg.StrangerSource = flags.StrangerSource },
 		"ack-timeout": func() { cfg.AckTimeout = flags.AckTimeout }, "settle": func() { cfg.Settle = flags.Settle },
 		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
-		"live": func() { cfg.Live = flags.Live },
+		"live": func() { cfg.Live = flags.Live }, "api-token": func() { cfg.APIToken = flags.APIToken },
 		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version },
 		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
 		"verbose": func() { cfg.Verbose = flags.Verbose }, "parallel": func() { cfg.Parallel = flags.Parallel },

@@ -89,19 +89,23 @@ var _ = Describe("ipnlab serve and its clients", func() {
 
 	It("exits 2 with a precise message on bad input", func() {
 		for args, msg := range map[*[]string]string{
-			{"send", "paypal", emu, "--kind", "nope", "--to", "http://127.0.0.1:9/"}: `unknown kind "nope"`,
-			{"send", "paypal", emu, "--set", "novalue"}:                              `--set "novalue": want name=value`,
-			{"send", "paypal", emu, "--param", "colour=red"}:                         `unknown field "colour"`,
-			{"clock", "advance", "soon", emu}:                                        `duration "soon"`,
-			{"history", "--status", "Lost", emu}:                                     `status "Lost"`,
-			{"resend", emu}:                                                          "give a message ID or --failed-since",
-			{"serve", "--clock", "fast"}:                                             `clock mode "fast"`,
-			{"serve", "--verify", "loose"}:                                           `verify mode "loose"`,
-			{"serve", "--allow", ""}:                                                 "--allow is empty",
-			{"serve", "--clock", "scale:NaN"}:                                        `clock mode "scale:NaN"`,
-			{"clock", "advance", "1e300d", emu}:                                      "longer than a century",
-			{"history", "--emulator", "http://127.0.0.1:1"}:                          "emulator unreachable",
-			{"send", "paypal", "--bogus"}:                                            "unknown flag: --bogus",
+			{"send", "paypal", emu, "--kind", "nope", "--to", "http://127.0.0.1:9/"}:                        `unknown kind "nope"`,
+			{"send", "paypal", emu, "--set", "novalue"}:                                                     `--set "novalue": want name=value`,
+			{"send", "paypal", emu, "--param", "colour=red"}:                                                `unknown field "colour"`,
+			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
+			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
+			{"resend", emu}:                                                                                 "give a message ID or --failed-since",
+			{"serve", "--clock", "fast"}:                                                                    `clock mode "fast"`,
+			{"serve", "--verify", "loose"}:                                                                  `verify mode "loose"`,
+			{"serve", "--allow", ""}:                                                                        "--allow is empty",
+			{"lab", "--addr", "0.0.0.0:0"}:                                                                  "--addr 0.0.0.0:0: not a loopback address: set an API token",
+			{"load", "--to", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                         "--emulator-addr 0.0.0.0:0: not a loopback address",
+			{"conform", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                "emulator_addr 0.0.0.0:0: not a loopback address",
+			{"run", "paypal-ack-genuine", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "[::]:0"}: "not a loopback address",
+			{"serve", "--clock", "scale:NaN"}:                                                               `clock mode "scale:NaN"`,
+			{"clock", "advance", "1e300d", emu}:                                                             "longer than a century",
+			{"history", "--emulator", "http://127.0.0.1:1"}:                                                 "emulator unreachable",
+			{"send", "paypal", "--bogus"}:                                                                   "unknown flag: --bogus",
 		} {
 			s := run(*args...)
 			Expect(s).To(gexec.Exit(2), "%v", *args)

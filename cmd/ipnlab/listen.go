@@ -231,9 +231,9 @@ func shutdown(srv *http.Server, l *listener.Listener) error {
 
 func newLab() *cobra.Command {
 	var (
-		addr, listenerAddr, clockMode, verify, logLevel string
-		seed                                            uint64
-		lf                                              listenFlags
+		addr, listenerAddr, clockMode, verify, logLevel, tokenFlag string
+		seed                                                       uint64
+		lf                                                         listenFlags
 	)
 	c := &cobra.Command{
 		Use:   "lab",
@@ -252,7 +252,11 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			if err != nil {
 				return err
 			}
-			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{}}, addr)
+			token := apiToken(tokenFlag)
+			if err := checkExposure("addr", addr, token); err != nil {
+				return err
+			}
+			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{}, APIToken: token}, addr)
 			if err != nil {
 				return err
 			}
@@ -305,6 +309,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal or strict")
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	lf.add(c, "listener-")
 	return c
 }

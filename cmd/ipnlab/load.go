@@ -22,9 +22,9 @@ import (
 
 func newLoad() *cobra.Command {
 	var (
-		cfg                load.Config
-		emulatorAddr, mode string
-		asJSON, quiet      bool
+		cfg                           load.Config
+		emulatorAddr, mode, tokenFlag string
+		asJSON, quiet                 bool
 	)
 	c := &cobra.Command{
 		Use:   "load --to URL",
@@ -53,6 +53,10 @@ the run could not start or was interrupted (the report so far is printed).`,
 			stderr := cmd.ErrOrStderr()
 			if !quiet {
 				cfg.Progress = progressPrinter(stderr)
+			}
+			cfg.APIToken = apiToken(tokenFlag)
+			if err := checkExposure("emulator-addr", emulatorAddr, cfg.APIToken); err != nil {
+				return err
 			}
 			r, err := load.New(cfg)
 			if err != nil {
@@ -112,6 +116,7 @@ the run could not start or was interrupted (the report so far is printed).`,
 	f.StringVar(&mode, "verify", string(paypal.ModePayPal), "verifier mode: paypal or strict")
 	f.StringVar(&cfg.PayDoSource, "paydo-source", "", "local address PayDo deliveries leave from (e.g. 127.0.0.2)")
 	f.StringVar(&emulatorAddr, "emulator-addr", "127.0.0.1:8700", "where the load's emulator listens (your listener's postbacks go there)")
+	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	f.DurationVar(&cfg.ProgressEvery, "progress", 0, "how often the progress line updates (default 1s)")
 	f.BoolVar(&quiet, "quiet", false, "no progress line")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")

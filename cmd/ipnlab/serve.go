@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -32,7 +30,7 @@ func newServe() *cobra.Command {
 		tlsInsecure                                                     bool
 		paydoInitial, paydoMax, paydoWindow                             time.Duration
 		ackTimeout, shutdownTimeout                                     time.Duration
-		storeSpec, apiToken                                             string
+		storeSpec, tokenFlag                                            string
 		allow                                                           []string
 		retries, historyLimit                                           int
 		seed                                                            uint64
@@ -68,10 +66,8 @@ Simulator, clock) is at /. On start it prints one line:
 			if shutdownTimeout <= 0 {
 				return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", shutdownTimeout)}
 			}
-			if apiToken == "" {
-				apiToken = os.Getenv("IPNLAB_API_TOKEN")
-			}
-			if err := checkExposure(addr, apiToken); err != nil {
+			token := apiToken(tokenFlag)
+			if err := checkExposure("addr", addr, token); err != nil {
 				return err
 			}
 			allowlist, err := parseAllow(allow, cmd.Flags().Changed("allow"))
@@ -92,7 +88,7 @@ Simulator, clock) is at /. On start it prints one line:
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			cfg := emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
-				Live: live, Seed: seed, Logger: log, APIToken: apiToken, Allow: allowlist, HistoryLimit: historyLimit,
+				Live: live, Seed: seed, Logger: log, APIToken: token, Allow: allowlist, HistoryLimit: historyLimit,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
 				Scenarios: catalog.Runner{},
 			}
@@ -106,7 +102,7 @@ Simulator, clock) is at /. On start it prints one line:
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
 				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
 			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
-				"store", storeSpec, "token", apiToken != "", "allowlist", allowlist)
+				"store", storeSpec, "token", token != "", "allowlist", allowlist)
 			if jnl != nil {
 				r := srv.Restored()
 				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
@@ -149,7 +145,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
 	f.StringVar(&storeSpec, "store", "memory", "where history and the retry queue live: memory, or sqlite:PATH (survives restarts)")
-	f.StringVar(&apiToken, "api-token", "", "token the control API requires (env IPNLAB_API_TOKEN); required off loopback")
+	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
 	f.IntVar(&historyLimit, "history-limit", 100_000, "finished messages kept in History (oldest leave first; 0: all)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long running deliveries may finish")
@@ -175,23 +171,24 @@ func openStore(spec string) (*journal.SQLite, error) {
 	return nil, usageError{fmt.Errorf("--store %q: want memory or sqlite:PATH", spec)}
 }
 
-// checkExposure refuses to serve the control API beyond loopback without a
-// token: a shared emulator must not be an open relay.
-func checkExposure(addr, token string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usageError{fmt.Errorf("--addr %q: %w", addr, err)}
+// checkExposure applies emulator.CheckExposure to flag's address.
+func checkExposure(flag, addr, token string) error {
+	if err := emulator.CheckExposure(addr, token); err != nil {
+		return usageError{fmt.Errorf("--%s %w", flag, err)}
 	}
-	if token != "" {
-		return nil
+	return nil
+}
+
+// apiTokenHelp is --api-token's help, the same for every command that
+// serves an emulator.
+const apiTokenHelp = "token the control API requires (env IPNLAB_API_TOKEN); required off loopback"
+
+// apiToken is --api-token, else IPNLAB_API_TOKEN.
+func apiToken(flag string) string {
+	if flag != "" {
+		return flag
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
-		return nil
-	}
-	return usageError{fmt.Errorf("--addr %s is not a loopback address: set --api-token (or IPNLAB_API_TOKEN) so the control API is not open to the network", addr)}
+	return os.Getenv("IPNLAB_API_TOKEN")
 }
 
 // parseAllow reads --allow. Given but empty (--allow "" from an unset

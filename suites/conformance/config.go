@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ipnlab/ipnlab/emulator"
 )
 
 // Config is everything a conformance run needs. Precedence, highest
@@ -72,6 +74,10 @@ type Config struct {
 	// clock, take the listener down or fault the verifier for every message
 	// always run alone, after the others.
 	Parallel int `yaml:"parallel" env:"IPNLAB_PARALLEL"`
+
+	// APIToken, if set, is required on the emulator's control API; without
+	// it the emulator must listen on loopback (emulator.CheckExposure).
+	APIToken string `yaml:"api_token" env:"IPNLAB_API_TOKEN"`
 
 	// EmulatorListener, if set, is used instead of listening on
 	// EmulatorAddr (Go callers that must know the port first).
@@ -179,6 +185,8 @@ func (c *Config) Validate() error {
 	if c.EmulatorListener == nil {
 		if _, _, err := net.SplitHostPort(c.EmulatorAddr); err != nil {
 			probs = append(probs, fmt.Sprintf("emulator_addr %q: want host:port", c.EmulatorAddr))
+		} else if err := emulator.CheckExposure(c.EmulatorAddr, c.APIToken); err != nil {
+			probs = append(probs, "emulator_addr "+err.Error())
 		}
 	}
 	if c.Parallel < 1 || c.Parallel > 64 {
