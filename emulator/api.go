@@ -179,6 +179,15 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// refused is a refused setting's error: 403 when the allowlist refused
+// its URL, else 400.
+func refused(err error) error {
+	if errors.Is(err, delivery.ErrNotAllowed) {
+		return err
+	}
+	return badRequest("%v", err)
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	status := statusOf(err)
 	msg := strings.TrimPrefix(err.Error(), errBadRequest.Error()+": ")
@@ -317,7 +326,7 @@ func (e *Emulator) putProfile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := e.paypal.SetProfile(p); err != nil {
-		return badRequest("%v", err)
+		return refused(err)
 	}
 	e.bus.Publish(events.Profile, e.clock.Now(), paypal.Provider, "", p)
 	e.WaitIdle()

@@ -162,9 +162,13 @@ func New(cfg Config) (*Emulator, error) {
 	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
 
-	if cfg.Client == nil && (cfg.TLS != nil || cfg.Allow != nil) {
+	// One client for everything the emulator sends (deliveries, probes):
+	// the allowlist on the dialled address, no redirects, no proxy from
+	// the environment.
+	if cfg.Client == nil {
 		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS, cfg.Allow))
 	}
+	e.cfg.Client = cfg.Client
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
@@ -233,6 +237,16 @@ func (e *Emulator) Engine() *delivery.Engine { return e.engine }
 
 // Events returns the event journal.
 func (e *Emulator) Events() *events.Bus { return e.bus }
+
+// Outgoing is the client for every request the emulator makes: it dials
+// only what the allowlist allows, follows no redirects and ignores proxy
+// settings from the environment. Deliveries use it; so must anything else
+// that sends for the emulator (scenario probes).
+func (e *Emulator) Outgoing() *http.Client { return e.cfg.Client }
+
+// CheckTarget refuses a URL the emulator must not send to (a bad URL, or
+// one outside its allowlist: delivery.ErrNotAllowed).
+func (e *Emulator) CheckTarget(raw string) error { return e.engine.CheckTarget(raw) }
 
 // AckTimeout is how long a delivery waits for the listener's answer.
 func (e *Emulator) AckTimeout() time.Duration {

@@ -246,7 +246,7 @@ func (e *Emulator) putRegistration(w http.ResponseWriter, r *http.Request) error
 	case errors.Is(err, paydo.ErrAlreadyExists):
 		return &apiError{http.StatusConflict, err.Error()}
 	case err != nil:
-		return badRequest("%v", err)
+		return refused(err)
 	}
 	return e.getRegistrations(w, r)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 )
 
 // ScenarioInfo describes a scenario a ScenarioRunner can run.
@@ -104,6 +106,15 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 	if target.PayPalURL == "" && target.PayDoURL == "" {
 		return badRequest("no listener to run against: give paypal_url (and paydo_url for PayDo scenarios)")
 	}
+	// Every URL a run will send to, the probe's too, keeps to the
+	// allowlist (403 otherwise); the probe also dials through Outgoing.
+	for _, u := range []string{target.PayPalURL, target.PayDoURL, target.ProbeURL} {
+		if u != "" {
+			if err := e.CheckTarget(u); err != nil {
+				return fmt.Errorf("scenario %s: %w", name, err)
+			}
+		}
+	}
 	if !e.scenarios.run.TryLock() {
 		return &apiError{http.StatusConflict, "a scenario is running; wait for its result"}
 	}
@@ -112,6 +123,8 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, ErrUnknownScenario):
 		return &apiError{http.StatusNotFound, err.Error()}
+	case errors.Is(err, delivery.ErrNotAllowed):
+		return fmt.Errorf("scenario %s: %w", name, err)
 	case err != nil:
 		return badRequest("scenario %s: %v", name, err)
 	}

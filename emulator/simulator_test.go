@@ -1,15 +1,23 @@
 package emulator_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
 
 // fieldsOf turns a preview's fields into name/value pairs.
@@ -252,5 +260,60 @@ var _ = Describe("Scenario runs through the API", func() {
 		Expect(code).To(Equal(409), "%v", out)
 		close(fr.block)
 		Eventually(done).Should(Receive(Equal(200)))
+	})
+})
+
+var _ = Describe("Scenario runs and the allowlist", func() {
+	It("send nothing outside it (probe_url too: 403), follow no redirect, and quote a foreign answer only briefly", func() {
+		allow, err := delivery.ParseAllowlist([]string{"127.0.0.1"})
+		Expect(err).NotTo(HaveOccurred())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 3, Allow: allow, Scenarios: catalog.Runner{}})
+		Expect(err).NotTo(HaveOccurred())
+		api := httptest.NewServer(emu)
+		DeferCleanup(func() { emu.Close(); api.Close() })
+		ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		DeferCleanup(ok.Close)
+		var elsewhere atomic.Int64
+		other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		Expect(err).NotTo(HaveOccurred())
+		other.Listener = ln
+		other.Start()
+		DeferCleanup(other.Close)
+		l := &lab{emu: emu, api: api}
+
+		code, out := l.call("POST", "/api/v1/scenarios/paypal-credit-once/run", map[string]any{"paypal_url": ok.URL, "probe_url": other.URL})
+		Expect(code).To(Equal(403), "%v", out)
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring("allowlist"))
+
+		// A probe on an allowed address that redirects elsewhere, then one
+		// that answers a megabyte of error page.
+		redirect := httptest.NewServer(http.RedirectHandler(other.URL+"/probe/v1/idle", http.StatusFound))
+		DeferCleanup(redirect.Close)
+		huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(500)
+			_, _ = w.Write(bytes.Repeat([]byte("<html>secret internal page "), 40000))
+		}))
+		DeferCleanup(huge.Close)
+		for _, probe := range []string{redirect.URL, huge.URL} {
+			code, out = l.call("POST", "/api/v1/scenarios/paypal-credit-once/run", map[string]any{"paypal_url": ok.URL, "probe_url": probe})
+			Expect(code).To(Equal(200))
+			raw, _ := json.Marshal(out)
+			Expect(len(raw)).To(BeNumerically("<", 8000), "the answer relays the probe's body")
+			Expect(out["status"]).To(Equal("error"), "%v", out)
+		}
+		Expect(elsewhere.Load()).To(BeZero(), "a request reached an address outside the allowlist")
+
+		// Settings that name a URL outside it are refused the same way.
+		for path, body := range map[string]map[string]any{
+			"/api/v1/paypal/profile":                    {"notify_url": other.URL, "enabled": true},
+			"/api/v1/paydo/users/acme/transfer-ipn-url": {"url": other.URL},
+			"/api/v1/paydo/projects/shop/ipn-url":       {"url": other.URL},
+		} {
+			code, out = l.call("PUT", path, body)
+			Expect(code).To(Equal(403), "%s: %v", path, out)
+		}
+		code, _ = l.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": "ftp://x/", "enabled": true})
+		Expect(code).To(Equal(400))
 	})
 })

@@ -22,12 +22,34 @@ type Probe struct {
 var ErrNoTransaction = errors.New("the listener has no such transaction")
 
 // NewProbe returns a client for the probe API under base.
-func NewProbe(base string) (*Probe, error) {
+func NewProbe(base string) (*Probe, error) { return NewProbeWith(base, nil) }
+
+// NewProbeWith is NewProbe sending through client's transport and redirect
+// rule (an emulator's Outgoing client, which keeps to its allowlist); nil
+// uses the default transport.
+func NewProbeWith(base string, client *http.Client) (*Probe, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("probe URL %q: want http://host:port", base)
 	}
-	return &Probe{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 6 * time.Minute}}, nil
+	c := &http.Client{Timeout: 6 * time.Minute}
+	if client != nil {
+		c.Transport, c.CheckRedirect = client.Transport, client.CheckRedirect
+	}
+	return &Probe{base: strings.TrimRight(base, "/"), http: c}, nil
+}
+
+// foreignExcerpt is at most this much of a probe's unexpected answer in an
+// error: the harness must not relay what another server says.
+const foreignExcerpt = 200
+
+// excerpt labels and bounds a foreign answer for an error message.
+func excerpt(raw []byte) string {
+	text := strings.TrimSpace(string(raw))
+	if len(text) <= foreignExcerpt {
+		return fmt.Sprintf("the probe answered %q", text)
+	}
+	return fmt.Sprintf("the probe answered %q (and %d bytes more)", text[:foreignExcerpt], len(text)-foreignExcerpt)
 }
 
 // ProbeEffect and ProbeTransaction mirror the probe's JSON.
@@ -66,10 +88,10 @@ func (p *Probe) get(ctx context.Context, path string, out any) (int, error) {
 		return resp.StatusCode, fmt.Errorf("probe %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("probe %s: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(raw)))
+		return resp.StatusCode, fmt.Errorf("probe %s: HTTP %d: %s", path, resp.StatusCode, excerpt(raw))
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return resp.StatusCode, fmt.Errorf("probe %s: %w", path, err)
+		return resp.StatusCode, fmt.Errorf("probe %s: not the probe's JSON (%v): %s", path, err, excerpt(raw))
 	}
 	return resp.StatusCode, nil
 }

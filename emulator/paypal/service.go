@@ -101,6 +101,13 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Profile.Validate(); err != nil {
 		return nil, err
 	}
+	if u := cfg.Profile.NotifyURL; u != "" {
+		// The same rule as a profile set later: a start-up URL outside
+		// the allowlist is refused now, not at the first delivery.
+		if err := cfg.Engine.CheckTarget(u); err != nil {
+			return nil, fmt.Errorf("profile notify_url: %w", err)
+		}
+	}
 	if cfg.Schedule == nil {
 		cfg.Schedule = delivery.PayPalSchedule()
 	}

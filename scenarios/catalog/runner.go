@@ -72,7 +72,9 @@ func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, name string, ta
 	env := scenarios.Env{Emulator: emu, PayPalURL: target.PayPalURL, PayDoURL: target.PayDoURL,
 		PayerEmail: r.PayerEmail, AckTimeout: emu.AckTimeout()}
 	if target.ProbeURL != "" {
-		if env.Probe, err = scenarios.NewProbe(target.ProbeURL); err != nil {
+		// Through the emulator's own client: its allowlist holds on the
+		// address dialled, redirects are not followed.
+		if env.Probe, err = scenarios.NewProbeWith(target.ProbeURL, emu.Outgoing()); err != nil {
 			return nil, err
 		}
 	}
