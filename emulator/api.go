@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -553,8 +554,10 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listPostbacks pages through the postbacks, oldest first: ?limit= (100 by
+// default, at most 1000) and ?after= the "next" of the previous page.
 func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "message_id")
+	q, err := query(r, "message_id", "limit", "after")
 	if err != nil {
 		return err
 	}
@@ -564,7 +567,20 @@ func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"postbacks": e.paypal.Postbacks(id)})
+	limit, err := parseInt("limit", q.Get("limit"), 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	after, err := parseInt("after", q.Get("after"), 0, 0, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	page, next := e.paypal.PostbacksPage(id, after, limit)
+	out := map[string]any{"postbacks": page}
+	if next > 0 {
+		out["next"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

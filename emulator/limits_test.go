@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // badInput is one hostile or mistaken request and the answer it must get.
@@ -104,5 +105,55 @@ var _ = Describe("Bad input", func() {
 		list, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		Expect(string(list)).To(ContainSubstring(`"detail": "body: byte 23: invalid escape \"%G0\""`))
+	})
+})
+
+var _ = Describe("Memory a request can grow", func() {
+	It("keeps postbacks of no known message bounded and cut, and pages through every postback", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		body := "cmd=_notify-validate&txn_id=NOPE&junk=" + strings.Repeat("x", 100<<10)
+		for range paypal.MaxUnattached + 200 {
+			resp, err := http.Post(l.api.URL+"/cgi-bin/webscr", "application/x-www-form-urlencoded", strings.NewReader(body))
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+		}
+		all := l.emu.PayPal().Postbacks("")
+		Expect(all).To(HaveLen(paypal.MaxUnattached))
+		Expect(all[0].ID).To(Equal("PB201"), "the oldest were forgotten")
+		for _, p := range all {
+			Expect(len(p.Body)).To(Equal(paypal.MaxUnattachedBody))
+			Expect(p.BodyBytes).To(Equal(len(body)))
+		}
+		// Pages of 300: 300, 300, 300, 100.
+		seen, after, pages := 0, 0, 0
+		for {
+			path := fmt.Sprintf("/api/v1/postbacks?limit=300&after=%d", after)
+			code, out := l.call("GET", path, nil)
+			Expect(code).To(Equal(200))
+			seen += len(out["postbacks"].([]any))
+			pages++
+			next, ok := out["next"].(float64)
+			if !ok {
+				break
+			}
+			after = int(next)
+		}
+		Expect([]int{seen, pages}).To(Equal([]int{paypal.MaxUnattached, 4}))
+		code, _ := l.call("GET", "/api/v1/postbacks?limit=5000", nil)
+		Expect(code).To(Equal(400))
+	})
+
+	It("refuses a PayDo request with more follow-up statuses than a transaction has", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		then := make([]int, emulator.MaxThen+1)
+		for i := range then {
+			then[i] = 2
+		}
+		code, out := l.call("POST", "/api/v1/paydo/notifications", map[string]any{"kind": "checkout", "then": then, "notify_url": l.lsrv.URL})
+		Expect(code).To(Equal(400), "%v", out)
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring("at most 20"))
+		Expect(l.emu.Engine().List(nil)).To(BeEmpty())
 	})
 })

@@ -125,6 +125,10 @@ func payDoSendError(err error) error {
 	return err
 }
 
+// MaxThen bounds a PayDo request's follow-up statuses: one request made
+// 100,001 messages (738 MB) before there was a bound.
+const MaxThen = 20
+
 // buildPayDo makes every message of a request before any is sent.
 func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.Duration, error) {
 	if req.Kind == "" {
@@ -132,6 +136,9 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 	}
 	if req.Copies < 0 || req.Copies > 1000 {
 		return nil, 0, badRequest("copies %d: want 1 to 1000", req.Copies)
+	}
+	if len(req.Then) > MaxThen {
+		return nil, 0, badRequest("then has %d statuses: at most %d (a transaction changes status a few times)", len(req.Then), MaxThen)
 	}
 	var interval time.Duration
 	if req.Interval != "" {

@@ -36,3 +36,22 @@ var _ = Describe("The listener's door, on bad input", func() {
 		Entry("deeply nested PayDo JSON", "POST", "/ipn/paydo", strings.Repeat(`{"transaction":`, 20_000)+"1"+strings.Repeat("}", 20_000), 400, "malformed PayDo notification"),
 	)
 })
+
+var _ = Describe("What the listener keeps of refused input", func() {
+	It("is bounded: a refused body is cut to its first 4 KiB (100 refusals of 1 MB kept 100 MB)", func() {
+		r := newRig()
+		big := "txn_id=1&junk=%ZZ" + strings.Repeat("x", listener.MaxBody-100)
+		for range 20 {
+			resp, err := http.Post(r.paypalURL(), "application/x-www-form-urlencoded", strings.NewReader(big))
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(400))
+		}
+		for id := int64(1); id <= 20; id++ {
+			it, err := r.lst.Store().Inbox(ctxBG(), id)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(len(it.Body)).To(Equal(listener.MaxRejectedBody))
+			Expect(it.Detail).To(ContainSubstring("first 4096 kept"))
+		}
+	})
+})

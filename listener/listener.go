@@ -390,8 +390,7 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		why = err.Error()
 	}
 	if why != "" {
-		item.State, item.Detail = store.InboxRejected, why
-		_, _ = l.store.AddInbox(r.Context(), item)
+		l.keepRejected(r.Context(), item, why)
 		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
 		return
 	}
@@ -403,6 +402,24 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		_, _ = l.postback(context.WithoutCancel(r.Context()), body)
 	}
 	l.accept(w, r, item)
+}
+
+// MaxRejectedBody is how much of a refused notification's body is kept
+// for the record: refusals are anyone's to send, so what they cost must be
+// bounded.
+const MaxRejectedBody = 4 << 10
+
+// keepRejected records a refused notification, its body cut to
+// MaxRejectedBody (the detail says how long it was).
+func (l *Listener) keepRejected(ctx context.Context, item store.InboxItem, why string) {
+	if n := len(item.Body); n > MaxRejectedBody {
+		item.Body = item.Body[:MaxRejectedBody:MaxRejectedBody]
+		why += fmt.Sprintf(" (body of %d bytes, first %d kept)", n, MaxRejectedBody)
+	}
+	item.State, item.Detail = store.InboxRejected, why
+	if _, err := l.store.AddInbox(ctx, item); err != nil {
+		l.log.Warn("could not record a refused notification", "error", err)
+	}
 }
 
 // is reports whether the listener runs as the named mutant.

@@ -141,14 +141,12 @@ func (l *Listener) receivePayDo(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("source %s is not an allowed PayDo address", src)
 	}
 	if err != nil {
-		item.State, item.Detail = store.InboxRejected, err.Error()
-		_, _ = l.store.AddInbox(r.Context(), item)
+		l.keepRejected(r.Context(), item, err.Error())
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
 	if _, _, _, _, err := parsePayDo(body); err != nil {
-		item.State, item.Detail = store.InboxRejected, err.Error()
-		_, _ = l.store.AddInbox(r.Context(), item)
+		l.keepRejected(r.Context(), item, err.Error())
 		http.Error(w, "malformed PayDo notification: "+err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,16 +186,29 @@ func (c *Client) ResendAll(ctx context.Context, req emulator.ResendRequest) ([]s
 	return out.Resent, c.do(ctx, "POST", "/api/v1/messages/resend", req, &out)
 }
 
-// Postbacks lists the verifier's records ("" for all messages).
+// Postbacks lists the verifier's records ("" for all messages), reading
+// every page.
 func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.PostbackRecord, error) {
-	var out struct {
-		Postbacks []paypal.PostbackRecord `json:"postbacks"`
+	var all []paypal.PostbackRecord
+	after := 0
+	for {
+		var out struct {
+			Postbacks []paypal.PostbackRecord `json:"postbacks"`
+			Next      int                     `json:"next"`
+		}
+		q := url.Values{"limit": {"1000"}, "after": {strconv.Itoa(after)}}
+		if messageID != "" {
+			q.Set("message_id", messageID)
+		}
+		if err := c.do(ctx, "GET", "/api/v1/postbacks?"+q.Encode(), nil, &out); err != nil {
+			return all, err
+		}
+		all = append(all, out.Postbacks...)
+		if out.Next == 0 {
+			return all, nil
+		}
+		after = out.Next
 	}
-	path := "/api/v1/postbacks"
-	if messageID != "" {
-		path += "?message_id=" + url.QueryEscape(messageID)
-	}
-	return out.Postbacks, c.do(ctx, "GET", path, nil, &out)
 }
 
 // Clock reads the emulator's clock.

@@ -3,6 +3,7 @@ package paypal
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,7 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("paypal restore: %w", err)
 	}
+	s.orderPostbacks()
 	err = j.Scan(KindFault, func(key string, value []byte) error {
 		var f Fault
 		if err := json.Unmarshal(value, &f); err != nil {
@@ -174,4 +176,23 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 		return 0, 0, fmt.Errorf("paypal restore: %w", err)
 	}
 	return messages, postbacks, nil
+}
+
+// orderPostbacks puts restored postbacks back in the order they were
+// recorded (the journal scans keys as text: PB10 before PB2) and finds the
+// unattached ones again.
+func (s *Service) orderPostbacks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bySeq := func(a, b *PostbackRecord) int { return a.seq() - b.seq() }
+	slices.SortFunc(s.postbacks, bySeq)
+	for _, list := range s.pbByMsg {
+		slices.SortFunc(list, bySeq)
+	}
+	s.unattached = s.unattached[:0]
+	for _, p := range s.postbacks {
+		if p.MessageID == "" {
+			s.unattached = append(s.unattached, p)
+		}
+	}
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ipnlab/ipnlab/emulator/journal"
 )
 
 // MaxPostbackBytes bounds a postback body; a real IPN is a few KiB.
@@ -29,9 +32,20 @@ type PostbackRecord struct {
 	Fault     FaultKind   `json:"fault,omitempty"`
 	Status    int         `json:"response_status"` // 0 when the connection was dropped
 	Answer    string      `json:"response_body"`
+	// BodyBytes is the body's length as received when only its first
+	// MaxUnattachedBody bytes were kept (a postback of no known message).
+	BodyBytes int `json:"body_bytes,omitempty"`
 
-	gone bool // its message left the history (see Service.Forget)
+	gone bool // forgotten: its message left the history, or it was an old unattached one
 }
+
+// Postbacks that match no message are kept for diagnosis, but bounded:
+// /cgi-bin/webscr needs no token, so anyone could otherwise grow the
+// emulator's memory and journal without end.
+const (
+	MaxUnattached     = 1000    // the newest kept
+	MaxUnattachedBody = 4 << 10 // bytes of each body kept
+)
 
 // MarshalJSON writes the body as text when it is UTF-8 (form bodies are
 // ASCII) and as base64 too, so no byte is lost either way.
@@ -63,6 +77,36 @@ func (p *PostbackRecord) UnmarshalJSON(b []byte) error {
 	*p = PostbackRecord(in.plain)
 	p.Body = in.BodyBase64
 	return nil
+}
+
+// PostbacksPage returns up to limit postbacks of messageID ("" for all)
+// recorded after the one with sequence number after (0: from the first),
+// oldest first, and the sequence number to pass next (0 when none is
+// left).
+func (s *Service) PostbacksPage(messageID string, after, limit int) (page []PostbackRecord, next int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	src := s.postbacks
+	if messageID != "" {
+		src = s.pbByMsg[messageID]
+	}
+	i, _ := slices.BinarySearchFunc(src, after+1, func(p *PostbackRecord, seq int) int { return p.seq() - seq })
+	for ; i < len(src); i++ {
+		if src[i].gone {
+			continue
+		}
+		if len(page) == limit {
+			return page, page[len(page)-1].seq()
+		}
+		page = append(page, *src[i])
+	}
+	return page, 0
+}
+
+// seq is the postback's sequence number, from its id PBn.
+func (p *PostbackRecord) seq() int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(p.ID, "PB"))
+	return n
 }
 
 // Postbacks returns the postbacks of messageID ("" for all), oldest first.
@@ -185,15 +229,32 @@ func (s *Service) redact(v string) string {
 }
 
 func (s *Service) record(p *PostbackRecord) {
+	if p.MessageID == "" && len(p.Body) > MaxUnattachedBody {
+		p.BodyBytes, p.Body = len(p.Body), p.Body[:MaxUnattachedBody:MaxUnattachedBody]
+	}
 	s.mu.Lock()
 	s.pbSeq++
 	p.ID = "PB" + strconv.Itoa(s.pbSeq)
 	s.postbacks = append(s.postbacks, p)
+	var dropped *PostbackRecord
 	if p.MessageID != "" {
 		s.pbByMsg[p.MessageID] = append(s.pbByMsg[p.MessageID], p)
+	} else {
+		s.unattached = append(s.unattached, p)
+		if len(s.unattached) > MaxUnattached {
+			dropped = s.unattached[0]
+			s.unattached[0] = nil
+			s.unattached = s.unattached[1:]
+			dropped.gone = true
+			s.pbGone++
+			s.compactLocked()
+		}
 	}
 	snap := *p
 	err := s.savePostback(p)
+	if dropped != nil {
+		err = errors.Join(err, s.write(journal.Entry{Kind: KindPostback, Key: dropped.ID, Delete: true}))
+	}
 	s.mu.Unlock()
 	s.report(err)
 	if s.cfg.OnPostback != nil {

@@ -85,6 +85,9 @@ type Service struct {
 	pbByMsg   map[string][]*PostbackRecord
 	pbSeq     int // postbacks recorded, for their ids
 	pbGone    int // forgotten postbacks still in the postbacks slice
+	// unattached are the kept postbacks of no known message, oldest
+	// first (at most MaxUnattached).
+	unattached []*PostbackRecord
 }
 
 // New returns a Service; Clock and Engine are required.
@@ -345,15 +348,21 @@ func (s *Service) Forget(ids []string) {
 			del = append(del, journal.Entry{Kind: KindPostback, Key: p.ID, Delete: true})
 		}
 		delete(s.pbByMsg, id)
-		if s.pbGone > len(s.postbacks)/2 {
-			s.postbacks = slices.DeleteFunc(s.postbacks, func(p *PostbackRecord) bool { return p.gone })
-			s.pbGone = 0
-		}
+		s.compactLocked()
 		s.mu.Unlock()
 		del = append(del, journal.Entry{Kind: KindMessage, Key: id, Delete: true})
 	}
 	if len(del) > 0 {
 		s.report(s.write(del...))
+	}
+}
+
+// compactLocked drops forgotten postbacks from the list once they are
+// half of it.
+func (s *Service) compactLocked() {
+	if s.pbGone > len(s.postbacks)/2 {
+		s.postbacks = slices.DeleteFunc(s.postbacks, func(p *PostbackRecord) bool { return p.gone })
+		s.pbGone = 0
 	}
 }
 
