@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -202,6 +203,42 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(writeFile(bogus, "these are not the rows you are looking for, padded to more than a header's length ...")).To(Succeed())
 		_, err = journal.OpenSQLite(bogus)
 		Expect(err).To(MatchError(ContainSubstring("not an ipnlab journal")))
+	})
+
+	It("backs up a live journal (readers are not locked out) and restores from the copy", func() {
+		jl := newJournalLab()
+		jl.listener.set(500, nil)
+		ids := []string{}
+		for range 3 {
+			ids = append(ids, jl.send(map[string]any{"kind": "web_accept"})["id"].(string))
+		}
+		Expect(jl.emu.Advance(time.Minute)).To(Succeed())
+		// Another reader of the live file, as sqlite3's .backup is.
+		db, err := sql.Open("sqlite", "file:"+jl.path+"?mode=ro")
+		Expect(err).NotTo(HaveOccurred())
+		var n int
+		Expect(db.QueryRow(`SELECT count(*) FROM records`).Scan(&n)).To(Succeed())
+		Expect(n).To(BeNumerically(">", 3))
+		Expect(db.Close()).To(Succeed())
+
+		out := filepath.Join(GinkgoT().TempDir(), "backup.db")
+		Expect(journal.Backup(jl.path, out)).To(Succeed())
+		Expect(journal.Backup(jl.path, out)).To(MatchError(ContainSubstring("exists")))
+
+		// Restore: a new emulator on the copy, while the original still runs.
+		copyJnl, err := journal.OpenSQLite(out)
+		Expect(err).NotTo(HaveOccurred())
+		restored, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Journal: copyJnl})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(restored.Restored()).To(MatchFields(IgnoreExtras, Fields{"Messages": Equal(3), "Queued": Equal(3), "Postbacks": Equal(9)}))
+		for _, id := range ids {
+			v, ok := restored.View(id)
+			Expect(ok).To(BeTrue(), id)
+			Expect(v.Attempts).To(HaveLen(3))
+		}
+		Expect(restored.Clock().Now()).To(Equal(t0.Add(time.Minute)))
+		restored.Close()
+		Expect(copyJnl.Close()).To(Succeed())
 	})
 
 	It("starts with no journal by default (memory), as CI wants", func() {

@@ -144,6 +144,33 @@ var _ = Describe("ipnlab serve --store", func() {
 	})
 })
 
+var _ = Describe("ipnlab backup", func() {
+	It("copies a running emulator's store, and serve restores from the copy; a name with ? and # stays a name", func() {
+		dir := GinkgoT().TempDir()
+		path := filepath.Join(dir, "we?ird#.db")
+		listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+		DeferCleanup(listener.Close)
+		serve, base := startServe("--store", "sqlite:"+path)
+		DeferCleanup(func() { serve.Kill().Wait() })
+		send := run("send", "paypal", "--emulator", base, "--to", listener.URL)
+		Expect(send).To(gexec.Exit(0))
+		Expect(path).To(BeAnExistingFile())
+
+		out := filepath.Join(dir, "copy.db")
+		s := run("backup", "--store", "sqlite:"+path, out)
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say("backed up"))
+		again := run("backup", "--store", "sqlite:"+path, out)
+		Expect(again).To(gexec.Exit(2))
+		Expect(again.Err).To(gbytes.Say("exists"))
+		Expect(run("backup", "--store", "memory", out)).To(gexec.Exit(2))
+
+		restored, rbase := startServe("--store", "sqlite:"+out)
+		DeferCleanup(func() { restored.Kill().Wait() })
+		Expect(onlyMessage(rbase)["status"]).To(Equal("Retrying"))
+	})
+})
+
 var _ = Describe("ipnlab serve on a shared network", func() {
 	It("refuses a non-loopback address without an API token", func() {
 		s := run("serve", "--addr", "0.0.0.0:0")

@@ -154,21 +154,54 @@ Simulator, clock) is at /. On start it prints one line:
 
 // openStore opens the --store: nil for memory.
 func openStore(spec string) (*journal.SQLite, error) {
-	switch {
-	case spec == "memory":
+	if spec == "memory" {
 		return nil, nil
-	case strings.HasPrefix(spec, "sqlite:"):
-		path := strings.TrimPrefix(spec, "sqlite:")
-		if path == "" {
-			return nil, usageError{fmt.Errorf("--store sqlite:PATH: the path is empty")}
-		}
-		j, err := journal.OpenSQLite(path)
-		if err != nil {
-			return nil, fmt.Errorf("--store: %w", err)
-		}
-		return j, nil
 	}
-	return nil, usageError{fmt.Errorf("--store %q: want memory or sqlite:PATH", spec)}
+	path, err := storePath(spec)
+	if err != nil {
+		return nil, err
+	}
+	j, err := journal.OpenSQLite(path)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	return j, nil
+}
+
+// storePath reads --store sqlite:PATH. The path is taken as it is
+// written: '?' and '#' are part of a file name, not a query.
+func storePath(spec string) (string, error) {
+	path, ok := strings.CutPrefix(spec, "sqlite:")
+	switch {
+	case !ok:
+		return "", usageError{fmt.Errorf("--store %q: want memory or sqlite:PATH", spec)}
+	case path == "":
+		return "", usageError{fmt.Errorf("--store sqlite:PATH: the path is empty")}
+	}
+	return path, nil
+}
+
+// newBackup is ipnlab backup: a consistent copy of a live store.
+func newBackup() *cobra.Command {
+	var storeSpec string
+	c := &cobra.Command{
+		Use:   "backup --store sqlite:PATH OUT",
+		Short: "Copy an emulator's store, while it runs, into a new file OUT (restore: ipnlab serve --store sqlite:OUT)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := storePath(storeSpec)
+			if err != nil {
+				return err
+			}
+			if err := journal.Backup(path, args[0]); err != nil {
+				return usageError{err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s\n", path, args[0])
+			return nil
+		},
+	}
+	c.Flags().StringVar(&storeSpec, "store", "", "the store to copy: sqlite:PATH")
+	return c
 }
 
 // checkExposure applies emulator.CheckExposure to flag's address.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -53,11 +54,13 @@ CREATE TABLE IF NOT EXISTS records (
 
 // SQLite is a Journal in one SQLite file, in WAL mode. Commits are not
 // fsync'd one by one (synchronous=NORMAL): a killed process loses nothing,
-// only a power cut can take the last commits. The file is locked for the
-// process that opened it.
+// only a power cut can take the last commits. One process writes it (an
+// advisory lock on PATH.lock); others may read it while it runs, so
+// sqlite3's .backup and Backup work on a live journal.
 type SQLite struct {
 	db   *sql.DB
 	path string
+	lock *os.File
 }
 
 // OpenSQLite opens (or creates) the journal at path.
@@ -65,20 +68,26 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("journal: empty path")
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
 	q := url.Values{}
-	for _, p := range []string{"locking_mode(EXCLUSIVE)", "journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)"} {
 		q.Add("_pragma", p)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", fileURI(path, q))
 	if err != nil {
+		_ = unlockFile(lock)
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	// One connection: it holds the exclusive lock and serialises writers.
+	// One connection serialises the writers.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
-	j := &SQLite{db: db, path: path}
+	j := &SQLite{db: db, path: path, lock: lock}
 	if err := j.init(); err != nil {
 		db.Close()
+		_ = unlockFile(lock)
 		return nil, err
 	}
 	return j, nil
@@ -112,6 +121,44 @@ func (j *SQLite) wrapOpen(err error) error {
 		return fmt.Errorf("journal %s: not an ipnlab journal (not a SQLite file)", j.path)
 	}
 	return fmt.Errorf("journal %s: %w", j.path, err)
+}
+
+// fileURI is the SQLite URI of path: the path escaped, so that '?' or '#'
+// in a file name stays in the name instead of starting a query.
+func fileURI(path string, q url.Values) string {
+	u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Backup copies the journal at path, live or not, to out (which must not
+// exist) as one consistent SQLite file, with SQLite's VACUUM INTO: what a
+// restore starts from (ipnlab serve --store sqlite:OUT).
+func Backup(path, out string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("backup %s: %w", path, err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("backup to %s: the file exists (a backup never overwrites)", out)
+	}
+	q := url.Values{"mode": {"ro"}}
+	q.Add("_pragma", "busy_timeout(5000)")
+	db, err := sql.Open("sqlite", fileURI(path, q))
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", path, err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("backup %s: %w", path, err)
+	}
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'`).Scan(&tables); err != nil || tables != 1 {
+		return fmt.Errorf("backup %s: not an ipnlab journal", path)
+	}
+	if _, err := db.Exec(`VACUUM INTO ?`, out); err != nil {
+		return fmt.Errorf("backup %s to %s: %w", path, out, err)
+	}
+	return nil
 }
 
 // Write implements Journal.
@@ -171,11 +218,15 @@ func (j *SQLite) Scan(kind string, fn func(key string, value []byte) error) erro
 // a copy of the one file is a complete backup.
 func (j *SQLite) Close() error {
 	_, cerr := j.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	if err := j.db.Close(); err != nil {
+	err := j.db.Close()
+	lerr := unlockFile(j.lock)
+	switch {
+	case err != nil:
 		return fmt.Errorf("journal %s: close: %w", j.path, err)
-	}
-	if cerr != nil {
+	case cerr != nil:
 		return fmt.Errorf("journal %s: checkpoint: %w", j.path, cerr)
+	case lerr != nil:
+		return fmt.Errorf("journal %s: unlock: %w", j.path, lerr)
 	}
 	return nil
 }
