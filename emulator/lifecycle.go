@@ -70,13 +70,14 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 		return LifecyclePlan{}, err
 	}
 	plan.Steps[0].MessageID = first.ID
+	// The later steps are journaled before the answer: a restart sends
+	// them at their time, as it resends retries.
 	for i := 1; i < len(steps); i++ {
-		body, kind, name := bodies[i], steps[i].Message.Kind, steps[i].Name
-		e.clock.At(plan.Steps[i].At, func() {
-			if _, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL}, seed); err != nil {
-				e.log.Error("lifecycle step not sent", "lifecycle", req.Name, "step", name, "error", fmt.Sprint(err))
-			}
-		})
+		err := e.schedule(scheduledSend{At: plan.Steps[i].At, Label: fmt.Sprintf("lifecycle %s step %s", req.Name, steps[i].Name),
+			Body: bodies[i], Kind: steps[i].Message.Kind, NotifyURL: req.NotifyURL, Seed: seed})
+		if err != nil {
+			return plan, err
+		}
 	}
 	e.WaitIdle()
 	return plan, nil

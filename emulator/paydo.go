@@ -62,9 +62,12 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 	}
 	copies := max(req.Copies, 1)
 	var ids []string
+	note := func(m fixtures.PayDoMessage) paydo.Notification {
+		return paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor}
+	}
 	send := func(m fixtures.PayDoMessage, n int) error {
 		for range n {
-			rec, err := e.paydo.Send(paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor})
+			rec, err := e.paydo.Send(note(m))
 			if err != nil {
 				return payDoSendError(err)
 			}
@@ -84,11 +87,13 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 			e.WaitIdle()
 			continue
 		}
-		e.clock.At(e.clock.Now().Add(time.Duration(i+1)*interval), func() {
-			if err := send(m, 1); err != nil {
-				e.log.Error("paydo follow-up not sent", "error", err)
-			}
-		})
+		sp, err := payDoScheduled(note(m))
+		if err == nil {
+			err = e.schedule(scheduledSend{At: e.clock.Now().Add(time.Duration(i+1) * interval), Label: fmt.Sprintf("paydo %s follow-up %d", req.Kind, i+1), PayDo: sp})
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	views := make([]MessageView, 0, len(ids))
 	for _, id := range ids {

@@ -41,6 +41,7 @@ type Restored struct {
 	Postbacks    int `json:"postbacks"`    // PayPal postbacks
 	Transactions int `json:"transactions"` // PayDo transactions
 	PayPal       int `json:"paypal_messages"`
+	Scheduled    int `json:"scheduled"` // later sends re-armed (lifecycle steps, PayDo follow-ups)
 }
 
 func (e *Emulator) writeMeta(key string, v any) error {
@@ -151,6 +152,9 @@ func (e *Emulator) restore() (Restored, error) {
 		return r, err
 	}
 	if err := e.saveClock(e.clock.Now()); err != nil {
+		return r, fmt.Errorf("restore: %w", err)
+	}
+	if r.Scheduled, err = e.restoreScheduled(); err != nil {
 		return r, fmt.Errorf("restore: %w", err)
 	}
 	return r, nil

@@ -241,6 +241,33 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(copyJnl.Close()).To(Succeed())
 	})
 
+	It("sends every later step it planned even across restarts (a chargeback planned 5 messages; after a restart only 1 went)", func() {
+		jl := newJournalLab()
+		plan, err := jl.emu.SendLifecycle(emulator.LifecycleRequest{Name: "chargeback", NotifyURL: jl.lsrv.URL + "/ipn"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(plan.Steps).To(HaveLen(5))
+		views, err := jl.emu.SendPayDo(emulator.PayDoRequest{Kind: "checkout", Then: []int{4, 2}, Interval: "10m", NotifyURL: jl.lsrv.URL + "/paydo"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(views).To(HaveLen(1))
+		Expect(jl.listener.received()).To(HaveLen(2))
+
+		jl.restart()
+		Expect(jl.emu.Restored().Scheduled).To(Equal(4 + 2))
+		Expect(jl.emu.Advance(15 * time.Minute)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(3), "the first PayDo follow-up at +10m")
+		// Past the lifecycle's last step (weeks for a chargeback), with a
+		// second restart on the way.
+		jl.restart()
+		Expect(jl.emu.Restored().Scheduled).To(Equal(4 + 1))
+		last := plan.Steps[len(plan.Steps)-1].At
+		Expect(jl.emu.Advance(last.Sub(jl.clk.Now()) + time.Minute)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(2 + 4 + 2))
+		jl.restart()
+		Expect(jl.emu.Restored().Scheduled).To(BeZero(), "sent ones are forgotten")
+		Expect(jl.emu.Advance(60 * 24 * time.Hour)).To(Succeed())
+		Expect(jl.listener.received()).To(HaveLen(8), "none sent twice")
+	})
+
 	It("starts with no journal by default (memory), as CI wants", func() {
 		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Verify: paypal.ModePayPal})
 		Expect(err).NotTo(HaveOccurred())
