@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -80,4 +81,17 @@ func heap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// BenchmarkBackoffElapsed: the time to retry n of a constant 1 s schedule
+// over 6 h, computed on every retry; its cost must not grow with n.
+func BenchmarkBackoffElapsed(b *testing.B) {
+	s := delivery.Backoff{Initial: time.Second, Factor: 1, Max: time.Second, Window: 6 * time.Hour}
+	for _, n := range []int{10, 21600} {
+		b.Run(fmt.Sprintf("retry=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = s.Elapsed(n)
+			}
+		})
+	}
 }

@@ -326,3 +326,36 @@ var _ = Describe("Backoff", func() {
 		Expect(delivery.Backoff{Initial: time.Second, Factor: 2, Max: time.Hour}.Validate()).To(MatchError(ContainSubstring("never ends")))
 	})
 })
+
+var _ = Describe("Backoff.Elapsed", func() {
+	It("adds the waits up exactly, at the same cost for any retry", func() {
+		sum := func(b delivery.Backoff, n int) time.Duration {
+			var t time.Duration
+			for i := 1; i <= n; i++ {
+				w, _ := (delivery.Backoff{Initial: b.Initial, Factor: b.Factor, Max: b.Max, MaxRetries: n}).Next(i)
+				t += w
+			}
+			return t
+		}
+		for _, b := range []delivery.Backoff{
+			delivery.PayPalSchedule(),
+			{Initial: time.Second, Factor: 1, Max: time.Second, Window: 6 * time.Hour},
+			{Initial: time.Second, Factor: 1, Max: time.Minute, Window: 6 * time.Hour},
+			{Initial: 3 * time.Second, Factor: 1.5, Max: 10 * time.Minute},
+			{Initial: time.Millisecond, Factor: 2, Max: 24 * time.Hour},
+			{Initial: time.Second, Factor: 1.001, Max: 2 * time.Second},
+		} {
+			for _, n := range []int{0, 1, 2, 13, 14, 15, 16, 64, 65, 200, 1000} {
+				got, want := b.Elapsed(n), sum(b, n)
+				if b.Factor == 1.001 {
+					Expect(got).To(BeNumerically("~", want, time.Duration(n)), "%+v retry %d", b, n)
+				} else {
+					Expect(got).To(Equal(want), "%+v retry %d", b, n)
+				}
+			}
+		}
+		Expect(delivery.PayPalSchedule().Elapsed(15)).To(Equal(250230*time.Second), "PayPal's 15th retry, 69.5 h in")
+		// A constant 1 s schedule over 6 h: its last retry is 21,600 s in.
+		Expect((delivery.Backoff{Initial: time.Second, Factor: 1, Max: time.Second, Window: 6 * time.Hour}).Elapsed(21600)).To(Equal(6 * time.Hour))
+	})
+})
