@@ -236,6 +236,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	case !utf8.Valid(body):
 		// encoding/json would quietly replace the bad bytes with U+FFFD.
 		return badRequest("body is not UTF-8 (JSON must be): invalid byte at offset %d", firstInvalidUTF8(body))
+	case bytes.Equal(bytes.TrimSpace(body), []byte("null")):
+		// encoding/json leaves v as it was: a null would pass for {}.
+		return badRequest("body is null: want a JSON object")
 	}
 	return decodeJSON(bytes.NewReader(body), v)
 }

@@ -270,6 +270,8 @@ var _ = Describe("Emulator", func() {
 		Entry("unknown field", "POST", "/api/v1/paypal/notifications", `{"knd":"web_accept"}`, 400, `unknown field "knd"`),
 		Entry("trailing data", "POST", "/api/v1/paypal/notifications", `{} {}`, 400, "data after the first value"),
 		Entry("empty body", "POST", "/api/v1/paypal/notifications", "", 400, "empty body"),
+		Entry("a null body (was taken for {})", "POST", "/api/v1/paypal/notifications", "null", 400, "body is null"),
+		Entry("a null profile", "PUT", "/api/v1/paypal/profile", " null ", 400, "body is null"),
 		Entry("unknown kind", "POST", "/api/v1/paypal/notifications", `{"kind":"web_acept","notify_url":"http://127.0.0.1:1/"}`, 400, `unknown kind "web_acept"`),
 		Entry("set value not a string", "POST", "/api/v1/paypal/notifications", `{"set":{"mc_gross":10}}`, 400, "value must be a string"),
 		Entry("unset a field the kind lacks", "POST", "/api/v1/paypal/notifications", `{"unset":["nope"],"notify_url":"http://127.0.0.1:1/"}`, 400, `unset "nope"`),

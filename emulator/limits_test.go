@@ -68,6 +68,8 @@ var _ = Describe("Bad input", func() {
 			huge, nil, 413, fmt.Sprintf("body larger than %d bytes", emulator.MaxAPIBody)}),
 		Entry("100,000 fields", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
 			`{"raw": "` + fields + `", "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `more than 5000 fields (100001): not an IPN`}),
+		Entry("40,000 set fields (parsed whole before the refusal)", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
+			`{"set": {` + manySet + `}, "notify_url": "http://127.0.0.1:9/"}`, nil, 400, `more than 5000 fields: not an IPN`}),
 		Entry("deeply nested JSON", badInput{"POST", "/api/v1/paydo/notifications", "application/json",
 			nested, nil, 400, `invalid JSON`}),
 		Entry("an unknown field", badInput{"POST", "/api/v1/paypal/notifications", "application/json",
@@ -107,6 +109,15 @@ var _ = Describe("Bad input", func() {
 		Expect(string(list)).To(ContainSubstring(`"detail": "body: byte 23: invalid escape \"%G0\""`))
 	})
 })
+
+// manySet is 40,000 "set" overrides.
+var manySet = func() string {
+	parts := make([]string, 40_000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"f%d": "v"`, i)
+	}
+	return strings.Join(parts, ",")
+}()
 
 var _ = Describe("Memory a request can grow", func() {
 	It("keeps postbacks of no known message bounded and cut, and pages through every postback", func() {

@@ -32,6 +32,9 @@ func (f *Fields) UnmarshalJSON(b []byte) error {
 	}
 	var out Fields
 	for dec.More() {
+		if len(out) == form.MaxFields {
+			return fmt.Errorf("more than %d fields: not an IPN", form.MaxFields)
+		}
 		kt, err := dec.Token()
 		if err != nil {
 			return err

@@ -33,6 +33,7 @@ var _ = Describe("The listener's door, on bad input", func() {
 		Entry("an IPN past the limit", "POST", "/ipn/paypal", "a="+strings.Repeat("x", listener.MaxBody), 413, "notification larger than"),
 		Entry("PayDo JSON that is not JSON", "POST", "/ipn/paydo", "{transaction:", 400, "malformed PayDo notification: invalid JSON"),
 		Entry("PayDo JSON that is not UTF-8", "POST", "/ipn/paydo", "{\"transaction\": {\"id\": \"\xff\"}}", 400, "not UTF-8"),
+		Entry("PayDo metadata 40 levels deep (the emulator stops at 32)", "POST", "/ipn/paydo", `{"invoice":{"id":"i","txid":"t","metadata":`+strings.Repeat(`{"a":`, 40)+"1"+strings.Repeat("}", 40)+`},"transaction":{"id":"t","state":2}}`, 400, "nested deeper than 32 levels"),
 		Entry("deeply nested PayDo JSON", "POST", "/ipn/paydo", strings.Repeat(`{"transaction":`, 20_000)+"1"+strings.Repeat("}", 20_000), 400, "malformed PayDo notification"),
 	)
 })

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipnlab/ipnlab/listener/store"
+	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
 // payDoIPN is either PayDo notification: a transfer (transaction with
@@ -50,6 +51,11 @@ func parsePayDo(body []byte) (kind, key string, status int, n payDoIPN, err erro
 	}
 	if !utf8.Valid(body) {
 		return "", "", 0, n, errors.New("body is not UTF-8 (JSON must be)")
+	}
+	// The same nesting bound as the emulator's PayDo (orderedjson): a
+	// notification 40 levels deep is nobody's checkout.
+	if _, err := orderedjson.ParseValue(body); errors.Is(err, orderedjson.ErrTooDeep) {
+		return "", "", 0, n, fmt.Errorf("invalid JSON: %v", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if err := dec.Decode(&n); err != nil {

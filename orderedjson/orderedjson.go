@@ -29,6 +29,9 @@ type Member struct {
 // the stack.
 const MaxDepth = 32
 
+// ErrTooDeep is wrapped when a value nests deeper than MaxDepth.
+var ErrTooDeep = errors.New("nested deeper")
+
 // ErrPath is wrapped when a path does not name a member.
 var ErrPath = errors.New("no such field")
 
@@ -189,7 +192,7 @@ func ParseValue(data []byte) (any, error) {
 
 func parseValue(dec *json.Decoder, depth int) (any, error) {
 	if depth > MaxDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels", MaxDepth)
+		return nil, fmt.Errorf("%w than %d levels", ErrTooDeep, MaxDepth)
 	}
 	tok, err := dec.Token()
 	if err != nil {
