@@ -98,43 +98,31 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			plans = append(plans, plan)
 
 			killAt := rng.IntN(perRound) // the kill comes after this many sends of the round
-			jobs := make(chan int)
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer GinkgoRecover()
-					for i := range jobs {
-						// Our own txn ids, so that a send cut by a kill can be
-						// looked up too.
-						txn := fmt.Sprintf("K%016d", i)
-						req := emulator.SendRequest{Kind: "web_accept", NotifyURL: notify, Params: emulator.Params{PayerEmail: customer, TxnID: txn}}
-						if i%20 == 7 {
-							req.Fault = &emulator.FaultRequest{Kind: "status500", Count: 1}
-						}
-						_, err := api.SendPayPal(ctx, req)
-						mu.Lock()
-						if err != nil {
-							uncertain = append(uncertain, txn)
-						} else {
-							confirmed = append(confirmed, txn)
-						}
-						mu.Unlock()
-					}
-				}()
-			}
-			for i := range perRound {
-				if i == killAt {
+			feed := func(k int) {
+				if k == killAt {
 					// While other sends are in flight: some are cut.
 					emu.kill()
 					kills++
 					emu.start()
 				}
-				jobs <- round*perRound + i
 			}
-			close(jobs)
-			wg.Wait()
+			pool(workers, round*perRound, perRound, feed, func(i int) {
+				// Our own txn ids, so that a send cut by a kill can be
+				// looked up too.
+				txn := fmt.Sprintf("K%016d", i)
+				req := emulator.SendRequest{Kind: "web_accept", NotifyURL: notify, Params: emulator.Params{PayerEmail: customer, TxnID: txn}}
+				if i%20 == 7 {
+					req.Fault = &emulator.FaultRequest{Kind: "status500", Count: 1}
+				}
+				_, err := api.SendPayPal(ctx, req)
+				mu.Lock()
+				if err != nil {
+					uncertain = append(uncertain, txn)
+				} else {
+					confirmed = append(confirmed, txn)
+				}
+				mu.Unlock()
+			})
 			_, err = api.Advance(ctx, "1m")
 			Expect(err).NotTo(HaveOccurred())
 		}

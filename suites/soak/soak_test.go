@@ -127,35 +127,21 @@ var _ = Describe("Soak", Label("soak"), func() {
 		)
 		perRound := total / rounds
 		for round := range rounds {
-			jobs := make(chan int)
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer GinkgoRecover()
-					for i := range jobs {
-						req := emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL + "/ipn/paypal",
-							Params: emulator.Params{PayerEmail: customer}}
-						if i%20 == 7 { // the verifier fails this message's first postback
-							req.Fault = &emulator.FaultRequest{Kind: "status500", Count: 1}
-						}
-						v, err := emu.SendPayPal(req)
-						Expect(err).NotTo(HaveOccurred())
-						mu.Lock()
-						txns = append(txns, strings.Clone(v.TxnID)) // not a view into the whole body
-						if req.Fault != nil {
-							faulted++
-						}
-						mu.Unlock()
-					}
-				}()
-			}
-			for i := range perRound {
-				jobs <- round*perRound + i
-			}
-			close(jobs)
-			wg.Wait()
+			pool(workers, round*perRound, perRound, nil, func(i int) {
+				req := emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL + "/ipn/paypal",
+					Params: emulator.Params{PayerEmail: customer}}
+				if i%20 == 7 { // the verifier fails this message's first postback
+					req.Fault = &emulator.FaultRequest{Kind: "status500", Count: 1}
+				}
+				v, err := emu.SendPayPal(req)
+				Expect(err).NotTo(HaveOccurred())
+				mu.Lock()
+				txns = append(txns, strings.Clone(v.TxnID)) // not a view into the whole body
+				if req.Fault != nil {
+					faulted++
+				}
+				mu.Unlock()
+			})
 			// The first retry of a failed delivery falls 10 s later.
 			Expect(emu.Advance(time.Minute)).To(Succeed())
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -191,3 +177,29 @@ var _ = Describe("Soak", Label("soak"), func() {
 		Expect(end.heap).To(BeNumerically("<", baseline.heap+baseline.heap/4+(4<<20)), "memory does not grow with messages")
 	})
 })
+
+// pool runs do for jobs first..first+n-1, workers at a time; feed, if set,
+// runs on the handing-out side before job k of them (0-based) is handed
+// out, while earlier jobs may still run.
+func pool(workers, first, n int, feed func(k int), do func(i int)) {
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer GinkgoRecover()
+			for i := range jobs {
+				do(i)
+			}
+		}()
+	}
+	for k := range n {
+		if feed != nil {
+			feed(k)
+		}
+		jobs <- first + k
+	}
+	close(jobs)
+	wg.Wait()
+}
