@@ -50,6 +50,9 @@ const (
 	// DefaultMaxInFlight bounds messages whose first delivery has not
 	// finished in rate mode: past it the pacer waits, and says so.
 	DefaultMaxInFlight = 4096
+	// DefaultHistoryLimit bounds the finished messages kept: about 13 KB
+	// each, so a long run stays within a few hundred MB.
+	DefaultHistoryLimit = 20_000
 )
 
 // ErrConfig marks a configuration mistake (the caller's, not the run's).
@@ -114,6 +117,11 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Logger gets the emulator's logs (default: discarded).
 	Logger *slog.Logger
+	// HistoryLimit bounds the finished messages the load's emulator keeps
+	// (default DefaultHistoryLimit): past it the oldest leave at once, since
+	// its clock stands still while sending. A postback for a message that
+	// left is counted as matching no message.
+	HistoryLimit int
 	// APIToken, if set, is required on the load emulator's control API
 	// (see emulator.CheckExposure for where it must be).
 	APIToken string
@@ -142,6 +150,7 @@ func New(cfg Config) (*Runner, error) {
 	transport.MaxIdleConnsPerHost = cfg.Connections
 	ecfg := emulator.Config{
 		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
+		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce,
 		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
 		Observer: emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup},
 		// Nobody reads the journal's events during a load; a small ring
@@ -219,6 +228,11 @@ func (c *Config) normalize() error {
 		return bad("settle %s: must be positive", c.Settle)
 	case c.ProgressEvery < 0:
 		return bad("progress interval %s: must be positive", c.ProgressEvery)
+	case c.HistoryLimit < 0:
+		return bad("history limit %d: must be positive", c.HistoryLimit)
+	}
+	if c.HistoryLimit == 0 {
+		c.HistoryLimit = DefaultHistoryLimit
 	}
 	if c.Rate == 0 && c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency

@@ -414,3 +414,15 @@ var _ = It("gives a missing target its own message", func() {
 	Expect(err).To(MatchError(ContainSubstring("a target URL is required")))
 	Expect(strings.Contains(err.Error(), "load configuration")).To(BeTrue())
 })
+
+var _ = Describe("a long load run", func() {
+	It("keeps a bounded number of its own messages, and still accounts for every one", func() {
+		l := newLab(load.Config{Count: 600, Concurrency: 4, HistoryLimit: 50}, acking(true))
+		rep, err := l.runner.Run(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Acked).To(Equal(600))
+		Expect(rep.Verification.Verified).To(Equal(600))
+		Expect(len(l.runner.Emulator().Engine().List(nil))).To(BeNumerically("<=", 50+4), "the emulator kept every message")
+		Expect(len(l.runner.Emulator().PayPal().Postbacks(""))).To(BeNumerically("<=", 50+4), "and every postback")
+	})
+})

@@ -117,6 +117,7 @@ the run could not start or was interrupted (the report so far is printed).`,
 	f.StringVar(&cfg.PayDoSource, "paydo-source", "", "local address PayDo deliveries leave from (e.g. 127.0.0.2)")
 	f.StringVar(&emulatorAddr, "emulator-addr", "127.0.0.1:8700", "where the load's emulator listens (your listener's postbacks go there)")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
+	f.IntVar(&cfg.HistoryLimit, "history-limit", load.DefaultHistoryLimit, "finished messages the load's emulator keeps (the oldest leave at once; a later postback for one counts as matching no message)")
 	f.DurationVar(&cfg.ProgressEvery, "progress", 0, "how often the progress line updates (default 1s)")
 	f.BoolVar(&quiet, "quiet", false, "no progress line")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")

@@ -175,7 +175,7 @@ var _ = Describe("ipnlab serve on a shared network", func() {
 	It("refuses a non-loopback address without an API token", func() {
 		s := run("serve", "--addr", "0.0.0.0:0")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(`--addr 0.0.0.0:0 is not a loopback address: set --api-token`))
+		Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(`--addr 0.0.0.0:0: not a loopback address: set an API token (--api-token or IPNLAB_API_TOKEN)`)))
 	})
 
 	It("requires the token on the control API (never logging it), and the CLI sends it from IPNLAB_API_TOKEN", func() {

@@ -70,7 +70,8 @@ type Config struct {
 	HistoryLimit int
 	// EvictAfter is how long (clock time) a finished message stays past
 	// HistoryLimit, so a listener's late postback is still verified
-	// (default 1 h).
+	// (default 1 h; EvictAtOnce: no grace, for a clock that does not move
+	// while messages pile up, as in ipnlab load).
 	EvictAfter time.Duration
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.
@@ -175,8 +176,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.ResponseLimit <= 0 {
 		cfg.ResponseLimit = DefaultResponseLimit
 	}
-	if cfg.EvictAfter <= 0 {
+	switch {
+	case cfg.EvictAfter == 0:
 		cfg.EvictAfter = time.Hour
+	case cfg.EvictAfter < 0:
+		cfg.EvictAfter = 0
 	}
 	if cfg.Client == nil {
 		cfg.Client = NewClient(NewTransport(nil, nil, cfg.Allow))
@@ -218,6 +222,10 @@ func NewClient(transport *http.Transport) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// EvictAtOnce is an EvictAfter with no grace: a finished message past
+// HistoryLimit leaves at once.
+const EvictAtOnce time.Duration = -1
 
 // Submit records a message and sends it now (or holds it).
 func (e *Engine) Submit(s Submission) (Message, error) {
