@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -153,6 +154,18 @@ var _ = Describe("Memory a request can grow", func() {
 		Expect([]int{seen, pages}).To(Equal([]int{paypal.MaxUnattached, 4}))
 		code, _ := l.call("GET", "/api/v1/postbacks?limit=5000", nil)
 		Expect(code).To(Equal(400))
+	})
+
+	It("keeps at most 10,000 PayDo registrations of each kind", func() {
+		l := newLab(paypal.ModePayPal)
+		DeferCleanup(l.close)
+		for i := range paydo.MaxRegistrations {
+			Expect(l.emu.PayDo().RegisterTransferURL(fmt.Sprintf("u%d", i), l.lsrv.URL)).To(Succeed())
+		}
+		Expect(l.emu.PayDo().RegisterTransferURL("u0", l.lsrv.URL)).To(Succeed(), "the same one again")
+		code, out := l.call("PUT", "/api/v1/paydo/users/one-more/transfer-ipn-url", map[string]string{"url": l.lsrv.URL})
+		Expect(code).To(Equal(400), "%v", out)
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring("more than 10000 registrations"))
 	})
 
 	It("refuses a PayDo request with more follow-up statuses than a transaction has", func() {

@@ -135,6 +135,13 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// MaxRegistrations bounds the projects, and the users, with an IPN URL:
+// each is one API request, and nothing else would stop them piling up.
+const MaxRegistrations = 10_000
+
+// ErrTooMany is returned for a registration past MaxRegistrations.
+var ErrTooMany = fmt.Errorf("more than %d registrations: remove some first", MaxRegistrations)
+
 // RegisterCheckoutURL sets a project's checkout IPN URL ("" removes it).
 func (s *Service) RegisterCheckoutURL(project, url string) error {
 	if project == "" {
@@ -145,6 +152,9 @@ func (s *Service) RegisterCheckoutURL(project, url string) error {
 	if url != "" {
 		if err := s.cfg.Engine.CheckTarget(url); err != nil {
 			return fmt.Errorf("project %s: %w", project, err)
+		}
+		if _, known := s.projects[project]; !known && len(s.projects) >= MaxRegistrations {
+			return fmt.Errorf("project %s: %w", project, ErrTooMany)
 		}
 	}
 	if err := s.saveRegistration(KindProject, project, url); err != nil {
@@ -172,6 +182,9 @@ func (s *Service) RegisterTransferURL(user, url string) error {
 		}
 		if cur, ok := s.users[user]; ok && cur != url {
 			return fmt.Errorf("user %s has %s: %w; remove it first", user, cur, ErrAlreadyExists)
+		}
+		if _, known := s.users[user]; !known && len(s.users) >= MaxRegistrations {
+			return fmt.Errorf("user %s: %w", user, ErrTooMany)
 		}
 	}
 	if err := s.saveRegistration(KindUser, user, url); err != nil {
