@@ -11,6 +11,7 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -291,13 +292,15 @@ func transactionKeys(it *store.InboxItem) []string {
 		}
 		return keys
 	}
-	f, err := form.Parse(it.Body)
-	if err != nil {
-		return nil
-	}
-	for _, fd := range f {
-		if fd.Value != "" && (fd.Name == "txn_id" || fd.Name == "parent_txn_id" || strings.HasPrefix(fd.Name, "masspay_txn_id_")) {
-			keys = append(keys, fd.Value)
+	// A scan, not a parse: this runs for every notification, and the
+	// identifiers are plain ASCII, the same escaped or not.
+	for pair := range bytes.SplitSeq(it.Body, []byte("&")) {
+		name, value, ok := bytes.Cut(pair, []byte("="))
+		if !ok || len(value) == 0 {
+			continue
+		}
+		if bytes.Equal(name, []byte("txn_id")) || bytes.Equal(name, []byte("parent_txn_id")) || bytes.HasPrefix(name, []byte("masspay_txn_id_")) {
+			keys = append(keys, string(value))
 		}
 	}
 	return keys

@@ -203,19 +203,17 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 // redactHeader copies h without credentials: the values of credential
 // headers, and the configured secrets wherever else they appear.
 func (s *Service) redactHeader(h http.Header) http.Header {
-	out := make(http.Header, len(h))
-	for k, vs := range h {
-		cp := make([]string, len(vs))
-		for i, v := range vs {
-			cp[i] = s.redact(v)
+	out := h.Clone()
+	if len(s.cfg.Secrets) > 0 {
+		for _, vs := range out {
+			for i, v := range vs {
+				vs[i] = s.redact(v)
+			}
 		}
-		out[k] = cp
 	}
 	for _, k := range credentialHeaders {
-		if vs, ok := out[k]; ok {
-			for i := range vs {
-				vs[i] = Redacted
-			}
+		for i := range out[k] {
+			out[k][i] = Redacted
 		}
 	}
 	return out
