@@ -45,9 +45,12 @@ bench:
 	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m $(PKGS) | tee build/bench.txt"
 	$(GO) run ./bench/collect -in build/bench.txt -json bench/results.json -md bench/RESULTS.md
 
+# gofmt, vet and staticcheck (release 2026.2.2, module v0.8.2, fetched by the go command); CI runs it.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 # The soak spec at full size (make test runs it with 2,000 messages).
 SOAK ?= 200000

@@ -161,5 +161,3 @@ func (v *Verdict) finish() {
 		v.Findings = []Finding{}
 	}
 }
-
-func (v Verdict) fatalCount() int { return len(v.Fatal()) }
