@@ -1,4 +1,8 @@
-package conformance
+// Package conformancespec turns the conformance checks into Ginkgo specs,
+// for teams that run them from a Go test or inside their own Ginkgo
+// suite. It is apart from package conformance so that the runner, and
+// the ipnlab binary, carry no Ginkgo, Gomega or testing code.
+package conformancespec
 
 import (
 	"context"
@@ -10,6 +14,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
 // Specs registers every check as a Ginkgo spec inside the caller's suite
@@ -18,16 +23,16 @@ import (
 // cfg is read when the specs run, so a BeforeSuite may still fill it.
 // Checks that do not apply (no probe, no PayDo listener, filtered out)
 // are skipped with the reason.
-func Specs(cfg *Config) bool {
+func Specs(cfg *conformance.Config) bool {
 	return ginkgo.Describe("ipnlab conformance", ginkgo.Ordered, func() {
-		var s *Session
+		var s *conformance.Session
 		ginkgo.BeforeAll(func(ctx ginkgo.SpecContext) {
 			var err error
-			s, err = NewSession(ctx, *cfg)
+			s, err = conformance.NewSession(ctx, *cfg)
 			gomega.Expect(err).NotTo(gomega.HaveOccurred())
 			ginkgo.DeferCleanup(s.Close)
 		})
-		for _, c := range Checks() {
+		for _, c := range conformance.Checks() {
 			ginkgo.It(c.ID+": "+c.Requirement, ginkgo.Label(c.Labels...), func(ctx ginkgo.SpecContext) {
 				r := s.Run(context.Context(ctx), c, ginkgo.GinkgoWriter)
 				switch r.Status {
@@ -38,9 +43,9 @@ func Specs(cfg *Config) bool {
 						ginkgo.AddReportEntry("SHOULD not met", r.Message+"\n"+strings.Join(r.Evidence, "\n"))
 						return
 					}
-					ginkgo.Fail(fmt.Sprintf("%s\n%s", r.Message, strings.Join(r.Evidence, "\n")))
+					ginkgo.Fail(failure(r))
 				case scenarios.Blocked:
-					ginkgo.Fail(fmt.Sprintf("%s\n%s", r.Message, strings.Join(r.Evidence, "\n")))
+					ginkgo.Fail(failure(r))
 				case scenarios.Error:
 					ginkgo.Fail("harness error: " + r.Message)
 				}
@@ -51,25 +56,14 @@ func Specs(cfg *Config) bool {
 
 // Run runs the whole suite from a plain Go test:
 //
-//	func TestIPN(t *testing.T) { conformance.Run(t, conformance.Config{...}) }
-func Run(t *testing.T, cfg Config) {
+//	func TestIPN(t *testing.T) { conformancespec.Run(t, conformance.Config{...}) }
+func Run(t *testing.T, cfg conformance.Config) {
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	Specs(&cfg)
 	ginkgo.RunSpecs(t, "ipnlab conformance")
 }
 
-// Catalog renders the check catalog as Markdown (docs/conformance.md holds
-// a copy that CI keeps current).
-func Catalog() string {
-	var b strings.Builder
-	group := ""
-	for _, c := range Checks() {
-		if g := string(c.Level) + " / " + c.Provider; g != group {
-			group = g
-			fmt.Fprintf(&b, "\n### %s %s\n\n| ID | requirement | labels | scenario |\n|---|---|---|---|\n",
-				strings.ToUpper(c.Provider[:1])+c.Provider[1:], c.Level)
-		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` |\n", c.ID, c.Requirement, strings.Join(c.Labels, ", "), c.Scenario)
-	}
-	return b.String()
+// failure is a failed check's message, evidence and replay line.
+func failure(r conformance.Result) string {
+	return fmt.Sprintf("%s\n%s\nreplay: %s", r.Message, strings.Join(r.Evidence, "\n"), r.Replay)
 }

@@ -1,0 +1,45 @@
+package repo_test
+
+import (
+	"os/exec"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// forbidden are the dependencies a package's users must not pay for:
+// test frameworks, container clients and browser drivers.
+var (
+	testCode      = []string{"testing", "github.com/onsi/ginkgo/v2", "github.com/onsi/gomega"}
+	containerCode = []string{"github.com/testcontainers/testcontainers-go", "github.com/moby/moby/client", "github.com/docker/go-connections/nat"}
+	browserCode   = []string{"github.com/chromedp/chromedp"}
+)
+
+var _ = DescribeTable("A package's dependencies",
+	func(pkg string, forbidden ...[]string) {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		deps := map[string]bool{}
+		for _, d := range strings.Fields(string(out)) {
+			deps[d] = true
+		}
+		for _, group := range forbidden {
+			for _, f := range group {
+				Expect(deps).NotTo(HaveKey(f), "%s depends on %s", pkg, f)
+			}
+		}
+	},
+	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode),
+	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode),
+	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
+	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
+	Entry("the reference listener", "github.com/ipnlab/ipnlab/listener", testCode, containerCode, browserCode),
+	Entry("scenarios", "github.com/ipnlab/ipnlab/scenarios", testCode, containerCode, browserCode),
+	Entry("the load runner", "github.com/ipnlab/ipnlab/load", testCode, containerCode, browserCode),
+	Entry("the conformance runner", "github.com/ipnlab/ipnlab/suites/conformance", testCode, containerCode, browserCode),
+	// The binary runs a listener's image for conform --listener-image
+	// through testcontainers-go, which itself imports testing; it carries
+	// no test framework and no browser code.
+	Entry("the ipnlab binary (the image's only file)", "github.com/ipnlab/ipnlab/cmd/ipnlab", testCode[1:], browserCode),
+)
