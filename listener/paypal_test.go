@@ -215,9 +215,9 @@ var _ = Describe("Reference listener, PayPal", func() {
 	It("decodes windows-1252 names correctly: Jörg stays Jörg", func() {
 		v := r.pay(emulator.SendRequest{Kind: "web_accept", Charset: "windows-1252", Set: emulator.Fields{{Name: "first_name", Value: "Jörg"}, {Name: "last_name", Value: "Müller"}}})
 		Expect(v.Body).To(ContainSubstring("first_name=J%F6rg"))
-		Expect(r.txn("paypal", v.TxnID).Payer).To(Equal("Jörg Müller"))
+		Expect(r.txn("paypal", v.TxnID).PayerName).To(Equal("Jörg Müller"))
 		v = r.pay(emulator.SendRequest{Kind: "web_accept", Charset: "windows-1255", Set: emulator.Fields{{Name: "first_name", Value: "שרה"}, {Name: "last_name", Value: "כהן"}}})
-		Expect(r.txn("paypal", v.TxnID).Payer).To(Equal("שרה כהן"))
+		Expect(r.txn("paypal", v.TxnID).PayerName).To(Equal("שרה כהן"))
 	})
 
 	It("records subscriptions, recurring profiles and cases without touching balances", func() {

@@ -9,38 +9,23 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/listener/store"
+	"github.com/ipnlab/ipnlab/probe"
 )
 
 // The probe API is the contract the conformance suite reads at the
 // business level (docs/probe.md). Amounts are strings with two decimals.
 
-// ProbeEffect is one balance effect of a transaction.
-type ProbeEffect struct {
-	TxnID    string `json:"txn_id"`
-	Status   string `json:"status"`
-	Amount   string `json:"amount"`
-	Currency string `json:"currency"`
-	Customer string `json:"customer"`
-}
-
-// ProbeTransaction is a transaction as the probe shows it.
-type ProbeTransaction struct {
-	Provider string            `json:"provider"`
-	TxnID    string            `json:"txn_id"`
-	ParentID string            `json:"parent_txn_id,omitempty"`
-	Status   string            `json:"status"`
-	Customer string            `json:"customer,omitempty"`
-	Payer    string            `json:"payer_name,omitempty"`
-	Held     string            `json:"held,omitempty"`
-	Effects  []ProbeEffect     `json:"effects"`
-	Net      map[string]string `json:"net"` // per currency, effects included from refunds of this payment
-}
+// ProbeEffect and ProbeTransaction are the probe contract's types.
+type (
+	ProbeEffect      = probe.Effect
+	ProbeTransaction = probe.Transaction
+)
 
 func (l *Listener) probeRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /probe/v1/transactions/{provider}/{txn}", l.probeTransaction)
-	mux.HandleFunc("GET /probe/v1/customers/{id}", l.probeCustomer)
-	mux.HandleFunc("GET /probe/v1/idle", l.probeIdle)
-	mux.HandleFunc("GET /probe/v1/log", l.probeLog)
+	mux.HandleFunc("GET "+probe.TransactionsPath+"{provider}/{txn}", l.probeTransaction)
+	mux.HandleFunc("GET "+probe.CustomersPath+"{id}", l.probeCustomer)
+	mux.HandleFunc("GET "+probe.IdlePath, l.probeIdle)
+	mux.HandleFunc("GET "+probe.LogPath, l.probeLog)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -66,8 +51,8 @@ func (l *Listener) Transaction(ctx context.Context, provider, txnID string) (Pro
 	if err != nil {
 		return ProbeTransaction{}, err
 	}
-	p := ProbeTransaction{Provider: provider, TxnID: txnID, ParentID: t.ParentID, Status: t.Status, Customer: t.Customer,
-		Payer: t.PayerName, Held: t.Held, Effects: []ProbeEffect{}, Net: map[string]string{}}
+	p := ProbeTransaction{Provider: provider, TxnID: txnID, ParentTxnID: t.ParentID, Status: t.Status, Customer: t.Customer,
+		PayerName: t.PayerName, Held: t.Held, Effects: []ProbeEffect{}, Net: map[string]string{}}
 	net := map[string]int64{}
 	for _, e := range entries {
 		p.Effects = append(p.Effects, ProbeEffect{TxnID: e.TxnID, Status: e.Status, Amount: money(e.Amount), Currency: e.Currency, Customer: e.Customer})
@@ -103,7 +88,7 @@ func (l *Listener) probeCustomer(w http.ResponseWriter, r *http.Request) {
 	for c, v := range b {
 		out[c] = money(v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "balances": out})
+	writeJSON(w, http.StatusOK, probe.Customer{ID: id, Balances: out})
 }
 
 func (l *Listener) probeIdle(w http.ResponseWriter, r *http.Request) {
@@ -123,13 +108,13 @@ func (l *Listener) probeIdle(w http.ResponseWriter, r *http.Request) {
 		_ = l.WaitIdleTxns(ctx, txns)
 		busy := l.BusyTxns(txns)
 		counts, _ := l.store.Counts(r.Context())
-		writeJSON(w, http.StatusOK, map[string]any{"idle": busy == 0, "busy": busy, "txn_ids": txns, "inbox": counts})
+		writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, TxnIDs: txns, Inbox: counts})
 		return
 	}
 	_ = l.WaitIdle(ctx)
 	counts, _ := l.store.Counts(r.Context())
 	busy := l.Busy()
-	writeJSON(w, http.StatusOK, map[string]any{"idle": busy == 0, "busy": busy, "inbox": counts})
+	writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, Inbox: counts})
 }
 
 func (l *Listener) probeLog(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ipnlab/ipnlab/probe"
 )
 
 // Probe reads a listener's probe API (docs/probe.md).
@@ -52,26 +54,11 @@ func excerpt(raw []byte) string {
 	return fmt.Sprintf("the probe answered %q (and %d bytes more)", text[:foreignExcerpt], len(text)-foreignExcerpt)
 }
 
-// ProbeEffect and ProbeTransaction mirror the probe's JSON.
-type ProbeEffect struct {
-	TxnID    string `json:"txn_id"`
-	Status   string `json:"status"`
-	Amount   string `json:"amount"`
-	Currency string `json:"currency"`
-	Customer string `json:"customer"`
-}
-
-// ProbeTransaction is GET /probe/v1/transactions/{provider}/{txn}.
-type ProbeTransaction struct {
-	Provider  string            `json:"provider"`
-	TxnID     string            `json:"txn_id"`
-	Status    string            `json:"status"`
-	Customer  string            `json:"customer"`
-	PayerName string            `json:"payer_name"`
-	Held      string            `json:"held"`
-	Effects   []ProbeEffect     `json:"effects"`
-	Net       map[string]string `json:"net"`
-}
+// ProbeEffect and ProbeTransaction are the probe contract's types.
+type (
+	ProbeEffect      = probe.Effect
+	ProbeTransaction = probe.Transaction
+)
 
 func (p *Probe) get(ctx context.Context, path string, out any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
@@ -99,7 +86,7 @@ func (p *Probe) get(ctx context.Context, path string, out any) (int, error) {
 // Transaction reads one transaction.
 func (p *Probe) Transaction(ctx context.Context, provider, txnID string) (ProbeTransaction, error) {
 	var t ProbeTransaction
-	code, err := p.get(ctx, "/probe/v1/transactions/"+url.PathEscape(provider)+"/"+url.PathEscape(txnID), &t)
+	code, err := p.get(ctx, probe.TransactionsPath+url.PathEscape(provider)+"/"+url.PathEscape(txnID), &t)
 	if code == http.StatusNotFound {
 		return t, ErrNoTransaction
 	}
@@ -111,13 +98,11 @@ func (p *Probe) Transaction(ctx context.Context, provider, txnID string) (ProbeT
 // listener that does not know the txn_id parameter answers for all its
 // work, which is slower but still true.
 func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
-	var out struct {
-		Idle bool `json:"idle"`
-	}
+	var out probe.Idle
 	q := url.Values{"wait": {wait.String()}}
 	for _, t := range txns {
 		q.Add("txn_id", t)
 	}
-	_, err := p.get(ctx, "/probe/v1/idle?"+q.Encode(), &out)
+	_, err := p.get(ctx, probe.IdlePath+"?"+q.Encode(), &out)
 	return out.Idle, err
 }

@@ -1,0 +1,56 @@
+// Package probe is the probe contract's wire types: the small read-only
+// HTTP API a listener serves so that business-level conformance checks can
+// ask what it did with the money (docs/probe.md). The reference listener
+// serves these types and the conformance suite reads them, so the two
+// cannot drift. Amounts are strings with two decimals; debits are
+// negative.
+package probe
+
+// The contract's paths, under a listener's probe base URL.
+const (
+	TransactionsPath = "/probe/v1/transactions/" // + {provider}/{txn_id}
+	CustomersPath    = "/probe/v1/customers/"    // + {id}
+	IdlePath         = "/probe/v1/idle"          // ?wait=10s[&txn_id=...]
+	LogPath          = "/probe/v1/log"           // ?txn_id=...&limit=1000
+)
+
+// Effect is one balance effect of a transaction.
+type Effect struct {
+	TxnID    string `json:"txn_id"`
+	Status   string `json:"status"`
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Customer string `json:"customer"`
+}
+
+// Transaction is GET /probe/v1/transactions/{provider}/{txn_id}.
+type Transaction struct {
+	Provider    string `json:"provider"`
+	TxnID       string `json:"txn_id"`
+	ParentTxnID string `json:"parent_txn_id,omitempty"`
+	// Status is the latest status the listener accepted.
+	Status    string `json:"status"`
+	Customer  string `json:"customer,omitempty"`
+	PayerName string `json:"payer_name,omitempty"` // decoded in the message's charset
+	Held      string `json:"held,omitempty"`       // why an effect waits, if one does
+	// Effects are this transaction's and its children's (refunds,
+	// reversals), oldest first.
+	Effects []Effect `json:"effects"`
+	// Net sums the effects per currency.
+	Net map[string]string `json:"net"`
+}
+
+// Customer is GET /probe/v1/customers/{id}.
+type Customer struct {
+	ID       string            `json:"id"`
+	Balances map[string]string `json:"balances"`
+}
+
+// Idle is GET /probe/v1/idle: whether nothing (or nothing of the
+// transactions asked about) is queued, running or waiting to retry.
+type Idle struct {
+	Idle   bool           `json:"idle"`
+	Busy   int            `json:"busy"`
+	TxnIDs []string       `json:"txn_ids,omitempty"`
+	Inbox  map[string]int `json:"inbox,omitempty"`
+}
