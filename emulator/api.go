@@ -45,11 +45,10 @@ type route struct {
 	h               func(http.ResponseWriter, *http.Request) error
 }
 
-func (e *Emulator) routes() http.Handler {
-	mux := http.NewServeMux()
-	paths := http.NewServeMux() // the same patterns without methods, to tell 404 from 405
-	allow := map[string][]string{}
-	for _, rt := range []route{
+// apiRoutes is the control API, /healthz and the document that describes
+// them.
+func (e *Emulator) apiRoutes() []route {
+	return []route{
 		{"GET", "/healthz", e.getHealth},
 		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
 		{"POST", "/api/v1/paypal/notifications", e.postNotification},
@@ -85,7 +84,29 @@ func (e *Emulator) routes() http.Handler {
 		{"GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo},
 		{"GET", "/api/v1/scenarios", e.listScenarios},
 		{"POST", "/api/v1/scenarios/{name}/run", e.runScenario},
-	} {
+	}
+}
+
+// Routes lists every "METHOD /pattern" the emulator serves besides its
+// console: the control API, /healthz, the verifier (which takes every
+// method and answers PayPal's way) and PayDo's status lookup. A spec
+// holds openapi.yaml to exactly these.
+func (e *Emulator) Routes() []string {
+	var out []string
+	for _, rt := range e.apiRoutes() {
+		out = append(out, rt.method+" "+rt.pattern)
+	}
+	return append(out, "POST /cgi-bin/webscr", "GET "+paydoLookupPattern)
+}
+
+// paydoLookupPattern is PayDo's status lookup, served for listeners.
+const paydoLookupPattern = "/paydo/v1/transactions/{id}"
+
+func (e *Emulator) routes() http.Handler {
+	mux := http.NewServeMux()
+	paths := http.NewServeMux() // the same patterns without methods, to tell 404 from 405
+	allow := map[string][]string{}
+	for _, rt := range e.apiRoutes() {
 		h := rt.h
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r); err != nil {
@@ -99,7 +120,7 @@ func (e *Emulator) routes() http.Handler {
 	}
 	// The verifier takes every method so that a wrong one is recorded.
 	mux.Handle("/cgi-bin/webscr", e.paypal)
-	mux.Handle("GET /paydo/v1/transactions/{id}", e.paydo.LookupHandler())
+	mux.Handle("GET "+paydoLookupPattern, e.paydo.LookupHandler())
 	for _, pattern := range []string{"/{$}", console.Prefix} {
 		mux.Handle("GET "+pattern, console.Handler())
 		paths.Handle(pattern, http.NotFoundHandler())
