@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,10 +84,6 @@ func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile stri
 	return cfg, nil
 }
 
-func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
 func newConform() *cobra.Command {
 	var (
 		flags      conformance.Config
@@ -126,7 +120,7 @@ and --probe may then be paths on it (docs/ci.md).`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := interruptible()
+			ctx, stop := interruptible(context.Background())
 			defer stop()
 			var log io.Writer
 			if cfg.Verbose {
@@ -219,7 +213,7 @@ func newRun() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := interruptible()
+			ctx, stop := interruptible(context.Background())
 			defer stop()
 			s, err := conformance.NewSession(ctx, cfg)
 			if err != nil {

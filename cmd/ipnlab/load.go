@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,7 +75,7 @@ the run could not start or was interrupted (the report so far is printed).`,
 			fmt.Fprintf(stderr, "ipnlab load: sending %s messages to %s\n", cfg.Provider, cfg.Target)
 			fmt.Fprintf(stderr, "ipnlab load: emulator at %s: postbacks to %s/cgi-bin/webscr, PayDo lookups under %s/paydo/v1/transactions/\n", base, base, base)
 
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptible(cmd.Context())
 			defer stop()
 			rep, runErr := r.Run(ctx)
 			out := cmd.OutOrStdout()

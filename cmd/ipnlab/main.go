@@ -4,9 +4,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -75,4 +78,17 @@ func noArgs(c *cobra.Command, args []string) error {
 		return usageError{fmt.Errorf("%s: unexpected argument %q", c.CommandPath(), args[0])}
 	}
 	return nil
+}
+
+// interruptible is parent until Ctrl-C or SIGTERM: the one place the
+// commands hear signals.
+func interruptible(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// waitForSignal blocks until Ctrl-C or SIGTERM.
+func waitForSignal() {
+	ctx, stop := interruptible(context.Background())
+	defer stop()
+	<-ctx.Done()
 }

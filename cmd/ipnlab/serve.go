@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -109,9 +107,7 @@ Simulator, clock) is at /. On start it prints one line:
 					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "clock", srv.Clock().Now())
 			}
 
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
+			waitForSignal()
 			log.Info("shutting down", "bound", shutdownTimeout)
 			shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
