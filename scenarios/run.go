@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -53,6 +54,40 @@ type Env struct {
 	Seed uint64
 	// Log, if set, receives a line per step.
 	Log io.Writer
+}
+
+// The defaults of an Env's zero fields: the one place they are written
+// (the conformance suite's configuration starts from them too).
+const (
+	DefaultPayerEmail         = "customer@example.com"
+	DefaultStrangerSource     = "127.0.0.2"
+	DefaultPayDoSource        = "127.0.0.1"
+	DefaultUnacceptedCurrency = "JPY"
+	DefaultSettle             = 10 * time.Second
+	DefaultPostbackWait       = 5 * time.Second
+)
+
+// withDefaults fills the zero fields of env.
+func (env Env) withDefaults() Env {
+	set := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	set(&env.PayerEmail, DefaultPayerEmail)
+	set(&env.StrangerSource, DefaultStrangerSource)
+	set(&env.PayDoSource, DefaultPayDoSource)
+	set(&env.UnacceptedCurrency, DefaultUnacceptedCurrency)
+	if env.Settle == 0 {
+		env.Settle = DefaultSettle
+	}
+	if env.PostbackWait == 0 {
+		env.PostbackWait = DefaultPostbackWait
+	}
+	if env.AckTimeout == 0 {
+		env.AckTimeout = delivery.DefaultAckTimeout
+	}
+	return env
 }
 
 // Status is a result's outcome, ordered: disabled < skipped < passed <
@@ -118,27 +153,7 @@ func fail(evidence []string, format string, args ...any) error {
 // Run runs sc against env.
 func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	start := time.Now()
-	if env.PayerEmail == "" {
-		env.PayerEmail = "customer@example.com"
-	}
-	if env.StrangerSource == "" {
-		env.StrangerSource = "127.0.0.2"
-	}
-	if env.PayDoSource == "" {
-		env.PayDoSource = "127.0.0.1"
-	}
-	if env.Settle == 0 {
-		env.Settle = 10 * time.Second
-	}
-	if env.PostbackWait == 0 {
-		env.PostbackWait = 5 * time.Second
-	}
-	if env.UnacceptedCurrency == "" {
-		env.UnacceptedCurrency = "JPY"
-	}
-	if env.AckTimeout == 0 {
-		env.AckTimeout = 30 * time.Second
-	}
+	env = env.withDefaults()
 	if env.Seed == 0 {
 		env.Seed = fixtures.NewSeed()
 	}

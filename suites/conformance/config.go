@@ -14,6 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/scenarios"
 )
 
 // Config is everything a conformance run needs. Precedence, highest
@@ -87,9 +89,11 @@ type Config struct {
 // Defaults returns the default configuration.
 func Defaults() Config {
 	return Config{
-		EmulatorAddr: "127.0.0.1:8700", ReceiverEmail: "merchant@example.com", ReceiverID: "LABMERCHANT01",
-		PayerEmail: "customer@example.com", UnacceptedCurrency: "JPY", PayDoSource: "127.0.0.1",
-		StrangerSource: "127.0.0.2", AckTimeout: 30 * time.Second, Settle: 10 * time.Second, PostbackWait: 5 * time.Second, Parallel: 4, Name: "listener under test",
+		EmulatorAddr: "127.0.0.1:8700", ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID,
+		PayerEmail: scenarios.DefaultPayerEmail, UnacceptedCurrency: scenarios.DefaultUnacceptedCurrency,
+		PayDoSource: scenarios.DefaultPayDoSource, StrangerSource: scenarios.DefaultStrangerSource,
+		AckTimeout: delivery.DefaultAckTimeout, Settle: scenarios.DefaultSettle, PostbackWait: scenarios.DefaultPostbackWait,
+		Parallel: 4, Name: "listener under test",
 	}
 }
 
