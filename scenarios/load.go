@@ -11,12 +11,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ipnlab/ipnlab/emulator"
-	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -229,7 +227,7 @@ func (l *loader) step(n *yaml.Node) (Step, error) {
 	case "advance":
 		st.Advance = &Advance{}
 		if err = l.decode(body, what, st.Advance); err == nil {
-			if st.Advance.by, err = clock.ParseDuration(st.Advance.By); err != nil {
+			if _, err = st.Advance.Duration(); err != nil {
 				err = l.at(body, "advance: by: %v", err)
 			}
 		}
@@ -441,19 +439,12 @@ func (l *loader) checkGenerate(n *yaml.Node, g *Generate) error {
 }
 
 func (l *loader) checkFault(n *yaml.Node, f *Fault) error {
-	fr := emulator.FaultRequest{Kind: f.Kind, Delay: f.Delay, Count: f.Count}
-	p := paypal.Fault{Kind: paypal.FaultKind(fr.Kind), Count: fr.Count}
-	if rest, ok := strings.CutPrefix(fr.Delay, "ack+"); ok {
-		f.ackRelative = true
-		fr.Delay = rest
+	p := paypal.Fault{Kind: paypal.FaultKind(f.Kind), Count: f.Count}
+	d, _, err := f.parseDelay()
+	if err != nil {
+		return l.at(n, "%v", err)
 	}
-	if fr.Delay != "" {
-		d, err := time.ParseDuration(fr.Delay)
-		if err != nil {
-			return l.at(n, "fault delay %q: %v", fr.Delay, err)
-		}
-		p.Delay, f.delay = d, d
-	}
+	p.Delay = d
 	if err := p.Validate(); err != nil {
 		return l.at(n, "%v", err)
 	}
@@ -502,12 +493,8 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	if e.Currency == "" {
 		e.Currency = map[string]string{"paypal": "USD", "paydo": "EUR"}[e.Provider]
 	}
-	if e.Within != "" {
-		d, err := time.ParseDuration(e.Within)
-		if err != nil || d <= 0 {
-			return l.at(n, "within %q: want a duration such as 5s", e.Within)
-		}
-		e.within = d
+	if _, err := e.wait(); err != nil {
+		return l.at(n, "%v", err)
 	}
 	if e.Net != "" {
 		if _, err := fixtures.ParseMoney(e.Net); err != nil {

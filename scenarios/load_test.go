@@ -1,13 +1,17 @@
 package scenarios_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -70,4 +74,27 @@ var _ = Describe("Loading scenarios", func() {
 		Entry("PayDo without kind", "name: t\nprovider: paydo\nsteps:\n  - send: {params: {status: 2}}\n", "kind is required for PayDo"),
 		Entry("PayDo bad param", "name: t\nprovider: paydo\nsteps:\n  - send: {kind: transfer, params: {state: 2}}\n", `unknown field "state"`),
 	)
+})
+
+var _ = Describe("Scenarios built in Go", func() {
+	It("run as those loaded from YAML: an advance of 4d moves the clock 4 days (it moved 0)", func() {
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(start)})
+		Expect(err).NotTo(HaveOccurred())
+		defer emu.Close()
+		sc := &scenarios.Scenario{Name: "go-built", Provider: "paypal", Steps: []scenarios.Step{
+			{Line: 1, Kind: "advance", Advance: &scenarios.Advance{By: "4d"}},
+			{Line: 2, Kind: "advance", Advance: &scenarios.Advance{By: "1h30m"}},
+		}}
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, sc)
+		Expect(res.Status).To(Equal(scenarios.Passed), res.Message)
+		Expect(emu.Clock().Now()).To(Equal(start.Add(97*time.Hour + 30*time.Minute)))
+
+		bad := &scenarios.Scenario{Name: "go-built", Provider: "paypal", Steps: []scenarios.Step{
+			{Line: 1, Kind: "advance", Advance: &scenarios.Advance{By: "soon"}},
+		}}
+		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, bad)
+		Expect(res.Status).To(Equal(scenarios.Error))
+		Expect(res.Message).To(ContainSubstring(`duration "soon"`))
+	})
 })

@@ -260,7 +260,11 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		r.logf("  line %d: resend %s (%s)", st.Line, st.Resend.Message, v.ID)
 		return r.settle(ctx)
 	case st.Fault != nil:
-		f := paypal.Fault{Kind: paypal.FaultKind(st.Fault.Kind), Count: st.Fault.Count, Delay: r.delay(st.Fault)}
+		d, err := r.delay(st.Fault)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", st.Line, err)
+		}
+		f := paypal.Fault{Kind: paypal.FaultKind(st.Fault.Kind), Count: st.Fault.Count, Delay: d}
 		id := ""
 		if st.Fault.Message != "" {
 			id = r.sent[st.Fault.Message].ID
@@ -279,7 +283,11 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		if advance == nil {
 			advance = func(_ context.Context, by time.Duration) error { return emu.Advance(by) }
 		}
-		if err := advance(ctx, st.Advance.by); err != nil {
+		by, err := st.Advance.Duration()
+		if err != nil {
+			return fmt.Errorf("line %d: advance: %w", st.Line, err)
+		}
+		if err := advance(ctx, by); err != nil {
 			return err
 		}
 		r.logf("  line %d: clock advanced %s to %s", st.Line, st.Advance.By, emu.Clock().Now().Format(time.RFC3339))
@@ -466,7 +474,11 @@ func (r *runner) send(ctx context.Context, st Step) error {
 		}
 		if s.Fault != nil {
 			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}
-			if d := r.delay(s.Fault); d > 0 {
+			d, err := r.delay(s.Fault)
+			if err != nil {
+				return fmt.Errorf("line %d: %w", st.Line, err)
+			}
+			if d > 0 {
 				req.Fault.Delay = d.String()
 			}
 		}
@@ -489,11 +501,12 @@ func (r *runner) send(ctx context.Context, st Step) error {
 }
 
 // delay is a fault's delay, with "ack+D" measured from the ack window.
-func (r *runner) delay(f *Fault) time.Duration {
-	if f.ackRelative {
-		return r.env.AckTimeout + f.delay
+func (r *runner) delay(f *Fault) (time.Duration, error) {
+	d, ackRelative, err := f.parseDelay()
+	if ackRelative {
+		d += r.env.AckTimeout
 	}
-	return f.delay
+	return d, err
 }
 
 // seed is a message's seed: its own if the step gives one, else derived
@@ -702,7 +715,10 @@ func attemptEvidence(v emulator.MessageView) []string {
 
 func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	emu := r.env.Emulator
-	within := e.within
+	within, err := e.wait()
+	if err != nil {
+		return err
+	}
 	if within == 0 {
 		within = r.env.PostbackWait
 	}
@@ -809,8 +825,10 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 	// transaction: by then it has acted on the first answer. Otherwise
 	// they are judged when the wait is up.
 	wait := r.env.Settle
-	if e.within > 0 {
-		wait = e.within
+	if w, err := e.wait(); err != nil {
+		return err
+	} else if w > 0 {
+		wait = w
 	}
 	deadline := time.Now().Add(wait)
 	var t ProbeTransaction

@@ -9,7 +9,11 @@
 package scenarios
 
 import (
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
 )
 
 // Scenario is one case.
@@ -86,12 +90,24 @@ type Resend struct {
 // Fault makes the verifier misbehave for the next Count postbacks (0: until
 // cleared), for one message or for all.
 type Fault struct {
-	Kind        string `yaml:"kind"`
-	Count       int    `yaml:"count"`
-	Delay       string `yaml:"delay"`
-	Message     string `yaml:"message"` // an alias; empty for every message
-	delay       time.Duration
-	ackRelative bool // Delay was "ack+D": D past the emulator's ack window
+	Kind    string `yaml:"kind"`
+	Count   int    `yaml:"count"`
+	Delay   string `yaml:"delay"`
+	Message string `yaml:"message"` // an alias; empty for every message
+}
+
+// parseDelay reads Delay: a duration, or "ack+D" for D past the
+// emulator's ack window (ackRelative).
+func (f *Fault) parseDelay() (d time.Duration, ackRelative bool, err error) {
+	s, ackRelative := strings.CutPrefix(f.Delay, "ack+")
+	if s == "" {
+		return 0, ackRelative, nil
+	}
+	d, err = time.ParseDuration(s)
+	if err != nil {
+		return 0, ackRelative, fmt.Errorf("fault delay %q: %v", s, err)
+	}
+	return d, ackRelative, nil
 }
 
 // ClearFault clears the global verifier fault.
@@ -105,8 +121,11 @@ type Outage struct {
 // Advance moves the emulator's manual clock.
 type Advance struct {
 	By string `yaml:"by"` // 90s, 15m, 96h, 4d
-	by time.Duration
 }
+
+// Duration is how far the step moves the clock (steps built in Go are
+// read as those loaded from YAML are).
+func (a *Advance) Duration() (time.Duration, error) { return clock.ParseDuration(a.By) }
 
 // Expect states what must be true. Message expectations are judged from
 // the emulator's records (protocol level); txn expectations from the
@@ -133,6 +152,16 @@ type Expect struct {
 	TxnStatus string `yaml:"txn_status"`
 	Held      *bool  `yaml:"held"`
 	PayerName string `yaml:"payer_name"`
+}
 
-	within time.Duration
+// wait is Within read (0 when empty: the run's own window applies).
+func (e *Expect) wait() (time.Duration, error) {
+	if e.Within == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(e.Within)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("within %q: want a duration such as 5s", e.Within)
+	}
+	return d, nil
 }
