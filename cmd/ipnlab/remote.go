@@ -44,6 +44,18 @@ func dial(base string) (*client.Client, error) {
 	return c, nil
 }
 
+// withClient sets c to run with a client of the emulator that base (its
+// --emulator flag) names: the dial every remote command starts with.
+func withClient(c *cobra.Command, base *string, run func(cmd *cobra.Command, cl *client.Client, args []string) error) {
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		cl, err := dial(*base)
+		if err != nil {
+			return err
+		}
+		return run(cmd, cl, args)
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -88,11 +100,8 @@ func newSendPayDo() *cobra.Command {
 		Args: noArgs,
 	}
 	base := emulatorFlag(c)
-	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*base)
-		if err != nil {
-			return err
-		}
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+		var err error
 		req := emulator.PayDoRequest{Kind: kind, Then: then, Interval: interval, Copies: copies, Seed: seed, NotifyURL: to, Project: project, User: user}
 		if req.Set, err = jsonSets(set); err != nil {
 			return err
@@ -111,7 +120,7 @@ func newSendPayDo() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
 		}
 		return nil
-	}
+	})
 	f := c.Flags()
 	f.StringVar(&to, "to", "", "the listener URL; default: the project's or user's registered URL")
 	f.StringVar(&kind, "kind", "transfer", "transfer or checkout")
@@ -216,14 +225,11 @@ func newSendPayPal() *cobra.Command {
 		Args: noArgs,
 	}
 	base := emulatorFlag(c)
-	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*base)
-		if err != nil {
-			return err
-		}
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		if lifecycle != "" {
 			return sendLifecycle(cmd, cl, lifecycle, to, charset, seed, params, asJSON)
 		}
+		var err error
 		req := emulator.SendRequest{NotifyURL: to, Charset: charset, Flavour: flavour, Seed: seed, Unset: unset}
 		if cmd.Flags().Changed("kind") || rawFile == "" {
 			req.Kind = kind
@@ -254,7 +260,7 @@ func newSendPayPal() *cobra.Command {
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "id=%s txn_id=%s kind=%s status=%q seed=%d\n", v.ID, v.TxnID, v.Kind, v.Status, v.Seed)
 		return nil
-	}
+	})
 	f := c.Flags()
 	f.StringVar(&to, "to", "", "the listener URL (the per-payment notify_url); default: the profile's URL")
 	f.StringVar(&kind, "kind", "web_accept", "message kind (ipnlab fixtures list)")
@@ -349,47 +355,35 @@ func newClock() *cobra.Command {
 	c := &cobra.Command{Use: "clock", Short: "Read or move the emulator's clock"}
 	show := &cobra.Command{Use: "show", Short: "Print the clock", Args: noArgs}
 	sb := emulatorFlag(show)
-	show.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*sb)
-		if err != nil {
-			return err
-		}
+	withClient(show, sb, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		v, err := cl.Clock(cmd.Context())
 		if err != nil {
 			return err
 		}
 		printClock(cmd, v)
 		return nil
-	}
+	})
 	adv := &cobra.Command{Use: "advance DURATION", Short: "Move a manual clock (90s, 15m, 96h, 4d); returns when due deliveries are done", Args: exactArgs(1)}
 	ab := emulatorFlag(adv)
-	adv.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := dial(*ab)
-		if err != nil {
-			return err
-		}
+	withClient(adv, ab, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		v, err := cl.Advance(cmd.Context(), args[0])
 		if err != nil {
 			return err
 		}
 		printClock(cmd, v)
 		return nil
-	}
+	})
 	idle := &cobra.Command{Use: "run-until-idle", Short: "Fire every scheduled delivery in order", Args: noArgs}
 	ib := emulatorFlag(idle)
 	limit := idle.Flags().String("limit", "30d", "stop after this much clock time")
-	idle.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*ib)
-		if err != nil {
-			return err
-		}
+	withClient(idle, ib, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		v, err := cl.RunUntilIdle(cmd.Context(), *limit)
 		if err != nil {
 			return err
 		}
 		printClock(cmd, v)
 		return nil
-	}
+	})
 	c.AddCommand(show, adv, idle)
 	return c
 }
@@ -402,11 +396,7 @@ func newHistory() *cobra.Command {
 	)
 	c := &cobra.Command{Use: "history", Short: "Print IPN History", Args: noArgs}
 	base := emulatorFlag(c)
-	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*base)
-		if err != nil {
-			return err
-		}
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		q := url.Values{"limit": {fmt.Sprint(limit)}}
 		for k, v := range map[string]string{"status": status, "kind": kind, "txn_id": txnID, "since": since} {
 			if v != "" {
@@ -440,7 +430,7 @@ func newHistory() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "(%d of %d shown; --limit for more)\n", len(rows), total)
 		}
 		return nil
-	}
+	})
 	f := c.Flags()
 	f.StringVar(&status, "status", "", "Queued, Sent, Retrying, Failed or Disabled")
 	f.StringVar(&kind, "kind", "", "message kind")
@@ -455,11 +445,7 @@ func newMessage() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{Use: "message ID", Short: "Print one message: fields, attempts, postbacks and verdicts", Args: exactArgs(1)}
 	base := emulatorFlag(c)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := dial(*base)
-		if err != nil {
-			return err
-		}
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		v, err := cl.Message(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -490,7 +476,7 @@ func newMessage() *cobra.Command {
 			fmt.Fprintf(w, "  %s %s  %s%s\n", p.ID, p.Time.Format(time.RFC3339), p.Verdict.Summary(), fault)
 		}
 		return nil
-	}
+	})
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -511,11 +497,7 @@ func newResend() *cobra.Command {
 		},
 	}
 	base := emulatorFlag(c)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := dial(*base)
-		if err != nil {
-			return err
-		}
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		req := emulator.ResendRequest{URL: to, UseProfileURL: profileURL}
 		if failedSince != "" {
 			req.Since = failedSince
@@ -532,7 +514,7 @@ func newResend() *cobra.Command {
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "id=%s status=%q attempts=%d\n", v.ID, v.Status, len(v.Attempts))
 		return nil
-	}
+	})
 	f := c.Flags()
 	f.StringVar(&to, "url", "", "send to this URL instead of the original one")
 	f.BoolVar(&profileURL, "profile-url", false, "send to the profile's current URL")
@@ -549,24 +531,16 @@ func newFault() *cobra.Command {
 	set.Flags().StringVar(&messageID, "message", "", "only this message's postbacks")
 	set.Flags().StringVar(&delay, "delay", "", "for slow: how long to wait (e.g. 35s)")
 	set.Flags().IntVar(&count, "count", 0, "only the next N postbacks (0: until cleared)")
-	set.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := dial(*sb)
-		if err != nil {
-			return err
-		}
+	withClient(set, sb, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		return cl.SetFault(cmd.Context(), messageID, emulator.FaultRequest{Kind: args[0], Delay: delay, Count: count})
-	}
+	})
 	clear := &cobra.Command{Use: "clear", Short: "Clear a fault", Args: noArgs}
 	cb := emulatorFlag(clear)
 	var clearID string
 	clear.Flags().StringVar(&clearID, "message", "", "the message's fault instead of the global one")
-	clear.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := dial(*cb)
-		if err != nil {
-			return err
-		}
+	withClient(clear, cb, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		return cl.ClearFault(cmd.Context(), clearID)
-	}
+	})
 	c.AddCommand(set, clear)
 	return c
 }
