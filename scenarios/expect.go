@@ -1,0 +1,273 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// Expectations: judging a message from the emulator's records and a
+// transaction from the listener's probe.
+
+// aboutAcks reports an expectation judged on acknowledgements alone.
+func aboutAcks(st Step) bool {
+	e := st.Expect
+	return e != nil && (e.Acked != nil || e.AckStatus != 0 || e.History != "") && !e.VerifyURL && e.Verdict == "" && !e.AnyVerified && !e.UserAgent && e.Txn == ""
+}
+
+// neverPostedBack reports whether this run sent PayPal messages and none
+// was ever posted back.
+func (r *runner) neverPostedBack() bool {
+	sent := false
+	for _, v := range r.views {
+		if v.Provider == "paydo" {
+			continue
+		}
+		sent = true
+		if len(r.env.Emulator.PayPal().Postbacks(v.ID)) > 0 {
+			return false
+		}
+	}
+	return sent
+}
+
+// findings gathers the fatal findings of every INVALID postback of the
+// messages this run sent.
+func (r *runner) findings() []paypal.Finding {
+	var out []paypal.Finding
+	for _, v := range r.views {
+		if v.Provider == "paydo" {
+			continue
+		}
+		for _, p := range r.env.Emulator.PayPal().Postbacks(v.ID) {
+			if p.Verdict.Result == paypal.Invalid {
+				out = append(out, p.Verdict.Fatal()...)
+			}
+		}
+	}
+	return out
+}
+
+func (r *runner) expect(ctx context.Context, st Step) error {
+	e := st.Expect
+	if e.Message != "" {
+		if err := r.expectMessage(ctx, e); err != nil {
+			return err
+		}
+	}
+	if e.Txn != "" {
+		if err := r.expectTxn(ctx, e); err != nil {
+			return err
+		}
+	}
+	r.logf("  line %d: expectations met", st.Line)
+	return nil
+}
+
+func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
+	emu := r.env.Emulator
+	within, err := e.wait()
+	if err != nil {
+		return err
+	}
+	if within == 0 {
+		within = r.env.PostbackWait
+	}
+	id := r.sent[e.Message].ID
+	view := func() emulator.MessageView { v, _ := emu.View(id); return v }
+	needPostback := e.Verdict == "VERIFIED" || e.Verdict == "INVALID" || e.AnyVerified || e.UserAgent || e.VerifyURL
+	if needPostback {
+		// A listener that never posts back at all is judged after the usual
+		// wait, not after a longer `within` meant for one that is retrying.
+		first := r.waitFor(ctx, min(within, r.env.PostbackWait), func() bool { return len(emu.PayPal().Postbacks(id)) > 0 })
+		r.waitFor(ctx, within, func() bool {
+			if !first {
+				return true
+			}
+			pbs := emu.PayPal().Postbacks(id)
+			if e.AnyVerified {
+				for _, p := range pbs {
+					if p.Verdict.Result == paypal.Verified && p.Fault == "" {
+						return true
+					}
+				}
+				return false
+			}
+			return len(pbs) > 0
+		})
+	} else if e.Verdict == "none" || e.PostbacksMax > 0 {
+		// Let the listener finish; without a probe, give it a moment.
+		if r.env.Probe != nil {
+			if err := r.settle(ctx); err != nil {
+				return err
+			}
+		} else {
+			r.waitFor(ctx, min(within, time.Second), func() bool { return false })
+		}
+	}
+	v := view()
+	pbs := emu.PayPal().Postbacks(id)
+	ev := append(attemptEvidence(v), postbackEvidence(pbs)...)
+	if e.Acked != nil && (v.AckedAt != nil) != *e.Acked {
+		if *e.Acked {
+			return fail(ev, "message %s was not acknowledged with HTTP 200", e.Message)
+		}
+		return fail(ev, "message %s was acknowledged, and must not have been", e.Message)
+	}
+	if e.AckStatus != 0 && (len(v.Attempts) == 0 || v.Attempts[len(v.Attempts)-1].StatusCode != e.AckStatus) {
+		return fail(ev, "message %s: the last attempt was not answered HTTP %d", e.Message, e.AckStatus)
+	}
+	if e.History != "" && strings.TrimSuffix(v.Status, " - resending") != e.History {
+		return fail(ev, "message %s is %s in History, want %s", e.Message, v.Status, e.History)
+	}
+	if e.VerifyURL && len(pbs) == 0 {
+		return fail(ev, "message %s was never posted back to the verifier within %s", e.Message, within)
+	}
+	switch e.Verdict {
+	case "none":
+		if len(pbs) > 0 {
+			return fail(ev, "message %s was posted back %d time(s), want none", e.Message, len(pbs))
+		}
+	case "VERIFIED", "INVALID":
+		if len(pbs) == 0 {
+			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+		}
+		if got := pbs[len(pbs)-1].Verdict; string(got.Result) != e.Verdict {
+			return fail(ev, "message %s: the postback was %s, want %s", e.Message, got.Summary(), e.Verdict)
+		}
+	}
+	if e.AnyVerified {
+		ok := false
+		for _, p := range pbs {
+			ok = ok || (p.Verdict.Result == paypal.Verified && p.Fault == "")
+		}
+		if !ok {
+			return fail(ev, "message %s was never verified: %s", e.Message, unverifiedStory(v, pbs, within))
+		}
+	}
+	if e.PostbacksMax > 0 && len(pbs) > e.PostbacksMax {
+		return fail(ev, "message %s was posted back %d times, at most %d expected", e.Message, len(pbs), e.PostbacksMax)
+	}
+	if e.UserAgent {
+		if len(pbs) == 0 {
+			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+		}
+		for _, p := range pbs {
+			if p.Header.Get("User-Agent") == "" {
+				return fail(ev, "postback %s carried no User-Agent", p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
+	if r.env.Probe == nil {
+		return &skip{msg: "needs the listener's probe (business level)"}
+	}
+	txn, err := r.resolve(e.Txn)
+	if err != nil {
+		return err
+	}
+	// Judge once the listener is idle for this transaction; while it is
+	// busy, accept as soon as the expectations hold. Expectations a busy
+	// listener could still break (nothing credited) are also judged once
+	// it has asked the verifier again about every message of the
+	// transaction: by then it has acted on the first answer. Otherwise
+	// they are judged when the wait is up.
+	wait := r.env.Settle
+	if w, err := e.wait(); err != nil {
+		return err
+	} else if w > 0 {
+		wait = w
+	}
+	deadline := time.Now().Add(wait)
+	var t ProbeTransaction
+	var absent bool
+	for {
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), append([]string{txn}, r.txns...)...)
+		if err != nil {
+			return err
+		}
+		t, err = r.env.Probe.Transaction(ctx, e.Provider, txn)
+		absent = errors.Is(err, ErrNoTransaction)
+		if err != nil && !absent {
+			return err
+		}
+		met := r.judgeTxn(e, txn, t, absent) == nil
+		if idle || time.Now().After(deadline) || (met && (!negative(e) || r.askedAgain(txn))) {
+			break
+		}
+	}
+	return r.judgeTxn(e, txn, t, absent)
+}
+
+// askedAgain reports whether every PayPal message of txn this scenario
+// sent has been posted back at least twice.
+func (r *runner) askedAgain(txn string) bool {
+	n := 0
+	for _, v := range r.views {
+		if v.TxnID != txn || v.Provider == "paydo" {
+			continue
+		}
+		if len(r.env.Emulator.PayPal().Postbacks(v.ID)) < 2 {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// negative reports expectations that busy listeners could still break
+// (nothing credited yet): they are judged when idle or at the deadline.
+func negative(e *Expect) bool {
+	return e.Effects != nil && *e.Effects == 0
+}
+
+func (r *runner) judgeTxn(e *Expect, txn string, t ProbeTransaction, absent bool) error {
+	var err error
+	var ev []string
+	for _, f := range t.Effects {
+		ev = append(ev, fmt.Sprintf("effect %s %s %s %s for %s", f.TxnID, f.Status, f.Amount, f.Currency, f.Customer))
+	}
+	if t.Held != "" {
+		ev = append(ev, "held: "+t.Held)
+	}
+	if absent {
+		ev = append(ev, fmt.Sprintf("the probe has no %s transaction %s", e.Provider, txn))
+	}
+	if e.Effects != nil && len(t.Effects) != *e.Effects {
+		return fail(ev, "transaction %s has %d balance effect(s), want %d", txn, len(t.Effects), *e.Effects)
+	}
+	if e.Net != "" {
+		want, _ := fixtures.ParseMoney(e.Net)
+		got := fixtures.Money(0)
+		if s := t.Net[e.Currency]; s != "" {
+			if got, err = fixtures.ParseMoney(s); err != nil {
+				return fail(ev, "transaction %s: the probe's net %q is not an amount", txn, s)
+			}
+		}
+		if got != want {
+			return fail(ev, "transaction %s nets %s %s, want %s", txn, got, e.Currency, want)
+		}
+	}
+	if e.TxnStatus != "" && t.Status != e.TxnStatus {
+		if absent {
+			return fail(ev, "transaction %s is unknown to the listener, want status %s", txn, e.TxnStatus)
+		}
+		return fail(ev, "transaction %s is %s, want %s", txn, t.Status, e.TxnStatus)
+	}
+	if e.Held != nil && (t.Held != "") != *e.Held {
+		return fail(ev, "transaction %s held=%v, want %v", txn, t.Held != "", *e.Held)
+	}
+	if e.PayerName != "" && t.PayerName != e.PayerName {
+		return fail(ev, "transaction %s payer name is %q, want %q", txn, t.PayerName, e.PayerName)
+	}
+	return nil
+}
