@@ -1,0 +1,218 @@
+package emulator
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+)
+
+// The History API: listing, reading and resending messages, and their
+// postbacks.
+
+// MessageFilter selects messages for History.
+type MessageFilter struct {
+	Provider string
+	Status   delivery.Status
+	Kind     string
+	TxnID    string
+	Since    time.Time
+	Until    time.Time
+}
+
+func (f MessageFilter) keep(m *delivery.Message) bool {
+	return (f.Provider == "" || m.Provider == f.Provider) &&
+		(f.Status == "" || m.Status == f.Status) &&
+		(f.Kind == "" || m.Kind == f.Kind) &&
+		(f.TxnID == "" || m.TxnID == f.TxnID) &&
+		(f.Since.IsZero() || !m.Created.Before(f.Since)) &&
+		(f.Until.IsZero() || m.Created.Before(f.Until))
+}
+
+func parseStatus(s string) (delivery.Status, error) {
+	for _, st := range []delivery.Status{delivery.Queued, delivery.Sent, delivery.Retrying, delivery.Failed, delivery.Disabled} {
+		if strings.EqualFold(s, string(st)) {
+			return st, nil
+		}
+	}
+	return "", badRequest("status %q: want Queued, Sent, Retrying, Failed or Disabled", s)
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, badRequest("%s %q: want an RFC 3339 time such as 2026-11-20T12:00:00Z", name, s)
+	}
+	return t, nil
+}
+
+func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "provider", "status", "kind", "txn_id", "since", "until", "limit", "offset")
+	if err != nil {
+		return err
+	}
+	f := MessageFilter{Provider: q.Get("provider"), Kind: q.Get("kind"), TxnID: q.Get("txn_id")}
+	if f.Provider != "" && f.Provider != paypal.Provider && f.Provider != paydo.Provider {
+		return badRequest("provider %q: want paypal or paydo", f.Provider)
+	}
+	if s := q.Get("status"); s != "" {
+		if f.Status, err = parseStatus(s); err != nil {
+			return err
+		}
+	}
+	if f.Since, err = parseTime("since", q.Get("since")); err != nil {
+		return err
+	}
+	if f.Until, err = parseTime("until", q.Get("until")); err != nil {
+		return err
+	}
+	limit, err := parseInt("limit", q.Get("limit"), 100, 1, 10000)
+	if err != nil {
+		return err
+	}
+	offset, err := parseInt("offset", q.Get("offset"), 0, 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	// Read first: a change after it is an event after it, so a client
+	// that follows events from here misses nothing.
+	last := e.bus.Last()
+	all := e.engine.List(f.keep)
+	out := make([]Summary, 0, min(limit, len(all)))
+	for i := offset; i < len(all) && len(out) < limit; i++ {
+		out = append(out, Summarize(all[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all), "last_event": last})
+	return nil
+}
+
+func (e *Emulator) getMessage(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	v, ok := e.View(id)
+	if !ok {
+		return fmt.Errorf("message %s: %w", id, delivery.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ResendRequest is the body of a resend.
+type ResendRequest struct {
+	URL           string `json:"url,omitempty"`
+	UseProfileURL bool   `json:"use_profile_url,omitempty"`
+	// Bulk resend only: messages created at or after Since with Status.
+	Since  string `json:"since,omitempty"`
+	Status string `json:"status,omitempty"`
+}
+
+func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
+	var req ResendRequest
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	if req.Since != "" || req.Status != "" {
+		return badRequest("since and status belong to POST /api/v1/messages/resend")
+	}
+	if req.URL != "" && req.UseProfileURL {
+		return badRequest("give url or use_profile_url, not both")
+	}
+	id := r.PathValue("id")
+	if err := e.resend(id, req); err != nil {
+		return err
+	}
+	e.WaitIdle()
+	v, _ := e.View(id)
+	writeJSON(w, http.StatusAccepted, v)
+	return nil
+}
+
+// resend resends one message by hand, whichever provider sent it: PayPal's
+// carry resend=true, PayDo's are the same bytes again.
+func (e *Emulator) resend(id string, req ResendRequest) error {
+	rec, ok := e.engine.Get(id)
+	if !ok {
+		return fmt.Errorf("resend %s: %w", id, delivery.ErrNotFound)
+	}
+	if rec.Provider == paydo.Provider {
+		if req.UseProfileURL {
+			return badRequest("use_profile_url is PayPal's: PayDo has no profile URL")
+		}
+		_, err := e.engine.Resend(id, req.URL)
+		return err
+	}
+	_, err := e.paypal.Resend(id, req.URL, req.UseProfileURL)
+	return err
+}
+
+func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
+	var req ResendRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Since == "" {
+		return badRequest("since is required: resend the messages created since when?")
+	}
+	since, err := parseTime("since", req.Since)
+	if err != nil {
+		return err
+	}
+	status := delivery.Failed
+	if req.Status != "" {
+		if status, err = parseStatus(req.Status); err != nil {
+			return err
+		}
+	}
+	if req.URL != "" && req.UseProfileURL {
+		return badRequest("give url or use_profile_url, not both")
+	}
+	ids := []string{}
+	for _, m := range e.engine.List(MessageFilter{Status: status, Since: since}.keep) {
+		if err := e.resend(m.ID, req); err != nil {
+			return err
+		}
+		ids = append(ids, m.ID)
+	}
+	e.WaitIdle()
+	writeJSON(w, http.StatusAccepted, map[string]any{"resent": ids})
+	return nil
+}
+
+// listPostbacks pages through the postbacks, oldest first: ?limit= (100 by
+// default, at most 1000) and ?after= the "next" of the previous page.
+func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r, "message_id", "limit", "after")
+	if err != nil {
+		return err
+	}
+	id := q.Get("message_id")
+	if id != "" {
+		if _, ok := e.paypal.Message(id); !ok {
+			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
+		}
+	}
+	limit, err := parseInt("limit", q.Get("limit"), 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	after, err := parseInt("after", q.Get("after"), 0, 0, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	page, next := e.paypal.PostbacksPage(id, after, limit)
+	out := map[string]any{"postbacks": page}
+	if next > 0 {
+		out["next"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
