@@ -1,13 +1,9 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -186,41 +182,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Client = NewClient(NewTransport(nil, nil, cfg.Allow))
 	}
 	return &Engine{cfg: cfg, msgs: make(map[string]*entry), inFlight: make(map[*Attempt]context.CancelCauseFunc)}, nil
-}
-
-// NewTransport returns the transport deliveries use: no proxy, generous
-// keep-alive, and connections made from localAddr when it is set (so a
-// listener's source-address allowlist can be tested on loopback). tlsConfig
-// may be nil (the system's roots); allow, if set, is checked on every
-// connection.
-func NewTransport(localAddr net.Addr, tlsConfig *tls.Config, allow *Allowlist) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: localAddr}
-	dial := d.DialContext
-	if allow != nil {
-		dial = allow.dialer(d)
-	}
-	return &http.Transport{
-		TLSClientConfig:     tlsConfig,
-		Proxy:               nil,
-		DialContext:         dial,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-		DisableCompression:  true,
-	}
-}
-
-// NewClient returns the HTTP client deliveries use by default: it never
-// follows redirects (a 302 is not an ack). transport may be nil.
-func NewClient(transport *http.Transport) *http.Client {
-	if transport == nil {
-		transport = NewTransport(nil, nil, nil)
-	}
-	return &http.Client{
-		Transport:     transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // EvictAtOnce is an EvictAfter with no grace: a finished message past
@@ -546,66 +507,6 @@ func (ent *entry) finished() bool {
 	return !ent.held && len(ent.pending) == 0 && len(ent.running) == 0 && len(ent.rec.Attempts) > 0
 }
 
-// retireLocked lists ent as finished if it is, and evicts the oldest
-// finished messages past HistoryLimit, returning them.
-func (e *Engine) retireLocked(ent *entry) []*entry {
-	if e.cfg.HistoryLimit <= 0 || ent.inDone || !ent.finished() {
-		return nil
-	}
-	now := e.cfg.Clock.Now()
-	ent.inDone, ent.doneAt = true, now
-	e.done = append(e.done, ent.rec.ID)
-	var out []*entry
-	for len(e.done) > e.cfg.HistoryLimit {
-		id := e.done[0]
-		old, ok := e.msgs[id]
-		if ok && now.Sub(old.doneAt) < e.cfg.EvictAfter {
-			break // the oldest is too recent: so are the others
-		}
-		e.done = e.done[1:]
-		if !ok {
-			continue
-		}
-		old.inDone = false
-		if !old.finished() { // resent by hand since: it comes back when done
-			continue
-		}
-		delete(e.msgs, id)
-		e.dropped++
-		out = append(out, old)
-	}
-	if e.dropped > len(e.order)/2 {
-		e.order = slices.DeleteFunc(e.order, func(id string) bool { _, ok := e.msgs[id]; return !ok })
-		e.dropped = 0
-	}
-	return out
-}
-
-// evicted removes evicted messages from the journal and tells OnEvict.
-func (e *Engine) evicted(ents []*entry) {
-	if len(ents) == 0 {
-		return
-	}
-	ids := make([]string, len(ents))
-	var del []journal.Entry
-	for i, ent := range ents {
-		ids[i] = ent.rec.ID
-		if e.cfg.Journal == nil {
-			continue
-		}
-		del = append(del, journal.Entry{Kind: KindMessage, Key: ent.rec.ID, Delete: true})
-		for _, a := range ent.rec.Attempts {
-			del = append(del, journal.Entry{Kind: KindAttempt, Key: attemptKey(ent.rec.ID, a.Number), Delete: true})
-		}
-	}
-	if len(del) > 0 {
-		e.report(e.cfg.Journal.Write(del...))
-	}
-	if e.cfg.OnEvict != nil {
-		e.cfg.OnEvict(ids)
-	}
-}
-
 // finishLocked records attempt a's outcome: an ack stops the schedule, a
 // failure of a scheduled attempt queues the next retry, counted from end;
 // the caller arms it.
@@ -673,54 +574,6 @@ func (e *Engine) refreshLocked(ent *entry) {
 		r.Status = Retrying
 	default:
 		r.Status = Failed
-	}
-}
-
-// post makes one HTTP exchange and fills in the attempt's outcome.
-func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
-	ctx, cancel := context.WithTimeout(parent, e.cfg.AckTimeout)
-	defer cancel()
-	start := time.Now()
-	defer func() { a.Duration = time.Since(start) }()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		a.Error = err.Error()
-		return
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		switch cause := context.Cause(parent); {
-		case cause != nil:
-			a.Error = cause.Error()
-		case errors.Is(err, context.DeadlineExceeded):
-			a.Error = fmt.Sprintf("no answer within %s", e.cfg.AckTimeout)
-		default:
-			a.Error = err.Error()
-		}
-		return
-	}
-	defer resp.Body.Close()
-	a.StatusCode = resp.StatusCode
-	head, err := io.ReadAll(io.LimitReader(resp.Body, int64(e.cfg.ResponseLimit)))
-	a.Response = string(head)
-	// Drain a little more so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		a.Error = fmt.Sprintf("reading the answer: %v", err)
-		return
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		a.Acked = true
-	case resp.StatusCode > 200 && resp.StatusCode < 300 && ack == Any2xx:
-		a.Acked = true
-		a.Note = fmt.Sprintf("HTTP %d taken as an ack; PayPal documents only 200 (strict mode fails it)", resp.StatusCode)
-	case resp.StatusCode > 200 && resp.StatusCode < 300:
-		a.Note = fmt.Sprintf("HTTP %d is not an ack: only 200 stops the resends", resp.StatusCode)
 	}
 }
 
