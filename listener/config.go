@@ -203,7 +203,7 @@ func (c Config) Validate() error {
 		if _, ok := mutants.Lookup(c.Mutant); !ok {
 			var names []string
 			for _, m := range mutants.All() {
-				names = append(names, m.Name)
+				names = append(names, string(m.Name))
 			}
 			bad("mutant %q: want one of %s", c.Mutant, strings.Join(names, ", "))
 		}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
@@ -397,11 +398,11 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
 		return
 	}
-	if l.is("ignored-500") && l.wouldIgnore(r.Context(), body) {
+	if l.is(mutants.Ignored500) && l.wouldIgnore(r.Context(), body) {
 		http.Error(w, "not for us", http.StatusInternalServerError)
 		return
 	}
-	if l.is("ack-after-verify") {
+	if l.is(mutants.AckAfterVerify) {
 		_, _ = l.postback(context.WithoutCancel(r.Context()), body)
 	}
 	l.accept(w, r, item)
@@ -426,7 +427,7 @@ func (l *Listener) keepRejected(ctx context.Context, item store.InboxItem, why s
 }
 
 // is reports whether the listener runs as the named mutant.
-func (l *Listener) is(mutant string) bool { return l.cfg.Mutant == mutant }
+func (l *Listener) is(m mutants.Name) bool { return l.cfg.Mutant == string(m) }
 
 // accept stores an item durably, then acks: only a stored message is
 // acknowledged, so PayPal resends anything we could not keep.

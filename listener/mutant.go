@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 )
 
@@ -21,7 +22,7 @@ var adaptiveKey = regexp.MustCompile(`^(transaction\[\d+\])\..+$`)
 
 // mangle rewrites a postback the way buggy listeners rebuild it.
 func (l *Listener) mangle(raw []byte) []byte {
-	if l.is("plus-space") {
+	if l.is(mutants.PlusSpace) {
 		// Decoding with a URL-path decoder keeps '+' literal; re-encoding
 		// then turns every space PayPal sent as '+' into %2B.
 		var out []string
@@ -34,14 +35,14 @@ func (l *Listener) mangle(raw []byte) []byte {
 		}
 		return []byte(strings.Join(out, "&"))
 	}
-	change := map[string]func(form.Form) form.Form{
-		"reencode-utf8": func(f form.Form) form.Form {
+	change := map[mutants.Name]func(form.Form) form.Form{
+		mutants.ReencodeUTF8: func(f form.Form) form.Form {
 			for i := range f {
 				f[i].Value = strings.ToValidUTF8(f[i].Value, "\uFFFD")
 			}
 			return f
 		},
-		"drop-empty-fields": func(f form.Form) form.Form {
+		mutants.DropEmptyFields: func(f form.Form) form.Form {
 			out := f[:0]
 			for _, fd := range f {
 				if fd.Value != "" {
@@ -50,19 +51,19 @@ func (l *Listener) mangle(raw []byte) []byte {
 			}
 			return out
 		},
-		"truncate-adaptive-keys": func(f form.Form) form.Form {
+		mutants.TruncateAdaptiveKeys: func(f form.Form) form.Form {
 			for i := range f {
 				f[i].Name = adaptiveKey.ReplaceAllString(f[i].Name, "$1")
 			}
 			return f
 		},
-		"crlf-to-lf": func(f form.Form) form.Form {
+		mutants.CRLFToLF: func(f form.Form) form.Form {
 			for i := range f {
 				f[i].Value = strings.ReplaceAll(f[i].Value, "\r\n", "\n")
 			}
 			return f
 		},
-	}[l.cfg.Mutant]
+	}[mutants.Name(l.cfg.Mutant)]
 	if change == nil {
 		return raw
 	}
@@ -143,7 +144,7 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 // credit of the same transaction gets a key of its own (the first keeps
 // the plain one, so refunds and reversals still find it).
 func (r *run) entryKey(txn, status string) (string, error) {
-	if !r.l.is("no-duplicate-check") && !r.l.is("racy-duplicates") {
+	if !r.l.is(mutants.NoDuplicateCheck) && !r.l.is(mutants.RacyDuplicates) {
 		return status, nil
 	}
 	taken, err := r.tx.HasEntry(PayPal, txn, status)
@@ -157,11 +158,11 @@ func (r *run) entryKey(txn, status string) (string, error) {
 func (r *run) mutantRules(m ipn, t store.Txn, isNew bool) (bool, error) {
 	kind, status, txn := m.kind(), m["payment_status"], m.txn()
 	switch {
-	case r.l.is("dedupe-by-txn") && !isNew:
+	case r.l.is(mutants.DedupeByTxn) && !isNew:
 		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "duplicate txn_id")
-	case r.l.is("ignore-reversals") && (status == "Reversed" || status == "Canceled_Reversal"):
+	case r.l.is(mutants.IgnoreReversals) && (status == "Reversed" || status == "Canceled_Reversal"):
 		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "reversals are not handled")
-	case r.l.is("refund-as-payment") && status == "Refunded":
+	case r.l.is(mutants.RefundAsPayment) && status == "Refunded":
 		gross, err := cents(m["mc_gross"])
 		if err != nil {
 			return true, err

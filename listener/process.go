@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 )
 
@@ -37,7 +38,7 @@ func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 		return false, 0
 	}
 	it.Attempts++
-	if l.is("implicit-200") {
+	if l.is(mutants.Implicit200) {
 		// The bug: the 200 went out already and the failure is swallowed.
 		_ = l.finish(ctx, it, store.InboxDone, "dropped: "+err.Error())
 		return false, 0
@@ -99,10 +100,10 @@ func (l *Listener) processPayPal(ctx context.Context, it store.InboxItem) error 
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
 	}
-	if l.is("utf8-names") {
+	if l.is(mutants.UTF8Names) {
 		m.misreadNames(it.Body)
 	}
-	if l.is("racy-duplicates") && l.racyDuplicate(ctx, it, m) {
+	if l.is(mutants.RacyDuplicates) && l.racyDuplicate(ctx, it, m) {
 		return nil
 	}
 	return l.store.Tx(ctx, func(tx store.Tx) error {

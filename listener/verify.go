@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ipnlab/ipnlab/listener/mutants"
 	"io"
 	"net/http"
 )
@@ -14,10 +15,10 @@ import (
 // its verdict. Only HTTP 200 with a body of exactly VERIFIED or INVALID
 // counts: VERIFIED with a 500, "VERIFIED\n" or an HTML page are errors.
 func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
-	if l.is("no-postback") {
+	if l.is(mutants.NoPostback) {
 		return "VERIFIED", nil
 	}
-	if !l.is("ack-after-verify") {
+	if !l.is(mutants.AckAfterVerify) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Verify.Timeout)
 		defer cancel()
@@ -26,7 +27,7 @@ func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
 	body := make([]byte, 0, len(raw)+21)
 	body = append(append(body, "cmd=_notify-validate&"...), raw...)
 	verifyURL := l.cfg.VerifyURL
-	if l.is("wrong-verify-url") {
+	if l.is(mutants.WrongVerifyURL) {
 		verifyURL = "http://127.0.0.1:9/cgi-bin/webscr"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, verifyURL, bytes.NewReader(body))
@@ -44,10 +45,10 @@ func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postback: reading the answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK && !l.is("ignore-status") {
+	if resp.StatusCode != http.StatusOK && !l.is(mutants.IgnoreStatus) {
 		return "", fmt.Errorf("%w: HTTP %d %q", errVerifier, resp.StatusCode, answer)
 	}
-	if l.is("contains-verified") && bytes.Contains(answer, []byte("VERIFIED")) {
+	if l.is(mutants.ContainsVerified) && bytes.Contains(answer, []byte("VERIFIED")) {
 		return "VERIFIED", nil
 	}
 	switch v := string(answer); v {

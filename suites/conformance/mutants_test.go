@@ -145,7 +145,7 @@ var _ = Describe("The mutant gallery", func() {
 		dir := memoryDir()
 		names := []string{""}
 		for _, m := range mutants.All() {
-			names = append(names, m.Name)
+			names = append(names, string(m.Name))
 		}
 		seeds := sweepSeeds()
 		results := sweep(names, seeds, func(name string, seed uint64) verdicts {
@@ -154,8 +154,9 @@ var _ = Describe("The mutant gallery", func() {
 
 		var table strings.Builder
 		for _, m := range mutants.All() {
-			fmt.Fprintf(&table, "%-24s %s", m.Name, strings.Join(results[m.Name][0].failed, " "))
-			if b := results[m.Name][0].blocked; len(b) > 0 {
+			name := string(m.Name)
+			fmt.Fprintf(&table, "%-24s %s", name, strings.Join(results[name][0].failed, " "))
+			if b := results[name][0].blocked; len(b) > 0 {
 				fmt.Fprintf(&table, "  (blocked: %s)", strings.Join(b, " "))
 			}
 			table.WriteString("\n")
@@ -173,10 +174,11 @@ var _ = Describe("The mutant gallery", func() {
 				_, known := conformance.Lookup(t)
 				Expect(known).To(BeTrue(), "%s targets unknown check %s", m.Name, t)
 			}
-			for i, v := range results[m.Name] {
-				Expect(v.err).NotTo(HaveOccurred(), m.Name)
-				Expect(v.failed).To(Equal(want), "%s, seed #%d: the failing checks must be exactly those that name its bug", m.Name, i)
-				Expect(v.blocked).To(Equal(results[m.Name][0].blocked), "%s, seed #%d: blocked checks moved with the seed", m.Name, i)
+			name := string(m.Name)
+			for i, v := range results[name] {
+				Expect(v.err).NotTo(HaveOccurred(), name)
+				Expect(v.failed).To(Equal(want), "%s, seed #%d: the failing checks must be exactly those that name its bug", name, i)
+				Expect(v.blocked).To(Equal(results[name][0].blocked), "%s, seed #%d: blocked checks moved with the seed", name, i)
 			}
 		}
 	})
