@@ -18,7 +18,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
-	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -26,7 +26,7 @@ import (
 type journalLab struct {
 	*lab
 	path string
-	jnl  *journal.SQLite
+	jnl  *sqlitejournal.SQLite
 }
 
 func newJournalLab() *journalLab {
@@ -42,7 +42,7 @@ func newJournalLab() *journalLab {
 
 func (jl *journalLab) start(clk *clock.Manual) {
 	var err error
-	jl.jnl, err = journal.OpenSQLite(jl.path)
+	jl.jnl, err = sqlitejournal.Open(jl.path)
 	Expect(err).NotTo(HaveOccurred())
 	jl.clk = clk
 	jl.emu, err = emulator.New(emulator.Config{Clock: clk, Seed: 99, AckTimeout: 2 * time.Second, Journal: jl.jnl})
@@ -196,12 +196,12 @@ var _ = Describe("Emulator with a journal", func() {
 
 	It("refuses a journal another emulator has open, and a file that is not a journal", func() {
 		jl := newJournalLab()
-		_, err := journal.OpenSQLite(jl.path)
-		Expect(err).To(MatchError(journal.ErrInUse))
+		_, err := sqlitejournal.Open(jl.path)
+		Expect(err).To(MatchError(sqlitejournal.ErrInUse))
 
 		bogus := filepath.Join(GinkgoT().TempDir(), "notes.txt")
 		Expect(writeFile(bogus, "these are not the rows you are looking for, padded to more than a header's length ...")).To(Succeed())
-		_, err = journal.OpenSQLite(bogus)
+		_, err = sqlitejournal.Open(bogus)
 		Expect(err).To(MatchError(ContainSubstring("not an ipnlab journal")))
 	})
 
@@ -222,11 +222,11 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(db.Close()).To(Succeed())
 
 		out := filepath.Join(GinkgoT().TempDir(), "backup.db")
-		Expect(journal.Backup(jl.path, out)).To(Succeed())
-		Expect(journal.Backup(jl.path, out)).To(MatchError(ContainSubstring("exists")))
+		Expect(sqlitejournal.Backup(jl.path, out)).To(Succeed())
+		Expect(sqlitejournal.Backup(jl.path, out)).To(MatchError(ContainSubstring("exists")))
 
 		// Restore: a new emulator on the copy, while the original still runs.
-		copyJnl, err := journal.OpenSQLite(out)
+		copyJnl, err := sqlitejournal.Open(out)
 		Expect(err).NotTo(HaveOccurred())
 		restored, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Journal: copyJnl})
 		Expect(err).NotTo(HaveOccurred())
@@ -280,7 +280,7 @@ var _ = Describe("Credentials a listener sends to the verifier", func() {
 	It("are never kept: not in History, not in the journal (a Bearer token sent to /cgi-bin/webscr was stored verbatim)", func() {
 		const token = "s3cret-api-token-4242"
 		path := filepath.Join(GinkgoT().TempDir(), "emulator.db")
-		jnl, err := journal.OpenSQLite(path)
+		jnl, err := sqlitejournal.Open(path)
 		Expect(err).NotTo(HaveOccurred())
 		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 5, APIToken: token, Journal: jnl})
 		Expect(err).NotTo(HaveOccurred())

@@ -16,7 +16,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -149,7 +149,7 @@ Simulator, clock) is at /. On start it prints one line:
 }
 
 // openStore opens the --store: nil for memory.
-func openStore(spec string) (*journal.SQLite, error) {
+func openStore(spec string) (*sqlitejournal.SQLite, error) {
 	if spec == "memory" {
 		return nil, nil
 	}
@@ -157,7 +157,7 @@ func openStore(spec string) (*journal.SQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := journal.OpenSQLite(path)
+	j, err := sqlitejournal.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--store: %w", err)
 	}
@@ -189,7 +189,7 @@ func newBackup() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := journal.Backup(path, args[0]); err != nil {
+			if err := sqlitejournal.Backup(path, args[0]); err != nil {
 				return usageError{err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s\n", path, args[0])

@@ -14,6 +14,9 @@ var (
 	testCode      = []string{"testing", "github.com/onsi/ginkgo/v2", "github.com/onsi/gomega"}
 	containerCode = []string{"github.com/testcontainers/testcontainers-go", "github.com/moby/moby/client", "github.com/docker/go-connections/nat"}
 	browserCode   = []string{"github.com/chromedp/chromedp"}
+	// sqlite is what only a store needs: the emulator library takes any
+	// journal.Journal, and its Go client talks HTTP.
+	sqlite = []string{"modernc.org/sqlite"}
 )
 
 var _ = DescribeTable("A package's dependencies",
@@ -30,8 +33,8 @@ var _ = DescribeTable("A package's dependencies",
 			}
 		}
 	},
-	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode),
-	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode),
+	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode, sqlite),
+	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite),
 	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
