@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/client"
+	"github.com/spf13/cobra"
+)
+
+// ipnlab send paypal|paydo and ipnlab paydo: sending through a running
+// emulator.
+
+func newSend() *cobra.Command {
+	c := &cobra.Command{Use: "send", Short: "Send a notification through a running emulator"}
+	c.AddCommand(newSendPayPal(), newSendPayDo())
+	return c
+}
+
+func newSendPayDo() *cobra.Command {
+	var (
+		to, kind, interval, project, user string
+		set, params                       []string
+		then                              []int
+		copies                            int
+		seed                              uint64
+		asJSON                            bool
+	)
+	c := &cobra.Command{
+		Use:   "paydo",
+		Short: "Send a PayDo notification (transfer or checkout), with copies and follow-up statuses",
+		Example: `  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind transfer --param status=3 --then 2
+  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind checkout --set invoice.metadata.customer=c-42 --copies 5
+  ipnlab send paydo --kind checkout --set transaction.state:=4 --project shop`,
+		Args: noArgs,
+	}
+	base := emulatorFlag(c)
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+		var err error
+		req := emulator.PayDoRequest{Kind: kind, Then: then, Interval: interval, Copies: copies, Seed: seed, NotifyURL: to, Project: project, User: user}
+		if req.Set, err = jsonSets(set); err != nil {
+			return err
+		}
+		if req.Params, err = payDoParams(params); err != nil {
+			return err
+		}
+		views, err := cl.SendPayDo(cmd.Context(), req)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), views)
+		}
+		for _, v := range views {
+			fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
+		}
+		return nil
+	})
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "the listener URL; default: the project's or user's registered URL")
+	f.StringVar(&kind, "kind", "transfer", "transfer or checkout")
+	f.StringArrayVar(&set, "set", nil, "override a field by path: path=text or path:=JSON (transaction.status:=2); repeatable")
+	f.StringArrayVar(&params, "param", nil, "pin a value: amount=25.00, currency=EUR, status=3, identifier=..., invoice_id=..., txid=..., order_id=..., amount_as_string=true")
+	f.IntSliceVar(&then, "then", nil, "follow with these statuses/states for the same transaction (e.g. --then 2)")
+	f.StringVar(&interval, "interval", "", "clock time between follow-ups (default: right after)")
+	f.IntVar(&copies, "copies", 1, "identical copies of the first message, delivered concurrently")
+	f.StringVar(&project, "project", "", "project whose checkout IPN URL to use")
+	f.StringVar(&user, "user", "", "user whose transfer IPN URL to use")
+	f.Uint64Var(&seed, "seed", 0, "seed for generated values")
+	f.BoolVar(&asJSON, "json", false, "print the messages as JSON")
+	return c
+}
+
+// jsonSets turns path=text and path:=JSON flags into a JSON object.
+func jsonSets(in []string) (json.RawMessage, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	var buf strings.Builder
+	buf.WriteByte('{')
+	for i, kv := range in {
+		path, value, raw := "", "", false
+		if p, v, ok := strings.Cut(kv, ":="); ok && !strings.Contains(p, "=") {
+			path, value, raw = p, v, true
+		} else if p, v, ok := strings.Cut(kv, "="); ok {
+			path, value = p, v
+		}
+		if path == "" {
+			return nil, usageError{fmt.Errorf("--set %q: want path=text or path:=JSON", kv)}
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(path)
+		buf.Write(k)
+		buf.WriteByte(':')
+		if raw {
+			if !json.Valid([]byte(value)) {
+				return nil, usageError{fmt.Errorf("--set %q: %q is not valid JSON (use path=text for a string)", kv, value)}
+			}
+			buf.WriteString(value)
+		} else {
+			v, _ := json.Marshal(value)
+			buf.Write(v)
+		}
+	}
+	buf.WriteByte('}')
+	return json.RawMessage(buf.String()), nil
+}
+
+func payDoParams(in []string) (emulator.PayDoParams, error) {
+	ps, err := pairs("param", in)
+	if err != nil {
+		return emulator.PayDoParams{}, err
+	}
+	return strictParams[emulator.PayDoParams](ps, []string{"status"}, []string{"amount_as_string"},
+		"amount, currency, status, identifier, invoice_id, txid, order_id, amount_as_string")
+}
+
+func newPayDo() *cobra.Command {
+	c := &cobra.Command{Use: "paydo", Short: "PayDo account settings: IPN URL registration"}
+	var project, user, url string
+	var remove bool
+	reg := &cobra.Command{Use: "register", Short: "Register a project's checkout IPN URL or a user's (single) transfer IPN URL", Args: noArgs}
+	b := emulatorFlag(reg)
+	reg.Flags().StringVar(&project, "project", "", "project (checkout notifications)")
+	reg.Flags().StringVar(&user, "user", "", "user (transfer notifications; one URL each)")
+	reg.Flags().StringVar(&url, "url", "", "the IPN URL")
+	reg.Flags().BoolVar(&remove, "remove", false, "remove the registration")
+	reg.RunE = func(cmd *cobra.Command, _ []string) error {
+		if (project == "") == (user == "") {
+			return usageError{fmt.Errorf("give --project or --user, one of the two")}
+		}
+		if (url == "") != remove {
+			return usageError{fmt.Errorf("give --url, or --remove")}
+		}
+		cl, err := dial(*b)
+		if err != nil {
+			return err
+		}
+		return cl.RegisterPayDo(cmd.Context(), project, user, url)
+	}
+	c.AddCommand(reg)
+	return c
+}
+
+func newSendPayPal() *cobra.Command {
+	var (
+		to, kind, charset, rawFile, flavour, lifecycle string
+		set, unset, params                             []string
+		seed                                           uint64
+		asJSON                                         bool
+	)
+	c := &cobra.Command{
+		Use:   "paypal",
+		Short: "Send a PayPal IPN (generated from a kind, or a raw body replayed byte for byte)",
+		Example: `  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --kind cart --param items=3
+  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --set custom=order-42 --charset UTF-8
+  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --raw captured.txt`,
+		Args: noArgs,
+	}
+	base := emulatorFlag(c)
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+		if lifecycle != "" {
+			return sendLifecycle(cmd, cl, lifecycle, to, charset, seed, params, asJSON)
+		}
+		var err error
+		req := emulator.SendRequest{NotifyURL: to, Charset: charset, Flavour: flavour, Seed: seed, Unset: unset}
+		if cmd.Flags().Changed("kind") || rawFile == "" {
+			req.Kind = kind
+		}
+		if req.Set, err = pairs("set", set); err != nil {
+			return err
+		}
+		ps, err := pairs("param", params)
+		if err != nil {
+			return err
+		}
+		if req.Params, err = parseParams(ps); err != nil {
+			return err
+		}
+		if rawFile != "" {
+			raw, err := os.ReadFile(rawFile)
+			if err != nil {
+				return usageError{fmt.Errorf("--raw: %w", err)}
+			}
+			req.RawBase64 = encodeRaw(raw)
+		}
+		v, err := cl.SendPayPal(cmd.Context(), req)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), v)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "id=%s txn_id=%s kind=%s status=%q seed=%d\n", v.ID, v.TxnID, v.Kind, v.Status, v.Seed)
+		return nil
+	})
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "the listener URL (the per-payment notify_url); default: the profile's URL")
+	f.StringVar(&kind, "kind", "web_accept", "message kind (ipnlab fixtures list)")
+	f.StringArrayVar(&set, "set", nil, "set a field: name=value (repeatable; keeps its place or appends)")
+	f.StringArrayVar(&unset, "unset", nil, "remove a field (repeatable)")
+	f.StringArrayVar(&params, "param", nil, "pin a generated value: gross=25.00, currency=EUR, items=3, payer_email=..., parent_txn_id=... (repeatable)")
+	f.StringVar(&charset, "charset", "", "message charset (default windows-1252)")
+	f.StringVar(&flavour, "flavour", "", "paypal (default) or simulator (the IPN Simulator's quirks)")
+	f.Uint64Var(&seed, "seed", 0, "seed for this message's values")
+	f.StringVar(&rawFile, "raw", "", "send this file's bytes exactly")
+	f.BoolVar(&asJSON, "json", false, "print the message as JSON")
+	f.StringVar(&lifecycle, "lifecycle", "", "send a lifecycle instead (ipnlab fixtures list), each step at its clock offset")
+	return c
+}
+
+func sendLifecycle(cmd *cobra.Command, cl *client.Client, name, to, charset string, seed uint64, params []string, asJSON bool) error {
+	for _, flag := range []string{"kind", "set", "unset", "raw", "flavour"} {
+		if cmd.Flags().Changed(flag) {
+			return usageError{fmt.Errorf("--lifecycle and --%s do not go together", flag)}
+		}
+	}
+	ps, err := pairs("param", params)
+	if err != nil {
+		return err
+	}
+	p, err := parseParams(ps)
+	if err != nil {
+		return err
+	}
+	plan, err := cl.SendLifecycle(cmd.Context(), emulator.LifecycleRequest{Name: name, Params: p, Charset: charset, Seed: seed, NotifyURL: to})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), plan)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "# lifecycle=%s seed=%d\nSTEP\tKIND\tTXN_ID\tAT\tMESSAGE\n", plan.Lifecycle, plan.Seed)
+	for _, s := range plan.Steps {
+		id := s.MessageID
+		if id == "" {
+			id = "(scheduled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.TxnID, s.At.Format(time.RFC3339), id)
+	}
+	return tw.Flush()
+}
+
+func parseParams(ps emulator.Fields) (emulator.Params, error) {
+	return strictParams[emulator.Params](ps, []string{"items", "filters"}, nil,
+		"gross, currency, status, pending_reason, reason_code, items, filters, case_type, txn_id, parent_txn_id, subscr_id, profile_id, custom, invoice, item_number, payer_email")
+}
+
+// strictParams decodes name=value flags into T's JSON fields, refusing
+// names T does not have; ints and bools name the fields that are not text.
+func strictParams[T any](ps emulator.Fields, ints, bools []string, known string) (T, error) {
+	var out T
+	m := map[string]any{}
+	for _, p := range ps {
+		switch {
+		case slices.Contains(ints, p.Name):
+			n, err := strconv.Atoi(p.Value)
+			if err != nil {
+				return out, usageError{fmt.Errorf("--param %s=%q: want a whole number", p.Name, p.Value)}
+			}
+			m[p.Name] = n
+		case slices.Contains(bools, p.Name):
+			b, err := strconv.ParseBool(p.Value)
+			if err != nil {
+				return out, usageError{fmt.Errorf("--param %s=%q: want true or false", p.Name, p.Value)}
+			}
+			m[p.Name] = b
+		default:
+			m[p.Name] = p.Value
+		}
+	}
+	raw, _ := json.Marshal(m)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		return out, usageError{fmt.Errorf("--param: %v (known: %s)", err, known)}
+	}
+	return out, nil
+}
