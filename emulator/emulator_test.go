@@ -274,6 +274,7 @@ var _ = Describe("Emulator", func() {
 		Entry("a null profile", "PUT", "/api/v1/paypal/profile", " null ", 400, "body is null"),
 		Entry("unknown kind", "POST", "/api/v1/paypal/notifications", `{"kind":"web_acept","notify_url":"http://127.0.0.1:1/"}`, 400, `unknown kind "web_acept"`),
 		Entry("set value not a string", "POST", "/api/v1/paypal/notifications", `{"set":{"mc_gross":10}}`, 400, "value must be a string"),
+		Entry("a field set twice (the second quietly won)", "POST", "/api/v1/paypal/notifications", `{"set":{"custom":"a","custom":"b"},"notify_url":"http://127.0.0.1:1/"}`, 400, `duplicate key "custom"`),
 		Entry("unset a field the kind lacks", "POST", "/api/v1/paypal/notifications", `{"unset":["nope"],"notify_url":"http://127.0.0.1:1/"}`, 400, `unset "nope"`),
 		Entry("unknown charset", "POST", "/api/v1/paypal/notifications", `{"charset":"klingon-8","notify_url":"http://127.0.0.1:1/"}`, 400, `charset "klingon-8"`),
 		Entry("text the charset cannot hold", "POST", "/api/v1/paypal/notifications", `{"set":{"first_name":"שרה"},"notify_url":"http://127.0.0.1:1/"}`, 400, "not representable in charset"),

@@ -14,44 +14,31 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
 // Fields is an ordered list of name/value overrides. In JSON it is an
 // object whose key order is kept ({"custom": "x", "invoice": "7"}).
 type Fields form.Form
 
-// UnmarshalJSON reads an object, keeping key order; values must be strings.
+// UnmarshalJSON reads an object, keeping key order (orderedjson: a
+// duplicate key is refused, not quietly overridden); values must be
+// strings.
 func (f *Fields) UnmarshalJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
+	obj, err := orderedjson.Parse(b)
 	if err != nil {
-		return err
+		return fmt.Errorf(`want an object of field names to string values, e.g. {"custom": "x"}: %w`, err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New(`want an object of field names to string values, e.g. {"custom": "x"}`)
+	if len(obj) > form.MaxFields {
+		return fmt.Errorf("more than %d fields: not an IPN", form.MaxFields)
 	}
-	var out Fields
-	for dec.More() {
-		if len(out) == form.MaxFields {
-			return fmt.Errorf("more than %d fields: not an IPN", form.MaxFields)
-		}
-		kt, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		name := kt.(string)
-		vt, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		v, ok := vt.(string)
+	out := make(Fields, 0, len(obj))
+	for _, m := range obj {
+		v, ok := m.Value.(string)
 		if !ok {
-			return fmt.Errorf("field %q: value must be a string (IPN values are text), got %v", name, vt)
+			return fmt.Errorf("field %q: value must be a string (IPN values are text), got %v", m.Key, m.Value)
 		}
-		out = append(out, form.Field{Name: name, Value: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return err
+		out = append(out, form.Field{Name: m.Key, Value: v})
 	}
 	*f = out
 	return nil
