@@ -11,8 +11,6 @@
 package containers
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,9 +18,10 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipnlab/ipnlab/containers/undertest"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
@@ -207,21 +206,7 @@ func Tail(out []byte, n int) string {
 }
 
 // LastLines is the last n lines of out, each indented by two spaces.
-func LastLines(out []byte, n int) string {
-	out = bytes.TrimSpace(out)
-	if len(out) == 0 {
-		return ""
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
-}
+func LastLines(out []byte, n int) string { return undertest.LastLines(out, n) }
 
 // Apply runs a module's own options (those of type O, which customize
 // nothing themselves) over s in order; testcontainers' options are left

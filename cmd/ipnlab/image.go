@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/ipnlab/ipnlab/containers/undertest"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -71,14 +70,6 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 	ln, err := net.Listen("tcp", cfg.EmulatorAddr)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("the emulator cannot listen on %s: %w", cfg.EmulatorAddr, err)}
-	}
-	// No registry is reachable for the Ryuk reaper's image; ipnlab removes
-	// its container itself.
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	}
-	if verbose == nil {
-		tclog.SetDefault(tclog.NewNoopLogger())
 	}
 	lst, err := undertest.Start(ctx, undertest.Spec{
 		Image: f.image, Args: f.args, Env: env, Port: f.port, EmulatorAddr: ln.Addr().String(),

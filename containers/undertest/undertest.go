@@ -1,10 +1,13 @@
 // Package undertest runs a team's own listener image for `ipnlab conform
 // --listener-image`: host networking, where the emulator is and what it
 // expects injected as environment variables, ready once its port accepts
-// connections, removed afterwards.
+// connections, removed afterwards. It drives the docker command (as CI
+// machines that build images have it) rather than linking a container
+// client into the ipnlab binary.
 package undertest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,13 +15,12 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/testcontainers/testcontainers-go"
-
-	"github.com/ipnlab/ipnlab/containers"
 )
 
 // The variables set in the listener's container (docs/ci.md). Values given
@@ -57,10 +59,11 @@ type Spec struct {
 
 // Listener is a running listener under test.
 type Listener struct {
-	ctr  testcontainers.Container
+	id   string // the container's
 	addr string
 	env  map[string]string
 	out  *lines
+	logs *exec.Cmd // docker logs --follow, feeding out
 }
 
 // Addr is where the listener accepts connections (127.0.0.1:P).
@@ -71,14 +74,35 @@ func (l *Listener) Env() map[string]string { return maps.Clone(l.env) }
 
 // LastLines is the end of the container's output, indented ("" when it
 // printed nothing).
-func (l *Listener) LastLines(n int) string { return containers.LastLines(l.out.bytes(), n) }
+func (l *Listener) LastLines(n int) string { return LastLines(l.out.bytes(), n) }
 
 // Stop removes the container.
 func (l *Listener) Stop(ctx context.Context) error {
-	if err := l.ctr.Terminate(ctx); err != nil {
+	err := remove(ctx, l.id)
+	if l.logs != nil {
+		_ = l.logs.Wait() // ends with the container
+	}
+	if err != nil {
 		return fmt.Errorf("remove the listener container: %w", err)
 	}
 	return nil
+}
+
+// LastLines is the last n lines of out, each indented by two spaces.
+func LastLines(out []byte, n int) string {
+	out = bytes.TrimSpace(out)
+	if len(out) == 0 {
+		return ""
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
 }
 
 // Start runs the image and waits until its port accepts connections. On
@@ -109,22 +133,78 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 	}
 	maps.Copy(env, spec.Env)
 	out := &lines{w: spec.Output}
-	opts := []testcontainers.ContainerCustomizer{
-		testcontainers.WithEnv(env), containers.HostNetwork(),
-		testcontainers.WithWaitStrategy(&containers.Port{Addr: addr, Wait: timeout}),
-		testcontainers.WithLogConsumers(out),
+	args := []string{"run", "--detach", "--network", "host", "--label", "ipnlab.undertest=true"}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "--env", k+"="+env[k])
 	}
-	if len(spec.Args) > 0 {
-		opts = append(opts, testcontainers.WithCmd(spec.Args...))
-	}
-	ctr, err := testcontainers.Run(ctx, spec.Image, opts...)
+	args = append(append(args, spec.Image), spec.Args...)
+	id, err := docker(ctx, args...)
 	if err != nil {
-		if ctr != nil {
-			err = errors.Join(err, ctr.Terminate(context.WithoutCancel(ctx)))
-		}
 		return nil, fmt.Errorf("start listener image %s: %w", spec.Image, err)
 	}
-	return &Listener{ctr: ctr, addr: addr, env: env, out: out}, nil
+	l := &Listener{id: id, addr: addr, env: env, out: out}
+	l.logs = exec.Command("docker", "logs", "--follow", id)
+	l.logs.Stdout, l.logs.Stderr = out, out
+	if err := l.logs.Start(); err != nil {
+		l.logs = nil
+		return nil, errors.Join(fmt.Errorf("follow the listener's output: %w", err), l.Stop(context.WithoutCancel(ctx)))
+	}
+	if err := l.waitReady(ctx, timeout); err != nil {
+		return nil, errors.Join(fmt.Errorf("start listener image %s: %w%s", spec.Image, err, tail(out)), l.Stop(context.WithoutCancel(ctx)))
+	}
+	return l, nil
+}
+
+// waitReady waits until the listener's port accepts connections, the
+// container stops, or the timeout passes.
+func (l *Listener) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", l.addr); err == nil {
+			c.Close()
+			return nil
+		}
+		state, err := docker(ctx, "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", l.id)
+		if running, code, _ := strings.Cut(state, " "); err == nil && running != "true" {
+			return fmt.Errorf("container exited before it was ready (exit code %s)", code)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("port %s did not accept connections within %s", l.addr, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// docker runs the docker command and returns its trimmed output.
+func docker(ctx context.Context, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", errors.New("the docker command is not installed (needed to run a listener image)")
+		}
+		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// remove deletes the container, running or not.
+func remove(ctx context.Context, id string) error {
+	_, err := docker(ctx, "rm", "--force", "--volumes", id)
+	return err
+}
+
+// tail is the end of the container's output for an error ("" if none).
+func tail(out *lines) string {
+	if last := LastLines(out.bytes(), 20); last != "" {
+		return "; its output ends:\n" + last
+	}
+	return ""
 }
 
 // freePort asks the kernel for a free loopback port. Another process could
@@ -148,21 +228,23 @@ type lines struct {
 
 const keep = 256 << 10
 
-func (l *lines) Accept(log testcontainers.Log) {
+// Write keeps p and copies its lines, labelled, to w.
+func (l *lines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf = append(l.buf, log.Content...)
+	l.buf = append(l.buf, p...)
 	if len(l.buf) > keep {
 		l.buf = l.buf[len(l.buf)-keep:]
 	}
 	if l.w != nil {
-		for line := range bytes.Lines(log.Content) {
+		for line := range bytes.Lines(p) {
 			fmt.Fprintf(l.w, "listener| %s", line)
 			if !bytes.HasSuffix(line, []byte("\n")) {
 				fmt.Fprintln(l.w)
 			}
 		}
 	}
+	return len(p), nil
 }
 
 func (l *lines) bytes() []byte {

@@ -42,8 +42,7 @@ var _ = DescribeTable("A package's dependencies",
 	Entry("scenarios", "github.com/ipnlab/ipnlab/scenarios", testCode, containerCode, browserCode),
 	Entry("the load runner", "github.com/ipnlab/ipnlab/load", testCode, containerCode, browserCode),
 	Entry("the conformance runner", "github.com/ipnlab/ipnlab/suites/conformance", testCode, containerCode, browserCode),
-	// The binary runs a listener's image for conform --listener-image
-	// through testcontainers-go, which itself imports testing; it carries
-	// no test framework and no browser code.
-	Entry("the ipnlab binary (the image's only file)", "github.com/ipnlab/ipnlab/cmd/ipnlab", testCode[1:], browserCode),
+	// The binary runs a listener's image for conform --listener-image with
+	// the docker command, not a linked container client.
+	Entry("the ipnlab binary (the image's only file)", "github.com/ipnlab/ipnlab/cmd/ipnlab", testCode, containerCode, browserCode),
 )
