@@ -206,14 +206,24 @@ func parseValue(dec *json.Decoder, depth int) (any, error) {
 		switch t {
 		case '{':
 			var obj Object
+			var seen map[string]bool // past a few members: a scan per key made 40,000 keys quadratic
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
 					return nil, fmt.Errorf("invalid JSON at byte %d: %w", dec.InputOffset(), err)
 				}
 				key := kt.(string)
-				if obj.index(key) >= 0 {
+				if len(obj) == 16 {
+					seen = make(map[string]bool, 64)
+					for _, m := range obj {
+						seen[m.Key] = true
+					}
+				}
+				if (seen == nil && obj.index(key) >= 0) || seen[key] {
 					return nil, fmt.Errorf("duplicate key %q", key)
+				}
+				if seen != nil {
+					seen[key] = true
 				}
 				v, err := parseValue(dec, depth+1)
 				if err != nil {

@@ -2,6 +2,7 @@ package orderedjson_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,3 +90,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+var _ = Describe("Parsing many keys", func() {
+	It("finds a duplicate however far apart, and reads 40,000 distinct keys in order", func() {
+		keys := make([]string, 40_000)
+		for i := range keys {
+			keys[i] = fmt.Sprintf(`"k%d": %d`, i, i)
+		}
+		obj, err := orderedjson.Parse([]byte("{" + strings.Join(keys, ",") + "}"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(obj).To(HaveLen(40_000))
+		Expect(obj[39_999].Key).To(Equal("k39999"))
+		for _, at := range []int{1, 15, 16, 17, 39_999} {
+			dup := append(append([]string{}, keys[:at]...), `"k0": 1`)
+			_, err := orderedjson.Parse([]byte("{" + strings.Join(dup, ",") + "}"))
+			Expect(err).To(MatchError(`duplicate key "k0"`), "at %d", at)
+		}
+	})
+})
