@@ -55,15 +55,25 @@ func (e *Emulator) writeMeta(key string, v any) error {
 	return e.cfg.Journal.Write(journal.Entry{Kind: kindMeta, Key: key, Value: b})
 }
 
+// saveSeedLocked posts the message counter, under e.mu so the counters
+// reach the journal in the order they were drawn. Nobody waits: the writer
+// keeps order, so the message drawn from it, whose delivery commit is
+// waited for, is never on disk before it (a restart never draws the same
+// seed twice).
 func (e *Emulator) saveSeedLocked() {
-	e.report(e.writeMeta("seeds", storedSeeds{Seed: e.cfg.Seed, Seq: e.seq}))
-}
-
-func (e *Emulator) saveMessageSeed(id string, seed uint64) {
-	if e.cfg.Journal == nil {
+	if e.writer == nil {
 		return
 	}
-	e.report(e.cfg.Journal.Write(journal.Entry{Kind: kindSeed, Key: id, Value: []byte(strconv.FormatUint(seed, 10))}))
+	seeds := storedSeeds{Seed: e.cfg.Seed, Seq: e.seq}
+	e.writer.Post(journal.Lazy{Kind: kindMeta, Key: "seeds", Value: func() ([]byte, error) { return json.Marshal(seeds) }})
+}
+
+// saveMessageSeed posts the seed message id was generated from, for
+// History's replay line; the writer reports a failure.
+func (e *Emulator) saveMessageSeed(id string, seed uint64) {
+	if e.writer != nil {
+		e.writer.Post(journal.Lazy{Kind: kindSeed, Key: id, Value: journal.Bytes([]byte(strconv.FormatUint(seed, 10)))})
+	}
 }
 
 // saveClock writes the clock's state; at is the reading to resume from

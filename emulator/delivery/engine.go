@@ -56,6 +56,8 @@ type Config struct {
 	// Journal, if set, records every message, attempt and pending attempt
 	// so Restore can resume them after a restart. Each attempt is written
 	// before it starts, so one cut short by a crash is known, not repeated.
+	// Writes go through a journal.Writer (this one if it is one, else one
+	// of the engine's own), never under the engine's lock.
 	Journal journal.Journal
 	// OnError hears of journal writes that failed outside a caller's
 	// request (during attempts); Submit and Resend return theirs.
@@ -116,17 +118,27 @@ type Submission struct {
 	// Route names Client for the journal: after a restart, Restore asks
 	// its ClientFor for the client of (Provider, Route).
 	Route string
+	// Records go to the journal in the same commit as the message: the
+	// provider's own record of it (what its verifier must know after a
+	// restart), so one is never on disk without the other.
+	Records []journal.Entry
 }
 
 // Engine delivers submissions and keeps their records.
 type Engine struct {
 	cfg Config
 
-	mu     sync.Mutex
-	msgs   map[string]*entry
-	order  []string
-	closed bool
-	outage bool // every attempt fails as if the listener were down
+	writer     *journal.Writer // nil without a journal
+	ownsWriter bool
+
+	mu    sync.Mutex
+	msgs  map[string]*entry
+	order []string
+	// reserved holds the ids of submissions waiting for their journal
+	// commit, so a second Submit of the same id is refused meanwhile.
+	reserved map[string]bool
+	closed   bool
+	outage   bool // every attempt fails as if the listener were down
 
 	// wg counts armed and running attempts, so Shutdown can wait for them.
 	wg       sync.WaitGroup
@@ -181,7 +193,15 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Client == nil {
 		cfg.Client = NewClient(NewTransport(nil, nil, cfg.Allow))
 	}
-	return &Engine{cfg: cfg, msgs: make(map[string]*entry), inFlight: make(map[*Attempt]context.CancelCauseFunc)}, nil
+	e := &Engine{cfg: cfg, msgs: make(map[string]*entry), reserved: map[string]bool{}, inFlight: make(map[*Attempt]context.CancelCauseFunc)}
+	if cfg.Journal != nil {
+		if w, ok := cfg.Journal.(*journal.Writer); ok {
+			e.writer = w
+		} else {
+			e.writer, e.ownsWriter = journal.NewWriter(cfg.Journal, cfg.OnError), true
+		}
+	}
+	return e, nil
 }
 
 // EvictAtOnce is an EvictAfter with no grace: a finished message past
@@ -209,7 +229,7 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 		e.mu.Unlock()
 		return Message{}, ErrClosed
 	}
-	if _, dup := e.msgs[s.ID]; dup {
+	if _, dup := e.msgs[s.ID]; dup || e.reserved[s.ID] {
 		e.mu.Unlock()
 		return Message{}, fmt.Errorf("submit %s: %w", s.ID, ErrDuplicate)
 	}
@@ -231,9 +251,19 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 		// still delivers it on restart.
 		ent.pending = []*pending{{trig: Initial, url: ent.rec.URL, at: ent.rec.Created}}
 	}
-	if err := e.saveLocked(ent); err != nil {
+	saved := e.saveNewLocked(ent, s.Records)
+	if saved != nil {
+		// On disk before it is listed or sent: a message a caller was told
+		// of survives a crash.
+		e.reserved[s.ID] = true
 		e.mu.Unlock()
-		return Message{}, fmt.Errorf("submit %s: %w", s.ID, err)
+		err := saved.Wait()
+		e.mu.Lock()
+		delete(e.reserved, s.ID)
+		if err != nil {
+			e.mu.Unlock()
+			return Message{}, fmt.Errorf("submit %s: %w", s.ID, err)
+		}
 	}
 	e.msgs[s.ID] = ent
 	e.order = append(e.order, s.ID)
@@ -256,22 +286,46 @@ func (e *Engine) Release(id, url string) error {
 		return fmt.Errorf("release %s: %w", id, err)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	ent, ok := e.msgs[id]
 	if !ok {
+		e.mu.Unlock()
 		return fmt.Errorf("release %s: %w", id, ErrNotFound)
 	}
 	if !ent.held {
+		e.mu.Unlock()
 		return fmt.Errorf("release %s: %w", id, ErrNotHeld)
 	}
 	ent.held = false
 	ent.rec.URL = url
 	ent.rec.Status = Queued
 	p := e.queueLocked(ent, Initial, url, e.cfg.Clock.Now())
-	if err := e.saveLocked(ent); err != nil {
+	if err := e.commitThenArm(ent, p, e.saveLocked(ent)); err != nil {
 		return fmt.Errorf("release %s: %w", id, err)
 	}
-	e.armLocked(ent, p)
+	return nil
+}
+
+// commitThenArm lets the lock go, waits for saved (a commit from
+// saveLocked of ent with p queued) and then arms p, so a caller told its
+// attempt is queued can rely on it after a crash. If the commit failed, p
+// is taken back out and the error returned. Called with the lock held;
+// returns without it.
+func (e *Engine) commitThenArm(ent *entry, p *pending, saved *journal.Commit) error {
+	if saved != nil {
+		e.mu.Unlock()
+		err := saved.Wait()
+		e.mu.Lock()
+		if err != nil {
+			takeLocked(ent, p)
+			e.refreshLocked(ent)
+			e.mu.Unlock()
+			return err
+		}
+	}
+	if slices.Contains(ent.pending, p) { // an ack meanwhile may have dropped it
+		e.armLocked(ent, p)
+	}
+	e.mu.Unlock()
 	return nil
 }
 
@@ -312,15 +366,10 @@ func (e *Engine) Resend(id, url string) (Message, error) {
 	ent.rec.Resent = true
 	p := e.queueLocked(ent, Manual, url, e.cfg.Clock.Now())
 	e.refreshLocked(ent)
-	if err := e.saveLocked(ent); err != nil {
-		ent.pending = ent.pending[:len(ent.pending)-1]
-		e.refreshLocked(ent)
-		e.mu.Unlock()
+	snap := ent.snapshot()
+	if err := e.commitThenArm(ent, p, e.saveLocked(ent)); err != nil {
 		return Message{}, fmt.Errorf("resend %s: %w", id, err)
 	}
-	snap := ent.snapshot()
-	e.armLocked(ent, p)
-	e.mu.Unlock()
 	e.emit(Event{Type: EventResend, Message: snap})
 	return snap, nil
 }
@@ -391,13 +440,27 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		e.cancelInFlight(errShutdown)
 		<-done
-		return fmt.Errorf("delivery shutdown: attempts cut short: %w", ctx.Err())
+		err = fmt.Errorf("delivery shutdown: attempts cut short: %w", ctx.Err())
+	}
+	e.flushJournal()
+	return err
+}
+
+// flushJournal waits for every queued write and stops the engine's own
+// writer. Failed writes were returned to their callers or reported.
+func (e *Engine) flushJournal() {
+	switch {
+	case e.writer == nil:
+	case e.ownsWriter:
+		_ = e.writer.Close()
+	default:
+		_ = e.writer.Flush()
 	}
 }
 
@@ -472,10 +535,13 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 		ent.rec.NextAttempt = nil
 	}
 	ent.running = append(ent.running, a)
-	e.report(e.saveLocked(ent))
+	saved := e.saveLocked(ent)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	e.inFlight[&a] = cancel
 	e.mu.Unlock()
+	// Running on disk before the request leaves: a crash from here on is
+	// an interrupted attempt after restart, never a silent repeat.
+	e.report(waitSaved(saved))
 
 	if down {
 		a.Error = OutageError
@@ -540,7 +606,7 @@ func (e *Engine) finishLocked(ent *entry, a Attempt, end time.Time) *pending {
 	ent.rec.LastCode = a.StatusCode
 	ent.rec.Attempts = append(ent.rec.Attempts, a)
 	e.refreshLocked(ent)
-	e.report(e.saveLocked(ent, a))
+	e.postLocked(ent, a)
 	return next
 }
 

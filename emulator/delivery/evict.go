@@ -50,19 +50,20 @@ func (e *Engine) evicted(ents []*entry) {
 		return
 	}
 	ids := make([]string, len(ents))
-	var del []journal.Entry
+	var del []journal.Lazy
 	for i, ent := range ents {
 		ids[i] = ent.rec.ID
-		if e.cfg.Journal == nil {
+		if e.writer == nil {
 			continue
 		}
-		del = append(del, journal.Entry{Kind: KindMessage, Key: ent.rec.ID, Delete: true})
+		del = append(del, journal.Lazy{Kind: KindMessage, Key: ent.rec.ID, Delete: true},
+			journal.Lazy{Kind: KindContent, Key: ent.rec.ID, Delete: true})
 		for _, a := range ent.rec.Attempts {
-			del = append(del, journal.Entry{Kind: KindAttempt, Key: attemptKey(ent.rec.ID, a.Number), Delete: true})
+			del = append(del, journal.Lazy{Kind: KindAttempt, Key: attemptKey(ent.rec.ID, a.Number), Delete: true})
 		}
 	}
 	if len(del) > 0 {
-		e.report(e.cfg.Journal.Write(del...))
+		e.writer.Post(del...)
 	}
 	if e.cfg.OnEvict != nil {
 		e.cfg.OnEvict(ids)

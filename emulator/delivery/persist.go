@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,22 +17,72 @@ import (
 const (
 	KindMessage = "delivery.message"
 	KindAttempt = "delivery.attempt"
+	KindContent = "delivery.content"
 )
 
 // stored is a message's state in the journal; its finished attempts are
-// records of their own (KindAttempt), so an attempt adds one small row.
+// records of their own (KindAttempt), so an attempt adds one small row,
+// and so is what it sends (KindContent), written once: the state is
+// rewritten at every attempt, the bytes never change.
 type stored struct {
-	Record     Message         `json:"record"` // Attempts left out
-	Body       []byte          `json:"body"`
-	ResendBody []byte          `json:"resend_body,omitempty"`
-	Header     http.Header     `json:"header"`
-	Schedule   Backoff         `json:"schedule"`
-	Ack        AckPolicy       `json:"ack"`
-	Route      string          `json:"route,omitempty"`
-	Held       bool            `json:"held,omitempty"`
-	Number     int             `json:"number"`
-	Pending    []storedPending `json:"pending,omitempty"`
-	Running    []Attempt       `json:"running,omitempty"`
+	Record Message `json:"record"` // Attempts left out
+	// Content inline: how journals written before KindContent hold it.
+	storedContent
+	Schedule Backoff         `json:"schedule"`
+	Ack      AckPolicy       `json:"ack"`
+	Route    string          `json:"route,omitempty"`
+	Held     bool            `json:"held,omitempty"`
+	Number   int             `json:"number"`
+	Pending  []storedPending `json:"pending,omitempty"`
+	Running  []Attempt       `json:"running,omitempty"`
+}
+
+// storedContent is what a message sends.
+type storedContent struct {
+	Body       []byte      `json:"body,omitempty"`
+	ResendBody []byte      `json:"resend_body,omitempty"`
+	Header     http.Header `json:"header,omitempty"`
+}
+
+// contentHead is the first line of a KindContent record; the body's own
+// bytes follow it. Writing them raw (not base64 inside JSON), and the
+// resend body as what it adds to the body, keeps the record near the
+// body's size: it is most of what the journal writes per message.
+type contentHead struct {
+	Header       http.Header `json:"header,omitempty"`
+	ResendSuffix []byte      `json:"resend_suffix,omitempty"` // ResendBody is Body + this
+	ResendBody   []byte      `json:"resend_body,omitempty"`   // when it is not
+}
+
+func (c storedContent) marshal() ([]byte, error) {
+	head := contentHead{Header: c.Header}
+	if suffix, ok := bytes.CutPrefix(c.ResendBody, c.Body); ok && c.ResendBody != nil {
+		head.ResendSuffix = suffix
+	} else {
+		head.ResendBody = c.ResendBody
+	}
+	line, err := json.Marshal(head)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(line)+1+len(c.Body))
+	return append(append(append(out, line...), '\n'), c.Body...), nil
+}
+
+func (c *storedContent) unmarshal(value []byte) error {
+	line, body, ok := bytes.Cut(value, []byte{'\n'})
+	if !ok {
+		return errors.New("content record has no head line")
+	}
+	var head contentHead
+	if err := json.Unmarshal(line, &head); err != nil {
+		return fmt.Errorf("content head: %w", err)
+	}
+	c.Body, c.Header, c.ResendBody = body, head.Header, head.ResendBody
+	if head.ResendSuffix != nil {
+		c.ResendBody = append(slices.Clip(body), head.ResendSuffix...)
+	}
+	return nil
 }
 
 type storedPending struct {
@@ -42,39 +93,113 @@ type storedPending struct {
 
 func attemptKey(id string, n int) string { return fmt.Sprintf("%s/%06d", id, n) }
 
-// saveLocked journals ent's state and the finished attempts given, in one
-// atomic write.
-func (e *Engine) saveLocked(ent *entry, finished ...Attempt) error {
-	if e.cfg.Journal == nil {
+// saveLocked queues ent's state and the finished attempts given, to be
+// written in one commit, and returns that commit (nil without a journal).
+// It copies what it needs under the lock; marshalling and the disk commit
+// happen on the journal writer's goroutine, so the lock is never held for
+// a disk write. A caller that must have the record on disk before it goes
+// on (Submit before it returns, an attempt before its request leaves)
+// waits on the commit after letting the lock go.
+func (e *Engine) saveLocked(ent *entry) *journal.Commit {
+	if e.writer == nil {
 		return nil
 	}
+	return e.writer.Queue(e.recordsLocked(ent, nil)...)
+}
+
+// saveNewLocked is saveLocked for a message just submitted: its content
+// and the submitter's own records of it go in the same commit.
+func (e *Engine) saveNewLocked(ent *entry, also []journal.Entry) *journal.Commit {
+	if e.writer == nil {
+		return nil
+	}
+	records := e.recordsLocked(ent, nil)
+	content := storedContent{Body: ent.body, ResendBody: ent.resendBody, Header: ent.header}
+	records = append(records, journal.Lazy{Kind: KindContent, Key: ent.rec.ID, Value: content.marshal})
+	for _, r := range also {
+		records = append(records, journal.Lazy{Kind: r.Kind, Key: r.Key, Delete: r.Delete, Value: journal.Bytes(r.Value)})
+	}
+	return e.writer.Queue(records...)
+}
+
+// postLocked is saveLocked for a change nobody waits for: an attempt's
+// outcome (a crash before it is written leaves the attempt running in the
+// journal, which Restore records as interrupted, never repeats).
+func (e *Engine) postLocked(ent *entry, finished ...Attempt) {
+	if e.writer != nil {
+		e.writer.Post(e.recordsLocked(ent, finished)...)
+	}
+}
+
+func (e *Engine) recordsLocked(ent *entry, finished []Attempt) []journal.Lazy {
 	st := stored{
-		Record: ent.rec, Body: ent.body, ResendBody: ent.resendBody, Header: ent.header,
-		Ack: ent.ack, Route: ent.route, Held: ent.held, Number: ent.number, Running: ent.running,
+		Record: ent.rec, Ack: ent.ack, Route: ent.route, Held: ent.held, Number: ent.number, Running: slices.Clone(ent.running),
 	}
 	st.Record.Attempts = nil
+	if st.Record.NextAttempt != nil {
+		t := *st.Record.NextAttempt
+		st.Record.NextAttempt = &t
+	}
 	if b, ok := ent.schedule.(Backoff); ok {
 		st.Schedule = b
 	}
 	for _, p := range ent.pending {
 		st.Pending = append(st.Pending, storedPending{Trigger: p.trig, URL: p.url, At: p.at})
 	}
-	value, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("journal message %s: %w", ent.rec.ID, err)
-	}
-	entries := []journal.Entry{{Kind: KindMessage, Key: ent.rec.ID, Value: value}}
-	for _, a := range finished {
-		av, err := json.Marshal(a)
+	id := ent.rec.ID
+	records := []journal.Lazy{{Kind: KindMessage, Key: id, Value: func() ([]byte, error) {
+		v, err := json.Marshal(st)
 		if err != nil {
-			return fmt.Errorf("journal attempt %s/%d: %w", ent.rec.ID, a.Number, err)
+			return nil, fmt.Errorf("message %s: %w", id, err)
 		}
-		entries = append(entries, journal.Entry{Kind: KindAttempt, Key: attemptKey(ent.rec.ID, a.Number), Value: av})
+		return v, nil
+	}}}
+	for _, a := range finished {
+		records = append(records, journal.Lazy{Kind: KindAttempt, Key: attemptKey(id, a.Number), Value: func() ([]byte, error) {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return nil, fmt.Errorf("attempt %s/%d: %w", id, a.Number, err)
+			}
+			return v, nil
+		}})
 	}
-	if err := e.cfg.Journal.Write(entries...); err != nil {
-		return fmt.Errorf("message %s: %w", ent.rec.ID, err)
+	return records
+}
+
+// waitSaved waits for a commit from saveLocked (nil: no journal).
+func waitSaved(c *journal.Commit) error {
+	if c == nil {
+		return nil
 	}
-	return nil
+	return c.Wait()
+}
+
+func readContents(j journal.Journal) (map[string]storedContent, error) {
+	contents := map[string]storedContent{}
+	err := j.Scan(KindContent, func(id string, value []byte) error {
+		var c storedContent
+		if err := c.unmarshal(value); err != nil {
+			return err
+		}
+		contents[id] = c
+		return nil
+	})
+	return contents, err
+}
+
+// Bodies reads what the journal's messages send, by message id: a
+// provider that journals its messages with a Submission keeps no copy of
+// the body of its own and finds it here on restore.
+func Bodies(j journal.Journal) (map[string][]byte, error) {
+	contents, err := readContents(j)
+	if err != nil {
+		return nil, err
+	}
+	bodies := make(map[string][]byte, len(contents))
+	for id, c := range contents {
+		bodies[id] = c.Body
+	}
+	return bodies, nil
 }
 
 // ClientFor returns the client that sends a restored message of provider
@@ -103,6 +228,10 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 	if len(e.msgs) > 0 {
 		return 0, 0, fmt.Errorf("restore: %w", ErrNotEmpty)
 	}
+	contents, err := readContents(j)
+	if err != nil {
+		return 0, 0, fmt.Errorf("restore: %w", err)
+	}
 	err = j.Scan(KindMessage, func(id string, value []byte) error {
 		var st stored
 		if err := json.Unmarshal(value, &st); err != nil {
@@ -110,6 +239,11 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 		}
 		if err := st.Schedule.Validate(); err != nil {
 			return err
+		}
+		if c, ok := contents[id]; ok {
+			st.storedContent = c
+		} else if st.Body == nil {
+			return errors.New("no content: the journal lost what this message sends")
 		}
 		ent := &entry{
 			rec: st.Record, body: st.Body, resendBody: st.ResendBody, header: st.Header,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+
 	"github.com/ipnlab/ipnlab/emulator/journal"
 )
 
@@ -22,9 +24,11 @@ const (
 // globalFaultKey is the journal key of the fault for every message.
 const globalFaultKey = "*"
 
-// storedMessage is what a message is rebuilt from: its exact bytes.
+// storedMessage is what a message is rebuilt from: its exact bytes are
+// the delivery engine's record of it (delivery.Bodies), written in the
+// same commit; journals written before that hold them here.
 type storedMessage struct {
-	Body      []byte    `json:"body"`
+	Body      []byte    `json:"body,omitempty"`
 	Kind      string    `json:"kind"`
 	NotifyURL string    `json:"notify_url,omitempty"`
 	Created   time.Time `json:"created"`
@@ -37,19 +41,25 @@ func (s *Service) write(entries ...journal.Entry) error {
 	return s.cfg.Journal.Write(entries...)
 }
 
-func (s *Service) saveMessage(m *Message) error {
+// sendRecords are the journal records of a message being sent, and of its
+// fault if it has one; the delivery engine writes them with the message.
+func (s *Service) sendRecords(m *Message, fault *Fault) ([]journal.Entry, error) {
 	if s.cfg.Journal == nil {
-		return nil
+		return nil, nil
 	}
-	v, err := json.Marshal(storedMessage{Body: m.Body, Kind: m.Kind, NotifyURL: m.NotifyURL, Created: m.Created})
+	v, err := json.Marshal(storedMessage{Kind: m.Kind, NotifyURL: m.NotifyURL, Created: m.Created})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.write(journal.Entry{Kind: KindMessage, Key: m.ID, Value: v})
-}
-
-func (s *Service) forgetMessage(m *Message) error {
-	return s.write(journal.Entry{Kind: KindMessage, Key: m.ID, Delete: true})
+	records := []journal.Entry{{Kind: KindMessage, Key: m.ID, Value: v}}
+	if fault != nil {
+		fv, err := json.Marshal(fault)
+		if err != nil {
+			return nil, fmt.Errorf("fault: %w", err)
+		}
+		records = append(records, journal.Entry{Kind: KindFault, Key: m.ID, Value: fv})
+	}
+	return records, nil
 }
 
 func (s *Service) savePostback(p *PostbackRecord) error {
@@ -108,10 +118,25 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 	if j == nil {
 		return 0, 0, fmt.Errorf("paypal restore: no journal")
 	}
+	var stale []journal.Entry
+	bodies, err := delivery.Bodies(j)
+	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
 	err = j.Scan(KindMessage, func(id string, value []byte) error {
 		var st storedMessage
 		if err := json.Unmarshal(value, &st); err != nil {
 			return err
+		}
+		if st.Body == nil {
+			body, ok := bodies[id]
+			if !ok {
+				// Evicted: the engine's records left first, and a stop
+				// came before this one's (eviction deletes both).
+				stale = append(stale, journal.Entry{Kind: KindMessage, Key: id, Delete: true})
+				return nil
+			}
+			st.Body = body
 		}
 		m, err := newMessage(id, st.Body, st.Kind)
 		if err != nil {
@@ -123,6 +148,9 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 		return nil
 	})
 	if err != nil {
+		return 0, 0, fmt.Errorf("paypal restore: %w", err)
+	}
+	if err := s.write(stale...); err != nil {
 		return 0, 0, fmt.Errorf("paypal restore: %w", err)
 	}
 	err = j.Scan(KindPostback, func(_ string, value []byte) error {

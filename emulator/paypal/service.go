@@ -208,19 +208,16 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 			return nil, delivery.Message{}, err
 		}
 	}
-	if err := s.saveMessage(m); err != nil {
+	// The message and its fault are journaled in the delivery's commit:
+	// after a restart the verifier knows every message that was sent.
+	records, err := s.sendRecords(m, n.Fault)
+	if err != nil {
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	s.register(m)
 	if n.Fault != nil {
 		f := *n.Fault
 		s.faults.set(id, &f)
-		if err := s.saveFault(id); err != nil {
-			s.faults.set(id, nil)
-			s.unregister(m)
-			s.report(s.forgetMessage(m))
-			return nil, delivery.Message{}, fmt.Errorf("send %s: fault: %w", id, err)
-		}
 	}
 	ack := delivery.Any2xx
 	if s.cfg.Mode == ModeStrict {
@@ -230,15 +227,13 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		ID: id, Provider: Provider, Kind: m.Kind, TxnID: m.TxnID, URL: target,
 		Body: m.Body, ResendBody: m.ResendBody,
 		Header:   deliveryHeader,
-		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold,
+		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold, Records: records,
 	})
 	if err != nil {
 		if n.Fault != nil {
 			s.faults.set(id, nil)
-			s.report(s.saveFault(id))
 		}
 		s.unregister(m)
-		s.report(s.forgetMessage(m))
 		return nil, delivery.Message{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	return m, rec, nil

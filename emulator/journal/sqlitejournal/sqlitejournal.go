@@ -44,6 +44,9 @@ type SQLite struct {
 	db   *sql.DB
 	path string
 	lock *os.File
+	// Prepared once: parsing the SQL of every write cost more than the
+	// write itself.
+	upsert, remove *sql.Stmt
 }
 
 // Open opens (or creates) the journal at path.
@@ -56,7 +59,7 @@ func Open(path string) (*SQLite, error) {
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)", "wal_autocheckpoint(8192)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", fileURI(path, q))
@@ -90,6 +93,14 @@ func (j *SQLite) init() error {
 		return j.wrapOpen(err)
 	}
 	if _, err := j.db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return j.wrapOpen(err)
+	}
+	var err error
+	if j.upsert, err = j.db.Prepare(`INSERT INTO records(kind, key, value) VALUES(?, ?, ?)
+		ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value`); err != nil {
+		return j.wrapOpen(err)
+	}
+	if j.remove, err = j.db.Prepare(`DELETE FROM records WHERE kind = ? AND key = ?`); err != nil {
 		return j.wrapOpen(err)
 	}
 	return nil
@@ -155,16 +166,16 @@ func (j *SQLite) Write(entries ...journal.Entry) error {
 		return fmt.Errorf("journal write: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	upsert, remove := tx.StmtContext(ctx, j.upsert), tx.StmtContext(ctx, j.remove)
 	for _, e := range entries {
 		if e.Delete {
-			_, err = tx.ExecContext(ctx, `DELETE FROM records WHERE kind = ? AND key = ?`, e.Kind, e.Key)
+			_, err = remove.ExecContext(ctx, e.Kind, e.Key)
 		} else {
 			v := e.Value
 			if v == nil {
 				v = []byte{}
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO records(kind, key, value) VALUES(?, ?, ?)
-				ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value`, e.Kind, e.Key, v)
+			_, err = upsert.ExecContext(ctx, e.Kind, e.Key, v)
 		}
 		if err != nil {
 			return fmt.Errorf("journal write %s/%s: %w", e.Kind, e.Key, err)
@@ -201,6 +212,8 @@ func (j *SQLite) Scan(kind string, fn func(key string, value []byte) error) erro
 // a copy of the one file is a complete backup.
 func (j *SQLite) Close() error {
 	_, cerr := j.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	_ = j.upsert.Close() // closing the database would close them too
+	_ = j.remove.Close()
 	err := j.db.Close()
 	lerr := unlockFile(j.lock)
 	switch {
