@@ -38,58 +38,63 @@ type route struct {
 	h               func(http.ResponseWriter, *http.Request) error
 }
 
-// apiRoutes is the control API, /healthz and the document that describes
-// them.
+// apiRoutes is the emulator's own part of the control API (History, the
+// clock, events, fixtures' lists, scenarios), /healthz and the document
+// that describes the API; each provider adds its routes (Provider.Routes).
 func (e *Emulator) apiRoutes() []route {
 	return []route{
 		{"GET", "/healthz", e.getHealth},
 		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
-		{"POST", "/api/v1/paypal/notifications", e.postNotification},
-		{"GET", "/api/v1/paypal/profile", e.getProfile},
-		{"PUT", "/api/v1/paypal/profile", e.putProfile},
-		{"GET", "/api/v1/paypal/fault", e.getFault},
-		{"PUT", "/api/v1/paypal/fault", e.putFault},
-		{"DELETE", "/api/v1/paypal/fault", e.deleteFault},
 		{"GET", "/api/v1/messages", e.listMessages},
 		{"POST", "/api/v1/messages/resend", e.resendFailed},
 		{"GET", "/api/v1/messages/{id}", e.getMessage},
 		{"POST", "/api/v1/messages/{id}/resend", e.resendMessage},
-		{"GET", "/api/v1/messages/{id}/fault", e.getFault},
-		{"PUT", "/api/v1/messages/{id}/fault", e.putFault},
-		{"DELETE", "/api/v1/messages/{id}/fault", e.deleteFault},
-		{"GET", "/api/v1/postbacks", e.listPostbacks},
 		{"GET", "/api/v1/clock", e.getClock},
 		{"POST", "/api/v1/clock/advance", e.advanceClock},
 		{"POST", "/api/v1/clock/run-until-idle", e.runUntilIdle},
 		{"GET", "/api/v1/events", e.streamEvents},
 		{"GET", "/api/v1/events/poll", e.pollEvents},
-		{"POST", "/api/v1/paypal/lifecycles", e.postLifecycle},
-		{"POST", "/api/v1/paydo/notifications", e.postPayDo},
-		{"PUT", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration},
-		{"DELETE", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration},
-		{"PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration},
-		{"DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration},
-		{"GET", "/api/v1/paydo/registrations", e.getRegistrations},
-		{"GET", "/api/v1/paydo/transactions", e.listPayDoTransactions},
 		{"GET", "/api/v1/fixtures/kinds", e.listKinds},
 		{"GET", "/api/v1/fixtures/lifecycles", e.listLifecycles},
-		{"GET", "/api/v1/fixtures/paypal/{kind}", e.previewPayPal},
-		{"GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo},
 		{"GET", "/api/v1/scenarios", e.listScenarios},
 		{"POST", "/api/v1/scenarios/{name}/run", e.runScenario},
 	}
 }
 
 // Routes lists every "METHOD /pattern" the emulator serves besides its
-// console: the control API, /healthz, the verifier (which takes every
-// method and answers PayPal's way) and PayDo's status lookup. A spec
-// holds openapi.yaml to exactly these.
+// console: the control API, /healthz and its providers' routes (a route
+// that takes every method, such as PayPal's verifier, is listed as POST,
+// the method listeners use). A spec holds openapi.yaml to exactly these.
 func (e *Emulator) Routes() []string {
 	var out []string
-	for _, rt := range e.apiRoutes() {
-		out = append(out, rt.method+" "+rt.pattern)
+	for _, rt := range e.allRoutes() {
+		method := rt.method
+		if method == "" {
+			method = "POST"
+		}
+		out = append(out, method+" "+rt.pattern)
 	}
-	return append(out, "POST /cgi-bin/webscr", "GET "+paydoLookupPattern)
+	return out
+}
+
+// served is one route of the handler, the emulator's or a provider's.
+type served struct {
+	method, pattern string
+	handler         http.Handler
+	public          bool
+}
+
+func (e *Emulator) allRoutes() []served {
+	var out []served
+	for _, rt := range e.apiRoutes() {
+		out = append(out, served{rt.method, rt.pattern, APIHandler(rt.h), rt.pattern == "/healthz"})
+	}
+	for _, p := range e.providers {
+		for _, rt := range p.Routes() {
+			out = append(out, served{rt.Method, rt.Pattern, rt.Handler, rt.Public})
+		}
+	}
+	return out
 }
 
 // paydoLookupPattern is PayDo's status lookup, served for listeners.
@@ -99,21 +104,20 @@ func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	paths := http.NewServeMux() // the same patterns without methods, to tell 404 from 405
 	allow := map[string][]string{}
-	for _, rt := range e.apiRoutes() {
-		h := rt.h
-		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(w, r); err != nil {
-				writeError(w, err)
-			}
-		})
+	public := http.NewServeMux() // what listeners and probes call, without the token
+	for _, rt := range e.allRoutes() {
+		mux.Handle(strings.TrimSpace(rt.method+" "+rt.pattern), rt.handler)
+		if rt.public {
+			public.Handle(strings.TrimSpace(rt.method+" "+rt.pattern), http.NotFoundHandler())
+		}
+		if rt.method == "" {
+			continue // every method: never a 405
+		}
 		if _, seen := allow[rt.pattern]; !seen {
 			paths.Handle(rt.pattern, http.NotFoundHandler())
 		}
 		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
 	}
-	// The verifier takes every method so that a wrong one is recorded.
-	mux.Handle("/cgi-bin/webscr", e.paypal)
-	mux.Handle("GET "+paydoLookupPattern, e.paydo.LookupHandler())
 	for _, pattern := range []string{"/{$}", console.Prefix} {
 		mux.Handle("GET "+pattern, console.Handler())
 		paths.Handle(pattern, http.NotFoundHandler())
@@ -133,20 +137,20 @@ func (e *Emulator) routes() http.Handler {
 	if e.cfg.APIToken == "" {
 		return mux
 	}
-	return e.requireToken(mux)
+	return e.requireToken(mux, public)
 }
 
-// requireToken guards the control API with the bearer token; the
-// verifier, PayDo's lookups and /healthz stay open, as listeners and probes
-// call them, and so does the console's page, which asks for the token.
-func (e *Emulator) requireToken(next http.Handler) http.Handler {
+// requireToken guards the control API with the bearer token; the public
+// routes (/healthz, the providers' verifiers and lookups) stay open, as
+// listeners and probes call them, and so does the console's page, which
+// asks for the token.
+func (e *Emulator) requireToken(next http.Handler, public *http.ServeMux) http.Handler {
 	want := sha256.Sum256([]byte(e.cfg.APIToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		// The console's page and script hold no data: they ask the API,
 		// with the token.
-		if p == "/healthz" || p == "/cgi-bin/webscr" || strings.HasPrefix(p, "/paydo/v1/") ||
-			p == "/" || strings.HasPrefix(p, console.Prefix) {
+		if _, pattern := public.Handler(r); pattern != "" || p == "/" || strings.HasPrefix(p, console.Prefix) {
 			next.ServeHTTP(w, r)
 			return
 		}

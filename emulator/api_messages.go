@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -60,8 +59,8 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := MessageFilter{Provider: q.Get("provider"), Kind: q.Get("kind"), TxnID: q.Get("txn_id")}
-	if f.Provider != "" && f.Provider != paypal.Provider && f.Provider != paydo.Provider {
-		return badRequest("provider %q: want paypal or paydo", f.Provider)
+	if _, ok := e.Provider(f.Provider); f.Provider != "" && !ok {
+		return badRequest("provider %q: want one of %s", f.Provider, strings.Join(e.providerNames(), ", "))
 	}
 	if s := q.Get("status"); s != "" {
 		if f.Status, err = parseStatus(s); err != nil {
@@ -127,7 +126,7 @@ func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("give url or use_profile_url, not both")
 	}
 	id := r.PathValue("id")
-	if err := e.resend(id, req); err != nil {
+	if err := e.Resend(id, req); err != nil {
 		return err
 	}
 	e.WaitIdle()
@@ -136,22 +135,18 @@ func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// resend resends one message by hand, whichever provider sent it: PayPal's
+// Resend resends one message by hand, the way its provider does: PayPal's
 // carry resend=true, PayDo's are the same bytes again.
-func (e *Emulator) resend(id string, req ResendRequest) error {
+func (e *Emulator) Resend(id string, req ResendRequest) error {
 	rec, ok := e.engine.Get(id)
 	if !ok {
 		return fmt.Errorf("resend %s: %w", id, delivery.ErrNotFound)
 	}
-	if rec.Provider == paydo.Provider {
-		if req.UseProfileURL {
-			return badRequest("use_profile_url is PayPal's: PayDo has no profile URL")
-		}
-		_, err := e.engine.Resend(id, req.URL)
+	p, err := e.providerOf(rec)
+	if err != nil {
 		return err
 	}
-	_, err := e.paypal.Resend(id, req.URL, req.UseProfileURL)
-	return err
+	return p.Resend(id, req)
 }
 
 func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
@@ -177,7 +172,7 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 	}
 	ids := []string{}
 	for _, m := range e.engine.List(MessageFilter{Status: status, Since: since}.keep) {
-		if err := e.resend(m.ID, req); err != nil {
+		if err := e.Resend(m.ID, req); err != nil {
 			return err
 		}
 		ids = append(ids, m.ID)

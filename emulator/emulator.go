@@ -84,6 +84,9 @@ type Config struct {
 	// Scenarios, if set, runs catalog scenarios for the console and the
 	// API (POST /api/v1/scenarios/{name}/run).
 	Scenarios ScenarioRunner
+	// Providers are plugged in next to the built-in PayPal and PayDo
+	// (see Provider).
+	Providers []Provider
 }
 
 // Observer hears, synchronously and before the event journal, of every
@@ -114,6 +117,7 @@ type Emulator struct {
 
 	restored  Restored
 	scenarios scenarioGate
+	providers []Provider      // built-in first, then Config.Providers
 	writer    *journal.Writer // over Config.Journal; nil without one
 
 	// closing ends event streams and long polls at shutdown, which would
@@ -210,6 +214,10 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	e.engine, e.paypal, e.paydo = eng, pp, pd
+	if err := e.plugProviders(cfg.Providers); err != nil {
+		e.Close()
+		return nil, err
+	}
 	if cfg.Journal != nil {
 		if e.restored, err = e.restore(); err != nil {
 			e.Close()
@@ -363,7 +371,9 @@ func (e *Emulator) onDelivery(ev delivery.Event) {
 }
 
 func (e *Emulator) onEvict(ids []string) {
-	e.paypal.Forget(ids)
+	for _, p := range e.providers {
+		p.Forget(ids)
+	}
 	e.mu.Lock()
 	var del []journal.Entry
 	for _, id := range ids {

@@ -33,7 +33,12 @@ func (e *Emulator) Stuck(d time.Duration) []string {
 		name string
 		free func(time.Duration) bool
 	}
-	parts := []part{{"events", e.bus.Responsive}, {"delivery", e.engine.Responsive}, {"paypal", e.paypal.Responsive}, {"paydo", e.paydo.Responsive}}
+	parts := []part{{"events", e.bus.Responsive}, {"delivery", e.engine.Responsive}}
+	for _, p := range e.providers {
+		if r, ok := p.(interface{ Responsive(time.Duration) bool }); ok {
+			parts = append(parts, part{p.Name(), r.Responsive})
+		}
+	}
 	if m, ok := e.clock.(*clock.Manual); ok {
 		parts = append(parts, part{"clock", m.Responsive})
 	}

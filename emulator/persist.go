@@ -10,7 +10,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 )
 
 // Journal kinds the emulator itself writes.
@@ -42,6 +41,14 @@ type Restored struct {
 	Transactions int `json:"transactions"` // PayDo transactions
 	PayPal       int `json:"paypal_messages"`
 	Scheduled    int `json:"scheduled"` // later sends re-armed (lifecycle steps, PayDo follow-ups)
+	// Plugins counts what each plug-in provider knew again.
+	Plugins []PluginRestored `json:"plugins,omitempty"`
+}
+
+// PluginRestored is what one plug-in provider restored.
+type PluginRestored struct {
+	Provider string `json:"provider"`
+	Messages int    `json:"messages"`
 }
 
 func (e *Emulator) writeMeta(key string, v any) error {
@@ -146,17 +153,22 @@ func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
 func (e *Emulator) restore() (Restored, error) {
 	var r Restored
 	var err error
-	if r.PayPal, r.Postbacks, err = e.paypal.Restore(); err != nil {
-		return r, err
-	}
-	if r.Transactions, err = e.paydo.Restore(); err != nil {
-		return r, err
-	}
-	clients := func(provider, route string) (*http.Client, error) {
-		if provider == paydo.Provider {
-			return e.paydo.ClientFor(route)
+	for i, p := range e.providers {
+		n, err := p.Restore()
+		if err != nil {
+			return r, fmt.Errorf("restore %s: %w", p.Name(), err)
 		}
-		return nil, nil
+		if i >= builtinProviders {
+			r.Plugins = append(r.Plugins, PluginRestored{Provider: p.Name(), Messages: n})
+		}
+	}
+	r.PayPal, r.Postbacks, r.Transactions = e.restored.PayPal, e.restored.Postbacks, e.restored.Transactions
+	clients := func(provider, route string) (*http.Client, error) {
+		p, ok := e.Provider(provider)
+		if !ok {
+			return nil, fmt.Errorf("provider %q is not registered in this emulator", provider)
+		}
+		return p.ClientFor(route)
 	}
 	if r.Messages, r.Queued, err = e.engine.Restore(delivery.ClientFor(clients)); err != nil {
 		return r, err

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
@@ -370,15 +369,8 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 		return MessageView{}, false
 	}
 	v := MessageView{Summary: Summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}}
-	if rec.Provider == paydo.Provider {
-		body, _ := e.engine.Body(id)
-		v.Body, v.Charset = string(body), "UTF-8"
-	} else if m, ok := e.paypal.Message(id); ok {
-		v.Charset, v.Sandbox, v.Body = m.Charset.Label(), m.Sandbox, string(m.Body)
-		for _, fd := range m.Fields {
-			v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
-		}
-		v.Postbacks = e.paypal.Postbacks(id)
+	if p, err := e.providerOf(rec); err == nil {
+		p.Describe(id, &v)
 	}
 	e.mu.Lock()
 	v.Seed = e.seeds[id]

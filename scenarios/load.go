@@ -47,7 +47,13 @@ func LoadFile(path string) (*Scenario, error) {
 var stepKinds = []string{"send", "generate", "resend", "fault", "clear_fault", "outage", "advance", "expect"}
 
 // Parse reads and checks a scenario; name is used in error messages.
-func Parse(name string, data []byte) (*Scenario, error) {
+func Parse(name string, data []byte) (*Scenario, error) { return ParseFor(name, data, nil) }
+
+// ParseFor is Parse for an emulator with plug-in providers (named in
+// plugins) besides PayPal and PayDo: their send steps take kind, set,
+// copies, seed and as, which mean what the provider says (see
+// emulator.Sender).
+func ParseFor(name string, data []byte, plugins []string) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &LoadError{File: name, Line: yamlLine(err), Msg: "not valid YAML: " + err.Error()}
@@ -56,7 +62,8 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		return nil, &LoadError{File: name, Line: 1, Msg: "empty scenario"}
 	}
 	root := doc.Content[0]
-	l := &loader{file: name, aliases: map[string]string{}, generated: map[string]*Generate{}}
+	l := &loader{file: name, aliases: map[string]string{}, generated: map[string]*Generate{},
+		providers: append(slices.Clip(builtinProviders), plugins...)}
 	sc := &Scenario{File: name}
 	top := map[string]*yaml.Node{}
 	if err := l.mapping(root, "the scenario", []string{"name", "description", "provider", "values", "steps"}, top); err != nil {
@@ -71,7 +78,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	if top["description"] != nil {
 		sc.Description = top["description"].Value
 	}
-	if err := l.oneOf(top["provider"], "provider", sc.Provider, providers); err != nil {
+	if err := l.oneOf(top["provider"], "provider", sc.Provider, l.providers); err != nil {
 		return nil, err
 	}
 	l.provider = sc.Provider
@@ -96,7 +103,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	return sc, nil
 }
 
-var providers = []string{"paypal", "paydo"}
+var builtinProviders = []string{"paypal", "paydo"}
 
 // envRefs are the suite settings scenarios may refer to as ${env.NAME}.
 var envRefs = []string{"payer_email", "unaccepted_currency", "stranger_source"}
@@ -104,6 +111,7 @@ var envRefs = []string{"payer_email", "unaccepted_currency", "stranger_source"}
 type loader struct {
 	file      string
 	provider  string
+	providers []string          // built-in, then plug-ins
 	aliases   map[string]string // alias -> provider, or "lifecycle"
 	generated map[string]*Generate
 }
@@ -308,7 +316,7 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 	if s.Provider == "" {
 		s.Provider = l.provider
 	}
-	if err := l.oneOf(n, "provider", s.Provider, providers); err != nil {
+	if err := l.oneOf(n, "provider", s.Provider, l.providers); err != nil {
 		return err
 	}
 	sources := 0
@@ -345,6 +353,11 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		}
 		if err := checkParams[emulator.PayDoParams](l, n, s.Params); err != nil {
 			return err
+		}
+	default: // a plug-in: what emulator.Notify carries
+		if s.From != "" || s.Raw != "" || len(s.Unset) > 0 || s.Charset != "" || s.Flavour != "" || len(s.Params) > 0 ||
+			len(s.Then) > 0 || s.Interval != "" || s.Source != "" || s.ForwardedFor != "" || s.Fault != nil {
+			return l.at(n, "provider %s takes kind, set, copies, seed and as; the rest is PayPal's or PayDo's", s.Provider)
 		}
 	}
 	if s.From != "" {
@@ -487,7 +500,7 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	if e.Provider == "" {
 		e.Provider = l.provider
 	}
-	if err := l.oneOf(n, "provider", e.Provider, providers); err != nil {
+	if err := l.oneOf(n, "provider", e.Provider, l.providers); err != nil {
 		return err
 	}
 	if e.Currency == "" {

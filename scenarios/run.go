@@ -22,6 +22,9 @@ type Env struct {
 	Emulator  *emulator.Emulator
 	PayPalURL string // the listener's PayPal endpoint
 	PayDoURL  string // the listener's PayDo endpoint
+	// Targets are the listener's endpoints for plug-in providers, by
+	// provider name.
+	Targets map[string]string
 	// Probe reads the listener's business state; nil skips business
 	// expectations (protocol level only).
 	Probe *Probe
@@ -331,7 +334,12 @@ func (r *runner) send(ctx context.Context, st Step) error {
 	}
 	emu := r.env.Emulator
 	var v emulator.MessageView
-	if s.Provider == "paydo" {
+	if s.Provider != "paypal" && s.Provider != "paydo" {
+		if v, err = r.notify(s, set); err != nil {
+			return fmt.Errorf("line %d: %w", st.Line, err)
+		}
+		r.logf("  line %d: send %s %s -> %s %s", st.Line, s.Provider, s.Kind, v.ID, v.Status)
+	} else if s.Provider == "paydo" {
 		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: r.seed(s.Seed), NotifyURL: r.env.PayDoURL, Source: s.Source}
 		if req.Source == "stranger" {
 			req.Source = r.env.StrangerSource
@@ -416,6 +424,31 @@ func (r *runner) send(ctx context.Context, st Step) error {
 	return r.settle(ctx)
 }
 
+// notify sends through a plug-in provider.
+func (r *runner) notify(s *Send, set map[string]any) (emulator.MessageView, error) {
+	p, ok := r.env.Emulator.Provider(s.Provider)
+	if !ok {
+		return emulator.MessageView{}, fmt.Errorf("provider %s is not registered in this emulator", s.Provider)
+	}
+	sender, ok := p.(emulator.Sender)
+	if !ok {
+		return emulator.MessageView{}, fmt.Errorf("provider %s cannot send from a scenario (it is no emulator.Sender)", s.Provider)
+	}
+	target := r.env.Targets[s.Provider]
+	if target == "" {
+		return emulator.MessageView{}, fmt.Errorf("no listener endpoint for provider %s (Env.Targets)", s.Provider)
+	}
+	views, err := sender.Notify(emulator.Notify{Kind: s.Kind, Set: set, NotifyURL: target, Seed: r.seed(s.Seed), Copies: s.Copies})
+	if err != nil {
+		return emulator.MessageView{}, err
+	}
+	if len(views) == 0 {
+		return emulator.MessageView{}, fmt.Errorf("provider %s sent nothing", s.Provider)
+	}
+	r.env.Emulator.WaitIdle()
+	return views[0], nil
+}
+
 // delay is a fault's delay, with "ack+D" measured from the ack window.
 func (r *runner) delay(f *Fault) (time.Duration, error) {
 	d, ackRelative, err := f.parseDelay()
@@ -471,12 +504,7 @@ func (r *runner) generate(g *Generate) error {
 
 func (r *runner) resend(v emulator.MessageView) error {
 	emu := r.env.Emulator
-	var err error
-	if v.Provider == "paydo" {
-		_, err = emu.Engine().Resend(v.ID, "")
-	} else {
-		_, err = emu.PayPal().Resend(v.ID, "", false)
-	}
+	err := emu.Resend(v.ID, emulator.ResendRequest{})
 	emu.WaitIdle()
 	return err
 }

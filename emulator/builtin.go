@@ -1,0 +1,125 @@
+package emulator
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/form"
+)
+
+// The built-in providers. Their services are built by New from Config
+// (PayPal's profile and verify mode, PayDo's source address and schedule),
+// so Start has nothing left to do; everything else goes through the same
+// Provider seam as a plug-in's.
+
+// apiRoute is a control API route served by h.
+func apiRoute(method, pattern string, h func(http.ResponseWriter, *http.Request) error) Route {
+	return Route{Method: method, Pattern: pattern, Handler: APIHandler(h)}
+}
+
+type paypalProvider struct{ e *Emulator }
+
+func (paypalProvider) Name() string     { return paypal.Provider }
+func (paypalProvider) Start(Host) error { return nil }
+
+func (p paypalProvider) Routes() []Route {
+	e := p.e
+	return []Route{
+		// The verifier takes every method so that a wrong one is recorded.
+		{Pattern: "/cgi-bin/webscr", Handler: e.paypal, Public: true},
+		apiRoute("POST", "/api/v1/paypal/notifications", e.postNotification),
+		apiRoute("POST", "/api/v1/paypal/lifecycles", e.postLifecycle),
+		apiRoute("GET", "/api/v1/paypal/profile", e.getProfile),
+		apiRoute("PUT", "/api/v1/paypal/profile", e.putProfile),
+		apiRoute("GET", "/api/v1/paypal/fault", e.getFault),
+		apiRoute("PUT", "/api/v1/paypal/fault", e.putFault),
+		apiRoute("DELETE", "/api/v1/paypal/fault", e.deleteFault),
+		apiRoute("GET", "/api/v1/messages/{id}/fault", e.getFault),
+		apiRoute("PUT", "/api/v1/messages/{id}/fault", e.putFault),
+		apiRoute("DELETE", "/api/v1/messages/{id}/fault", e.deleteFault),
+		apiRoute("GET", "/api/v1/postbacks", e.listPostbacks),
+		apiRoute("GET", "/api/v1/fixtures/paypal/{kind}", e.previewPayPal),
+	}
+}
+
+func (p paypalProvider) Restore() (int, error) {
+	n, postbacks, err := p.e.paypal.Restore()
+	p.e.restored.PayPal, p.e.restored.Postbacks = n, postbacks
+	return n, err
+}
+
+func (paypalProvider) ClientFor(string) (*http.Client, error) { return nil, nil }
+
+func (p paypalProvider) Describe(id string, v *MessageView) {
+	m, ok := p.e.paypal.Message(id)
+	if !ok {
+		return
+	}
+	v.Charset, v.Sandbox, v.Body = m.Charset.Label(), m.Sandbox, string(m.Body)
+	for _, fd := range m.Fields {
+		v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
+	}
+	v.Postbacks = p.e.paypal.Postbacks(id)
+}
+
+// Resend: PayPal's carry resend=true, to the URL asked, the first one, or
+// the profile's.
+func (p paypalProvider) Resend(id string, req ResendRequest) error {
+	_, err := p.e.paypal.Resend(id, req.URL, req.UseProfileURL)
+	return err
+}
+
+func (p paypalProvider) Forget(ids []string) { p.e.paypal.Forget(ids) }
+
+func (p paypalProvider) Responsive(d time.Duration) bool { return p.e.paypal.Responsive(d) }
+
+type paydoProvider struct{ e *Emulator }
+
+func (paydoProvider) Name() string     { return paydo.Provider }
+func (paydoProvider) Start(Host) error { return nil }
+
+func (p paydoProvider) Routes() []Route {
+	e := p.e
+	return []Route{
+		{Method: "GET", Pattern: paydoLookupPattern, Handler: e.paydo.LookupHandler(), Public: true},
+		apiRoute("POST", "/api/v1/paydo/notifications", e.postPayDo),
+		apiRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
+		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
+		apiRoute("PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
+		apiRoute("DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
+		apiRoute("GET", "/api/v1/paydo/registrations", e.getRegistrations),
+		apiRoute("GET", "/api/v1/paydo/transactions", e.listPayDoTransactions),
+		apiRoute("GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo),
+	}
+}
+
+func (p paydoProvider) Restore() (int, error) {
+	n, err := p.e.paydo.Restore()
+	p.e.restored.Transactions = n
+	return n, err
+}
+
+func (p paydoProvider) ClientFor(route string) (*http.Client, error) {
+	return p.e.paydo.ClientFor(route)
+}
+
+// Describe: PayDo's body is JSON, shown as sent.
+func (p paydoProvider) Describe(id string, v *MessageView) {
+	body, _ := p.e.engine.Body(id)
+	v.Body, v.Charset = string(body), "UTF-8"
+}
+
+// Resend: the same bytes again; PayDo has no profile URL.
+func (p paydoProvider) Resend(id string, req ResendRequest) error {
+	if req.UseProfileURL {
+		return badRequest("use_profile_url is PayPal's: PayDo has no profile URL")
+	}
+	_, err := p.e.engine.Resend(id, req.URL)
+	return err
+}
+
+func (paydoProvider) Forget([]string) {}
+
+func (p paydoProvider) Responsive(d time.Duration) bool { return p.e.paydo.Responsive(d) }

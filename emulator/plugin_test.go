@@ -1,0 +1,282 @@
+package emulator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
+	"github.com/ipnlab/ipnlab/scenarios"
+)
+
+// hook is a third provider that exists only here, to prove the seam: a
+// JSON webhook with no postback, retried every minute three times. It
+// uses nothing of the emulator but its exported API.
+type hook struct {
+	host emulator.Host
+	mu   sync.Mutex
+	seq  int
+	kept map[string]string // message id -> event, what it journals itself
+}
+
+const hookKind = "hook.message"
+
+func (h *hook) Name() string { return "hook" }
+
+func (h *hook) Start(host emulator.Host) error {
+	h.host, h.kept = host, map[string]string{}
+	return nil
+}
+
+func (h *hook) Routes() []emulator.Route {
+	return []emulator.Route{{Method: "POST", Pattern: "/api/v1/hook/notifications", Handler: emulator.APIHandler(h.post)}}
+}
+
+func (h *hook) post(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Event     string `json:"event"`
+		NotifyURL string `json:"notify_url"`
+	}
+	if err := emulator.ReadJSON(w, r, &req); err != nil {
+		return err
+	}
+	views, err := h.Notify(emulator.Notify{Kind: req.Event, NotifyURL: req.NotifyURL})
+	if err != nil {
+		return err
+	}
+	emulator.WriteJSON(w, http.StatusCreated, views[0])
+	return nil
+}
+
+func (h *hook) Notify(n emulator.Notify) ([]emulator.MessageView, error) {
+	if n.Kind == "" {
+		return nil, emulator.BadRequest("event is required")
+	}
+	h.mu.Lock()
+	h.seq++
+	id := fmt.Sprintf("HOOK%04d", h.seq)
+	h.mu.Unlock()
+	body, err := json.Marshal(map[string]any{"id": id, "event": n.Kind, "data": n.Set})
+	if err != nil {
+		return nil, err
+	}
+	_, err = h.host.Engine.Submit(delivery.Submission{
+		ID: id, Provider: h.Name(), Kind: n.Kind, URL: n.NotifyURL, Body: body,
+		Header:   http.Header{"Content-Type": {"application/json"}},
+		Schedule: delivery.Backoff{Initial: time.Minute, Factor: 1, Max: time.Minute, MaxRetries: 3},
+		Ack:      delivery.Any2xx,
+		Records:  []journal.Entry{{Kind: hookKind, Key: id, Value: []byte(n.Kind)}},
+	})
+	if err != nil {
+		return nil, emulator.BadRequest("hook %s: %v", id, err)
+	}
+	h.mu.Lock()
+	h.kept[id] = n.Kind
+	h.mu.Unlock()
+	v, _ := h.host.View(id)
+	return []emulator.MessageView{v}, nil
+}
+
+func (h *hook) Restore() (int, error) {
+	n := 0
+	err := h.host.Journal.Scan(hookKind, func(id string, value []byte) error {
+		h.kept[id] = string(value)
+		n++
+		return nil
+	})
+	h.seq = n
+	return n, err
+}
+
+func (h *hook) ClientFor(string) (*http.Client, error) { return nil, nil }
+
+func (h *hook) Describe(id string, v *emulator.MessageView) {
+	body, _ := h.host.Engine.Body(id)
+	v.Body, v.Charset = string(body), "UTF-8"
+}
+
+func (h *hook) Resend(id string, req emulator.ResendRequest) error {
+	_, err := h.host.Engine.Resend(id, req.URL)
+	return err
+}
+
+func (h *hook) Forget(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		delete(h.kept, id)
+	}
+}
+
+// hookListener answers with the statuses of its script (the last one
+// repeats) and keeps the bodies.
+type hookListener struct {
+	mu     sync.Mutex
+	script []int
+	bodies []string
+}
+
+func (l *hookListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	l.mu.Lock()
+	l.bodies = append(l.bodies, string(b))
+	code := l.script[min(len(l.bodies), len(l.script))-1]
+	l.mu.Unlock()
+	w.WriteHeader(code)
+}
+
+func (l *hookListener) received() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.bodies...)
+}
+
+var _ = Describe("A plug-in provider", func() {
+	var (
+		clk  *clock.Manual
+		path string
+		lst  *hookListener
+		lsrv *httptest.Server
+	)
+	BeforeEach(func() {
+		clk = clock.NewManual(t0)
+		path = filepath.Join(GinkgoT().TempDir(), "journal.db")
+		lst = &hookListener{script: []int{500, 200}}
+		lsrv = httptest.NewServer(lst)
+		DeferCleanup(lsrv.Close)
+	})
+	start := func() (*emulator.Emulator, *httptest.Server, *hook, func()) {
+		j, err := sqlitejournal.Open(path)
+		Expect(err).NotTo(HaveOccurred())
+		h := &hook{}
+		emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Journal: j, Providers: []emulator.Provider{h}})
+		Expect(err).NotTo(HaveOccurred())
+		api := httptest.NewServer(emu)
+		return emu, api, h, func() {
+			api.Close()
+			Expect(emu.Shutdown(context.Background())).To(Succeed())
+			Expect(j.Close()).To(Succeed())
+		}
+	}
+	call := func(api *httptest.Server, method, path string, body any, out any) int {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, api.URL+path, rd)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		if out != nil {
+			Expect(json.NewDecoder(resp.Body).Decode(out)).To(Succeed())
+		}
+		return resp.StatusCode
+	}
+
+	It("is sent through its own route, retried on its schedule, listed in History, resent by hand, and known again after a restart", func() {
+		emu, api, _, stop := start()
+		var sent emulator.MessageView
+		Expect(call(api, "POST", "/api/v1/hook/notifications", map[string]any{"event": "order.paid", "notify_url": lsrv.URL}, &sent)).To(Equal(http.StatusCreated))
+		emu.WaitIdle()
+		Expect(sent.Provider).To(Equal("hook"))
+		Expect(lst.received()).To(HaveLen(1)) // a 500: retried in a minute
+		Expect(emu.Advance(time.Minute)).To(Succeed())
+		Expect(lst.received()).To(HaveLen(2))
+		Expect(lst.received()[1]).To(MatchJSON(`{"id":"` + sent.ID + `","event":"order.paid","data":null}`))
+
+		var list struct{ Messages []emulator.Summary }
+		Expect(call(api, "GET", "/api/v1/messages?provider=hook", nil, &list)).To(Equal(http.StatusOK))
+		Expect(list.Messages).To(ConsistOf(HaveField("ID", sent.ID)))
+		Expect(list.Messages[0].Status).To(Equal("Sent"))
+
+		var resent emulator.MessageView
+		Expect(call(api, "POST", "/api/v1/messages/"+sent.ID+"/resend", nil, &resent)).To(Equal(http.StatusAccepted))
+		Expect(lst.received()).To(HaveLen(3))
+		Expect(resent.Attempts).To(HaveLen(3))
+		Expect(emu.Routes()).To(ContainElement("POST /api/v1/hook/notifications"))
+		stop()
+
+		emu, api, h, stop := start()
+		defer stop()
+		Expect(emu.Restored().Plugins).To(ConsistOf(emulator.PluginRestored{Provider: "hook", Messages: 1}))
+		Expect(h.kept).To(HaveKeyWithValue(sent.ID, "order.paid"))
+		var got emulator.MessageView
+		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &got)).To(Equal(http.StatusOK))
+		Expect(got.Body).To(MatchJSON(lst.received()[0]))
+		Expect(got.Attempts).To(HaveLen(3))
+	})
+
+	It("runs in a scenario, its send step checked against what a plug-in takes", func() {
+		emu, _, _, stop := start()
+		defer stop()
+		sc, err := scenarios.ParseFor("hook.yaml", []byte(`
+name: hook retried
+provider: hook
+steps:
+  - send: {kind: order.paid, set: {order: "A-1"}, as: first}
+  - expect: {message: first, acked: false, ack_status: 500, history: Retrying}
+  - advance: {by: 1m}
+  - expect: {message: first, acked: true, history: Sent}
+`), []string{"hook"})
+		Expect(err).NotTo(HaveOccurred())
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": lsrv.URL}}, sc)
+		Expect(res.Status).To(Equal(scenarios.Passed), "%+v", res)
+		Expect(lst.received()[0]).To(ContainSubstring(`"order":"A-1"`))
+
+		_, err = scenarios.ParseFor("bad.yaml", []byte(`
+name: bad
+provider: hook
+steps:
+  - send: {kind: order.paid, charset: windows-1252}
+`), []string{"hook"})
+		Expect(err).To(MatchError(ContainSubstring("provider hook takes kind, set, copies, seed and as")))
+		_, err = scenarios.Parse("unknown.yaml", []byte("name: x\nprovider: hook\nsteps:\n  - advance: {by: 1m}\n"))
+		Expect(err).To(MatchError(ContainSubstring(`provider "hook"`)))
+	})
+
+	It("is refused with its reason when its name or a route is taken", func() {
+		for _, p := range []emulator.Provider{&named{hook{}, "paypal"}, &named{hook{}, "Bad Name"}, &routed{hook{}, "GET /api/v1/messages"}, &routed{hook{}, "POST /elsewhere"}} {
+			_, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Provider{p}})
+			Expect(err).To(MatchError(emulator.ErrProvider), "%T %s", p, p.Name())
+		}
+	})
+})
+
+// named is a hook under another name; routed is one with another route.
+type named struct {
+	hook
+	name string
+}
+
+func (n *named) Name() string { return n.name }
+
+type routed struct {
+	hook
+	route string
+}
+
+func (r *routed) Name() string { return "routed" }
+
+func (r *routed) Routes() []emulator.Route {
+	var method, pattern string
+	_, _ = fmt.Sscan(r.route, &method, &pattern)
+	return []emulator.Route{{Method: method, Pattern: pattern, Handler: http.NotFoundHandler()}}
+}

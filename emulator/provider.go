@@ -1,0 +1,218 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+)
+
+// Provider is one fake payment provider plugged into an Emulator: what it
+// serves, how its messages are shown, resent, restored and forgotten. The
+// delivery engine, History, the clock, the journal and the events are the
+// emulator's and shared; a provider builds its messages and hands them to
+// the engine with its Name as their provider.
+//
+// PayPal and PayDo are built in; Config.Providers adds others. What a new
+// provider needs is listed in docs/architecture.md.
+type Provider interface {
+	// Name is how History, the journal, events and the API name it:
+	// lower case letters and digits, unique in the emulator.
+	Name() string
+	// Start binds it to the emulator's shared parts. New calls it once,
+	// before Restore and before anything is served.
+	Start(h Host) error
+	// Routes are its HTTP routes: its control API (under /api/v1/, behind
+	// the API token) and, marked Public, what listeners call (a verifier,
+	// a status lookup).
+	Routes() []Route
+	// Restore loads what it journaled; New calls it when there is a
+	// journal, before the delivery engine resumes the queued attempts. It
+	// returns how many messages it knew again.
+	Restore() (int, error)
+	// ClientFor is the HTTP client that sends a restored message of this
+	// provider journaled with route (delivery.Submission.Route); nil means
+	// the emulator's.
+	ClientFor(route string) (*http.Client, error)
+	// Describe adds to a message view what the provider knows of the
+	// message beyond its delivery record: body, fields, postbacks.
+	Describe(id string, v *MessageView)
+	// Resend resends message id by hand.
+	Resend(id string, req ResendRequest) error
+	// Forget drops what it keeps of messages evicted from History.
+	Forget(ids []string)
+}
+
+// Sender is a Provider that sends a message built from a Notify (the
+// scenarios' send step does so for plug-in providers).
+type Sender interface {
+	Notify(n Notify) ([]MessageView, error)
+}
+
+// Notify asks a Sender for messages: Kind and Set mean what the provider
+// says they mean.
+type Notify struct {
+	Kind      string
+	Set       map[string]any
+	NotifyURL string
+	Seed      uint64
+	Copies    int
+}
+
+// Host is what the emulator shares with its providers.
+type Host struct {
+	Clock  clock.Clock
+	Engine *delivery.Engine
+	// Journal is nil when the emulator keeps nothing on disk; writes go
+	// through the emulator's ordered writer.
+	Journal journal.Journal
+	// Client sends for the emulator (deliveries, lookups): allowlist on
+	// the dialled address, no redirects, no proxy from the environment.
+	Client *http.Client
+	Logger *slog.Logger
+	// Report hears of errors no request is waiting for.
+	Report func(error)
+	// Publish adds an event to the emulator's journal of events.
+	Publish func(typ string, at time.Time, provider, messageID string, data any)
+	// Seed is the emulator's: a provider's generated values derive from it.
+	Seed uint64
+	// View is a message as the API shows it (after Describe).
+	View func(id string) (MessageView, bool)
+}
+
+// Route is one HTTP route of a provider.
+type Route struct {
+	// Method is the HTTP method; "" takes every method (a verifier that
+	// records wrong ones).
+	Method  string
+	Pattern string // a net/http pattern path, such as /api/v1/x/notifications
+	Handler http.Handler
+	// Public routes are called by listeners and need no API token.
+	Public bool
+}
+
+// APIHandler serves h as the control API does: an error becomes the API's
+// JSON error, with its status (400 for a BadRequest, 404 for
+// delivery.ErrNotFound, ...).
+func APIHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+// BadRequest is an error that is the caller's fault (HTTP 400).
+func BadRequest(format string, args ...any) error { return badRequest(format, args...) }
+
+// ReadJSON decodes a control API request body into v, strictly (unknown
+// fields and trailing data refused, size bounded by MaxAPIBody).
+func ReadJSON(w http.ResponseWriter, r *http.Request, v any) error { return readJSON(w, r, v) }
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+// ErrProvider is returned by New for a provider that cannot be plugged in.
+var ErrProvider = errors.New("provider")
+
+var providerName = regexp.MustCompile(`^[a-z][a-z0-9]{1,30}$`)
+
+// checkProviders refuses a bad or repeated name and a route two
+// providers (or a provider and the emulator) both claim.
+func checkProviders(ps []Provider, own []string) error {
+	names := map[string]bool{}
+	claimed := map[string]string{}
+	for _, r := range own {
+		claimed[r] = "the emulator"
+	}
+	for _, p := range ps {
+		name := p.Name()
+		if !providerName.MatchString(name) {
+			return fmt.Errorf("%w %q: a name is 2 to 31 lower case letters and digits", ErrProvider, name)
+		}
+		if names[name] {
+			return fmt.Errorf("%w %q: registered twice", ErrProvider, name)
+		}
+		names[name] = true
+		for _, rt := range p.Routes() {
+			key := strings.TrimSpace(rt.Method + " " + rt.Pattern)
+			if !rt.Public && !strings.HasPrefix(rt.Pattern, "/api/v1/") {
+				return fmt.Errorf("%w %s: route %s: control routes live under /api/v1/ (or mark it Public)", ErrProvider, name, key)
+			}
+			if rt.Handler == nil {
+				return fmt.Errorf("%w %s: route %s has no handler", ErrProvider, name, key)
+			}
+			if by, ok := claimed[key]; ok {
+				return fmt.Errorf("%w %s: route %s is %s's already", ErrProvider, name, key, by)
+			}
+			claimed[key] = name
+		}
+	}
+	return nil
+}
+
+// builtinProviders is how many providers come first in every emulator.
+const builtinProviders = 2
+
+// plugProviders registers the built-in providers and extra, checks them
+// and starts the extra ones.
+func (e *Emulator) plugProviders(extra []Provider) error {
+	e.providers = append([]Provider{paypalProvider{e}, paydoProvider{e}}, extra...) // builtinProviders of them
+	var own []string
+	for _, rt := range e.apiRoutes() {
+		own = append(own, rt.method+" "+rt.pattern)
+	}
+	if err := checkProviders(e.providers, own); err != nil {
+		return err
+	}
+	host := Host{
+		Clock: e.clock, Engine: e.engine, Journal: e.cfg.Journal, Client: e.cfg.Client, Logger: e.log,
+		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {
+			e.bus.Publish(typ, at, provider, id, data)
+		},
+		Seed: e.cfg.Seed, View: e.View,
+	}
+	for _, p := range extra {
+		if err := p.Start(host); err != nil {
+			return fmt.Errorf("%w %s: start: %w", ErrProvider, p.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Provider returns the provider named name.
+func (e *Emulator) Provider(name string) (Provider, bool) {
+	for _, p := range e.providers {
+		if p.Name() == name {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+func (e *Emulator) providerNames() []string {
+	names := make([]string, len(e.providers))
+	for i, p := range e.providers {
+		names[i] = p.Name()
+	}
+	return names
+}
+
+// Providers lists the emulator's providers, built-in ones first.
+func (e *Emulator) Providers() []Provider { return e.providers }
+
+// providerOf is the provider of a delivery record.
+func (e *Emulator) providerOf(rec delivery.Message) (Provider, error) {
+	p, ok := e.Provider(rec.Provider)
+	if !ok {
+		return nil, fmt.Errorf("message %s: its provider %q is not registered in this emulator", rec.ID, rec.Provider)
+	}
+	return p, nil
+}
