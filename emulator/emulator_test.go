@@ -252,7 +252,7 @@ var _ = Describe("Emulator", func() {
 		Expect(err).NotTo(HaveOccurred())
 		doc, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		Expect(string(doc)).To(HavePrefix("openapi: 3.1.0"))
+		Expect(string(doc)).To(HavePrefix("openapi: 3.0.3"))
 		code, h := l.call("GET", "/healthz", nil)
 		Expect(code).To(Equal(200))
 		Expect(h["clock"]).To(Equal("manual"))

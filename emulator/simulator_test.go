@@ -195,7 +195,7 @@ func (f *fakeRunner) Run(ctx context.Context, emu *emulator.Emulator, name strin
 	if f.block != nil {
 		<-f.block
 	}
-	return map[string]string{"status": "passed"}, nil
+	return map[string]string{"scenario": name, "status": "passed"}, nil
 }
 
 var _ = Describe("Scenario runs through the API", func() {
