@@ -3,20 +3,12 @@ package emulator
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/events"
 )
 
 // The clock API: reading it, advancing it, running it until idle.
-
-// ClockView is the clock as the API shows it.
-type ClockView struct {
-	Now     time.Time `json:"now"`
-	Mode    string    `json:"mode"`
-	Pending int       `json:"pending"` // callbacks waiting (manual clock only)
-}
 
 func (e *Emulator) clockView() ClockView {
 	v := ClockView{Now: e.clock.Now(), Mode: e.clock.Mode()}

@@ -103,15 +103,6 @@ func (e *Emulator) getMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ResendRequest is the body of a resend.
-type ResendRequest struct {
-	URL           string `json:"url,omitempty"`
-	UseProfileURL bool   `json:"use_profile_url,omitempty"`
-	// Bulk resend only: messages created at or after Since with Status.
-	Since  string `json:"since,omitempty"`
-	Status string `json:"status,omitempty"`
-}
-
 func (e *Emulator) resendMessage(w http.ResponseWriter, r *http.Request) error {
 	var req ResendRequest
 	if r.ContentLength != 0 {

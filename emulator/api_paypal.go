@@ -60,7 +60,7 @@ func (e *Emulator) putFault(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &fr); err != nil {
 		return err
 	}
-	f, err := fr.fault()
+	f, err := faultOf(fr)
 	if err != nil {
 		return badRequest("%v", err)
 	}

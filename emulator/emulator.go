@@ -396,23 +396,6 @@ func (e *Emulator) onPostback(p paypal.PostbackRecord) {
 	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
 }
 
-// Summary is the compact form of a message record in events and lists.
-type Summary struct {
-	ID          string     `json:"id"`
-	Provider    string     `json:"provider"`
-	Kind        string     `json:"kind,omitempty"`
-	TxnID       string     `json:"txn_id,omitempty"`
-	Status      string     `json:"status"`
-	URL         string     `json:"url"`
-	Created     time.Time  `json:"created"`
-	Resent      bool       `json:"resent,omitempty"`
-	Attempts    int        `json:"attempts"`
-	Retries     int        `json:"retries"`
-	LastCode    int        `json:"last_status_code,omitempty"`
-	NextAttempt *time.Time `json:"next_attempt,omitempty"`
-	AckedAt     *time.Time `json:"acked_at,omitempty"`
-}
-
 // Summarize makes the History row of a delivery record.
 func Summarize(m delivery.Message) Summary {
 	return Summary{

@@ -2,45 +2,16 @@ package emulator
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
 
-// LifecycleRequest asks for a fixture lifecycle to be sent, each step at
-// its offset on the clock (a chargeback spans weeks: use a manual or scaled
-// clock to see it through).
-type LifecycleRequest struct {
-	Name      string `json:"name"`
-	Params    Params `json:"params,omitempty"`
-	Charset   string `json:"charset,omitempty"`
-	Seed      uint64 `json:"seed,omitempty"`
-	Neutral   bool   `json:"neutral,omitempty"` // see SendRequest.Neutral
-	NotifyURL string `json:"notify_url,omitempty"`
-}
-
-// PlannedStep is one step of a lifecycle and when it is sent.
-type PlannedStep struct {
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	TxnID     string    `json:"txn_id,omitempty"`
-	At        time.Time `json:"at"`
-	MessageID string    `json:"message_id,omitempty"` // once sent
-}
-
-// LifecyclePlan is what SendLifecycle scheduled.
-type LifecyclePlan struct {
-	Lifecycle string        `json:"lifecycle"`
-	Seed      uint64        `json:"seed"`
-	Steps     []PlannedStep `json:"steps"`
-}
-
 // SendLifecycle generates every step first (so a bad request sends
 // nothing), then schedules each on the clock. The first step goes at once;
 // on a manual clock the answer comes after its first delivery.
 func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
-	p, err := req.Params.Fixture()
+	p, err := FixtureParams(req.Params)
 	if err != nil {
 		return LifecyclePlan{}, err
 	}

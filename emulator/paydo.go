@@ -14,45 +14,6 @@ import (
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
-// PayDoParams pins generated values of a PayDo message.
-type PayDoParams struct {
-	Amount         string          `json:"amount,omitempty"` // "25.00"
-	Currency       string          `json:"currency,omitempty"`
-	Status         int             `json:"status,omitempty"` // transfer status or checkout state
-	Identifier     string          `json:"identifier,omitempty"`
-	InvoiceID      string          `json:"invoice_id,omitempty"`
-	TxID           string          `json:"txid,omitempty"`
-	OrderID        string          `json:"order_id,omitempty"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	AmountAsString bool            `json:"amount_as_string,omitempty"`
-}
-
-// PayDoRequest asks for PayDo notifications: one message (and Copies-1
-// identical ones, delivered concurrently), then one per status in Then for
-// the same transaction, each after the previous (Interval apart on the
-// clock, or as soon as the previous was first delivered).
-type PayDoRequest struct {
-	Kind   string          `json:"kind"`
-	Params PayDoParams     `json:"params,omitempty"`
-	Set    json.RawMessage `json:"set,omitempty"` // {"transaction.status": 2, "invoice.metadata.x": "y"}
-	// Body is the whole message (as a preview gives it, then edited),
-	// sent as given; of the rest only params.amount and params.currency
-	// (what a checkout's status lookup answers) and copies apply.
-	Body      json.RawMessage `json:"body,omitempty"`
-	Then      []int           `json:"then,omitempty"`
-	Interval  string          `json:"interval,omitempty"`
-	Copies    int             `json:"copies,omitempty"`
-	Seed      uint64          `json:"seed,omitempty"`
-	NotifyURL string          `json:"notify_url,omitempty"`
-	Project   string          `json:"project,omitempty"`
-	User      string          `json:"user,omitempty"`
-	// Source is the local IP these deliveries leave from (default: the
-	// emulator's PayDo source).
-	Source string `json:"source,omitempty"`
-	// ForwardedFor is these deliveries' X-Forwarded-For.
-	ForwardedFor string `json:"forwarded_for,omitempty"`
-}
-
 // SendPayDo creates and delivers PayDo notifications and returns them in
 // the order they were created.
 func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,121 +12,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
-	"github.com/ipnlab/ipnlab/orderedjson"
 )
-
-// Fields is an ordered list of name/value overrides. In JSON it is an
-// object whose key order is kept ({"custom": "x", "invoice": "7"}).
-type Fields form.Form
-
-// UnmarshalJSON reads an object, keeping key order (orderedjson: a
-// duplicate key is refused, not quietly overridden); values must be
-// strings.
-func (f *Fields) UnmarshalJSON(b []byte) error {
-	obj, err := orderedjson.Parse(b)
-	if err != nil {
-		return fmt.Errorf(`want an object of field names to string values, e.g. {"custom": "x"}: %w`, err)
-	}
-	if len(obj) > form.MaxFields {
-		return fmt.Errorf("more than %d fields: not an IPN", form.MaxFields)
-	}
-	out := make(Fields, 0, len(obj))
-	for _, m := range obj {
-		v, ok := m.Value.(string)
-		if !ok {
-			return fmt.Errorf("field %q: value must be a string (IPN values are text), got %v", m.Key, m.Value)
-		}
-		out = append(out, form.Field{Name: m.Key, Value: v})
-	}
-	*f = out
-	return nil
-}
-
-// MarshalJSON writes the fields as an object, in order.
-func (f Fields) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	for i, fd := range f {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		k, _ := json.Marshal(fd.Name)
-		v, _ := json.Marshal(fd.Value)
-		buf.Write(k)
-		buf.WriteByte(':')
-		buf.Write(v)
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
-}
-
-// Params pins generated values (see fixtures.Params). Amounts are strings
-// with two decimals.
-type Params struct {
-	Gross         string `json:"gross,omitempty"`
-	Currency      string `json:"currency,omitempty"`
-	Status        string `json:"status,omitempty"`
-	PendingReason string `json:"pending_reason,omitempty"`
-	ReasonCode    string `json:"reason_code,omitempty"`
-	Items         int    `json:"items,omitempty"`
-	Filters       int    `json:"filters,omitempty"`
-	CaseType      string `json:"case_type,omitempty"`
-	TxnID         string `json:"txn_id,omitempty"`
-	ParentTxnID   string `json:"parent_txn_id,omitempty"`
-	SubscrID      string `json:"subscr_id,omitempty"`
-	ProfileID     string `json:"profile_id,omitempty"`
-	Custom        string `json:"custom,omitempty"`
-	Invoice       string `json:"invoice,omitempty"`
-	ItemNumber    string `json:"item_number,omitempty"`
-	PayerEmail    string `json:"payer_email,omitempty"`
-}
-
-// SendRequest asks for one PayPal notification: generated from a kind, or
-// replayed byte for byte from Raw/RawBase64.
-type SendRequest struct {
-	Kind    string   `json:"kind,omitempty"`
-	Params  Params   `json:"params,omitempty"`
-	Set     Fields   `json:"set,omitempty"`
-	Unset   []string `json:"unset,omitempty"`
-	Charset string   `json:"charset,omitempty"`
-	Flavour string   `json:"flavour,omitempty"`
-	Seed    uint64   `json:"seed,omitempty"`
-	// Neutral draws values no listener bug but the one under test trips
-	// on (see fixtures.Options.Neutral); set and params are kept as given.
-	Neutral   bool   `json:"neutral,omitempty"`
-	NotifyURL string `json:"notify_url,omitempty"`
-	Raw       string `json:"raw,omitempty"`
-	RawBase64 string `json:"raw_base64,omitempty"`
-	// Fields is the whole message as text, in order (as a preview gives
-	// it, then edited), encoded in the charset its charset field names.
-	// Kind may label it; nothing is generated.
-	Fields []TextField   `json:"fields,omitempty"`
-	Fault  *FaultRequest `json:"fault,omitempty"`
-	// Copies sends that many identical messages (the same bytes, separate
-	// History rows), delivered concurrently: a duplicate storm.
-	Copies int `json:"copies,omitempty"`
-}
-
-// FieldView is one field of a message: its text and its exact bytes.
-type FieldView struct {
-	Name  string `json:"name"`
-	Value string `json:"value"` // decoded in the message's charset
-	Raw   string `json:"raw"`   // percent-encoded bytes as sent
-}
-
-// MessageView is a message as the API shows it.
-type MessageView struct {
-	Summary
-	Charset   string                  `json:"charset"`
-	Sandbox   bool                    `json:"sandbox"`
-	Seed      uint64                  `json:"seed,omitempty"`
-	Fields    []FieldView             `json:"fields"`
-	Body      string                  `json:"body"`
-	Attempts  []delivery.Attempt      `json:"attempts"`
-	Postbacks []paypal.PostbackRecord `json:"postbacks"`
-	// Copies lists the ids of the identical copies sent with it.
-	Copies []string `json:"copies,omitempty"`
-}
 
 // SendPayPal creates and delivers a PayPal notification. Everything that
 // belongs to the message (its body, its fault, its copies' target) is
@@ -143,7 +28,7 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	}
 	var fault *paypal.Fault
 	if req.Fault != nil {
-		f, err := req.Fault.fault()
+		f, err := faultOf(*req.Fault)
 		if err != nil {
 			return MessageView{}, badRequest("fault: %v", err)
 		}
@@ -212,7 +97,7 @@ func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, er
 
 // generates says whether the request asks for anything only a generated
 // message can have.
-func (req SendRequest) generates() bool {
+func generates(req SendRequest) bool {
 	return len(req.Set) > 0 || len(req.Unset) > 0 || req.Charset != "" || req.Seed != 0 || req.Neutral || req.Flavour != "" || req.Params != (Params{})
 }
 
@@ -222,7 +107,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 	case req.Raw != "" && req.RawBase64 != "":
 		return nil, "", 0, badRequest("give raw or raw_base64, not both")
 	case req.Raw != "" || req.RawBase64 != "":
-		if req.Kind != "" || len(req.Fields) > 0 || req.generates() {
+		if req.Kind != "" || len(req.Fields) > 0 || generates(req) {
 			return nil, "", 0, badRequest("a raw body is sent byte for byte: kind, fields, params, set, unset, charset, flavour and seed do not apply")
 		}
 		body = []byte(req.Raw)
@@ -236,7 +121,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 		}
 		return body, "", 0, nil
 	case len(req.Fields) > 0:
-		if req.generates() {
+		if generates(req) {
 			return nil, "", 0, badRequest("fields are the whole message: params, set, unset, charset, flavour and seed do not apply (the charset field names the encoding)")
 		}
 		if req.Kind != "" {
@@ -266,7 +151,7 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 	if _, ok := fixtures.LookupKind(req.Kind); !ok {
 		return fixtures.Message{}, 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
 	}
-	p, err := req.Params.Fixture()
+	p, err := FixtureParams(req.Params)
 	if err != nil {
 		return fixtures.Message{}, 0, err
 	}
@@ -321,8 +206,9 @@ func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool,
 // production messages do.
 func (e *Emulator) Live() bool { return e.cfg.Live }
 
-// Fixture checks the params and converts them for the fixtures package.
-func (p Params) Fixture() (fixtures.Params, error) {
+// FixtureParams checks the params and converts them for the fixtures
+// package.
+func FixtureParams(p Params) (fixtures.Params, error) {
 	out := fixtures.Params{
 		Currency: p.Currency, Status: p.Status, PendingReason: p.PendingReason, ReasonCode: p.ReasonCode,
 		Items: p.Items, Filters: p.Filters, CaseType: p.CaseType, TxnID: p.TxnID, ParentTxnID: p.ParentTxnID,
@@ -378,14 +264,8 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	return v, true
 }
 
-// FaultRequest is a verifier fault as the API takes it.
-type FaultRequest struct {
-	Kind  string `json:"kind"`
-	Delay string `json:"delay,omitempty"` // for slow, e.g. "2s"
-	Count int    `json:"count,omitempty"`
-}
-
-func (r FaultRequest) fault() (paypal.Fault, error) {
+// faultOf is the verifier fault r asks for.
+func faultOf(r FaultRequest) (paypal.Fault, error) {
 	f := paypal.Fault{Kind: paypal.FaultKind(r.Kind), Count: r.Count}
 	if r.Delay != "" {
 		d, err := time.ParseDuration(r.Delay)

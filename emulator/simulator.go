@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,29 +8,6 @@ import (
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
 )
-
-// TextField is one field of a message as text, in order: what the
-// Simulator edits and sends back whole.
-type TextField struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-// Preview is a generated message that was not sent: PayPal's fields (and
-// the charset they would be encoded in) or PayDo's JSON body. Sending it
-// back whole (SendRequest.Fields, PayDoRequest.Body) sends exactly this.
-type Preview struct {
-	Provider string          `json:"provider"`
-	Kind     string          `json:"kind"`
-	Seed     uint64          `json:"seed"`
-	Charset  string          `json:"charset,omitempty"`
-	Fields   []TextField     `json:"fields,omitempty"`
-	Body     json.RawMessage `json:"body,omitempty"`
-	// Amount and Currency of a PayDo checkout: its IPN does not carry
-	// them, but PayDo's status lookup answers with them.
-	Amount   string `json:"amount,omitempty"`
-	Currency string `json:"currency,omitempty"`
-}
 
 // PreviewPayPal generates the message a SendRequest would send, without
 // sending it.

@@ -486,7 +486,7 @@ func (r *runner) generate(g *Generate) error {
 	if err := decodeInto(params, &ep); err != nil {
 		return err
 	}
-	p, err := ep.Fixture()
+	p, err := emulator.FixtureParams(ep)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func newFixtures() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		p, err := ep.Fixture()
+		p, err := emulator.FixtureParams(ep)
 		if err != nil {
 			return usageError{err}
 		}

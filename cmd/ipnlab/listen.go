@@ -204,8 +204,9 @@ IPNLAB_RECEIVER_ID, IPNLAB_PAYDO_SOURCE), then --config.`,
 			if err != nil {
 				return err
 			}
+			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
-			waitForSignal()
+			<-stopped
 			return shutdown(srv, l)
 		},
 	}
@@ -286,11 +287,12 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			}
 			emu.SetScenarioTarget(emulator.ScenarioTarget{PayPalURL: base + "/ipn/paypal", PayDoURL: base + "/ipn/paydo", ProbeURL: base})
 			out := cmd.OutOrStdout()
+			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
 			fmt.Fprintf(out, "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
 			fmt.Fprintf(out, "console: %s/ (IPN History, Simulator, clock)\n", emu.URL())
 			fmt.Fprintf(out, "try:  ./bin/ipnlab send paypal --emulator %s --kind web_accept\n      curl %s/probe/v1/log\n", emu.URL(), base)
-			waitForSignal()
+			<-stopped
 			return errors.Join(stopEmu(), shutdown(srv, l))
 		},
 	}

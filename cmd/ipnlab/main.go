@@ -86,9 +86,17 @@ func interruptible(parent context.Context) (context.Context, context.CancelFunc)
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
-// waitForSignal blocks until Ctrl-C or SIGTERM.
-func waitForSignal() {
+// notifyStop starts hearing Ctrl-C and SIGTERM and returns a channel
+// closed at the first. Call it before saying ready: a signal that comes
+// right after must stop the command cleanly, not by the default action
+// (exit 143, seen under load).
+func notifyStop() <-chan struct{} {
 	ctx, stop := interruptible(context.Background())
-	defer stop()
-	<-ctx.Done()
+	done := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		stop()
+		close(done)
+	}()
+	return done
 }

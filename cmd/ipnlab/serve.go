@@ -97,6 +97,7 @@ Simulator, clock) is at /. On start it prints one line:
 			if err != nil {
 				return err
 			}
+			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
 				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
 			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
@@ -107,7 +108,7 @@ Simulator, clock) is at /. On start it prints one line:
 					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "clock", srv.Clock().Now())
 			}
 
-			waitForSignal()
+			<-stopped
 			log.Info("shutting down", "bound", shutdownTimeout)
 			shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()

@@ -15,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
 )
 
 // DefaultURL is where `ipnlab serve` listens by default.
@@ -118,21 +117,21 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 // SendPayPal creates a PayPal notification.
-func (c *Client) SendPayPal(ctx context.Context, req emulator.SendRequest) (emulator.MessageView, error) {
-	var v emulator.MessageView
+func (c *Client) SendPayPal(ctx context.Context, req api.SendRequest) (api.MessageView, error) {
+	var v api.MessageView
 	return v, c.do(ctx, "POST", "/api/v1/paypal/notifications", req, &v)
 }
 
 // SendLifecycle sends a fixture lifecycle, each step at its clock offset.
-func (c *Client) SendLifecycle(ctx context.Context, req emulator.LifecycleRequest) (emulator.LifecyclePlan, error) {
-	var plan emulator.LifecyclePlan
+func (c *Client) SendLifecycle(ctx context.Context, req api.LifecycleRequest) (api.LifecyclePlan, error) {
+	var plan api.LifecyclePlan
 	return plan, c.do(ctx, "POST", "/api/v1/paypal/lifecycles", req, &plan)
 }
 
 // SendPayDo creates PayDo notifications (copies and follow-ups included).
-func (c *Client) SendPayDo(ctx context.Context, req emulator.PayDoRequest) ([]emulator.MessageView, error) {
+func (c *Client) SendPayDo(ctx context.Context, req api.PayDoRequest) ([]api.MessageView, error) {
 	var out struct {
-		Messages []emulator.MessageView `json:"messages"`
+		Messages []api.MessageView `json:"messages"`
 	}
 	return out.Messages, c.do(ctx, "POST", "/api/v1/paydo/notifications", req, &out)
 }
@@ -153,16 +152,16 @@ func (c *Client) RegisterPayDo(ctx context.Context, project, user, url string) e
 func urlPath(s string) string { return url.PathEscape(s) }
 
 // Message reads one message with its attempts and postbacks.
-func (c *Client) Message(ctx context.Context, id string) (emulator.MessageView, error) {
-	var v emulator.MessageView
+func (c *Client) Message(ctx context.Context, id string) (api.MessageView, error) {
+	var v api.MessageView
 	return v, c.do(ctx, "GET", "/api/v1/messages/"+url.PathEscape(id), nil, &v)
 }
 
 // History lists messages; filter keys are the API's query parameters.
-func (c *Client) History(ctx context.Context, filter url.Values) ([]emulator.Summary, int, error) {
+func (c *Client) History(ctx context.Context, filter url.Values) ([]api.Summary, int, error) {
 	var out struct {
-		Messages []emulator.Summary `json:"messages"`
-		Total    int                `json:"total"`
+		Messages []api.Summary `json:"messages"`
+		Total    int           `json:"total"`
 	}
 	path := "/api/v1/messages"
 	if len(filter) > 0 {
@@ -172,14 +171,14 @@ func (c *Client) History(ctx context.Context, filter url.Values) ([]emulator.Sum
 }
 
 // Resend resends one message by hand.
-func (c *Client) Resend(ctx context.Context, id string, req emulator.ResendRequest) (emulator.MessageView, error) {
-	var v emulator.MessageView
+func (c *Client) Resend(ctx context.Context, id string, req api.ResendRequest) (api.MessageView, error) {
+	var v api.MessageView
 	return v, c.do(ctx, "POST", "/api/v1/messages/"+url.PathEscape(id)+"/resend", req, &v)
 }
 
 // ResendAll resends every message matching req.Status (default Failed)
 // created since req.Since, and returns their ids.
-func (c *Client) ResendAll(ctx context.Context, req emulator.ResendRequest) ([]string, error) {
+func (c *Client) ResendAll(ctx context.Context, req api.ResendRequest) ([]string, error) {
 	var out struct {
 		Resent []string `json:"resent"`
 	}
@@ -212,20 +211,20 @@ func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.Post
 }
 
 // Clock reads the emulator's clock.
-func (c *Client) Clock(ctx context.Context) (emulator.ClockView, error) {
-	var v emulator.ClockView
+func (c *Client) Clock(ctx context.Context) (api.ClockView, error) {
+	var v api.ClockView
 	return v, c.do(ctx, "GET", "/api/v1/clock", nil, &v)
 }
 
 // Advance moves a manual clock by a duration such as "90s" or "4d".
-func (c *Client) Advance(ctx context.Context, duration string) (emulator.ClockView, error) {
-	var v emulator.ClockView
+func (c *Client) Advance(ctx context.Context, duration string) (api.ClockView, error) {
+	var v api.ClockView
 	return v, c.do(ctx, "POST", "/api/v1/clock/advance", map[string]string{"duration": duration}, &v)
 }
 
 // RunUntilIdle fires every scheduled delivery within limit ("" for 30d).
-func (c *Client) RunUntilIdle(ctx context.Context, limit string) (emulator.ClockView, error) {
-	var v emulator.ClockView
+func (c *Client) RunUntilIdle(ctx context.Context, limit string) (api.ClockView, error) {
+	var v api.ClockView
 	var in any
 	if limit != "" {
 		in = map[string]string{"limit": limit}
@@ -246,7 +245,7 @@ func (c *Client) SetProfile(ctx context.Context, p paypal.Profile) (paypal.Profi
 }
 
 // SetFault injects a verifier fault for messageID ("" for every message).
-func (c *Client) SetFault(ctx context.Context, messageID string, f emulator.FaultRequest) error {
+func (c *Client) SetFault(ctx context.Context, messageID string, f api.FaultRequest) error {
 	return c.do(ctx, "PUT", faultPath(messageID), f, nil)
 }
 
@@ -263,9 +262,9 @@ func faultPath(messageID string) string {
 }
 
 // Kinds lists the fixture kinds the emulator can generate.
-func (c *Client) Kinds(ctx context.Context) ([]fixtures.Kind, error) {
+func (c *Client) Kinds(ctx context.Context) ([]api.Kind, error) {
 	var out struct {
-		Kinds []fixtures.Kind `json:"kinds"`
+		Kinds []api.Kind `json:"kinds"`
 	}
 	return out.Kinds, c.do(ctx, "GET", "/api/v1/fixtures/kinds", nil, &out)
 }

@@ -17,6 +17,11 @@ var (
 	// sqlite is what only a store needs: the emulator library takes any
 	// journal.Journal, and its Go client talks HTTP.
 	sqlite = []string{"modernc.org/sqlite"}
+	// theServer is what a client of the control API must not link: the
+	// emulator itself, its console, the fixtures and their fake data (the
+	// wire types are in emulator/api).
+	theServer = []string{"github.com/ipnlab/ipnlab/emulator", "github.com/ipnlab/ipnlab/emulator/console",
+		"github.com/ipnlab/ipnlab/fixtures", "github.com/brianvoe/gofakeit/v7"}
 )
 
 var _ = DescribeTable("A package's dependencies",
@@ -34,7 +39,8 @@ var _ = DescribeTable("A package's dependencies",
 		}
 	},
 	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode, sqlite),
-	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite),
+	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite, theServer),
+	Entry("the control API's wire types", "github.com/ipnlab/ipnlab/emulator/api", testCode, containerCode, browserCode, sqlite, theServer),
 	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),

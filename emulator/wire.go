@@ -1,0 +1,25 @@
+package emulator
+
+import "github.com/ipnlab/ipnlab/emulator/api"
+
+// The control API's wire types live in package api, which a client
+// imports without the emulator; these names keep the emulator's Go API
+// whole.
+type (
+	ClockView        = api.ClockView
+	FaultRequest     = api.FaultRequest
+	FieldView        = api.FieldView
+	Fields           = api.Fields
+	LifecyclePlan    = api.LifecyclePlan
+	LifecycleRequest = api.LifecycleRequest
+	MessageView      = api.MessageView
+	Params           = api.Params
+	PayDoParams      = api.PayDoParams
+	PayDoRequest     = api.PayDoRequest
+	PlannedStep      = api.PlannedStep
+	Preview          = api.Preview
+	ResendRequest    = api.ResendRequest
+	SendRequest      = api.SendRequest
+	Summary          = api.Summary
+	TextField        = api.TextField
+)
