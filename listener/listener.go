@@ -49,6 +49,9 @@ type Listener struct {
 	currency  map[string]bool
 	allowed   []netip.Prefix
 	proxies   []netip.Prefix
+	// flaw is the mutant's changed decisions (Config.Mutant); the zero
+	// Flaw, the reference listener's.
+	flaw mutants.Flaw
 
 	mu    sync.Mutex
 	queue []queued
@@ -95,6 +98,9 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, changed: make(chan struct{}),
 	}
 	close(l.idle)
+	if m, ok := mutants.Lookup(cfg.Mutant); ok {
+		l.flaw = m.Flaw
+	}
 	if l.client == nil {
 		l.client = &http.Client{
 			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
@@ -398,11 +404,11 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
 		return
 	}
-	if l.is(mutants.Ignored500) && l.wouldIgnore(r.Context(), body) {
+	if l.flaw.RefuseIgnored && l.wouldIgnore(r.Context(), body) {
 		http.Error(w, "not for us", http.StatusInternalServerError)
 		return
 	}
-	if l.is(mutants.AckAfterVerify) {
+	if l.flaw.AckAfterVerify {
 		_, _ = l.postback(context.WithoutCancel(r.Context()), body)
 	}
 	l.accept(w, r, item)
@@ -425,9 +431,6 @@ func (l *Listener) keepRejected(ctx context.Context, item store.InboxItem, why s
 		l.log.Warn("could not record a refused notification", "error", err)
 	}
 }
-
-// is reports whether the listener runs as the named mutant.
-func (l *Listener) is(m mutants.Name) bool { return l.cfg.Mutant == string(m) }
 
 // accept stores an item durably, then acks: only a stored message is
 // acknowledged, so PayPal resends anything we could not keep.

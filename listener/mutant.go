@@ -4,75 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 )
 
-// The code below runs only for mutants (Config.Mutant): each function
-// reproduces one bug real IPN listeners have. The reference listener never
-// takes these paths.
-
-var adaptiveKey = regexp.MustCompile(`^(transaction\[\d+\])\..+$`)
-
-// mangle rewrites a postback the way buggy listeners rebuild it.
-func (l *Listener) mangle(raw []byte) []byte {
-	if l.is(mutants.PlusSpace) {
-		// Decoding with a URL-path decoder keeps '+' literal; re-encoding
-		// then turns every space PayPal sent as '+' into %2B.
-		var out []string
-		for _, t := range form.Tokens(raw) {
-			v, err := url.PathUnescape(t.Value)
-			if err != nil {
-				return raw
-			}
-			out = append(out, t.Name+"="+form.Escape(v))
-		}
-		return []byte(strings.Join(out, "&"))
-	}
-	change := map[mutants.Name]func(form.Form) form.Form{
-		mutants.ReencodeUTF8: func(f form.Form) form.Form {
-			for i := range f {
-				f[i].Value = strings.ToValidUTF8(f[i].Value, "\uFFFD")
-			}
-			return f
-		},
-		mutants.DropEmptyFields: func(f form.Form) form.Form {
-			out := f[:0]
-			for _, fd := range f {
-				if fd.Value != "" {
-					out = append(out, fd)
-				}
-			}
-			return out
-		},
-		mutants.TruncateAdaptiveKeys: func(f form.Form) form.Form {
-			for i := range f {
-				f[i].Name = adaptiveKey.ReplaceAllString(f[i].Name, "$1")
-			}
-			return f
-		},
-		mutants.CRLFToLF: func(f form.Form) form.Form {
-			for i := range f {
-				f[i].Value = strings.ReplaceAll(f[i].Value, "\r\n", "\n")
-			}
-			return f
-		},
-	}[mutants.Name(l.cfg.Mutant)]
-	if change == nil {
-		return raw
-	}
-	f, err := form.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return change(f).Encode()
-}
+// The code below runs only for a flawed listener (Config.Mutant; see
+// mutants.Flaw): each function reproduces one bug real IPN listeners have
+// that needs the listener's own state. The reference listener never takes
+// these paths.
 
 // knownTxnTypes are the txn_types an "ignored-500" mutant still acks.
 var knownTxnTypes = map[string]bool{
@@ -144,7 +85,7 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 // credit of the same transaction gets a key of its own (the first keeps
 // the plain one, so refunds and reversals still find it).
 func (r *run) entryKey(txn, status string) (string, error) {
-	if !r.l.is(mutants.NoDuplicateCheck) && !r.l.is(mutants.RacyDuplicates) {
+	if !r.l.flaw.NoUniqueCredit {
 		return status, nil
 	}
 	taken, err := r.tx.HasEntry(PayPal, txn, status)
@@ -158,11 +99,11 @@ func (r *run) entryKey(txn, status string) (string, error) {
 func (r *run) mutantRules(m ipn, t store.Txn, isNew bool) (bool, error) {
 	kind, status, txn := m.kind(), m["payment_status"], m.txn()
 	switch {
-	case r.l.is(mutants.DedupeByTxn) && !isNew:
+	case r.l.flaw.DedupeByTxn && !isNew:
 		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "duplicate txn_id")
-	case r.l.is(mutants.IgnoreReversals) && (status == "Reversed" || status == "Canceled_Reversal"):
+	case r.l.flaw.IgnoreReversals && (status == "Reversed" || status == "Canceled_Reversal"):
 		return true, r.log(txn, kind, status, "VERIFIED", "ignored", "reversals are not handled")
-	case r.l.is(mutants.RefundAsPayment) && status == "Refunded":
+	case r.l.flaw.RefundAsPayment && status == "Refunded":
 		gross, err := cents(m["mc_gross"])
 		if err != nil {
 			return true, err

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
@@ -112,7 +111,7 @@ func (l *Listener) sourceIP(r *http.Request) (netip.Addr, error) {
 		return peer, fmt.Errorf("peer address %q: %v", r.RemoteAddr, err)
 	}
 	peer = peer.Unmap()
-	if !contains(l.proxies, peer) && !(l.is(mutants.PaydoTrustXFF) && r.Header.Get("X-Forwarded-For") != "") {
+	if !contains(l.proxies, peer) && !(l.flaw.PayDoTrustXFF && r.Header.Get("X-Forwarded-For") != "") {
 		return peer, nil
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -144,7 +143,7 @@ func (l *Listener) receivePayDo(w http.ResponseWriter, r *http.Request) {
 	}
 	item := store.InboxItem{Provider: PayDo, ReceivedAt: l.cfg.now(), RemoteAddr: r.RemoteAddr, Headers: r.Header.Clone(), Body: body}
 	src, err := l.sourceIP(r)
-	if err == nil && !contains(l.allowed, src) && !l.is(mutants.PaydoNoAllowlist) {
+	if err == nil && !contains(l.allowed, src) && !l.flaw.PayDoNoAllowlist {
 		err = fmt.Errorf("source %s is not an allowed PayDo address", src)
 	}
 	if err != nil {
@@ -194,7 +193,7 @@ func (l *Listener) processPayDo(ctx context.Context, it store.InboxItem) error {
 		}
 		action, detail := "recorded", ""
 		switch {
-		case !isNew && l.is(mutants.PaydoFirstStatusWins):
+		case !isNew && l.flaw.FirstStatusWins:
 			action, detail = "ignored", "already seen"
 		case !isNew && t.Status == statusText:
 			action, detail = "ignored", "duplicate of a notification already applied"

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 )
 
@@ -38,7 +37,7 @@ func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 		return false, 0
 	}
 	it.Attempts++
-	if l.is(mutants.Implicit200) {
+	if l.flaw.Implicit200 {
 		// The bug: the 200 went out already and the failure is swallowed.
 		_ = l.finish(ctx, it, store.InboxDone, "dropped: "+err.Error())
 		return false, 0
@@ -100,10 +99,10 @@ func (l *Listener) processPayPal(ctx context.Context, it store.InboxItem) error 
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
 	}
-	if l.is(mutants.UTF8Names) {
+	if l.flaw.MisreadNames {
 		m.misreadNames(it.Body)
 	}
-	if l.is(mutants.RacyDuplicates) && l.racyDuplicate(ctx, it, m) {
+	if l.flaw.RacyCheck && l.racyDuplicate(ctx, it, m) {
 		return nil
 	}
 	return l.store.Tx(ctx, func(tx store.Tx) error {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 )
 
@@ -37,7 +36,7 @@ func (r *run) applyPayPal(m ipn) error {
 	case m["transaction_type"] != "" || status == "" || txn == "":
 		return r.log(txn, kind, status, "VERIFIED", "recorded", "no payment to apply")
 	}
-	if !r.l.ours(m["receiver_email"], m["receiver_id"], m["business"]) && !r.l.is(mutants.IgnoreReceiver) {
+	if !r.l.ours(m["receiver_email"], m["receiver_id"], m["business"]) && !r.l.flaw.IgnoreReceiver {
 		return r.log(txn, kind, status, "VERIFIED", "ignored", fmt.Sprintf("receiver %q / %q is not this merchant", m["receiver_email"], m["receiver_id"]))
 	}
 	gross, err1 := cents(m["mc_gross"])
@@ -81,7 +80,7 @@ func (r *run) applyPayPal(m ipn) error {
 	}
 	action, detail := "recorded", ""
 	switch {
-	case status == "Pending" && creditKinds[t.Kind] && (r.l.is(mutants.CreditPending) || (r.l.is(mutants.CreditFraudPends) && fraudFilters(m) != "")):
+	case status == "Pending" && creditKinds[t.Kind] && (r.l.flaw.CreditPending || (r.l.flaw.CreditFraudPends && fraudFilters(m) != "")):
 		action, detail, t.Held, err = r.credit(&t)
 		if err != nil {
 			return err

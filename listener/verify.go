@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"io"
 	"net/http"
 )
@@ -15,19 +14,21 @@ import (
 // its verdict. Only HTTP 200 with a body of exactly VERIFIED or INVALID
 // counts: VERIFIED with a 500, "VERIFIED\n" or an HTML page are errors.
 func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
-	if l.is(mutants.NoPostback) {
+	if l.flaw.NoPostback {
 		return "VERIFIED", nil
 	}
-	if !l.is(mutants.AckAfterVerify) {
+	if !l.flaw.AckAfterVerify {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Verify.Timeout)
 		defer cancel()
 	}
-	raw = l.mangle(raw)
+	if rewrite := l.flaw.RewritePostback; rewrite != nil {
+		raw = rewrite(raw)
+	}
 	body := make([]byte, 0, len(raw)+21)
 	body = append(append(body, "cmd=_notify-validate&"...), raw...)
 	verifyURL := l.cfg.VerifyURL
-	if l.is(mutants.WrongVerifyURL) {
+	if l.flaw.WrongVerifyURL {
 		verifyURL = "http://127.0.0.1:9/cgi-bin/webscr"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, verifyURL, bytes.NewReader(body))
@@ -45,10 +46,10 @@ func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postback: reading the answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK && !l.is(mutants.IgnoreStatus) {
+	if resp.StatusCode != http.StatusOK && !l.flaw.IgnoreStatus {
 		return "", fmt.Errorf("%w: HTTP %d %q", errVerifier, resp.StatusCode, answer)
 	}
-	if l.is(mutants.ContainsVerified) && bytes.Contains(answer, []byte("VERIFIED")) {
+	if l.flaw.LooseVerified && bytes.Contains(answer, []byte("VERIFIED")) {
 		return "VERIFIED", nil
 	}
 	switch v := string(answer); v {

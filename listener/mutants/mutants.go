@@ -1,14 +1,14 @@
 // Package mutants names the deliberately broken variants of the reference
 // listener: each has exactly one bug that real IPN listeners have, why it
 // loses money or notifications, and the conformance checks that must
-// catch it. The listener switches the bug on with Config.Mutant; the
+// catch it. The listener switches the bug on with Config.Mutant and asks
+// the mutant's Flaw at its decision points (no branch names a mutant); the
 // conformance self-test proves every mutant is caught.
 package mutants
 
 import "sort"
 
-// Name names a mutant. The listener branches on these constants, so a
-// misspelt mutant does not compile.
+// Name names a mutant.
 type Name string
 
 // The gallery.
@@ -45,9 +45,23 @@ type Mutant struct {
 	Bug     string   `json:"bug"`
 	Why     string   `json:"why"`     // what it costs
 	Targets []string `json:"targets"` // check IDs that must catch it
+	// Flaw is the decision it changes in the listener.
+	Flaw Flaw `json:"-"`
 }
 
-var all = []Mutant{
+// entry is a mutant as the gallery below writes it; its Flaw is in flaws.
+type entry struct {
+	Name    Name
+	Bug     string
+	Why     string
+	Targets []string
+}
+
+func (e entry) mutant() Mutant {
+	return Mutant{Name: e.Name, Bug: e.Bug, Why: e.Why, Targets: e.Targets, Flaw: flaws[e.Name]}
+}
+
+var all = []entry{
 	{ReencodeUTF8, "re-encodes the postback as UTF-8: windows-1252 bytes become U+FFFD",
 		"every payment from a payer with an accented name comes back INVALID and is never credited", []string{"PP-VERIFY-WINDOWS-1252", "PP-VERIFY-WINDOWS-1255"}},
 	{DropEmptyFields, "drops empty fields (custom=) from the postback",
@@ -100,16 +114,19 @@ var all = []Mutant{
 
 // All lists the mutants, by name.
 func All() []Mutant {
-	out := append([]Mutant(nil), all...)
+	out := make([]Mutant, len(all))
+	for i, e := range all {
+		out[i] = e.mutant()
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // Lookup returns a mutant by name.
 func Lookup(name string) (Mutant, bool) {
-	for _, m := range all {
-		if string(m.Name) == name {
-			return m, true
+	for _, e := range all {
+		if string(e.Name) == name {
+			return e.mutant(), true
 		}
 	}
 	return Mutant{}, false
