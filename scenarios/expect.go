@@ -17,8 +17,8 @@ import (
 
 // aboutAcks reports an expectation judged on acknowledgements alone.
 func aboutAcks(st Step) bool {
-	e := st.Expect
-	return e != nil && (e.Acked != nil || e.AckStatus != 0 || e.History != "") && !e.VerifyURL && e.Verdict == "" && !e.AnyVerified && !e.UserAgent && e.Txn == ""
+	e, ok := st.(*Expect)
+	return ok && (e.Acked != nil || e.AckStatus != 0 || e.History != "") && !e.VerifyURL && e.Verdict == "" && !e.AnyVerified && !e.UserAgent && e.Txn == ""
 }
 
 // neverPostedBack reports whether this run sent PayPal messages and none
@@ -54,8 +54,7 @@ func (r *runner) findings() []paypal.Finding {
 	return out
 }
 
-func (r *runner) expect(ctx context.Context, st Step) error {
-	e := st.Expect
+func (r *runner) expect(ctx context.Context, e *Expect) error {
 	if e.Message != "" {
 		if err := r.expectMessage(ctx, e); err != nil {
 			return err
@@ -66,7 +65,7 @@ func (r *runner) expect(ctx context.Context, st Step) error {
 			return err
 		}
 	}
-	r.logf("  line %d: expectations met", st.Line)
+	r.logf("  line %d: expectations met", e.Line())
 	return nil
 }
 

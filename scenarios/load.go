@@ -199,55 +199,53 @@ func (l *loader) checkKeys(n *yaml.Node, what string, t reflect.Type) error {
 
 func (l *loader) step(n *yaml.Node) (Step, error) {
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-		return Step{}, l.at(n, "a step is one of %s with its fields, e.g. `- send: {kind: web_accept}`", strings.Join(stepKinds, ", "))
+		return nil, l.at(n, "a step is one of %s with its fields, e.g. `- send: {kind: web_accept}`", strings.Join(stepKinds, ", "))
 	}
 	key, body := n.Content[0], n.Content[1]
-	st := Step{Line: key.Line, Kind: key.Value}
+	here := at{line: key.Line}
 	what := "step " + key.Value
-	var err error
-	switch key.Value {
-	case "send":
-		st.Send = &Send{}
-		if err = l.decode(body, what, st.Send); err == nil {
-			err = l.checkSend(body, st.Send)
+	// decoded decodes the step's body into st, then checks it.
+	decoded := func(st Step, check func() error) (Step, error) {
+		if err := l.decode(body, what, st); err != nil {
+			return nil, err
 		}
-	case "generate":
-		st.Generate = &Generate{}
-		if err = l.decode(body, what, st.Generate); err == nil {
-			err = l.checkGenerate(body, st.Generate)
-		}
-	case "resend":
-		st.Resend = &Resend{}
-		if err = l.decode(body, what, st.Resend); err == nil {
-			err = l.alias(body, st.Resend.Message, true)
-		}
-	case "fault":
-		st.Fault = &Fault{}
-		if err = l.decode(body, what, st.Fault); err == nil {
-			err = l.checkFault(body, st.Fault)
-		}
-	case "clear_fault":
-		st.ClearFault = &ClearFault{}
-		err = l.decode(body, what, st.ClearFault)
-	case "outage":
-		st.Outage = &Outage{}
-		err = l.decode(body, what, st.Outage)
-	case "advance":
-		st.Advance = &Advance{}
-		if err = l.decode(body, what, st.Advance); err == nil {
-			if _, err = st.Advance.Duration(); err != nil {
-				err = l.at(body, "advance: by: %v", err)
+		if check != nil {
+			if err := check(); err != nil {
+				return nil, err
 			}
 		}
-	case "expect":
-		st.Expect = &Expect{}
-		if err = l.decode(body, what, st.Expect); err == nil {
-			err = l.checkExpect(body, st.Expect)
-		}
-	default:
-		err = l.at(key, "unknown step %q; want one of %s", key.Value, strings.Join(stepKinds, ", "))
+		return st, nil
 	}
-	return st, err
+	switch key.Value {
+	case "send":
+		s := &Send{at: here}
+		return decoded(s, func() error { return l.checkSend(body, s) })
+	case "generate":
+		g := &Generate{at: here}
+		return decoded(g, func() error { return l.checkGenerate(body, g) })
+	case "resend":
+		s := &Resend{at: here}
+		return decoded(s, func() error { return l.alias(body, s.Message, true) })
+	case "fault":
+		f := &Fault{at: here}
+		return decoded(f, func() error { return l.checkFault(body, f) })
+	case "clear_fault":
+		return decoded(&ClearFault{at: here}, nil)
+	case "outage":
+		return decoded(&Outage{at: here}, nil)
+	case "advance":
+		a := &Advance{at: here}
+		return decoded(a, func() error {
+			if _, err := a.Duration(); err != nil {
+				return l.at(body, "advance: by: %v", err)
+			}
+			return nil
+		})
+	case "expect":
+		e := &Expect{at: here}
+		return decoded(e, func() error { return l.checkExpect(body, e) })
+	}
+	return nil, l.at(key, "unknown step %q; want one of %s", key.Value, strings.Join(stepKinds, ", "))
 }
 
 var refPattern = regexp.MustCompile(`\$\{([^}]*)\}`)

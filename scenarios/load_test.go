@@ -36,8 +36,8 @@ var _ = Describe("Loading scenarios", func() {
 		sc, err := scenarios.LoadFile(path)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(sc.Steps).To(HaveLen(3))
-		Expect(sc.Steps[1].Line).To(Equal(5))
-		Expect(sc.Steps[1].Kind).To(Equal("resend"))
+		Expect(sc.Steps[1].Line()).To(Equal(5))
+		Expect(sc.Steps[1].Key()).To(Equal("resend"))
 	})
 
 	DescribeTable("refuses mistakes at load time, naming the file, the line and the choices",
@@ -83,15 +83,15 @@ var _ = Describe("Scenarios built in Go", func() {
 		Expect(err).NotTo(HaveOccurred())
 		defer emu.Close()
 		sc := &scenarios.Scenario{Name: "go-built", Provider: "paypal", Steps: []scenarios.Step{
-			{Line: 1, Kind: "advance", Advance: &scenarios.Advance{By: "4d"}},
-			{Line: 2, Kind: "advance", Advance: &scenarios.Advance{By: "1h30m"}},
+			&scenarios.Advance{By: "4d"},
+			&scenarios.Advance{By: "1h30m"},
 		}}
 		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, sc)
 		Expect(res.Status).To(Equal(scenarios.Passed), res.Message)
 		Expect(emu.Clock().Now()).To(Equal(start.Add(97*time.Hour + 30*time.Minute)))
 
 		bad := &scenarios.Scenario{Name: "go-built", Provider: "paypal", Steps: []scenarios.Step{
-			{Line: 1, Kind: "advance", Advance: &scenarios.Advance{By: "soon"}},
+			&scenarios.Advance{By: "soon"},
 		}}
 		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, bad)
 		Expect(res.Status).To(Equal(scenarios.Error))

@@ -163,10 +163,10 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	for i, st := range sc.Steps {
 		r.index = i
 		if err := ctx.Err(); err != nil {
-			res.Status, res.Message, res.Step = Error, err.Error(), st.Line
+			res.Status, res.Message, res.Step = Error, err.Error(), st.Line()
 			break
 		}
-		err := r.step(ctx, st)
+		err := st.run(ctx, r)
 		var f *failure
 		var s *skip
 		switch {
@@ -179,8 +179,8 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 		default:
 			res.Status, res.Message = Error, err.Error()
 		}
-		res.Step = st.Line
-		r.logf("  line %d: %s: %s", st.Line, res.Status, res.Message)
+		res.Step = st.Line()
+		r.logf("  line %d: %s: %s", st.Line(), res.Status, res.Message)
 		if res.Status == Failed {
 			res.Findings = r.findings()
 			res.NeverPostedBack = !aboutAcks(st) && r.neverPostedBack()
@@ -207,58 +207,62 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
-func (r *runner) step(ctx context.Context, st Step) error {
-	emu := r.env.Emulator
-	switch {
-	case st.Send != nil:
-		return r.send(ctx, st)
-	case st.Generate != nil:
-		return r.generate(st.Generate)
-	case st.Resend != nil:
-		v := r.sent[st.Resend.Message]
-		if err := r.resend(v); err != nil {
-			return err
-		}
-		r.logf("  line %d: resend %s (%s)", st.Line, st.Resend.Message, v.ID)
-		return r.settle(ctx)
-	case st.Fault != nil:
-		d, err := r.delay(st.Fault)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", st.Line, err)
-		}
-		f := paypal.Fault{Kind: paypal.FaultKind(st.Fault.Kind), Count: st.Fault.Count, Delay: d}
-		id := ""
-		if st.Fault.Message != "" {
-			id = r.sent[st.Fault.Message].ID
-		}
-		r.logf("  line %d: verifier fault %s (count %d)", st.Line, f.Kind, f.Count)
-		return emu.PayPal().SetFault(id, &f)
-	case st.ClearFault != nil:
-		r.logf("  line %d: verifier fault cleared", st.Line)
-		return emu.PayPal().SetFault("", nil)
-	case st.Outage != nil:
-		emu.SetOutage(st.Outage.Down)
-		r.logf("  line %d: listener down=%v", st.Line, st.Outage.Down)
-		return nil
-	case st.Advance != nil:
-		advance := r.env.Advance
-		if advance == nil {
-			advance = func(_ context.Context, by time.Duration) error { return emu.Advance(by) }
-		}
-		by, err := st.Advance.Duration()
-		if err != nil {
-			return fmt.Errorf("line %d: advance: %w", st.Line, err)
-		}
-		if err := advance(ctx, by); err != nil {
-			return err
-		}
-		r.logf("  line %d: clock advanced %s to %s", st.Line, st.Advance.By, emu.Clock().Now().Format(time.RFC3339))
-		return r.settle(ctx)
-	case st.Expect != nil:
-		return r.expect(ctx, st)
+func (s *Send) run(ctx context.Context, r *runner) error { return r.send(ctx, s) }
+
+func (g *Generate) run(_ context.Context, r *runner) error { return r.generate(g) }
+
+func (s *Resend) run(ctx context.Context, r *runner) error {
+	v := r.sent[s.Message]
+	if err := r.resend(v); err != nil {
+		return err
 	}
-	return fmt.Errorf("line %d: empty step", st.Line)
+	r.logf("  line %d: resend %s (%s)", s.Line(), s.Message, v.ID)
+	return r.settle(ctx)
 }
+
+func (s *Fault) run(_ context.Context, r *runner) error {
+	d, err := r.delay(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", s.Line(), err)
+	}
+	f := paypal.Fault{Kind: paypal.FaultKind(s.Kind), Count: s.Count, Delay: d}
+	id := ""
+	if s.Message != "" {
+		id = r.sent[s.Message].ID
+	}
+	r.logf("  line %d: verifier fault %s (count %d)", s.Line(), f.Kind, f.Count)
+	return r.env.Emulator.PayPal().SetFault(id, &f)
+}
+
+func (s *ClearFault) run(_ context.Context, r *runner) error {
+	r.logf("  line %d: verifier fault cleared", s.Line())
+	return r.env.Emulator.PayPal().SetFault("", nil)
+}
+
+func (s *Outage) run(_ context.Context, r *runner) error {
+	r.env.Emulator.SetOutage(s.Down)
+	r.logf("  line %d: listener down=%v", s.Line(), s.Down)
+	return nil
+}
+
+func (s *Advance) run(ctx context.Context, r *runner) error {
+	emu := r.env.Emulator
+	advance := r.env.Advance
+	if advance == nil {
+		advance = func(_ context.Context, by time.Duration) error { return emu.Advance(by) }
+	}
+	by, err := s.Duration()
+	if err != nil {
+		return fmt.Errorf("line %d: advance: %w", s.Line(), err)
+	}
+	if err := advance(ctx, by); err != nil {
+		return err
+	}
+	r.logf("  line %d: clock advanced %s to %s", s.Line(), s.By, emu.Clock().Now().Format(time.RFC3339))
+	return r.settle(ctx)
+}
+
+func (e *Expect) run(ctx context.Context, r *runner) error { return r.expect(ctx, e) }
 
 // resolve replaces ${alias.field} references.
 func (r *runner) resolve(s string) (string, error) {
@@ -322,8 +326,7 @@ func decodeInto(m map[string]any, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-func (r *runner) send(ctx context.Context, st Step) error {
-	s := st.Send
+func (r *runner) send(ctx context.Context, s *Send) error {
 	params, err := r.resolved(s.Params)
 	if err != nil {
 		return err
@@ -336,9 +339,9 @@ func (r *runner) send(ctx context.Context, st Step) error {
 	var v emulator.MessageView
 	if s.Provider != "paypal" && s.Provider != "paydo" {
 		if v, err = r.notify(s, set); err != nil {
-			return fmt.Errorf("line %d: %w", st.Line, err)
+			return fmt.Errorf("line %d: %w", s.Line(), err)
 		}
-		r.logf("  line %d: send %s %s -> %s %s", st.Line, s.Provider, s.Kind, v.ID, v.Status)
+		r.logf("  line %d: send %s %s -> %s %s", s.Line(), s.Provider, s.Kind, v.ID, v.Status)
 	} else if s.Provider == "paydo" {
 		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: r.seed(s.Seed), NotifyURL: r.env.PayDoURL, Source: s.Source}
 		if req.Source == "stranger" {
@@ -352,7 +355,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 			params["metadata"] = map[string]any{"customer": r.env.PayerEmail}
 		}
 		if err := decodeInto(params, &req.Params); err != nil {
-			return fmt.Errorf("line %d: params: %w", st.Line, err)
+			return fmt.Errorf("line %d: params: %w", s.Line(), err)
 		}
 		if len(set) > 0 {
 			if req.Set, err = json.Marshal(set); err != nil {
@@ -361,10 +364,10 @@ func (r *runner) send(ctx context.Context, st Step) error {
 		}
 		views, err := emu.SendPayDo(req)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", st.Line, err)
+			return fmt.Errorf("line %d: %w", s.Line(), err)
 		}
 		v = views[0]
-		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", st.Line, s.Kind, len(views), v.TxnID, v.Status)
+		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", s.Line(), s.Kind, len(views), v.TxnID, v.Status)
 	} else {
 		req := emulator.SendRequest{Kind: s.Kind, Unset: s.Unset, Charset: s.Charset, Flavour: s.Flavour, Copies: s.Copies,
 			Raw: s.Raw, NotifyURL: r.env.PayPalURL}
@@ -385,7 +388,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 				params["payer_email"] = r.env.PayerEmail
 			}
 			if err := decodeInto(params, &req.Params); err != nil {
-				return fmt.Errorf("line %d: params: %w", st.Line, err)
+				return fmt.Errorf("line %d: params: %w", s.Line(), err)
 			}
 			names := make([]string, 0, len(set))
 			for k := range set {
@@ -400,7 +403,7 @@ func (r *runner) send(ctx context.Context, st Step) error {
 			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}
 			d, err := r.delay(s.Fault)
 			if err != nil {
-				return fmt.Errorf("line %d: %w", st.Line, err)
+				return fmt.Errorf("line %d: %w", s.Line(), err)
 			}
 			if d > 0 {
 				req.Fault.Delay = d.String()
@@ -408,13 +411,13 @@ func (r *runner) send(ctx context.Context, st Step) error {
 		}
 		v, err = emu.SendPayPal(req)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", st.Line, err)
+			return fmt.Errorf("line %d: %w", s.Line(), err)
 		}
 		what := s.Kind
 		if s.From != "" {
 			what = s.From
 		}
-		r.logf("  line %d: send paypal %s -> %s txn_id=%s %s", st.Line, what, v.ID, v.TxnID, v.Status)
+		r.logf("  line %d: send paypal %s -> %s txn_id=%s %s", s.Line(), what, v.ID, v.TxnID, v.Status)
 	}
 	if s.As != "" {
 		r.sent[s.As] = v

@@ -9,6 +9,7 @@
 package scenarios
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -35,22 +36,35 @@ const (
 	ValuesRealistic = "realistic"
 )
 
-// Step is one action or expectation; exactly one field is set.
-type Step struct {
-	Line       int
-	Kind       string // the step's key: send, generate, resend, fault, clear_fault, outage, advance, expect
-	Send       *Send
-	Generate   *Generate
-	Resend     *Resend
-	Fault      *Fault
-	ClearFault *ClearFault
-	Outage     *Outage
-	Advance    *Advance
-	Expect     *Expect
+// Step is one action or expectation of a scenario: a *Send, *Generate,
+// *Resend, *Fault, *ClearFault, *Outage, *Advance or *Expect. A step
+// built in Go runs as a parsed one does; only its Line is 0.
+type Step interface {
+	// Key is the step's key in a scenario file: send, generate, resend,
+	// fault, clear_fault, outage, advance, expect.
+	Key() string
+	// Line is where the step is in its file (0: built in Go).
+	Line() int
+	run(ctx context.Context, r *runner) error
 }
+
+// at is where a parsed step was.
+type at struct{ line int }
+
+func (a at) Line() int { return a.line }
+
+func (*Send) Key() string       { return "send" }
+func (*Generate) Key() string   { return "generate" }
+func (*Resend) Key() string     { return "resend" }
+func (*Fault) Key() string      { return "fault" }
+func (*ClearFault) Key() string { return "clear_fault" }
+func (*Outage) Key() string     { return "outage" }
+func (*Advance) Key() string    { return "advance" }
+func (*Expect) Key() string     { return "expect" }
 
 // Send sends a notification to the listener under test.
 type Send struct {
+	at       `yaml:"-"`
 	As       string         `yaml:"as"`       // name for references: ${as.txn_id}
 	Provider string         `yaml:"provider"` // default: the scenario's
 	Kind     string         `yaml:"kind"`     // fixture kind (PayPal) or transfer/checkout (PayDo)
@@ -74,6 +88,7 @@ type Send struct {
 // Generate makes a lifecycle's messages without sending them, so that steps
 // can send them in any order with `from`.
 type Generate struct {
+	at        `yaml:"-"`
 	As        string         `yaml:"as"`
 	Lifecycle string         `yaml:"lifecycle"`
 	Params    map[string]any `yaml:"params"`
@@ -84,12 +99,14 @@ type Generate struct {
 
 // Resend resends a message by hand (PayPal adds resend=true).
 type Resend struct {
+	at      `yaml:"-"`
 	Message string `yaml:"message"`
 }
 
 // Fault makes the verifier misbehave for the next Count postbacks (0: until
 // cleared), for one message or for all.
 type Fault struct {
+	at      `yaml:"-"`
 	Kind    string `yaml:"kind"`
 	Count   int    `yaml:"count"`
 	Delay   string `yaml:"delay"`
@@ -111,15 +128,19 @@ func (f *Fault) parseDelay() (d time.Duration, ackRelative bool, err error) {
 }
 
 // ClearFault clears the global verifier fault.
-type ClearFault struct{}
+type ClearFault struct {
+	at `yaml:"-"`
+}
 
 // Outage takes the listener down (every delivery fails) or brings it back.
 type Outage struct {
+	at   `yaml:"-"`
 	Down bool `yaml:"down"`
 }
 
 // Advance moves the emulator's manual clock.
 type Advance struct {
+	at `yaml:"-"`
 	By string `yaml:"by"` // 90s, 15m, 96h, 4d
 }
 
@@ -131,6 +152,7 @@ func (a *Advance) Duration() (time.Duration, error) { return clock.ParseDuration
 // the emulator's records (protocol level); txn expectations from the
 // listener's probe (business level).
 type Expect struct {
+	at `yaml:"-"`
 	// About a message (an alias).
 	Message      string `yaml:"message"`
 	Acked        *bool  `yaml:"acked"`         // acknowledged with a 200

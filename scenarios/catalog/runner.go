@@ -43,7 +43,7 @@ func (Runner) Scenarios() ([]emulator.ScenarioInfo, error) {
 
 func movesClock(sc *scenarios.Scenario) bool {
 	for _, st := range sc.Steps {
-		if st.Advance != nil {
+		if _, ok := st.(*scenarios.Advance); ok {
 			return true
 		}
 	}

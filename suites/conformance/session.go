@@ -161,13 +161,19 @@ func (s *Session) phase(c Check) int {
 	}
 	p := phaseOrdinary
 	for _, st := range sc.Steps {
-		switch {
-		case st.Outage != nil || st.ClearFault != nil || (st.Fault != nil && st.Fault.Message == ""):
+		switch s := st.(type) {
+		case *scenarios.Outage, *scenarios.ClearFault:
 			return phaseAlone
-		case st.Advance != nil:
+		case *scenarios.Fault:
+			if s.Message == "" {
+				return phaseAlone
+			}
+		case *scenarios.Advance:
 			p = phaseClock
-		case st.Send != nil && st.Send.Fault != nil && (st.Send.Fault.Count == 0 || st.Send.Fault.Kind == "slow") && p < phaseBusy:
-			p = phaseBusy
+		case *scenarios.Send:
+			if s.Fault != nil && (s.Fault.Count == 0 || s.Fault.Kind == "slow") && p < phaseBusy {
+				p = phaseBusy
+			}
 		}
 	}
 	return p

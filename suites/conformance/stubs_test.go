@@ -261,8 +261,8 @@ var _ = Describe("The catalog", func() {
 			sc, err := catalog.Get(n)
 			Expect(err).NotTo(HaveOccurred())
 			for _, st := range sc.Steps {
-				if st.Expect != nil {
-					Expect(st.Expect.Within).To(BeEmpty(), "%s line %d sets within: %s", n, st.Line, st.Expect.Within)
+				if e, ok := st.(*scenarios.Expect); ok {
+					Expect(e.Within).To(BeEmpty(), "%s line %d sets within: %s", n, e.Line(), e.Within)
 				}
 			}
 		}
