@@ -57,7 +57,7 @@ func (p paypalProvider) Describe(id string, v *MessageView) {
 	if !ok {
 		return
 	}
-	v.Charset, v.Sandbox, v.Body = m.Charset.Label(), m.Sandbox, string(m.Body)
+	v.Charset, v.Sandbox, v.Body, v.Seed = m.Charset.Label(), m.Sandbox, string(m.Body), m.Seed
 	for _, fd := range m.Fields {
 		v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
 	}

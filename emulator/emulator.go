@@ -111,9 +111,8 @@ type Emulator struct {
 	log     *slog.Logger
 	handler http.Handler
 
-	mu    sync.Mutex
-	seq   uint64            // messages generated, for sub-seeds
-	seeds map[string]uint64 // message id -> fixture seed
+	mu  sync.Mutex
+	seq uint64 // messages generated, for sub-seeds
 
 	restored  Restored
 	scenarios scenarioGate
@@ -150,10 +149,9 @@ func New(cfg Config) (*Emulator, error) {
 		cfg.Profile.ReceiverID = DefaultReceiverID
 	}
 	var seq uint64
-	seeds := map[string]uint64{}
 	if cfg.Journal != nil {
 		var err error
-		if seq, seeds, err = restoreMeta(&cfg); err != nil {
+		if seq, err = restoreMeta(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +161,7 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq, seeds: seeds}
+	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq}
 	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
 	if cfg.Journal != nil {
@@ -373,18 +371,6 @@ func (e *Emulator) onDelivery(ev delivery.Event) {
 func (e *Emulator) onEvict(ids []string) {
 	for _, p := range e.providers {
 		p.Forget(ids)
-	}
-	e.mu.Lock()
-	var del []journal.Entry
-	for _, id := range ids {
-		if _, ok := e.seeds[id]; ok {
-			delete(e.seeds, id)
-			del = append(del, journal.Entry{Kind: kindSeed, Key: id, Delete: true})
-		}
-	}
-	e.mu.Unlock()
-	if len(del) > 0 && e.cfg.Journal != nil {
-		e.report(e.cfg.Journal.Write(del...))
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // Journal kinds the emulator itself writes.
 const (
 	kindMeta = "emulator.meta" // keys: "seeds" (base seed, sequence), "clock"
-	kindSeed = "emulator.seed" // message id -> the fixture seed it was made from
+	kindSeed = "emulator.seed" // message id -> its fixture seed, in journals of older versions (now on paypal.message)
 )
 
 type storedSeeds struct {
@@ -75,14 +75,6 @@ func (e *Emulator) saveSeedLocked() {
 	e.writer.Post(journal.Lazy{Kind: kindMeta, Key: "seeds", Value: func() ([]byte, error) { return json.Marshal(seeds) }})
 }
 
-// saveMessageSeed posts the seed message id was generated from, for
-// History's replay line; the writer reports a failure.
-func (e *Emulator) saveMessageSeed(id string, seed uint64) {
-	if e.writer != nil {
-		e.writer.Post(journal.Lazy{Kind: kindSeed, Key: id, Value: journal.Bytes([]byte(strconv.FormatUint(seed, 10)))})
-	}
-}
-
 // saveClock writes the clock's state; at is the reading to resume from
 // (an Advance writes its target first, so a crash mid-way resumes there).
 func (e *Emulator) saveClock(at time.Time) error {
@@ -102,8 +94,7 @@ func (e *Emulator) report(err error) {
 
 // restoreMeta reads the seeds and the clock before anything is scheduled.
 // It may replace cfg.Clock (a scaled clock continues from its origin).
-func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
-	seeds = map[string]uint64{}
+func restoreMeta(cfg *Config) (seq uint64, err error) {
 	var saved *storedClock
 	err = cfg.Journal.Scan(kindMeta, func(key string, value []byte) error {
 		switch key {
@@ -122,15 +113,8 @@ func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
 		}
 		return nil
 	})
-	if err == nil {
-		err = cfg.Journal.Scan(kindSeed, func(id string, value []byte) error {
-			n, err := strconv.ParseUint(string(value), 10, 64)
-			seeds[id] = n
-			return err
-		})
-	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("restore: %w", err)
+		return 0, fmt.Errorf("restore: %w", err)
 	}
 	if saved != nil {
 		switch c := cfg.Clock.(type) {
@@ -138,7 +122,7 @@ func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
 			// A manual clock resumes at the journal's reading, whatever
 			// clock wrote it; it never jumps to the wall time.
 			if err := c.Reset(saved.Now); err != nil {
-				return 0, nil, fmt.Errorf("restore clock: %w", err)
+				return 0, fmt.Errorf("restore clock: %w", err)
 			}
 		case *clock.Scaled:
 			if c.Factor() != 1 && saved.Factor == c.Factor() {
@@ -146,7 +130,31 @@ func restoreMeta(cfg *Config) (seq uint64, seeds map[string]uint64, err error) {
 			}
 		}
 	}
-	return seq, seeds, nil
+	return seq, nil
+}
+
+// adoptSeeds moves the seeds an older ipnlab journaled beside its
+// messages (kindSeed) onto PayPal's records of them, where they live now.
+func (e *Emulator) adoptSeeds() error {
+	seeds := map[string]uint64{}
+	err := e.cfg.Journal.Scan(kindSeed, func(id string, value []byte) error {
+		n, err := strconv.ParseUint(string(value), 10, 64)
+		seeds[id] = n
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restore seeds: %w", err)
+	}
+	// Written after the scan: the store has one connection, which the
+	// scan holds.
+	var moved []journal.Entry
+	for id, n := range seeds {
+		if err := e.paypal.AdoptSeed(id, n); err != nil {
+			return fmt.Errorf("restore seed of %s: %w", id, err)
+		}
+		moved = append(moved, journal.Entry{Kind: kindSeed, Key: id, Delete: true})
+	}
+	return e.cfg.Journal.Write(moved...)
 }
 
 // restore loads the providers' records and resumes the delivery queue.
@@ -163,6 +171,9 @@ func (e *Emulator) restore() (Restored, error) {
 		}
 	}
 	r.PayPal, r.Postbacks, r.Transactions = e.restored.PayPal, e.restored.Postbacks, e.restored.Transactions
+	if err := e.adoptSeeds(); err != nil {
+		return r, err
+	}
 	clients := func(provider, route string) (*http.Client, error) {
 		p, ok := e.Provider(provider)
 		if !ok {

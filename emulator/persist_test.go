@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -203,6 +204,73 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(writeFile(bogus, "these are not the rows you are looking for, padded to more than a header's length ...")).To(Succeed())
 		_, err = sqlitejournal.Open(bogus)
 		Expect(err).To(MatchError(ContainSubstring("not an ipnlab journal")))
+	})
+
+	It("reads a journal an older ipnlab wrote (bodies inside the message records, seeds in records of their own) and moves it to today's records", func() {
+		jl := newJournalLab()
+		jl.listener.set(500, nil)
+		sent := jl.send(map[string]any{"kind": "web_accept", "seed": 4242})
+		id := sent["id"].(string)
+		jl.stop()
+
+		// Rewrite the records the way the older version kept them.
+		db, err := sql.Open("sqlite", "file:"+jl.path)
+		Expect(err).NotTo(HaveOccurred())
+		defer db.Close()
+		record := func(kind string) map[string]any {
+			var v []byte
+			Expect(db.QueryRow(`SELECT value FROM records WHERE kind = ? AND key = ?`, kind, id).Scan(&v)).To(Succeed())
+			out := map[string]any{}
+			if kind != "delivery.content" {
+				Expect(json.Unmarshal(v, &out)).To(Succeed())
+				return out
+			}
+			head, body, ok := bytes.Cut(v, []byte("\n"))
+			Expect(ok).To(BeTrue())
+			Expect(json.Unmarshal(head, &out)).To(Succeed())
+			out["body"] = body
+			return out
+		}
+		put := func(kind string, v any) {
+			b, err := json.Marshal(v)
+			Expect(err).NotTo(HaveOccurred())
+			_, err = db.Exec(`UPDATE records SET value = ? WHERE kind = ? AND key = ?`, b, kind, id)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		content := record("delivery.content")
+		body := content["body"].([]byte)
+		msg := record("delivery.message")
+		msg["body"], msg["header"] = body, content["header"]
+		suffix, err := base64.StdEncoding.DecodeString(content["resend_suffix"].(string))
+		Expect(err).NotTo(HaveOccurred())
+		msg["resend_body"] = append(append([]byte(nil), body...), suffix...)
+		put("delivery.message", msg)
+		pp := record("paypal.message")
+		Expect(pp["seed"]).To(BeEquivalentTo(4242))
+		delete(pp, "seed")
+		pp["body"] = body
+		put("paypal.message", pp)
+		_, err = db.Exec(`DELETE FROM records WHERE kind = 'delivery.content'`)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = db.Exec(`INSERT INTO records(kind, key, value) VALUES('emulator.seed', ?, '4242')`, id)
+		Expect(err).NotTo(HaveOccurred())
+
+		jl.start(clock.NewManual(t0))
+		v := jl.message(id)
+		Expect(v["seed"]).To(BeEquivalentTo(4242))
+		Expect(v["body"]).To(Equal(string(body)))
+		jl.listener.set(200, nil)
+		Expect(jl.emu.Advance(time.Minute)).To(Succeed())
+		Expect(verdicts(jl.message(id))).To(HaveEach("VERIFIED"), "the verifier knows the old message's bytes")
+		var seeds int
+		Expect(db.QueryRow(`SELECT count(*) FROM records WHERE kind = 'emulator.seed'`).Scan(&seeds)).To(Succeed())
+		Expect(seeds).To(BeZero(), "the seed moved onto PayPal's record")
+		jl.restart()
+		Expect(jl.message(id)["seed"]).To(BeEquivalentTo(4242))
+		Expect(jl.message(id)["body"]).To(Equal(string(body)), "the body moved to its own record, and stayed")
+		var contents int
+		Expect(db.QueryRow(`SELECT count(*) FROM records WHERE kind = 'delivery.content'`).Scan(&contents)).To(Succeed())
+		Expect(contents).To(Equal(1))
 	})
 
 	It("backs up a live journal (readers are not locked out) and restores from the copy", func() {

@@ -78,6 +78,7 @@ func (e *Emulator) Dispatch(req SendRequest) (string, error) {
 // send hands exact bytes to the fake PayPal. It does not wait, so clock
 // callbacks can call it.
 func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, error) {
+	n.Seed = seed
 	m, _, err := e.paypal.Send(n)
 	if err != nil {
 		if errors.Is(err, form.ErrMalformed) || errors.Is(err, form.ErrUnknownCharset) || errors.Is(err, paypal.ErrBadFault) ||
@@ -85,12 +86,6 @@ func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, er
 			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 		}
 		return nil, err
-	}
-	if seed != 0 {
-		e.mu.Lock()
-		e.seeds[m.ID] = seed
-		e.mu.Unlock()
-		e.saveMessageSeed(m.ID, seed)
 	}
 	return m, nil
 }
@@ -258,9 +253,6 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	if p, err := e.providerOf(rec); err == nil {
 		p.Describe(id, &v)
 	}
-	e.mu.Lock()
-	v.Seed = e.seeds[id]
-	e.mu.Unlock()
 	return v, true
 }
 

@@ -228,6 +228,7 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 	if len(e.msgs) > 0 {
 		return 0, 0, fmt.Errorf("restore: %w", ErrNotEmpty)
 	}
+	var migrated []journal.Lazy
 	contents, err := readContents(j)
 	if err != nil {
 		return 0, 0, fmt.Errorf("restore: %w", err)
@@ -244,6 +245,10 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 			st.storedContent = c
 		} else if st.Body == nil {
 			return errors.New("no content: the journal lost what this message sends")
+		} else {
+			// Written inline by an older version: its own record from now
+			// on, since the state is rewritten without it.
+			migrated = append(migrated, journal.Lazy{Kind: KindContent, Key: id, Value: st.storedContent.marshal})
 		}
 		ent := &entry{
 			rec: st.Record, body: st.Body, resendBody: st.ResendBody, header: st.Header,
@@ -288,6 +293,12 @@ func (e *Engine) Restore(clients ClientFor) (messages, queued int, err error) {
 	if err != nil {
 		e.reset()
 		return 0, 0, fmt.Errorf("restore: %w", err)
+	}
+	if len(migrated) > 0 {
+		if err := e.writer.Queue(migrated...).Wait(); err != nil {
+			e.reset()
+			return 0, 0, fmt.Errorf("restore: move contents to their records: %w", err)
+		}
 	}
 	for _, id := range e.order {
 		ent := e.msgs[id]

@@ -30,6 +30,7 @@ type Message struct {
 	Sandbox    bool
 	NotifyURL  string // the per-payment URL, if any
 	Created    time.Time
+	Seed       uint64 // the fixture seed it was generated from (0: not generated)
 }
 
 // newMessage builds a message from the exact bytes to send.

@@ -32,6 +32,7 @@ type storedMessage struct {
 	Kind      string    `json:"kind"`
 	NotifyURL string    `json:"notify_url,omitempty"`
 	Created   time.Time `json:"created"`
+	Seed      uint64    `json:"seed,omitempty"`
 }
 
 func (s *Service) write(entries ...journal.Entry) error {
@@ -47,7 +48,7 @@ func (s *Service) sendRecords(m *Message, fault *Fault) ([]journal.Entry, error)
 	if s.cfg.Journal == nil {
 		return nil, nil
 	}
-	v, err := json.Marshal(storedMessage{Kind: m.Kind, NotifyURL: m.NotifyURL, Created: m.Created})
+	v, err := json.Marshal(storedMessage{Kind: m.Kind, NotifyURL: m.NotifyURL, Created: m.Created, Seed: m.Seed})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func (s *Service) Restore() (messages, postbacks int, err error) {
 		if err != nil {
 			return err
 		}
-		m.NotifyURL, m.Created = st.NotifyURL, st.Created
+		m.NotifyURL, m.Created, m.Seed = st.NotifyURL, st.Created, st.Seed
 		s.register(m)
 		messages++
 		return nil

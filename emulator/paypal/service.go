@@ -173,6 +173,9 @@ type Notification struct {
 	// before the first delivery leaves, so a listener that posts back from
 	// inside its handler meets it too.
 	Fault *Fault
+	// Seed is the fixture seed the message was generated from (0: not
+	// generated), kept with it so History can replay it.
+	Seed uint64
 }
 
 // Send records a message and delivers it (or holds it while notifications
@@ -188,7 +191,7 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 	if err != nil {
 		return nil, delivery.Message{}, err
 	}
-	m.NotifyURL = n.NotifyURL
+	m.NotifyURL, m.Seed = n.NotifyURL, n.Seed
 	m.Created = s.cfg.Clock.Now()
 
 	target, hold := n.NotifyURL, false
@@ -268,6 +271,25 @@ func (s *Service) Message(id string) (*Message, bool) {
 	defer s.mu.RUnlock()
 	m, ok := s.messages[id]
 	return m, ok
+}
+
+// AdoptSeed records the fixture seed of message id where an older journal
+// kept it apart; a message it no longer has (evicted) is skipped.
+func (s *Service) AdoptSeed(id string, seed uint64) error {
+	s.mu.Lock()
+	m, ok := s.messages[id]
+	if ok && m.Seed == 0 {
+		m.Seed = seed
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	records, err := s.sendRecords(m, nil)
+	if err != nil {
+		return err
+	}
+	return s.write(records...)
 }
 
 // SetFault injects f into postbacks of messageID ("" for all messages);
