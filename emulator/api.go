@@ -45,6 +45,7 @@ func (e *Emulator) apiRoutes() []route {
 	return []route{
 		{"GET", "/healthz", e.getHealth},
 		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
+		{"GET", "/api/v1/providers", e.listProviders},
 		{"GET", "/api/v1/messages", e.listMessages},
 		{"POST", "/api/v1/messages/resend", e.resendFailed},
 		{"GET", "/api/v1/messages/{id}", e.getMessage},

@@ -23,6 +23,7 @@ type paypalProvider struct{ e *Emulator }
 
 func (paypalProvider) Name() string     { return paypal.Provider }
 func (paypalProvider) Start(Host) error { return nil }
+func (paypalProvider) Title() string    { return "PayPal" }
 
 func (p paypalProvider) Routes() []Route {
 	e := p.e
@@ -79,6 +80,7 @@ type paydoProvider struct{ e *Emulator }
 
 func (paydoProvider) Name() string     { return paydo.Provider }
 func (paydoProvider) Start(Host) error { return nil }
+func (paydoProvider) Title() string    { return "PayDo" }
 
 func (p paydoProvider) Routes() []Route {
 	e := p.e

@@ -212,6 +212,9 @@ var _ = Describe("A plug-in provider", func() {
 		Expect(lst.received()).To(HaveLen(3))
 		Expect(resent.Attempts).To(HaveLen(3))
 		Expect(emu.Routes()).To(ContainElement("POST /api/v1/hook/notifications"))
+		var providers struct{ Providers []emulator.ProviderInfo }
+		Expect(call(api, "GET", "/api/v1/providers", nil, &providers)).To(Equal(http.StatusOK))
+		Expect(providers.Providers).To(Equal([]emulator.ProviderInfo{{Name: "paypal", Title: "PayPal"}, {Name: "paydo", Title: "PayDo"}, {Name: "hook", Title: "hook"}}))
 		stop()
 
 		emu, api, h, stop := start()

@@ -187,6 +187,35 @@ func (e *Emulator) plugProviders(extra []Provider) error {
 	return nil
 }
 
+// Titled is a Provider with a name for people (the console's "PayPal");
+// without it the console shows its Name.
+type Titled interface {
+	Title() string
+}
+
+// ProviderInfo is a provider as GET /api/v1/providers lists it.
+type ProviderInfo struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+}
+
+// ProviderInfos lists the providers, built-in ones first.
+func (e *Emulator) ProviderInfos() []ProviderInfo {
+	out := make([]ProviderInfo, len(e.providers))
+	for i, p := range e.providers {
+		out[i] = ProviderInfo{Name: p.Name(), Title: p.Name()}
+		if t, ok := p.(Titled); ok {
+			out[i].Title = t.Title()
+		}
+	}
+	return out
+}
+
+func (e *Emulator) listProviders(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"providers": e.ProviderInfos()})
+	return nil
+}
+
 // Provider returns the provider named name.
 func (e *Emulator) Provider(name string) (Provider, bool) {
 	for _, p := range e.providers {

@@ -199,7 +199,7 @@ async function refreshHistory() {
     return el("tr", { "data-id": m.id, class: fresh ? "fresh" : null },
       el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
         m.resent ? el("span", { class: "resent", title: "resent by hand" }, "resent") : null),
-      el("td", {}, m.provider === "paydo" ? "PayDo" : "PayPal"),
+      el("td", {}, providerTitle(m.provider)),
       el("td", { class: "mono" }, el("a", { href: "#/messages/" + encodeURIComponent(m.id) }, m.id)),
       el("td", {}, m.kind || "—"),
       el("td", { class: "mono" }, m.txn_id || "—"),
@@ -250,7 +250,7 @@ async function refreshMessage() {
     return;
   }
   if (id !== state.messageId) return;
-  $("#message-title").textContent = `${m.provider === "paydo" ? "PayDo" : "PayPal"} message ${m.id}`;
+  $("#message-title").textContent = `${providerTitle(m.provider)} message ${m.id}`;
   $("#message-summary").replaceChildren(
     ...summaryRow("Status", statusCell(m.status)),
     ...summaryRow("Kind", m.kind || "—"),
@@ -585,13 +585,23 @@ function route() {
   }
 }
 
+// providerTitle is the name people know a provider by (from
+// GET /api/v1/providers; a plug-in without a title shows its name).
+function providerTitle(name) {
+  return (state.providers && state.providers.get(name)) || name;
+}
+
 async function start() {
   setupClock();
   setupHistory();
   setupMessage();
   setupSimulator();
-  const [kinds, lifecycles, scenarios] = await Promise.all([
-    api("GET", "/api/v1/fixtures/kinds"), api("GET", "/api/v1/fixtures/lifecycles"), api("GET", "/api/v1/scenarios")]);
+  const [kinds, lifecycles, scenarios, providers] = await Promise.all([
+    api("GET", "/api/v1/fixtures/kinds"), api("GET", "/api/v1/fixtures/lifecycles"), api("GET", "/api/v1/scenarios"),
+    api("GET", "/api/v1/providers")]);
+  state.providers = new Map(providers.providers.map(p => [p.name, p.title]));
+  $("#filters").provider.replaceChildren(el("option", { value: "" }, "All"),
+    ...providers.providers.map(p => el("option", { value: p.name }, p.title)));
   state.kinds = kinds.kinds;
   state.payDoKinds = kinds.paydo_kinds;
   state.lifecycles = lifecycles.lifecycles;
