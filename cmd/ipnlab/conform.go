@@ -149,15 +149,30 @@ and --probe may then be paths on it (docs/ci.md).`,
 }
 
 // runConform runs the suite and writes its reports; the error is nil only
-// for a conformant listener.
+// for a conformant listener. A run that checked nothing still writes its
+// reports (so CI's report steps find them), then exits 2.
 func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer) error {
 	rep, err := conformance.RunAll(ctx, cfg, log)
-	if errors.Is(err, conformance.ErrHarness) {
-		return usageError{err}
-	}
-	if err != nil {
+	if err != nil && rep.Checks == nil {
+		if errors.Is(err, conformance.ErrHarness) {
+			return usageError{err}
+		}
 		return err
 	}
+	if werr := writeReports(cmd, cfg, rep); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	if !rep.Conformant() {
+		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)}
+	}
+	return nil
+}
+
+// writeReports prints the report and writes the files asked for.
+func writeReports(cmd *cobra.Command, cfg conformance.Config, rep conformance.Report) error {
 	rep.WriteConsole(cmd.OutOrStdout())
 	if cfg.Report != "" {
 		if err := rep.WriteJSON(cfg.Report); err != nil {
@@ -168,9 +183,6 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 		if err := rep.WriteJUnit(cfg.JUnit); err != nil {
 			return fmt.Errorf("--junit: %w", err)
 		}
-	}
-	if !rep.Conformant() {
-		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)}
 	}
 	return nil
 }

@@ -101,6 +101,8 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			{"lab", "--addr", "0.0.0.0:0"}:                                                                  "--addr 0.0.0.0:0: not a loopback address: set an API token",
 			{"load", "--to", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                         "--emulator-addr 0.0.0.0:0: not a loopback address",
 			{"conform", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                "emulator_addr 0.0.0.0:0: not a loopback address",
+			{"conform", "--listener", "http://127.0.0.1:9/", "--focus", "NOPE"}:                             `no check matches focus "NOPE"`,
+			{"conform", "--listener", "http://127.0.0.1:9/", "--label-filter", "paypall"}:                   `no check matches focus "" and label filter "paypall"`,
 			{"run", "paypal-ack-genuine", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "[::]:0"}: "not a loopback address",
 			{"serve", "--clock", "scale:NaN"}:                                                               `clock mode "scale:NaN"`,
 			{"clock", "advance", "1e300d", emu}:                                                             "longer than a century",

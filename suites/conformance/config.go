@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -204,10 +205,54 @@ func (c *Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("paydo_source/stranger_source %q: not an IP address", ip))
 		}
 	}
+	if p := c.emptySelection(); p != "" {
+		probs = append(probs, p)
+	}
 	if len(probs) > 0 {
 		return fmt.Errorf("conformance config:\n  %s", strings.Join(probs, "\n  "))
 	}
 	return nil
+}
+
+// emptySelection says why the focus and label filter select no check (a
+// typo must not make a green run of nothing), naming what exists.
+func (c *Config) emptySelection() string {
+	if c.Focus == "" && c.LabelFilter == "" {
+		return ""
+	}
+	labels := map[string]bool{}
+	var ids []string
+	for _, ch := range Checks() {
+		if c.Selected(ch) {
+			return ""
+		}
+		ids = append(ids, ch.ID)
+		for _, l := range ch.Labels {
+			labels[l] = true
+		}
+	}
+	names := make([]string, 0, len(labels))
+	for l := range labels {
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("no check matches focus %q and label filter %q; the labels are %s; the checks are %s",
+		c.Focus, c.LabelFilter, strings.Join(names, ", "), strings.Join(ids, ", "))
+}
+
+// WithDefaults is c with every zero field set to its default, so that a Go
+// caller sets only what it knows (Listener, Probe ...); Validate still
+// refuses what is set wrong. The command line starts from Defaults and
+// validates what the flags say, zero included.
+func (c Config) WithDefaults() Config {
+	d := reflect.ValueOf(Defaults())
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.IsZero() && f.CanSet() {
+			f.Set(d.Field(i))
+		}
+	}
+	return c
 }
 
 // Selected reports whether a check is selected by the label filter and focus.

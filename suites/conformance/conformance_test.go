@@ -167,6 +167,46 @@ var _ = Describe("Config", func() {
 		Expect(cfg.LoadFile(path)).To(MatchError(ContainSubstring("field listner not found")))
 	})
 
+	It("refuses a focus or label filter that selects no check, naming the checks and labels there are (a typo made a green run of nothing)", func() {
+		for _, set := range []func(*conformance.Config){
+			func(c *conformance.Config) { c.Focus = "NOPE" },
+			func(c *conformance.Config) { c.LabelFilter = "paypall" },
+			func(c *conformance.Config) { c.LabelFilter, c.Focus = "paydo", "PP-" },
+		} {
+			cfg := conformance.Defaults()
+			cfg.Listener = "http://127.0.0.1:9/ipn"
+			set(&cfg)
+			err := cfg.Validate()
+			Expect(err).To(MatchError(ContainSubstring("no check matches focus")))
+			Expect(err).To(MatchError(ContainSubstring("PP-VERIFY-UTF-8")))
+			Expect(err).To(MatchError(ContainSubstring("the labels are")))
+		}
+		cfg := conformance.Defaults()
+		cfg.Listener, cfg.Focus = "http://127.0.0.1:9/ipn", "PP-VERIFY-UTF-8"
+		Expect(cfg.Validate()).To(Succeed())
+	})
+
+	It("calls a run whose every check was skipped no pass: a harness error, with the report and the reasons", func() {
+		ack := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		defer ack.Close()
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.LabelFilter = freeListener(), ack.URL+"/ipn", "paydo" // and no PayDo listener
+		rep, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).To(MatchError(conformance.ErrNothingRan))
+		Expect(err).To(MatchError(conformance.ErrHarness))
+		Expect(err.Error()).To(MatchRegexp(`\d+ check\(s\): `))
+		Expect(rep.Checks).NotTo(BeEmpty())
+		Expect(rep.Summary.Passed + rep.Summary.Failed).To(BeZero())
+	})
+
+	It("takes the defaults for the zero fields of a Go caller's Config, and keeps what is set", func() {
+		cfg := conformance.Config{Listener: "http://127.0.0.1:9/ipn", Parallel: 2}.WithDefaults()
+		Expect(cfg.Validate()).To(Succeed())
+		Expect(cfg.Parallel).To(Equal(2))
+		Expect(cfg.AckTimeout).To(Equal(conformance.Defaults().AckTimeout))
+		Expect(cfg.PayDoSource).To(Equal(conformance.Defaults().PayDoSource))
+	})
+
 	It("selects checks by labels and focus", func() {
 		cfg := conformance.Defaults()
 		c, _ := conformance.Lookup("PP-ACK-SLOW-VERIFIER")

@@ -134,7 +134,28 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.SimulatedSeconds = s.emu.Clock().Now().Sub(clockStart).Seconds()
+	if sum := rep.Summary; sum.Passed+sum.Failed+sum.Blocked+sum.Errors == 0 {
+		return rep, fmt.Errorf("%w: %s", ErrNothingRan, rep.notRunReasons())
+	}
 	return rep, nil
+}
+
+// notRunReasons says, one reason a line, why the checks did not run
+// ("23 checks: needs --probe ...").
+func (r Report) notRunReasons() string {
+	count := map[string]int{}
+	var order []string
+	for _, c := range r.Checks {
+		if _, seen := count[c.Message]; !seen {
+			order = append(order, c.Message)
+		}
+		count[c.Message]++
+	}
+	lines := make([]string, len(order))
+	for i, m := range order {
+		lines[i] = fmt.Sprintf("%d check(s): %s", count[m], m)
+	}
+	return strings.Join(lines, "; ")
 }
 
 // runAll runs f on each index, n at a time.

@@ -24,6 +24,11 @@ import (
 // taken, listener unreachable): exit 2, not a verdict on the listener.
 var ErrHarness = errors.New("the conformance harness could not run")
 
+// ErrNothingRan is returned by RunAll, with the report, when every
+// selected check was skipped or disabled: a run that checked nothing is no
+// pass (exit 2, like any harness error).
+var ErrNothingRan = fmt.Errorf("%w: no check ran", ErrHarness)
+
 // Session is a running emulator wired to the listener under test.
 type Session struct {
 	cfg  Config

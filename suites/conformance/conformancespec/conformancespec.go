@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/onsi/ginkgo/v2"
@@ -20,15 +21,21 @@ import (
 // Specs registers every check as a Ginkgo spec inside the caller's suite
 // (call it at the top level of a _test.go file, or inside a Describe).
 // The emulator starts before the first check and stops after the last;
-// cfg is read when the specs run, so a BeforeSuite may still fill it.
-// Checks that do not apply (no probe, no PayDo listener, filtered out)
-// are skipped with the reason.
+// cfg is read when the specs run, so a BeforeSuite may still fill it, and
+// its zero fields take conformance.Defaults. Every check runs and reports
+// on its own: a failed check does not stop the ones after it. Checks that
+// do not apply (no probe, no PayDo listener, filtered out) are skipped
+// with the reason. Register it once per suite: twice would run every
+// check twice, so the second call panics.
 func Specs(cfg *conformance.Config) bool {
-	return ginkgo.Describe("ipnlab conformance", ginkgo.Ordered, func() {
+	if !registered.CompareAndSwap(false, true) {
+		panic("conformancespec: Specs registered twice in one suite (Run registers it too): the checks would run twice; keep one")
+	}
+	return ginkgo.Describe("ipnlab conformance", ginkgo.Ordered, ginkgo.ContinueOnFailure, func() {
 		var s *conformance.Session
 		ginkgo.BeforeAll(func(ctx ginkgo.SpecContext) {
 			var err error
-			s, err = conformance.NewSession(ctx, *cfg)
+			s, err = conformance.NewSession(ctx, cfg.WithDefaults())
 			gomega.Expect(err).NotTo(gomega.HaveOccurred())
 			ginkgo.DeferCleanup(s.Close)
 		})
@@ -54,9 +61,15 @@ func Specs(cfg *conformance.Config) bool {
 	})
 }
 
-// Run runs the whole suite from a plain Go test:
+// registered is set once Specs has registered the checks.
+var registered atomic.Bool
+
+// Run runs the whole suite from a plain Go test (the zero fields of cfg
+// take conformance.Defaults):
 //
-//	func TestIPN(t *testing.T) { conformancespec.Run(t, conformance.Config{...}) }
+//	func TestIPN(t *testing.T) {
+//		conformancespec.Run(t, conformance.Config{Listener: "http://127.0.0.1:8080/ipn/paypal"})
+//	}
 func Run(t *testing.T, cfg conformance.Config) {
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	Specs(&cfg)
