@@ -166,7 +166,11 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 		return usageError{err}
 	}
 	if !rep.Conformant() {
-		return exitError{code: exitFailure, msg: fmt.Sprintf("not conformant: %d check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)}
+		msg := fmt.Sprintf("not conformant: %d required check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)
+		if w := rep.Summary.Warnings; w > 0 {
+			msg += fmt.Sprintf(" (and %d SHOULD warning(s))", w)
+		}
+		return exitError{code: exitFailure, msg: msg}
 	}
 	return nil
 }

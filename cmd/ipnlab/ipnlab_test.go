@@ -286,7 +286,7 @@ var _ = Describe("ipnlab conform and run", func() {
 		Expect(s.Out).To(gbytes.Say(`replay: ipnlab conform --focus PP-POSTBACK-SENT --seed 77 --listener ` + idle.URL + ` --emulator-addr 127.0.0.1:0 --postback-wait 500ms`))
 		Expect(s.Out).To(gbytes.Say(`BLKD PP-VERIFY-CRLF`))
 		Expect(s.Out).To(gbytes.Say(`not judged: the listener posted none of its messages back \(what PP-POSTBACK-SENT tests\)`))
-		Expect(s.Err).To(gbytes.Say("not conformant: 1 check\\(s\\) failed, 1 blocked by them"))
+		Expect(s.Err).To(gbytes.Say("not conformant: 1 required check\\(s\\) failed, 1 blocked by them"))
 		js, err := os.ReadFile(filepath.Join(dir, "r.json"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(js)).To(ContainSubstring(`"id": "PP-VERIFY-CRLF"`))

@@ -35,9 +35,12 @@ type Report struct {
 
 // Summary counts results.
 type Summary struct {
-	Passed   int `json:"passed"`
-	Blocked  int `json:"blocked"`
+	Passed  int `json:"passed"`
+	Blocked int `json:"blocked"`
+	// Failed counts the MUSTs not met; Warnings the SHOULDs (which do
+	// not fail the run).
 	Failed   int `json:"failed"`
+	Warnings int `json:"warnings"`
 	Skipped  int `json:"skipped"`
 	Disabled int `json:"disabled"`
 	Errors   int `json:"errors"`
@@ -109,14 +112,21 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	})
 	gate = nil
 	runAll(alone, 1, run)
-	for _, r := range rep.Checks {
+	for i, r := range rep.Checks {
+		if r.ran() {
+			rep.Checks[i].Started = r.start.Sub(start).Seconds()
+		}
 		switch r.Status {
 		case scenarios.Passed:
 			rep.Summary.Passed++
 		case scenarios.Blocked:
 			rep.Summary.Blocked++
 		case scenarios.Failed:
-			rep.Summary.Failed++
+			if r.Warning() {
+				rep.Summary.Warnings++
+			} else {
+				rep.Summary.Failed++
+			}
 		case scenarios.Skipped:
 			rep.Summary.Skipped++
 		case scenarios.Disabled:
@@ -135,27 +145,30 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	rep.Seconds = time.Since(start).Seconds()
 	rep.SimulatedSeconds = s.emu.Clock().Now().Sub(clockStart).Seconds()
 	if sum := rep.Summary; sum.Passed+sum.Failed+sum.Blocked+sum.Errors == 0 {
-		return rep, fmt.Errorf("%w: %s", ErrNothingRan, rep.notRunReasons())
+		return rep, fmt.Errorf("%w: %s", ErrNothingRan, strings.Join(rep.notRun(), "; "))
 	}
 	return rep, nil
 }
 
-// notRunReasons says, one reason a line, why the checks did not run
-// ("23 checks: needs --probe ...").
-func (r Report) notRunReasons() string {
+// notRun says why the checks that were not judged did not run, one line
+// per reason ("23 check(s): business level needs the listener's probe").
+func (r Report) notRun() []string {
 	count := map[string]int{}
-	var order []string
+	var reasons []string
 	for _, c := range r.Checks {
-		if _, seen := count[c.Message]; !seen {
-			order = append(order, c.Message)
+		if c.ran() {
+			continue
+		}
+		if count[c.Message] == 0 {
+			reasons = append(reasons, c.Message)
 		}
 		count[c.Message]++
 	}
-	lines := make([]string, len(order))
-	for i, m := range order {
-		lines[i] = fmt.Sprintf("%d check(s): %s", count[m], m)
+	lines := make([]string, len(reasons))
+	for i, why := range reasons {
+		lines[i] = fmt.Sprintf("%d check(s): %s", count[why], why)
 	}
-	return strings.Join(lines, "; ")
+	return lines
 }
 
 // runAll runs f on each index, n at a time.
@@ -200,15 +213,18 @@ func (r Report) WriteConsole(w io.Writer) {
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "\n!! %s\n", n)
 	}
+	// What ran, by group; what did not, one line per reason after.
 	group := ""
 	for _, c := range r.Checks {
+		if !c.ran() {
+			continue
+		}
 		if g := string(c.Level) + " / " + c.Provider; g != group {
 			group = g
 			fmt.Fprintf(w, "\n%s\n", g)
 		}
-		mark := map[scenarios.Status]string{scenarios.Passed: "ok  ", scenarios.Failed: "FAIL", scenarios.Blocked: "BLKD", scenarios.Skipped: "skip",
-			scenarios.Disabled: "off ", scenarios.Error: "ERR "}[c.Status]
-		if c.Status == scenarios.Failed && !c.Required {
+		mark := map[scenarios.Status]string{scenarios.Passed: "ok  ", scenarios.Failed: "FAIL", scenarios.Blocked: "BLKD", scenarios.Error: "ERR "}[c.Status]
+		if c.Warning() {
 			mark = "warn"
 		}
 		fmt.Fprintf(w, "  %s %-32s %s\n", mark, c.ID, c.Check.Requirement)
@@ -222,9 +238,15 @@ func (r Report) WriteConsole(w io.Writer) {
 			}
 		}
 	}
+	if lines := r.notRun(); len(lines) > 0 {
+		fmt.Fprintf(w, "\nnot run\n")
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 	s := r.Summary
-	fmt.Fprintf(w, "\n%d passed, %d failed, %d blocked, %d skipped, %d disabled, %d errors in %.1fs (%s of provider time simulated)\n",
-		s.Passed, s.Failed, s.Blocked, s.Skipped, s.Disabled, s.Errors, r.Seconds, time.Duration(r.SimulatedSeconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d warnings, %d blocked, %d skipped, %d disabled, %d errors in %.1fs (%s of provider time simulated)\n",
+		s.Passed, s.Failed, s.Warnings, s.Blocked, s.Skipped, s.Disabled, s.Errors, r.Seconds, time.Duration(r.SimulatedSeconds*float64(time.Second)).Round(time.Second))
 }
 
 // WriteJSON writes the report as JSON.
@@ -237,8 +259,14 @@ func (r Report) WriteJSON(path string) error {
 }
 
 type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Time     float64      `xml:"time,attr"` // the run's wall time
+	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
@@ -252,12 +280,23 @@ type junitSuite struct {
 }
 
 type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      float64       `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
+	Name       string           `xml:"name,attr"`
+	Classname  string           `xml:"classname,attr"`
+	Time       float64          `xml:"time,attr"`
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Failure    *junitMessage    `xml:"failure,omitempty"`
 	Error     *junitMessage `xml:"error,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitMessage struct {
@@ -267,8 +306,9 @@ type junitMessage struct {
 
 // WriteJUnit writes the report as JUnit XML, one suite per level/provider.
 func (r Report) WriteJUnit(path string) error {
-	var out junitSuites
+	out := junitSuites{Name: "ipnlab conformance", Time: r.Seconds}
 	index := map[string]int{}
+	spans := map[int][2]float64{} // each suite's first start and last end, in seconds of the run
 	for _, c := range r.Checks {
 		name := "ipnlab conformance " + string(c.Level) + " " + c.Provider
 		i, ok := index[name]
@@ -286,12 +326,14 @@ func (r Report) WriteJUnit(path string) error {
 		body := &junitMessage{Message: c.Message, Text: text}
 		switch c.Status {
 		case scenarios.Failed:
-			if c.Required {
+			if c.Warning() {
+				// A SHOULD not met: the case passed, with the warning
+				// beside it (a skip would say it never ran).
+				jc.Properties = &junitProperties{Property: []junitProperty{{Name: "warning", Value: "SHOULD not met"}}}
+				jc.SystemOut = "SHOULD not met: " + c.Message + "\n" + body.Text
+			} else {
 				jc.Failure = body
 				s.Failures++
-			} else {
-				jc.Skipped = &junitMessage{Message: "SHOULD not met: " + c.Message, Text: body.Text}
-				s.Skipped++
 			}
 		case scenarios.Blocked:
 			// Not judged, and not a pass: CI shows it as failing, naming
@@ -306,8 +348,24 @@ func (r Report) WriteJUnit(path string) error {
 			s.Skipped++
 		}
 		s.Tests++
-		s.Time += c.Seconds
 		s.Cases = append(s.Cases, jc)
+		if c.ran() {
+			span, seen := spans[i]
+			if !seen || c.Started < span[0] {
+				span[0] = c.Started
+			}
+			span[1] = max(span[1], c.Started+c.Seconds)
+			spans[i] = span
+		}
+	}
+	// A suite's time is the wall time its checks took, which ran side by
+	// side: not the sum of their times.
+	for i := range out.Suites {
+		s := &out.Suites[i]
+		if span, ok := spans[i]; ok {
+			s.Time = span[1] - span[0]
+		}
+		out.Tests, out.Failures, out.Errors, out.Skipped = out.Tests+s.Tests, out.Failures+s.Failures, out.Errors+s.Errors, out.Skipped+s.Skipped
 	}
 	raw, err := xml.MarshalIndent(out, "", "  ")
 	if err != nil {

@@ -130,9 +130,20 @@ type Result struct {
 	BlockedBy []string `json:"blocked_by,omitempty"`
 	// Replay is the command that runs this check alone with the same
 	// messages (set when it failed).
-	Replay  string  `json:"replay,omitempty"`
+	Replay string `json:"replay,omitempty"`
+	// Started is when the check began, in seconds after the run began
+	// (RunAll); Seconds how long it took, wall time.
+	Started float64 `json:"started"`
 	Seconds float64 `json:"seconds"`
+	start   time.Time
 }
+
+// Warning reports a SHOULD that was not met: reported apart from the
+// failures, and no reason to fail the run.
+func (r Result) Warning() bool { return r.Status == scenarios.Failed && !r.Required }
+
+// ran reports whether the check was judged at all.
+func (r Result) ran() bool { return r.Status != scenarios.Skipped && r.Status != scenarios.Disabled }
 
 // Applicable says why a check cannot run in this session ("" if it can).
 func (s *Session) Applicable(c Check) (scenarios.Status, string) {
@@ -213,7 +224,7 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 
 // run runs one check; checks that move the clock together pass their gate.
 func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGate) Result {
-	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required()}
+	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required(), start: time.Now()}
 	if st, why := s.Applicable(c); why != "" {
 		r.Status, r.Message = st, why
 		return r

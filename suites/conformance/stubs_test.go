@@ -3,18 +3,23 @@ package conformance_test
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
@@ -268,3 +273,97 @@ var _ = Describe("The catalog", func() {
 		}
 	})
 })
+
+var _ = Describe("The reports as CI systems read them", func() {
+	It("count a SHOULD not met as a warning apart from failures, a skip only for what did not run, and wall time for checks run side by side", func() {
+		// A listener that sends no User-Agent (a SHOULD) and turns CRLF
+		// into LF before posting back (a MUST).
+		s := stub{name: "no User-Agent, CRLF as LF", postback: func(u string, raw []byte) *http.Request {
+			req := correctly(u, bytes.ReplaceAll(raw, []byte("%0D%0A"), []byte("%0A")))
+			req.Header.Set("User-Agent", "")
+			return req
+		}}
+		ln := freeListenerErr()
+		srv := s.serve("http://" + ln.Addr().String() + "/cgi-bin/webscr")
+		defer srv.Close()
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.Seed = ln, srv.URL, 5
+		cfg.AckTimeout, cfg.PostbackWait = time.Second, time.Second
+		cfg.Focus = "PP-POSTBACK-USER-AGENT,PP-VERIFY-CRLF,PP-ACK-GENUINE,PP-VERIFY-UTF-8,PD-ALLOWLIST"
+		rep, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Summary).To(MatchFields(IgnoreExtras, Fields{"Passed": Equal(2), "Failed": Equal(1), "Warnings": Equal(1)}))
+		Expect(rep.Conformant()).To(BeFalse())
+
+		var console strings.Builder
+		rep.WriteConsole(&console)
+		Expect(console.String()).To(ContainSubstring("warn PP-POSTBACK-USER-AGENT"))
+		Expect(console.String()).To(ContainSubstring("2 passed, 1 failed, 1 warnings"))
+		Expect(console.String()).To(MatchRegexp(`not run\n  \d+ check\(s\): not selected by the label filter or focus\n  1 check\(s\): no PayDo listener given`))
+		Expect(console.String()).NotTo(ContainSubstring("off  PP-"), "what did not run is summed up, not listed")
+
+		path := filepath.Join(GinkgoT().TempDir(), "junit.xml")
+		Expect(rep.WriteJUnit(path)).To(Succeed())
+		suites, err := junit.IngestFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		tests := map[string]junit.Test{}
+		var totals junit.Totals
+		for _, su := range suites {
+			totals.Tests += su.Totals.Tests
+			totals.Passed += su.Totals.Passed
+			totals.Failed += su.Totals.Failed
+			totals.Skipped += su.Totals.Skipped
+			totals.Error += su.Totals.Error
+			for _, t := range su.Tests {
+				id, _, _ := strings.Cut(t.Name, ":")
+				tests[id] = t
+			}
+		}
+		Expect(totals).To(MatchFields(IgnoreExtras, Fields{"Tests": Equal(len(conformance.Checks())), "Passed": Equal(3), "Failed": Equal(1), "Error": BeZero(),
+			"Skipped": Equal(len(conformance.Checks()) - 4)}))
+		ua := tests["PP-POSTBACK-USER-AGENT"]
+		Expect(ua.Status).To(Equal(junit.StatusPassed), "a warning is a passed case, not a skip")
+		Expect(ua.SystemOut).To(ContainSubstring("SHOULD not met"))
+		Expect(string(mustRead(path))).To(MatchRegexp(`<property name="warning" value="SHOULD not met">`))
+		Expect(tests["PP-VERIFY-CRLF"].Status).To(Equal(junit.StatusFailed))
+		Expect(tests["PD-ALLOWLIST"].Status).To(Equal(junit.StatusSkipped))
+
+		// Time: the run's wall time at the top; a suite's is the span its
+		// checks took side by side, not the sum of their times.
+		raw := mustRead(path)
+		var doc struct {
+			Time   float64 `xml:"time,attr"`
+			Suites []struct {
+				Name  string  `xml:"name,attr"`
+				Time  float64 `xml:"time,attr"`
+				Cases []struct {
+					Time float64 `xml:"time,attr"`
+				} `xml:"testcase"`
+			} `xml:"testsuite"`
+		}
+		Expect(xml.Unmarshal(raw, &doc)).To(Succeed())
+		Expect(doc.Time).To(BeNumerically("~", rep.Seconds, 0.001))
+		first, last := map[string]float64{}, map[string]float64{}
+		for _, c := range rep.Checks {
+			name := "ipnlab conformance " + string(c.Level) + " " + c.Provider
+			if c.Status == scenarios.Skipped || c.Status == scenarios.Disabled {
+				continue
+			}
+			if f, ok := first[name]; !ok || c.Started < f {
+				first[name] = c.Started
+			}
+			last[name] = max(last[name], c.Started+c.Seconds)
+		}
+		Expect(first).To(HaveKey("ipnlab conformance protocol paypal"))
+		for _, su := range doc.Suites {
+			Expect(su.Time).To(BeNumerically("~", last[su.Name]-first[su.Name], 1e-6), su.Name)
+			Expect(su.Time).To(BeNumerically("<=", rep.Seconds), su.Name)
+		}
+	})
+})
+
+func mustRead(path string) []byte {
+	b, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	return b
+}
