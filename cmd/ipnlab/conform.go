@@ -198,8 +198,8 @@ func newRun() *cobra.Command {
 		list       bool
 	)
 	c := &cobra.Command{
-		Use:   "run FILE|NAME",
-		Short: "Run one scenario (a YAML file, or a bundled one by name) against a listener, step by step",
+		Use:   "run FILE|NAME|CHECK-ID",
+		Short: "Run one scenario (a YAML file, a bundled one by name, or the one a conformance check runs) against a listener, step by step",
 		Args: func(c *cobra.Command, args []string) error {
 			if list {
 				return nil
@@ -219,6 +219,8 @@ func newRun() *cobra.Command {
 			var err error
 			if _, statErr := os.Stat(args[0]); statErr == nil {
 				sc, err = scenarios.LoadFile(args[0])
+			} else if name := conformance.ScenarioOf(args[0]); name != "" {
+				sc, err = catalog.Get(name) // a check ID runs the scenario that judges it
 			} else {
 				sc, err = catalog.Get(args[0])
 			}

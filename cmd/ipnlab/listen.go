@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
+	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
 // listenFlags are the reference listener's settings on the command line;
@@ -249,7 +250,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			if err := checkExposure("addr", addr, token); err != nil {
 				return err
 			}
-			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{}, APIToken: token}, addr)
+			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf}, APIToken: token}, addr)
 			if err != nil {
 				return err
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
+	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
 func newServe() *cobra.Command {
@@ -88,7 +89,7 @@ Simulator, clock) is at /. On start it prints one line:
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
 				Live: live, Seed: seed, Logger: log, APIToken: token, Allow: allowlist, HistoryLimit: historyLimit,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
-				Scenarios: catalog.Runner{},
+				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 			}
 			if jnl != nil {
 				cfg.Journal = jnl

@@ -38,6 +38,10 @@ type Check struct {
 // reported but does not fail the run.
 func (c Check) Required() bool { return strings.Contains(c.Requirement, " MUST ") }
 
+// ScenarioOf is the bundled scenario that judges check id ("" if id is no
+// check's): wherever a scenario name is taken, a check ID is too.
+func ScenarioOf(id string) string { return registry[id].Scenario }
+
 // HasLabel reports whether the check carries label.
 func (c Check) HasLabel(label string) bool { return slices.Contains(c.Labels, label) }
 

@@ -285,9 +285,9 @@ type junitCase struct {
 	Time       float64          `xml:"time,attr"`
 	Properties *junitProperties `xml:"properties,omitempty"`
 	Failure    *junitMessage    `xml:"failure,omitempty"`
-	Error     *junitMessage `xml:"error,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Error      *junitMessage    `xml:"error,omitempty"`
+	Skipped    *junitMessage    `xml:"skipped,omitempty"`
+	SystemOut  string           `xml:"system-out,omitempty"`
 }
 
 type junitProperties struct {
