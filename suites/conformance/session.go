@@ -37,6 +37,8 @@ type Session struct {
 	ln   net.Listener
 	env  scenarios.Env
 	seed uint64
+	// began is when the session started: checks' Started count from it.
+	began time.Time
 }
 
 // NewSession checks cfg, starts the emulator and checks that the listener
@@ -61,7 +63,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			return nil, fmt.Errorf("%w: the emulator cannot listen on %s (the listener's verify URL must point there): %v", ErrHarness, cfg.EmulatorAddr, err)
 		}
 	}
-	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed()}
+	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed(), began: time.Now()}
 	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() { _ = s.srv.Serve(ln) }()
 
@@ -131,11 +133,10 @@ type Result struct {
 	// Replay is the command that runs this check alone with the same
 	// messages (set when it failed).
 	Replay string `json:"replay,omitempty"`
-	// Started is when the check began, in seconds after the run began
-	// (RunAll); Seconds how long it took, wall time.
+	// Started is when the check began, in seconds after its session
+	// (the run) began; Seconds how long it took, wall time.
 	Started float64 `json:"started"`
 	Seconds float64 `json:"seconds"`
-	start   time.Time
 }
 
 // Warning reports a SHOULD that was not met: reported apart from the
@@ -224,11 +225,12 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 
 // run runs one check; checks that move the clock together pass their gate.
 func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGate) Result {
-	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required(), start: time.Now()}
+	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required()}
 	if st, why := s.Applicable(c); why != "" {
 		r.Status, r.Message = st, why
 		return r
 	}
+	r.Started = time.Since(s.began).Seconds()
 	sc, err := catalog.Get(c.Scenario)
 	if err != nil {
 		r.Status, r.Message = scenarios.Error, err.Error()
