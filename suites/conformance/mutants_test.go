@@ -84,10 +84,13 @@ func sweepSeeds() int {
 }
 
 // sweepParallel is how many runs a sweep has going at once: fewer under
-// the race detector, which makes each several times heavier.
+// the race detector, which makes each several times heavier. At 12, two
+// cores were saturated enough that a listener verifying inside its handler
+// (ack-after-verify) missed the 1 s ack window on checks it passes, which
+// made its verdicts depend on the machine's load.
 func sweepParallel() int {
 	if raceDetector {
-		return 12
+		return 6
 	}
 	return 48
 }
