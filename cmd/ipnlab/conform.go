@@ -42,7 +42,10 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed); the same seed sends every check the same messages")
 	f.BoolVar(&c.Live, "live", false, "send messages as production does, without test_ipn=1 (for a listener configured as in production)")
 	f.StringVar(&c.Name, "name", d.Name, "the listener's name in reports")
-	f.StringVar(&c.Version, "version", "", "the listener's version in reports")
+	f.StringVar(&c.Version, "listener-version", "", "the listener's version in reports")
+	// --version was this flag's name; it now means ipnlab's own version.
+	f.StringVar(&c.Version, "version", "", "")
+	_ = f.MarkDeprecated("version", "it names the listener's version: use --listener-version (ipnlab version prints ipnlab's)")
 	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
 	f.StringVar(&c.Report, "report", "", "write a JSON report here")
 	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
@@ -72,7 +75,7 @@ func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile stri
 		"ack-timeout": func() { cfg.AckTimeout = flags.AckTimeout }, "settle": func() { cfg.Settle = flags.Settle },
 		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
 		"live": func() { cfg.Live = flags.Live }, "api-token": func() { cfg.APIToken = flags.APIToken },
-		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version },
+		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version }, "listener-version": func() { cfg.Version = flags.Version },
 		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
 		"verbose": func() { cfg.Verbose = flags.Verbose }, "parallel": func() { cfg.Parallel = flags.Parallel },
 	}

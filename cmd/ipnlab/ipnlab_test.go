@@ -16,6 +16,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 )
@@ -277,7 +278,7 @@ var _ = Describe("ipnlab conform and run", func() {
 		defer idle.Close()
 		dir := GinkgoT().TempDir()
 		s := run("conform", "--listener", idle.URL, "--emulator-addr", "127.0.0.1:0", "--focus", "PP-ACK-GENUINE,PP-POSTBACK-SENT,PP-VERIFY-CRLF",
-			"--postback-wait", "500ms", "--seed", "77", "--report", filepath.Join(dir, "r.json"), "--junit", filepath.Join(dir, "r.xml"))
+			"--postback-wait", "500ms", "--seed", "77", "--report", filepath.Join(dir, "r.json"), "--junit", filepath.Join(dir, "r.xml"), "--listener-version", "1.2.3")
 		Expect(s).To(gexec.Exit(1))
 		Expect(s.Out).To(gbytes.Say(`!! your listener acknowledged 3 PayPal messages but posted none of them back to http://127.0.0.1:\d+/cgi-bin/webscr`))
 		Expect(s.Out).To(gbytes.Say(`ok   PP-ACK-GENUINE`))
@@ -292,10 +293,33 @@ var _ = Describe("ipnlab conform and run", func() {
 		Expect(string(js)).To(ContainSubstring(`"id": "PP-VERIFY-CRLF"`))
 		Expect(string(js)).To(ContainSubstring(`"status": "blocked"`))
 		Expect(string(js)).To(ContainSubstring(`"blocked_by": [`))
+		var head struct {
+			APIVersion, Kind string
+			Tool             struct{ Name, Version string }
+			Implementation   struct{ Version string }
+			Checks           []struct{ ID, Requirement, Replay string }
+		}
+		Expect(json.Unmarshal(js, &head)).To(Succeed())
+		Expect(head.APIVersion).To(Equal("conformance.ipnlab/v1"))
+		Expect(head.Kind).To(Equal("ConformanceReport"))
+		Expect(head.Tool.Name).To(Equal("ipnlab"))
+		Expect(head.Tool.Version).NotTo(BeEmpty())
+		Expect(head.Implementation.Version).To(Equal("1.2.3"))
+		Expect(head.Checks).To(ContainElement(MatchFields(IgnoreExtras, Fields{"ID": Equal("PP-POSTBACK-SENT"),
+			"Requirement": ContainSubstring("MUST post each message back"), "Replay": ContainSubstring("ipnlab conform --focus PP-POSTBACK-SENT")})))
 		xml, err := os.ReadFile(filepath.Join(dir, "r.xml"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(xml)).To(ContainSubstring(`<failure message="message pay was never posted back to the verifier within 500ms">`))
 		Expect(string(xml)).To(ContainSubstring(`<failure message="blocked by PP-POSTBACK-SENT: not judged`))
+	})
+
+	It("says its own version (ipnlab version, --version); conform's old --version still names the listener's, with a deprecation note", func() {
+		v := run("version")
+		Expect(v).To(gexec.Exit(0))
+		Expect(v.Out).To(gbytes.Say(`^ipnlab \S+.* go1\.`))
+		Expect(run("--version").Out).To(gbytes.Say(`^ipnlab \S+`))
+		old := run("conform", "--version", "9", "--listener", "http://127.0.0.1:9/", "--focus", "NOPE")
+		Expect(old.Err).To(gbytes.Say(`--version has been deprecated, it names the listener's version: use --listener-version`))
 	})
 
 	It("exits 2 when the harness cannot run", func() {

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ipnlab/ipnlab/version"
+
 	"github.com/spf13/cobra"
 )
 
@@ -50,6 +52,7 @@ func (e exitError) Error() string { return e.msg }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
+		Version:       version.Read().String(),
 		Use:           "ipnlab",
 		Short:         "An offline sandbox and conformance harness for payment notifications (IPN)",
 		SilenceUsage:  true,
@@ -59,7 +62,8 @@ func newRoot() *cobra.Command {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newServe(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
-		newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup())
+		newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newVersion())
+	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
 
@@ -99,4 +103,13 @@ func notifyStop() <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print ipnlab's version and the commit it was built from",
+		Args:  noArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Read()) },
+	}
 }

@@ -12,10 +12,22 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/version"
+)
+
+// The JSON report says what it is, so that tools reading it can tell
+// versions apart.
+const (
+	ReportAPIVersion = "conformance.ipnlab/v1"
+	ReportKind       = "ConformanceReport"
 )
 
 // Report is a whole run.
 type Report struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Tool is the ipnlab that made it: version and commit.
+	Tool           version.Info `json:"tool"`
 	Implementation struct {
 		Name    string `json:"name"`
 		Version string `json:"version,omitempty"`
@@ -66,7 +78,7 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 		return Report{}, err
 	}
 	defer s.Close()
-	rep := Report{Seed: s.Seed(), Level: s.cfg.Level}
+	rep := Report{APIVersion: ReportAPIVersion, Kind: ReportKind, Tool: version.Read(), Seed: s.Seed(), Level: s.cfg.Level}
 	clockStart := s.emu.Clock().Now()
 	rep.Implementation.Name, rep.Implementation.Version = cfg.Name, cfg.Version
 	checks := Checks()

@@ -119,14 +119,15 @@ func (s *Session) Close() {
 
 // Result is one check's outcome.
 type Result struct {
-	Check    Check            `json:"-"`
-	ID       string           `json:"id"`
-	Level    Level            `json:"level"`
-	Provider string           `json:"provider"`
-	Required bool             `json:"required"`
-	Status   scenarios.Status `json:"status"`
-	Message  string           `json:"message,omitempty"`
-	Evidence []string         `json:"evidence,omitempty"`
+	Check       Check            `json:"-"`
+	ID          string           `json:"id"`
+	Requirement string           `json:"requirement"`
+	Level       Level            `json:"level"`
+	Provider    string           `json:"provider"`
+	Required    bool             `json:"required"`
+	Status      scenarios.Status `json:"status"`
+	Message     string           `json:"message,omitempty"`
+	Evidence    []string         `json:"evidence,omitempty"`
 	// BlockedBy names the checks whose bug kept this one from being
 	// judged (status blocked).
 	BlockedBy []string `json:"blocked_by,omitempty"`
@@ -225,7 +226,7 @@ func (s *Session) Run(ctx context.Context, c Check, log io.Writer) Result {
 
 // run runs one check; checks that move the clock together pass their gate.
 func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGate) Result {
-	r := Result{Check: c, ID: c.ID, Level: c.Level, Provider: c.Provider, Required: c.Required()}
+	r := Result{Check: c, ID: c.ID, Requirement: c.Requirement, Level: c.Level, Provider: c.Provider, Required: c.Required()}
 	if st, why := s.Applicable(c); why != "" {
 		r.Status, r.Message = st, why
 		return r
