@@ -322,6 +322,21 @@ var _ = Describe("ipnlab conform and run", func() {
 		Expect(old.Err).To(gbytes.Say(`--version has been deprecated, it names the listener's version: use --listener-version`))
 	})
 
+	It("says that no Docker engine answers, and how to start one, when --listener-image has none to run on", func() {
+		if _, err := exec.LookPath("docker"); err != nil {
+			if os.Getenv("CI") != "" {
+				Fail("CI needs the docker command (.ci/run installs it)")
+			}
+			Skip("no docker command on this machine")
+		}
+		cmd := exec.Command(binary, "conform", "--listener-image", "ipnlab:test", "--listener", "/ipn/paypal", "--emulator-addr", "127.0.0.1:0")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(GinkgoT().TempDir(), "no-engine.sock"))
+		s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(30 * time.Second).Should(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`no Docker engine answers \(.*\): start one \(dockerd, or systemctl start docker\), or run your listener yourself and give conform --listener`))
+	})
+
 	It("exits 2 when the harness cannot run", func() {
 		s := run("conform", "--listener", "http://127.0.0.1:1/ipn", "--emulator-addr", "127.0.0.1:0")
 		Expect(s).To(gexec.Exit(2))

@@ -179,6 +179,10 @@ func (l *Listener) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// ErrNoEngine is returned when the docker command finds no engine to talk
+// to.
+var ErrNoEngine = errors.New("no Docker engine answers")
+
 // docker runs the docker command and returns its trimmed output.
 func docker(ctx context.Context, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
@@ -188,7 +192,12 @@ func docker(ctx context.Context, args ...string) (string, error) {
 		if errors.Is(err, exec.ErrNotFound) {
 			return "", errors.New("the docker command is not installed (needed to run a listener image)")
 		}
-		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.Index(msg, "Cannot connect to the Docker daemon"); i >= 0 {
+			line, _, _ := strings.Cut(msg[i:], "\n")
+			return "", fmt.Errorf("%w (%s): start one (dockerd, or systemctl start docker), or run your listener yourself and give conform --listener", ErrNoEngine, line)
+		}
+		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, msg)
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
