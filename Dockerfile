@@ -10,4 +10,4 @@ WORKDIR /data
 EXPOSE 8700
 HEALTHCHECK --interval=2s --timeout=2s --start-period=1s CMD ["/ipnlab", "healthz"]
 ENTRYPOINT ["/ipnlab"]
-CMD ["serve", "--addr", "127.0.0.1:8700"]
+CMD ["serve", "--emulator-addr", "127.0.0.1:8700"]

@@ -25,7 +25,7 @@ image:
 # /api/v1/) and the reference listener on 127.0.0.1:8701, wired together.
 run: build
 	@mkdir -p build
-	./$(BIN) lab --addr 127.0.0.1:8700 --listener-addr 127.0.0.1:8701 --listener-db build/lab.db
+	./$(BIN) lab --emulator-addr 127.0.0.1:8700 --listener-addr 127.0.0.1:8701 --listener-db build/lab.db
 
 # Every spec, with the race detector; fuzz targets run their seed corpora.
 # Then the verdict sweeps again without it, over 20 seeds each (the race

@@ -171,7 +171,7 @@ func (c *Config) normalize() error {
 	u, err := url.Parse(c.Target)
 	switch {
 	case c.Target == "":
-		return bad("a target URL is required (the listener's notification URL)")
+		return bad("the listener URL is required (where notifications go)")
 	case err != nil:
 		return bad("target %q: %v", c.Target, err)
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":

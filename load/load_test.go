@@ -411,7 +411,7 @@ var _ = DescribeTable("a bad configuration is refused before anything runs",
 
 var _ = It("gives a missing target its own message", func() {
 	_, err := load.New(load.Config{})
-	Expect(err).To(MatchError(ContainSubstring("a target URL is required")))
+	Expect(err).To(MatchError(ContainSubstring("the listener URL is required")))
 	Expect(strings.Contains(err.Error(), "load configuration")).To(BeTrue())
 })
 

@@ -17,9 +17,16 @@ import (
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
-// conformFlags binds the conformance config to flags; flags given win over
-// IPNLAB_* variables, which win over --config.
+// conformFlags binds the whole conformance config to flags; flags given
+// win over IPNLAB_* variables, which win over --config.
 func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
+	settingFlags(f, c, configFile)
+	suiteFlags(f, c)
+}
+
+// settingFlags bind what one scenario run needs too (ipnlab run): the
+// listener, the emulator, the merchant and the waits.
+func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	d := conformance.Defaults()
 	f.StringVar(configFile, "config", "", "YAML config (see docs/conformance.md)")
 	f.StringVar(&c.Listener, "listener", "", "the listener's PayPal endpoint, e.g. http://127.0.0.1:8701/ipn/paypal")
@@ -28,8 +35,6 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(&c.EmulatorAddr, "emulator-addr", d.EmulatorAddr, "where the emulator listens: the listener's verify URL must be http://ADDR/cgi-bin/webscr")
 	f.StringVar(&c.APIToken, "api-token", "", apiTokenHelp)
 	f.StringVar((*string)(&c.Level), "level", "", "protocol or business (default: business when --probe is given)")
-	f.StringVar(&c.LabelFilter, "label-filter", "", `labels a check must have, "!label" to exclude (e.g. "paypal,!slow")`)
-	f.StringVar(&c.Focus, "focus", "", "run only checks whose ID contains one of these (comma-separated)")
 	f.StringVar(&c.ReceiverEmail, "receiver-email", d.ReceiverEmail, "the merchant's receiver_email the listener accepts")
 	f.StringVar(&c.ReceiverID, "receiver-id", d.ReceiverID, "the merchant's receiver_id")
 	f.StringVar(&c.PayerEmail, "payer-email", d.PayerEmail, "a customer email the listener knows")
@@ -41,48 +46,52 @@ func conformFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.DurationVar(&c.PostbackWait, "postback-wait", d.PostbackWait, "longest wait for a postback")
 	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed); the same seed sends every check the same messages")
 	f.BoolVar(&c.Live, "live", false, "send messages as production does, without test_ipn=1 (for a listener configured as in production)")
+}
+
+// suiteFlags bind what only a suite run has: which checks, the reports.
+func suiteFlags(f *pflag.FlagSet, c *conformance.Config) {
+	d := conformance.Defaults()
+	f.StringVar(&c.LabelFilter, "label-filter", "", `labels a check must have, "!label" to exclude (e.g. "paypal,!slow")`)
+	f.StringVar(&c.Focus, "focus", "", "run only checks whose ID contains one of these (comma-separated)")
 	f.StringVar(&c.Name, "name", d.Name, "the listener's name in reports")
 	f.StringVar(&c.Version, "listener-version", "", "the listener's version in reports")
 	// --version was this flag's name; it now means ipnlab's own version.
-	f.StringVar(&c.Version, "version", "", "")
-	_ = f.MarkDeprecated("version", "it names the listener's version: use --listener-version (ipnlab version prints ipnlab's)")
+	renamed(f, "version", "listener-version")
+	f.Lookup("version").Deprecated = "it names the listener's version: use --listener-version (ipnlab version prints ipnlab's)"
 	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
 	f.StringVar(&c.Report, "report", "", "write a JSON report here")
 	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
-	f.IntVar(&c.Parallel, "parallel", conformance.Defaults().Parallel, "checks run at once (those that need the emulator alone run after)")
+	f.IntVar(&c.Parallel, "parallel", d.Parallel, "checks run at once (those that need the emulator alone run after)")
 }
 
 // resolveConfig applies the precedence: defaults < file < env < flags.
-func resolveConfig(cmd *cobra.Command, flags conformance.Config, configFile string) (conformance.Config, error) {
+// The flags given are replayed onto the config through a flag set bound
+// to it by conformFlags itself, so no option can be left out.
+func resolveConfig(cmd *cobra.Command, configFile string) (conformance.Config, error) {
 	cfg := conformance.Defaults()
+	onto := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	var ignored string
+	conformFlags(onto, &cfg, &ignored) // the flags' defaults are Defaults()
+	// On a bad file or variable, the flags are still applied: the report
+	// paths they give must receive the error.
+	var errs []error
 	if configFile != "" {
-		if err := cfg.LoadFile(configFile); err != nil {
-			return cfg, usageError{err}
-		}
+		errs = append(errs, cfg.LoadFile(configFile))
 	}
-	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
+	if errs = append(errs, cfg.LoadEnv(os.LookupEnv)); errors.Join(errs...) != nil {
+		cfg = conformance.Defaults()
+	}
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		dst := onto.Lookup(f.Name)
+		if !f.Changed || f.Deprecated != "" || dst == nil {
+			return // not given, an alias (its flag reads as changed), or not a config option
+		}
+		if err := dst.Value.Set(f.Value.String()); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", f.Name, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
 		return cfg, usageError{err}
-	}
-	// Copy the flags that were given over what file and env said.
-	fromFlags := map[string]func(){
-		"listener": func() { cfg.Listener = flags.Listener }, "paydo-listener": func() { cfg.PayDoListener = flags.PayDoListener },
-		"probe": func() { cfg.Probe = flags.Probe }, "emulator-addr": func() { cfg.EmulatorAddr = flags.EmulatorAddr },
-		"level": func() { cfg.Level = flags.Level }, "label-filter": func() { cfg.LabelFilter = flags.LabelFilter },
-		"focus": func() { cfg.Focus = flags.Focus }, "receiver-email": func() { cfg.ReceiverEmail = flags.ReceiverEmail },
-		"receiver-id": func() { cfg.ReceiverID = flags.ReceiverID }, "payer-email": func() { cfg.PayerEmail = flags.PayerEmail },
-		"unaccepted-currency": func() { cfg.UnacceptedCurrency = flags.UnacceptedCurrency },
-		"paydo-source":        func() { cfg.PayDoSource = flags.PayDoSource }, "stranger-source": func() { cfg.StrangerSource = flags.StrangerSource },
-		"ack-timeout": func() { cfg.AckTimeout = flags.AckTimeout }, "settle": func() { cfg.Settle = flags.Settle },
-		"postback-wait": func() { cfg.PostbackWait = flags.PostbackWait }, "seed": func() { cfg.Seed = flags.Seed },
-		"live": func() { cfg.Live = flags.Live }, "api-token": func() { cfg.APIToken = flags.APIToken },
-		"name": func() { cfg.Name = flags.Name }, "version": func() { cfg.Version = flags.Version }, "listener-version": func() { cfg.Version = flags.Version },
-		"junit": func() { cfg.JUnit = flags.JUnit }, "report": func() { cfg.Report = flags.Report },
-		"verbose": func() { cfg.Verbose = flags.Verbose }, "parallel": func() { cfg.Parallel = flags.Parallel },
-	}
-	for name, apply := range fromFlags {
-		if cmd.Flags().Changed(name) {
-			apply()
-		}
 	}
 	return cfg, nil
 }
@@ -119,9 +128,9 @@ and --probe may then be paths on it (docs/ci.md).`,
 				fmt.Fprint(cmd.OutOrStdout(), conformance.Gallery())
 				return nil
 			}
-			cfg, err := resolveConfig(cmd, flags, configFile)
+			cfg, err := resolveConfig(cmd, configFile)
 			if err != nil {
-				return err
+				return harnessFailed(cfg, err)
 			}
 			ctx, stop := interruptible(context.Background())
 			defer stop()
@@ -131,13 +140,13 @@ and --probe may then be paths on it (docs/ci.md).`,
 			}
 			if img.image == "" {
 				if err := img.unused(cmd); err != nil {
-					return err
+					return harnessFailed(cfg, err)
 				}
 				return runConform(ctx, cmd, cfg, log)
 			}
 			lst, err := img.startImage(ctx, cmd, &cfg, log)
 			if err != nil {
-				return err
+				return harnessFailed(cfg, err)
 			}
 			err = runConform(ctx, cmd, cfg, log)
 			stopImage(cmd, lst, err != nil, log != nil)
@@ -157,12 +166,10 @@ and --probe may then be paths on it (docs/ci.md).`,
 func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer) error {
 	rep, err := conformance.RunAll(ctx, cfg, log)
 	if err != nil && rep.Checks == nil {
-		if errors.Is(err, conformance.ErrHarness) {
-			return usageError{err}
-		}
-		return err
+		return harnessFailed(cfg, err)
 	}
-	if werr := writeReports(cmd, cfg, rep); werr != nil {
+	rep.WriteConsole(cmd.OutOrStdout())
+	if werr := writeReportFiles(cfg, rep); werr != nil {
 		return werr
 	}
 	if err != nil {
@@ -178,9 +185,18 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 	return nil
 }
 
-// writeReports prints the report and writes the files asked for.
-func writeReports(cmd *cobra.Command, cfg conformance.Config, rep conformance.Report) error {
-	rep.WriteConsole(cmd.OutOrStdout())
+// harnessFailed writes the report files asked for, with the error that
+// stopped the run in them (CI's report steps must find their files and
+// show why), and returns err for exit 2.
+func harnessFailed(cfg conformance.Config, err error) error {
+	if werr := writeReportFiles(cfg, conformance.HarnessFailure(cfg, err)); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	return usageError{err}
+}
+
+// writeReportFiles writes the files asked for.
+func writeReportFiles(cfg conformance.Config, rep conformance.Report) error {
 	if cfg.Report != "" {
 		if err := rep.WriteJSON(cfg.Report); err != nil {
 			return fmt.Errorf("--report: %w", err)
@@ -230,7 +246,7 @@ func newRun() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			cfg, err := resolveConfig(cmd, flags, configFile)
+			cfg, err := resolveConfig(cmd, configFile)
 			if err != nil {
 				return err
 			}
@@ -265,7 +281,7 @@ func newRun() *cobra.Command {
 			return nil
 		},
 	}
-	conformFlags(c.Flags(), &flags, &configFile)
+	settingFlags(c.Flags(), &flags, &configFile)
 	c.Flags().BoolVar(&list, "list", false, "list the bundled scenarios")
 	return c
 }

@@ -117,7 +117,7 @@ func newResend() *cobra.Command {
 		Short: "Resend a message by hand (with resend=true), or every failed one since a time",
 		Args: func(c *cobra.Command, args []string) error {
 			if (len(args) == 1) == (failedSince != "") {
-				return usageError{fmt.Errorf("%s: give a message ID or --failed-since, one of the two", c.CommandPath())}
+				return usageError{fmt.Errorf("%s: give a message ID or --since, one of the two", c.CommandPath())}
 			}
 			return nil
 		},
@@ -142,8 +142,10 @@ func newResend() *cobra.Command {
 		return nil
 	})
 	f := c.Flags()
-	f.StringVar(&to, "url", "", "send to this URL instead of the original one")
+	f.StringVar(&to, "listener", "", "send to this listener URL instead of the original one")
 	f.BoolVar(&profileURL, "profile-url", false, "send to the profile's current URL")
-	f.StringVar(&failedSince, "failed-since", "", "resend every Failed message created since (RFC 3339)")
+	f.StringVar(&failedSince, "since", "", "resend every Failed message created since (RFC 3339)")
+	renamed(f, "url", "listener")
+	renamed(f, "failed-since", "since")
 	return c
 }

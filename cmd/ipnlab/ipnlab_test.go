@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	junitparser "github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
@@ -37,7 +38,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 	)
 	BeforeEach(func() {
 		var err error
-		serve, err = gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		serve, err = gexec.Start(exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(127\.0\.0\.1:\d+) clock=manual verify=paypal seed=\d+\n`))
 		addr := regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1]
@@ -51,7 +52,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 	})
 
 	It("sends, advances the clock, and shows History and the message", func() {
-		s := run("send", "paypal", emu, "--to", ack.URL, "--kind", "cart", "--param", "items=2", "--set", "custom=order-42")
+		s := run("send", "paypal", emu, "--listener", ack.URL, "--kind", "cart", "--param", "items=2", "--set", "custom=order-42")
 		Expect(s).To(gexec.Exit(0))
 		Expect(s.Out).To(gbytes.Say(`id=([A-Z0-9]{17}) txn_id=[A-Z0-9]{17} kind=cart status="Retrying" seed=\d+`))
 		id := regexp.MustCompile(`id=(\S+)`).FindSubmatch(s.Out.Contents())[1]
@@ -74,7 +75,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 	It("replays a raw file byte for byte", func() {
 		path := filepath.Join(GinkgoT().TempDir(), "ipn.txt")
 		Expect(os.WriteFile(path, []byte("txn_id=61E67681CH3238416&first_name=J%F6rg&charset=windows-1252"), 0o600)).To(Succeed())
-		s := run("send", "paypal", emu, "--to", ack.URL, "--raw", path, "--json")
+		s := run("send", "paypal", emu, "--listener", ack.URL, "--raw-file", path, "--json")
 		Expect(s).To(gexec.Exit(0))
 		Expect(s.Out).To(gbytes.Say(`"body": "txn_id=61E67681CH3238416&first_name=J%F6rg&charset=windows-1252"`))
 	})
@@ -83,24 +84,24 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		Expect(run("fault", "set", "slow", "--delay", "2s", emu)).To(gexec.Exit(0))
 		Expect(run("fault", "set", "sometimes", emu).Err).To(gbytes.Say(`fault kind "sometimes": want one of`))
 		Expect(run("fault", "clear", emu)).To(gexec.Exit(0))
-		p := run("profile", emu, "--notify-url", ack.URL, "--on")
+		p := run("profile", emu, "--listener", ack.URL, "--on")
 		Expect(p).To(gexec.Exit(0))
 		Expect(p.Out).To(gbytes.Say(`"enabled": true`))
 	})
 
 	It("exits 2 with a precise message on bad input", func() {
 		for args, msg := range map[*[]string]string{
-			{"send", "paypal", emu, "--kind", "nope", "--to", "http://127.0.0.1:9/"}:                        `unknown kind "nope"`,
+			{"send", "paypal", emu, "--kind", "nope", "--listener", "http://127.0.0.1:9/"}:                  `unknown kind "nope"`,
 			{"send", "paypal", emu, "--set", "novalue"}:                                                     `--set "novalue": want name=value`,
 			{"send", "paypal", emu, "--param", "colour=red"}:                                                `unknown field "colour"`,
 			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
 			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
-			{"resend", emu}:                                                                                 "give a message ID or --failed-since",
+			{"resend", emu}:                                                                                 "give a message ID or --since",
 			{"serve", "--clock", "fast"}:                                                                    `clock mode "fast"`,
 			{"serve", "--verify", "loose"}:                                                                  `verify mode "loose"`,
 			{"serve", "--allow", ""}:                                                                        "--allow is empty",
-			{"lab", "--addr", "0.0.0.0:0"}:                                                                  "--addr 0.0.0.0:0: not a loopback address: set an API token",
-			{"load", "--to", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                         "--emulator-addr 0.0.0.0:0: not a loopback address",
+			{"lab", "--emulator-addr", "0.0.0.0:0"}:                                                         "--emulator-addr 0.0.0.0:0: not a loopback address: set an API token",
+			{"load", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                   "--emulator-addr 0.0.0.0:0: not a loopback address",
 			{"conform", "--listener", "http://127.0.0.1:9/", "--emulator-addr", "0.0.0.0:0"}:                "emulator_addr 0.0.0.0:0: not a loopback address",
 			{"conform", "--listener", "http://127.0.0.1:9/", "--focus", "NOPE"}:                             `no check matches focus "NOPE"`,
 			{"conform", "--listener", "http://127.0.0.1:9/", "--label-filter", "paypall"}:                   `no check matches focus "" and label filter "paypall"`,
@@ -134,7 +135,7 @@ var _ = Describe("ipnlab fixtures", func() {
 
 var _ = Describe("ipnlab send paydo", func() {
 	It("sends, follows up, registers, and refuses a second transfer URL", func() {
-		serve, err := gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn", "--paydo-source", "127.0.0.2"), GinkgoWriter, GinkgoWriter)
+		serve, err := gexec.Start(exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn", "--paydo-source", "127.0.0.2"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() {
 			serve.Signal(syscall.SIGTERM)
@@ -146,18 +147,18 @@ var _ = Describe("ipnlab send paydo", func() {
 		ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { remote.Store(r.RemoteAddr) }))
 		defer ack.Close()
 
-		s := run("send", "paydo", emu, "--to", ack.URL, "--kind", "transfer", "--param", "status=3", "--then", "2", "--set", "transaction.currency=USD")
+		s := run("send", "paydo", emu, "--listener", ack.URL, "--kind", "transfer", "--param", "status=3", "--then", "2", "--set", "transaction.currency=USD")
 		Expect(s).To(gexec.Exit(0))
 		Expect(s.Out).To(gbytes.Say(`id=pd_\S+ transaction=\S+ kind=transfer status="Sent"\n.*status="Sent"`))
 		Expect(remote.Load()).To(HavePrefix("127.0.0.2:"))
 
-		Expect(run("paydo", "register", emu, "--user", "acme", "--url", ack.URL)).To(gexec.Exit(0))
-		r := run("paydo", "register", emu, "--user", "acme", "--url", ack.URL+"/x")
+		Expect(run("paydo", "register", emu, "--user", "acme", "--listener", ack.URL)).To(gexec.Exit(0))
+		r := run("paydo", "register", emu, "--user", "acme", "--listener", ack.URL+"/x")
 		Expect(r).To(gexec.Exit(2))
 		Expect(r.Err).To(gbytes.Say("PayDo allows one transfer IPN URL per user"))
 		Expect(run("send", "paydo", emu, "--kind", "transfer", "--user", "acme")).To(gexec.Exit(0))
 
-		bad := run("send", "paydo", emu, "--to", ack.URL, "--set", "transaction.status:=two")
+		bad := run("send", "paydo", emu, "--listener", ack.URL, "--set", "transaction.status:=two")
 		Expect(bad).To(gexec.Exit(2))
 		Expect(bad.Err).To(gbytes.Say(`"two" is not valid JSON`))
 		Expect(run("fixtures", "show", "checkout", "--seed", "1").Out).To(gbytes.Say(`"invoice":\{"id":`))
@@ -167,7 +168,7 @@ var _ = Describe("ipnlab send paydo", func() {
 var _ = Describe("ipnlab lab", func() {
 	It("runs the emulator and the reference listener wired together", func() {
 		db := filepath.Join(GinkgoT().TempDir(), "lab.db")
-		lab, err := gexec.Start(exec.Command(binary, "lab", "--addr", "127.0.0.1:0", "--listener-addr", "127.0.0.1:0", "--clock", "manual",
+		lab, err := gexec.Start(exec.Command(binary, "lab", "--emulator-addr", "127.0.0.1:0", "--listener-addr", "127.0.0.1:0", "--clock", "manual",
 			"--listener-db", db, "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() {
@@ -226,7 +227,7 @@ var _ = Describe("ipnlab lab", func() {
 
 var _ = Describe("ipnlab listen after kill -9", func() {
 	It("replays what it acked and credits it exactly once", func() {
-		serve, err := gexec.Start(exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+		serve, err := gexec.Start(exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() {
 			serve.Signal(syscall.SIGTERM)
@@ -257,7 +258,7 @@ var _ = Describe("ipnlab listen after kill -9", func() {
 		// The verifier is down: the listener acks, then cannot verify.
 		Expect(run("fault", "set", "drop", emu)).To(gexec.Exit(0))
 		l1, base := listen()
-		s := run("send", "paypal", emu, "--to", base+"/ipn/paypal", "--param", "gross=33.00", "--param", "payer_email=customer@example.com")
+		s := run("send", "paypal", emu, "--listener", base+"/ipn/paypal", "--param", "gross=33.00", "--param", "payer_email=customer@example.com")
 		Expect(s.Out).To(gbytes.Say(`status="Sent"`))
 		Eventually(func() string { return get(emuURL + "/api/v1/postbacks") }).Should(ContainSubstring(`"fault": "drop"`))
 		l1.Kill() // SIGKILL: no shutdown, nothing flushed by us
@@ -278,7 +279,7 @@ var _ = Describe("ipnlab conform and run", func() {
 		defer idle.Close()
 		dir := GinkgoT().TempDir()
 		s := run("conform", "--listener", idle.URL, "--emulator-addr", "127.0.0.1:0", "--focus", "PP-ACK-GENUINE,PP-POSTBACK-SENT,PP-VERIFY-CRLF",
-			"--postback-wait", "500ms", "--seed", "77", "--report", filepath.Join(dir, "r.json"), "--junit", filepath.Join(dir, "r.xml"), "--listener-version", "1.2.3")
+			"--postback-wait", "500ms", "--seed", "77", "--report", filepath.Join(dir, "r.json"), "--junit", filepath.Join(dir, "r.xml"), "--listener-version", "1.2.3", "--api-token", "s3cret-token")
 		Expect(s).To(gexec.Exit(1))
 		Expect(s.Out).To(gbytes.Say(`!! your listener acknowledged 3 PayPal messages but posted none of them back to http://127.0.0.1:\d+/cgi-bin/webscr`))
 		Expect(s.Out).To(gbytes.Say(`ok   PP-ACK-GENUINE`))
@@ -293,13 +294,22 @@ var _ = Describe("ipnlab conform and run", func() {
 		Expect(string(js)).To(ContainSubstring(`"id": "PP-VERIFY-CRLF"`))
 		Expect(string(js)).To(ContainSubstring(`"status": "blocked"`))
 		Expect(string(js)).To(ContainSubstring(`"blocked_by": [`))
+		Expect(string(js)).NotTo(ContainSubstring("s3cret-token"))
 		var head struct {
 			APIVersion, Kind string
 			Tool             struct{ Name, Version string }
 			Implementation   struct{ Version string }
 			Checks           []struct{ ID, Requirement, Replay string }
+			Config           map[string]any
+			Replay, Error    string
 		}
 		Expect(json.Unmarshal(js, &head)).To(Succeed())
+		Expect(head.Config).To(HaveKeyWithValue("listener", idle.URL))
+		Expect(head.Config).To(HaveKeyWithValue("postback_wait", "500ms"))
+		Expect(head.Config).To(HaveKeyWithValue("seed", BeNumerically("==", 77)))
+		Expect(head.Config).To(HaveKeyWithValue("api_token", "[redacted]"))
+		Expect(head.Replay).To(Equal("ipnlab conform --seed 77 --listener " + idle.URL + " --emulator-addr 127.0.0.1:0 --postback-wait 500ms --focus PP-ACK-GENUINE,PP-POSTBACK-SENT,PP-VERIFY-CRLF"))
+		Expect(head.Error).To(BeEmpty())
 		Expect(head.APIVersion).To(Equal("conformance.ipnlab/v1"))
 		Expect(head.Kind).To(Equal("ConformanceReport"))
 		Expect(head.Tool.Name).To(Equal("ipnlab"))
@@ -337,16 +347,43 @@ var _ = Describe("ipnlab conform and run", func() {
 		Expect(s.Err).To(gbytes.Say(`no Docker engine answers \(.*\): start one \(dockerd, or systemctl start docker\), or run your listener yourself and give conform --listener`))
 	})
 
-	It("exits 2 when the harness cannot run", func() {
-		s := run("conform", "--listener", "http://127.0.0.1:1/ipn", "--emulator-addr", "127.0.0.1:0")
-		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say("not reachable"))
-		s = run("conform")
-		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say("listener is required"))
-		s = run("conform", "--listener", "http://127.0.0.1:1/ipn", "--level", "business")
-		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say("level business needs probe"))
+	It("exits 2 when the harness cannot run, and still writes the reports asked for, saying why", func() {
+		dir := GinkgoT().TempDir()
+		bad := filepath.Join(dir, "bad.yaml")
+		Expect(os.WriteFile(bad, []byte("listenr: http://127.0.0.1:1/ipn\n"), 0o644)).To(Succeed())
+		for _, tc := range []struct {
+			args []string
+			why  string
+		}{
+			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--emulator-addr", "127.0.0.1:0"}, "not reachable"},
+			{nil, "listener is required"},
+			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--level", "business"}, "level business needs probe"},
+			{[]string{"--config", bad}, `field listenr not found`},
+			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--listener-port", "9"}, "--listener-port needs --listener-image"},
+		} {
+			js, junit := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.xml")
+			s := run(append([]string{"conform", "--report", js, "--junit", junit, "--api-token", "s3cret-token"}, tc.args...)...)
+			Expect(s).To(gexec.Exit(2), tc.why)
+			Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(tc.why)))
+			var rep struct {
+				Kind, Error string
+				Config      map[string]any
+			}
+			raw, err := os.ReadFile(js)
+			Expect(err).NotTo(HaveOccurred(), tc.why)
+			Expect(json.Unmarshal(raw, &rep)).To(Succeed())
+			Expect(rep.Kind).To(Equal("ConformanceReport"))
+			Expect(rep.Error).To(ContainSubstring(tc.why))
+			Expect(rep.Config).To(HaveKeyWithValue("api_token", "[redacted]"))
+			suites, err := junitparser.IngestFile(junit)
+			Expect(err).NotTo(HaveOccurred(), tc.why)
+			Expect(suites).To(HaveLen(1))
+			Expect(suites[0].Tests).To(HaveLen(1))
+			Expect(suites[0].Tests[0].Status).To(Equal(junitparser.StatusError))
+			Expect(suites[0].Tests[0].Error.Error()).To(ContainSubstring(tc.why))
+			Expect(os.Remove(js)).To(Succeed())
+			Expect(os.Remove(junit)).To(Succeed())
+		}
 	})
 
 	It("runs one bundled scenario step by step, and lists them", func() {
@@ -388,7 +425,7 @@ var _ = Describe("ipnlab load", func() {
 		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
 		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
 
-		s := run("load", "--to", "http://"+addr+"/ipn/paypal", "--emulator-addr", emuAddr, "--count", "300", "--concurrency", "8", "--kind", "web_accept,cart")
+		s := run("load", "--listener", "http://"+addr+"/ipn/paypal", "--emulator-addr", emuAddr, "--count", "300", "--concurrency", "8", "--kind", "web_accept,cart")
 		Expect(s).To(gexec.Exit(0))
 		Expect(s.Err).To(gbytes.Say(`emulator at http://` + regexp.QuoteMeta(emuAddr) + `: postbacks to`))
 		Expect(s.Err).To(gbytes.Say(`(?m)^done +[0-9.]+s  sent 300 `))
@@ -406,7 +443,7 @@ var _ = Describe("ipnlab load", func() {
 			}
 		}))
 		DeferCleanup(flaky.Close)
-		s := run("load", "--to", flaky.URL, "--emulator-addr", "127.0.0.1:0", "--count", "40", "--concurrency", "4",
+		s := run("load", "--listener", flaky.URL, "--emulator-addr", "127.0.0.1:0", "--count", "40", "--concurrency", "4",
 			"--no-retries", "--settle", "10ms", "--quiet", "--json")
 		Expect(s).To(gexec.Exit(0))
 		var rep struct {
@@ -429,20 +466,20 @@ var _ = Describe("ipnlab load", func() {
 	It("exits 2 with a precise message on bad flags and an unreachable listener", func() {
 		s := run("load")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(`a target URL is required`))
-		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--rate", "5", "--concurrency", "2")
+		Expect(s.Err).To(gbytes.Say(`the listener URL is required`))
+		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--rate", "5", "--concurrency", "2")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`--rate and --concurrency: give one`))
-		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--provider", "stripe")
+		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--provider", "stripe")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`provider "stripe": want paypal or paydo`))
-		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--kind", "nope")
+		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--kind", "nope")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`paypal kind "nope": want one of`))
-		s = run("load", "--to", "http://"+freeAddr()+"/ipn", "--emulator-addr", "127.0.0.1:0", "--count", "1")
+		s = run("load", "--listener", "http://"+freeAddr()+"/ipn", "--emulator-addr", "127.0.0.1:0", "--count", "1")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`does not accept connections: .*connection refused \(use --backlog to simulate an outage\)`))
-		s = run("load", "--to", "http://127.0.0.1:1/ipn", "--duration", "soon")
+		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--duration", "soon")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`invalid argument "soon" for "--duration"`))
 	})

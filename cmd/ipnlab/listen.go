@@ -247,7 +247,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 				return err
 			}
 			token := apiToken(tokenFlag)
-			if err := checkExposure("addr", addr, token); err != nil {
+			if err := checkExposure("emulator-addr", addr, token); err != nil {
 				return err
 			}
 			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf}, APIToken: token}, addr)
@@ -298,7 +298,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:8700", "the emulator's address")
+	f.StringVar(&addr, "emulator-addr", "127.0.0.1:8700", "the emulator's address")
 	f.StringVar(&listenerAddr, "listener-addr", "127.0.0.1:8701", "the reference listener's address")
 	f.StringVar(&clockMode, "clock", "real", "clock: real, manual or scale:N")
 	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal or strict")
@@ -306,5 +306,6 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	lf.add(c, "listener-")
+	renamed(f, "addr", "emulator-addr")
 	return c
 }

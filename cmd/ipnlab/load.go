@@ -25,10 +25,10 @@ func newLoad() *cobra.Command {
 		asJSON, quiet                 bool
 	)
 	c := &cobra.Command{
-		Use:   "load --to URL",
+		Use:   "load --listener URL",
 		Short: "Drive a listener with realistic IPNs at a rate or concurrency, and report what it did",
 		Long: `Send realistic notifications (fixtures, unique transaction ids) to the listener
-at --to from an emulator of its own, and report the achieved rate, the
+at --listener from an emulator of its own, and report the achieved rate, the
 listener's answers (status counts, ack latency percentiles), the retries
 PayPal's schedule made, and the postbacks the emulator verified (PayDo: the
 status lookups it answered).
@@ -96,10 +96,10 @@ the run could not start or was interrupted (the report so far is printed).`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfg.Target, "to", "", "the listener's notification URL (required)")
+	f.StringVar(&cfg.Target, "listener", "", "the listener's notification URL (required)")
 	f.StringVar(&cfg.Provider, "provider", load.PayPal, "paypal or paydo")
 	f.StringSliceVar(&cfg.Kinds, "kind", nil, "fixture kinds sent in turn (default web_accept; paydo: checkout); see 'ipnlab fixtures list'")
-	f.StringVar(&cfg.PayerEmail, "payer", "", "every PayPal message's payer email (a customer your listener knows)")
+	f.StringVar(&cfg.PayerEmail, "payer-email", "", "every PayPal message's payer email (a customer your listener knows)")
 	f.Float64Var(&cfg.Rate, "rate", 0, "messages per second (instead of --concurrency)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "messages whose first delivery may be in flight at once (default 8)")
 	f.DurationVar(&cfg.Duration, "duration", 0, "how long to send (default 10s unless --count or --backlog is given)")
@@ -119,6 +119,8 @@ the run could not start or was interrupted (the report so far is printed).`,
 	f.DurationVar(&cfg.ProgressEvery, "progress", 0, "how often the progress line updates (default 1s)")
 	f.BoolVar(&quiet, "quiet", false, "no progress line")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	renamed(f, "to", "listener")
+	renamed(f, "payer", "payer-email")
 	return c
 }
 

@@ -19,7 +19,7 @@ import (
 
 // startServe starts `ipnlab serve` with args and returns it with its base URL.
 func startServe(args ...string) (*gexec.Session, string) {
-	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "info"}, args...)
+	all := append([]string{"serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "info"}, args...)
 	s, err := gexec.Start(exec.Command(binary, all...), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(\S+)`))
@@ -78,7 +78,7 @@ var _ = Describe("ipnlab serve --store", func() {
 
 	It("after kill -9 with a delivery in flight, records it as interrupted and resumes its retry at the scheduled clock time", func() {
 		serve, base := startServe("--store", store, "--ack-timeout", "1m")
-		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--to", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
+		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--listener", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
 		serve.Kill()
@@ -109,7 +109,7 @@ var _ = Describe("ipnlab serve --store", func() {
 
 	It("on SIGTERM lets the running delivery finish within --shutdown-timeout, keeps it, and exits 0", func() {
 		serve, base := startServe("--store", store, "--shutdown-timeout", "20s")
-		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--to", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
+		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--listener", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
 		serve.Signal(syscall.SIGTERM)
@@ -138,7 +138,7 @@ var _ = Describe("ipnlab serve --store", func() {
 			serve.Signal(syscall.SIGTERM)
 			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		})
-		s = run("serve", "--addr", "127.0.0.1:0", "--store", store)
+		s = run("serve", "--emulator-addr", "127.0.0.1:0", "--store", store)
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`journal is in use by another process`))
 	})
@@ -152,7 +152,7 @@ var _ = Describe("ipnlab backup", func() {
 		DeferCleanup(listener.Close)
 		serve, base := startServe("--store", "sqlite:"+path)
 		DeferCleanup(func() { serve.Kill().Wait() })
-		send := run("send", "paypal", "--emulator", base, "--to", listener.URL)
+		send := run("send", "paypal", "--emulator", base, "--listener", listener.URL)
 		Expect(send).To(gexec.Exit(0))
 		Expect(path).To(BeAnExistingFile())
 
@@ -173,14 +173,14 @@ var _ = Describe("ipnlab backup", func() {
 
 var _ = Describe("ipnlab serve on a shared network", func() {
 	It("refuses a non-loopback address without an API token", func() {
-		s := run("serve", "--addr", "0.0.0.0:0")
+		s := run("serve", "--emulator-addr", "0.0.0.0:0")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(`--addr 0.0.0.0:0: not a loopback address: set an API token (--api-token or IPNLAB_API_TOKEN)`)))
+		Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(`--emulator-addr 0.0.0.0:0: not a loopback address: set an API token (--api-token or IPNLAB_API_TOKEN)`)))
 	})
 
 	It("requires the token on the control API (never logging it), and the CLI sends it from IPNLAB_API_TOKEN", func() {
 		const token = "s3cret-token-for-the-spec"
-		cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "debug")
+		cmd := exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "debug")
 		cmd.Env = append(cmd.Environ(), "IPNLAB_API_TOKEN="+token)
 		serve, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())

@@ -37,8 +37,8 @@ func newSendPayDo() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "paydo",
 		Short: "Send a PayDo notification (transfer or checkout), with copies and follow-up statuses",
-		Example: `  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind transfer --param status=3 --then 2
-  ipnlab send paydo --to http://127.0.0.1:8701/ipn/paydo --kind checkout --set invoice.metadata.customer=c-42 --copies 5
+		Example: `  ipnlab send paydo --listener http://127.0.0.1:8701/ipn/paydo --kind transfer --param status=3 --then 2
+  ipnlab send paydo --listener http://127.0.0.1:8701/ipn/paydo --kind checkout --set invoice.metadata.customer=c-42 --copies 5
   ipnlab send paydo --kind checkout --set transaction.state:=4 --project shop`,
 		Args: noArgs,
 	}
@@ -65,7 +65,8 @@ func newSendPayDo() *cobra.Command {
 		return nil
 	})
 	f := c.Flags()
-	f.StringVar(&to, "to", "", "the listener URL; default: the project's or user's registered URL")
+	f.StringVar(&to, "listener", "", "the listener URL; default: the project's or user's registered URL")
+	renamed(f, "to", "listener")
 	f.StringVar(&kind, "kind", "transfer", "transfer or checkout")
 	f.StringArrayVar(&set, "set", nil, "override a field by path: path=text or path:=JSON (transaction.status:=2); repeatable")
 	f.StringArrayVar(&params, "param", nil, "pin a value: amount=25.00, currency=EUR, status=3, identifier=..., invoice_id=..., txid=..., order_id=..., amount_as_string=true")
@@ -133,14 +134,15 @@ func newPayDo() *cobra.Command {
 	b := emulatorFlag(reg)
 	reg.Flags().StringVar(&project, "project", "", "project (checkout notifications)")
 	reg.Flags().StringVar(&user, "user", "", "user (transfer notifications; one URL each)")
-	reg.Flags().StringVar(&url, "url", "", "the IPN URL")
+	reg.Flags().StringVar(&url, "listener", "", "the IPN URL: your listener's")
+	renamed(reg.Flags(), "url", "listener")
 	reg.Flags().BoolVar(&remove, "remove", false, "remove the registration")
 	reg.RunE = func(cmd *cobra.Command, _ []string) error {
 		if (project == "") == (user == "") {
 			return usageError{fmt.Errorf("give --project or --user, one of the two")}
 		}
 		if (url == "") != remove {
-			return usageError{fmt.Errorf("give --url, or --remove")}
+			return usageError{fmt.Errorf("give --listener, or --remove")}
 		}
 		cl, err := dial(*b)
 		if err != nil {
@@ -162,9 +164,9 @@ func newSendPayPal() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "paypal",
 		Short: "Send a PayPal IPN (generated from a kind, or a raw body replayed byte for byte)",
-		Example: `  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --kind cart --param items=3
-  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --set custom=order-42 --charset UTF-8
-  ipnlab send paypal --to http://127.0.0.1:8701/ipn/paypal --raw captured.txt`,
+		Example: `  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --kind cart --param items=3
+  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --set custom=order-42 --charset UTF-8
+  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --raw-file captured.txt`,
 		Args: noArgs,
 	}
 	base := emulatorFlag(c)
@@ -190,7 +192,7 @@ func newSendPayPal() *cobra.Command {
 		if rawFile != "" {
 			raw, err := os.ReadFile(rawFile)
 			if err != nil {
-				return usageError{fmt.Errorf("--raw: %w", err)}
+				return usageError{fmt.Errorf("--raw-file: %w", err)}
 			}
 			req.RawBase64 = encodeRaw(raw)
 		}
@@ -205,7 +207,7 @@ func newSendPayPal() *cobra.Command {
 		return nil
 	})
 	f := c.Flags()
-	f.StringVar(&to, "to", "", "the listener URL (the per-payment notify_url); default: the profile's URL")
+	f.StringVar(&to, "listener", "", "the listener URL (the per-payment notify_url); default: the profile's URL")
 	f.StringVar(&kind, "kind", "web_accept", "message kind (ipnlab fixtures list)")
 	f.StringArrayVar(&set, "set", nil, "set a field: name=value (repeatable; keeps its place or appends)")
 	f.StringArrayVar(&unset, "unset", nil, "remove a field (repeatable)")
@@ -213,14 +215,16 @@ func newSendPayPal() *cobra.Command {
 	f.StringVar(&charset, "charset", "", "message charset (default windows-1252)")
 	f.StringVar(&flavour, "flavour", "", "paypal (default) or simulator (the IPN Simulator's quirks)")
 	f.Uint64Var(&seed, "seed", 0, "seed for this message's values")
-	f.StringVar(&rawFile, "raw", "", "send this file's bytes exactly")
+	f.StringVar(&rawFile, "raw-file", "", "send this file's bytes exactly")
 	f.BoolVar(&asJSON, "json", false, "print the message as JSON")
 	f.StringVar(&lifecycle, "lifecycle", "", "send a lifecycle instead (ipnlab fixtures list), each step at its clock offset")
+	renamed(f, "to", "listener")
+	renamed(f, "raw", "raw-file")
 	return c
 }
 
 func sendLifecycle(cmd *cobra.Command, cl *client.Client, name, to, charset string, seed uint64, params []string, asJSON bool) error {
-	for _, flag := range []string{"kind", "set", "unset", "raw", "flavour"} {
+	for _, flag := range []string{"kind", "set", "unset", "raw-file", "flavour"} {
 		if cmd.Flags().Changed(flag) {
 			return usageError{fmt.Errorf("--lifecycle and --%s do not go together", flag)}
 		}

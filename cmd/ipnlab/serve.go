@@ -66,7 +66,7 @@ Simulator, clock) is at /. On start it prints one line:
 				return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", shutdownTimeout)}
 			}
 			token := apiToken(tokenFlag)
-			if err := checkExposure("addr", addr, token); err != nil {
+			if err := checkExposure("emulator-addr", addr, token); err != nil {
 				return err
 			}
 			allowlist, err := parseAllow(allow, cmd.Flags().Changed("allow"))
@@ -123,12 +123,12 @@ Simulator, clock) is at /. On start it prints one line:
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:8700", "address to listen on")
+	f.StringVar(&addr, "emulator-addr", "127.0.0.1:8700", "address the emulator listens on")
 	f.StringVar(&clockMode, "clock", "real", "clock: real, manual (moves only via the API) or scale:N (N times faster)")
 	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal (as the live service) or strict (the documentation's letter)")
 	f.DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "a delivery not answered within this is a failure")
 	f.IntVar(&retries, "retries", 15, "PayPal resends before giving up (16 reaches PayPal's 'four days')")
-	f.StringVar(&notifyURL, "notify-url", "", "the account's IPN URL (notifications are on when set)")
+	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's (notifications are on when set)")
 	f.BoolVar(&ipnOff, "ipn-off", false, "start with notifications off (messages wait as Disabled)")
 	f.StringVar(&recvEmail, "receiver-email", emulator.DefaultReceiverEmail, "the merchant's receiver_email")
 	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
@@ -147,6 +147,8 @@ Simulator, clock) is at /. On start it prints one line:
 	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
 	f.IntVar(&historyLimit, "history-limit", 100_000, "finished messages kept in History (oldest leave first; 0: all)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long running deliveries may finish")
+	renamed(f, "addr", "emulator-addr")
+	renamed(f, "notify-url", "listener")
 	return c
 }
 

@@ -64,7 +64,7 @@ func newProfile() *cobra.Command {
 			return err
 		}
 		if cmd.Flags().NFlag() > 0 && !(cmd.Flags().NFlag() == 1 && cmd.Flags().Changed("emulator")) {
-			if cmd.Flags().Changed("notify-url") {
+			if cmd.Flags().Changed("listener") {
 				p.NotifyURL = notifyURL
 			}
 			if cmd.Flags().Changed("receiver-email") {
@@ -86,7 +86,8 @@ func newProfile() *cobra.Command {
 		return printJSON(cmd.OutOrStdout(), p)
 	}
 	f := c.Flags()
-	f.StringVar(&notifyURL, "notify-url", "", "the account's IPN URL")
+	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's")
+	renamed(f, "notify-url", "listener")
 	f.BoolVar(&on, "on", false, "switch notifications on (sends held messages)")
 	f.BoolVar(&off, "off", false, "switch notifications off")
 	f.StringVar(&email, "receiver-email", "", "the merchant's receiver_email")

@@ -117,7 +117,7 @@ func WithFault(f emulator.FaultRequest) Option {
 // WithNotifyURL sets the account's IPN URL (and turns notifications on).
 func WithNotifyURL(url string) Option {
 	return func(s *settings) error {
-		s.args = append(s.args, "--notify-url", url)
+		s.args = append(s.args, "--listener", url)
 		return nil
 	}
 }
@@ -158,7 +158,7 @@ func Run(ctx context.Context, img string, opts ...testcontainers.ContainerCustom
 	}
 	ready := containers.NewReady(readyLine, "/healthz", s.timeout)
 	base := []testcontainers.ContainerCustomizer{
-		testcontainers.WithCmd(append([]string{"serve", "--addr", "127.0.0.1:0"}, s.args...)...),
+		testcontainers.WithCmd(append([]string{"serve", "--emulator-addr", "127.0.0.1:0"}, s.args...)...),
 		containers.HostNetwork(),
 		testcontainers.WithWaitStrategy(ready),
 	}

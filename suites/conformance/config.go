@@ -80,7 +80,7 @@ type Config struct {
 
 	// APIToken, if set, is required on the emulator's control API; without
 	// it the emulator must listen on loopback (emulator.CheckExposure).
-	APIToken string `yaml:"api_token" env:"IPNLAB_API_TOKEN"`
+	APIToken string `yaml:"api_token" env:"IPNLAB_API_TOKEN" secret:"true"`
 
 	// EmulatorListener, if set, is used instead of listening on
 	// EmulatorAddr (Go callers that must know the port first).
@@ -329,6 +329,49 @@ func (c *Config) settingFlags() []string {
 		out = append(out, "--live")
 	}
 	return out
+}
+
+// Redacted stands for a secret's value in reports.
+const Redacted = "[redacted]"
+
+// Resolved is the configuration as reports show it: every option by its
+// YAML name, durations as text, secrets (fields tagged secret) redacted.
+// Read by reflection, so an option added to Config is reported too.
+func (c Config) Resolved() map[string]any {
+	out := map[string]any{}
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name := f.Tag.Get("yaml")
+		if name == "" || name == "-" {
+			continue
+		}
+		switch val := v.Field(i).Interface().(type) {
+		case time.Duration:
+			out[name] = val.String()
+		case Level:
+			out[name] = string(val)
+		default:
+			out[name] = val
+			if f.Tag.Get("secret") == "true" && !v.Field(i).IsZero() {
+				out[name] = Redacted
+			}
+		}
+	}
+	return out
+}
+
+// replayRun is the command line that runs the same selection of checks
+// again with seed, against the same listener.
+func (c *Config) replayRun(seed uint64) string {
+	args := []string{"ipnlab", "conform", "--seed", strconv.FormatUint(seed, 10)}
+	args = append(args, c.settingFlags()...)
+	for _, f := range []struct{ flag, v string }{{"focus", c.Focus}, {"label-filter", c.LabelFilter}} {
+		if f.v != "" {
+			args = append(args, "--"+f.flag, shellQuote(f.v))
+		}
+	}
+	return strings.Join(args, " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -34,6 +34,14 @@ type Report struct {
 	} `json:"implementation"`
 	Seed  uint64 `json:"seed"`
 	Level Level  `json:"level"`
+	// Config is the configuration the run resolved, secrets redacted.
+	Config map[string]any `json:"config"`
+	// Replay is the command that runs the same checks again with the
+	// same messages.
+	Replay string `json:"replay,omitempty"`
+	// Error is the harness error that stopped the run, or that left
+	// nothing judged: the listener was not checked (exit 2).
+	Error string `json:"error,omitempty"`
 	// Notices are what to check first when many checks fail for one
 	// cause outside the listener's logic (e.g. it never posted back).
 	Notices []string `json:"notices,omitempty"`
@@ -78,9 +86,9 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 		return Report{}, err
 	}
 	defer s.Close()
-	rep := Report{APIVersion: ReportAPIVersion, Kind: ReportKind, Tool: version.Read(), Seed: s.Seed(), Level: s.cfg.Level}
+	rep := newReport(s.cfg, s.Seed())
+	rep.Replay = s.cfg.replayRun(s.Seed())
 	clockStart := s.emu.Clock().Now()
-	rep.Implementation.Name, rep.Implementation.Version = cfg.Name, cfg.Version
 	checks := Checks()
 	rep.Checks = make([]Result, len(checks))
 	// Four phases: ordinary checks, Parallel at a time; then the checks
@@ -154,9 +162,28 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	rep.Seconds = time.Since(start).Seconds()
 	rep.SimulatedSeconds = s.emu.Clock().Now().Sub(clockStart).Seconds()
 	if sum := rep.Summary; sum.Passed+sum.Failed+sum.Blocked+sum.Errors == 0 {
-		return rep, fmt.Errorf("%w: %s", ErrNothingRan, strings.Join(rep.notRun(), "; "))
+		err := fmt.Errorf("%w: %s", ErrNothingRan, strings.Join(rep.notRun(), "; "))
+		rep.Error = err.Error()
+		return rep, err
 	}
 	return rep, nil
+}
+
+func newReport(cfg Config, seed uint64) Report {
+	rep := Report{APIVersion: ReportAPIVersion, Kind: ReportKind, Tool: version.Read(), Seed: seed, Level: cfg.Level, Config: cfg.Resolved()}
+	rep.Implementation.Name, rep.Implementation.Version = cfg.Name, cfg.Version
+	return rep
+}
+
+// HarnessFailure is the report of a run the harness could not make (a
+// bad configuration, an unreachable listener, no Docker engine): no check
+// judged, the error said, so that CI's report steps find their files and
+// show why.
+func HarnessFailure(cfg Config, err error) Report {
+	rep := newReport(cfg, cfg.Seed)
+	rep.Error = err.Error()
+	rep.Summary.Errors = 1
+	return rep
 }
 
 // notRun says why the checks that were not judged did not run, one line
@@ -366,6 +393,14 @@ func (r Report) WriteJUnit(path string) error {
 			span[1] = max(span[1], c.Started+c.Seconds)
 			spans[i] = span
 		}
+	}
+	if r.Error != "" {
+		// The harness error as a case of its own, so that CI shows the
+		// run red and says why, whatever ran before it.
+		out.Suites = append(out.Suites, junitSuite{Name: "ipnlab conformance harness", Tests: 1, Errors: 1, Cases: []junitCase{{
+			Name: "harness: the run started and judged checks", Classname: "ipnlab conformance harness",
+			Error: &junitMessage{Message: r.Error, Text: r.Error},
+		}}})
 	}
 	// A suite's time is the wall time its checks took, which ran side by
 	// side: not the sum of their times.

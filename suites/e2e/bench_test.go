@@ -83,7 +83,7 @@ var processReady = regexp.MustCompile(`ready addr=(\S+)`)
 
 // startProcess runs the binary as the image would and waits for /healthz.
 func startProcess(bin, sub string) (func(), error) {
-	cmd := exec.Command(bin, sub, "--addr", "127.0.0.1:0", "--log-level", "error")
+	cmd := exec.Command(bin, sub, "--emulator-addr", "127.0.0.1:0", "--log-level", "error")
 	cmd.Dir = os.TempDir()
 	out, err := cmd.StdoutPipe()
 	if err != nil {

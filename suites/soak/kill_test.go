@@ -32,7 +32,7 @@ type child struct {
 }
 
 func (c *child) start() {
-	s, err := gexec.Start(exec.Command(c.binary, "serve", "--addr", c.addr, "--clock", "manual", "--store", "sqlite:"+c.store,
+	s, err := gexec.Start(exec.Command(c.binary, "serve", "--emulator-addr", c.addr, "--clock", "manual", "--store", "sqlite:"+c.store,
 		"--ack-timeout", "10s", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(s.Out).WithTimeout(20 * time.Second).Should(gbytes.Say(`ready addr=`))
