@@ -43,7 +43,8 @@ func LoadFile(path string) (*Scenario, error) {
 	return Parse(path, raw)
 }
 
-// stepKinds are the step keys, in the order the docs list them.
+// stepKinds are the step keys, in the order the docs list them (each
+// documented in stepDocs).
 var stepKinds = []string{"send", "generate", "resend", "fault", "clear_fault", "outage", "advance", "expect"}
 
 // Parse reads and checks a scenario; name is used in error messages.
@@ -66,10 +67,10 @@ func ParseFor(name string, data []byte, plugins []string) (*Scenario, error) {
 		providers: append(slices.Clip(builtinProviders), plugins...)}
 	sc := &Scenario{File: name}
 	top := map[string]*yaml.Node{}
-	if err := l.mapping(root, "the scenario", []string{"name", "description", "provider", "values", "steps"}, top); err != nil {
+	if err := l.mapping(root, "the scenario", topKeys(false), top); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"name", "provider", "steps"} {
+	for _, k := range topKeys(true) {
 		if top[k] == nil {
 			return nil, l.at(root, "%s is required", k)
 		}
@@ -84,7 +85,7 @@ func ParseFor(name string, data []byte, plugins []string) (*Scenario, error) {
 	l.provider = sc.Provider
 	sc.Values = ValuesNeutral
 	if v := top["values"]; v != nil {
-		if err := l.oneOf(v, "values", v.Value, []string{ValuesNeutral, ValuesRealistic}); err != nil {
+		if err := l.oneOf(v, "values", v.Value, valueModes); err != nil {
 			return nil, err
 		}
 		sc.Values = v.Value
@@ -486,12 +487,12 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		return err
 	}
 	if e.Verdict != "" {
-		if err := l.oneOf(n, "verdict", e.Verdict, []string{"VERIFIED", "INVALID", "none"}); err != nil {
+		if err := l.oneOf(n, "verdict", e.Verdict, verdicts); err != nil {
 			return err
 		}
 	}
 	if e.History != "" {
-		if err := l.oneOf(n, "history", e.History, []string{"Queued", "Sent", "Retrying", "Failed", "Disabled"}); err != nil {
+		if err := l.oneOf(n, "history", e.History, historyStatuses); err != nil {
 			return err
 		}
 	}

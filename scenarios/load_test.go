@@ -30,6 +30,16 @@ var _ = Describe("Loading scenarios", func() {
 		}
 	})
 
+	It("documents every key, step kind and field it accepts", func() {
+		ref := scenarios.Reference()
+		for _, kind := range []string{"send", "generate", "resend", "fault", "clear_fault", "outage", "advance", "expect"} {
+			Expect(ref).To(MatchRegexp("(?m)^### "+kind+"\n\n[A-Z].+\\.\n"), kind)
+		}
+		Expect(ref).NotTo(MatchRegexp(`(?m)\|\s*\|$`), "a field without a doc tag")
+		_, err := scenarios.Parse("example", []byte(scenarios.WorkedExample))
+		Expect(err).NotTo(HaveOccurred())
+	})
+
 	It("reads a file and keeps each step's line", func() {
 		path := filepath.Join(GinkgoT().TempDir(), "dup.yaml")
 		Expect(os.WriteFile(path, []byte(head+"  - send: {as: pay, kind: web_accept}\n  - resend: {message: pay}\n  - expect: {txn: \"${pay.txn_id}\", effects: 1}\n"), 0o600)).To(Succeed())

@@ -62,55 +62,59 @@ func (*Outage) Key() string     { return "outage" }
 func (*Advance) Key() string    { return "advance" }
 func (*Expect) Key() string     { return "expect" }
 
+// The step types' fields carry their documentation in a doc tag: the
+// loader validates against these types, and Reference (docs/scenarios.md)
+// is generated from them, so the two cannot drift apart.
+
 // Send sends a notification to the listener under test.
 type Send struct {
 	at       `yaml:"-"`
-	As       string         `yaml:"as"`       // name for references: ${as.txn_id}
-	Provider string         `yaml:"provider"` // default: the scenario's
-	Kind     string         `yaml:"kind"`     // fixture kind (PayPal) or transfer/checkout (PayDo)
-	From     string         `yaml:"from"`     // a generated lifecycle step, "alias.step", sent byte for byte
-	Params   map[string]any `yaml:"params"`   // pinned values (see ipnlab send --param)
-	Set      map[string]any `yaml:"set"`      // field overrides (PayPal: name: text; PayDo: path: JSON value)
-	Unset    []string       `yaml:"unset"`    // PayPal fields to remove
-	Charset  string         `yaml:"charset"`
-	Flavour  string         `yaml:"flavour"`
-	Copies   int            `yaml:"copies"`   // identical copies, delivered concurrently
-	Raw      string         `yaml:"raw"`      // PayPal body sent byte for byte
-	Fault    *Fault         `yaml:"fault"`    // a verifier fault for this message's postbacks
-	Then     []int          `yaml:"then"`     // PayDo follow-up statuses for the same transaction
-	Interval string         `yaml:"interval"` // PayDo: clock time between follow-ups
-	Source   string         `yaml:"source"`   // PayDo: the local IP it leaves from ("stranger" for the configured stranger)
-	// ForwardedFor is PayDo's X-Forwarded-For ("paydo" for the configured PayDo address).
-	ForwardedFor string `yaml:"forwarded_for"`
-	Seed         uint64 `yaml:"seed"`
+	As       string         `yaml:"as" doc:"a name for this message, for later steps and references: ${NAME.txn_id}"`
+	Provider string         `yaml:"provider" doc:"paypal or paydo (or a plug-in's name); default: the scenario's"`
+	Kind     string         `yaml:"kind" doc:"what to generate: a PayPal kind (default web_accept), or transfer or checkout (PayDo, required)"`
+	From     string         `yaml:"from" doc:"PayPal: send a generated lifecycle's step byte for byte: NAME.STEP"`
+	Params   map[string]any `yaml:"params" doc:"pin generated values (the params below); strings may hold references"`
+	Set      map[string]any `yaml:"set" doc:"override fields: PayPal name: text (keeps its place or appends); PayDo path: JSON value"`
+	Unset    []string       `yaml:"unset" doc:"PayPal: fields to remove"`
+	Charset  string         `yaml:"charset" doc:"PayPal: the message's charset (default windows-1252), e.g. UTF-8, windows-1255"`
+	Flavour  string         `yaml:"flavour" doc:"PayPal: paypal (default) or simulator (the IPN Simulator's quirks)"`
+	Copies   int            `yaml:"copies" doc:"identical copies delivered concurrently, 1 to 1000 (default 1)"`
+	Raw      string         `yaml:"raw" doc:"PayPal: a body sent byte for byte, instead of a generated one"`
+	Fault    *Fault         `yaml:"fault" doc:"a verifier fault for this message's postbacks only: kind, count, delay (see the fault step)"`
+	Then     []int          `yaml:"then" doc:"PayDo: follow-up statuses (transfer) or states (checkout) for the same transaction"`
+	Interval string         `yaml:"interval" doc:"PayDo: clock time between follow-ups, e.g. 10m (default: right after)"`
+	Source   string         `yaml:"source" doc:"PayDo: the local IP it leaves from; stranger for the configured stranger address"`
+	// ForwardedFor is PayDo's X-Forwarded-For.
+	ForwardedFor string `yaml:"forwarded_for" doc:"PayDo: the X-Forwarded-For it carries; paydo for PayDo's configured address"`
+	Seed         uint64 `yaml:"seed" doc:"seed for this message's values (default: derived from the run's seed)"`
 }
 
 // Generate makes a lifecycle's messages without sending them, so that steps
 // can send them in any order with `from`.
 type Generate struct {
 	at        `yaml:"-"`
-	As        string         `yaml:"as"`
-	Lifecycle string         `yaml:"lifecycle"`
-	Params    map[string]any `yaml:"params"`
-	Charset   string         `yaml:"charset"`
-	Seed      uint64         `yaml:"seed"`
+	As        string         `yaml:"as" doc:"required: the name steps send its messages by, with from: NAME.STEP"`
+	Lifecycle string         `yaml:"lifecycle" doc:"which lifecycle (below); its steps are named as listed there"`
+	Params    map[string]any `yaml:"params" doc:"pin generated values (PayPal params, below)"`
+	Charset   string         `yaml:"charset" doc:"the messages' charset (default windows-1252)"`
+	Seed      uint64         `yaml:"seed" doc:"seed for the messages' values"`
 	steps     []string       // the lifecycle's step names, found at load time
 }
 
 // Resend resends a message by hand (PayPal adds resend=true).
 type Resend struct {
 	at      `yaml:"-"`
-	Message string `yaml:"message"`
+	Message string `yaml:"message" doc:"required: the name of an earlier send"`
 }
 
 // Fault makes the verifier misbehave for the next Count postbacks (0: until
 // cleared), for one message or for all.
 type Fault struct {
 	at      `yaml:"-"`
-	Kind    string `yaml:"kind"`
-	Count   int    `yaml:"count"`
-	Delay   string `yaml:"delay"`
-	Message string `yaml:"message"` // an alias; empty for every message
+	Kind    string `yaml:"kind" doc:"how the verifier misbehaves (fault kinds, below)"`
+	Count   int    `yaml:"count" doc:"only the next N postbacks (default 0: until clear_fault)"`
+	Delay   string `yaml:"delay" doc:"slow: how long the answer takes, e.g. 35s, or ack+5s for 5 s past the ack window"`
+	Message string `yaml:"message" doc:"only this earlier send's postbacks (default: every message's)"`
 }
 
 // parseDelay reads Delay: a duration, or "ack+D" for D past the
@@ -135,13 +139,13 @@ type ClearFault struct {
 // Outage takes the listener down (every delivery fails) or brings it back.
 type Outage struct {
 	at   `yaml:"-"`
-	Down bool `yaml:"down"`
+	Down bool `yaml:"down" doc:"true: every delivery to the listener fails from now; false: it is reachable again"`
 }
 
 // Advance moves the emulator's manual clock.
 type Advance struct {
 	at `yaml:"-"`
-	By string `yaml:"by"` // 90s, 15m, 96h, 4d
+	By string `yaml:"by" doc:"how far: 90s, 15m, 96h, 4d; returns when the deliveries then due are done"`
 }
 
 // Duration is how far the step moves the clock (steps built in Go are
@@ -154,26 +158,26 @@ func (a *Advance) Duration() (time.Duration, error) { return clock.ParseDuration
 type Expect struct {
 	at `yaml:"-"`
 	// About a message (an alias).
-	Message      string `yaml:"message"`
-	Acked        *bool  `yaml:"acked"`         // acknowledged with a 200
-	AckStatus    int    `yaml:"ack_status"`    // HTTP status of its last attempt
-	History      string `yaml:"history"`       // History status: Sent, Retrying, Failed ...
-	Verdict      string `yaml:"verdict"`       // the last postback's: VERIFIED, INVALID, or none
-	AnyVerified  bool   `yaml:"any_verified"`  // some postback of it was VERIFIED
-	PostbacksMax int    `yaml:"postbacks_max"` // no more postbacks than this
-	UserAgent    bool   `yaml:"user_agent"`    // every postback carried a User-Agent
-	VerifyURL    bool   `yaml:"verify_url"`    // it was posted back to the emulator's verifier at all
-	Within       string `yaml:"within"`        // how long to wait for a postback (wall time, default 5s)
+	Message      string `yaml:"message" doc:"the earlier send the message expectations are about"`
+	Acked        *bool  `yaml:"acked" doc:"it was (true) or was not (false) acknowledged with HTTP 200"`
+	AckStatus    int    `yaml:"ack_status" doc:"the HTTP status of its last delivery attempt"`
+	History      string `yaml:"history" doc:"its IPN History status: Queued, Sent, Retrying, Failed or Disabled"`
+	Verdict      string `yaml:"verdict" doc:"its last postback's verdict: VERIFIED, INVALID, or none (never posted back)"`
+	AnyVerified  bool   `yaml:"any_verified" doc:"some postback of it was VERIFIED"`
+	PostbacksMax int    `yaml:"postbacks_max" doc:"it was posted back no more than this many times"`
+	UserAgent    bool   `yaml:"user_agent" doc:"every postback of it carried a User-Agent"`
+	VerifyURL    bool   `yaml:"verify_url" doc:"it was posted back to the emulator's verifier at all"`
+	Within       string `yaml:"within" doc:"how long to wait for a postback, wall time (default: the run's --postback-wait)"`
 
 	// About a transaction, through the probe.
-	Txn       string `yaml:"txn"`      // a txn id, usually a reference: ${pay.txn_id}
-	Provider  string `yaml:"provider"` // default: the scenario's
-	Effects   *int   `yaml:"effects"`  // how many ledger effects (0 also when the probe has no such transaction)
-	Net       string `yaml:"net"`      // net of the effects in Currency
-	Currency  string `yaml:"currency"` // default USD (PayPal), EUR (PayDo)
-	TxnStatus string `yaml:"txn_status"`
-	Held      *bool  `yaml:"held"`
-	PayerName string `yaml:"payer_name"`
+	Txn       string `yaml:"txn" doc:"the transaction the txn expectations are about, usually a reference: ${pay.txn_id}"`
+	Provider  string `yaml:"provider" doc:"whose transaction: paypal or paydo (default: the scenario's)"`
+	Effects   *int   `yaml:"effects" doc:"how many ledger effects it has (0 also when the probe does not know it)"`
+	Net       string `yaml:"net" doc:"the net of its effects in currency, e.g. 0.00 or -25.00"`
+	Currency  string `yaml:"currency" doc:"the currency net is in (default USD for PayPal, EUR for PayDo)"`
+	TxnStatus string `yaml:"txn_status" doc:"the status the listener records for it, e.g. Completed, Pending"`
+	Held      *bool  `yaml:"held" doc:"it is (true) or is not (false) held for review"`
+	PayerName string `yaml:"payer_name" doc:"the payer's name as the listener stored it (charset checks)"`
 }
 
 // wait is Within read (0 when empty: the run's own window applies).

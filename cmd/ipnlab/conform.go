@@ -215,17 +215,22 @@ func newRun() *cobra.Command {
 		flags      conformance.Config
 		configFile string
 		list       bool
+		reference  bool
 	)
 	c := &cobra.Command{
 		Use:   "run FILE|NAME|CHECK-ID",
 		Short: "Run one scenario (a YAML file, a bundled one by name, or the one a conformance check runs) against a listener, step by step",
 		Args: func(c *cobra.Command, args []string) error {
-			if list {
-				return nil
+			if list || reference {
+				return noArgs(c, args)
 			}
 			return exactArgs(1)(c, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if reference {
+				fmt.Fprint(cmd.OutOrStdout(), scenarios.Reference())
+				return nil
+			}
 			if list {
 				names, err := catalog.Names()
 				if err != nil {
@@ -283,5 +288,6 @@ func newRun() *cobra.Command {
 	}
 	settingFlags(c.Flags(), &flags, &configFile)
 	c.Flags().BoolVar(&list, "list", false, "list the bundled scenarios")
+	c.Flags().BoolVar(&reference, "reference", false, "print the scenario format's reference (Markdown, docs/scenarios.md) and exit")
 	return c
 }

@@ -78,7 +78,7 @@ var _ = Describe("Flags", func() {
 				// The others: what the command does instead of a run, and
 				// the listener image's (imageFlags, checked by their specs).
 				if options.Lookup(f.Name) == nil && !strings.HasPrefix(f.Name, "listener-") {
-					Expect([]string{"help", "list", "catalog", "gallery"}).To(ContainElement(f.Name), "%s --%s is not bound to the config", name, f.Name)
+					Expect([]string{"help", "list", "reference", "catalog", "gallery"}).To(ContainElement(f.Name), "%s --%s is not bound to the config", name, f.Name)
 				}
 			})
 			for i := range fields.NumField() {

@@ -133,6 +133,24 @@ var _ = Describe("The conformance suite", func() {
 		Expect(string(doc)).To(ContainSubstring(conformance.Catalog()), "regenerate with: ipnlab conform --catalog")
 	})
 
+	It("keeps docs/scenarios.md's format reference current, and its worked example passes against the reference listener", func() {
+		doc, err := os.ReadFile("../../docs/scenarios.md")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(doc)).To(ContainSubstring(scenarios.Reference()), "regenerate with: ipnlab run --reference")
+
+		sc, err := scenarios.Parse("worked example", []byte(scenarios.WorkedExample))
+		Expect(err).NotTo(HaveOccurred())
+		ln := freeListener()
+		ref := referenceListener(ln)
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL
+		s, err := conformance.NewSession(context.Background(), cfg)
+		Expect(err).NotTo(HaveOccurred())
+		defer s.Close()
+		res := s.RunScenario(context.Background(), sc, 0, GinkgoWriter)
+		Expect(res.Status).To(Equal(scenarios.Passed), "%s\n%s", res.Message, strings.Join(res.Evidence, "\n"))
+	})
+
 	It("checks every registered check's scenario exists and names a MUST or SHOULD", func() {
 		for _, c := range conformance.Checks() {
 			Expect(c.Requirement).To(MatchRegexp(` (MUST|SHOULD) `), c.ID)
