@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -245,7 +246,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // WriteConsole prints the results grouped by level and provider.
 func (r Report) WriteConsole(w io.Writer) {
-	fmt.Fprintf(w, "ipnlab conformance: %s %s (seed %d, level %s)\n", r.Implementation.Name, r.Implementation.Version, r.Seed, r.Level)
+	fmt.Fprintf(w, "ipnlab conformance: %s (seed %d, level %s)\n", strings.TrimSpace(r.Implementation.Name+" "+r.Implementation.Version), r.Seed, r.Level)
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "\n!! %s\n", n)
 	}
@@ -340,12 +341,20 @@ type junitMessage struct {
 	Text    string `xml:",chardata"`
 }
 
+// millis rounds seconds to the millisecond, as JUnit readers show them.
+func millis(seconds float64) float64 { return math.Round(seconds*1000) / 1000 }
+
 // WriteJUnit writes the report as JUnit XML, one suite per level/provider.
 func (r Report) WriteJUnit(path string) error {
-	out := junitSuites{Name: "ipnlab conformance", Time: r.Seconds}
+	out := junitSuites{Name: "ipnlab conformance", Time: millis(r.Seconds)}
 	index := map[string]int{}
 	spans := map[int][2]float64{} // each suite's first start and last end, in seconds of the run
 	for _, c := range r.Checks {
+		if c.Status == scenarios.Disabled {
+			// Not selected (--focus, --label-filter): not part of this
+			// run's tests. The JSON report lists them.
+			continue
+		}
 		name := "ipnlab conformance " + string(c.Level) + " " + c.Provider
 		i, ok := index[name]
 		if !ok {
@@ -354,7 +363,7 @@ func (r Report) WriteJUnit(path string) error {
 			out.Suites = append(out.Suites, junitSuite{Name: name})
 		}
 		s := &out.Suites[i]
-		jc := junitCase{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: c.Seconds}
+		jc := junitCase{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: millis(c.Seconds)}
 		text := strings.Join(c.Evidence, "\n")
 		if c.Replay != "" {
 			text += "\nreplay: " + c.Replay
@@ -379,7 +388,7 @@ func (r Report) WriteJUnit(path string) error {
 		case scenarios.Error:
 			jc.Error = body
 			s.Errors++
-		case scenarios.Skipped, scenarios.Disabled:
+		case scenarios.Skipped:
 			jc.Skipped = body
 			s.Skipped++
 		}
@@ -407,7 +416,7 @@ func (r Report) WriteJUnit(path string) error {
 	for i := range out.Suites {
 		s := &out.Suites[i]
 		if span, ok := spans[i]; ok {
-			s.Time = span[1] - span[0]
+			s.Time = millis(span[1] - span[0])
 		}
 		out.Tests, out.Failures, out.Errors, out.Skipped = out.Tests+s.Tests, out.Failures+s.Failures, out.Errors+s.Errors, out.Skipped+s.Skipped
 	}

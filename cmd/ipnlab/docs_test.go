@@ -1,0 +1,86 @@
+package main_test
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+)
+
+// The failing run docs/ci.md shows is generated here, from a real run:
+// the spec fails when the page no longer matches what the binary prints,
+// and IPNLAB_UPDATE_DOCS=1 rewrites the page from the run instead.
+const (
+	ciDoc      = "../../docs/ci.md"
+	beginMark  = "<!-- begin generated: a failing run (cmd/ipnlab/docs_test.go; IPNLAB_UPDATE_DOCS=1 go test ./cmd/ipnlab regenerates it) -->\n"
+	endMark    = "<!-- end generated -->\n"
+	docsSeed   = "42"
+	docsFocus  = "PP-ACK-GENUINE,PP-REFUND"
+	docsMutant = "refund-as-payment"
+)
+
+// timings are the parts of a run that differ from one run to the next.
+var timings = regexp.MustCompile(`\d+(\.\d+)?(s|ms|µs)\b|time="[0-9.e+-]+"`)
+
+var _ = Describe("docs/ci.md", func() {
+	It("shows a failing run's console output and JUnit file as the binary really prints them", func() {
+		freeAddr := func() string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			defer ln.Close()
+			return ln.Addr().String()
+		}
+		emuAddr := freeAddr()
+		dir := GinkgoT().TempDir()
+		lst, err := gexec.Start(exec.Command(binary, "listen", "--mutant", docsMutant, "--customer", "customer@example.com=C1",
+			"--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "l.db"), "--verify-url", "http://"+emuAddr+"/cgi-bin/webscr", "--log-level", "error"),
+			GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			lst.Signal(syscall.SIGTERM)
+			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
+		})
+		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+
+		junit := filepath.Join(dir, "conformance.xml")
+		s := run("conform", "--listener", "http://"+addr+"/ipn/paypal", "--probe", "http://"+addr, "--focus", docsFocus,
+			"--seed", docsSeed, "--junit", junit, "--emulator-addr", emuAddr)
+		Expect(s).To(gexec.Exit(1))
+		xml, err := os.ReadFile(junit)
+		Expect(err).NotTo(HaveOccurred())
+
+		// As the reader runs it: the default ports, no --emulator-addr.
+		asDocumented := strings.NewReplacer(" --emulator-addr "+emuAddr, "", addr, "127.0.0.1:8701", emuAddr, "127.0.0.1:8700", dir+"/", "")
+		generated := beginMark + "```console\n" +
+			"$ ipnlab listen --mutant " + docsMutant + " --customer customer@example.com=C1 &\n" +
+			"$ ipnlab conform --listener http://127.0.0.1:8701/ipn/paypal --probe http://127.0.0.1:8701 \\\n" +
+			"    --focus " + docsFocus + " --seed " + docsSeed + " --junit conformance.xml\n" +
+			asDocumented.Replace(string(s.Out.Contents())) +
+			asDocumented.Replace(string(s.Err.Contents())) +
+			"$ echo $?\n1\n```\n\n`conformance.xml`, as CI systems read it:\n\n```xml\n" +
+			asDocumented.Replace(string(xml)) + "```\n" + endMark
+
+		doc, err := os.ReadFile(ciDoc)
+		Expect(err).NotTo(HaveOccurred())
+		before, rest, found := strings.Cut(string(doc), beginMark)
+		Expect(found).To(BeTrue(), "docs/ci.md has no generated block")
+		current, after, found := strings.Cut(rest, endMark)
+		Expect(found).To(BeTrue(), "docs/ci.md's generated block has no end")
+		if os.Getenv("IPNLAB_UPDATE_DOCS") != "" {
+			Expect(os.WriteFile(ciDoc, []byte(before+generated+after), 0o644)).To(Succeed())
+			return
+		}
+		Expect(timings.ReplaceAllString(beginMark+current+endMark, "T")).To(Equal(timings.ReplaceAllString(generated, "T")),
+			"docs/ci.md's failing run is not what the binary prints: IPNLAB_UPDATE_DOCS=1 go test ./cmd/ipnlab")
+	})
+})
