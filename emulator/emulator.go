@@ -17,6 +17,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
@@ -87,6 +88,11 @@ type Config struct {
 	// Providers are plugged in next to the built-in PayPal and PayDo
 	// (see Provider).
 	Providers []Provider
+	// Intercept, if set, makes the emulator an HTTPS proxy for PayPal's
+	// verify hosts, with certificates from this CA: a listener that
+	// hard-codes https://ipnpb.paypal.com reaches the verifier through
+	// HTTPS_PROXY (see package intercept).
+	Intercept *intercept.CA
 }
 
 // Observer hears, synchronously and before the event journal, of every
@@ -108,6 +114,7 @@ type Emulator struct {
 	paypal  *paypal.Service
 	paydo   *paydo.Service
 	bus     *events.Bus
+	proxy   *intercept.Proxy // nil unless Config.Intercept
 	log     *slog.Logger
 	handler http.Handler
 
@@ -226,7 +233,26 @@ func New(cfg Config) (*Emulator, error) {
 		e.mu.Unlock()
 	}
 	e.handler = e.routes()
+	if cfg.Intercept != nil {
+		e.proxy = intercept.NewProxy(cfg.Intercept, e.paypal)
+	}
+	e.handler = e.proxyRequests(e.handler)
 	return e, nil
+}
+
+// proxyRequests hands proxy requests (CONNECT, absolute URLs) to the
+// intercepting proxy, or refuses them when there is none.
+func (e *Emulator) proxyRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !intercept.IsProxyRequest(r):
+			next.ServeHTTP(w, r)
+		case e.proxy != nil:
+			e.proxy.ServeHTTP(w, r)
+		default:
+			http.Error(w, fmt.Sprintf("%s %s: this emulator is no proxy; start it with --intercept to stand in for PayPal's verify hosts", r.Method, r.Host), http.StatusForbidden)
+		}
+	})
 }
 
 // Restored tells what New loaded from the journal.
@@ -277,10 +303,17 @@ func (e *Emulator) Seed() uint64 { return e.cfg.Seed }
 // Close stops every scheduled delivery and waits for running ones.
 func (e *Emulator) Close() {
 	e.stopStreams()
+	e.closeProxy()
 	if e.engine != nil {
 		e.engine.Close()
 	}
 	e.closeWriter()
+}
+
+func (e *Emulator) closeProxy() {
+	if e.proxy != nil {
+		_ = e.proxy.Close() // it serves nothing that must finish
+	}
 }
 
 // closeWriter commits what is queued and stops the journal writer; a
@@ -304,6 +337,7 @@ func (e *Emulator) streamContext(r *http.Request) (context.Context, context.Canc
 // the clock, so a journal resumes exactly here.
 func (e *Emulator) Shutdown(ctx context.Context) error {
 	e.stopStreams()
+	e.closeProxy()
 	err := e.engine.Shutdown(ctx)
 	e.report(e.saveClock(e.clock.Now()))
 	e.closeWriter()

@@ -103,7 +103,9 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 	}
 	if l.client == nil {
 		l.client = &http.Client{
-			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+			// HTTPS_PROXY is heard, as by most listeners (ipnlab --intercept
+			// relies on it); loopback verify URLs are never proxied.
+			Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}

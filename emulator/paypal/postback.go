@@ -20,18 +20,21 @@ const MaxPostbackBytes = 1 << 20
 
 // PostbackRecord is what the verifier saw and answered.
 type PostbackRecord struct {
-	ID        string      `json:"id"`
-	Time      time.Time   `json:"time"` // clock time
-	MessageID string      `json:"message_id,omitempty"`
-	Method    string      `json:"method"`
-	URI       string      `json:"uri"`
-	Host      string      `json:"host"`
-	Header    http.Header `json:"headers"`
-	Body      []byte      `json:"-"`
-	Verdict   Verdict     `json:"verdict"`
-	Fault     FaultKind   `json:"fault,omitempty"`
-	Status    int         `json:"response_status"` // 0 when the connection was dropped
-	Answer    string      `json:"response_body"`
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"` // clock time
+	MessageID string    `json:"message_id,omitempty"`
+	Method    string    `json:"method"`
+	URI       string    `json:"uri"`
+	Host      string    `json:"host"`
+	// Endpoint is the PayPal environment of Host, when it is PayPal's
+	// (reached through the intercepting proxy).
+	Endpoint Endpoint    `json:"endpoint,omitempty"`
+	Header   http.Header `json:"headers"`
+	Body     []byte      `json:"-"`
+	Verdict  Verdict     `json:"verdict"`
+	Fault    FaultKind   `json:"fault,omitempty"`
+	Status   int         `json:"response_status"` // 0 when the connection was dropped
+	Answer   string      `json:"response_body"`
 	// BodyBytes is the body's length as received when only its first
 	// MaxUnattachedBody bytes were kept (a postback of no known message).
 	BodyBytes int `json:"body_bytes,omitempty"`
@@ -143,10 +146,24 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.Secrets) > 0 {
 		body = []byte(s.redact(string(body)))
 	}
-	v := s.Check(Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent())})
+	endpoint, legacy := EndpointOf(r.Host)
+	pb := Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent()), Endpoint: endpoint}
+	v := s.Check(pb)
 	rec := &PostbackRecord{
 		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: s.redact(r.URL.RequestURI()),
-		Host: r.Host, Header: s.redactHeader(r.Header), Body: body, Verdict: v,
+		Host: r.Host, Endpoint: endpoint, Header: s.redactHeader(r.Header), Body: body, Verdict: v,
+	}
+	if legacy && s.cfg.Mode == ModeStrict {
+		// The documentation's letter: the legacy host redirects to the
+		// current one, and a client that follows with a GET loses the body.
+		to := "https://" + HostOf(endpoint) + r.URL.RequestURI()
+		rec.Verdict = Verdict{Result: Invalid, MessageID: v.MessageID, Rule: RuleLegacyHost, Findings: []Finding{{Rule: RuleLegacyHost, Fatal: true,
+			Expected: HostOf(endpoint), Got: r.Host,
+			Detail: fmt.Sprintf("%s is PayPal's legacy verify host: it redirects to %s, and a client that follows the redirect with a GET posts nothing back", r.Host, to)}}}
+		rec.Status = http.StatusFound
+		s.record(rec)
+		http.Redirect(w, r, to, http.StatusFound)
+		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)

@@ -34,8 +34,10 @@ type Rule string
 // The rules, roughly from most to least specific.
 const (
 	RuleMethod         Rule = "method"          // not a POST
+	RuleLegacyHost     Rule = "legacy-host"     // strict: www.paypal.com redirects, the body is lost
 	RuleMalformed      Rule = "malformed"       // not valid form encoding
 	RuleCmdMissing     Rule = "cmd-missing"     // no cmd=_notify-validate
+	RuleEndpoint       Rule = "endpoint"        // a sandbox message to the live host, or a live one to the sandbox
 	RuleUnknownMessage Rule = "unknown-message" // matches no message sent
 	RuleCharset        Rule = "charset"         // a value re-encoded in another charset
 	RuleCRLF           Rule = "crlf"            // CRLF and LF swapped in a value
@@ -53,7 +55,7 @@ const (
 // Rules lists every rule, most specific first: a verdict's Rule is the
 // first of its fatal findings in this order.
 var Rules = []Rule{
-	RuleMethod, RuleMalformed, RuleCmdMissing, RuleUnknownMessage, RuleCharset, RuleCRLF,
+	RuleMethod, RuleLegacyHost, RuleMalformed, RuleCmdMissing, RuleEndpoint, RuleUnknownMessage, RuleCharset, RuleCRLF,
 	RulePlusSpace, RuleValueChanged, RuleFieldDropped, RuleFieldRenamed, RuleFieldAdded, RuleOrder,
 	RuleEncoding, RuleCmdPlacement, RuleUserAgent,
 }

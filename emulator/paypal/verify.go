@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -17,6 +18,75 @@ type Postback struct {
 	RawQuery  string
 	Body      []byte
 	UserAgent string
+	// Endpoint is the PayPal environment whose host it was posted to
+	// (through the intercepting proxy), or none: the emulator's own URL.
+	Endpoint Endpoint
+}
+
+// Endpoint is the PayPal environment a verify host belongs to.
+type Endpoint string
+
+// The environments; EndpointNone is the emulator's own address, which
+// stands for whichever the message needs.
+const (
+	EndpointNone    Endpoint = ""
+	EndpointLive    Endpoint = "live"
+	EndpointSandbox Endpoint = "sandbox"
+)
+
+// Verify hosts, by environment.
+const (
+	LiveHost          = "ipnpb.paypal.com"
+	SandboxHost       = "ipnpb.sandbox.paypal.com"
+	LegacyLiveHost    = "www.paypal.com"
+	LegacySandboxHost = "www.sandbox.paypal.com"
+)
+
+// EndpointOf says which environment host (a Host header, with or without
+// a port) is PayPal's verifier for, and whether it is a legacy www. host.
+func EndpointOf(host string) (e Endpoint, legacy bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	switch strings.ToLower(strings.TrimSuffix(host, ".")) {
+	case LiveHost:
+		return EndpointLive, false
+	case SandboxHost:
+		return EndpointSandbox, false
+	case LegacyLiveHost:
+		return EndpointLive, true
+	case LegacySandboxHost:
+		return EndpointSandbox, true
+	}
+	return EndpointNone, false
+}
+
+// HostOf is the current verify host of an environment.
+func HostOf(e Endpoint) string {
+	if e == EndpointSandbox {
+		return SandboxHost
+	}
+	return LiveHost
+}
+
+// endpointFinding is the finding for a message posted back to the other
+// environment's verifier: PayPal's live service does not know sandbox
+// messages, nor the sandbox live ones, and answers INVALID.
+func endpointFinding(m *Message, got Endpoint) *Finding {
+	want := EndpointLive
+	if m.Sandbox {
+		want = EndpointSandbox
+	}
+	if got == EndpointNone || got == want {
+		return nil
+	}
+	what := "a live message (no test_ipn)"
+	if m.Sandbox {
+		what = "a sandbox message (test_ipn=1)"
+	}
+	return &Finding{Rule: RuleEndpoint, Fatal: true, Expected: HostOf(want), Got: HostOf(got),
+		Detail: fmt.Sprintf("%s was posted back to the %s verifier %s, which does not know it and answers INVALID: post it to %s (choose the host by test_ipn)",
+			what, got, HostOf(got), HostOf(want))}
 }
 
 // finder returns the messages a postback may be a copy of.
@@ -161,6 +231,11 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 		}
 	}
 	v.Findings = append(v.Findings, best...)
+	for _, m := range cands {
+		if f := endpointFinding(m, pb.Endpoint); m.ID == v.MessageID && f != nil {
+			v.Findings = append(v.Findings, *f)
+		}
+	}
 	return v
 }
 

@@ -1,0 +1,286 @@
+// Package intercept stands in for PayPal's verify hostnames, so that a
+// listener that hard-codes https://ipnpb.paypal.com reaches the emulator
+// with no change to its code: an HTTPS proxy (HTTPS_PROXY) that answers
+// CONNECT for PayPal's hosts only, terminates TLS with certificates from a
+// local CA that ipnlab makes once and keeps, and hands each request to the
+// verifier with the Host it was sent to. Nothing is ever dialled: every
+// other host is refused.
+package intercept
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Hosts are PayPal's verify hostnames: live and sandbox, current and legacy.
+var Hosts = []string{"ipnpb.paypal.com", "ipnpb.sandbox.paypal.com", "www.paypal.com", "www.sandbox.paypal.com"}
+
+// Files in the CA's directory.
+const (
+	CertFile   = "ca.pem"     // the CA certificate: trust this
+	keyFile    = "ca-key.pem" // its private key, readable by its owner only
+	BundleFile = "bundle.pem" // the system's roots followed by the CA, for SSL_CERT_FILE
+)
+
+// EnvDir names the CA's directory, over the default (DefaultDir).
+const EnvDir = "IPNLAB_CA_DIR"
+
+// ErrCA wraps every failure to load or make the CA.
+var ErrCA = errors.New("ipnlab CA")
+
+// CA is ipnlab's local certificate authority.
+type CA struct {
+	dir  string
+	cert *x509.Certificate
+	key  crypto.Signer
+
+	mu     sync.Mutex
+	leaves map[string]*tls.Certificate
+}
+
+// DefaultDir is where the CA is kept: $IPNLAB_CA_DIR, else ipnlab/ca in
+// the user's configuration directory.
+func DefaultDir() (string, error) {
+	if dir := os.Getenv(EnvDir); dir != "" {
+		return dir, nil
+	}
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("%w: no configuration directory (set %s): %v", ErrCA, EnvDir, err)
+	}
+	return filepath.Join(base, "ipnlab", "ca"), nil
+}
+
+// LoadOrCreate reads the CA kept in dir, making it the first time: one CA
+// per machine, so that what trusts it once keeps working.
+func LoadOrCreate(dir string) (*CA, error) {
+	ca, err := load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := create(dir); err != nil {
+			return nil, fmt.Errorf("%w: create in %s: %v", ErrCA, dir, err)
+		}
+		ca, err = load(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCA, dir, err)
+	}
+	return ca, nil
+}
+
+func load(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, keyFile))
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s do not make a key pair: %v", CertFile, keyFile, err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	key, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok || !cert.IsCA {
+		return nil, fmt.Errorf("%s is not a CA certificate with its signing key", CertFile)
+	}
+	return &CA{dir: dir, cert: cert, key: key, leaves: map[string]*tls.Certificate{}}, nil
+}
+
+// create makes the CA's key and certificate and the bundle. The files are
+// written under temporary names and renamed, so that two first runs at
+// once leave one whole CA.
+func create(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "ipnlab local CA (stands in for PayPal's verify hosts)", Organization: []string{"ipnlab"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := writeAtomic(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, BundleFile), append(systemRoots(), certPEM...), 0o644); err != nil {
+		return err
+	}
+	// The certificate last: load takes a CA whose certificate exists as whole.
+	return writeAtomic(filepath.Join(dir, CertFile), certPEM, 0o644)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// systemRoots is the system's CA bundle (empty when none is found), so
+// that a listener whose SSL_CERT_FILE points at the bundle still trusts
+// every other server it talks to.
+func systemRoots() []byte {
+	for _, path := range []string{
+		"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem",
+	} {
+		if raw, err := os.ReadFile(path); err == nil && bytes.Contains(raw, []byte("BEGIN CERTIFICATE")) {
+			return append(bytes.TrimRight(raw, "\n"), '\n')
+		}
+	}
+	return nil
+}
+
+// Dir is where the CA is kept.
+func (ca *CA) Dir() string { return ca.dir }
+
+// CertPath is the CA certificate's file: what a client must trust.
+func (ca *CA) CertPath() string { return filepath.Join(ca.dir, CertFile) }
+
+// BundlePath is the system's roots plus the CA, for variables that
+// replace the trusted roots rather than add to them.
+func (ca *CA) BundlePath() string { return filepath.Join(ca.dir, BundleFile) }
+
+// Pool is a certificate pool holding the CA alone.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// Env is what a listener's process needs to post back through the proxy
+// at proxyURL and trust the CA: HTTPS_PROXY for the clients that read it,
+// and the CA for Go and OpenSSL (SSL_CERT_FILE), Python requests
+// (REQUESTS_CA_BUNDLE), curl (CURL_CA_BUNDLE) and Node
+// (NODE_EXTRA_CA_CERTS). Loopback stays direct (NO_PROXY). certPath and
+// bundlePath are the files as the process sees them ("" for this CA's).
+func (ca *CA) Env(proxyURL, certPath, bundlePath string) []string {
+	if certPath == "" {
+		certPath, bundlePath = ca.CertPath(), ca.BundlePath()
+	}
+	return []string{
+		"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL,
+		"NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1",
+		"SSL_CERT_FILE=" + bundlePath, "REQUESTS_CA_BUNDLE=" + bundlePath, "CURL_CA_BUNDLE=" + bundlePath,
+		"NODE_EXTRA_CA_CERTS=" + certPath,
+	}
+}
+
+// leafFor returns a certificate for host signed by the CA, made once.
+func (ca *CA) leafFor(hosts ...string) (*tls.Certificate, error) {
+	key := strings.Join(hosts, ",")
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if c, ok := ca.leaves[key]; ok {
+		return c, nil
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"ipnlab"}},
+		NotBefore:    now.Add(-time.Hour),
+		// Short-lived: clients refuse leaves valid for more than about a year.
+		NotAfter:    now.AddDate(0, 0, 90),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &priv.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: priv}
+	ca.leaves[key] = c
+	return c, nil
+}
+
+// ServerConfig is a TLS configuration presenting a certificate for each
+// host a client names (SNI) among hosts, and for fallback when the client
+// names none (a client dialling an IP address). HTTP/1.1 only, as
+// PayPal's verifier.
+func (ca *CA) ServerConfig(fallback string, hosts ...string) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+			if name == "" {
+				return ca.leafFor(fallback)
+			}
+			if !slices.Contains(hosts, name) {
+				return nil, fmt.Errorf("ipnlab intercepts %s only, not %q", strings.Join(hosts, ", "), name)
+			}
+			return ca.leafFor(name)
+		},
+	}
+}
