@@ -29,6 +29,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -125,6 +126,9 @@ type Config struct {
 	// APIToken, if set, is required on the load emulator's control API
 	// (see emulator.CheckExposure for where it must be).
 	APIToken string
+	// Intercept, if set, makes the load's emulator stand in for PayPal's
+	// verify hosts (see emulator.Config.Intercept).
+	Intercept *intercept.CA
 }
 
 // Runner is a configured load with its emulator; Handler serves the
@@ -150,7 +154,7 @@ func New(cfg Config) (*Runner, error) {
 	transport.MaxIdleConnsPerHost = cfg.Connections
 	ecfg := emulator.Config{
 		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
-		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce,
+		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce, Intercept: cfg.Intercept,
 		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
 		Observer: emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup},
 		// Nobody reads the journal's events during a load; a small ring

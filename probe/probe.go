@@ -6,6 +6,8 @@
 // negative.
 package probe
 
+import "errors"
+
 // The contract's paths, under a listener's probe base URL.
 const (
 	TransactionsPath = "/probe/v1/transactions/" // + {provider}/{txn_id}
@@ -13,6 +15,10 @@ const (
 	IdlePath         = "/probe/v1/idle"          // ?wait=10s[&txn_id=...]
 	LogPath          = "/probe/v1/log"           // ?txn_id=...&limit=1000
 )
+
+// ErrNoTransaction is what a probe reader returns for a transaction the
+// listener does not know (the API's 404).
+var ErrNoTransaction = errors.New("the listener has no such transaction")
 
 // Effect is one balance effect of a transaction.
 type Effect struct {

@@ -80,7 +80,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	}
 	id := r.sent[e.Message].ID
 	view := func() emulator.MessageView { v, _ := emu.View(id); return v }
-	needPostback := e.Verdict == "VERIFIED" || e.Verdict == "INVALID" || e.AnyVerified || e.UserAgent || e.VerifyURL
+	needPostback := e.Verdict == "VERIFIED" || e.Verdict == "INVALID" || e.AnyVerified || e.UserAgent || e.VerifyURL || e.Endpoint
 	if needPostback {
 		// A listener that never posts back at all is judged after the usual
 		// wait, not after a longer `within` meant for one that is retrying.
@@ -128,6 +128,11 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	if e.VerifyURL && len(pbs) == 0 {
 		return fail(ev, "message %s was never posted back to the verifier within %s", e.Message, within)
 	}
+	if e.Endpoint {
+		if err := judgeEndpoint(e.Message, within, pbs, ev); err != nil {
+			return err
+		}
+	}
 	switch e.Verdict {
 	case "none":
 		if len(pbs) > 0 {
@@ -162,6 +167,32 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 				return fail(ev, "postback %s carried no User-Agent", p.ID)
 			}
 		}
+	}
+	return nil
+}
+
+// judgeEndpoint fails a message posted back to the other environment's
+// verify host, and skips one that never went to PayPal's hosts at all
+// (the listener posts to the emulator's own URL: which host it would
+// pick is not seen).
+func judgeEndpoint(alias string, within time.Duration, pbs []paypal.PostbackRecord, ev []string) error {
+	if len(pbs) == 0 {
+		return fail(ev, "message %s was never posted back within %s", alias, within)
+	}
+	reached := false
+	for _, p := range pbs {
+		if p.Endpoint == paypal.EndpointNone {
+			continue
+		}
+		reached = true
+		for _, f := range p.Verdict.Findings {
+			if f.Rule == paypal.RuleEndpoint {
+				return fail(ev, "message %s: %s", alias, f.Detail)
+			}
+		}
+	}
+	if !reached {
+		return &skip{msg: "the listener posted back to the emulator's own URL, not to PayPal's hosts: the host it picks is seen only when it posts to PayPal's (--intercept)"}
 	}
 	return nil
 }

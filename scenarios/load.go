@@ -468,7 +468,7 @@ func (l *loader) checkFault(n *yaml.Node, f *Fault) error {
 
 func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	hasMsg := e.Acked != nil || e.AckStatus != 0 || e.History != "" || e.Verdict != "" || e.AnyVerified ||
-		e.PostbacksMax != 0 || e.UserAgent || e.VerifyURL
+		e.PostbacksMax != 0 || e.UserAgent || e.VerifyURL || e.Endpoint
 	hasTxn := e.Effects != nil || e.Net != "" || e.TxnStatus != "" || e.Held != nil || e.PayerName != ""
 	switch {
 	case hasMsg && e.Message == "":

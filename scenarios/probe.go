@@ -3,7 +3,6 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +20,18 @@ type Probe struct {
 }
 
 // ErrNoTransaction is returned when the probe does not know a transaction.
-var ErrNoTransaction = errors.New("the listener has no such transaction")
+var ErrNoTransaction = probe.ErrNoTransaction
+
+// ProbeReader is what business expectations read: a listener's probe API
+// (Probe), or an adapter over its database (package sqlprobe).
+type ProbeReader interface {
+	// Transaction is one transaction, or ErrNoTransaction.
+	Transaction(ctx context.Context, provider, txnID string) (ProbeTransaction, error)
+	// Idle waits (up to wait) until the listener has nothing in progress
+	// for txns (and their children), or nothing at all when none are
+	// given.
+	Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error)
+}
 
 // NewProbe returns a client for the probe API under base.
 func NewProbe(base string) (*Probe, error) { return NewProbeWith(base, nil) }

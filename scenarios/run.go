@@ -27,7 +27,7 @@ type Env struct {
 	Targets map[string]string
 	// Probe reads the listener's business state; nil skips business
 	// expectations (protocol level only).
-	Probe *Probe
+	Probe ProbeReader
 	// PayerEmail is a customer the listener knows (default customer@example.com).
 	PayerEmail string
 	// StrangerSource is a local address the listener must not allowlist

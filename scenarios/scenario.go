@@ -167,6 +167,7 @@ type Expect struct {
 	PostbacksMax int    `yaml:"postbacks_max" doc:"it was posted back no more than this many times"`
 	UserAgent    bool   `yaml:"user_agent" doc:"every postback of it carried a User-Agent"`
 	VerifyURL    bool   `yaml:"verify_url" doc:"it was posted back to the emulator's verifier at all"`
+	Endpoint     bool   `yaml:"endpoint" doc:"it was posted back to its environment's verify host (test_ipn=1: ipnpb.sandbox.paypal.com, else ipnpb.paypal.com); skipped when it was posted to the emulator's own URL, not to PayPal's hosts (--intercept)"`
 	Within       string `yaml:"within" doc:"how long to wait for a postback, wall time (default: the run's --postback-wait)"`
 
 	// About a transaction, through the probe.

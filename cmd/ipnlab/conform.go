@@ -31,7 +31,8 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(configFile, "config", "", "YAML config (see docs/conformance.md)")
 	f.StringVar(&c.Listener, "listener", "", "the listener's PayPal endpoint, e.g. http://127.0.0.1:8701/ipn/paypal")
 	f.StringVar(&c.PayDoListener, "paydo-listener", "", "the listener's PayDo endpoint (enables the PayDo checks)")
-	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks)")
+	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks), or sql:DSN to read its database with --probe-map (sql:sqlite:PATH, sql:postgres://..., sql:mysql://...)")
+	f.StringVar(&c.ProbeMap, "probe-map", "", "with --probe sql:DSN: the YAML map of the SQL that answers the business checks (docs/probe.md)")
 	f.StringVar(&c.EmulatorAddr, "emulator-addr", d.EmulatorAddr, "where the emulator listens: the listener's verify URL must be http://ADDR/cgi-bin/webscr")
 	f.StringVar(&c.APIToken, "api-token", "", apiTokenHelp)
 	f.StringVar((*string)(&c.Level), "level", "", "protocol or business (default: business when --probe is given)")
@@ -46,6 +47,7 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.DurationVar(&c.PostbackWait, "postback-wait", d.PostbackWait, "longest wait for a postback")
 	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed); the same seed sends every check the same messages")
 	f.BoolVar(&c.Live, "live", false, "send messages as production does, without test_ipn=1 (for a listener configured as in production)")
+	f.BoolVar(&c.Intercept, "intercept", false, interceptHelp)
 }
 
 // suiteFlags bind what only a suite run has: which checks, the reports.

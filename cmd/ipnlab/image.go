@@ -15,6 +15,12 @@ import (
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
+// Where ipnlab's CA is mounted in a listener's container under --intercept.
+const (
+	containerCA     = "/etc/ipnlab/ca.pem"
+	containerBundle = "/etc/ipnlab/bundle.pem"
+)
+
 // imageFlags run the listener under test from a container image.
 type imageFlags struct {
 	image   string
@@ -71,10 +77,26 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 	if err != nil {
 		return nil, usageError{fmt.Errorf("the emulator cannot listen on %s: %w", cfg.EmulatorAddr, err)}
 	}
+	var mounts map[string]string
+	if cfg.Intercept {
+		// The proxy and the CA, as ipnlab ca env says, with the CA's files
+		// mounted in the container; --listener-env still wins.
+		ca, err := loadCA()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		mounts = map[string]string{containerCA: ca.CertPath(), containerBundle: ca.BundlePath()}
+		for _, kv := range ca.Env("http://"+ln.Addr().String(), containerCA, containerBundle) {
+			if k, v, _ := strings.Cut(kv, "="); env[k] == "" {
+				env[k] = v
+			}
+		}
+	}
 	lst, err := undertest.Start(ctx, undertest.Spec{
 		Image: f.image, Args: f.args, Env: env, Port: f.port, EmulatorAddr: ln.Addr().String(),
 		ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID, PayDoSource: cfg.PayDoSource,
-		StartupTimeout: f.startup, Output: verbose,
+		StartupTimeout: f.startup, Output: verbose, Mounts: mounts,
 	})
 	if err != nil {
 		ln.Close()

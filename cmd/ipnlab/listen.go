@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -228,14 +229,18 @@ func newLab() *cobra.Command {
 		addr, listenerAddr, clockMode, verify, logLevel, tokenFlag string
 		seed                                                       uint64
 		lf                                                         listenFlags
+		icpt                                                       interceptFlags
 	)
 	c := &cobra.Command{
 		Use:   "lab",
 		Short: "Run the emulator and the reference listener, wired together (what `make run` starts)",
-		Long: `Run the emulator on --addr and the reference listener on --listener-addr: the
+		Long: `Run the emulator on --emulator-addr and the reference listener on --listener-addr: the
 emulator's IPN URL is the listener's /ipn/paypal, PayDo's default project and
 user post to its /ipn/paydo, and the listener verifies against the emulator.
-New payers become customers (--listener-unknown-payers hold to refuse them).`,
+New payers become customers (--listener-unknown-payers hold to refuse them).
+With --intercept, --listener-verify-url may be PayPal's own
+(https://ipnpb.sandbox.paypal.com/cgi-bin/webscr): the listener reaches it
+through the emulator's proxy, as with HTTPS_PROXY.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, clk, mode, err := emulatorBasics(logLevel, clockMode, verify)
@@ -250,9 +255,20 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 			if err := checkExposure("emulator-addr", addr, token); err != nil {
 				return err
 			}
-			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf}, APIToken: token}, addr)
+			ca, err := icpt.ca()
 			if err != nil {
 				return err
+			}
+			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
+				APIToken: token, Intercept: ca}, addr)
+			if err != nil {
+				return err
+			}
+			if ca != nil {
+				// What HTTPS_PROXY and the CA's variables do for a listener
+				// in its own process.
+				proxy, _ := url.Parse(emu.URL())
+				cfg.Client = ca.Client(proxy)
 			}
 			stopEmu := func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -306,6 +322,7 @@ New payers become customers (--listener-unknown-payers hold to refuse them).`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	lf.add(c, "listener-")
+	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")
 	return c
 }

@@ -23,6 +23,7 @@ func newLoad() *cobra.Command {
 		cfg                           load.Config
 		emulatorAddr, mode, tokenFlag string
 		asJSON, quiet                 bool
+		icpt                          interceptFlags
 	)
 	c := &cobra.Command{
 		Use:   "load --listener URL",
@@ -54,6 +55,10 @@ the run could not start or was interrupted (the report so far is printed).`,
 			}
 			cfg.APIToken = apiToken(tokenFlag)
 			if err := checkExposure("emulator-addr", emulatorAddr, cfg.APIToken); err != nil {
+				return err
+			}
+			var err error
+			if cfg.Intercept, err = icpt.ca(); err != nil {
 				return err
 			}
 			r, err := load.New(cfg)
@@ -119,6 +124,7 @@ the run could not start or was interrupted (the report so far is printed).`,
 	f.DurationVar(&cfg.ProgressEvery, "progress", 0, "how often the progress line updates (default 1s)")
 	f.BoolVar(&quiet, "quiet", false, "no progress line")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	icpt.add(f, false)
 	renamed(f, "to", "listener")
 	renamed(f, "payer", "payer-email")
 	return c

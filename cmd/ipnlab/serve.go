@@ -34,6 +34,7 @@ func newServe() *cobra.Command {
 		retries, historyLimit                                           int
 		seed                                                            uint64
 		live, ipnOff                                                    bool
+		icpt                                                            interceptFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -94,15 +95,33 @@ Simulator, clock) is at /. On start it prints one line:
 			if jnl != nil {
 				cfg.Journal = jnl
 			}
+			ca, err := icpt.ca()
+			if err != nil {
+				return err
+			}
+			if icpt.intercept {
+				cfg.Intercept = ca
+			}
 			srv, err := emulator.Start(cfg, addr)
 			if err != nil {
 				return err
+			}
+			tlsVerifier, err := icpt.serveTLS(ca, token, srv.PayPal())
+			if err != nil {
+				return errors.Join(err, srv.Shutdown(context.Background()))
 			}
 			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
 				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
 			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
 				"store", storeSpec, "token", token != "", "allowlist", allowlist)
+			if icpt.intercept {
+				log.Info("intercepting PayPal's verify hosts", "https_proxy", srv.URL(), "ca", ca.CertPath(), "env", "ipnlab ca env --proxy "+srv.URL())
+			}
+			if tlsVerifier != nil {
+				defer tlsVerifier.Close()
+				log.Info("verifier over TLS", "verify_url", tlsVerifier.URL(), "ca", ca.CertPath())
+			}
 			if jnl != nil {
 				r := srv.Restored()
 				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
@@ -147,6 +166,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
 	f.IntVar(&historyLimit, "history-limit", 100_000, "finished messages kept in History (oldest leave first; 0: all)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long running deliveries may finish")
+	icpt.add(f, true)
 	renamed(f, "addr", "emulator-addr")
 	renamed(f, "notify-url", "listener")
 	return c

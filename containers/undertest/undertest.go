@@ -55,6 +55,9 @@ type Spec struct {
 	// Output receives the container's output as it runs (nil: only kept
 	// for Tail).
 	Output io.Writer
+	// Mounts are host files mounted read-only in the container, by their
+	// path in it (ipnlab's CA under conform --intercept).
+	Mounts map[string]string
 }
 
 // Listener is a running listener under test.
@@ -136,6 +139,9 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 	args := []string{"run", "--detach", "--network", "host", "--label", "ipnlab.undertest=true"}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		args = append(args, "--env", k+"="+env[k])
+	}
+	for _, in := range slices.Sorted(maps.Keys(spec.Mounts)) {
+		args = append(args, "--volume", spec.Mounts[in]+":"+in+":ro")
 	}
 	args = append(append(args, spec.Image), spec.Args...)
 	id, err := docker(ctx, args...)

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -282,5 +284,29 @@ func (ca *CA) ServerConfig(fallback string, hosts ...string) *tls.Config {
 			}
 			return ca.leafFor(name)
 		},
+	}
+}
+
+// Client is an HTTP client set up as HTTPS_PROXY=proxyURL and the CA's
+// variables set up a listener's: HTTPS goes through the proxy and trusts
+// the system's roots and the CA; plain HTTP goes direct. It follows no
+// redirects, as a listener posting back must not.
+func (ca *CA) Client(proxyURL *url.URL) *http.Client {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AddCert(ca.cert)
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy: func(r *http.Request) (*url.URL, error) {
+				if r.URL.Scheme == "https" {
+					return proxyURL, nil
+				}
+				return nil, nil
+			},
+			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

@@ -20,6 +20,8 @@ func owner(f paypal.Finding) string {
 		return "PP-VERIFY-PLUS"
 	case paypal.RuleCRLF:
 		return "PP-VERIFY-CRLF"
+	case paypal.RuleEndpoint:
+		return "PP-VERIFY-ENDPOINT"
 	case paypal.RuleFieldRenamed:
 		if strings.HasPrefix(f.Field, "transaction[") {
 			return "PP-VERIFY-ADAPTIVE"

@@ -115,6 +115,7 @@ func init() {
 		paypalProtocol("PP-VERIFY-PLUS", "A listener MUST keep '+' (space) and '%2B' (plus) apart in the postback.", "paypal-verify-plus", "postback", "encoding"),
 		paypalProtocol("PP-VERIFY-CRLF", "A listener MUST keep CRLF line breaks inside values in the postback.", "paypal-verify-crlf", "postback", "encoding"),
 		paypalProtocol("PP-VERIFY-EQUALS-AMPERSAND", "A listener MUST post back values containing '=' and '&' unchanged.", "paypal-verify-equals-ampersand", "postback", "encoding"),
+		paypalProtocol("PP-VERIFY-ENDPOINT", "A listener MUST post each message back to the verify host of its environment: sandbox messages (test_ipn=1) to ipnpb.sandbox.paypal.com, live ones to ipnpb.paypal.com.", "paypal-verify-endpoint", "postback", "intercept"),
 		paypalProtocol("PP-VERIFY-ADAPTIVE", "A listener MUST keep Adaptive Payments keys such as transaction[0].amount in the postback.", "paypal-verify-adaptive", "postback", "adaptive"),
 		paypalProtocol("PP-OUTAGE-UNREACHABLE", "A listener MUST get a message verified when the verifier cannot be reached: by its own retry, or by not acknowledging it so that PayPal resends.", "paypal-outage-unreachable", "postback", "outage"),
 		paypalProtocol("PP-OUTAGE-503-PAGE", "A listener MUST get a message verified when the verifier answers 503 with an HTML error page: by its own retry, or by not acknowledging it so that PayPal resends.", "paypal-outage-503-page", "postback", "outage"),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 )
 
@@ -29,7 +30,11 @@ type Config struct {
 	PayDoListener string `yaml:"paydo_listener" env:"IPNLAB_PAYDO_LISTENER"`
 	// Probe is the base URL of the probe API; empty limits the run to
 	// protocol checks.
-	Probe string `yaml:"probe" env:"IPNLAB_PROBE"`
+	// It may instead be sql:DSN, the listener's own database, read
+	// through ProbeMap (package sqlprobe).
+	Probe string `yaml:"probe" env:"IPNLAB_PROBE" secret:"dsn"`
+	// ProbeMap is the probe map file a sql: probe answers with.
+	ProbeMap string `yaml:"probe_map" env:"IPNLAB_PROBE_MAP"`
 	// EmulatorAddr is where the in-process emulator listens: the listener
 	// must use http://EmulatorAddr/cgi-bin/webscr as its verify URL.
 	EmulatorAddr string `yaml:"emulator_addr" env:"IPNLAB_EMULATOR_ADDR"`
@@ -77,6 +82,12 @@ type Config struct {
 	// clock, take the listener down or fault the verifier for every message
 	// always run alone, after the others.
 	Parallel int `yaml:"parallel" env:"IPNLAB_PARALLEL"`
+
+	// Intercept makes the emulator stand in for PayPal's verify hosts
+	// (an HTTPS proxy with ipnlab's CA, see package intercept): for a
+	// listener that hard-codes https://ipnpb.paypal.com, given
+	// HTTPS_PROXY and the CA (ipnlab ca env).
+	Intercept bool `yaml:"intercept" env:"IPNLAB_INTERCEPT"`
 
 	// APIToken, if set, is required on the emulator's control API; without
 	// it the emulator must listen on loopback (emulator.CheckExposure).
@@ -174,7 +185,16 @@ func (c *Config) Validate() error {
 	}
 	checkURL("listener", c.Listener, true)
 	checkURL("paydo_listener", c.PayDoListener, false)
-	checkURL("probe", c.Probe, false)
+	if strings.HasPrefix(c.Probe, sqlprobe.Scheme) {
+		if c.ProbeMap == "" {
+			probs = append(probs, "probe "+sqlprobe.Redact(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")
+		}
+	} else {
+		checkURL("probe", c.Probe, false)
+		if c.ProbeMap != "" {
+			probs = append(probs, "probe_map goes with a probe read from the listener's database: probe sql:DSN")
+		}
+	}
 	if c.Level == "" {
 		c.Level = Protocol
 		if c.Probe != "" {
@@ -304,12 +324,13 @@ func (c *Config) settingFlags() []string {
 	var out []string
 	str := func(flag, v, def string) {
 		if v != def {
-			out = append(out, "--"+flag, shellQuote(v))
+			out = append(out, "--"+flag, ShellQuote(v))
 		}
 	}
 	str("listener", c.Listener, "")
 	str("paydo-listener", c.PayDoListener, "")
-	str("probe", c.Probe, "")
+	str("probe", sqlprobe.Redact(c.Probe), "")
+	str("probe-map", c.ProbeMap, "")
 	if c.EmulatorListener == nil {
 		str("emulator-addr", c.EmulatorAddr, d.EmulatorAddr)
 	}
@@ -327,6 +348,9 @@ func (c *Config) settingFlags() []string {
 	str("postback-wait", c.PostbackWait.String(), d.PostbackWait.String())
 	if c.Live {
 		out = append(out, "--live")
+	}
+	if c.Intercept {
+		out = append(out, "--intercept")
 	}
 	return out
 }
@@ -353,8 +377,13 @@ func (c Config) Resolved() map[string]any {
 			out[name] = string(val)
 		default:
 			out[name] = val
-			if f.Tag.Get("secret") == "true" && !v.Field(i).IsZero() {
-				out[name] = Redacted
+			switch f.Tag.Get("secret") {
+			case "true":
+				if !v.Field(i).IsZero() {
+					out[name] = Redacted
+				}
+			case "dsn":
+				out[name] = sqlprobe.Redact(fmt.Sprint(val))
 			}
 		}
 	}
@@ -368,14 +397,15 @@ func (c *Config) replayRun(seed uint64) string {
 	args = append(args, c.settingFlags()...)
 	for _, f := range []struct{ flag, v string }{{"focus", c.Focus}, {"label-filter", c.LabelFilter}} {
 		if f.v != "" {
-			args = append(args, "--"+f.flag, shellQuote(f.v))
+			args = append(args, "--"+f.flag, ShellQuote(f.v))
 		}
 	}
 	return strings.Join(args, " ")
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell when it needs it (as replay
+// commands are printed).
+func ShellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@=+%") == "" {
 		return s
 	}

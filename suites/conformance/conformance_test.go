@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -24,11 +26,27 @@ import (
 // referenceListener starts the reference listener verifying against the
 // emulator that will listen on ln.
 func referenceListener(ln net.Listener) *httptest.Server {
+	return referenceListenerWith(ln, "http://"+ln.Addr().String()+"/cgi-bin/webscr", nil)
+}
+
+// referenceListenerDB starts it and says where its database is.
+func referenceListenerDB(ln net.Listener) (*httptest.Server, string) {
+	db := filepath.Join(GinkgoT().TempDir(), "ref.db")
+	return referenceListenerAt(ln, "http://"+ln.Addr().String()+"/cgi-bin/webscr", nil, db), db
+}
+
+// referenceListenerWith starts it posting back to verifyURL with client
+// (nil: its own).
+func referenceListenerWith(ln net.Listener, verifyURL string, client *http.Client) *httptest.Server {
+	return referenceListenerAt(ln, verifyURL, client, filepath.Join(GinkgoT().TempDir(), "ref.db"))
+}
+
+func referenceListenerAt(ln net.Listener, verifyURL string, client *http.Client, db string) *httptest.Server {
 	l, err := listener.New(listener.Config{
-		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
+		VerifyURL: verifyURL, Client: client,
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
-		DB:        filepath.Join(GinkgoT().TempDir(), "ref.db"),
+		DB:        db,
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -67,11 +85,20 @@ func byID(rep conformance.Report) map[string]conformance.Result {
 }
 
 var _ = Describe("The conformance suite", func() {
-	It("passes the reference listener on every check, protocol and business, PayPal and PayDo", func() {
+	It("passes the reference listener on every check, protocol and business, PayPal and PayDo, posting back to PayPal's sandbox host", func() {
+		// It posts back to https://ipnpb.sandbox.paypal.com through the
+		// emulator's proxy, as HTTPS_PROXY and ipnlab's CA make it do.
+		dir := filepath.Join(GinkgoT().TempDir(), "ca")
+		GinkgoT().Setenv(intercept.EnvDir, dir)
+		ca, err := intercept.LoadOrCreate(dir)
+		Expect(err).NotTo(HaveOccurred())
 		ln := freeListener()
-		ref := referenceListener(ln)
+		proxy, err := url.Parse("http://" + ln.Addr().String())
+		Expect(err).NotTo(HaveOccurred())
+		ref := referenceListenerWith(ln, "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr", ca.Client(proxy))
 		cfg := conformance.Defaults()
 		cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL+"/ipn/paydo", ref.URL
+		cfg.Intercept = true
 		cfg.AckTimeout, cfg.Name = 2*time.Second, "reference listener"
 		rep, err := conformance.RunAll(context.Background(), cfg, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +15,10 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -39,6 +42,8 @@ type Session struct {
 	seed uint64
 	// began is when the session started: checks' Started count from it.
 	began time.Time
+	// sqlProbe is the probe over the listener's database, if it is one.
+	sqlProbe *sqlprobe.Adapter
 }
 
 // NewSession checks cfg, starts the emulator and checks that the listener
@@ -47,11 +52,21 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
+	var ca *intercept.CA
+	if cfg.Intercept {
+		dir, err := intercept.DefaultDir()
+		if err == nil {
+			ca, err = intercept.LoadOrCreate(dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: --intercept: %v", ErrHarness, err)
+		}
+	}
 	emu, err := emulator.New(emulator.Config{
 		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal, Live: cfg.Live, APIToken: cfg.APIToken,
 		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
 		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
-		Logger:  discardLogger(),
+		Logger:  discardLogger(), Intercept: ca,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
@@ -80,12 +95,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
 		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
 	if cfg.Probe != "" && cfg.Level == Business {
-		if s.env.Probe, err = scenarios.NewProbe(cfg.Probe); err == nil {
-			_, err = s.env.Probe.Idle(ctx, 0)
-		}
-		if err != nil {
+		if s.env.Probe, err = s.openProbe(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, cfg.Probe, err)
+			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
 		}
 	}
 	return s, nil
@@ -115,6 +127,32 @@ func (s *Session) Close() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	s.emu.Close()
+	if s.sqlProbe != nil {
+		_ = s.sqlProbe.Close() // read only: nothing to lose
+	}
+}
+
+// openProbe opens the probe: the listener's probe API, answering, or its
+// database through a probe map, every query checked.
+func (s *Session) openProbe(ctx context.Context) (scenarios.ProbeReader, error) {
+	if dsn, ok := strings.CutPrefix(s.cfg.Probe, sqlprobe.Scheme); ok {
+		m, err := sqlprobe.LoadMap(s.cfg.ProbeMap)
+		if err != nil {
+			return nil, err
+		}
+		if s.sqlProbe, err = sqlprobe.Open(ctx, dsn, m); err != nil {
+			return nil, err
+		}
+		return s.sqlProbe, nil
+	}
+	p, err := scenarios.NewProbe(s.cfg.Probe)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Idle(ctx, 0); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Result is one check's outcome.
@@ -154,6 +192,8 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 		return scenarios.Disabled, "not selected by the label filter or focus"
 	case c.Provider == "paydo" && s.cfg.PayDoListener == "":
 		return scenarios.Disabled, "no PayDo listener given (--paydo-listener)"
+	case slices.Contains(c.Labels, "intercept") && !s.cfg.Intercept:
+		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept)"
 	case c.Level == Business && s.env.Probe == nil:
 		return scenarios.Skipped, "business level needs the listener's probe (--probe)"
 	}
@@ -251,7 +291,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 // ReplayScenario is the command line that runs scenario (a file or a
 // bundled name) again with seed, against the same listener.
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
-	args := []string{"ipnlab", "run", shellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{"ipnlab", "run", ShellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
 }
 

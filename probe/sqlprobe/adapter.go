@@ -1,0 +1,351 @@
+package sqlprobe
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/probe"
+)
+
+// Scheme prefixes a probe DSN: --probe sql:DSN.
+const Scheme = "sql:"
+
+// Adapter answers the probe contract from a database.
+type Adapter struct {
+	db     *sql.DB
+	driver string // sqlite, pgx or mysql
+	dsn    string // redacted, for messages
+	m      *Map
+	stmts  map[string]string // each key's query, bound for the driver
+	params map[string][]string
+}
+
+// Open connects to dsn (without the sql: prefix: sqlite:PATH,
+// postgres://..., mysql://USER:PASS@HOST:PORT/DB), read-only where the
+// driver allows, and checks every query of m against it: a query that
+// fails, or lacks a column the contract needs, is an error naming its line
+// in the map.
+func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
+	driver, source, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", Redact(dsn), err)
+	}
+	a := &Adapter{db: db, driver: driver, dsn: Redact(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
+	style := "?"
+	if driver == "pgx" {
+		style = "$"
+	}
+	for _, q := range queries {
+		text := m.Query(q.key)
+		if text == "" {
+			continue
+		}
+		a.stmts[q.key], a.params[q.key] = bind(text, style)
+	}
+	if err := a.check(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes the connections.
+func (a *Adapter) Close() error { return a.db.Close() }
+
+// String names the database, its password redacted.
+func (a *Adapter) String() string { return a.dsn }
+
+// check runs each query once, for a transaction no database has, and
+// looks at its columns.
+func (a *Adapter) check(ctx context.Context) error {
+	if err := a.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("probe %s: %w", a.dsn, err)
+	}
+	for _, q := range queries {
+		if a.stmts[q.key] == "" {
+			continue
+		}
+		cols, _, err := a.query(ctx, q.key, "paypal", "ipnlab-probe-check")
+		if err != nil {
+			return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: the query fails on %s: %v", q.key, a.dsn, err)}
+		}
+		for _, c := range q.columns {
+			if !containsFold(cols, c) {
+				return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: the result has no column %s (it has %s); want %s, and may have %s",
+					q.key, c, strings.Join(cols, ", "), strings.Join(q.columns, ", "), strings.Join(q.optional, ", "))}
+			}
+		}
+		for _, c := range cols {
+			if !containsFold(q.columns, c) && !containsFold(q.optional, c) {
+				return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: unknown result column %s; want %s, and may have %s",
+					q.key, c, strings.Join(q.columns, ", "), strings.Join(q.optional, ", "))}
+			}
+		}
+	}
+	return nil
+}
+
+// query runs key's query in a read-only transaction and returns its
+// columns (lower case) and rows, each a map of column to text.
+func (a *Adapter) query(ctx context.Context, key, provider, txnID string) ([]string, []map[string]string, error) {
+	args := make([]any, 0, len(a.params[key]))
+	for _, name := range a.params[key] {
+		switch name {
+		case ParamProvider:
+			args = append(args, provider)
+		case ParamTxnID:
+			args = append(args, txnID)
+		}
+	}
+	tx, err := a.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: a.driver != "sqlite"})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	rows, err := tx.QueryContext(ctx, a.stmts[key], args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range cols {
+		cols[i] = strings.ToLower(cols[i])
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, nil, err
+		}
+		row := map[string]string{}
+		for i, c := range cols {
+			row[c] = text(vals[i])
+		}
+		out = append(out, row)
+	}
+	return cols, out, rows.Err()
+}
+
+// text is a column's value as text: numbers as written, bytes as UTF-8.
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case driver.Valuer: // a driver's own type (PostgreSQL's numeric)
+		if v, err := x.Value(); err == nil {
+			if _, again := v.(driver.Valuer); !again {
+				return text(v)
+			}
+		}
+	case fmt.Stringer:
+		return x.String()
+	}
+	if rv := reflect.ValueOf(v); rv.CanInt() {
+		return strconv.FormatInt(rv.Int(), 10)
+	}
+	return fmt.Sprint(v)
+}
+
+// Transaction answers GET /probe/v1/transactions/{provider}/{txn_id}.
+func (a *Adapter) Transaction(ctx context.Context, provider, txnID string) (probe.Transaction, error) {
+	_, rows, err := a.query(ctx, "transaction", provider, txnID)
+	if err != nil {
+		return probe.Transaction{}, fmt.Errorf("probe %s: transaction %s: %w", a.dsn, txnID, err)
+	}
+	if len(rows) == 0 {
+		return probe.Transaction{}, probe.ErrNoTransaction // no row
+	}
+	own := rows[0]
+	t := probe.Transaction{Provider: provider, TxnID: txnID, ParentTxnID: own["parent_txn_id"], Status: own["status"],
+		Customer: own["customer"], PayerName: own["payer_name"], Held: own["held"], Effects: []probe.Effect{}, Net: map[string]string{}}
+	_, effects, err := a.query(ctx, "effects", provider, txnID)
+	if err != nil {
+		return probe.Transaction{}, fmt.Errorf("probe %s: effects of %s: %w", a.dsn, txnID, err)
+	}
+	net := map[string]fixtures.Money{}
+	for _, e := range effects {
+		amount, err := money(e["amount"])
+		if err != nil {
+			return probe.Transaction{}, fmt.Errorf("probe %s: effects of %s: amount %q: %w", a.dsn, txnID, e["amount"], err)
+		}
+		cur := strings.ToUpper(strings.TrimSpace(e["currency"]))
+		t.Effects = append(t.Effects, probe.Effect{TxnID: e["txn_id"], Status: e["status"], Amount: amount.String(), Currency: cur, Customer: e["customer"]})
+		net[cur] += amount
+	}
+	for c, v := range net {
+		t.Net[c] = v.String()
+	}
+	return t, nil
+}
+
+// money reads an amount in currency units ("25", "25.5", "-25.50", 25.499999
+// from a float column), to the cent.
+func money(s string) (fixtures.Money, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return 0, errors.New("not a number")
+	}
+	return fixtures.Money(math.Round(f * 100)), nil
+}
+
+// Idle waits (up to wait) until nothing is being processed: by the map's
+// idle query, or else until the answers for txns stop changing for the
+// map's settle time. With no txns and no idle query, it waits settle.
+func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
+	deadline := time.Now().Add(wait)
+	if a.stmts["idle"] != "" {
+		for {
+			busy := 0
+			for _, txn := range txnsOrAll(txns) {
+				_, rows, err := a.query(ctx, "idle", "", txn)
+				if err != nil {
+					return false, fmt.Errorf("probe %s: idle: %w", a.dsn, err)
+				}
+				if len(rows) > 0 {
+					n, err := strconv.Atoi(strings.TrimSpace(rows[0]["busy"]))
+					if err != nil {
+						return false, fmt.Errorf("probe %s: idle: busy %q is not a count", a.dsn, rows[0]["busy"])
+					}
+					busy += n
+				}
+			}
+			if busy == 0 {
+				return true, nil
+			}
+			if !sleepUntil(ctx, deadline, 20*time.Millisecond) {
+				return false, ctx.Err()
+			}
+		}
+	}
+	last, stable := "", time.Now()
+	for {
+		var snap strings.Builder
+		for _, txn := range txns {
+			for _, p := range []string{"paypal", "paydo"} {
+				t, err := a.Transaction(ctx, p, txn)
+				if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
+					return false, err
+				}
+				fmt.Fprintf(&snap, "%v|", t)
+			}
+		}
+		if s := snap.String(); s != last {
+			last, stable = s, time.Now()
+		}
+		if time.Since(stable) >= a.m.Settle {
+			return true, nil
+		}
+		if !sleepUntil(ctx, deadline, 50*time.Millisecond) {
+			return false, ctx.Err()
+		}
+	}
+}
+
+func txnsOrAll(txns []string) []string {
+	if len(txns) == 0 {
+		return []string{""}
+	}
+	return txns
+}
+
+// sleepUntil sleeps step, or until the deadline; false once it is past.
+func sleepUntil(ctx context.Context, deadline time.Time, step time.Duration) bool {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false
+	}
+	t := time.NewTimer(min(step, left))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseDSN turns a probe DSN into a driver and its data source.
+func parseDSN(dsn string) (driver, source string, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", "", fmt.Errorf("probe sql:sqlite:PATH: the path is empty")
+		}
+		// Read-only, and refused at the engine too.
+		return "sqlite", "file:" + path + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)", nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", "", fmt.Errorf("probe %s: %v", Redact(dsn), err)
+		}
+		q := u.Query()
+		q.Set("default_transaction_read_only", "on")
+		u.RawQuery = q.Encode()
+		return "pgx", u.String(), nil
+	case strings.HasPrefix(dsn, "mysql://"):
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
+			return "", "", fmt.Errorf("probe %s: want mysql://USER:PASSWORD@HOST:PORT/DATABASE", Redact(dsn))
+		}
+		cfg := mysql.NewConfig()
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+		cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
+		return "mysql", cfg.FormatDSN(), nil
+	}
+	return "", "", fmt.Errorf("probe sql:%s: want sql:sqlite:PATH, sql:postgres://USER:PASSWORD@HOST/DB or sql:mysql://USER:PASSWORD@HOST:PORT/DB", Redact(dsn))
+}
+
+var passwordInDSN = regexp.MustCompile(`(//[^:/@]*:)[^@]*@`)
+
+// Redact hides a DSN's password.
+func Redact(dsn string) string {
+	return passwordInDSN.ReplaceAllString(dsn, "${1}[redacted]@")
+}
