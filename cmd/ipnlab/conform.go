@@ -115,6 +115,16 @@ http://EMULATOR-ADDR/cgi-bin/webscr. Protocol checks need nothing else;
 business checks read your listener's probe API (--probe, docs/probe.md).
 Configuration: flags, then IPNLAB_* variables, then --config YAML.
 
+A listener that hard-codes PayPal's verify URL needs no change: with
+--intercept the emulator stands in for PayPal's hosts as an HTTPS proxy;
+give the listener what 'ipnlab ca env' prints (HTTPS_PROXY and the CA).
+A listener with no probe API: --probe sql:DSN --probe-map FILE reads its
+database instead (docs/probe.md). Both, in a CI job:
+
+  ipnlab conform --intercept --listener-image my-plugin:ci --listener /ipn \
+    --probe sql:postgres://shop:$SHOP_DB_PASSWORD@127.0.0.1:5432/shop \
+    --probe-map probe-map.yaml --junit conformance.xml
+
 With --listener-image, ipnlab runs your listener's image itself (host
 networking, removed afterwards) and sets in it IPNLAB_VERIFY_URL,
 IPNLAB_EMULATOR_URL, IPNLAB_LISTEN_ADDR, PORT, IPNLAB_RECEIVER_EMAIL,

@@ -1,0 +1,116 @@
+package sqlprobe_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/ipnlab/ipnlab/probe"
+	"github.com/ipnlab/ipnlab/probe/sqlprobe"
+)
+
+// shopDB makes the schema docs/probe.md's worked map is written for.
+func shopDB() string {
+	path := filepath.Join(GinkgoT().TempDir(), "shop.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	Expect(err).NotTo(HaveOccurred())
+	defer db.Close()
+	for _, stmt := range []string{
+		`CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id TEXT)`,
+		`CREATE TABLE payments (id INTEGER PRIMARY KEY, order_id INTEGER, paypal_txn_id TEXT, parent_txn_id TEXT,
+			payment_status TEXT, amount_cents INTEGER, currency TEXT, created_at TEXT)`,
+		`CREATE TABLE ipn_messages (id INTEGER PRIMARY KEY, state TEXT)`,
+		`INSERT INTO orders VALUES (1, 'C1')`,
+		`INSERT INTO payments VALUES (1, 1, 'PAY1', '', 'Completed', 8000, 'usd', '2026-01-01'),
+			(2, 1, 'REF1', 'PAY1', 'Refunded', -3050, 'usd', '2026-01-02')`,
+	} {
+		_, err := db.Exec(stmt)
+		Expect(err).NotTo(HaveOccurred(), stmt)
+	}
+	return path
+}
+
+// docsMap is the worked map of docs/probe.md.
+func docsMap() []byte {
+	doc, err := os.ReadFile("../../docs/probe.md")
+	Expect(err).NotTo(HaveOccurred())
+	m := regexp.MustCompile("(?s)A worked map.*?```yaml\n(.*?)```").FindSubmatch(doc)
+	Expect(m).NotTo(BeNil(), "docs/probe.md has no worked map")
+	return m[1]
+}
+
+var _ = Describe("The SQL probe adapter", func() {
+	It("answers with docs/probe.md's worked map: effects of a payment and its refund, net per currency, unknown transactions", func() {
+		m, err := sqlprobe.ParseMap("probe.md", docsMap())
+		Expect(err).NotTo(HaveOccurred())
+		a, err := sqlprobe.Open(context.Background(), "sqlite:"+shopDB(), m)
+		Expect(err).NotTo(HaveOccurred())
+		defer a.Close()
+		t, err := a.Transaction(context.Background(), "paypal", "PAY1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Status).To(Equal("Completed"))
+		Expect(t.Customer).To(Equal("C1"))
+		Expect(t.Effects).To(Equal([]probe.Effect{
+			{TxnID: "PAY1", Status: "Completed", Amount: "80.00", Currency: "USD", Customer: "C1"},
+			{TxnID: "REF1", Status: "Refunded", Amount: "-30.50", Currency: "USD", Customer: "C1"},
+		}))
+		Expect(t.Net).To(Equal(map[string]string{"USD": "49.50"}))
+		_, err = a.Transaction(context.Background(), "paypal", "NOPE")
+		Expect(err).To(MatchError(probe.ErrNoTransaction))
+		_, err = a.Transaction(context.Background(), "paydo", "PAY1")
+		Expect(err).To(MatchError(probe.ErrNoTransaction), "the map answers for PayPal only")
+		idle, err := a.Idle(context.Background(), time.Second, "PAY1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(idle).To(BeTrue())
+	})
+
+	It("reads the database without writing to it, even when asked", func() {
+		path := shopDB()
+		m, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT 'x' AS txn_id, 's' AS status, 1 AS amount, 'USD' AS currency\n"+
+			"transaction: WITH d AS (SELECT 1) SELECT 'Completed' AS status FROM d\n"))
+		Expect(err).NotTo(HaveOccurred())
+		a, err := sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+		Expect(err).NotTo(HaveOccurred())
+		defer a.Close()
+		_, err = sqlprobe.ParseMap("m.yaml", []byte("effects: INSERT INTO orders VALUES (2, 'x') RETURNING id AS txn_id\ntransaction: SELECT 1\n"))
+		Expect(err).To(MatchError(sqlprobe.ErrMap))
+	})
+
+	It("waits for answers to stop changing when the map has no idle query", func() {
+		m, err := sqlprobe.ParseMap("m.yaml", []byte("settle: 50ms\neffects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
+			"transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(m.Settle).To(Equal(50 * time.Millisecond))
+		a, err := sqlprobe.Open(context.Background(), "sqlite:"+shopDB(), m)
+		Expect(err).NotTo(HaveOccurred())
+		defer a.Close()
+		idle, err := a.Idle(context.Background(), 2*time.Second, "PAY1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(idle).To(BeTrue())
+		idle, err = a.Idle(context.Background(), 10*time.Millisecond, "PAY1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(idle).To(BeFalse(), "not stable for settle within the wait")
+	})
+
+	It("keeps :: casts and quoted colons, and refuses DSNs it cannot read, hiding passwords", func() {
+		_, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT txn_id::text, ':not_a_param' AS status FROM x WHERE txn_id = :txn_id\ntransaction: SELECT 1 AS status\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sqlprobe.Redact("postgres://shop:s3cret@db:5432/shop")).To(Equal("postgres://shop:[redacted]@db:5432/shop"))
+		m, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT 1\ntransaction: SELECT 1\n"))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = sqlprobe.Open(context.Background(), "oracle://u:s3cret@h/db", m)
+		Expect(err).To(MatchError(ContainSubstring("want sql:sqlite:PATH")))
+		Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
+		_, err = sqlprobe.Open(context.Background(), "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=1", m)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
+	})
+})
