@@ -219,6 +219,7 @@ var _ = Describe("The conformance suite in containers", func() {
 
 	conform := func(args ...string) *gexec.Session {
 		cmd := exec.Command(binary, append([]string{"conform", "--listener-image", image, "--ack-timeout", "2s"}, args...)...)
+		cmd.Env = append(os.Environ(), "IPNLAB_CA_DIR="+filepath.Join(GinkgoT().TempDir(), "ca"))
 		s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		return s.Wait(4 * time.Minute)
@@ -227,9 +228,11 @@ var _ = Describe("The conformance suite in containers", func() {
 		"--listener-arg=--verify-backoff=20ms", "--listener-arg=--verify-max-backoff=100ms", "--listener-arg=--verify-attempts=20",
 		"--listener", "/ipn/paypal", "--paydo-listener", "/ipn/paydo", "--probe", "/"}
 
-	It("`ipnlab conform --listener-image` passes the reference listener's image and removes its container", func() {
+	It("`ipnlab conform --listener-image --intercept` passes the reference listener's image posting back to PayPal's sandbox host, and removes its container", func() {
+		// The image is FROM scratch: the CA bundle mounted in it and
+		// HTTPS_PROXY are all it has to reach https://ipnpb.sandbox.paypal.com.
 		junit := filepath.Join(GinkgoT().TempDir(), "junit.xml")
-		s := conform(append(reference, "--junit", junit)...)
+		s := conform(append(reference, "--junit", junit, "--intercept", "--listener-arg=--verify-url=https://ipnpb.sandbox.paypal.com/cgi-bin/webscr")...)
 		Expect(s).To(gexec.Exit(0), string(s.Err.Contents()))
 		Expect(s.Err).To(gbytes.Say(`listener container ready: image=` + image + ` addr=127\.0\.0\.1:\d+ verify_url=http://127\.0\.0\.1:\d+/cgi-bin/webscr`))
 		Expect(s.Out).To(gbytes.Say(`%d passed, 0 failed, 0 warnings, 0 blocked`, len(conformance.Checks())))
