@@ -252,6 +252,9 @@ func (r *run) applyChild(parent string, k store.Txn) (action, detail, held strin
 		return "", "", "", err
 	}
 	if credited == nil {
+		if ended, err := r.reversedWhilePending(parent, k); err != nil || ended {
+			return "recorded", "reversed before it was credited: nothing to debit", "", err
+		}
 		held = "waiting for the parent payment " + parent + " to be credited"
 		return "held", held, held, nil
 	}
@@ -300,6 +303,31 @@ func (r *run) applyChild(parent string, k store.Txn) (action, detail, held strin
 		verb = "re-credited"
 	}
 	return verb, fmt.Sprintf("%s %s for %s of %s", money(amount), credited.Currency, strings.ToLower(k.Status), parent), "", nil
+}
+
+// reversedWhilePending ends a payment PayPal reversed before it released
+// it (a payment review that failed): the Reversed child of a Pending
+// parent that was never credited. The parent ends Reversed, its hold
+// lifted; there is nothing to debit.
+func (r *run) reversedWhilePending(parent string, k store.Txn) (bool, error) {
+	if k.Status != "Reversed" {
+		return false, nil
+	}
+	p, err := r.tx.Txn(PayPal, parent)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // the parent may still come: held
+	}
+	if err != nil {
+		return false, err
+	}
+	switch p.Status {
+	case "Reversed":
+		return true, nil
+	case "Pending":
+		p.Status, p.Held, p.Updated = "Reversed", "", r.at
+		return true, r.tx.PutTxn(p)
+	}
+	return false, nil
 }
 
 // applyMassPay credits each Completed item to the customer it was paid to.

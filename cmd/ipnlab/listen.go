@@ -68,6 +68,11 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 		if v := lf.getenv(undertest.EnvVerifyURL); v != "" {
 			cfg.VerifyURL = v
 		}
+		// PayDo's lookup is the emulator's, wherever PayPal postbacks go
+		// (PayPal's own host under --intercept).
+		if v := lf.getenv(undertest.EnvEmulatorURL); v != "" && cfg.PayDo.LookupURL == "" {
+			cfg.PayDo.LookupURL = strings.TrimRight(v, "/") + "/paydo/v1/transactions/"
+		}
 		email, id := lf.getenv(undertest.EnvReceiverEmail), lf.getenv(undertest.EnvReceiverID)
 		if email != "" || id != "" {
 			cfg.ReceiverEmails, cfg.ReceiverIDs = nil, nil

@@ -89,7 +89,7 @@ var all = []entry{
 	{NoDuplicateCheck, "credits every delivery it receives",
 		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
-		"the Completed message of a Pending payment is taken for a duplicate: it is never credited", []string{"PP-PENDING-ECHECK", "PP-PENDING-FAILED", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-REVIEW-REVERSED", "PP-FRAUD-ACCEPTED", "PP-FRAUD-DENIED"}},
+		"the Completed message of a Pending payment is taken for a duplicate: it is never credited", []string{"PP-PENDING-ECHECK", "PP-PENDING-FAILED", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-FRAUD-ACCEPTED", "PP-FRAUD-DENIED"}},
 	{CreditPending, "credits Pending payments",
 		"eChecks that bounce and payments under review are paid out", []string{"PP-PENDING-ECHECK", "PP-PENDING-FAILED", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-REVIEW-REVERSED", "PP-FRAUD-ACCEPTED", "PP-FRAUD-DENIED"}},
 	{CreditFraudPends, "credits payments held by fraud filters",

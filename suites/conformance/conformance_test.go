@@ -48,7 +48,7 @@ func referenceListenerAt(ln net.Listener, verifyURL string, client *http.Client,
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
 		DB:        db,
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
-		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
+		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}, LookupURL: "http://" + ln.Addr().String() + "/paydo/v1/transactions/"},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	Expect(err).NotTo(HaveOccurred())

@@ -98,7 +98,7 @@ var _ = Describe("The documented Go entry point", func() {
 		}
 		Expect(states).To(HaveLen(len(conformance.Checks())))
 		for _, c := range conformance.Checks() {
-			ranHere := c.Level == conformance.Protocol && c.Provider == "paypal" && !c.HasLabel("slow")
+			ranHere := c.Level == conformance.Protocol && c.Provider == "paypal" && !c.HasLabel("slow") && !c.HasLabel("intercept")
 			switch {
 			case c.ID == "PP-VERIFY-EMPTY-FIELDS":
 				Expect(states[c.ID]).To(Equal(types.SpecStateFailed), c.ID)
