@@ -65,6 +65,16 @@ var _ = Describe("Emulator", func() {
 		Expect(l.listener.received()).To(HaveLen(16))
 	})
 
+	It("takes only HTTP 200 as an ack, in paypal mode too: a 204 is retried, with a note saying why", func() {
+		l.listener.set(204, nil)
+		msg := l.send(map[string]any{"kind": "web_accept"})
+		Expect(msg["status"]).To(Equal("Retrying"))
+		m := l.message(msg["id"].(string))
+		attempt := m["attempts"].([]any)[0].(map[string]any)
+		Expect(attempt["acked"]).To(BeFalse())
+		Expect(attempt["note"]).To(Equal("HTTP 204 is not an ack: only 200 stops the resends"))
+	})
+
 	It("replays a captured windows-1252 body byte for byte: VERIFIED as is, INVALID re-encoded as UTF-8", func() {
 		raw := "mc_gross=10.00&txn_id=51403485VH153354B&first_name=J%F6rg&charset=windows-1252&custom=website_id%3D13%26user_id%3D21&verify_sign=An5ns1Kso7MWUdW4ErQKJJJ4qi4-AqdZy6dD.sGO3sDhTf1wAbuO2IZ7"
 		msg := l.send(map[string]any{"raw": raw})

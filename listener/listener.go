@@ -453,5 +453,9 @@ func (l *Listener) accept(w http.ResponseWriter, r *http.Request, item store.Inb
 		item.ReceivedAt = item.ReceivedAt.UTC() // as the store gives it back
 		l.enqueue(queued{id: id, item: &item})
 	}
+	if l.flaw.AckNoContent && item.Provider == PayPal {
+		w.WriteHeader(http.StatusNoContent) // the bug: PayPal resends it
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 }

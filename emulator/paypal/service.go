@@ -222,10 +222,9 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		f := *n.Fault
 		s.faults.set(id, &f)
 	}
-	ack := delivery.Any2xx
-	if s.cfg.Mode == ModeStrict {
-		ack = delivery.Only200
-	}
+	// Only 200 acknowledges, in both modes: every source says 200; a 204
+	// is retried, with a note on the attempt saying why.
+	ack := delivery.Only200
 	rec, err := s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: m.Kind, TxnID: m.TxnID, URL: target,
 		Body: m.Body, ResendBody: m.ResendBody,

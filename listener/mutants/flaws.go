@@ -24,6 +24,7 @@ type Flaw struct {
 	Implicit200    bool // acks before verifying, and never retries the verification
 	RefuseIgnored  bool // answers 500 to messages it would ignore
 	AckAfterVerify bool // verifies before it acks, with no timeout
+	AckNoContent   bool // acks PayPal with 204 No Content instead of 200
 
 	NoUniqueCredit bool // every credit of a transaction gets a ledger key of its own
 	RacyCheck      bool // checks for a credit, then credits, in two steps
@@ -42,6 +43,7 @@ type Flaw struct {
 }
 
 var flaws = map[Name]Flaw{
+	Ack204:       {AckNoContent: true},
 	ReencodeUTF8: {RewritePostback: eachField(func(f *form.Field) { f.Value = strings.ToValidUTF8(f.Value, "\uFFFD") })},
 	DropEmptyFields: {RewritePostback: rewrite(func(f form.Form) form.Form {
 		out := f[:0]

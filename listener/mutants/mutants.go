@@ -25,6 +25,7 @@ const (
 	Implicit200          Name = "implicit-200"
 	Ignored500           Name = "ignored-500"
 	AckAfterVerify       Name = "ack-after-verify"
+	Ack204               Name = "ack-204"
 	NoDuplicateCheck     Name = "no-duplicate-check"
 	DedupeByTxn          Name = "dedupe-by-txn"
 	CreditPending        Name = "credit-pending"
@@ -86,6 +87,8 @@ var all = []entry{
 		"PayPal resends those for days and the IPN profile may be disabled", []string{"PP-ACK-UNKNOWN-KIND", "PP-ACK-OTHER-RECEIVER", "PP-ACK-UNKNOWN-PARENT"}},
 	{AckAfterVerify, "acks only after verifying, with no timeout on the postback",
 		"a slow verifier makes every delivery time out: PayPal resends and finally disables IPN", []string{"PP-ACK-SLOW-VERIFIER"}},
+	{Ack204, "acknowledges with 204 No Content instead of 200",
+		"PayPal takes only 200 as an ack: it resends every message for four days, and may disable IPN", []string{"PP-ACK-GENUINE", "PP-ACK-OTHER-RECEIVER", "PP-ACK-SLOW-VERIFIER", "PP-ACK-UNKNOWN-KIND", "PP-ACK-UNKNOWN-PARENT"}},
 	{NoDuplicateCheck, "credits every delivery it receives",
 		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
