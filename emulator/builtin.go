@@ -89,6 +89,8 @@ func (p paydoProvider) Routes() []Route {
 		apiRoute("POST", "/api/v1/paydo/notifications", e.postPayDo),
 		apiRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
 		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
+		apiRoute("PUT", "/api/v1/paydo/projects/{project}/api-token", e.putAPIToken),
+		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/api-token", e.putAPIToken),
 		apiRoute("PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
 		apiRoute("DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
 		apiRoute("GET", "/api/v1/paydo/registrations", e.getRegistrations),

@@ -56,6 +56,9 @@ type Config struct {
 	// 127.0.0.2); PayDoForwardedFor is sent as X-Forwarded-For.
 	PayDoSource       string
 	PayDoForwardedFor string
+	// PayDoAPIToken is the default project's status lookup token
+	// (default paydo.DefaultAPIToken).
+	PayDoAPIToken string
 	// TLS configures HTTPS deliveries, e.g. a private CA for a listener's
 	// self-signed certificate (nil: the system's roots).
 	TLS *tls.Config
@@ -209,7 +212,7 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
-		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError}
+		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError, APIToken: cfg.PayDoAPIToken}
 	if cfg.PayDoSchedule != nil {
 		pdCfg.Schedule = *cfg.PayDoSchedule
 	}

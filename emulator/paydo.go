@@ -224,6 +224,28 @@ func (e *Emulator) putRegistration(w http.ResponseWriter, r *http.Request) error
 	return e.getRegistrations(w, r)
 }
 
+// putAPIToken sets (PUT {"token"}) or removes (DELETE) the token a
+// project's status lookups must carry. It answers 204: tokens are never
+// shown back.
+func (e *Emulator) putAPIToken(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if r.Method == http.MethodPut {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+		if req.Token == "" {
+			return badRequest("token is required (DELETE removes it)")
+		}
+	}
+	if err := e.paydo.SetAPIToken(r.PathValue("project"), req.Token); err != nil {
+		return refused(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (e *Emulator) getRegistrations(w http.ResponseWriter, r *http.Request) error {
 	projects, users := e.paydo.Registrations()
 	writeJSON(w, http.StatusOK, map[string]any{"checkout_ipn_urls": projects, "transfer_ipn_urls": users})

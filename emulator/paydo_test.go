@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 )
 
 // jsonListener records PayDo deliveries and answers with status.
@@ -160,29 +161,58 @@ var _ = Describe("Fake PayDo", func() {
 		Expect(jl.got()).To(HaveLen(10))
 	})
 
-	It("answers a status lookup with the transaction's current state and amount", func() {
+	It("answers a status lookup as PayDo's checkout API does: the project's token, the documented shape, 401 and 404", func() {
 		msgs := sendPD(map[string]any{"kind": "checkout", "params": map[string]any{"status": 4, "amount": "40.00", "currency": "USD", "identifier": "tx-1"}, "then": []int{2}})
 		Expect(msgs).To(HaveLen(2))
-		resp, err := http.Get(l.api.URL + "/paydo/v1/transactions/tx-1")
-		Expect(err).NotTo(HaveOccurred())
-		defer resp.Body.Close()
-		Expect(resp.StatusCode).To(Equal(200))
-		var out map[string]any
-		Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+		lookup := func(id, token string) (int, map[string]any) {
+			req, err := http.NewRequest(http.MethodGet, l.api.URL+"/paydo/v1/transactions/"+id, nil)
+			Expect(err).NotTo(HaveOccurred())
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var out map[string]any
+			Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+			return resp.StatusCode, out
+		}
+		code, out := lookup("tx-1", paydo.DefaultAPIToken)
+		Expect(code).To(Equal(200))
 		data := out["data"].(map[string]any)
-		Expect(data["state"]).To(Equal(2.0))
-		Expect(data["amount"]).To(Equal("40.00"))
-		Expect(data["currency"]).To(Equal("USD"))
-		txid := data["invoice"].(map[string]any)["txid"].(string)
+		Expect(data).To(HaveKeyWithValue("identifier", "tx-1"))
+		Expect(data).To(HaveKeyWithValue("type", 7.0))
+		Expect(data).To(HaveKeyWithValue("state", 2.0))
+		Expect(data).To(HaveKeyWithValue("amount", 40.0), "a number, as PayDo sends it")
+		Expect(data).To(HaveKeyWithValue("currency", "USD"))
+		Expect(data).To(HaveKeyWithValue("createdAt", BeNumerically("==", t0.Unix())))
+		Expect(data).To(HaveKey("orderId"))
+		Expect(data).To(HaveKeyWithValue("error", BeNil()))
 
-		resp2, _ := http.Get(l.api.URL + "/paydo/v1/transactions/" + txid)
-		resp2.Body.Close()
-		Expect(resp2.StatusCode).To(Equal(200), "found by txid too")
-		resp3, _ := http.Get(l.api.URL + "/paydo/v1/transactions/nope")
-		resp3.Body.Close()
-		Expect(resp3.StatusCode).To(Equal(404))
+		code, out = lookup("tx-1", "")
+		Expect(code).To(Equal(401))
+		Expect(out["message"]).To(ContainSubstring("Unauthorized"))
+		code, _ = lookup("tx-1", "wrong")
+		Expect(code).To(Equal(401))
+		code, out = lookup("nope", paydo.DefaultAPIToken)
+		Expect(code).To(Equal(404))
+		Expect(out).To(HaveKeyWithValue("message", "Transaction not found"))
+
+		// Another project's checkout is not this token's to read.
+		code, _ = l.call("PUT", "/api/v1/paydo/projects/shop/ipn-url", map[string]string{"url": jsv.URL + "/shop"})
+		Expect(code).To(Equal(200))
+		code, _ = l.call("PUT", "/api/v1/paydo/projects/shop/api-token", map[string]string{"token": "shop-secret"})
+		Expect(code).To(Equal(204))
+		code, res := l.call("POST", "/api/v1/paydo/notifications", map[string]any{"kind": "checkout", "project": "shop", "params": map[string]any{"identifier": "tx-shop"}})
+		Expect(code).To(Equal(201), "%v", res)
+		code, _ = lookup("tx-shop", paydo.DefaultAPIToken)
+		Expect(code).To(Equal(404))
+		code, _ = lookup("tx-shop", "shop-secret")
+		Expect(code).To(Equal(200))
+		code, _ = lookup("tx-1", "shop-secret")
+		Expect(code).To(Equal(404))
 		_, evs := l.call("GET", "/api/v1/events/poll?type=paydo.lookup&timeout=1s", nil)
-		Expect(evs["events"]).To(HaveLen(3))
+		Expect(evs["events"]).To(HaveLen(7))
 	})
 
 	It("keeps one transfer IPN URL per user and sends to the registered URLs", func() {

@@ -76,10 +76,18 @@ type PayDoConfig struct {
 	// LookupURL is PayDo's transaction lookup; the transaction id is
 	// appended (default: the verify URL's host + /paydo/v1/transactions/).
 	LookupURL string `yaml:"lookup_url"`
+	// LookupToken is the project's API token the lookup sends as
+	// Authorization: Bearer (PayDo answers 401 without it; default
+	// DefaultPayDoLookupToken, the emulator's default project's).
+	LookupToken string `yaml:"lookup_token"`
 	// TransferAccount is the ledger account outgoing transfers are
 	// recorded against (default "paydo-transfers").
 	TransferAccount string `yaml:"transfer_account"`
 }
+
+// DefaultPayDoLookupToken is the token of the emulator's default PayDo
+// project (ipnlab's sandbox value; set yours with paydo.lookup_token).
+const DefaultPayDoLookupToken = "ipnlab-paydo-token"
 
 // DefaultPayDoSources are the addresses PayDo documents for its IPNs.
 var DefaultPayDoSources = []string{"52.49.204.201", "54.229.170.212"}
@@ -133,6 +141,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PayDo.TransferAccount == "" {
 		c.PayDo.TransferAccount = "paydo-transfers"
+	}
+	if c.PayDo.LookupToken == "" {
+		c.PayDo.LookupToken = DefaultPayDoLookupToken
 	}
 	if c.PayDo.LookupURL == "" && c.VerifyURL != "" {
 		if u, err := url.Parse(c.VerifyURL); err == nil && u.Host != "" {

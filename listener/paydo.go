@@ -284,6 +284,9 @@ func (l *Listener) lookupPayDo(ctx context.Context, id string) (int64, string, e
 		return 0, "", err
 	}
 	req.Header.Set("User-Agent", l.cfg.Verify.UserAgent)
+	if l.cfg.PayDo.LookupToken != "" {
+		req.Header.Set("Authorization", "Bearer "+l.cfg.PayDo.LookupToken)
+	}
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return 0, "", fmt.Errorf("paydo lookup: %w", err)
@@ -295,9 +298,9 @@ func (l *Listener) lookupPayDo(ctx context.Context, id string) (int64, string, e
 	}
 	var out struct {
 		Data struct {
-			State    *int   `json:"state"`
-			Amount   string `json:"amount"`
-			Currency string `json:"currency"`
+			State    *int            `json:"state"`
+			Amount   json.RawMessage `json:"amount"` // a number, or a string
+			Currency string          `json:"currency"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || out.Data.State == nil {
@@ -306,7 +309,7 @@ func (l *Listener) lookupPayDo(ctx context.Context, id string) (int64, string, e
 	if *out.Data.State != payDoAccepted {
 		return 0, "", fmt.Errorf("paydo lookup %s: state %d, the notification said accepted", id, *out.Data.State)
 	}
-	amount, err := cents(out.Data.Amount)
+	amount, err := cents(strings.Trim(string(out.Data.Amount), `"`))
 	if err != nil {
 		return 0, "", fmt.Errorf("paydo lookup %s: %v", id, err)
 	}

@@ -1,9 +1,12 @@
 package listener_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+
+	pd "github.com/ipnlab/ipnlab/emulator/paydo"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -56,6 +59,20 @@ var _ = Describe("Reference listener, PayDo", func() {
 		Expect(t.Effects).To(HaveLen(1))
 		Expect(t.Effects[0]).To(Equal(listener.ProbeEffect{TxnID: key, Status: "accepted", Amount: "40.00", Currency: "EUR", Customer: "C1"}))
 		Expect(r.balance("EUR")).To(Equal("40.00"))
+	})
+
+	It("sends its project's token with the lookup: the emulator's default unless told, and a wrong one credits nothing", func() {
+		Expect(listener.DefaultPayDoLookupToken).To(Equal(pd.DefaultAPIToken), "the listener's default is the emulator's default project's")
+		Expect(r.emu.PayDo().SetAPIToken(pd.DefaultProject, "rotated")).To(Succeed())
+		vs := paydo(emulator.PayDoRequest{Kind: "checkout", Params: emulator.PayDoParams{Status: 2, Amount: "12.50", Currency: "EUR", Metadata: []byte(`{"customer":"C1"}`)}})
+		_, err := r.lst.Transaction(context.Background(), "paydo", vs[0].TxnID)
+		Expect(err).To(HaveOccurred(), "PayDo answered 401 to every lookup: the checkout was never confirmed, nor credited")
+		Expect(r.balance("EUR")).To(Equal("0.00"))
+
+		Expect(r.emu.PayDo().SetAPIToken(pd.DefaultProject, listener.DefaultPayDoLookupToken)).To(Succeed())
+		vs = paydo(emulator.PayDoRequest{Kind: "checkout", Params: emulator.PayDoParams{Status: 2, Amount: "12.50", Currency: "EUR", Metadata: []byte(`{"customer":"C1"}`)}})
+		Expect(r.txn("paydo", vs[0].TxnID).Effects).To(HaveLen(1))
+		Expect(r.balance("EUR")).To(Equal("12.50"))
 	})
 
 	It("applies checkout 5 then 2, and ignores a failure after acceptance", func() {

@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/load"
 )
 
@@ -323,7 +324,9 @@ var _ = Describe("a load run", func() {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return
 				}
-				resp, err := http.Get(emu + "/paydo/v1/transactions/" + msg.Transaction.ID)
+				req, _ := http.NewRequest(http.MethodGet, emu+"/paydo/v1/transactions/"+msg.Transaction.ID, nil)
+				req.Header.Set("Authorization", "Bearer "+paydo.DefaultAPIToken)
+				resp, err := http.DefaultClient.Do(req)
 				if err != nil || resp.StatusCode != http.StatusOK {
 					http.Error(w, "lookup failed", http.StatusBadGateway)
 					return

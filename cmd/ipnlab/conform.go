@@ -42,6 +42,7 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(&c.UnacceptedCurrency, "unaccepted-currency", d.UnacceptedCurrency, "a currency the listener refuses")
 	f.StringVar(&c.PayDoSource, "paydo-source", d.PayDoSource, "the local address PayDo notifications come from (allowlisted)")
 	f.StringVar(&c.StrangerSource, "stranger-source", d.StrangerSource, "a local address the PayDo allowlist must refuse")
+	f.StringVar(&c.PayDoToken, "paydo-token", d.PayDoToken, "the token PayDo's status lookup wants from the listener (Authorization: Bearer)")
 	f.DurationVar(&c.AckTimeout, "ack-timeout", d.AckTimeout, "PayPal's ack window")
 	f.DurationVar(&c.Settle, "settle", d.Settle, "longest wait for the listener to finish processing")
 	f.DurationVar(&c.PostbackWait, "postback-wait", d.PostbackWait, "longest wait for a postback")

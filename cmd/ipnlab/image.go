@@ -95,7 +95,7 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 	}
 	lst, err := undertest.Start(ctx, undertest.Spec{
 		Image: f.image, Args: f.args, Env: env, Port: f.port, EmulatorAddr: ln.Addr().String(),
-		ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID, PayDoSource: cfg.PayDoSource,
+		ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID, PayDoSource: cfg.PayDoSource, PayDoToken: cfg.PayDoToken,
 		StartupTimeout: f.startup, Output: verbose, Mounts: mounts,
 	})
 	if err != nil {

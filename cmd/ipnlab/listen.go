@@ -27,7 +27,7 @@ import (
 // flags given override the config file.
 type listenFlags struct {
 	config, verifyURL, db, unknown string
-	mutant                         string
+	mutant, paydoToken             string
 	receivers, customers, allow    []string
 	trusted, currencies            []string
 	deductFees                     bool
@@ -50,6 +50,7 @@ func (lf *listenFlags) add(c *cobra.Command, prefix string) {
 	f.BoolVar(&lf.deductFees, prefix+"deduct-fees", false, "credit gross minus fee")
 	f.StringArrayVar(&lf.allow, prefix+"paydo-allow", nil, "IP or CIDR PayDo may post from (repeatable; default PayDo's two addresses)")
 	f.StringArrayVar(&lf.trusted, prefix+"trusted-proxy", nil, "IP or CIDR allowed to set X-Forwarded-For (repeatable)")
+	f.StringVar(&lf.paydoToken, prefix+"paydo-lookup-token", "", "the PayDo project's API token its status lookups send (env IPNLAB_PAYDO_TOKEN; default: the emulator's default project's)")
 	f.DurationVar(&lf.verifyBackoff, prefix+"verify-backoff", 0, "first wait before retrying a failed postback, doubling (default 1s)")
 	f.DurationVar(&lf.verifyMax, prefix+"verify-max-backoff", 0, "longest wait between postback retries (default 1m)")
 	f.IntVar(&lf.verifyAttempts, prefix+"verify-attempts", 0, "postbacks tried before giving up (default 8)")
@@ -67,6 +68,9 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 	if lf.getenv != nil {
 		if v := lf.getenv(undertest.EnvVerifyURL); v != "" {
 			cfg.VerifyURL = v
+		}
+		if v := lf.getenv(undertest.EnvPayDoToken); v != "" {
+			cfg.PayDo.LookupToken = v
 		}
 		// PayDo's lookup is the emulator's, wherever PayPal postbacks go
 		// (PayPal's own host under --intercept).
@@ -144,6 +148,9 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 		cfg.PayDo.AllowedSources = lf.allow
 	}
 	cfg.PayDo.TrustedProxies = append(cfg.PayDo.TrustedProxies, lf.trusted...)
+	if lf.paydoToken != "" {
+		cfg.PayDo.LookupToken = lf.paydoToken
+	}
 	cfg.Logger = log
 	return cfg, nil
 }

@@ -127,7 +127,7 @@ func payDoParams(in []string) (emulator.PayDoParams, error) {
 }
 
 func newPayDo() *cobra.Command {
-	c := &cobra.Command{Use: "paydo", Short: "PayDo account settings: IPN URL registration"}
+	c := &cobra.Command{Use: "paydo", Short: "PayDo account settings: IPN URL registration, status lookup tokens"}
 	var project, user, url string
 	var remove bool
 	reg := &cobra.Command{Use: "register", Short: "Register a project's checkout IPN URL or a user's (single) transfer IPN URL", Args: noArgs}
@@ -150,7 +150,32 @@ func newPayDo() *cobra.Command {
 		}
 		return cl.RegisterPayDo(cmd.Context(), project, user, url)
 	}
-	c.AddCommand(reg)
+	c.AddCommand(reg, newPayDoToken())
+	return c
+}
+
+// newPayDoToken is ipnlab paydo token: a project's status lookup token.
+func newPayDoToken() *cobra.Command {
+	var project string
+	var remove bool
+	c := &cobra.Command{Use: "token [TOKEN]", Short: "Set the token a project's status lookups must carry (Authorization: Bearer), or --remove it", Args: cobra.MaximumNArgs(1)}
+	b := emulatorFlag(c)
+	c.Flags().StringVar(&project, "project", "default", "the project")
+	c.Flags().BoolVar(&remove, "remove", false, "remove the token (its checkouts can no longer be looked up)")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if (len(args) == 0) != remove {
+			return usageError{fmt.Errorf("give a TOKEN, or --remove")}
+		}
+		cl, err := dial(*b)
+		if err != nil {
+			return err
+		}
+		token := ""
+		if len(args) == 1 {
+			token = args[0]
+		}
+		return cl.SetPayDoToken(cmd.Context(), project, token)
+	}
 	return c
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -25,7 +26,7 @@ import (
 func newServe() *cobra.Command {
 	var (
 		addr, clockMode, verify, notifyURL, recvEmail, recvID, logLevel string
-		paydoSource, paydoXFF, tlsCA                                    string
+		paydoSource, paydoXFF, tlsCA, paydoToken                        string
 		tlsInsecure                                                     bool
 		paydoInitial, paydoMax, paydoWindow                             time.Duration
 		ackTimeout, shutdownTimeout                                     time.Duration
@@ -89,7 +90,7 @@ Simulator, clock) is at /. On start it prints one line:
 			cfg := emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
 				Live: live, Seed: seed, Logger: log, APIToken: token, Allow: allowlist, HistoryLimit: historyLimit,
-				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF,
+				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF, PayDoAPIToken: paydoToken,
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 			}
 			if jnl != nil {
@@ -158,6 +159,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.BoolVar(&tlsInsecure, "tls-insecure", false, "deliver to HTTPS listeners without checking their certificate")
 	f.StringVar(&paydoSource, "paydo-source", "", "local IP PayDo deliveries leave from (e.g. 127.0.0.2)")
 	f.StringVar(&paydoXFF, "paydo-forwarded-for", "", "X-Forwarded-For on PayDo deliveries (e.g. 52.49.204.201)")
+	f.StringVar(&paydoToken, "paydo-token", paydo.DefaultAPIToken, "the default project's token for PayDo's status lookup (Authorization: Bearer)")
 	f.DurationVar(&paydoInitial, "paydo-initial", time.Minute, "PayDo's first resend wait (doubling after)")
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")

@@ -33,6 +33,7 @@ const (
 	EnvReceiverEmail = "IPNLAB_RECEIVER_EMAIL" // the merchant's receiver_email the checks use
 	EnvReceiverID    = "IPNLAB_RECEIVER_ID"    // the merchant's receiver_id
 	EnvPayDoSource   = "IPNLAB_PAYDO_SOURCE"   // the address PayDo notifications come from
+	EnvPayDoToken    = "IPNLAB_PAYDO_TOKEN"    // the token PayDo's status lookup wants (Authorization: Bearer)
 )
 
 // DefaultStartupTimeout bounds the wait for the listener's port.
@@ -49,9 +50,9 @@ type Spec struct {
 	// a free one and tells the listener through PORT and IPNLAB_LISTEN_ADDR.
 	Port int
 	// EmulatorAddr is where the emulator listens (HOST:PORT on loopback).
-	EmulatorAddr                           string
-	ReceiverEmail, ReceiverID, PayDoSource string
-	StartupTimeout                         time.Duration
+	EmulatorAddr                                       string
+	ReceiverEmail, ReceiverID, PayDoSource, PayDoToken string
+	StartupTimeout                                     time.Duration
 	// Output receives the container's output as it runs (nil: only kept
 	// for Tail).
 	Output io.Writer
@@ -133,6 +134,9 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 		EnvVerifyURL: "http://" + spec.EmulatorAddr + "/cgi-bin/webscr", EnvEmulatorURL: "http://" + spec.EmulatorAddr,
 		EnvListenAddr: addr, EnvPort: strconv.Itoa(port),
 		EnvReceiverEmail: spec.ReceiverEmail, EnvReceiverID: spec.ReceiverID, EnvPayDoSource: spec.PayDoSource,
+	}
+	if spec.PayDoToken != "" {
+		env[EnvPayDoToken] = spec.PayDoToken
 	}
 	maps.Copy(env, spec.Env)
 	out := &lines{w: spec.Output}

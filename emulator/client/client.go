@@ -149,6 +149,16 @@ func (c *Client) RegisterPayDo(ctx context.Context, project, user, url string) e
 	return c.do(ctx, "PUT", path, map[string]string{"url": url}, nil)
 }
 
+// SetPayDoToken sets the token a project's PayDo status lookups must
+// carry; token "" removes it.
+func (c *Client) SetPayDoToken(ctx context.Context, project, token string) error {
+	path := "/api/v1/paydo/projects/" + urlPath(project) + "/api-token"
+	if token == "" {
+		return c.do(ctx, "DELETE", path, nil, nil)
+	}
+	return c.do(ctx, "PUT", path, map[string]string{"token": token}, nil)
+}
+
 func urlPath(s string) string { return url.PathEscape(s) }
 
 // Message reads one message with its attempts and postbacks.

@@ -5,7 +5,9 @@
 package paydo
 
 import (
+	"cmp"
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +69,17 @@ type Config struct {
 	Journal journal.Journal
 	// OnError hears of journal writes that failed.
 	OnError func(error)
+	// APIToken is the default project's token for the status lookup
+	// (default DefaultAPIToken); SetAPIToken sets other projects'.
+	APIToken string
 }
+
+// DefaultProject is the project checkouts belong to unless one is named.
+const DefaultProject = "default"
+
+// DefaultAPIToken is the default project's lookup token: ipnlab's own
+// value (PayDo issues a JWT per merchant), for listeners to configure.
+const DefaultAPIToken = "ipnlab-paydo-token"
 
 // Transaction is PayDo's current view of a transaction, for lookups.
 type Transaction struct {
@@ -79,7 +92,11 @@ type Transaction struct {
 	TxID      string    `json:"txid,omitempty"`
 	OrderID   string    `json:"order_id,omitempty"`
 	Updated   time.Time `json:"updated"`
-	Messages  []string  `json:"messages"` // ids of the notifications sent for it
+	Created   time.Time `json:"created"`
+	// Project is a checkout's: only its token looks it up.
+	Project      string   `json:"project,omitempty"`
+	ErrorMessage string   `json:"error_message,omitempty"` // a failed checkout's
+	Messages     []string `json:"messages"`                // ids of the notifications sent for it
 }
 
 // Lookup records one status lookup a listener made.
@@ -99,6 +116,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	projects map[string]string // project -> checkout IPN URL
+	tokens   map[string]string // project -> status lookup token
 	users    map[string]string // user -> transfer IPN URL
 	txs      map[string]*Transaction
 	byTxID   map[string]*Transaction
@@ -117,7 +135,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("paydo %w", err)
 		}
 	}
-	s := &Service{cfg: cfg, header: deliveryHeader(cfg.ForwardedFor), sources: map[string]*http.Client{}, projects: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
+	s := &Service{cfg: cfg, header: deliveryHeader(cfg.ForwardedFor), sources: map[string]*http.Client{}, projects: map[string]string{}, tokens: map[string]string{}, users: map[string]string{}, txs: map[string]*Transaction{}, byTxID: map[string]*Transaction{}}
 	if cfg.SourceAddr != "" || cfg.TLS != nil {
 		var local net.Addr
 		if cfg.SourceAddr != "" {
@@ -132,7 +150,49 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ForwardedFor != "" && net.ParseIP(cfg.ForwardedFor) == nil {
 		return nil, fmt.Errorf("paydo forwarded-for %q: not an IP address", cfg.ForwardedFor)
 	}
+	s.tokens[DefaultProject] = cmp.Or(cfg.APIToken, DefaultAPIToken)
 	return s, nil
+}
+
+// SetAPIToken sets the token a project's status lookups must carry
+// (Authorization: Bearer TOKEN); "" removes it, and with it the lookup.
+func (s *Service) SetAPIToken(project, token string) error {
+	if project == "" {
+		return errors.New("project name is empty")
+	}
+	if strings.ContainsAny(token, " \t\r\n") {
+		return errors.New("token: no spaces")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, known := s.tokens[project]; !known && token != "" && len(s.tokens) >= MaxRegistrations {
+		return fmt.Errorf("project %s: %w", project, ErrTooMany)
+	}
+	if err := s.saveRegistration(KindToken, project, token); err != nil {
+		return fmt.Errorf("project %s: %w", project, err)
+	}
+	if token == "" {
+		delete(s.tokens, project)
+	} else {
+		s.tokens[project] = token
+	}
+	return nil
+}
+
+// projectOf is the project whose token a request carries ("" for none).
+func (s *Service) projectOf(r *http.Request) string {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for project, t := range s.tokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
+			return project
+		}
+	}
+	return ""
 }
 
 // MaxRegistrations bounds the projects, and the users, with an IPN URL:
@@ -246,7 +306,7 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	}
 	id := newID()
 	key := n.Message.TransactionID()
-	s.update(id, n.Message)
+	s.update(id, cmp.Or(n.Project, DefaultProject), n.Message)
 	header := s.header
 	if n.ForwardedFor != "" {
 		header = deliveryHeader(n.ForwardedFor)
@@ -312,7 +372,7 @@ func (s *Service) target(n Notification) (string, error) {
 }
 
 // update records the state a message announces.
-func (s *Service) update(messageID string, m fixtures.PayDoMessage) {
+func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) {
 	str := func(path string) string {
 		v, _ := m.Body.Get(path)
 		switch x := v.(type) {
@@ -334,7 +394,7 @@ func (s *Service) update(messageID string, m fixtures.PayDoMessage) {
 	defer s.mu.Unlock()
 	tx, ok := s.txs[key]
 	if !ok {
-		tx = &Transaction{ID: key, Kind: m.Kind}
+		tx = &Transaction{ID: key, Kind: m.Kind, Created: s.cfg.Clock.Now()}
 		s.txs[key] = tx
 	}
 	tx.Status, tx.Updated = status, s.cfg.Clock.Now()
@@ -344,6 +404,8 @@ func (s *Service) update(messageID string, m fixtures.PayDoMessage) {
 	} else {
 		tx.Amount, tx.Currency = m.Amount.String(), m.Currency
 		tx.InvoiceID, tx.TxID, tx.OrderID = str("invoice.id"), str("invoice.txid"), str("transaction.order.id")
+		tx.Project = project
+		tx.ErrorMessage = str("transaction.error.message")
 		if tx.TxID != "" {
 			s.byTxID[tx.TxID] = tx
 		}
@@ -380,39 +442,51 @@ func (s *Service) Transactions() []Transaction {
 	return out
 }
 
-// LookupHandler serves GET /paydo/v1/transactions/{id}: the transaction's
-// current state, as PayDo's checkout API lets a merchant confirm a
-// notification. (ipnlab's stand-in path; it answers JSON.)
+// LookupHandler serves GET /paydo/v1/transactions/{id}, PayDo's checkout
+// "Get transaction info" under ipnlab's path: the caller's project token
+// as Authorization: Bearer (401 without a known one), a checkout of that
+// project by its transaction id (404 otherwise), answered as PayDo does:
+// {"data": {"identifier", "type": 7, "amount" (a number), "currency",
+// "payAmount", "state", "error", "createdAt" (Unix seconds), "orderId",
+// "payerInformation"}}.
 func (s *Service) LookupHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.PathValue("id")
+		project := s.projectOf(r)
 		tx, ok := s.Transaction(key)
+		ok = ok && project != "" && tx.Kind == fixtures.PayDoCheckout && tx.Project == project
 		if s.cfg.OnLookup != nil {
 			s.cfg.OnLookup(Lookup{Time: s.cfg.Clock.Now(), Key: key, Found: ok, Remote: r.RemoteAddr})
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if !ok {
+		switch {
+		case project == "":
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": "Unauthorized: send the project's token as Authorization: Bearer TOKEN"})
+			return
+		case !ok:
 			w.WriteHeader(http.StatusNotFound)
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": 0, "message": fmt.Sprintf("transaction %q not found", key)})
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": "Transaction not found"})
 			return
 		}
-		statusKey := "status" // as each IPN names it: transfers have a status, checkouts a state
-		if tx.Kind == fixtures.PayDoCheckout {
-			statusKey = "state"
+		amount := json.Number(cmp.Or(tx.Amount, "0"))
+		var txErr any // null unless the checkout failed
+		if tx.ErrorMessage != "" {
+			txErr = orderedjson.Object{{Key: "message", Value: tx.ErrorMessage}, {Key: "code", Value: ""}}
 		}
 		data := orderedjson.Object{
-			{Key: "id", Value: tx.ID},
-			{Key: statusKey, Value: json.Number(fmt.Sprint(tx.Status))},
+			{Key: "identifier", Value: tx.ID},
+			{Key: "type", Value: json.Number("7")}, // 7: checkout
+			{Key: "amount", Value: amount},
+			{Key: "currency", Value: tx.Currency},
+			{Key: "payAmount", Value: amount},
+			{Key: "state", Value: json.Number(fmt.Sprint(tx.Status))},
+			{Key: "error", Value: txErr},
+			{Key: "createdAt", Value: json.Number(fmt.Sprint(tx.Created.Unix()))},
+			{Key: "orderId", Value: tx.OrderID},
+			{Key: "payerInformation", Value: []any{}},
 		}
-		if tx.Amount != "" {
-			data = append(data, orderedjson.Member{Key: "amount", Value: tx.Amount}, orderedjson.Member{Key: "currency", Value: tx.Currency})
-		}
-		if tx.Kind == fixtures.PayDoCheckout {
-			data = append(data,
-				orderedjson.Member{Key: "invoice", Value: orderedjson.Object{{Key: "id", Value: tx.InvoiceID}, {Key: "txid", Value: tx.TxID}}},
-				orderedjson.Member{Key: "order", Value: orderedjson.Object{{Key: "id", Value: tx.OrderID}}})
-		}
-		_ = json.NewEncoder(w).Encode(orderedjson.Object{{Key: "status", Value: json.Number("1")}, {Key: "data", Value: data}})
+		_ = json.NewEncoder(w).Encode(orderedjson.Object{{Key: "data", Value: data}})
 	})
 }
 

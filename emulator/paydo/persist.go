@@ -12,6 +12,7 @@ const (
 	KindProject     = "paydo.project"
 	KindUser        = "paydo.user"
 	KindTransaction = "paydo.transaction"
+	KindToken       = "paydo.token"
 )
 
 // saveRegistration writes (or, for url "", removes) a registered URL.
@@ -50,7 +51,7 @@ func (s *Service) Restore() (transactions int, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for kind, into := range map[string]map[string]string{KindProject: s.projects, KindUser: s.users} {
+	for kind, into := range map[string]map[string]string{KindProject: s.projects, KindUser: s.users, KindToken: s.tokens} {
 		err := j.Scan(kind, func(name string, value []byte) error {
 			into[name] = string(value)
 			return nil

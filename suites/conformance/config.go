@@ -16,6 +16,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 )
@@ -55,7 +56,10 @@ type Config struct {
 	UnacceptedCurrency string `yaml:"unaccepted_currency" env:"IPNLAB_UNACCEPTED_CURRENCY"`
 	// PayDoSource is the address PayDo notifications come from (the
 	// listener must allow it); StrangerSource one it must refuse.
-	PayDoSource    string `yaml:"paydo_source" env:"IPNLAB_PAYDO_SOURCE"`
+	PayDoSource string `yaml:"paydo_source" env:"IPNLAB_PAYDO_SOURCE"`
+	// PayDoToken is the token PayDo's status lookup wants from the
+	// listener (Authorization: Bearer), for the default project.
+	PayDoToken     string `yaml:"paydo_token" env:"IPNLAB_PAYDO_TOKEN" secret:"true"`
 	StrangerSource string `yaml:"stranger_source" env:"IPNLAB_STRANGER_SOURCE"`
 	// AckTimeout is PayPal's ack window.
 	AckTimeout time.Duration `yaml:"ack_timeout" env:"IPNLAB_ACK_TIMEOUT"`
@@ -103,7 +107,7 @@ func Defaults() Config {
 	return Config{
 		EmulatorAddr: "127.0.0.1:8700", ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID,
 		PayerEmail: scenarios.DefaultPayerEmail, UnacceptedCurrency: scenarios.DefaultUnacceptedCurrency,
-		PayDoSource: scenarios.DefaultPayDoSource, StrangerSource: scenarios.DefaultStrangerSource,
+		PayDoSource: scenarios.DefaultPayDoSource, StrangerSource: scenarios.DefaultStrangerSource, PayDoToken: paydo.DefaultAPIToken,
 		AckTimeout: delivery.DefaultAckTimeout, Settle: scenarios.DefaultSettle, PostbackWait: scenarios.DefaultPostbackWait,
 		Parallel: 4, Name: "listener under test",
 	}

@@ -66,7 +66,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal, Live: cfg.Live, APIToken: cfg.APIToken,
 		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
 		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
-		Logger:  discardLogger(), Intercept: ca,
+		Logger:  discardLogger(), Intercept: ca, PayDoAPIToken: cfg.PayDoToken,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
