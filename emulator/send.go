@@ -215,6 +215,9 @@ func FixtureParams(p Params) (fixtures.Params, error) {
 	if p.Filters < 0 || p.Filters > 5 {
 		return out, badRequest("params.filters %d: want 1 to 5", p.Filters)
 	}
+	if err := out.CheckValues(); err != nil {
+		return out, badRequest("params.%v", err)
+	}
 	if p.Gross != "" {
 		g, err := fixtures.ParseMoney(p.Gross)
 		if err != nil {

@@ -76,8 +76,26 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 		_ = l.finish(ctx, it, store.InboxDone, "duplicate")
 		return true
 	}
-	time.Sleep(200 * time.Millisecond) // the window every real race has, made wide
+	// The window every real race has, made wide: 200 ms, kept open while
+	// more copies of the transaction arrive (under load they trickle in),
+	// at most 2 s.
+	txn, now := m.txn(), time.Now()
+	deadline, quiet := now.Add(2*time.Second), now.Add(200*time.Millisecond)
+	seen := l.busyFor(txn)
+	for t := time.Now(); t.Before(quiet) && t.Before(deadline); t = time.Now() {
+		time.Sleep(10 * time.Millisecond)
+		if n := l.busyFor(txn); n > seen {
+			seen, quiet = n, time.Now().Add(200*time.Millisecond)
+		}
+	}
 	return false
+}
+
+// busyFor counts the items of txn received and not done.
+func (l *Listener) busyFor(txn string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.busyTxns[txn]
 }
 
 // entryKey is the ledger key for a status: unique per transaction, except

@@ -200,15 +200,22 @@ var _ = Describe("Reference listener, PayPal", func() {
 		Expect(r.balance("USD")).To(Equal("40.00"))
 	})
 
-	It("credits each Completed Mass Pay item to its receiver", func() {
+	It("tops up the payer of a Mass Pay it receives, item by item, and records its own Mass Pay as payouts", func() {
 		r = newRig(func(c *listener.Config) { c.UnknownPayers = "create" })
-		v := r.pay(emulator.SendRequest{Kind: "masspay", Params: emulator.Params{Items: 3, Status: "Completed"}})
+		v := r.pay(emulator.SendRequest{Kind: "masspay_received", Params: emulator.Params{Items: 3, Status: "Completed"}})
 		for i := 1; i <= 3; i++ {
 			id := field(v, "masspay_txn_id_"+strconv.Itoa(i))
 			t := r.txn("paypal", id)
 			Expect(t.Effects).To(HaveLen(1))
 			Expect(t.Effects[0].Amount).To(Equal(field(v, "mc_gross_"+strconv.Itoa(i))))
-			Expect(t.Customer).To(Equal(field(v, "receiver_email_"+strconv.Itoa(i))))
+			Expect(field(v, "payer_email")).To(Equal("customer@example.com"))
+			Expect(t.Customer).To(Equal("C1"), "the customer who paid")
+		}
+		out := r.pay(emulator.SendRequest{Kind: "masspay", Params: emulator.Params{Items: 2, Status: "Completed"}})
+		for i := 1; i <= 2; i++ {
+			t := r.txn("paypal", field(out, "masspay_txn_id_"+strconv.Itoa(i)))
+			Expect(t.Effects).To(BeEmpty(), "a payout tops up no one")
+			Expect(t.Status).To(Equal("Completed"))
 		}
 	})
 

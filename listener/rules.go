@@ -330,11 +330,15 @@ func (r *run) reversedWhilePending(parent string, k store.Txn) (bool, error) {
 	return false, nil
 }
 
-// applyMassPay credits each Completed item to the customer it was paid to.
+// applyMassPay applies a Mass Pay. One the merchant sent pays its items
+// out: each is recorded, never a top-up. One a payer sent, whose items pay
+// this merchant, tops up the customer matched by the payer's email, item
+// by item (how ConnexCS's customers pay: "via mass pay or send money").
 func (r *run) applyMassPay(m ipn) error {
-	if !r.l.ours(m["payer_email"], m["payer_id"], "") {
-		return r.log("", "masspay", m["payment_status"], "VERIFIED", "ignored", "the Mass Pay sender is not this merchant")
-	}
+	own := r.l.ours(m["payer_email"], m["payer_id"], "")
+	// The bug some listeners have: the merchant's own payouts credit their
+	// receivers, as if they had paid.
+	payout := own && !r.l.flaw.CreditMassPayReceivers
 	for i := 1; ; i++ {
 		n := fmt.Sprint(i)
 		item := m["masspay_txn_id_"+n]
@@ -353,14 +357,29 @@ func (r *run) applyMassPay(m ipn) error {
 			}
 			continue
 		}
-		email := strings.ToLower(m["receiver_email_"+n])
+		receiver := strings.ToLower(m["receiver_email_"+n])
+		if !own && !r.l.ours(receiver) {
+			if err := r.log(item, "masspay", status, "VERIFIED", "ignored", "an item paid to someone else"); err != nil {
+				return err
+			}
+			continue
+		}
+		// Whose the item is: the payer's, for a top-up; the receiver's,
+		// for the merchant's own payout (recorded only).
+		email := strings.ToLower(m["payer_email"])
+		if own {
+			email = receiver
+		}
 		t := store.Txn{Provider: PayPal, TxnID: item, Kind: "masspay", Status: status, Gross: gross, Fee: fee,
 			Currency: m["mc_currency_"+n], PayerEmail: email, Customer: r.l.customerFor(email), FirstSeen: r.at, Updated: r.at}
 		if old, err := r.tx.Txn(PayPal, item); err == nil {
 			t.FirstSeen = old.FirstSeen
 		}
 		action, detail := "recorded", "item "+status
-		if status == "Completed" {
+		switch {
+		case payout:
+			action, detail = "recorded", "payout "+status+": the merchant's own Mass Pay is not a top-up"
+		case status == "Completed":
 			var err error
 			if action, detail, t.Held, err = r.credit(&t); err != nil {
 				return err

@@ -340,6 +340,9 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		if err := checkParams[emulator.Params](l, n, s.Params); err != nil {
 			return err
 		}
+		if err := checkValues(s.Params); err != nil {
+			return l.at(n, "params.%v", err)
+		}
 	case "paydo":
 		if s.Kind == "" {
 			return l.at(n, "kind is required for PayDo: transfer or checkout")
@@ -397,6 +400,18 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		}
 	}
 	return l.define(n, s.As, s.Provider)
+}
+
+// checkValues checks the PayPal params that take a closed list of values
+// (those not given by a reference, known only when the step runs).
+func checkValues(params map[string]any) error {
+	var p fixtures.Params
+	for key, dst := range map[string]*string{"status": &p.Status, "pending_reason": &p.PendingReason, "reason_code": &p.ReasonCode, "case_type": &p.CaseType} {
+		if v, ok := params[key].(string); ok && !strings.Contains(v, "${") {
+			*dst = v
+		}
+	}
+	return p.CheckValues()
 }
 
 // checkParams decodes params into T as the API would, refusing unknown names.

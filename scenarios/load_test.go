@@ -66,6 +66,7 @@ var _ = Describe("Loading scenarios", func() {
 		Entry("unknown nested field", head+"  - send: {kind: web_accept, fault: {knd: invalid}}\n", `unknown field "knd" in step send.fault; want one of kind, count, delay, message`),
 		Entry("unknown kind", head+"  - send: {kind: web_acept}\n", `my.yaml:4: kind "web_acept": want one of`),
 		Entry("unknown param", head+"  - send: {kind: web_accept, params: {grosss: \"1.00\"}}\n", `params: json: unknown field "grosss"; want gross, currency`),
+		Entry("a status PayPal never sends", head+"  - send: {kind: web_accept, params: {status: Bogus}}\n", `my.yaml:4: params.status "Bogus": not a value PayPal sends; want one of Canceled_Reversal, Completed`),
 		Entry("unknown reference", head+"  - send: {as: pay, kind: web_accept}\n  - expect: {txn: \"${pya.txn_id}\", effects: 1}\n", `my.yaml:5: unknown name "pya"; earlier steps define pay`),
 		Entry("reference before definition", head+"  - expect: {txn: \"${pay.txn_id}\", effects: 1}\n", `unknown name "pay": no earlier step is named with`),
 		Entry("malformed reference", head+"  - send: {as: pay, kind: web_accept}\n  - expect: {txn: \"${pay}\", effects: 1}\n", "want ${name.field}"),

@@ -34,8 +34,11 @@ type Flaw struct {
 	CreditFraudPends bool // credits payments held by fraud filters
 	IgnoreReceiver   bool // does not check who the payment was for
 	RefundAsPayment  bool // credits a refund like a payment
-	IgnoreReversals  bool // ignores Reversed and Canceled_Reversal
-	MisreadNames     bool // decodes the payer's name as UTF-8 whatever the charset
+	// CreditMassPayReceivers credits the receivers of the merchant's own
+	// Mass Pay, as if they had paid.
+	CreditMassPayReceivers bool
+	IgnoreReversals        bool // ignores Reversed and Canceled_Reversal
+	MisreadNames           bool // decodes the payer's name as UTF-8 whatever the charset
 
 	PayDoNoAllowlist bool // applies PayDo notifications from any address
 	PayDoTrustXFF    bool // believes X-Forwarded-For from any peer
@@ -43,8 +46,9 @@ type Flaw struct {
 }
 
 var flaws = map[Name]Flaw{
-	Ack204:       {AckNoContent: true},
-	ReencodeUTF8: {RewritePostback: eachField(func(f *form.Field) { f.Value = strings.ToValidUTF8(f.Value, "\uFFFD") })},
+	CreditOwnMassPay: {CreditMassPayReceivers: true},
+	Ack204:           {AckNoContent: true},
+	ReencodeUTF8:     {RewritePostback: eachField(func(f *form.Field) { f.Value = strings.ToValidUTF8(f.Value, "\uFFFD") })},
 	DropEmptyFields: {RewritePostback: rewrite(func(f form.Form) form.Form {
 		out := f[:0]
 		for _, fd := range f {

@@ -32,6 +32,7 @@ const (
 	CreditFraudPends     Name = "credit-fraud-pends"
 	IgnoreReceiver       Name = "ignore-receiver"
 	RefundAsPayment      Name = "refund-as-payment"
+	CreditOwnMassPay     Name = "credit-own-masspay"
 	IgnoreReversals      Name = "ignore-reversals"
 	RacyDuplicates       Name = "racy-duplicates"
 	UTF8Names            Name = "utf8-names"
@@ -103,6 +104,8 @@ var all = []entry{
 		"a refund tops the customer up instead of taking the money back", []string{"PP-REFUND-FULL", "PP-REFUND-PARTIAL", "PP-OUT-OF-ORDER-REFUND"}},
 	{IgnoreReversals, "ignores Reversed and Canceled_Reversal",
 		"chargebacks leave the customer's balance credited", []string{"PP-CHARGEBACK", "PP-REVIEW-REVERSED"}},
+	{CreditOwnMassPay, "credits the receivers of the merchant's own Mass Pay",
+		"every payout tops up the account of the person it paid: the operator pays twice", []string{"PP-MASSPAY-ITEMS"}},
 	{RacyDuplicates, "checks for a duplicate, then credits, in two steps without a unique constraint",
 		"concurrent copies (PayPal's retries racing a slow ack) credit twice", []string{"PP-CONCURRENT-COPIES"}},
 	{UTF8Names, "decodes windows-1252 names as UTF-8 in what it stores",

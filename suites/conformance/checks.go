@@ -144,7 +144,7 @@ func init() {
 		paypalBusiness("PP-CHARGEBACK", "A listener MUST debit a chargeback reversal and MUST credit back a canceled reversal.", "paypal-chargeback", "ledger", "chargeback"),
 		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST end Completed and credited once when Completed arrives before its Pending.", "paypal-out-of-order-completed", "ledger", "order"),
 		paypalBusiness("PP-OUT-OF-ORDER-REFUND", "A listener MUST end with nothing credited when a refund arrives before its payment.", "paypal-out-of-order-refund", "ledger", "order", "refund"),
-		paypalBusiness("PP-MASSPAY-ITEMS", "A listener MUST apply each Completed Mass Pay item to its own customer.", "paypal-masspay-items", "ledger", "masspay"),
+		paypalBusiness("PP-MASSPAY-ITEMS", "A listener MUST credit a Mass Pay it receives to the customer who sent it, item by item, and MUST NOT credit the receivers of its own Mass Pay (payouts).", "paypal-masspay-items", "ledger", "masspay"),
 		paypalBusiness("PP-CHARSET-NAME", "A listener MUST decode names in the charset the message names (windows-1252 is not ISO-8859-1: Š, œ and ’ survive; a windows-1255 name stays Hebrew).", "paypal-charset-name", "charset"),
 
 		paydoCheck(Protocol, "PD-ACK", "A PayDo listener MUST answer a notification with HTTP 200, or PayDo resends it for 24 hours.", "paydo-ack", "ack"),
