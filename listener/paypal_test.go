@@ -136,6 +136,29 @@ var _ = Describe("Reference listener, PayPal", func() {
 		Expect(r.balance("USD")).To(Equal("7.00"))
 	})
 
+	It("credits an authorization when it is captured, once, and never when it is voided or expires", func() {
+		for _, tc := range []struct {
+			lifecycle, authStatus string
+			net                   string
+		}{{"auth_capture", "Pending", "50.00"}, {"auth_void", "Voided", "0.00"}, {"auth_expire", "Expired", "0.00"}} {
+			plan, err := r.emu.SendLifecycle(emulator.LifecycleRequest{Name: tc.lifecycle, NotifyURL: r.paypalURL(), Params: emulator.Params{PayerEmail: customerEmail, Gross: "50.00", Currency: "EUR"}})
+			Expect(err).NotTo(HaveOccurred())
+			r.idle()
+			auth := plan.Steps[0].TxnID
+			Expect(r.txn("paypal", auth).Effects).To(BeEmpty(), "%s: an authorization moves no money", tc.lifecycle)
+			r.advance(30 * 24 * time.Hour)
+			t := r.txn("paypal", auth)
+			Expect(t.Status).To(Equal(tc.authStatus), tc.lifecycle)
+			if tc.net == "0.00" {
+				Expect(t.Effects).To(BeEmpty(), tc.lifecycle)
+				continue
+			}
+			Expect(t.Effects).To(HaveLen(1), "%s: the capture, under its authorization", tc.lifecycle)
+			Expect(t.Effects[0].TxnID).To(Equal(plan.Steps[1].TxnID))
+			Expect(t.Net).To(Equal(map[string]string{"EUR": tc.net}))
+		}
+	})
+
 	It("applies a full refund to its parent", func() {
 		plan, err := r.emu.SendLifecycle(emulator.LifecycleRequest{Name: "pay_refund", NotifyURL: r.paypalURL(), Params: emulator.Params{PayerEmail: customerEmail, Gross: "80.00"}})
 		Expect(err).NotTo(HaveOccurred())

@@ -71,7 +71,10 @@ func (r *run) applyPayPal(m ipn) error {
 	if t.Customer == "" {
 		t.Customer = r.l.customerFor(t.PayerEmail)
 	}
-	if parent != "" && kind != "adjustment" {
+	// A capture is a payment of its own (a new txn with parent_txn_id the
+	// authorization's): credited, not applied as a refund is.
+	capture := status == "Completed" && m["auth_id"] != "" && parent != ""
+	if parent != "" && kind != "adjustment" && !capture {
 		t.Held = "" // a child's effect is decided by applyChild
 		if err := r.tx.PutTxn(t); err != nil {
 			return err
@@ -140,7 +143,7 @@ func (r *run) credit(t *store.Txn) (action, detail, held string, err error) {
 		return "", "", "", err
 	}
 	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: t.TxnID, Status: key, Customer: t.Customer,
-		Amount: amount, Currency: t.Currency, InboxID: r.item.ID, At: r.at})
+		Amount: amount, Currency: t.Currency, ParentID: t.ParentID, InboxID: r.item.ID, At: r.at})
 	if err != nil {
 		return "", "", "", err
 	}
