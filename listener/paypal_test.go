@@ -98,6 +98,9 @@ var _ = Describe("Reference listener, PayPal", func() {
 		Entry("multi-currency accepted", "multi_currency", "Completed", true),
 		Entry("payment review completed", "review_completed", "Completed", true),
 		Entry("payment review reversed", "review_reversed", "Reversed", false),
+		Entry("unilateral, the receiver registered", "unilateral", "Completed", true),
+		Entry("regulatory review denied", "regulatory_review_denied", "Denied", false),
+		Entry("international, accepted", "intl", "Completed", true),
 		Entry("fraud filters, then accepted", "fraud_accepted", "Completed", true),
 		Entry("fraud filters, then denied", "fraud_denied", "Denied", false),
 	)
