@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,12 +32,6 @@ var timings = regexp.MustCompile(`\d+(\.\d+)?(s|ms|µs)\b|time="[0-9.e+-]+"`)
 
 var _ = Describe("docs/ci.md", func() {
 	It("shows a failing run's console output and JUnit file as the binary really prints them", func() {
-		freeAddr := func() string {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			Expect(err).NotTo(HaveOccurred())
-			defer ln.Close()
-			return ln.Addr().String()
-		}
 		emuAddr := freeAddr()
 		dir := GinkgoT().TempDir()
 		lst, err := gexec.Start(exec.Command(binary, "listen", "--mutant", docsMutant, "--customer", "customer@example.com=C1",

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,12 +23,6 @@ var _ = Describe("conform --intercept", func() {
 		caDir, emuAddr string
 		listenerEnv    []string
 	)
-	freeAddr := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		Expect(err).NotTo(HaveOccurred())
-		defer ln.Close()
-		return ln.Addr().String()
-	}
 	// conform runs the binary with the CA directory of this spec.
 	conform := func(args ...string) *gexec.Session {
 		cmd := exec.Command(binary, append([]string{"conform", "--intercept", "--emulator-addr", emuAddr, "--ack-timeout", "2s"}, args...)...)
@@ -80,13 +73,9 @@ var _ = Describe("conform --intercept", func() {
 
 	for _, client := range []string{"curl", "urllib"} {
 		It("judges a Python listener that posts back with "+client+" to the hard-coded sandbox host: it passes, and fails the endpoint check in a live run", func() {
-			for _, c := range []string{"python3", client} {
-				if _, err := exec.LookPath(c); err != nil && c != "urllib" {
-					if os.Getenv("CI") != "" {
-						Fail(c + " is needed in CI")
-					}
-					Skip(c + " is not installed on this machine")
-				}
+			requireCommand("python3")
+			if client == "curl" {
+				requireCommand("curl")
 			}
 			base := start(`^(\d+)\n`, "python3", "testdata/hardcoded_listener.py", client)
 			focus := "PP-ACK-GENUINE,PP-POSTBACK-SENT,PP-VERIFY-ASCII,PP-VERIFY-WINDOWS-1252,PP-VERIFY-ENDPOINT"

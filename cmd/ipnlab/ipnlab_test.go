@@ -23,6 +23,26 @@ import (
 )
 
 // run runs the binary to completion and returns its session.
+// freeAddr returns a loopback address nothing listens on (for an
+// emulator the listener must know before it starts).
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// requireCommand skips a spec on a machine without the command, and fails
+// it in CI, whose .ci/run installs it.
+func requireCommand(name string) {
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			Fail("CI needs the " + name + " command (.ci/run installs it)")
+		}
+		Skip("no " + name + " command on this machine")
+	}
+}
+
 func run(args ...string) *gexec.Session {
 	s, err := gexec.Start(exec.Command(binary, args...), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
@@ -333,12 +353,7 @@ var _ = Describe("ipnlab conform and run", func() {
 	})
 
 	It("says that no Docker engine answers, and how to start one, when --listener-image has none to run on", func() {
-		if _, err := exec.LookPath("docker"); err != nil {
-			if os.Getenv("CI") != "" {
-				Fail("CI needs the docker command (.ci/run installs it)")
-			}
-			Skip("no docker command on this machine")
-		}
+		requireCommand("docker")
 		cmd := exec.Command(binary, "conform", "--listener-image", "ipnlab:test", "--listener", "/ipn/paypal", "--emulator-addr", "127.0.0.1:0")
 		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(GinkgoT().TempDir(), "no-engine.sock"))
 		s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
@@ -404,14 +419,6 @@ var _ = Describe("ipnlab conform and run", func() {
 })
 
 var _ = Describe("ipnlab load", func() {
-	// freeAddr returns a loopback address nothing listens on (for the
-	// load's emulator, which the listener must know before it starts).
-	freeAddr := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		Expect(err).NotTo(HaveOccurred())
-		defer ln.Close()
-		return ln.Addr().String()
-	}
 
 	It("drives the reference listener and reports every message acked and VERIFIED", func() {
 		emuAddr := freeAddr()

@@ -145,12 +145,7 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 
 	It("verifies through Python requests, with only HTTPS_PROXY and REQUESTS_CA_BUNDLE", func() {
 		requireCommand("python3")
-		if exec.Command("python3", "-c", "import requests").Run() != nil {
-			if os.Getenv("CI") != "" {
-				Fail("CI needs Python requests (.ci/run installs python3-requests)")
-			}
-			Skip("Python requests is not installed on this machine")
-		}
+		require("Python requests", exec.Command("python3", "-c", "import requests").Run() == nil)
 		l := newLab(paypal.ModePayPal)
 		_, pb := l.ipn(false)
 		out := runClient(l.env(), pb, "python3", "-c",
@@ -161,10 +156,7 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 	It("verifies through Go's net/http as configured by the environment (ProxyFromEnvironment, the CA as a root)", func() {
 		l := newLab(paypal.ModePayPal)
 		_, pb := l.ipn(false)
-		proxy, err := url.Parse(l.emu.URL())
-		Expect(err).NotTo(HaveOccurred())
-		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy), TLSClientConfig: &tls.Config{RootCAs: l.ca.Pool()}}}
-		resp, err := client.Post(sandboxVerify, "application/x-www-form-urlencoded", bytes.NewReader(pb))
+		resp, err := l.trustingClient().Post(sandboxVerify, "application/x-www-form-urlencoded", bytes.NewReader(pb))
 		Expect(err).NotTo(HaveOccurred())
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
@@ -298,10 +290,18 @@ func runClient(env []string, stdin []byte, name string, args ...string) string {
 }
 
 func requireCommand(name string) {
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			Fail(name + " is needed in CI (.ci/run installs it)")
-		}
-		Skip(name + " is not installed on this machine")
+	_, err := exec.LookPath(name)
+	require(name, err == nil)
+}
+
+// require skips a spec on a machine without what it needs, and fails it
+// in CI, whose .ci/run installs it.
+func require(what string, present bool) {
+	if present {
+		return
 	}
+	if os.Getenv("CI") != "" {
+		Fail(what + " is needed in CI (.ci/run installs it)")
+	}
+	Skip(what + " is not installed on this machine")
 }

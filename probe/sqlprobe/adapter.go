@@ -71,9 +71,6 @@ func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
 // Close closes the connections.
 func (a *Adapter) Close() error { return a.db.Close() }
 
-// String names the database, its password redacted.
-func (a *Adapter) String() string { return a.dsn }
-
 // check runs each query once, for a transaction no database has, and
 // looks at its columns.
 func (a *Adapter) check(ctx context.Context) error {

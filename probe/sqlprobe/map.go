@@ -241,8 +241,8 @@ func maskQuoted(sql string) string {
 func bind(sql, style string) (string, []string) {
 	var b bytes.Buffer
 	var names []string
-	masked := maskQuoted(stripComments(sql))
 	sql = stripComments(sql)
+	masked := maskQuoted(sql)
 	for i := 0; i < len(sql); i++ {
 		c := sql[i]
 		if c != ':' || masked[i] != ':' || (i > 0 && sql[i-1] == ':') || (i+1 < len(sql) && sql[i+1] == ':') {
