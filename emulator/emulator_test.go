@@ -111,16 +111,30 @@ var _ = Describe("Emulator", func() {
 		Expect(v.Fatal()[0].Detail).To(ContainSubstring("re-encoded from windows-1255 to UTF-8"))
 	})
 
-	It("holds messages while IPN is off and sends them when it is switched on", func() {
+	It("holds messages created while IPN is off: switching it on sends nothing, a resend by hand does (IPN Guide)", func() {
 		code, body := l.call("POST", "/api/v1/paypal/notifications", map[string]any{"kind": "send_money"})
 		Expect(code).To(Equal(201))
-		Expect(body["status"]).To(Equal("Disabled"))
+		Expect(body["status"]).To(Equal("Held"))
 		Expect(l.listener.received()).To(BeEmpty())
 
 		code, prof := l.call("PUT", "/api/v1/paypal/profile", map[string]any{
 			"notify_url": l.lsrv.URL + "/ipn", "enabled": true, "receiver_email": "shop@example.com", "receiver_id": "SHOP000000001"})
 		Expect(code).To(Equal(200), "%v", prof)
+		Expect(prof["release_held"]).To(BeFalse())
+		code, _ = l.call("POST", "/api/v1/clock/advance", map[string]string{"duration": "5d"})
+		Expect(code).To(Equal(200))
+		Expect(l.message(body["id"].(string))["status"]).To(Equal("Held"), "switching IPN on releases nothing")
+		Expect(l.listener.received()).To(BeEmpty())
+
+		// The profile had no URL when the message was made: a resend must name one.
+		code, out := l.call("POST", "/api/v1/messages/"+body["id"].(string)+"/resend", nil)
+		Expect(code).To(Equal(400), "%v", out)
+		Expect(fmt.Sprint(out["error"])).To(ContainSubstring("created while IPN was off and the profile had no URL"))
+		code, out = l.call("POST", "/api/v1/messages/resend", map[string]any{"since": t0.Format(time.RFC3339), "status": "held", "use_profile_url": true})
+		Expect(code).To(Equal(202), "%v", out)
+		Expect(out["resent"]).To(ConsistOf(body["id"]))
 		Expect(l.message(body["id"].(string))["status"]).To(Equal("Sent"))
+		Expect(string(l.listener.received()[0])).To(HaveSuffix("&resend=true"))
 
 		// The profile's receiver fills new messages; no notify_url goes to the profile URL.
 		code, body = l.call("POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept"})
@@ -128,6 +142,26 @@ var _ = Describe("Emulator", func() {
 		Expect(body["status"]).To(Equal("Sent"))
 		f, _ := form.Parse(l.listener.received()[1])
 		Expect(f.Value("receiver_email")).To(Equal("shop@example.com"))
+	})
+
+	It("sends the Held messages when IPN is switched on only with the profile's release_held opt-in", func() {
+		code, _ := l.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": l.lsrv.URL + "/ipn", "enabled": false})
+		Expect(code).To(Equal(200))
+		held := l.send(map[string]any{"kind": "web_accept", "notify_url": ""})
+		Expect(held["status"]).To(Equal("Held"))
+		Expect(held["url"]).To(Equal(l.lsrv.URL+"/ipn"), "kept with the profile's URL, where a resend goes")
+		code, out := l.call("GET", "/api/v1/messages?status=disabled", nil)
+		Expect(code).To(Equal(400))
+		Expect(fmt.Sprint(out["error"])).To(ContainSubstring("merchant's account is disabled"))
+		_, out = l.call("GET", "/api/v1/messages?status=held", nil)
+		Expect(out["total"]).To(BeNumerically("==", 1))
+
+		code, prof := l.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": l.lsrv.URL + "/ipn", "enabled": true, "release_held": true})
+		Expect(code).To(Equal(200), "%v", prof)
+		Expect(prof["release_held"]).To(BeTrue())
+		m := l.message(held["id"].(string))
+		Expect(m["status"]).To(Equal("Sent"))
+		Expect(string(l.listener.received()[0])).NotTo(ContainSubstring("resend=true"), "a release is the first delivery")
 	})
 
 	It("a per-payment notify_url is used even while IPN is off", func() {

@@ -134,7 +134,7 @@ var _ = Describe("Emulator with a journal", func() {
 		code, _ := jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": false})
 		Expect(code).To(Equal(200))
 		held := jl.send(map[string]any{"kind": "web_accept", "notify_url": ""})
-		Expect(held["status"]).To(Equal("Disabled"))
+		Expect(held["status"]).To(Equal("Held"))
 		code, _ = jl.call("PUT", "/api/v1/paydo/projects/shop/ipn-url", map[string]any{"url": jl.lsrv.URL + "/paydo"})
 		Expect(code).To(Equal(200), "register")
 		code, pd := jl.call("POST", "/api/v1/paydo/notifications", map[string]any{"kind": "checkout", "project": "shop"})
@@ -143,7 +143,7 @@ var _ = Describe("Emulator with a journal", func() {
 		Expect(code).To(Equal(200))
 
 		jl.restart()
-		Expect(jl.message(held["id"].(string))["status"]).To(Equal("Disabled"))
+		Expect(jl.message(held["id"].(string))["status"]).To(Equal("Held"))
 		_, fault := jl.call("GET", "/api/v1/paypal/fault", nil)
 		Expect(fault["fault"]).To(HaveKeyWithValue("kind", "invalid"))
 		Expect(fault["fault"]).To(HaveKeyWithValue("count", BeNumerically("==", 2)))
@@ -152,8 +152,8 @@ var _ = Describe("Emulator with a journal", func() {
 		_, txs := jl.call("GET", "/api/v1/paydo/transactions", nil)
 		Expect(txs["transactions"]).To(HaveLen(1))
 
-		// Switching notifications on releases the held message to the profile's URL.
-		code, _ = jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": true})
+		// Switching notifications on with the opt-in releases the held message to the profile's URL.
+		code, _ = jl.call("PUT", "/api/v1/paypal/profile", map[string]any{"notify_url": jl.lsrv.URL + "/ipn", "enabled": true, "release_held": true})
 		Expect(code).To(Equal(200))
 		jl.emu.WaitIdle()
 		m := jl.message(held["id"].(string))

@@ -40,7 +40,7 @@ func topKeys(required bool) []string {
 var (
 	valueModes      = []string{ValuesNeutral, ValuesRealistic}
 	verdicts        = []string{"VERIFIED", "INVALID", "none"}
-	historyStatuses = []string{"Queued", "Sent", "Retrying", "Failed", "Disabled"}
+	historyStatuses = []string{"Queued", "Sent", "Retrying", "Failed", "Held"}
 )
 
 // stepDocs say what each step kind does, in stepKinds' order.

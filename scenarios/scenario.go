@@ -161,7 +161,7 @@ type Expect struct {
 	Message      string `yaml:"message" doc:"the earlier send the message expectations are about"`
 	Acked        *bool  `yaml:"acked" doc:"it was (true) or was not (false) acknowledged with HTTP 200"`
 	AckStatus    int    `yaml:"ack_status" doc:"the HTTP status of its last delivery attempt"`
-	History      string `yaml:"history" doc:"its IPN History status: Queued, Sent, Retrying, Failed or Disabled"`
+	History      string `yaml:"history" doc:"its IPN History status: Queued, Sent, Retrying, Failed or Held"`
 	Verdict      string `yaml:"verdict" doc:"its last postback's verdict: VERIFIED, INVALID, or none (never posted back)"`
 	AnyVerified  bool   `yaml:"any_verified" doc:"some postback of it was VERIFIED"`
 	PostbacksMax int    `yaml:"postbacks_max" doc:"it was posted back no more than this many times"`

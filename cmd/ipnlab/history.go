@@ -58,7 +58,7 @@ func newHistory() *cobra.Command {
 		return nil
 	})
 	f := c.Flags()
-	f.StringVar(&status, "status", "", "Queued, Sent, Retrying, Failed or Disabled")
+	f.StringVar(&status, "status", "", "Queued, Sent, Retrying, Failed or Held")
 	f.StringVar(&kind, "kind", "", "message kind")
 	f.StringVar(&txnID, "txn-id", "", "transaction id")
 	f.StringVar(&since, "since", "", "created at or after (RFC 3339)")
@@ -109,15 +109,18 @@ func newMessage() *cobra.Command {
 
 func newResend() *cobra.Command {
 	var (
-		to, failedSince string
-		profileURL      bool
+		to, failedSince, status string
+		profileURL              bool
 	)
 	c := &cobra.Command{
 		Use:   "resend [ID]",
-		Short: "Resend a message by hand (with resend=true), or every failed one since a time",
+		Short: "Resend a message by hand (with resend=true), or every Failed (or Held) one since a time",
 		Args: func(c *cobra.Command, args []string) error {
 			if (len(args) == 1) == (failedSince != "") {
 				return usageError{fmt.Errorf("%s: give a message ID or --since, one of the two", c.CommandPath())}
+			}
+			if len(args) == 1 && c.Flags().Changed("status") {
+				return usageError{fmt.Errorf("%s: --status chooses the messages to resend with --since, not with an ID", c.CommandPath())}
 			}
 			return nil
 		},
@@ -126,7 +129,7 @@ func newResend() *cobra.Command {
 	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		req := emulator.ResendRequest{URL: to, UseProfileURL: profileURL}
 		if failedSince != "" {
-			req.Since = failedSince
+			req.Since, req.Status = failedSince, status
 			ids, err := cl.ResendAll(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -144,7 +147,8 @@ func newResend() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&to, "listener", "", "send to this listener URL instead of the original one")
 	f.BoolVar(&profileURL, "profile-url", false, "send to the profile's current URL")
-	f.StringVar(&failedSince, "since", "", "resend every Failed message created since (RFC 3339)")
+	f.StringVar(&failedSince, "since", "", "resend every message created since (RFC 3339) that has --status")
+	f.StringVar(&status, "status", "Failed", "with --since: the History status of the messages to resend (Failed or Held, say)")
 	renamed(f, "url", "listener")
 	renamed(f, "failed-since", "since")
 	return c

@@ -107,6 +107,31 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		p := run("profile", emu, "--listener", ack.URL, "--on")
 		Expect(p).To(gexec.Exit(0))
 		Expect(p.Out).To(gbytes.Say(`"enabled": true`))
+		Expect(p.Out).To(gbytes.Say(`"release_held": false`))
+	})
+
+	It("leaves messages made while IPN was off Held until resent, or releases them with --release-held", func() {
+		Expect(run("profile", emu, "--listener", ack.URL, "--off")).To(gexec.Exit(0))
+		clk := run("clock", "show", emu)
+		Expect(clk).To(gexec.Exit(0))
+		since := regexp.MustCompile(`now=(\S+)`).FindSubmatch(clk.Out.Contents())[1]
+		for range 2 {
+			s := run("send", "paypal", emu, "--kind", "web_accept")
+			Expect(s).To(gexec.Exit(0))
+			Expect(s.Out).To(gbytes.Say(`Held`))
+		}
+		Expect(run("profile", emu, "--on")).To(gexec.Exit(0))
+		Expect(run("history", "--status", "Held", emu).Out).To(gbytes.Say(`(?s)Held.*Held`))
+		r := run("resend", emu, "--since", string(since), "--status", "Held")
+		Expect(r).To(gexec.Exit(0))
+		Expect(r.Out).To(gbytes.Say(`resent 2: `))
+
+		Expect(run("profile", emu, "--off")).To(gexec.Exit(0))
+		Expect(run("send", "paypal", emu, "--kind", "web_accept")).To(gexec.Exit(0))
+		p := run("profile", emu, "--on", "--release-held")
+		Expect(p).To(gexec.Exit(0))
+		Expect(p.Out).To(gbytes.Say(`"release_held": true`))
+		Expect(run("history", "--status", "Held", emu).Out).NotTo(gbytes.Say(`Held`))
 	})
 
 	It("exits 2 with a precise message on bad input", func() {
@@ -117,6 +142,8 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
 			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
 			{"resend", emu}:                                                                                 "give a message ID or --since",
+			{"resend", "M1", "--status", "Held", emu}:                                                       "--status chooses the messages to resend with --since",
+			{"history", "--status", "Disabled", emu}:                                                        "merchant's account is disabled",
 			{"serve", "--clock", "fast"}:                                                                    `clock mode "fast"`,
 			{"serve", "--verify", "loose"}:                                                                  `verify mode "loose"`,
 			{"serve", "--allow", ""}:                                                                        "--allow is empty",

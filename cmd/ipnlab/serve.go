@@ -149,7 +149,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "a delivery not answered within this is a failure")
 	f.IntVar(&retries, "retries", 15, "PayPal resends before giving up (16 reaches PayPal's 'four days')")
 	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's (notifications are on when set)")
-	f.BoolVar(&ipnOff, "ipn-off", false, "start with notifications off (messages wait as Disabled)")
+	f.BoolVar(&ipnOff, "ipn-off", false, "start with notifications off (messages wait as Held until resent)")
 	f.StringVar(&recvEmail, "receiver-email", emulator.DefaultReceiverEmail, "the merchant's receiver_email")
 	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")

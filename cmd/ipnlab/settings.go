@@ -47,7 +47,7 @@ func faultKinds() string {
 
 func newProfile() *cobra.Command {
 	var notifyURL, email, id string
-	var on, off bool
+	var on, off, releaseHeld bool
 	c := &cobra.Command{Use: "profile", Short: "Print or change the IPN settings (URL, on/off, receiver)", Args: noArgs}
 	base := emulatorFlag(c)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -79,6 +79,9 @@ func newProfile() *cobra.Command {
 			if off {
 				p.Enabled = false
 			}
+			if cmd.Flags().Changed("release-held") {
+				p.ReleaseHeld = releaseHeld
+			}
 			if p, err = cl.SetProfile(ctx, p); err != nil {
 				return err
 			}
@@ -88,8 +91,9 @@ func newProfile() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's")
 	renamed(f, "notify-url", "listener")
-	f.BoolVar(&on, "on", false, "switch notifications on (sends held messages)")
+	f.BoolVar(&on, "on", false, "switch notifications on (Held messages wait for a resend unless --release-held)")
 	f.BoolVar(&off, "off", false, "switch notifications off")
+	f.BoolVar(&releaseHeld, "release-held", false, "ipnlab's opt-in: switching notifications on sends the Held messages (PayPal waits for a resend)")
 	f.StringVar(&email, "receiver-email", "", "the merchant's receiver_email")
 	f.StringVar(&id, "receiver-id", "", "the merchant's receiver_id")
 	return c

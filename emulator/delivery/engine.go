@@ -110,7 +110,8 @@ type Submission struct {
 	Header     http.Header
 	Schedule   Schedule
 	Ack        AckPolicy
-	// Hold keeps the message in History as Disabled until Release.
+	// Hold keeps the message in History as Held, unsent, until Release
+	// or a manual Resend.
 	Hold bool
 	// Client, if set, sends this message instead of the engine's client
 	// (PayDo's deliveries leave from their own source address).
@@ -245,7 +246,7 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 		ent.client = e.cfg.Client
 	}
 	if s.Hold {
-		ent.rec.Status = Disabled
+		ent.rec.Status = Held
 	} else {
 		// Queued before it is journaled, so a crash right after Submit
 		// still delivers it on restart.
@@ -633,7 +634,7 @@ func (e *Engine) refreshLocked(ent *entry) {
 	case r.AckedAt != nil:
 		r.Status = Sent
 	case ent.held:
-		r.Status = Disabled
+		r.Status = Held
 	case len(r.Attempts) == 0:
 		r.Status = Queued
 	case r.NextAttempt != nil:

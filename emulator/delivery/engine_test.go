@@ -239,9 +239,9 @@ var _ = Describe("Engine", func() {
 		Expect(get("M1").Status).To(Equal(delivery.Sent))
 	})
 
-	It("holds a message as Disabled until released", func() {
+	It("holds a message as Held until released", func() {
 		submit("M1", func(s *delivery.Submission) { s.Hold = true; s.URL = "" })
-		Expect(get("M1").Status).To(Equal(delivery.Disabled))
+		Expect(get("M1").Status).To(Equal(delivery.Held))
 		Expect(lst.count()).To(Equal(0))
 		Expect(eng.Held()).To(Equal([]string{"M1"}))
 		Expect(eng.Release("M1", srv.URL)).To(Succeed())

@@ -6,22 +6,30 @@ import (
 	"time"
 )
 
-// Status is a message's state in IPN History, in PayPal's words.
+// Status is a message's state in IPN History, in PayPal's words but
+// for Held.
 type Status string
 
-// The statuses PayPal's IPN History shows.
+// The statuses PayPal's IPN History shows, and Held.
 const (
 	Queued   Status = "Queued"   // created, first delivery not finished yet
 	Sent     Status = "Sent"     // acknowledged
 	Retrying Status = "Retrying" // not acknowledged, another attempt is scheduled
 	Failed   Status = "Failed"   // not acknowledged and the schedule is over
-	Disabled Status = "Disabled" // held: notifications were off when it was created
+	// Held is ipnlab's own: PayPal documents no status for a message
+	// created while IPN was switched off (its Disabled means the merchant's
+	// account is disabled, which the emulator does not model). Such a
+	// message is sent only when someone resends it.
+	Held Status = "Held"
 )
+
+// Statuses lists the History statuses in the order they are documented.
+var Statuses = []Status{Queued, Sent, Retrying, Failed, Held}
 
 // Valid reports whether s is one of the History statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case Queued, Sent, Retrying, Failed, Disabled:
+	case Queued, Sent, Retrying, Failed, Held:
 		return true
 	}
 	return false

@@ -32,6 +32,11 @@ type Profile struct {
 	Enabled       bool   `json:"enabled"`
 	ReceiverEmail string `json:"receiver_email"`
 	ReceiverID    string `json:"receiver_id"`
+	// ReleaseHeld is ipnlab's opt-in: switching notifications on sends the
+	// messages created while they were off to the profile's URL. PayPal
+	// does not (IPN Guide, "IPN Operations"): they wait in History until
+	// the merchant resends them.
+	ReleaseHeld bool `json:"release_held"`
 }
 
 // Validate reports a profile PayPal would not save.
@@ -133,8 +138,8 @@ func (s *Service) Profile() Profile {
 	return s.profile
 }
 
-// SetProfile changes the IPN settings. Switching notifications on sends the
-// messages held while they were off to the new URL.
+// SetProfile changes the IPN settings. Messages created while
+// notifications were off stay Held unless the profile asks ReleaseHeld.
 func (s *Service) SetProfile(p Profile) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -150,7 +155,7 @@ func (s *Service) SetProfile(p Profile) error {
 	s.mu.Lock()
 	s.profile = p
 	s.mu.Unlock()
-	if !p.Enabled {
+	if !p.Enabled || !p.ReleaseHeld {
 		return nil
 	}
 	for _, id := range s.cfg.Engine.Held() {
@@ -199,7 +204,9 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		p := s.Profile()
 		switch {
 		case !p.Enabled:
-			hold = true
+			// Kept with the profile's URL, "the URL associated with the
+			// message" that a manual resend goes to.
+			target, hold = p.NotifyURL, true
 		case p.NotifyURL == "":
 			return nil, delivery.Message{}, ErrNoTarget
 		default:
@@ -260,6 +267,9 @@ func (s *Service) Resend(id, url string, useProfile bool) (delivery.Message, err
 			return delivery.Message{}, fmt.Errorf("resend %s: %w", id, ErrNoTarget)
 		}
 		url = p.NotifyURL
+	}
+	if rec, ok := s.cfg.Engine.Get(id); ok && url == "" && rec.URL == "" {
+		return delivery.Message{}, fmt.Errorf("resend %s: it was created while IPN was off and the profile had no URL: %w", id, ErrNoTarget)
 	}
 	return s.cfg.Engine.Resend(id, url)
 }

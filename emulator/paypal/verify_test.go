@@ -49,7 +49,7 @@ func newService(mode paypal.Mode) (*paypal.Service, *clock.Manual) {
 func sendHeld(svc *paypal.Service, body []byte) *paypal.Message {
 	m, rec, err := svc.Send(paypal.Notification{Body: body})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(rec.Status).To(Equal(delivery.Disabled))
+	Expect(rec.Status).To(Equal(delivery.Held))
 	return m
 }
 
