@@ -150,6 +150,9 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 	if err != nil {
 		return fixtures.Message{}, 0, err
 	}
+	if err := p.CheckValues(req.Kind); err != nil {
+		return fixtures.Message{}, 0, badRequest("params.%v", err)
+	}
 	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
 		return fixtures.Message{}, 0, err
@@ -215,7 +218,7 @@ func FixtureParams(p Params) (fixtures.Params, error) {
 	if p.Filters < 0 || p.Filters > 5 {
 		return out, badRequest("params.filters %d: want 1 to 5", p.Filters)
 	}
-	if err := out.CheckValues(); err != nil {
+	if err := out.CheckValues(""); err != nil {
 		return out, badRequest("params.%v", err)
 	}
 	if p.Gross != "" {

@@ -162,6 +162,21 @@ var _ = Describe("Reference listener, PayPal", func() {
 		}
 	})
 
+	It("holds an ELV payment while Created and credits it once Completed", func() {
+		plan, err := r.emu.SendLifecycle(emulator.LifecycleRequest{Name: "elv_completed", NotifyURL: r.paypalURL(), Params: emulator.Params{PayerEmail: customerEmail, Gross: "40.00"}})
+		Expect(err).NotTo(HaveOccurred())
+		r.idle()
+		txn := plan.Steps[0].TxnID
+		t := r.txn("paypal", txn)
+		Expect(t.Status).To(Equal("Created"))
+		Expect(t.Effects).To(BeEmpty(), "Created is not paid")
+		r.advance(4 * 24 * time.Hour)
+		t = r.txn("paypal", txn)
+		Expect(t.Status).To(Equal("Completed"))
+		Expect(t.Net).To(HaveKey("USD"))
+		Expect(t.Effects).To(HaveLen(1))
+	})
+
 	It("applies a full refund to its parent", func() {
 		plan, err := r.emu.SendLifecycle(emulator.LifecycleRequest{Name: "pay_refund", NotifyURL: r.paypalURL(), Params: emulator.Params{PayerEmail: customerEmail, Gross: "80.00"}})
 		Expect(err).NotTo(HaveOccurred())
@@ -243,6 +258,19 @@ var _ = Describe("Reference listener, PayPal", func() {
 			Expect(t.Effects).To(BeEmpty(), "a payout tops up no one")
 			Expect(t.Status).To(Equal("Completed"))
 		}
+		plan, err := r.emu.SendLifecycle(emulator.LifecycleRequest{Name: "masspay_undelivered", NotifyURL: r.paypalURL()})
+		Expect(err).NotTo(HaveOccurred())
+		r.advance(31 * 24 * time.Hour)
+		first, ok := r.emu.View(plan.Steps[0].MessageID) // the items keep their ids
+		Expect(ok).To(BeTrue())
+		for i, want := range []string{"Returned", "Blocked", "Reversed"} {
+			item := field(first, "masspay_txn_id_"+strconv.Itoa(i+1))
+			t := r.txn("paypal", item)
+			Expect(t.Status).To(Equal(want))
+			Expect(t.Effects).To(BeEmpty(), "an undelivered payout tops up no one")
+		}
+		p := r.pay(emulator.SendRequest{Kind: "payout", Params: emulator.Params{PayerEmail: customerEmail}})
+		Expect(r.txn("paypal", p.TxnID).Effects).To(BeEmpty(), "a Global Shipping payout is no customer's payment")
 	})
 
 	It("decodes windows-1252 names correctly: Jörg stays Jörg", func() {

@@ -340,7 +340,11 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		if err := checkParams[emulator.Params](l, n, s.Params); err != nil {
 			return err
 		}
-		if err := checkValues(s.Params); err != nil {
+		kind := s.Kind
+		if kind == "" && s.From == "" && s.Raw == "" {
+			kind = "web_accept"
+		}
+		if err := checkValues(kind, s.Params); err != nil {
 			return l.at(n, "params.%v", err)
 		}
 	case "paydo":
@@ -403,15 +407,16 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 }
 
 // checkValues checks the PayPal params that take a closed list of values
-// (those not given by a reference, known only when the step runs).
-func checkValues(params map[string]any) error {
+// (those not given by a reference, known only when the step runs) for a
+// message of kind ("" when the step replays one).
+func checkValues(kind string, params map[string]any) error {
 	var p fixtures.Params
 	for key, dst := range map[string]*string{"status": &p.Status, "pending_reason": &p.PendingReason, "reason_code": &p.ReasonCode, "case_type": &p.CaseType} {
 		if v, ok := params[key].(string); ok && !strings.Contains(v, "${") {
 			*dst = v
 		}
 	}
-	return p.CheckValues()
+	return p.CheckValues(kind)
 }
 
 // checkParams decodes params into T as the API would, refusing unknown names.
