@@ -256,5 +256,5 @@ type Kind struct {
 	Name        string `json:"name"`
 	TxnType     string `json:"txn_type"`
 	Description string `json:"description"`
-	Sample      string `json:"sample,omitempty"` // the file in shared/ipn-samples whose field order it follows
+	Sample      string `json:"sample,omitempty"` // the captured message (fixtures/testdata/sample_orders.txt) whose field order it follows
 }
