@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
@@ -57,7 +59,7 @@ func parseTime(name, s string) (time.Time, error) {
 }
 
 func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "provider", "status", "kind", "txn_id", "since", "until", "limit", "offset")
+	q, err := query(r, "provider", "status", "verdict", "kind", "txn_id", "since", "until", "limit", "offset", "order")
 	if err != nil {
 		return err
 	}
@@ -84,16 +86,64 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	verdict, err := parseVerdict(q.Get("verdict"))
+	if err != nil {
+		return err
+	}
+	newest := false
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		newest = true
+	default:
+		return badRequest("order %q: want newest or oldest", q.Get("order"))
+	}
 	// Read first: a change after it is an event after it, so a client
 	// that follows events from here misses nothing.
 	last := e.bus.Last()
 	all := e.engine.List(f.keep)
-	out := make([]Summary, 0, min(limit, len(all)))
-	for i := offset; i < len(all) && len(out) < limit; i++ {
-		out = append(out, Summarize(all[i]))
+	if newest {
+		slices.Reverse(all)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": len(all), "last_event": last})
+	var rows []Summary
+	if verdict != "" {
+		// The outcome is judged per message: filter on it before paging.
+		for _, m := range all {
+			if s := e.summarize(m); s.Outcome.State == verdict {
+				rows = append(rows, s)
+			}
+		}
+	}
+	total := len(all)
+	if verdict != "" {
+		total = len(rows)
+	}
+	out := make([]Summary, 0, min(limit, max(total-offset, 0)))
+	for i := offset; i < total && len(out) < limit; i++ {
+		if verdict != "" {
+			out = append(out, rows[i])
+		} else {
+			out = append(out, e.summarize(all[i]))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": total, "last_event": last})
 	return nil
+}
+
+func parseVerdict(s string) (api.OutcomeState, error) {
+	if s == "" {
+		return "", nil
+	}
+	for _, st := range api.OutcomeStates {
+		if strings.EqualFold(s, string(st)) {
+			return st, nil
+		}
+	}
+	names := make([]string, len(api.OutcomeStates))
+	for i, st := range api.OutcomeStates {
+		names[i] = string(st)
+	}
+	return "", badRequest("verdict %q: want one of %s", s, strings.Join(names, ", "))
 }
 
 func (e *Emulator) getMessage(w http.ResponseWriter, r *http.Request) error {

@@ -388,14 +388,14 @@ func (e *Emulator) onDelivery(ev delivery.Event) {
 		f(ev)
 	}
 	typ := events.MessageQueued
-	var data any = Summarize(ev.Message)
+	var data any = e.summarize(ev.Message)
 	switch ev.Type {
 	case delivery.EventAttempt:
 		typ = events.Attempt
 		data = struct {
 			Message Summary          `json:"message"`
 			Attempt delivery.Attempt `json:"attempt"`
-		}{Summarize(ev.Message), *ev.Attempt}
+		}{e.summarize(ev.Message), *ev.Attempt}
 		a := ev.Attempt
 		e.log.Debug("delivery attempt", "message", ev.Message.ID, "n", a.Number, "trigger", a.Trigger,
 			"url", a.URL, "status", a.StatusCode, "error", a.Error, "acked", a.Acked)
@@ -417,15 +417,6 @@ func (e *Emulator) onPostback(p paypal.PostbackRecord) {
 	}
 	e.log.Debug("postback", "message", p.MessageID, "verdict", p.Verdict.Summary(), "fault", p.Fault)
 	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
-}
-
-// Summarize makes the History row of a delivery record.
-func Summarize(m delivery.Message) Summary {
-	return Summary{
-		ID: m.ID, Provider: m.Provider, Kind: m.Kind, TxnID: m.TxnID, Status: m.HistoryStatus(),
-		URL: m.URL, Created: m.Created, Resent: m.Resent, Attempts: len(m.Attempts), Retries: m.Retries,
-		LastCode: m.LastCode, NextAttempt: m.NextAttempt, AckedAt: m.AckedAt,
-	}
 }
 
 // errBadRequest marks errors that are the caller's fault (400).

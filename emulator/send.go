@@ -255,7 +255,7 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	if !ok {
 		return MessageView{}, false
 	}
-	v := MessageView{Summary: Summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}, Postbacks: []paypal.PostbackRecord{}}
+	v := MessageView{Summary: e.summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}, Postbacks: []paypal.PostbackRecord{}}
 	if p, err := e.providerOf(rec); err == nil {
 		p.Describe(id, &v)
 	}

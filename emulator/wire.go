@@ -21,5 +21,7 @@ type (
 	ResendRequest    = api.ResendRequest
 	SendRequest      = api.SendRequest
 	Summary          = api.Summary
+	Outcome          = api.Outcome
+	OutcomeState     = api.OutcomeState
 	TextField        = api.TextField
 )

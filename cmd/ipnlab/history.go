@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/spf13/cobra"
 )
@@ -16,15 +18,25 @@ import (
 
 func newHistory() *cobra.Command {
 	var (
-		status, kind, txnID, since string
-		limit                      int
-		asJSON                     bool
+		status, verdict, kind, txnID, since string
+		limit                               int
+		asJSON, oldest                      bool
 	)
 	c := &cobra.Command{Use: "history", Short: "Print IPN History", Args: noArgs}
 	base := emulatorFlag(c)
 	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
-		q := url.Values{"limit": {fmt.Sprint(limit)}}
-		for k, v := range map[string]string{"status": status, "kind": kind, "txn_id": txnID, "since": since} {
+		q := url.Values{"limit": {fmt.Sprint(limit)}, "order": {"newest"}}
+		if oldest {
+			q.Set("order", "oldest")
+		}
+		if since != "" {
+			t, err := sinceTime(cmd.Context(), cl, since)
+			if err != nil {
+				return err
+			}
+			since = t
+		}
+		for k, v := range map[string]string{"status": status, "verdict": verdict, "kind": kind, "txn_id": txnID, "since": since} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -37,7 +49,7 @@ func newHistory() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), map[string]any{"messages": rows, "total": total})
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CREATED\tID\tPROVIDER\tKIND\tTXN_ID\tSTATUS\tHTTP\tATTEMPTS")
+		fmt.Fprintln(tw, "CREATED\tID\tPROVIDER\tKIND\tTXN_ID\tSTATUS\tHTTP\tATTEMPTS\tVERDICT")
 		for _, m := range rows {
 			created := m.Created.Format("2006-01-02 15:04:05")
 			if m.Resent {
@@ -47,7 +59,7 @@ func newHistory() *cobra.Command {
 			if m.LastCode != 0 {
 				code = fmt.Sprint(m.LastCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", created, m.ID, m.Provider, m.Kind, m.TxnID, m.Status, code, m.Attempts)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", created, m.ID, m.Provider, m.Kind, m.TxnID, m.Status, code, m.AttemptCount, verdictCell(m.Outcome))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -59,9 +71,11 @@ func newHistory() *cobra.Command {
 	})
 	f := c.Flags()
 	f.StringVar(&status, "status", "", "Queued, Sent, Retrying, Failed or Held")
+	f.StringVar(&verdict, "verdict", "", "only messages with this outcome: "+outcomeNames())
+	f.BoolVar(&oldest, "oldest-first", false, "list oldest first (default: newest first, as PayPal's History)")
 	f.StringVar(&kind, "kind", "", "message kind")
 	f.StringVar(&txnID, "txn-id", "", "transaction id")
-	f.StringVar(&since, "since", "", "created at or after (RFC 3339)")
+	f.StringVar(&since, "since", "", "created at or after: RFC 3339, or a duration back from the emulator's clock (24h)")
 	f.IntVar(&limit, "limit", 100, "rows at most")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return c
@@ -80,18 +94,17 @@ func newMessage() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), v)
 		}
 		w := cmd.OutOrStdout()
-		fmt.Fprintf(w, "%s  %s %s  txn_id=%s  status=%s  charset=%s\n", v.ID, v.Provider, v.Kind, v.TxnID, v.Status, v.Charset)
+		// The verdict first: did the listener get it and verify it?
+		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(verdictCell(v.Outcome)), v.Outcome.Summary)
+		fmt.Fprintf(w, "%s  %s %s  txn_id=%s  status=%s  charset=%s  seed=%d\n", v.ID, v.Provider, v.Kind, v.TxnID, v.Status, v.Charset, v.Seed)
 		fmt.Fprintf(w, "url: %s\n\nfields:\n", v.URL)
 		for _, f := range v.Fields {
 			fmt.Fprintf(w, "  %s = %q\n", f.Name, f.Value)
 		}
 		fmt.Fprintln(w, "\nattempts:")
 		for _, a := range v.Attempts {
-			outcome := fmt.Sprintf("HTTP %d", a.StatusCode)
-			if a.Error != "" {
-				outcome = a.Error
-			}
-			fmt.Fprintf(w, "  #%d %-7s %s  %s  %.1f ms  acked=%v\n", a.Number, a.Trigger, a.Start.Format(time.RFC3339), outcome, float64(a.Duration.Microseconds())/1000, a.Acked)
+			fmt.Fprintf(w, "%5s %-7s %s  %-8.1f ms  acked=%-5v  %s\n", fmt.Sprint("#", a.Number), a.Trigger, a.Start.Format(time.RFC3339),
+				float64(a.Duration.Microseconds())/1000, a.Acked, emulator.AttemptResult(a))
 		}
 		fmt.Fprintln(w, "\npostbacks:")
 		for _, p := range v.Postbacks {
@@ -129,7 +142,11 @@ func newResend() *cobra.Command {
 	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, args []string) error {
 		req := emulator.ResendRequest{URL: to, UseProfileURL: profileURL}
 		if failedSince != "" {
-			req.Since, req.Status = failedSince, status
+			t, err := sinceTime(cmd.Context(), cl, failedSince)
+			if err != nil {
+				return err
+			}
+			req.Since, req.Status = t, status
 			ids, err := cl.ResendAll(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -147,9 +164,49 @@ func newResend() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&to, "listener", "", "send to this listener URL instead of the original one")
 	f.BoolVar(&profileURL, "profile-url", false, "send to the profile's current URL")
-	f.StringVar(&failedSince, "since", "", "resend every message created since (RFC 3339) that has --status")
+	f.StringVar(&failedSince, "since", "", "resend every message created since (RFC 3339, or a duration back: 24h) that has --status")
 	f.StringVar(&status, "status", "Failed", "with --since: the History status of the messages to resend (Failed or Held, say)")
 	renamed(f, "url", "listener")
 	renamed(f, "failed-since", "since")
 	return c
+}
+
+// verdictCell is the History's verdict column: the outcome, with INVALID's
+// rule.
+func verdictCell(o emulator.Outcome) string {
+	switch o.State {
+	case api.Invalid:
+		if o.Field != "" {
+			return fmt.Sprintf("INVALID %s (%s)", o.Rule, o.Field)
+		}
+		return "INVALID " + o.Rule
+	case api.FaultOnly:
+		return "fault " + o.Fault
+	}
+	return strings.ReplaceAll(string(o.State), "_", " ")
+}
+
+func outcomeNames() string {
+	names := make([]string, len(api.OutcomeStates))
+	for i, s := range api.OutcomeStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// sinceTime reads a --since value: RFC 3339, or a duration back from the
+// emulator's clock ("24h", "90m"), which may be far from the wall clock.
+func sinceTime(ctx context.Context, cl *client.Client, s string) (string, error) {
+	if _, err := time.Parse(time.RFC3339, s); err == nil {
+		return s, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return "", usageError{fmt.Errorf("--since %q: want a time (RFC 3339, 2026-12-05T09:00:00Z) or a duration back from now (24h)", s)}
+	}
+	v, err := cl.Clock(ctx)
+	if err != nil {
+		return "", err
+	}
+	return v.Now.Add(-d).Format(time.RFC3339), nil
 }

@@ -52,20 +52,58 @@ type ClockView struct {
 
 // Summary is the compact form of a message record in events and lists.
 type Summary struct {
-	ID          string     `json:"id"`
-	Provider    string     `json:"provider"`
-	Kind        string     `json:"kind,omitempty"`
-	TxnID       string     `json:"txn_id,omitempty"`
-	Status      string     `json:"status"`
-	URL         string     `json:"url"`
-	Created     time.Time  `json:"created"`
-	Resent      bool       `json:"resent,omitempty"`
-	Attempts    int        `json:"attempts"`
-	Retries     int        `json:"retries"`
-	LastCode    int        `json:"last_status_code,omitempty"`
-	NextAttempt *time.Time `json:"next_attempt,omitempty"`
-	AckedAt     *time.Time `json:"acked_at,omitempty"`
+	ID       string    `json:"id"`
+	Provider string    `json:"provider"`
+	Kind     string    `json:"kind,omitempty"`
+	TxnID    string    `json:"txn_id,omitempty"`
+	Status   string    `json:"status"`
+	URL      string    `json:"url"`
+	Created  time.Time `json:"created"`
+	Resent   bool      `json:"resent,omitempty"`
+	// AttemptCount is how many deliveries were made (a MessageView lists
+	// them in Attempts).
+	AttemptCount int        `json:"attempts"`
+	Retries      int        `json:"retries"`
+	LastCode     int        `json:"last_status_code,omitempty"`
+	NextAttempt  *time.Time `json:"next_attempt,omitempty"`
+	AckedAt      *time.Time `json:"acked_at,omitempty"`
+	// Outcome answers what a developer asks of every message: did the
+	// listener get it and verify it?
+	Outcome Outcome `json:"outcome"`
 }
+
+// OutcomeState is a message's outcome in one word.
+type OutcomeState string
+
+// The outcomes, from the best. A listener that verifies acknowledges too:
+// Verified needs both; Undelivered is any message not acknowledged (yet),
+// whatever its postbacks said.
+const (
+	Verified    OutcomeState = "verified"    // acknowledged with 200, and a postback was VERIFIED
+	Delivered   OutcomeState = "delivered"   // acknowledged; the provider has no postback (PayDo)
+	NoPostback  OutcomeState = "no_postback" // acknowledged, never posted back (yet)
+	Invalid     OutcomeState = "invalid"     // acknowledged, posted back, INVALID (Rule says why)
+	FaultOnly   OutcomeState = "fault"       // acknowledged; every postback met a verifier fault
+	Undelivered OutcomeState = "undelivered" // not acknowledged (yet): retried, failed or held
+)
+
+// OutcomeStates lists the states, best first.
+var OutcomeStates = []OutcomeState{Verified, Delivered, NoPostback, Invalid, FaultOnly, Undelivered}
+
+// Outcome is a message's outcome: its state, the verdict that decided it
+// and one sentence a person reads first.
+type Outcome struct {
+	State   OutcomeState `json:"state"`
+	Verdict string       `json:"verdict,omitempty"` // VERIFIED or INVALID, of the postback that decided
+	Rule    string       `json:"rule,omitempty"`    // INVALID's main rule
+	Field   string       `json:"field,omitempty"`   // the field that differs, when one does
+	Fault   string       `json:"fault,omitempty"`   // the verifier fault the last postback met
+	Summary string       `json:"summary"`
+}
+
+// OK reports whether the listener did all it must: acknowledged the
+// message and, where the provider verifies, had it VERIFIED.
+func (o Outcome) OK() bool { return o.State == Verified || o.State == Delivered }
 
 // PayDoParams pins generated values of a PayDo message.
 type PayDoParams struct {

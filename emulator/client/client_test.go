@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/events"
@@ -47,7 +48,9 @@ var _ = Describe("Client", func() {
 		rows, total, err := cl.History(ctx, url.Values{"status": {"Retrying"}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(total).To(Equal(1))
-		Expect(rows[0].Attempts).To(Equal(14)) // first + 13 retries inside 24 h
+		Expect(rows[0].AttemptCount).To(Equal(14)) // first + 13 retries inside 24 h
+		Expect(rows[0].Outcome.State).To(Equal(api.Undelivered))
+		Expect(rows[0].Outcome.OK()).To(BeFalse())
 
 		_, err = cl.RunUntilIdle(ctx, "")
 		Expect(err).NotTo(HaveOccurred())
