@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
@@ -58,7 +59,7 @@ func (p paypalProvider) Describe(id string, v *MessageView) {
 	if !ok {
 		return
 	}
-	v.Charset, v.Sandbox, v.Body, v.Seed = m.Charset.Label(), m.Sandbox, string(m.Body), m.Seed
+	v.Charset, v.Sandbox, v.Body, v.Seed = m.Charset.Label(), m.Sandbox, string(m.Body), api.Seed(m.Seed)
 	for _, fd := range m.Fields {
 		v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
 	}

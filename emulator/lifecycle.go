@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -18,7 +19,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 	if req.Name == "" {
 		return LifecyclePlan{}, badRequest("name is required: one of %v", fixtures.LifecycleNames())
 	}
-	gen, seed, err := e.generator(req.Seed, req.Charset, "", req.Neutral, req.Params.PayerEmail, &p)
+	gen, seed, err := e.generator(uint64(req.Seed), req.Charset, "", req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
 		return LifecyclePlan{}, err
 	}
@@ -26,7 +27,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 	if err != nil {
 		return LifecyclePlan{}, badRequest("%v", err)
 	}
-	plan := LifecyclePlan{Lifecycle: req.Name, Seed: seed}
+	plan := LifecyclePlan{Lifecycle: req.Name, Seed: api.Seed(seed)}
 	bodies := make([][]byte, len(steps))
 	at := e.clock.Now()
 	for i, st := range steps {

@@ -2,8 +2,6 @@ package emulator
 
 import (
 	"fmt"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
@@ -105,64 +103,10 @@ func ackOutcome(m delivery.Message) (o Outcome, acked bool) {
 	case len(m.Attempts) == 0:
 		o.Summary = "not delivered yet"
 	case m.NextAttempt != nil:
-		o.Summary = fmt.Sprintf("not acknowledged: %s (attempt %d; next %s)", AttemptResult(m.Attempts[len(m.Attempts)-1]),
+		o.Summary = fmt.Sprintf("not acknowledged: %s (attempt %d; next %s)", m.Attempts[len(m.Attempts)-1].Result(),
 			len(m.Attempts), m.NextAttempt.UTC().Format(time.RFC3339))
 	default:
-		o.Summary = fmt.Sprintf("not acknowledged after %d attempts: %s", len(m.Attempts), AttemptResult(m.Attempts[len(m.Attempts)-1]))
+		o.Summary = fmt.Sprintf("not acknowledged after %d attempts: %s", len(m.Attempts), m.Attempts[len(m.Attempts)-1].Result())
 	}
 	return o, false
-}
-
-// AttemptResult says what one delivery got, in words a user knows: the
-// HTTP status, or what went wrong on the way ("connection refused by
-// 127.0.0.1:19399" rather than Go's dial error).
-func AttemptResult(a delivery.Attempt) string {
-	switch {
-	case a.StatusCode != 0 && a.Acked:
-		return fmt.Sprintf("HTTP %d", a.StatusCode)
-	case a.StatusCode != 0 && a.Note != "":
-		return fmt.Sprintf("HTTP %d (%s)", a.StatusCode, a.Note)
-	case a.StatusCode != 0:
-		return fmt.Sprintf("HTTP %d", a.StatusCode)
-	case a.Error == "":
-		return "no answer"
-	}
-	return plainError(a.Error)
-}
-
-// plainError rewrites a transport error recorded as text.
-func plainError(msg string) string {
-	addr := "" // from "dial tcp 127.0.0.1:19399: connect: ..."
-	if i := strings.Index(msg, "dial tcp "); i >= 0 {
-		rest := msg[i+len("dial tcp "):]
-		if j := strings.Index(rest, ": "); j >= 0 {
-			addr = rest[:j]
-		}
-	}
-	switch {
-	case strings.Contains(msg, "connection refused") || strings.Contains(msg, syscall.ECONNREFUSED.Error()):
-		if addr != "" {
-			return "connection refused by " + addr
-		}
-		return "connection refused"
-	case strings.Contains(msg, "connection reset"):
-		return "connection reset by the listener"
-	case strings.Contains(msg, "EOF"):
-		return "the listener closed the connection without answering"
-	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Timeout") || strings.Contains(msg, "timeout"):
-		return "no answer in time"
-	case strings.Contains(msg, "certificate"):
-		return "TLS: " + lastPart(msg)
-	case strings.Contains(msg, "no such host"):
-		return "unknown host"
-	}
-	return lastPart(msg)
-}
-
-// lastPart is the innermost cause of a chain of "op: cause" messages.
-func lastPart(msg string) string {
-	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
-		return msg[i+2:]
-	}
-	return msg
 }

@@ -10,7 +10,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
@@ -80,7 +79,7 @@ var _ = Describe("A message's outcome", func() {
 			{Error: `Post "http://127.0.0.1:1/ipn": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`}: "no answer in time",
 			{Error: `Post "http://127.0.0.1:1/ipn": EOF`}:                                                                        "the listener closed the connection without answering",
 		} {
-			Expect(emulator.AttemptResult(a)).To(Equal(want))
+			Expect(a.Result()).To(Equal(want))
 		}
 	})
 })

@@ -148,7 +148,7 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 		}
 		return []fixtures.PayDoMessage{first}, interval, nil
 	}
-	gen, _, err := e.generator(req.Seed, "", "", false, "", &fixtures.Params{})
+	gen, _, err := e.generator(uint64(req.Seed), "", "", false, "", &fixtures.Params{})
 	if err != nil {
 		return nil, 0, err
 	}

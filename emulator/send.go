@@ -153,7 +153,7 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 	if err := p.CheckValues(req.Kind); err != nil {
 		return fixtures.Message{}, 0, badRequest("params.%v", err)
 	}
-	gen, seed, err := e.generator(req.Seed, req.Charset, req.Flavour, req.Neutral, req.Params.PayerEmail, &p)
+	gen, seed, err := e.generator(uint64(req.Seed), req.Charset, req.Flavour, req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
 		return fixtures.Message{}, 0, err
 	}

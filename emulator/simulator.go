@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
 )
@@ -23,7 +24,7 @@ func (e *Emulator) PreviewPayPal(req SendRequest) (Preview, error) {
 	if err != nil {
 		return Preview{}, badRequest("%v", err)
 	}
-	p := Preview{Provider: "paypal", Kind: msg.Kind, Seed: seed, Charset: cs.Label(), Fields: make([]TextField, len(msg.Fields))}
+	p := Preview{Provider: "paypal", Kind: msg.Kind, Seed: api.Seed(seed), Charset: cs.Label(), Fields: make([]TextField, len(msg.Fields))}
 	for i, fd := range msg.Fields {
 		p.Fields[i] = TextField(fd)
 	}
@@ -38,7 +39,7 @@ func (e *Emulator) PreviewPayDo(req PayDoRequest) (Preview, error) {
 	}
 	if req.Seed == 0 {
 		// Drawn here rather than by the generator, so the preview tells it.
-		req.Seed = e.drawSeed()
+		req.Seed = api.Seed(e.drawSeed())
 	}
 	msgs, _, err := e.buildPayDo(req)
 	if err != nil {
@@ -82,7 +83,7 @@ func (e *Emulator) previewPayPal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := e.PreviewPayPal(SendRequest{Kind: r.PathValue("kind"), Charset: q.Get("charset"), Flavour: q.Get("flavour"), Seed: seed})
+	p, err := e.PreviewPayPal(SendRequest{Kind: r.PathValue("kind"), Charset: q.Get("charset"), Flavour: q.Get("flavour"), Seed: api.Seed(seed)})
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (e *Emulator) previewPayDo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := e.PreviewPayDo(PayDoRequest{Kind: r.PathValue("kind"), Seed: seed})
+	p, err := e.PreviewPayDo(PayDoRequest{Kind: r.PathValue("kind"), Seed: api.Seed(seed)})
 	if err != nil {
 		return err
 	}

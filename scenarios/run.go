@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -117,11 +118,11 @@ func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Result is what a run of a scenario found.
 type Result struct {
-	Scenario string `json:"scenario"`
-	Status   Status `json:"status"`
-	Message  string `json:"message,omitempty"`
-	Step     int    `json:"step,omitempty"` // line of the step that decided it
-	Seed     uint64 `json:"seed"`           // replays the run: ipnlab run NAME --seed N
+	Scenario string   `json:"scenario"`
+	Status   Status   `json:"status"`
+	Message  string   `json:"message,omitempty"`
+	Step     int      `json:"step,omitempty"` // line of the step that decided it
+	Seed     api.Seed `json:"seed"`           // replays the run: ipnlab run NAME --seed N
 	// Findings are the differences the verifier found in the listener's
 	// INVALID postbacks of this run's messages (set when it failed), so a
 	// harness can tell which bug stopped it.
@@ -159,7 +160,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 		env.Seed = fixtures.NewSeed()
 	}
 	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
-	res := Result{Scenario: sc.Name, Status: Passed, Seed: env.Seed}
+	res := Result{Scenario: sc.Name, Status: Passed, Seed: api.Seed(env.Seed)}
 	for i, st := range sc.Steps {
 		r.index = i
 		if err := ctx.Err(); err != nil {
@@ -343,7 +344,7 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 		}
 		r.logf("  line %d: send %s %s -> %s %s", s.Line(), s.Provider, s.Kind, v.ID, v.Status)
 	} else if s.Provider == "paydo" {
-		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: r.seed(s.Seed), NotifyURL: r.env.PayDoURL, Source: s.Source}
+		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: api.Seed(r.seed(s.Seed)), NotifyURL: r.env.PayDoURL, Source: s.Source}
 		if req.Source == "stranger" {
 			req.Source = r.env.StrangerSource
 		}
@@ -383,7 +384,7 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 				}
 			}
 		} else if s.Raw == "" {
-			req.Seed, req.Neutral = r.seed(s.Seed), r.sc.Values != ValuesRealistic
+			req.Seed, req.Neutral = api.Seed(r.seed(s.Seed)), r.sc.Values != ValuesRealistic
 			if _, ok := params["payer_email"]; !ok {
 				params["payer_email"] = r.env.PayerEmail
 			}

@@ -288,7 +288,7 @@ func newRun() *cobra.Command {
 				fmt.Fprintln(out, "  "+e)
 			}
 			if res.Status == scenarios.Failed || res.Status == scenarios.Error {
-				fmt.Fprintf(out, "replay: %s\n", s.ReplayScenario(args[0], res.Seed))
+				fmt.Fprintf(out, "replay: %s\n", s.ReplayScenario(args[0], uint64(res.Seed)))
 			}
 			switch res.Status {
 			case scenarios.Failed:

@@ -104,7 +104,7 @@ func newMessage() *cobra.Command {
 		fmt.Fprintln(w, "\nattempts:")
 		for _, a := range v.Attempts {
 			fmt.Fprintf(w, "%5s %-7s %s  %-8.1f ms  acked=%-5v  %s\n", fmt.Sprint("#", a.Number), a.Trigger, a.Start.Format(time.RFC3339),
-				float64(a.Duration.Microseconds())/1000, a.Acked, emulator.AttemptResult(a))
+				float64(a.Duration.Microseconds())/1000, a.Acked, a.Result())
 		}
 		fmt.Fprintln(w, "\npostbacks:")
 		for _, p := range v.Postbacks {

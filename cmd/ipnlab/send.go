@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/spf13/cobra"
 )
@@ -45,7 +46,7 @@ func newSendPayDo() *cobra.Command {
 	base := emulatorFlag(c)
 	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		var err error
-		req := emulator.PayDoRequest{Kind: kind, Then: then, Interval: interval, Copies: copies, Seed: seed, NotifyURL: to, Project: project, User: user}
+		req := emulator.PayDoRequest{Kind: kind, Then: then, Interval: interval, Copies: copies, Seed: api.Seed(seed), NotifyURL: to, Project: project, User: user}
 		if req.Set, err = jsonSets(set); err != nil {
 			return err
 		}
@@ -200,7 +201,7 @@ func newSendPayPal() *cobra.Command {
 			return sendLifecycle(cmd, cl, lifecycle, to, charset, seed, params, asJSON)
 		}
 		var err error
-		req := emulator.SendRequest{NotifyURL: to, Charset: charset, Flavour: flavour, Seed: seed, Unset: unset}
+		req := emulator.SendRequest{NotifyURL: to, Charset: charset, Flavour: flavour, Seed: api.Seed(seed), Unset: unset}
 		if cmd.Flags().Changed("kind") || rawFile == "" {
 			req.Kind = kind
 		}
@@ -262,7 +263,7 @@ func sendLifecycle(cmd *cobra.Command, cl *client.Client, name, to, charset stri
 	if err != nil {
 		return err
 	}
-	plan, err := cl.SendLifecycle(cmd.Context(), emulator.LifecycleRequest{Name: name, Params: p, Charset: charset, Seed: seed, NotifyURL: to})
+	plan, err := cl.SendLifecycle(cmd.Context(), emulator.LifecycleRequest{Name: name, Params: p, Charset: charset, Seed: api.Seed(seed), NotifyURL: to})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,9 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
@@ -15,6 +18,31 @@ import (
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
+// Seed is a fixture seed. The API writes it as a JSON string, since a
+// 64-bit number loses digits in JavaScript (the console would show a seed
+// that regenerates another message), and reads a string or a number.
+type Seed uint64
+
+// MarshalJSON writes the seed as a decimal string.
+func (s Seed) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatUint(uint64(s), 10) + `"`), nil
+}
+
+// UnmarshalJSON reads a decimal string or a JSON number.
+func (s *Seed) UnmarshalJSON(b []byte) error {
+	text := strings.Trim(string(b), `"`)
+	if text == "" || text == "null" {
+		*s = 0
+		return nil
+	}
+	n, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return fmt.Errorf("seed %s: want a whole number from 0 to %d, as a string or a number", b, uint64(math.MaxUint64))
+	}
+	*s = Seed(n)
+	return nil
+}
+
 // LifecycleRequest asks for a fixture lifecycle to be sent, each step at
 // its offset on the clock (a chargeback spans weeks: use a manual or scaled
 // clock to see it through).
@@ -22,7 +50,7 @@ type LifecycleRequest struct {
 	Name      string `json:"name"`
 	Params    Params `json:"params,omitempty"`
 	Charset   string `json:"charset,omitempty"`
-	Seed      uint64 `json:"seed,omitempty"`
+	Seed      Seed   `json:"seed,omitempty"`
 	Neutral   bool   `json:"neutral,omitempty"` // see SendRequest.Neutral
 	NotifyURL string `json:"notify_url,omitempty"`
 }
@@ -39,7 +67,7 @@ type PlannedStep struct {
 // LifecyclePlan is what SendLifecycle scheduled.
 type LifecyclePlan struct {
 	Lifecycle string        `json:"lifecycle"`
-	Seed      uint64        `json:"seed"`
+	Seed      Seed          `json:"seed"`
 	Steps     []PlannedStep `json:"steps"`
 }
 
@@ -133,7 +161,7 @@ type PayDoRequest struct {
 	Then      []int           `json:"then,omitempty"`
 	Interval  string          `json:"interval,omitempty"`
 	Copies    int             `json:"copies,omitempty"`
-	Seed      uint64          `json:"seed,omitempty"`
+	Seed      Seed            `json:"seed,omitempty"`
 	NotifyURL string          `json:"notify_url,omitempty"`
 	Project   string          `json:"project,omitempty"`
 	User      string          `json:"user,omitempty"`
@@ -220,7 +248,7 @@ type SendRequest struct {
 	Unset   []string `json:"unset,omitempty"`
 	Charset string   `json:"charset,omitempty"`
 	Flavour string   `json:"flavour,omitempty"`
-	Seed    uint64   `json:"seed,omitempty"`
+	Seed    Seed     `json:"seed,omitempty"`
 	// Neutral draws values no listener bug but the one under test trips
 	// on (see fixtures.Options.Neutral); set and params are kept as given.
 	Neutral   bool   `json:"neutral,omitempty"`
@@ -249,7 +277,7 @@ type MessageView struct {
 	Summary
 	Charset   string                  `json:"charset"`
 	Sandbox   bool                    `json:"sandbox"`
-	Seed      uint64                  `json:"seed,omitempty"`
+	Seed      Seed                    `json:"seed,omitempty"`
 	Fields    []FieldView             `json:"fields"`
 	Body      string                  `json:"body"`
 	Attempts  []delivery.Attempt      `json:"attempts"`
@@ -278,7 +306,7 @@ type TextField struct {
 type Preview struct {
 	Provider string          `json:"provider"`
 	Kind     string          `json:"kind"`
-	Seed     uint64          `json:"seed"`
+	Seed     Seed            `json:"seed"`
 	Charset  string          `json:"charset,omitempty"`
 	Fields   []TextField     `json:"fields,omitempty"`
 	Body     json.RawMessage `json:"body,omitempty"`

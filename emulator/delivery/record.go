@@ -2,7 +2,10 @@ package delivery
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -63,13 +66,14 @@ type Attempt struct {
 	NextAttempt *time.Time    `json:"next_attempt,omitempty"`
 }
 
-// MarshalJSON adds the duration in milliseconds.
+// MarshalJSON adds the duration in milliseconds and the Result.
 func (a Attempt) MarshalJSON() ([]byte, error) {
 	type plain Attempt
 	return json.Marshal(struct {
 		plain
 		DurationMS float64 `json:"duration_ms"`
-	}{plain(a), float64(a.Duration.Microseconds()) / 1000})
+		Result     string  `json:"result"`
+	}{plain(a), float64(a.Duration.Microseconds()) / 1000, a.Result()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -113,4 +117,58 @@ func (m Message) HistoryStatus() string {
 		return string(m.Status) + ResendingSuffix
 	}
 	return string(m.Status)
+}
+
+// Result says what the delivery got, in words a user knows: the HTTP
+// status, or what went wrong on the way ("connection refused by
+// 127.0.0.1:19399" rather than Go's dial error).
+func (a Attempt) Result() string {
+	switch {
+	case a.StatusCode != 0 && a.Acked:
+		return fmt.Sprintf("HTTP %d", a.StatusCode)
+	case a.StatusCode != 0 && a.Note != "":
+		return fmt.Sprintf("HTTP %d (%s)", a.StatusCode, a.Note)
+	case a.StatusCode != 0:
+		return fmt.Sprintf("HTTP %d", a.StatusCode)
+	case a.Error == "":
+		return "no answer"
+	}
+	return plainError(a.Error)
+}
+
+// plainError rewrites a transport error recorded as text.
+func plainError(msg string) string {
+	addr := "" // from "dial tcp 127.0.0.1:19399: connect: ..."
+	if i := strings.Index(msg, "dial tcp "); i >= 0 {
+		rest := msg[i+len("dial tcp "):]
+		if j := strings.Index(rest, ": "); j >= 0 {
+			addr = rest[:j]
+		}
+	}
+	switch {
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, syscall.ECONNREFUSED.Error()):
+		if addr != "" {
+			return "connection refused by " + addr
+		}
+		return "connection refused"
+	case strings.Contains(msg, "connection reset"):
+		return "connection reset by the listener"
+	case strings.Contains(msg, "EOF"):
+		return "the listener closed the connection without answering"
+	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Timeout") || strings.Contains(msg, "timeout"):
+		return "no answer in time"
+	case strings.Contains(msg, "certificate"):
+		return "TLS: " + lastPart(msg)
+	case strings.Contains(msg, "no such host"):
+		return "unknown host"
+	}
+	return lastPart(msg)
+}
+
+// lastPart is the innermost cause of a chain of "op: cause" messages.
+func lastPart(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,9 +21,11 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -154,6 +157,37 @@ func mangler(verifyURL string) *httptest.Server {
 	return srv
 }
 
+// reencoder acks every IPN and posts it back re-encoded from its charset
+// to UTF-8, as a listener that decodes and re-encodes does: INVALID.
+func reencoder(verifyURL string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		f, err := form.Parse(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		cs, err := form.LookupCharset(f.Value("charset"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out := form.Form{}
+		for _, fd := range f {
+			out = append(out, form.Field{Name: fd.Name, Value: cs.Decode(fd.Value)})
+		}
+		resp, err := http.Post(verifyURL, "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), out.Encode()...)))
+		if err == nil {
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Fprintf(GinkgoWriter, "reencoder: posted back as UTF-8, answered %s\n", answer)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	DeferCleanup(srv.Close)
+	return srv
+}
+
 // flaky answers 500 to its first request and 200 after.
 func flaky() *httptest.Server {
 	var mu sync.Mutex
@@ -235,7 +269,8 @@ var _ = Describe("The web console", Ordered, func() {
 			chromedp.SendKeys(`#sim-fields tbody tr:last-child .field-value`, "from the console"),
 			chromedp.SendKeys(`#sim-url`, m.URL+"/ipn"),
 			chromedp.Click(`#sim button[type=submit]`))
-		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: Sent`))
+		// The handshake, as PayPal's simulator reports it.
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: INVALID value-changed — delivered \(HTTP 200\), but the postback was INVALID value-changed: `))
 		screenshot(sim, "simulator")
 
 		// The History tab was not touched: the row comes from the event feed.
@@ -245,11 +280,23 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(row).To(ContainSubstring("Sent"))
 		Expect(row).To(ContainSubstring("200"))
 		Expect(count(history, "#history tbody tr.fresh")()).To(Equal(1), "a new row is marked")
+		// A green "Sent 200" no longer hides an INVALID: the row says it, and stands out.
+		Eventually(text(history, "#history tbody tr td:last-child")).Should(Equal("INVALID value-changed"))
+		Expect(count(history, `#history tbody tr[data-outcome="invalid"]`)()).To(Equal(1))
+		Expect(js[string](history, `getComputedStyle(document.querySelector("#history tbody tr td")).borderLeftStyle`)).To(Equal("solid"))
 		screenshot(history, "history")
 	})
 
 	It("opens the message from the keyboard and shows the failing postback's differing field", func() {
 		do(history, chromedp.Focus(`#history tbody a`), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(`#view-message`))
+		// The page starts with the reason, and links down to the field.
+		Eventually(text(history, "#message-outcome")).Should(MatchRegexp(`^INVALID value-changed: delivered \(HTTP 200\), but the postback was INVALID value-changed: .* see field mc_gross$`))
+		Expect(js[bool](history, `document.querySelector("#message-outcome").getBoundingClientRect().top < document.querySelector("#message-fields").getBoundingClientRect().top`)).To(BeTrue())
+		Expect(js[bool](history, `document.activeElement.id === "message-title"`)).To(BeTrue(), "focus moves to the opened message")
+		do(history, chromedp.Click(`#message-outcome a`))
+		Eventually(func() bool {
+			return js[bool](history, `(r => r.top >= 0 && r.bottom <= innerHeight)(document.querySelector("#field-mc_gross").getBoundingClientRect())`)
+		}).Should(BeTrue(), "the link scrolls to the differing field")
 		Eventually(text(history, ".postback h4")).Should(HavePrefix("INVALID"))
 		Expect(text(history, ".postback tr.diff th")()).To(Equal("mc_gross"))
 		Expect(text(history, ".postback tr.diff td mark")()).To(Equal("0.01"))
@@ -257,7 +304,6 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(text(history, "#message-summary")()).To(ContainSubstring("UTF-8"))
 		Expect(js[[]string](history, `[...document.querySelectorAll("#message-fields tbody tr")].map(r => r.cells[0].textContent + "=" + r.cells[1].textContent)`)).
 			To(ContainElement("custom=from the console"))
-		Expect(js[bool](history, `document.activeElement.id === "message-title"`)).To(BeTrue(), "focus moves to the opened message")
 		screenshot(history, "message")
 	})
 
@@ -279,7 +325,7 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, chromedp.Click(`#sim-generate`))
 		Eventually(func() string { return simField(sim, "txn_id") }).ShouldNot(Equal(before), "new values, a new transaction")
 		do(sim, fill(`#sim-url`, f.URL+"/ipn"), chromedp.Click(`#sim button[type=submit]`))
-		Eventually(text(sim, "#sim-result")).Should(ContainSubstring("Retrying"))
+		Eventually(text(sim, "#sim-result")).Should(ContainSubstring("not acknowledged — not acknowledged: HTTP 500 (attempt 1; next"))
 		do(history, open(emu.URL()+"/#/history"))
 		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Retrying"))
 		Expect(text(history, "#clock-now")()).To(Equal("2026-11-20 12:00:00 UTC"))
@@ -324,7 +370,7 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, chromedp.Click(`#sim input[name=provider][value=paydo]`), chromedp.WaitVisible(`#sim-body`))
 		Eventually(func() string { return js[string](sim, `document.querySelector("#sim-body").value`) }).Should(ContainSubstring(`"transaction"`))
 		do(sim, fill(`#sim-url`, ""), chromedp.Click(`#sim button[type=submit]`))
-		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: Sent`), func() string {
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: delivered — delivered \(HTTP 200\)$`), func() string {
 			msgs := emu.Engine().List(func(m *delivery.Message) bool { return m.Provider == "paydo" })
 			return fmt.Sprintf("%+v", msgs)
 		})
@@ -343,6 +389,35 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, pick(`#scenario-name`, "paypal-outage-503-page"), chromedp.Click(`#scenario button[type=submit]`))
 		Eventually(text(sim, "#scenario-result .scenario-status"), 20*time.Second).Should(Equal("passed"), func() string { return text(sim, "#scenario-result")() })
 		screenshot(sim, "simulator-catalog")
+	})
+
+	It("says in the Simulator whether the handshake was verified: verified for the reference listener, INVALID charset for a re-encoding one", func() {
+		do(sim, open(emu.URL()+"/#/simulator"), chromedp.WaitVisible(`#sim-fields tbody tr`), fill(`#sim-url`, ""), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: verified — delivered \(HTTP 200\) and verified$`))
+		screenshot(sim, "simulator-verified")
+
+		r := reencoder(emu.VerifyURL())
+		before := simField(sim, "verify_sign")
+		do(sim, pick(`#sim-charset`, "windows-1252"), chromedp.Click(`#sim-generate`))
+		Eventually(func() string { return simField(sim, "verify_sign") }).ShouldNot(Equal(before), "a new message, not a copy of the last")
+		do(sim, chromedp.Click(`#sim-add`),
+			chromedp.SendKeys(`#sim-fields tbody tr:last-child .field-name`, "memo"),
+			chromedp.SendKeys(`#sim-fields tbody tr:last-child .field-value`, "Jörg"),
+			fill(`#sim-url`, r.URL+"/ipn"), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: INVALID charset — delivered \(HTTP 200\), but the postback was INVALID charset: `))
+	})
+
+	It("shows a message's seed whole, so that it regenerates the same message", func() {
+		v, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: refURL + "/ipn/paypal"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(uint64(v.Seed)).To(BeNumerically(">", uint64(1)<<53), "a seed JavaScript numbers would round")
+		do(history, open(emu.URL()+"/#/messages/"+v.ID))
+		Eventually(text(history, "#message-seed")).Should(Equal(strconv.FormatUint(uint64(v.Seed), 10)))
+		seed, err := strconv.ParseUint(text(history, "#message-seed")(), 10, 64)
+		Expect(err).NotTo(HaveOccurred())
+		again, err := emu.PreviewPayPal(emulator.SendRequest{Kind: "web_accept", Seed: api.Seed(seed)})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Fields).To(ContainElement(emulator.TextField{Name: "txn_id", Value: v.TxnID}), "the seed on the page makes the same message")
 	})
 
 	It("fits a narrow window without the page scrolling sideways", func() {

@@ -95,6 +95,15 @@ function fromInput(v) {
   return (v.length === 16 ? v + ":00" : v) + "Z";
 }
 
+// verdictCell shows a message's outcome: what a developer looks for first.
+function verdictCell(o) {
+  const words = {
+    verified: "verified", delivered: "delivered", no_postback: "no postback",
+    invalid: "INVALID" + (o.rule ? " " + o.rule : ""), fault: "fault " + (o.fault || ""), undelivered: "not acknowledged",
+  };
+  return el("span", { class: "outcome-cell outcome-" + o.state, title: o.summary }, words[o.state] || o.state);
+}
+
 function statusCell(status) {
   const base = status.split(" ")[0];
   return el("span", { class: "status status-" + base }, status);
@@ -162,8 +171,9 @@ const HISTORY_ROWS = 500;
 
 function historyQuery() {
   const f = $("#filters");
-  const q = new URLSearchParams({ limit: String(HISTORY_ROWS) });
-  for (const name of ["provider", "status", "kind", "txn_id"]) {
+  // Newest first, as PayPal's IPN History.
+  const q = new URLSearchParams({ limit: String(HISTORY_ROWS), order: "newest" });
+  for (const name of ["provider", "status", "verdict", "kind", "txn_id"]) {
     const v = f[name].value.trim();
     if (v) q.set(name, v);
   }
@@ -181,22 +191,16 @@ async function refreshHistory() {
   try {
     const q = historyQuery();
     data = await api("GET", "/api/v1/messages?" + q);
-    // The API lists oldest first: past the limit, ask for the newest page.
-    if (data.total > data.messages.length) {
-      q.set("offset", String(data.total - HISTORY_ROWS));
-      data = await api("GET", "/api/v1/messages?" + q);
-    }
   } catch (e) {
     $("#history-count").textContent = e.message;
     return;
   }
   if (data.last_event > state.lastEvent) state.lastEvent = data.last_event;
-  // Newest first, as PayPal's IPN History.
   const firstLoad = seenRows.size === 0;
-  const rows = data.messages.slice().reverse().map(m => {
+  const rows = data.messages.map(m => {
     const fresh = !firstLoad && !seenRows.has(m.id);
     seenRows.add(m.id);
-    return el("tr", { "data-id": m.id, class: fresh ? "fresh" : null },
+    return el("tr", { "data-id": m.id, "data-outcome": m.outcome.state, class: fresh ? "fresh" : null },
       el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
         m.resent ? el("span", { class: "resent", title: "resent by hand" }, "resent") : null),
       el("td", {}, providerTitle(m.provider)),
@@ -205,7 +209,8 @@ async function refreshHistory() {
       el("td", { class: "mono" }, m.txn_id || "—"),
       el("td", {}, statusCell(m.status)),
       el("td", {}, m.last_status_code ? String(m.last_status_code) : "—"),
-      el("td", {}, String(m.attempts)));
+      el("td", {}, String(m.attempts)),
+      el("td", {}, verdictCell(m.outcome)));
   });
   seenRows.add(""); // an empty first load still counts as loaded
   $("#history tbody").replaceChildren(...rows);
@@ -251,6 +256,12 @@ async function refreshMessage() {
   }
   if (id !== state.messageId) return;
   $("#message-title").textContent = `${providerTitle(m.provider)} message ${m.id}`;
+  // The verdict first, in one sentence, with a link to the field that differs.
+  const o = m.outcome;
+  const banner = $("#message-outcome");
+  banner.className = "outcome outcome-" + o.state;
+  banner.replaceChildren(el("strong", {}, verdictCell(o)), ": ", o.summary,
+    ...(o.field ? [" ", el("a", { href: "#field-" + o.field, onclick: ev => { ev.preventDefault(); jumpTo("field-" + o.field); } }, `see field ${o.field}`)] : []));
   $("#message-summary").replaceChildren(
     ...summaryRow("Status", statusCell(m.status)),
     ...summaryRow("Kind", m.kind || "—"),
@@ -260,15 +271,17 @@ async function refreshMessage() {
     ...summaryRow("Charset", m.charset || "—"),
     ...summaryRow("Last HTTP code", m.last_status_code ? String(m.last_status_code) : "—"),
     // In a message view "attempts" is the list itself.
-    ...summaryRow("Attempts", `${m.attempts.length} (${m.retries} scheduled retr${m.retries === 1 ? "y" : "ies"})`),
+    ...summaryRow("Attempts", `${m.attempts.length} made` + (m.next_attempt ? ", another scheduled" : "")),
     ...(m.next_attempt ? summaryRow("Next attempt", fmtTime(m.next_attempt)) : []),
-    ...(m.seed ? summaryRow("Seed", String(m.seed)) : []),
+    // A string: a 64-bit seed loses digits as a JavaScript number.
+    ...(m.seed ? summaryRow("Seed", el("span", { class: "mono", id: "message-seed" }, m.seed)) : []),
   );
   $("#resend-to").url.placeholder = m.url;
 
   const fields = m.fields.length ? m.fields : payDoFields(m.body);
   $("#message-fields tbody").replaceChildren(...fields.map(f =>
-    el("tr", {}, el("th", { scope: "row", class: "mono" }, f.name), el("td", {}, f.value), el("td", { class: "mono" }, f.raw ?? ""))));
+    el("tr", { id: "field-" + f.name, class: f.name === o.field ? "diff" : null },
+      el("th", { scope: "row", class: "mono" }, f.name), el("td", {}, f.value), el("td", { class: "mono" }, f.raw ?? ""))));
   $("#message-raw").textContent = m.body;
 
   $("#message-attempts tbody").replaceChildren(...m.attempts.map(a =>
@@ -276,7 +289,7 @@ async function refreshMessage() {
       el("td", {}, String(a.number)), el("td", {}, a.trigger), el("td", {}, fmtTime(a.start)),
       el("td", {}, a.duration_ms !== undefined ? `${a.duration_ms.toFixed(1)} ms` : ""),
       el("td", { class: "mono" }, a.url), el("td", {}, a.status_code ? String(a.status_code) : "—"),
-      el("td", {}, a.acked ? "acknowledged" : (a.error || (a.status_code ? "not acknowledged" : "running")),
+      el("td", {}, a.acked ? "acknowledged" : (a.status_code || a.error ? "not acknowledged: " + a.result : "running"),
         a.note ? el("div", { class: "muted" }, a.note) : null,
         a.response ? el("div", { class: "muted mono" }, "answer: " + a.response) : null),
       el("td", {}, a.next_attempt ? fmtTime(a.next_attempt) : ""))));
@@ -290,6 +303,13 @@ async function refreshMessage() {
 }
 
 // payDoFields lists a JSON body's leaves as path = value.
+function jumpTo(id) {
+  const node = document.getElementById(id);
+  if (!node) return;
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("fresh");
+}
+
 function payDoFields(body) {
   const out = [];
   const walk = (v, path) => {
@@ -318,7 +338,8 @@ function postbackView(p, m) {
   const findings = (list, title) => list.length ? el("div", {}, el("h5", { class: "visually-hidden" }, title),
     ...list.map(f => el("p", { class: "finding" + (f.fatal ? " error" : "") },
       el("strong", {}, f.fatal ? "Why INVALID: " : "Warning: "),
-      f.field ? [el("span", {}, "field "), el("mark", { class: "mono" }, f.field), ": "] : "",
+      // The detail often names the field already: say it once.
+      f.field && !(f.detail || "").includes(`"${f.field}"`) ? [el("span", {}, "field "), el("mark", { class: "mono" }, f.field), ": "] : "",
       f.detail || ["expected ", el("ins", { class: "mono" }, f.expected_text || f.expected || "(nothing)"),
         ", got ", el("del", { class: "mono" }, f.got_text || f.got || "(nothing)")]))) : null;
   const rows = parseForm(p.body).map(f => {
@@ -445,11 +466,37 @@ async function simSend(ev) {
       }
       view = (await api("POST", "/api/v1/paydo/notifications", body)).messages[0];
     }
-    showResult(result, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
-      statusCell(view.status), view.last_status_code ? ` (HTTP ${view.last_status_code})` : ""]);
-    announce(`Sent ${view.id}: ${view.status}`);
+    announce(`Sent ${view.id}: ${view.outcome.summary}`);
+    followOutcome(result, view);
   } catch (e) {
     showResult(result, e.message, true);
+  }
+}
+
+let following = 0;
+
+// followOutcome shows what became of a message the Simulator sent (the
+// handshake, as PayPal's simulator reports it) and keeps it current while
+// the listener may still post back: a listener that acks first verifies
+// afterwards.
+async function followOutcome(node, view) {
+  const turn = ++following;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const o = view.outcome;
+    showResult(node, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
+      verdictCell(o), " — ", o.summary], o.state === "invalid" || o.state === "fault");
+    const settled = o.state === "verified" || o.state === "delivered" || o.state === "invalid" ||
+      (o.state === "undelivered" && !view.next_attempt);
+    if (settled || Date.now() > deadline) return;
+    await new Promise(r => setTimeout(r, 400));
+    if (turn !== following) return;
+    try {
+      view = await api("GET", "/api/v1/messages/" + encodeURIComponent(view.id));
+    } catch {
+      return;
+    }
+    if (turn !== following) return;
   }
 }
 
