@@ -229,11 +229,22 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 // listPostbacks pages through the postbacks, oldest first: ?limit= (100 by
 // default, at most 1000) and ?after= the "next" of the previous page.
 func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "message_id", "limit", "after")
+	q, err := query(r, "message_id", "unknown", "limit", "after")
 	if err != nil {
 		return err
 	}
 	id := q.Get("message_id")
+	unknown := false
+	switch q.Get("unknown") {
+	case "", "false":
+	case "true":
+		unknown = true
+	default:
+		return badRequest("unknown %q: want true or false", q.Get("unknown"))
+	}
+	if unknown && id != "" {
+		return badRequest("give message_id or unknown=true, not both: a postback of a message is not unknown")
+	}
 	if id != "" {
 		if _, ok := e.paypal.Message(id); !ok {
 			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
@@ -247,7 +258,7 @@ func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, next := e.paypal.PostbacksPage(id, after, limit)
+	page, next := e.paypal.PostbacksPage(id, unknown, after, limit)
 	out := map[string]any{"postbacks": page}
 	if next > 0 {
 		out["next"] = next

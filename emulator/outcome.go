@@ -39,14 +39,14 @@ func (e *Emulator) outcome(m delivery.Message) Outcome {
 
 // Outcome: acknowledged, then what the postbacks came to.
 func (p paypalProvider) Outcome(m delivery.Message) Outcome {
-	return judgePostbacks(m, p.e.paypal.Postbacks(m.ID))
+	return judgePostbacks(m, p.e.paypal.Answers(m.ID))
 }
 
 // judgePostbacks decides a PayPal message's outcome: one VERIFIED
 // postback (with no fault) is enough; otherwise the last postback the
 // verifier answered truly decides; postbacks that all met a fault say so.
-func judgePostbacks(m delivery.Message, pbs []paypal.PostbackRecord) Outcome {
-	var verified, last *paypal.PostbackRecord
+func judgePostbacks(m delivery.Message, pbs []paypal.Answer) Outcome {
+	var verified, last *paypal.Answer
 	for i := range pbs {
 		if pbs[i].Fault != "" {
 			continue

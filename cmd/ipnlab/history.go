@@ -11,6 +11,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/spf13/cobra"
 )
 
@@ -182,6 +183,8 @@ func verdictCell(o emulator.Outcome) string {
 		return "INVALID " + o.Rule
 	case api.FaultOnly:
 		return "fault " + o.Fault
+	case api.Undelivered:
+		return "not acknowledged"
 	}
 	return strings.ReplaceAll(string(o.State), "_", " ")
 }
@@ -209,4 +212,69 @@ func sinceTime(ctx context.Context, cl *client.Client, s string) (string, error)
 		return "", err
 	}
 	return v.Now.Add(-d).Format(time.RFC3339), nil
+}
+
+func newPostbacks() *cobra.Command {
+	var (
+		messageID     string
+		unknown, asJS bool
+	)
+	c := &cobra.Command{
+		Use:   "postbacks",
+		Short: "Print the postbacks the verifier answered; --unknown: those of no message the emulator sent, with the reason",
+		Args:  noArgs,
+	}
+	base := emulatorFlag(c)
+	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+		if unknown && messageID != "" {
+			return usageError{fmt.Errorf("--unknown and --message do not go together: a postback of a message is not unknown")}
+		}
+		var (
+			pbs []paypal.PostbackRecord
+			err error
+		)
+		if unknown {
+			pbs, err = cl.UnknownPostbacks(cmd.Context())
+		} else {
+			pbs, err = cl.Postbacks(cmd.Context(), messageID)
+		}
+		if err != nil {
+			return err
+		}
+		if asJS {
+			return printJSON(cmd.OutOrStdout(), map[string]any{"postbacks": pbs})
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tID\tMESSAGE\tFROM\tVERDICT")
+		for _, p := range pbs {
+			msg := p.MessageID
+			if msg == "" {
+				msg = "(none)"
+			}
+			verdict := p.Verdict.Summary()
+			if p.Fault != "" {
+				verdict += " (fault " + string(p.Fault) + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Time.UTC().Format("2006-01-02 15:04:05"), p.ID, msg, orDash(p.Header.Get("User-Agent")), verdict)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(pbs) == 0 {
+			fmt.Fprintln(cmd.OutOrStdout(), "(none)")
+		}
+		return nil
+	})
+	f := c.Flags()
+	f.StringVar(&messageID, "message", "", "only this message's postbacks")
+	f.BoolVar(&unknown, "unknown", false, "only postbacks that matched no message the emulator sent (a listener posting the wrong message, a replayed capture)")
+	f.BoolVar(&asJS, "json", false, "print JSON")
+	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +43,31 @@ func requireCommand(name string) {
 		}
 		Skip("no " + name + " command on this machine")
 	}
+}
+
+// verifying is a listener that posts each IPN back to verifyURL, with
+// change applied to the body (nil: as sent), before answering: fail first
+// answers 500 to that many deliveries, without posting back.
+func verifying(verifyURL string, change func([]byte) []byte, failFirst int32) *httptest.Server {
+	var seen atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if seen.Add(1) <= failFirst {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		if change != nil {
+			body = change(body)
+		}
+		resp, err := http.Post(verifyURL, "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	DeferCleanup(srv.Close)
+	return srv
 }
 
 func run(args ...string) *gexec.Session {
@@ -90,6 +117,66 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		r := run("resend", string(id), emu)
 		Expect(r).To(gexec.Exit(0))
 		Expect(r.Out).To(gbytes.Say(`attempts=17`))
+	})
+
+	It("send --wait prints the outcome and exits 0 only when acknowledged and VERIFIED", func() {
+		verify := strings.TrimPrefix(emu, "--emulator=") + "/cgi-bin/webscr"
+		good := verifying(verify, nil, 0)
+		s := run("send", "paypal", emu, "--listener", good.URL, "--wait")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`id=(\w+) .*\n\w+: delivered \(HTTP 200\) and verified\n`))
+
+		mangled := verifying(verify, func(b []byte) []byte {
+			return regexp.MustCompile(`mc_gross=[^&]*`).ReplaceAll(b, []byte("mc_gross=0.01"))
+		}, 0)
+		s = run("send", "paypal", emu, "--listener", mangled.URL, "--wait=5s")
+		Expect(s).To(gexec.Exit(1))
+		Expect(s.Out).To(gbytes.Say(`delivered \(HTTP 200\), but the postback was INVALID value-changed: field "mc_gross"`))
+		Expect(s.Err).To(gbytes.Say(`1 of 1 messages not acknowledged and verified`))
+
+		// Not acknowledged, on a manual clock: nothing more happens until the clock moves, so it does not wait.
+		s = run("send", "paypal", emu, "--listener", ack.URL, "--wait", "--json")
+		Expect(s).To(gexec.Exit(1))
+		Expect(s.Out).To(gbytes.Say(`"state": "undelivered"`))
+		Expect(s.Err).To(gbytes.Say(`not acknowledged: HTTP 500 \(attempt 1; next `))
+
+		Expect(run("send", "paypal", emu, "--lifecycle", "pay_refund", "--wait").Err).To(gbytes.Say(`--wait and --lifecycle do not go together`))
+
+		h := run("history", emu, "--verdict", "invalid")
+		Expect(h).To(gexec.Exit(0))
+		Expect(h.Out).To(gbytes.Say(`VERDICT\n.*INVALID value-changed \(mc_gross\)\n\(1 of 1 shown|VERDICT\n[^\n]*INVALID value-changed \(mc_gross\)\n$`))
+		all := run("history", emu, "--limit", "1")
+		Expect(all.Out).To(gbytes.Say(`(?s)VERDICT\n[^\n]*not acknowledged\n\(1 of 3 shown`), "newest first: --limit 1 is the newest")
+	})
+
+	It("tails deliveries, postbacks and verdicts as they happen, in order", func() {
+		verify := strings.TrimPrefix(emu, "--emulator=") + "/cgi-bin/webscr"
+		flaky := verifying(verify, nil, 1)
+		// --all: from the first event this (fresh) emulator keeps, so no line is missed.
+		t, err := gexec.Start(exec.Command(binary, "tail", "--all", emu), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { t.Interrupt(); Eventually(t).Should(gexec.Exit()) })
+		s := run("send", "paypal", emu, "--listener", flaky.URL)
+		Expect(s).To(gexec.Exit(0))
+		id := regexp.MustCompile(`id=(\w+)`).FindSubmatch(s.Out.Contents())[1]
+		Expect(run("clock", "advance", "1m", emu)).To(gexec.Exit(0))
+		Eventually(t.Out).Should(gbytes.Say(string(id) + `  created  paypal web_accept txn \w+ → ` + regexp.QuoteMeta(flaky.URL)))
+		Eventually(t.Out).Should(gbytes.Say(string(id) + `  attempt 1 \(initial\) → HTTP 500: not acknowledged; next attempt `))
+		Eventually(t.Out).Should(gbytes.Say(string(id) + `  postback → VERIFIED`))
+		Eventually(t.Out).Should(gbytes.Say(string(id) + `  attempt 2 \(retry\) → HTTP 200: acknowledged`))
+		Eventually(t.Out).Should(gbytes.Say(`clock advanced by 1m0s`), "once the deliveries it fired are done")
+		Expect(string(t.Out.Contents())).NotTo(ContainSubstring("\x1b["), "plain into a pipe")
+	})
+
+	It("lists the postbacks of no message the emulator sent, with the reason", func() {
+		verify := strings.TrimPrefix(emu, "--emulator=") + "/cgi-bin/webscr"
+		resp, err := http.Post(verify, "application/x-www-form-urlencoded", strings.NewReader("cmd=_notify-validate&txn_id=NOTSENT0000000000&verify_sign=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGhIjKlMnOpQrSt"))
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		p := run("postbacks", emu, "--unknown")
+		Expect(p).To(gexec.Exit(0))
+		Expect(p.Out).To(gbytes.Say(`PB\d+\s+\(none\)\s+Go-http-client/1.1\s+INVALID unknown-message: `))
+		Expect(run("postbacks", emu, "--unknown", "--message", "M1").Err).To(gbytes.Say(`--unknown and --message do not go together`))
 	})
 
 	It("replays a raw file byte for byte", func() {

@@ -240,6 +240,7 @@ func newLab() *cobra.Command {
 	var (
 		addr, listenerAddr, clockMode, verify, logLevel, tokenFlag string
 		seed                                                       uint64
+		tailLines                                                  bool
 		lf                                                         listenFlags
 		icpt                                                       interceptFlags
 	)
@@ -320,7 +321,10 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
 			fmt.Fprintf(out, "ipnlab listener ready addr=%s verify_url=%s\n", ln.Addr(), cfg.VerifyURL)
 			fmt.Fprintf(out, "console: %s/ (IPN History, Simulator, clock)\n", emu.URL())
-			fmt.Fprintf(out, "try:  ./bin/ipnlab send paypal --emulator %s --kind web_accept\n      curl %s/probe/v1/log\n", emu.URL(), base)
+			fmt.Fprintf(out, "try:  ./bin/ipnlab send paypal --emulator %s --kind web_accept --wait\n      curl %s/probe/v1/log\n", emu.URL(), base)
+			if tailLines {
+				defer startTail(cmd, emu.Events())()
+			}
 			<-stopped
 			return errors.Join(stopEmu(), shutdown(srv, l))
 		},
@@ -333,6 +337,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
+	f.BoolVar(&tailLines, "tail", false, "print one line per message, attempt, postback and verdict (as ipnlab tail)")
 	lf.add(c, "listener-")
 	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/ipnlab/ipnlab/version"
@@ -29,7 +30,11 @@ type usageError struct{ error }
 func main() {
 	root := newRoot()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "ipnlab:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "ipnlab") { // a command path names it already
+			msg = "ipnlab: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(exitHarness)
@@ -62,7 +67,7 @@ func newRoot() *cobra.Command {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newServe(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
-		newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newCA(), newVersion())
+		newTail(), newPostbacks(), newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newCA(), newVersion())
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // ipnlab send paypal|paydo and ipnlab paydo: sending through a running
@@ -34,6 +37,7 @@ func newSendPayDo() *cobra.Command {
 		copies                            int
 		seed                              uint64
 		asJSON                            bool
+		wait                              time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "paydo",
@@ -57,11 +61,24 @@ func newSendPayDo() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			return printJSON(cmd.OutOrStdout(), views)
+		if wait > 0 {
+			for i := range views {
+				if views[i], err = settle(cmd, cl, views[i].ID, wait); err != nil {
+					return err
+				}
+			}
 		}
-		for _, v := range views {
-			fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
+		if asJSON {
+			if err := printJSON(cmd.OutOrStdout(), views); err != nil {
+				return err
+			}
+		} else {
+			for _, v := range views {
+				fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
+			}
+		}
+		if wait > 0 {
+			return judged(cmd, asJSON, views...)
 		}
 		return nil
 	})
@@ -78,7 +95,46 @@ func newSendPayDo() *cobra.Command {
 	f.StringVar(&user, "user", "", "user whose transfer IPN URL to use")
 	f.Uint64Var(&seed, "seed", 0, "seed for generated values")
 	f.BoolVar(&asJSON, "json", false, "print the messages as JSON")
+	waitFlag(f, &wait)
 	return c
+}
+
+// waitFlag adds --wait[=DURATION]: without a value it waits 30 s.
+func waitFlag(f *pflag.FlagSet, wait *time.Duration) {
+	f.DurationVar(wait, "wait", 0, "wait up to this long (--wait alone: 30s) for the outcome, print it, and exit 1 unless it was acknowledged (and VERIFIED, for PayPal)")
+	f.Lookup("wait").NoOptDefVal = "30s"
+}
+
+// settle waits for message id's outcome (see client.Settle); a wait that
+// runs out returns the message as it then is.
+func settle(cmd *cobra.Command, cl *client.Client, id string, wait time.Duration) (emulator.MessageView, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+	defer cancel()
+	v, err := cl.Settle(ctx, id)
+	if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
+		return v, nil
+	}
+	return v, err
+}
+
+// judged prints each message's outcome (on stderr with --json, whose
+// output carries it already) and fails unless every one is OK.
+func judged(cmd *cobra.Command, asJSON bool, views ...emulator.MessageView) error {
+	w := cmd.OutOrStdout()
+	if asJSON {
+		w = cmd.ErrOrStderr()
+	}
+	bad := 0
+	for _, v := range views {
+		fmt.Fprintf(w, "%s: %s\n", v.ID, v.Outcome.Summary)
+		if !v.Outcome.OK() {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return exitError{exitFailure, fmt.Sprintf("%d of %d messages not acknowledged and verified", bad, len(views))}
+	}
+	return nil
 }
 
 // jsonSets turns path=text and path:=JSON flags into a JSON object.
@@ -186,18 +242,23 @@ func newSendPayPal() *cobra.Command {
 		set, unset, params                             []string
 		seed                                           uint64
 		asJSON                                         bool
+		wait                                           time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "paypal",
 		Short: "Send a PayPal IPN (generated from a kind, or a raw body replayed byte for byte)",
 		Example: `  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --kind cart --param items=3
   ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --set custom=order-42 --charset UTF-8
-  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --raw-file captured.txt`,
+  ipnlab send paypal --listener http://127.0.0.1:8701/ipn/paypal --raw-file captured.txt
+  ipnlab send paypal --wait && echo "acknowledged and VERIFIED"`,
 		Args: noArgs,
 	}
 	base := emulatorFlag(c)
 	withClient(c, base, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		if lifecycle != "" {
+			if wait > 0 {
+				return usageError{fmt.Errorf("--wait and --lifecycle do not go together: a lifecycle's steps wait for the clock")}
+			}
 			return sendLifecycle(cmd, cl, lifecycle, to, charset, seed, params, asJSON)
 		}
 		var err error
@@ -226,10 +287,21 @@ func newSendPayPal() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			return printJSON(cmd.OutOrStdout(), v)
+		if wait > 0 {
+			if v, err = settle(cmd, cl, v.ID, wait); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "id=%s txn_id=%s kind=%s status=%q seed=%d\n", v.ID, v.TxnID, v.Kind, v.Status, v.Seed)
+		if asJSON {
+			if err := printJSON(cmd.OutOrStdout(), v); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "id=%s txn_id=%s kind=%s status=%q seed=%d\n", v.ID, v.TxnID, v.Kind, v.Status, v.Seed)
+		}
+		if wait > 0 {
+			return judged(cmd, asJSON, v)
+		}
 		return nil
 	})
 	f := c.Flags()
@@ -244,6 +316,7 @@ func newSendPayPal() *cobra.Command {
 	f.StringVar(&rawFile, "raw-file", "", "send this file's bytes exactly")
 	f.BoolVar(&asJSON, "json", false, "print the message as JSON")
 	f.StringVar(&lifecycle, "lifecycle", "", "send a lifecycle instead (ipnlab fixtures list), each step at its clock offset")
+	waitFlag(f, &wait)
 	renamed(f, "to", "listener")
 	renamed(f, "raw", "raw-file")
 	return c

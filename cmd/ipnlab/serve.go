@@ -34,7 +34,7 @@ func newServe() *cobra.Command {
 		allow                                                           []string
 		retries, historyLimit                                           int
 		seed                                                            uint64
-		live, ipnOff                                                    bool
+		live, ipnOff, tailLines                                         bool
 		icpt                                                            interceptFlags
 	)
 	c := &cobra.Command{
@@ -114,8 +114,11 @@ Simulator, clock) is at /. On start it prints one line:
 			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(cmd.OutOrStdout(), "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n",
 				srv.Addr(), srv.Clock().Mode(), mode, srv.Seed())
+			if tailLines {
+				defer startTail(cmd, srv.Events())()
+			}
 			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
-				"store", storeSpec, "token", token != "", "allowlist", allowlist)
+				"store", storeSpec, "token", token != "", "allowlist", allowText(allow))
 			if icpt.intercept {
 				log.Info("intercepting PayPal's verify hosts", "https_proxy", srv.URL(), "ca", ca.CertPath(), "env", "ipnlab ca env --proxy "+srv.URL())
 			}
@@ -149,6 +152,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "a delivery not answered within this is a failure")
 	f.IntVar(&retries, "retries", 15, "PayPal resends before giving up (16 reaches PayPal's 'four days')")
 	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's (notifications are on when set)")
+	f.BoolVar(&tailLines, "tail", false, "print one line per message, attempt, postback and verdict (as ipnlab tail)")
 	f.BoolVar(&ipnOff, "ipn-off", false, "start with notifications off (messages wait as Held until resent)")
 	f.StringVar(&recvEmail, "receiver-email", emulator.DefaultReceiverEmail, "the merchant's receiver_email")
 	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
@@ -248,6 +252,15 @@ func apiToken(flag string) string {
 
 // parseAllow reads --allow. Given but empty (--allow "" from an unset
 // variable in a script) is refused: it must not turn the allowlist off.
+// allowText names the allowlist for the log: the flag's entries, or that
+// any address is allowed.
+func allowText(entries []string) string {
+	if len(entries) == 0 {
+		return "any (no --allow)"
+	}
+	return strings.Join(entries, ",")
+}
+
 func parseAllow(entries []string, given bool) (*delivery.Allowlist, error) {
 	if len(entries) == 0 && given {
 		return nil, usageError{errors.New(`--allow is empty: name the networks, addresses or host names deliveries may go to (leave the flag out to allow any)`)}

@@ -133,6 +133,22 @@ type Outcome struct {
 // message and, where the provider verifies, had it VERIFIED.
 func (o Outcome) OK() bool { return o.State == Verified || o.State == Delivered }
 
+// Settled reports whether the message's outcome will stay as it is unless
+// someone acts: verified, INVALID, a verifier fault, delivered where the
+// provider has no postback; or not acknowledged with no attempt coming by
+// itself (the schedule is over, it is Held, or manualClock: the clock moves
+// only when told). Acknowledged but not posted back is never settled: the
+// listener may post back later.
+func (v Summary) Settled(manualClock bool) bool {
+	switch v.Outcome.State {
+	case Verified, Delivered, Invalid, FaultOnly:
+		return true
+	case Undelivered:
+		return v.NextAttempt == nil || manualClock
+	}
+	return false
+}
+
 // PayDoParams pins generated values of a PayDo message.
 type PayDoParams struct {
 	Amount         string          `json:"amount,omitempty"` // "25.00"

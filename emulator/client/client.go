@@ -167,6 +167,41 @@ func (c *Client) Message(ctx context.Context, id string) (api.MessageView, error
 	return v, c.do(ctx, "GET", "/api/v1/messages/"+url.PathEscape(id), nil, &v)
 }
 
+// Settle waits until message id's outcome is settled (see
+// api.Summary.Settled) or ctx ends, following the emulator's events rather
+// than polling, and returns the message as it then is, with ctx's error if
+// it ended first.
+func (c *Client) Settle(ctx context.Context, id string) (api.MessageView, error) {
+	clk, err := c.Clock(ctx)
+	if err != nil {
+		return api.MessageView{}, err
+	}
+	var after uint64
+	for {
+		v, err := c.Message(ctx, id)
+		if err != nil || v.Settled(clk.Mode == "manual") {
+			return v, err
+		}
+		_, last, err := c.Poll(ctx, after, "", id, 10*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return v, ctx.Err()
+			}
+			return v, err
+		}
+		after = last
+	}
+}
+
+// LastEvent is the sequence number of the emulator's newest event: follow
+// from it (Poll) to see only what happens next.
+func (c *Client) LastEvent(ctx context.Context) (uint64, error) {
+	var out struct {
+		Last uint64 `json:"last_event"`
+	}
+	return out.Last, c.do(ctx, "GET", "/api/v1/messages?limit=1", nil, &out)
+}
+
 // History lists messages; filter keys are the API's query parameters.
 func (c *Client) History(ctx context.Context, filter url.Values) ([]api.Summary, int, error) {
 	var out struct {
@@ -198,6 +233,20 @@ func (c *Client) ResendAll(ctx context.Context, req api.ResendRequest) ([]string
 // Postbacks lists the verifier's records ("" for all messages), reading
 // every page.
 func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.PostbackRecord, error) {
+	q := url.Values{}
+	if messageID != "" {
+		q.Set("message_id", messageID)
+	}
+	return c.postbacks(ctx, q)
+}
+
+// UnknownPostbacks lists the postbacks that matched no message the
+// emulator sent, each with its INVALID verdict and the reason.
+func (c *Client) UnknownPostbacks(ctx context.Context) ([]paypal.PostbackRecord, error) {
+	return c.postbacks(ctx, url.Values{"unknown": {"true"}})
+}
+
+func (c *Client) postbacks(ctx context.Context, q url.Values) ([]paypal.PostbackRecord, error) {
 	var all []paypal.PostbackRecord
 	after := 0
 	for {
@@ -205,10 +254,8 @@ func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.Post
 			Postbacks []paypal.PostbackRecord `json:"postbacks"`
 			Next      int                     `json:"next"`
 		}
-		q := url.Values{"limit": {"1000"}, "after": {strconv.Itoa(after)}}
-		if messageID != "" {
-			q.Set("message_id", messageID)
-		}
+		q.Set("limit", "1000")
+		q.Set("after", strconv.Itoa(after))
 		if err := c.do(ctx, "GET", "/api/v1/postbacks?"+q.Encode(), nil, &out); err != nil {
 			return all, err
 		}

@@ -82,11 +82,11 @@ func (p *PostbackRecord) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// PostbacksPage returns up to limit postbacks of messageID ("" for all)
-// recorded after the one with sequence number after (0: from the first),
-// oldest first, and the sequence number to pass next (0 when none is
-// left).
-func (s *Service) PostbacksPage(messageID string, after, limit int) (page []PostbackRecord, next int) {
+// PostbacksPage returns up to limit postbacks of messageID ("" for all;
+// with unattached, only those that matched no message) recorded after the
+// one with sequence number after (0: from the first), oldest first, and
+// the sequence number to pass next (0 when none is left).
+func (s *Service) PostbacksPage(messageID string, unattached bool, after, limit int) (page []PostbackRecord, next int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	src := s.postbacks
@@ -95,7 +95,7 @@ func (s *Service) PostbacksPage(messageID string, after, limit int) (page []Post
 	}
 	i, _ := slices.BinarySearchFunc(src, after+1, func(p *PostbackRecord, seq int) int { return p.seq() - seq })
 	for ; i < len(src); i++ {
-		if src[i].gone {
+		if src[i].gone || (unattached && src[i].MessageID != "") {
 			continue
 		}
 		if len(page) == limit {
@@ -112,7 +112,32 @@ func (p *PostbackRecord) seq() int {
 	return n
 }
 
-// Postbacks returns the postbacks of messageID ("" for all), oldest first.
+// Answer is what one postback of a message got: the verdict and any
+// fault the verifier was told to answer with.
+type Answer struct {
+	Verdict Verdict
+	Fault   FaultKind
+}
+
+// Answers lists what message id's postbacks got, oldest first: the cheap
+// read a message's outcome needs (no headers, no bodies copied).
+func (s *Service) Answers(messageID string) []Answer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	src := s.pbByMsg[messageID]
+	if len(src) == 0 {
+		return nil
+	}
+	out := make([]Answer, 0, len(src))
+	for _, p := range src {
+		if !p.gone {
+			out = append(out, Answer{p.Verdict, p.Fault})
+		}
+	}
+	return out
+}
+
+// Postbacks returns the postbacks of message id ("" for all), oldest first.
 func (s *Service) Postbacks(messageID string) []PostbackRecord {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

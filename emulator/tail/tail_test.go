@@ -1,0 +1,62 @@
+package tail_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/tail"
+)
+
+var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+var _ = Describe("A tail", func() {
+	It("prints a line per event, coloured only when asked", func() {
+		bus := events.NewBus(16)
+		next := t0.Add(10 * time.Second)
+		bus.Publish(events.MessageQueued, t0, "paypal", "M1", api.Summary{ID: "M1", Provider: "paypal", Kind: "web_accept", TxnID: "T1", URL: "http://127.0.0.1:9/ipn", Status: "Queued"})
+		bus.Publish(events.Attempt, t0, "paypal", "M1", map[string]any{
+			"message": api.Summary{ID: "M1", Status: "Retrying", NextAttempt: &next},
+			"attempt": delivery.Attempt{Number: 1, Trigger: delivery.Initial, StatusCode: 500}})
+		bus.Publish(events.Postback, t0, "paypal", "M1", map[string]any{"verdict": paypal.Verdict{Result: paypal.Verified}})
+		bus.Publish(events.Postback, t0, "paypal", "", map[string]any{"verdict": paypal.Verdict{Result: paypal.Invalid, Rule: paypal.RuleUnknownMessage}})
+		var plain, colour bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		Expect(tail.Follow(ctx, tail.BusSource(bus), 0, tail.Printer{W: &plain}, nil)).To(Succeed())
+		Expect(plain.String()).To(Equal(`2026-11-20 12:00:00  M1  created  paypal web_accept txn T1 → http://127.0.0.1:9/ipn
+2026-11-20 12:00:00  M1  attempt 1 (initial) → HTTP 500: not acknowledged; next attempt 2026-11-20 12:00:10
+2026-11-20 12:00:00  M1  postback → VERIFIED
+2026-11-20 12:00:00  (no message)  postback → INVALID
+`))
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel2()
+		Expect(tail.Follow(ctx2, tail.BusSource(bus), 0, tail.Printer{W: &colour, Color: true}, func(ev events.Event) bool { return ev.Type == events.Postback })).To(Succeed())
+		Expect(colour.String()).To(ContainSubstring("\x1b[32mM1  postback → VERIFIED\x1b[0m"))
+		Expect(colour.String()).To(ContainSubstring("\x1b[31m(no message)  postback → INVALID\x1b[0m"))
+		Expect(colour.String()).NotTo(ContainSubstring("created"))
+	})
+
+	It("colours only a terminal, never with NO_COLOR or in CI", func() {
+		f, err := os.CreateTemp(GinkgoT().TempDir(), "out")
+		Expect(err).NotTo(HaveOccurred())
+		defer f.Close()
+		Expect(tail.ColorFor(f)).To(BeFalse(), "a file")
+		GinkgoT().Setenv("NO_COLOR", "1")
+		Expect(tail.ColorFor(os.Stdout)).To(BeFalse())
+	})
+
+	It("skips an event it cannot read rather than printing garbage", func() {
+		_, ok := tail.Format(events.Event{Type: events.Attempt, Data: json.RawMessage(`{"attempt": 7}`)})
+		Expect(ok).To(BeFalse())
+	})
+})
