@@ -123,6 +123,9 @@ type Emulator struct {
 
 	mu  sync.Mutex
 	seq uint64 // messages generated, for sub-seeds
+	// planned are the sends armed on the clock and not yet fired, by key,
+	// so that a user can be told what still waits.
+	planned map[string]scheduledSend
 
 	restored  Restored
 	scenarios scenarioGate

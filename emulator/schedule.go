@@ -3,9 +3,12 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
@@ -67,7 +70,16 @@ func (e *Emulator) schedule(s scheduledSend) error {
 
 // arm sends s at its time (at once if it is past), then forgets it.
 func (e *Emulator) arm(key string, s scheduledSend) {
+	e.mu.Lock()
+	if e.planned == nil {
+		e.planned = map[string]scheduledSend{}
+	}
+	e.planned[key] = scheduledSend{At: s.At, Label: s.Label}
+	e.mu.Unlock()
 	e.clock.At(s.At, func() {
+		e.mu.Lock()
+		delete(e.planned, key)
+		e.mu.Unlock()
 		if err := e.sendScheduled(s); err != nil {
 			e.log.Error("scheduled send failed", "what", s.Label, "error", fmt.Sprint(err))
 		}
@@ -75,6 +87,37 @@ func (e *Emulator) arm(key string, s scheduledSend) {
 			e.report(e.cfg.Journal.Write(journal.Entry{Kind: kindScheduled, Key: key, Delete: true}))
 		}
 	})
+}
+
+// waiting says what is still scheduled on the clock, in words a user
+// knows: planned sends (a lifecycle's later steps) and retries, the
+// soonest first, at most five of each.
+func (e *Emulator) waiting() string {
+	e.mu.Lock()
+	plans := make([]scheduledSend, 0, len(e.planned))
+	for _, s := range e.planned {
+		plans = append(plans, s)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(plans, func(a, b scheduledSend) int { return a.At.Compare(b.At) })
+	var parts []string
+	for i, s := range plans {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more planned", len(plans)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s at %s", s.Label, s.At.UTC().Format(time.RFC3339)))
+	}
+	retrying := e.engine.List(func(m *delivery.Message) bool { return m.NextAttempt != nil })
+	slices.SortFunc(retrying, func(a, b delivery.Message) int { return a.NextAttempt.Compare(*b.NextAttempt) })
+	for i, m := range retrying {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more retries", len(retrying)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("message %s (%s) retries at %s", m.ID, m.Kind, m.NextAttempt.UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (e *Emulator) sendScheduled(s scheduledSend) error {

@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/yamlstrict"
 )
 
 // Config configures a Listener. Load reads it from YAML; every field is
@@ -99,9 +97,7 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := yamlstrict.Decode(raw, &c); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil

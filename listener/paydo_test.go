@@ -173,6 +173,6 @@ var _ = Describe("Listener config", func() {
 		bad := dir + "/bad.yaml"
 		Expect(writeFile(bad, "verify_url: x\nrecever_emails: [a@b.c]\n")).To(Succeed())
 		_, err = listener.Load(bad)
-		Expect(err).To(MatchError(ContainSubstring("field recever_emails not found")))
+		Expect(err).To(MatchError(ContainSubstring(`unknown field "recever_emails": want one of`)))
 	})
 })

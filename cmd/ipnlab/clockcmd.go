@@ -20,10 +20,14 @@ func newClock() *cobra.Command {
 	c := &cobra.Command{Use: "clock", Short: "Read or move the emulator's clock"}
 	show := &cobra.Command{Use: "show", Short: "Print the clock", Args: noArgs}
 	sb := emulatorFlag(show)
+	showJSON := show.Flags().Bool("json", false, "print JSON")
 	withClient(show, sb, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 		v, err := cl.Clock(cmd.Context())
 		if err != nil {
 			return err
+		}
+		if *showJSON {
+			return printJSON(cmd.OutOrStdout(), v)
 		}
 		printClock(cmd, v)
 		return nil

@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,26 +16,64 @@ func encodeRaw(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func newFixtures() *cobra.Command {
 	c := &cobra.Command{Use: "fixtures", Short: "List and print the message kinds fixtures generate"}
+	var listJSON bool
 	list := &cobra.Command{Use: "list", Short: "List every kind", Args: noArgs, RunE: func(cmd *cobra.Command, _ []string) error {
-		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tTXN_TYPE\tDESCRIPTION")
-		for _, k := range fixtures.Kinds() {
-			t := k.TxnType
-			if t == "" {
-				t = "(none)"
+		if listJSON {
+			type entry struct {
+				Name        string `json:"name"`
+				TxnType     string `json:"txn_type,omitempty"`
+				Description string `json:"description"`
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, t, k.Description)
+			out := map[string][]entry{"paypal": {}, "paydo": {}, "lifecycles": {}}
+			for _, k := range fixtures.Kinds() {
+				out["paypal"] = append(out["paypal"], entry{k.Name, k.TxnType, k.Description})
+			}
+			for _, k := range fixtures.PayDoKinds() {
+				out["paydo"] = append(out["paydo"], entry{Name: k.Name, Description: k.Description})
+			}
+			for _, l := range fixtures.Lifecycles() {
+				out["lifecycles"] = append(out["lifecycles"], entry{Name: l.Name, Description: l.Description})
+			}
+			return printJSON(cmd.OutOrStdout(), out)
 		}
-		fmt.Fprintln(tw, "\nPAYDO KIND\t\tDESCRIPTION")
+		// Each kind on its line, the description wrapped under it: the
+		// names are long and a table of three columns was 160 wide.
+		w := cmd.OutOrStdout()
+		section := func(title string, rows [][2]string) {
+			fmt.Fprintln(w, title)
+			for _, r := range rows {
+				fmt.Fprintf(w, "  %s\n", r[0])
+				for _, line := range wrap(r[1], 72) {
+					fmt.Fprintf(w, "      %s\n", line)
+				}
+			}
+		}
+		var rows [][2]string
+		for _, k := range fixtures.Kinds() {
+			name := k.Name // its txn_type too, unless said
+			switch k.TxnType {
+			case k.Name:
+			case "":
+				name += "  (no txn_type)"
+			default:
+				name += "  (" + k.TxnType + ")"
+			}
+			rows = append(rows, [2]string{name, k.Description})
+		}
+		section("PayPal kinds (send paypal --kind):", rows)
+		rows = nil
 		for _, k := range fixtures.PayDoKinds() {
-			fmt.Fprintf(tw, "%s\t\t%s\n", k.Name, k.Description)
+			rows = append(rows, [2]string{k.Name, k.Description})
 		}
-		fmt.Fprintln(tw, "\nLIFECYCLE\t\tDESCRIPTION")
+		section("\nPayDo kinds (send paydo --kind):", rows)
+		rows = nil
 		for _, l := range fixtures.Lifecycles() {
-			fmt.Fprintf(tw, "%s\t\t%s\n", l.Name, l.Description)
+			rows = append(rows, [2]string{l.Name, l.Description})
 		}
-		return tw.Flush()
+		section("\nLifecycles (send paypal --lifecycle):", rows)
+		return nil
 	}}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
 	var (
 		seed             uint64
 		charset, flavour string
@@ -139,4 +177,24 @@ func quoteIfNeeded(s string) string {
 		return `""`
 	}
 	return s
+}
+
+// wrap breaks text into lines of at most width runes, at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len([]rune(line))+1+len([]rune(word)) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }

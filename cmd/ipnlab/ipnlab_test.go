@@ -193,8 +193,23 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		Expect(run("fault", "clear", emu)).To(gexec.Exit(0))
 		p := run("profile", emu, "--listener", ack.URL, "--on")
 		Expect(p).To(gexec.Exit(0))
+		Expect(p.Out).To(gbytes.Say(`notifications: on\nlistener:      ` + regexp.QuoteMeta(ack.URL) + `\n`))
+		Expect(p.Out).To(gbytes.Say(`release held:  false`))
+		p = run("profile", emu, "--json")
 		Expect(p.Out).To(gbytes.Say(`"enabled": true`))
-		Expect(p.Out).To(gbytes.Say(`"release_held": false`))
+		Expect(run("fault", "set", "status500", "--count", "2", emu).Out).To(gbytes.Say(`fault status500 set on every postback, for the next 2\n`))
+		Expect(run("fault", "clear", emu).Out).To(gbytes.Say(`fault cleared`))
+		Expect(run("paydo", "register", "--project", "shop", "--listener", ack.URL, emu).Out).To(gbytes.Say(`project shop \(checkout notifications\): IPN URL ` + regexp.QuoteMeta(ack.URL)))
+		Expect(run("clock", "show", "--json", emu).Out).To(gbytes.Say(`"mode": "manual"`))
+	})
+
+	It("lists the kinds within 80 columns, or as JSON", func() {
+		l := run("fixtures", "list")
+		Expect(l).To(gexec.Exit(0))
+		for _, line := range strings.Split(string(l.Out.Contents()), "\n") {
+			Expect(len([]rune(line))).To(BeNumerically("<=", 80), line)
+		}
+		Expect(run("fixtures", "list", "--json").Out).To(gbytes.Say(`"name": "adaptive_account"`))
 	})
 
 	It("leaves messages made while IPN was off Held until resent, or releases them with --release-held", func() {
@@ -217,7 +232,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		Expect(run("send", "paypal", emu, "--kind", "web_accept")).To(gexec.Exit(0))
 		p := run("profile", emu, "--on", "--release-held")
 		Expect(p).To(gexec.Exit(0))
-		Expect(p.Out).To(gbytes.Say(`"release_held": true`))
+		Expect(p.Out).To(gbytes.Say(`release held:  true`))
 		Expect(run("history", "--status", "Held", emu).Out).NotTo(gbytes.Say(`Held`))
 	})
 
@@ -229,6 +244,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
 			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
 			{"resend", emu}:                                                                                 "give a message ID or --since",
+			{"clock", "advance", "-1h", emu}:                                                                "-1h: a negative value is not accepted here",
 			{"resend", "M1", "--status", "Held", emu}:                                                       "--status chooses the messages to resend with --since",
 			{"history", "--status", "Disabled", emu}:                                                        "merchant's account is disabled",
 			{"serve", "--clock", "fast"}:                                                                    `clock mode "fast"`,
@@ -256,7 +272,7 @@ var _ = Describe("ipnlab fixtures", func() {
 	It("lists kinds and shows one reproducibly by seed", func() {
 		l := run("fixtures", "list")
 		Expect(l).To(gexec.Exit(0))
-		Expect(l.Out).To(gbytes.Say(`masspay\s+masspay`))
+		Expect(l.Out).To(gbytes.Say(`\n  masspay\n      Mass Pay sent by the merchant`))
 		a := run("fixtures", "show", "web_accept", "--seed", "7", "--raw")
 		b := run("fixtures", "show", "web_accept", "--seed", "7", "--raw")
 		Expect(a.Out.Contents()).To(Equal(b.Out.Contents()))
@@ -487,7 +503,7 @@ var _ = Describe("ipnlab conform and run", func() {
 			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--emulator-addr", "127.0.0.1:0"}, "not reachable"},
 			{nil, "listener is required"},
 			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--level", "business"}, "level business needs probe"},
-			{[]string{"--config", bad}, `field listenr not found`},
+			{[]string{"--config", bad}, `unknown field "listenr": want one of`},
 			{[]string{"--listener", "http://127.0.0.1:1/ipn", "--listener-port", "9"}, "--listener-port needs --listener-image"},
 		} {
 			js, junit := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.xml")

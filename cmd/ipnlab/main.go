@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -23,6 +24,9 @@ const (
 	exitFailure = 1
 	exitHarness = 2
 )
+
+// negativeArg matches pflag's complaint about an argument such as -1h.
+var negativeArg = regexp.MustCompile(`unknown shorthand flag: '[0-9]' in (-[0-9][^\s]*)`)
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
@@ -64,6 +68,10 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// "-1h" reaches pflag as the shorthand flags 1 and h.
+		if m := negativeArg.FindStringSubmatch(err.Error()); m != nil {
+			return usageError{fmt.Errorf("%s: %s: a negative value is not accepted here (the clock only moves forward)", c.CommandPath(), m[1])}
+		}
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newServe(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),

@@ -205,7 +205,19 @@ func newPayDo() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return cl.RegisterPayDo(cmd.Context(), project, user, url)
+		if err := cl.RegisterPayDo(cmd.Context(), project, user, url); err != nil {
+			return err
+		}
+		who := "project " + project + " (checkout notifications)"
+		if user != "" {
+			who = "user " + user + " (transfer notifications)"
+		}
+		if remove {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: IPN URL removed\n", who)
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: IPN URL %s\n", who, url)
+		}
+		return nil
 	}
 	c.AddCommand(reg, newPayDoToken())
 	return c
@@ -231,7 +243,15 @@ func newPayDoToken() *cobra.Command {
 		if len(args) == 1 {
 			token = args[0]
 		}
-		return cl.SetPayDoToken(cmd.Context(), project, token)
+		if err := cl.SetPayDoToken(cmd.Context(), project, token); err != nil {
+			return err
+		}
+		if remove {
+			fmt.Fprintf(cmd.OutOrStdout(), "project %s: lookup token removed\n", project)
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "project %s: lookups must carry Authorization: Bearer %s\n", project, token)
+		}
+		return nil
 	}
 	return c
 }

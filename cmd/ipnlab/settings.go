@@ -24,14 +24,29 @@ func newFault() *cobra.Command {
 	set.Flags().StringVar(&delay, "delay", "", "for slow: how long to wait (e.g. 35s)")
 	set.Flags().IntVar(&count, "count", 0, "only the next N postbacks (0: until cleared)")
 	withClient(set, sb, func(cmd *cobra.Command, cl *client.Client, args []string) error {
-		return cl.SetFault(cmd.Context(), messageID, emulator.FaultRequest{Kind: args[0], Delay: delay, Count: count})
+		if err := cl.SetFault(cmd.Context(), messageID, emulator.FaultRequest{Kind: args[0], Delay: delay, Count: count}); err != nil {
+			return err
+		}
+		scope, times := "every postback", "until cleared"
+		if messageID != "" {
+			scope = "postbacks of message " + messageID
+		}
+		if count > 0 {
+			times = fmt.Sprintf("for the next %d", count)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "fault %s set on %s, %s\n", args[0], scope, times)
+		return nil
 	})
 	clear := &cobra.Command{Use: "clear", Short: "Clear a fault", Args: noArgs}
 	cb := emulatorFlag(clear)
 	var clearID string
 	clear.Flags().StringVar(&clearID, "message", "", "the message's fault instead of the global one")
 	withClient(clear, cb, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
-		return cl.ClearFault(cmd.Context(), clearID)
+		if err := cl.ClearFault(cmd.Context(), clearID); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "fault cleared: the verifier answers truly")
+		return nil
 	})
 	c.AddCommand(set, clear)
 	return c
@@ -47,7 +62,7 @@ func faultKinds() string {
 
 func newProfile() *cobra.Command {
 	var notifyURL, email, id string
-	var on, off, releaseHeld bool
+	var on, off, releaseHeld, asJSON bool
 	c := &cobra.Command{Use: "profile", Short: "Print or change the IPN settings (URL, on/off, receiver)", Args: noArgs}
 	base := emulatorFlag(c)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -63,7 +78,11 @@ func newProfile() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if cmd.Flags().NFlag() > 0 && !(cmd.Flags().NFlag() == 1 && cmd.Flags().Changed("emulator")) {
+		changing := false
+		for _, name := range []string{"listener", "notify-url", "receiver-email", "receiver-id", "on", "off", "release-held"} {
+			changing = changing || cmd.Flags().Changed(name)
+		}
+		if changing {
 			if cmd.Flags().Changed("listener") {
 				p.NotifyURL = notifyURL
 			}
@@ -86,7 +105,16 @@ func newProfile() *cobra.Command {
 				return err
 			}
 		}
-		return printJSON(cmd.OutOrStdout(), p)
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), p)
+		}
+		state := "off (new messages are Held until resent)"
+		if p.Enabled {
+			state = "on"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "notifications: %s\nlistener:      %s\nreceiver:      %s / %s\nrelease held:  %v\n",
+			state, orDash(p.NotifyURL), orDash(p.ReceiverEmail), orDash(p.ReceiverID), p.ReleaseHeld)
+		return nil
 	}
 	f := c.Flags()
 	f.StringVar(&notifyURL, "listener", "", "the account's IPN URL: your listener's")
@@ -94,6 +122,7 @@ func newProfile() *cobra.Command {
 	f.BoolVar(&on, "on", false, "switch notifications on (Held messages wait for a resend unless --release-held)")
 	f.BoolVar(&off, "off", false, "switch notifications off")
 	f.BoolVar(&releaseHeld, "release-held", false, "ipnlab's opt-in: switching notifications on sends the Held messages (PayPal waits for a resend)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&email, "receiver-email", "", "the merchant's receiver_email")
 	f.StringVar(&id, "receiver-id", "", "the merchant's receiver_id")
 	return c

@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,13 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/yamlstrict"
 )
 
 // Config is everything a conformance run needs. Precedence, highest
@@ -119,9 +117,7 @@ func (c *Config) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	if err := yamlstrict.Decode(raw, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
