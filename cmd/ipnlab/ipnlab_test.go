@@ -268,6 +268,23 @@ var _ = Describe("ipnlab serve and its clients", func() {
 	})
 })
 
+var _ = Describe("A taken port", func() {
+	It("is named as such, before lab creates its database", func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		defer ln.Close()
+		dir := GinkgoT().TempDir()
+		cmd := exec.Command(binary, "lab", "--emulator-addr", freeAddr(), "--listener-addr", ln.Addr().String())
+		cmd.Dir = dir
+		s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(20 * time.Second).Should(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`the listener cannot listen on ` + regexp.QuoteMeta(ln.Addr().String()) + `: the port is taken`))
+		Expect(filepath.Join(dir, "ipnlab-lab.db")).NotTo(BeAnExistingFile())
+		Expect(run("serve", "--emulator-addr", ln.Addr().String()).Err).To(gbytes.Say(`the emulator cannot listen on .*: the port is taken`))
+	})
+})
+
 var _ = Describe("ipnlab fixtures", func() {
 	It("lists kinds and shows one reproducibly by seed", func() {
 		l := run("fixtures", "list")

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -157,18 +158,20 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 
 // serveListener starts a reference listener on addr.
 func serveListener(cfg listener.Config, addr string) (*listener.Listener, *http.Server, net.Listener, error) {
+	// The address first: a taken port must not leave a database behind.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, nil, listenError("the listener", addr, err)
+	}
 	l, err := listener.New(cfg)
 	if err != nil {
+		ln.Close()
 		return nil, nil, nil, usageError{err}
 	}
 	if err := l.Start(context.Background()); err != nil {
+		ln.Close()
 		l.Close()
 		return nil, nil, nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		l.Close()
-		return nil, nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() { _ = srv.Serve(ln) }()
@@ -274,7 +277,9 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			}
 			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 				APIToken: token, Intercept: ca}, addr)
-			if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return listenError("the emulator", addr, err)
+			} else if err != nil {
 				return err
 			}
 			if ca != nil {
@@ -342,4 +347,13 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")
 	return c
+}
+
+// listenError says why what could not listen on addr, and what to do
+// when the port is taken.
+func listenError(what, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s cannot listen on %s: the port is taken (another ipnlab still running?): stop it, or choose another address", what, addr)
+	}
+	return fmt.Errorf("%s cannot listen on %s: %w", what, addr, err)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -104,7 +105,9 @@ Simulator, clock) is at /. On start it prints one line:
 				cfg.Intercept = ca
 			}
 			srv, err := emulator.Start(cfg, addr)
-			if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return listenError("the emulator", addr, err)
+			} else if err != nil {
 				return err
 			}
 			tlsVerifier, err := icpt.serveTLS(ca, token, srv.PayPal())
