@@ -64,20 +64,8 @@ func (e *Emulator) runUntilIdle(w http.ResponseWriter, r *http.Request) error {
 	e.bus.Publish(events.ClockAdvanced, e.clock.Now(), "", "", map[string]string{"by": moved.String()})
 	if err != nil {
 		return &apiError{http.StatusConflict, fmt.Sprintf("the clock moved %s and stopped at %s: still scheduled past the %s limit: %s (raise the limit, or clock advance)",
-			humanDuration(moved), e.clock.Now().UTC().Format(time.RFC3339), req.Limit, e.waiting())}
+			clock.FormatDuration(moved), e.clock.Now().UTC().Format(time.RFC3339), req.Limit, e.waiting())}
 	}
 	writeJSON(w, http.StatusOK, e.clockView())
 	return nil
-}
-
-// humanDuration writes whole days as days: 264h is 11d.
-func humanDuration(d time.Duration) string {
-	days, rest := d/(24*time.Hour), d%(24*time.Hour)
-	switch {
-	case days == 0:
-		return d.String()
-	case rest == 0:
-		return fmt.Sprintf("%dd", days)
-	}
-	return fmt.Sprintf("%dd%s", days, rest)
 }

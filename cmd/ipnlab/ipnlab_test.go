@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	junitparser "github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -41,7 +42,7 @@ func requireCommand(name string) {
 		if os.Getenv("CI") != "" {
 			Fail("CI needs the " + name + " command (.ci/run installs it)")
 		}
-		Skip("no " + name + " command on this machine")
+		testenv.Skip("no " + name + " command on this machine")
 	}
 }
 

@@ -242,6 +242,7 @@ func shutdown(srv *http.Server, l *listener.Listener) error {
 func newLab() *cobra.Command {
 	var (
 		addr, listenerAddr, clockMode, verify, logLevel, tokenFlag string
+		storeSpec                                                  string
 		seed                                                       uint64
 		tailLines                                                  bool
 		lf                                                         listenFlags
@@ -275,8 +276,21 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			if err != nil {
 				return err
 			}
-			emu, err := emulator.Start(emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				APIToken: token, Intercept: ca}, addr)
+			jnl, err := openStore(storeSpec)
+			if err != nil {
+				return err
+			}
+			ecfg := emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
+				APIToken: token, Intercept: ca}
+			if jnl != nil {
+				ecfg.Journal = jnl
+				defer func() {
+					if err := jnl.Close(); err != nil {
+						log.Error("closing the store", "err", err)
+					}
+				}()
+			}
+			emu, err := emulator.Start(ecfg, addr)
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return listenError("the emulator", addr, err)
 			} else if err != nil {
@@ -343,6 +357,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	f.BoolVar(&tailLines, "tail", false, "print one line per message, attempt, postback and verdict (as ipnlab tail)")
+	f.StringVar(&storeSpec, "store", "memory", "where the emulator keeps History and the retry queue: memory, or sqlite:PATH (keep it with --listener-db to resume both)")
 	lf.add(c, "listener-")
 	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")

@@ -81,6 +81,19 @@ func Parse(mode string, start time.Time) (Clock, error) {
 // is a typo or an attack (1e300d), and would overflow clock arithmetic.
 const MaxDuration = 100 * 365 * 24 * time.Hour
 
+// FormatDuration writes d as ParseDuration reads it, whole days as days:
+// 720h is 30d, 36h is 1d12h0m0s.
+func FormatDuration(d time.Duration) string {
+	days, rest := d/(24*time.Hour), d%(24*time.Hour)
+	switch {
+	case days == 0:
+		return d.String()
+	case rest == 0:
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%s", days, rest)
+}
+
 // ParseDuration extends time.ParseDuration with days ("4d", "1d12h"), since
 // retry windows are counted in days. It refuses negative, NaN, infinite
 // and overflowing values, and anything over MaxDuration.

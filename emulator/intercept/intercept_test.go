@@ -26,6 +26,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
 const sandboxVerify = "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr"
@@ -303,5 +304,5 @@ func require(what string, present bool) {
 	if os.Getenv("CI") != "" {
 		Fail(what + " is needed in CI (.ci/run installs it)")
 	}
-	Skip(what + " is not installed on this machine")
+	testenv.Skip(what + " is not installed on this machine")
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
@@ -115,6 +116,9 @@ func Format(ev events.Event) (Line, bool) {
 			By string `json:"by"`
 		}
 		_ = json.Unmarshal(ev.Data, &d)
+		if by, err := time.ParseDuration(d.By); err == nil {
+			d.By = clock.FormatDuration(by)
+		}
 		l.Text = "clock advanced by " + d.By
 	case events.Profile:
 		var p paypal.Profile

@@ -22,6 +22,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -251,7 +252,7 @@ var _ = Describe("Business checks read from a listener's own database (--probe s
 			if os.Getenv("CI") != "" {
 				Fail("CI needs a PostgreSQL server: .ci/run starts one and sets IPNLAB_TEST_POSTGRES")
 			}
-			Skip("no PostgreSQL server: set IPNLAB_TEST_POSTGRES=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
+			testenv.Skip("no PostgreSQL server: set IPNLAB_TEST_POSTGRES=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
 		}
 		admin, err := sql.Open("pgx", base)
 		Expect(err).NotTo(HaveOccurred())

@@ -26,6 +26,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
@@ -41,7 +42,7 @@ func browser() context.Context {
 	path := chromium()
 	if path == "" {
 		if os.Getenv("CI") == "" {
-			Skip("browser specs need Chromium (.ci/run installs Debian's chromium); set IPNLAB_CHROMIUM to its path")
+			testenv.Skip("browser specs need Chromium (.ci/run installs Debian's chromium); set IPNLAB_CHROMIUM to its path")
 		}
 		Fail("no Chromium on this CI machine: .ci/run should have installed Debian's chromium")
 	}
@@ -259,6 +260,9 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(js[[]string](sim, `[...document.querySelectorAll("#sim-fields .field-name")].map(i => i.value)`)).
 			To(ContainElements("txn_type", "mc_gross", "txn_id", "charset"))
 		txn := simField(sim, "txn_id")
+		Expect(js[bool](sim, `(r => r.bottom <= innerHeight && r.top >= 0)(document.querySelector("#sim button[type=submit]").getBoundingClientRect())`)).
+			To(BeTrue(), "the Send button stays in reach below the fields")
+		Expect(js[string](sim, `document.querySelector("link[rel=icon]").href`)).To(HavePrefix("data:image/svg+xml"), "a favicon, not a 404")
 		do(sim, pick(`#sim-charset`, "UTF-8"))
 		Expect(simField(sim, "charset")).To(Equal("UTF-8"), "the charset field names the encoding")
 		Expect(simField(sim, "txn_id")).To(Equal(txn), "changing the charset keeps the fields")
@@ -360,6 +364,8 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(emu.Advance(5 * 24 * time.Hour)).To(Succeed())
 		do(history, open(emu.URL()+"/#/history"))
 		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Failed"))
+		Expect(js[string](history, `document.querySelector("#resend-failed input[name=since]").value`)).
+			To(MatchRegexp(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$`), "24-hour UTC, as the page shows times")
 		do(history, fill(`#resend-failed input[name=url]`, refURL+"/ipn/paypal"), chromedp.Click(`#resend-failed button[type=submit]`))
 		Eventually(text(history, "#live")).Should(Equal("Resent 1 failed message"))
 		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Sent"))
@@ -368,6 +374,7 @@ var _ = Describe("The web console", Ordered, func() {
 
 	It("sends a PayDo message from the Simulator", func() {
 		do(sim, chromedp.Click(`#sim input[name=provider][value=paydo]`), chromedp.WaitVisible(`#sim-body`))
+		Expect(js[bool](sim, `document.querySelector("#sim-charset").offsetParent === null`)).To(BeTrue(), "PayDo has no charset to pick")
 		Eventually(func() string { return js[string](sim, `document.querySelector("#sim-body").value`) }).Should(ContainSubstring(`"transaction"`))
 		do(sim, fill(`#sim-url`, ""), chromedp.Click(`#sim button[type=submit]`))
 		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: delivered — delivered \(HTTP 200\)$`), func() string {
@@ -418,6 +425,15 @@ var _ = Describe("The web console", Ordered, func() {
 		again, err := emu.PreviewPayPal(emulator.SendRequest{Kind: "web_accept", Seed: api.Seed(seed)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(again.Fields).To(ContainElement(emulator.TextField{Name: "txn_id", Value: v.TxnID}), "the seed on the page makes the same message")
+	})
+
+	It("keeps History's filters on one line in a 1400 px window", func() {
+		wide := tab(history)
+		do(wide, chromedp.EmulateViewport(1400, 900), open(emu.URL()+"/#/history"))
+		Eventually(count(wide, "#history tbody tr")).Should(BeNumerically(">", 1))
+		Expect(js[int](wide, `new Set([...document.querySelectorAll("#filters > *")].map(e => Math.round(e.getBoundingClientRect().bottom))).size`)).
+			To(Equal(1), "every filter on one line")
+		screenshot(wide, "history-wide")
 	})
 
 	It("fits a narrow window without the page scrolling sideways", func() {

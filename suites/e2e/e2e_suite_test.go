@@ -13,6 +13,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/ipnlab/ipnlab/containers/testimage"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
 var (
@@ -35,7 +36,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	image, err = testimage.Ensure(context.WithoutCancel(ctx))
 	if errors.Is(err, testimage.ErrNoDocker) && !testimage.InCI() {
-		Skip("container specs need a Docker engine (.ci/run installs and starts one): " + err.Error())
+		testenv.Skip("container specs need a Docker engine (.ci/run installs and starts one): " + err.Error())
 	}
 	Expect(err).NotTo(HaveOccurred())
 	binary, err = gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")

@@ -86,13 +86,15 @@ function fmtTime(iso) {
   return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/Z$/, " UTC");
 }
 
-// toInput turns a time into a datetime-local value (in UTC, as the clock).
-function toInput(iso) { return iso ? new Date(iso).toISOString().slice(0, 19) : ""; }
+// toInput writes a time as the time inputs take it: 24-hour UTC, as the
+// rest of the page shows times (a datetime-local input would show the
+// browser's locale: month first, 12-hour).
+function toInput(iso) { return iso ? new Date(iso).toISOString().slice(0, 19).replace("T", " ") : ""; }
 
-// fromInput reads a datetime-local value as UTC.
+// fromInput reads "YYYY-MM-DD HH:MM[:SS]" as UTC; "" for anything else.
 function fromInput(v) {
-  if (!v) return "";
-  return (v.length === 16 ? v + ":00" : v) + "Z";
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(:\d{2})?$/.exec(v.trim());
+  return m ? `${m[1]}T${m[2]}${m[3] || ":00"}Z` : "";
 }
 
 // verdictCell shows a message's outcome: what a developer looks for first.
@@ -288,7 +290,7 @@ async function refreshMessage() {
     el("tr", {},
       el("td", {}, String(a.number)), el("td", {}, a.trigger), el("td", {}, fmtTime(a.start)),
       el("td", {}, a.duration_ms !== undefined ? `${a.duration_ms.toFixed(1)} ms` : ""),
-      el("td", { class: "mono" }, a.url), el("td", {}, a.status_code ? String(a.status_code) : "—"),
+      el("td", { class: "mono url" }, breakable(a.url)), el("td", {}, a.status_code ? String(a.status_code) : "—"),
       el("td", {}, a.acked ? "acknowledged" : (a.status_code || a.error ? "not acknowledged: " + a.result : "running"),
         a.note ? el("div", { class: "muted" }, a.note) : null,
         a.response ? el("div", { class: "muted mono" }, "answer: " + a.response) : null),
@@ -303,6 +305,11 @@ async function refreshMessage() {
 }
 
 // payDoFields lists a JSON body's leaves as path = value.
+// breakable lets a URL wrap after its slashes, not in the middle of a word.
+function breakable(url) {
+  return (url || "").split("/").flatMap((part, i) => i ? [el("wbr"), "/" + part] : [part]);
+}
+
 function jumpTo(id) {
   const node = document.getElementById(id);
   if (!node) return;
