@@ -78,7 +78,7 @@ func runTour(steps []tourStep) {
 			cmd.Env = append(os.Environ(), "IPNLAB_EMULATOR=http://"+emuAddr)
 			s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 			Expect(err).NotTo(HaveOccurred())
-			Eventually(s).WithTimeout(30 * time.Second).Should(gexec.Exit(0), st.command)
+			Eventually(s).WithTimeout(30*time.Second).Should(gexec.Exit(0), st.command)
 			got = string(s.Out.Contents())
 		default:
 			Fail("the tour runs ./bin/ipnlab and curl only: " + st.command)
