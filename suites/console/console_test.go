@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -425,6 +426,17 @@ var _ = Describe("The web console", Ordered, func() {
 		again, err := emu.PreviewPayPal(emulator.SendRequest{Kind: "web_accept", Seed: api.Seed(seed)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(again.Fields).To(ContainElement(emulator.TextField{Name: "txn_id", Value: v.TxnID}), "the seed on the page makes the same message")
+	})
+
+	It("shows the postbacks of no message the emulator sent, with the reason", func() {
+		resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded",
+			strings.NewReader("cmd=_notify-validate&txn_id=NOTSENT0000000000&verify_sign=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGhIjKlMnOpQrSt"))
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		do(history, open(emu.URL()+"/#/history"))
+		Eventually(text(history, "#unknown-title")).Should(Equal("Postbacks of no message the emulator sent (1)"))
+		do(history, chromedp.Click(`#unknown-title`))
+		Eventually(text(history, "#unknown-postbacks tbody tr td:last-child")).Should(HavePrefix("INVALID unknown-message: "))
 	})
 
 	It("keeps History's filters on one line in a 1400 px window", func() {

@@ -216,9 +216,33 @@ async function refreshHistory() {
   });
   seenRows.add(""); // an empty first load still counts as loaded
   $("#history tbody").replaceChildren(...rows);
+  refreshUnknownPostbacks();
   const shown = data.messages.length;
   $("#history-count").textContent = data.total === shown ? `${shown} message${shown === 1 ? "" : "s"}` :
     `${shown} of ${data.total} messages (narrow the filters to see the rest)`;
+}
+
+// refreshUnknownPostbacks lists the newest postbacks that matched no
+// message, each with its verdict and the reason.
+async function refreshUnknownPostbacks() {
+  let data;
+  try {
+    data = await api("GET", "/api/v1/postbacks?unknown=true&limit=1000");
+  } catch {
+    return;
+  }
+  const box = $("#unknown-postbacks");
+  const pbs = (data.postbacks || []).slice(-50).reverse();
+  box.hidden = pbs.length === 0;
+  $("#unknown-title").textContent = `Postbacks of no message the emulator sent (${pbs.length}${data.next ? "+" : ""})`;
+  $("tbody", box).replaceChildren(...pbs.map(p => {
+    const fatal = (p.verdict.findings || []).find(f => f.fatal && f.rule === p.verdict.rule);
+    return el("tr", {},
+      el("td", {}, fmtTime(p.time)),
+      el("td", { class: "mono" }, (p.headers && p.headers["User-Agent"] && p.headers["User-Agent"][0]) || "—"),
+      el("td", {}, el("span", { class: "verdict-" + p.verdict.result }, p.verdict.result),
+        p.verdict.rule ? ` ${p.verdict.rule}` : "", fatal ? `: ${fatal.detail}` : ""));
+  }));
 }
 
 function setupHistory() {
