@@ -75,20 +75,24 @@ func newFixtures() *cobra.Command {
 	}}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
 	var (
-		seed             uint64
-		charset, flavour string
-		raw, live        bool
-		params           []string
+		seed                                    uint64
+		charset, flavour, at, recvEmail, recvID string
+		raw, live                               bool
+		params                                  []string
 	)
 	show := &cobra.Command{Use: "show KIND|LIFECYCLE|transfer|checkout", Short: "Print a generated message or lifecycle (reproducible with --seed)", Args: exactArgs(1)}
 	show.RunE = func(cmd *cobra.Command, args []string) error {
 		if seed == 0 {
 			seed = fixtures.NewSeed()
 		}
+		start, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return usageError{fmt.Errorf("--at %q: want a time such as 2026-01-15T18:30:00Z", at)}
+		}
 		g, err := fixtures.New(seed, fixtures.Options{
 			Charset: charset, Sandbox: !live, Flavour: fixtures.Flavour(flavour),
-			Receiver: fixtures.Receiver{Email: emulator.DefaultReceiverEmail, ID: emulator.DefaultReceiverID},
-			Start:    time.Date(2026, 1, 15, 18, 30, 0, 0, time.UTC),
+			Receiver: fixtures.Receiver{Email: recvEmail, ID: recvID},
+			Start:    start,
 		})
 		if err != nil {
 			return usageError{err}
@@ -163,6 +167,11 @@ func newFixtures() *cobra.Command {
 	f.BoolVar(&raw, "raw", false, "print the encoded body instead of the fields")
 	f.BoolVar(&live, "live", false, "no test_ipn=1")
 	f.StringArrayVar(&params, "param", nil, "pin a generated value (as for send paypal)")
+	// With the seed, these make a message the emulator generated again,
+	// byte for byte: its creation time and the profile's receiver then.
+	f.StringVar(&at, "at", "2026-01-15T18:30:00Z", "the message's time (the emulator's clock when it made it)")
+	f.StringVar(&recvEmail, "receiver-email", emulator.DefaultReceiverEmail, "the merchant's receiver_email")
+	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
 	c.AddCommand(list, show)
 	return c
 }

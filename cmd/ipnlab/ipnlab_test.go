@@ -245,6 +245,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
 			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
 			{"resend", emu}:                                                                                 "give a message ID or --since",
+			{"fixtures", "show", "web_accept", "--at", "soon"}:                                              `--at "soon": want a time such as 2026-01-15T18:30:00Z`,
 			{"clock", "advance", "-1h", emu}:                                                                "-1h: a negative value is not accepted here",
 			{"resend", "M1", "--status", "Held", emu}:                                                       "--status chooses the messages to resend with --since",
 			{"history", "--status", "Disabled", emu}:                                                        "merchant's account is disabled",

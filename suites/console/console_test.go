@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
@@ -426,6 +428,15 @@ var _ = Describe("The web console", Ordered, func() {
 		again, err := emu.PreviewPayPal(emulator.SendRequest{Kind: "web_accept", Seed: api.Seed(seed)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(again.Fields).To(ContainElement(emulator.TextField{Name: "txn_id", Value: v.TxnID}), "the seed on the page makes the same message")
+
+		// The page's command makes it again through fixtures show, byte for byte.
+		command := text(history, "#message-regenerate")()
+		Expect(command).To(HavePrefix("ipnlab fixtures show web_accept --raw --seed " + strconv.FormatUint(seed, 10) + " --at "))
+		bin, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
+		Expect(err).NotTo(HaveOccurred())
+		out, err := exec.Command(bin, strings.Fields(command)[1:]...).Output()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(string(out))).To(Equal(v.Body))
 	})
 
 	It("shows the postbacks of no message the emulator sent, with the reason", func() {

@@ -300,7 +300,9 @@ async function refreshMessage() {
     ...summaryRow("Attempts", `${m.attempts.length} made` + (m.next_attempt ? ", another scheduled" : "")),
     ...(m.next_attempt ? summaryRow("Next attempt", fmtTime(m.next_attempt)) : []),
     // A string: a 64-bit seed loses digits as a JavaScript number.
-    ...(m.seed ? summaryRow("Seed", el("span", { class: "mono", id: "message-seed" }, m.seed)) : []),
+    ...(m.seed ? summaryRow("Seed", [el("span", { class: "mono", id: "message-seed" }, m.seed),
+      el("div", { class: "muted" }, "Made again, byte for byte, unless it was sent with params or edits: ",
+        el("code", { id: "message-regenerate" }, regenerateCommand(m)))]) : []),
   );
   $("#resend-to").url.placeholder = m.url;
 
@@ -329,6 +331,19 @@ async function refreshMessage() {
 }
 
 // payDoFields lists a JSON body's leaves as path = value.
+// regenerateCommand is the ipnlab command that makes message m again from
+// its seed: its kind, time, charset and receiver.
+function regenerateCommand(m) {
+  const field = name => (m.fields.find(f => f.name === name) || {}).value;
+  const args = ["ipnlab fixtures show", m.kind, "--raw", "--seed", m.seed, "--at", new Date(m.created).toISOString().replace(/\.\d+Z$/, "Z")];
+  if (m.charset) args.push("--charset", m.charset);
+  if (!m.sandbox) args.push("--live");
+  for (const [flag, name] of [["--receiver-email", "receiver_email"], ["--receiver-id", "receiver_id"]]) {
+    if (field(name)) args.push(flag, field(name));
+  }
+  return args.join(" ");
+}
+
 // breakable lets a URL wrap after its slashes, not in the middle of a word.
 function breakable(url) {
   return (url || "").split("/").flatMap((part, i) => i ? [el("wbr"), "/" + part] : [part]);
