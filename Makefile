@@ -37,15 +37,17 @@ run: build
 # Then the verdict sweeps again without it, over 20 seeds each (the race
 # detector's run covers 2): every mutant and stub listener must fail
 # exactly the checks that name its bug, whatever the seed. Last, every spec
-# skipped for what this machine lacks, with the reason (pass or fail).
+# skipped for what this machine lacks, with the reason (pass or fail), and
+# the wall time, so that CI logs show its trend.
 SKIPLOG := $(CURDIR)/build/skipped.txt
 test:
 	$(GO) vet $(PKGS)
 	@mkdir -p build && rm -f $(SKIPLOG)
-	@status=0; \
+	@status=0; start=$$(date +%s); \
 	IPNLAB_SKIP_LOG=$(SKIPLOG) $(GO) test -race -count=1 $(PKGS) || status=$$?; \
 	if [ $$status -eq 0 ]; then $(GO) test -count=1 -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' || status=$$?; fi; \
 	if [ -s $(SKIPLOG) ]; then echo; echo "Skipped, and why:"; sort -u $(SKIPLOG) | sed 's/^/  /'; else echo; echo "Nothing was skipped."; fi; \
+	echo "make test: $$(( $$(date +%s) - start )) s of wall time (go vet not counted), exit $$status"; \
 	exit $$status
 
 
