@@ -75,6 +75,24 @@ func (e *Emulator) Dispatch(req SendRequest) (string, error) {
 	return m.ID, nil
 }
 
+// Template builds a message as Dispatch would, without sending it: the
+// exact bytes, its kind and seed. A tool that sends many (ipnlab load)
+// builds a few and sends stamped copies (fixtures.Stamper) with
+// DispatchBody.
+func (e *Emulator) Template(req SendRequest) (body []byte, kind string, seed uint64, err error) {
+	return e.buildPayPal(req)
+}
+
+// DispatchBody hands exact bytes to delivery, as Dispatch does once it
+// has built them, and returns the message id.
+func (e *Emulator) DispatchBody(body []byte, kind, notifyURL string, seed uint64) (string, error) {
+	m, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: notifyURL}, seed)
+	if err != nil {
+		return "", err
+	}
+	return m.ID, nil
+}
+
 // send hands exact bytes to the fake PayPal. It does not wait, so clock
 // callbacks can call it.
 func (e *Emulator) send(n paypal.Notification, seed uint64) (*paypal.Message, error) {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -140,7 +141,23 @@ type Runner struct {
 	acct  *accounts
 	ran   bool
 	mu    sync.Mutex
+
+	// PayPal messages are stamped copies of a few generated templates per
+	// kind: generating each one cost more CPU than delivering it.
+	templates map[string][]template
+	stampMu   sync.Mutex
+	stampRNG  *rand.Rand
+	stamps    int
 }
+
+// template is one generated PayPal message and how to stamp its copies.
+type template struct{ stamper *fixtures.Stamper }
+
+// TemplatesPerKind is how many distinct PayPal messages a load generates
+// per kind; every message sent is one of them with fresh ids (txn_id,
+// verify_sign, ipn_track_id), so values repeat every so many messages
+// while every message is a new payment.
+const TemplatesPerKind = 64
 
 // New checks cfg and builds the emulator the load comes from.
 func New(cfg Config) (*Runner, error) {
@@ -165,7 +182,33 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Runner{cfg: cfg, emu: emu, clock: clk, acct: acct}, nil
+	r := &Runner{cfg: cfg, emu: emu, clock: clk, acct: acct, stampRNG: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	if cfg.Provider == PayPal {
+		if err := r.makeTemplates(); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// makeTemplates generates TemplatesPerKind messages of each kind, as
+// Dispatch would (the same params, payer and receiver).
+func (r *Runner) makeTemplates() error {
+	r.templates = map[string][]template{}
+	for _, kind := range r.cfg.Kinds {
+		if _, done := r.templates[kind]; done {
+			continue
+		}
+		for range TemplatesPerKind {
+			body, _, _, err := r.emu.Template(emulator.SendRequest{Kind: kind, NotifyURL: r.cfg.Target, Params: emulator.Params{PayerEmail: r.cfg.PayerEmail}})
+			if err != nil {
+				return fmt.Errorf("load: make a %s message: %w", kind, err)
+			}
+			r.templates[kind] = append(r.templates[kind], template{fixtures.NewStamper(body)})
+		}
+	}
+	return nil
 }
 
 func (c *Config) normalize() error {
@@ -465,7 +508,14 @@ func (r *Runner) dispatch() (string, error) {
 	if r.cfg.Provider == PayDo {
 		id, err = r.emu.DispatchPayDo(emulator.PayDoRequest{Kind: kind, NotifyURL: r.cfg.Target})
 	} else {
-		id, err = r.emu.Dispatch(emulator.SendRequest{Kind: kind, NotifyURL: r.cfg.Target, Params: emulator.Params{PayerEmail: r.cfg.PayerEmail}})
+		r.stampMu.Lock()
+		ts := r.templates[kind]
+		t := ts[r.stamps%len(ts)]
+		r.stamps++
+		body := t.stamper.Stamp(r.stampRNG)
+		r.stampMu.Unlock()
+		// No seed: it would make the template again, not this copy.
+		id, err = r.emu.DispatchBody(body, kind, r.cfg.Target, 0)
 	}
 	if err != nil {
 		return "", fmt.Errorf("load: send a %s %s message: %w", r.cfg.Provider, kind, err)
