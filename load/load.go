@@ -174,9 +174,9 @@ func New(cfg Config) (*Runner, error) {
 		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce, Intercept: cfg.Intercept,
 		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
 		Observer: emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup},
-		// Nobody reads the journal's events during a load; a small ring
-		// keeps its memory flat.
-		EventBuffer: 1024,
+		// Nobody reads the journal's events during a load: the counters
+		// are the observer's. A small ring keeps the rest flat.
+		EventBuffer: 1024, NoDeliveryEvents: true,
 	}
 	emu, err := emulator.New(ecfg)
 	if err != nil {
