@@ -154,9 +154,27 @@ func (s *Service) Postbacks(messageID string) []PostbackRecord {
 	return out
 }
 
+// readBody reads a request body in one allocation when its length is
+// announced (a postback's is), growing as io.ReadAll does otherwise.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > MaxPostbackBytes {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, length, length+1)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the body ended before its Content-Length: %w", err)
+		}
+		return nil, err
+	}
+	// More than announced is the server's to refuse; read it as ReadAll would.
+	rest, err := io.ReadAll(r)
+	return append(buf, rest...), err
+}
+
 // ServeHTTP is the verifier at /cgi-bin/webscr.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPostbackBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxPostbackBytes), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -245,6 +263,15 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 // redactHeader copies h without credentials: the values of credential
 // headers, and the configured secrets wherever else they appear.
 func (s *Service) redactHeader(h http.Header) http.Header {
+	// Most postbacks carry nothing to hide: keep the request's own map
+	// (net/http makes one per request and never reuses it).
+	clean := len(s.cfg.Secrets) == 0
+	for _, k := range credentialHeaders {
+		clean = clean && len(h[k]) == 0
+	}
+	if clean {
+		return h
+	}
 	out := h.Clone()
 	if len(s.cfg.Secrets) > 0 {
 		for _, vs := range out {
