@@ -46,7 +46,38 @@ func BenchmarkCycle(b *testing.B) {
 		b.ReportMetric(acks, "ipnlab_acks/s")
 		b.ReportMetric(veg, "vegeta_acks/s")
 		b.ReportMetric(acks/veg, "vs_vegeta")
+		lat := latencyAt(b, cycles/2)
+		b.ReportMetric(ms(lat.P50), "verified_p50_ms")
+		b.ReportMetric(ms(lat.P99), "verified_p99_ms")
 	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// latencyAt runs ipnlab load at rate messages/s for 3 s against the
+// minimal listener: created to VERIFIED.
+func latencyAt(b *testing.B, rate float64) load.Percentiles {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lst, _ := minimalListener(b, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
+	run, err := load.New(load.Config{Target: lst, Rate: rate, Duration: 3 * time.Second, Seed: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer run.Close()
+	srv := &http.Server{Handler: run.Handler()}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	rep, err := run.Run(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rep.Verification.Verified != rep.Acked || rep.Acked != rep.Sent {
+		b.Fatalf("%d sent, %d acked, %d VERIFIED", rep.Sent, rep.Acked, rep.Verification.Verified)
+	}
+	return rep.Verification.Latency
 }
 
 func sampleBodies(b *testing.B, n int) [][]byte {
