@@ -113,6 +113,9 @@ type Observer struct {
 	Delivery func(delivery.Event)
 	Postback func(paypal.PostbackRecord)
 	Lookup   func(paydo.Lookup)
+	// Evict hears the messages that left History (HistoryLimit): what an
+	// observer keeps of them can go too.
+	Evict func(ids []string)
 }
 
 // Emulator is a running fake PayPal with its control API.
@@ -420,6 +423,9 @@ func (e *Emulator) onDelivery(ev delivery.Event) {
 func (e *Emulator) onEvict(ids []string) {
 	for _, p := range e.providers {
 		p.Forget(ids)
+	}
+	if f := e.cfg.Observer.Evict; f != nil {
+		f(ids)
 	}
 }
 

@@ -52,6 +52,10 @@ type accounts struct {
 	clockStart time.Time // the manual delivery clock's
 	msgs       map[string]*record
 	byTxn      map[string]*record
+	// retired tallies the records of messages that left the emulator's
+	// History: a long load's memory stays flat, its counts whole.
+	retired    tallies
+	rssStart   int64
 	sem        chan struct{}
 	kinds      int
 	sent       int
@@ -62,7 +66,7 @@ type accounts struct {
 	answers    map[string]int
 	samples    map[string]string // one error text per class
 	outage     int
-	latency    []time.Duration
+	latency    sampler
 	acked      int
 	notAcked   int // answers and errors that were not acks
 	retries    int // scheduled retries that reached the listener
@@ -72,7 +76,7 @@ type accounts struct {
 	postbacks  int
 	unmatched  int
 	rules      map[string]int
-	verify     []time.Duration
+	verify     sampler
 	lookups    int
 	unknown    int
 	changed    chan struct{} // closed and renewed on every ack, postback or lookup
@@ -97,6 +101,7 @@ func (a *accounts) begin(wall, clockNow time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.wallStart, a.realStart, a.clockStart = wall, time.Now(), clockNow
+	a.rssStart = residentBytes()
 	a.lastTick.at = wall
 }
 
@@ -204,7 +209,7 @@ func (a *accounts) delivery(ev delivery.Event) {
 		}
 	}
 	if at.StatusCode != 0 {
-		a.latency = append(a.latency, at.Duration)
+		a.latency.add(at.Duration)
 	}
 	if !at.Acked {
 		a.notAcked++
@@ -247,7 +252,7 @@ func (a *accounts) postback(p paypal.PostbackRecord) {
 		rec.verdict = p.Verdict.Result
 		if rec.verdict == paypal.Verified {
 			a.verifiedN++
-			a.verify = append(a.verify, now.Sub(rec.created))
+			a.verify.add(now.Sub(rec.created))
 		} else {
 			a.invalidN++
 		}
@@ -271,7 +276,7 @@ func (a *accounts) lookup(l paydo.Lookup) {
 	if rec.lookups == 1 {
 		a.firstVerificationLocked(rec)
 		a.verifiedN++
-		a.verify = append(a.verify, now.Sub(rec.created))
+		a.verify.add(now.Sub(rec.created))
 	}
 	a.notifyLocked()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,5 +428,12 @@ var _ = Describe("a long load run", func() {
 		Expect(rep.Verification.Verified).To(Equal(600))
 		Expect(len(l.runner.Emulator().Engine().List(nil))).To(BeNumerically("<=", 50+4), "the emulator kept every message")
 		Expect(len(l.runner.Emulator().PayPal().Postbacks(""))).To(BeNumerically("<=", 50+4), "and every postback")
+		Expect(l.runner.LiveRecords()).To(BeNumerically("<=", 2*(50+4)), "the load's own records of them leave with them")
+		Expect(rep.AckLatency.Count).To(Equal(600))
+		Expect(rep.Verification.Latency.Count).To(Equal(600))
+		if runtime.GOOS == "linux" {
+			Expect(rep.RSS.StartBytes).To(BeNumerically(">", 0))
+			Expect(rep.RSS.EndBytes).To(BeNumerically(">", 0))
+		}
 	})
 })

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // Report is what a run did and what the listener made of it.
@@ -55,7 +52,13 @@ type Report struct {
 
 	Verification Verification `json:"verification"`
 
-	WallSeconds      float64 `json:"wall_seconds"`
+	WallSeconds float64 `json:"wall_seconds"`
+	// RSS is the process's resident memory when the load began and when
+	// it was reported (Linux; 0 elsewhere): a long load's must stay flat.
+	RSS struct {
+		StartBytes int64 `json:"start_bytes"`
+		EndBytes   int64 `json:"end_bytes"`
+	} `json:"rss"`
 	SimulatedSeconds float64 `json:"simulated_seconds"` // delivery clock time stepped through
 }
 
@@ -164,10 +167,11 @@ func (a *accounts) report(cfg Config, clockNow time.Time) Report {
 	r := Report{
 		Provider: cfg.Provider, Target: cfg.Target, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 		Sent: a.sent, Answers: map[string]int{}, OutageAttempts: a.outage,
-		AckLatency:       PercentilesOf(a.latency),
+		AckLatency:       a.latency.percentiles(),
 		WallSeconds:      time.Since(a.realStart).Seconds(),
 		SimulatedSeconds: clockNow.Sub(a.clockStart).Seconds(),
 	}
+	r.RSS.StartBytes, r.RSS.EndBytes = a.rssStart, residentBytes()
 	r.Steady.Messages, r.Steady.Seconds, r.Steady.HeldBack = a.steadyN, a.steadyWall.Seconds(), a.held
 	if a.steadyWall > 0 {
 		r.Steady.AchievedRate = float64(a.steadyN) / a.steadyWall.Seconds()
@@ -194,33 +198,13 @@ func (a *accounts) report(cfg Config, clockNow time.Time) Report {
 			v.InvalidRules[k] = n
 		}
 	}
-	v.Latency = PercentilesOf(a.verify)
+	v.Latency = a.verify.percentiles()
+	t := a.retired
 	for _, rec := range a.msgs {
-		switch {
-		case rec.acked:
-			r.Acked++
-			if rec.ackedOn == 1 {
-				r.AckedFirst++
-			}
-		case rec.waiting:
-			r.Waiting++
-		case rec.status == delivery.Failed:
-			r.Failed++
-		}
-		switch {
-		case rec.verdict == paypal.Verified:
-			v.Verified++
-		case rec.verdict == paypal.Invalid:
-			v.Invalid++
-		case rec.lookups > 0:
-			v.LookedUp++
-		case rec.acked:
-			v.None++
-		}
-		if rec.postbacks > 1 || rec.lookups > 1 {
-			v.Repeated++
-		}
+		t.add(rec)
 	}
+	r.Acked, r.AckedFirst, r.Waiting, r.Failed = t.acked, t.ackedFirst, t.waiting, t.failed
+	v.Verified, v.Invalid, v.LookedUp, v.None, v.Repeated = t.verified, t.invalid, t.lookedUp, t.none, t.repeated
 	r.Retries = a.retries
 	return r
 }
@@ -288,6 +272,9 @@ func (r Report) Write(w io.Writer) error {
 		row("verify latency", "created to VERIFIED: %s", v.Latency)
 	}
 	row("time", "%.1fs wall, %s of provider time stepped through", r.WallSeconds, time.Duration(r.SimulatedSeconds*float64(time.Second)))
+	if r.RSS.EndBytes > 0 {
+		row("memory", "%.0f MB resident at the start, %.0f MB at the end", float64(r.RSS.StartBytes)/1e6, float64(r.RSS.EndBytes)/1e6)
+	}
 	return tw.Flush()
 }
 
