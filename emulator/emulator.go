@@ -86,6 +86,9 @@ type Config struct {
 	// EvictAfter is how long (clock time) a finished message past the limit
 	// stays, so late postbacks are still verified (default 1 h).
 	EvictAfter time.Duration
+	// HoldHistory, if set, keeps a finished message past HistoryLimit while
+	// it returns true (see delivery.Config.Hold).
+	HoldHistory func(id string) bool
 	// APIToken, if set, is required (Authorization: Bearer) on the control
 	// API; never logged.
 	APIToken string
@@ -205,7 +208,7 @@ func New(cfg Config) (*Emulator, error) {
 	eng, err := delivery.NewEngine(delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
-		HistoryLimit: cfg.HistoryLimit, EvictAfter: cfg.EvictAfter, OnEvict: e.onEvict,
+		HistoryLimit: cfg.HistoryLimit, EvictAfter: cfg.EvictAfter, Hold: cfg.HoldHistory, OnEvict: e.onEvict,
 	})
 	if err != nil {
 		return nil, err

@@ -337,13 +337,18 @@ type Progress struct {
 	Failed   int // answers that were not acks (and transport errors)
 	Verified int // messages posted back VERIFIED (or looked up, PayDo)
 	Invalid  int
+	RSSBytes int64 // the process's resident memory (0 where unknown)
 }
 
 // String is the one-line form, for a terminal's progress line.
 func (p Progress) String() string {
-	return fmt.Sprintf("%-26s %7.1fs  sent %s (%s/s)  in flight %s  acked %s  not acked answers %s  verified %s  invalid %s",
+	s := fmt.Sprintf("%-26s %7.1fs  sent %s (%s/s)  in flight %s  acked %s  not acked answers %s  verified %s  invalid %s",
 		p.Phase, p.Elapsed.Seconds(), group(p.Sent), group(int(p.Rate+0.5)), group(p.InFlight),
 		group(p.Acked), group(p.Failed), group(p.Verified), group(p.Invalid))
+	if p.RSSBytes > 0 {
+		s += fmt.Sprintf("  rss %.0f MB", float64(p.RSSBytes)/1e6)
+	}
+	return s
 }
 
 func (a *accounts) progress(wall time.Time) Progress {
@@ -351,7 +356,7 @@ func (a *accounts) progress(wall time.Time) Progress {
 	defer a.mu.Unlock()
 	p := Progress{
 		Phase: a.phase, Elapsed: wall.Sub(a.wallStart), Sent: a.sent, Acked: a.acked,
-		Failed: a.notAcked, Verified: a.verifiedN, Invalid: a.invalidN,
+		Failed: a.notAcked, Verified: a.verifiedN, Invalid: a.invalidN, RSSBytes: residentBytes(),
 	}
 	if d := wall.Sub(a.lastTick.at); d > 0 {
 		p.Rate = float64(a.sent-a.lastTick.sent) / d.Seconds()

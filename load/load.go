@@ -173,7 +173,8 @@ func New(cfg Config) (*Runner, error) {
 		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
 		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce, Intercept: cfg.Intercept,
 		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
-		Observer: emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup, Evict: acct.evicted},
+		Observer:    emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup, Evict: acct.evicted},
+		HoldHistory: acct.awaitingVerification,
 		// Nobody reads the journal's events during a load: the counters
 		// are the observer's. A small ring keeps the rest flat.
 		EventBuffer: 1024, NoDeliveryEvents: true,

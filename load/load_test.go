@@ -260,7 +260,7 @@ var _ = Describe("a load run", func() {
 		Expect(last.Sent).To(Equal(20))
 		Expect(last.Acked).To(Equal(20))
 		Expect(last.Verified).To(Equal(20))
-		Expect(last.String()).To(MatchRegexp(`^done +[0-9.]+s  sent 20 .* acked 20 .* verified 20  invalid 0$`))
+		Expect(last.String()).To(MatchRegexp(`^done +[0-9.]+s  sent 20 .* acked 20 .* verified 20  invalid 0(  rss \d+ MB)?$`))
 	})
 
 	It("says when a rate could not be kept because too many messages were in flight", func() {
@@ -417,6 +417,38 @@ var _ = It("gives a missing target its own message", func() {
 	_, err := load.New(load.Config{})
 	Expect(err).To(MatchError(ContainSubstring("the listener URL is required")))
 	Expect(strings.Contains(err.Error(), "load configuration")).To(BeTrue())
+})
+
+var _ = Describe("a listener that verifies from a queue", func() {
+	It("has its late postbacks VERIFIED: History keeps what still awaits one past its limit", func() {
+		var mu sync.Mutex
+		var queued [][]byte
+		l := newLab(load.Config{Count: 200, Concurrency: 4, HistoryLimit: 20, Settle: 20 * time.Second}, func(emu string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				queued = append(queued, body) // acked now, verified later
+				mu.Unlock()
+			}
+		})
+		done := make(chan load.Report, 1)
+		go func() {
+			defer GinkgoRecover()
+			rep, err := l.runner.Run(context.Background())
+			Expect(err).NotTo(HaveOccurred())
+			done <- rep
+		}()
+		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(queued) }).WithTimeout(10 * time.Second).Should(Equal(200))
+		mu.Lock()
+		for _, body := range queued {
+			postBack(l.verify, body, nil)
+		}
+		mu.Unlock()
+		var rep load.Report
+		Eventually(done).WithTimeout(20 * time.Second).Should(Receive(&rep))
+		Expect(rep.Verification.Verified).To(Equal(200), "every late postback found its message")
+		Expect(rep.Verification.Unmatched).To(BeZero())
+	})
 })
 
 var _ = Describe("a long load run", func() {

@@ -70,6 +70,23 @@ func (a *accounts) evicted(ids []string) {
 	}
 }
 
+// VerificationGrace is how long (wall time) a message acknowledged but
+// not yet posted back (or looked up) stays in the load's History past its
+// limit: a listener that verifies from a queue may lag by seconds, and
+// its postback must find the message. A later one matches no message.
+const VerificationGrace = 2 * time.Minute
+
+// awaitingVerification tells the emulator to keep message id: acked,
+// not yet verified, and within VerificationGrace of its creation. The
+// engine asks under its lock; the accounts never call the engine under
+// theirs.
+func (a *accounts) awaitingVerification(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec, ok := a.msgs[id]
+	return ok && rec.acked && rec.postbacks+rec.lookups == 0 && time.Since(rec.created) < VerificationGrace
+}
+
 // maxSamples bounds the latencies a sampler keeps: percentiles of a long
 // load come from a uniform sample of this many (Algorithm R), its count
 // and maximum stay exact.

@@ -71,6 +71,10 @@ type Config struct {
 	// (default 1 h; EvictAtOnce: no grace, for a clock that does not move
 	// while messages pile up, as in ipnlab load).
 	EvictAfter time.Duration
+	// Hold, if set, keeps a finished message past HistoryLimit a while
+	// longer while it returns true (ipnlab load holds those still awaiting
+	// their first postback); eviction, oldest first, waits for it.
+	Hold func(id string) bool
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.
 	OnEvict func(ids []string)
