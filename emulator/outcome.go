@@ -31,7 +31,7 @@ func (e *Emulator) outcome(m delivery.Message) Outcome {
 			return j.Outcome(m)
 		}
 	}
-	if o, done := ackOutcome(m); !done {
+	if o, acked := ackOutcome(m); !acked {
 		return o
 	}
 	return Outcome{State: api.Delivered, Summary: "delivered (HTTP 200)"}
