@@ -339,6 +339,10 @@ func (s *Service) register(m *Message) {
 func (s *Service) unregister(m *Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.unregisterLocked(m)
+}
+
+func (s *Service) unregisterLocked(m *Message) {
 	delete(s.messages, m.ID)
 	drop := func(idx map[string][]*Message, key string) {
 		list := idx[key]
@@ -361,23 +365,25 @@ func (s *Service) unregister(m *Message) {
 // postbacks, from memory and the journal.
 func (s *Service) Forget(ids []string) {
 	var del []journal.Entry
+	// One hold of the lock for the batch: under load, evictions come one
+	// per finished message, and every verify and send waits on this lock.
+	s.mu.Lock()
 	for _, id := range ids {
-		m, ok := s.Message(id)
+		m, ok := s.messages[id]
 		if !ok {
 			continue
 		}
-		s.unregister(m)
-		s.mu.Lock()
+		s.unregisterLocked(m)
 		for _, p := range s.pbByMsg[id] {
 			p.gone = true
 			s.pbGone++
 			del = append(del, journal.Entry{Kind: KindPostback, Key: p.ID, Delete: true})
 		}
 		delete(s.pbByMsg, id)
-		s.compactLocked()
-		s.mu.Unlock()
 		del = append(del, journal.Entry{Kind: KindMessage, Key: id, Delete: true})
 	}
+	s.compactLocked()
+	s.mu.Unlock()
 	if len(del) > 0 {
 		s.report(s.write(del...))
 	}
