@@ -57,23 +57,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // latencyAt runs ipnlab load at rate messages/s for 3 s against the
 // minimal listener: created to VERIFIED.
 func latencyAt(b *testing.B, rate float64) load.Percentiles {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	lst, _ := minimalListener(b, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
-	run, err := load.New(load.Config{Target: lst, Rate: rate, Duration: 3 * time.Second, Seed: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer run.Close()
-	srv := &http.Server{Handler: run.Handler()}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	rep, err := run.Run(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
+	rep, _ := loadMinimal(b, load.Config{Rate: rate, Duration: 3 * time.Second, Seed: 2})
 	if rep.Verification.Verified != rep.Acked || rep.Acked != rep.Sent {
 		b.Fatalf("%d sent, %d acked, %d VERIFIED", rep.Sent, rep.Acked, rep.Verification.Verified)
 	}
@@ -176,25 +160,7 @@ func ceilingRate(b *testing.B, bodies [][]byte, n int) float64 {
 // whose postbacks go to the load's own emulator: full cycles per second,
 // every one VERIFIED, and acks per second while sending.
 func ipnlabRate(b *testing.B, n int) (cycles, acks float64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	lst, _ := minimalListener(b, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
-	run, err := load.New(load.Config{Target: lst, Count: n, Concurrency: cycleConcurrency, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer run.Close()
-	srv := &http.Server{Handler: run.Handler()}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	start := time.Now()
-	rep, err := run.Run(context.Background()) // returns once every acked message was posted back
-	if err != nil {
-		b.Fatal(err)
-	}
-	elapsed := time.Since(start)
+	rep, elapsed := loadMinimal(b, load.Config{Count: n, Concurrency: cycleConcurrency, Seed: 1})
 	if rep.Acked != n || rep.Verification.Verified != n {
 		b.Fatalf("%d of %d acked, %d VERIFIED", rep.Acked, n, rep.Verification.Verified)
 	}
@@ -228,4 +194,30 @@ func vegetaRate(b *testing.B, bodies [][]byte, n int) float64 {
 		b.Fatalf("vegeta: %d of %d acked", acked, n)
 	}
 	return float64(n) / elapsed.Seconds()
+}
+
+// loadMinimal runs ipnlab load (cfg, its target filled in) against the
+// minimal listener, whose postbacks go to the load's own emulator; it
+// returns the report and the run's wall time (Run returns once every
+// acked message was posted back).
+func loadMinimal(b *testing.B, cfg load.Config) (load.Report, time.Duration) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Target, _ = minimalListener(b, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
+	run, err := load.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer run.Close()
+	srv := &http.Server{Handler: run.Handler()}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	start := time.Now()
+	rep, err := run.Run(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rep, time.Since(start)
 }
