@@ -167,9 +167,18 @@ func readBody(r io.Reader, length int64) ([]byte, error) {
 		}
 		return nil, err
 	}
-	// More than announced is the server's to refuse; read it as ReadAll would.
+	// The body should end here; anything more (the server refuses it for
+	// a request) is read as ReadAll would.
+	var one [1]byte
+	n, err := r.Read(one[:])
+	if n == 0 && errors.Is(err, io.EOF) {
+		return buf, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
 	rest, err := io.ReadAll(r)
-	return append(buf, rest...), err
+	return append(append(buf, one[:n]...), rest...), err
 }
 
 // ServeHTTP is the verifier at /cgi-bin/webscr.
