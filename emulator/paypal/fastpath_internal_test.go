@@ -2,6 +2,7 @@ package paypal
 
 import (
 	"fmt"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -69,5 +70,21 @@ var _ = Describe("The exact postback's fast path", func() {
 			}
 		}
 		Expect(fast).To(BeNumerically(">", len(msgs)), "the fast path was taken")
+	})
+})
+
+var _ = Describe("Reading a postback's body", func() {
+	It("reads the announced length, more than it, or says the body ended early", func() {
+		b, err := readBody(strings.NewReader("cmd=_notify-validate&a=1"), 24)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(Equal("cmd=_notify-validate&a=1"))
+		b, err = readBody(strings.NewReader("cmd=_notify-validate&a=1&b=2"), 24)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(Equal("cmd=_notify-validate&a=1&b=2"), "nothing is lost")
+		_, err = readBody(strings.NewReader("cmd=_notify"), 24)
+		Expect(err).To(MatchError(ContainSubstring("the body ended before its Content-Length")))
+		b, err = readBody(strings.NewReader("no length"), -1)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(Equal("no length"))
 	})
 })
