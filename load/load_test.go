@@ -420,14 +420,16 @@ var _ = It("gives a missing target its own message", func() {
 })
 
 var _ = Describe("a listener that verifies from a queue", func() {
-	It("has its late postbacks VERIFIED: History keeps what still awaits one past its limit", func() {
+	// queued runs 200 messages past a listener that acks each at once and
+	// posts them all back only once the last one came.
+	queued := func(limit int) (load.Report, *lab) {
 		var mu sync.Mutex
-		var queued [][]byte
-		l := newLab(load.Config{Count: 200, Concurrency: 4, HistoryLimit: 20, Settle: 20 * time.Second}, func(emu string) http.HandlerFunc {
+		var bodies [][]byte
+		l := newLab(load.Config{Count: 200, Concurrency: 4, HistoryLimit: limit, Settle: 20 * time.Second}, func(emu string) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				mu.Lock()
-				queued = append(queued, body) // acked now, verified later
+				bodies = append(bodies, body) // acked now, verified later
 				mu.Unlock()
 			}
 		})
@@ -438,16 +440,28 @@ var _ = Describe("a listener that verifies from a queue", func() {
 			Expect(err).NotTo(HaveOccurred())
 			done <- rep
 		}()
-		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(queued) }).WithTimeout(10 * time.Second).Should(Equal(200))
+		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(bodies) }).WithTimeout(10 * time.Second).Should(Equal(200))
 		mu.Lock()
-		for _, body := range queued {
+		for _, body := range bodies {
 			postBack(l.verify, body, nil)
 		}
 		mu.Unlock()
 		var rep load.Report
 		Eventually(done).WithTimeout(20 * time.Second).Should(Receive(&rep))
+		return rep, l
+	}
+
+	It("has its late postbacks VERIFIED: History keeps what still awaits one past its limit", func() {
+		rep, _ := queued(100)
 		Expect(rep.Verification.Verified).To(Equal(200), "every late postback found its message")
 		Expect(rep.Verification.Unmatched).To(BeZero())
+	})
+
+	It("keeps no more than twice its limit when the listener falls too far behind, and says what it lost", func() {
+		rep, l := queued(20)
+		Expect(len(l.runner.Emulator().Engine().List(nil))).To(BeNumerically("<=", 2*20+4), "memory stays bounded")
+		Expect(rep.Verification.Verified + rep.Verification.Unmatched).To(Equal(200))
+		Expect(rep.Verification.Unmatched).To(BeNumerically(">=", 200-2*20-4), "a postback for a message that left counts as matching no message")
 	})
 })
 

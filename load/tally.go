@@ -72,8 +72,9 @@ func (a *accounts) evicted(ids []string) {
 
 // VerificationGrace is how long (wall time) a message acknowledged but
 // not yet posted back (or looked up) stays in the load's History past its
-// limit: a listener that verifies from a queue may lag by seconds, and
-// its postback must find the message. A later one matches no message.
+// limit (up to twice the limit): a listener that verifies from a queue may
+// lag by seconds, and its postback must find the message. A later one
+// matches no message, and the report counts it so.
 const VerificationGrace = 2 * time.Minute
 
 // awaitingVerification tells the emulator to keep message id: acked,

@@ -73,7 +73,9 @@ type Config struct {
 	EvictAfter time.Duration
 	// Hold, if set, keeps a finished message past HistoryLimit a while
 	// longer while it returns true (ipnlab load holds those still awaiting
-	// their first postback); eviction, oldest first, waits for it.
+	// their first postback); eviction, oldest first, waits for it, but
+	// never past twice HistoryLimit: memory stays bounded when a listener
+	// falls behind for good.
 	Hold func(id string) bool
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.

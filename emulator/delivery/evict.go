@@ -25,7 +25,7 @@ func (e *Engine) retireLocked(ent *entry) []*entry {
 		if ok && now.Sub(old.doneAt) < e.cfg.EvictAfter {
 			break // the oldest is too recent: so are the others
 		}
-		if ok && e.cfg.Hold != nil && e.cfg.Hold(id) {
+		if ok && e.cfg.Hold != nil && len(e.done) <= 2*e.cfg.HistoryLimit && e.cfg.Hold(id) {
 			break // kept in order: the others wait behind it
 		}
 		e.done = e.done[1:]
