@@ -105,26 +105,14 @@ func (e *Emulator) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if newest {
 		slices.Reverse(all)
 	}
-	var rows []Summary
 	if verdict != "" {
 		// The outcome is judged per message: filter on it before paging.
-		for _, m := range all {
-			if s := e.summarize(m); s.Outcome.State == verdict {
-				rows = append(rows, s)
-			}
-		}
+		all = slices.DeleteFunc(all, func(m delivery.Message) bool { return e.outcome(m).State != verdict })
 	}
 	total := len(all)
-	if verdict != "" {
-		total = len(rows)
-	}
 	out := make([]Summary, 0, min(limit, max(total-offset, 0)))
 	for i := offset; i < total && len(out) < limit; i++ {
-		if verdict != "" {
-			out = append(out, rows[i])
-		} else {
-			out = append(out, e.summarize(all[i]))
-		}
+		out = append(out, e.summarize(all[i]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "total": total, "last_event": last})
 	return nil

@@ -144,14 +144,11 @@ type Runner struct {
 
 	// PayPal messages are stamped copies of a few generated templates per
 	// kind: generating each one cost more CPU than delivering it.
-	templates map[string][]template
+	templates map[string][]*fixtures.Stamper
 	stampMu   sync.Mutex
 	stampRNG  *rand.Rand
 	stamps    int
 }
-
-// template is one generated PayPal message and how to stamp its copies.
-type template struct{ stamper *fixtures.Stamper }
 
 // TemplatesPerKind is how many distinct PayPal messages a load generates
 // per kind; every message sent is one of them with fresh ids (txn_id,
@@ -196,7 +193,7 @@ func New(cfg Config) (*Runner, error) {
 // makeTemplates generates TemplatesPerKind messages of each kind, as
 // Dispatch would (the same params, payer and receiver).
 func (r *Runner) makeTemplates() error {
-	r.templates = map[string][]template{}
+	r.templates = map[string][]*fixtures.Stamper{}
 	for _, kind := range r.cfg.Kinds {
 		if _, done := r.templates[kind]; done {
 			continue
@@ -206,7 +203,7 @@ func (r *Runner) makeTemplates() error {
 			if err != nil {
 				return fmt.Errorf("load: make a %s message: %w", kind, err)
 			}
-			r.templates[kind] = append(r.templates[kind], template{fixtures.NewStamper(body)})
+			r.templates[kind] = append(r.templates[kind], fixtures.NewStamper(body))
 		}
 	}
 	return nil
@@ -511,9 +508,8 @@ func (r *Runner) dispatch() (string, error) {
 	} else {
 		r.stampMu.Lock()
 		ts := r.templates[kind]
-		t := ts[r.stamps%len(ts)]
+		body := ts[r.stamps%len(ts)].Stamp(r.stampRNG)
 		r.stamps++
-		body := t.stamper.Stamp(r.stampRNG)
 		r.stampMu.Unlock()
 		// No seed: it would make the template again, not this copy.
 		id, err = r.emu.DispatchBody(body, kind, r.cfg.Target, 0)
