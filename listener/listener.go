@@ -64,6 +64,7 @@ type Listener struct {
 	// busy.
 	busyTxns map[string]int
 	itemTxns map[int64][]string
+	racing   map[string]int // the racy-duplicates mutant's workers in their window, by txn_id
 	changed  chan struct{}
 	wake     chan struct{}
 	started  bool
@@ -95,7 +96,7 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 		cfg: cfg, store: st, log: cfg.Logger, client: cfg.Client,
 		customers: map[string]string{}, receivers: map[string]bool{}, currency: map[string]bool{},
 		idle: make(chan struct{}), wake: make(chan struct{}, 1), timers: map[*time.Timer]struct{}{},
-		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, changed: make(chan struct{}),
+		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, racing: map[string]int{}, changed: make(chan struct{}),
 	}
 	close(l.idle)
 	if m, ok := mutants.Lookup(cfg.Mutant); ok {

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -76,26 +77,42 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 		_ = l.finish(ctx, it, store.InboxDone, "duplicate")
 		return true
 	}
-	// The window every real race has, made wide: 200 ms, kept open while
-	// more copies of the transaction arrive (under load they trickle in),
-	// at most 2 s.
-	txn, now := m.txn(), time.Now()
-	deadline, quiet := now.Add(2*time.Second), now.Add(200*time.Millisecond)
-	seen := l.busyFor(txn)
-	for t := time.Now(); t.Before(quiet) && t.Before(deadline); t = time.Now() {
-		time.Sleep(10 * time.Millisecond)
-		if n := l.busyFor(txn); n > seen {
-			seen, quiet = n, time.Now().Add(200*time.Millisecond)
-		}
-	}
-	return false
-}
-
-// busyFor counts the items of txn received and not done.
-func (l *Listener) busyFor(txn string) int {
+	// The window every real race has, made wide: the worker waits until
+	// every copy of the transaction received so far is inside the same
+	// window, and 200 ms more for later ones, at most 3 s. Waiting for
+	// the other copies to be picked up, not only received, keeps the race
+	// when the other workers are busy elsewhere: with a fixed window the
+	// copies met or missed each other depending on what else the listener
+	// had to do.
+	txn := m.txn()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.busyTxns[txn]
+	l.racing[txn]++
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.racing[txn]--; l.racing[txn] <= 0 {
+			delete(l.racing, txn)
+		}
+		l.mu.Unlock()
+	}()
+	now := time.Now()
+	deadline, quiet := now.Add(3*time.Second), now.Add(200*time.Millisecond)
+	for t := now; t.Before(deadline); t = time.Now() {
+		l.mu.Lock()
+		// More copies wait outside while a worker is free to take them.
+		waiting := l.busyTxns[txn] > l.racing[txn] && l.racing[txn] < l.cfg.Workers
+		l.mu.Unlock()
+		if waiting {
+			quiet = t.Add(200 * time.Millisecond)
+		} else if !t.Before(quiet) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	l.mu.Lock()
+	fmt.Fprintf(os.Stderr, "DBG %s item %d busy %d racing %d after %v\n", txn, it.ID, l.busyTxns[txn], l.racing[txn], time.Since(now))
+	l.mu.Unlock()
+	return false
 }
 
 // entryKey is the ledger key for a status: unique per transaction, except
