@@ -87,9 +87,10 @@ CREATE INDEX IF NOT EXISTS log_txn ON payment_log(txn_id);
 // disk (synchronous=FULL). Reads use their own connections and, in WAL
 // mode, never wait for the writer.
 type DB struct {
-	w     *sql.DB // the one writer connection
-	r     *sql.DB // readers
-	stmts map[string]*sql.Stmt
+	w     *sql.DB              // the one writer connection
+	r     *sql.DB              // readers
+	stmts map[string]*sql.Stmt // on the writer
+	reads map[string]*sql.Stmt // on the readers
 	ops   chan *writeOp
 	quit  chan struct{}
 	done  chan struct{}
@@ -170,6 +171,24 @@ const (
 	sqlSavepoint, sqlRollbackTo, sqlRelease = `SAVEPOINT w`, `ROLLBACK TO w`, `RELEASE w`
 )
 
+// Reads, prepared once on the readers' pool: a listener's probe is polled
+// while a run settles, and parsing was most of a poll's cost.
+const (
+	sqlInbox        = inboxQuery + ` WHERE id = ?`
+	sqlPendingInbox = inboxQuery + ` WHERE state = ? ORDER BY id`
+	// Two indexed lookups: "txn_id = ? OR parent_id = ?" under one
+	// provider term makes SQLite scan the whole ledger.
+	sqlEntries = entryQuery + ` WHERE provider = ?1 AND txn_id = ?2
+		UNION ALL ` + entryQuery + ` WHERE provider = ?1 AND parent_id = ?2 AND txn_id <> ?2 ORDER BY id`
+	sqlBalances = `SELECT currency, SUM(amount) FROM ledger WHERE customer = ? GROUP BY currency`
+	sqlLog      = logQuery + ` ORDER BY id DESC LIMIT ?`
+	sqlTxnLog   = logQuery + ` WHERE txn_id = ? ORDER BY id DESC LIMIT ?`
+	sqlCounts   = `SELECT state, COUNT(*) FROM inbox GROUP BY state`
+
+	entryQuery = `SELECT id, provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at FROM ledger`
+	logQuery   = `SELECT id, inbox_id, provider, txn_id, kind, status, verdict, action, detail, at FROM payment_log`
+)
+
 func (d *DB) prepare() error {
 	d.stmts = map[string]*sql.Stmt{}
 	for _, q := range []string{sqlAddInbox, sqlSetInbox, sqlPutTxn, sqlAddEntry, sqlHasEntry, sqlAddLog, sqlTxn, sqlChildren, sqlSavepoint, sqlRollbackTo, sqlRelease} {
@@ -178,6 +197,14 @@ func (d *DB) prepare() error {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 		d.stmts[q] = st
+	}
+	d.reads = map[string]*sql.Stmt{}
+	for _, q := range []string{sqlInbox, sqlPendingInbox, sqlTxn, sqlEntries, sqlBalances, sqlLog, sqlTxnLog, sqlCounts} {
+		st, err := d.r.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		d.reads[q] = st
 	}
 	return nil
 }
@@ -364,12 +391,12 @@ func scanInbox(row scanner) (store.InboxItem, error) {
 
 // Inbox implements store.Store.
 func (d *DB) Inbox(ctx context.Context, id int64) (store.InboxItem, error) {
-	return scanInbox(d.r.QueryRowContext(ctx, inboxQuery+` WHERE id = ?`, id))
+	return scanInbox(d.reads[sqlInbox].QueryRowContext(ctx, id))
 }
 
 // PendingInbox implements store.Store.
 func (d *DB) PendingInbox(ctx context.Context) ([]store.InboxItem, error) {
-	rows, err := d.r.QueryContext(ctx, inboxQuery+` WHERE state = ? ORDER BY id`, store.InboxPending)
+	rows, err := d.reads[sqlPendingInbox].QueryContext(ctx, store.InboxPending)
 	if err != nil {
 		return nil, err
 	}
@@ -403,16 +430,12 @@ func (d *DB) Tx(ctx context.Context, f func(store.Tx) error) error {
 
 // Txn implements store.Store.
 func (d *DB) Txn(ctx context.Context, provider, txnID string) (store.Txn, error) {
-	return scanTxn(d.r.QueryRowContext(ctx, txnQuery+` WHERE provider = ? AND txn_id = ?`, provider, txnID))
+	return scanTxn(d.reads[sqlTxn].QueryRowContext(ctx, provider, txnID))
 }
 
 // Entries implements store.Store.
 func (d *DB) Entries(ctx context.Context, provider, txnID string) ([]store.Entry, error) {
-	// Two indexed lookups: "txn_id = ? OR parent_id = ?" under one provider
-	// term makes SQLite scan the whole ledger.
-	const cols = `SELECT id, provider, txn_id, status, customer, amount, currency, parent_id, inbox_id, at FROM ledger`
-	rows, err := d.r.QueryContext(ctx, cols+` WHERE provider = ?1 AND txn_id = ?2
-		UNION ALL `+cols+` WHERE provider = ?1 AND parent_id = ?2 AND txn_id <> ?2 ORDER BY id`, provider, txnID)
+	rows, err := d.reads[sqlEntries].QueryContext(ctx, provider, txnID)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +455,7 @@ func (d *DB) Entries(ctx context.Context, provider, txnID string) ([]store.Entry
 
 // Balances implements store.Store.
 func (d *DB) Balances(ctx context.Context, customer string) (map[string]int64, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT currency, SUM(amount) FROM ledger WHERE customer = ? GROUP BY currency`, customer)
+	rows, err := d.reads[sqlBalances].QueryContext(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
@@ -454,15 +477,11 @@ func (d *DB) Log(ctx context.Context, txnID string, limit int) ([]store.LogLine,
 	if limit <= 0 {
 		limit = 1000
 	}
-	q := `SELECT id, inbox_id, provider, txn_id, kind, status, verdict, action, detail, at FROM payment_log`
-	args := []any{}
+	q, args := sqlLog, []any{limit}
 	if txnID != "" {
-		q += ` WHERE txn_id = ?`
-		args = append(args, txnID)
+		q, args = sqlTxnLog, []any{txnID, limit}
 	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := d.r.QueryContext(ctx, q, args...)
+	rows, err := d.reads[q].QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +505,7 @@ func (d *DB) Log(ctx context.Context, txnID string, limit int) ([]store.LogLine,
 
 // Counts implements store.Store.
 func (d *DB) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM inbox GROUP BY state`)
+	rows, err := d.reads[sqlCounts].QueryContext(ctx)
 	if err != nil {
 		return nil, err
 	}
