@@ -44,6 +44,7 @@ type route struct {
 func (e *Emulator) apiRoutes() []route {
 	return []route{
 		{"GET", "/healthz", e.getHealth},
+		{"GET", "/metrics", e.getMetrics},
 		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
 		{"GET", "/api/v1/providers", e.listProviders},
 		{"GET", "/api/v1/messages", e.listMessages},
@@ -147,6 +148,7 @@ func (e *Emulator) routes() http.Handler {
 // asks for the token.
 func (e *Emulator) requireToken(next http.Handler, public *http.ServeMux) http.Handler {
 	want := sha256.Sum256([]byte(e.cfg.APIToken))
+	wantMetrics := sha256.Sum256([]byte(e.cfg.MetricsToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		// The console's page and script hold no data: they ask the API,
@@ -159,6 +161,10 @@ func (e *Emulator) requireToken(next http.Handler, public *http.ServeMux) http.H
 		// Hashing first makes the comparison constant-time whatever the
 		// lengths.
 		got := sha256.Sum256([]byte(given))
+		if ok && p == "/metrics" && e.cfg.MetricsToken != "" && subtle.ConstantTimeCompare(got[:], wantMetrics[:]) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ipnlab"`)
 			msg := "this emulator needs its API token: send Authorization: Bearer TOKEN (ipnlab commands read IPNLAB_API_TOKEN)"
@@ -272,6 +278,12 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 		}
 	}
 	return q, nil
+}
+
+// getMetrics serves the Prometheus metrics (package metrics).
+func (e *Emulator) getMetrics(w http.ResponseWriter, r *http.Request) error {
+	e.metrics.Handler().ServeHTTP(w, r)
+	return nil
 }
 
 func (e *Emulator) getOpenAPI(w http.ResponseWriter, r *http.Request) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/metrics"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -90,8 +91,11 @@ type Config struct {
 	// it returns true (see delivery.Config.Hold).
 	HoldHistory func(id string) bool
 	// APIToken, if set, is required (Authorization: Bearer) on the control
-	// API; never logged.
+	// API and on /metrics; never logged.
 	APIToken string
+	// MetricsToken, if set, also opens /metrics (and nothing else), so
+	// that a scraper does not hold the API token.
+	MetricsToken string
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
 	// Scenarios, if set, runs catalog scenarios for the console and the
@@ -143,6 +147,7 @@ type Emulator struct {
 	scenarios scenarioGate
 	providers []Provider      // built-in first, then Config.Providers
 	writer    *journal.Writer // over Config.Journal; nil without one
+	metrics   *metrics.Metrics
 
 	// closing ends event streams and long polls at shutdown, which would
 	// otherwise hold it for their whole timeout.
@@ -189,11 +194,16 @@ func New(cfg Config) (*Emulator, error) {
 	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq}
 	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
+	e.metrics = metrics.New(metrics.Sources{
+		Queue: func() delivery.QueueStats { return e.engine.Queue() },
+		Now:   cfg.Clock.Now,
+	})
 	if cfg.Journal != nil {
 		// One ordered writer for every component: their records reach the
 		// disk in the order they were made, many to a commit, and no
 		// component holds its lock for a disk write.
 		e.writer = journal.NewWriter(cfg.Journal, onError)
+		e.writer.OnCommit(e.metrics.Commit)
 		cfg.Journal = e.writer
 		e.cfg.Journal = e.writer
 	}
@@ -275,6 +285,9 @@ func (e *Emulator) proxyRequests(next http.Handler) http.Handler {
 
 // Restored tells what New loaded from the journal.
 func (e *Emulator) Restored() Restored { return e.restored }
+
+// Metrics are the emulator's Prometheus collectors (served at /metrics).
+func (e *Emulator) Metrics() *metrics.Metrics { return e.metrics }
 
 // Handler serves the verifier (/cgi-bin/webscr), /healthz and /api/v1/.
 func (e *Emulator) Handler() http.Handler { return e.handler }
@@ -399,6 +412,7 @@ func (e *Emulator) WaitIdle() {
 }
 
 func (e *Emulator) onDelivery(ev delivery.Event) {
+	e.metrics.Delivery(ev)
 	if f := e.cfg.Observer.Delivery; f != nil {
 		f(ev)
 	}
@@ -433,6 +447,7 @@ func (e *Emulator) onEvict(ids []string) {
 }
 
 func (e *Emulator) onPostback(p paypal.PostbackRecord) {
+	e.metrics.Postback(p)
 	if f := e.cfg.Observer.Postback; f != nil {
 		f(p)
 	}

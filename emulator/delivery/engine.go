@@ -421,6 +421,35 @@ func (e *Engine) List(keep func(*Message) bool) []Message {
 	return out
 }
 
+// QueueStats is the retry queue at one moment.
+type QueueStats struct {
+	Waiting int       // attempts armed for a clock time
+	Running int       // attempts under way
+	Held    int       // messages held unsent (IPN off)
+	Oldest  time.Time // the earliest armed attempt's time; zero when none
+}
+
+// Queue counts the queue. It walks every message in History, so it is
+// for scrapes and dashboards, not for a hot path.
+func (e *Engine) Queue() QueueStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var q QueueStats
+	for _, ent := range e.msgs {
+		q.Waiting += len(ent.pending)
+		q.Running += len(ent.running)
+		if ent.held {
+			q.Held++
+		}
+		for _, p := range ent.pending {
+			if q.Oldest.IsZero() || p.at.Before(q.Oldest) {
+				q.Oldest = p.at
+			}
+		}
+	}
+	return q
+}
+
 // SetOutage makes every attempt fail without a request, as if the
 // listener were down, until it is switched off.
 func (e *Engine) SetOutage(down bool) {

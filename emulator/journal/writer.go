@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Writer puts a journal's writes on one goroutine of their own: writes are
@@ -24,6 +26,8 @@ type Writer struct {
 	// applying keeps batches in order when, after Close, callers apply
 	// them on their own goroutines (the writer's is gone by then).
 	applying sync.Mutex
+
+	onCommit atomic.Pointer[func(CommitStats)]
 
 	mu     sync.Mutex
 	open   *Commit // the batch queued writes join; nil when none waits
@@ -55,6 +59,23 @@ func NewWriter(store Journal, onError func(error)) *Writer {
 	w := &Writer{store: store, onError: onError, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
+}
+
+// CommitStats describes one store write of a batch.
+type CommitStats struct {
+	Records int
+	Took    time.Duration // making the values and writing them
+	Err     error
+}
+
+// OnCommit sets f (nil: none) to hear of every batch written, on the
+// writer's goroutine: it must be quick (metrics count them).
+func (w *Writer) OnCommit(f func(CommitStats)) {
+	if f == nil {
+		w.onCommit.Store(nil)
+		return
+	}
+	w.onCommit.Store(&f)
 }
 
 // Lazy is a record whose value is made on the writer's goroutine, so the
@@ -225,9 +246,13 @@ func (w *Writer) commitOpen() {
 	if c == nil {
 		return
 	}
+	start := time.Now()
 	err := c.make()
 	if err == nil {
 		err = w.store.Write(c.entries...)
+	}
+	if f := w.onCommit.Load(); f != nil {
+		(*f)(CommitStats{Records: len(c.ops), Took: time.Since(start), Err: err})
 	}
 	w.finish(c, err)
 }
