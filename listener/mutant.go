@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -109,9 +108,6 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	l.mu.Lock()
-	fmt.Fprintf(os.Stderr, "DBG %s item %d busy %d racing %d after %v\n", txn, it.ID, l.busyTxns[txn], l.racing[txn], time.Since(now))
-	l.mu.Unlock()
 	return false
 }
 
