@@ -180,8 +180,9 @@ func serveListener(cfg listener.Config, addr string) (*listener.Listener, *http.
 
 func newListen() *cobra.Command {
 	var (
-		addr, logLevel string
-		lf             listenFlags
+		addr, debugAddr string
+		logs            logFlags
+		lf              listenFlags
 	)
 	c := &cobra.Command{
 		Use:   "listen",
@@ -199,10 +200,15 @@ IPNLAB_RECEIVER_ID, IPNLAB_PAYDO_SOURCE), then --config.`,
 				}
 				return nil
 			}
-			log, err := newLogger(logLevel)
+			log, err := logs.logger()
 			if err != nil {
 				return err
 			}
+			stopDebug, err := debugServer(debugAddr, log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
 			lf.getenv = os.Getenv
 			if v := os.Getenv(undertest.EnvListenAddr); v != "" && !cmd.Flags().Changed("addr") {
 				addr = v
@@ -228,7 +234,8 @@ IPNLAB_RECEIVER_ID, IPNLAB_PAYDO_SOURCE), then --config.`,
 		},
 	}
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8701", "address to listen on")
-	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(c.Flags())
+	c.Flags().StringVar(&debugAddr, "debug-addr", "", debugAddrHelp)
 	lf.add(c, "")
 	return c
 }
@@ -241,12 +248,13 @@ func shutdown(srv *http.Server, l *listener.Listener) error {
 
 func newLab() *cobra.Command {
 	var (
-		addr, listenerAddr, clockMode, verify, logLevel, tokenFlag string
-		storeSpec                                                  string
-		seed                                                       uint64
-		tailLines                                                  bool
-		lf                                                         listenFlags
-		icpt                                                       interceptFlags
+		addr, listenerAddr, clockMode, verify, tokenFlag string
+		storeSpec, debugAddr, metricsToken               string
+		logs                                             logFlags
+		seed                                             uint64
+		tailLines                                        bool
+		lf                                               listenFlags
+		icpt                                             interceptFlags
 	)
 	c := &cobra.Command{
 		Use:   "lab",
@@ -260,16 +268,24 @@ With --intercept, --listener-verify-url may be PayPal's own
 through the emulator's proxy, as with HTTPS_PROXY.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, clk, mode, err := emulatorBasics(logLevel, clockMode, verify)
+			log, clk, mode, err := emulatorBasics(logs, clockMode, verify)
 			if err != nil {
 				return err
 			}
+			stopDebug, err := debugServer(debugAddr, log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
 			cfg, err := lf.build(cmd, "listener-", log)
 			if err != nil {
 				return err
 			}
 			token := apiToken(tokenFlag)
 			if err := checkExposure("emulator-addr", addr, token); err != nil {
+				return err
+			}
+			if metricsToken, err = metricsTokenOf(metricsToken, token); err != nil {
 				return err
 			}
 			ca, err := icpt.ca()
@@ -281,7 +297,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 				return err
 			}
 			ecfg := emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				APIToken: token, Intercept: ca}
+				APIToken: token, MetricsToken: metricsToken, Intercept: ca}
 			if jnl != nil {
 				ecfg.Journal = jnl
 				defer func() {
@@ -354,8 +370,10 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	f.StringVar(&clockMode, "clock", "real", "clock: real, manual or scale:N")
 	f.StringVar(&verify, "verify", "paypal", "verifier mode: paypal or strict")
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
+	f.StringVar(&debugAddr, "debug-addr", "", debugAddrHelp)
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
+	f.StringVar(&metricsToken, "metrics-token", "", metricsTokenHelp)
 	f.BoolVar(&tailLines, "tail", false, "print one line per message, attempt, postback and verdict (as ipnlab tail)")
 	f.StringVar(&storeSpec, "store", "memory", "where the emulator keeps History and the retry queue: memory, or sqlite:PATH (keep it with --listener-db to resume both)")
 	lf.add(c, "listener-")

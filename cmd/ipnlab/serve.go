@@ -26,17 +26,19 @@ import (
 
 func newServe() *cobra.Command {
 	var (
-		addr, clockMode, verify, notifyURL, recvEmail, recvID, logLevel string
-		paydoSource, paydoXFF, tlsCA, paydoToken                        string
-		tlsInsecure                                                     bool
-		paydoInitial, paydoMax, paydoWindow                             time.Duration
-		ackTimeout, shutdownTimeout                                     time.Duration
-		storeSpec, tokenFlag                                            string
-		allow                                                           []string
-		retries, historyLimit                                           int
-		seed                                                            uint64
-		live, ipnOff, tailLines                                         bool
-		icpt                                                            interceptFlags
+		addr, clockMode, verify, notifyURL, recvEmail, recvID, debugAddr string
+		logs                                                             logFlags
+		metricsToken                                                     string
+		paydoSource, paydoXFF, tlsCA, paydoToken                         string
+		tlsInsecure                                                      bool
+		paydoInitial, paydoMax, paydoWindow                              time.Duration
+		ackTimeout, shutdownTimeout                                      time.Duration
+		storeSpec, tokenFlag                                             string
+		allow                                                            []string
+		retries, historyLimit                                            int
+		seed                                                             uint64
+		live, ipnOff, tailLines                                          bool
+		icpt                                                             interceptFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -47,7 +49,7 @@ Simulator, clock) is at /. On start it prints one line:
   ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, clk, mode, err := emulatorBasics(logLevel, clockMode, verify)
+			log, clk, mode, err := emulatorBasics(logs, clockMode, verify)
 			if err != nil {
 				return err
 			}
@@ -72,6 +74,9 @@ Simulator, clock) is at /. On start it prints one line:
 			if err := checkExposure("emulator-addr", addr, token); err != nil {
 				return err
 			}
+			if metricsToken, err = metricsTokenOf(metricsToken, token); err != nil {
+				return err
+			}
 			allowlist, err := parseAllow(allow, cmd.Flags().Changed("allow"))
 			if err != nil {
 				return err
@@ -90,7 +95,7 @@ Simulator, clock) is at /. On start it prints one line:
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			cfg := emulator.Config{
 				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
-				Live: live, Seed: seed, Logger: log, APIToken: token, Allow: allowlist, HistoryLimit: historyLimit,
+				Live: live, Seed: seed, Logger: log, APIToken: token, MetricsToken: metricsToken, Allow: allowlist, HistoryLimit: historyLimit,
 				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF, PayDoAPIToken: paydoToken,
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 			}
@@ -104,6 +109,11 @@ Simulator, clock) is at /. On start it prints one line:
 			if icpt.intercept {
 				cfg.Intercept = ca
 			}
+			stopDebug, err := debugServer(debugAddr, log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
 			srv, err := emulator.Start(cfg, addr)
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return listenError("the emulator", addr, err)
@@ -161,7 +171,9 @@ Simulator, clock) is at /. On start it prints one line:
 	f.StringVar(&recvID, "receiver-id", emulator.DefaultReceiverID, "the merchant's receiver_id")
 	f.Uint64Var(&seed, "seed", 0, "seed for generated messages (0: drawn and printed)")
 	f.BoolVar(&live, "live", false, "send live-style messages (no test_ipn=1)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
+	f.StringVar(&debugAddr, "debug-addr", "", debugAddrHelp)
+	f.StringVar(&metricsToken, "metrics-token", "", metricsTokenHelp)
 	f.StringVar(&tlsCA, "tls-ca", "", "PEM file of a CA to trust for HTTPS listeners (besides the system's)")
 	f.BoolVar(&tlsInsecure, "tls-insecure", false, "deliver to HTTPS listeners without checking their certificate")
 	f.StringVar(&paydoSource, "paydo-source", "", "local IP PayDo deliveries leave from (e.g. 127.0.0.2)")
@@ -245,12 +257,29 @@ func checkExposure(flag, addr, token string) error {
 // serves an emulator.
 const apiTokenHelp = "token the control API requires (env IPNLAB_API_TOKEN); required off loopback"
 
+const (
+	metricsTokenHelp = "a second token that opens /metrics only, for a scraper (env IPNLAB_METRICS_TOKEN; needs --api-token)"
+	debugAddrHelp    = "serve Go's profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060"
+)
+
 // apiToken is --api-token, else IPNLAB_API_TOKEN.
 func apiToken(flag string) string {
 	if flag != "" {
 		return flag
 	}
 	return os.Getenv("IPNLAB_API_TOKEN")
+}
+
+// metricsTokenOf is --metrics-token, else IPNLAB_METRICS_TOKEN; one
+// without an API token would guard nothing (every route is open then).
+func metricsTokenOf(flag, apiToken string) (string, error) {
+	if flag == "" {
+		flag = os.Getenv("IPNLAB_METRICS_TOKEN")
+	}
+	if flag != "" && apiToken == "" {
+		return "", usageError{errors.New("--metrics-token (or IPNLAB_METRICS_TOKEN) needs --api-token: without one /metrics and the whole API are open")}
+	}
+	return flag, nil
 }
 
 // parseAllow reads --allow. Given but empty (--allow "" from an unset
@@ -302,8 +331,8 @@ func deliveryTLS(caFile string, insecure bool) (*tls.Config, error) {
 }
 
 // emulatorBasics reads the flags every emulator-running command has.
-func emulatorBasics(logLevel, clockMode, verify string) (*slog.Logger, clock.Clock, paypal.Mode, error) {
-	log, err := newLogger(logLevel)
+func emulatorBasics(logs logFlags, clockMode, verify string) (*slog.Logger, clock.Clock, paypal.Mode, error) {
+	log, err := logs.logger()
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -316,15 +345,6 @@ func emulatorBasics(logLevel, clockMode, verify string) (*slog.Logger, clock.Clo
 		return nil, nil, "", usageError{fmt.Errorf("--verify: %w", err)}
 	}
 	return log, clk, mode, nil
-}
-
-// newLogger logs text to stderr at the level named.
-func newLogger(level string) (*slog.Logger, error) {
-	l, err := parseLevel(level)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

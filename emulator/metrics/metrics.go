@@ -45,6 +45,7 @@ type Metrics struct {
 	deliveries     *prometheus.CounterVec
 	attemptSeconds *prometheus.HistogramVec
 	postbacks      *prometheus.CounterVec
+	faults         *prometheus.CounterVec
 	lookups        *prometheus.CounterVec
 	commitSeconds  prometheus.Histogram
 	commitRecords  prometheus.Counter
@@ -70,6 +71,9 @@ func New(src Sources) *Metrics {
 		postbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ipnlab_postbacks_total", Help: "Postbacks answered by the verifier, by verdict and by the rule that decided an INVALID (none for VERIFIED).",
 		}, []string{"verdict", "rule"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipnlab_verifier_faults_total", Help: "Postbacks answered with an injected fault (status500, slow, ...), by kind.",
+		}, []string{"kind"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ipnlab_paydo_lookups_total", Help: "PayDo status lookups, by whether the transaction was found.",
 		}, []string{"found"}),
@@ -92,7 +96,7 @@ func New(src Sources) *Metrics {
 			return f(src.Queue())
 		}
 	}
-	m.reg.MustRegister(m.messages, m.deliveries, m.attemptSeconds, m.postbacks, m.lookups,
+	m.reg.MustRegister(m.messages, m.deliveries, m.attemptSeconds, m.postbacks, m.faults, m.lookups,
 		m.commitSeconds, m.commitRecords, m.journalErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ipnlab_retry_queue_waiting", Help: "Attempts armed for a later time (first deliveries, retries, lifecycle steps).",
@@ -166,6 +170,9 @@ func (m *Metrics) Postback(p paypal.PostbackRecord) {
 		rule = "none"
 	}
 	m.postbacks.WithLabelValues(string(p.Verdict.Result), rule).Inc()
+	if p.Fault != "" {
+		m.faults.WithLabelValues(string(p.Fault)).Inc()
+	}
 }
 
 // Lookup counts a PayDo status lookup.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/metrics"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
@@ -126,6 +127,7 @@ var _ = Describe("Soak", Label("soak"), func() {
 			baseline sample
 		)
 		perRound := total / rounds
+		var afterFirst metrics.Values
 		for round := range rounds {
 			pool(workers, round*perRound, perRound, nil, func(i int) {
 				req := emulator.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL + "/ipn/paypal",
@@ -147,6 +149,9 @@ var _ = Describe("Soak", Label("soak"), func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			Expect(lst.WaitIdle(ctx)).To(Succeed())
 			cancel()
+			if round == 0 {
+				afterFirst = scrape(api.URL)
+			}
 			if round == 1 {
 				baseline = measure()
 			}
@@ -167,6 +172,18 @@ var _ = Describe("Soak", Label("soak"), func() {
 		g.mu.Unlock()
 		injected := float64(failedDeliveries+faulted) / float64(len(txns))
 		Expect(injected).To(BeNumerically("~", 0.10, 0.03), "about 10%% of messages met a fault")
+
+		// /metrics moved with the soak and agrees with its accounting.
+		Expect(afterFirst.Sum("ipnlab_messages_total", "provider", "paypal")).To(Equal(float64(perRound)))
+		m := scrape(api.URL)
+		Expect(m.Sum("ipnlab_messages_total", "provider", "paypal")).To(Equal(float64(len(txns))))
+		Expect(m.Sum("ipnlab_deliveries_total", "outcome", "acked", "code", "200")).To(Equal(float64(len(txns))), "each message acked once")
+		Expect(m.Sum("ipnlab_deliveries_total", "outcome", "refused", "code", "500")).To(Equal(float64(failedDeliveries)))
+		Expect(m.Sum("ipnlab_deliveries_total")).To(Equal(float64(len(txns) + failedDeliveries)))
+		Expect(m.Sum("ipnlab_verifier_faults_total", "kind", "status500")).To(Equal(float64(faulted)))
+		Expect(m.Sum("ipnlab_postbacks_total", "verdict", "VERIFIED")).To(Equal(float64(len(txns)+faulted)), "each message verified once, a faulted one twice")
+		Expect(m.Sum("ipnlab_retry_queue_waiting")).To(BeZero())
+		Expect(m.Sum("ipnlab_messages_total")).To(BeNumerically(">", afterFirst.Sum("ipnlab_messages_total")))
 		// The bound: the limit, plus what finished within the last EvictAfter
 		// (the last round, as the clock moved after it only to run retries).
 		Expect(len(emu.Engine().List(nil))).To(BeNumerically("<=", historyLimit+perRound), "history is bounded")
@@ -177,6 +194,17 @@ var _ = Describe("Soak", Label("soak"), func() {
 		Expect(end.heap).To(BeNumerically("<", baseline.heap+baseline.heap/4+(4<<20)), "memory does not grow with messages")
 	})
 })
+
+// scrape reads the emulator's /metrics.
+func scrape(base string) metrics.Values {
+	resp, err := http.Get(base + "/metrics")
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	v, err := metrics.Parse(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
 
 // pool runs do for jobs first..first+n-1, workers at a time; feed, if set,
 // runs on the handing-out side before job k of them (0-based) is handed
