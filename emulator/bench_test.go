@@ -1,9 +1,13 @@
 package emulator_test
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -15,14 +19,17 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
-// BenchmarkJournal sends the same messages through an emulator in memory
-// and through one journaling to SQLite, in the same run, to a listener
-// that only acks, and reports each rate, their ratio (what the journal
-// costs a shared emulator) and the disk commits per message (how well the
-// journal writer groups them).
+// BenchmarkJournal sends the same messages through an emulator in memory,
+// through one journaling to SQLite and, when IPNLAB_TEST_POSTGRES names a
+// database, through one journaling to PostgreSQL, in the same run, to a
+// listener that only acks, and reports each rate, their ratios (what the
+// journal costs a shared emulator) and the commits per message (how well
+// the journal writer groups them).
 //
 // A shared emulator runs on the real clock: the API answers once the
 // message is recorded, and the rate counts until every first delivery is
@@ -33,7 +40,11 @@ func BenchmarkJournal(b *testing.B) {
 	ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
 	defer ack.Close()
 	var commits atomic.Int64
-	rate := func(journaled, manual bool) float64 {
+	pg := os.Getenv("IPNLAB_TEST_POSTGRES")
+	if pg == "" {
+		b.Log("IPNLAB_TEST_POSTGRES is not set: no PostgreSQL figures")
+	}
+	rate := func(store string, manual bool) float64 {
 		var acked sync.WaitGroup
 		acked.Add(messages)
 		cfg := emulator.Config{Clock: clock.NewScaled(1), Seed: 1, Observer: emulator.Observer{Delivery: func(ev delivery.Event) {
@@ -44,13 +55,24 @@ func BenchmarkJournal(b *testing.B) {
 		if manual {
 			cfg.Clock = clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		}
-		if journaled {
-			j, err := sqlitejournal.Open(filepath.Join(b.TempDir(), "bench.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
+		var j journal.Journal
+		var err error
+		switch store {
+		case "sqlite":
+			j, err = sqlitejournal.Open(filepath.Join(b.TempDir(), "bench.db"))
+		case "postgres":
+			j, err = pgjournal.Open(context.Background(), benchSchema(b, pg))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if j != nil {
 			defer j.Close()
-			cfg.Journal = &counted{Journal: j, commits: &commits}
+			if store == "sqlite" {
+				cfg.Journal = &counted{Journal: j, commits: &commits}
+			} else {
+				cfg.Journal = j
+			}
 		}
 		emu, err := emulator.New(cfg)
 		if err != nil {
@@ -82,24 +104,59 @@ func BenchmarkJournal(b *testing.B) {
 	}
 	// Alternating pairs, medians of each: the machine's noise moves both
 	// sides of a pair alike.
-	pairs := func(n int, manual bool) (memory, journaled float64) {
-		var mem, jour []float64
+	stores := []string{"memory", "sqlite"}
+	if pg != "" {
+		stores = append(stores, "postgres")
+	}
+	rounds := func(n int, manual bool) map[string]float64 {
+		got := map[string][]float64{}
 		for range n {
-			mem = append(mem, rate(false, manual))
-			jour = append(jour, rate(true, manual))
+			for _, st := range stores {
+				got[st] = append(got[st], rate(st, manual))
+			}
 		}
-		return median(mem), median(jour)
+		out := map[string]float64{}
+		for st, xs := range got {
+			out[st] = median(xs)
+		}
+		return out
 	}
 	for b.Loop() {
 		commits.Store(0)
-		memory, journaled := pairs(3, false)
+		r := rounds(3, false)
 		b.ReportMetric(float64(commits.Swap(0))/(3*messages), "commits/ipn")
-		b.ReportMetric(memory, "memory_ipn/s")
-		b.ReportMetric(journaled, "journaled_ipn/s")
-		b.ReportMetric(journaled/memory, "ratio")
-		memory, journaled = pairs(1, true)
-		b.ReportMetric(journaled/memory, "manual_ratio")
+		b.ReportMetric(r["memory"], "memory_ipn/s")
+		b.ReportMetric(r["sqlite"], "journaled_ipn/s")
+		b.ReportMetric(r["sqlite"]/r["memory"], "ratio")
+		if pg != "" {
+			b.ReportMetric(r["postgres"], "postgres_ipn/s")
+			b.ReportMetric(r["postgres"]/r["memory"], "postgres_ratio")
+		}
+		r = rounds(1, true)
+		b.ReportMetric(r["sqlite"]/r["memory"], "manual_ratio")
 	}
+}
+
+// benchSchema is a new schema of the database at base, dropped when the
+// benchmark ends, and base's URL pointed at it.
+func benchSchema(b *testing.B, base string) string {
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+	dsn, err := testenv.WithSearchPath(base, schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dsn
 }
 
 func median(xs []float64) float64 {

@@ -375,7 +375,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	f.StringVar(&metricsToken, "metrics-token", "", metricsTokenHelp)
 	f.BoolVar(&tailLines, "tail", false, "print one line per message, attempt, postback and verdict (as ipnlab tail)")
-	f.StringVar(&storeSpec, "store", "memory", "where the emulator keeps History and the retry queue: memory, or sqlite:PATH (keep it with --listener-db to resume both)")
+	f.StringVar(&storeSpec, "store", "memory", "where the emulator keeps History and the retry queue: memory, sqlite:PATH or postgres://... (keep it with --listener-db to resume both)")
 	lf.add(c, "listener-")
 	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")

@@ -15,6 +15,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+
+	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
 // startServe starts `ipnlab serve` with args and returns it with its base URL.
@@ -76,7 +78,9 @@ var _ = Describe("ipnlab serve --store", func() {
 		})
 	})
 
-	It("after kill -9 with a delivery in flight, records it as interrupted and resumes its retry at the scheduled clock time", func() {
+	// killAndResume kills serve on store with a delivery in flight,
+	// restarts it and returns it once the retry went.
+	killAndResume := func(store string) *gexec.Session {
 		serve, base := startServe("--store", store, "--ack-timeout", "1m")
 		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--listener", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
@@ -105,6 +109,23 @@ var _ = Describe("ipnlab serve --store", func() {
 		Expect(m["status"]).To(Equal("Sent"))
 		Expect(m["attempts"]).To(HaveLen(2))
 		Expect(requests.Load()).To(BeEquivalentTo(2), "one retry, not two")
+		return serve
+	}
+
+	It("after kill -9 with a delivery in flight, records it as interrupted and resumes its retry at the scheduled clock time", func() {
+		killAndResume(store)
+	})
+
+	It("keeps that promise on PostgreSQL, logs the URL without its password, and refuses a second emulator on the same store", func() {
+		dsn := testenv.PostgresSchema("serve")
+		serve := killAndResume(dsn)
+		Expect(string(serve.Err.Contents())).To(ContainSubstring("xxxxx@127.0.0.1"))
+		password := regexp.MustCompile(`://[^:]+:([^@]+)@`).FindStringSubmatch(dsn)[1]
+		Expect(string(serve.Err.Contents())).NotTo(ContainSubstring(":" + password + "@"))
+		second := run("serve", "--store", dsn, "--emulator-addr", "127.0.0.1:0")
+		Expect(second).To(gexec.Exit(2))
+		Expect(second.Err).To(gbytes.Say("journal is in use by another emulator"))
+		Expect(run("backup", "--store", dsn, filepath.Join(GinkgoT().TempDir(), "copy.db")).Err).To(gbytes.Say("back a PostgreSQL store up with pg_dump"))
 	})
 
 	It("on SIGTERM lets the running delivery finish within --shutdown-timeout, keeps it, and exits 0", func() {
@@ -129,9 +150,9 @@ var _ = Describe("ipnlab serve --store", func() {
 	})
 
 	It("refuses a bad --store, and a journal another emulator holds", func() {
-		s := run("serve", "--store", "postgres://x")
+		s := run("serve", "--store", "mysql://x")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(`--store "postgres://x": want memory or sqlite:PATH`))
+		Expect(s.Err).To(gbytes.Say(`--store "mysql://x": want memory, sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB`))
 
 		serve, _ := startServe("--store", store)
 		DeferCleanup(func() {

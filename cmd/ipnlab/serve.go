@@ -17,6 +17,8 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
@@ -131,7 +133,7 @@ Simulator, clock) is at /. On start it prints one line:
 				defer startTail(cmd, srv.Events())()
 			}
 			log.Info("emulator listening", "url", srv.URL(), "console", srv.URL()+"/", "verify_url", srv.VerifyURL(), "notify_url", notifyURL,
-				"store", storeSpec, "token", token != "", "allowlist", allowText(allow))
+				"store", storeName(storeSpec), "token", token != "", "allowlist", allowText(allow))
 			if icpt.intercept {
 				log.Info("intercepting PayPal's verify hosts", "https_proxy", srv.URL(), "ca", ca.CertPath(), "env", "ipnlab ca env --proxy "+srv.URL())
 			}
@@ -182,7 +184,7 @@ Simulator, clock) is at /. On start it prints one line:
 	f.DurationVar(&paydoInitial, "paydo-initial", time.Minute, "PayDo's first resend wait (doubling after)")
 	f.DurationVar(&paydoMax, "paydo-max", time.Hour, "PayDo's longest resend wait")
 	f.DurationVar(&paydoWindow, "paydo-window", 24*time.Hour, "how long PayDo resends")
-	f.StringVar(&storeSpec, "store", "memory", "where history and the retry queue live: memory, or sqlite:PATH (survives restarts)")
+	f.StringVar(&storeSpec, "store", "memory", "where history and the retry queue live: memory, sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB[?search_path=SCHEMA] (both survive restarts)")
 	f.StringVar(&tokenFlag, "api-token", "", apiTokenHelp)
 	f.StringSliceVar(&allow, "allow", nil, "delivery targets allowed: networks, addresses, host names (repeat or comma-separate); default any")
 	f.IntVar(&historyLimit, "history-limit", 100_000, "finished messages kept in History (oldest leave first; 0: all)")
@@ -193,10 +195,25 @@ Simulator, clock) is at /. On start it prints one line:
 	return c
 }
 
+// storeName is --store for the log: a PostgreSQL URL without its password.
+func storeName(spec string) string {
+	if pgjournal.IsURL(spec) {
+		return pgjournal.Redacted(spec)
+	}
+	return spec
+}
+
 // openStore opens the --store: nil for memory.
-func openStore(spec string) (*sqlitejournal.SQLite, error) {
-	if spec == "memory" {
+func openStore(spec string) (journal.Journal, error) {
+	switch {
+	case spec == "memory":
 		return nil, nil
+	case pgjournal.IsURL(spec):
+		j, err := pgjournal.Open(context.Background(), spec)
+		if err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
+		}
+		return j, nil
 	}
 	path, err := storePath(spec)
 	if err != nil {
@@ -215,7 +232,7 @@ func storePath(spec string) (string, error) {
 	path, ok := strings.CutPrefix(spec, "sqlite:")
 	switch {
 	case !ok:
-		return "", usageError{fmt.Errorf("--store %q: want memory or sqlite:PATH", spec)}
+		return "", usageError{fmt.Errorf("--store %q: want memory, sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB", spec)}
 	case path == "":
 		return "", usageError{fmt.Errorf("--store sqlite:PATH: the path is empty")}
 	}
@@ -230,6 +247,9 @@ func newBackup() *cobra.Command {
 		Short: "Copy an emulator's store, while it runs, into a new file OUT (restore: ipnlab serve --store sqlite:OUT)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pgjournal.IsURL(storeSpec) {
+				return usageError{errors.New("--store postgres://...: back a PostgreSQL store up with pg_dump (docs/operations.md, \"Team sandbox\"), not with ipnlab backup")}
+			}
 			path, err := storePath(storeSpec)
 			if err != nil {
 				return err

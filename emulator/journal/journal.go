@@ -8,6 +8,8 @@
 // in the order they were first written.
 package journal
 
+import "fmt"
+
 // Entry is one record to write (or, with Delete, to remove).
 type Entry struct {
 	Kind   string
@@ -24,4 +26,28 @@ type Journal interface {
 	Scan(kind string, fn func(key string, value []byte) error) error
 	// Close flushes and closes the journal.
 	Close() error
+}
+
+// Rows is a SQL store's answer to a query for (key, value) pairs, as
+// database/sql and pgx give it.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanRows calls fn for each (key, value) row of kind, naming the kind and
+// key in errors: the part of Scan every SQL store shares.
+func ScanRows(kind string, rows Rows, fn func(key string, value []byte) error) error {
+	for rows.Next() {
+		var key string
+		var value []byte
+		if err := rows.Scan(&key, &value); err != nil {
+			return fmt.Errorf("journal scan %s: %w", kind, err)
+		}
+		if err := fn(key, value); err != nil {
+			return fmt.Errorf("journal %s/%s: %w", kind, key, err)
+		}
+	}
+	return rows.Err()
 }

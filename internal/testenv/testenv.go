@@ -5,10 +5,14 @@
 package testenv
 
 import (
+	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx"
 	"github.com/onsi/ginkgo/v2"
 )
 
@@ -39,4 +43,53 @@ func where() string {
 		return dir + " " + fmt.Sprintf("%q", text)
 	}
 	return dir + " (the whole suite)"
+}
+
+// PostgresVariable names the URL of a PostgreSQL database the specs may
+// use (.ci/run sets it).
+const PostgresVariable = "IPNLAB_TEST_POSTGRES"
+
+// PostgresSchema is the URL of a new schema of the test database, its
+// search_path set to it, dropped when the spec ends: specs sharing the
+// server stay apart. Without a server the spec fails in CI and is skipped
+// elsewhere.
+func PostgresSchema(prefix string) string {
+	ginkgo.GinkgoHelper()
+	base := os.Getenv(PostgresVariable)
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			ginkgo.Fail("CI needs a PostgreSQL server: .ci/run starts one and sets " + PostgresVariable)
+		}
+		Skip("no PostgreSQL server: set " + PostgresVariable + "=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		ginkgo.Fail(fmt.Sprintf("%s: %v", PostgresVariable, err))
+	}
+	schema := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		ginkgo.Fail(fmt.Sprintf("create schema %s: %v", schema, err))
+	}
+	ginkgo.DeferCleanup(func() {
+		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+	dsn, err := WithSearchPath(base, schema)
+	if err != nil {
+		ginkgo.Fail(fmt.Sprintf("%s: %v", PostgresVariable, err))
+	}
+	return dsn
+}
+
+// WithSearchPath is the PostgreSQL URL dsn pointed at schema.
+func WithSearchPath(dsn, schema string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

@@ -247,23 +247,9 @@ var _ = Describe("Business checks read from a listener's own database (--probe s
 	})
 
 	It("judge the same shop on a real PostgreSQL server", func() {
-		base := os.Getenv("IPNLAB_TEST_POSTGRES")
-		if base == "" {
-			if os.Getenv("CI") != "" {
-				Fail("CI needs a PostgreSQL server: .ci/run starts one and sets IPNLAB_TEST_POSTGRES")
-			}
-			testenv.Skip("no PostgreSQL server: set IPNLAB_TEST_POSTGRES=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
-		}
-		admin, err := sql.Open("pgx", base)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(admin.Close)
 		for flaw := range shopVerdicts {
 			// A schema of its own for each shop, dropped afterwards.
-			schema := fmt.Sprintf("shop_%d", time.Now().UnixNano())
-			_, err := admin.Exec("CREATE SCHEMA " + schema)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-			dsn := withSearchPath(base, schema)
+			dsn := testenv.PostgresSchema("shop")
 			db, err := sql.Open("pgx", dsn)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(db.Close)
@@ -330,13 +316,3 @@ var _ = Describe("Business checks read from a listener's own database (--probe s
 		Expect(cfg.Resolved()).To(HaveKeyWithValue("probe", "sql:postgres://shop:[redacted]@127.0.0.1:1/shop"))
 	})
 })
-
-// withSearchPath points a PostgreSQL URL at schema.
-func withSearchPath(dsn, schema string) string {
-	u, err := url.Parse(dsn)
-	Expect(err).NotTo(HaveOccurred())
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}

@@ -195,17 +195,7 @@ func (j *SQLite) Scan(kind string, fn func(key string, value []byte) error) erro
 		return fmt.Errorf("journal scan %s: %w", kind, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var value []byte
-		if err := rows.Scan(&key, &value); err != nil {
-			return fmt.Errorf("journal scan %s: %w", kind, err)
-		}
-		if err := fn(key, value); err != nil {
-			return fmt.Errorf("journal %s/%s: %w", kind, key, err)
-		}
-	}
-	return rows.Err()
+	return journal.ScanRows(kind, rows, fn)
 }
 
 // Close implements Journal: it checkpoints the WAL into the main file, so

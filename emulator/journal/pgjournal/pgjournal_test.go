@@ -1,0 +1,108 @@
+package pgjournal_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
+	"github.com/ipnlab/ipnlab/internal/testenv"
+)
+
+var _ = Describe("The PostgreSQL journal", func() {
+	ctx := context.Background()
+
+	It("keeps records in the order of their first write, upserts in place and deletes", func() {
+		j, err := pgjournal.Open(ctx, testenv.PostgresSchema("pgj"))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(j.Close)
+		Expect(j.Write(journal.Entry{Kind: "k", Key: "b", Value: []byte("1")}, journal.Entry{Kind: "k", Key: "a", Value: []byte("2")},
+			journal.Entry{Kind: "other", Key: "x", Value: nil})).To(Succeed())
+		Expect(j.Write(journal.Entry{Kind: "k", Key: "b", Value: []byte("3")}, journal.Entry{Kind: "k", Key: "c", Value: []byte("4")},
+			journal.Entry{Kind: "k", Key: "a", Delete: true})).To(Succeed())
+		var got []string
+		Expect(j.Scan("k", func(key string, value []byte) error {
+			got = append(got, key+"="+string(value))
+			return nil
+		})).To(Succeed())
+		Expect(got).To(Equal([]string{"b=3", "c=4"}))
+		n := 0
+		Expect(j.Scan("other", func(string, []byte) error { n++; return nil })).To(Succeed())
+		Expect(n).To(Equal(1), "a nil value is kept as empty")
+	})
+
+	It("writes all of a batch or nothing", func() {
+		j, err := pgjournal.Open(ctx, testenv.PostgresSchema("pgj"))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(j.Close)
+		bad := journal.Entry{Kind: "k", Key: "bad", Value: []byte("a\x00")}
+		bad.Kind = "k\x00" // PostgreSQL text refuses NUL
+		err = j.Write(journal.Entry{Kind: "k", Key: "ok", Value: []byte("1")}, bad)
+		Expect(err).To(MatchError(ContainSubstring("journal write")))
+		n := 0
+		Expect(j.Scan("k", func(string, []byte) error { n++; return nil })).To(Succeed())
+		Expect(n).To(BeZero())
+	})
+
+	It("refuses a second emulator on the same journal, not one on another schema, and lets go on Close", func() {
+		dsn := testenv.PostgresSchema("pgj")
+		j, err := pgjournal.Open(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = pgjournal.Open(ctx, dsn)
+		Expect(err).To(MatchError(pgjournal.ErrInUse))
+		other, err := pgjournal.Open(ctx, testenv.PostgresSchema("pgj"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(other.Close()).To(Succeed())
+		Expect(j.Close()).To(Succeed())
+		again, err := pgjournal.Open(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Close()).To(Succeed())
+	})
+
+	It("migrates once when several start together, and refuses a schema a newer ipnlab migrated", func() {
+		dsn := testenv.PostgresSchema("pgj")
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		opened := make([]*pgjournal.Postgres, 6)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				opened[i], errs[i] = pgjournal.Open(ctx, dsn)
+			}()
+		}
+		wg.Wait()
+		winners := 0
+		for i, err := range errs {
+			if err == nil {
+				winners++
+				Expect(opened[i].Close()).To(Succeed())
+			} else {
+				Expect(err).To(MatchError(pgjournal.ErrInUse), "the others are refused, not broken by the migration")
+			}
+		}
+		Expect(winners).To(Equal(1))
+
+		db, err := sql.Open("pgx", dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+		var versions int
+		Expect(db.QueryRow(`SELECT count(*) FROM ipnlab_schema_migrations`).Scan(&versions)).To(Succeed())
+		Expect(versions).To(Equal(1))
+		_, err = db.Exec(`INSERT INTO ipnlab_schema_migrations(version) VALUES (99)`)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = pgjournal.Open(ctx, dsn)
+		Expect(err).To(MatchError(ContainSubstring("migrated by a newer ipnlab (schema 99, this one knows 1)")))
+	})
+
+	It("names the database without its password when it cannot connect", func() {
+		_, err := pgjournal.Open(ctx, "postgres://someone:hunter2@127.0.0.1:1/db?connect_timeout=2")
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
+		Expect(err.Error()).To(ContainSubstring("someone:xxxxx@127.0.0.1:1"))
+	})
+})
