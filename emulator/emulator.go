@@ -96,6 +96,10 @@ type Config struct {
 	// MetricsToken, if set, also opens /metrics (and nothing else), so
 	// that a scraper does not hold the API token.
 	MetricsToken string
+	// Account names the merchant account this emulator is in a sandbox
+	// (package sandbox): its metrics carry it. Empty for a standalone
+	// emulator.
+	Account string
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
 	// Scenarios, if set, runs catalog scenarios for the console and the
@@ -196,7 +200,8 @@ func New(cfg Config) (*Emulator, error) {
 	onError := e.report
 	e.metrics = metrics.New(metrics.Sources{
 		Queue: func() delivery.QueueStats { return e.engine.Queue() },
-		Now:   cfg.Clock.Now,
+		Now:     cfg.Clock.Now,
+		Account: cfg.Account,
 	})
 	if cfg.Journal != nil {
 		// One ordered writer for every component: their records reach the

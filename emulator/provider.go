@@ -109,6 +109,11 @@ func APIHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	})
 }
 
+// StatusError is an error the control API answers with status.
+func StatusError(status int, format string, args ...any) error {
+	return &apiError{status, fmt.Sprintf(format, args...)}
+}
+
 // BadRequest is an error that is the caller's fault (HTTP 400).
 func BadRequest(format string, args ...any) error { return badRequest(format, args...) }
 

@@ -51,3 +51,49 @@ func ScanRows(kind string, rows Rows, fn func(key string, value []byte) error) e
 	}
 	return rows.Err()
 }
+
+// Purger is a journal that can drop every record whose kind starts with
+// a prefix, in one step.
+type Purger interface {
+	Purge(kindPrefix string) error
+}
+
+// Within is j seen through prefix on every kind: components sharing one
+// store (the accounts of a sandbox) each see only their own records.
+// Closing it leaves j open: j's owner closes it.
+func Within(j Journal, prefix string) *Scoped {
+	return &Scoped{store: j, prefix: prefix}
+}
+
+// Scoped is a journal within a prefix of another (Within).
+type Scoped struct {
+	store  Journal
+	prefix string
+}
+
+// Write implements Journal.
+func (s *Scoped) Write(entries ...Entry) error {
+	scoped := make([]Entry, len(entries))
+	for i, e := range entries {
+		e.Kind = s.prefix + e.Kind
+		scoped[i] = e
+	}
+	return s.store.Write(scoped...)
+}
+
+// Scan implements Journal.
+func (s *Scoped) Scan(kind string, fn func(key string, value []byte) error) error {
+	return s.store.Scan(s.prefix+kind, fn)
+}
+
+// Close implements Journal; the store stays open.
+func (s *Scoped) Close() error { return nil }
+
+// Purge drops every record within the prefix.
+func (s *Scoped) Purge() error {
+	p, ok := s.store.(Purger)
+	if !ok {
+		return fmt.Errorf("journal: %T cannot drop records by kind", s.store)
+	}
+	return p.Purge(s.prefix)
+}

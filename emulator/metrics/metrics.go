@@ -34,11 +34,16 @@ type Sources struct {
 	// Now is the emulator's clock: how overdue the oldest armed attempt
 	// is, in the clock's time.
 	Now func() time.Time
+	// Account labels the emulator's figures (DefaultAccount if empty).
+	// An account's emulator in a sandbox leaves the Go runtime's and the
+	// process's collectors to the sandbox, which serves them once.
+	Account string
 }
 
 // Metrics holds the emulator's collectors in a registry of their own (no
 // global state: several emulators in one process, as in tests, each have
-// theirs).
+// theirs). Every ipnlab_ figure carries its account as a label, so a
+// sandbox serves its accounts' registries together.
 type Metrics struct {
 	reg            *prometheus.Registry
 	messages       *prometheus.CounterVec
@@ -55,37 +60,51 @@ type Metrics struct {
 // New makes the collectors and registers them, with Go's runtime and the
 // process's own.
 func New(src Sources) *Metrics {
+	account := src.Account
+	if account == "" {
+		account = DefaultAccount
+	}
+	cl := prometheus.Labels{"account": account}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ipnlab_messages_total", Help: "Notifications created, by provider and account.",
-		}, []string{"provider", "account"}),
+			ConstLabels: cl,
+			Name:        "ipnlab_messages_total", Help: "Notifications created, by provider and account.",
+		}, []string{"provider"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ipnlab_deliveries_total",
-			Help: "Delivery attempts finished, by provider, account, outcome (acked, refused: an HTTP answer that is no ack, unreachable: no HTTP answer) and HTTP code (none without one).",
-		}, []string{"provider", "account", "outcome", "code"}),
+			ConstLabels: cl,
+			Name:        "ipnlab_deliveries_total",
+			Help:        "Delivery attempts finished, by provider, account, outcome (acked, refused: an HTTP answer that is no ack, unreachable: no HTTP answer) and HTTP code (none without one).",
+		}, []string{"provider", "outcome", "code"}),
 		attemptSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "ipnlab_delivery_attempt_seconds", Help: "Wall time of delivery attempts, request to answer or failure.",
+			ConstLabels: cl,
+			Name:        "ipnlab_delivery_attempt_seconds", Help: "Wall time of delivery attempts, request to answer or failure.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"provider"}),
 		postbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ipnlab_postbacks_total", Help: "Postbacks answered by the verifier, by verdict and by the rule that decided an INVALID (none for VERIFIED).",
+			ConstLabels: cl,
+			Name:        "ipnlab_postbacks_total", Help: "Postbacks answered by the verifier, by verdict and by the rule that decided an INVALID (none for VERIFIED).",
 		}, []string{"verdict", "rule"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ipnlab_verifier_faults_total", Help: "Postbacks answered with an injected fault (status500, slow, ...), by kind.",
+			ConstLabels: cl,
+			Name:        "ipnlab_verifier_faults_total", Help: "Postbacks answered with an injected fault (status500, slow, ...), by kind.",
 		}, []string{"kind"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ipnlab_paydo_lookups_total", Help: "PayDo status lookups, by whether the transaction was found.",
+			ConstLabels: cl,
+			Name:        "ipnlab_paydo_lookups_total", Help: "PayDo status lookups, by whether the transaction was found.",
 		}, []string{"found"}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ipnlab_journal_commit_seconds", Help: "Wall time of the journal's commits (one per batch of records).",
+			ConstLabels: cl,
+			Name:        "ipnlab_journal_commit_seconds", Help: "Wall time of the journal's commits (one per batch of records).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		commitRecords: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ipnlab_journal_records_total", Help: "Records written to the journal.",
+			ConstLabels: cl,
+			Name:        "ipnlab_journal_records_total", Help: "Records written to the journal.",
 		}),
 		journalErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ipnlab_journal_errors_total", Help: "Journal commits that failed.",
+			ConstLabels: cl,
+			Name:        "ipnlab_journal_errors_total", Help: "Journal commits that failed.",
 		}),
 	}
 	queue := func(f func(delivery.QueueStats) float64) func() float64 {
@@ -99,26 +118,31 @@ func New(src Sources) *Metrics {
 	m.reg.MustRegister(m.messages, m.deliveries, m.attemptSeconds, m.postbacks, m.faults, m.lookups,
 		m.commitSeconds, m.commitRecords, m.journalErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ipnlab_retry_queue_waiting", Help: "Attempts armed for a later time (first deliveries, retries, lifecycle steps).",
+			ConstLabels: cl,
+			Name:        "ipnlab_retry_queue_waiting", Help: "Attempts armed for a later time (first deliveries, retries, lifecycle steps).",
 		}, queue(func(q delivery.QueueStats) float64 { return float64(q.Waiting) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ipnlab_retry_queue_running", Help: "Attempts under way.",
+			ConstLabels: cl,
+			Name:        "ipnlab_retry_queue_running", Help: "Attempts under way.",
 		}, queue(func(q delivery.QueueStats) float64 { return float64(q.Running) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ipnlab_messages_held", Help: "Messages held unsent while IPN is off.",
+			ConstLabels: cl,
+			Name:        "ipnlab_messages_held", Help: "Messages held unsent while IPN is off.",
 		}, queue(func(q delivery.QueueStats) float64 { return float64(q.Held) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ipnlab_retry_queue_oldest_overdue_seconds",
-			Help: "How long, in the emulator's clock, the earliest armed attempt is past its time (0 when none is): a queue that does not drain shows here.",
+			ConstLabels: cl,
+			Name:        "ipnlab_retry_queue_oldest_overdue_seconds",
+			Help:        "How long, in the emulator's clock, the earliest armed attempt is past its time (0 when none is): a queue that does not drain shows here.",
 		}, queue(func(q delivery.QueueStats) float64 {
 			if q.Oldest.IsZero() || src.Now == nil {
 				return 0
 			}
 			return max(0, src.Now().Sub(q.Oldest).Seconds())
 		})),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if src.Account == "" {
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	return m
 }
 
@@ -135,10 +159,10 @@ func (m *Metrics) Delivery(ev delivery.Event) {
 	p := ev.Message.Provider
 	switch ev.Type {
 	case delivery.EventQueued:
-		m.messages.WithLabelValues(p, DefaultAccount).Inc()
+		m.messages.WithLabelValues(p).Inc()
 	case delivery.EventAttempt:
 		a := ev.Attempt
-		m.deliveries.WithLabelValues(p, DefaultAccount, Outcome(*a), code(a.StatusCode)).Inc()
+		m.deliveries.WithLabelValues(p, Outcome(*a), code(a.StatusCode)).Inc()
 		m.attemptSeconds.WithLabelValues(p).Observe(a.Duration.Seconds())
 	}
 }

@@ -418,6 +418,11 @@ func (s *Service) find(verifySign, txnID, trackID string) []*Message {
 	return nil
 }
 
+// Owns reports whether a postback is about a message this service sent
+// (found as Check would find it): a sandbox of several accounts sends
+// each postback to the account whose message it is.
+func (s *Service) Owns(pb Postback) bool { return identify(pb, s.find) != "" }
+
 // Check judges a postback without recording it.
 func (s *Service) Check(pb Postback) Verdict { return check(s.cfg.Mode, pb, s.find) }
 

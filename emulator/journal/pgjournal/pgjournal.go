@@ -182,6 +182,14 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 	return nil
 }
 
+// Purge implements journal.Purger.
+func (j *Postgres) Purge(kindPrefix string) error {
+	if _, err := j.pool.Exec(context.Background(), `DELETE FROM ipnlab_records WHERE left(kind, $1) = $2`, len(kindPrefix), kindPrefix); err != nil {
+		return fmt.Errorf("journal purge %s: %w", kindPrefix, err)
+	}
+	return nil
+}
+
 // Scan implements journal.Journal: an upsert keeps a record's seq, so seq
 // order is the order of first writes.
 func (j *Postgres) Scan(kind string, fn func(key string, value []byte) error) error {

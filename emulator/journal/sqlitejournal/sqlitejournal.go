@@ -187,6 +187,14 @@ func (j *SQLite) Write(entries ...journal.Entry) error {
 	return nil
 }
 
+// Purge implements journal.Purger.
+func (j *SQLite) Purge(kindPrefix string) error {
+	if _, err := j.db.Exec(`DELETE FROM records WHERE substr(kind, 1, ?) = ?`, len(kindPrefix), kindPrefix); err != nil {
+		return fmt.Errorf("journal purge %s: %w", kindPrefix, err)
+	}
+	return nil
+}
+
 // Scan implements Journal. An upsert keeps a record's rowid, so rowid
 // order is the order of first writes.
 func (j *SQLite) Scan(kind string, fn func(key string, value []byte) error) error {
