@@ -199,7 +199,7 @@ func New(cfg Config) (*Emulator, error) {
 	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
 	e.metrics = metrics.New(metrics.Sources{
-		Queue: func() delivery.QueueStats { return e.engine.Queue() },
+		Queue:   func() delivery.QueueStats { return e.engine.Queue() },
 		Now:     cfg.Clock.Now,
 		Account: cfg.Account,
 	})

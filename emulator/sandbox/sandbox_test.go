@@ -87,9 +87,9 @@ var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 func newSandbox(jnl journal.Journal) (*sandbox.Sandbox, *httptest.Server) {
 	sb, err := sandbox.New(sandbox.Config{
 		AdminToken: admin, MetricsToken: "scrape",
-		Base:       emulator.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AckTimeout: 2 * time.Second},
-		NewClock:   func() clock.Clock { return clock.NewManual(t0) },
-		Journal:    jnl,
+		Base:     emulator.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AckTimeout: 2 * time.Second},
+		NewClock: func() clock.Clock { return clock.NewManual(t0) },
+		Journal:  jnl,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	srv := httptest.NewServer(sb.Handler())
