@@ -54,17 +54,23 @@ func Start(cfg Config, addr string) (*Server, error) {
 		emu.Close()
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s := &Server{Emulator: emu, ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{
-		Handler:           emu.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		// No WriteTimeout: event streams and long polls stay open.
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-	}
+	s := &Server{Emulator: emu, ln: ln, done: make(chan error, 1), srv: HTTPServer(emu.Handler())}
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// HTTPServer is an http.Server for h with the emulator's limits (headers
+// within 10 s and 64 KiB, a request within a minute, idle connections
+// closed after 2 minutes; no write timeout, so event streams and long
+// polls stay open).
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // Addr is the address the server listens on.
@@ -75,6 +81,10 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 
 // VerifyURL is where listeners post back.
 func (s *Server) VerifyURL() string { return s.URL() + "/cgi-bin/webscr" }
+
+// EndStreams ends the open event streams and long polls, which would
+// otherwise hold a server's shutdown for their whole timeout.
+func (e *Emulator) EndStreams() { e.stopStreams() }
 
 // Shutdown stops accepting requests, lets running requests and deliveries
 // finish within ctx (then cuts them short, keeping their retries queued in

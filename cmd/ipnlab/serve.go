@@ -22,6 +22,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/sandbox"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -30,7 +31,7 @@ func newServe() *cobra.Command {
 	var (
 		addr, clockMode, verify, notifyURL, recvEmail, recvID, debugAddr string
 		logs                                                             logFlags
-		metricsToken                                                     string
+		metricsToken, adminFlag                                          string
 		paydoSource, paydoXFF, tlsCA, paydoToken                         string
 		tlsInsecure                                                      bool
 		paydoInitial, paydoMax, paydoWindow                              time.Duration
@@ -48,7 +49,12 @@ func newServe() *cobra.Command {
 		Long: `Run the emulator. Listeners post back to /cgi-bin/webscr; the control API is
 under /api/v1/ (see /api/v1/openapi.yaml); the web console (IPN History,
 Simulator, clock) is at /. On start it prints one line:
-  ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N`,
+  ipnlab emulator ready addr=HOST:PORT clock=MODE verify=MODE seed=N
+
+With --admin-token (or IPNLAB_ADMIN_TOKEN) it is a sandbox of merchant
+accounts instead, each with its own token, receiver, IPN profile, faults,
+History and clock (ipnlab accounts create ...); it prints:
+  ipnlab sandbox ready addr=HOST:PORT clock=MODE verify=MODE accounts=N`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, clk, mode, err := emulatorBasics(logs, clockMode, verify)
@@ -72,7 +78,13 @@ Simulator, clock) is at /. On start it prints one line:
 			if shutdownTimeout <= 0 {
 				return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", shutdownTimeout)}
 			}
-			token := apiToken(tokenFlag)
+			token, adminToken := apiToken(tokenFlag), adminTokenOf(adminFlag)
+			if adminToken != "" {
+				if err := sandboxFlags(cmd); err != nil {
+					return err
+				}
+				token = adminToken // what guards the sandbox beyond loopback
+			}
 			if err := checkExposure("emulator-addr", addr, token); err != nil {
 				return err
 			}
@@ -104,6 +116,17 @@ Simulator, clock) is at /. On start it prints one line:
 			if jnl != nil {
 				cfg.Journal = jnl
 			}
+			stopDebug, err := debugServer(debugAddr, log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
+			if adminToken != "" {
+				cfg.APIToken, cfg.Seed = "", 0 // each account has its token and draws its seed
+				return runSandbox(cmd, sandbox.Config{AdminToken: adminToken, MetricsToken: metricsToken, Base: cfg, Journal: jnl,
+					NewClock: func() clock.Clock { c, _ := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second)); return c },
+				}, addr, storeName(storeSpec), shutdownTimeout)
+			}
 			ca, err := icpt.ca()
 			if err != nil {
 				return err
@@ -111,11 +134,6 @@ Simulator, clock) is at /. On start it prints one line:
 			if icpt.intercept {
 				cfg.Intercept = ca
 			}
-			stopDebug, err := debugServer(debugAddr, log)
-			if err != nil {
-				return err
-			}
-			defer stopDebug()
 			srv, err := emulator.Start(cfg, addr)
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return listenError("the emulator", addr, err)
@@ -176,6 +194,7 @@ Simulator, clock) is at /. On start it prints one line:
 	logs.add(f)
 	f.StringVar(&debugAddr, "debug-addr", "", debugAddrHelp)
 	f.StringVar(&metricsToken, "metrics-token", "", metricsTokenHelp)
+	f.StringVar(&adminFlag, "admin-token", "", "serve a sandbox of merchant accounts, managed with this token (env IPNLAB_ADMIN_TOKEN; see ipnlab accounts)")
 	f.StringVar(&tlsCA, "tls-ca", "", "PEM file of a CA to trust for HTTPS listeners (besides the system's)")
 	f.BoolVar(&tlsInsecure, "tls-insecure", false, "deliver to HTTPS listeners without checking their certificate")
 	f.StringVar(&paydoSource, "paydo-source", "", "local IP PayDo deliveries leave from (e.g. 127.0.0.2)")

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/console"
 	"github.com/ipnlab/ipnlab/emulator/journal"
@@ -45,23 +46,10 @@ var (
 )
 
 // Account is a merchant account of the sandbox.
-type Account struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	ReceiverEmail string    `json:"receiver_email"`
-	ReceiverID    string    `json:"receiver_id"`
-	Created       time.Time `json:"created"`
-}
+type Account = api.Account
 
 // NewAccount is what creating an account takes.
-type NewAccount struct {
-	Name          string `json:"name"`
-	ReceiverEmail string `json:"receiver_email"`
-	ReceiverID    string `json:"receiver_id"`
-	// NotifyURL is the account's IPN URL to start with (notifications on);
-	// empty: off until the account sets its profile.
-	NotifyURL string `json:"notify_url"`
-}
+type NewAccount = api.NewAccount
 
 // Config shapes a sandbox.
 type Config struct {
@@ -384,12 +372,12 @@ func (s *Sandbox) createAccount(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	emulator.WriteJSON(w, http.StatusCreated, map[string]any{"account": a, "token": token})
+	emulator.WriteJSON(w, http.StatusCreated, api.AccountToken{Account: a, Token: token})
 	return nil
 }
 
 func (s *Sandbox) listAccounts(w http.ResponseWriter, _ *http.Request) error {
-	emulator.WriteJSON(w, http.StatusOK, map[string]any{"accounts": s.List()})
+	emulator.WriteJSON(w, http.StatusOK, api.Accounts{Accounts: s.List()})
 	return nil
 }
 
@@ -400,7 +388,7 @@ func (s *Sandbox) rotateToken(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	emulator.WriteJSON(w, http.StatusOK, map[string]any{"account": a, "token": token})
+	emulator.WriteJSON(w, http.StatusOK, api.AccountToken{Account: a, Token: token})
 	return nil
 }
 
