@@ -1,10 +1,13 @@
 // Package pgjournal is the emulator's journal in PostgreSQL (pgx): the
 // same records as the SQLite journal, in a server a team already backs up
-// (pg_dump) and watches. One emulator writes a journal at a time: it holds
-// a session advisory lock for as long as it runs, and a second one is
-// refused at start, as with a SQLite file. The schema is versioned;
-// migrations run at start under a transaction-scoped advisory lock, so
-// processes starting together migrate once.
+// (pg_dump) and watches. One emulator writes a journal at a time, its
+// leader: it holds a session advisory lock, and every write goes over the
+// connection that holds it, so a process that lost its lock (its
+// connection died) cannot write any more. Open refuses a second writer, as
+// a SQLite file does; Connect and TryLead let standby replicas wait for
+// the lock (package replica). The schema is versioned; migrations run at
+// start under a transaction-scoped advisory lock, so processes starting
+// together migrate once.
 package pgjournal
 
 import (
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,14 +49,25 @@ var migrations = []string{
 		PRIMARY KEY (kind, key)
 	);
 	CREATE INDEX ipnlab_records_kind_seq ON ipnlab_records (kind, seq);`,
+	2: `CREATE TABLE ipnlab_leader (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		url   TEXT NOT NULL,
+		since TIMESTAMPTZ NOT NULL DEFAULT now()
+	);`,
 }
+
+// ErrNotLeader is returned for a write by a process that does not hold the
+// writer's lock (any more).
+var ErrNotLeader = errors.New("this process does not hold the journal's lock")
 
 // Postgres is a Journal in a PostgreSQL database (its search_path's
 // schema: add search_path=NAME to the URL to keep several apart).
 type Postgres struct {
-	pool   *pgxpool.Pool
-	holder *pgxpool.Conn // holds writerLock while the journal is open
-	where  string        // the URL without its password, for messages
+	pool  *pgxpool.Pool
+	where string // the URL without its password, for messages
+
+	mu     sync.Mutex    // one user of holder at a time
+	holder *pgxpool.Conn // holds writerLock; nil when not leading
 }
 
 // IsURL reports whether spec names a PostgreSQL database.
@@ -61,8 +76,26 @@ func IsURL(spec string) bool {
 }
 
 // Open connects to the database at dsn, migrates it and takes the
-// writer's lock.
+// writer's lock; ErrInUse if another process has it.
 func Open(ctx context.Context, dsn string) (*Postgres, error) {
+	j, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	led, err := j.TryLead(ctx)
+	if err == nil && !led {
+		err = fmt.Errorf("journal %s: %w", j.where, ErrInUse)
+	}
+	if err != nil {
+		j.pool.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// Connect connects to the database at dsn and migrates it, without the
+// writer's lock: reads only, until TryLead.
+func Connect(ctx context.Context, dsn string) (*Postgres, error) {
 	where := Redacted(dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -77,10 +110,6 @@ func Open(ctx context.Context, dsn string) (*Postgres, error) {
 	}
 	j := &Postgres{pool: pool, where: where}
 	if err := j.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	if err := j.lock(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -123,27 +152,109 @@ func (j *Postgres) migrate(ctx context.Context) error {
 	return nil
 }
 
-// lock takes the writer's lock on a connection kept for that: a session
-// lock lasts as long as its connection, and goes with it if the process
-// dies.
-func (j *Postgres) lock(ctx context.Context) error {
+// TryLead takes the writer's lock if no other process holds it, on a
+// connection kept for that: a session lock lasts as long as its
+// connection, and goes with it if the process dies.
+func (j *Postgres) TryLead(ctx context.Context) (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.holder != nil {
+		return true, nil
+	}
 	conn, err := j.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.where, err)
+		return false, fmt.Errorf("journal %s: %w", j.where, err)
 	}
 	var got bool
 	// The lock is per database: a schema of its own (search_path) gets a
 	// key of its own.
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema())::int)`, int32(writerLock>>32)).Scan(&got); err != nil {
 		conn.Release()
-		return fmt.Errorf("journal %s: %w", j.where, err)
+		return false, fmt.Errorf("journal %s: %w", j.where, err)
 	}
 	if !got {
 		conn.Release()
-		return fmt.Errorf("journal %s: %w", j.where, ErrInUse)
+		return false, nil
 	}
 	j.holder = conn
-	return nil
+	return true, nil
+}
+
+// Resign lets go of the writer's lock, keeping the connection pool: a
+// process that could not take up the lead (or lost it) stands by again.
+func (j *Postgres) Resign() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.holder == nil {
+		return
+	}
+	_, _ = j.holder.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`)
+	j.holder.Release()
+	j.holder = nil
+}
+
+// Leading reports whether this process holds the writer's lock.
+func (j *Postgres) Leading() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.holder != nil
+}
+
+// CheckLead asks the server, over the lock's connection, whether it still
+// holds the lock; when the connection is gone, so is the lock, and the
+// process must stop acting as the writer (ErrNotLeader).
+func (j *Postgres) CheckLead(ctx context.Context) error {
+	return j.withHolder(func(c *pgxpool.Conn) error {
+		var held bool
+		err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+			AND classid = $1::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2 AND granted)`, int32(writerLock>>32)).Scan(&held)
+		switch {
+		case err != nil:
+			return fmt.Errorf("journal %s: the lock's connection: %v: %w", j.where, err, ErrNotLeader)
+		case !held:
+			return fmt.Errorf("journal %s: %w", j.where, ErrNotLeader)
+		}
+		return nil
+	})
+}
+
+// Announce records url as the leader's, for standby replicas to forward
+// to.
+func (j *Postgres) Announce(ctx context.Context, url string) error {
+	return j.withHolder(func(c *pgxpool.Conn) error {
+		_, err := c.Exec(ctx, `INSERT INTO ipnlab_leader(id, url, since) VALUES (1, $1, now())
+			ON CONFLICT (id) DO UPDATE SET url = excluded.url, since = excluded.since`, url)
+		return err
+	})
+}
+
+// Leader is the URL the current leader announced ("" if none has), and
+// whether a process holds the writer's lock now (an announcement outlives
+// a dead leader until the next one replaces it).
+func (j *Postgres) Leader(ctx context.Context) (url string, held bool, err error) {
+	err = j.pool.QueryRow(ctx, `SELECT COALESCE((SELECT url FROM ipnlab_leader WHERE id = 1), ''),
+		EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid
+			AND objid = hashtext(current_schema())::oid AND objsubid = 2 AND granted)`, int32(writerLock>>32)).Scan(&url, &held)
+	if err != nil {
+		return "", false, fmt.Errorf("journal %s: %w", j.where, err)
+	}
+	return url, held, nil
+}
+
+// withHolder runs f on the lock's connection, alone; ErrNotLeader without
+// it. A connection that failed is dropped: the lock went with it.
+func (j *Postgres) withHolder(f func(*pgxpool.Conn) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.holder == nil {
+		return fmt.Errorf("journal %s: %w", j.where, ErrNotLeader)
+	}
+	err := f(j.holder)
+	if err != nil && j.holder.Conn().IsClosed() {
+		j.holder.Release()
+		j.holder = nil
+	}
+	return err
 }
 
 // Write implements journal.Journal: one transaction, its statements sent
@@ -166,15 +277,17 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 		b.Queue(`INSERT INTO ipnlab_records(kind, key, value) VALUES($1, $2, $3)
 			ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, e.Kind, e.Key, v)
 	}
-	err := pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
-		res := tx.SendBatch(ctx, b)
-		for _, e := range entries {
-			if _, err := res.Exec(); err != nil {
-				res.Close()
-				return fmt.Errorf("journal write %s/%s: %w", e.Kind, e.Key, err)
+	err := j.withHolder(func(c *pgxpool.Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			res := tx.SendBatch(ctx, b)
+			for _, e := range entries {
+				if _, err := res.Exec(); err != nil {
+					res.Close()
+					return fmt.Errorf("journal write %s/%s: %w", e.Kind, e.Key, err)
+				}
 			}
-		}
-		return res.Close()
+			return res.Close()
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", j.where, err)
@@ -184,7 +297,10 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 
 // Purge implements journal.Purger.
 func (j *Postgres) Purge(kindPrefix string) error {
-	if _, err := j.pool.Exec(context.Background(), `DELETE FROM ipnlab_records WHERE left(kind, $1) = $2`, len(kindPrefix), kindPrefix); err != nil {
+	if err := j.withHolder(func(c *pgxpool.Conn) error {
+		_, err := c.Exec(context.Background(), `DELETE FROM ipnlab_records WHERE left(kind, $1) = $2`, len(kindPrefix), kindPrefix)
+		return err
+	}); err != nil {
 		return fmt.Errorf("journal purge %s: %w", kindPrefix, err)
 	}
 	return nil
@@ -205,11 +321,13 @@ func (j *Postgres) Scan(kind string, fn func(key string, value []byte) error) er
 // Close implements journal.Journal: it lets go of the writer's lock and
 // the connections.
 func (j *Postgres) Close() error {
+	j.mu.Lock()
 	if j.holder != nil {
 		_, _ = j.holder.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`)
 		j.holder.Release()
 		j.holder = nil
 	}
+	j.mu.Unlock()
 	j.pool.Close()
 	return nil
 }

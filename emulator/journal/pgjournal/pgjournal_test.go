@@ -92,11 +92,50 @@ var _ = Describe("The PostgreSQL journal", func() {
 		DeferCleanup(db.Close)
 		var versions int
 		Expect(db.QueryRow(`SELECT count(*) FROM ipnlab_schema_migrations`).Scan(&versions)).To(Succeed())
-		Expect(versions).To(Equal(1))
+		Expect(versions).To(Equal(2), "each migration once")
 		_, err = db.Exec(`INSERT INTO ipnlab_schema_migrations(version) VALUES (99)`)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = pgjournal.Open(ctx, dsn)
-		Expect(err).To(MatchError(ContainSubstring("migrated by a newer ipnlab (schema 99, this one knows 1)")))
+		Expect(err).To(MatchError(ContainSubstring("migrated by a newer ipnlab (schema 99, this one knows 2)")))
+	})
+
+	It("lets one of several processes lead; the others read, wait and take over when it goes; a leader whose lock died can no longer write", func() {
+		dsn := testenv.PostgresSchema("pgj")
+		a, err := pgjournal.Connect(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(a.Close)
+		b, err := pgjournal.Connect(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(b.Close)
+
+		Expect(b.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("1")})).To(MatchError(pgjournal.ErrNotLeader))
+		Expect(a.TryLead(ctx)).To(BeTrue())
+		Expect(b.TryLead(ctx)).To(BeFalse())
+		Expect(a.Announce(ctx, "http://127.0.0.1:1111")).To(Succeed())
+		url, held, err := b.Leader(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(url).To(Equal("http://127.0.0.1:1111"))
+		Expect(held).To(BeTrue())
+		Expect(a.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("1")})).To(Succeed())
+		Expect(a.CheckLead(ctx)).To(Succeed())
+
+		// The leader's lock connection dies (its process was killed, or
+		// the network cut it): the lock is free, and the old leader
+		// cannot write any more, whatever it believes.
+		db, err := sql.Open("pgx", dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+		_, err = db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+			AND objid = hashtext(current_schema())::oid`)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() bool { _, held, _ := b.Leader(ctx); return held }).Should(BeFalse())
+		Expect(a.CheckLead(ctx)).To(MatchError(pgjournal.ErrNotLeader))
+		Expect(a.Write(journal.Entry{Kind: "k", Key: "y", Value: []byte("2")})).To(MatchError(pgjournal.ErrNotLeader))
+		Expect(b.TryLead(ctx)).To(BeTrue())
+		Expect(b.Write(journal.Entry{Kind: "k", Key: "y", Value: []byte("3")})).To(Succeed())
+		var got []string
+		Expect(b.Scan("k", func(key string, v []byte) error { got = append(got, key+"="+string(v)); return nil })).To(Succeed())
+		Expect(got).To(Equal([]string{"x=1", "y=3"}))
 	})
 
 	It("names the database without its password when it cannot connect", func() {
