@@ -97,7 +97,10 @@ var _ = Describe("Replicas over one PostgreSQL store", func() {
 		cl, err := client.New(standby.URL())
 		Expect(err).NotTo(HaveOccurred())
 		ctx := context.Background()
-		Eventually(func() error { _, err := cl.SendPayPal(ctx, api.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL}); return err }).Should(Succeed())
+		Eventually(func() error {
+			_, err := cl.SendPayPal(ctx, api.SendRequest{Kind: "web_accept", NotifyURL: lsrv.URL})
+			return err
+		}).Should(Succeed())
 		Expect(calls.Load()).To(BeEquivalentTo(1))
 		emu, _ := leader.Emulator()
 		Expect(emu.Engine().List(nil)).To(HaveLen(1))
