@@ -68,8 +68,9 @@ lint:
 
 # The soak spec at full size (make test runs it with 2,000 messages).
 SOAK ?= 200000
+SOAK_REPLICAS ?= 5000
 soak:
-	IPNLAB_SOAK_MESSAGES=$(SOAK) $(GO) test -count=1 -timeout 60m -v ./suites/soak
+	IPNLAB_SOAK_MESSAGES=$(SOAK) IPNLAB_SOAK_REPLICA_MESSAGES=$(SOAK_REPLICAS) $(GO) test -count=1 -timeout 60m -v ./suites/soak
 
 # A long ipnlab load against the reference listener at a steady rate: its
 # report ends with the load's resident memory at the start and at the end,

@@ -31,7 +31,8 @@ func newServe() *cobra.Command {
 	var (
 		addr, clockMode, verify, notifyURL, recvEmail, recvID, debugAddr string
 		logs                                                             logFlags
-		metricsToken, adminFlag                                          string
+		metricsToken, adminFlag, advertise                               string
+		replicaMode                                                      bool
 		paydoSource, paydoXFF, tlsCA, paydoToken                         string
 		tlsInsecure                                                      bool
 		paydoInitial, paydoMax, paydoWindow                              time.Duration
@@ -95,9 +96,16 @@ History and clock (ipnlab accounts create ...); it prints:
 			if err != nil {
 				return err
 			}
-			jnl, err := openStore(storeSpec)
-			if err != nil {
-				return err
+			if replicaMode {
+				if err := replicaFlags(cmd, storeSpec); err != nil {
+					return err
+				}
+			}
+			var jnl journal.Journal
+			if !replicaMode {
+				if jnl, err = openStore(storeSpec); err != nil {
+					return err
+				}
 			}
 			if jnl != nil {
 				defer func() {
@@ -121,6 +129,9 @@ History and clock (ipnlab accounts create ...); it prints:
 				return err
 			}
 			defer stopDebug()
+			if replicaMode {
+				return runReplica(cmd, cfg, storeSpec, addr, advertise, shutdownTimeout)
+			}
 			if adminToken != "" {
 				cfg.APIToken, cfg.Seed = "", 0 // each account has its token and draws its seed
 				return runSandbox(cmd, sandbox.Config{AdminToken: adminToken, MetricsToken: metricsToken, Base: cfg, Journal: jnl,
@@ -194,6 +205,8 @@ History and clock (ipnlab accounts create ...); it prints:
 	logs.add(f)
 	f.StringVar(&debugAddr, "debug-addr", "", debugAddrHelp)
 	f.StringVar(&metricsToken, "metrics-token", "", metricsTokenHelp)
+	f.BoolVar(&replicaMode, "replica", false, "join the replicas of a --store postgres://...: lead when none does, else stand by and forward to the leader")
+	f.StringVar(&advertise, "advertise", "", "with --replica: the URL the other replicas forward to (default http://ADDR)")
 	f.StringVar(&adminFlag, "admin-token", "", "serve a sandbox of merchant accounts, managed with this token (env IPNLAB_ADMIN_TOKEN; see ipnlab accounts)")
 	f.StringVar(&tlsCA, "tls-ca", "", "PEM file of a CA to trust for HTTPS listeners (besides the system's)")
 	f.BoolVar(&tlsInsecure, "tls-insecure", false, "deliver to HTTPS listeners without checking their certificate")

@@ -71,7 +71,9 @@ var _ = AfterSuite(func() {
 })
 
 var _ = Describe("The image", func() {
-	It("is under 25 MB, runs as nobody, has ipnlab as its entrypoint and a health check", func() {
+	// 30 MB: Prometheus' client (with protobuf, for /metrics) added 3.3 MB
+	// to a 23.8 MB image.
+	It("is under 30 MB, runs as nobody, has ipnlab as its entrypoint and a health check", func() {
 		out, err := exec.Command("docker", "image", "inspect", "--format",
 			"{{.Size}}|{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Healthcheck.Test}}", image).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
@@ -79,7 +81,7 @@ var _ = Describe("The image", func() {
 		Expect(parts).To(HaveLen(4))
 		size, err := strconv.ParseInt(parts[0], 10, 64)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(size).To(BeNumerically("<", 25_000_000))
+		Expect(size).To(BeNumerically("<", 30_000_000))
 		Expect(parts[1]).To(Equal("65534:65534"))
 		Expect(parts[2]).To(Equal(`["/ipnlab"]`))
 		Expect(parts[3]).To(Equal(`["CMD","/ipnlab","healthz"]`))
