@@ -140,6 +140,8 @@ var headlines = []struct {
 	{"journal_manual_ratio", "the same ratio on a manual clock (each send waits for its first delivery)", "BenchmarkJournal", "manual_ratio", "", nil},
 	{"journal_postgres_ratio_to_memory", "emulator journaling to PostgreSQL (IPNLAB_TEST_POSTGRES, loopback) IPN/s over in-memory, same run and senders", "BenchmarkJournal", "postgres_ratio", "", nil},
 	{"journal_postgres_ipn_per_second", "PostgreSQL-journaled emulator IPN/s in that run", "BenchmarkJournal", "postgres_ipn/s", "", nil},
+	{"replicas_spread_ratio", "three replicas on one PostgreSQL store (active/standby): sends spread over all three (two thirds forwarded) over sends to the leader, IPN/s", "BenchmarkReplicas", "spread_ratio", "", nil},
+	{"replicas_leader_ipn_per_second", "three replicas: IPN/s sent to the leader", "BenchmarkReplicas", "leader_ipn/s", "", nil},
 	{"container_start_to_ready_ms", "emulator container start to /healthz 200", "BenchmarkStartToReady/container-emulator", "ms/ready", "< 1000 ms", func(v float64) bool { return v < 1000 }},
 	{"process_start_to_ready_ms", "emulator process start to /healthz 200", "BenchmarkStartToReady/process-emulator", "ms/ready", "< 100 ms", func(v float64) bool { return v < 100 }},
 	{"scheduler_bytes_per_pending", "heap per message waiting for its retry, bytes (record, first failed attempt, timer; body and header shared)", "BenchmarkScheduler", "bytes/pending", "< 1024", func(v float64) bool { return v < 1024 }},
