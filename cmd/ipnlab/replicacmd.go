@@ -12,15 +12,16 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 	"github.com/ipnlab/ipnlab/emulator/replica"
+	"github.com/ipnlab/ipnlab/emulator/sandbox"
 )
 
 // notWithReplica are serve's flags a replica set does not take, and why.
 var notWithReplica = map[string]string{
-	"admin-token": "a sandbox of accounts runs as one process for now",
-	"tail":        "follow the set with ipnlab tail against any replica",
-	"intercept":   "the intercepting proxy serves one process",
+	"tail":      "follow the set with ipnlab tail against any replica",
+	"intercept": "the intercepting proxy serves one process",
 }
 
 // replicaFlags checks --replica's companions.
@@ -34,17 +35,15 @@ func replicaFlags(cmd *cobra.Command, store string) error {
 			bad = append(bad, fmt.Sprintf("--%s: %s", f.Name, why))
 		}
 	})
-	if adminTokenOf("") != "" && !cmd.Flags().Changed("admin-token") {
-		bad = append(bad, "IPNLAB_ADMIN_TOKEN: "+notWithReplica["admin-token"])
-	}
 	if len(bad) > 0 {
 		return usageError{fmt.Errorf("with --replica:\n  %s", strings.Join(bad, "\n  "))}
 	}
 	return nil
 }
 
-// runReplica serves one replica of the set until SIGINT or SIGTERM.
-func runReplica(cmd *cobra.Command, cfg emulator.Config, store, addr, advertise string, shutdownTimeout time.Duration) error {
+// runReplica serves one replica of the set until SIGINT or SIGTERM: of an
+// emulator, or of a sandbox of accounts (accounts set).
+func runReplica(cmd *cobra.Command, cfg emulator.Config, accounts *sandbox.Config, store, addr, advertise string, shutdownTimeout time.Duration) error {
 	log := cfg.Logger
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -52,7 +51,15 @@ func runReplica(cmd *cobra.Command, cfg emulator.Config, store, addr, advertise 
 	if err != nil {
 		return fmt.Errorf("--store: %w", err)
 	}
-	r, err := replica.Start(replica.Config{Emulator: cfg, Store: pg, Advertise: advertise}, addr)
+	rc := replica.Config{Emulator: cfg, Store: pg, Advertise: advertise}
+	if accounts != nil {
+		rc.Serve = func(store journal.Journal) (replica.Service, error) {
+			sc := *accounts
+			sc.Journal = store
+			return sandbox.New(sc)
+		}
+	}
+	r, err := replica.Start(rc, addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		pg.Close()
 		return listenError("the replica", addr, err)
@@ -61,7 +68,7 @@ func runReplica(cmd *cobra.Command, cfg emulator.Config, store, addr, advertise 
 		return err
 	}
 	stopped := notifyStop() // before "ready"
-	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab replica ready addr=%s clock=%s verify=%s\n", r.Addr(), cfg.Clock.Mode(), cfg.Verify)
+	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab replica ready addr=%s clock=%s verify=%s accounts=%t\n", r.Addr(), cfg.Clock.Mode(), cfg.Verify, accounts != nil)
 	log.Info("replica listening", "url", r.URL(), "store", storeName(store))
 	<-stopped
 	log.Info("shutting down", "bound", shutdownTimeout, "leading", r.Leading())

@@ -129,14 +129,17 @@ History and clock (ipnlab accounts create ...); it prints:
 				return err
 			}
 			defer stopDebug()
-			if replicaMode {
-				return runReplica(cmd, cfg, storeSpec, addr, advertise, shutdownTimeout)
-			}
+			var accounts *sandbox.Config
 			if adminToken != "" {
 				cfg.APIToken, cfg.Seed = "", 0 // each account has its token and draws its seed
-				return runSandbox(cmd, sandbox.Config{AdminToken: adminToken, MetricsToken: metricsToken, Base: cfg, Journal: jnl,
-					NewClock: func() clock.Clock { c, _ := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second)); return c },
-				}, addr, storeName(storeSpec), shutdownTimeout)
+				accounts = &sandbox.Config{AdminToken: adminToken, MetricsToken: metricsToken, Base: cfg, Journal: jnl,
+					NewClock: func() clock.Clock { c, _ := clock.Parse(clockMode, time.Now().UTC().Truncate(time.Second)); return c }}
+			}
+			if replicaMode {
+				return runReplica(cmd, cfg, accounts, storeSpec, addr, advertise, shutdownTimeout)
+			}
+			if accounts != nil {
+				return runSandbox(cmd, *accounts, addr, storeName(storeSpec), shutdownTimeout)
 			}
 			ca, err := icpt.ca()
 			if err != nil {

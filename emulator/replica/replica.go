@@ -28,14 +28,28 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 )
+
+// Service is what the leader runs on the store: an emulator, or a
+// sandbox of accounts (package sandbox).
+type Service interface {
+	http.Handler
+	// EndStreams ends open event streams, which would hold a shutdown.
+	EndStreams()
+	Shutdown(ctx context.Context) error
+}
 
 // Config shapes a replica.
 type Config struct {
 	// Emulator is the emulator it runs while it leads; the store becomes
-	// its journal.
+	// its journal. With Serve set, only its Logger is used (the
+	// replica's own log).
 	Emulator emulator.Config
+	// Serve, if set, starts what the leader runs on the store instead
+	// (a sandbox of accounts).
+	Serve func(store journal.Journal) (Service, error)
 	// Store is the shared store, connected (pgjournal.Connect), not led.
 	Store *pgjournal.Postgres
 	// Advertise is the base URL the other replicas forward to (default:
@@ -54,12 +68,13 @@ type Replica struct {
 	srv *http.Server
 
 	mu     sync.RWMutex
-	emu    *emulator.Emulator // while leading
-	leader *url.URL           // the announced leader, while standing by
-	led    chan struct{}      // closed when it first leads
+	emu    Service       // while leading
+	leader *url.URL      // the announced leader, while standing by
+	led    chan struct{} // closed when it first leads
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // Start listens on addr and joins the set: it leads if no process does,
@@ -105,8 +120,16 @@ func (r *Replica) Leading() bool {
 // Led is closed once it leads for the first time.
 func (r *Replica) Led() <-chan struct{} { return r.led }
 
-// Emulator is the emulator it runs, while it leads.
+// Emulator is the emulator it runs, while it leads one.
 func (r *Replica) Emulator() (*emulator.Emulator, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	emu, ok := r.emu.(*emulator.Emulator)
+	return emu, ok
+}
+
+// Service is what it runs, while it leads.
+func (r *Replica) Service() (Service, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.emu, r.emu != nil
@@ -148,24 +171,36 @@ func (r *Replica) campaign() error {
 		r.refreshLeader(ctx)
 		return err
 	}
-	cfg := r.cfg.Emulator
-	cfg.Journal = r.cfg.Store
-	emu, err := emulator.New(cfg)
+	svc, err := r.serve()
 	if err != nil {
 		r.cfg.Store.Resign() // another replica may do better
 		return fmt.Errorf("restoring the store: %w", err)
 	}
 	if err := r.cfg.Store.Announce(ctx, r.cfg.Advertise); err != nil {
-		emu.Close()
+		_ = svc.Shutdown(ctx)
 		r.cfg.Store.Resign()
 		return fmt.Errorf("announcing the lead: %w", err)
 	}
 	r.mu.Lock()
-	r.emu, r.leader = emu, nil
+	r.emu, r.leader = svc, nil
 	r.mu.Unlock()
-	res := emu.Restored()
-	r.log.Info("leading", "url", r.cfg.Advertise, "messages", res.Messages, "queued_attempts", res.Queued, "clock", emu.Clock().Now())
+	if emu, ok := svc.(*emulator.Emulator); ok {
+		res := emu.Restored()
+		r.log.Info("leading", "url", r.cfg.Advertise, "messages", res.Messages, "queued_attempts", res.Queued, "clock", emu.Clock().Now())
+	} else {
+		r.log.Info("leading", "url", r.cfg.Advertise)
+	}
 	return nil
+}
+
+// serve starts what the leader runs, on the store.
+func (r *Replica) serve() (Service, error) {
+	if r.cfg.Serve != nil {
+		return r.cfg.Serve(r.cfg.Store)
+	}
+	cfg := r.cfg.Emulator
+	cfg.Journal = r.cfg.Store
+	return emulator.New(cfg)
 }
 
 // stepDown stops acting as the leader once its lock is gone: another
@@ -178,7 +213,9 @@ func (r *Replica) stepDown(why error) {
 	r.log.Error("replica: lost the lead, standing by", "err", why)
 	if emu != nil {
 		emu.EndStreams()
-		emu.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = emu.Shutdown(ctx) // its writes fail now: the store is another's
+		cancel()
 	}
 	r.cfg.Store.Resign()
 }
@@ -252,9 +289,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Shutdown stops serving and leaves the set: a leader lets running
 // deliveries finish within ctx, records its clock and lets go of the lock
-// for a standby.
+// for a standby. Calls after the first do nothing.
 func (r *Replica) Shutdown(ctx context.Context) error {
-	close(r.stop)
+	first := false
+	r.stopOnce.Do(func() { close(r.stop); first = true })
+	if !first {
+		return nil
+	}
 	<-r.done
 	r.mu.Lock()
 	emu := r.emu

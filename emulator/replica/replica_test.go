@@ -17,8 +17,10 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 	"github.com/ipnlab/ipnlab/emulator/replica"
+	"github.com/ipnlab/ipnlab/emulator/sandbox"
 	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
@@ -34,11 +36,20 @@ func startReplica(dsn string) *replica.Replica {
 	return r
 }
 
+// history is a replica's History; a standby that does not know the
+// leader yet answers 503, and is asked again, as a client should.
 func history(base string) []string {
-	resp, err := http.Get(base + "/api/v1/messages")
-	Expect(err).NotTo(HaveOccurred())
+	var resp *http.Response
+	Eventually(func() int {
+		var err error
+		resp, err = http.Get(base + "/api/v1/messages")
+		Expect(err).NotTo(HaveOccurred())
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+		}
+		return resp.StatusCode
+	}).Should(Equal(http.StatusOK))
 	defer resp.Body.Close()
-	Expect(resp.StatusCode).To(Equal(http.StatusOK))
 	var out struct {
 		Messages []map[string]any `json:"messages"`
 	}
@@ -145,3 +156,55 @@ func slicesWithout(rs []*replica.Replica, gone *replica.Replica) []*replica.Repl
 	}
 	return out
 }
+
+var _ = Describe("Replicas of a sandbox of accounts", func() {
+	It("keep the accounts, their tokens and History through a failover", func() {
+		dsn := testenv.PostgresSchema("replica_sb")
+		start := func() *replica.Replica {
+			store, err := pgjournal.Connect(context.Background(), dsn)
+			Expect(err).NotTo(HaveOccurred())
+			r, err := replica.Start(replica.Config{Store: store, Poll: 50 * time.Millisecond,
+				Emulator: emulator.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, // the replica's own log
+				Serve: func(j journal.Journal) (replica.Service, error) {
+					return sandbox.New(sandbox.Config{AdminToken: "adm", Journal: j,
+						Base:     emulator.Config{AckTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+						NewClock: func() clock.Clock { return clock.NewManual(t0) }})
+				}}, "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			return r
+		}
+		a, b := start(), start()
+		DeferCleanup(func() { _ = a.Shutdown(context.Background()); _ = b.Shutdown(context.Background()) })
+		Eventually(func() bool { return a.Leading() != b.Leading() }).WithTimeout(10 * time.Second).Should(BeTrue())
+		leader, standby := a, b
+		if b.Leading() {
+			leader, standby = b, a
+		}
+		var acked atomic.Int32
+		lsrv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { acked.Add(1) }))
+		DeferCleanup(lsrv.Close)
+
+		ctx := context.Background()
+		adminCl, err := client.New(standby.URL())
+		Expect(err).NotTo(HaveOccurred())
+		var created api.AccountToken
+		Eventually(func() error {
+			created, err = adminCl.WithToken("adm").CreateAccount(ctx, api.NewAccount{Name: "team-a", NotifyURL: lsrv.URL})
+			return err
+		}).Should(Succeed())
+		team := adminCl.WithToken(created.Token)
+		sent, err := team.SendPayPal(ctx, api.SendRequest{Kind: "web_accept"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(acked.Load()).To(BeEquivalentTo(1))
+
+		Expect(leader.Shutdown(ctx)).To(Succeed())
+		Eventually(standby.Leading).WithTimeout(10 * time.Second).Should(BeTrue())
+		Eventually(func() error { _, err := team.Message(ctx, sent.ID); return err }).Should(Succeed())
+		list, _, err := team.History(ctx, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list).To(HaveLen(1))
+		Expect(list[0].ID).To(Equal(sent.ID))
+		_, _, err = adminCl.WithToken("wrong").History(ctx, nil)
+		Expect(err).To(MatchError(ContainSubstring("wrong API token")))
+	})
+})

@@ -77,6 +77,8 @@ type Sandbox struct {
 	log     *slog.Logger
 	runtime *prometheus.Registry
 
+	handler http.Handler
+
 	mu       sync.RWMutex
 	accounts map[string]*member // by ID
 	byToken  map[[32]byte]*member
@@ -117,6 +119,7 @@ func New(cfg Config) (*Sandbox, error) {
 		s.metrics = sha256.Sum256([]byte(cfg.MetricsToken))
 	}
 	s.runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.handler = s.routes()
 	if cfg.Journal != nil {
 		var records []stored
 		err := cfg.Journal.Scan(accountKind, func(_ string, value []byte) error {
@@ -315,7 +318,20 @@ func (s *Sandbox) Shutdown(ctx context.Context) error {
 // /healthz, the verifier and PayDo's lookup (by the message or transaction
 // they name), the console's page, and each account's control API behind
 // its token.
-func (s *Sandbox) Handler() http.Handler {
+func (s *Sandbox) Handler() http.Handler { return s.handler }
+
+// ServeHTTP serves the sandbox (Handler).
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// EndStreams ends every account's open event streams, which would hold a
+// server's shutdown.
+func (s *Sandbox) EndStreams() {
+	for _, m := range s.members() {
+		m.emu.EndStreams()
+	}
+}
+
+func (s *Sandbox) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", emulator.APIHandler(s.health))
 	mux.Handle("/metrics", http.HandlerFunc(s.serveMetrics))

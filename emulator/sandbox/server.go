@@ -44,9 +44,7 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 // Shutdown stops accepting requests, then stops every account's emulator
 // within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	for _, m := range s.members() {
-		m.emu.EndStreams() // or open consoles would hold the shutdown
-	}
+	s.EndStreams() // or open consoles would hold the shutdown
 	err := s.srv.Shutdown(ctx)
 	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
