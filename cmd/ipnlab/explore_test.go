@@ -1,0 +1,54 @@
+package main_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+)
+
+var _ = Describe("ipnlab explore", func() {
+	It("finds a mutant listener's bug, writes the shrunk history as a scenario, and ipnlab run replays it failing", func() {
+		emuAddr := freeAddr()
+		dir := GinkgoT().TempDir()
+		lst, err := gexec.Start(exec.Command(binary, "listen", "--mutant", "credit-pending", "--customer", "customer@example.com=C1",
+			"--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "l.db"), "--verify-url", "http://"+emuAddr+"/cgi-bin/webscr", "--log-level", "error",
+			// A verifier that never answers is given up on quickly.
+			"--verify-backoff", "20ms", "--verify-max-backoff", "100ms", "--verify-attempts", "10"),
+			GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			lst.Signal(syscall.SIGTERM)
+			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
+		})
+		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+		common := []string{"--listener", "http://" + addr + "/ipn/paypal", "--probe", "http://" + addr, "--emulator-addr", emuAddr, "--ack-timeout", "2s"}
+
+		s, err := gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "40", "--out", dir}, common...)...), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(1))
+		Expect(s.Out).To(gbytes.Say(`VIOLATION after \d+ histories`))
+		Expect(s.Out).To(gbytes.Say(`broke: transaction \S+ has 1 balance effect\(s\), want 0`))
+		file := regexp.MustCompile(`scenario: (\S+)`).FindSubmatch(s.Out.Contents())
+		Expect(file).NotTo(BeNil())
+		Expect(string(file[1])).To(BeAnExistingFile())
+
+		replay, err := gexec.Start(exec.Command(binary, append([]string{"run", string(file[1])}, common...)...), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(replay).WithTimeout(time.Minute).Should(gexec.Exit(1))
+		Expect(replay.Out).To(gbytes.Say(`failed in .*balance effect`))
+	})
+
+	It("needs a probe", func() {
+		s := run("explore", "--listener", "http://127.0.0.1:9/ipn")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say("--probe is required"))
+	})
+})

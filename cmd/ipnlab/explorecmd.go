@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipnlab/ipnlab/explore"
+	"github.com/ipnlab/ipnlab/probe/sqlprobe"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// newExplore is ipnlab explore: randomized histories against a model.
+func newExplore() *cobra.Command {
+	var (
+		flags      conformance.Config
+		configFile string
+		ecfg       explore.Config
+		report     string
+		progress   bool
+	)
+	c := &cobra.Command{
+		Use:   "explore --listener URL --probe URL|sql:... [--seed N] [--histories N | --duration D]",
+		Short: "Send randomized payment histories and check the listener's ledger against a model; shrink what breaks it to a scenario",
+		Long: `Draw random payment histories (payments, pending ones that clear or fail,
+fraud holds, full and partial refunds, chargebacks; delivered in any order,
+duplicated, as concurrent copies, through verifier faults, listener
+outages and clock jumps), run each against the listener, and compare what
+its probe says it did with what a correct listener ends with. The first
+history that differs is shrunk to the smallest that still differs and
+written as a scenario (--out) that ipnlab run replays. Exit 0: nothing
+found; 1: a violation; 2: bad input, or the harness could not run.
+See docs/explore.md.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := resolveConfig(cmd, configFile)
+			if err != nil {
+				return err
+			}
+			if cfg.Probe == "" {
+				return usageError{errors.New("--probe is required: explore checks the listener's ledger")}
+			}
+			if ecfg.Histories < 0 || ecfg.Duration < 0 || ecfg.MaxEvents < 0 {
+				return usageError{errors.New("--histories, --duration and --max-events must not be negative")}
+			}
+			ecfg.Conformance, ecfg.Seed = cfg, cfg.Seed
+			out := cmd.OutOrStdout()
+			if progress {
+				ecfg.Progress = func(p explore.Progress) {
+					if p.Shrinking {
+						fmt.Fprint(cmd.ErrOrStderr(), ".")
+						return
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "\rhistories %d, events %d, violations %d", p.Histories, p.Events, p.Violations)
+				}
+			}
+			ctx, stop := interruptible(cmd.Context())
+			defer stop()
+			rep, err := explore.Run(ctx, ecfg)
+			if progress {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if err != nil {
+				return exitError{code: exitHarness, msg: err.Error()}
+			}
+			if report != "" {
+				raw, _ := json.MarshalIndent(rep, "", "  ")
+				if err := os.WriteFile(report, append(raw, '\n'), 0o644); err != nil {
+					return exitError{code: exitHarness, msg: fmt.Sprintf("--report: %v", err)}
+				}
+			}
+			switch {
+			case rep.Violation != nil:
+				v := rep.Violation
+				fmt.Fprintf(out, "VIOLATION after %d histories (%d events, %.1fs, seed %d)\n  broke: %s\n  shrunk from %d to %d events in %d runs:\n",
+					rep.Histories, rep.Events, rep.Seconds, rep.Seed, v.Broke, v.Events, v.ShrunkEvents, v.Shrinks)
+				for _, line := range strings.Split(strings.TrimRight(v.History, "\n"), "\n") {
+					fmt.Fprintln(out, "    "+line)
+				}
+				if v.File != "" {
+					fmt.Fprintf(out, "  scenario: %s\n  replay:   ipnlab run %s --listener %s --probe %s\n", v.File, conformance.ShellQuote(v.File), conformance.ShellQuote(cfg.Listener), conformance.ShellQuote(sqlprobe.Redact(cfg.Probe)))
+				} else {
+					fmt.Fprintf(out, "  scenario (--out DIR writes it to a file):\n%s", v.Scenario)
+				}
+				return exitError{code: exitFailure, msg: "the listener broke the model"}
+			case rep.Aborted != "":
+				return exitError{code: exitHarness, msg: "stopped: " + rep.Aborted}
+			}
+			fmt.Fprintf(out, "OK: %d histories, %d events, %.1fs, nothing the model disagrees with (seed %d)\n", rep.Histories, rep.Events, rep.Seconds, rep.Seed)
+			return nil
+		},
+	}
+	f := c.Flags()
+	settingFlags(f, &flags, &configFile)
+	f.IntVar(&ecfg.Histories, "histories", 0, "how many histories (0 with no --duration: 100)")
+	f.DurationVar(&ecfg.Duration, "duration", 0, "stop after this long (wall time)")
+	f.IntVar(&ecfg.MaxEvents, "max-steps", 40, "most events in one history")
+	f.StringVar(&ecfg.Out, "out", "", "write the shrunk scenario of a violation into this directory")
+	f.StringVar(&report, "report", "", "write the JSON report here")
+	f.BoolVar(&progress, "progress", false, "show histories, events and violations on stderr as they go")
+	return c
+}
+

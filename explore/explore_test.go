@@ -1,0 +1,131 @@
+package explore_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/explore"
+	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// against starts the reference listener built as mutant ("" for the real
+// one) and returns the conformance settings that reach it.
+func against(mutant string) conformance.Config {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	l, err := listener.New(listener.Config{
+		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
+		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
+		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
+		DB:        filepath.Join(GinkgoT().TempDir(), "l.db"),
+		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
+		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
+		Mutant:    mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(l.Start(context.Background())).To(Succeed())
+	srv := httptest.NewServer(l.Handler())
+	DeferCleanup(func() { srv.Close(); l.Close() })
+	cfg := conformance.Defaults()
+	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
+	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle = 2*time.Second, time.Second, 10*time.Second
+	return cfg
+}
+
+var _ = Describe("The model", func() {
+	It("is reproducible by seed, and every history it draws loads as a scenario", func() {
+		for seed := uint64(1); seed <= 300; seed++ {
+			h, err := explore.Generate(seed, 40)
+			Expect(err).NotTo(HaveOccurred())
+			again, _ := explore.Generate(seed, 40)
+			Expect(again).To(Equal(h))
+			Expect(len(h.Events)).To(BeNumerically("<=", 42))
+			text := explore.Scenario(h, "x", "y")
+			_, err = scenarios.Parse("x.yaml", []byte(text))
+			Expect(err).NotTo(HaveOccurred(), text)
+		}
+	})
+
+	It("follows the rules: a duplicate credits once, a lost Completed credits nothing, a refund waits for its payment", func() {
+		h, err := explore.Generate(7, 40)
+		Expect(err).NotTo(HaveOccurred())
+		pay := explore.History{Families: []explore.Family{h.Families[0]}}
+		pay.Families[0].Steps = []explore.Step{
+			{Name: "pay", Status: "Completed", Amount: 5000, Kind: "web_accept"},
+			{Name: "refund", Status: "Refunded", Amount: -1200, Child: true},
+		}
+		send := func(step int, f *explore.Fault, copies int) explore.Event {
+			return explore.Event{Kind: explore.Send, Step: step, Fault: f, Copies: copies}
+		}
+		pay.Events = []explore.Event{send(1, nil, 0), send(0, nil, 0), send(0, nil, 0)}
+		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{Effects: 2, Net: 3800}}))
+		pay.Events = []explore.Event{send(0, &explore.Fault{Kind: "invalid", Count: 1}, 0), send(1, nil, 0)}
+		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{}}))
+		pay.Events = []explore.Event{send(0, &explore.Fault{Kind: "status500", Count: 1}, 0)}
+		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{Effects: 1, Net: 5000}}), "a listener retries a 500")
+		pay.Events = []explore.Event{send(0, &explore.Fault{Kind: "status500", Count: 0}, 2)}
+		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{}}), "copies are the same bytes: every postback of them meets the fault")
+		pay.Events = []explore.Event{send(0, &explore.Fault{Kind: "invalid", Count: 1}, 0), send(0, nil, 0)}
+		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{Effects: 1, Net: 5000}}), "the duplicate's postback is VERIFIED")
+	})
+})
+
+var _ = Describe("Exploring", func() {
+	It("finds nothing against the reference listener: it and the model agree", func() {
+		rep, err := explore.Run(context.Background(), explore.Config{Conformance: against(""), Seed: 11, Histories: 12})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Aborted).To(BeEmpty())
+		Expect(rep.Violation).To(BeNil(), "%+v", rep.Violation)
+		Expect(rep.Histories).To(Equal(12))
+	})
+
+	It("finds the bug of each mutant it is given, shrinks the history, and the scenario it writes fails the same way when replayed", func() {
+		mutants := []string{"credit-pending", "no-duplicate-check", "refund-as-payment", "ignore-reversals"}
+		reports := make([]explore.Report, len(mutants))
+		errs := make([]error, len(mutants))
+		dir := GinkgoT().TempDir()
+		var wg sync.WaitGroup
+		for i, m := range mutants {
+			cfg := against(m)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reports[i], errs[i] = explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 5, Histories: 60, MaxShrinks: 60, Out: filepath.Join(dir, m)})
+			}()
+		}
+		wg.Wait()
+		for i, m := range mutants {
+			Expect(errs[i]).NotTo(HaveOccurred(), m)
+			v := reports[i].Violation
+			Expect(v).NotTo(BeNil(), "%s: nothing found in %d histories", m, reports[i].Histories)
+			AddReportEntry(m, v.Scenario)
+			Expect(v.ShrunkEvents).To(BeNumerically("<=", v.Events))
+			Expect(v.File).To(BeAnExistingFile())
+
+			sc, err := scenarios.LoadFile(v.File)
+			Expect(err).NotTo(HaveOccurred())
+			s, err := conformance.NewSession(context.Background(), withBusiness(against(m)))
+			Expect(err).NotTo(HaveOccurred())
+			res := s.RunScenario(context.Background(), sc, 1, io.Discard)
+			s.Close()
+			Expect(res.Status).To(Equal(scenarios.Failed), "%s: the shrunk scenario does not fail when replayed", m)
+		}
+	})
+})
+
+func withBusiness(c conformance.Config) conformance.Config {
+	c = c.WithDefaults()
+	c.Level = conformance.Business
+	return c
+}

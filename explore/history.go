@@ -1,0 +1,217 @@
+// Package explore draws random payment histories from a small grammar,
+// runs each against a listener through the emulator, and checks the
+// listener's ledger (through its probe) against a model of the rules a
+// correct listener follows. A history that breaks an invariant is shrunk
+// to the smallest one that still breaks it and written as a scenario that
+// ipnlab run replays. See docs/explore.md.
+package explore
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// A history is a few transactions (each a lifecycle of the fixtures:
+// payment, pending, refunds, chargeback ...) and the events that deliver
+// their messages: sends in any order, duplicates, concurrent copies,
+// verifier faults, listener outages and clock jumps.
+type History struct {
+	Seed     uint64
+	Families []Family
+	Events   []Event
+}
+
+// Family is one transaction's lifecycle.
+type Family struct {
+	Name      string // what the grammar drew: a lifecycle, or pay (a lone payment)
+	Lifecycle string // the fixtures' lifecycle its messages come from
+	Gross     fixtures.Money
+	Seed      uint64 // the facts' messages (their amounts depend on Gross alone)
+	Steps     []Step
+	Sent      []int // the steps the history delivers (a lone payment: the first)
+}
+
+// Step is what the model needs to know of one message of a lifecycle.
+type Step struct {
+	Name   string
+	Status string         // payment_status
+	Amount fixtures.Money // mc_gross, as sent (negative for refunds and reversals)
+	Child  bool           // a new txn_id with parent_txn_id: a refund, reversal ...
+	Kind   string         // txn_type ("" for refunds and reversals)
+}
+
+// EventKind names what an event does.
+type EventKind string
+
+// Event kinds.
+const (
+	Send    EventKind = "send"    // deliver one message of a family
+	Down    EventKind = "down"    // the listener stops answering
+	Up      EventKind = "up"      // the listener is back
+	Advance EventKind = "advance" // the clock moves: due retries go
+)
+
+// Event is one step of a history.
+type Event struct {
+	Kind   EventKind
+	Family int
+	Step   int
+	Copies int    // concurrent identical copies (0 or 1: one)
+	Fault  *Fault // the verifier's answer to this message's postbacks
+	By     string // Advance: how far
+}
+
+// Fault is a verifier fault for one message's postbacks.
+type Fault struct {
+	Kind  string // invalid, newline, status500, garbage, unavailable
+	Count int    // 0: every postback of it; n: the first n
+}
+
+// lifecycles the grammar draws from: money in, pending that clears or
+// fails, fraud holds, refunds full and partial, a chargeback.
+var lifecycles = []string{"pay", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
+
+// faults the grammar draws from: those a correct listener survives (the
+// first postback only) and those that must leave the message unapplied.
+var faults = []Fault{
+	{"status500", 1}, {"newline", 1}, {"unavailable", 1}, {"garbage", 1},
+	{"invalid", 1}, {"invalid", 0}, {"newline", 0}, {"status500", 0}, {"garbage", 0},
+}
+
+// Generate draws a history of at most maxEvents events from rng.
+func Generate(seed uint64, maxEvents int) (History, error) {
+	rng := rand.New(rand.NewPCG(seed, 0x1b7e))
+	h := History{Seed: seed}
+	n := 1 + rng.IntN(3)
+	for range n {
+		f, err := family(lifecycles[rng.IntN(len(lifecycles))], fixtures.Money(500+rng.IntN(20000)), rng.Uint64())
+		if err != nil {
+			return History{}, err
+		}
+		h.Families = append(h.Families, f)
+	}
+	// Each family's messages in their order, a neighbour swapped now and
+	// then (a refund before its payment's Completed), then the families
+	// interleaved.
+	var queues [][]int
+	for _, f := range h.Families {
+		order := append([]int(nil), f.Sent...)
+		for i := 0; i+1 < len(order); i++ {
+			if rng.IntN(4) == 0 {
+				order[i], order[i+1] = order[i+1], order[i]
+			}
+		}
+		queues = append(queues, order)
+	}
+	down := false
+	sent := map[[2]int]bool{}
+	for len(h.Events) < maxEvents {
+		var open []int
+		for fi, q := range queues {
+			if len(q) > 0 {
+				open = append(open, fi)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		fi := open[rng.IntN(len(open))]
+		step := queues[fi][0]
+		queues[fi] = queues[fi][1:]
+		switch r := rng.IntN(20); {
+		case r == 0 && !down:
+			h.Events = append(h.Events, Event{Kind: Down})
+			down = true
+		case r == 1 && down:
+			h.Events = append(h.Events, Event{Kind: Up}, Event{Kind: Advance, By: "2m"})
+			down = false
+		case r == 2 && !down:
+			// Not while the listener is down: days of retries against it
+			// would use up PayPal's schedule, which the model does not
+			// follow.
+			h.Events = append(h.Events, Event{Kind: Advance, By: []string{"1h", "1d", "4d"}[rng.IntN(3)]})
+		}
+		ev := Event{Kind: Send, Family: fi, Step: step}
+		if rng.IntN(10) == 0 {
+			ev.Copies = 2 + rng.IntN(2)
+		}
+		// A fault on a message's first send only: later deliveries are
+		// the same bytes, answered as the first one's (see Expected).
+		if rng.IntN(7) == 0 && !sent[[2]int{fi, step}] {
+			f := faults[rng.IntN(len(faults))]
+			ev.Fault = &f
+		}
+		sent[[2]int{fi, step}] = true
+		h.Events = append(h.Events, ev)
+		if rng.IntN(7) == 0 && len(h.Events) < maxEvents {
+			// A duplicate delivery, later on.
+			queues[fi] = append(queues[fi], step)
+		}
+	}
+	if down {
+		h.Events = append(h.Events, Event{Kind: Up})
+	}
+	return h, nil
+}
+
+// family makes a lifecycle's facts. A lone payment ("pay") is the first
+// message of pay_refund, whose refund is never sent.
+func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
+	gen, err := fixtures.New(seed, fixtures.Options{Neutral: true, Sandbox: true})
+	if err != nil {
+		return Family{}, err
+	}
+	lifecycle := name
+	if name == "pay" {
+		lifecycle = "pay_refund"
+	}
+	f := Family{Name: name, Lifecycle: lifecycle, Gross: gross, Seed: seed}
+	steps, err := gen.Lifecycle(lifecycle, fixtures.Params{Gross: gross, Currency: "USD"})
+	if err != nil {
+		return Family{}, err
+	}
+	for i := range steps {
+		if name != "pay" || i == 0 {
+			f.Sent = append(f.Sent, i)
+		}
+	}
+	for _, s := range steps {
+		amount, err := fixtures.ParseMoney(s.Message.Fields.Value("mc_gross"))
+		if err != nil && s.Message.Fields.Value("mc_gross") != "" {
+			return Family{}, fmt.Errorf("%s.%s: %w", lifecycle, s.Name, err)
+		}
+		txn, parent := s.Message.Fields.Value("txn_id"), s.Message.Fields.Value("parent_txn_id")
+		f.Steps = append(f.Steps, Step{Name: s.Name, Status: s.Message.Fields.Value("payment_status"), Amount: amount,
+			Child: parent != "" && parent != txn, Kind: s.Message.Fields.Value("txn_type")})
+	}
+	return f, nil
+}
+
+// String is the history in one line per event, for reports.
+func (h History) String() string {
+	var b strings.Builder
+	for i, f := range h.Families {
+		fmt.Fprintf(&b, "t%d: %s of %s\n", i+1, f.Name, f.Gross)
+	}
+	for _, e := range h.Events {
+		switch e.Kind {
+		case Send:
+			fmt.Fprintf(&b, "send t%d.%s", e.Family+1, h.Families[e.Family].Steps[e.Step].Name)
+			if e.Copies > 1 {
+				fmt.Fprintf(&b, " x%d", e.Copies)
+			}
+			if e.Fault != nil {
+				fmt.Fprintf(&b, " (verifier: %s, count %d)", e.Fault.Kind, e.Fault.Count)
+			}
+			b.WriteString("\n")
+		case Advance:
+			fmt.Fprintf(&b, "advance %s\n", e.By)
+		default:
+			fmt.Fprintf(&b, "listener %s\n", e.Kind)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,172 @@
+package explore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+)
+
+// Outcome is what a correct listener ends with for one transaction: the
+// balance effects of the payment and its children (refunds, reversals),
+// and their sum.
+type Outcome struct {
+	Effects int
+	Net     fixtures.Money
+}
+
+// moneyIn are the kinds whose Completed payment credits the payer
+// (docs/probe.md, "The reference listener's rules").
+var moneyIn = map[string]bool{"web_accept": true, "cart": true, "express_checkout": true, "send_money": true,
+	"virtual_terminal": true, "subscr_payment": true, "recurring_payment": true, "pro_hosted": true}
+
+// Expected is the model: what each family of h must end with. It reads
+// the rules in docs/probe.md, not the reference listener's code:
+//   - a message is acted on if one of its deliveries can be verified: a
+//     correct listener never acts on what it could not verify. Copies and
+//     duplicates are the same bytes, so the verifier takes every postback
+//     of them for the first send's and its fault answers them all: a fault
+//     on every postback (count 0) leaves the message unapplied; an INVALID
+//     for the first postback only leaves it unapplied unless another
+//     delivery of it is verified; any other fault on the first postback
+//     only is retried past;
+//   - copies and duplicates of a message act once (the ledger's key is
+//     the transaction and its status);
+//   - a Completed payment of a money-in kind credits its gross once,
+//     whatever came before or after (a late Pending takes nothing back);
+//     Pending, Failed and Denied credit nothing;
+//   - a refund or reversal (a child, parent_txn_id) debits its amount once,
+//     when its parent is credited, in whatever order they arrived;
+//   - Canceled_Reversal credits back once a reversal was applied;
+//   - cases and adjustments are recorded, with no balance effect.
+func Expected(h History) []Outcome {
+	type deliveries struct {
+		fault *Fault // the first send's
+		n     int
+	}
+	sent := make([]map[int]*deliveries, len(h.Families))
+	for i := range sent {
+		sent[i] = map[int]*deliveries{}
+	}
+	for _, e := range h.Events {
+		if e.Kind != Send {
+			continue
+		}
+		d := sent[e.Family][e.Step]
+		if d == nil {
+			d = &deliveries{fault: e.Fault}
+			sent[e.Family][e.Step] = d
+		}
+		d.n += max(e.Copies, 1)
+	}
+	applied := make([]map[int]bool, len(h.Families))
+	for fi := range applied {
+		applied[fi] = map[int]bool{}
+		for step, d := range sent[fi] {
+			f := d.fault
+			lost := f != nil && (f.Count == 0 || (f.Kind == "invalid" && d.n == 1))
+			applied[fi][step] = !lost
+		}
+	}
+	out := make([]Outcome, len(h.Families))
+	for fi, f := range h.Families {
+		credited := false
+		var gross fixtures.Money
+		for i, s := range f.Steps {
+			if applied[fi][i] && !s.Child && s.Status == "Completed" && moneyIn[s.Kind] {
+				credited, gross = true, s.Amount
+			}
+		}
+		if !credited {
+			continue
+		}
+		o := Outcome{Effects: 1, Net: gross}
+		reversed := false
+		for i, s := range f.Steps {
+			if !applied[fi][i] || !s.Child || s.Kind == "adjustment" {
+				continue
+			}
+			switch s.Status {
+			case "Refunded", "Reversed":
+				o.Effects++
+				o.Net -= abs(s.Amount)
+				reversed = reversed || s.Status == "Reversed"
+			}
+		}
+		for i, s := range f.Steps {
+			if applied[fi][i] && s.Child && s.Status == "Canceled_Reversal" && reversed {
+				o.Effects++
+				o.Net += abs(s.Amount)
+			}
+		}
+		out[fi] = o
+	}
+	return out
+}
+
+func abs(m fixtures.Money) fixtures.Money {
+	if m < 0 {
+		return -m
+	}
+	return m
+}
+
+// Scenario renders h as a scenario (YAML, as ipnlab run reads it): the
+// lifecycles, the events, and an expectation per transaction from the
+// model. The messages' ids derive from the run's seed (ipnlab run
+// --seed), not from the history: each run has transactions of its own, so
+// a listener that already saw one run does not carry it into the next.
+func Scenario(h History, name, description string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\ndescription: %q\nprovider: paypal\nsteps:\n", name, description)
+	for i, f := range h.Families {
+		fmt.Fprintf(&b, "  - generate: {as: t%d, lifecycle: %s, params: {gross: %q, currency: USD}}\n", i+1, f.Lifecycle, f.Gross.String())
+	}
+	parentAlias := make([]string, len(h.Families))
+	sends := 0
+	for _, e := range h.Events {
+		switch e.Kind {
+		case Down:
+			b.WriteString("  - outage: {down: true}\n")
+		case Up:
+			b.WriteString("  - outage: {down: false}\n")
+		case Advance:
+			fmt.Fprintf(&b, "  - advance: {by: %s}\n", e.By)
+		case Send:
+			sends++
+			step := h.Families[e.Family].Steps[e.Step]
+			alias := fmt.Sprintf("m%d", sends)
+			if !step.Child && parentAlias[e.Family] == "" {
+				parentAlias[e.Family] = alias
+			}
+			fmt.Fprintf(&b, "  - send: {as: %s, from: t%d.%s", alias, e.Family+1, step.Name)
+			if e.Copies > 1 {
+				fmt.Fprintf(&b, ", copies: %d", e.Copies)
+			}
+			if e.Fault != nil {
+				fmt.Fprintf(&b, ", fault: {kind: %s, count: %d}", e.Fault.Kind, e.Fault.Count)
+			}
+			b.WriteString("}\n")
+		}
+	}
+	// Whatever the events did, the listener is up at the end and the
+	// retries of what failed during an outage are due: the model's
+	// "eventually delivered".
+	down := false
+	for _, e := range h.Events {
+		if e.Kind == Down || e.Kind == Up {
+			down = e.Kind == Down
+		}
+	}
+	if down {
+		b.WriteString("  - outage: {down: false}\n")
+	}
+	b.WriteString("  - advance: {by: 2m}\n")
+	for fi, o := range Expected(h) {
+		if parentAlias[fi] == "" {
+			continue // none of its payment's messages was sent: nothing names it
+		}
+		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q}\n", parentAlias[fi], o.Effects, o.Net.String())
+	}
+	return b.String()
+}

@@ -1,0 +1,253 @@
+package explore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// Config shapes an exploration.
+type Config struct {
+	// Conformance is the listener, its probe and the emulator's settings,
+	// as conform takes them (business level: the probe is required).
+	Conformance conformance.Config
+	// Seed derives every history (0: drawn, and reported).
+	Seed uint64
+	// Histories and Duration bound the run: whichever comes first (a zero
+	// one does not bound; both zero: 100 histories).
+	Histories int
+	Duration  time.Duration
+	// MaxEvents bounds a history's events (default 40).
+	MaxEvents int
+	// MaxShrinks bounds the runs shrinking may make (default 300).
+	MaxShrinks int
+	// Out, if set, is the directory the shrunk scenario is written to.
+	Out string
+	// Progress, if set, hears after each history.
+	Progress func(Progress)
+}
+
+// Progress is how far a run is.
+type Progress struct {
+	Histories, Events, Violations int
+	Shrinking                     bool
+}
+
+// Report is a run's outcome.
+type Report struct {
+	Seed      uint64      `json:"seed"`
+	Histories int         `json:"histories"`
+	Events    int         `json:"events"`
+	Seconds   float64     `json:"seconds"`
+	Violation *Violation  `json:"violation,omitempty"`
+	Aborted   string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
+	Config    ReportLimit `json:"limits"`
+}
+
+// ReportLimit are the bounds a run had.
+type ReportLimit struct {
+	Histories int     `json:"histories,omitempty"`
+	Seconds   float64 `json:"seconds,omitempty"`
+	MaxEvents int     `json:"max_events"`
+}
+
+// Violation is a history whose listener ended other than the model says,
+// shrunk.
+type Violation struct {
+	// HistorySeed replays the original history (Generate(HistorySeed, MaxEvents)).
+	HistorySeed uint64 `json:"history_seed"`
+	// Events are the original history's and the shrunk one's.
+	Events, ShrunkEvents int `json:"-"`
+	// Broke is the invariant the listener broke, as the scenario's failed
+	// expectation says it ("transaction X has 2 balance effect(s), want 1").
+	Broke string `json:"broke"`
+	// History is the shrunk history, one event per line.
+	History string `json:"history"`
+	// Scenario is the shrunk history as a scenario (YAML), and File where
+	// it was written.
+	Scenario string `json:"scenario"`
+	File     string `json:"file,omitempty"`
+	// Shrinks is how many runs shrinking made.
+	Shrinks int `json:"shrinks"`
+}
+
+// Passed reports whether no history broke the model.
+func (r Report) Passed() bool { return r.Violation == nil && r.Aborted == "" }
+
+// ErrHarness wraps what stops a run that is not the listener's fault.
+var ErrHarness = errors.New("explore")
+
+// Run draws histories until one breaks the model (then shrinks it) or the
+// bounds are reached.
+func Run(ctx context.Context, cfg Config) (rep Report, err error) {
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 40
+	}
+	if cfg.MaxShrinks <= 0 {
+		cfg.MaxShrinks = 300
+	}
+	if cfg.Histories == 0 && cfg.Duration == 0 {
+		cfg.Histories = 100
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = fixtures.NewSeed()
+	}
+	cc := cfg.Conformance.WithDefaults()
+	cc.Level = conformance.Business
+	if cc.Probe == "" {
+		return Report{}, fmt.Errorf("%w: a probe is required: explore checks the listener's ledger", ErrHarness)
+	}
+	s, err := conformance.NewSession(ctx, cc)
+	if err != nil {
+		return Report{}, fmt.Errorf("%w: %v", ErrHarness, err)
+	}
+	defer s.Close()
+	runs := &runner{s: s, seed: cfg.Seed}
+	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}}
+	start := time.Now()
+	defer func() { rep.Seconds = time.Since(start).Seconds() }()
+	for i := 0; cfg.Histories == 0 || i < cfg.Histories; i++ {
+		if cfg.Duration > 0 && time.Since(start) > cfg.Duration {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			rep.Aborted = err.Error()
+			return rep, nil
+		}
+		seed := fixtures.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
+		h, err := Generate(seed, cfg.MaxEvents)
+		if err != nil {
+			return rep, fmt.Errorf("%w: history %d: %v", ErrHarness, i, err)
+		}
+		rep.Histories++
+		rep.Events += len(h.Events)
+		res, err := runs.run(ctx, h)
+		if err != nil {
+			rep.Aborted = err.Error()
+			return rep, nil
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events})
+		}
+		if res.Status != scenarios.Failed {
+			continue
+		}
+		v := shrink(ctx, runs, h, res.Message, cfg)
+		v.HistorySeed, v.Events = seed, len(h.Events)
+		if cfg.Out != "" {
+			if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+				return rep, fmt.Errorf("%w: %v", ErrHarness, err)
+			}
+			v.File = filepath.Join(cfg.Out, fmt.Sprintf("explore-%d.yaml", seed))
+			if err := os.WriteFile(v.File, []byte(v.Scenario), 0o644); err != nil {
+				return rep, fmt.Errorf("%w: %v", ErrHarness, err)
+			}
+		}
+		rep.Violation = &v
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events, Violations: 1})
+		}
+		return rep, nil
+	}
+	return rep, nil
+}
+
+// runner runs histories on one session, each run with a seed of its own
+// (fresh transaction ids).
+type runner struct {
+	s    *conformance.Session
+	seed uint64
+	n    int
+}
+
+// run runs h as a scenario; an error is the harness's (a scenario that
+// does not load, a step the emulator refused).
+func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
+	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history")
+	sc, err := scenarios.Parse(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text))
+	if err != nil {
+		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
+	}
+	r.n++
+	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, fmt.Sprint("run-", r.n)), io.Discard)
+	if res.Status == scenarios.Error {
+		return res, fmt.Errorf("%w: history %d: %s", ErrHarness, h.Seed, res.Message)
+	}
+	return res, nil
+}
+
+// shrink makes h smaller while it still fails: whole transactions first,
+// then single events, then copies and faults, as long as runs are left.
+func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config) Violation {
+	runs := 0
+	fails := func(c History) (bool, string) {
+		if runs >= cfg.MaxShrinks || ctx.Err() != nil {
+			return false, ""
+		}
+		runs++
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Shrinking: true})
+		}
+		res, err := r.run(ctx, c)
+		if err != nil || res.Status != scenarios.Failed {
+			return false, ""
+		}
+		return true, res.Message
+	}
+	for changed := true; changed; {
+		changed = false
+		for fi := len(h.Families) - 1; fi >= 0 && len(h.Families) > 1; fi-- {
+			if c := withoutFamily(h, fi); len(c.Events) > 0 {
+				if ok, msg := fails(c); ok {
+					h, broke, changed = c, msg, true
+				}
+			}
+		}
+		for i := len(h.Events) - 1; i >= 0; i-- {
+			c := h
+			c.Events = append(append([]Event(nil), h.Events[:i]...), h.Events[i+1:]...)
+			if ok, msg := fails(c); ok {
+				h, broke, changed = c, msg, true
+			}
+		}
+		for i, e := range h.Events {
+			if e.Copies > 1 || e.Fault != nil {
+				c := h
+				c.Events = append([]Event(nil), h.Events...)
+				c.Events[i].Copies, c.Events[i].Fault = 0, nil
+				if ok, msg := fails(c); ok {
+					h, broke, changed = c, msg, true
+				}
+			}
+		}
+	}
+	desc := "found by ipnlab explore (seed of the history " + fmt.Sprint(h.Seed) + "); broke: " + broke
+	text := fmt.Sprintf("# Found by ipnlab explore and shrunk: replay with ipnlab run FILE --listener ... --probe ...\n# The listener broke: %s\n# History:\n#   %s\n",
+		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc)
+	return Violation{Broke: broke, History: h.String(), Scenario: text, ShrunkEvents: len(h.Events), Shrinks: runs}
+}
+
+// withoutFamily is h without family fi and its events.
+func withoutFamily(h History, fi int) History {
+	c := History{Seed: h.Seed}
+	c.Families = append(append([]Family(nil), h.Families[:fi]...), h.Families[fi+1:]...)
+	for _, e := range h.Events {
+		switch {
+		case e.Kind == Send && e.Family == fi:
+			continue
+		case e.Kind == Send && e.Family > fi:
+			e.Family--
+		}
+		c.Events = append(c.Events, e)
+	}
+	return c
+}
