@@ -104,4 +104,3 @@ See docs/explore.md.`,
 	f.BoolVar(&progress, "progress", false, "show histories, events and violations on stderr as they go")
 	return c
 }
-
