@@ -112,8 +112,8 @@ func abs(m fixtures.Money) fixtures.Money {
 }
 
 // Scenario renders h as a scenario (YAML, as ipnlab run reads it): the
-// lifecycles, the events, and an expectation per transaction from the
-// model. The messages' ids derive from the run's seed (ipnlab run
+// lifecycles, the events, then the invariants: every message acked with a
+// 200, and each transaction's effects and net as the model says. The messages' ids derive from the run's seed (ipnlab run
 // --seed), not from the history: each run has transactions of its own, so
 // a listener that already saw one run does not carry it into the next.
 func Scenario(h History, name, description string) string {
@@ -162,6 +162,11 @@ func Scenario(h History, name, description string) string {
 		b.WriteString("  - outage: {down: false}\n")
 	}
 	b.WriteString("  - advance: {by: 2m}\n")
+	// Protocol: every delivery was acknowledged with a 200 in the end
+	// (PayPal resends the others for days).
+	for i := 1; i <= sends; i++ {
+		fmt.Fprintf(&b, "  - expect: {message: m%d, acked: true}\n", i)
+	}
 	for fi, o := range Expected(h) {
 		if parentAlias[fi] == "" {
 			continue // none of its payment's messages was sent: nothing names it
