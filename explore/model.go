@@ -118,7 +118,9 @@ func abs(m fixtures.Money) fixtures.Money {
 // a listener that already saw one run does not carry it into the next.
 func Scenario(h History, name, description string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\ndescription: %q\nprovider: paypal\nsteps:\n", name, description)
+	// Realistic values: accented names, multi-line streets, empty fields,
+	// as PayPal sends them (a listener that mangles them loses payments).
+	fmt.Fprintf(&b, "name: %s\ndescription: %q\nprovider: paypal\nvalues: realistic\nsteps:\n", name, description)
 	for i, f := range h.Families {
 		fmt.Fprintf(&b, "  - generate: {as: t%d, lifecycle: %s, params: {gross: %q, currency: USD}}\n", i+1, f.Lifecycle, f.Gross.String())
 	}
