@@ -211,6 +211,7 @@ func (r *run) creditOf(txn string) (*store.Entry, error) {
 // and marks the rest as held. logFor names the child whose arrival caused
 // this, to log its outcome.
 func (r *run) settleChildren(parent, logFor string) error {
+	redone := map[string]bool{} // children this delivery applied (the duplicate-refunds mutant applies its own once more)
 	for progress := true; progress; {
 		progress = false
 		kids, err := r.tx.Children(PayPal, parent)
@@ -222,10 +223,12 @@ func (r *run) settleChildren(parent, logFor string) error {
 			if err != nil {
 				return err
 			}
-			if applied {
+			again := applied && r.l.flaw.DebitEveryRefund && k.TxnID == logFor && !redone[k.TxnID]
+			if applied && !again {
 				continue
 			}
-			action, detail, held, err := r.applyChild(parent, k)
+			redone[k.TxnID] = true // applied by this delivery: once
+			action, detail, held, err := r.applyChild(parent, k, again)
 			if err != nil {
 				return err
 			}
@@ -249,7 +252,7 @@ func (r *run) settleChildren(parent, logFor string) error {
 }
 
 // applyChild applies one refund, reversal or canceled reversal of parent.
-func (r *run) applyChild(parent string, k store.Txn) (action, detail, held string, err error) {
+func (r *run) applyChild(parent string, k store.Txn, again bool) (action, detail, held string, err error) {
 	credited, err := r.creditOf(parent)
 	if err != nil {
 		return "", "", "", err
@@ -293,7 +296,11 @@ func (r *run) applyChild(parent string, k store.Txn) (action, detail, held strin
 	default:
 		return "recorded", k.Status + " of " + parent, "", nil
 	}
-	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: k.TxnID, Status: k.Status, Customer: credited.Customer,
+	key := k.Status
+	if again { // the duplicate-refunds mutant: a key of its own for this delivery
+		key = fmt.Sprintf("%s#%d", k.Status, r.item.ID)
+	}
+	added, err := r.tx.AddEntry(store.Entry{Provider: PayPal, TxnID: k.TxnID, Status: key, Customer: credited.Customer,
 		Amount: amount, Currency: credited.Currency, ParentID: parent, InboxID: r.item.ID, At: r.at})
 	if err != nil {
 		return "", "", "", err

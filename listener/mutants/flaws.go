@@ -38,6 +38,9 @@ type Flaw struct {
 	// Mass Pay, as if they had paid.
 	CreditMassPayReceivers bool
 	IgnoreReversals        bool // ignores Reversed and Canceled_Reversal
+	// DebitEveryRefund debits a refund or reversal again each time its own
+	// message is delivered again: duplicates are checked for payments only.
+	DebitEveryRefund bool
 	MisreadNames           bool // decodes the payer's name as UTF-8 whatever the charset
 
 	PayDoNoAllowlist bool // applies PayDo notifications from any address
@@ -76,6 +79,7 @@ var flaws = map[Name]Flaw{
 	RefundAsPayment:      {RefundAsPayment: true},
 	IgnoreReversals:      {IgnoreReversals: true},
 	RacyDuplicates:       {NoUniqueCredit: true, RacyCheck: true},
+	DuplicateRefunds:     {DebitEveryRefund: true},
 	UTF8Names:            {MisreadNames: true},
 	PaydoNoAllowlist:     {PayDoNoAllowlist: true},
 	PaydoFirstStatusWins: {FirstStatusWins: true},

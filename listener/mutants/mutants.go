@@ -35,6 +35,7 @@ const (
 	CreditOwnMassPay     Name = "credit-own-masspay"
 	IgnoreReversals      Name = "ignore-reversals"
 	RacyDuplicates       Name = "racy-duplicates"
+	DuplicateRefunds     Name = "duplicate-refunds"
 	UTF8Names            Name = "utf8-names"
 	PaydoNoAllowlist     Name = "paydo-no-allowlist"
 	PaydoFirstStatusWins Name = "paydo-first-status-wins"
@@ -90,6 +91,8 @@ var all = []entry{
 		"a slow verifier makes every delivery time out: PayPal resends and finally disables IPN", []string{"PP-ACK-SLOW-VERIFIER"}},
 	{Ack204, "acknowledges with 204 No Content instead of 200",
 		"PayPal takes only 200 as an ack: it resends every message for four days, and may disable IPN", []string{"PP-ACK-GENUINE", "PP-ACK-OTHER-RECEIVER", "PP-ACK-SLOW-VERIFIER", "PP-ACK-UNKNOWN-KIND", "PP-ACK-UNKNOWN-PARENT"}},
+	{DuplicateRefunds, "checks duplicates of payments, not of refunds",
+		"a resent refund debits the customer again: found by ipnlab explore, which the catalog passed before PP-DUPLICATE-REFUND", []string{"PP-DUPLICATE-REFUND"}},
 	{NoDuplicateCheck, "credits every delivery it receives",
 		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
@@ -101,7 +104,7 @@ var all = []entry{
 	{IgnoreReceiver, "does not check receiver_email / receiver_id",
 		"payments to someone else (a spoofed button) credit this merchant's customers", []string{"PP-OTHER-RECEIVER-NEVER-CREDITS"}},
 	{RefundAsPayment, "ignores parent_txn_id and credits a refund like a payment",
-		"a refund tops the customer up instead of taking the money back", []string{"PP-REFUND-FULL", "PP-REFUND-PARTIAL", "PP-OUT-OF-ORDER-REFUND"}},
+		"a refund tops the customer up instead of taking the money back", []string{"PP-REFUND-FULL", "PP-REFUND-PARTIAL", "PP-OUT-OF-ORDER-REFUND", "PP-DUPLICATE-REFUND"}},
 	{IgnoreReversals, "ignores Reversed and Canceled_Reversal",
 		"chargebacks leave the customer's balance credited", []string{"PP-CHARGEBACK", "PP-REVIEW-REVERSED"}},
 	{CreditOwnMassPay, "credits the receivers of the merchant's own Mass Pay",

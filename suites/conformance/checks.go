@@ -141,6 +141,7 @@ func init() {
 		paypalBusiness("PP-CURRENCY-NEVER-CREDITS", "A listener MUST NOT credit a payment in a currency it does not accept.", "paypal-never-credit-currency", "ledger"),
 		paypalBusiness("PP-REFUND-FULL", "A listener MUST debit a full refund (parent_txn_id) from the payment it refunds.", "paypal-refund-full", "ledger", "refund"),
 		paypalBusiness("PP-REFUND-PARTIAL", "A listener MUST debit each of several partial refunds of one payment.", "paypal-refund-partial", "ledger", "refund"),
+		paypalBusiness("PP-DUPLICATE-REFUND", "A listener MUST debit a refund once when its message is delivered more than once.", "paypal-duplicate-refund", "ledger", "refund", "duplicate"),
 		paypalBusiness("PP-CHARGEBACK", "A listener MUST debit a chargeback reversal and MUST credit back a canceled reversal.", "paypal-chargeback", "ledger", "chargeback"),
 		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST end Completed and credited once when Completed arrives before its Pending.", "paypal-out-of-order-completed", "ledger", "order"),
 		paypalBusiness("PP-OUT-OF-ORDER-REFUND", "A listener MUST end with nothing credited when a refund arrives before its payment.", "paypal-out-of-order-refund", "ledger", "order", "refund"),
