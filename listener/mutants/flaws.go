@@ -41,7 +41,7 @@ type Flaw struct {
 	// DebitEveryRefund debits a refund or reversal again each time its own
 	// message is delivered again: duplicates are checked for payments only.
 	DebitEveryRefund bool
-	MisreadNames           bool // decodes the payer's name as UTF-8 whatever the charset
+	MisreadNames     bool // decodes the payer's name as UTF-8 whatever the charset
 
 	PayDoNoAllowlist bool // applies PayDo notifications from any address
 	PayDoTrustXFF    bool // believes X-Forwarded-For from any peer
