@@ -41,6 +41,9 @@ type Step struct {
 	Amount fixtures.Money // mc_gross, as sent (negative for refunds and reversals)
 	Child  bool           // a new txn_id with parent_txn_id: a refund, reversal ...
 	Kind   string         // txn_type ("" for refunds and reversals)
+	// Foreign is a payment to another merchant (receiver_email,
+	// receiver_id and business not the listener's).
+	Foreign bool
 }
 
 // EventKind names what an event does.
@@ -70,9 +73,10 @@ type Fault struct {
 	Count int    // 0: every postback of it; n: the first n
 }
 
-// lifecycles the grammar draws from: money in, pending that clears or
-// fails, fraud holds, refunds full and partial, a chargeback.
-var lifecycles = []string{"pay", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
+// lifecycles the grammar draws from: money in, a payment to another
+// merchant, pending that clears or fails, fraud holds, refunds full and
+// partial, a chargeback.
+var lifecycles = []string{"pay", "foreign", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
 
 // faults the grammar draws from: those a correct listener survives (the
 // first postback only) and those that must leave the message unapplied.
@@ -146,8 +150,9 @@ func Generate(seed uint64, maxEvents int) (History, error) {
 		}
 		sent[[2]int{fi, step}] = true
 		h.Events = append(h.Events, ev)
-		if rng.IntN(7) == 0 && len(h.Events) < maxEvents {
-			// A duplicate delivery, later on.
+		if rng.IntN(7) == 0 && len(h.Events) < maxEvents && h.Families[fi].Lifecycle != "" {
+			// A duplicate delivery, later on (of a generated message: a
+			// foreign payment is made afresh by each send).
 			queues[fi] = append(queues[fi], step)
 		}
 	}
@@ -158,8 +163,13 @@ func Generate(seed uint64, maxEvents int) (History, error) {
 }
 
 // family makes a lifecycle's facts. A lone payment ("pay") is the first
-// message of pay_refund, whose refund is never sent.
+// message of pay_refund, whose refund is never sent; a foreign payment is
+// a web_accept to another merchant, made by its send.
 func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
+	if name == "foreign" {
+		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
+			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Foreign: true}}}, nil
+	}
 	gen, err := fixtures.New(seed, fixtures.Options{Neutral: true, Sandbox: true})
 	if err != nil {
 		return Family{}, err

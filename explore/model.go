@@ -32,6 +32,7 @@ var moneyIn = map[string]bool{"web_accept": true, "cart": true, "express_checkou
 //     only is retried past;
 //   - copies and duplicates of a message act once (the ledger's key is
 //     the transaction and its status);
+//   - a payment to another merchant credits nothing;
 //   - a Completed payment of a money-in kind credits its gross once,
 //     whatever came before or after (a late Pending takes nothing back);
 //     Pending, Failed and Denied credit nothing;
@@ -73,7 +74,7 @@ func Expected(h History) []Outcome {
 		credited := false
 		var gross fixtures.Money
 		for i, s := range f.Steps {
-			if applied[fi][i] && !s.Child && s.Status == "Completed" && moneyIn[s.Kind] {
+			if applied[fi][i] && !s.Child && !s.Foreign && s.Status == "Completed" && moneyIn[s.Kind] {
 				credited, gross = true, s.Amount
 			}
 		}
@@ -104,6 +105,9 @@ func Expected(h History) []Outcome {
 	return out
 }
 
+// foreignReceiver makes a payment another merchant's.
+const foreignReceiver = `{receiver_email: someone-else@example.org, business: someone-else@example.org, receiver_id: OTHERMERCHNT9}`
+
 func abs(m fixtures.Money) fixtures.Money {
 	if m < 0 {
 		return -m
@@ -122,7 +126,9 @@ func Scenario(h History, name, description string) string {
 	// as PayPal sends them (a listener that mangles them loses payments).
 	fmt.Fprintf(&b, "name: %s\ndescription: %q\nprovider: paypal\nvalues: realistic\nsteps:\n", name, description)
 	for i, f := range h.Families {
-		fmt.Fprintf(&b, "  - generate: {as: t%d, lifecycle: %s, params: {gross: %q, currency: USD}}\n", i+1, f.Lifecycle, f.Gross.String())
+		if f.Lifecycle != "" {
+			fmt.Fprintf(&b, "  - generate: {as: t%d, lifecycle: %s, params: {gross: %q, currency: USD}}\n", i+1, f.Lifecycle, f.Gross.String())
+		}
 	}
 	parentAlias := make([]string, len(h.Families))
 	sends := 0
@@ -141,7 +147,11 @@ func Scenario(h History, name, description string) string {
 			if !step.Child && parentAlias[e.Family] == "" {
 				parentAlias[e.Family] = alias
 			}
-			fmt.Fprintf(&b, "  - send: {as: %s, from: t%d.%s", alias, e.Family+1, step.Name)
+			if f := h.Families[e.Family]; f.Lifecycle == "" {
+				fmt.Fprintf(&b, "  - send: {as: %s, kind: web_accept, params: {gross: %q, currency: USD}, set: %s", alias, f.Gross.String(), foreignReceiver)
+			} else {
+				fmt.Fprintf(&b, "  - send: {as: %s, from: t%d.%s", alias, e.Family+1, step.Name)
+			}
 			if e.Copies > 1 {
 				fmt.Fprintf(&b, ", copies: %d", e.Copies)
 			}
