@@ -2,16 +2,12 @@ package main_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 )
 
@@ -34,16 +30,7 @@ var _ = Describe("docs/ci.md", func() {
 	It("shows a failing run's console output and JUnit file as the binary really prints them", func() {
 		emuAddr := freeAddr()
 		dir := GinkgoT().TempDir()
-		lst, err := gexec.Start(exec.Command(binary, "listen", "--mutant", docsMutant, "--customer", "customer@example.com=C1",
-			"--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "l.db"), "--verify-url", "http://"+emuAddr+"/cgi-bin/webscr", "--log-level", "error"),
-			GinkgoWriter, GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() {
-			lst.Signal(syscall.SIGTERM)
-			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
-		})
-		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
-		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+		addr := startMutantListener(docsMutant, emuAddr, dir)
 
 		junit := filepath.Join(dir, "conformance.xml")
 		s := run("conform", "--listener", "http://"+addr+"/ipn/paypal", "--probe", "http://"+addr, "--focus", docsFocus,

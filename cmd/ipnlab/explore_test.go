@@ -13,22 +13,28 @@ import (
 	"github.com/onsi/gomega/gexec"
 )
 
+// startMutantListener runs ipnlab listen built as mutant, verifying
+// against an emulator at emuAddr, its database in dir, and returns its
+// address; it is stopped when the spec ends.
+func startMutantListener(mutant, emuAddr, dir string, extra ...string) string {
+	args := append([]string{"listen", "--mutant", mutant, "--customer", "customer@example.com=C1", "--addr", "127.0.0.1:0",
+		"--db", filepath.Join(dir, "l.db"), "--verify-url", "http://" + emuAddr + "/cgi-bin/webscr", "--log-level", "error"}, extra...)
+	lst, err := gexec.Start(exec.Command(binary, args...), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		lst.Signal(syscall.SIGTERM)
+		Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
+	})
+	Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+	return regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+}
+
 var _ = Describe("ipnlab explore", func() {
 	It("finds a mutant listener's bug, writes the shrunk history as a scenario, and ipnlab run replays it failing", func() {
 		emuAddr := freeAddr()
 		dir := GinkgoT().TempDir()
-		lst, err := gexec.Start(exec.Command(binary, "listen", "--mutant", "credit-pending", "--customer", "customer@example.com=C1",
-			"--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "l.db"), "--verify-url", "http://"+emuAddr+"/cgi-bin/webscr", "--log-level", "error",
-			// A verifier that never answers is given up on quickly.
-			"--verify-backoff", "20ms", "--verify-max-backoff", "100ms", "--verify-attempts", "10"),
-			GinkgoWriter, GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() {
-			lst.Signal(syscall.SIGTERM)
-			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
-		})
-		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
-		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
+		// A verifier that never answers is given up on quickly.
+		addr := startMutantListener("credit-pending", emuAddr, dir, "--verify-backoff", "20ms", "--verify-max-backoff", "100ms", "--verify-attempts", "10")
 		common := []string{"--listener", "http://" + addr + "/ipn/paypal", "--probe", "http://" + addr, "--emulator-addr", emuAddr, "--ack-timeout", "2s"}
 
 		s, err := gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "40", "--out", dir}, common...)...), GinkgoWriter, GinkgoWriter)

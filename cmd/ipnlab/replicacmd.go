@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/journal"
@@ -30,15 +28,7 @@ func replicaFlags(cmd *cobra.Command, store string) error {
 	if !pgjournal.IsURL(store) {
 		bad = append(bad, fmt.Sprintf("--store %q: replicas share a PostgreSQL store (postgres://...)", store))
 	}
-	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if why, ok := notWithReplica[f.Name]; ok {
-			bad = append(bad, fmt.Sprintf("--%s: %s", f.Name, why))
-		}
-	})
-	if len(bad) > 0 {
-		return usageError{fmt.Errorf("with --replica:\n  %s", strings.Join(bad, "\n  "))}
-	}
-	return nil
+	return refuseFlags(cmd, "--replica", notWithReplica, bad)
 }
 
 // runReplica serves one replica of the set until SIGINT or SIGTERM: of an

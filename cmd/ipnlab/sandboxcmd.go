@@ -42,14 +42,19 @@ var sandboxOnlyPerAccount = map[string]string{
 // sandboxFlags refuses, with --admin-token, the flags that belong to one
 // account.
 func sandboxFlags(cmd *cobra.Command) error {
-	var bad []string
+	return refuseFlags(cmd, "--admin-token (a sandbox of accounts)", sandboxOnlyPerAccount, nil)
+}
+
+// refuseFlags refuses, in one message naming mode, each flag given that
+// refused names (with its reason), after the problems found already.
+func refuseFlags(cmd *cobra.Command, mode string, refused map[string]string, bad []string) error {
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if why, ok := sandboxOnlyPerAccount[f.Name]; ok {
+		if why, ok := refused[f.Name]; ok {
 			bad = append(bad, fmt.Sprintf("--%s: %s", f.Name, why))
 		}
 	})
 	if len(bad) > 0 {
-		return usageError{fmt.Errorf("with --admin-token (a sandbox of accounts):\n  %s", strings.Join(bad, "\n  "))}
+		return usageError{fmt.Errorf("with %s:\n  %s", mode, strings.Join(bad, "\n  "))}
 	}
 	return nil
 }
