@@ -24,16 +24,19 @@ import (
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
 
-// child is an `ipnlab serve` process on a store, always on the same
-// address, so the listener's verify URL survives its restarts.
+// child is an `ipnlab serve` process on a store (with args besides),
+// always on the same address, so the listener's verify URL survives its
+// restarts.
 type child struct {
 	binary, addr, store string
+	args                []string
 	s                   *gexec.Session
 }
 
 func (c *child) start() {
-	s, err := gexec.Start(exec.Command(c.binary, "serve", "--emulator-addr", c.addr, "--clock", "manual", "--store", "sqlite:"+c.store,
-		"--ack-timeout", "10s", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+	args := append([]string{"serve", "--emulator-addr", c.addr, "--clock", "manual", "--store", c.store,
+		"--ack-timeout", "10s", "--log-level", "warn"}, c.args...)
+	s, err := gexec.Start(exec.Command(c.binary, args...), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(s.Out).WithTimeout(20 * time.Second).Should(gbytes.Say(`ready addr=`))
 	c.s = s
@@ -55,7 +58,7 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 		addr := ln.Addr().String()
 		Expect(ln.Close()).To(Succeed())
 		dir := GinkgoT().TempDir()
-		emu := &child{binary: binary, addr: addr, store: filepath.Join(dir, "emulator.db")}
+		emu := &child{binary: binary, addr: addr, store: "sqlite:" + filepath.Join(dir, "emulator.db")}
 		emu.start()
 		DeferCleanup(func() { emu.kill() })
 		api, err := client.New("http://" + addr)

@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +22,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 
 	"github.com/ipnlab/ipnlab/emulator"
@@ -33,26 +31,6 @@ import (
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
-
-// replicaChild is an `ipnlab serve --replica` process, always on the same
-// address.
-type replicaChild struct {
-	binary, addr, store string
-	s                   *gexec.Session
-}
-
-func (c *replicaChild) start() {
-	s, err := gexec.Start(exec.Command(c.binary, "serve", "--replica", "--emulator-addr", c.addr, "--clock", "manual",
-		"--store", c.store, "--ack-timeout", "10s", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
-	Expect(err).NotTo(HaveOccurred())
-	Eventually(s.Out).WithTimeout(20 * time.Second).Should(gbytes.Say(`ipnlab replica ready addr=`))
-	c.s = s
-}
-
-func (c *replicaChild) kill() {
-	c.s.Kill()
-	Eventually(c.s).WithTimeout(10 * time.Second).Should(gexec.Exit())
-}
 
 // failFirst answers 500 to the first delivery of each message (by its
 // txn_id) and passes the others to next.
@@ -119,14 +97,14 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), f
 		binary, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(gexec.CleanupBuildArtifacts)
-		var replicas []*replicaChild
+		var replicas []*child
 		var clients []*client.Client
 		for range 3 {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			Expect(err).NotTo(HaveOccurred())
 			addr := ln.Addr().String()
 			Expect(ln.Close()).To(Succeed())
-			c := &replicaChild{binary: binary, addr: addr, store: dsn}
+			c := &child{binary: binary, addr: addr, store: dsn, args: []string{"--replica"}}
 			c.start()
 			DeferCleanup(func() { c.kill() })
 			replicas = append(replicas, c)
