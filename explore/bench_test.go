@@ -57,6 +57,9 @@ func BenchmarkExplore(b *testing.B) {
 				defer stop()
 				start := time.Now()
 				rep, err := explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 1000 + run, Histories: budget, MaxShrinks: 1})
+				if err == nil && rep.Aborted != "" {
+					err = fmt.Errorf("aborted: %s", rep.Aborted)
+				}
 				results[i] = result{histories: rep.Histories, seconds: time.Since(start).Seconds(), found: rep.Violation != nil, err: err}
 			}()
 		}

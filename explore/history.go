@@ -32,6 +32,12 @@ type Family struct {
 	Seed      uint64 // the facts' messages (their amounts depend on Gross alone)
 	Steps     []Step
 	Sent      []int // the steps the history delivers (a lone payment: the first)
+	// PayDo is a PayDo checkout: its steps are the states PayDo reports, in
+	// order; Source is where its notifications come from: "" PayDo's
+	// address, "stranger" another's, "spoof" another's claiming PayDo's
+	// in X-Forwarded-For.
+	PayDo  bool
+	Source string
 }
 
 // Step is what the model needs to know of one message of a lifecycle.
@@ -85,13 +91,26 @@ var faults = []Fault{
 	{"invalid", 1}, {"invalid", 0}, {"newline", 0}, {"status500", 0}, {"garbage", 0},
 }
 
-// Generate draws a history of at most maxEvents events from rng.
-func Generate(seed uint64, maxEvents int) (History, error) {
+// paydoStates are the sequences of states a PayDo checkout reports (2
+// accepted, 3 and 5 failed, 4 pending): an acceptance is final, so none
+// is followed by another state (PayDo's lookup would answer the later
+// one).
+var paydoStates = [][]int{{2}, {5, 2}, {3, 2}, {4, 2}, {5}, {4}, {3}}
+
+// Generate draws a history of at most maxEvents events from seed; PayDo
+// checkouts join the PayPal transactions when paydo is set (the listener
+// takes PayDo).
+func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x1b7e))
 	h := History{Seed: seed}
 	n := 1 + rng.IntN(3)
 	for range n {
-		f, err := family(lifecycles[rng.IntN(len(lifecycles))], fixtures.Money(500+rng.IntN(20000)), rng.Uint64())
+		gross := fixtures.Money(500 + rng.IntN(20000))
+		if paydo && rng.IntN(4) == 0 {
+			h.Families = append(h.Families, paydoFamily(paydoStates[rng.IntN(len(paydoStates))], gross, []string{"", "", "", "stranger", "spoof"}[rng.IntN(5)]))
+			continue
+		}
+		f, err := family(lifecycles[rng.IntN(len(lifecycles))], gross, rng.Uint64())
 		if err != nil {
 			return History{}, err
 		}
@@ -103,7 +122,7 @@ func Generate(seed uint64, maxEvents int) (History, error) {
 	var queues [][]int
 	for _, f := range h.Families {
 		order := append([]int(nil), f.Sent...)
-		for i := 0; i+1 < len(order); i++ {
+		for i := 0; i+1 < len(order) && !f.PayDo; i++ {
 			if rng.IntN(4) == 0 {
 				order[i], order[i+1] = order[i+1], order[i]
 			}
@@ -144,7 +163,7 @@ func Generate(seed uint64, maxEvents int) (History, error) {
 		}
 		// A fault on a message's first send only: later deliveries are
 		// the same bytes, answered as the first one's (see Expected).
-		if rng.IntN(7) == 0 && !sent[[2]int{fi, step}] {
+		if rng.IntN(7) == 0 && !sent[[2]int{fi, step}] && !h.Families[fi].PayDo {
 			f := faults[rng.IntN(len(faults))]
 			ev.Fault = &f
 		}
@@ -160,6 +179,16 @@ func Generate(seed uint64, maxEvents int) (History, error) {
 		h.Events = append(h.Events, Event{Kind: Up})
 	}
 	return h, nil
+}
+
+// paydoFamily is a PayDo checkout reporting states, from source.
+func paydoFamily(states []int, gross fixtures.Money, source string) Family {
+	f := Family{Name: "paydo_checkout", Gross: gross, PayDo: true, Source: source}
+	for i, s := range states {
+		f.Steps = append(f.Steps, Step{Name: fmt.Sprintf("state%d", i+1), Status: fmt.Sprint(s), Amount: gross})
+		f.Sent = append(f.Sent, i)
+	}
+	return f
 }
 
 // family makes a lifecycle's facts. A lone payment ("pay") is the first
@@ -204,7 +233,15 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 func (h History) String() string {
 	var b strings.Builder
 	for i, f := range h.Families {
-		fmt.Fprintf(&b, "t%d: %s of %s\n", i+1, f.Name, f.Gross)
+		fmt.Fprintf(&b, "t%d: %s of %s", i+1, f.Name, f.Gross)
+		if f.PayDo {
+			var states []string
+			for _, s := range f.Steps {
+				states = append(states, s.Status)
+			}
+			fmt.Fprintf(&b, " (states %s%s)", strings.Join(states, ", "), map[string]string{"stranger": ", from a stranger", "spoof": ", from a stranger claiming PayDo's address"}[f.Source])
+		}
+		b.WriteString("\n")
 	}
 	for _, e := range h.Events {
 		switch e.Kind {

@@ -63,7 +63,7 @@ type ReportLimit struct {
 // Violation is a history whose listener ended other than the model says,
 // shrunk.
 type Violation struct {
-	// HistorySeed replays the original history (Generate(HistorySeed, MaxEvents)).
+	// HistorySeed replays the original history (Generate(HistorySeed, MaxEvents, PayDo)).
 	HistorySeed uint64 `json:"history_seed"`
 	// Events are the original history's and the shrunk one's.
 	Events, ShrunkEvents int `json:"-"`
@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			return rep, nil
 		}
 		seed := fixtures.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
-		h, err := Generate(seed, cfg.MaxEvents)
+		h, err := Generate(seed, cfg.MaxEvents, cc.PayDoListener != "")
 		if err != nil {
 			return rep, fmt.Errorf("%w: history %d: %v", ErrHarness, i, err)
 		}
