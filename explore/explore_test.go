@@ -92,7 +92,7 @@ var _ = Describe("Exploring", func() {
 
 	It("finds the bug of each mutant it is given, shrinks the history, and the scenario it writes fails the same way when replayed", func() {
 		// duplicate-refunds passed the catalog until explore found it (PP-DUPLICATE-REFUND).
-		mutants := []string{"credit-pending", "no-duplicate-check", "refund-as-payment", "ignore-reversals", "duplicate-refunds"}
+		mutants := []string{"credit-pending", "no-duplicate-check", "refund-as-payment", "ignore-reversals", "duplicate-refunds", "paydo-first-status-wins"}
 		reports := make([]explore.Report, len(mutants))
 		errs := make([]error, len(mutants))
 		dir := GinkgoT().TempDir()
