@@ -38,6 +38,9 @@ type Family struct {
 	// in X-Forwarded-For.
 	PayDo  bool
 	Source string
+	// MassPay is a one-item Mass Pay: "topup" a payer's to the merchant
+	// (credits the payer), "payout" the merchant's own (credits no one).
+	MassPay string
 }
 
 // Step is what the model needs to know of one message of a lifecycle.
@@ -82,7 +85,7 @@ type Fault struct {
 // lifecycles the grammar draws from: money in, a payment to another
 // merchant, pending that clears or fails, fraud holds, refunds full and
 // partial, a chargeback.
-var lifecycles = []string{"pay", "foreign", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
+var lifecycles = []string{"pay", "foreign", "topup", "payout", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
 
 // faults the grammar draws from: those a correct listener survives (the
 // first postback only) and those that must leave the message unapplied.
@@ -192,12 +195,16 @@ func paydoFamily(states []int, gross fixtures.Money, source string) Family {
 }
 
 // family makes a lifecycle's facts. A lone payment ("pay") is the first
-// message of pay_refund, whose refund is never sent; a foreign payment is
-// a web_accept to another merchant, made by its send.
+// message of pay_refund, whose refund is never sent; a foreign payment (a
+// web_accept to another merchant) and a Mass Pay are made by their send.
 func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
-	if name == "foreign" {
+	switch name {
+	case "foreign":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
 			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Foreign: true}}}, nil
+	case "topup", "payout":
+		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0}, MassPay: name,
+			Steps: []Step{{Name: "masspay", Status: "Completed", Amount: gross, Kind: "masspay"}}}, nil
 	}
 	gen, err := fixtures.New(seed, fixtures.Options{Neutral: true, Sandbox: true})
 	if err != nil {

@@ -33,6 +33,8 @@ var moneyIn = map[string]bool{"web_accept": true, "cart": true, "express_checkou
 //   - copies and duplicates of a message act once (the ledger's key is
 //     the transaction and its status);
 //   - a payment to another merchant credits nothing;
+//   - a payer's Mass Pay to the merchant credits each Completed item to
+//     the payer once; the merchant's own Mass Pay (payouts) credits no one;
 //   - a Completed payment of a money-in kind credits its gross once,
 //     whatever came before or after (a late Pending takes nothing back);
 //     Pending, Failed and Denied credit nothing;
@@ -71,8 +73,16 @@ func Expected(h History) []Outcome {
 	}
 	out := make([]Outcome, len(h.Families))
 	for fi, f := range h.Families {
-		if f.PayDo {
+		switch {
+		case f.PayDo:
 			out[fi] = paydoOutcome(f, applied[fi])
+			continue
+		case f.MassPay != "":
+			// A payer's Mass Pay credits its Completed item to the payer;
+			// the merchant's own pays out, crediting no one.
+			if f.MassPay == "topup" && applied[fi][0] {
+				out[fi] = Outcome{Effects: 1, Net: f.Gross}
+			}
 			continue
 		}
 		credited := false
@@ -182,6 +192,10 @@ func Scenario(h History, name, description string) string {
 				case "spoof":
 					b.WriteString(", source: stranger, forwarded_for: paydo")
 				}
+			} else if f.MassPay == "topup" {
+				fmt.Fprintf(&b, "  - send: {as: %s, kind: masspay_received, params: {items: 1, status: Completed, currency: USD, payer_email: \"${env.payer_email}\"}, set: {mc_gross_1: %q, mc_fee_1: \"0.40\"}", alias, f.Gross.String())
+			} else if f.MassPay == "payout" {
+				fmt.Fprintf(&b, "  - send: {as: %s, kind: masspay, params: {items: 1, status: Completed, currency: USD}, set: {receiver_email_1: \"${env.payer_email}\", mc_gross_1: %q, mc_fee_1: \"0.40\"}", alias, f.Gross.String())
 			} else if f.Lifecycle == "" {
 				fmt.Fprintf(&b, "  - send: {as: %s, kind: web_accept, params: {gross: %q, currency: USD}, set: %s", alias, f.Gross.String(), foreignReceiver)
 			} else {
@@ -217,6 +231,10 @@ func Scenario(h History, name, description string) string {
 	for fi, o := range Expected(h) {
 		if parentAlias[fi] == "" {
 			continue // none of its payment's messages was sent: nothing names it
+		}
+		if h.Families[fi].MassPay != "" {
+			fmt.Fprintf(&b, "  - expect: {txn: \"${%s.masspay_txn_id_1}\", effects: %d, net: %q}\n", parentAlias[fi], o.Effects, o.Net.String())
+			continue
 		}
 		if h.Families[fi].PayDo {
 			fmt.Fprintf(&b, "  - expect: {txn: \"${%s.transaction}\", provider: paydo, effects: %d, net: %q, currency: EUR}\n", parentAlias[fi], o.Effects, o.Net.String())
