@@ -119,6 +119,10 @@ func Expected(h History) []Outcome {
 	return out
 }
 
+// A payer's name in windows-1252 letters that are not ISO-8859-1's (Œ)
+// nor ASCII (ë, ü).
+const payerFirst, payerLast = "Zoë", "Œuvray-Müller"
+
 // foreignReceiver makes a payment another merchant's.
 const foreignReceiver = `{receiver_email: someone-else@example.org, business: someone-else@example.org, receiver_id: OTHERMERCHNT9}`
 
@@ -192,6 +196,8 @@ func Scenario(h History, name, description string) string {
 				case "spoof":
 					b.WriteString(", source: stranger, forwarded_for: paydo")
 				}
+			} else if step.Named {
+				fmt.Fprintf(&b, "  - send: {as: %s, kind: web_accept, params: {gross: %q, currency: USD}, charset: windows-1252, set: {first_name: %q, last_name: %q}", alias, f.Gross.String(), payerFirst, payerLast)
 			} else if f.MassPay == "topup" {
 				fmt.Fprintf(&b, "  - send: {as: %s, kind: masspay_received, params: {items: 1, status: Completed, currency: USD, payer_email: \"${env.payer_email}\"}, set: {mc_gross_1: %q, mc_fee_1: \"0.40\"}", alias, f.Gross.String())
 			} else if f.MassPay == "payout" {
@@ -240,7 +246,13 @@ func Scenario(h History, name, description string) string {
 			fmt.Fprintf(&b, "  - expect: {txn: \"${%s.transaction}\", provider: paydo, effects: %d, net: %q, currency: EUR}\n", parentAlias[fi], o.Effects, o.Net.String())
 			continue
 		}
-		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q}\n", parentAlias[fi], o.Effects, o.Net.String())
+		name := ""
+		if h.Families[fi].Steps[0].Named && o.Effects > 0 {
+			// The name as the payer wrote it, decoded in the message's
+			// charset (a message never verified leaves nothing to ask).
+			name = fmt.Sprintf(", payer_name: %q", payerFirst+" "+payerLast)
+		}
+		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q%s}\n", parentAlias[fi], o.Effects, o.Net.String(), name)
 	}
 	return b.String()
 }
