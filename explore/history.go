@@ -56,6 +56,9 @@ type Step struct {
 	// Named is a payment from a payer whose name needs its charset
 	// (windows-1252 letters beyond ASCII).
 	Named bool
+	// Adaptive is an Adaptive Payments PAY (transaction[n].* keys):
+	// recorded, no balance effect, but it must verify.
+	Adaptive bool
 }
 
 // EventKind names what an event does.
@@ -88,7 +91,7 @@ type Fault struct {
 // lifecycles the grammar draws from: money in, a payment to another
 // merchant, pending that clears or fails, fraud holds, refunds full and
 // partial, a chargeback.
-var lifecycles = []string{"pay", "named", "foreign", "topup", "payout", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
+var lifecycles = []string{"pay", "named", "foreign", "adaptive", "topup", "payout", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
 
 // faults the grammar draws from: those a correct listener survives (the
 // first postback only) and those that must leave the message unapplied.
@@ -205,6 +208,9 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 	case "foreign":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
 			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Foreign: true}}}, nil
+	case "adaptive":
+		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
+			Steps: []Step{{Name: "pay", Kind: "adaptive_pay", Adaptive: true}}}, nil
 	case "named":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
 			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Named: true}}}, nil

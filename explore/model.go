@@ -43,34 +43,7 @@ var moneyIn = map[string]bool{"web_accept": true, "cart": true, "express_checkou
 //   - Canceled_Reversal credits back once a reversal was applied;
 //   - cases and adjustments are recorded, with no balance effect.
 func Expected(h History) []Outcome {
-	type deliveries struct {
-		fault *Fault // the first send's
-		n     int
-	}
-	sent := make([]map[int]*deliveries, len(h.Families))
-	for i := range sent {
-		sent[i] = map[int]*deliveries{}
-	}
-	for _, e := range h.Events {
-		if e.Kind != Send {
-			continue
-		}
-		d := sent[e.Family][e.Step]
-		if d == nil {
-			d = &deliveries{fault: e.Fault}
-			sent[e.Family][e.Step] = d
-		}
-		d.n += max(e.Copies, 1)
-	}
-	applied := make([]map[int]bool, len(h.Families))
-	for fi := range applied {
-		applied[fi] = map[int]bool{}
-		for step, d := range sent[fi] {
-			f := d.fault
-			lost := f != nil && (f.Count == 0 || (f.Kind == "invalid" && d.n == 1))
-			applied[fi][step] = !lost
-		}
-	}
+	applied := appliedSteps(h)
 	out := make([]Outcome, len(h.Families))
 	for fi, f := range h.Families {
 		switch {
@@ -126,6 +99,40 @@ const payerFirst, payerLast = "Zoë", "Œuvray-Müller"
 // foreignReceiver makes a payment another merchant's.
 const foreignReceiver = `{receiver_email: someone-else@example.org, business: someone-else@example.org, receiver_id: OTHERMERCHNT9}`
 
+// appliedSteps tells, per family, which steps a correct listener acts on
+// (see Expected).
+func appliedSteps(h History) []map[int]bool {
+	type deliveries struct {
+		fault *Fault // the first send's
+		n     int
+	}
+	sent := make([]map[int]*deliveries, len(h.Families))
+	for i := range sent {
+		sent[i] = map[int]*deliveries{}
+	}
+	for _, e := range h.Events {
+		if e.Kind != Send {
+			continue
+		}
+		d := sent[e.Family][e.Step]
+		if d == nil {
+			d = &deliveries{fault: e.Fault}
+			sent[e.Family][e.Step] = d
+		}
+		d.n += max(e.Copies, 1)
+	}
+	applied := make([]map[int]bool, len(h.Families))
+	for fi := range applied {
+		applied[fi] = map[int]bool{}
+		for step, d := range sent[fi] {
+			f := d.fault
+			lost := f != nil && (f.Count == 0 || (f.Kind == "invalid" && d.n == 1))
+			applied[fi][step] = !lost
+		}
+	}
+	return applied
+}
+
 // paydoOutcome is a PayDo checkout's: credited once if PayDo reported it
 // accepted (2) from its own address, whatever failed or pending state
 // came before; nothing from anyone else, X-Forwarded-For or not.
@@ -166,6 +173,12 @@ func Scenario(h History, name, description string) string {
 	parentAlias := make([]string, len(h.Families))
 	sends := 0
 	var mustAck []string // a stranger's PayDo posts are refused (403), rightly
+	// mustVerify are the first sends of the PayPal messages a correct
+	// listener gets verified: the verifier takes every postback of the
+	// same bytes for the first send's.
+	var mustVerify []string
+	firstSend := map[[2]int]bool{}
+	applied := appliedSteps(h)
 	for _, e := range h.Events {
 		switch e.Kind {
 		case Down:
@@ -180,6 +193,12 @@ func Scenario(h History, name, description string) string {
 			alias := fmt.Sprintf("m%d", sends)
 			if f := h.Families[e.Family]; !f.PayDo || f.Source == "" {
 				mustAck = append(mustAck, alias)
+			}
+			if key := [2]int{e.Family, e.Step}; !h.Families[e.Family].PayDo && !firstSend[key] {
+				firstSend[key] = true
+				if applied[e.Family][e.Step] {
+					mustVerify = append(mustVerify, alias)
+				}
 			}
 			if !step.Child && parentAlias[e.Family] == "" {
 				parentAlias[e.Family] = alias
@@ -196,6 +215,8 @@ func Scenario(h History, name, description string) string {
 				case "spoof":
 					b.WriteString(", source: stranger, forwarded_for: paydo")
 				}
+			} else if step.Adaptive {
+				fmt.Fprintf(&b, "  - send: {as: %s, kind: adaptive_pay, params: {items: 2}", alias)
 			} else if step.Named {
 				fmt.Fprintf(&b, "  - send: {as: %s, kind: web_accept, params: {gross: %q, currency: USD}, charset: windows-1252, set: {first_name: %q, last_name: %q}", alias, f.Gross.String(), payerFirst, payerLast)
 			} else if f.MassPay == "topup" {
@@ -234,8 +255,11 @@ func Scenario(h History, name, description string) string {
 	for _, alias := range mustAck {
 		fmt.Fprintf(&b, "  - expect: {message: %s, acked: true}\n", alias)
 	}
+	for _, alias := range mustVerify {
+		fmt.Fprintf(&b, "  - expect: {message: %s, any_verified: true}\n", alias)
+	}
 	for fi, o := range Expected(h) {
-		if parentAlias[fi] == "" {
+		if parentAlias[fi] == "" || h.Families[fi].Steps[0].Adaptive {
 			continue // none of its payment's messages was sent: nothing names it
 		}
 		if h.Families[fi].MassPay != "" {
