@@ -2,8 +2,6 @@ package emulator_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -140,22 +138,11 @@ func BenchmarkJournal(b *testing.B) {
 // benchSchema is a new schema of the database at base, dropped when the
 // benchmark ends, and base's URL pointed at it.
 func benchSchema(b *testing.B, base string) string {
-	admin, err := sql.Open("pgx", base)
+	dsn, drop, err := testenv.NewSchema(base, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	dsn, err := testenv.WithSearchPath(base, schema)
-	if err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(drop)
 	return dsn
 }
 

@@ -2,8 +2,6 @@ package replica_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,24 +30,15 @@ func BenchmarkReplicas(b *testing.B) {
 	if base == "" {
 		b.Skip("IPNLAB_TEST_POSTGRES is not set: no replica figures")
 	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer admin.Close()
 	ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
 	defer ack.Close()
 	const messages, workers = 2000, 16
 	rate := func(spread bool) float64 {
-		schema := fmt.Sprintf("bench_replicas_%d", time.Now().UnixNano())
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			b.Fatal(err)
-		}
-		defer admin.Exec("DROP SCHEMA " + schema + " CASCADE") //nolint:errcheck
-		dsn, err := testenv.WithSearchPath(base, schema)
+		dsn, drop, err := testenv.NewSchema(base, "bench_replicas")
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer drop()
 		var set []*replica.Replica
 		for range 3 {
 			store, err := pgjournal.Connect(context.Background(), dsn)

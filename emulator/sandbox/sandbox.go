@@ -9,6 +9,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -459,7 +460,7 @@ func (s *Sandbox) verify(w http.ResponseWriter, r *http.Request) {
 	pb := paypal.Postback{Method: r.Method, RawQuery: r.URL.RawQuery, Body: body, UserAgent: r.UserAgent()}
 	for _, m := range s.members() {
 		if m.emu.PayPal().Owns(pb) {
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 			m.emu.ServeHTTP(w, r)
 			return

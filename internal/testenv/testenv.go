@@ -62,24 +62,35 @@ func PostgresSchema(prefix string) string {
 		}
 		Skip("no PostgreSQL server: set " + PostgresVariable + "=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
 	}
+	dsn, drop, err := NewSchema(base, prefix)
+	if err != nil {
+		ginkgo.Fail(fmt.Sprintf("%s: %v", PostgresVariable, err))
+	}
+	ginkgo.DeferCleanup(drop)
+	return dsn
+}
+
+// NewSchema creates a schema named from prefix in the database at base
+// and returns base's URL pointed at it, and drop, which removes it (for
+// benchmarks as for specs).
+func NewSchema(base, prefix string) (dsn string, drop func(), err error) {
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
-		ginkgo.Fail(fmt.Sprintf("%s: %v", PostgresVariable, err))
+		return "", nil, err
 	}
 	schema := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	if dsn, err = WithSearchPath(base, schema); err != nil {
+		admin.Close()
+		return "", nil, err
+	}
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		admin.Close()
-		ginkgo.Fail(fmt.Sprintf("create schema %s: %v", schema, err))
+		return "", nil, fmt.Errorf("create schema %s: %w", schema, err)
 	}
-	ginkgo.DeferCleanup(func() {
+	return dsn, func() {
 		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 		admin.Close()
-	})
-	dsn, err := WithSearchPath(base, schema)
-	if err != nil {
-		ginkgo.Fail(fmt.Sprintf("%s: %v", PostgresVariable, err))
-	}
-	return dsn
+	}, nil
 }
 
 // WithSearchPath is the PostgreSQL URL dsn pointed at schema.
