@@ -1,12 +1,15 @@
 package explore_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/explore"
+	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -21,7 +25,11 @@ import (
 
 // against starts the reference listener built as mutant ("" for the real
 // one) and returns the conformance settings that reach it.
-func against(mutant string) conformance.Config {
+func against(mutant string) conformance.Config { return againstWrapped(mutant, nil) }
+
+// againstWrapped is against with the listener's handler wrapped: a
+// listener with a bug no mutant has, written around the reference one.
+func againstWrapped(mutant string, wrap func(h http.Handler, verifyURL string) http.Handler) conformance.Config {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	l, err := listener.New(listener.Config{
@@ -35,7 +43,11 @@ func against(mutant string) conformance.Config {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(l.Start(context.Background())).To(Succeed())
-	srv := httptest.NewServer(l.Handler())
+	h := l.Handler()
+	if wrap != nil {
+		h = wrap(h, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
+	}
+	srv := httptest.NewServer(h)
 	DeferCleanup(func() { srv.Close(); l.Close() })
 	cfg := conformance.Defaults()
 	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
@@ -51,7 +63,7 @@ var _ = Describe("The model", func() {
 			again, _ := explore.Generate(seed, 40, true)
 			Expect(again).To(Equal(h))
 			Expect(len(h.Events)).To(BeNumerically("<=", 42))
-			text := explore.Scenario(h, "x", "y")
+			text := explore.Scenario(h, "x", "y", "C1")
 			_, err = scenarios.Parse("x.yaml", []byte(text))
 			Expect(err).NotTo(HaveOccurred(), text)
 		}
@@ -79,6 +91,21 @@ var _ = Describe("The model", func() {
 		pay.Events = []explore.Event{send(0, &explore.Fault{Kind: "invalid", Count: 1}, 0), send(0, nil, 0)}
 		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{Effects: 1, Net: 5000}}), "the duplicate's postback is VERIFIED")
 	})
+
+	It("adds the transactions' nets up into the payer's balances, by currency", func() {
+		h := explore.History{Families: []explore.Family{
+			{Name: "pay_refund", Steps: []explore.Step{{Name: "pay", Status: "Completed", Amount: 5000, Kind: "web_accept"}, {Name: "refund", Status: "Refunded", Amount: -1200, Child: true}}},
+			{Name: "pay", Steps: []explore.Step{{Name: "pay", Status: "Completed", Amount: 700, Kind: "web_accept"}}},
+			{Name: "paydo_checkout", PayDo: true, Gross: 900, Steps: []explore.Step{{Name: "state1", Status: "5"}, {Name: "state2", Status: "2"}}},
+			{Name: "paydo_checkout", PayDo: true, Gross: 400, Steps: []explore.Step{{Name: "state1", Status: "3"}}},
+		}}
+		send := func(fi, step int) explore.Event { return explore.Event{Kind: explore.Send, Family: fi, Step: step} }
+		h.Events = []explore.Event{send(0, 1), send(0, 0), send(1, 0), send(2, 0), send(2, 1), send(3, 0)}
+		Expect(explore.BalanceChange(h)).To(Equal(map[string]fixtures.Money{"USD": 5000 - 1200 + 700, "EUR": 900}))
+		text := explore.Scenario(h, "x", "y", "C1")
+		Expect(text).To(ContainSubstring(`- expect: {customer: "C1", balance_change: {EUR: "9.00", USD: "45.00"}}`))
+		Expect(explore.Scenario(h, "x", "y", "")).NotTo(ContainSubstring("balance_change"), "no customer: no balances")
+	})
 })
 
 var _ = Describe("Exploring", func() {
@@ -88,6 +115,30 @@ var _ = Describe("Exploring", func() {
 		Expect(rep.Aborted).To(BeEmpty())
 		Expect(rep.Violation).To(BeNil(), "%+v", rep.Violation)
 		Expect(rep.Histories).To(Equal(12))
+		Expect(rep.Balances).To(MatchRegexp(`^customer C1's, from history \d+ on$`), "it learns the payer's id from the probe and checks its balances")
+	})
+
+	It("finds a listener that asks the verifier twice about each delivery", func() {
+		// It verifies in the handler and again in its worker: a flood
+		// that costs nothing in money, so only no_flood sees it.
+		twice := func(h http.Handler, verifyURL string) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				raw, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(raw))
+				if strings.HasSuffix(r.URL.Path, "/ipn/paypal") {
+					resp, err := http.Post(verifyURL, "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), raw...)))
+					if err == nil {
+						resp.Body.Close()
+					}
+				}
+				h.ServeHTTP(w, r)
+			})
+		}
+		rep, err := explore.Run(context.Background(), explore.Config{Conformance: againstWrapped("", twice), Seed: 11, Histories: 12, MaxShrinks: 40})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Violation).NotTo(BeNil())
+		Expect(rep.Violation.Broke).To(MatchRegexp(`answered VERIFIED or INVALID 2 times, but reached the listener 1 time`))
+		Expect(rep.Violation.ShrunkEvents).To(Equal(1), rep.Violation.History)
 	})
 
 	It("finds the bug of each mutant it is given, shrinks the history, and the scenario it writes fails the same way when replayed", func() {

@@ -2,6 +2,8 @@ package explore
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -92,6 +94,27 @@ func Expected(h History) []Outcome {
 	return out
 }
 
+// Currency is what a family's money moves in: PayPal's fixtures pay in
+// USD, PayDo's checkouts in EUR.
+func (f Family) Currency() string {
+	if f.PayDo {
+		return "EUR"
+	}
+	return "USD"
+}
+
+// BalanceChange is how far h moves the payer's balances, by currency: its
+// transactions' nets added up. Every currency h pays in is named, moved
+// or not.
+func BalanceChange(h History) map[string]fixtures.Money {
+	out := map[string]fixtures.Money{}
+	outcomes := Expected(h)
+	for fi, f := range h.Families {
+		out[f.Currency()] += outcomes[fi].Net
+	}
+	return out
+}
+
 // A payer's name in windows-1252 letters that are not ISO-8859-1's (Œ)
 // nor ASCII (ë, ü).
 const payerFirst, payerLast = "Zoë", "Œuvray-Müller"
@@ -157,10 +180,14 @@ func abs(m fixtures.Money) fixtures.Money {
 
 // Scenario renders h as a scenario (YAML, as ipnlab run reads it): the
 // lifecycles, the events, then the invariants: every message acked with a
-// 200, and each transaction's effects and net as the model says. The messages' ids derive from the run's seed (ipnlab run
-// --seed), not from the history: each run has transactions of its own, so
-// a listener that already saw one run does not carry it into the next.
-func Scenario(h History, name, description string) string {
+// 200, verified when a correct listener acts on it, never asked about
+// more often than delivered; each transaction's effects and net as the
+// model says; and, when customer is set (the listener's id of the payer),
+// the payer's balances moved by the model's amounts. The messages' ids
+// derive from the run's seed (ipnlab run --seed), not from the history:
+// each run has transactions of its own, so a listener that already saw
+// one run does not carry it into the next.
+func Scenario(h History, name, description, customer string) string {
 	var b strings.Builder
 	// Realistic values: accented names, multi-line streets, empty fields,
 	// as PayPal sends them (a listener that mangles them loses payments).
@@ -177,6 +204,9 @@ func Scenario(h History, name, description string) string {
 	// listener gets verified: the verifier takes every postback of the
 	// same bytes for the first send's.
 	var mustVerify []string
+	// firstSends are the first sends of every PayPal message: the
+	// postbacks of its copies and resends are counted on them.
+	var firstSends []string
 	firstSend := map[[2]int]bool{}
 	applied := appliedSteps(h)
 	for _, e := range h.Events {
@@ -196,6 +226,7 @@ func Scenario(h History, name, description string) string {
 			}
 			if key := [2]int{e.Family, e.Step}; !h.Families[e.Family].PayDo && !firstSend[key] {
 				firstSend[key] = true
+				firstSends = append(firstSends, alias)
 				if applied[e.Family][e.Step] {
 					mustVerify = append(mustVerify, alias)
 				}
@@ -258,6 +289,9 @@ func Scenario(h History, name, description string) string {
 	for _, alias := range mustVerify {
 		fmt.Fprintf(&b, "  - expect: {message: %s, any_verified: true}\n", alias)
 	}
+	for _, alias := range firstSends {
+		fmt.Fprintf(&b, "  - expect: {message: %s, no_flood: true}\n", alias)
+	}
 	for fi, o := range Expected(h) {
 		if parentAlias[fi] == "" || h.Families[fi].Steps[0].Adaptive {
 			continue // none of its payment's messages was sent: nothing names it
@@ -277,6 +311,14 @@ func Scenario(h History, name, description string) string {
 			name = fmt.Sprintf(", payer_name: %q", payerFirst+" "+payerLast)
 		}
 		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q%s}\n", parentAlias[fi], o.Effects, o.Net.String(), name)
+	}
+	if customer != "" {
+		change := BalanceChange(h)
+		var parts []string
+		for _, c := range slices.Sorted(maps.Keys(change)) {
+			parts = append(parts, fmt.Sprintf("%s: %q", c, change[c].String()))
+		}
+		fmt.Fprintf(&b, "  - expect: {customer: %q, balance_change: {%s}}\n", customer, strings.Join(parts, ", "))
 	}
 	return b.String()
 }

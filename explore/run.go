@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -28,6 +30,10 @@ type Config struct {
 	Duration  time.Duration
 	// MaxEvents bounds a history's events (default 40).
 	MaxEvents int
+	// Customer is the listener's id of the payer (conformance's
+	// PayerEmail), whose balances are checked after each history; ""
+	// learns it from the first effects the probe shows.
+	Customer string
 	// MaxShrinks bounds the runs shrinking may make (default 300).
 	MaxShrinks int
 	// Out, if set, is the directory the shrunk scenario is written to.
@@ -51,6 +57,18 @@ type Report struct {
 	Violation *Violation  `json:"violation,omitempty"`
 	Aborted   string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
 	Config    ReportLimit `json:"limits"`
+	// Balances says whose balances were checked, from which history on,
+	// or why they were not.
+	Balances string `json:"balances"`
+	// Runs are the histories run, in order (the JUnit report's cases).
+	Runs []HistoryRun `json:"-"`
+}
+
+// HistoryRun is one history as it ran.
+type HistoryRun struct {
+	Seed    uint64
+	Events  int
+	Seconds float64
 }
 
 // ReportLimit are the bounds a run had.
@@ -76,6 +94,8 @@ type Violation struct {
 	// it was written.
 	Scenario string `json:"scenario"`
 	File     string `json:"file,omitempty"`
+	// Replay is the command that replays File against the listener.
+	Replay string `json:"replay,omitempty"`
 	// Shrinks is how many runs shrinking made.
 	Shrinks int `json:"shrinks"`
 }
@@ -111,10 +131,17 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return Report{}, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	defer s.Close()
-	runs := &runner{s: s, seed: cfg.Seed}
+	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer}
+	if cfg.Customer != "" {
+		runs.since = 1
+	}
+	_, readsBalances := s.Probe().(scenarios.BalanceReader)
 	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}}
 	start := time.Now()
-	defer func() { rep.Seconds = time.Since(start).Seconds() }()
+	defer func() {
+		rep.Seconds = time.Since(start).Seconds()
+		rep.Balances = runs.balances(readsBalances)
+	}()
 	for i := 0; cfg.Histories == 0 || i < cfg.Histories; i++ {
 		if cfg.Duration > 0 && time.Since(start) > cfg.Duration {
 			break
@@ -131,9 +158,13 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		rep.Histories++
 		rep.Events += len(h.Events)
 		res, err := runs.run(ctx, h)
+		rep.Runs = append(rep.Runs, HistoryRun{Seed: seed, Events: len(h.Events), Seconds: res.Duration.Seconds()})
 		if err != nil {
 			rep.Aborted = err.Error()
 			return rep, nil
+		}
+		if readsBalances {
+			runs.learn(res.Customers, rep.Histories)
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events})
@@ -151,6 +182,10 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			if err := os.WriteFile(v.File, []byte(v.Scenario), 0o644); err != nil {
 				return rep, fmt.Errorf("%w: %v", ErrHarness, err)
 			}
+			v.Replay = fmt.Sprintf("ipnlab run %s --listener %s --probe %s", conformance.ShellQuote(v.File), conformance.ShellQuote(cc.Listener), conformance.ShellQuote(sqlprobe.Redact(cc.Probe)))
+			if cc.PayDoListener != "" {
+				v.Replay += " --paydo-listener " + conformance.ShellQuote(cc.PayDoListener)
+			}
 		}
 		rep.Violation = &v
 		if cfg.Progress != nil {
@@ -167,12 +202,55 @@ type runner struct {
 	s    *conformance.Session
 	seed uint64
 	n    int
+	// customer is the payer's id at the listener, whose balances each
+	// history checks once it is known (given, or learned at history
+	// since); others are the ids seen besides it, which make the payer
+	// ambiguous.
+	customer string
+	since    int
+	others   []string
+}
+
+// learn takes the payer's id from the customers the probe named in a
+// history's effects, if it is not known yet: every history pays from the
+// one payer, so more than one id means the listener splits it, and
+// balances are no longer checked.
+func (r *runner) learn(customers []string, history int) {
+	for _, c := range customers {
+		switch {
+		case r.customer == "":
+			r.customer, r.since = c, history+1
+		case c != r.customer && !slices.Contains(r.others, c):
+			r.others = append(r.others, c)
+		}
+	}
+}
+
+// checksBalances is the customer whose balances histories check, if any.
+func (r *runner) checksBalances() string {
+	if len(r.others) > 0 {
+		return ""
+	}
+	return r.customer
+}
+
+// balances says, for the report, whose balances were checked.
+func (r *runner) balances(readsBalances bool) string {
+	switch {
+	case !readsBalances:
+		return "not checked: the probe does not read customers' balances (a SQL probe map has no such query)"
+	case len(r.others) > 0:
+		return fmt.Sprintf("not checked: the payer's effects name several customers (%s, %s)", r.customer, strings.Join(r.others, ", "))
+	case r.customer == "":
+		return "not checked: no history credited the payer, so the probe never named its customer"
+	}
+	return fmt.Sprintf("customer %s's, from history %d on", r.customer, r.since)
 }
 
 // run runs h as a scenario; an error is the harness's (a scenario that
 // does not load, a step the emulator refused).
 func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
-	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history")
+	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.checksBalances())
 	sc, err := scenarios.Parse(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text))
 	if err != nil {
 		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
@@ -232,7 +310,7 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 	}
 	desc := "found by ipnlab explore (seed of the history " + fmt.Sprint(h.Seed) + "); broke: " + broke
 	text := fmt.Sprintf("# Found by ipnlab explore and shrunk: replay with ipnlab run FILE --listener ... --probe ...\n# The listener broke: %s\n# History:\n#   %s\n",
-		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc)
+		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc, r.checksBalances())
 	return Violation{Broke: broke, History: h.String(), Scenario: text, ShrunkEvents: len(h.Events), Shrinks: runs}
 }
 

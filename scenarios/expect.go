@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 )
@@ -65,6 +69,11 @@ func (r *runner) expect(ctx context.Context, e *Expect) error {
 			return err
 		}
 	}
+	if e.Customer != "" {
+		if err := r.expectBalance(ctx, e); err != nil {
+			return err
+		}
+	}
 	r.logf("  line %d: expectations met", e.Line())
 	return nil
 }
@@ -100,7 +109,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 			}
 			return len(pbs) > 0
 		})
-	} else if e.Verdict == "none" || e.PostbacksMax > 0 {
+	} else if e.Verdict == "none" || e.PostbacksMax > 0 || e.NoFlood {
 		// Let the listener finish; without a probe, give it a moment.
 		if r.env.Probe != nil {
 			if err := r.settle(ctx); err != nil {
@@ -157,6 +166,12 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	}
 	if e.PostbacksMax > 0 && len(pbs) > e.PostbacksMax {
 		return fail(ev, "message %s was posted back %d times, at most %d expected", e.Message, len(pbs), e.PostbacksMax)
+	}
+	if e.NoFlood {
+		if answered, reached := r.answeredAndReached(id); answered > reached {
+			return fail(ev, "message %s was posted back and answered VERIFIED or INVALID %d times, but reached the listener %d time(s): "+
+				"a listener asks once per delivery, and again only when the answer was none", e.Message, answered, reached)
+		}
 	}
 	if e.UserAgent {
 		if len(pbs) == 0 {
@@ -238,6 +253,113 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 	return r.judgeTxn(e, txn, t, absent)
 }
 
+// answeredAndReached counts, for message id and every message of the
+// same bytes (its copies, its resends: the verifier takes all their
+// postbacks for one message's), the postbacks answered with a definitive
+// VERIFIED or INVALID, and the deliveries that reached the listener (all
+// but those a simulated outage failed).
+func (r *runner) answeredAndReached(id string) (answered, reached int) {
+	emu := r.env.Emulator
+	first, _ := emu.View(id)
+	for _, v := range r.views {
+		if v.Provider == "paydo" || v.Body != first.Body {
+			continue
+		}
+		for _, mid := range append([]string{v.ID}, v.Copies...) {
+			mv, _ := emu.View(mid)
+			for _, a := range mv.Attempts {
+				if a.Error != delivery.OutageError {
+					reached++
+				}
+			}
+			for _, p := range emu.PayPal().Postbacks(mid) {
+				if p.Status == http.StatusOK && (p.Answer == string(paypal.Verified) || p.Answer == string(paypal.Invalid)) {
+					answered++
+				}
+			}
+		}
+	}
+	return answered, reached
+}
+
+// readStartBalances reads the balances of every customer a balance
+// expectation names, before the scenario's first step.
+func (r *runner) readStartBalances(ctx context.Context) error {
+	for _, st := range r.sc.Steps {
+		e, ok := st.(*Expect)
+		if !ok || e.Customer == "" || r.startBalances[e.Customer] != nil {
+			continue
+		}
+		br, ok := r.env.Probe.(BalanceReader)
+		if !ok {
+			return nil // judged as skipped when the expectation runs
+		}
+		b, err := readBalances(ctx, br, e.Customer)
+		if err != nil {
+			return fmt.Errorf("the balances of customer %s before the first step: %w", e.Customer, err)
+		}
+		if r.startBalances == nil {
+			r.startBalances = map[string]map[string]fixtures.Money{}
+		}
+		r.startBalances[e.Customer] = b
+	}
+	return nil
+}
+
+// expectBalance judges how far a customer's balances moved since the
+// scenario started, once the listener is idle for the scenario's
+// transactions.
+func (r *runner) expectBalance(ctx context.Context, e *Expect) error {
+	br, ok := r.env.Probe.(BalanceReader)
+	if !ok {
+		return &skip{msg: "needs a probe that reads customers' balances (GET /probe/v1/customers/{id})"}
+	}
+	if err := r.settle(ctx); err != nil {
+		return err
+	}
+	now, err := readBalances(ctx, br, e.Customer)
+	if err != nil {
+		return err
+	}
+	start := r.startBalances[e.Customer]
+	currencies := map[string]bool{}
+	for _, m := range []map[string]fixtures.Money{start, now} {
+		for c := range m {
+			currencies[c] = true
+		}
+	}
+	for c := range e.BalanceChange {
+		currencies[c] = true
+	}
+	var ev []string
+	for _, c := range slices.Sorted(maps.Keys(currencies)) {
+		ev = append(ev, fmt.Sprintf("customer %s's %s balance: %s when the scenario started, %s now", e.Customer, c, start[c], now[c]))
+	}
+	for _, c := range slices.Sorted(maps.Keys(currencies)) {
+		want, _ := fixtures.ParseMoney(e.BalanceChange[c]) // checked when loaded; "" is 0
+		if moved := now[c] - start[c]; moved != want {
+			return fail(ev, "customer %s's %s balance moved by %s, want %s", e.Customer, c, moved, want)
+		}
+	}
+	return nil
+}
+
+func readBalances(ctx context.Context, br BalanceReader, customer string) (map[string]fixtures.Money, error) {
+	raw, err := br.Balances(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]fixtures.Money, len(raw))
+	for c, s := range raw {
+		m, err := fixtures.ParseMoney(s)
+		if err != nil {
+			return nil, fmt.Errorf("customer %s: the probe's %s balance %q is not an amount", customer, c, s)
+		}
+		out[c] = m
+	}
+	return out, nil
+}
+
 // askedAgain reports whether every PayPal message of txn this scenario
 // sent, each copy included, has been posted back at least twice.
 func (r *runner) askedAgain(txn string) bool {
@@ -260,6 +382,9 @@ func (r *runner) judgeTxn(e *Expect, txn string, t ProbeTransaction, absent bool
 	var err error
 	var ev []string
 	for _, f := range t.Effects {
+		if f.Customer != "" && !slices.Contains(r.customers, f.Customer) {
+			r.customers = append(r.customers, f.Customer)
+		}
 		ev = append(ev, fmt.Sprintf("effect %s %s %s %s for %s", f.TxnID, f.Status, f.Amount, f.Currency, f.Customer))
 	}
 	if t.Held != "" {

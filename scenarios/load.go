@@ -488,15 +488,23 @@ func (l *loader) checkFault(n *yaml.Node, f *Fault) error {
 
 func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	hasMsg := e.Acked != nil || e.AckStatus != 0 || e.History != "" || e.Verdict != "" || e.AnyVerified ||
-		e.PostbacksMax != 0 || e.UserAgent || e.VerifyURL || e.Endpoint
+		e.PostbacksMax != 0 || e.NoFlood || e.UserAgent || e.VerifyURL || e.Endpoint
 	hasTxn := e.Effects != nil || e.Net != "" || e.TxnStatus != "" || e.Held != nil || e.PayerName != ""
+	hasCustomer := e.BalanceChange != nil
 	switch {
 	case hasMsg && e.Message == "":
 		return l.at(n, "expect: message expectations need message: NAME")
 	case hasTxn && e.Txn == "":
 		return l.at(n, "expect: transaction expectations need txn: (e.g. ${pay.txn_id})")
-	case !hasMsg && !hasTxn:
-		return l.at(n, "expect: nothing is expected; give message or txn expectations")
+	case hasCustomer && e.Customer == "":
+		return l.at(n, "expect: balance_change needs customer: ID (the listener's id of the customer)")
+	case e.Customer != "" && !hasCustomer:
+		return l.at(n, "expect: customer %q: nothing is expected of it; give balance_change", e.Customer)
+	case !hasMsg && !hasTxn && !hasCustomer:
+		return l.at(n, "expect: nothing is expected; give message, txn or customer expectations")
+	}
+	if err := checkBalanceChange(e); err != nil {
+		return l.at(n, "expect: %v", err)
 	}
 	if e.Message != "" {
 		if err := l.alias(n, e.Message, true); err != nil {
@@ -534,6 +542,39 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		}
 	}
 	return nil
+}
+
+// checkBalanceChange checks a customer expectation: a literal id (its
+// balances are read before the first step, when no reference can be
+// resolved yet) and amounts by currency code.
+func checkBalanceChange(e *Expect) error {
+	if e.Customer == "" {
+		return nil
+	}
+	if strings.Contains(e.Customer, "${") {
+		return fmt.Errorf("customer %q: give the listener's id, not a reference: its balances are read when the scenario starts", e.Customer)
+	}
+	for cur, amount := range e.BalanceChange {
+		if !currencyCode(cur) {
+			return fmt.Errorf("balance_change: %q is not a currency code (three capital letters, e.g. USD)", cur)
+		}
+		if _, err := fixtures.ParseMoney(amount); err != nil {
+			return fmt.Errorf("balance_change %s: %v", cur, err)
+		}
+	}
+	return nil
+}
+
+func currencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, c := range s {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // yamlLine digs the line out of a yaml error ("yaml: line 4: ...").

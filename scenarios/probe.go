@@ -33,6 +33,14 @@ type ProbeReader interface {
 	Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error)
 }
 
+// BalanceReader is a probe that also reads a customer's balances (the
+// probe API's /customers/{id}; a SQL probe map has no such query).
+type BalanceReader interface {
+	// Balances are the customer's balances by currency, as amounts; an
+	// unknown customer has none.
+	Balances(ctx context.Context, customer string) (map[string]string, error)
+}
+
 // NewProbe returns a client for the probe API under base.
 func NewProbe(base string) (*Probe, error) { return NewProbeWith(base, nil) }
 
@@ -101,6 +109,16 @@ func (p *Probe) Transaction(ctx context.Context, provider, txnID string) (ProbeT
 		return t, ErrNoTransaction
 	}
 	return t, err
+}
+
+// Balances reads a customer's balances; a 404 is a customer with none.
+func (p *Probe) Balances(ctx context.Context, customer string) (map[string]string, error) {
+	var c probe.Customer
+	code, err := p.get(ctx, probe.CustomersPath+url.PathEscape(customer), &c)
+	if code == http.StatusNotFound {
+		return map[string]string{}, nil
+	}
+	return c.Balances, err
 }
 
 // Idle waits (up to wait) until the listener has nothing in progress for

@@ -56,7 +56,7 @@ var stepDocs = map[string]struct {
 	"clear_fault": {"Clears the fault set by a fault step without message. Takes no fields: `- clear_fault: {}`.", ClearFault{}, ""},
 	"outage":      {"Takes the listener down (every delivery fails, so the provider retries) or brings it back.", Outage{}, ""},
 	"advance":     {"Moves the emulator's virtual clock, firing the deliveries that fall due: four days of PayPal resends take milliseconds.", Advance{}, ""},
-	"expect":      {"States what must be true by now. Message expectations are judged from the emulator's records (protocol level); txn expectations through the listener's probe (business level: skipped without one, see docs/probe.md).", Expect{}, "Message expectations need message; txn expectations need txn; give at least one kind. Expectations that need a postback wait for it (within)."},
+	"expect":      {"States what must be true by now. Message expectations are judged from the emulator's records (protocol level); txn and customer expectations through the listener's probe (business level: skipped without one, see docs/probe.md).", Expect{}, "Message expectations need message; txn expectations need txn; balance_change needs customer; give at least one kind. Expectations that need a postback wait for it (within)."},
 }
 
 // Reference is the scenario format's reference in Markdown: every key,
@@ -134,11 +134,13 @@ steps:
   - outage: {down: false}
   # PayPal resends after 10 s, 30 s, 70 s, ... of its clock.
   - advance: {by: 2m}
-  - expect: {message: pay, acked: true, verdict: VERIFIED}
+  - expect: {message: pay, acked: true, verdict: VERIFIED, no_flood: true}
   - expect: {txn: "${pay.txn_id}", effects: 1, net: "80.00"}
   - send: {as: refund, from: lc.refund}
   - expect: {message: refund, verdict: VERIFIED}
   - expect: {txn: "${pay.txn_id}", effects: 2, net: "0.00"}
+  # The customer (C1 at the reference listener) ends where it started.
+  - expect: {customer: C1, balance_change: {USD: "0.00"}}
 `
 
 // fieldRows is a Markdown table body: one row per yaml field of t.

@@ -133,6 +133,9 @@ type Result struct {
 	NeverPostedBack bool          `json:"-"`
 	Evidence        []string      `json:"evidence,omitempty"`
 	Duration        time.Duration `json:"-"`
+	// Customers are those the probe named in the effects the
+	// expectations read (a harness learns the listener's ids from them).
+	Customers []string `json:"-"`
 }
 
 // failure is an expectation not met; harness errors are plain errors.
@@ -161,6 +164,10 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	}
 	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
 	res := Result{Scenario: sc.Name, Status: Passed, Seed: api.Seed(env.Seed)}
+	if err := r.readStartBalances(ctx); err != nil {
+		res.Status, res.Message, res.Duration = Error, err.Error(), time.Since(start)
+		return res
+	}
 	for i, st := range sc.Steps {
 		r.index = i
 		if err := ctx.Err(); err != nil {
@@ -188,7 +195,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 		}
 		break
 	}
-	res.Duration = time.Since(start)
+	res.Duration, res.Customers = time.Since(start), r.customers
 	return res
 }
 
@@ -200,6 +207,11 @@ type runner struct {
 	views     []emulator.MessageView // every message it sent, as first seen
 	sent      map[string]emulator.MessageView
 	generated map[string][]fixtures.Step
+	// startBalances are the balances of the customers the scenario's
+	// balance expectations name, read before its first step.
+	startBalances map[string]map[string]fixtures.Money
+	// customers are those the probe named in the effects it showed.
+	customers []string
 }
 
 func (r *runner) logf(format string, args ...any) {

@@ -165,6 +165,7 @@ type Expect struct {
 	Verdict      string `yaml:"verdict" doc:"its last postback's verdict: VERIFIED, INVALID, or none (never posted back)"`
 	AnyVerified  bool   `yaml:"any_verified" doc:"some postback of it was VERIFIED"`
 	PostbacksMax int    `yaml:"postbacks_max" doc:"it was posted back no more than this many times"`
+	NoFlood      bool   `yaml:"no_flood" doc:"it was posted back with a definitive answer (VERIFIED or INVALID) no more often than it reached the listener, counting its copies and resends of the same bytes: a retry is free only after an answer that was none (an error page, a dropped connection)"`
 	UserAgent    bool   `yaml:"user_agent" doc:"every postback of it carried a User-Agent"`
 	VerifyURL    bool   `yaml:"verify_url" doc:"it was posted back to the emulator's verifier at all"`
 	Endpoint     bool   `yaml:"endpoint" doc:"it was posted back to its environment's verify host (test_ipn=1: ipnpb.sandbox.paypal.com, else ipnpb.paypal.com); skipped when it was posted to the emulator's own URL, not to PayPal's hosts (--intercept)"`
@@ -179,6 +180,10 @@ type Expect struct {
 	TxnStatus string `yaml:"txn_status" doc:"the status the listener records for it, e.g. Completed, Pending"`
 	Held      *bool  `yaml:"held" doc:"it is (true) or is not (false) held for review"`
 	PayerName string `yaml:"payer_name" doc:"the payer's name as the listener stored it (charset checks)"`
+
+	// About a customer's balances, through the probe.
+	Customer      string            `yaml:"customer" doc:"the customer the balance expectations are about: the listener's id (C1), not a reference, because its balances are read when the scenario starts"`
+	BalanceChange map[string]string `yaml:"balance_change" doc:"how far each of the customer's balances moved since the scenario started, by currency, e.g. {USD: \"70.00\"}; a currency not named must not have moved (needs a probe that reads balances)"`
 }
 
 // wait is Within read (0 when empty: the run's own window applies).

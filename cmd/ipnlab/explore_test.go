@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
@@ -37,7 +38,7 @@ var _ = Describe("ipnlab explore", func() {
 		addr := startMutantListener("credit-pending", emuAddr, dir, "--verify-backoff", "20ms", "--verify-max-backoff", "100ms", "--verify-attempts", "10")
 		common := []string{"--listener", "http://" + addr + "/ipn/paypal", "--probe", "http://" + addr, "--emulator-addr", emuAddr, "--ack-timeout", "2s"}
 
-		s, err := gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "40", "--out", dir}, common...)...), GinkgoWriter, GinkgoWriter)
+		s, err := gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "40", "--out", dir, "--junit", filepath.Join(dir, "explore.xml")}, common...)...), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(1))
 		Expect(s.Out).To(gbytes.Say(`VIOLATION after \d+ histories`))
@@ -45,6 +46,21 @@ var _ = Describe("ipnlab explore", func() {
 		file := regexp.MustCompile(`scenario: (\S+)`).FindSubmatch(s.Out.Contents())
 		Expect(file).NotTo(BeNil())
 		Expect(string(file[1])).To(BeAnExistingFile())
+
+		// The JUnit report: a case per history, the last failing with
+		// the invariant and the replay command.
+		suites, err := junit.IngestFile(filepath.Join(dir, "explore.xml"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(suites).To(HaveLen(1))
+		tests := suites[0].Tests
+		Expect(tests).NotTo(BeEmpty())
+		for _, t := range tests[:len(tests)-1] {
+			Expect(t.Status).To(Equal(junit.StatusPassed), t.Name)
+		}
+		last := tests[len(tests)-1]
+		Expect(last.Status).To(Equal(junit.StatusFailed))
+		Expect(last.Message).To(MatchRegexp(`has 1 balance effect\(s\), want 0`))
+		Expect(last.Error.Error()).To(ContainSubstring("replay: ipnlab run " + string(file[1])))
 
 		replay, err := gexec.Start(exec.Command(binary, append([]string{"run", string(file[1])}, common...)...), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipnlab/ipnlab/explore"
-	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
@@ -21,6 +20,7 @@ func newExplore() *cobra.Command {
 		configFile string
 		ecfg       explore.Config
 		report     string
+		junitPath  string
 		progress   bool
 	)
 	c := &cobra.Command{
@@ -73,6 +73,11 @@ See docs/explore.md.`,
 					return exitError{code: exitHarness, msg: fmt.Sprintf("--report: %v", err)}
 				}
 			}
+			if junitPath != "" {
+				if err := rep.WriteJUnit(junitPath); err != nil {
+					return exitError{code: exitHarness, msg: fmt.Sprintf("--junit: %v", err)}
+				}
+			}
 			switch {
 			case rep.Violation != nil:
 				v := rep.Violation
@@ -82,7 +87,7 @@ See docs/explore.md.`,
 					fmt.Fprintln(out, "    "+line)
 				}
 				if v.File != "" {
-					fmt.Fprintf(out, "  scenario: %s\n  replay:   ipnlab run %s --listener %s --probe %s\n", v.File, conformance.ShellQuote(v.File), conformance.ShellQuote(cfg.Listener), conformance.ShellQuote(sqlprobe.Redact(cfg.Probe)))
+					fmt.Fprintf(out, "  scenario: %s\n  replay:   %s\n", v.File, v.Replay)
 				} else {
 					fmt.Fprintf(out, "  scenario (--out DIR writes it to a file):\n%s", v.Scenario)
 				}
@@ -90,7 +95,7 @@ See docs/explore.md.`,
 			case rep.Aborted != "":
 				return exitError{code: exitHarness, msg: "stopped: " + rep.Aborted}
 			}
-			fmt.Fprintf(out, "OK: %d histories, %d events, %.1fs, nothing the model disagrees with (seed %d)\n", rep.Histories, rep.Events, rep.Seconds, rep.Seed)
+			fmt.Fprintf(out, "OK: %d histories, %d events, %.1fs, nothing the model disagrees with (seed %d)\n  balances: %s\n", rep.Histories, rep.Events, rep.Seconds, rep.Seed, rep.Balances)
 			return nil
 		},
 	}
@@ -101,6 +106,8 @@ See docs/explore.md.`,
 	f.IntVar(&ecfg.MaxEvents, "max-steps", 40, "most events in one history")
 	f.StringVar(&ecfg.Out, "out", "", "write the shrunk scenario of a violation into this directory")
 	f.StringVar(&report, "report", "", "write the JSON report here")
+	f.StringVar(&junitPath, "junit", "", "write a JUnit XML report here (a case per history)")
+	f.StringVar(&ecfg.Customer, "customer-id", "", "the listener's id of the payer (--payer-email), whose balances each history checks (default: learned from the probe's effects)")
 	f.BoolVar(&progress, "progress", false, "show histories, events and violations on stderr as they go")
 	return c
 }

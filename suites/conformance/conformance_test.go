@@ -29,6 +29,19 @@ func referenceListener(ln net.Listener) *httptest.Server {
 	return referenceListenerWith(ln, "http://"+ln.Addr().String()+"/cgi-bin/webscr", nil)
 }
 
+// referenceSession is a business-level session against a reference
+// listener of its own, closed when the spec ends.
+func referenceSession() *conformance.Session {
+	ln := freeListener()
+	ref := referenceListener(ln)
+	cfg := conformance.Defaults()
+	cfg.EmulatorListener, cfg.Listener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL
+	s, err := conformance.NewSession(context.Background(), cfg)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(s.Close)
+	return s
+}
+
 // referenceListenerDB starts it and says where its database is.
 func referenceListenerDB(ln net.Listener) (*httptest.Server, string) {
 	db := filepath.Join(GinkgoT().TempDir(), "ref.db")
@@ -167,15 +180,30 @@ var _ = Describe("The conformance suite", func() {
 
 		sc, err := scenarios.Parse("worked example", []byte(scenarios.WorkedExample))
 		Expect(err).NotTo(HaveOccurred())
-		ln := freeListener()
-		ref := referenceListener(ln)
-		cfg := conformance.Defaults()
-		cfg.EmulatorListener, cfg.Listener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL
-		s, err := conformance.NewSession(context.Background(), cfg)
-		Expect(err).NotTo(HaveOccurred())
-		defer s.Close()
+		s := referenceSession()
 		res := s.RunScenario(context.Background(), sc, 0, GinkgoWriter)
 		Expect(res.Status).To(Equal(scenarios.Passed), "%s\n%s", res.Message, strings.Join(res.Evidence, "\n"))
+	})
+
+	It("judges a customer's balances by how far they moved since the scenario started", func() {
+		s := referenceSession()
+		run := func(want string) scenarios.Result {
+			sc, err := scenarios.Parse("balances", []byte("name: balances\nprovider: paypal\nsteps:\n"+
+				"  - send: {as: pay, kind: web_accept, params: {gross: \"10.00\", currency: USD}, set: {payer_email: customer@example.com}}\n"+
+				"  - expect: {txn: \"${pay.txn_id}\", effects: 1}\n"+
+				"  - expect: {customer: C1, balance_change: "+want+"}\n"))
+			Expect(err).NotTo(HaveOccurred())
+			return s.RunScenario(context.Background(), sc, 0, GinkgoWriter)
+		}
+		Expect(run(`{USD: "10.00"}`).Status).To(Equal(scenarios.Passed), "the second run starts from the first's balance")
+		Expect(run(`{USD: "10.00"}`).Status).To(Equal(scenarios.Passed))
+		res := run(`{USD: "0.00"}`)
+		Expect(res.Status).To(Equal(scenarios.Failed))
+		Expect(res.Message).To(Equal("customer C1's USD balance moved by 10.00, want 0.00"))
+		Expect(res.Evidence).To(ContainElement("customer C1's USD balance: 20.00 when the scenario started, 30.00 now"))
+		res = run(`{EUR: "10.00"}`)
+		Expect(res.Status).To(Equal(scenarios.Failed), "a currency not named must not move")
+		Expect(res.Message).To(Equal("customer C1's EUR balance moved by 0.00, want 10.00"))
 	})
 
 	It("checks every registered check's scenario exists and names a MUST or SHOULD", func() {

@@ -3,15 +3,14 @@ package conformance
 import (
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ipnlab/ipnlab/junit"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/version"
 )
@@ -295,58 +294,9 @@ func (r Report) WriteJSON(path string) error {
 	return os.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     float64      `xml:"time,attr"` // the run's wall time
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     float64     `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name       string           `xml:"name,attr"`
-	Classname  string           `xml:"classname,attr"`
-	Time       float64          `xml:"time,attr"`
-	Properties *junitProperties `xml:"properties,omitempty"`
-	Failure    *junitMessage    `xml:"failure,omitempty"`
-	Error      *junitMessage    `xml:"error,omitempty"`
-	Skipped    *junitMessage    `xml:"skipped,omitempty"`
-	SystemOut  string           `xml:"system-out,omitempty"`
-}
-
-type junitProperties struct {
-	Property []junitProperty `xml:"property"`
-}
-
-type junitProperty struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-// millis rounds seconds to the millisecond, as JUnit readers show them.
-func millis(seconds float64) float64 { return math.Round(seconds*1000) / 1000 }
-
 // WriteJUnit writes the report as JUnit XML, one suite per level/provider.
 func (r Report) WriteJUnit(path string) error {
-	out := junitSuites{Name: "ipnlab conformance", Time: millis(r.Seconds)}
+	out := junit.Suites{Name: "ipnlab conformance", Time: junit.Millis(r.Seconds)}
 	index := map[string]int{}
 	spans := map[int][2]float64{} // each suite's first start and last end, in seconds of the run
 	for _, c := range r.Checks {
@@ -360,40 +310,34 @@ func (r Report) WriteJUnit(path string) error {
 		if !ok {
 			i = len(out.Suites)
 			index[name] = i
-			out.Suites = append(out.Suites, junitSuite{Name: name})
+			out.Suites = append(out.Suites, junit.Suite{Name: name})
 		}
-		s := &out.Suites[i]
-		jc := junitCase{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: millis(c.Seconds)}
+		jc := junit.Case{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: junit.Millis(c.Seconds)}
 		text := strings.Join(c.Evidence, "\n")
 		if c.Replay != "" {
 			text += "\nreplay: " + c.Replay
 		}
-		body := &junitMessage{Message: c.Message, Text: text}
+		body := &junit.Message{Message: c.Message, Text: text}
 		switch c.Status {
 		case scenarios.Failed:
 			if c.Warning() {
 				// A SHOULD not met: the case passed, with the warning
 				// beside it (a skip would say it never ran).
-				jc.Properties = &junitProperties{Property: []junitProperty{{Name: "warning", Value: "SHOULD not met"}}}
+				jc.Properties = &junit.Properties{Property: []junit.Property{{Name: "warning", Value: "SHOULD not met"}}}
 				jc.SystemOut = "SHOULD not met: " + c.Message + "\n" + body.Text
 			} else {
 				jc.Failure = body
-				s.Failures++
 			}
 		case scenarios.Blocked:
 			// Not judged, and not a pass: CI shows it as failing, naming
 			// the check to fix first.
-			jc.Failure = &junitMessage{Message: "blocked by " + strings.Join(c.BlockedBy, ", ") + ": " + c.Message, Text: body.Text}
-			s.Failures++
+			jc.Failure = &junit.Message{Message: "blocked by " + strings.Join(c.BlockedBy, ", ") + ": " + c.Message, Text: body.Text}
 		case scenarios.Error:
 			jc.Error = body
-			s.Errors++
 		case scenarios.Skipped:
 			jc.Skipped = body
-			s.Skipped++
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, jc)
+		out.Suites[i].Add(jc)
 		if c.ran() {
 			span, seen := spans[i]
 			if !seen || c.Started < span[0] {
@@ -406,23 +350,17 @@ func (r Report) WriteJUnit(path string) error {
 	if r.Error != "" {
 		// The harness error as a case of its own, so that CI shows the
 		// run red and says why, whatever ran before it.
-		out.Suites = append(out.Suites, junitSuite{Name: "ipnlab conformance harness", Tests: 1, Errors: 1, Cases: []junitCase{{
-			Name: "harness: the run started and judged checks", Classname: "ipnlab conformance harness",
-			Error: &junitMessage{Message: r.Error, Text: r.Error},
-		}}})
+		harness := junit.Suite{Name: "ipnlab conformance harness"}
+		harness.Add(junit.Case{Name: "harness: the run started and judged checks", Classname: harness.Name,
+			Error: &junit.Message{Message: r.Error, Text: r.Error}})
+		out.Suites = append(out.Suites, harness)
 	}
 	// A suite's time is the wall time its checks took, which ran side by
 	// side: not the sum of their times.
 	for i := range out.Suites {
-		s := &out.Suites[i]
 		if span, ok := spans[i]; ok {
-			s.Time = millis(span[1] - span[0])
+			out.Suites[i].Time = junit.Millis(span[1] - span[0])
 		}
-		out.Tests, out.Failures, out.Errors, out.Skipped = out.Tests+s.Tests, out.Failures+s.Failures, out.Errors+s.Errors, out.Skipped+s.Skipped
 	}
-	raw, err := xml.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append([]byte(xml.Header), append(raw, '\n')...), 0o644)
+	return junit.Write(path, out)
 }

@@ -121,6 +121,9 @@ func (s *Session) Seed() uint64 { return s.seed }
 // Emulator gives access to the session's emulator.
 func (s *Session) Emulator() *emulator.Emulator { return s.emu }
 
+// Probe is the session's probe (nil below the business level).
+func (s *Session) Probe() scenarios.ProbeReader { return s.env.Probe }
+
 // Close stops the emulator.
 func (s *Session) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -209,7 +212,8 @@ const (
 )
 
 // phase sorts a check by what its scenario does: taking the listener down
-// or faulting every postback affects every check; moving the clock
+// or faulting every postback affects every check, and every check moves
+// the balances a customer expectation judges; moving the clock
 // resends every waiting message; a slow or persistently failing verifier
 // keeps the listener busy for a while.
 func (s *Session) phase(c Check) int {
@@ -225,6 +229,10 @@ func (s *Session) phase(c Check) int {
 		case *scenarios.Fault:
 			if s.Message == "" {
 				return phaseAlone
+			}
+		case *scenarios.Expect:
+			if s.Customer != "" {
+				return phaseAlone // a balance moves with every check's credits
 			}
 		case *scenarios.Advance:
 			p = phaseClock
