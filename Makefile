@@ -4,7 +4,7 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test bench lint fuzz soak soak-load image clean docs
+.PHONY: all build run test bench lint fuzz soak soak-load agreement image clean docs
 
 all: build
 
@@ -71,6 +71,13 @@ SOAK ?= 200000
 SOAK_REPLICAS ?= 5000
 soak:
 	IPNLAB_SOAK_MESSAGES=$(SOAK) IPNLAB_SOAK_REPLICA_MESSAGES=$(SOAK_REPLICAS) $(GO) test -count=1 -timeout 60m -v ./suites/soak
+
+# ipnlab explore against the reference listener for AGREEMENT histories,
+# on two listeners side by side: the model and the reference listener, two
+# readings of the same rules, must agree on every one (make test runs 12).
+AGREEMENT ?= 10000
+agreement:
+	IPNLAB_EXPLORE_HISTORIES=$(AGREEMENT) $(GO) test -count=1 -timeout 150m -v -run TestExplore ./explore -args -ginkgo.v -ginkgo.focus="reference listener"
 
 # A long ipnlab load against the reference listener at a steady rate: its
 # report ends with the load's resident memory at the start and at the end,

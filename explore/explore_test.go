@@ -3,12 +3,15 @@ package explore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -110,12 +113,39 @@ var _ = Describe("The model", func() {
 
 var _ = Describe("Exploring", func() {
 	It("finds nothing against the reference listener: it and the model agree", func() {
-		rep, err := explore.Run(context.Background(), explore.Config{Conformance: against(""), Seed: 11, Histories: 12})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(rep.Aborted).To(BeEmpty())
-		Expect(rep.Violation).To(BeNil(), "%+v", rep.Violation)
-		Expect(rep.Histories).To(Equal(12))
-		Expect(rep.Balances).To(MatchRegexp(`^customer C1's, from history \d+ on$`), "it learns the payer's id from the probe and checks its balances")
+		// IPNLAB_EXPLORE_HISTORIES sets how many (make agreement: 10,000,
+		// on two listeners side by side); make test runs 12.
+		total := 12
+		if n, err := strconv.Atoi(os.Getenv("IPNLAB_EXPLORE_HISTORIES")); err == nil && n > 0 {
+			total = n
+		}
+		workers := min(2, total)
+		reports := make([]explore.Report, workers)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			cfg, n := against(""), total/workers
+			if w == 0 {
+				n += total % workers
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reports[w], errs[w] = explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: uint64(11 + w), Histories: n, MaxShrinks: 30})
+			}()
+		}
+		wg.Wait()
+		histories, events, seconds := 0, 0, 0.0
+		for w, rep := range reports {
+			Expect(errs[w]).NotTo(HaveOccurred())
+			Expect(rep.Aborted).To(BeEmpty())
+			Expect(rep.Violation).To(BeNil(), "%+v", rep.Violation)
+			histories, events, seconds = histories+rep.Histories, events+rep.Events, max(seconds, rep.Seconds)
+		}
+		fmt.Fprintf(GinkgoWriter, "agreement: %d histories, %d events, %.0fs on %d listeners side by side: nothing found\n", histories, events, seconds, workers)
+		Expect(histories).To(Equal(total))
+		rep := reports[0]
+		Expect(rep.Balances).To(Equal("customer C1's (learned from a payment from the payer)"), "it learns the payer's id through the probe and checks its balances")
 	})
 
 	It("finds a listener that asks the verifier twice about each delivery", func() {

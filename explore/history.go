@@ -32,12 +32,13 @@ type Family struct {
 	Seed      uint64 // the facts' messages (their amounts depend on Gross alone)
 	Steps     []Step
 	Sent      []int // the steps the history delivers (a lone payment: the first)
-	// PayDo is a PayDo checkout: its steps are the states PayDo reports, in
-	// order; Source is where its notifications come from: "" PayDo's
+	// PayDo is a PayDo checkout, or with Transfer an outgoing transfer:
+	// its steps are the states PayDo reports, in order; Source is where its notifications come from: "" PayDo's
 	// address, "stranger" another's, "spoof" another's claiming PayDo's
 	// in X-Forwarded-For.
-	PayDo  bool
-	Source string
+	PayDo    bool
+	Transfer bool
+	Source   string
 	// MassPay is a one-item Mass Pay: "topup" a payer's to the merchant
 	// (credits the payer), "payout" the merchant's own (credits no one).
 	MassPay string
@@ -59,6 +60,11 @@ type Step struct {
 	// Adaptive is an Adaptive Payments PAY (transaction[n].* keys):
 	// recorded, no balance effect, but it must verify.
 	Adaptive bool
+	// Capture is an authorization's capture: a child (parent_txn_id and
+	// auth_id the authorization's) that pays like a payment.
+	Capture bool
+	// Currency is mc_currency ("" for the messages that carry none).
+	Currency string
 }
 
 // EventKind names what an event does.
@@ -89,9 +95,12 @@ type Fault struct {
 }
 
 // lifecycles the grammar draws from: money in, a payment to another
-// merchant, pending that clears or fails, fraud holds, refunds full and
-// partial, a chargeback.
-var lifecycles = []string{"pay", "named", "foreign", "adaptive", "topup", "payout", "echeck_cleared", "echeck_failed", "fraud_accepted", "fraud_denied", "pay_refund", "pay_partial_refunds", "chargeback"}
+// merchant, pending that clears or fails, fraud holds and payment
+// reviews, German ELV, another currency, authorizations captured or
+// voided, refunds full and partial, a chargeback.
+var lifecycles = []string{"pay", "named", "foreign", "adaptive", "topup", "payout", "echeck_cleared", "echeck_failed",
+	"fraud_accepted", "fraud_denied", "review_completed", "review_reversed", "elv_completed", "multi_currency",
+	"auth_capture", "auth_void", "pay_refund", "pay_partial_refunds", "chargeback"}
 
 // faults the grammar draws from: those a correct listener survives (the
 // first postback only) and those that must leave the message unapplied.
@@ -100,15 +109,19 @@ var faults = []Fault{
 	{"invalid", 1}, {"invalid", 0}, {"newline", 0}, {"status500", 0}, {"garbage", 0},
 }
 
-// paydoStates are the sequences of states a PayDo checkout reports (2
+// paydoStates are the sequences of states a PayDo checkout or transfer reports (2
 // accepted, 3 and 5 failed, 4 pending): an acceptance is final, so none
 // is followed by another state (PayDo's lookup would answer the later
 // one).
 var paydoStates = [][]int{{2}, {5, 2}, {3, 2}, {4, 2}, {5}, {4}, {3}}
 
+// transferStates are a transfer's: PayDo reports a transfer Accepted (2)
+// or Rejected (3).
+var transferStates = [][]int{{2}, {3, 2}, {3}}
+
 // Generate draws a history of at most maxEvents events from seed; PayDo
-// checkouts join the PayPal transactions when paydo is set (the listener
-// takes PayDo).
+// checkouts and transfers join the PayPal transactions when paydo is set
+// (the listener takes PayDo).
 func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x1b7e))
 	h := History{Seed: seed}
@@ -116,7 +129,11 @@ func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 	for range n {
 		gross := fixtures.Money(500 + rng.IntN(20000))
 		if paydo && rng.IntN(4) == 0 {
-			h.Families = append(h.Families, paydoFamily(paydoStates[rng.IntN(len(paydoStates))], gross, []string{"", "", "", "stranger", "spoof"}[rng.IntN(5)]))
+			states, transfer := paydoStates[rng.IntN(len(paydoStates))], rng.IntN(3) == 0
+			if transfer {
+				states = transferStates[rng.IntN(len(transferStates))]
+			}
+			h.Families = append(h.Families, paydoFamily(states, gross, []string{"", "", "", "stranger", "spoof"}[rng.IntN(5)], transfer))
 			continue
 		}
 		f, err := family(lifecycles[rng.IntN(len(lifecycles))], gross, rng.Uint64())
@@ -190,9 +207,13 @@ func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 	return h, nil
 }
 
-// paydoFamily is a PayDo checkout reporting states, from source.
-func paydoFamily(states []int, gross fixtures.Money, source string) Family {
-	f := Family{Name: "paydo_checkout", Gross: gross, PayDo: true, Source: source}
+// paydoFamily is a PayDo checkout (or transfer) reporting states, from
+// source.
+func paydoFamily(states []int, gross fixtures.Money, source string, transfer bool) Family {
+	f := Family{Name: "paydo_checkout", Gross: gross, PayDo: true, Source: source, Transfer: transfer}
+	if transfer {
+		f.Name = "paydo_transfer"
+	}
 	for i, s := range states {
 		f.Steps = append(f.Steps, Step{Name: fmt.Sprintf("state%d", i+1), Status: fmt.Sprint(s), Amount: gross})
 		f.Sent = append(f.Sent, i)
@@ -241,9 +262,11 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 		if err != nil && s.Message.Fields.Value("mc_gross") != "" {
 			return Family{}, fmt.Errorf("%s.%s: %w", lifecycle, s.Name, err)
 		}
-		txn, parent := s.Message.Fields.Value("txn_id"), s.Message.Fields.Value("parent_txn_id")
-		f.Steps = append(f.Steps, Step{Name: s.Name, Status: s.Message.Fields.Value("payment_status"), Amount: amount,
-			Child: parent != "" && parent != txn, Kind: s.Message.Fields.Value("txn_type")})
+		fields := s.Message.Fields
+		txn, parent := fields.Value("txn_id"), fields.Value("parent_txn_id")
+		child := parent != "" && parent != txn
+		f.Steps = append(f.Steps, Step{Name: s.Name, Status: fields.Value("payment_status"), Amount: amount,
+			Child: child, Capture: child && fields.Value("auth_id") == parent, Kind: fields.Value("txn_type"), Currency: fields.Value("mc_currency")})
 	}
 	return f, nil
 }

@@ -39,7 +39,8 @@ var moneyIn = map[string]bool{"web_accept": true, "cart": true, "express_checkou
 //     the payer once; the merchant's own Mass Pay (payouts) credits no one;
 //   - a Completed payment of a money-in kind credits its gross once,
 //     whatever came before or after (a late Pending takes nothing back);
-//     Pending, Failed and Denied credit nothing;
+//     Pending, Created, Failed, Denied and Voided credit nothing; an
+//     authorization's capture credits as a payment;
 //   - a refund or reversal (a child, parent_txn_id) debits its amount once,
 //     when its parent is credited, in whatever order they arrived;
 //   - Canceled_Reversal credits back once a reversal was applied;
@@ -63,7 +64,7 @@ func Expected(h History) []Outcome {
 		credited := false
 		var gross fixtures.Money
 		for i, s := range f.Steps {
-			if applied[fi][i] && !s.Child && !s.Foreign && s.Status == "Completed" && moneyIn[s.Kind] {
+			if applied[fi][i] && (!s.Child || s.Capture) && !s.Foreign && s.Status == "Completed" && moneyIn[s.Kind] {
 				credited, gross = true, s.Amount
 			}
 		}
@@ -94,11 +95,14 @@ func Expected(h History) []Outcome {
 	return out
 }
 
-// Currency is what a family's money moves in: PayPal's fixtures pay in
-// USD, PayDo's checkouts in EUR.
+// Currency is what a family's money moves in: its payment's mc_currency
+// (USD unless the lifecycle pays in another), PayDo's checkouts' EUR.
 func (f Family) Currency() string {
-	if f.PayDo {
+	switch {
+	case f.PayDo:
 		return "EUR"
+	case len(f.Steps) > 0 && f.Steps[0].Currency != "":
+		return f.Steps[0].Currency
 	}
 	return "USD"
 }
@@ -110,6 +114,9 @@ func BalanceChange(h History) map[string]fixtures.Money {
 	out := map[string]fixtures.Money{}
 	outcomes := Expected(h)
 	for fi, f := range h.Families {
+		if f.Transfer {
+			continue // the merchant's transfer account pays, not the payer
+		}
 		out[f.Currency()] += outcomes[fi].Net
 	}
 	return out
@@ -156,15 +163,20 @@ func appliedSteps(h History) []map[int]bool {
 	return applied
 }
 
-// paydoOutcome is a PayDo checkout's: credited once if PayDo reported it
-// accepted (2) from its own address, whatever failed or pending state
-// came before; nothing from anyone else, X-Forwarded-For or not.
+// paydoOutcome is a PayDo checkout's or transfer's: applied once if PayDo
+// reported it accepted (2) from its own address, whatever failed or
+// pending state came before (a checkout credits the payer, a transfer
+// debits the merchant's transfer account); nothing from anyone else,
+// X-Forwarded-For or not.
 func paydoOutcome(f Family, applied map[int]bool) Outcome {
 	if f.Source != "" {
 		return Outcome{}
 	}
 	for i, s := range f.Steps {
 		if applied[i] && s.Status == "2" {
+			if f.Transfer {
+				return Outcome{Effects: 1, Net: -f.Gross}
+			}
 			return Outcome{Effects: 1, Net: f.Gross}
 		}
 	}
@@ -197,7 +209,10 @@ func Scenario(h History, name, description, customer string) string {
 			fmt.Fprintf(&b, "  - generate: {as: t%d, lifecycle: %s, params: {gross: %q, currency: USD}}\n", i+1, f.Lifecycle, f.Gross.String())
 		}
 	}
+	// parentAlias names the send whose transaction a family's
+	// expectations are about: its payment's, or its capture's.
 	parentAlias := make([]string, len(h.Families))
+	captured := make([]bool, len(h.Families))
 	sends := 0
 	var mustAck []string // a stranger's PayDo posts are refused (403), rightly
 	// mustVerify are the first sends of the PayPal messages a correct
@@ -231,7 +246,12 @@ func Scenario(h History, name, description, customer string) string {
 					mustVerify = append(mustVerify, alias)
 				}
 			}
-			if !step.Child && parentAlias[e.Family] == "" {
+			switch {
+			case step.Capture && !captured[e.Family]:
+				// What a capture credits is its own transaction's, known
+				// to the listener whether or not the authorization was.
+				parentAlias[e.Family], captured[e.Family] = alias, true
+			case !step.Child && parentAlias[e.Family] == "":
 				parentAlias[e.Family] = alias
 			}
 			if f := h.Families[e.Family]; f.PayDo {
@@ -239,7 +259,11 @@ func Scenario(h History, name, description, customer string) string {
 				if first := parentAlias[e.Family]; first != alias {
 					params += fmt.Sprintf(", identifier: \"${%s.transaction}\"", first)
 				}
-				fmt.Fprintf(&b, "  - send: {as: %s, provider: paydo, kind: checkout, params: {%s}", alias, params)
+				kind := "checkout"
+				if f.Transfer {
+					kind = "transfer"
+				}
+				fmt.Fprintf(&b, "  - send: {as: %s, provider: paydo, kind: %s, params: {%s}", alias, kind, params)
 				switch f.Source {
 				case "stranger":
 					b.WriteString(", source: stranger")
@@ -304,13 +328,16 @@ func Scenario(h History, name, description, customer string) string {
 			fmt.Fprintf(&b, "  - expect: {txn: \"${%s.transaction}\", provider: paydo, effects: %d, net: %q, currency: EUR}\n", parentAlias[fi], o.Effects, o.Net.String())
 			continue
 		}
-		name := ""
+		more := "" // the payer's name, the currency
 		if h.Families[fi].Steps[0].Named && o.Effects > 0 {
 			// The name as the payer wrote it, decoded in the message's
 			// charset (a message never verified leaves nothing to ask).
-			name = fmt.Sprintf(", payer_name: %q", payerFirst+" "+payerLast)
+			more = fmt.Sprintf(", payer_name: %q", payerFirst+" "+payerLast)
 		}
-		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q%s}\n", parentAlias[fi], o.Effects, o.Net.String(), name)
+		if c := h.Families[fi].Currency(); c != "USD" {
+			more += ", currency: " + c
+		}
+		fmt.Fprintf(&b, "  - expect: {txn: \"${%s.txn_id}\", effects: %d, net: %q%s}\n", parentAlias[fi], o.Effects, o.Net.String(), more)
 	}
 	if customer != "" {
 		change := BalanceChange(h)

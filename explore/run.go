@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +31,8 @@ type Config struct {
 	MaxEvents int
 	// Customer is the listener's id of the payer (conformance's
 	// PayerEmail), whose balances are checked after each history; ""
-	// learns it from the first effects the probe shows.
+	// learns it: one payment from the payer is sent first, and the probe
+	// names whom it credited.
 	Customer string
 	// MaxShrinks bounds the runs shrinking may make (default 300).
 	MaxShrinks int
@@ -132,16 +132,13 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	defer s.Close()
 	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer}
-	if cfg.Customer != "" {
-		runs.since = 1
-	}
-	_, readsBalances := s.Probe().(scenarios.BalanceReader)
 	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}}
 	start := time.Now()
-	defer func() {
-		rep.Seconds = time.Since(start).Seconds()
-		rep.Balances = runs.balances(readsBalances)
-	}()
+	defer func() { rep.Seconds = time.Since(start).Seconds() }()
+	if rep.Balances, err = runs.payer(ctx); err != nil {
+		rep.Aborted = err.Error()
+		return rep, nil
+	}
 	for i := 0; cfg.Histories == 0 || i < cfg.Histories; i++ {
 		if cfg.Duration > 0 && time.Since(start) > cfg.Duration {
 			break
@@ -162,9 +159,6 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		if err != nil {
 			rep.Aborted = err.Error()
 			return rep, nil
-		}
-		if readsBalances {
-			runs.learn(res.Customers, rep.Histories)
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events})
@@ -203,54 +197,52 @@ type runner struct {
 	seed uint64
 	n    int
 	// customer is the payer's id at the listener, whose balances each
-	// history checks once it is known (given, or learned at history
-	// since); others are the ids seen besides it, which make the payer
-	// ambiguous.
+	// history checks ("": none's).
 	customer string
-	since    int
-	others   []string
 }
 
-// learn takes the payer's id from the customers the probe named in a
-// history's effects, if it is not known yet: every history pays from the
-// one payer, so more than one id means the listener splits it, and
-// balances are no longer checked.
-func (r *runner) learn(customers []string, history int) {
-	for _, c := range customers {
-		switch {
-		case r.customer == "":
-			r.customer, r.since = c, history+1
-		case c != r.customer && !slices.Contains(r.others, c):
-			r.others = append(r.others, c)
-		}
+// payerProbe is one payment from the payer: whom the listener credits.
+const payerProbe = `name: explore-payer
+description: one payment from the payer, to learn the listener's id of it
+provider: paypal
+steps:
+  - send: {as: pay, kind: web_accept, params: {gross: "1.00", currency: USD}}
+  - expect: {txn: "${pay.txn_id}", effects: 1}
+`
+
+// payer settles whose balances the histories check: the given customer,
+// or the one a payment from the payer credits. It says which for the
+// report, or why none; an error is the harness's.
+func (r *runner) payer(ctx context.Context) (string, error) {
+	if _, ok := r.s.Probe().(scenarios.BalanceReader); !ok {
+		r.customer = ""
+		return "not checked: the probe does not read customers' balances (a SQL probe map has no such query)", nil
 	}
-}
-
-// checksBalances is the customer whose balances histories check, if any.
-func (r *runner) checksBalances() string {
-	if len(r.others) > 0 {
-		return ""
+	if r.customer != "" {
+		return fmt.Sprintf("customer %s's (given)", r.customer), nil
 	}
-	return r.customer
-}
-
-// balances says, for the report, whose balances were checked.
-func (r *runner) balances(readsBalances bool) string {
+	sc, err := scenarios.Parse("explore-payer.yaml", []byte(payerProbe))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrHarness, err)
+	}
+	r.n++
+	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, "payer"), io.Discard)
 	switch {
-	case !readsBalances:
-		return "not checked: the probe does not read customers' balances (a SQL probe map has no such query)"
-	case len(r.others) > 0:
-		return fmt.Sprintf("not checked: the payer's effects name several customers (%s, %s)", r.customer, strings.Join(r.others, ", "))
-	case r.customer == "":
-		return "not checked: no history credited the payer, so the probe never named its customer"
+	case res.Status == scenarios.Error:
+		return "", fmt.Errorf("%w: a payment from the payer: %s", ErrHarness, res.Message)
+	case res.Status != scenarios.Passed || len(res.Customers) != 1:
+		// The histories will say what is wrong with payments; balances
+		// need to know whose they are.
+		return fmt.Sprintf("not checked: a payment from the payer did not credit one customer (%s; customers named: %v)", res.Message, res.Customers), nil
 	}
-	return fmt.Sprintf("customer %s's, from history %d on", r.customer, r.since)
+	r.customer = res.Customers[0]
+	return fmt.Sprintf("customer %s's (learned from a payment from the payer)", r.customer), nil
 }
 
 // run runs h as a scenario; an error is the harness's (a scenario that
 // does not load, a step the emulator refused).
 func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
-	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.checksBalances())
+	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.customer)
 	sc, err := scenarios.Parse(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text))
 	if err != nil {
 		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
@@ -264,7 +256,8 @@ func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 }
 
 // shrink makes h smaller while it still fails: whole transactions first,
-// then single events, then copies and faults, as long as runs are left.
+// then single events, then shorter clock jumps, then copies and faults,
+// as long as runs are left.
 func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config) Violation {
 	runs := 0
 	fails := func(c History) (bool, string) {
@@ -298,6 +291,18 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 			}
 		}
 		for i, e := range h.Events {
+			// A shorter clock jump: the delay that matters is the
+			// smallest that still breaks it.
+			if shorter, ok := shorterJump[e.By]; ok && e.Kind == Advance {
+				c := h
+				c.Events = append([]Event(nil), h.Events...)
+				c.Events[i].By = shorter
+				if ok, msg := fails(c); ok {
+					h, broke, changed = c, msg, true
+				}
+			}
+		}
+		for i, e := range h.Events {
 			if e.Copies > 1 || e.Fault != nil {
 				c := h
 				c.Events = append([]Event(nil), h.Events...)
@@ -310,9 +315,12 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 	}
 	desc := "found by ipnlab explore (seed of the history " + fmt.Sprint(h.Seed) + "); broke: " + broke
 	text := fmt.Sprintf("# Found by ipnlab explore and shrunk: replay with ipnlab run FILE --listener ... --probe ...\n# The listener broke: %s\n# History:\n#   %s\n",
-		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc, r.checksBalances())
+		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc, r.customer)
 	return Violation{Broke: broke, History: h.String(), Scenario: text, ShrunkEvents: len(h.Events), Shrinks: runs}
 }
+
+// shorterJump is the next shorter clock jump shrinking tries.
+var shorterJump = map[string]string{"4d": "1d", "1d": "1h"}
 
 // withoutFamily is h without family fi and its events.
 func withoutFamily(h History, fi int) History {
