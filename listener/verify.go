@@ -52,8 +52,10 @@ func (l *Listener) postback(ctx context.Context, raw []byte) (string, error) {
 	if l.flaw.LooseVerified && bytes.Contains(answer, []byte("VERIFIED")) {
 		return "VERIFIED", nil
 	}
-	switch v := string(answer); v {
-	case "VERIFIED", "INVALID":
+	switch v := string(answer); {
+	case v == "INVALID" && l.flaw.RetryInvalid:
+		return "", fmt.Errorf("%w: INVALID taken for an error", errVerifier)
+	case v == "VERIFIED", v == "INVALID":
 		return v, nil
 	default:
 		return "", fmt.Errorf("%w: %q (want exactly VERIFIED or INVALID)", errVerifier, v)

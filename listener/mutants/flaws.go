@@ -20,6 +20,7 @@ type Flaw struct {
 	WrongVerifyURL  bool // posts back to a hard-coded wrong URL
 	IgnoreStatus    bool // takes the verifier's body whatever its HTTP status
 	LooseVerified   bool // any answer containing VERIFIED verifies
+	RetryInvalid    bool // INVALID is a verifier error: asked again
 
 	Implicit200    bool // acks before verifying, and never retries the verification
 	RefuseIgnored  bool // answers 500 to messages it would ignore
@@ -67,6 +68,7 @@ var flaws = map[Name]Flaw{
 	WrongVerifyURL:       {WrongVerifyURL: true},
 	NoPostback:           {NoPostback: true},
 	ContainsVerified:     {LooseVerified: true},
+	RetryInvalid:         {RetryInvalid: true},
 	IgnoreStatus:         {IgnoreStatus: true},
 	Implicit200:          {Implicit200: true},
 	Ignored500:           {RefuseIgnored: true},

@@ -21,6 +21,7 @@ const (
 	WrongVerifyURL       Name = "wrong-verify-url"
 	NoPostback           Name = "no-postback"
 	ContainsVerified     Name = "contains-verified"
+	RetryInvalid         Name = "retry-invalid"
 	IgnoreStatus         Name = "ignore-status"
 	Implicit200          Name = "implicit-200"
 	Ignored500           Name = "ignored-500"
@@ -81,6 +82,8 @@ var all = []entry{
 		"anyone can forge a payment with a curl command", []string{"PP-POSTBACK-SENT"}},
 	{ContainsVerified, "treats any answer containing VERIFIED as verified",
 		"\"VERIFIED\\n\" from a broken proxy is taken at face value", []string{"PP-NEWLINE-NEVER-CREDITS"}},
+	{RetryInvalid, "takes INVALID for a verifier error, and asks again until its retries run out",
+		"every forged or broken message is posted back again and again: a flood of postbacks PayPal may throttle", []string{"PP-NO-FLOOD"}},
 	{IgnoreStatus, "ignores the verifier's HTTP status",
 		"an error page that says VERIFIED with HTTP 500 credits the payment", []string{"PP-STATUS500-NEVER-CREDITS", "PP-OUTAGE-500-VERIFIED"}},
 	{Implicit200, "answers 200 even when verification could not be done, and never retries it",
