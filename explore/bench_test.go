@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
@@ -25,71 +27,150 @@ import (
 // its own, so -count N gives N independent samples.
 var benchRun atomic.Uint64
 
-// BenchmarkExplore explores every mutant of the gallery with a budget of
-// 40 histories and reports how many it finds, and the median histories
-// and seconds to the first violation of those found (per mutant in the
-// log).
+// benchSeeds is how many seeds BenchmarkExplore explores each mutant from.
+const benchSeeds = 5
+
+// BenchmarkExplore explores every mutant of the gallery from benchSeeds
+// seeds each, with explore's default budget (100 histories), and reports
+// per mutant (in the log) the seeds it was found on and the median
+// histories and seconds to the first violation; the figures are the
+// medians over the mutants. On each mutant's first seed the violation is
+// shrunk and its scenario replayed against a fresh listener: it must fail
+// the same way.
 func BenchmarkExplore(b *testing.B) {
-	const budget, atOnce = 40, 4
+	const atOnce = 4
 	for b.Loop() {
 		run := benchRun.Add(1)
 		all := mutants.All()
 		type result struct {
-			histories int
-			seconds   float64
-			found     bool
-			err       error
+			histories, seconds []float64 // of the seeds it was found from
+			replayed           string    // the first seed's replay: "" when it failed the same way
+			err                error
 		}
 		results := make([]result, len(all))
+		var mu sync.Mutex
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, atOnce)
 		for i, m := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				cfg, stop, err := benchListener(b, string(m.Name))
-				if err != nil {
-					results[i].err = err
-					return
-				}
-				defer stop()
-				start := time.Now()
-				rep, err := explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 1000 + run, Histories: budget, MaxShrinks: 1})
-				if err == nil && rep.Aborted != "" {
-					err = fmt.Errorf("aborted: %s", rep.Aborted)
-				}
-				results[i] = result{histories: rep.Histories, seconds: time.Since(start).Seconds(), found: rep.Violation != nil, err: err}
-			}()
+			for s := range benchSeeds {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					h, secs, replayed, err := exploreMutant(b, string(m.Name), uint64(1000*run+uint64(s)), s == 0)
+					mu.Lock()
+					defer mu.Unlock()
+					r := &results[i]
+					if err != nil {
+						r.err = err
+						return
+					}
+					if h > 0 {
+						r.histories, r.seconds = append(r.histories, float64(h)), append(r.seconds, secs)
+					}
+					if s == 0 {
+						r.replayed = replayed
+					}
+				}()
+			}
 		}
 		wg.Wait()
 		var hs, ss []float64
+		everySeed, replays := 0, 0
 		var table strings.Builder
 		for i, m := range all {
 			r := results[i]
 			if r.err != nil {
 				b.Fatalf("%s: %v", m.Name, r.err)
 			}
-			status := "not found"
-			if r.found {
-				status = fmt.Sprintf("found after %d histories, %.1fs", r.histories, r.seconds)
-				hs, ss = append(hs, float64(r.histories)), append(ss, r.seconds)
+			fmt.Fprintf(&table, "%-24s found from %d/%d seeds", m.Name, len(r.histories), benchSeeds)
+			if len(r.histories) > 0 {
+				mh, ms := median(r.histories), median(r.seconds)
+				hs, ss = append(hs, mh), append(ss, ms)
+				fmt.Fprintf(&table, ", median %.0f histories, %.1fs", mh, ms)
 			}
-			fmt.Fprintf(&table, "%-24s %s\n", m.Name, status)
+			if len(r.histories) == benchSeeds {
+				everySeed++
+			}
+			if r.replayed == "" {
+				replays++
+				table.WriteString("; replayed: fails the same way\n")
+			} else {
+				fmt.Fprintf(&table, "; replayed: %s\n", r.replayed)
+			}
 		}
 		// Printed, not logged: the testing package cuts long logs short.
-		fmt.Printf("explore against the mutant gallery (budget %d histories, seed %d):\n%s", budget, 1000+run, table.String())
-		b.ReportMetric(float64(len(hs)), "mutants_found")
+		fmt.Printf("explore against the mutant gallery (%d seeds each, default budget):\n%s", benchSeeds, table.String())
 		b.ReportMetric(float64(len(all)), "mutants")
+		b.ReportMetric(float64(everySeed), "mutants_found_every_seed")
+		b.ReportMetric(float64(replays), "replays_same_way")
 		if len(hs) > 0 {
 			b.ReportMetric(median(hs), "median_histories")
 			b.ReportMetric(median(ss), "median_seconds")
+			b.ReportMetric(slices.Max(hs), "worst_median_histories")
 		}
 	}
 }
 
+// exploreMutant explores mutant from seed with the default budget and
+// returns the histories and seconds to the first violation (0 when none
+// was found). With replay, the violation is shrunk and its scenario run
+// against a fresh listener of the same mutant; replayed says how it did
+// not fail the same way ("" when it did).
+func exploreMutant(b *testing.B, mutant string, seed uint64, replay bool) (histories int, seconds float64, replayed string, err error) {
+	cfg, stop, err := benchListener(b, mutant)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer stop()
+	shrinks := 1 // timing runs: the first violation is what counts
+	if replay {
+		shrinks = 0 // the default
+	}
+	rep, err := explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: seed, MaxShrinks: shrinks})
+	if err == nil && rep.Aborted != "" {
+		err = fmt.Errorf("aborted: %s", rep.Aborted)
+	}
+	if err != nil || rep.Violation == nil {
+		return 0, 0, "not found", err
+	}
+	v := rep.Violation
+	if !replay {
+		return rep.Histories, v.FoundAfter, "", nil
+	}
+	again, stopAgain, err := benchListener(b, mutant)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer stopAgain()
+	sc, err := scenarios.Parse("shrunk.yaml", []byte(v.Scenario))
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("the shrunk scenario does not load: %v", err)
+	}
+	again.Level = conformance.Business
+	s, err := conformance.NewSession(context.Background(), again)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer s.Close()
+	res := s.RunScenario(context.Background(), sc, seed, io.Discard)
+	switch {
+	case res.Status != scenarios.Failed:
+		replayed = fmt.Sprintf("%s, not failed (%s)", res.Status, res.Message)
+	case masked(res.Message) != masked(v.Broke):
+		replayed = fmt.Sprintf("failed otherwise: %q, found %q", res.Message, v.Broke)
+	}
+	return rep.Histories, v.FoundAfter, replayed, nil
+}
+
+// ids are the transaction ids in a message: each run draws its own.
+var ids = regexp.MustCompile(`\b[A-Z0-9]{12,}\b|\b[0-9a-f-]{20,}\b`)
+
+func masked(msg string) string { return ids.ReplaceAllString(msg, "ID") }
+
 func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }

@@ -98,6 +98,9 @@ type Violation struct {
 	Replay string `json:"replay,omitempty"`
 	// Shrinks is how many runs shrinking made.
 	Shrinks int `json:"shrinks"`
+	// FoundAfter is the wall time from the run's start to the end of the
+	// history that broke the model (shrinking not counted), in seconds.
+	FoundAfter float64 `json:"found_after_seconds"`
 }
 
 // Passed reports whether no history broke the model.
@@ -166,7 +169,9 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		if res.Status != scenarios.Failed {
 			continue
 		}
+		found := time.Since(start).Seconds()
 		v := shrink(ctx, runs, h, res.Message, cfg)
+		v.FoundAfter = found
 		v.HistorySeed, v.Events = seed, len(h.Events)
 		if cfg.Out != "" {
 			if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
