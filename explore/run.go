@@ -230,7 +230,6 @@ func (r *runner) payer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrHarness, err)
 	}
-	r.n++
 	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, "payer"), io.Discard)
 	switch {
 	case res.Status == scenarios.Error:
