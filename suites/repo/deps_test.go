@@ -48,6 +48,8 @@ var _ = DescribeTable("A package's dependencies",
 	Entry("scenarios", "github.com/ipnlab/ipnlab/scenarios", testCode, containerCode, browserCode),
 	Entry("the load runner", "github.com/ipnlab/ipnlab/load", testCode, containerCode, browserCode),
 	Entry("the conformance runner", "github.com/ipnlab/ipnlab/suites/conformance", testCode, containerCode, browserCode),
+	Entry("the explorer", "github.com/ipnlab/ipnlab/explore", testCode, containerCode, browserCode),
+	Entry("the JUnit writer", "github.com/ipnlab/ipnlab/junit", testCode, containerCode, browserCode, sqlite, theServer),
 	// The binary runs a listener's image for conform --listener-image with
 	// the docker command, not a linked container client.
 	Entry("the ipnlab binary (the image's only file)", "github.com/ipnlab/ipnlab/cmd/ipnlab", testCode, containerCode, browserCode),
