@@ -27,14 +27,16 @@ func newExplore() *cobra.Command {
 		Use:   "explore --listener URL --probe URL|sql:... [--seed N] [--histories N | --duration D]",
 		Short: "Send randomized payment histories and check the listener's ledger against a model; shrink what breaks it to a scenario",
 		Long: `Draw random payment histories (payments, pending ones that clear or fail,
-fraud holds, full and partial refunds, chargebacks; delivered in any order,
-duplicated, as concurrent copies, through verifier faults, listener
-outages and clock jumps), run each against the listener, and compare what
-its probe says it did with what a correct listener ends with. The first
-history that differs is shrunk to the smallest that still differs and
-written as a scenario (--out) that ipnlab run replays. Exit 0: nothing
-found; 1: a violation; 2: bad input, or the harness could not run.
-See docs/explore.md.`,
+fraud holds, payment reviews, authorizations and captures, full and
+partial refunds, chargebacks, Mass Pay, PayDo checkouts and transfers;
+delivered in any order, duplicated, as concurrent copies, through
+verifier faults, listener outages and clock jumps), run each against the
+listener, and compare what its probe says it did (each transaction's
+effects, the payer's balances) and how it posted back with what a correct
+listener does. The first history that differs is shrunk to the smallest
+that still differs and written as a scenario (--out) that ipnlab run
+replays. Exit 0: nothing found; 1: a violation; 2: bad input, or the
+harness could not run. See docs/explore.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := resolveConfig(cmd, configFile)
