@@ -90,7 +90,7 @@ type Event struct {
 
 // Fault is a verifier fault for one message's postbacks.
 type Fault struct {
-	Kind  string // invalid, newline, status500, garbage, unavailable
+	Kind  string // invalid, newline, status500, garbage, unavailable, drop
 	Count int    // 0: every postback of it; n: the first n
 }
 
@@ -105,8 +105,8 @@ var lifecycles = []string{"pay", "named", "foreign", "adaptive", "topup", "payou
 // faults the grammar draws from: those a correct listener survives (the
 // first postback only) and those that must leave the message unapplied.
 var faults = []Fault{
-	{"status500", 1}, {"newline", 1}, {"unavailable", 1}, {"garbage", 1},
-	{"invalid", 1}, {"invalid", 0}, {"newline", 0}, {"status500", 0}, {"garbage", 0},
+	{"status500", 1}, {"newline", 1}, {"unavailable", 1}, {"garbage", 1}, {"drop", 1},
+	{"invalid", 1}, {"invalid", 0}, {"newline", 0}, {"status500", 0}, {"garbage", 0}, {"drop", 0},
 }
 
 // paydoStates are the sequences of states a PayDo checkout or transfer reports (2
