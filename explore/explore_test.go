@@ -16,8 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -108,6 +110,27 @@ var _ = Describe("The model", func() {
 		text := explore.Scenario(h, "x", "y", "C1")
 		Expect(text).To(ContainSubstring(`- expect: {customer: "C1", balance_change: {EUR: "9.00", USD: "45.00"}}`))
 		Expect(explore.Scenario(h, "x", "y", "")).NotTo(ContainSubstring("balance_change"), "no customer: no balances")
+	})
+})
+
+var _ = Describe("The JUnit report", func() {
+	It("has a case per history, fails the one that broke the model, and says what could not be judged", func() {
+		rep := explore.Report{
+			Runs:      []explore.HistoryRun{{Seed: 1, Events: 3, Seconds: 0.2}, {Seed: 2, Events: 5, Seconds: 0.3}},
+			Violation: &explore.Violation{HistorySeed: 2, Broke: "transaction X has 2 balance effect(s), want 1", History: "t1: pay of 5.00\nsend t1.pay x2\n", Replay: "ipnlab run f.yaml --listener L --probe P"},
+			Balances:  "not checked: the probe does not read customers' balances (a SQL probe map has no such query)",
+			Aborted:   "explore: the listener went away",
+		}
+		path := filepath.Join(GinkgoT().TempDir(), "explore.xml")
+		Expect(rep.WriteJUnit(path)).To(Succeed())
+		suites, err := junit.IngestFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(suites).To(HaveLen(1))
+		Expect(suites[0].Totals).To(MatchFields(IgnoreExtras, Fields{"Tests": Equal(4), "Passed": Equal(1), "Failed": Equal(1), "Error": Equal(1), "Skipped": Equal(1)}))
+		failed := suites[0].Tests[1]
+		Expect(failed.Name).To(Equal("history 2 (seed 2, 5 events)"))
+		Expect(failed.Message).To(Equal("transaction X has 2 balance effect(s), want 1"))
+		Expect(failed.Error.Error()).To(ContainSubstring("send t1.pay x2\nreplay: ipnlab run f.yaml"))
 	})
 })
 
