@@ -35,13 +35,29 @@ func against(mutant string) conformance.Config { return againstWrapped(mutant, n
 // againstWrapped is against with the listener's handler wrapped: a
 // listener with a bug no mutant has, written around the reference one.
 func againstWrapped(mutant string, wrap func(h http.Handler, verifyURL string) http.Handler) conformance.Config {
+	cfg, _ := startListener(mutant, wrap)
+	return cfg
+}
+
+// againstSQL is against("") read through its database with the probe map
+// in mapFile instead of its probe API.
+func againstSQL(mapFile string) conformance.Config {
+	cfg, db := startListener("", nil)
+	cfg.Probe, cfg.ProbeMap = "sql:sqlite:"+db, mapFile
+	return cfg
+}
+
+// startListener starts the reference listener (as mutant, its handler
+// wrapped) and returns the settings that reach it and its database.
+func startListener(mutant string, wrap func(h http.Handler, verifyURL string) http.Handler) (conformance.Config, string) {
+	db := filepath.Join(GinkgoT().TempDir(), "l.db")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	l, err := listener.New(listener.Config{
 		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
-		DB:        filepath.Join(GinkgoT().TempDir(), "l.db"),
+		DB:        db,
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
 		Mutant:    mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -57,7 +73,7 @@ func againstWrapped(mutant string, wrap func(h http.Handler, verifyURL string) h
 	cfg := conformance.Defaults()
 	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
 	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle = 2*time.Second, time.Second, 10*time.Second
-	return cfg
+	return cfg, db
 }
 
 var _ = Describe("The model", func() {
@@ -118,7 +134,7 @@ var _ = Describe("The JUnit report", func() {
 		rep := explore.Report{
 			Runs:      []explore.HistoryRun{{Seed: 1, Events: 3, Seconds: 0.2}, {Seed: 2, Events: 5, Seconds: 0.3}},
 			Violation: &explore.Violation{HistorySeed: 2, Broke: "transaction X has 2 balance effect(s), want 1", History: "t1: pay of 5.00\nsend t1.pay x2\n", Replay: "ipnlab run f.yaml --listener L --probe P"},
-			Balances:  "not checked: the probe does not read customers' balances (a SQL probe map has no such query)",
+			Balances:  "not checked: the probe does not read customers' balances (its SQL probe map has no balances query)",
 			Aborted:   "explore: the listener went away",
 		}
 		path := filepath.Join(GinkgoT().TempDir(), "explore.xml")
@@ -169,6 +185,24 @@ var _ = Describe("Exploring", func() {
 		Expect(histories).To(Equal(total))
 		rep := reports[0]
 		Expect(rep.Balances).To(Equal("customer C1's (learned from a payment from the payer)"), "it learns the payer's id through the probe and checks its balances")
+	})
+
+	It("reads the listener's database through a probe map, balances too when the map has a balances query", func() {
+		rep, err := explore.Run(context.Background(), explore.Config{Conformance: againstSQL("../docs/probe-map-reference.yaml"), Seed: 21, Histories: 6})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Passed()).To(BeTrue(), "%+v", rep)
+		Expect(rep.Balances).To(Equal("customer C1's (learned from a payment from the payer)"))
+
+		raw, err := os.ReadFile("../docs/probe-map-reference.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		without, _, found := strings.Cut(string(raw), "\n# The customer's balances")
+		Expect(found).To(BeTrue())
+		mapFile := filepath.Join(GinkgoT().TempDir(), "map.yaml")
+		Expect(os.WriteFile(mapFile, []byte(without), 0o644)).To(Succeed())
+		rep, err = explore.Run(context.Background(), explore.Config{Conformance: againstSQL(mapFile), Seed: 21, Histories: 2})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Passed()).To(BeTrue(), "%+v", rep)
+		Expect(rep.Balances).To(HavePrefix("not checked: the probe does not read customers' balances"))
 	})
 
 	It("finds a listener that asks the verifier twice about each delivery", func() {

@@ -221,7 +221,7 @@ steps:
 func (r *runner) payer(ctx context.Context) (string, error) {
 	if _, ok := r.s.Probe().(scenarios.BalanceReader); !ok {
 		r.customer = ""
-		return "not checked: the probe does not read customers' balances (a SQL probe map has no such query)", nil
+		return "not checked: the probe does not read customers' balances (its SQL probe map has no balances query)", nil
 	}
 	if r.customer != "" {
 		return fmt.Sprintf("customer %s's (given)", r.customer), nil

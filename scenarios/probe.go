@@ -34,7 +34,7 @@ type ProbeReader interface {
 }
 
 // BalanceReader is a probe that also reads a customer's balances (the
-// probe API's /customers/{id}; a SQL probe map has no such query).
+// probe API's /customers/{id}, or a SQL probe map's balances query).
 type BalanceReader interface {
 	// Balances are the customer's balances by currency, as amounts; an
 	// unknown customer has none.

@@ -81,7 +81,7 @@ func (a *Adapter) check(ctx context.Context) error {
 		if a.stmts[q.key] == "" {
 			continue
 		}
-		cols, _, err := a.query(ctx, q.key, "paypal", "ipnlab-probe-check")
+		cols, _, err := a.query(ctx, q.key, map[string]string{ParamProvider: "paypal", ParamTxnID: "ipnlab-probe-check", ParamCustomer: "ipnlab-probe-check"})
 		if err != nil {
 			return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: the query fails on %s: %v", q.key, a.dsn, err)}
 		}
@@ -101,17 +101,13 @@ func (a *Adapter) check(ctx context.Context) error {
 	return nil
 }
 
-// query runs key's query in a read-only transaction and returns its
-// columns (lower case) and rows, each a map of column to text.
-func (a *Adapter) query(ctx context.Context, key, provider, txnID string) ([]string, []map[string]string, error) {
+// query runs key's query in a read-only transaction, its parameters
+// taken from vals by name, and returns its columns (lower case) and rows,
+// each a map of column to text.
+func (a *Adapter) query(ctx context.Context, key string, vals map[string]string) ([]string, []map[string]string, error) {
 	args := make([]any, 0, len(a.params[key]))
 	for _, name := range a.params[key] {
-		switch name {
-		case ParamProvider:
-			args = append(args, provider)
-		case ParamTxnID:
-			args = append(args, txnID)
-		}
+		args = append(args, vals[name])
 	}
 	tx, err := a.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: a.driver != "sqlite"})
 	if err != nil {
@@ -181,7 +177,8 @@ func text(v any) string {
 
 // Transaction answers GET /probe/v1/transactions/{provider}/{txn_id}.
 func (a *Adapter) Transaction(ctx context.Context, provider, txnID string) (probe.Transaction, error) {
-	_, rows, err := a.query(ctx, "transaction", provider, txnID)
+	about := map[string]string{ParamProvider: provider, ParamTxnID: txnID}
+	_, rows, err := a.query(ctx, "transaction", about)
 	if err != nil {
 		return probe.Transaction{}, fmt.Errorf("probe %s: transaction %s: %w", a.dsn, txnID, err)
 	}
@@ -191,7 +188,7 @@ func (a *Adapter) Transaction(ctx context.Context, provider, txnID string) (prob
 	own := rows[0]
 	t := probe.Transaction{Provider: provider, TxnID: txnID, ParentTxnID: own["parent_txn_id"], Status: own["status"],
 		Customer: own["customer"], PayerName: own["payer_name"], Held: own["held"], Effects: []probe.Effect{}, Net: map[string]string{}}
-	_, effects, err := a.query(ctx, "effects", provider, txnID)
+	_, effects, err := a.query(ctx, "effects", about)
 	if err != nil {
 		return probe.Transaction{}, fmt.Errorf("probe %s: effects of %s: %w", a.dsn, txnID, err)
 	}
@@ -209,6 +206,35 @@ func (a *Adapter) Transaction(ctx context.Context, provider, txnID string) (prob
 		t.Net[c] = v.String()
 	}
 	return t, nil
+}
+
+// ReadsBalances reports whether the map answers for customers' balances
+// (its balances query).
+func (a *Adapter) ReadsBalances() bool { return a.stmts["balances"] != "" }
+
+// Balances answers GET /probe/v1/customers/{id}: the map's balances query,
+// a row per currency. It is an error when the map has none.
+func (a *Adapter) Balances(ctx context.Context, customer string) (map[string]string, error) {
+	if !a.ReadsBalances() {
+		return nil, fmt.Errorf("probe %s: the probe map %s has no balances query", a.dsn, a.m.File)
+	}
+	_, rows, err := a.query(ctx, "balances", map[string]string{ParamCustomer: customer})
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: balances of %s: %w", a.dsn, customer, err)
+	}
+	sums := map[string]fixtures.Money{}
+	for _, r := range rows {
+		amount, err := money(r["balance"])
+		if err != nil {
+			return nil, fmt.Errorf("probe %s: balances of %s: balance %q: %w", a.dsn, customer, r["balance"], err)
+		}
+		sums[strings.ToUpper(strings.TrimSpace(r["currency"]))] += amount
+	}
+	out := make(map[string]string, len(sums))
+	for c, v := range sums {
+		out[c] = v.String()
+	}
+	return out, nil
 }
 
 // money reads an amount in currency units ("25", "25.5", "-25.50", 25.499999
@@ -230,7 +256,7 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 		for {
 			busy := 0
 			for _, txn := range txnsOrAll(txns) {
-				_, rows, err := a.query(ctx, "idle", "", txn)
+				_, rows, err := a.query(ctx, "idle", map[string]string{ParamTxnID: txn})
 				if err != nil {
 					return false, fmt.Errorf("probe %s: idle: %w", a.dsn, err)
 				}

@@ -39,6 +39,7 @@ func (e *MapError) Unwrap() error { return ErrMap }
 const (
 	ParamProvider = "provider" // paypal or paydo
 	ParamTxnID    = "txn_id"   // the transaction asked about
+	ParamCustomer = "customer" // the customer whose balances are asked for
 )
 
 // query is one question of the contract, with what its answer must hold.
@@ -63,6 +64,9 @@ var queries = []query{
 	{key: "idle", params: []string{ParamProvider, ParamTxnID},
 		columns: []string{"busy"},
 		doc:     "optional: one row, busy = how many notifications are still being processed (0: idle); :txn_id is the transaction asked about, or empty for all. Without it, the adapter waits until the answers stop changing for settle"},
+	{key: "balances", params: []string{ParamCustomer},
+		columns: []string{"currency", "balance"},
+		doc:     "optional: one row per currency of the customer :customer's balances (balance in currency units; no row: nothing). Without it, balance expectations are skipped and explore does not check balances"},
 }
 
 // DefaultSettle is how long the answers must stay the same, without an

@@ -70,6 +70,27 @@ var _ = Describe("The SQL probe adapter", func() {
 		idle, err := a.Idle(context.Background(), time.Second, "PAY1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(idle).To(BeTrue())
+		Expect(a.ReadsBalances()).To(BeTrue())
+		Expect(a.Balances(context.Background(), "C1")).To(Equal(map[string]string{"USD": "49.50"}))
+		Expect(a.Balances(context.Background(), "NOPE")).To(BeEmpty(), "a customer with no rows has nothing")
+	})
+
+	It("reads balances only with a balances query, which takes :customer alone", func() {
+		const minimal = "effects: SELECT 'x' AS txn_id, 's' AS status, 1 AS amount, 'USD' AS currency\ntransaction: SELECT 'Completed' AS status\n"
+		m, err := sqlprobe.ParseMap("m.yaml", []byte(minimal))
+		Expect(err).NotTo(HaveOccurred())
+		a, err := sqlprobe.Open(context.Background(), "sqlite:"+shopDB(), m)
+		Expect(err).NotTo(HaveOccurred())
+		defer a.Close()
+		Expect(a.ReadsBalances()).To(BeFalse())
+		_, err = a.Balances(context.Background(), "C1")
+		Expect(err).To(MatchError(ContainSubstring("the probe map m.yaml has no balances query")))
+		_, err = sqlprobe.ParseMap("m.yaml", []byte(minimal+"balances: SELECT currency, 1 AS balance FROM payments WHERE paypal_txn_id = :txn_id\n"))
+		Expect(err).To(MatchError(ContainSubstring("balances: unknown parameter :txn_id; want :customer")))
+		m, err = sqlprobe.ParseMap("m.yaml", []byte(minimal+"balances: SELECT currency FROM payments WHERE order_id = :customer\n"))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = sqlprobe.Open(context.Background(), "sqlite:"+shopDB(), m)
+		Expect(err).To(MatchError(ContainSubstring("balances: the result has no column balance")))
 	})
 
 	It("reads the database without writing to it, even when asked", func() {
