@@ -205,6 +205,18 @@ var _ = Describe("Exploring", func() {
 		Expect(rep.Balances).To(HavePrefix("not checked: the probe does not read customers' balances"))
 	})
 
+	It("checks the balances of the customer it is given, and finds them moved when that is not the payer", func() {
+		rep, err := explore.Run(context.Background(), explore.Config{Conformance: against(""), Customer: "C1", Seed: 21, Histories: 2})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Passed()).To(BeTrue(), "%+v", rep)
+		Expect(rep.Balances).To(Equal("customer C1's (given)"))
+		// Someone else's balances do not move with the payer's payments.
+		rep, err = explore.Run(context.Background(), explore.Config{Conformance: against(""), Customer: "C9", Seed: 21, Histories: 20})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Violation).NotTo(BeNil())
+		Expect(rep.Violation.Broke).To(MatchRegexp(`^customer C9's (USD|EUR) balance moved by 0\.00, want \d+\.\d\d$`))
+	})
+
 	It("finds a listener that asks the verifier twice about each delivery", func() {
 		// It verifies in the handler and again in its worker: a flood
 		// that costs nothing in money, so only no_flood sees it.
