@@ -54,9 +54,12 @@ type Step struct {
 	// Foreign is a payment to another merchant (receiver_email,
 	// receiver_id and business not the listener's).
 	Foreign bool
-	// Named is a payment from a payer whose name needs its charset
-	// (windows-1252 letters beyond ASCII).
-	Named bool
+	// Dress is a lone payment's values that trip listeners (the others'
+	// are neutral: ASCII, one line, no empty field): "named", a payer
+	// whose name needs its charset (windows-1252 letters beyond ASCII);
+	// "multiline", a street of two lines (CRLF); "empty", an empty
+	// custom field.
+	Dress string
 	// Adaptive is an Adaptive Payments PAY (transaction[n].* keys):
 	// recorded, no balance effect, but it must verify.
 	Adaptive bool
@@ -94,11 +97,12 @@ type Fault struct {
 	Count int    // 0: every postback of it; n: the first n
 }
 
-// lifecycles the grammar draws from: money in, a payment to another
-// merchant, pending that clears or fails, fraud holds and payment
-// reviews, German ELV, another currency, authorizations captured or
-// voided, refunds full and partial, a chargeback.
-var lifecycles = []string{"pay", "named", "foreign", "adaptive", "topup", "payout", "echeck_cleared", "echeck_failed",
+// lifecycles the grammar draws from: money in (some dressed in values
+// that trip listeners), a payment to another merchant, pending that
+// clears or fails, fraud holds and payment reviews, German ELV, another
+// currency, authorizations captured or voided, refunds full and partial,
+// a chargeback.
+var lifecycles = []string{"pay", "named", "multiline", "empty", "foreign", "adaptive", "topup", "payout", "echeck_cleared", "echeck_failed",
 	"fraud_accepted", "fraud_denied", "review_completed", "review_reversed", "elv_completed", "multi_currency",
 	"auth_capture", "auth_void", "pay_refund", "pay_partial_refunds", "chargeback"}
 
@@ -232,9 +236,9 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 	case "adaptive":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
 			Steps: []Step{{Name: "pay", Kind: "adaptive_pay", Adaptive: true}}}, nil
-	case "named":
+	case "named", "multiline", "empty":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
-			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Named: true}}}, nil
+			Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept", Dress: name}}}, nil
 	case "topup", "payout":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0}, MassPay: name,
 			Steps: []Step{{Name: "masspay", Status: "Completed", Amount: gross, Kind: "masspay"}}}, nil
