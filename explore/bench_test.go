@@ -31,7 +31,7 @@ var benchRun atomic.Uint64
 const benchSeeds = 5
 
 // BenchmarkExplore explores every mutant of the gallery from benchSeeds
-// seeds each, with explore's default budget (100 histories), and reports
+// seeds each, with explore's default budget (200 histories), and reports
 // per mutant (in the log) the seeds it was found on and the median
 // histories and seconds to the first violation; the figures are the
 // medians over the mutants. On each mutant's first seed the violation is

@@ -143,7 +143,7 @@ var headlines = []struct {
 	{"replicas_spread_ratio", "three replicas on one PostgreSQL store (active/standby): sends spread over all three (two thirds forwarded) over sends to the leader, IPN/s", "BenchmarkReplicas", "spread_ratio", "", nil},
 	{"replicas_leader_ipn_per_second", "three replicas: IPN/s sent to the leader", "BenchmarkReplicas", "leader_ipn/s", "", nil},
 	{"explore_mutants", "ipnlab explore: mutants in the gallery", "BenchmarkExplore", "mutants", "", nil},
-	{"explore_mutants_found_every_seed", "ipnlab explore: gallery mutants found from every one of 5 seeds within the default budget (100 histories), of explore_mutants", "BenchmarkExplore", "mutants_found_every_seed", "", nil},
+	{"explore_mutants_found_every_seed", "ipnlab explore: gallery mutants found from every one of 5 seeds within the default budget (200 histories), of explore_mutants", "BenchmarkExplore", "mutants_found_every_seed", "", nil},
 	{"explore_replays_same_way", "ipnlab explore: mutants whose shrunk scenario, replayed against a fresh listener, fails the same way, of explore_mutants", "BenchmarkExplore", "replays_same_way", "", nil},
 	{"explore_median_histories", "ipnlab explore: histories to the first violation, the median over mutants of each one's median over its seeds", "BenchmarkExplore", "median_histories", "", nil},
 	{"explore_median_seconds", "ipnlab explore: seconds to the first violation, the median over mutants of each one's median", "BenchmarkExplore", "median_seconds", "", nil},

@@ -103,7 +103,7 @@ harness could not run. See docs/explore.md.`,
 	}
 	f := c.Flags()
 	settingFlags(f, &flags, &configFile)
-	f.IntVar(&ecfg.Histories, "histories", 0, "how many histories (0 with no --duration: 100)")
+	f.IntVar(&ecfg.Histories, "histories", 0, "how many histories (0 with no --duration: 200)")
 	f.DurationVar(&ecfg.Duration, "duration", 0, "stop after this long (wall time)")
 	f.IntVar(&ecfg.MaxEvents, "max-steps", 40, "most events in one history")
 	f.StringVar(&ecfg.Out, "out", "", "write the shrunk scenario of a violation into this directory")
