@@ -54,6 +54,15 @@ var _ = Describe("collect", func() {
 		Expect(res.Markdown()).To(ContainSubstring("| reference listener (durable SQLite, synchronous=FULL) end to end IPN/s over the HTTP ceiling, concurrency 64 | 0.15 | 0.14 | 0.16 | >= 0.35 (**not met**) |"))
 	})
 
+	It("joins the ends of a result line that a benchmark's own output cut in two", func() {
+		runs, err := Parse(strings.NewReader("BenchmarkExplore-2   \t       1\t175731108776 ns/op\t         5.000 median_histories\n" +
+			"BenchmarkExplore-2   \texplore against the mutant gallery (5 seeds each, default budget):\n" +
+			"ack-204                  found from 5/5 seeds, median 1 histories, 0.0s\n" +
+			"       1\t112503759409 ns/op\t         7.000 median_histories\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(runs.Metrics["BenchmarkExplore"]["median_histories"]).To(Equal([]float64{5, 7}))
+	})
+
 	It("refuses input with no results, or a result it cannot read", func() {
 		_, err := Parse(strings.NewReader("PASS\nok x 1s\n"))
 		Expect(err).To(MatchError(ContainSubstring("no benchmark results")))

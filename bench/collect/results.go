@@ -24,6 +24,10 @@ type Runs struct {
 var (
 	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
 	headLine  = regexp.MustCompile(`^(goos|goarch|cpu|pkg):\s*(.*)$`)
+	// splitName and splitRest are the two ends of a result line a
+	// benchmark's own output cut in two.
+	splitName = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\D`)
+	splitRest = regexp.MustCompile(`^(\d+)\s+(\S+ ns/op.*)$`)
 )
 
 // Parse reads go test -bench output; lines that are neither a header nor
@@ -33,6 +37,7 @@ func Parse(r io.Reader) (Runs, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	line := 0
+	split := "" // the benchmark whose result line was cut by its output
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -44,7 +49,16 @@ func Parse(r io.Reader) (Runs, error) {
 		}
 		m := benchLine.FindStringSubmatch(text)
 		if m == nil {
-			continue
+			// A benchmark that prints while it runs splits its result
+			// line: its name, what it printed, then the figures alone.
+			if n := splitName.FindStringSubmatch(text); n != nil {
+				split = n[1]
+			} else if c := splitRest.FindStringSubmatch(text); c != nil && split != "" {
+				m, split = []string{text, split, c[1], c[2]}, ""
+			}
+			if m == nil {
+				continue
+			}
 		}
 		fields := strings.Fields(m[3])
 		if len(fields)%2 != 0 {
