@@ -233,7 +233,7 @@ var _ = Describe("Exploring", func() {
 				h.ServeHTTP(w, r)
 			})
 		}
-		rep, err := explore.Run(context.Background(), explore.Config{Conformance: againstWrapped("", twice), Seed: 11, Histories: 12, MaxShrinks: 40})
+		rep, err := explore.Run(context.Background(), explore.Config{Conformance: againstWrapped("", twice), Seed: 11, Histories: 12, MaxShrinks: 100})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rep.Violation).NotTo(BeNil())
 		Expect(rep.Violation.Broke).To(MatchRegexp(`answered VERIFIED or INVALID 2 times, but reached the listener 1 time`))

@@ -269,19 +269,27 @@ func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 // as long as runs are left.
 func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config) Violation {
 	runs := 0
+	// A candidate counts as failing when it fails twice, each run with
+	// fresh ids: a listener's workers may take two messages sent one
+	// after the other in either order, so a failure can hang on timing,
+	// and the history kept must fail when it is replayed.
 	fails := func(c History) (bool, string) {
-		if runs >= cfg.MaxShrinks || ctx.Err() != nil {
-			return false, ""
+		var msg string
+		for range 2 {
+			if runs >= cfg.MaxShrinks || ctx.Err() != nil {
+				return false, ""
+			}
+			runs++
+			if cfg.Progress != nil {
+				cfg.Progress(Progress{Shrinking: true})
+			}
+			res, err := r.run(ctx, c)
+			if err != nil || res.Status != scenarios.Failed {
+				return false, ""
+			}
+			msg = res.Message
 		}
-		runs++
-		if cfg.Progress != nil {
-			cfg.Progress(Progress{Shrinking: true})
-		}
-		res, err := r.run(ctx, c)
-		if err != nil || res.Status != scenarios.Failed {
-			return false, ""
-		}
-		return true, res.Message
+		return true, msg
 	}
 	for changed := true; changed; {
 		changed = false
