@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -177,26 +178,40 @@ func median(xs []float64) float64 {
 
 // benchListener starts the reference listener built as mutant.
 func benchListener(b *testing.B, mutant string) (conformance.Config, func(), error) {
+	return referenceListener(filepath.Join(b.TempDir(), mutant+".db"), mutant, nil)
+}
+
+// referenceListener starts the reference listener built as mutant ("" for
+// the real one), its database at db and its handler wrapped (nil: as it
+// is), and returns the conformance settings that reach it and what stops
+// it.
+func referenceListener(db, mutant string, wrap func(h http.Handler, verifyURL string) http.Handler) (conformance.Config, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return conformance.Config{}, nil, err
 	}
+	verifyURL := "http://" + ln.Addr().String() + "/cgi-bin/webscr"
 	l, err := listener.New(listener.Config{
-		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
+		VerifyURL:      verifyURL,
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
-		DB:        filepath.Join(b.TempDir(), mutant+".db"),
+		DB:        db,
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
 		Mutant:    mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	if err == nil {
+		err = l.Start(context.Background())
+	}
 	if err != nil {
+		ln.Close()
 		return conformance.Config{}, nil, err
 	}
-	if err := l.Start(context.Background()); err != nil {
-		return conformance.Config{}, nil, err
+	h := l.Handler()
+	if wrap != nil {
+		h = wrap(h, verifyURL)
 	}
-	srv := httptest.NewServer(l.Handler())
+	srv := httptest.NewServer(h)
 	cfg := conformance.Defaults()
 	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
 	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle = 2*time.Second, time.Second, 10*time.Second

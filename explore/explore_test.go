@@ -5,16 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/joshdk/go-junit"
 	. "github.com/onsi/ginkgo/v2"
@@ -23,7 +19,6 @@ import (
 
 	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/fixtures"
-	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -51,28 +46,9 @@ func againstSQL(mapFile string) conformance.Config {
 // wrapped) and returns the settings that reach it and its database.
 func startListener(mutant string, wrap func(h http.Handler, verifyURL string) http.Handler) (conformance.Config, string) {
 	db := filepath.Join(GinkgoT().TempDir(), "l.db")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg, stop, err := referenceListener(db, mutant, wrap)
 	Expect(err).NotTo(HaveOccurred())
-	l, err := listener.New(listener.Config{
-		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
-		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
-		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
-		DB:        db,
-		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
-		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
-		Mutant:    mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(l.Start(context.Background())).To(Succeed())
-	h := l.Handler()
-	if wrap != nil {
-		h = wrap(h, "http://"+ln.Addr().String()+"/cgi-bin/webscr")
-	}
-	srv := httptest.NewServer(h)
-	DeferCleanup(func() { srv.Close(); l.Close() })
-	cfg := conformance.Defaults()
-	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
-	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle = 2*time.Second, time.Second, 10*time.Second
+	DeferCleanup(stop)
 	return cfg, db
 }
 

@@ -57,9 +57,10 @@ type Report struct {
 	Violation *Violation  `json:"violation,omitempty"`
 	Aborted   string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
 	Config    ReportLimit `json:"limits"`
-	// Balances says whose balances were checked, from which history on,
-	// or why they were not.
+	// Balances says whose balances were checked, or why none were;
+	// Customer is whose ("" when none were).
 	Balances string `json:"balances"`
+	Customer string `json:"customer,omitempty"`
 	// Runs are the histories run, in order (the JUnit report's cases).
 	Runs []HistoryRun `json:"-"`
 }
@@ -147,6 +148,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		rep.Aborted = err.Error()
 		return rep, nil
 	}
+	rep.Customer = runs.customer
 	for i := 0; cfg.Histories == 0 || i < cfg.Histories; i++ {
 		if cfg.Duration > 0 && time.Since(start) > cfg.Duration {
 			break
