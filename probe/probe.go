@@ -6,7 +6,12 @@
 // negative.
 package probe
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // The contract's paths, under a listener's probe base URL.
 const (
@@ -59,4 +64,58 @@ type Idle struct {
 	Busy   int            `json:"busy"`
 	TxnIDs []string       `json:"txn_ids,omitempty"`
 	Inbox  map[string]int `json:"inbox,omitempty"`
+	// Knows declares what the probe answers beyond money (Facts); absent,
+	// it answers every field of the contract.
+	Knows []Fact `json:"knows,omitempty"`
+}
+
+// Fact is something a probe can answer beyond money. Every probe answers
+// money: a transaction's effects and net, and no row for one it never
+// moved money for. A shop that records only what it credited knows
+// nothing more, and the checks judge it on money alone: what it records
+// about money it did not move is judged only where its probe declares
+// the fact (docs/probe.md).
+type Fact string
+
+// The facts.
+const (
+	// Statuses: the status of every transaction the listener accepted,
+	// credited or not (Denied, Failed, Pending), by the rules of
+	// docs/probe.md.
+	Statuses Fact = "statuses"
+	// Holds: why a payment it did not credit is waiting (held).
+	Holds Fact = "holds"
+	// PayerNames: the payer's name, decoded in the message's charset.
+	PayerNames Fact = "payer_names"
+)
+
+// Facts are every fact, in the order docs and messages list them.
+var Facts = []Fact{Statuses, Holds, PayerNames}
+
+// ParseFacts reads a list of facts, refusing an unknown or repeated one.
+func ParseFacts(names []string) ([]Fact, error) {
+	out := make([]Fact, 0, len(names))
+	for _, n := range names {
+		f := Fact(strings.TrimSpace(n))
+		if !slices.Contains(Facts, f) {
+			return nil, fmt.Errorf("unknown fact %q; want %s", n, FactList(Facts))
+		}
+		if slices.Contains(out, f) {
+			return nil, fmt.Errorf("fact %s given twice", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// FactList writes facts for a message: "statuses, holds", or "money only".
+func FactList(facts []Fact) string {
+	if len(facts) == 0 {
+		return "money only"
+	}
+	s := make([]string, len(facts))
+	for i, f := range facts {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipnlab/ipnlab/probe"
@@ -17,6 +18,9 @@ import (
 type Probe struct {
 	base string
 	http *http.Client
+
+	mu    sync.Mutex
+	knows []probe.Fact // from its last idle answer; nil: not asked yet
 }
 
 // ErrNoTransaction is returned when the probe does not know a transaction.
@@ -31,6 +35,20 @@ type ProbeReader interface {
 	// for txns (and their children), or nothing at all when none are
 	// given.
 	Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error)
+}
+
+// Knower is a probe that says what it answers beyond money. A probe that
+// does not is taken to answer every field of the contract.
+type Knower interface {
+	Knows() []probe.Fact
+}
+
+// KnowsOf is what p answers beyond money.
+func KnowsOf(p ProbeReader) []probe.Fact {
+	if k, ok := p.(Knower); ok {
+		return k.Knows()
+	}
+	return probe.Facts
 }
 
 // BalanceReader is a probe that also reads a customer's balances (the
@@ -132,5 +150,25 @@ func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (b
 		q.Add("txn_id", t)
 	}
 	_, err := p.get(ctx, probe.IdlePath+"?"+q.Encode(), &out)
+	if err == nil {
+		knows := probe.Facts
+		if out.Knows != nil {
+			knows = out.Knows
+		}
+		p.mu.Lock()
+		p.knows = knows
+		p.mu.Unlock()
+	}
 	return out.Idle, err
+}
+
+// Knows is what the probe declared in its last idle answer (knows), or
+// every fact when it declared nothing (or was not asked yet).
+func (p *Probe) Knows() []probe.Fact {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.knows == nil {
+		return probe.Facts
+	}
+	return p.knows
 }

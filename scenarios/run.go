@@ -136,6 +136,10 @@ type Result struct {
 	// Customers are those the probe named in the effects the
 	// expectations read (a harness learns the listener's ids from them).
 	Customers []string `json:"-"`
+	// NotJudged says what the expectations asked that the probe cannot
+	// answer (a status, a hold, a payer name of a probe that knows money
+	// only), and so was not judged.
+	NotJudged []string `json:"not_judged,omitempty"`
 }
 
 // failure is an expectation not met; harness errors are plain errors.
@@ -195,7 +199,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 		}
 		break
 	}
-	res.Duration, res.Customers = time.Since(start), r.customers
+	res.Duration, res.Customers, res.NotJudged = time.Since(start), r.customers, r.notJudged
 	return res
 }
 
@@ -212,6 +216,11 @@ type runner struct {
 	startBalances map[string]map[string]fixtures.Money
 	// customers are those the probe named in the effects it showed.
 	customers []string
+	// notJudged are the expectations' parts the probe cannot answer.
+	notJudged []string
+	// seen is what the runner last saw of each message's deliveries and
+	// postbacks, and when (finished.go).
+	seen map[string]seenMessage
 }
 
 func (r *runner) logf(format string, args ...any) {

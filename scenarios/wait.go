@@ -9,7 +9,8 @@ import (
 // Waiting on the listener: settling on its transactions, on events.
 
 // settle waits (up to Settle) for the listener to finish what it
-// received of this scenario's transactions, when a probe can say so.
+// received of this scenario's transactions, when a probe can say so, and
+// the emulator's records show it (finished.go).
 // Other scenarios' work does not hold it up. A listener still busy is not
 // a failure here; expectations judge.
 //
@@ -24,8 +25,11 @@ func (r *runner) settle(ctx context.Context) error {
 	deadline := time.Now().Add(r.env.Settle)
 	for {
 		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), r.txns...)
-		if err != nil || idle || time.Now().After(deadline) {
+		if err != nil || r.settled(idle) || time.Now().After(deadline) {
 			return err
+		}
+		if idle {
+			r.pause(ctx, deadline)
 		}
 		retrying := true
 		for _, t := range r.txns {

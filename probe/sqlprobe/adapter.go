@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -33,7 +34,21 @@ type Adapter struct {
 	m      *Map
 	stmts  map[string]string // each key's query, bound for the driver
 	params map[string][]string
+	knows  []probe.Fact
+
+	mu     sync.Mutex
+	stable map[string]stableAnswers // by the transactions asked about
 }
+
+// factColumns are the transaction query's columns that answer a fact.
+var factColumns = map[probe.Fact]string{probe.Holds: "held", probe.PayerNames: "payer_name"}
+
+// Knows is what the map answers beyond money: what it declares (knows),
+// or else what its transaction query's columns show (held: holds,
+// payer_name: payer names). Statuses are never inferred: a status column
+// every map has, but only a map that says so keeps the status of
+// transactions it did not credit.
+func (a *Adapter) Knows() []probe.Fact { return a.knows }
 
 // Open connects to dsn (without the sql: prefix: sqlite:PATH,
 // postgres://..., mysql://USER:PASS@HOST:PORT/DB), read-only where the
@@ -97,7 +112,33 @@ func (a *Adapter) check(ctx context.Context) error {
 					q.key, c, strings.Join(q.columns, ", "), strings.Join(q.optional, ", "))}
 			}
 		}
+		if q.key == "transaction" {
+			if err := a.learnFacts(cols); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// learnFacts sets what the map knows from its declaration, checking
+// that the transaction query has a column for each fact declared, or
+// infers it from those columns.
+func (a *Adapter) learnFacts(cols []string) error {
+	if !a.m.knowsDeclared {
+		for _, f := range probe.Facts {
+			if c, ok := factColumns[f]; ok && containsFold(cols, c) {
+				a.knows = append(a.knows, f)
+			}
+		}
+		return nil
+	}
+	for _, f := range a.m.Knows {
+		if c, ok := factColumns[f]; ok && !containsFold(cols, c) {
+			return &MapError{File: a.m.File, Line: a.m.Line("knows"), Msg: fmt.Sprintf("knows: %s, but the transaction query has no column %s to answer it", f, c)}
+		}
+	}
+	a.knows = a.m.Knows
 	return nil
 }
 
@@ -276,7 +317,7 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 			}
 		}
 	}
-	last, stable := "", time.Now()
+	key := strings.Join(txns, "|")
 	for {
 		var snap strings.Builder
 		for _, txn := range txns {
@@ -288,10 +329,7 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 				fmt.Fprintf(&snap, "%v|", t)
 			}
 		}
-		if s := snap.String(); s != last {
-			last, stable = s, time.Now()
-		}
-		if time.Since(stable) >= a.m.Settle {
+		if time.Since(a.stableSince(key, snap.String())) >= a.m.Settle {
 			return true, nil
 		}
 		if !sleepUntil(ctx, deadline, 50*time.Millisecond) {
@@ -299,6 +337,38 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 		}
 	}
 }
+
+// stableSince notes the answers for a set of transactions and returns
+// since when they have been the same. It is kept across calls, so that
+// callers asking in short waits (a scenario looks at the emulator's
+// records between them) still see the answers settle after the quiet
+// period, not never.
+func (a *Adapter) stableSince(key, snap string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stable == nil {
+		a.stable = map[string]stableAnswers{}
+	}
+	s, ok := a.stable[key]
+	if !ok || s.snap != snap {
+		s = stableAnswers{snap: snap, since: time.Now()}
+		a.stable[key] = s
+	}
+	return s.since
+}
+
+// stableAnswers are the answers last read for a set of transactions, and
+// since when they have been the same.
+type stableAnswers struct {
+	snap  string
+	since time.Time
+}
+
+// Quiet is how long the answers must stay the same after the last
+// postback before an idle claim counts: the map's settle. Its idle query
+// is the listener's own SQL, which may claim idle before a listener that
+// acks first has even posted back (SELECT 0).
+func (a *Adapter) Quiet() time.Duration { return a.m.Settle }
 
 func txnsOrAll(txns []string) []string {
 	if len(txns) == 0 {

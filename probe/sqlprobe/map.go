@@ -18,6 +18,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ipnlab/ipnlab/probe"
 )
 
 // ErrMap wraps every error in a probe map.
@@ -81,6 +83,12 @@ type Map struct {
 	// Settle is how long answers must stay the same to count as idle when
 	// the map has no idle query.
 	Settle time.Duration
+	// Knows is what the map declares it answers beyond money (its knows
+	// key); nil when it declares nothing, and then Open infers holds and
+	// payer names from the transaction query's columns.
+	Knows []probe.Fact
+	// knowsDeclared is whether the map has a knows key.
+	knowsDeclared bool
 }
 
 // Query returns the SQL of a key ("" when the map has none).
@@ -123,9 +131,27 @@ func ParseMap(name string, data []byte) (*Map, error) {
 			m.Settle = d
 			continue
 		}
+		if k.Value == "knows" {
+			var names []string
+			if v.Kind == yaml.SequenceNode {
+				for _, n := range v.Content {
+					names = append(names, n.Value)
+				}
+			}
+			facts, err := probe.ParseFacts(names)
+			if v.Kind != yaml.SequenceNode || err != nil {
+				why := "want a list"
+				if err != nil {
+					why = err.Error()
+				}
+				return nil, at(v.Line, "knows: %s, such as [statuses, holds]: what the map answers beyond money (%s)", why, probe.FactList(probe.Facts))
+			}
+			m.Knows, m.knowsDeclared = facts, true
+			continue
+		}
 		q, ok := lookup(k.Value)
 		if !ok {
-			return nil, at(k.Line, "unknown key %q; want one of %s", k.Value, strings.Join(append(keys(), "settle"), ", "))
+			return nil, at(k.Line, "unknown key %q; want one of %s", k.Value, strings.Join(append(keys(), "settle", "knows"), ", "))
 		}
 		if v.Kind != yaml.ScalarNode || strings.TrimSpace(v.Value) == "" {
 			return nil, at(v.Line, "%s: want the SQL query as text", k.Value)

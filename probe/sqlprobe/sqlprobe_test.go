@@ -110,15 +110,64 @@ var _ = Describe("The SQL probe adapter", func() {
 			"transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(m.Settle).To(Equal(50 * time.Millisecond))
-		a, err := sqlprobe.Open(context.Background(), "sqlite:"+shopDB(), m)
+		path := shopDB()
+		a, err := sqlprobe.Open(context.Background(), "sqlite:"+path, m)
 		Expect(err).NotTo(HaveOccurred())
 		defer a.Close()
+		Expect(a.Quiet()).To(Equal(50*time.Millisecond), "the quiet period after a postback is the map's settle")
 		idle, err := a.Idle(context.Background(), 2*time.Second, "PAY1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(idle).To(BeTrue())
+
+		// The listener writes: the answers changed just now, so a short
+		// wait is not enough ...
+		db, err := sql.Open("sqlite", "file:"+path)
+		Expect(err).NotTo(HaveOccurred())
+		defer db.Close()
+		_, err = db.Exec(`UPDATE payments SET payment_status = 'Reversed' WHERE paypal_txn_id = 'PAY1'`)
+		Expect(err).NotTo(HaveOccurred())
 		idle, err = a.Idle(context.Background(), 10*time.Millisecond, "PAY1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(idle).To(BeFalse(), "not stable for settle within the wait")
+		// ... but waits shorter than settle add up: a caller that asks in
+		// short waits (a scenario looks at the emulator between them)
+		// sees the answers settle, instead of waiting its whole window.
+		Eventually(func() bool {
+			idle, err := a.Idle(context.Background(), 20*time.Millisecond, "PAY1")
+			Expect(err).NotTo(HaveOccurred())
+			return idle
+		}).WithTimeout(5 * time.Second).WithPolling(time.Millisecond).Should(BeTrue())
+	})
+
+	It("says what it knows beyond money: what the map declares, checked against its columns, or what its columns show", func() {
+		path := shopDB()
+		open := func(yaml string) (*sqlprobe.Adapter, error) {
+			m, err := sqlprobe.ParseMap("m.yaml", []byte(yaml))
+			if err != nil {
+				return nil, err
+			}
+			a, err := sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+			if err == nil {
+				DeferCleanup(a.Close)
+			}
+			return a, err
+		}
+		effects := "effects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"
+		a, err := open(effects + "transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(a.Knows()).To(BeEmpty(), "a status column alone says nothing of transactions it did not credit")
+		a, err = open(effects + "transaction: SELECT payment_status AS status, '' AS held FROM payments WHERE paypal_txn_id = :txn_id\n")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(a.Knows()).To(Equal([]probe.Fact{probe.Holds}))
+		a, err = open("knows: [statuses, payer_names]\n" + effects + "transaction: SELECT payment_status AS status, 'x' AS payer_name, '' AS held FROM payments WHERE paypal_txn_id = :txn_id\n")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(a.Knows()).To(Equal([]probe.Fact{probe.Statuses, probe.PayerNames}), "declared: what it says, not what its columns show")
+		_, err = open("knows: [holds]\n" + effects + "transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n")
+		Expect(err).To(MatchError(ContainSubstring("m.yaml:1: knows: holds, but the transaction query has no column held")))
+		_, err = open("knows: [status]\n" + effects + "transaction: SELECT 1 AS status\n")
+		Expect(err).To(MatchError(ContainSubstring(`m.yaml:1: knows: unknown fact "status"; want statuses, holds, payer_names`)))
+		_, err = open("knows: statuses\n" + effects + "transaction: SELECT 1 AS status\n")
+		Expect(err).To(MatchError(ContainSubstring("m.yaml:1: knows: want a list")))
 	})
 
 	It("keeps :: casts and quoted colons, and refuses DSNs it cannot read, hiding passwords", func() {

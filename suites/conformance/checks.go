@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ipnlab/ipnlab/probe"
 )
 
 // Level says what a check needs from the listener.
@@ -32,6 +34,9 @@ type Check struct {
 	Provider    string   `json:"provider"`
 	Labels      []string `json:"labels"`
 	Scenario    string   `json:"scenario"` // in scenarios/catalog
+	// Needs are the facts beyond money its probe must answer: a probe that
+	// does not declare them skips the check, saying so.
+	Needs []probe.Fact `json:"needs,omitempty"`
 }
 
 // Required reports whether the check is a MUST: a failed SHOULD is
@@ -94,6 +99,12 @@ func paypalBusiness(id, req, scenario string, labels ...string) Check {
 	return Check{ID: id, Requirement: req, Level: Business, Provider: "paypal", Labels: labels, Scenario: scenario}
 }
 
+// needing marks a check as judging what a probe answers beyond money.
+func needing(c Check, facts ...probe.Fact) Check {
+	c.Needs = facts
+	return c
+}
+
 func paydoCheck(level Level, id, req, scenario string, labels ...string) Check {
 	return Check{ID: id, Requirement: req, Level: level, Provider: "paydo", Labels: labels, Scenario: scenario}
 }
@@ -129,10 +140,10 @@ func init() {
 		paypalBusiness("PP-PENDING-ECHECK", "A listener MUST NOT credit an eCheck while Pending, and MUST credit it once when Completed.", "paypal-pending-echeck", "ledger", "pending"),
 		paypalBusiness("PP-PENDING-MULTI-CURRENCY", "A listener MUST NOT credit a multi-currency payment while Pending, and MUST credit it once when Completed.", "paypal-pending-multi-currency", "ledger", "pending"),
 		paypalBusiness("PP-PENDING-REVIEW", "A listener MUST NOT credit a payment under review, and MUST credit it once when Completed.", "paypal-pending-review", "ledger", "pending"),
-		paypalBusiness("PP-FRAUD-ACCEPTED", "A listener MUST hold a payment pended by fraud filters and MUST credit it once when it completes.", "paypal-pending-fraud-accepted", "ledger", "pending", "fraud"),
-		paypalBusiness("PP-FRAUD-DENIED", "A listener MUST NOT credit a fraud-filter pend that ends Denied, and MUST record that it ended Denied.", "paypal-pending-fraud-denied", "ledger", "pending", "fraud"),
-		paypalBusiness("PP-PENDING-FAILED", "A listener MUST NOT credit a Pending eCheck that ends Failed, and MUST record that it ended Failed.", "paypal-pending-echeck-failed", "ledger", "pending"),
-		paypalBusiness("PP-REVIEW-REVERSED", "A listener MUST NOT credit a payment under review that ends Reversed, and MUST record that it ended Reversed.", "paypal-pending-review-reversed", "ledger", "pending"),
+		paypalBusiness("PP-FRAUD-ACCEPTED", "A listener MUST NOT credit a payment pended by fraud filters, and MUST credit it once when it completes.", "paypal-pending-fraud-accepted", "ledger", "pending", "fraud"),
+		paypalBusiness("PP-FRAUD-DENIED", "A listener MUST NOT credit a fraud-filter pend that ends Denied.", "paypal-pending-fraud-denied", "ledger", "pending", "fraud"),
+		paypalBusiness("PP-PENDING-FAILED", "A listener MUST NOT credit a Pending eCheck that ends Failed.", "paypal-pending-echeck-failed", "ledger", "pending"),
+		paypalBusiness("PP-REVIEW-REVERSED", "A listener MUST NOT credit a payment under review that PayPal reverses, and MUST NOT debit that reversal.", "paypal-pending-review-reversed", "ledger", "pending"),
 		paypalBusiness("PP-INVALID-NEVER-CREDITS", "A listener MUST NOT credit a message the verifier answered INVALID.", "paypal-never-credit-invalid", "ledger", "verification"),
 		paypalBusiness("PP-STATUS500-NEVER-CREDITS", "A listener MUST NOT treat VERIFIED with HTTP 500 as verified.", "paypal-never-credit-status500", "ledger", "verification"),
 		paypalBusiness("PP-NEWLINE-NEVER-CREDITS", "A listener MUST NOT treat \"VERIFIED\\n\" as verified: only exactly VERIFIED is.", "paypal-never-credit-newline", "ledger", "verification"),
@@ -143,15 +154,17 @@ func init() {
 		paypalBusiness("PP-REFUND-PARTIAL", "A listener MUST debit each of several partial refunds of one payment.", "paypal-refund-partial", "ledger", "refund"),
 		paypalBusiness("PP-DUPLICATE-REFUND", "A listener MUST debit a refund once when its message is delivered more than once.", "paypal-duplicate-refund", "ledger", "refund", "duplicate"),
 		paypalBusiness("PP-CHARGEBACK", "A listener MUST debit a chargeback reversal and MUST credit back a canceled reversal.", "paypal-chargeback", "ledger", "chargeback"),
-		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST end Completed and credited once when Completed arrives before its Pending.", "paypal-out-of-order-completed", "ledger", "order"),
+		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST credit a payment once when its Completed arrives before its Pending: the late Pending takes nothing back.", "paypal-out-of-order-completed", "ledger", "order"),
 		paypalBusiness("PP-OUT-OF-ORDER-REFUND", "A listener MUST end with nothing credited when a refund arrives before its payment.", "paypal-out-of-order-refund", "ledger", "order", "refund"),
 		paypalBusiness("PP-MASSPAY-ITEMS", "A listener MUST credit a Mass Pay it receives to the customer who sent it, item by item, and MUST NOT credit the receivers of its own Mass Pay (payouts).", "paypal-masspay-items", "ledger", "masspay"),
-		paypalBusiness("PP-CHARSET-NAME", "A listener MUST decode names in the charset the message names (windows-1252 is not ISO-8859-1: Š, œ and ’ survive; a windows-1255 name stays Hebrew).", "paypal-charset-name", "charset"),
+		needing(paypalBusiness("PP-CHARSET-NAME", "A listener MUST decode names in the charset the message names (windows-1252 is not ISO-8859-1: Š, œ and ’ survive; a windows-1255 name stays Hebrew).", "paypal-charset-name", "charset"), probe.PayerNames),
+		needing(paypalBusiness("PP-RECORD-FINAL-STATUS", "A listener SHOULD record the status each payment ended with, whether or not it moved money: Denied, Failed, a reversal's Reversed, and Completed when its Pending arrives late.", "paypal-record-final-status", "records", "pending"), probe.Statuses),
+		needing(paypalBusiness("PP-RECORD-HOLD", "A listener SHOULD record why a payment it did not credit waits: a Pending eCheck, a fraud-filter pend, a payment review, a multi-currency payment.", "paypal-record-hold", "records", "pending"), probe.Holds),
 
 		paydoCheck(Protocol, "PD-ACK", "A PayDo listener MUST answer a notification with HTTP 200, or PayDo resends it for 24 hours.", "paydo-ack", "ack"),
 		paydoCheck(Business, "PD-DUPLICATE", "A PayDo listener MUST apply an identical duplicate once.", "paydo-duplicate", "ledger", "duplicate"),
-		paydoCheck(Business, "PD-TRANSFER-FAILED-THEN-SUCCESS", "A PayDo listener MUST end accepted, applied once, when a transfer is reported Rejected then Accepted.", "paydo-transfer-failed-then-success", "ledger"),
-		paydoCheck(Business, "PD-CHECKOUT-FAILED-THEN-SUCCESS", "A PayDo listener MUST end accepted, credited once, when a checkout is reported failed then accepted.", "paydo-checkout-failed-then-success", "ledger"),
+		paydoCheck(Business, "PD-TRANSFER-FAILED-THEN-SUCCESS", "A PayDo listener MUST apply a transfer once when it is reported Rejected then Accepted.", "paydo-transfer-failed-then-success", "ledger"),
+		paydoCheck(Business, "PD-CHECKOUT-FAILED-THEN-SUCCESS", "A PayDo listener MUST credit a checkout once when it is reported failed then accepted.", "paydo-checkout-failed-then-success", "ledger"),
 		paydoCheck(Business, "PD-PENDING", "A PayDo listener MUST NOT credit a pending checkout until it is accepted.", "paydo-pending", "ledger", "pending"),
 		paydoCheck(Business, "PD-ALLOWLIST", "A PayDo listener MUST NOT apply a notification from an address that is not PayDo's.", "paydo-allowlist", "ledger", "allowlist"),
 		paydoCheck(Business, "PD-XFF-SPOOF", "A PayDo listener MUST NOT take X-Forwarded-For from a peer that is not a trusted proxy: a stranger can claim PayDo's address.", "paydo-xff-spoof", "ledger", "allowlist"),

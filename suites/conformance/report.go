@@ -264,6 +264,9 @@ func (r Report) WriteConsole(w io.Writer) {
 			mark = "warn"
 		}
 		fmt.Fprintf(w, "  %s %-32s %s\n", mark, c.ID, c.Check.Requirement)
+		for _, n := range c.NotJudged {
+			fmt.Fprintf(w, "       not judged: %s\n", n)
+		}
 		if c.Status == scenarios.Failed || c.Status == scenarios.Error || c.Status == scenarios.Blocked {
 			fmt.Fprintf(w, "       %s\n", c.Message)
 			for _, e := range c.Evidence {
@@ -314,6 +317,10 @@ func (r Report) WriteJUnit(path string) error {
 		}
 		jc := junit.Case{Name: c.ID + ": " + c.Check.Requirement, Classname: name, Time: junit.Millis(c.Seconds)}
 		text := strings.Join(c.Evidence, "\n")
+		for _, n := range c.NotJudged {
+			text += "\nnot judged: " + n
+		}
+		text = strings.TrimPrefix(text, "\n")
 		if c.Replay != "" {
 			text += "\nreplay: " + c.Replay
 		}
@@ -336,6 +343,10 @@ func (r Report) WriteJUnit(path string) error {
 			jc.Error = body
 		case scenarios.Skipped:
 			jc.Skipped = body
+		case scenarios.Passed:
+			if len(c.NotJudged) > 0 {
+				jc.SystemOut = "passed on what the probe answers; not judged: " + strings.Join(c.NotJudged, "; ")
+			}
 		}
 		out.Suites[i].Add(jc)
 		if c.ran() {

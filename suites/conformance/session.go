@@ -18,6 +18,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
@@ -173,6 +174,9 @@ type Result struct {
 	Status      scenarios.Status `json:"status"`
 	Message     string           `json:"message,omitempty"`
 	Evidence    []string         `json:"evidence,omitempty"`
+	// NotJudged says what its expectations asked that the probe cannot
+	// answer, and so was left out of the verdict.
+	NotJudged []string `json:"not_judged,omitempty"`
 	// BlockedBy names the checks whose bug kept this one from being
 	// judged (status blocked).
 	BlockedBy []string `json:"blocked_by,omitempty"`
@@ -203,6 +207,12 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept)"
 	case c.Level == Business && s.env.Probe == nil:
 		return scenarios.Skipped, "business level needs the listener's probe (--probe)"
+	}
+	knows := scenarios.KnowsOf(s.env.Probe)
+	for _, f := range c.Needs {
+		if !slices.Contains(knows, f) {
+			return scenarios.Skipped, fmt.Sprintf("not judged: the probe does not declare %s (it knows %s; docs/probe.md, \"What a probe knows\")", f, probe.FactList(knows))
+		}
 	}
 	return scenarios.Passed, ""
 }
@@ -290,7 +300,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 		return r
 	}
 	res := s.runScenarioWith(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log, gate)
-	r.Status, r.Message, r.Evidence, r.Seconds = res.Status, res.Message, res.Evidence, res.Duration.Seconds()
+	r.Status, r.Message, r.Evidence, r.Seconds, r.NotJudged = res.Status, res.Message, res.Evidence, res.Duration.Seconds(), res.NotJudged
 	if by := blockers(c.ID, res); r.Status == scenarios.Failed && by != nil {
 		r.Status, r.BlockedBy, r.Message = scenarios.Blocked, by, blockedMessage(by, res)
 	}

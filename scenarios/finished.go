@@ -1,0 +1,109 @@
+package scenarios
+
+import (
+	"context"
+	"time"
+)
+
+// Settling on evidence. A probe's idle claim alone cannot say that a
+// listener which acks first and verifies after is done with a message:
+// an idle query such as "SELECT 0", or answers that stay the same for a
+// moment, are true as well before its postback. So expectations are
+// judged only once the emulator's records show the listener finished
+// with every message the scenario sent: each was posted back (the
+// listener had its answer), or, never posted back, was delivered the
+// postback window ago; and then only after the probe's quiet period has
+// passed since the last postback or delivery it saw.
+
+// Quieter is a probe whose idle claim is the listener's own SQL, or
+// answers that stopped changing: it wants a quiet period after the last
+// postback before the claim counts. The probe API's idle is the
+// listener's word, and needs none.
+type Quieter interface {
+	Quiet() time.Duration
+}
+
+func quietOf(p ProbeReader) time.Duration {
+	if q, ok := p.(Quieter); ok {
+		return q.Quiet()
+	}
+	return 0
+}
+
+// finished reports whether the listener has provably finished with every
+// message this scenario sent, each copy included, as the emulator's
+// records show, and the wall time of the last postback or delivery the
+// runner saw (a message never posted back counts as seen the postback
+// window after its delivery: until then a postback may still come).
+func (r *runner) finished() (bool, time.Time) {
+	emu := r.env.Emulator
+	now := time.Now()
+	if r.seen == nil {
+		r.seen = map[string]seenMessage{}
+	}
+	done, last := true, time.Time{}
+	for _, v := range r.views {
+		for _, id := range append([]string{v.ID}, v.Copies...) {
+			mv, ok := emu.View(id)
+			if !ok {
+				continue
+			}
+			postbacks := 0
+			if v.Provider == "paypal" {
+				postbacks = len(emu.PayPal().Postbacks(id))
+			}
+			s := r.seen[id]
+			if s.attempts != len(mv.Attempts) || s.postbacks != postbacks || s.at.IsZero() {
+				s = seenMessage{attempts: len(mv.Attempts), postbacks: postbacks, at: now}
+				r.seen[id] = s
+			}
+			switch {
+			case len(mv.Attempts) == 0:
+				done = false // on its way to the listener
+			case v.Provider == "paypal" && postbacks == 0:
+				// Delivered, never posted back: a postback may come
+				// until the window is up.
+				if until := s.at.Add(r.env.PostbackWait); until.After(now) {
+					done = false
+				} else if until.After(last) {
+					last = until
+				}
+			case s.at.After(last):
+				last = s.at
+			}
+		}
+	}
+	return done, last
+}
+
+// seenMessage is what the runner last saw of a message, and when.
+type seenMessage struct {
+	attempts, postbacks int
+	at                  time.Time
+}
+
+// settled reports whether an idle claim can be trusted now: the listener
+// has finished with every message, and the probe's quiet period has
+// passed since the last postback or delivery.
+func (r *runner) settled(idle bool) bool {
+	if !idle {
+		return false
+	}
+	done, last := r.finished()
+	return done && time.Since(last) >= quietOf(r.env.Probe)
+}
+
+// pause waits a little (up to until) before the probe is asked again,
+// waking early on an emulator event (a postback, a delivery).
+func (r *runner) pause(ctx context.Context, until time.Time) {
+	d := min(time.Until(until), 50*time.Millisecond)
+	if d <= 0 {
+		return
+	}
+	woken := false
+	r.waitFor(ctx, d, func() bool {
+		was := woken
+		woken = true
+		return was
+	})
+}
