@@ -54,7 +54,7 @@ func (r *runner) finished() (bool, time.Time) {
 			}
 			s := r.seen[id]
 			if s.attempts != len(mv.Attempts) || s.postbacks != postbacks || s.at.IsZero() {
-				s = seenMessage{attempts: len(mv.Attempts), postbacks: postbacks, at: now}
+				s = seenMessage{attempts: len(mv.Attempts), postbacks: postbacks, at: r.eventAt(id, now)}
 				r.seen[id] = s
 			}
 			switch {
@@ -106,4 +106,46 @@ func (r *runner) pause(ctx context.Context, until time.Time) {
 		woken = true
 		return was
 	})
+}
+
+// watch notes the wall time of every emulator event about a message
+// (a delivery, a postback) while the scenario runs, so that a quiet
+// period counts from the postback itself, not from when the runner next
+// looked. stop ends it.
+func (r *runner) watch(ctx context.Context) (stop func()) {
+	bus := r.env.Emulator.Events()
+	ctx, cancel := context.WithCancel(ctx)
+	seq := bus.Last()
+	done := make(chan struct{})
+	r.events = map[string]time.Time{}
+	go func() {
+		defer close(done)
+		for {
+			evs, _, err := bus.Wait(ctx, seq, 0)
+			if err != nil || len(evs) == 0 {
+				return
+			}
+			now := time.Now()
+			r.eventsMu.Lock()
+			for _, ev := range evs {
+				if ev.MessageID != "" {
+					r.events[ev.MessageID] = now
+				}
+			}
+			r.eventsMu.Unlock()
+			seq = evs[len(evs)-1].Seq
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// eventAt is the wall time of the last event about message id, or
+// otherwise when the runner saw the change.
+func (r *runner) eventAt(id string, otherwise time.Time) time.Time {
+	r.eventsMu.Lock()
+	defer r.eventsMu.Unlock()
+	if t, ok := r.events[id]; ok && t.Before(otherwise) {
+		return t
+	}
+	return otherwise
 }

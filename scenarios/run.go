@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator"
@@ -168,6 +169,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	}
 	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
 	res := Result{Scenario: sc.Name, Status: Passed, Seed: api.Seed(env.Seed)}
+	defer r.watch(ctx)()
 	if err := r.readStartBalances(ctx); err != nil {
 		res.Status, res.Message, res.Duration = Error, err.Error(), time.Since(start)
 		return res
@@ -221,6 +223,10 @@ type runner struct {
 	// seen is what the runner last saw of each message's deliveries and
 	// postbacks, and when (finished.go).
 	seen map[string]seenMessage
+	// events are the wall times of the last emulator event about each
+	// message (finished.go's watch).
+	eventsMu sync.Mutex
+	events   map[string]time.Time
 }
 
 func (r *runner) logf(format string, args ...any) {

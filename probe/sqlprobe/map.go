@@ -73,7 +73,7 @@ var queries = []query{
 
 // DefaultSettle is how long the answers must stay the same, without an
 // idle query, for the listener to count as idle.
-const DefaultSettle = 500 * time.Millisecond
+const DefaultSettle = 200 * time.Millisecond
 
 // Map is a validated probe map.
 type Map struct {

@@ -1,0 +1,376 @@
+package conformance_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/internal/testenv"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/suites/conformance"
+)
+
+// A ledger shop: a prepaid-credit shop written as the README of an npm
+// IPN package tells an integrator: answer 200 first, then verify, then
+// check txn_id and credit the payer (matched by email). It records only
+// the money it moved, in one ledger table: no row for a Pending payment,
+// no status for a Denied one, no hold, no payer name. Its probe map knows
+// money only, and has no idle query: the business checks must judge it
+// on money alone, and settle on evidence.
+type ledgerShop struct {
+	db        *sql.DB
+	postgres  bool
+	verifyURL string
+	flaw      string // "", trust-500, ignore-refunds, ignore-masspay, no-dedupe
+	client    *http.Client
+	wg        sync.WaitGroup
+}
+
+const ledgerShopSchema = `
+CREATE TABLE ledger (id %s PRIMARY KEY, txn_id TEXT NOT NULL, parent_txn_id TEXT NOT NULL, status TEXT NOT NULL,
+	amount_cents INTEGER NOT NULL, currency TEXT NOT NULL, customer TEXT NOT NULL%s);
+CREATE TABLE waiting (txn_id TEXT PRIMARY KEY, parent_txn_id TEXT NOT NULL, status TEXT NOT NULL,
+	amount_cents INTEGER NOT NULL, currency TEXT NOT NULL);
+`
+
+// ledgerShopMap is the map its team writes: money only, no idle query.
+const ledgerShopMap = `
+effects: |
+  SELECT txn_id, status, amount_cents / 100.0 AS amount, currency, customer
+  FROM ledger WHERE :provider = 'paypal' AND (txn_id = :txn_id OR parent_txn_id = :txn_id) ORDER BY id
+transaction: |
+  SELECT status, parent_txn_id, customer FROM ledger
+  WHERE :provider = 'paypal' AND txn_id = :txn_id ORDER BY id DESC LIMIT 1
+balances: |
+  SELECT currency, SUM(amount_cents) / 100.0 AS balance FROM ledger WHERE customer = :customer GROUP BY currency
+`
+
+// moneyIn are the kinds of payment that credit the payer.
+var moneyIn = []string{"web_accept", "cart", "express_checkout", "send_money", "virtual_terminal", "subscr_payment", "recurring_payment", "pro_hosted"}
+
+func newLedgerShop(db *sql.DB, postgres bool, verifyURL, flaw string) *ledgerShop {
+	id, unique := "INTEGER", ", UNIQUE (txn_id, status)"
+	if postgres {
+		id = "BIGSERIAL"
+	}
+	if flaw == "no-dedupe" {
+		unique = ""
+	}
+	for _, stmt := range strings.Split(strings.TrimSpace(fmt.Sprintf(ledgerShopSchema, id, unique)), ";") {
+		if strings.TrimSpace(stmt) != "" {
+			_, err := db.Exec(stmt)
+			Expect(err).NotTo(HaveOccurred())
+		}
+	}
+	return &ledgerShop{db: db, postgres: postgres, verifyURL: verifyURL, flaw: flaw, client: &http.Client{Timeout: 5 * time.Second}}
+}
+
+func (s *ledgerShop) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	n := 0
+	return stringsMap(query, func(c byte) string {
+		if c != '?' {
+			return string(c)
+		}
+		n++
+		return "$" + strconv.Itoa(n)
+	})
+}
+
+// ServeHTTP answers 200 at once, as the package's README says, and
+// verifies afterwards.
+func (s *ledgerShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// A job runner picks the message up a moment later.
+		time.Sleep(30 * time.Millisecond)
+		if s.verify(body) {
+			s.apply(body)
+		}
+	}()
+}
+
+// verify posts the message back until it gets an answer (five tries).
+func (s *ledgerShop) verify(body []byte) bool {
+	for try := 0; try < 5; try++ {
+		resp, err := s.client.Post(s.verifyURL, "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+		if err != nil {
+			time.Sleep(30 * time.Millisecond)
+			continue
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ok := resp.StatusCode == http.StatusOK || s.flaw == "trust-500"
+		switch {
+		case ok && string(answer) == "VERIFIED":
+			return true
+		case ok && string(answer) == "INVALID":
+			return false
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	return false
+}
+
+func (s *ledgerShop) apply(body []byte) {
+	f, err := url.ParseQuery(string(body))
+	if err != nil {
+		return
+	}
+	if f.Get("txn_type") == "masspay" {
+		s.applyMassPay(f)
+		return
+	}
+	if f.Get("receiver_email") != emulator.DefaultReceiverEmail && f.Get("receiver_id") != emulator.DefaultReceiverID {
+		return // another merchant's
+	}
+	cur := f.Get("mc_currency")
+	if cur != "USD" && cur != "EUR" {
+		return
+	}
+	cents, ok := centsOf(f.Get("mc_gross"))
+	txn, parent, status := f.Get("txn_id"), f.Get("parent_txn_id"), f.Get("payment_status")
+	if !ok || txn == "" {
+		return
+	}
+	switch {
+	case parent == "" && status == "Completed" && slices.Contains(moneyIn, f.Get("txn_type")):
+		if s.credit(txn, "", status, cents, cur, f.Get("payer_email")) {
+			s.applyWaiting(txn)
+		}
+	case parent != "" && (status == "Refunded" || status == "Reversed" || status == "Canceled_Reversal"):
+		if s.flaw == "ignore-refunds" {
+			return
+		}
+		_, _ = s.db.Exec(s.q(`INSERT INTO waiting (txn_id, parent_txn_id, status, amount_cents, currency) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+			txn, parent, status, cents, cur)
+		s.applyWaiting(parent)
+	}
+}
+
+// credit writes a ledger row once: the unique key keeps copies out.
+func (s *ledgerShop) credit(txn, parent, status string, cents int64, cur, customer string) bool {
+	if s.flaw == "no-dedupe" {
+		var n int
+		if s.db.QueryRow(s.q(`SELECT count(*) FROM ledger WHERE txn_id = ? AND status = ?`), txn, status).Scan(&n); n > 0 {
+			return false
+		}
+	}
+	res, err := s.db.Exec(s.q(`INSERT INTO ledger (txn_id, parent_txn_id, status, amount_cents, currency, customer) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		txn, parent, status, cents, cur, customer)
+	if err != nil {
+		return false
+	}
+	n, _ := res.RowsAffected()
+	return n == 1
+}
+
+// applyWaiting applies the refunds and reversals of a payment it
+// credited: a reversal's cancellation only after the reversal.
+func (s *ledgerShop) applyWaiting(parent string) {
+	var customer string
+	if s.db.QueryRow(s.q(`SELECT customer FROM ledger WHERE txn_id = ? AND parent_txn_id = ''`), parent).Scan(&customer) != nil {
+		return // not credited (yet): the children wait
+	}
+	rows, err := s.db.Query(s.q(`SELECT txn_id, status, amount_cents, currency FROM waiting WHERE parent_txn_id = ? ORDER BY status DESC`), parent)
+	if err != nil {
+		return
+	}
+	type child struct {
+		txn, status, cur string
+		cents           int64
+	}
+	var kids []child
+	for rows.Next() {
+		var k child
+		if rows.Scan(&k.txn, &k.status, &k.cents, &k.cur) == nil {
+			kids = append(kids, k)
+		}
+	}
+	rows.Close()
+	for _, k := range kids {
+		if k.status == "Canceled_Reversal" {
+			var n int
+			if s.db.QueryRow(s.q(`SELECT count(*) FROM ledger WHERE parent_txn_id = ? AND status = 'Reversed'`), parent).Scan(&n); n == 0 {
+				continue
+			}
+		}
+		s.credit(k.txn, parent, k.status, k.cents, k.cur, customer)
+	}
+}
+
+// applyMassPay credits each Completed item of a payer's Mass Pay to the
+// payer; the merchant's own Mass Pay pays out, and credits no one.
+func (s *ledgerShop) applyMassPay(f url.Values) {
+	if s.flaw == "ignore-masspay" || f.Get("payer_email") == emulator.DefaultReceiverEmail {
+		return
+	}
+	for i := 1; f.Get("masspay_txn_id_"+strconv.Itoa(i)) != ""; i++ {
+		n := strconv.Itoa(i)
+		cents, ok := centsOf(f.Get("mc_gross_" + n))
+		if ok && f.Get("status_"+n) == "Completed" && f.Get("receiver_email_"+n) == emulator.DefaultReceiverEmail {
+			s.credit(f.Get("masspay_txn_id_"+n), "", "Completed", cents, f.Get("mc_currency_"+n), f.Get("payer_email"))
+		}
+	}
+}
+
+func centsOf(s string) (int64, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
+	}
+	return int64(f*100 + 0.5*sign(f)), true
+}
+
+// ledgerShopVerdicts: the correct shop passes every business check it can
+// be judged on; each broken one fails exactly the checks naming its bug.
+var ledgerShopVerdicts = map[string][]string{
+	"":               nil,
+	"trust-500":      {"PP-STATUS500-NEVER-CREDITS"},
+	"ignore-refunds": {"PP-CHARGEBACK", "PP-DUPLICATE-REFUND", "PP-OUT-OF-ORDER-REFUND", "PP-REFUND-FULL", "PP-REFUND-PARTIAL"},
+	"ignore-masspay": {"PP-MASSPAY-ITEMS"},
+}
+
+// runLedgerShop judges a ledger shop on the PayPal business level through
+// its map, with the idle query given ("" for none).
+func runLedgerShop(db *sql.DB, postgres bool, dsn, flaw, idle string, seed uint64) conformance.Report {
+	ln := freeListener()
+	s := newLedgerShop(db, postgres, "http://"+ln.Addr().String()+"/cgi-bin/webscr", flaw)
+	srv := httptest.NewServer(s)
+	DeferCleanup(func() { srv.Close(); s.wg.Wait() })
+	mapFile := filepath.Join(GinkgoT().TempDir(), "ledger-map.yaml")
+	text := ledgerShopMap
+	if idle != "" {
+		text += "idle: " + idle + "\n"
+	}
+	Expect(os.WriteFile(mapFile, []byte(text), 0o644)).To(Succeed())
+	cfg := conformance.Defaults()
+	cfg.EmulatorListener, cfg.Listener, cfg.Probe, cfg.ProbeMap = ln, srv.URL, "sql:"+dsn, mapFile
+	cfg.Level, cfg.LabelFilter, cfg.Seed, cfg.Name = conformance.Business, "business", seed, "ledger shop ("+flaw+")"
+	cfg.AckTimeout, cfg.PostbackWait = 2*time.Second, 2*time.Second
+	rep, err := conformance.RunAll(context.Background(), cfg, nil)
+	Expect(err).NotTo(HaveOccurred())
+	return rep
+}
+
+// expectMoneyVerdicts checks that a shop failed exactly want (nil: none),
+// and that every check it could not be judged on was skipped saying so,
+// never failed.
+func expectMoneyVerdicts(what string, rep conformance.Report, want []string) {
+	var failed []string
+	for _, c := range rep.Checks {
+		switch c.Status {
+		case scenarios.Disabled:
+		case scenarios.Skipped:
+			Expect(c.Message).To(ContainSubstring("the probe does not declare"), "%s %s", what, c.ID)
+		case scenarios.Failed:
+			failed = append(failed, c.ID)
+		default:
+			Expect(c.Status).To(Equal(scenarios.Passed), "%s %s: %s\n%s", what, c.ID, c.Message, strings.Join(c.Evidence, "\n"))
+		}
+	}
+	if want == nil {
+		Expect(failed).To(BeEmpty(), "%s: %v", what, failedStories(rep))
+		return
+	}
+	Expect(failed).To(ConsistOf(want), "%s: %v", what, failedStories(rep))
+}
+
+func failedStories(rep conformance.Report) []string {
+	var out []string
+	for _, c := range rep.Checks {
+		if c.Status == scenarios.Failed || c.Status == scenarios.Blocked || c.Status == scenarios.Error {
+			out = append(out, c.ID+": "+c.Message+" | "+strings.Join(c.Evidence, " | "))
+		}
+	}
+	return out
+}
+
+// ledgerShopSeeds are the seeds each variant is judged on: one under the
+// race detector, five in make test's sweep without it.
+func ledgerShopSeeds() []uint64 {
+	seeds := []uint64{3, 17, 4242, 90001, 7}
+	if raceDetector {
+		return seeds[:1]
+	}
+	return seeds
+}
+
+func sqliteShopDB() (*sql.DB, string) {
+	path := filepath.Join(GinkgoT().TempDir(), "shop.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(db.Close)
+	return db, "sqlite:" + path
+}
+
+var _ = Describe("A shop that records only the money it moved, acks first and has no idle query", func() {
+	It("passes every business check its money is right on, and each money bug fails exactly its checks, for every seed (SQLite)", func() {
+		for _, seed := range ledgerShopSeeds() {
+			for flaw, want := range ledgerShopVerdicts {
+				db, dsn := sqliteShopDB()
+				rep := runLedgerShop(db, false, dsn, flaw, "", seed)
+				expectMoneyVerdicts(fmt.Sprintf("sqlite %q seed %d", flaw, seed), rep, want)
+			}
+		}
+	})
+
+	It("does the same on a real PostgreSQL server", func() {
+		for _, seed := range ledgerShopSeeds()[:1] {
+			for flaw, want := range ledgerShopVerdicts {
+				dsn := testenv.PostgresSchema("ledgershop")
+				db, err := sql.Open("pgx", dsn)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(db.Close)
+				rep := runLedgerShop(db, true, dsn, flaw, "", seed)
+				expectMoneyVerdicts(fmt.Sprintf("postgres %q seed %d", flaw, seed), rep, want)
+			}
+		}
+	})
+
+	It("cannot be passed by an idle query that claims idle before the shop has even posted back (SELECT 0)", func() {
+		for _, flaw := range []string{"", "trust-500"} {
+			db, dsn := sqliteShopDB()
+			rep := runLedgerShop(db, false, dsn, flaw, "SELECT 0 AS busy", ledgerShopSeeds()[0])
+			expectMoneyVerdicts(fmt.Sprintf("idle: SELECT 0, %q", flaw), rep, ledgerShopVerdicts[flaw])
+		}
+	})
+
+	It("says what it did not judge: the bookkeeping checks are skipped, naming the facts the probe lacks", func() {
+		db, dsn := sqliteShopDB()
+		rep := runLedgerShop(db, false, dsn, "", "", ledgerShopSeeds()[0])
+		got := byID(rep)
+		Expect(got["PP-RECORD-HOLD"].Status).To(Equal(scenarios.Skipped))
+		Expect(got["PP-RECORD-HOLD"].Message).To(ContainSubstring("the probe does not declare holds (it knows money only"))
+		Expect(got["PP-RECORD-FINAL-STATUS"].Message).To(ContainSubstring("does not declare statuses"))
+		Expect(got["PP-CHARSET-NAME"].Message).To(ContainSubstring("does not declare payer_names"))
+		var out bytes.Buffer
+		rep.WriteConsole(&out)
+		Expect(out.String()).To(ContainSubstring("not judged: the probe does not declare holds"))
+	})
+})
