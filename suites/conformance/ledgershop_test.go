@@ -203,7 +203,7 @@ func (s *ledgerShop) applyWaiting(parent string) {
 	}
 	type child struct {
 		txn, status, cur string
-		cents           int64
+		cents            int64
 	}
 	var kids []child
 	for rows.Next() {
