@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -182,5 +183,36 @@ var _ = Describe("The SQL probe adapter", func() {
 		_, err = sqlprobe.Open(context.Background(), "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=1", m)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
+	})
+
+	It("follows docs/probe.md's status rules: each worked example answers as the page says", func() {
+		doc, err := os.ReadFile("../../docs/probe.md")
+		Expect(err).NotTo(HaveOccurred())
+		rules := regexp.MustCompile("(?s)<!-- status-rule: ([a-z-]+) -->\n```sql\n(.*?)```\n```yaml\n(.*?)```\nanswers: ([^\n]+)").FindAllSubmatch(doc, -1)
+		Expect(len(rules)).To(BeNumerically(">=", 3), "docs/probe.md's worked status rules")
+		for _, r := range rules {
+			name, schema, query, answers := string(r[1]), string(r[2]), r[3], string(r[4])
+			path := filepath.Join(GinkgoT().TempDir(), name+".db")
+			db, err := sql.Open("sqlite", "file:"+path)
+			Expect(err).NotTo(HaveOccurred())
+			for _, stmt := range strings.Split(schema, ";") {
+				if strings.TrimSpace(stmt) != "" {
+					_, err := db.Exec(stmt)
+					Expect(err).NotTo(HaveOccurred(), "%s: %s", name, stmt)
+				}
+			}
+			db.Close()
+			m, err := sqlprobe.ParseMap(name, append([]byte("knows: [statuses]\neffects: SELECT txn_id, payment_status AS status, 0 AS amount, 'USD' AS currency FROM paypal_ipn WHERE txn_id = :txn_id AND 0\n"), query...))
+			Expect(err).NotTo(HaveOccurred(), name)
+			a, err := sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+			Expect(err).NotTo(HaveOccurred(), name)
+			for _, answer := range strings.Split(answers, ";") {
+				txn, status, _ := strings.Cut(strings.TrimSpace(answer), " ")
+				t, err := a.Transaction(context.Background(), "paypal", txn)
+				Expect(err).NotTo(HaveOccurred(), "%s: %s", name, txn)
+				Expect(t.Status).To(Equal(status), "status rule %s: %s", name, txn)
+			}
+			a.Close()
+		}
 	})
 })
