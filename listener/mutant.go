@@ -116,7 +116,7 @@ func (l *Listener) racyDuplicate(ctx context.Context, it store.InboxItem, m ipn)
 // credit of the same transaction gets a key of its own (the first keeps
 // the plain one, so refunds and reversals still find it).
 func (r *run) entryKey(txn, status string) (string, error) {
-	if !r.l.flaw.NoUniqueCredit {
+	if !r.l.flaw.NoUniqueCredit && !r.relapse {
 		return status, nil
 	}
 	taken, err := r.tx.HasEntry(PayPal, txn, status)

@@ -19,6 +19,10 @@ type run struct {
 	tx   store.Tx
 	item store.InboxItem
 	at   time.Time
+	// relapse is set for a mutant that takes this message for a new one
+	// although the transaction was credited (entryKey gives it a key of
+	// its own).
+	relapse bool
 }
 
 func (r *run) log(txn, kind, status, verdict, action, detail string) error {
@@ -55,7 +59,10 @@ func (r *run) applyPayPal(m ipn) error {
 	if done, err := r.mutantRules(m, t, isNew); done || err != nil {
 		return err
 	}
-	if statusRank[status] < statusRank[t.Status] && !isNew {
+	// The dedupe-by-last-status mutant: a status other than the latest is
+	// new to it, and a late Pending is taken as the latest.
+	r.relapse = r.l.flaw.DedupeByLastStatus && !isNew && status != t.Status
+	if statusRank[status] < statusRank[t.Status] && !isNew && !r.l.flaw.DedupeByLastStatus {
 		return r.log(txn, kind, status, "VERIFIED", "ignored", fmt.Sprintf("stale: the transaction is already %s", t.Status))
 	}
 	parent := m["parent_txn_id"]

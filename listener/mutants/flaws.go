@@ -30,6 +30,10 @@ type Flaw struct {
 	NoUniqueCredit bool // every credit of a transaction gets a ledger key of its own
 	RacyCheck      bool // checks for a credit, then credits, in two steps
 	DedupeByTxn    bool // a known txn_id is a duplicate, whatever its status
+	// DedupeByLastStatus takes a message for a duplicate only when its
+	// status is the transaction's latest, and lets a late Pending become
+	// the latest.
+	DedupeByLastStatus bool
 
 	CreditPending    bool // credits Pending payments
 	CreditFraudPends bool // credits payments held by fraud filters
@@ -75,6 +79,7 @@ var flaws = map[Name]Flaw{
 	AckAfterVerify:       {AckAfterVerify: true},
 	NoDuplicateCheck:     {NoUniqueCredit: true},
 	DedupeByTxn:          {DedupeByTxn: true},
+	DedupeByLastStatus:   {DedupeByLastStatus: true},
 	CreditPending:        {CreditPending: true},
 	CreditFraudPends:     {CreditFraudPends: true},
 	IgnoreReceiver:       {IgnoreReceiver: true},

@@ -29,6 +29,7 @@ const (
 	Ack204               Name = "ack-204"
 	NoDuplicateCheck     Name = "no-duplicate-check"
 	DedupeByTxn          Name = "dedupe-by-txn"
+	DedupeByLastStatus   Name = "dedupe-by-last-status"
 	CreditPending        Name = "credit-pending"
 	CreditFraudPends     Name = "credit-fraud-pends"
 	IgnoreReceiver       Name = "ignore-receiver"
@@ -97,9 +98,11 @@ var all = []entry{
 	{DuplicateRefunds, "checks duplicates of payments, not of refunds",
 		"a resent refund debits the customer again: found by ipnlab explore, which the catalog passed before PP-DUPLICATE-REFUND", []string{"PP-DUPLICATE-REFUND"}},
 	{NoDuplicateCheck, "credits every delivery it receives",
-		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES"}},
+		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES", "PP-COMPLETED-AFTER-LATE-PENDING"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
-		"the Completed message of a Pending payment is taken for a duplicate: it is never credited (and a Denied or Failed one is never recorded)", []string{"PP-PENDING-ECHECK", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-FRAUD-ACCEPTED", "PP-RECORD-FINAL-STATUS"}},
+		"the Completed message of a Pending payment is taken for a duplicate: it is never credited (and a Denied or Failed one is never recorded)", []string{"PP-PENDING-ECHECK", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-FRAUD-ACCEPTED", "PP-COMPLETED-AFTER-LATE-PENDING", "PP-RECORD-FINAL-STATUS"}},
+	{DedupeByLastStatus, "takes a message for a duplicate only when its status is the transaction's latest, and records a late Pending as the latest",
+		"PayPal resends a Completed after a late or resent Pending: the payment is credited twice (a real django-paypal shop, every seed)", []string{"PP-COMPLETED-AFTER-LATE-PENDING", "PP-RECORD-FINAL-STATUS"}},
 	{CreditPending, "credits Pending payments",
 		"eChecks that bounce and payments under review are paid out", []string{"PP-PENDING-ECHECK", "PP-PENDING-FAILED", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-REVIEW-REVERSED", "PP-FRAUD-ACCEPTED", "PP-FRAUD-DENIED", "PP-RECORD-HOLD"}},
 	{CreditFraudPends, "credits payments held by fraud filters",

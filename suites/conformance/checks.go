@@ -155,6 +155,7 @@ func init() {
 		paypalBusiness("PP-DUPLICATE-REFUND", "A listener MUST debit a refund once when its message is delivered more than once.", "paypal-duplicate-refund", "ledger", "refund", "duplicate"),
 		paypalBusiness("PP-CHARGEBACK", "A listener MUST debit a chargeback reversal and MUST credit back a canceled reversal.", "paypal-chargeback", "ledger", "chargeback"),
 		paypalBusiness("PP-OUT-OF-ORDER-COMPLETED", "A listener MUST credit a payment once when its Completed arrives before its Pending: the late Pending takes nothing back.", "paypal-out-of-order-completed", "ledger", "order"),
+		paypalBusiness("PP-COMPLETED-AFTER-LATE-PENDING", "A listener MUST credit a payment once when its Completed is delivered again after a late or resent Pending.", "paypal-completed-after-late-pending", "ledger", "duplicate", "order"),
 		paypalBusiness("PP-OUT-OF-ORDER-REFUND", "A listener MUST end with nothing credited when a refund arrives before its payment.", "paypal-out-of-order-refund", "ledger", "order", "refund"),
 		paypalBusiness("PP-MASSPAY-ITEMS", "A listener MUST credit a Mass Pay it receives to the customer who sent it, item by item, and MUST NOT credit the receivers of its own Mass Pay (payouts).", "paypal-masspay-items", "ledger", "masspay"),
 		needing(paypalBusiness("PP-CHARSET-NAME", "A listener MUST decode names in the charset the message names (windows-1252 is not ISO-8859-1: Š, œ and ’ survive; a windows-1255 name stays Hebrew).", "paypal-charset-name", "charset"), probe.PayerNames),
