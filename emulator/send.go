@@ -34,7 +34,12 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 		}
 		fault = &f
 	}
-	m, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL, Fault: fault}, seed)
+	// Copies race: their first deliveries reach the listener together.
+	var burst *delivery.Burst
+	if req.Copies > 1 {
+		burst = delivery.NewBurst(req.Copies)
+	}
+	m, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL, Fault: fault, Burst: burst}, seed)
 	if err != nil {
 		return MessageView{}, err
 	}
@@ -42,8 +47,11 @@ func (e *Emulator) SendPayPal(req SendRequest) (MessageView, error) {
 	// failing journal can stop them now.
 	var copies []string
 	for i := 1; i < req.Copies; i++ {
-		c, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL}, seed)
+		c, err := e.send(paypal.Notification{Body: body, Kind: kind, NotifyURL: req.NotifyURL, Burst: burst}, seed)
 		if err != nil {
+			for range req.Copies - i {
+				burst.Leave() // this copy and those after it never come
+			}
 			return MessageView{}, fmt.Errorf("copy %d of %d (after %s and %d copies were sent): %w", i+1, req.Copies, m.ID, len(copies), err)
 		}
 		copies = append(copies, c.ID)

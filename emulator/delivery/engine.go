@@ -125,6 +125,11 @@ type Submission struct {
 	// Route names Client for the journal: after a restart, Restore asks
 	// its ClientFor for the client of (Provider, Route).
 	Route string
+	// Burst, if set, holds the first delivery back, connected and written
+	// but for its last byte, until every member of the burst is ready,
+	// so that they reach the listener together (not kept in a journal:
+	// after a restart the message is delivered alone).
+	Burst *Burst
 	// Records go to the journal in the same commit as the message: the
 	// provider's own record of it (what its verifier must know after a
 	// restart), so one is never on disk without the other.
@@ -170,6 +175,7 @@ type entry struct {
 	number     int        // attempts started
 	inDone     bool       // listed in Engine.done
 	doneAt     time.Time  // clock time it was listed
+	burst      *Burst     // its first delivery's, until it is made
 }
 
 // pending is an attempt waiting for its clock time.
@@ -246,10 +252,14 @@ func (e *Engine) Submit(s Submission) (Message, error) {
 			Created: e.cfg.Clock.Now(), Status: Queued,
 		},
 		body: s.Body, resendBody: s.ResendBody, header: s.Header,
-		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client, route: s.Route,
+		schedule: s.Schedule, ack: s.Ack, held: s.Hold, client: s.Client, route: s.Route, burst: s.Burst,
 	}
 	if ent.client == nil {
 		ent.client = e.cfg.Client
+	}
+	if s.Hold && s.Burst != nil {
+		s.Burst.Leave() // held: it leaves when released, alone
+		ent.burst = nil
 	}
 	if s.Hold {
 		ent.rec.Status = Held
@@ -563,7 +573,8 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	if trig == Manual && ent.resendBody != nil {
 		body = ent.resendBody
 	}
-	header, ack, client, down := ent.header, ent.ack, ent.client, e.outage
+	header, ack, client, down, burst := ent.header, ent.ack, ent.client, e.outage, ent.burst
+	ent.burst = nil // the first delivery only
 	if trig == Retry {
 		ent.rec.Retries++
 	}
@@ -581,8 +592,11 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 
 	if down {
 		a.Error = OutageError
+		if burst != nil {
+			burst.Leave()
+		}
 	} else {
-		e.post(ctx, client, &a, url, header, body, ack)
+		e.post(ctx, client, &a, url, header, body, ack, burst)
 	}
 	cancel(nil)
 

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,6 +110,58 @@ var _ = Describe("Engine", func() {
 		Expect(lst.received[0].Header.Get("Content-Type")).To(Equal("application/x-www-form-urlencoded"))
 		Expect(clk.Advance(5 * 24 * time.Hour)).To(Succeed())
 		Expect(lst.count()).To(Equal(1))
+	})
+
+	It("sends the members of a burst together: a member connected first waits, its last byte unsent, until every member is ready", func() {
+		var mu sync.Mutex
+		conns, atFirstBody := 0, 0
+		race := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			mu.Lock()
+			if atFirstBody == 0 {
+				atFirstBody = conns
+			}
+			mu.Unlock()
+		}))
+		race.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				mu.Lock()
+				conns++
+				mu.Unlock()
+			}
+		}
+		race.Start()
+		defer race.Close()
+		connected := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return conns
+		}
+		burst := delivery.NewBurst(5)
+		for i := range 5 {
+			_, err := eng.Submit(delivery.Submission{ID: fmt.Sprint("B", i), Provider: "paypal", URL: race.URL, Body: []byte("a=1&b=2"),
+				Schedule: delivery.PayPalSchedule(), Ack: delivery.Only200, Burst: burst})
+			Expect(err).NotTo(HaveOccurred())
+			// The first member is connected (and would be sent at once
+			// without the burst) before the next is even submitted.
+			Eventually(connected).Should(Equal(i + 1))
+		}
+		clk.WaitIdle()
+		for i := range 5 {
+			Expect(get(fmt.Sprint("B", i)).Status).To(Equal(delivery.Sent))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(atFirstBody).To(Equal(5), "the first body arrived when only %d members were connected", atFirstBody)
+	})
+
+	It("lets a burst go when a member never comes: the others wait at most BurstWait", func() {
+		burst := delivery.NewBurst(3)
+		burst.Leave() // never submitted
+		submit("B1", func(s *delivery.Submission) { s.Burst = burst })
+		submit("B2", func(s *delivery.Submission) { s.Burst = burst })
+		Expect(get("B1").Status).To(Equal(delivery.Sent))
+		Expect(get("B2").Status).To(Equal(delivery.Sent))
 	})
 
 	It("retries 15 times on PayPal's schedule, then fails, in well under a second", func() {

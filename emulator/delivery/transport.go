@@ -52,17 +52,30 @@ func NewClient(transport *http.Transport) *http.Client {
 }
 
 // post makes one HTTP exchange and fills in the attempt's outcome.
-func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy) {
-	ctx, cancel := context.WithTimeout(parent, e.cfg.AckTimeout)
+func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, url string, header http.Header, body []byte, ack AckPolicy, burst *Burst) {
+	ctx, cancel := context.WithTimeoutCause(parent, e.cfg.AckTimeout, errAckWindow)
 	defer cancel()
 	start := time.Now()
 	defer func() { a.Duration = time.Since(start) }()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	var reader io.Reader = bytes.NewReader(body)
+	if burst != nil && len(body) > 0 {
+		// The ack window starts when the burst leaves: a member waiting
+		// for the others is not the listener being slow.
+		held := &burstBody{burst: burst, body: body, window: e.cfg.AckTimeout}
+		held.ctx, held.cancel = context.WithCancelCause(parent)
+		ctx, reader = held.ctx, held
+		defer held.stop()
+	} else if burst != nil {
+		burst.Leave()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, reader)
 	if err != nil {
 		a.Error = err.Error()
 		return
 	}
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -71,7 +84,7 @@ func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, u
 		switch cause := context.Cause(parent); {
 		case cause != nil:
 			a.Error = cause.Error()
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(context.Cause(ctx), errAckWindow):
 			a.Error = fmt.Sprintf("no answer within %s", e.cfg.AckTimeout)
 		default:
 			a.Error = err.Error()

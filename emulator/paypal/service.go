@@ -181,6 +181,9 @@ type Notification struct {
 	// Seed is the fixture seed the message was generated from (0: not
 	// generated), kept with it so History can replay it.
 	Seed uint64
+	// Burst, if set, makes its first delivery leave together with the
+	// other members' (identical copies racing).
+	Burst *delivery.Burst
 }
 
 // Send records a message and delivers it (or holds it while notifications
@@ -236,7 +239,7 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 		ID: id, Provider: Provider, Kind: m.Kind, TxnID: m.TxnID, URL: target,
 		Body: m.Body, ResendBody: m.ResendBody,
 		Header:   deliveryHeader,
-		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold, Records: records,
+		Schedule: s.cfg.Schedule, Ack: ack, Hold: hold, Records: records, Burst: n.Burst,
 	})
 	if err != nil {
 		if n.Fault != nil {
