@@ -217,10 +217,27 @@ func (r *runner) expectTxn(ctx context.Context, e *Expect) error {
 	if r.env.Probe == nil {
 		return &skip{msg: "needs the listener's probe (business level)"}
 	}
+	if bursts := r.burstsOf(e.Txn); len(bursts) > 1 {
+		for b, v := range bursts {
+			if err := r.expectOneTxn(ctx, e, v.TxnID); err != nil {
+				if f, ok := err.(*failure); ok {
+					f.msg = fmt.Sprintf("burst %d of %d: %s", b+1, len(bursts), f.msg)
+					f.evidence = append(r.raceEvidence(b+1, len(bursts), v), f.evidence...)
+				}
+				return err
+			}
+		}
+		return nil
+	}
 	txn, err := r.resolve(e.Txn)
 	if err != nil {
 		return err
 	}
+	return r.expectOneTxn(ctx, e, txn)
+}
+
+// expectOneTxn judges one transaction.
+func (r *runner) expectOneTxn(ctx context.Context, e *Expect, txn string) error {
 	// Judge once the listener is idle for this transaction and has
 	// provably finished with the scenario's messages (finished.go). While
 	// it is busy the expectations may hold for a moment and break later

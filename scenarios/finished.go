@@ -43,34 +43,42 @@ func (r *runner) finished() (bool, time.Time) {
 	}
 	done, last := true, time.Time{}
 	for _, v := range r.views {
+		// Identical copies are one body: the verifier files all their
+		// postbacks under one of them, so they are counted together.
+		attempts, postbacks, delivered := 0, 0, true
+		at := time.Time{}
 		for _, id := range append([]string{v.ID}, v.Copies...) {
 			mv, ok := emu.View(id)
 			if !ok {
 				continue
 			}
-			postbacks := 0
+			attempts += len(mv.Attempts)
+			delivered = delivered && len(mv.Attempts) > 0
 			if v.Provider == "paypal" {
-				postbacks = len(emu.PayPal().Postbacks(id))
+				postbacks += len(emu.PayPal().Postbacks(id))
 			}
-			s := r.seen[id]
-			if s.attempts != len(mv.Attempts) || s.postbacks != postbacks || s.at.IsZero() {
-				s = seenMessage{attempts: len(mv.Attempts), postbacks: postbacks, at: r.eventAt(id, now)}
-				r.seen[id] = s
+			if t := r.eventAt(id, now); t.After(at) {
+				at = t
 			}
-			switch {
-			case len(mv.Attempts) == 0:
-				done = false // on its way to the listener
-			case v.Provider == "paypal" && postbacks == 0:
-				// Delivered, never posted back: a postback may come
-				// until the window is up.
-				if until := s.at.Add(r.env.PostbackWait); until.After(now) {
-					done = false
-				} else if until.After(last) {
-					last = until
-				}
-			case s.at.After(last):
-				last = s.at
+		}
+		s := r.seen[v.ID]
+		if s.attempts != attempts || s.postbacks != postbacks || s.at.IsZero() {
+			s = seenMessage{attempts: attempts, postbacks: postbacks, at: at}
+			r.seen[v.ID] = s
+		}
+		switch {
+		case !delivered:
+			done = false // on its way to the listener
+		case v.Provider == "paypal" && postbacks == 0:
+			// Delivered, never posted back: a postback may come until
+			// the window is up.
+			if until := s.at.Add(r.env.PostbackWait); until.After(now) {
+				done = false
+			} else if until.After(last) {
+				last = until
 			}
+		case s.at.After(last):
+			last = s.at
 		}
 	}
 	return done, last
@@ -117,7 +125,7 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	seq := bus.Last()
 	done := make(chan struct{})
-	r.events = map[string]time.Time{}
+	r.events, r.timeline = map[string]time.Time{}, map[string][]stamped{}
 	go func() {
 		defer close(done)
 		for {
@@ -130,6 +138,7 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 			for _, ev := range evs {
 				if ev.MessageID != "" {
 					r.events[ev.MessageID] = now
+					r.timeline[ev.MessageID] = append(r.timeline[ev.MessageID], stamped{at: now, typ: ev.Type})
 				}
 			}
 			r.eventsMu.Unlock()

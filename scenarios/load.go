@@ -385,6 +385,18 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 	if s.Copies < 0 || s.Copies > 1000 {
 		return l.at(n, "copies %d: want 1 to 1000", s.Copies)
 	}
+	if s.Bursts != 0 {
+		switch {
+		case s.Bursts < 1 || s.Bursts > 100:
+			return l.at(n, "bursts %d: want 1 to 100", s.Bursts)
+		case s.Provider != "paypal":
+			return l.at(n, "bursts is PayPal's")
+		case s.Copies < 2:
+			return l.at(n, "bursts needs copies of 2 or more: a burst is a payment's copies delivered together")
+		case s.From != "" || s.Raw != "" || s.Seed != 0:
+			return l.at(n, "bursts sends a new payment each time: from, raw and seed would send the same one")
+		}
+	}
 	if s.Fault != nil {
 		if err := l.checkFault(n, s.Fault); err != nil {
 			return err

@@ -227,6 +227,11 @@ type runner struct {
 	// message (finished.go's watch).
 	eventsMu sync.Mutex
 	events   map[string]time.Time
+	// timeline is every event about each message, with its wall time
+	// (the interleaving a race failure shows).
+	timeline map[string][]stamped
+	// bursts are the messages a send with bursts sent, by its alias.
+	bursts map[string][]emulator.MessageView
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -426,6 +431,9 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 			for _, k := range names {
 				req.Set = append(req.Set, struct{ Name, Value string }{k, fmt.Sprint(set[k])})
 			}
+		}
+		if s.Bursts > 1 {
+			return r.sendBursts(ctx, s, req)
 		}
 		if s.Fault != nil {
 			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}

@@ -78,7 +78,8 @@ type Send struct {
 	Unset    []string       `yaml:"unset" doc:"PayPal: fields to remove"`
 	Charset  string         `yaml:"charset" doc:"PayPal: the message's charset (default windows-1252), e.g. UTF-8, windows-1255"`
 	Flavour  string         `yaml:"flavour" doc:"PayPal: paypal (default) or simulator (the IPN Simulator's quirks)"`
-	Copies   int            `yaml:"copies" doc:"identical copies delivered concurrently, 1 to 1000 (default 1)"`
+	Copies   int            `yaml:"copies" doc:"identical copies, delivered together: each connects and waits, its last byte unsent, until all are ready (1 to 1000, default 1)"`
+	Bursts   int            `yaml:"bursts" doc:"PayPal, with copies: send this many payments one after another, each as its copies delivered together, so that a race is caught on purpose, not by luck; an expectation about ${NAME.txn_id} judges every burst's transaction (1 to 100, default 1)"`
 	Raw      string         `yaml:"raw" doc:"PayPal: a body sent byte for byte, instead of a generated one"`
 	Fault    *Fault         `yaml:"fault" doc:"a verifier fault for this message's postbacks only: kind, count, delay (see the fault step)"`
 	Then     []int          `yaml:"then" doc:"PayDo: follow-up statuses (transfer) or states (checkout) for the same transaction"`

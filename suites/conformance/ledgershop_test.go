@@ -37,9 +37,12 @@ type ledgerShop struct {
 	db        *sql.DB
 	postgres  bool
 	verifyURL string
-	flaw      string // "", trust-500, ignore-refunds, ignore-masspay, no-dedupe
-	client    *http.Client
-	wg        sync.WaitGroup
+	// flaw is its money bug: "", trust-500, ignore-refunds, ignore-masspay,
+	// no-dedupe (checks for a credit, then credits, with no unique key:
+	// a race).
+	flaw   string
+	client *http.Client
+	wg     sync.WaitGroup
 }
 
 const ledgerShopSchema = `
@@ -254,11 +257,21 @@ var ledgerShopVerdicts = map[string][]string{
 	"trust-500":      {"PP-STATUS500-NEVER-CREDITS"},
 	"ignore-refunds": {"PP-CHARGEBACK", "PP-DUPLICATE-REFUND", "PP-OUT-OF-ORDER-REFUND", "PP-REFUND-FULL", "PP-REFUND-PARTIAL"},
 	"ignore-masspay": {"PP-MASSPAY-ITEMS"},
+	"no-dedupe":      {"PP-CONCURRENT-COPIES"},
 }
 
 // runLedgerShop judges a ledger shop on the PayPal business level through
 // its map, with the idle query given ("" for none).
 func runLedgerShop(db *sql.DB, postgres bool, dsn, flaw, idle string, seed uint64) conformance.Report {
+	return runLedgerShopWith(db, postgres, dsn, flaw, idle, seed, "")
+}
+
+// runLedgerShopFocus judges a SQLite ledger shop on the checks focus names.
+func runLedgerShopFocus(db *sql.DB, dsn, flaw string, seed uint64, focus string) conformance.Report {
+	return runLedgerShopWith(db, false, dsn, flaw, "", seed, focus)
+}
+
+func runLedgerShopWith(db *sql.DB, postgres bool, dsn, flaw, idle string, seed uint64, focus string) conformance.Report {
 	ln := freeListener()
 	s := newLedgerShop(db, postgres, "http://"+ln.Addr().String()+"/cgi-bin/webscr", flaw)
 	srv := httptest.NewServer(s)
@@ -272,7 +285,7 @@ func runLedgerShop(db *sql.DB, postgres bool, dsn, flaw, idle string, seed uint6
 	cfg := conformance.Defaults()
 	cfg.EmulatorListener, cfg.Listener, cfg.Probe, cfg.ProbeMap = ln, srv.URL, "sql:"+dsn, mapFile
 	cfg.Level, cfg.LabelFilter, cfg.Seed, cfg.Name = conformance.Business, "business", seed, "ledger shop ("+flaw+")"
-	cfg.AckTimeout, cfg.PostbackWait = 2*time.Second, 2*time.Second
+	cfg.AckTimeout, cfg.PostbackWait, cfg.Focus = 2*time.Second, 2*time.Second, focus
 	rep, err := conformance.RunAll(context.Background(), cfg, nil)
 	Expect(err).NotTo(HaveOccurred())
 	return rep
@@ -372,5 +385,31 @@ var _ = Describe("A shop that records only the money it moved, acks first and ha
 		var out bytes.Buffer
 		rep.WriteConsole(&out)
 		Expect(out.String()).To(ContainSubstring("not judged: the probe does not declare holds"))
+	})
+
+	It("catches its double-credit race on purpose: PP-CONCURRENT-COPIES fails the shop without a lock in at least 19 of 20 runs, for every seed, and never the locked one", func() {
+		runs, locked := 20, 3
+		if raceDetector {
+			runs, locked = 2, 1
+		}
+		caught := 0
+		var evidence []string
+		for seed := range uint64(runs) {
+			db, dsn := sqliteShopDB()
+			c := byID(runLedgerShopFocus(db, dsn, "no-dedupe", 100+seed, "PP-CONCURRENT-COPIES"))["PP-CONCURRENT-COPIES"]
+			if c.Status == scenarios.Failed {
+				caught++
+				evidence = c.Evidence
+			}
+		}
+		Expect(caught).To(BeNumerically(">=", runs-runs/20), "caught in %d of %d runs", caught, runs)
+		// The failure shows the burst and its interleaving.
+		Expect(evidence).To(ContainElement(MatchRegexp(`^burst \d+ of 17: 10 copies of transaction \S+, delivered together$`)))
+		Expect(evidence).To(ContainElement(MatchRegexp(`^  \+[0-9.]+ ms copy \d+ \(\S+\) posted back$`)))
+		for seed := range uint64(locked) {
+			db, dsn := sqliteShopDB()
+			c := byID(runLedgerShopFocus(db, dsn, "", 100+seed, "PP-CONCURRENT-COPIES"))["PP-CONCURRENT-COPIES"]
+			Expect(c.Status).To(Equal(scenarios.Passed), "the locked shop: %s\n%s", c.Message, strings.Join(c.Evidence, "\n"))
+		}
 	})
 })
