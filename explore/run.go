@@ -226,7 +226,7 @@ steps:
 // or the one a payment from the payer credits. It says which for the
 // report, or why none; an error is the harness's.
 func (r *runner) payer(ctx context.Context) (string, error) {
-	if _, ok := r.s.Probe().(scenarios.BalanceReader); !ok {
+	if _, ok := scenarios.BalancesOf(r.s.Probe()); !ok {
 		r.customer = ""
 		return "not checked: the probe does not read customers' balances (its SQL probe map has no balances query)", nil
 	}

@@ -108,13 +108,13 @@ func (l *Listener) probeIdle(w http.ResponseWriter, r *http.Request) {
 		_ = l.WaitIdleTxns(ctx, txns)
 		busy := l.BusyTxns(txns)
 		counts, _ := l.store.Counts(r.Context())
-		writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, TxnIDs: txns, Inbox: counts, Knows: probe.Facts})
+		writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, TxnIDs: txns, Inbox: counts, Knows: probe.ContractFacts})
 		return
 	}
 	_ = l.WaitIdle(ctx)
 	counts, _ := l.store.Counts(r.Context())
 	busy := l.Busy()
-	writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, Inbox: counts, Knows: probe.Facts})
+	writeJSON(w, http.StatusOK, probe.Idle{Idle: busy == 0, Busy: busy, Inbox: counts, Knows: probe.ContractFacts})
 }
 
 func (l *Listener) probeLog(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ const (
 	CustomersPath    = "/probe/v1/customers/"    // + {id}
 	IdlePath         = "/probe/v1/idle"          // ?wait=10s[&txn_id=...]
 	LogPath          = "/probe/v1/log"           // ?txn_id=...&limit=1000
+	OrdersPath       = "/probe/v1/orders/"       // + {ref}
 )
 
 // ErrNoTransaction is what a probe reader returns for a transaction the
@@ -51,6 +52,20 @@ type Transaction struct {
 	Net map[string]string `json:"net"`
 }
 
+// Order is GET /probe/v1/orders/{ref}: what an order-based shop did with
+// an order the harness paid.
+type Order struct {
+	Ref string `json:"ref"`
+	// Paid is whether the shop marked the order paid.
+	Paid bool `json:"paid"`
+	// Received is what the shop counted as paid for it, by currency.
+	Received map[string]string `json:"received"`
+}
+
+// ErrNoOrder is what a probe reader returns for an order the shop does
+// not have (the API's 404).
+var ErrNoOrder = errors.New("the shop has no such order")
+
 // Customer is GET /probe/v1/customers/{id}.
 type Customer struct {
 	ID       string            `json:"id"`
@@ -65,7 +80,7 @@ type Idle struct {
 	TxnIDs []string       `json:"txn_ids,omitempty"`
 	Inbox  map[string]int `json:"inbox,omitempty"`
 	// Knows declares what the probe answers beyond money (Facts); absent,
-	// it answers every field of the contract.
+	// it answers every field of its transactions (ContractFacts).
 	Knows []Fact `json:"knows,omitempty"`
 }
 
@@ -87,10 +102,17 @@ const (
 	Holds Fact = "holds"
 	// PayerNames: the payer's name, decoded in the message's charset.
 	PayerNames Fact = "payer_names"
+	// Orders: an order-based shop's orders, paid or not, and what it
+	// received for each (GET /probe/v1/orders/{ref}).
+	Orders Fact = "orders"
 )
 
 // Facts are every fact, in the order docs and messages list them.
-var Facts = []Fact{Statuses, Holds, PayerNames}
+var Facts = []Fact{Statuses, Holds, PayerNames, Orders}
+
+// ContractFacts are what a probe API answers when it declares nothing:
+// every field of its transactions.
+var ContractFacts = []Fact{Statuses, Holds, PayerNames}
 
 // ParseFacts reads a list of facts, refusing an unknown or repeated one.
 func ParseFacts(names []string) ([]Fact, error) {

@@ -31,11 +31,20 @@ type stamped struct {
 // sendBursts sends s.Bursts payments, each as s.Copies copies delivered
 // together, waiting for the listener between bursts. The alias names the
 // first; an expectation about its txn_id judges all of them.
-func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendRequest) error {
+func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendRequest, params map[string]any) error {
 	base := req.Seed
 	var views []emulator.MessageView
 	for b := range s.Bursts {
 		req.Seed = api.Seed(fixtures.DeriveSeed(uint64(base), fmt.Sprintf("burst %d", b+1)))
+		if b > 0 && r.paysOrder(s) == "new" {
+			// Each burst is a new payment: of a new order.
+			if _, err := r.applyOrder(ctx, s, params); err != nil {
+				return err
+			}
+			if err := decodeInto(params, &req.Params); err != nil {
+				return fmt.Errorf("line %d: params: %w", s.Line(), err)
+			}
+		}
 		v, err := r.env.Emulator.SendPayPal(req)
 		if err != nil {
 			return fmt.Errorf("line %d: burst %d of %d: %w", s.Line(), b+1, s.Bursts, err)

@@ -75,6 +75,11 @@ func (r *runner) expect(ctx context.Context, e *Expect) error {
 			return err
 		}
 	}
+	if e.Order != "" {
+		if err := r.expectOrder(ctx, e); err != nil {
+			return err
+		}
+	}
 	r.logf("  line %d: expectations met", e.Line())
 	return nil
 }
@@ -358,7 +363,7 @@ func (r *runner) readStartBalances(ctx context.Context) error {
 		if !ok || e.Customer == "" || r.startBalances[e.Customer] != nil {
 			continue
 		}
-		br, ok := r.env.Probe.(BalanceReader)
+		br, ok := BalancesOf(r.env.Probe)
 		if !ok {
 			return nil // judged as skipped when the expectation runs
 		}
@@ -378,7 +383,7 @@ func (r *runner) readStartBalances(ctx context.Context) error {
 // scenario started, once the listener is idle for the scenario's
 // transactions.
 func (r *runner) expectBalance(ctx context.Context, e *Expect) error {
-	br, ok := r.env.Probe.(BalanceReader)
+	br, ok := BalancesOf(r.env.Probe)
 	if !ok {
 		return &skip{msg: "needs a probe that reads customers' balances (GET /probe/v1/customers/{id})"}
 	}

@@ -385,6 +385,27 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 	if s.Copies < 0 || s.Copies > 1000 {
 		return l.at(n, "copies %d: want 1 to 1000", s.Copies)
 	}
+	if s.Order != "" || s.Pay != "" {
+		switch {
+		case s.Provider != "paypal":
+			return l.at(n, "order and pay are PayPal's")
+		case s.From != "" || s.Raw != "":
+			return l.at(n, "order names an order in a generated payment: from and raw send one as it is")
+		case s.Pay != "" && s.Order == "":
+			return l.at(n, "pay needs order: new, unknown, or an earlier send's name")
+		case s.Order != "new" && s.Order != "unknown":
+			if _, ok := l.aliases[s.Order]; !ok {
+				if err := l.alias(n, s.Order, true); err != nil {
+					return err
+				}
+			}
+		}
+		if s.Pay != "" {
+			if err := l.oneOf(n, "pay", s.Pay, payments); err != nil {
+				return err
+			}
+		}
+	}
 	if s.Bursts != 0 {
 		switch {
 		case s.Bursts < 1 || s.Bursts > 100:
@@ -503,7 +524,12 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		e.PostbacksMax != 0 || e.NoFlood || e.UserAgent || e.VerifyURL || e.Endpoint
 	hasTxn := e.Effects != nil || e.Net != "" || e.TxnStatus != "" || e.Held != nil || e.PayerName != ""
 	hasCustomer := e.BalanceChange != nil
+	hasOrder := e.Paid != nil || e.Received != ""
 	switch {
+	case hasOrder && e.Order == "":
+		return l.at(n, "expect: paid and received need order: NAME (the send that named the order)")
+	case e.Order != "" && !hasOrder:
+		return l.at(n, "expect: order %q: nothing is expected of it; give paid or received", e.Order)
 	case hasMsg && e.Message == "":
 		return l.at(n, "expect: message expectations need message: NAME")
 	case hasTxn && e.Txn == "":
@@ -512,7 +538,7 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		return l.at(n, "expect: balance_change needs customer: ID (the listener's id of the customer)")
 	case e.Customer != "" && !hasCustomer:
 		return l.at(n, "expect: customer %q: nothing is expected of it; give balance_change", e.Customer)
-	case !hasMsg && !hasTxn && !hasCustomer:
+	case !hasMsg && !hasTxn && !hasCustomer && !hasOrder:
 		return l.at(n, "expect: nothing is expected; give message, txn or customer expectations")
 	}
 	if err := checkBalanceChange(e); err != nil {
@@ -525,6 +551,16 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	}
 	if err := l.refs(n, e.Txn); err != nil {
 		return err
+	}
+	if e.Order != "" {
+		if err := l.alias(n, e.Order, true); err != nil {
+			return err
+		}
+	}
+	if e.Received != "" {
+		if _, err := fixtures.ParseMoney(e.Received); err != nil {
+			return l.at(n, "received: %v", err)
+		}
 	}
 	if e.Verdict != "" {
 		if err := l.oneOf(n, "verdict", e.Verdict, verdicts); err != nil {

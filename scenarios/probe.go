@@ -48,7 +48,7 @@ func KnowsOf(p ProbeReader) []probe.Fact {
 	if k, ok := p.(Knower); ok {
 		return k.Knows()
 	}
-	return probe.Facts
+	return probe.ContractFacts
 }
 
 // BalanceReader is a probe that also reads a customer's balances (the
@@ -57,6 +57,16 @@ type BalanceReader interface {
 	// Balances are the customer's balances by currency, as amounts; an
 	// unknown customer has none.
 	Balances(ctx context.Context, customer string) (map[string]string, error)
+}
+
+// BalancesOf is p's balance reader, if it reads balances: a SQL probe
+// whose map has no balances query says so (ReadsBalances).
+func BalancesOf(p ProbeReader) (BalanceReader, bool) {
+	br, ok := p.(BalanceReader)
+	if r, says := p.(interface{ ReadsBalances() bool }); ok && says && !r.ReadsBalances() {
+		return nil, false
+	}
+	return br, ok
 }
 
 // NewProbe returns a client for the probe API under base.
@@ -139,6 +149,16 @@ func (p *Probe) Balances(ctx context.Context, customer string) (map[string]strin
 	return c.Balances, err
 }
 
+// Order reads one order of a shop that keeps orders.
+func (p *Probe) Order(ctx context.Context, ref string) (probe.Order, error) {
+	var o probe.Order
+	code, err := p.get(ctx, probe.OrdersPath+url.PathEscape(ref), &o)
+	if code == http.StatusNotFound {
+		return o, probe.ErrNoOrder
+	}
+	return o, err
+}
+
 // Idle waits (up to wait) until the listener has nothing in progress for
 // txns (and their children), or nothing at all when none are given. A
 // listener that does not know the txn_id parameter answers for all its
@@ -151,7 +171,7 @@ func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (b
 	}
 	_, err := p.get(ctx, probe.IdlePath+"?"+q.Encode(), &out)
 	if err == nil {
-		knows := probe.Facts
+		knows := probe.ContractFacts
 		if out.Knows != nil {
 			knows = out.Knows
 		}
@@ -163,12 +183,13 @@ func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (b
 }
 
 // Knows is what the probe declared in its last idle answer (knows), or
-// every fact when it declared nothing (or was not asked yet).
+// every field of its transactions when it declared nothing (or was not
+// asked yet).
 func (p *Probe) Knows() []probe.Fact {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.knows == nil {
-		return probe.Facts
+		return probe.ContractFacts
 	}
 	return p.knows
 }

@@ -41,6 +41,7 @@ var (
 	valueModes      = []string{ValuesNeutral, ValuesRealistic}
 	verdicts        = []string{"VERIFIED", "INVALID", "none"}
 	historyStatuses = []string{"Queued", "Sent", "Retrying", "Failed", "Held"}
+	payments        = []string{PayExact, PayShort, PayWrongCurrency}
 )
 
 // stepDocs say what each step kind does, in stepKinds' order.
@@ -116,7 +117,7 @@ func Reference() string {
 		kinds[i] = string(k)
 	}
 	fmt.Fprintf(&b, "- Fault kinds: %s.\n", codeList(kinds))
-	fmt.Fprintf(&b, "- `values`: %s; `verdict`: %s; `history`: %s.\n", codeList(valueModes), codeList(verdicts), codeList(historyStatuses))
+	fmt.Fprintf(&b, "- `values`: %s; `verdict`: %s; `history`: %s; `pay`: %s.\n", codeList(valueModes), codeList(verdicts), codeList(historyStatuses), codeList(payments))
 	b.WriteString("\n## A worked example\n\n```yaml\n" + WorkedExample + "```\n")
 	return b.String()
 }

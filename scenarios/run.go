@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/orders"
 )
 
 // Env is what scenarios run against: an in-process emulator on a manual
@@ -55,6 +57,11 @@ type Env struct {
 	// own derives its seed from it and its step's number, so the same
 	// seed sends the same messages. 0 draws one (reported in Result).
 	Seed uint64
+	// Orders, if set, gives orders of the shop under test: every
+	// generated payment names a new one (an order-based shop), and a send
+	// may pay one short, twice, in another currency, or name an unknown
+	// one.
+	Orders orders.Source
 	// Log, if set, receives a line per step.
 	Log io.Writer
 }
@@ -167,7 +174,7 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	if env.Seed == 0 {
 		env.Seed = fixtures.NewSeed()
 	}
-	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}}
+	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}, orders: map[string]orders.Order{}}
 	res := Result{Scenario: sc.Name, Status: Passed, Seed: api.Seed(env.Seed)}
 	defer r.watch(ctx)()
 	if err := r.readStartBalances(ctx); err != nil {
@@ -232,6 +239,8 @@ type runner struct {
 	timeline map[string][]stamped
 	// bursts are the messages a send with bursts sent, by its alias.
 	bursts map[string][]emulator.MessageView
+	// orders are the orders sends named, by their alias.
+	orders map[string]orders.Order
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -242,7 +251,7 @@ func (r *runner) logf(format string, args ...any) {
 
 func (s *Send) run(ctx context.Context, r *runner) error { return r.send(ctx, s) }
 
-func (g *Generate) run(_ context.Context, r *runner) error { return r.generate(g) }
+func (g *Generate) run(ctx context.Context, r *runner) error { return r.generate(ctx, g) }
 
 func (s *Resend) run(ctx context.Context, r *runner) error {
 	v := r.sent[s.Message]
@@ -420,6 +429,13 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 			if _, ok := params["payer_email"]; !ok {
 				params["payer_email"] = r.env.PayerEmail
 			}
+			o, err := r.applyOrder(ctx, s, params)
+			if err != nil {
+				return err
+			}
+			if o != nil && s.As != "" {
+				r.orders[s.As] = *o
+			}
 			if err := decodeInto(params, &req.Params); err != nil {
 				return fmt.Errorf("line %d: params: %w", s.Line(), err)
 			}
@@ -433,7 +449,7 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 			}
 		}
 		if s.Bursts > 1 {
-			return r.sendBursts(ctx, s, req)
+			return r.sendBursts(ctx, s, req, params)
 		}
 		if s.Fault != nil {
 			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}
@@ -506,14 +522,7 @@ func (r *runner) seed(own uint64) uint64 {
 	return fixtures.DeriveSeed(r.env.Seed, fmt.Sprintf("step %d", r.index+1))
 }
 
-func (r *runner) generate(g *Generate) error {
-	prof := r.env.Emulator.PayPal().Profile()
-	seed := r.seed(g.Seed)
-	gen, err := fixtures.New(seed, fixtures.Options{Charset: g.Charset, Sandbox: !r.env.Emulator.Live(), Neutral: r.sc.Values != ValuesRealistic, Start: r.env.Emulator.Clock().Now(),
-		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
-	if err != nil {
-		return err
-	}
+func (r *runner) generate(ctx context.Context, g *Generate) error {
 	params, err := r.resolved(g.Params)
 	if err != nil {
 		return err
@@ -521,24 +530,50 @@ func (r *runner) generate(g *Generate) error {
 	if _, ok := params["payer_email"]; !ok {
 		params["payer_email"] = r.env.PayerEmail
 	}
+	steps, err := r.lifecycle(g, params)
+	if err != nil {
+		return err
+	}
+	// With an order source, a lifecycle whose first message is a payment
+	// pays a new order: made again, the same, naming it.
+	if r.env.Orders != nil && len(steps) > 0 && slices.Contains(moneyIn, steps[0].Message.Fields.Value("txn_type")) {
+		first := steps[0].Message.Fields
+		params["gross"], params["currency"] = first.Value("mc_gross"), first.Value("mc_currency")
+		o, err := r.newOrder(ctx, params)
+		if err != nil {
+			return err
+		}
+		params[o.Field], params["gross"], params["currency"] = o.Ref, o.Amount.String(), o.Currency
+		if steps, err = r.lifecycle(g, params); err != nil {
+			return err
+		}
+		r.orders[g.As] = o
+	}
+	r.generated[g.As] = steps
+	r.logf("  generated %s: %s (%d messages, seed %d)", g.As, g.Lifecycle, len(steps), r.seed(g.Seed))
+	return nil
+}
+
+// lifecycle makes g's messages from params.
+func (r *runner) lifecycle(g *Generate, params map[string]any) ([]fixtures.Step, error) {
+	prof := r.env.Emulator.PayPal().Profile()
+	gen, err := fixtures.New(r.seed(g.Seed), fixtures.Options{Charset: g.Charset, Sandbox: !r.env.Emulator.Live(), Neutral: r.sc.Values != ValuesRealistic, Start: r.env.Emulator.Clock().Now(),
+		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
+	if err != nil {
+		return nil, err
+	}
 	var ep emulator.Params
 	if err := decodeInto(params, &ep); err != nil {
-		return err
+		return nil, err
 	}
 	p, err := emulator.FixtureParams(ep)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	payer := gen.Person()
 	payer.Email = ep.PayerEmail
 	p.Payer = &payer
-	steps, err := gen.Lifecycle(g.Lifecycle, p)
-	if err != nil {
-		return err
-	}
-	r.generated[g.As] = steps
-	r.logf("  generated %s: %s (%d messages, seed %d)", g.As, g.Lifecycle, len(steps), seed)
-	return nil
+	return gen.Lifecycle(g.Lifecycle, p)
 }
 
 func (r *runner) resend(v emulator.MessageView) error {

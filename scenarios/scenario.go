@@ -79,6 +79,8 @@ type Send struct {
 	Charset  string         `yaml:"charset" doc:"PayPal: the message's charset (default windows-1252), e.g. UTF-8, windows-1255"`
 	Flavour  string         `yaml:"flavour" doc:"PayPal: paypal (default) or simulator (the IPN Simulator's quirks)"`
 	Copies   int            `yaml:"copies" doc:"identical copies, delivered together: each connects and waits, its last byte unsent, until all are ready (1 to 1000, default 1)"`
+	Order    string         `yaml:"order" doc:"PayPal, a shop that keeps orders: new (an order from the run's order source, --orders), an earlier send's name (the same order: paid twice), or unknown (an order the shop does not have); the message names it in the field the source says, for its amount and currency. Without it, with an order source, every payment names a new order"`
+	Pay      string         `yaml:"pay" doc:"with order: how the payment pays it: exact (default), short (1.00 less, or half of an order of 1.00 or less), wrong_currency (its amount, in another currency)"`
 	Bursts   int            `yaml:"bursts" doc:"PayPal, with copies: send this many payments one after another, each as its copies delivered together, so that a race is caught on purpose, not by luck; an expectation about ${NAME.txn_id} judges every burst's transaction (1 to 100, default 1)"`
 	Raw      string         `yaml:"raw" doc:"PayPal: a body sent byte for byte, instead of a generated one"`
 	Fault    *Fault         `yaml:"fault" doc:"a verifier fault for this message's postbacks only: kind, count, delay (see the fault step)"`
@@ -181,6 +183,11 @@ type Expect struct {
 	TxnStatus string `yaml:"txn_status" doc:"the status the listener records for it, e.g. Completed, Pending"`
 	Held      *bool  `yaml:"held" doc:"it is (true) or is not (false) held for review"`
 	PayerName string `yaml:"payer_name" doc:"the payer's name as the listener stored it (charset checks)"`
+
+	// About an order, through the probe (a shop that keeps orders).
+	Order    string `yaml:"order" doc:"the earlier send whose order the order expectations are about"`
+	Paid     *bool  `yaml:"paid" doc:"the shop marked the order paid (true) or not (false)"`
+	Received string `yaml:"received" doc:"what the shop counted as paid for the order, in the order's currency, e.g. 25.00 or 0.00"`
 
 	// About a customer's balances, through the probe.
 	Customer      string            `yaml:"customer" doc:"the customer the balance expectations are about: the listener's id (C1), not a reference, because its balances are read when the scenario starts"`

@@ -33,6 +33,7 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(&c.PayDoListener, "paydo-listener", "", "the listener's PayDo endpoint (enables the PayDo checks)")
 	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks), or sql:DSN to read its database with --probe-map (sql:sqlite:PATH, sql:postgres://..., sql:mysql://...)")
 	f.StringVar(&c.ProbeMap, "probe-map", "", "with --probe sql:DSN: the YAML map of the SQL that answers the business checks (docs/probe.md)")
+	f.StringVar(&c.Orders, "orders", "", "a shop that keeps orders: where the orders it pays come from: cmd:COMMAND, an http(s) URL, or sql (the probe map's open_order query); every payment then names a new order (docs/probe.md)")
 	f.StringVar(&c.EmulatorAddr, "emulator-addr", d.EmulatorAddr, "where the emulator listens: the listener's verify URL must be http://ADDR/cgi-bin/webscr")
 	f.StringVar(&c.APIToken, "api-token", "", apiTokenHelp)
 	f.StringVar((*string)(&c.Level), "level", "", "protocol or business (default: business when --probe is given)")

@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 )
 
@@ -96,7 +97,8 @@ func (a *Adapter) check(ctx context.Context) error {
 		if a.stmts[q.key] == "" {
 			continue
 		}
-		cols, _, err := a.query(ctx, q.key, map[string]string{ParamProvider: "paypal", ParamTxnID: "ipnlab-probe-check", ParamCustomer: "ipnlab-probe-check"})
+		cols, _, err := a.query(ctx, q.key, map[string]string{ParamProvider: "paypal", ParamTxnID: "ipnlab-probe-check", ParamCustomer: "ipnlab-probe-check",
+			ParamOrder: "ipnlab-probe-check", ParamAmount: "0.01", ParamCurrency: "XTS"})
 		if err != nil {
 			return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: the query fails on %s: %v", q.key, a.dsn, err)}
 		}
@@ -130,6 +132,9 @@ func (a *Adapter) learnFacts(cols []string) error {
 			if c, ok := factColumns[f]; ok && containsFold(cols, c) {
 				a.knows = append(a.knows, f)
 			}
+			if f == probe.Orders && a.ReadsOrders() {
+				a.knows = append(a.knows, f)
+			}
 		}
 		return nil
 	}
@@ -137,9 +142,100 @@ func (a *Adapter) learnFacts(cols []string) error {
 		if c, ok := factColumns[f]; ok && !containsFold(cols, c) {
 			return &MapError{File: a.m.File, Line: a.m.Line("knows"), Msg: fmt.Sprintf("knows: %s, but the transaction query has no column %s to answer it", f, c)}
 		}
+		if f == probe.Orders && !a.ReadsOrders() {
+			return &MapError{File: a.m.File, Line: a.m.Line("knows"), Msg: "knows: orders, but the map has no orders query to answer it"}
+		}
 	}
 	a.knows = a.m.Knows
 	return nil
+}
+
+// ReadsOrders reports whether the map answers for orders (its orders
+// query).
+func (a *Adapter) ReadsOrders() bool { return a.stmts["orders"] != "" }
+
+// Order answers GET /probe/v1/orders/{ref}: the map's orders query, a row
+// per currency received; ErrNoOrder when it has no row.
+func (a *Adapter) Order(ctx context.Context, ref string) (probe.Order, error) {
+	if !a.ReadsOrders() {
+		return probe.Order{}, fmt.Errorf("probe %s: the probe map %s has no orders query", a.dsn, a.m.File)
+	}
+	_, rows, err := a.query(ctx, "orders", map[string]string{ParamOrder: ref})
+	if err != nil {
+		return probe.Order{}, fmt.Errorf("probe %s: order %s: %w", a.dsn, ref, err)
+	}
+	if len(rows) == 0 {
+		return probe.Order{}, probe.ErrNoOrder
+	}
+	o := probe.Order{Ref: ref, Received: map[string]string{}}
+	sums := map[string]fixtures.Money{}
+	for _, r := range rows {
+		paid, err := truth(r["paid"])
+		if err != nil {
+			return probe.Order{}, fmt.Errorf("probe %s: order %s: paid %q: %w", a.dsn, ref, r["paid"], err)
+		}
+		o.Paid = o.Paid || paid
+		if strings.TrimSpace(r["received"]) == "" {
+			continue // nothing received (a LEFT JOIN's NULL)
+		}
+		amount, err := money(r["received"])
+		if err != nil {
+			return probe.Order{}, fmt.Errorf("probe %s: order %s: received %q: %w", a.dsn, ref, r["received"], err)
+		}
+		sums[strings.ToUpper(strings.TrimSpace(r["currency"]))] += amount
+	}
+	for c, v := range sums {
+		o.Received[c] = v.String()
+	}
+	return o, nil
+}
+
+// truth reads a paid column: 1/0, true/false, t/f, yes/no.
+func truth(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "t", "yes", "y":
+		return true, nil
+	case "0", "false", "f", "no", "n", "":
+		return false, nil
+	}
+	return false, errors.New("want 1 or 0, true or false")
+}
+
+// OrderSource is the map's open_order query as an order source (--orders
+// sql): each call answers an unpaid order it has not answered before.
+func (a *Adapter) OrderSource() (orders.Source, error) {
+	if a.stmts["open_order"] == "" {
+		return nil, fmt.Errorf("%w sql: the probe map %s has no open_order query", orders.ErrSource, a.m.File)
+	}
+	return &sqlOrders{a: a, given: map[string]bool{}}, nil
+}
+
+type sqlOrders struct {
+	a     *Adapter
+	mu    sync.Mutex
+	given map[string]bool
+}
+
+func (s *sqlOrders) String() string { return "sql (" + s.a.m.File + ": open_order)" }
+
+func (s *sqlOrders) New(ctx context.Context, req orders.Request) (orders.Order, error) {
+	_, rows, err := s.a.query(ctx, "open_order", map[string]string{ParamAmount: req.Amount.String(), ParamCurrency: req.Currency})
+	if err != nil {
+		return orders.Order{}, fmt.Errorf("%w %s: %w", orders.ErrSource, s, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		o, err := orders.Parse(r["ref"], r["amount"], r["currency"], r["field"])
+		if err != nil {
+			return orders.Order{}, fmt.Errorf("%w %s: %w", orders.ErrSource, s, err)
+		}
+		if !s.given[o.Ref] {
+			s.given[o.Ref] = true
+			return o, nil
+		}
+	}
+	return orders.Order{}, fmt.Errorf("%w %s: no unpaid order of %s %s left to pay (%d given already): create more", orders.ErrSource, s, req.Amount, req.Currency, len(s.given))
 }
 
 // query runs key's query in a read-only transaction, its parameters

@@ -42,6 +42,9 @@ const (
 	ParamProvider = "provider" // paypal or paydo
 	ParamTxnID    = "txn_id"   // the transaction asked about
 	ParamCustomer = "customer" // the customer whose balances are asked for
+	ParamOrder    = "order"    // the order asked about (orders)
+	ParamAmount   = "amount"   // the amount an order must cost (open_order)
+	ParamCurrency = "currency" // its currency (open_order)
 )
 
 // query is one question of the contract, with what its answer must hold.
@@ -69,6 +72,12 @@ var queries = []query{
 	{key: "balances", params: []string{ParamCustomer},
 		columns: []string{"currency", "balance"},
 		doc:     "optional: one row per currency of the customer :customer's balances (balance in currency units; no row: nothing). Without it, balance expectations are skipped and explore does not check balances"},
+	{key: "orders", params: []string{ParamOrder},
+		columns: []string{"paid", "received", "currency"},
+		doc:     "optional, for a shop that keeps orders: one row per currency received for the order :order (paid: whether the shop marked it paid, 1 or 0, true or false; received: what it counted as paid, in currency units); no row: the shop has no such order"},
+	{key: "open_order", params: []string{ParamAmount, ParamCurrency},
+		columns: []string{"ref", "amount", "currency"}, optional: []string{"field"},
+		doc:     "optional, an order source (--orders sql): unpaid orders the harness may pay, of :amount in :currency where the shop has them (ref as the message names it; field: invoice, custom or item_number, default invoice); the harness pays each once"},
 }
 
 // DefaultSettle is how long the answers must stay the same, without an

@@ -166,7 +166,7 @@ var _ = Describe("The SQL probe adapter", func() {
 		_, err = open("knows: [holds]\n" + effects + "transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n")
 		Expect(err).To(MatchError(ContainSubstring("m.yaml:1: knows: holds, but the transaction query has no column held")))
 		_, err = open("knows: [status]\n" + effects + "transaction: SELECT 1 AS status\n")
-		Expect(err).To(MatchError(ContainSubstring(`m.yaml:1: knows: unknown fact "status"; want statuses, holds, payer_names`)))
+		Expect(err).To(MatchError(ContainSubstring(`m.yaml:1: knows: unknown fact "status"; want statuses, holds, payer_names, orders`)))
 		_, err = open("knows: statuses\n" + effects + "transaction: SELECT 1 AS status\n")
 		Expect(err).To(MatchError(ContainSubstring("m.yaml:1: knows: want a list")))
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/yamlstrict"
@@ -34,6 +35,11 @@ type Config struct {
 	Probe string `yaml:"probe" env:"IPNLAB_PROBE" secret:"dsn"`
 	// ProbeMap is the probe map file a sql: probe answers with.
 	ProbeMap string `yaml:"probe_map" env:"IPNLAB_PROBE_MAP"`
+	// Orders is the source of the orders of a shop that keeps orders
+	// (package orders): cmd:COMMAND, an http(s) URL, or sql (the probe
+	// map's open_order query). With it, every payment names a new order,
+	// and the order checks run.
+	Orders string `yaml:"orders" env:"IPNLAB_ORDERS"`
 	// EmulatorAddr is where the in-process emulator listens: the listener
 	// must use http://EmulatorAddr/cgi-bin/webscr as its verify URL.
 	EmulatorAddr string `yaml:"emulator_addr" env:"IPNLAB_EMULATOR_ADDR"`
@@ -195,6 +201,13 @@ func (c *Config) Validate() error {
 			probs = append(probs, "probe_map goes with a probe read from the listener's database: probe sql:DSN")
 		}
 	}
+	if c.Orders == "sql" && !strings.HasPrefix(c.Probe, sqlprobe.Scheme) {
+		probs = append(probs, "orders sql reads the probe map's open_order query: it needs probe sql:DSN")
+	} else if c.Orders != "" && c.Orders != "sql" {
+		if _, err := orders.Open(c.Orders); err != nil {
+			probs = append(probs, err.Error())
+		}
+	}
 	if c.Level == "" {
 		c.Level = Protocol
 		if c.Probe != "" {
@@ -331,6 +344,7 @@ func (c *Config) settingFlags() []string {
 	str("paydo-listener", c.PayDoListener, "")
 	str("probe", sqlprobe.Redact(c.Probe), "")
 	str("probe-map", c.ProbeMap, "")
+	str("orders", c.Orders, "")
 	if c.EmulatorListener == nil {
 		str("emulator-addr", c.EmulatorAddr, d.EmulatorAddr)
 	}

@@ -112,32 +112,10 @@ func (s *ledgerShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.wg.Done()
 		// A job runner picks the message up a moment later.
 		time.Sleep(30 * time.Millisecond)
-		if s.verify(body) {
+		if verifyIPN(s.client, s.verifyURL, body, s.flaw == "trust-500") {
 			s.apply(body)
 		}
 	}()
-}
-
-// verify posts the message back until it gets an answer (five tries).
-func (s *ledgerShop) verify(body []byte) bool {
-	for try := 0; try < 5; try++ {
-		resp, err := s.client.Post(s.verifyURL, "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
-		if err != nil {
-			time.Sleep(30 * time.Millisecond)
-			continue
-		}
-		answer, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ok := resp.StatusCode == http.StatusOK || s.flaw == "trust-500"
-		switch {
-		case ok && string(answer) == "VERIFIED":
-			return true
-		case ok && string(answer) == "INVALID":
-			return false
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	return false
 }
 
 func (s *ledgerShop) apply(body []byte) {
@@ -300,7 +278,8 @@ func expectMoneyVerdicts(what string, rep conformance.Report, want []string) {
 		switch c.Status {
 		case scenarios.Disabled:
 		case scenarios.Skipped:
-			Expect(c.Message).To(ContainSubstring("the probe does not declare"), "%s %s", what, c.ID)
+			Expect(c.Message).To(Or(ContainSubstring("the probe does not declare"), ContainSubstring("a check of prepaid credit"),
+				ContainSubstring("needs an order source")), "%s %s", what, c.ID)
 		case scenarios.Failed:
 			failed = append(failed, c.ID)
 		default:

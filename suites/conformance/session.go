@@ -18,6 +18,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
@@ -100,6 +101,10 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			s.Close()
 			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
 		}
+		if s.env.Orders, err = s.openOrders(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: %v", ErrHarness, err)
+		}
 	}
 	return s, nil
 }
@@ -147,10 +152,6 @@ func (s *Session) openProbe(ctx context.Context) (scenarios.ProbeReader, error) 
 		if s.sqlProbe, err = sqlprobe.Open(ctx, dsn, m); err != nil {
 			return nil, err
 		}
-		if !s.sqlProbe.ReadsBalances() {
-			// Its Balances hidden, balance expectations skip.
-			return struct{ scenarios.ProbeReader }{s.sqlProbe}, nil
-		}
 		return s.sqlProbe, nil
 	}
 	p, err := scenarios.NewProbe(s.cfg.Probe)
@@ -161,6 +162,17 @@ func (s *Session) openProbe(ctx context.Context) (scenarios.ProbeReader, error) 
 		return nil, err
 	}
 	return p, nil
+}
+
+// openOrders opens the order source, if the run has one.
+func (s *Session) openOrders() (orders.Source, error) {
+	switch s.cfg.Orders {
+	case "":
+		return nil, nil
+	case "sql":
+		return s.sqlProbe.OrderSource()
+	}
+	return orders.Open(s.cfg.Orders)
 }
 
 // Result is one check's outcome.
@@ -207,6 +219,12 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept)"
 	case c.Level == Business && s.env.Probe == nil:
 		return scenarios.Skipped, "business level needs the listener's probe (--probe)"
+	}
+	switch {
+	case c.HasLabel("orders") && s.env.Orders == nil:
+		return scenarios.Skipped, "needs an order source (--orders): a check of a shop that keeps orders"
+	case c.HasLabel("prepaid") && s.env.Orders != nil:
+		return scenarios.Skipped, "a check of prepaid credit: an order-based shop (--orders) credits orders, not customers"
 	}
 	knows := scenarios.KnowsOf(s.env.Probe)
 	for _, f := range c.Needs {
