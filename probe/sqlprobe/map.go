@@ -77,7 +77,7 @@ var queries = []query{
 		doc:     "optional, for a shop that keeps orders: one row per currency received for the order :order (paid: whether the shop marked it paid, 1 or 0, true or false; received: what it counted as paid, in currency units); no row: the shop has no such order"},
 	{key: "open_order", params: []string{ParamAmount, ParamCurrency},
 		columns: []string{"ref", "amount", "currency"}, optional: []string{"field"},
-		doc:     "optional, an order source (--orders sql): unpaid orders the harness may pay, of :amount in :currency where the shop has them (ref as the message names it; field: invoice, custom or item_number, default invoice); the harness pays each once"},
+		doc: "optional, an order source (--orders sql): unpaid orders the harness may pay, of :amount in :currency where the shop has them (ref as the message names it; field: invoice, custom or item_number, default invoice); the harness pays each once"},
 }
 
 // DefaultSettle is how long the answers must stay the same, without an
