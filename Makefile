@@ -44,8 +44,8 @@ test:
 	$(GO) vet $(PKGS)
 	@mkdir -p build && rm -f $(SKIPLOG)
 	@status=0; start=$$(date +%s); \
-	IPNLAB_SKIP_LOG=$(SKIPLOG) $(GO) test -race -count=1 $(PKGS) || status=$$?; \
-	if [ $$status -eq 0 ]; then $(GO) test -count=1 -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' || status=$$?; fi; \
+	IPNLAB_SKIP_LOG=$(SKIPLOG) $(GO) test -race -count=1 -timeout 30m $(PKGS) || status=$$?; \
+	if [ $$status -eq 0 ]; then $(GO) test -count=1 -timeout 30m -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' || status=$$?; fi; \
 	if [ -s $(SKIPLOG) ]; then echo; echo "Skipped, and why:"; sort -u $(SKIPLOG) | sed 's/^/  /'; else echo; echo "Nothing was skipped."; fi; \
 	echo "make test: $$(( $$(date +%s) - start )) s of wall time (go vet not counted), exit $$status"; \
 	exit $$status
