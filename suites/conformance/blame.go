@@ -76,6 +76,26 @@ func blockers(id string, res scenarios.Result) []string {
 	return by
 }
 
+// unblockWherePostedBack judges again the checks blocked by
+// PP-POSTBACK-SENT when the listener posted other messages of the run
+// back (postedBack): it does post back, so one that posted none of a
+// check's messages back turned them away before verifying them (a form
+// that refuses Adaptive Payments keys, say), and the check's failure
+// stands.
+func unblockWherePostedBack(results []Result, postedBack bool) {
+	if !postedBack {
+		return
+	}
+	for i, r := range results {
+		if r.Status != scenarios.Blocked || !slices.Equal(r.BlockedBy, []string{postbackSent}) {
+			continue
+		}
+		r.Status, r.BlockedBy = scenarios.Failed, nil
+		r.Message = fmt.Sprintf("%s (the listener posted none of this check's messages back, though it posts back others of the run: it turned these away before verifying them)", r.failure)
+		results[i] = r
+	}
+}
+
 // blockedMessage says why a check was not judged.
 func blockedMessage(by []string, res scenarios.Result) string {
 	if res.NeverPostedBack {

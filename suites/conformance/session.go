@@ -192,6 +192,8 @@ type Result struct {
 	// BlockedBy names the checks whose bug kept this one from being
 	// judged (status blocked).
 	BlockedBy []string `json:"blocked_by,omitempty"`
+	// failure is what a blocked check would have failed with.
+	failure string
 	// Replay is the command that runs this check alone with the same
 	// messages (set when it failed).
 	Replay string `json:"replay,omitempty"`
@@ -320,7 +322,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 	res := s.runScenarioWith(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log, gate)
 	r.Status, r.Message, r.Evidence, r.Seconds, r.NotJudged = res.Status, res.Message, res.Evidence, res.Duration.Seconds(), res.NotJudged
 	if by := blockers(c.ID, res); r.Status == scenarios.Failed && by != nil {
-		r.Status, r.BlockedBy, r.Message = scenarios.Blocked, by, blockedMessage(by, res)
+		r.Status, r.BlockedBy, r.Message, r.failure = scenarios.Blocked, by, blockedMessage(by, res), res.Message
 	}
 	if r.Status == scenarios.Failed || r.Status == scenarios.Error || r.Status == scenarios.Blocked {
 		r.Replay = s.cfg.replay(c.ID, s.seed)

@@ -66,7 +66,11 @@ func (s stub) serve(verifyURL string) *httptest.Server {
 		settled = exactAnswer
 	}
 	ask := func(raw []byte) (int, string, error) {
-		resp, err := http.DefaultClient.Do(s.postback(verifyURL, raw))
+		req := s.postback(verifyURL, raw)
+		if req == nil {
+			return http.StatusOK, "INVALID", nil // turned away: nothing to ask
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, "", err
 		}
@@ -152,6 +156,14 @@ var (
 		}, postback: correctly, fails: []string{"PP-OUTAGE-200-PAGE"}},
 		{name: "verifies before acking, with no timeout", inHandler: true, postback: correctly,
 			fails: []string{"PP-ACK-SLOW-VERIFIER"}},
+		// Its form turns away keys such as transaction[0].amount before
+		// verifying: the message is acked and never posted back.
+		{name: "turns Adaptive Payments away before verifying", postback: func(u string, raw []byte) *http.Request {
+			if bytes.Contains(raw, []byte("transaction%5B")) {
+				return nil
+			}
+			return correctly(u, raw)
+		}, fails: []string{"PP-VERIFY-ADAPTIVE"}},
 	}
 )
 
