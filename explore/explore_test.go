@@ -89,6 +89,29 @@ var _ = Describe("The model", func() {
 		Expect(explore.Expected(pay)).To(Equal([]explore.Outcome{{Effects: 1, Net: 5000}}), "the duplicate's postback is VERIFIED")
 	})
 
+	It("judges acknowledgements as the conformance checks do: a message no postback of which is answered may stay unacknowledged, for PayPal to resend", func() {
+		h := explore.History{Families: []explore.Family{{Name: "pay", Steps: []explore.Step{{Name: "pay", Status: "Completed", Amount: 5000, Kind: "web_accept"}}}}}
+		for _, tc := range []struct {
+			fault *explore.Fault
+			acked bool
+		}{
+			{nil, true},
+			{&explore.Fault{Kind: "status500", Count: 1}, true},
+			{&explore.Fault{Kind: "invalid", Count: 0}, true},
+			{&explore.Fault{Kind: "status500", Count: 0}, false},
+			{&explore.Fault{Kind: "drop", Count: 0}, false},
+			{&explore.Fault{Kind: "garbage", Count: 0}, false},
+		} {
+			h.Events = []explore.Event{{Kind: explore.Send, Fault: tc.fault}}
+			text := explore.Scenario(h, "x", "y", "")
+			if tc.acked {
+				Expect(text).To(ContainSubstring("{message: m1, acked: true}"), "%+v", tc.fault)
+			} else {
+				Expect(text).NotTo(ContainSubstring("acked: true"), "%+v", tc.fault)
+			}
+		}
+	})
+
 	It("adds the transactions' nets up into the payer's balances, by currency", func() {
 		h := explore.History{Families: []explore.Family{
 			{Name: "pay_refund", Steps: []explore.Step{{Name: "pay", Status: "Completed", Amount: 5000, Kind: "web_accept"}, {Name: "refund", Status: "Refunded", Amount: -1200, Child: true}}},
