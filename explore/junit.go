@@ -14,7 +14,10 @@ func (r Report) WriteJUnit(path string) error {
 	suite := junit.Suite{Name: "ipnlab explore", Time: junit.Millis(r.Seconds)}
 	for i, h := range r.Runs {
 		c := junit.Case{Name: fmt.Sprintf("history %d (seed %d, %d events)", i+1, h.Seed, h.Events), Classname: suite.Name, Time: junit.Millis(h.Seconds)}
-		if v := r.Violation; v != nil && v.HistorySeed == h.Seed {
+		for _, v := range r.found() {
+			if v.HistorySeed != h.Seed {
+				continue
+			}
 			text := fmt.Sprintf("shrunk from %d to %d events in %d runs:\n%s", v.Events, v.ShrunkEvents, v.Shrinks, v.History)
 			if v.Replay != "" {
 				text += "replay: " + v.Replay + "\n"

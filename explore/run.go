@@ -7,11 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/fixtures"
-	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -38,6 +39,12 @@ type Config struct {
 	MaxShrinks int
 	// Out, if set, is the directory the shrunk scenario is written to.
 	Out string
+	// KeepGoing goes on after a violation, to the run's bounds, and
+	// reports each distinct one (by invariant and shrunk history).
+	KeepGoing bool
+	// Ignore are invariants (Invariants) set aside: a known gap, not
+	// checked, so that the others still are.
+	Ignore []string
 	// Progress, if set, hears after each history.
 	Progress func(Progress)
 }
@@ -54,7 +61,12 @@ type Report struct {
 	Histories int         `json:"histories"`
 	Events    int         `json:"events"`
 	Seconds   float64     `json:"seconds"`
-	Violation *Violation  `json:"violation,omitempty"`
+	// Violation is the first violation; Violations all the distinct ones
+	// (more than one only with KeepGoing).
+	Violation  *Violation  `json:"violation,omitempty"`
+	Violations []Violation `json:"violations,omitempty"`
+	// Ignored are the invariants the run set aside.
+	Ignored []string `json:"ignored,omitempty"`
 	Aborted   string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
 	Config    ReportLimit `json:"limits"`
 	// Balances says whose balances were checked, or why none were;
@@ -89,6 +101,8 @@ type Violation struct {
 	// Broke is the invariant the listener broke, as the scenario's failed
 	// expectation says it ("transaction X has 2 balance effect(s), want 1").
 	Broke string `json:"broke"`
+	// Invariant names it (Invariants): what --ignore takes.
+	Invariant string `json:"invariant"`
 	// History is the shrunk history, one event per line.
 	History string `json:"history"`
 	// Scenario is the shrunk history as a scenario (YAML), and File where
@@ -102,6 +116,15 @@ type Violation struct {
 	// FoundAfter is the wall time from the run's start to the end of the
 	// history that broke the model (shrinking not counted), in seconds.
 	FoundAfter float64 `json:"found_after_seconds"`
+}
+
+// found are the run's violations (a report written before Violations
+// existed has only Violation).
+func (r Report) found() []Violation {
+	if len(r.Violations) == 0 && r.Violation != nil {
+		return []Violation{*r.Violation}
+	}
+	return r.Violations
 }
 
 // Passed reports whether no history broke the model.
@@ -130,6 +153,13 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = fixtures.NewSeed()
 	}
+	ignore := map[string]bool{}
+	for _, inv := range cfg.Ignore {
+		if !slices.Contains(Invariants, inv) {
+			return Report{}, fmt.Errorf("%w: --ignore %q: want one of %s", ErrHarness, inv, strings.Join(Invariants, ", "))
+		}
+		ignore[inv] = true
+	}
 	cc := cfg.Conformance.WithDefaults()
 	cc.Level = conformance.Business
 	if cc.Probe == "" {
@@ -140,8 +170,9 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return Report{}, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	defer s.Close()
-	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer}
-	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}}
+	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer, ignore: ignore}
+	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}, Ignored: cfg.Ignore}
+	seen := map[string]bool{} // distinct violations: invariant and shrunk shape
 	start := time.Now()
 	defer func() { rep.Seconds = time.Since(start).Seconds() }()
 	if rep.Balances, err = runs.payer(ctx); err != nil {
@@ -180,6 +211,11 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		v := shrink(ctx, runs, h, res.Message, cfg)
 		v.FoundAfter = found
 		v.HistorySeed, v.Events = seed, len(h.Events)
+		key := v.Invariant + "|" + digits.ReplaceAllString(v.History, "#")
+		if seen[key] {
+			continue // the same finding again
+		}
+		seen[key] = true
 		if cfg.Out != "" {
 			if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 				return rep, fmt.Errorf("%w: %v", ErrHarness, err)
@@ -188,16 +224,18 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			if err := os.WriteFile(v.File, []byte(v.Scenario), 0o644); err != nil {
 				return rep, fmt.Errorf("%w: %v", ErrHarness, err)
 			}
-			v.Replay = fmt.Sprintf("ipnlab run %s --listener %s --probe %s", conformance.ShellQuote(v.File), conformance.ShellQuote(cc.Listener), conformance.ShellQuote(sqlprobe.Redact(cc.Probe)))
-			if cc.PayDoListener != "" {
-				v.Replay += " --paydo-listener " + conformance.ShellQuote(cc.PayDoListener)
-			}
+			// Every setting the run had (probe map, intercept, the
+			// emulator's address ...), the password left out.
+			v.Replay = s.ReplayScenario(v.File, cfg.Seed)
 		}
-		rep.Violation = &v
+		rep.Violations = append(rep.Violations, v)
+		rep.Violation = &rep.Violations[0]
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events, Violations: 1})
+			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events, Violations: len(rep.Violations)})
 		}
-		return rep, nil
+		if !cfg.KeepGoing {
+			return rep, nil
+		}
 	}
 	return rep, nil
 }
@@ -205,9 +243,12 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 // runner runs histories on one session, each run with a seed of its own
 // (fresh transaction ids).
 type runner struct {
-	s    *conformance.Session
-	seed uint64
-	n    int
+	s      *conformance.Session
+	seed   uint64
+	n      int
+	ignore map[string]bool // invariants set aside
+	// lastInvariant is the invariant the last failed run broke.
+	lastInvariant string
 	// customer is the payer's id at the listener, whose balances each
 	// history checks ("": none's).
 	customer string
@@ -253,7 +294,7 @@ func (r *runner) payer(ctx context.Context) (string, error) {
 // run runs h as a scenario; an error is the harness's (a scenario that
 // does not load, a step the emulator refused).
 func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
-	text := Scenario(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.customer)
+	text := ScenarioIgnoring(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.customer, r.ignore)
 	sc, err := scenarios.Parse(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text))
 	if err != nil {
 		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
@@ -263,14 +304,44 @@ func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 	if res.Status == scenarios.Error {
 		return res, fmt.Errorf("%w: history %d: %s", ErrHarness, h.Seed, res.Message)
 	}
+	r.lastInvariant = invariantOf(sc, res)
 	return res, nil
 }
+
+// invariantOf names the invariant a failed run broke, from the
+// expectation that failed.
+func invariantOf(sc *scenarios.Scenario, res scenarios.Result) string {
+	for _, st := range sc.Steps {
+		e, ok := st.(*scenarios.Expect)
+		if !ok || st.Line() != res.Step {
+			continue
+		}
+		switch {
+		case e.Acked != nil:
+			return InvAcked
+		case e.AnyVerified:
+			return InvVerified
+		case e.NoFlood:
+			return InvNoFlood
+		case e.Customer != "":
+			return InvBalances
+		case e.PayerName != "" && strings.Contains(res.Message, "payer name"):
+			return InvPayerName
+		}
+		return InvEffects
+	}
+	return ""
+}
+
+// digits are what differs between two runs of the same finding.
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // shrink makes h smaller while it still fails: whole transactions first,
 // then single events, then shorter clock jumps, then copies and faults,
 // as long as runs are left.
 func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config) Violation {
 	runs := 0
+	invariant := r.lastInvariant // shrinking keeps to the finding it shrinks
 	// A candidate counts as failing when it fails twice, each run with
 	// fresh ids: a listener's workers may take two messages sent one
 	// after the other in either order, so a failure can hang on timing,
@@ -286,8 +357,8 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 				cfg.Progress(Progress{Shrinking: true})
 			}
 			res, err := r.run(ctx, c)
-			if err != nil || res.Status != scenarios.Failed {
-				return false, ""
+			if err != nil || res.Status != scenarios.Failed || r.lastInvariant != invariant {
+				return false, "" // fixed, or another finding
 			}
 			msg = res.Message
 		}
@@ -334,8 +405,8 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 	}
 	desc := "found by ipnlab explore (seed of the history " + fmt.Sprint(h.Seed) + "); broke: " + broke
 	text := fmt.Sprintf("# Found by ipnlab explore and shrunk: replay with ipnlab run FILE --listener ... --probe ...\n# The listener broke: %s\n# History:\n#   %s\n",
-		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + Scenario(h, fmt.Sprintf("explore-%d", h.Seed), desc, r.customer)
-	return Violation{Broke: broke, History: h.String(), Scenario: text, ShrunkEvents: len(h.Events), Shrinks: runs}
+		broke, strings.ReplaceAll(strings.TrimSpace(h.String()), "\n", "\n#   ")) + ScenarioIgnoring(h, fmt.Sprintf("explore-%d", h.Seed), desc, r.customer, r.ignore)
+	return Violation{Broke: broke, Invariant: invariant, History: h.String(), Scenario: text, ShrunkEvents: len(h.Events), Shrinks: runs}
 }
 
 // shorterJump is the next shorter clock jump shrinking tries.

@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,7 +42,7 @@ var _ = Describe("ipnlab explore", func() {
 		s, err := gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "40", "--out", dir, "--junit", filepath.Join(dir, "explore.xml")}, common...)...), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(1))
-		Expect(s.Out).To(gbytes.Say(`VIOLATION after \d+ histories`))
+		Expect(s.Out).To(gbytes.Say(`VIOLATION 1 of 1 \(effects\), after [0-9.]+s, in the history of seed \d+`))
 		Expect(s.Out).To(gbytes.Say(`broke: transaction \S+ has 1 balance effect\(s\), want 0`))
 		file := regexp.MustCompile(`scenario: (\S+)`).FindSubmatch(s.Out.Contents())
 		Expect(file).NotTo(BeNil())
@@ -62,10 +63,29 @@ var _ = Describe("ipnlab explore", func() {
 		Expect(last.Message).To(MatchRegexp(`has 1 balance effect\(s\), want 0`))
 		Expect(last.Error.Error()).To(ContainSubstring("replay: ipnlab run " + string(file[1])))
 
-		replay, err := gexec.Start(exec.Command(binary, append([]string{"run", string(file[1])}, common...)...), GinkgoWriter, GinkgoWriter)
+		// The replay line runs as printed: every setting the run had.
+		line := regexp.MustCompile(`replay:   ipnlab (.+)`).FindSubmatch(s.Out.Contents())
+		Expect(line).NotTo(BeNil())
+		args := strings.Fields(string(line[1]))
+		Expect(args).To(ContainElements("--emulator-addr", emuAddr, "--ack-timeout", "2s", "--probe", "http://"+addr))
+		replay, err := gexec.Start(exec.Command(binary, args...), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(replay).WithTimeout(time.Minute).Should(gexec.Exit(1))
 		Expect(replay.Out).To(gbytes.Say(`failed in .*balance effect`))
+
+		// The bug set aside as a known gap (its money shows in the
+		// effects and the balances): the rest finds nothing.
+		s, err = gexec.Start(exec.Command(binary, append([]string{"explore", "--seed", "5", "--histories", "5", "--ignore", "effects,balances"}, common...)...), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`set aside \(--ignore\): effects, balances`))
+		Expect(s.Out).To(gbytes.Say(`OK: 5 histories`))
+	})
+
+	It("refuses an invariant it does not know", func() {
+		s := run("explore", "--listener", "http://127.0.0.1:9/ipn", "--probe", "http://127.0.0.1:9", "--ignore", "effect")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--ignore "effect": want one of acked, verified, no-flood, effects, payer-name, balances`))
 	})
 
 	It("needs a probe", func() {

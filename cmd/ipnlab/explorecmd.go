@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,11 @@ harness could not run. See docs/explore.md.`,
 			if ecfg.Histories < 0 || ecfg.Duration < 0 || ecfg.MaxEvents < 0 {
 				return usageError{errors.New("--histories, --duration and --max-events must not be negative")}
 			}
+			for _, inv := range ecfg.Ignore {
+				if !slices.Contains(explore.Invariants, inv) {
+					return usageError{fmt.Errorf("--ignore %q: want one of %s", inv, strings.Join(explore.Invariants, ", "))}
+				}
+			}
 			ecfg.Conformance, ecfg.Seed = cfg, cfg.Seed
 			out := cmd.OutOrStdout()
 			if progress {
@@ -80,19 +86,24 @@ harness could not run. See docs/explore.md.`,
 					return exitError{code: exitHarness, msg: fmt.Sprintf("--junit: %v", err)}
 				}
 			}
+			if len(rep.Ignored) > 0 {
+				fmt.Fprintf(out, "set aside (--ignore): %s\n", strings.Join(rep.Ignored, ", "))
+			}
 			switch {
-			case rep.Violation != nil:
-				v := rep.Violation
-				fmt.Fprintf(out, "VIOLATION after %d histories (%d events, %.1fs, seed %d)\n  broke: %s\n  shrunk from %d to %d events in %d runs:\n",
-					rep.Histories, rep.Events, rep.Seconds, rep.Seed, v.Broke, v.Events, v.ShrunkEvents, v.Shrinks)
-				for _, line := range strings.Split(strings.TrimRight(v.History, "\n"), "\n") {
-					fmt.Fprintln(out, "    "+line)
+			case len(rep.Violations) > 0:
+				for i, v := range rep.Violations {
+					fmt.Fprintf(out, "VIOLATION %d of %d (%s), after %.1fs, in the history of seed %d\n  broke: %s\n  shrunk from %d to %d events in %d runs:\n",
+						i+1, len(rep.Violations), v.Invariant, v.FoundAfter, v.HistorySeed, v.Broke, v.Events, v.ShrunkEvents, v.Shrinks)
+					for _, line := range strings.Split(strings.TrimRight(v.History, "\n"), "\n") {
+						fmt.Fprintln(out, "    "+line)
+					}
+					if v.File != "" {
+						fmt.Fprintf(out, "  scenario: %s\n  replay:   %s\n", v.File, v.Replay)
+					} else {
+						fmt.Fprintf(out, "  scenario (--out DIR writes it to a file):\n%s", v.Scenario)
+					}
 				}
-				if v.File != "" {
-					fmt.Fprintf(out, "  scenario: %s\n  replay:   %s\n", v.File, v.Replay)
-				} else {
-					fmt.Fprintf(out, "  scenario (--out DIR writes it to a file):\n%s", v.Scenario)
-				}
+				fmt.Fprintf(out, "%d histories, %d events, %.1fs (seed %d); set a known one aside with --ignore INVARIANT\n", rep.Histories, rep.Events, rep.Seconds, rep.Seed)
 				return exitError{code: exitFailure, msg: "the listener broke the model"}
 			case rep.Aborted != "":
 				return exitError{code: exitHarness, msg: "stopped: " + rep.Aborted}
@@ -111,5 +122,7 @@ harness could not run. See docs/explore.md.`,
 	f.StringVar(&junitPath, "junit", "", "write a JUnit XML report here (a case per history)")
 	f.StringVar(&ecfg.Customer, "customer-id", "", "the listener's id of the payer (--payer-email), whose balances each history checks (default: learned from the probe's effects)")
 	f.BoolVar(&progress, "progress", false, "show histories, events and violations on stderr as they go")
+	f.BoolVar(&ecfg.KeepGoing, "keep-going", false, "go on after a violation to the run's bounds, and report each distinct one (by invariant and shrunk history)")
+	f.StringSliceVar(&ecfg.Ignore, "ignore", nil, "set an invariant aside, a known gap, so that the others are still checked: "+strings.Join(explore.Invariants, ", ")+" (repeat or comma-separate)")
 	return c
 }
