@@ -57,18 +57,18 @@ type Progress struct {
 
 // Report is a run's outcome.
 type Report struct {
-	Seed      uint64      `json:"seed"`
-	Histories int         `json:"histories"`
-	Events    int         `json:"events"`
-	Seconds   float64     `json:"seconds"`
+	Seed      uint64  `json:"seed"`
+	Histories int     `json:"histories"`
+	Events    int     `json:"events"`
+	Seconds   float64 `json:"seconds"`
 	// Violation is the first violation; Violations all the distinct ones
 	// (more than one only with KeepGoing).
 	Violation  *Violation  `json:"violation,omitempty"`
 	Violations []Violation `json:"violations,omitempty"`
 	// Ignored are the invariants the run set aside.
-	Ignored []string `json:"ignored,omitempty"`
-	Aborted   string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
-	Config    ReportLimit `json:"limits"`
+	Ignored []string    `json:"ignored,omitempty"`
+	Aborted string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
+	Config  ReportLimit `json:"limits"`
 	// Balances says whose balances were checked, or why none were;
 	// Customer is whose ("" when none were).
 	Balances string `json:"balances"`
