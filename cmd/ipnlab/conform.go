@@ -189,9 +189,18 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 	if err != nil {
 		return usageError{err}
 	}
+	sum := rep.Summary
+	if sum.Failed == 0 && sum.Blocked == 0 && sum.Errors > 0 {
+		// No verdict against the listener: what stopped the checks was
+		// the harness's or the probe's (a value it could not read).
+		return exitError{code: exitHarness, msg: fmt.Sprintf("%d check(s) could not be judged: an error of the harness or the probe, not a verdict on the listener (see each check's message above)", sum.Errors)}
+	}
 	if !rep.Conformant() {
-		msg := fmt.Sprintf("not conformant: %d required check(s) failed, %d blocked by them", rep.Summary.Failed+rep.Summary.Errors, rep.Summary.Blocked)
-		if w := rep.Summary.Warnings; w > 0 {
+		msg := fmt.Sprintf("not conformant: %d required check(s) failed, %d blocked by them", sum.Failed, sum.Blocked)
+		if sum.Errors > 0 {
+			msg += fmt.Sprintf(", %d could not be judged (errors)", sum.Errors)
+		}
+		if w := sum.Warnings; w > 0 {
 			msg += fmt.Sprintf(" (and %d SHOULD warning(s))", w)
 		}
 		return exitError{code: exitFailure, msg: msg}

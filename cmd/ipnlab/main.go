@@ -75,7 +75,7 @@ func newRoot() *cobra.Command {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newServe(), newAccounts(), newExplore(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
-		newTail(), newPostbacks(), newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newCA(), newVersion())
+		newTail(), newPostbacks(), newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newCA(), newProbe(), newVersion())
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }

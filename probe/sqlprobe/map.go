@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -168,6 +169,9 @@ func ParseMap(name string, data []byte) (*Map, error) {
 		if err := checkStatement(v.Value); err != nil {
 			return nil, at(v.Line, "%s: %v", k.Value, err)
 		}
+		if p := positional.FindString(maskQuoted(stripComments(v.Value))); p != "" {
+			return nil, at(v.Line, "%s: %s is a driver's placeholder: write the map's parameters by name, :%s", k.Value, p, strings.Join(q.params, ", :"))
+		}
 		_, names := bind(v.Value, "?")
 		for _, n := range names {
 			if !slices.Contains(q.params, n) {
@@ -183,6 +187,10 @@ func ParseMap(name string, data []byte) (*Map, error) {
 	}
 	return m, nil
 }
+
+// positional finds a driver's own placeholder ($1), which the map does not
+// take: its parameters have names.
+var positional = regexp.MustCompile(`\$[0-9]+`)
 
 // Line is where key is in the map's file (its first line when absent).
 func (m *Map) Line(key string) int {

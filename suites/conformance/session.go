@@ -84,6 +84,14 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() { _ = s.srv.Serve(ln) }()
 
+	// A database probe's map is checked first: its mistakes are named
+	// whether or not the listener is up yet.
+	if strings.HasPrefix(cfg.Probe, sqlprobe.Scheme) && cfg.Level == Business {
+		if _, err := s.openProbe(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
+		}
+	}
 	if err := reachable(ctx, cfg.Listener); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%w: listener %s: %v", ErrHarness, cfg.Listener, err)
@@ -144,6 +152,9 @@ func (s *Session) Close() {
 // openProbe opens the probe: the listener's probe API, answering, or its
 // database through a probe map, every query checked.
 func (s *Session) openProbe(ctx context.Context) (scenarios.ProbeReader, error) {
+	if s.sqlProbe != nil {
+		return s.sqlProbe, nil // opened first, its map checked
+	}
 	if dsn, ok := strings.CutPrefix(s.cfg.Probe, sqlprobe.Scheme); ok {
 		m, err := sqlprobe.LoadMap(s.cfg.ProbeMap)
 		if err != nil {

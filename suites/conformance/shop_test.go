@@ -304,6 +304,15 @@ var _ = Describe("Business checks read from a listener's own database (--probe s
 			Expect(err.Error()).To(ContainSubstring(tc.want))
 			ln = freeListener()
 		}
+		// The map is checked before the listener is asked for: its
+		// mistakes are named while the listener is not up yet.
+		mapFile := filepath.Join(GinkgoT().TempDir(), "map.yaml")
+		Expect(os.WriteFile(mapFile, []byte("transaction: SELECT status FROM paymnts WHERE txn_id = :txn_id\neffects: SELECT txn_id, status, amount_cents AS amount, currency FROM ledger\n"), 0o644)).To(Succeed())
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.Probe, cfg.ProbeMap = ln, "http://127.0.0.1:1/ipn", "sql:sqlite:"+path, mapFile
+		_, err = conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).To(MatchError(ContainSubstring("map.yaml:1: transaction: the query fails")))
+
 		var before int
 		Expect(db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'table'").Scan(&before)).To(Succeed())
 		Expect(before).To(Equal(3), "nothing was dropped")
