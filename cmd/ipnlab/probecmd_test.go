@@ -4,7 +4,9 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -78,5 +80,23 @@ var _ = Describe("ipnlab probe check", func() {
 		s := run("probe", "check", "--probe-map", "x.yaml")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`give --probe sql:DSN and --probe-map FILE`))
+	})
+})
+
+var _ = Describe("ipnlab conform through a probe map that reads a value it cannot use", func() {
+	It("exits 2, saying the checks could not be judged: an error of the probe, not a verdict on the listener", func() {
+		emuAddr := freeAddr()
+		addr := startMutantListener("", emuAddr, GinkgoT().TempDir())
+		bad := writeMap(`effects: |
+  SELECT :txn_id AS txn_id, 'Completed' AS status, 'lots' AS amount, 'USD' AS currency
+transaction: |
+  SELECT 'Completed' AS status WHERE :txn_id <> ''
+`)
+		s, err := gexec.Start(exec.Command(binary, "conform", "--listener", "http://"+addr+"/ipn/paypal", "--probe", "sql:sqlite:"+ipnTable(), "--probe-map", bad,
+			"--emulator-addr", emuAddr, "--focus", "PP-CREDIT-ONCE", "--ack-timeout", "2s"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(time.Minute).Should(gexec.Exit(2))
+		Expect(s.Out).To(gbytes.Say(`amount "lots": not a number`))
+		Expect(s.Err).To(gbytes.Say(`1 check\(s\) could not be judged: an error of the harness or the probe, not a verdict on the listener`))
 	})
 })
