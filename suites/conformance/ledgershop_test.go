@@ -34,8 +34,7 @@ import (
 // money only, and has no idle query: the business checks must judge it
 // on money alone, and settle on evidence.
 type ledgerShop struct {
-	db        *sql.DB
-	postgres  bool
+	shopDB
 	verifyURL string
 	// flaw is its money bug: "", trust-500, ignore-refunds, ignore-masspay,
 	// no-dedupe (checks for a credit, then credits, with no unique key:
@@ -81,21 +80,7 @@ func newLedgerShop(db *sql.DB, postgres bool, verifyURL, flaw string) *ledgerSho
 			Expect(err).NotTo(HaveOccurred())
 		}
 	}
-	return &ledgerShop{db: db, postgres: postgres, verifyURL: verifyURL, flaw: flaw, client: &http.Client{Timeout: 5 * time.Second}}
-}
-
-func (s *ledgerShop) q(query string) string {
-	if !s.postgres {
-		return query
-	}
-	n := 0
-	return stringsMap(query, func(c byte) string {
-		if c != '?' {
-			return string(c)
-		}
-		n++
-		return "$" + strconv.Itoa(n)
-	})
+	return &ledgerShop{shopDB: shopDB{db, postgres}, verifyURL: verifyURL, flaw: flaw, client: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // ServeHTTP answers 200 at once, as the package's README says, and
@@ -148,8 +133,7 @@ func (s *ledgerShop) apply(body []byte) {
 		if s.flaw == "ignore-refunds" {
 			return
 		}
-		_, _ = s.db.Exec(s.q(`INSERT INTO waiting (txn_id, parent_txn_id, status, amount_cents, currency) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-			txn, parent, status, cents, cur)
+		s.wait(txn, parent, status, cents, cur)
 		s.applyWaiting(parent)
 	}
 }
@@ -178,22 +162,7 @@ func (s *ledgerShop) applyWaiting(parent string) {
 	if s.db.QueryRow(s.q(`SELECT customer FROM ledger WHERE txn_id = ? AND parent_txn_id = ''`), parent).Scan(&customer) != nil {
 		return // not credited (yet): the children wait
 	}
-	rows, err := s.db.Query(s.q(`SELECT txn_id, status, amount_cents, currency FROM waiting WHERE parent_txn_id = ? ORDER BY status DESC`), parent)
-	if err != nil {
-		return
-	}
-	type child struct {
-		txn, status, cur string
-		cents            int64
-	}
-	var kids []child
-	for rows.Next() {
-		var k child
-		if rows.Scan(&k.txn, &k.status, &k.cents, &k.cur) == nil {
-			kids = append(kids, k)
-		}
-	}
-	rows.Close()
+	kids := s.waiting(parent)
 	for _, k := range kids {
 		if k.status == "Canceled_Reversal" {
 			var n int

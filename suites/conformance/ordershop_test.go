@@ -36,8 +36,7 @@ import (
 // before it marks the order paid. Its schema and probe map are
 // docs/probe.md's worked example for orders, read from the page.
 type orderShop struct {
-	db        *sql.DB
-	postgres  bool
+	shopDB
 	verifyURL string
 	flaw      string // "", no-amount-check, no-currency-check, no-paid-check, accept-unknown
 	client    *http.Client
@@ -65,21 +64,7 @@ func newOrderShop(db *sql.DB, postgres bool, verifyURL, flaw string) *orderShop 
 			Expect(err).NotTo(HaveOccurred(), stmt)
 		}
 	}
-	return &orderShop{db: db, postgres: postgres, verifyURL: verifyURL, flaw: flaw, client: &http.Client{Timeout: 5 * time.Second}}
-}
-
-func (s *orderShop) q(query string) string {
-	if !s.postgres {
-		return query
-	}
-	n := 0
-	return stringsMap(query, func(c byte) string {
-		if c != '?' {
-			return string(c)
-		}
-		n++
-		return "$" + strconv.Itoa(n)
-	})
+	return &orderShop{shopDB: shopDB{db, postgres}, verifyURL: verifyURL, flaw: flaw, client: &http.Client{Timeout: 5 * time.Second}}
 }
 
 func (s *orderShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -112,16 +97,7 @@ func (s *orderShop) newOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad amount", http.StatusBadRequest)
 		return
 	}
-	var id int64
-	var err error
-	if s.postgres {
-		err = s.db.QueryRow(`INSERT INTO orders (total_cents, currency, status) VALUES ($1, $2, 'pending') RETURNING id`, cents, req.Currency).Scan(&id)
-	} else {
-		var res sql.Result
-		if res, err = s.db.Exec(`INSERT INTO orders (total_cents, currency, status) VALUES (?, ?, 'pending')`, cents, req.Currency); err == nil {
-			id, err = res.LastInsertId()
-		}
-	}
+	id, err := s.insertID(`INSERT INTO orders (total_cents, currency, status) VALUES (?, ?, 'pending')`, cents, req.Currency)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -145,8 +121,7 @@ func (s *orderShop) apply(body []byte) {
 	case parent == "" && status == "Completed" && slices.Contains(moneyIn, f.Get("txn_type")):
 		s.pay(f.Get("invoice"), txn, cents, cur)
 	case parent != "" && (status == "Refunded" || status == "Reversed" || status == "Canceled_Reversal"):
-		_, _ = s.db.Exec(s.q(`INSERT INTO waiting (txn_id, parent_txn_id, status, amount_cents, currency) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-			txn, parent, status, cents, cur)
+		s.wait(txn, parent, status, cents, cur)
 		s.applyWaiting(parent)
 	}
 }
@@ -193,22 +168,7 @@ func (s *orderShop) applyWaiting(parent string) {
 	if s.db.QueryRow(s.q(`SELECT order_id FROM payments WHERE txn_id = ? AND parent_txn_id = ''`), parent).Scan(&order) != nil {
 		return
 	}
-	rows, err := s.db.Query(s.q(`SELECT txn_id, status, amount_cents, currency FROM waiting WHERE parent_txn_id = ? ORDER BY status DESC`), parent)
-	if err != nil {
-		return
-	}
-	type child struct {
-		txn, status, cur string
-		cents            int64
-	}
-	var kids []child
-	for rows.Next() {
-		var k child
-		if rows.Scan(&k.txn, &k.status, &k.cents, &k.cur) == nil {
-			kids = append(kids, k)
-		}
-	}
-	rows.Close()
+	kids := s.waiting(parent)
 	for _, k := range kids {
 		if k.status == "Canceled_Reversal" {
 			var n int
