@@ -42,6 +42,11 @@ type Family struct {
 	// MassPay is a one-item Mass Pay: "topup" a payer's to the merchant
 	// (credits the payer), "payout" the merchant's own (credits no one).
 	MassPay string
+	// Order is how an order shop's order is paid (the grammar draws them
+	// only with an order source): "short", "wrong_currency", "unknown"
+	// (names an order the shop does not have) or "twice" (a second
+	// payment, a transaction of its own, for the same order).
+	Order string
 }
 
 // Step is what the model needs to know of one message of a lifecycle.
@@ -127,11 +132,34 @@ var transferStates = [][]int{{2}, {3, 2}, {3}}
 // checkouts and transfers join the PayPal transactions when paydo is set
 // (the listener takes PayDo).
 func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
+	return GenerateFor(seed, maxEvents, Grammar{PayDo: paydo})
+}
+
+// Grammar says what a listener takes beyond PayPal's payments.
+type Grammar struct {
+	// PayDo: PayDo checkouts and transfers.
+	PayDo bool
+	// Orders: the listener is an order shop (an order source): orders
+	// paid short, in another currency, twice, or unknown join the draw.
+	Orders bool
+}
+
+// orderPayments are the ways the grammar pays an order other than
+// exactly (every other payment pays a new order exactly).
+var orderPayments = []string{"short", "wrong_currency", "unknown", "twice"}
+
+// GenerateFor draws a history for a listener that takes what g says.
+func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
+	paydo := g.PayDo
 	rng := rand.New(rand.NewPCG(seed, 0x1b7e))
 	h := History{Seed: seed}
 	n := 1 + rng.IntN(3)
 	for range n {
 		gross := fixtures.Money(500 + rng.IntN(20000))
+		if g.Orders && rng.IntN(3) == 0 {
+			h.Families = append(h.Families, orderFamily(orderPayments[rng.IntN(len(orderPayments))], gross))
+			continue
+		}
 		if paydo && rng.IntN(4) == 0 {
 			states, transfer := paydoStates[rng.IntN(len(paydoStates))], rng.IntN(3) == 0
 			if transfer {
@@ -152,7 +180,7 @@ func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 	var queues [][]int
 	for _, f := range h.Families {
 		order := append([]int(nil), f.Sent...)
-		for i := 0; i+1 < len(order) && !f.PayDo; i++ {
+		for i := 0; i+1 < len(order) && !f.PayDo && f.Order == ""; i++ {
 			if rng.IntN(4) == 0 {
 				order[i], order[i+1] = order[i+1], order[i]
 			}
@@ -209,6 +237,18 @@ func Generate(seed uint64, maxEvents int, paydo bool) (History, error) {
 		h.Events = append(h.Events, Event{Kind: Up})
 	}
 	return h, nil
+}
+
+// orderFamily is an order paid as how says: one payment, or two for
+// "twice" (each a transaction of its own, made by its send).
+func orderFamily(how string, gross fixtures.Money) Family {
+	f := Family{Name: "order_" + how, Gross: gross, Order: how, Sent: []int{0},
+		Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept"}}}
+	if how == "twice" {
+		f.Steps = append(f.Steps, Step{Name: "again", Status: "Completed", Amount: gross, Kind: "web_accept"})
+		f.Sent = append(f.Sent, 1)
+	}
+	return f
 }
 
 // paydoFamily is a PayDo checkout (or transfer) reporting states, from

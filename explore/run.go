@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			return rep, nil
 		}
 		seed := fixtures.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
-		h, err := Generate(seed, cfg.MaxEvents, cc.PayDoListener != "")
+		h, err := GenerateFor(seed, cfg.MaxEvents, Grammar{PayDo: cc.PayDoListener != "", Orders: cc.Orders != ""})
 		if err != nil {
 			return rep, fmt.Errorf("%w: history %d: %v", ErrHarness, i, err)
 		}
@@ -334,6 +334,8 @@ func invariantOf(sc *scenarios.Scenario, res scenarios.Result) string {
 			return InvNoFlood
 		case e.Customer != "":
 			return InvBalances
+		case e.Order != "":
+			return InvOrders
 		case e.PayerName != "" && strings.Contains(res.Message, "payer name"):
 			return InvPayerName
 		}

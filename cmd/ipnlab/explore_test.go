@@ -85,7 +85,7 @@ var _ = Describe("ipnlab explore", func() {
 	It("refuses an invariant it does not know", func() {
 		s := run("explore", "--listener", "http://127.0.0.1:9/ipn", "--probe", "http://127.0.0.1:9", "--ignore", "effect")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(`--ignore "effect": want one of acked, verified, no-flood, effects, payer-name, balances`))
+		Expect(s.Err).To(gbytes.Say(`--ignore "effect": want one of acked, verified, no-flood, orders, effects, payer-name, balances`))
 	})
 
 	It("needs a probe", func() {

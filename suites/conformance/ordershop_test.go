@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -117,8 +118,9 @@ func (s *orderShop) apply(body []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	capture := parent != "" && f.Get("auth_id") == parent
 	switch {
-	case parent == "" && status == "Completed" && slices.Contains(moneyIn, f.Get("txn_type")):
+	case (parent == "" || capture) && status == "Completed" && slices.Contains(moneyIn, f.Get("txn_type")):
 		s.pay(f.Get("invoice"), txn, cents, cur)
 	case parent != "" && (status == "Refunded" || status == "Reversed" || status == "Canceled_Reversal"):
 		s.wait(txn, parent, status, cents, cur)
@@ -214,9 +216,10 @@ var orderShopVerdicts = map[string][]string{
 	"accept-unknown":    {"PP-ORDER-UNKNOWN"},
 }
 
-// runOrderShop judges an order shop on the PayPal business level, its
-// orders from its own POST /orders.
-func runOrderShop(db *sql.DB, postgres bool, dsn, flaw string, seed uint64) conformance.Report {
+// orderShopConfig starts an order shop and returns the configuration that
+// judges it on the PayPal business level, its orders from its own POST
+// /orders.
+func orderShopConfig(db *sql.DB, postgres bool, dsn, flaw string, seed uint64) conformance.Config {
 	ln := freeListener()
 	s := newOrderShop(db, postgres, "http://"+ln.Addr().String()+"/cgi-bin/webscr", flaw)
 	srv := httptest.NewServer(s)
@@ -228,7 +231,12 @@ func runOrderShop(db *sql.DB, postgres bool, dsn, flaw string, seed uint64) conf
 	cfg.EmulatorListener, cfg.Listener, cfg.Probe, cfg.ProbeMap, cfg.Orders = ln, srv.URL+"/ipn", "sql:"+dsn, mapFile, srv.URL+"/orders"
 	cfg.Level, cfg.LabelFilter, cfg.Seed, cfg.Name = conformance.Business, "business", seed, "order shop ("+flaw+")"
 	cfg.AckTimeout, cfg.PostbackWait = 2*time.Second, 2*time.Second
-	rep, err := conformance.RunAll(context.Background(), cfg, nil)
+	return cfg
+}
+
+// runOrderShop judges an order shop on the PayPal business level.
+func runOrderShop(db *sql.DB, postgres bool, dsn, flaw string, seed uint64) conformance.Report {
+	rep, err := conformance.RunAll(context.Background(), orderShopConfig(db, postgres, dsn, flaw, seed), nil)
 	Expect(err).NotTo(HaveOccurred())
 	return rep
 }
@@ -255,6 +263,31 @@ var _ = Describe("An order shop that checks each payment's order, amount and cur
 			DeferCleanup(db.Close)
 			rep := runOrderShop(db, true, dsn, flaw, ledgerShopSeeds()[0])
 			expectMoneyVerdicts(fmt.Sprintf("postgres %q", flaw), rep, want)
+		}
+	})
+
+	It("is explored too: orders paid short, in another currency, twice or unknown join the histories; the correct shop breaks nothing, one that counts a second payment is found", func() {
+		for _, tc := range []struct {
+			flaw  string
+			found bool
+		}{{"", false}, {"no-paid-check", true}} {
+			db, dsn := sqliteShopDB()
+			cfg := orderShopConfig(db, false, dsn, tc.flaw, 0)
+			histories := 30 // the flawed shop: until found
+			if !tc.found {
+				histories = 6
+			}
+			rep, err := explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 11, Histories: histories, MaxShrinks: 12})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(rep.Aborted).To(BeEmpty())
+			GinkgoWriter.Printf("order shop %q: %d histories, %.1fs\n", tc.flaw, rep.Histories, rep.Seconds)
+			if !tc.found {
+				Expect(rep.Violation).To(BeNil(), "%+v", rep.Violation)
+				continue
+			}
+			Expect(rep.Violation).NotTo(BeNil(), "%q: nothing found in %d histories", tc.flaw, rep.Histories)
+			Expect(rep.Violation.Invariant).To(Equal(explore.InvOrders), rep.Violation.Broke)
+			Expect(rep.Violation.History).To(ContainSubstring("order_twice"))
 		}
 	})
 })
