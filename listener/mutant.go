@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
@@ -39,7 +41,17 @@ func (l *Listener) wouldIgnore(ctx context.Context, body []byte) bool {
 	case m["transaction_type"] != "":
 		return false // Adaptive Payments: recorded, not ignored
 	case m["txn_type"] == "masspay":
-		return !l.ours(m["payer_email"], m["payer_id"])
+		// Ours: the merchant's own payout, or a payer's whose items pay
+		// the merchant (a top-up).
+		if l.ours(m["payer_email"], m["payer_id"]) {
+			return false
+		}
+		for i := 1; m["masspay_txn_id_"+strconv.Itoa(i)] != ""; i++ {
+			if l.ours(strings.ToLower(m["receiver_email_"+strconv.Itoa(i)])) {
+				return false
+			}
+		}
+		return true
 	case !knownTxnTypes[m["txn_type"]] || !l.ours(m["receiver_email"], m["receiver_id"], m["business"]):
 		return true
 	}
