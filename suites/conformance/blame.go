@@ -96,6 +96,52 @@ func unblockWherePostedBack(results []Result, postedBack bool) {
 	}
 }
 
+// blockBySharedFindings blocks a failed check whose INVALID postbacks
+// broke nothing but what failed PP-VERIFY-* checks of the same run broke
+// too (the same rule on the same field), when no rule of them named its
+// owner: a listener that mangles accented names in a way the verifier
+// cannot put a charset to fails PP-VERIFY-WINDOWS-1252, and
+// PP-CHARSET-NAME, whose payer was never credited for that reason
+// alone, is blocked by it rather than failed a second time.
+func blockBySharedFindings(results []Result) {
+	key := func(f paypal.Finding) string { return string(f.Rule) + "|" + f.Field }
+	owners := map[string][]string{}
+	for _, r := range results {
+		if r.Status == scenarios.Failed && strings.HasPrefix(r.ID, "PP-VERIFY-") {
+			for _, f := range r.findings {
+				if k := key(f); !slices.Contains(owners[k], r.ID) {
+					owners[k] = append(owners[k], r.ID)
+				}
+			}
+		}
+	}
+	for i, r := range results {
+		if r.Status != scenarios.Failed || strings.HasPrefix(r.ID, "PP-VERIFY-") || len(r.findings) == 0 {
+			continue
+		}
+		var by []string
+		for _, f := range r.findings {
+			o := owners[key(f)]
+			if len(o) == 0 {
+				by = nil
+				break
+			}
+			for _, id := range o {
+				if !slices.Contains(by, id) {
+					by = append(by, id)
+				}
+			}
+		}
+		if by == nil {
+			continue
+		}
+		slices.Sort(by)
+		r.Status, r.BlockedBy, r.failure = scenarios.Blocked, by, r.Message
+		r.Message = blockedMessage(by, scenarios.Result{Findings: r.findings, Message: r.Message})
+		results[i] = r
+	}
+}
+
 // blockedMessage says why a check was not judged.
 func blockedMessage(by []string, res scenarios.Result) string {
 	if res.NeverPostedBack {

@@ -133,6 +133,7 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	gate = nil
 	runAll(alone, 1, run)
 	unblockWherePostedBack(rep.Checks, len(s.emu.PayPal().Postbacks("")) > 0)
+	blockBySharedFindings(rep.Checks)
 	for _, r := range rep.Checks {
 		switch r.Status {
 		case scenarios.Passed:

@@ -205,6 +205,9 @@ type Result struct {
 	BlockedBy []string `json:"blocked_by,omitempty"`
 	// failure is what a blocked check would have failed with.
 	failure string
+	// findings are the differences of its INVALID postbacks, when it
+	// failed.
+	findings []paypal.Finding
 	// Replay is the command that runs this check alone with the same
 	// messages (set when it failed).
 	Replay string `json:"replay,omitempty"`
@@ -331,7 +334,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 		return r
 	}
 	res := s.runScenarioWith(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log, gate)
-	r.Status, r.Message, r.Evidence, r.Seconds, r.NotJudged = res.Status, res.Message, res.Evidence, res.Duration.Seconds(), res.NotJudged
+	r.Status, r.Message, r.Evidence, r.Seconds, r.NotJudged, r.findings = res.Status, res.Message, res.Evidence, res.Duration.Seconds(), res.NotJudged, res.Findings
 	if by := blockers(c.ID, res); r.Status == scenarios.Failed && by != nil {
 		r.Status, r.BlockedBy, r.Message, r.failure = scenarios.Blocked, by, blockedMessage(by, res), res.Message
 	}
