@@ -238,7 +238,14 @@ var _ = Describe("The conformance suite in containers", func() {
 		s := conform(append(reference, "--junit", junit, "--intercept", "--listener-arg=--verify-url=https://ipnpb.sandbox.paypal.com/cgi-bin/webscr")...)
 		Expect(s).To(gexec.Exit(0), string(s.Err.Contents()))
 		Expect(s.Err).To(gbytes.Say(`listener container ready: image=` + image + ` addr=127\.0\.0\.1:\d+ verify_url=http://127\.0\.0\.1:\d+/cgi-bin/webscr`))
-		Expect(s.Out).To(gbytes.Say(`%d passed, 0 failed, 0 warnings, 0 blocked`, len(conformance.Checks())))
+		// The order checks need an order shop: skipped, saying so.
+		orderChecks := 0
+		for _, c := range conformance.Checks() {
+			if c.HasLabel("orders") {
+				orderChecks++
+			}
+		}
+		Expect(s.Out).To(gbytes.Say(`%d passed, 0 failed, 0 warnings, 0 blocked, %d skipped`, len(conformance.Checks())-orderChecks, orderChecks))
 		raw, err := os.ReadFile(junit)
 		Expect(err).NotTo(HaveOccurred())
 		var report struct {
