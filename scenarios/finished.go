@@ -48,12 +48,12 @@ func (r *runner) finished() (bool, time.Time) {
 		attempts, postbacks, delivered := 0, 0, true
 		at := time.Time{}
 		for _, id := range append([]string{v.ID}, v.Copies...) {
-			mv, ok := emu.View(id)
+			m, ok := emu.Engine().Get(id)
 			if !ok {
 				continue
 			}
-			attempts += len(mv.Attempts)
-			delivered = delivered && len(mv.Attempts) > 0
+			attempts += len(m.Attempts)
+			delivered = delivered && len(m.Attempts) > 0
 			if v.Provider == "paypal" {
 				postbacks += len(emu.PayPal().Postbacks(id))
 			}
@@ -125,7 +125,7 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	seq := bus.Last()
 	done := make(chan struct{})
-	r.events, r.timeline = map[string]time.Time{}, map[string][]stamped{}
+	r.timeline = map[string][]stamped{}
 	go func() {
 		defer close(done)
 		for {
@@ -137,7 +137,6 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 			r.eventsMu.Lock()
 			for _, ev := range evs {
 				if ev.MessageID != "" {
-					r.events[ev.MessageID] = now
 					r.timeline[ev.MessageID] = append(r.timeline[ev.MessageID], stamped{at: now, typ: ev.Type})
 				}
 			}
@@ -153,8 +152,8 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 func (r *runner) eventAt(id string, otherwise time.Time) time.Time {
 	r.eventsMu.Lock()
 	defer r.eventsMu.Unlock()
-	if t, ok := r.events[id]; ok && t.Before(otherwise) {
-		return t
+	if evs := r.timeline[id]; len(evs) > 0 && evs[len(evs)-1].at.Before(otherwise) {
+		return evs[len(evs)-1].at
 	}
 	return otherwise
 }

@@ -394,10 +394,9 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		case s.Pay != "" && s.Order == "":
 			return l.at(n, "pay needs order: new, unknown, or an earlier send's name")
 		case s.Order != "new" && s.Order != "unknown":
-			if _, ok := l.aliases[s.Order]; !ok {
-				if err := l.alias(n, s.Order, true); err != nil {
-					return err
-				}
+			// An earlier send's or generated lifecycle's order.
+			if err := l.alias(n, s.Order, false); err != nil {
+				return err
 			}
 		}
 		if s.Pay != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -161,7 +162,7 @@ func (r *runner) expectOrder(ctx context.Context, e *Expect) error {
 		received = "0.00"
 	}
 	ev := []string{fmt.Sprintf("order %s (%s %s, named in %s): paid=%v, received %s %s", o.Ref, o.Amount, o.Currency, o.Field, got.Paid, received, o.Currency)}
-	for _, c := range sortedKeys(got.Received) {
+	for _, c := range slices.Sorted(maps.Keys(got.Received)) {
 		if c != o.Currency {
 			ev = append(ev, fmt.Sprintf("received %s %s too", got.Received[c], c))
 		}
@@ -186,13 +187,4 @@ func (r *runner) expectOrder(ctx context.Context, e *Expect) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -230,12 +230,10 @@ type runner struct {
 	// seen is what the runner last saw of each message's deliveries and
 	// postbacks, and when (finished.go).
 	seen map[string]seenMessage
-	// events are the wall times of the last emulator event about each
-	// message (finished.go's watch).
+	// timeline is every emulator event about each message, with the wall
+	// time the runner heard of it (finished.go's watch): when a quiet
+	// period starts, and the interleaving a race failure shows.
 	eventsMu sync.Mutex
-	events   map[string]time.Time
-	// timeline is every event about each message, with its wall time
-	// (the interleaving a race failure shows).
 	timeline map[string][]stamped
 	// bursts are the messages a send with bursts sent, by its alias.
 	bursts map[string][]emulator.MessageView
