@@ -53,6 +53,8 @@ func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendReque
 		views = append(views, v)
 		r.track(v.TxnID)
 		r.views = append(r.views, v)
+		// The next burst waits until the listener is done with this one:
+		// bursts that pile up keep its workers from other checks' messages.
 		if err := r.settle(ctx); err != nil {
 			return err
 		}

@@ -275,7 +275,7 @@ func (r *runner) expectOneTxn(ctx context.Context, e *Expect, txn string) error 
 			return err
 		}
 		met := r.judgeTxn(e, known, txn, t, absent) == nil
-		if r.settled(idle) || time.Now().After(deadline) || (met && r.askedAgain(txn)) {
+		if r.settled(idle, !met) || time.Now().After(deadline) || (met && r.askedAgain(txn)) {
 			break
 		}
 		if idle {

@@ -2,7 +2,10 @@ package scenarios
 
 import (
 	"context"
+	"net/url"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/events"
 )
 
 // Settling on evidence. A probe's idle claim alone cannot say that a
@@ -20,14 +23,28 @@ import (
 // postback before the claim counts. The probe API's idle is the
 // listener's word, and needs none.
 type Quieter interface {
+	// Quiet is the quiet period now: it may shorten as the probe learns
+	// how soon the listener writes after a postback's answer.
 	Quiet() time.Duration
+	// Longest is the quiet period before anything is learned. A
+	// judgement that fails waits it out: a write slower than the
+	// learned pace must not make a false failure.
+	Longest() time.Duration
+	// Answered tells the probe when the verifier answered a postback
+	// about txns (a message's own and its parent's), for it to time the
+	// listener's writes.
+	Answered(at time.Time, txns ...string)
 }
 
-func quietOf(p ProbeReader) time.Duration {
-	if q, ok := p.(Quieter); ok {
-		return q.Quiet()
+func quietOf(p ProbeReader, failing bool) time.Duration {
+	q, ok := p.(Quieter)
+	switch {
+	case !ok:
+		return 0
+	case failing:
+		return q.Longest()
 	}
-	return 0
+	return q.Quiet()
 }
 
 // finished reports whether the listener has provably finished with every
@@ -92,19 +109,24 @@ type seenMessage struct {
 
 // settled reports whether an idle claim can be trusted now: the listener
 // has finished with every message, and the probe's quiet period has
-// passed since the last postback or delivery.
-func (r *runner) settled(idle bool) bool {
+// passed since the last postback or delivery; its longest, while the
+// expectations fail.
+func (r *runner) settled(idle, failing bool) bool {
 	if !idle {
 		return false
 	}
 	done, last := r.finished()
-	return done && time.Since(last) >= quietOf(r.env.Probe)
+	return done && time.Since(last) >= quietOf(r.env.Probe, failing)
 }
 
 // pause waits a little (up to until) before the probe is asked again,
 // waking early on an emulator event (a postback, a delivery).
 func (r *runner) pause(ctx context.Context, until time.Time) {
-	d := min(time.Until(until), 50*time.Millisecond)
+	step := 50 * time.Millisecond
+	if _, ok := r.env.Probe.(Quieter); ok {
+		step = pacedStep // it times the listener's writes as it reads
+	}
+	d := min(time.Until(until), step)
 	if d <= 0 {
 		return
 	}
@@ -116,16 +138,22 @@ func (r *runner) pause(ctx context.Context, until time.Time) {
 	})
 }
 
+// pacedStep is how often a Quieter is asked again while the runner
+// waits out its quiet period.
+const pacedStep = 10 * time.Millisecond
+
 // watch notes the wall time of every emulator event about a message
 // (a delivery, a postback) while the scenario runs, so that a quiet
 // period counts from the postback itself, not from when the runner next
-// looked. stop ends it.
+// looked; and tells a Quieter probe of every postback answered, as soon
+// as it is. stop ends it.
 func (r *runner) watch(ctx context.Context) (stop func()) {
 	bus := r.env.Emulator.Events()
 	ctx, cancel := context.WithCancel(ctx)
 	seq := bus.Last()
 	done := make(chan struct{})
 	r.timeline = map[string][]stamped{}
+	quieter, _ := r.env.Probe.(Quieter)
 	go func() {
 		defer close(done)
 		for {
@@ -141,6 +169,14 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 				}
 			}
 			r.eventsMu.Unlock()
+			if quieter != nil {
+				for _, ev := range evs {
+					if ev.Type != events.Postback {
+						continue
+					}
+					quieter.Answered(now, r.family(ev.MessageID)...)
+				}
+			}
 			seq = evs[len(evs)-1].Seq
 		}
 	}()
@@ -156,4 +192,22 @@ func (r *runner) eventAt(id string, otherwise time.Time) time.Time {
 		return evs[len(evs)-1].at
 	}
 	return otherwise
+}
+
+// family is the transaction a message is about and its parent's (a
+// refund's payment), whose answers list the child's effects too.
+func (r *runner) family(id string) []string {
+	engine := r.env.Emulator.Engine()
+	m, ok := engine.Get(id)
+	if !ok {
+		return nil
+	}
+	txns := []string{m.TxnID}
+	if body, ok := engine.Body(id); ok {
+		form, _ := url.ParseQuery(string(body))
+		if parent := form.Get("parent_txn_id"); parent != "" {
+			txns = append(txns, parent)
+		}
+	}
+	return txns
 }

@@ -25,7 +25,7 @@ func (r *runner) settle(ctx context.Context) error {
 	deadline := time.Now().Add(r.env.Settle)
 	for {
 		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), r.txns...)
-		if err != nil || r.settled(idle) || time.Now().After(deadline) {
+		if err != nil || r.settled(idle, false) || time.Now().After(deadline) {
 			return err
 		}
 		if idle {

@@ -56,7 +56,7 @@ read. See docs/probe.md.`,
 			if m.Query("idle") == "" {
 				idle = "answers that stay the same"
 			}
-			fmt.Fprintf(out, "  settles on: %s, and %s of quiet after the last postback\n", idle, a.Quiet())
+			fmt.Fprintf(out, "  settles on: %s, and %s of quiet after the last postback (less once the shop's own pace is timed)\n", idle, a.Quiet())
 			if txn != "" {
 				t, err := a.Transaction(cmd.Context(), provider, txn)
 				switch {

@@ -49,7 +49,7 @@ var _ = Describe("ipnlab probe check", func() {
 		s := run("probe", "check", "--probe", "sql:sqlite:"+db, "--probe-map", writeMap(fmt.Sprintf(ipnMap, "mc_gross")), "--txn", "PAY1")
 		Expect(s).To(gexec.Exit(0))
 		Expect(s.Out).To(gbytes.Say(`knows: money, statuses`))
-		Expect(s.Out).To(gbytes.Say(`settles on: answers that stay the same, and 200ms of quiet after the last postback`))
+		Expect(s.Out).To(gbytes.Say(`settles on: answers that stay the same, and 200ms of quiet after the last postback \(less once the shop.s own pace is timed\)`))
 		Expect(s.Out).To(gbytes.Say(`transaction paypal PAY1: status "Completed"`))
 		Expect(s.Out).To(gbytes.Say(`effect PAY1 Completed 25.00 USD`))
 		Expect(s.Out).To(gbytes.Say(`net 25.00 USD`))

@@ -1,6 +1,7 @@
 package sqlprobe
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -37,8 +38,8 @@ type Adapter struct {
 	params map[string][]string
 	knows  []probe.Fact
 
-	mu     sync.Mutex
-	stable map[string]stableAnswers // by the transactions asked about
+	mu   sync.Mutex
+	pace pace
 }
 
 // factColumns are the transaction query's columns that answer a fact.
@@ -385,86 +386,80 @@ func money(s string) (fixtures.Money, error) {
 }
 
 // Idle waits (up to wait) until nothing is being processed: by the map's
-// idle query, or else until the answers for txns stop changing for the
-// map's settle time. With no txns and no idle query, it waits settle.
+// idle query, or else until the answers for txns have stayed the same
+// for the quiet period. With no txns and no idle query, it waits settle.
+// Either way it reads the answers for txns, timing the shop's writes
+// (pace.go).
 func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
 	deadline := time.Now().Add(wait)
-	if a.stmts["idle"] != "" {
-		for {
-			busy := 0
-			for _, txn := range txnsOrAll(txns) {
-				_, rows, err := a.query(ctx, "idle", map[string]string{ParamTxnID: txn})
-				if err != nil {
-					return false, fmt.Errorf("probe %s: idle: %w", a.dsn, err)
-				}
-				if len(rows) > 0 {
-					n, err := strconv.Atoi(strings.TrimSpace(rows[0]["busy"]))
-					if err != nil {
-						return false, fmt.Errorf("probe %s: idle: busy %q is not a count", a.dsn, rows[0]["busy"])
-					}
-					busy += n
-				}
+	first := time.Now()
+	for {
+		since, err := a.readAnswers(ctx, txns)
+		if err != nil {
+			return false, err
+		}
+		if a.stmts["idle"] != "" {
+			busy, err := a.busy(ctx, txns)
+			if err != nil {
+				return false, err
 			}
 			if busy == 0 {
 				return true, nil
 			}
-			if !sleepUntil(ctx, deadline, 20*time.Millisecond) {
-				return false, ctx.Err()
+		} else {
+			if len(txns) == 0 {
+				since = first
+			}
+			if time.Since(since) >= a.Quiet() {
+				return true, nil
 			}
 		}
-	}
-	key := strings.Join(txns, "|")
-	for {
-		var snap strings.Builder
-		for _, txn := range txns {
-			for _, p := range []string{"paypal", "paydo"} {
-				t, err := a.Transaction(ctx, p, txn)
-				if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
-					return false, err
-				}
-				fmt.Fprintf(&snap, "%v|", t)
-			}
-		}
-		if time.Since(a.stableSince(key, snap.String())) >= a.m.Settle {
-			return true, nil
-		}
-		if !sleepUntil(ctx, deadline, 50*time.Millisecond) {
+		if !sleepUntil(ctx, deadline, paceStep) {
 			return false, ctx.Err()
 		}
 	}
 }
 
-// stableSince notes the answers for a set of transactions and returns
-// since when they have been the same. It is kept across calls, so that
-// callers asking in short waits (a scenario looks at the emulator's
-// records between them) still see the answers settle after the quiet
-// period, not never.
-func (a *Adapter) stableSince(key, snap string) time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.stable == nil {
-		a.stable = map[string]stableAnswers{}
+// readAnswers reads the answers for txns, noting each transaction's
+// (pace.go), and returns since when they have all been the same.
+func (a *Adapter) readAnswers(ctx context.Context, txns []string) (time.Time, error) {
+	var since time.Time
+	for _, txn := range txns {
+		var answers strings.Builder
+		parent := ""
+		for _, p := range []string{"paypal", "paydo"} {
+			t, err := a.Transaction(ctx, p, txn)
+			if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
+				return time.Time{}, err
+			}
+			fmt.Fprintf(&answers, "%v|", t)
+			parent = cmp.Or(parent, t.ParentTxnID)
+		}
+		if changed := a.read(txn, parent, answers.String(), time.Now()); changed.After(since) {
+			since = changed
+		}
 	}
-	s, ok := a.stable[key]
-	if !ok || s.snap != snap {
-		s = stableAnswers{snap: snap, since: time.Now()}
-		a.stable[key] = s
-	}
-	return s.since
+	return since, nil
 }
 
-// stableAnswers are the answers last read for a set of transactions, and
-// since when they have been the same.
-type stableAnswers struct {
-	snap  string
-	since time.Time
+// busy is what the idle query counts for txns (all, with none).
+func (a *Adapter) busy(ctx context.Context, txns []string) (int, error) {
+	busy := 0
+	for _, txn := range txnsOrAll(txns) {
+		_, rows, err := a.query(ctx, "idle", map[string]string{ParamTxnID: txn})
+		if err != nil {
+			return 0, fmt.Errorf("probe %s: idle: %w", a.dsn, err)
+		}
+		if len(rows) > 0 {
+			n, err := strconv.Atoi(strings.TrimSpace(rows[0]["busy"]))
+			if err != nil {
+				return 0, fmt.Errorf("probe %s: idle: busy %q is not a count", a.dsn, rows[0]["busy"])
+			}
+			busy += n
+		}
+	}
+	return busy, nil
 }
-
-// Quiet is how long the answers must stay the same after the last
-// postback before an idle claim counts: the map's settle. Its idle query
-// is the listener's own SQL, which may claim idle before a listener that
-// acks first has even posted back (SELECT 0).
-func (a *Adapter) Quiet() time.Duration { return a.m.Settle }
 
 func txnsOrAll(txns []string) []string {
 	if len(txns) == 0 {

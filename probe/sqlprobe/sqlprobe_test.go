@@ -2,6 +2,7 @@ package sqlprobe_test
 
 import (
 	"context"
+	"fmt"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -138,6 +139,103 @@ var _ = Describe("The SQL probe adapter", func() {
 			Expect(err).NotTo(HaveOccurred())
 			return idle
 		}).WithTimeout(5 * time.Second).WithPolling(time.Millisecond).Should(BeTrue())
+	})
+
+	Describe("learning the shop's pace", func() {
+		var (
+			a    *sqlprobe.Adapter
+			shop *sql.DB
+		)
+		BeforeEach(func() {
+			m, err := sqlprobe.ParseMap("m.yaml", []byte("settle: 1s\neffects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
+				"transaction: SELECT payment_status AS status, parent_txn_id FROM payments WHERE paypal_txn_id = :txn_id\n"))
+			Expect(err).NotTo(HaveOccurred())
+			path := shopDB()
+			a, err = sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(a.Close)
+			shop, err = sql.Open("sqlite", "file:"+path)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(shop.Close)
+		})
+		// look reads txn's answers once (a wait of 0 reads and gives up).
+		look := func(txn string) {
+			_, err := a.Idle(context.Background(), 0, txn)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		write := func(stmt string, args ...any) {
+			_, err := shop.Exec(stmt, args...)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		// pay times one prompt write: read, the verifier answers, the shop
+		// writes, read again. It returns at most how late the write was.
+		pay := func(txn string) time.Duration {
+			look(txn)
+			answered := time.Now()
+			a.Answered(answered, txn)
+			write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
+			look(txn)
+			return time.Since(answered)
+		}
+
+		It("waits settle until it has timed three writes, then four times the slowest, at least 40ms", func() {
+			Expect(a.Quiet()).To(Equal(time.Second))
+			slowest := time.Duration(0)
+			for i := 1; i < 10; i++ {
+				slowest = max(slowest, pay(fmt.Sprintf("P%d", i)))
+			}
+			Expect(a.Quiet()).To(Equal(time.Second), "nine writes timed are not enough")
+			slowest = max(slowest, pay("P10"))
+			Expect(a.Quiet()).To(BeNumerically(">=", 40*time.Millisecond))
+			Expect(a.Quiet()).To(BeNumerically("<=", max(40*time.Millisecond, 4*slowest)))
+			Expect(a.Longest()).To(Equal(time.Second), "a failing judgement still waits settle")
+		})
+
+		It("learns a slow write, and never waits more than settle", func() {
+			for i := 1; i <= 10; i++ {
+				pay(fmt.Sprintf("P%d", i))
+			}
+			look("P11")
+			a.Answered(time.Now(), "P11")
+			// The shop writes 400ms after the answer; the adapter keeps
+			// reading meanwhile, as it does while a check waits.
+			late := time.Now().Add(400 * time.Millisecond)
+			for time.Now().Before(late) {
+				look("P11")
+				time.Sleep(5 * time.Millisecond)
+			}
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			look("P11")
+			Expect(a.Quiet()).To(Equal(time.Second), "4 x 400ms is more than settle: settle")
+		})
+
+		It("does not time a write it saw only after a gap in its reads: it may be older than the answer", func() {
+			for i := 1; i <= 12; i++ {
+				txn := fmt.Sprintf("P%d", i)
+				look(txn)
+				a.Answered(time.Now(), txn)
+				write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
+				time.Sleep(50 * time.Millisecond)
+				look(txn)
+			}
+			Expect(a.Quiet()).To(Equal(time.Second))
+		})
+
+		It("times a refund released by its payment's postback from that postback, not from the refund's own", func() {
+			slowest := time.Duration(0)
+			for i := range 10 {
+				ref, parent := fmt.Sprintf("R%d", i), fmt.Sprintf("PP%d", i)
+				write(`INSERT INTO payments VALUES (NULL, 1, ?, ?, 'Held', -500, 'usd', '2026-01-03')`, ref, parent)
+				a.Answered(time.Now().Add(-time.Hour), ref) // the refund came first
+				look(ref)
+				answered := time.Now()
+				a.Answered(answered, parent, "") // the payment's postback
+				write(`UPDATE payments SET payment_status = 'Refunded' WHERE paypal_txn_id = ?`, ref)
+				look(ref)
+				slowest = max(slowest, time.Since(answered))
+			}
+			Expect(a.Quiet()).To(BeNumerically("<=", max(40*time.Millisecond, 4*slowest)))
+		})
 	})
 
 	It("says what it knows beyond money: what the map declares, checked against its columns, or what its columns show", func() {

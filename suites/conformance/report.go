@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +111,7 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 			ordinary = append(ordinary, i)
 		}
 	}
+	slices.SortStableFunc(ordinary, func(a, b int) int { return waits(checks[b]) - waits(checks[a]) })
 	var logMu sync.Mutex
 	var gate *clockGate
 	run := func(i int) {

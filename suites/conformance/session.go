@@ -293,6 +293,26 @@ func (s *Session) phase(c Check) int {
 	return p
 }
 
+// waits is how many times a check waits for the listener: once after
+// each message or lifecycle it sends. Checks that wait most start first,
+// so that the longest do not run last, alone.
+func waits(c Check) int {
+	sc, err := catalog.Get(c.Scenario)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, st := range sc.Steps {
+		switch s := st.(type) {
+		case *scenarios.Send:
+			n += max(s.Bursts, 1)
+		case *scenarios.Generate, *scenarios.Resend:
+			n++
+		}
+	}
+	return n
+}
+
 // RunScenario runs any scenario in the session, logging each step; its
 // messages derive from seed (0: drawn, reported in the result).
 func (s *Session) RunScenario(ctx context.Context, sc *scenarios.Scenario, seed uint64, log io.Writer) scenarios.Result {
