@@ -2,8 +2,8 @@ package sqlprobe_test
 
 import (
 	"context"
-	"fmt"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
