@@ -119,7 +119,7 @@ var _ = Describe("ipnlab serve --store", func() {
 	It("keeps that promise on PostgreSQL, logs the URL without its password, and refuses a second emulator on the same store", func() {
 		dsn := testenv.PostgresSchema("serve")
 		serve := killAndResume(dsn)
-		Expect(string(serve.Err.Contents())).To(ContainSubstring("xxxxx@127.0.0.1"))
+		Expect(string(serve.Err.Contents())).To(ContainSubstring("[redacted]@127.0.0.1"))
 		password := regexp.MustCompile(`://[^:]+:([^@]+)@`).FindStringSubmatch(dsn)[1]
 		Expect(string(serve.Err.Contents())).NotTo(ContainSubstring(":" + password + "@"))
 		second := run("serve", "--store", dsn, "--emulator-addr", "127.0.0.1:0")

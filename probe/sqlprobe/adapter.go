@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/url"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 )
@@ -65,9 +65,9 @@ func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
 	}
 	db, err := openDB(driver, source)
 	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", Redact(dsn), err)
+		return nil, redact.Error(fmt.Errorf("probe %s: %w", dsn, err))
 	}
-	a := &Adapter{db: db, driver: driver, dsn: Redact(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
+	a := &Adapter{db: db, driver: driver, dsn: redact.DSN(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
 	style := "?"
 	if driver == "pgx" {
 		style = "$"
@@ -583,7 +583,7 @@ func parseDSN(dsn string) (driver, source string, err error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", "", fmt.Errorf("probe %s: %v", Redact(dsn), err)
+			return "", "", redact.Error(fmt.Errorf("probe %s: %w", dsn, err))
 		}
 		q := u.Query()
 		q.Set("default_transaction_read_only", "on")
@@ -592,7 +592,7 @@ func parseDSN(dsn string) (driver, source string, err error) {
 	case strings.HasPrefix(dsn, "mysql://"):
 		u, err := url.Parse(dsn)
 		if err != nil || u.Host == "" {
-			return "", "", fmt.Errorf("probe %s: want mysql://USER:PASSWORD@HOST:PORT/DATABASE", Redact(dsn))
+			return "", "", fmt.Errorf("probe %s: want mysql://USER:PASSWORD@HOST:PORT/DATABASE", redact.DSN(dsn))
 		}
 		cfg := mysql.NewConfig()
 		cfg.User = u.User.Username()
@@ -600,15 +600,8 @@ func parseDSN(dsn string) (driver, source string, err error) {
 		cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
 		return "mysql", cfg.FormatDSN(), nil
 	}
-	return "", "", fmt.Errorf("probe sql:%s: want sql:sqlite:PATH, sql:postgres://USER:PASSWORD@HOST/DB or sql:mysql://USER:PASSWORD@HOST:PORT/DB", Redact(dsn))
+	return "", "", fmt.Errorf("probe sql:%s: want sql:sqlite:PATH, sql:postgres://USER:PASSWORD@HOST/DB or sql:mysql://USER:PASSWORD@HOST:PORT/DB", redact.DSN(dsn))
 }
 
 // uriPath escapes what would end a file name in an SQLite URI.
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-
-var passwordInDSN = regexp.MustCompile(`(//[^:/@]*:)[^@]*@`)
-
-// Redact hides a DSN's password.
-func Redact(dsn string) string {
-	return passwordInDSN.ReplaceAllString(dsn, "${1}[redacted]@")
-}

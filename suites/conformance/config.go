@@ -14,6 +14,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
@@ -193,7 +194,7 @@ func (c *Config) Validate() error {
 	checkURL("paydo_listener", c.PayDoListener, false)
 	if strings.HasPrefix(c.Probe, sqlprobe.Scheme) {
 		if c.ProbeMap == "" {
-			probs = append(probs, "probe "+sqlprobe.Redact(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")
+			probs = append(probs, "probe "+redact.DSN(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")
 		}
 	} else {
 		checkURL("probe", c.Probe, false)
@@ -342,9 +343,9 @@ func (c *Config) settingFlags() []string {
 	}
 	str("listener", c.Listener, "")
 	str("paydo-listener", c.PayDoListener, "")
-	str("probe", sqlprobe.Redact(c.Probe), "")
+	str("probe", redact.DSN(c.Probe), "")
+	str("orders", redact.DSN(c.Orders), "")
 	str("probe-map", c.ProbeMap, "")
-	str("orders", c.Orders, "")
 	if c.EmulatorListener == nil {
 		str("emulator-addr", c.EmulatorAddr, d.EmulatorAddr)
 	}
@@ -397,7 +398,7 @@ func (c Config) Resolved() map[string]any {
 					out[name] = Redacted
 				}
 			case "dsn":
-				out[name] = sqlprobe.Redact(fmt.Sprint(val))
+				out[name] = redact.DSN(fmt.Sprint(val))
 			}
 		}
 	}

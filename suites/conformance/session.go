@@ -18,6 +18,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
@@ -89,7 +90,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if strings.HasPrefix(cfg.Probe, sqlprobe.Scheme) && cfg.Level == Business {
 		if _, err := s.openProbe(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
+			return nil, redact.Error(fmt.Errorf("%w: probe %s: %w", ErrHarness, cfg.Probe, err))
 		}
 	}
 	if err := reachable(ctx, cfg.Listener); err != nil {
@@ -107,7 +108,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.Probe != "" && cfg.Level == Business {
 		if s.env.Probe, err = s.openProbe(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
+			return nil, redact.Error(fmt.Errorf("%w: probe %s: %w", ErrHarness, cfg.Probe, err))
 		}
 		if s.env.Orders, err = s.openOrders(); err != nil {
 			s.Close()
