@@ -15,6 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/internal/redact"
+	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
@@ -338,7 +339,7 @@ func (c *Config) settingFlags() []string {
 	var out []string
 	str := func(flag, v, def string) {
 		if v != def {
-			out = append(out, "--"+flag, ShellQuote(v))
+			out = append(out, "--"+flag, shell.Quote(v))
 		}
 	}
 	str("listener", c.Listener, "")
@@ -412,17 +413,8 @@ func (c *Config) replayRun(seed uint64) string {
 	args = append(args, c.settingFlags()...)
 	for _, f := range []struct{ flag, v string }{{"focus", c.Focus}, {"label-filter", c.LabelFilter}} {
 		if f.v != "" {
-			args = append(args, "--"+f.flag, ShellQuote(f.v))
+			args = append(args, "--"+f.flag, shell.Quote(f.v))
 		}
 	}
 	return strings.Join(args, " ")
-}
-
-// ShellQuote quotes s for a POSIX shell when it needs it (as replay
-// commands are printed).
-func ShellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@=+%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

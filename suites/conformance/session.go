@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/internal/redact"
+	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
@@ -348,7 +349,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 // ReplayScenario is the command line that runs scenario (a file or a
 // bundled name) again with seed, against the same listener.
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
-	args := []string{"ipnlab", "run", ShellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{"ipnlab", "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
 }
 
