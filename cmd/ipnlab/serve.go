@@ -177,7 +177,7 @@ History and clock (ipnlab accounts create ...); it prints:
 			if jnl != nil {
 				r := srv.Restored()
 				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
-					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "clock", srv.Clock().Now())
+					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "scheduled", r.Scheduled, "clock", srv.Clock().Now())
 			}
 
 			<-stopped
