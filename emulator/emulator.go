@@ -6,12 +6,14 @@ package emulator
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
@@ -146,6 +148,10 @@ type Emulator struct {
 	// planned are the sends armed on the clock and not yet fired, by key,
 	// so that a user can be told what still waits.
 	planned map[string]scheduledSend
+	// runID and scheduleSeq make planned sends' journal keys unique
+	// across restarts (scheduleKey).
+	runID       string
+	scheduleSeq atomic.Uint64
 
 	restored  Restored
 	scenarios scenarioGate
@@ -195,7 +201,7 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq}
+	e := &Emulator{cfg: cfg, clock: cfg.Clock, bus: events.NewBus(cfg.EventBuffer), log: cfg.Logger, seq: seq, runID: rand.Text()[:12]}
 	e.closing, e.stopStreams = context.WithCancel(context.Background())
 	onError := e.report
 	e.metrics = metrics.New(metrics.Sources{

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
@@ -48,13 +47,18 @@ type scheduledPayDo struct {
 	ForwardedFor string          `json:"forwarded_for,omitempty"`
 }
 
-// scheduleSeq numbers planned sends within a process; keys also carry the
-// clock time, so they stay unique across restarts.
-var scheduleSeq atomic.Uint64
+// scheduleKey is a planned send's journal key: its clock time (keys sort
+// by it), the emulator run's own random id and a count within the run.
+// A count alone starts again at 1 after a restart, and a manual clock
+// resumes at the same time: a lifecycle planned then took the keys of
+// one planned before the restart, and overwrote it.
+func (e *Emulator) scheduleKey(at time.Time) string {
+	return fmt.Sprintf("%020d-%s-%d", at.UnixNano(), e.runID, e.scheduleSeq.Add(1))
+}
 
 // schedule journals s, then arms it on the clock.
 func (e *Emulator) schedule(s scheduledSend) error {
-	key := fmt.Sprintf("%020d-%d", s.At.UnixNano(), scheduleSeq.Add(1))
+	key := e.scheduleKey(s.At)
 	if e.cfg.Journal != nil {
 		v, err := json.Marshal(s)
 		if err != nil {

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/internal/shell"
 )
 
 // SendPayPal creates and delivers a PayPal notification. Everything that
@@ -285,7 +289,32 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	if p, err := e.providerOf(rec); err == nil {
 		p.Describe(id, &v)
 	}
+	v.Remake = remake(v)
 	return v, true
+}
+
+// remake is the command that makes message v again from its seed: its
+// kind, time, charset and receiver. Each value is quoted: a receiver
+// email is whatever the sender set, and users paste the line into a
+// shell.
+func remake(v MessageView) string {
+	if v.Seed == 0 {
+		return ""
+	}
+	args := []string{"fixtures", "show", v.Kind, "--raw", "--seed", strconv.FormatUint(uint64(v.Seed), 10),
+		"--at", v.Created.UTC().Format(time.RFC3339)}
+	if v.Charset != "" {
+		args = append(args, "--charset", v.Charset)
+	}
+	if !v.Sandbox {
+		args = append(args, "--live")
+	}
+	for _, name := range []string{"receiver_email", "receiver_id"} {
+		if i := slices.IndexFunc(v.Fields, func(f FieldView) bool { return f.Name == name }); i >= 0 && v.Fields[i].Value != "" {
+			args = append(args, "--"+strings.ReplaceAll(name, "_", "-"), v.Fields[i].Value)
+		}
+	}
+	return shell.Command("ipnlab", args...)
 }
 
 // faultOf is the verifier fault r asks for.

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ipnlab/ipnlab/emulator/intercept"
-	"github.com/ipnlab/ipnlab/suites/conformance"
+	"github.com/ipnlab/ipnlab/internal/shell"
 )
 
 // interceptHelp is --intercept's help, the same on every command.
@@ -110,6 +110,6 @@ read HTTPS_PROXY: see docs/ci.md).`,
 func printEnv(cmd *cobra.Command, ca *intercept.CA, proxy string) {
 	for _, kv := range ca.Env(proxy, "", "") {
 		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(cmd.OutOrStdout(), "export %s=%s\n", k, conformance.ShellQuote(v))
+		fmt.Fprintf(cmd.OutOrStdout(), "export %s=%s\n", k, shell.Quote(v))
 	}
 }

@@ -119,7 +119,7 @@ var _ = Describe("ipnlab serve --store", func() {
 	It("keeps that promise on PostgreSQL, logs the URL without its password, and refuses a second emulator on the same store", func() {
 		dsn := testenv.PostgresSchema("serve")
 		serve := killAndResume(dsn)
-		Expect(string(serve.Err.Contents())).To(ContainSubstring("xxxxx@127.0.0.1"))
+		Expect(string(serve.Err.Contents())).To(ContainSubstring("[redacted]@127.0.0.1"))
 		password := regexp.MustCompile(`://[^:]+:([^@]+)@`).FindStringSubmatch(dsn)[1]
 		Expect(string(serve.Err.Contents())).NotTo(ContainSubstring(":" + password + "@"))
 		second := run("serve", "--store", dsn, "--emulator-addr", "127.0.0.1:0")
@@ -147,6 +147,37 @@ var _ = Describe("ipnlab serve --store", func() {
 		m := onlyMessage(base)
 		Expect(m["status"]).To(Equal("Sent"))
 		Expect(m["attempts"]).To(HaveLen(1))
+	})
+
+	It("keeps both lifecycles planned on either side of a restart at the same clock times (a second overwrote the first)", func() {
+		var got atomic.Int32
+		acks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+		DeferCleanup(acks.Close)
+		lifecycle := func(base string) {
+			GinkgoHelper()
+			Expect(run("send", "paypal", "--emulator", base, "--listener", acks.URL, "--lifecycle", "echeck_cleared", "--seed", "7")).To(gexec.Exit(0))
+		}
+		serve, base := startServe("--store", store)
+		lifecycle(base)
+		serve.Signal(syscall.SIGTERM)
+		Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+
+		// The manual clock resumes where it was: the second lifecycle's
+		// later step falls at the same clock time as the first's.
+		serve, base = startServe("--store", store)
+		lifecycle(base)
+		Expect(got.Load()).To(BeEquivalentTo(2), "each lifecycle's first step (pending)")
+		serve.Signal(syscall.SIGTERM)
+		Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+
+		serve, base = startServe("--store", store)
+		DeferCleanup(func() {
+			serve.Signal(syscall.SIGTERM)
+			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(serve.Err).Should(gbytes.Say(`resumed from the store.* scheduled=2`))
+		Expect(run("clock", "advance", "2000h", "--emulator", base)).To(gexec.Exit(0))
+		Eventually(got.Load).Should(BeEquivalentTo(4), "each lifecycle's later step (completed)")
 	})
 
 	It("refuses a bad --store, and a journal another emulator holds", func() {

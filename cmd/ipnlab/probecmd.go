@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 )
@@ -46,7 +47,7 @@ read. See docs/probe.md.`,
 			}
 			defer a.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: every query runs on %s\n", mapFile, sqlprobe.Redact(raw))
+			fmt.Fprintf(out, "%s: every query runs on %s\n", mapFile, redact.DSN(raw))
 			knows := "money only"
 			if len(a.Knows()) > 0 {
 				knows = "money, " + probe.FactList(a.Knows())

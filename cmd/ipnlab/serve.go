@@ -23,6 +23,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/emulator/sandbox"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -176,7 +177,7 @@ History and clock (ipnlab accounts create ...); it prints:
 			if jnl != nil {
 				r := srv.Restored()
 				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
-					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "clock", srv.Clock().Now())
+					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "scheduled", r.Scheduled, "clock", srv.Clock().Now())
 			}
 
 			<-stopped
@@ -233,7 +234,7 @@ History and clock (ipnlab accounts create ...); it prints:
 // storeName is --store for the log: a PostgreSQL URL without its password.
 func storeName(spec string) string {
 	if pgjournal.IsURL(spec) {
-		return pgjournal.Redacted(spec)
+		return redact.DSN(spec)
 	}
 	return spec
 }

@@ -300,6 +300,10 @@ type MessageView struct {
 	Postbacks []paypal.PostbackRecord `json:"postbacks"`
 	// Copies lists the ids of the identical copies sent with it.
 	Copies []string `json:"copies,omitempty"`
+	// Remake is the command that makes it again from its seed (ipnlab
+	// fixtures show), every value quoted for a POSIX shell; empty
+	// without a seed.
+	Remake string `json:"remake,omitempty"`
 }
 
 // FaultRequest is a verifier fault as the API takes it.

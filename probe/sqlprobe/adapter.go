@@ -7,20 +7,22 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 )
@@ -62,11 +64,11 @@ func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open(driver, source)
+	db, err := openDB(driver, source)
 	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", Redact(dsn), err)
+		return nil, redact.Error(fmt.Errorf("probe %s: %w", dsn, err))
 	}
-	a := &Adapter{db: db, driver: driver, dsn: Redact(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
+	a := &Adapter{db: db, driver: driver, dsn: redact.DSN(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
 	style := "?"
 	if driver == "pgx" {
 		style = "$"
@@ -78,11 +80,69 @@ func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
 		}
 		a.stmts[q.key], a.params[q.key] = bind(text, style)
 	}
+	if driver == "sqlite" {
+		// Before any query runs: the engine, not a lexer, says what each is.
+		if err := a.checkSQLite(source); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := a.check(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// Caps on every probe query against PostgreSQL: a map's query cannot
+// hold the listener's rows, wait on its locks, or sit in a transaction.
+var postgresCaps = map[string]string{
+	"statement_timeout":                   "5s",
+	"lock_timeout":                        "1s",
+	"idle_in_transaction_session_timeout": "10s",
+}
+
+// openDB opens the probe's pool. PostgreSQL always speaks the extended
+// protocol, whatever the DSN asks (default_query_exec_mode): it parses
+// exactly one statement, so E'\” or $tag$ quoting cannot smuggle in a
+// second; each query is capped (postgresCaps); and a connection is reset
+// (DISCARD ALL: advisory locks, settings, temporary tables) before reuse.
+func openDB(driver, source string) (*sql.DB, error) {
+	if driver != "pgx" {
+		return sql.Open(driver, source)
+	}
+	cfg, err := pgx.ParseConfig(source)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	maps.Copy(cfg.RuntimeParams, postgresCaps)
+	return stdlib.OpenDB(*cfg, stdlib.OptionResetSession(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "DISCARD ALL")
+		return err
+	})), nil
+}
+
+// checkSQLite has SQLite prepare every query of the map (sqlitestmt.go).
+func (a *Adapter) checkSQLite(source string) error {
+	c, err := openSQLiteChecker(source)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", a.dsn, err)
+	}
+	defer c.Close()
+	for _, q := range queries {
+		if a.stmts[q.key] == "" {
+			continue
+		}
+		err := c.check(a.stmts[q.key])
+		switch {
+		case errors.Is(err, ErrNotOneQuery):
+			return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: %v", q.key, err), Err: err}
+		case err != nil:
+			return &MapError{File: a.m.File, Line: a.m.Line(q.key), Msg: fmt.Sprintf("%s: the query fails on %s: %v", q.key, a.dsn, err)}
+		}
+	}
+	return nil
 }
 
 // Close closes the connections.
@@ -280,7 +340,17 @@ func (a *Adapter) query(ctx context.Context, key string, vals map[string]string)
 		}
 		out = append(out, row)
 	}
-	return cols, out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if a.driver == "pgx" {
+		// A session advisory lock outlives the transaction, held on an
+		// idle pooled connection: the query may not keep one.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_unlock_all()"); err != nil {
+			return nil, nil, err
+		}
+	}
+	return cols, out, nil
 }
 
 // text is a column's value as text: numbers as written, bytes as UTF-8.
@@ -502,12 +572,13 @@ func parseDSN(dsn string) (driver, source string, err error) {
 		if path == "" {
 			return "", "", fmt.Errorf("probe sql:sqlite:PATH: the path is empty")
 		}
-		// Read-only, and refused at the engine too.
-		return "sqlite", "file:" + path + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)", nil
+		// Read-only, and refused at the engine too. The path is escaped:
+		// a ? or # in it would end the file name and start parameters.
+		return "sqlite", "file:" + uriPath.Replace(path) + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)", nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", "", fmt.Errorf("probe %s: %v", Redact(dsn), err)
+			return "", "", redact.Error(fmt.Errorf("probe %s: %w", dsn, err))
 		}
 		q := u.Query()
 		q.Set("default_transaction_read_only", "on")
@@ -516,7 +587,7 @@ func parseDSN(dsn string) (driver, source string, err error) {
 	case strings.HasPrefix(dsn, "mysql://"):
 		u, err := url.Parse(dsn)
 		if err != nil || u.Host == "" {
-			return "", "", fmt.Errorf("probe %s: want mysql://USER:PASSWORD@HOST:PORT/DATABASE", Redact(dsn))
+			return "", "", fmt.Errorf("probe %s: want mysql://USER:PASSWORD@HOST:PORT/DATABASE", redact.DSN(dsn))
 		}
 		cfg := mysql.NewConfig()
 		cfg.User = u.User.Username()
@@ -524,12 +595,8 @@ func parseDSN(dsn string) (driver, source string, err error) {
 		cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
 		return "mysql", cfg.FormatDSN(), nil
 	}
-	return "", "", fmt.Errorf("probe sql:%s: want sql:sqlite:PATH, sql:postgres://USER:PASSWORD@HOST/DB or sql:mysql://USER:PASSWORD@HOST:PORT/DB", Redact(dsn))
+	return "", "", fmt.Errorf("probe sql:%s: want sql:sqlite:PATH, sql:postgres://USER:PASSWORD@HOST/DB or sql:mysql://USER:PASSWORD@HOST:PORT/DB", redact.DSN(dsn))
 }
 
-var passwordInDSN = regexp.MustCompile(`(//[^:/@]*:)[^@]*@`)
-
-// Redact hides a DSN's password.
-func Redact(dsn string) string {
-	return passwordInDSN.ReplaceAllString(dsn, "${1}[redacted]@")
-}
+// uriPath escapes what would end a file name in an SQLite URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")

@@ -31,12 +31,18 @@ type MapError struct {
 	File string
 	Line int
 	Msg  string
+	Err  error // the cause callers may branch on, if any (ErrNotOneQuery)
 }
 
 func (e *MapError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
-// Unwrap lets callers test errors.Is(err, ErrMap).
-func (e *MapError) Unwrap() error { return ErrMap }
+// Unwrap lets callers test errors.Is(err, ErrMap), and the cause.
+func (e *MapError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrMap, e.Err}
+	}
+	return []error{ErrMap}
+}
 
 // The map's queries take these parameters, written :name.
 const (

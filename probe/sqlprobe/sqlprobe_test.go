@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 )
@@ -105,6 +107,188 @@ var _ = Describe("The SQL probe adapter", func() {
 		defer a.Close()
 		_, err = sqlprobe.ParseMap("m.yaml", []byte("effects: INSERT INTO orders VALUES (2, 'x') RETURNING id AS txn_id\ntransaction: SELECT 1\n"))
 		Expect(err).To(MatchError(sqlprobe.ErrMap))
+	})
+
+	Describe("a map that hides statements from a lexer", func() {
+		// Each attack passes the loader's quick look (one SELECT, as far
+		// as ' and " quotes tell) but is several statements to SQLite;
+		// the driver would run them all when the map is first checked.
+		effects := "effects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"
+		count := func(path string) int {
+			db, err := sql.Open("sqlite", "file:"+path)
+			Expect(err).NotTo(HaveOccurred())
+			defer db.Close()
+			var n int
+			Expect(db.QueryRow(`SELECT count(*) FROM payments`).Scan(&n)).To(Succeed())
+			return n
+		}
+		DescribeTable("is refused by SQLite's own parse, before any query runs, and writes nothing",
+			func(hide func(path string) string) {
+				path := shopDB()
+				m, err := sqlprobe.ParseMap("m.yaml", []byte(effects+"transaction: "+hide(path)+"\n"))
+				Expect(err).NotTo(HaveOccurred(), "the loader's lexical look lets it through")
+				_, err = sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+				Expect(err).To(MatchError(sqlprobe.ErrMap))
+				Expect(err).To(MatchError(sqlprobe.ErrNotOneQuery))
+				Expect(err.Error()).To(ContainSubstring("m.yaml:2: transaction: "))
+				Expect(count(path)).To(Equal(2), "the shop's payments are all there")
+			},
+			Entry("a bracketed name holding a quote", func(path string) string {
+				return "SELECT 'Completed' AS status, 1 AS [a'] WHERE 0; COMMIT; PRAGMA query_only=0; ATTACH 'file:" + path + "' AS rw; DELETE FROM rw.payments; SELECT 1 AS [']"
+			}),
+			Entry("a backquoted name holding a quote", func(path string) string {
+				return "SELECT 'Completed' AS status, 1 AS `a'` WHERE 0; COMMIT; PRAGMA query_only=0; ATTACH 'file:" + path + "' AS rw; DELETE FROM rw.payments; SELECT 1 AS `'`"
+			}),
+		)
+		It("refuses statements SQLite calls read-only that are not queries, and a query that writes", func() {
+			path := shopDB()
+			for _, q := range []string{
+				"WITH gone AS (SELECT 1) DELETE FROM payments RETURNING payment_status AS status",
+				"SELECT 'Completed' AS status; SELECT 2",
+			} {
+				m, err := sqlprobe.ParseMap("m.yaml", []byte(effects+"transaction: "+q+"\n"))
+				if err != nil {
+					Expect(err).To(MatchError(sqlprobe.ErrMap), q)
+					continue
+				}
+				_, err = sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+				Expect(err).To(MatchError(sqlprobe.ErrNotOneQuery), q)
+			}
+			Expect(count(path)).To(Equal(2))
+		})
+		It("opens a path holding ? or # as that file, read-only, never another", func() {
+			dir := GinkgoT().TempDir()
+			path := filepath.Join(dir, "shop?mode=rwc#1.db")
+			Expect(os.Rename(shopDB(), path)).To(Succeed())
+			m, err := sqlprobe.ParseMap("m.yaml", []byte(effects+"transaction: SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id\n"))
+			Expect(err).NotTo(HaveOccurred())
+			a, err := sqlprobe.Open(context.Background(), "sqlite:"+path, m)
+			Expect(err).NotTo(HaveOccurred())
+			defer a.Close()
+			t, err := a.Transaction(context.Background(), "paypal", "PAY1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.Status).To(Equal("Completed"))
+			entries, err := os.ReadDir(dir)
+			Expect(err).NotTo(HaveOccurred())
+			for _, e := range entries {
+				Expect(e.Name()).To(HavePrefix("shop?mode=rwc#1.db"), "no other file was created")
+			}
+		})
+	})
+
+	Describe("on PostgreSQL, a map that hides statements from a lexer", func() {
+		// The DSN asks for the simple protocol, which runs every statement
+		// of a string; each attack ends the read-only transaction, turns
+		// read-only off and deletes.
+		DescribeTable("is refused whatever the DSN asks, and writes nothing",
+			func(attack string) {
+				dsn := testenv.PostgresSchema("probe_attack")
+				db, err := sql.Open("pgx", dsn)
+				Expect(err).NotTo(HaveOccurred())
+				defer db.Close()
+				_, err = db.Exec(`CREATE TABLE payments (paypal_txn_id TEXT, payment_status TEXT, amount_cents INTEGER, currency TEXT);
+					INSERT INTO payments VALUES ('PAY1', 'Completed', 8000, 'USD'), ('PAY2', 'Completed', 100, 'USD')`)
+				Expect(err).NotTo(HaveOccurred())
+				m, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
+					"transaction: "+attack+"\n"))
+				Expect(err).NotTo(HaveOccurred(), "the loader's lexical look lets it through")
+				_, err = sqlprobe.Open(context.Background(), dsn+"&default_query_exec_mode=simple_protocol", m)
+				Expect(err).To(MatchError(sqlprobe.ErrMap))
+				Expect(err.Error()).To(ContainSubstring("m.yaml:2: transaction: "))
+				var n int
+				Expect(db.QueryRow(`SELECT count(*) FROM payments`).Scan(&n)).To(Succeed())
+				Expect(n).To(Equal(2), "the shop's payments are all there")
+			},
+			Entry("an E'' string with an escaped quote", `SELECT E'\'' AS status WHERE false; COMMIT; SET default_transaction_read_only = off; COMMIT; DELETE FROM payments; SELECT E'\''`),
+			Entry("dollar quotes holding a quote", `SELECT $q$'$q$ AS status WHERE false; COMMIT; SET default_transaction_read_only = off; COMMIT; DELETE FROM payments; SELECT $q$'$q$`),
+		)
+	})
+
+	Describe("on PostgreSQL, through docs/probe.md's least-privilege role", func() {
+		var (
+			shop    *sql.Conn // the listener's own session
+			roleDSN string
+		)
+		BeforeEach(func() {
+			dsn := testenv.PostgresSchema("probe_role")
+			u, err := url.Parse(dsn)
+			Expect(err).NotTo(HaveOccurred())
+			db, err := sql.Open("pgx", dsn)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(db.Close)
+			shop, err = db.Conn(context.Background())
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(shop.Close)
+			_, err = shop.ExecContext(context.Background(), `CREATE TABLE payments (paypal_txn_id TEXT, payment_status TEXT, amount_cents INTEGER, currency TEXT);
+				INSERT INTO payments VALUES ('PAY1', 'Completed', 8000, 'USD')`)
+			Expect(err).NotTo(HaveOccurred())
+			doc, err := os.ReadFile("../../docs/probe.md")
+			Expect(err).NotTo(HaveOccurred())
+			block := regexp.MustCompile("(?s)<!-- probe-role -->\n```sql\n(.*?)```").FindSubmatch(doc)
+			Expect(block).NotTo(BeNil(), "docs/probe.md has no probe-role block")
+			role := fmt.Sprintf("ipnlab_probe_%d", time.Now().UnixNano())
+			database, schema := strings.TrimPrefix(u.Path, "/"), u.Query().Get("search_path")
+			grants := strings.NewReplacer("ipnlab_probe", role, "DATABASE shop", "DATABASE "+database,
+				"SCHEMA public", "SCHEMA "+schema, "change-me", "probe-secret").Replace(string(block[1]))
+			DeferCleanup(func() {
+				for _, stmt := range []string{"REVOKE ALL ON ALL TABLES IN SCHEMA " + schema, "REVOKE ALL ON SCHEMA " + schema, "REVOKE ALL ON DATABASE " + database} {
+					_, _ = db.Exec(stmt + " FROM " + role)
+				}
+				_, err := db.Exec("DROP ROLE " + role)
+				Expect(err).NotTo(HaveOccurred())
+			})
+			for _, stmt := range strings.Split(strings.TrimSpace(grants), ";\n") {
+				_, err := db.Exec(stmt)
+				Expect(err).NotTo(HaveOccurred(), stmt)
+			}
+			u.User = url.UserPassword(role, "probe-secret")
+			roleDSN = u.String()
+		})
+		open := func(transaction string) (*sqlprobe.Adapter, error) {
+			m, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
+				"transaction: "+transaction+"\n"))
+			Expect(err).NotTo(HaveOccurred())
+			a, err := sqlprobe.Open(context.Background(), roleDSN, m)
+			if err == nil {
+				DeferCleanup(a.Close)
+			}
+			return a, err
+		}
+
+		It("reads what it was granted", func() {
+			a, err := open("SELECT payment_status AS status FROM payments WHERE paypal_txn_id = :txn_id")
+			Expect(err).NotTo(HaveOccurred())
+			t, err := a.Transaction(context.Background(), "paypal", "PAY1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.Status).To(Equal("Completed"))
+		})
+
+		It("cannot end the listener's session", func() {
+			var pid int
+			Expect(shop.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid)).To(Succeed())
+			_, err := open(fmt.Sprintf("SELECT pg_terminate_backend(%d)::text AS status", pid))
+			Expect(err).To(MatchError(ContainSubstring("must be a member of the role whose process is being terminated")))
+			Expect(shop.PingContext(context.Background())).To(Succeed())
+		})
+
+		It("ends a query that sleeps at the statement timeout, not the sleep's end", func() {
+			start := time.Now()
+			_, err := open("SELECT pg_sleep(60)::text AS status")
+			Expect(err).To(MatchError(ContainSubstring("statement timeout")))
+			Expect(time.Since(start)).To(BeNumerically("<", 30*time.Second))
+		})
+
+		It("keeps no session advisory lock once a query is done", func() {
+			a, err := open("SELECT payment_status AS status FROM payments, (SELECT pg_advisory_lock(4242)) AS l WHERE paypal_txn_id = :txn_id")
+			Expect(err).NotTo(HaveOccurred())
+			_, err = a.Transaction(context.Background(), "paypal", "PAY1")
+			Expect(err).NotTo(HaveOccurred())
+			var got bool
+			Expect(shop.QueryRowContext(context.Background(), "SELECT pg_try_advisory_lock(4242)").Scan(&got)).To(Succeed())
+			Expect(got).To(BeTrue(), "the listener can take the lock")
+			_, err = shop.ExecContext(context.Background(), "SELECT pg_advisory_unlock(4242)")
+			Expect(err).NotTo(HaveOccurred())
+		})
 	})
 
 	It("waits for answers to stop changing when the map has no idle query", func() {
@@ -272,7 +456,6 @@ var _ = Describe("The SQL probe adapter", func() {
 	It("keeps :: casts and quoted colons, and refuses DSNs it cannot read, hiding passwords", func() {
 		_, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT txn_id::text, ':not_a_param' AS status FROM x WHERE txn_id = :txn_id\ntransaction: SELECT 1 AS status\n"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(sqlprobe.Redact("postgres://shop:s3cret@db:5432/shop")).To(Equal("postgres://shop:[redacted]@db:5432/shop"))
 		m, err := sqlprobe.ParseMap("m.yaml", []byte("effects: SELECT 1\ntransaction: SELECT 1\n"))
 		Expect(err).NotTo(HaveOccurred())
 		_, err = sqlprobe.Open(context.Background(), "oracle://u:s3cret@h/db", m)

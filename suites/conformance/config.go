@@ -14,6 +14,8 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/internal/redact"
+	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
@@ -193,7 +195,7 @@ func (c *Config) Validate() error {
 	checkURL("paydo_listener", c.PayDoListener, false)
 	if strings.HasPrefix(c.Probe, sqlprobe.Scheme) {
 		if c.ProbeMap == "" {
-			probs = append(probs, "probe "+sqlprobe.Redact(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")
+			probs = append(probs, "probe "+redact.DSN(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")
 		}
 	} else {
 		checkURL("probe", c.Probe, false)
@@ -337,14 +339,14 @@ func (c *Config) settingFlags() []string {
 	var out []string
 	str := func(flag, v, def string) {
 		if v != def {
-			out = append(out, "--"+flag, ShellQuote(v))
+			out = append(out, "--"+flag, shell.Quote(v))
 		}
 	}
 	str("listener", c.Listener, "")
 	str("paydo-listener", c.PayDoListener, "")
-	str("probe", sqlprobe.Redact(c.Probe), "")
+	str("probe", redact.DSN(c.Probe), "")
+	str("orders", redact.DSN(c.Orders), "")
 	str("probe-map", c.ProbeMap, "")
-	str("orders", c.Orders, "")
 	if c.EmulatorListener == nil {
 		str("emulator-addr", c.EmulatorAddr, d.EmulatorAddr)
 	}
@@ -397,7 +399,7 @@ func (c Config) Resolved() map[string]any {
 					out[name] = Redacted
 				}
 			case "dsn":
-				out[name] = sqlprobe.Redact(fmt.Sprint(val))
+				out[name] = redact.DSN(fmt.Sprint(val))
 			}
 		}
 	}
@@ -411,17 +413,8 @@ func (c *Config) replayRun(seed uint64) string {
 	args = append(args, c.settingFlags()...)
 	for _, f := range []struct{ flag, v string }{{"focus", c.Focus}, {"label-filter", c.LabelFilter}} {
 		if f.v != "" {
-			args = append(args, "--"+f.flag, ShellQuote(f.v))
+			args = append(args, "--"+f.flag, shell.Quote(f.v))
 		}
 	}
 	return strings.Join(args, " ")
-}
-
-// ShellQuote quotes s for a POSIX shell when it needs it (as replay
-// commands are printed).
-func ShellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@=+%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/internal/redact"
+	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
@@ -89,7 +91,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if strings.HasPrefix(cfg.Probe, sqlprobe.Scheme) && cfg.Level == Business {
 		if _, err := s.openProbe(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
+			return nil, redact.Error(fmt.Errorf("%w: probe %s: %w", ErrHarness, cfg.Probe, err))
 		}
 	}
 	if err := reachable(ctx, cfg.Listener); err != nil {
@@ -107,7 +109,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.Probe != "" && cfg.Level == Business {
 		if s.env.Probe, err = s.openProbe(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%w: probe %s: %v", ErrHarness, sqlprobe.Redact(cfg.Probe), err)
+			return nil, redact.Error(fmt.Errorf("%w: probe %s: %w", ErrHarness, cfg.Probe, err))
 		}
 		if s.env.Orders, err = s.openOrders(); err != nil {
 			s.Close()
@@ -367,7 +369,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 // ReplayScenario is the command line that runs scenario (a file or a
 // bundled name) again with seed, against the same listener.
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
-	args := []string{"ipnlab", "run", ShellQuote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{"ipnlab", "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
 }
 

@@ -302,7 +302,7 @@ async function refreshMessage() {
     // A string: a 64-bit seed loses digits as a JavaScript number.
     ...(m.seed ? summaryRow("Seed", [el("span", { class: "mono", id: "message-seed" }, m.seed),
       el("div", { class: "muted" }, "Made again, byte for byte, unless it was sent with params or edits: ",
-        el("code", { id: "message-regenerate" }, regenerateCommand(m)))]) : []),
+        el("code", { id: "message-regenerate" }, m.remake))]) : []),
   );
   $("#resend-to").url.placeholder = m.url;
 
@@ -330,20 +330,6 @@ async function refreshMessage() {
     [el("p", { class: "muted" }, m.provider === "paydo" ? "PayDo listeners look transactions up instead of posting back." : "The listener has not posted this message back.")]));
 }
 
-// payDoFields lists a JSON body's leaves as path = value.
-// regenerateCommand is the ipnlab command that makes message m again from
-// its seed: its kind, time, charset and receiver.
-function regenerateCommand(m) {
-  const field = name => (m.fields.find(f => f.name === name) || {}).value;
-  const args = ["ipnlab fixtures show", m.kind, "--raw", "--seed", m.seed, "--at", new Date(m.created).toISOString().replace(/\.\d+Z$/, "Z")];
-  if (m.charset) args.push("--charset", m.charset);
-  if (!m.sandbox) args.push("--live");
-  for (const [flag, name] of [["--receiver-email", "receiver_email"], ["--receiver-id", "receiver_id"]]) {
-    if (field(name)) args.push(flag, field(name));
-  }
-  return args.join(" ");
-}
-
 // breakable lets a URL wrap after its slashes, not in the middle of a word.
 function breakable(url) {
   return (url || "").split("/").flatMap((part, i) => i ? [el("wbr"), "/" + part] : [part]);
@@ -356,6 +342,7 @@ function jumpTo(id) {
   node.classList.add("fresh");
 }
 
+// payDoFields lists a JSON body's leaves as path = value.
 function payDoFields(body) {
   const out = [];
   const walk = (v, path) => {

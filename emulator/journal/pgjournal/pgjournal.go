@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/internal/redact"
 )
 
 // ErrInUse is returned when another emulator has the journal open.
@@ -96,10 +96,10 @@ func Open(ctx context.Context, dsn string) (*Postgres, error) {
 // Connect connects to the database at dsn and migrates it, without the
 // writer's lock: reads only, until TryLead.
 func Connect(ctx context.Context, dsn string) (*Postgres, error) {
-	where := Redacted(dsn)
+	where := redact.DSN(dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("journal %s: %w", where, err)
+		return nil, redact.Error(fmt.Errorf("journal %s: %w", where, err))
 	}
 	cfg.MaxConns = 4
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -330,13 +330,4 @@ func (j *Postgres) Close() error {
 	j.mu.Unlock()
 	j.pool.Close()
 	return nil
-}
-
-// Redacted is dsn without its password, for messages and logs.
-func Redacted(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(a PostgreSQL URL that does not parse)"
-	}
-	return u.Redacted()
 }

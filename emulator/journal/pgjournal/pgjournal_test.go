@@ -142,6 +142,6 @@ var _ = Describe("The PostgreSQL journal", func() {
 		_, err := pgjournal.Open(ctx, "postgres://someone:hunter2@127.0.0.1:1/db?connect_timeout=2")
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
-		Expect(err.Error()).To(ContainSubstring("someone:xxxxx@127.0.0.1:1"))
+		Expect(err.Error()).To(ContainSubstring("someone:[redacted]@127.0.0.1:1"))
 	})
 })
