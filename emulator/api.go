@@ -195,7 +195,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld):
+	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld), errors.Is(err, paypal.ErrSignTaken):
 		return http.StatusConflict
 	case errors.Is(err, delivery.ErrBadURL), errors.Is(err, paypal.ErrNoTarget), errors.Is(err, clock.ErrNegative), errors.Is(err, clock.ErrTooLong):
 		return http.StatusBadRequest

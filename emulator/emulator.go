@@ -102,6 +102,10 @@ type Config struct {
 	// (package sandbox): its metrics carry it. Empty for a standalone
 	// emulator.
 	Account string
+	// ClaimVerifySign, if set, is asked before each PayPal message is
+	// sent whether its verify_sign may be used (paypal.Config.Claim): a
+	// sandbox keeps them unique across accounts.
+	ClaimVerifySign func(verifySign string) error
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
 	// Scenarios, if set, runs catalog scenarios for the console and the
@@ -241,7 +245,7 @@ func New(cfg Config) (*Emulator, error) {
 	pp, err := paypal.New(paypal.Config{
 		Clock: cfg.Clock, Engine: eng, Mode: cfg.Verify, Profile: cfg.Profile,
 		Schedule: schedule, OnPostback: e.onPostback, Journal: cfg.Journal, OnError: onError,
-		Secrets: []string{cfg.APIToken},
+		Secrets: []string{cfg.APIToken}, Claim: cfg.ClaimVerifySign,
 	})
 	if err != nil {
 		e.Close()

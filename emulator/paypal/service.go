@@ -24,6 +24,9 @@ var (
 	ErrNotFound = errors.New("no such message")
 	ErrNoTarget = errors.New("no notification URL: give the message a notify_url or set the profile's URL")
 	ErrBadFault = errors.New("bad verifier fault")
+	// ErrSignTaken: the message's verify_sign is another account's (a
+	// sandbox routes postbacks by it).
+	ErrSignTaken = errors.New("verify_sign taken")
 )
 
 // Profile is the merchant's IPN settings, as PayPal's settings page has them.
@@ -73,6 +76,10 @@ type Config struct {
 	// token, so a listener that sends one anyway must not leave it in
 	// History and the journal.
 	Secrets []string
+	// Claim, if set, is asked before a message is sent whether its
+	// verify_sign may be used: a sandbox routes postbacks by it, so it
+	// must be unique across accounts. An error refuses the message.
+	Claim func(verifySign string) error
 }
 
 // Service is the fake PayPal.
@@ -201,6 +208,11 @@ func (s *Service) Send(n Notification) (*Message, delivery.Message, error) {
 	}
 	m.NotifyURL, m.Seed = n.NotifyURL, n.Seed
 	m.Created = s.cfg.Clock.Now()
+	if s.cfg.Claim != nil && m.VerifySign != "" {
+		if err := s.cfg.Claim(m.VerifySign); err != nil {
+			return nil, delivery.Message{}, fmt.Errorf("%w: %w", ErrSignTaken, err)
+		}
+	}
 
 	target, hold := n.NotifyURL, false
 	if target == "" {
@@ -425,6 +437,18 @@ func (s *Service) find(verifySign, txnID, trackID string) []*Message {
 // (found as Check would find it): a sandbox of several accounts sends
 // each postback to the account whose message it is.
 func (s *Service) Owns(pb Postback) bool { return identify(pb, s.find) != "" }
+
+// VerifySigns lists the verify_sign of every message kept, for a sandbox
+// to index them after a restart.
+func (s *Service) VerifySigns() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.byVerify))
+	for sign := range s.byVerify {
+		out = append(out, sign)
+	}
+	return out
+}
 
 // Check judges a postback without recording it.
 func (s *Service) Check(pb Postback) Verdict { return check(s.cfg.Mode, pb, s.find) }

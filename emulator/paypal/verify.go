@@ -301,6 +301,20 @@ func rawValue(raw []byte, name string) string {
 // a listener that leaves one '%' unescaped must hear that its postback
 // was malformed, not that it never posted back.
 func identify(pb Postback, find finder) string {
+	k := KeysOf(pb)
+	if ms := find(k.VerifySign, k.TxnID, k.TrackID); len(ms) > 0 {
+		return ms[0].ID
+	}
+	return ""
+}
+
+// Keys are what a postback names its message by, as sent (escaped).
+type Keys struct {
+	VerifySign, TxnID, TrackID string
+}
+
+// KeysOf reads a postback's keys from its body, or else its query.
+func KeysOf(pb Postback) Keys {
 	keys := map[string]string{"verify_sign": "", "txn_id": "", "ipn_track_id": ""}
 	for _, raw := range [][]byte{pb.Body, []byte(pb.RawQuery)} {
 		for _, pair := range bytes.Split(raw, []byte("&")) {
@@ -310,10 +324,7 @@ func identify(pb Postback, find finder) string {
 			}
 		}
 	}
-	if ms := find(keys["verify_sign"], keys["txn_id"], keys["ipn_track_id"]); len(ms) > 0 {
-		return ms[0].ID
-	}
-	return ""
+	return Keys{VerifySign: keys["verify_sign"], TxnID: keys["txn_id"], TrackID: keys["ipn_track_id"]}
 }
 
 // compare diagnoses a postback's payload against one body PayPal sent.

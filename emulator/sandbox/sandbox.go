@@ -83,7 +83,16 @@ type Sandbox struct {
 	mu       sync.RWMutex
 	accounts map[string]*member // by ID
 	byToken  map[[32]byte]*member
+
+	// signs routes postbacks: each verify_sign to the one account whose
+	// message has it, or to severalAccounts (kept data from before
+	// verify_signs were unique).
+	signMu sync.Mutex
+	signs  map[string]string
 }
+
+// severalAccounts owns a verify_sign more than one account's messages have.
+const severalAccounts = ""
 
 // member is an account and its emulator.
 type member struct {
@@ -115,7 +124,7 @@ func New(cfg Config) (*Sandbox, error) {
 		log = slog.Default()
 	}
 	s := &Sandbox{cfg: cfg, admin: sha256.Sum256([]byte(cfg.AdminToken)), log: log,
-		accounts: map[string]*member{}, byToken: map[[32]byte]*member{}, runtime: prometheus.NewRegistry()}
+		accounts: map[string]*member{}, byToken: map[[32]byte]*member{}, signs: map[string]string{}, runtime: prometheus.NewRegistry()}
 	if cfg.MetricsToken != "" {
 		s.metrics = sha256.Sum256([]byte(cfg.MetricsToken))
 	}
@@ -163,12 +172,66 @@ func (s *Sandbox) start(a Account, notifyURL string) (*member, error) {
 		m.jnl = journal.Within(s.cfg.Journal, "acct/"+a.ID+"/")
 		cfg.Journal = m.jnl
 	}
+	cfg.ClaimVerifySign = func(sign string) error { return s.claim(a.ID, sign) }
 	emu, err := emulator.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: account %s: %w", a.ID, err)
 	}
 	m.emu = emu
+	s.signMu.Lock()
+	for _, sign := range emu.PayPal().VerifySigns() {
+		if owner, ok := s.signs[sign]; ok && owner != a.ID {
+			s.signs[sign] = severalAccounts
+		} else {
+			s.signs[sign] = a.ID
+		}
+	}
+	s.signMu.Unlock()
 	return m, nil
+}
+
+// claim gives sign to account id, unless another account's message has
+// it: the verifier routes each postback by its verify_sign, and two
+// accounts' messages with one could not be told apart.
+func (s *Sandbox) claim(id, sign string) error {
+	s.signMu.Lock()
+	defer s.signMu.Unlock()
+	if owner, ok := s.signs[sign]; ok && owner != id {
+		return fmt.Errorf("another account already sent a message with verify_sign %s (the same seed in two accounts makes the same message, and their postbacks could not be told apart): send it with another seed", sign)
+	}
+	s.signs[sign] = id
+	return nil
+}
+
+// owner is the one account whose message a postback names: by its
+// verify_sign, unique across accounts; else, by txn_id or ipn_track_id,
+// when exactly one account has such a message. Never the first of
+// several: a message carrying another account's txn_id must not take
+// that account's postbacks.
+func (s *Sandbox) owner(pb paypal.Postback) *member {
+	if sign := paypal.KeysOf(pb).VerifySign; sign != "" {
+		s.signMu.Lock()
+		id, ok := s.signs[sign]
+		s.signMu.Unlock()
+		if ok {
+			if id == severalAccounts {
+				return nil
+			}
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			return s.accounts[id]
+		}
+	}
+	var found *member
+	for _, m := range s.members() {
+		if m.emu.PayPal().Owns(pb) {
+			if found != nil {
+				return nil
+			}
+			found = m
+		}
+	}
+	return found
 }
 
 var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
@@ -266,6 +329,13 @@ func (s *Sandbox) Delete(id string) error {
 		delete(s.byToken, m.token)
 	}
 	s.mu.Unlock()
+	s.signMu.Lock()
+	for sign, owner := range s.signs {
+		if owner == id {
+			delete(s.signs, sign)
+		}
+	}
+	s.signMu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoAccount, id)
 	}
@@ -449,8 +519,9 @@ func (s *Sandbox) account(w http.ResponseWriter, r *http.Request) {
 	m.emu.ServeHTTP(w, r)
 }
 
-// verify hands a postback to the account whose message it names; one
-// that names no account's message is INVALID, as PayPal answers it.
+// verify hands a postback to the account whose message it names (owner);
+// one that names no account's message, or several accounts', is INVALID,
+// as PayPal answers it, and no account records it.
 func (s *Sandbox) verify(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, emulator.MaxAPIBody))
 	if err != nil {
@@ -458,13 +529,11 @@ func (s *Sandbox) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pb := paypal.Postback{Method: r.Method, RawQuery: r.URL.RawQuery, Body: body, UserAgent: r.UserAgent()}
-	for _, m := range s.members() {
-		if m.emu.PayPal().Owns(pb) {
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-			m.emu.ServeHTTP(w, r)
-			return
-		}
+	if m := s.owner(pb); m != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		m.emu.ServeHTTP(w, r)
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "INVALID")

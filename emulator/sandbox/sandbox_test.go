@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,6 +192,69 @@ var _ = Describe("A sandbox of two accounts", func() {
 		Expect(string(answer)).To(Equal("INVALID"))
 		_, listB = call(base, tokB, "GET", "/api/v1/postbacks", nil)
 		Expect(listB["postbacks"]).To(HaveLen(2))
+	})
+
+	It("hands each postback to the account whose message it is, though another account's message carries its txn_id", func() {
+		_, srv := newSandbox(nil)
+		base := srv.URL
+		_, tokA, lA := account(base, "team-a")
+		_, tokB, lB := account(base, "team-b")
+		for i := range 20 {
+			txn := fmt.Sprintf("SHARED%011d", i)
+			code, b := call(base, tokB, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "params": map[string]any{"txn_id": txn}})
+			Expect(code).To(Equal(http.StatusCreated), "%v", b)
+			code, a := call(base, tokA, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "params": map[string]any{"txn_id": txn}})
+			Expect(code).To(Equal(http.StatusCreated), "%v", a)
+			// B's listener asks again about B's message.
+			code, _ = call(base, tokB, "POST", "/api/v1/messages/"+b["id"].(string)+"/resend", map[string]any{})
+			Expect(code).To(Equal(http.StatusAccepted))
+			Eventually(func() int { return len(lB.got()) }).Should(Equal(2 * (i + 1)))
+		}
+		Expect(lB.got()).To(HaveEach("VERIFIED"), "every postback of B's went to B")
+		Eventually(func() int { return len(lA.got()) }).Should(Equal(20))
+		Expect(lA.got()).To(HaveEach("VERIFIED"))
+		_, listA := call(base, tokA, "GET", "/api/v1/postbacks", nil)
+		_, listB := call(base, tokB, "GET", "/api/v1/postbacks", nil)
+		Expect(listA["postbacks"]).To(HaveLen(20), "A's History has A's postbacks only")
+		Expect(listB["postbacks"]).To(HaveLen(40))
+	})
+
+	It("answers INVALID, and records nothing, for a postback several accounts' messages match", func() {
+		_, srv := newSandbox(nil)
+		base := srv.URL
+		_, tokA, lA := account(base, "team-a")
+		_, tokB, lB := account(base, "team-b")
+		for _, tok := range []string{tokA, tokB} {
+			code, out := call(base, tok, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "params": map[string]any{"txn_id": "BOTH0000000000000"}})
+			Expect(code).To(Equal(http.StatusCreated), "%v", out)
+		}
+		Eventually(lA.got).Should(HaveLen(1))
+		Eventually(lB.got).Should(HaveLen(1))
+		resp, err := http.Post(base+"/cgi-bin/webscr", "application/x-www-form-urlencoded", strings.NewReader("cmd=_notify-validate&txn_id=BOTH0000000000000"))
+		Expect(err).NotTo(HaveOccurred())
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		Expect(string(answer)).To(Equal("INVALID"))
+		for _, tok := range []string{tokA, tokB} {
+			_, list := call(base, tok, "GET", "/api/v1/postbacks", nil)
+			Expect(list["postbacks"]).To(HaveLen(1), "only its listener's own postback")
+		}
+	})
+
+	It("refuses a message whose verify_sign another account's has (the same seed), saying why, and keeps the first account's postbacks its own", func() {
+		_, srv := newSandbox(nil)
+		base := srv.URL
+		_, tokA, lA := account(base, "team-a")
+		_, tokB, _ := account(base, "team-b")
+		code, out := call(base, tokA, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "seed": "42"})
+		Expect(code).To(Equal(http.StatusCreated), "%v", out)
+		code, out = call(base, tokB, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "seed": "42"})
+		Expect(code).To(Equal(http.StatusConflict), "%v", out)
+		Expect(out["error"]).To(HaveKeyWithValue("message", ContainSubstring("the same seed in two accounts makes the same message")))
+		Expect(messageIDs(base, tokB)).To(BeEmpty(), "nothing sent, nothing kept")
+		code, _ = call(base, tokA, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "seed": "42"})
+		Expect(code).To(Equal(http.StatusCreated), "an account may send its own message again")
+		Eventually(lA.got).Should(Equal([]string{"VERIFIED", "VERIFIED"}))
 	})
 
 	It("rotates a token (the old one stops at once), deletes an account, and serves /metrics by account to the admin and the metrics token", func() {
