@@ -124,12 +124,18 @@ func messageIDs(base, token string) []string {
 	return ids
 }
 
+// twoAccounts serves a sandbox in memory with accounts team-a and team-b.
+func twoAccounts() (base, tokA string, lA *postingListener, tokB string, lB *postingListener) {
+	_, srv := newSandbox(nil)
+	base = srv.URL
+	_, tokA, lA = account(base, "team-a")
+	_, tokB, lB = account(base, "team-b")
+	return base, tokA, lA, tokB, lB
+}
+
 var _ = Describe("A sandbox of two accounts", func() {
 	It("keeps each token to its account: neither reads, resends nor faults the other's messages, and both listeners verify through the one verifier", func() {
-		_, srv := newSandbox(nil)
-		base := srv.URL
-		_, tokA, lA := account(base, "team-a")
-		_, tokB, lB := account(base, "team-b")
+		base, tokA, lA, tokB, lB := twoAccounts()
 
 		a1 := send(base, tokA)
 		b1 := send(base, tokB)
@@ -195,10 +201,7 @@ var _ = Describe("A sandbox of two accounts", func() {
 	})
 
 	It("hands each postback to the account whose message it is, though another account's message carries its txn_id", func() {
-		_, srv := newSandbox(nil)
-		base := srv.URL
-		_, tokA, lA := account(base, "team-a")
-		_, tokB, lB := account(base, "team-b")
+		base, tokA, lA, tokB, lB := twoAccounts()
 		for i := range 20 {
 			txn := fmt.Sprintf("SHARED%011d", i)
 			code, b := call(base, tokB, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "params": map[string]any{"txn_id": txn}})
@@ -220,10 +223,7 @@ var _ = Describe("A sandbox of two accounts", func() {
 	})
 
 	It("answers INVALID, and records nothing, for a postback several accounts' messages match", func() {
-		_, srv := newSandbox(nil)
-		base := srv.URL
-		_, tokA, lA := account(base, "team-a")
-		_, tokB, lB := account(base, "team-b")
+		base, tokA, lA, tokB, lB := twoAccounts()
 		for _, tok := range []string{tokA, tokB} {
 			code, out := call(base, tok, "POST", "/api/v1/paypal/notifications", map[string]any{"kind": "web_accept", "params": map[string]any{"txn_id": "BOTH0000000000000"}})
 			Expect(code).To(Equal(http.StatusCreated), "%v", out)
