@@ -21,6 +21,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/console"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -195,7 +196,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld), errors.Is(err, paypal.ErrSignTaken):
+	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld), errors.Is(err, paypal.ErrSignTaken), errors.Is(err, paydo.ErrTaken):
 		return http.StatusConflict
 	case errors.Is(err, delivery.ErrBadURL), errors.Is(err, paypal.ErrNoTarget), errors.Is(err, clock.ErrNegative), errors.Is(err, clock.ErrTooLong):
 		return http.StatusBadRequest
@@ -206,9 +207,9 @@ func statusOf(err error) int {
 }
 
 // refused is a refused setting's error: 403 when the allowlist refused
-// its URL, else 400.
+// its URL, 409 when another sandbox account has it, else 400.
 func refused(err error) error {
-	if errors.Is(err, delivery.ErrNotAllowed) {
+	if errors.Is(err, delivery.ErrNotAllowed) || errors.Is(err, paydo.ErrTaken) {
 		return err
 	}
 	return badRequest("%v", err)

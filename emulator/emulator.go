@@ -106,6 +106,9 @@ type Config struct {
 	// sent whether its verify_sign may be used (paypal.Config.Claim): a
 	// sandbox keeps them unique across accounts.
 	ClaimVerifySign func(verifySign string) error
+	// ClaimPayDo, if set, is asked before a PayDo transaction id or
+	// lookup token is used (paydo.Config.Claim).
+	ClaimPayDo func(what, key string) error
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
 	// Scenarios, if set, runs catalog scenarios for the console and the
@@ -252,7 +255,7 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
-		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError, APIToken: cfg.PayDoAPIToken}
+		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError, APIToken: cfg.PayDoAPIToken, Claim: cfg.ClaimPayDo}
 	if cfg.PayDoSchedule != nil {
 		pdCfg.Schedule = *cfg.PayDoSchedule
 	}

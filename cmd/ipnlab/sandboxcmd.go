@@ -109,6 +109,9 @@ printed once; the sandbox keeps only its hash.`,
 	printToken := func(cmd *cobra.Command, at api.AccountToken) {
 		fmt.Fprintf(cmd.OutOrStdout(), "account %s (%s) receiver %s / %s\ntoken %s\n(shown once: give it to the team as IPNLAB_API_TOKEN)\n",
 			at.Account.ID, at.Account.Name, at.Account.ReceiverEmail, at.Account.ReceiverID, at.Token)
+		if at.PayDoToken != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "paydo lookup token %s\n(its listener's PayDo status lookups send it as Authorization: Bearer)\n", at.PayDoToken)
+		}
 	}
 
 	var req api.NewAccount

@@ -28,6 +28,10 @@ type NewAccount struct {
 type AccountToken struct {
 	Account Account `json:"account"`
 	Token   string  `json:"token"`
+	// PayDoToken is the lookup token of the account's default PayDo
+	// project, drawn for it (a sandbox routes PayDo's status lookups
+	// by token). Shown when the account is created.
+	PayDoToken string `json:"paydo_token,omitempty"`
 }
 
 // Accounts is GET /api/v1/accounts.

@@ -72,7 +72,15 @@ type Config struct {
 	// APIToken is the default project's token for the status lookup
 	// (default DefaultAPIToken); SetAPIToken sets other projects'.
 	APIToken string
+	// Claim, if set, is asked before a transaction id or a lookup token
+	// is used (what is "transaction id" or "lookup token"): a sandbox
+	// routes lookups by them, so they must be one account's. An error
+	// refuses the message or the token.
+	Claim func(what, key string) error
 }
+
+// ErrTaken wraps a Claim's refusal.
+var ErrTaken = errors.New("taken by another account")
 
 // DefaultProject is the project checkouts belong to unless one is named.
 const DefaultProject = "default"
@@ -168,6 +176,11 @@ func (s *Service) SetAPIToken(project, token string) error {
 	if _, known := s.tokens[project]; !known && token != "" && len(s.tokens) >= MaxRegistrations {
 		return fmt.Errorf("project %s: %w", project, ErrTooMany)
 	}
+	if token != "" && s.cfg.Claim != nil {
+		if err := s.cfg.Claim("lookup token", token); err != nil {
+			return fmt.Errorf("project %s: %w: %w", project, ErrTaken, err)
+		}
+	}
 	if err := s.saveRegistration(KindToken, project, token); err != nil {
 		return fmt.Errorf("project %s: %w", project, err)
 	}
@@ -181,8 +194,32 @@ func (s *Service) SetAPIToken(project, token string) error {
 
 // projectOf is the project whose token a request carries ("" for none).
 func (s *Service) projectOf(r *http.Request) string {
+	return s.ProjectOf(BearerOf(r))
+}
+
+// BearerOf is a request's bearer token ("" for none).
+func BearerOf(r *http.Request) string {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+	if !ok {
+		return ""
+	}
+	return token
+}
+
+// Tokens lists the projects' lookup tokens, for a sandbox to index them.
+func (s *Service) Tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.tokens))
+	for _, t := range s.tokens {
+		out = append(out, t)
+	}
+	return out
+}
+
+// ProjectOf is the project whose lookup token token is ("" for none).
+func (s *Service) ProjectOf(token string) string {
+	if token == "" {
 		return ""
 	}
 	s.mu.Lock()
@@ -306,6 +343,11 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 	}
 	id := newID()
 	key := n.Message.TransactionID()
+	if s.cfg.Claim != nil && key != "" {
+		if err := s.cfg.Claim("transaction id", key); err != nil {
+			return delivery.Message{}, fmt.Errorf("%w: %w", ErrTaken, err)
+		}
+	}
 	s.update(id, cmp.Or(n.Project, DefaultProject), n.Message)
 	header := s.header
 	if n.ForwardedFor != "" {

@@ -37,6 +37,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/console"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
@@ -48,6 +49,9 @@ var (
 
 // Account is a merchant account of the sandbox.
 type Account = api.Account
+
+// AccountToken is a new account with its tokens.
+type AccountToken = api.AccountToken
 
 // NewAccount is what creating an account takes.
 type NewAccount = api.NewAccount
@@ -84,22 +88,19 @@ type Sandbox struct {
 	accounts map[string]*member // by ID
 	byToken  map[[32]byte]*member
 
-	// signs routes postbacks: each verify_sign to the one account whose
-	// message has it, or to severalAccounts (kept data from before
-	// verify_signs were unique).
-	signMu sync.Mutex
-	signs  map[string]string
+	// What the sandbox routes by, one account's each (registry.go).
+	signs       *registry // PayPal messages' verify_sign
+	payDoTokens *registry // PayDo projects' lookup tokens
+	payDoTxns   *registry // PayDo transaction ids
 }
-
-// severalAccounts owns a verify_sign more than one account's messages have.
-const severalAccounts = ""
 
 // member is an account and its emulator.
 type member struct {
 	Account
-	token [32]byte // the SHA-256 of its API token
-	emu   *emulator.Emulator
-	jnl   *journal.Scoped // nil in memory
+	token      [32]byte // the SHA-256 of its API token
+	payDoToken string   // its default PayDo project's lookup token
+	emu        *emulator.Emulator
+	jnl        *journal.Scoped // nil in memory
 }
 
 // stored is an account's journal record.
@@ -107,6 +108,9 @@ type stored struct {
 	Account
 	TokenSHA256 string `json:"token_sha256"`
 	NotifyURL   string `json:"notify_url,omitempty"`
+	// PayDoToken is the default PayDo project's lookup token: the
+	// account's emulator checks it, so it is kept as it is.
+	PayDoToken string `json:"paydo_token,omitempty"`
 }
 
 const accountKind = "sandbox.account"
@@ -124,7 +128,8 @@ func New(cfg Config) (*Sandbox, error) {
 		log = slog.Default()
 	}
 	s := &Sandbox{cfg: cfg, admin: sha256.Sum256([]byte(cfg.AdminToken)), log: log,
-		accounts: map[string]*member{}, byToken: map[[32]byte]*member{}, signs: map[string]string{}, runtime: prometheus.NewRegistry()}
+		accounts: map[string]*member{}, byToken: map[[32]byte]*member{}, runtime: prometheus.NewRegistry(),
+		signs: newRegistry("verify_sign"), payDoTokens: newRegistry("lookup token"), payDoTxns: newRegistry("transaction id")}
 	if cfg.MetricsToken != "" {
 		s.metrics = sha256.Sum256([]byte(cfg.MetricsToken))
 	}
@@ -149,12 +154,22 @@ func New(cfg Config) (*Sandbox, error) {
 				s.Close()
 				return nil, fmt.Errorf("sandbox: account %s: bad token hash", r.ID)
 			}
-			m, err := s.start(r.Account, r.NotifyURL)
+			fresh := r.PayDoToken == "" // an account from before each had its own
+			if fresh {
+				r.PayDoToken = newPayDoToken()
+			}
+			m, err := s.start(r.Account, r.NotifyURL, r.PayDoToken)
 			if err != nil {
 				s.Close()
 				return nil, err
 			}
 			copy(m.token[:], sum)
+			if fresh {
+				if err := s.save(m, r.NotifyURL); err != nil {
+					s.Close()
+					return nil, err
+				}
+			}
 			s.accounts[m.ID], s.byToken[m.token] = m, m
 		}
 	}
@@ -162,44 +177,49 @@ func New(cfg Config) (*Sandbox, error) {
 }
 
 // start runs an account's emulator.
-func (s *Sandbox) start(a Account, notifyURL string) (*member, error) {
+func (s *Sandbox) start(a Account, notifyURL, payDoToken string) (*member, error) {
 	cfg := s.cfg.Base
 	cfg.Clock, cfg.Account, cfg.APIToken, cfg.MetricsToken = s.cfg.NewClock(), a.ID, "", ""
+	cfg.PayDoAPIToken = payDoToken
 	cfg.Profile = paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "", ReceiverEmail: a.ReceiverEmail, ReceiverID: a.ReceiverID}
 	cfg.Logger = s.log.With("account", a.ID)
-	m := &member{Account: a}
+	m := &member{Account: a, payDoToken: payDoToken}
 	if s.cfg.Journal != nil {
 		m.jnl = journal.Within(s.cfg.Journal, "acct/"+a.ID+"/")
 		cfg.Journal = m.jnl
 	}
-	cfg.ClaimVerifySign = func(sign string) error { return s.claim(a.ID, sign) }
+	cfg.ClaimVerifySign = func(sign string) error { return s.claim(s.signs, a.ID, sign, "the same seed in two accounts makes the same message") }
+	cfg.ClaimPayDo = func(what, key string) error {
+		if what == "lookup token" {
+			return s.claim(s.payDoTokens, a.ID, key, "lookups find the account by their token")
+		}
+		return s.claim(s.payDoTxns, a.ID, key, "the same seed in two accounts makes the same transaction")
+	}
 	emu, err := emulator.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: account %s: %w", a.ID, err)
 	}
 	m.emu = emu
-	s.signMu.Lock()
-	for _, sign := range emu.PayPal().VerifySigns() {
-		if owner, ok := s.signs[sign]; ok && owner != a.ID {
-			s.signs[sign] = severalAccounts
-		} else {
-			s.signs[sign] = a.ID
-		}
+	s.signs.add(a.ID, emu.PayPal().VerifySigns())
+	s.payDoTokens.add(a.ID, emu.PayDo().Tokens())
+	txns := emu.PayDo().Transactions()
+	ids := make([]string, len(txns))
+	for i, t := range txns {
+		ids[i] = t.ID
 	}
-	s.signMu.Unlock()
+	s.payDoTxns.add(a.ID, ids)
 	return m, nil
 }
 
-// claim gives sign to account id, unless another account's message has
-// it: the verifier routes each postback by its verify_sign, and two
-// accounts' messages with one could not be told apart.
-func (s *Sandbox) claim(id, sign string) error {
-	s.signMu.Lock()
-	defer s.signMu.Unlock()
-	if owner, ok := s.signs[sign]; ok && owner != id {
-		return fmt.Errorf("another account already sent a message with verify_sign %s (the same seed in two accounts makes the same message, and their postbacks could not be told apart): send it with another seed", sign)
+// newPayDoToken draws an account's default PayDo project's lookup token.
+func newPayDoToken() string { return "ipnlab_paydo_" + randomHex(16) }
+
+// claim gives key to account id in r, unless another account has it:
+// the sandbox routes by it, and two accounts' could not be told apart.
+func (s *Sandbox) claim(r *registry, id, key, why string) error {
+	if !r.claim(id, key) {
+		return fmt.Errorf("another account already has %s %s (%s, and the sandbox could not tell whose is whose): use another", r.what, key, why)
 	}
-	s.signs[sign] = id
 	return nil
 }
 
@@ -210,16 +230,8 @@ func (s *Sandbox) claim(id, sign string) error {
 // that account's postbacks.
 func (s *Sandbox) owner(pb paypal.Postback) *member {
 	if sign := paypal.KeysOf(pb).VerifySign; sign != "" {
-		s.signMu.Lock()
-		id, ok := s.signs[sign]
-		s.signMu.Unlock()
-		if ok {
-			if id == severalAccounts {
-				return nil
-			}
-			s.mu.RLock()
-			defer s.mu.RUnlock()
-			return s.accounts[id]
+		if id, ok := s.signs.find(sign); ok {
+			return s.member(id)
 		}
 	}
 	var found *member
@@ -238,9 +250,9 @@ var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
 // Create adds an account and returns it with its API token, which is
 // shown this once (the sandbox keeps only its hash).
-func (s *Sandbox) Create(req NewAccount) (Account, string, error) {
+func (s *Sandbox) Create(req NewAccount) (AccountToken, error) {
 	if !accountName.MatchString(req.Name) {
-		return Account{}, "", emulator.BadRequest("name %q: want 1 to 40 lower-case letters, digits and dashes, starting with a letter or digit", req.Name)
+		return AccountToken{}, emulator.BadRequest("name %q: want 1 to 40 lower-case letters, digits and dashes, starting with a letter or digit", req.Name)
 	}
 	if req.ReceiverEmail == "" {
 		req.ReceiverEmail = req.Name + "@business.example.com"
@@ -253,30 +265,30 @@ func (s *Sandbox) Create(req NewAccount) (Account, string, error) {
 	defer s.mu.Unlock()
 	for _, m := range s.accounts {
 		if m.Name == req.Name {
-			return Account{}, "", fmt.Errorf("%w: %s", ErrTaken, req.Name)
+			return AccountToken{}, fmt.Errorf("%w: %s", ErrTaken, req.Name)
 		}
 	}
 	a := Account{ID: "A-" + randomHex(6), Name: req.Name, ReceiverEmail: req.ReceiverEmail, ReceiverID: req.ReceiverID, Created: time.Now().UTC().Truncate(time.Second)}
 	token := "ipnlab_" + randomHex(24)
-	m, err := s.start(a, req.NotifyURL)
+	m, err := s.start(a, req.NotifyURL, newPayDoToken())
 	if err != nil {
-		return Account{}, "", err
+		return AccountToken{}, err
 	}
 	m.token = sha256.Sum256([]byte(token))
 	if err := s.save(m, req.NotifyURL); err != nil {
 		m.emu.Close()
-		return Account{}, "", err
+		return AccountToken{}, err
 	}
 	s.accounts[a.ID], s.byToken[m.token] = m, m
 	s.log.Info("account created", "account", a.ID, "name", a.Name)
-	return a, token, nil
+	return AccountToken{Account: a, Token: token, PayDoToken: m.payDoToken}, nil
 }
 
 func (s *Sandbox) save(m *member, notifyURL string) error {
 	if s.cfg.Journal == nil {
 		return nil
 	}
-	raw, err := json.Marshal(stored{Account: m.Account, TokenSHA256: hex.EncodeToString(m.token[:]), NotifyURL: notifyURL})
+	raw, err := json.Marshal(stored{Account: m.Account, TokenSHA256: hex.EncodeToString(m.token[:]), NotifyURL: notifyURL, PayDoToken: m.payDoToken})
 	if err != nil {
 		return err
 	}
@@ -329,13 +341,9 @@ func (s *Sandbox) Delete(id string) error {
 		delete(s.byToken, m.token)
 	}
 	s.mu.Unlock()
-	s.signMu.Lock()
-	for sign, owner := range s.signs {
-		if owner == id {
-			delete(s.signs, sign)
-		}
+	for _, r := range []*registry{s.signs, s.payDoTokens, s.payDoTxns} {
+		r.drop(id)
 	}
-	s.signMu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoAccount, id)
 	}
@@ -453,13 +461,13 @@ func (s *Sandbox) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := emulator.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
-	a, token, err := s.Create(req)
+	at, err := s.Create(req)
 	if errors.Is(err, ErrTaken) {
 		return emulator.StatusError(http.StatusConflict, "%v", err)
 	} else if err != nil {
 		return err
 	}
-	emulator.WriteJSON(w, http.StatusCreated, api.AccountToken{Account: a, Token: token})
+	emulator.WriteJSON(w, http.StatusCreated, at)
 	return nil
 }
 
@@ -488,6 +496,13 @@ func (s *Sandbox) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// member is account id's, or nil (several: no account).
+func (s *Sandbox) member(id string) *member {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.accounts[id]
 }
 
 // members is a snapshot of the accounts.
@@ -539,19 +554,20 @@ func (s *Sandbox) verify(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "INVALID")
 }
 
-// lookup hands PayDo's status lookup to the account whose transaction it
-// names (that account then checks the project's token).
+// lookup hands PayDo's status lookup to the account whose project's
+// token it carries (each account's tokens are its own), which then looks
+// for the transaction among that project's. Without a token any account
+// has: 401, as PayDo answers.
 func (s *Sandbox) lookup(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("id")
-	for _, m := range s.members() {
-		if _, ok := m.emu.PayDo().Transaction(key); ok {
+	if id, ok := s.payDoTokens.find(paydo.BearerOf(r)); ok {
+		if m := s.member(id); m != nil {
 			m.emu.ServeHTTP(w, r)
 			return
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	_, _ = io.WriteString(w, `{"message":"Transaction not found"}`+"\n")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = io.WriteString(w, `{"message":"Unauthorized: send the project's token as Authorization: Bearer TOKEN"}`+"\n")
 }
 
 // health is ok when every account's emulator is.

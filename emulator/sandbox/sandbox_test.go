@@ -257,6 +257,46 @@ var _ = Describe("A sandbox of two accounts", func() {
 		Eventually(lA.got).Should(Equal([]string{"VERIFIED", "VERIFIED"}))
 	})
 
+	It("gives each account a PayDo lookup token of its own: no account, and not the public default token, reads another's checkout", func() {
+		_, srv := newSandbox(nil)
+		base := srv.URL
+		ack := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		DeferCleanup(ack.Close)
+		tokens := map[string][2]string{} // name: API token, PayDo token
+		for _, name := range []string{"team-a", "team-b"} {
+			code, out := call(base, admin, "POST", "/api/v1/accounts", map[string]any{"name": name})
+			Expect(code).To(Equal(http.StatusCreated), "%v", out)
+			Expect(out["paydo_token"]).To(HavePrefix("ipnlab_paydo_"))
+			tokens[name] = [2]string{out["token"].(string), out["paydo_token"].(string)}
+		}
+		Expect(tokens["team-a"][1]).NotTo(Equal(tokens["team-b"][1]))
+		code, out := call(base, tokens["team-b"][0], "POST", "/api/v1/paydo/notifications",
+			map[string]any{"kind": "checkout", "notify_url": ack.URL, "params": map[string]any{"identifier": "tx-b", "amount": "40.00", "currency": "USD"}})
+		Expect(code).To(Equal(http.StatusCreated), "%v", out)
+		lookup := func(token string) int {
+			req, err := http.NewRequest(http.MethodGet, base+"/paydo/v1/transactions/tx-b", nil)
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		Expect(lookup(tokens["team-b"][1])).To(Equal(http.StatusOK))
+		Expect(lookup(tokens["team-a"][1])).To(Equal(http.StatusNotFound), "A's token finds nothing of B's")
+		Expect(lookup("ipnlab-paydo-token")).To(Equal(http.StatusUnauthorized), "the public default token is nobody's")
+
+		// A checkout reusing B's id, and a token B has, are refused.
+		code, out = call(base, tokens["team-a"][0], "POST", "/api/v1/paydo/notifications",
+			map[string]any{"kind": "checkout", "notify_url": ack.URL, "params": map[string]any{"identifier": "tx-b", "amount": "1.00", "currency": "USD"}})
+		Expect(code).To(Equal(http.StatusConflict), "%v", out)
+		Expect(lookup(tokens["team-b"][1])).To(Equal(http.StatusOK))
+		code, out = call(base, tokens["team-a"][0], "PUT", "/api/v1/paydo/projects/shop/api-token", map[string]any{"token": tokens["team-b"][1]})
+		Expect(code).To(Equal(http.StatusConflict), "%v", out)
+		code, _ = call(base, tokens["team-a"][0], "PUT", "/api/v1/paydo/projects/shop/api-token", map[string]any{"token": "team-a-shop"})
+		Expect(code).To(Equal(http.StatusNoContent))
+	})
+
 	It("rotates a token (the old one stops at once), deletes an account, and serves /metrics by account to the admin and the metrics token", func() {
 		_, srv := newSandbox(nil)
 		base := srv.URL
@@ -339,5 +379,10 @@ var _ = Describe("A sandbox of two accounts", func() {
 		Expect(messageIDs(srv.URL, tokA)).To(Equal([]string{a1}))
 		code, _ = call(srv.URL, tokB, "GET", "/api/v1/messages", nil)
 		Expect(code).To(Equal(http.StatusUnauthorized))
+		// A's postbacks still go to A: its verify_signs are indexed again.
+		lA.verifyURL = srv.URL + "/cgi-bin/webscr"
+		code, _ = call(srv.URL, tokA, "POST", "/api/v1/messages/"+a1+"/resend", map[string]any{})
+		Expect(code).To(Equal(http.StatusAccepted))
+		Eventually(lA.got).Should(Equal([]string{"VERIFIED", "VERIFIED"}))
 	})
 })
