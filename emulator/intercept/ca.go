@@ -39,7 +39,12 @@ const (
 	CertFile   = "ca.pem"     // the CA certificate: trust this
 	keyFile    = "ca-key.pem" // its private key, readable by its owner only
 	BundleFile = "bundle.pem" // the system's roots followed by the CA, for SSL_CERT_FILE
+	lockFile   = ".lock"      // held while the CA is read or made
 )
+
+// Life is how long a new CA is valid: clients that trust it must trust a
+// new one after that, and a leaked key is worth less.
+const Life = 2 * 365 * 24 * time.Hour
 
 // EnvDir names the CA's directory, over the default (DefaultDir).
 const EnvDir = "IPNLAB_CA_DIR"
@@ -71,17 +76,38 @@ func DefaultDir() (string, error) {
 }
 
 // LoadOrCreate reads the CA kept in dir, making it the first time: one CA
-// per machine, so that what trusts it once keeps working.
+// per machine, so that what trusts it once keeps working. It holds dir's
+// lock meanwhile, so that runs starting together make one CA. It never
+// replaces a CA silently: a certificate without its key, or a key that
+// does not match it, is an error saying to remove the directory (and to
+// trust the new CA). It refuses a directory or key another user owns,
+// and a key others can read.
 func LoadOrCreate(dir string) (*CA, error) {
-	ca, err := load(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCA, dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCA, dir, err)
+	}
+	if err := checkOwner(dir, st); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCA, err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCA, dir, err)
+	}
+	defer unlock()
+	_, certErr := os.Stat(filepath.Join(dir, CertFile))
+	_, keyErr := os.Stat(filepath.Join(dir, keyFile))
+	if errors.Is(certErr, os.ErrNotExist) && errors.Is(keyErr, os.ErrNotExist) {
 		if err := create(dir); err != nil {
 			return nil, fmt.Errorf("%w: create in %s: %v", ErrCA, dir, err)
 		}
-		ca, err = load(dir)
 	}
+	ca, err := load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCA, dir, err)
+		return nil, fmt.Errorf("%w: %s: %v (listeners may trust this CA: ipnlab does not replace it; to make a new one, remove %s, then trust the new %s)", ErrCA, dir, err, dir, CertFile)
 	}
 	return ca, nil
 }
@@ -91,7 +117,18 @@ func load(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, keyFile))
+	keyPath := filepath.Join(dir, keyFile)
+	st, err := os.Stat(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(keyPath, st); err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s can be read by others (mode %04o): chmod 600 it", keyPath, st.Mode().Perm())
+	}
+	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +147,10 @@ func load(dir string) (*CA, error) {
 	return &CA{dir: dir, cert: cert, key: key, leaves: map[string]*tls.Certificate{}}, nil
 }
 
-// create makes the CA's key and certificate and the bundle. The files are
-// written under temporary names and renamed, so that two first runs at
-// once leave one whole CA.
+// create makes the CA's key and certificate and the bundle, under dir's
+// lock. The files are written under temporary names and renamed, the
+// certificate last, so that a crash leaves no half file.
 func create(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -130,11 +164,16 @@ func create(dir string) error {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "ipnlab local CA (stands in for PayPal's verify hosts)", Organization: []string{"ipnlab"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
+		NotAfter:              now.Add(Life),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
+		// It signs for PayPal's verify hosts and loopback only: a
+		// client that trusts it trusts it for nothing else.
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         append([]string{"localhost"}, Hosts...),
+		PermittedIPRanges:           []*net.IPNet{{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, {IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
