@@ -152,18 +152,43 @@ func (c *Commit) Wait() error {
 }
 
 // Write implements Journal: it queues entries and waits for their commit.
-func (w *Writer) Write(entries ...Entry) error {
+func (w *Writer) Write(entries ...Entry) error { return w.Enqueue(entries...)() }
+
+// Enqueue queues entries for the next commit and returns the wait for it:
+// a component queues while it holds its own lock, in the order of its
+// changes, and waits once it has let go, so that no lock of its is held
+// while a commit goes to disk.
+func (w *Writer) Enqueue(entries ...Entry) (wait func() error) {
 	if len(entries) == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	c := w.queueEntries(entries...)
-	w.mu.Lock()
-	closed := w.closed
-	w.mu.Unlock()
-	if closed {
-		w.flushClosed()
+	return func() error {
+		w.mu.Lock()
+		closed := w.closed
+		w.mu.Unlock()
+		if closed {
+			w.flushClosed()
+		}
+		return c.Wait()
 	}
-	return c.Wait()
+}
+
+// Enqueue is Writer.Enqueue on j when it is a Writer. Any other journal
+// writes at once (under the caller's lock, keeping the order of its
+// changes) and the wait returns that write's error; nil writes nothing.
+func Enqueue(j Journal, entries ...Entry) (wait func() error) {
+	switch w := j.(type) {
+	case nil:
+		return func() error { return nil }
+	case *Writer:
+		return w.Enqueue(entries...)
+	}
+	if len(entries) == 0 {
+		return func() error { return nil }
+	}
+	err := j.Write(entries...)
+	return func() error { return err }
 }
 
 // Queued is how many records wait for the next commit (the one running

@@ -171,23 +171,40 @@ func (s *Service) SetAPIToken(project, token string) error {
 	if strings.ContainsAny(token, " \t\r\n") {
 		return errors.New("token: no spaces")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, known := s.tokens[project]; !known && token != "" && len(s.tokens) >= MaxRegistrations {
-		return fmt.Errorf("project %s: %w", project, ErrTooMany)
-	}
-	if token != "" && s.cfg.Claim != nil {
-		if err := s.cfg.Claim("lookup token", token); err != nil {
-			return fmt.Errorf("project %s: %w: %w", project, ErrTaken, err)
+	return s.change("project "+project, func() (journal.Entry, error) {
+		if _, known := s.tokens[project]; !known && token != "" && len(s.tokens) >= MaxRegistrations {
+			return journal.Entry{}, ErrTooMany
 		}
+		if token != "" && s.cfg.Claim != nil {
+			if err := s.cfg.Claim("lookup token", token); err != nil {
+				return journal.Entry{}, fmt.Errorf("%w: %w", ErrTaken, err)
+			}
+		}
+		if token == "" {
+			delete(s.tokens, project)
+		} else {
+			s.tokens[project] = token
+		}
+		return registrationRecord(KindToken, project, token), nil
+	})
+}
+
+// change applies a registration under the lock and queues its record
+// there, in order, then waits for the commit after letting go: no lookup,
+// send or listing waits on the disk.
+func (s *Service) change(what string, apply func() (journal.Entry, error)) error {
+	s.mu.Lock()
+	rec, err := apply()
+	wait := func() error { return nil }
+	if err == nil && s.cfg.Journal != nil {
+		wait = journal.Enqueue(s.cfg.Journal, rec)
 	}
-	if err := s.saveRegistration(KindToken, project, token); err != nil {
-		return fmt.Errorf("project %s: %w", project, err)
+	s.mu.Unlock()
+	if err == nil {
+		err = wait()
 	}
-	if token == "" {
-		delete(s.tokens, project)
-	} else {
-		s.tokens[project] = token
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -244,25 +261,22 @@ func (s *Service) RegisterCheckoutURL(project, url string) error {
 	if project == "" {
 		return errors.New("project name is empty")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if url != "" {
-		if err := s.cfg.Engine.CheckTarget(url); err != nil {
-			return fmt.Errorf("project %s: %w", project, err)
+	return s.change("project "+project, func() (journal.Entry, error) {
+		if url != "" {
+			if err := s.cfg.Engine.CheckTarget(url); err != nil {
+				return journal.Entry{}, err
+			}
+			if _, known := s.projects[project]; !known && len(s.projects) >= MaxRegistrations {
+				return journal.Entry{}, ErrTooMany
+			}
 		}
-		if _, known := s.projects[project]; !known && len(s.projects) >= MaxRegistrations {
-			return fmt.Errorf("project %s: %w", project, ErrTooMany)
+		if url == "" {
+			delete(s.projects, project)
+		} else {
+			s.projects[project] = url
 		}
-	}
-	if err := s.saveRegistration(KindProject, project, url); err != nil {
-		return fmt.Errorf("project %s: %w", project, err)
-	}
-	if url == "" {
-		delete(s.projects, project)
-	} else {
-		s.projects[project] = url
-	}
-	return nil
+		return registrationRecord(KindProject, project, url), nil
+	})
 }
 
 // RegisterTransferURL sets a user's transfer IPN URL. PayDo allows one: a
@@ -271,28 +285,25 @@ func (s *Service) RegisterTransferURL(user, url string) error {
 	if user == "" {
 		return errors.New("user name is empty")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if url != "" {
-		if err := s.cfg.Engine.CheckTarget(url); err != nil {
-			return fmt.Errorf("user %s: %w", user, err)
+	return s.change("user "+user, func() (journal.Entry, error) {
+		if url != "" {
+			if err := s.cfg.Engine.CheckTarget(url); err != nil {
+				return journal.Entry{}, err
+			}
+			if cur, ok := s.users[user]; ok && cur != url {
+				return journal.Entry{}, fmt.Errorf("it has %s: %w; remove it first", cur, ErrAlreadyExists)
+			}
+			if _, known := s.users[user]; !known && len(s.users) >= MaxRegistrations {
+				return journal.Entry{}, ErrTooMany
+			}
 		}
-		if cur, ok := s.users[user]; ok && cur != url {
-			return fmt.Errorf("user %s has %s: %w; remove it first", user, cur, ErrAlreadyExists)
+		if url == "" {
+			delete(s.users, user)
+		} else {
+			s.users[user] = url
 		}
-		if _, known := s.users[user]; !known && len(s.users) >= MaxRegistrations {
-			return fmt.Errorf("user %s: %w", user, ErrTooMany)
-		}
-	}
-	if err := s.saveRegistration(KindUser, user, url); err != nil {
-		return fmt.Errorf("user %s: %w", user, err)
-	}
-	if url == "" {
-		delete(s.users, user)
-	} else {
-		s.users[user] = url
-	}
-	return nil
+		return registrationRecord(KindUser, user, url), nil
+	})
 }
 
 // Registrations returns the registered URLs.
@@ -348,14 +359,19 @@ func (s *Service) Send(n Notification) (delivery.Message, error) {
 			return delivery.Message{}, fmt.Errorf("%w: %w", ErrTaken, err)
 		}
 	}
-	s.update(id, cmp.Or(n.Project, DefaultProject), n.Message)
+	// The transaction's state goes to disk in its message's commit: never
+	// one without the other.
+	records, err := s.update(id, cmp.Or(n.Project, DefaultProject), n.Message)
+	if err != nil {
+		return delivery.Message{}, fmt.Errorf("paydo transaction %s: %w", key, err)
+	}
 	header := s.header
 	if n.ForwardedFor != "" {
 		header = deliveryHeader(n.ForwardedFor)
 	}
 	return s.cfg.Engine.Submit(delivery.Submission{
 		ID: id, Provider: Provider, Kind: n.Message.Kind, TxnID: key, URL: target, Body: body,
-		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: client, Route: n.Source,
+		Header: header, Schedule: s.cfg.Schedule, Ack: delivery.Only200, Client: client, Route: n.Source, Records: records,
 	})
 }
 
@@ -414,7 +430,7 @@ func (s *Service) target(n Notification) (string, error) {
 }
 
 // update records the state a message announces.
-func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) {
+func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) ([]journal.Entry, error) {
 	str := func(path string) string {
 		v, _ := m.Body.Get(path)
 		switch x := v.(type) {
@@ -452,7 +468,7 @@ func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) {
 			s.byTxID[tx.TxID] = tx
 		}
 	}
-	s.report(s.saveTransaction(tx))
+	return s.transactionRecords(tx)
 }
 
 // Transaction returns the current state of a transaction by its id

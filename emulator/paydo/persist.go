@@ -15,26 +15,26 @@ const (
 	KindToken       = "paydo.token"
 )
 
-// saveRegistration writes (or, for url "", removes) a registered URL.
-func (s *Service) saveRegistration(kind, name, url string) error {
-	if s.cfg.Journal == nil {
-		return nil
+// registrationRecord keeps (or, for value "", removes) a registration:
+// a URL, or a project's token.
+func registrationRecord(kind, name, value string) journal.Entry {
+	if value == "" {
+		return journal.Entry{Kind: kind, Key: name, Delete: true}
 	}
-	if url == "" {
-		return s.cfg.Journal.Write(journal.Entry{Kind: kind, Key: name, Delete: true})
-	}
-	return s.cfg.Journal.Write(journal.Entry{Kind: kind, Key: name, Value: []byte(url)})
+	return journal.Entry{Kind: kind, Key: name, Value: []byte(value)}
 }
 
-func (s *Service) saveTransaction(tx *Transaction) error {
+// transactionRecords is a transaction's journal record (none without a
+// journal), made under the lock: its message's commit carries it.
+func (s *Service) transactionRecords(tx *Transaction) ([]journal.Entry, error) {
 	if s.cfg.Journal == nil {
-		return nil
+		return nil, nil
 	}
 	v, err := json.Marshal(tx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.cfg.Journal.Write(journal.Entry{Kind: KindTransaction, Key: tx.ID, Value: v})
+	return []journal.Entry{{Kind: KindTransaction, Key: tx.ID, Value: v}}, nil
 }
 
 func (s *Service) report(err error) {

@@ -63,15 +63,17 @@ func (s *Service) sendRecords(m *Message, fault *Fault) ([]journal.Entry, error)
 	return records, nil
 }
 
-func (s *Service) savePostback(p *PostbackRecord) error {
+// postbackRecords is a postback's journal record (none without a
+// journal).
+func (s *Service) postbackRecords(p *PostbackRecord) ([]journal.Entry, error) {
 	if s.cfg.Journal == nil {
-		return nil
+		return nil, nil
 	}
 	v, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.write(journal.Entry{Kind: KindPostback, Key: p.ID, Value: v})
+	return []journal.Entry{{Kind: KindPostback, Key: p.ID, Value: v}}, nil
 }
 
 // saveFault writes the fault now set under key ("" global).

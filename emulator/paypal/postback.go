@@ -327,12 +327,15 @@ func (s *Service) record(p *PostbackRecord) {
 		}
 	}
 	snap := *p
-	err := s.savePostback(p)
+	// Queued under the lock, in order; the commit is waited for after
+	// it, so that no send, verify or History read waits on the disk.
+	records, err := s.postbackRecords(p)
 	if dropped != nil {
-		err = errors.Join(err, s.write(journal.Entry{Kind: KindPostback, Key: dropped.ID, Delete: true}))
+		records = append(records, journal.Entry{Kind: KindPostback, Key: dropped.ID, Delete: true})
 	}
+	wait := journal.Enqueue(s.cfg.Journal, records...)
 	s.mu.Unlock()
-	s.report(err)
+	s.report(errors.Join(err, wait()))
 	if s.cfg.OnPostback != nil {
 		s.cfg.OnPostback(snap)
 	}
