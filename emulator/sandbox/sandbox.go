@@ -188,7 +188,9 @@ func (s *Sandbox) start(a Account, notifyURL, payDoToken string) (*member, error
 		m.jnl = journal.Within(s.cfg.Journal, "acct/"+a.ID+"/")
 		cfg.Journal = m.jnl
 	}
-	cfg.ClaimVerifySign = func(sign string) error { return s.claim(s.signs, a.ID, sign, "the same seed in two accounts makes the same message") }
+	cfg.ClaimVerifySign = func(sign string) error {
+		return s.claim(s.signs, a.ID, sign, "the same seed in two accounts makes the same message")
+	}
 	cfg.ClaimPayDo = func(what, key string) error {
 		if what == "lookup token" {
 			return s.claim(s.payDoTokens, a.ID, key, "lookups find the account by their token")

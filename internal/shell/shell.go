@@ -10,7 +10,7 @@ import "strings"
 const safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@=+%"
 
 // Quote is s as one shell word: as it is when every byte is safe, else in
-// single quotes (a quote inside written '\'').
+// single quotes (a quote inside written '\”).
 func Quote(s string) string {
 	if s != "" && strings.Trim(s, safe) == "" {
 		return s
