@@ -255,7 +255,7 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
-		Allow: cfg.Allow, Journal: cfg.Journal, OnError: onError, APIToken: cfg.PayDoAPIToken, Claim: cfg.ClaimPayDo}
+		Allow: cfg.Allow, Journal: cfg.Journal, APIToken: cfg.PayDoAPIToken, Claim: cfg.ClaimPayDo}
 	if cfg.PayDoSchedule != nil {
 		pdCfg.Schedule = *cfg.PayDoSchedule
 	}

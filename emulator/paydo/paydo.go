@@ -67,8 +67,6 @@ type Config struct {
 	Allow *delivery.Allowlist
 	// Journal, if set, keeps registrations and transactions (see Restore).
 	Journal journal.Journal
-	// OnError hears of journal writes that failed.
-	OnError func(error)
 	// APIToken is the default project's token for the status lookup
 	// (default DefaultAPIToken); SetAPIToken sets other projects'.
 	APIToken string

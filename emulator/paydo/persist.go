@@ -37,12 +37,6 @@ func (s *Service) transactionRecords(tx *Transaction) ([]journal.Entry, error) {
 	return []journal.Entry{{Kind: KindTransaction, Key: tx.ID, Value: v}}, nil
 }
 
-func (s *Service) report(err error) {
-	if err != nil && s.cfg.OnError != nil {
-		s.cfg.OnError(fmt.Errorf("paydo journal: %w", err))
-	}
-}
-
 // Restore loads registrations and transactions from the journal.
 func (s *Service) Restore() (transactions int, err error) {
 	j := s.cfg.Journal
