@@ -516,6 +516,10 @@ var errShutdown = errors.New("emulator shutting down")
 // (SetOutage): it never reached the listener.
 const OutageError = "listener down (simulated outage)"
 
+// NotJournaledError starts the error of an attempt that was not made
+// because the store did not record it as running.
+const NotJournaledError = "not sent: the store did not record this attempt"
+
 // queueLocked adds an attempt of ent at clock time at to its queue; the
 // caller journals the entry, then arms the attempt.
 func (e *Engine) queueLocked(ent *entry, trig Trigger, url string, at time.Time) *pending {
@@ -587,15 +591,24 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	e.inFlight[&a] = cancel
 	e.mu.Unlock()
 	// Running on disk before the request leaves: a crash from here on is
-	// an interrupted attempt after restart, never a silent repeat.
-	e.report(waitSaved(saved))
+	// an interrupted attempt after restart, never a silent repeat. One the
+	// store did not take never leaves: a process that lost its store
+	// (another now writes it) must not deliver what no record shows.
+	unsaved := waitSaved(saved)
+	e.report(unsaved)
 
-	if down {
+	switch {
+	case unsaved != nil:
+		a.Error = fmt.Sprintf("%s: %v", NotJournaledError, unsaved)
+		if burst != nil {
+			burst.Leave()
+		}
+	case down:
 		a.Error = OutageError
 		if burst != nil {
 			burst.Leave()
 		}
-	} else {
+	default:
 		e.post(ctx, client, &a, url, header, body, ack, burst)
 	}
 	cancel(nil)

@@ -1,7 +1,9 @@
 package delivery_test
 
 import (
+	"errors"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -64,6 +66,29 @@ var _ = Describe("Engine with a journal", func() {
 		disk.Release <- struct{}{}
 	})
 
+	It("never sends an attempt the store did not record as running (a process that lost its store)", func() {
+		clk := clock.NewManual(t0)
+		lst := &listener{script: []int{200}}
+		srv := httptest.NewServer(lst)
+		DeferCleanup(srv.Close)
+		// The store takes the message, then refuses every write: its lock
+		// went with its connection, and another process writes it now.
+		disk := &lostStore{}
+		eng, err := delivery.NewEngine(delivery.Config{Clock: clk, Journal: disk})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(eng.Close)
+		_, err = eng.Submit(delivery.Submission{ID: "M1", Provider: "test", URL: srv.URL, Body: []byte("a=1"), Schedule: delivery.PayPalSchedule()})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []delivery.Attempt { m, _ := eng.Get("M1"); return m.Attempts }).Should(HaveLen(1))
+		m, _ := eng.Get("M1")
+		Expect(m.Attempts[0].Error).To(HavePrefix("not sent: the store did not record this attempt"))
+		Expect(m.Attempts[0].Error).To(ContainSubstring("the lock is lost"))
+		Expect(lst.count()).To(BeZero(), "nothing reached the listener")
+		Expect(clk.Advance(time.Hour)).To(Succeed())
+		Eventually(func() int { m, _ := eng.Get("M1"); return len(m.Attempts) }).Should(BeNumerically(">", 1))
+		Expect(lst.count()).To(BeZero(), "nor did any retry")
+	})
+
 	It("refuses a second message with the id of one still waiting for its commit", func() {
 		clk := clock.NewManual(t0)
 		disk := testenv.NewSlowDisk()
@@ -84,3 +109,21 @@ var _ = Describe("Engine with a journal", func() {
 		Eventually(first).Should(Receive(BeNil()))
 	})
 })
+
+// lostStore takes the first write (a message's), then refuses all.
+type lostStore struct {
+	mu     sync.Mutex
+	writes int
+}
+
+func (d *lostStore) Write(...journal.Entry) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.writes++; d.writes > 1 {
+		return errors.New("the lock is lost")
+	}
+	return nil
+}
+
+func (d *lostStore) Scan(string, func(string, []byte) error) error { return nil }
+func (d *lostStore) Close() error                                  { return nil }
