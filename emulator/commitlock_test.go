@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -110,5 +111,32 @@ var _ = Describe("PayPal's and PayDo's services with a journal", func() {
 		Expect(emu.PayDo().Responsive(time.Second)).To(BeTrue())
 		let <- struct{}{}
 		Eventually(done).Should(Receive(BeNil()))
+	})
+})
+
+var _ = Describe("An emulator whose store is no longer its own", func() {
+	It("fails /healthz saying so", func() {
+		lost := errors.New("the lock's connection: terminating connection due to administrator command")
+		var gone atomic.Bool
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), StoreHealth: func() error {
+			if gone.Load() {
+				return lost
+			}
+			return nil
+		}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(emu.Close)
+		health := func() (int, string) {
+			rec := httptest.NewRecorder()
+			emu.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			return rec.Code, rec.Body.String()
+		}
+		code, _ := health()
+		Expect(code).To(Equal(http.StatusOK))
+		gone.Store(true)
+		code, body := health()
+		Expect(code).To(Equal(http.StatusServiceUnavailable))
+		Expect(body).To(ContainSubstring(`"status": "store lost"`))
+		Expect(body).To(ContainSubstring("terminating connection"))
 	})
 })

@@ -106,6 +106,9 @@ type Config struct {
 	// sent whether its verify_sign may be used (paypal.Config.Claim): a
 	// sandbox keeps them unique across accounts.
 	ClaimVerifySign func(verifySign string) error
+	// StoreHealth, if set, says whether the store is still this
+	// emulator's (nil) or why not: /healthz fails with it.
+	StoreHealth func() error
 	// ClaimPayDo, if set, is asked before a PayDo transaction id or
 	// lookup token is used (paydo.Config.Claim).
 	ClaimPayDo func(what, key string) error

@@ -12,6 +12,12 @@ import (
 // Health: /healthz, which fails when one of the emulator's loops is stuck.
 
 func (e *Emulator) getHealth(w http.ResponseWriter, r *http.Request) error {
+	if e.cfg.StoreHealth != nil {
+		if err := e.cfg.StoreHealth(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "store lost", "detail": err.Error()})
+			return nil
+		}
+	}
 	if stuck := e.Stuck(healthBudget); len(stuck) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stuck", "stuck": stuck,
 			"detail": fmt.Sprintf("these parts of the emulator have held their lock for over %s: sends, deliveries or postbacks through them hang", healthBudget)})

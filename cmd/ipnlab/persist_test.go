@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -126,6 +128,40 @@ var _ = Describe("ipnlab serve --store", func() {
 		Expect(second).To(gexec.Exit(2))
 		Expect(second.Err).To(gbytes.Say("journal is in use by another emulator"))
 		Expect(run("backup", "--store", dsn, filepath.Join(GinkgoT().TempDir(), "copy.db")).Err).To(gbytes.Say("back a PostgreSQL store up with pg_dump"))
+	})
+
+	It("stops, exiting 2, when its PostgreSQL lock connection dies (a restart, a failover), and sends nothing the store did not record", func() {
+		dsn := testenv.PostgresSchema("lostlock")
+		u, err := url.Parse(dsn)
+		Expect(err).NotTo(HaveOccurred())
+		serve, base := startServe("--store", dsn, "--ack-timeout", "1m")
+		send, err := gexec.Start(exec.Command(binary, "send", "paypal", "--emulator", base, "--listener", listener.URL, "--kind", "web_accept"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { send.Kill(); Eventually(send).Should(gexec.Exit()) })
+		Eventually(arrived).WithTimeout(10 * time.Second).Should(Receive())
+		admin, err := sql.Open("pgx", dsn)
+		Expect(err).NotTo(HaveOccurred())
+		defer admin.Close()
+		var killed int
+		Expect(admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+			WHERE locktype = 'advisory' AND objid = hashtext($1)::oid AND objsubid = 2 AND granted AND pid <> pg_backend_pid()`,
+			u.Query().Get("search_path")).Scan(&killed)).To(Succeed())
+		Expect(killed).To(Equal(1), "the emulator's lock connection")
+		Eventually(serve).WithTimeout(30 * time.Second).Should(gexec.Exit(2))
+		Expect(serve.Err).To(gbytes.Say("lost the store's writer lock"))
+		// Its retry of the hanging delivery never left: one request only.
+		close(hang)
+		hang = make(chan struct{})
+		Consistently(requests.Load).Should(BeEquivalentTo(1))
+
+		// The store is free: the next emulator takes it and resumes.
+		next, base := startServe("--store", dsn)
+		DeferCleanup(func() {
+			next.Signal(syscall.SIGTERM)
+			Eventually(next).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+		})
+		Eventually(next.Err).Should(gbytes.Say(`resumed from the store" messages=1`))
+		Expect(onlyMessage(base)["status"]).NotTo(BeEmpty())
 	})
 
 	It("on SIGTERM lets the running delivery finish within --shutdown-timeout, keeps it, and exits 0", func() {

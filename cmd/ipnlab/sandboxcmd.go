@@ -59,8 +59,9 @@ func refuseFlags(cmd *cobra.Command, mode string, refused map[string]string, bad
 	return nil
 }
 
-// runSandbox serves a sandbox until SIGINT or SIGTERM.
-func runSandbox(cmd *cobra.Command, cfg sandbox.Config, addr, store string, shutdownTimeout time.Duration) error {
+// runSandbox serves a sandbox until SIGINT or SIGTERM, or until its
+// store is lost (lost: nil for a store whose lock goes with the process).
+func runSandbox(cmd *cobra.Command, cfg sandbox.Config, addr, store string, shutdownTimeout time.Duration, lost <-chan error) error {
 	log := cfg.Base.Logger
 	srv, err := sandbox.Start(cfg, addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
@@ -73,7 +74,12 @@ func runSandbox(cmd *cobra.Command, cfg sandbox.Config, addr, store string, shut
 	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab sandbox ready addr=%s clock=%s verify=%s accounts=%d\n",
 		srv.Addr(), cfg.NewClock().Mode(), cfg.Base.Verify, len(accounts))
 	log.Info("sandbox listening", "url", srv.URL(), "verify_url", srv.URL()+"/cgi-bin/webscr", "store", store, "accounts", len(accounts))
-	<-stopped
+	var lostErr error
+	select {
+	case <-stopped:
+	case lostErr = <-lost:
+		log.Error("lost the store's writer lock: another sandbox may write it now, so this one stops", "err", lostErr)
+	}
 	log.Info("shutting down", "bound", shutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -81,6 +87,9 @@ func runSandbox(cmd *cobra.Command, cfg sandbox.Config, addr, store string, shut
 		log.Warn("shutdown bound reached", "err", err)
 	}
 	log.Info("stopped")
+	if lostErr != nil {
+		return fmt.Errorf("the store is no longer this sandbox's: %w", lostErr)
+	}
 	return nil
 }
 

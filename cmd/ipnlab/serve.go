@@ -125,6 +125,10 @@ History and clock (ipnlab accounts create ...); it prints:
 			if jnl != nil {
 				cfg.Journal = jnl
 			}
+			watching, stopWatch := context.WithCancel(context.Background())
+			defer stopWatch()
+			lost, storeHealth := watchStore(watching, jnl)
+			cfg.StoreHealth = storeHealth
 			stopDebug, err := debugServer(debugAddr, log)
 			if err != nil {
 				return err
@@ -140,7 +144,7 @@ History and clock (ipnlab accounts create ...); it prints:
 				return runReplica(cmd, cfg, accounts, storeSpec, addr, advertise, shutdownTimeout)
 			}
 			if accounts != nil {
-				return runSandbox(cmd, *accounts, addr, storeName(storeSpec), shutdownTimeout)
+				return runSandbox(cmd, *accounts, addr, storeName(storeSpec), shutdownTimeout, lost)
 			}
 			ca, err := icpt.ca()
 			if err != nil {
@@ -180,7 +184,12 @@ History and clock (ipnlab accounts create ...); it prints:
 					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "scheduled", r.Scheduled, "clock", srv.Clock().Now())
 			}
 
-			<-stopped
+			var lostErr error
+			select {
+			case <-stopped:
+			case lostErr = <-lost:
+				log.Error("lost the store's writer lock: another emulator may write it now, so this one stops", "err", lostErr)
+			}
 			log.Info("shutting down", "bound", shutdownTimeout)
 			shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
@@ -190,6 +199,9 @@ History and clock (ipnlab accounts create ...); it prints:
 				log.Warn("shutdown bound reached", "err", err)
 			}
 			log.Info("stopped")
+			if lostErr != nil {
+				return fmt.Errorf("the store is no longer this emulator's: %w", lostErr)
+			}
 			return nil
 		},
 	}
@@ -229,6 +241,18 @@ History and clock (ipnlab accounts create ...); it prints:
 	renamed(f, "addr", "emulator-addr")
 	renamed(f, "notify-url", "listener")
 	return c
+}
+
+// watchStore watches a PostgreSQL store's writer lock every second
+// (pgjournal.Watch): lost hears its loss, health says it. A SQLite file's
+// lock goes with the process: nothing to watch (nil, nil).
+func watchStore(ctx context.Context, jnl journal.Journal) (lost <-chan error, health func() error) {
+	pg, ok := jnl.(*pgjournal.Postgres)
+	if !ok {
+		return nil, nil
+	}
+	w := pg.Watch(ctx, time.Second)
+	return w.Lost(), w.Err
 }
 
 // storeName is --store for the log: a PostgreSQL URL without its password.

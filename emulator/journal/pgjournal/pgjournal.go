@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -216,6 +217,53 @@ func (j *Postgres) CheckLead(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// LockWatch checks that a process still holds the writer's lock.
+type LockWatch struct {
+	lost chan error
+	err  atomic.Pointer[error]
+}
+
+// Watch checks every interval, over the lock's connection, that this
+// process still holds the writer's lock (CheckLead), until ctx ends. The
+// first time it does not (the connection died with a database restart
+// or a failover, and another process may write now), Lost hears why,
+// once, and Err reports it from then on: a writer that lost its lock must
+// stop at once, not go on as a zombie.
+func (j *Postgres) Watch(ctx context.Context, interval time.Duration) *LockWatch {
+	w := &LockWatch{lost: make(chan error, 1)}
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			check, cancel := context.WithTimeout(ctx, interval)
+			err := j.CheckLead(check)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				w.err.Store(&err)
+				w.lost <- err
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// Lost hears the loss of the lock, once.
+func (w *LockWatch) Lost() <-chan error { return w.lost }
+
+// Err is why the lock was lost, nil while it is held.
+func (w *LockWatch) Err() error {
+	if p := w.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Announce records url as the leader's, for standby replicas to forward
