@@ -55,7 +55,19 @@ var migrations = []string{
 		url   TEXT NOT NULL,
 		since TIMESTAMPTZ NOT NULL DEFAULT now()
 	);`,
+	// The leader's epoch (a fencing token every write checks) and its
+	// lease, which it renews; a standby ends a leader whose lease lapsed.
+	3: `ALTER TABLE ipnlab_leader
+		ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+		ADD COLUMN holder_pid INTEGER,
+		ADD COLUMN lease_until TIMESTAMPTZ;
+	INSERT INTO ipnlab_leader(id, url) VALUES (1, '') ON CONFLICT (id) DO NOTHING;`,
 }
+
+// DefaultLease is how long a leader's lease lasts from its last renewal
+// (each CheckLead): a standby may end a leader that has not renewed it
+// for that long (a frozen process keeps its connection, and so its lock).
+const DefaultLease = 5 * time.Second
 
 // ErrNotLeader is returned for a write by a process that does not hold the
 // writer's lock (any more).
@@ -69,6 +81,16 @@ type Postgres struct {
 
 	mu     sync.Mutex    // one user of holder at a time
 	holder *pgxpool.Conn // holds writerLock; nil when not leading
+	epoch  int64         // the leadership this process holds: every write checks it
+	lease  time.Duration // DefaultLease unless SetLease
+}
+
+// SetLease sets how long this process's lease lasts when it leads (and
+// renews it): it must renew more often than that.
+func (j *Postgres) SetLease(d time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lease = d
 }
 
 // IsURL reports whether spec names a PostgreSQL database.
@@ -109,7 +131,7 @@ func Connect(ctx context.Context, dsn string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", where, err)
 	}
-	j := &Postgres{pool: pool, where: where}
+	j := &Postgres{pool: pool, where: where, lease: DefaultLease}
 	if err := j.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -175,10 +197,33 @@ func (j *Postgres) TryLead(ctx context.Context) (bool, error) {
 	}
 	if !got {
 		conn.Release()
-		return false, nil
+		return false, j.endLapsedLeader(ctx)
+	}
+	// A new epoch: whatever a deposed leader still tries to write is
+	// refused, its token being older.
+	err = conn.QueryRow(ctx, `UPDATE ipnlab_leader SET epoch = epoch + 1, holder_pid = pg_backend_pid(),
+		lease_until = now() + make_interval(secs => $1) WHERE id = 1 RETURNING epoch`, j.lease.Seconds()).Scan(&j.epoch)
+	if err != nil {
+		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+		conn.Release()
+		return false, fmt.Errorf("journal %s: new epoch: %w", j.where, err)
 	}
 	j.holder = conn
 	return true, nil
+}
+
+// endLapsedLeader ends the session of a leader whose lease lapsed: a
+// frozen process (SIGSTOP) keeps its connection and its lock, and would
+// keep every standby waiting. Its lock goes with its session; the next
+// TryLead takes it, with a new epoch, and the old leader, if it wakes,
+// finds its connection gone and its epoch past.
+func (j *Postgres) endLapsedLeader(ctx context.Context) error {
+	_, err := j.pool.Exec(ctx, `SELECT pg_terminate_backend(holder_pid) FROM ipnlab_leader
+		WHERE id = 1 AND holder_pid IS NOT NULL AND lease_until < now() AND holder_pid <> pg_backend_pid()`)
+	if err != nil {
+		return fmt.Errorf("journal %s: ending a leader whose lease lapsed: %w", j.where, err)
+	}
+	return nil
 }
 
 // Resign lets go of the writer's lock, keeping the connection pool: a
@@ -206,13 +251,18 @@ func (j *Postgres) Leading() bool {
 // process must stop acting as the writer (ErrNotLeader).
 func (j *Postgres) CheckLead(ctx context.Context) error {
 	return j.withHolder(func(c *pgxpool.Conn) error {
-		var held bool
+		var held, current bool
 		err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
 			AND classid = $1::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2 AND granted)`, int32(writerLock>>32)).Scan(&held)
+		if err == nil && held {
+			// Renew the lease, while the epoch is still this process's.
+			err = c.QueryRow(ctx, `WITH renewed AS (UPDATE ipnlab_leader SET lease_until = now() + make_interval(secs => $1)
+				WHERE id = 1 AND epoch = $2 RETURNING 1) SELECT EXISTS (SELECT 1 FROM renewed)`, j.lease.Seconds(), j.epoch).Scan(&current)
+		}
 		switch {
 		case err != nil:
 			return fmt.Errorf("journal %s: the lock's connection: %v: %w", j.where, err, ErrNotLeader)
-		case !held:
+		case !held, !current:
 			return fmt.Errorf("journal %s: %w", j.where, ErrNotLeader)
 		}
 		return nil
@@ -301,6 +351,9 @@ func (j *Postgres) withHolder(f func(*pgxpool.Conn) error) error {
 	if err != nil && j.holder.Conn().IsClosed() {
 		j.holder.Release()
 		j.holder = nil
+		if !errors.Is(err, ErrNotLeader) {
+			err = fmt.Errorf("%w: the lock's connection: %w", ErrNotLeader, err)
+		}
 	}
 	return err
 }
@@ -313,6 +366,10 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 	}
 	ctx := context.Background()
 	b := &pgx.Batch{}
+	// The fencing token first: the transaction goes on only while this
+	// process's epoch is the leader's (FOR SHARE: a takeover waits for
+	// it, or it sees the takeover).
+	b.Queue(`SELECT epoch FROM ipnlab_leader WHERE id = 1 FOR SHARE`)
 	for _, e := range entries {
 		if e.Delete {
 			b.Queue(`DELETE FROM ipnlab_records WHERE kind = $1 AND key = $2`, e.Kind, e.Key)
@@ -326,8 +383,18 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 			ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, e.Kind, e.Key, v)
 	}
 	err := j.withHolder(func(c *pgxpool.Conn) error {
+		epoch := j.epoch
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			res := tx.SendBatch(ctx, b)
+			var current int64
+			if err := res.QueryRow().Scan(&current); err != nil {
+				res.Close()
+				return fmt.Errorf("journal epoch: %w", err)
+			}
+			if current != epoch {
+				res.Close()
+				return fmt.Errorf("epoch %d is past (the leader's is %d): %w", epoch, current, ErrNotLeader)
+			}
 			for _, e := range entries {
 				if _, err := res.Exec(); err != nil {
 					res.Close()
@@ -345,11 +412,30 @@ func (j *Postgres) Write(entries ...journal.Entry) error {
 
 // Purge implements journal.Purger.
 func (j *Postgres) Purge(kindPrefix string) error {
+	ctx := context.Background()
 	if err := j.withHolder(func(c *pgxpool.Conn) error {
-		_, err := c.Exec(context.Background(), `DELETE FROM ipnlab_records WHERE left(kind, $1) = $2`, len(kindPrefix), kindPrefix)
-		return err
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if err := j.fenceLocked(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM ipnlab_records WHERE left(kind, $1) = $2`, len(kindPrefix), kindPrefix)
+			return err
+		})
 	}); err != nil {
 		return fmt.Errorf("journal purge %s: %w", kindPrefix, err)
+	}
+	return nil
+}
+
+// fenceLocked lets a transaction go on only while this process's epoch
+// is the leader's (with j.mu held).
+func (j *Postgres) fenceLocked(ctx context.Context, tx pgx.Tx) error {
+	var current int64
+	if err := tx.QueryRow(ctx, `SELECT epoch FROM ipnlab_leader WHERE id = 1 FOR SHARE`).Scan(&current); err != nil {
+		return fmt.Errorf("journal epoch: %w", err)
+	}
+	if current != j.epoch {
+		return fmt.Errorf("epoch %d is past (the leader's is %d): %w", j.epoch, current, ErrNotLeader)
 	}
 	return nil
 }

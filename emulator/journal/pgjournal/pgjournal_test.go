@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -92,11 +93,11 @@ var _ = Describe("The PostgreSQL journal", func() {
 		DeferCleanup(db.Close)
 		var versions int
 		Expect(db.QueryRow(`SELECT count(*) FROM ipnlab_schema_migrations`).Scan(&versions)).To(Succeed())
-		Expect(versions).To(Equal(2), "each migration once")
+		Expect(versions).To(Equal(3), "each migration once")
 		_, err = db.Exec(`INSERT INTO ipnlab_schema_migrations(version) VALUES (99)`)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = pgjournal.Open(ctx, dsn)
-		Expect(err).To(MatchError(ContainSubstring("migrated by a newer ipnlab (schema 99, this one knows 2)")))
+		Expect(err).To(MatchError(ContainSubstring("migrated by a newer ipnlab (schema 99, this one knows 3)")))
 	})
 
 	It("lets one of several processes lead; the others read, wait and take over when it goes; a leader whose lock died can no longer write", func() {
@@ -136,6 +137,52 @@ var _ = Describe("The PostgreSQL journal", func() {
 		var got []string
 		Expect(b.Scan("k", func(key string, v []byte) error { got = append(got, key+"="+string(v)); return nil })).To(Succeed())
 		Expect(got).To(Equal([]string{"x=1", "y=3"}))
+	})
+
+	It("ends a leader that stopped renewing its lease (frozen: its connection and lock stay), and fences a deposed leader's writes by its epoch", func() {
+		dsn := testenv.PostgresSchema("pgj")
+		a, err := pgjournal.Connect(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(a.Close)
+		b, err := pgjournal.Connect(ctx, dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(b.Close)
+		a.SetLease(300 * time.Millisecond)
+		Expect(a.TryLead(ctx)).To(BeTrue())
+		Expect(a.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("1")})).To(Succeed())
+
+		// While a renews, b waits.
+		Consistently(func() bool {
+			Expect(a.CheckLead(ctx)).To(Succeed())
+			led, err := b.TryLead(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			return led
+		}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(BeFalse())
+
+		// a freezes: no renewal. Once its lease lapses, b ends its session
+		// and leads.
+		Eventually(func() bool {
+			led, err := b.TryLead(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			return led
+		}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(BeTrue())
+		Expect(b.Write(journal.Entry{Kind: "k", Key: "y", Value: []byte("2")})).To(Succeed())
+		// a wakes: nothing it writes lands.
+		Expect(a.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("stale")})).To(MatchError(pgjournal.ErrNotLeader))
+		Expect(a.CheckLead(ctx)).To(MatchError(pgjournal.ErrNotLeader))
+
+		// A deposed leader whose connection survived is stopped by its
+		// epoch alone.
+		db, err := sql.Open("pgx", dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+		_, err = db.Exec(`UPDATE ipnlab_leader SET epoch = epoch + 1`)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Write(journal.Entry{Kind: "k", Key: "y", Value: []byte("stale")})).To(MatchError(pgjournal.ErrNotLeader))
+		Expect(b.CheckLead(ctx)).To(MatchError(pgjournal.ErrNotLeader))
+		var got []string
+		Expect(b.Scan("k", func(key string, v []byte) error { got = append(got, key+"="+string(v)); return nil })).To(Succeed())
+		Expect(got).To(Equal([]string{"x=1", "y=2"}))
 	})
 
 	It("names the database without its password when it cannot connect", func() {
