@@ -14,6 +14,18 @@ import (
 	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
+// twoProcesses connects two processes' journals to a new schema.
+func twoProcesses() (dsn string, a, b *pgjournal.Postgres) {
+	dsn = testenv.PostgresSchema("pgj")
+	for _, j := range []**pgjournal.Postgres{&a, &b} {
+		var err error
+		*j, err = pgjournal.Connect(context.Background(), dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup((*j).Close)
+	}
+	return dsn, a, b
+}
+
 var _ = Describe("The PostgreSQL journal", func() {
 	ctx := context.Background()
 
@@ -101,13 +113,7 @@ var _ = Describe("The PostgreSQL journal", func() {
 	})
 
 	It("lets one of several processes lead; the others read, wait and take over when it goes; a leader whose lock died can no longer write", func() {
-		dsn := testenv.PostgresSchema("pgj")
-		a, err := pgjournal.Connect(ctx, dsn)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(a.Close)
-		b, err := pgjournal.Connect(ctx, dsn)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(b.Close)
+		dsn, a, b := twoProcesses()
 
 		Expect(b.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("1")})).To(MatchError(pgjournal.ErrNotLeader))
 		Expect(a.TryLead(ctx)).To(BeTrue())
@@ -140,13 +146,7 @@ var _ = Describe("The PostgreSQL journal", func() {
 	})
 
 	It("ends a leader that stopped renewing its lease (frozen: its connection and lock stay), and fences a deposed leader's writes by its epoch", func() {
-		dsn := testenv.PostgresSchema("pgj")
-		a, err := pgjournal.Connect(ctx, dsn)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(a.Close)
-		b, err := pgjournal.Connect(ctx, dsn)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(b.Close)
+		dsn, a, b := twoProcesses()
 		a.SetLease(300 * time.Millisecond)
 		Expect(a.TryLead(ctx)).To(BeTrue())
 		Expect(a.Write(journal.Entry{Kind: "k", Key: "x", Value: []byte("1")})).To(Succeed())
