@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -138,5 +139,20 @@ var _ = Describe("An emulator whose store is no longer its own", func() {
 		Expect(code).To(Equal(http.StatusServiceUnavailable))
 		Expect(body).To(ContainSubstring(`"status": "store lost"`))
 		Expect(body).To(ContainSubstring("terminating connection"))
+	})
+})
+
+var _ = Describe("A served emulator", func() {
+	It("stops answering once closed, and a later Close or Shutdown returns at once", func() {
+		srv, err := emulator.Start(emulator.Config{Clock: clock.NewManual(t0)}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		resp, err := http.Get(srv.URL() + "/healthz")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		srv.Close()
+		_, err = http.Get(srv.URL() + "/healthz")
+		Expect(err).To(HaveOccurred(), "the HTTP server is closed too")
+		srv.Close()
+		Expect(srv.Shutdown(context.Background())).To(Succeed())
 	})
 })

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -16,6 +17,15 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
+
+	servedOnce sync.Once
+	serveErr   error // what Serve returned
+}
+
+// served waits for the HTTP server to stop serving, and says why.
+func (s *Server) served() error {
+	s.servedOnce.Do(func() { s.serveErr = <-s.done })
+	return s.serveErr
 }
 
 // ErrExposed is returned for a control API that would be served beyond
@@ -86,6 +96,16 @@ func (s *Server) VerifyURL() string { return s.URL() + "/cgi-bin/webscr" }
 // otherwise hold a server's shutdown for their whole timeout.
 func (e *Emulator) EndStreams() { e.stopStreams() }
 
+// Close stops at once: the HTTP server (open connections cut), then the
+// emulator (running deliveries stopped, their retries kept). The
+// emulator's own Close would leave the HTTP server answering.
+func (s *Server) Close() {
+	s.stopStreams()
+	_ = s.srv.Close()
+	s.Emulator.Close()
+	_ = s.served()
+}
+
 // Shutdown stops accepting requests, lets running requests and deliveries
 // finish within ctx (then cuts them short, keeping their retries queued in
 // the journal) and records the clock.
@@ -95,7 +115,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if derr := s.Emulator.Shutdown(ctx); err == nil {
 		err = derr
 	}
-	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+	if serr := s.served(); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
 	return err
