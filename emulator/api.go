@@ -217,8 +217,12 @@ func refused(err error) error {
 
 func writeError(w http.ResponseWriter, err error) {
 	status := statusOf(err)
-	msg := strings.TrimPrefix(err.Error(), errBadRequest.Error()+": ")
-	writeJSON(w, status, map[string]any{"error": map[string]any{"status": status, "message": msg}})
+	writeJSON(w, status, map[string]any{"error": map[string]any{"status": status, "message": messageOf(err)}})
+}
+
+// messageOf is an error as the API says it.
+func messageOf(err error) string {
+	return strings.TrimPrefix(err.Error(), errBadRequest.Error()+": ")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

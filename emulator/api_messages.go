@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/http"
@@ -202,15 +203,24 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 	if req.URL != "" && req.UseProfileURL {
 		return badRequest("give url or use_profile_url, not both")
 	}
-	ids := []string{}
+	// Per message: one it cannot resend does not stop the others, and the
+	// answer says which went and which did not (and why). Nothing went: the
+	// first refusal is the answer.
+	ids, refused := []string{}, []ResendRefusal{}
+	var first error
 	for _, m := range e.engine.List(MessageFilter{Status: status, Since: since}.keep) {
 		if err := e.Resend(m.ID, req); err != nil {
-			return err
+			refused = append(refused, ResendRefusal{ID: m.ID, Error: messageOf(err)})
+			first = cmp.Or(first, err)
+			continue
 		}
 		ids = append(ids, m.ID)
 	}
+	if len(ids) == 0 && first != nil {
+		return first
+	}
 	e.WaitIdle()
-	writeJSON(w, http.StatusAccepted, map[string]any{"resent": ids})
+	writeJSON(w, http.StatusAccepted, map[string]any{"resent": ids, "refused": refused})
 	return nil
 }
 

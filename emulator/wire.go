@@ -19,6 +19,7 @@ type (
 	PlannedStep      = api.PlannedStep
 	Preview          = api.Preview
 	ResendRequest    = api.ResendRequest
+	ResendRefusal    = api.ResendRefusal
 	SendRequest      = api.SendRequest
 	Summary          = api.Summary
 	Outcome          = api.Outcome

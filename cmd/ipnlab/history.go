@@ -148,11 +148,17 @@ func newResend() *cobra.Command {
 				return err
 			}
 			req.Since, req.Status = t, status
-			ids, err := cl.ResendAll(cmd.Context(), req)
+			ids, refused, err := cl.ResendAll(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "resent %d: %s\n", len(ids), strings.Join(ids, " "))
+			for _, r := range refused {
+				fmt.Fprintf(cmd.OutOrStdout(), "not resent %s: %s\n", r.ID, r.Error)
+			}
+			if len(refused) > 0 {
+				return exitError{code: exitHarness, msg: fmt.Sprintf("%d message(s) not resent (the others were)", len(refused))}
+			}
 			return nil
 		}
 		v, err := cl.Resend(cmd.Context(), args[0], req)

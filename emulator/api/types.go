@@ -306,6 +306,12 @@ type MessageView struct {
 	Remake string `json:"remake,omitempty"`
 }
 
+// ResendRefusal is a message a bulk resend did not resend, and why.
+type ResendRefusal struct {
+	ID    string `json:"id"`
+	Error string `json:"error"`
+}
+
 // FaultRequest is a verifier fault as the API takes it.
 type FaultRequest struct {
 	Kind  string `json:"kind"`

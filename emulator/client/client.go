@@ -222,12 +222,15 @@ func (c *Client) Resend(ctx context.Context, id string, req api.ResendRequest) (
 }
 
 // ResendAll resends every message matching req.Status (default Failed)
-// created since req.Since, and returns their ids.
-func (c *Client) ResendAll(ctx context.Context, req api.ResendRequest) ([]string, error) {
+// created since req.Since, and returns their ids, and those it refused
+// with why (the others went).
+func (c *Client) ResendAll(ctx context.Context, req api.ResendRequest) (resent []string, refused []api.ResendRefusal, err error) {
 	var out struct {
-		Resent []string `json:"resent"`
+		Resent  []string            `json:"resent"`
+		Refused []api.ResendRefusal `json:"refused"`
 	}
-	return out.Resent, c.do(ctx, "POST", "/api/v1/messages/resend", req, &out)
+	err = c.do(ctx, "POST", "/api/v1/messages/resend", req, &out)
+	return out.Resent, out.Refused, err
 }
 
 // Postbacks lists the verifier's records ("" for all messages), reading

@@ -59,9 +59,10 @@ var _ = Describe("Client", func() {
 		Expect(m.Status).To(Equal("Failed"))
 		Expect(m.Attempts[1].Duration).To(BeNumerically(">", 0))
 
-		ids, err := cl.ResendAll(ctx, emulator.ResendRequest{Since: "2026-01-01T00:00:00Z"})
+		ids, refused, err := cl.ResendAll(ctx, emulator.ResendRequest{Since: "2026-01-01T00:00:00Z"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ids).To(Equal([]string{m.ID}))
+		Expect(refused).To(BeEmpty())
 
 		evs, last, err := cl.Poll(ctx, 0, events.Resend, "", time.Second)
 		Expect(err).NotTo(HaveOccurred())

@@ -3,10 +3,12 @@ package emulator_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -154,5 +156,31 @@ var _ = Describe("A served emulator", func() {
 		Expect(err).To(HaveOccurred(), "the HTTP server is closed too")
 		srv.Close()
 		Expect(srv.Shutdown(context.Background())).To(Succeed())
+	})
+})
+
+var _ = Describe("A bulk resend", func() {
+	It("answers per message: those it could not resend are listed with why, and the others went", func() {
+		fail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+		DeferCleanup(fail.Close)
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Profile: paypal.Profile{NotifyURL: fail.URL, Enabled: true}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(emu.Close)
+		pp, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: fail.URL})
+		Expect(err).NotTo(HaveOccurred())
+		pd, err := emu.SendPayDo(emulator.PayDoRequest{Kind: "checkout", NotifyURL: fail.URL})
+		Expect(err).NotTo(HaveOccurred())
+		emu.WaitIdle()
+		rec := httptest.NewRecorder()
+		emu.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/messages/resend",
+			strings.NewReader(`{"since": "2020-01-01T00:00:00Z", "status": "Retrying", "use_profile_url": true}`)))
+		Expect(rec.Code).To(Equal(http.StatusAccepted), rec.Body.String())
+		var out struct {
+			Resent  []string                 `json:"resent"`
+			Refused []emulator.ResendRefusal `json:"refused"`
+		}
+		Expect(json.Unmarshal(rec.Body.Bytes(), &out)).To(Succeed())
+		Expect(out.Resent).To(Equal([]string{pp.ID}))
+		Expect(out.Refused).To(ConsistOf(emulator.ResendRefusal{ID: pd[0].ID, Error: "use_profile_url is PayPal's: PayDo has no profile URL"}))
 	})
 })
