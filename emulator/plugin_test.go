@@ -256,7 +256,9 @@ steps:
 	})
 
 	It("is refused with its reason when its name or a route is taken", func() {
-		for _, p := range []emulator.Provider{&named{hook{}, "paypal"}, &named{hook{}, "Bad Name"}, &routed{hook{}, "GET /api/v1/messages"}, &routed{hook{}, "POST /elsewhere"}} {
+		for _, p := range []emulator.Provider{&named{hook{}, "paypal"}, &named{hook{}, "Bad Name"}, &routed{hook{}, "GET /api/v1/messages"}, &routed{hook{}, "POST /elsewhere"},
+			// The same route as the emulator's under other names, and a pattern ServeMux refuses.
+			&routed{hook{}, "GET /api/v1/messages/{message}"}, &routed{hook{}, "GET /api/v1/{bad"}} {
 			_, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Provider{p}})
 			Expect(err).To(MatchError(emulator.ErrProvider), "%T %s", p, p.Name())
 		}

@@ -134,8 +134,13 @@ var providerName = regexp.MustCompile(`^[a-z][a-z0-9]{1,30}$`)
 func checkProviders(ps []Provider, own []string) error {
 	names := map[string]bool{}
 	claimed := map[string]string{}
+	// ServeMux decides which patterns conflict ("GET /x/{id}" and
+	// "GET /x/{name}" are one route): a trial mux takes each route, and a
+	// conflict is an error here, not a panic in New.
+	trial := http.NewServeMux()
 	for _, r := range own {
 		claimed[r] = "the emulator"
+		trial.Handle(r, http.NotFoundHandler())
 	}
 	for _, p := range ps {
 		name := p.Name()
@@ -157,9 +162,24 @@ func checkProviders(ps []Provider, own []string) error {
 			if by, ok := claimed[key]; ok {
 				return fmt.Errorf("%w %s: route %s is %s's already", ErrProvider, name, key, by)
 			}
+			if err := tryHandle(trial, key); err != nil {
+				return fmt.Errorf("%w %s: route %s: %v", ErrProvider, name, key, err)
+			}
 			claimed[key] = name
 		}
 	}
+	return nil
+}
+
+// tryHandle registers pattern on mux, turning ServeMux's panic on a bad
+// or conflicting pattern into an error.
+func tryHandle(mux *http.ServeMux, pattern string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, http.NotFoundHandler())
 	return nil
 }
 
