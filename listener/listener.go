@@ -133,10 +133,9 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 // Start replays the inbox (items acked but not processed before a crash)
 // and starts the workers.
 func (l *Listener) Start(ctx context.Context) error {
-	pending, err := l.store.PendingInbox(ctx)
-	if err != nil {
-		return fmt.Errorf("replay inbox: %w", err)
-	}
+	// Started before the inbox is read: an item accepted meanwhile is
+	// queued by accept (not left for the next restart), and skipped here.
+	// No worker runs yet, so what accept queued is still queued.
 	l.mu.Lock()
 	if l.started || l.closed {
 		l.mu.Unlock()
@@ -144,11 +143,23 @@ func (l *Listener) Start(ctx context.Context) error {
 	}
 	l.started = true
 	l.mu.Unlock()
+	pending, err := l.store.PendingInbox(ctx)
+	if err != nil {
+		return fmt.Errorf("replay inbox: %w", err)
+	}
+	l.mu.Lock()
+	already := make(map[int64]bool, len(l.itemTxns))
+	for id := range l.itemTxns {
+		already[id] = true
+	}
+	l.mu.Unlock()
 	if len(pending) > 0 {
 		l.log.Info("replaying inbox", "items", len(pending))
 	}
 	for i := range pending {
-		l.enqueue(queued{id: pending[i].ID, item: &pending[i]})
+		if !already[pending[i].ID] {
+			l.enqueue(queued{id: pending[i].ID, item: &pending[i]})
+		}
 	}
 	for range l.cfg.Workers {
 		l.workers.Add(1)
