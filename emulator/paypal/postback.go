@@ -255,7 +255,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	rec.Status, rec.Answer = status, answer
-	s.record(rec)
+	if err := s.record(rec); err != nil {
+		// An answer the store did not take is never given: a verifier
+		// that lost its store (another process leads now) would answer
+		// VERIFIED where History shows nothing. The listener asks again.
+		http.Error(w, "the verifier could not record this postback: ask again", http.StatusServiceUnavailable)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=UTF-8")
 	h.Set("Content-Length", strconv.Itoa(len(answer)))
@@ -304,7 +310,9 @@ func (s *Service) redact(v string) string {
 	return v
 }
 
-func (s *Service) record(p *PostbackRecord) {
+// record keeps a postback and journals it, returning the journal's error
+// (also reported).
+func (s *Service) record(p *PostbackRecord) error {
 	if p.MessageID == "" && len(p.Body) > MaxUnattachedBody {
 		p.BodyBytes, p.Body = len(p.Body), p.Body[:MaxUnattachedBody:MaxUnattachedBody]
 	}
@@ -335,8 +343,10 @@ func (s *Service) record(p *PostbackRecord) {
 	}
 	wait := journal.Enqueue(s.cfg.Journal, records...)
 	s.mu.Unlock()
-	s.report(errors.Join(err, wait()))
+	err = errors.Join(err, wait())
+	s.report(err)
 	if s.cfg.OnPostback != nil {
 		s.cfg.OnPostback(snap)
 	}
+	return err
 }

@@ -2,6 +2,7 @@ package soak_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -38,6 +40,14 @@ type failFirst struct {
 	next http.Handler
 	mu   sync.Mutex
 	seen map[string]bool
+	got  map[string]int // deliveries received, by txn_id
+}
+
+// received is how many deliveries of txn reached the listener.
+func (f *failFirst) received(txn string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.got[txn]
 }
 
 func (f *failFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +57,10 @@ func (f *failFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	first := !f.seen[txn]
 	f.seen[txn] = true
+	if f.got == nil {
+		f.got = map[string]int{}
+	}
+	f.got[txn]++
 	f.mu.Unlock()
 	if first {
 		http.Error(w, "first delivery refused", http.StatusInternalServerError)
@@ -57,11 +71,15 @@ func (f *failFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // wentNowhere reports a send that surely reached no leader: refused by a
-// standby that knows of none, or a replica that was down.
+// standby that knows of none, by a leader that lost its lock, or a
+// replica that was down.
 func wentNowhere(err error) bool {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Status == http.StatusServiceUnavailable && strings.Contains(apiErr.Message, "no replica leads yet")
+		// A leader that lost its lock journals nothing, and sends only
+		// what it journaled.
+		return apiErr.Status == http.StatusServiceUnavailable && strings.Contains(apiErr.Message, "no replica leads yet") ||
+			apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "does not hold the journal's lock")
 	}
 	return errors.Is(err, client.ErrUnreachable) && strings.Contains(err.Error(), "connection refused")
 }
@@ -81,6 +99,24 @@ func fullHistory(ctx context.Context, c *client.Client) ([]api.Summary, error) {
 	}
 }
 
+// leaderOf is the replica leading now (nil: none): a standby's /healthz
+// says so, the leader's is its emulator's.
+func leaderOf(replicas []*child) *child {
+	c := &http.Client{Timeout: 500 * time.Millisecond}
+	for _, r := range replicas {
+		resp, err := c.Get("http://" + r.addr + "/healthz")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `"role": "standby"`) && !strings.Contains(string(body), `"role":"standby"`) {
+			return r
+		}
+	}
+	return nil
+}
+
 // replicaSoakSize is how many messages go through the replicas:
 // IPNLAB_SOAK_REPLICA_MESSAGES (make soak: 5,000), else 500.
 func replicaSoakSize() int {
@@ -91,7 +127,7 @@ func replicaSoakSize() int {
 	return n
 }
 
-var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), func() {
+var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock and a frozen leader", Label("soak"), func() {
 	It("give every message exactly the attempts its schedule gives, answer every postback against its message, and show the same History from each", func() {
 		dsn := testenv.PostgresSchema("soak_replicas")
 		binary, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
@@ -133,7 +169,8 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), f
 		}, st)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(lst.Start(context.Background())).To(Succeed())
-		lsrv := httptest.NewServer(&failFirst{next: lst.Handler(), seen: map[string]bool{}})
+		gate := &failFirst{next: lst.Handler(), seen: map[string]bool{}}
+		lsrv := httptest.NewServer(gate)
 		DeferCleanup(func() { lsrv.Close(); Expect(lst.Close()).To(Succeed()) })
 		notify := lsrv.URL + "/ipn/paypal"
 
@@ -146,12 +183,40 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), f
 			confirmed = map[string]string{} // txn -> message ID, sends a replica answered
 			uncertain []string
 			kills     int
+			freezes   int
+			lostLocks int
 		)
+		admin, err := sql.Open("pgx", dsn)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(admin.Close)
+		dsnURL, err := url.Parse(dsn)
+		Expect(err).NotTo(HaveOccurred())
+		schema := dsnURL.Query().Get("search_path")
 		for round := range rounds {
 			killAt := rng.IntN(perRound)
 			victim := replicas[rng.IntN(len(replicas))]
 			feed := func(k int) {
-				if k == killAt {
+				switch {
+				case k != killAt:
+				case round == 1:
+					// The leader's lock connection dies (a database
+					// restart or a failover would do the same).
+					var ended int
+					Expect(admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+						AND objid = hashtext($1)::oid AND objsubid = 2 AND granted`, schema).Scan(&ended)).To(Succeed())
+					lostLocks += ended
+				case round == rounds/2:
+					// SIGSTOP the leader: its connection and lock stay
+					// alive; a standby takes over once its lease lapses,
+					// and it wakes to find itself deposed.
+					var frozen *child
+					Eventually(func() *child { frozen = leaderOf(replicas); return frozen }).WithTimeout(30 * time.Second).ShouldNot(BeNil())
+					Expect(frozen.s.Command.Process.Signal(syscall.SIGSTOP)).To(Succeed())
+					Eventually(func() *child { return leaderOf(replicas) }).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).
+						Should(SatisfyAll(Not(BeNil()), Not(BeIdenticalTo(frozen))), "a standby takes over from the frozen leader")
+					Expect(frozen.s.Command.Process.Signal(syscall.SIGCONT)).To(Succeed())
+					freezes++
+				default:
 					victim.kill()
 					kills++
 					victim.start()
@@ -214,6 +279,9 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), f
 				}
 			}
 			interrupted += cut
+			// Every delivery that reached the listener is in History: a
+			// deposed or zombie leader sent none the store does not show.
+			Expect(gate.received(txn)).To(BeNumerically("<=", acked+refused+cut), "message %s: the listener got deliveries History does not show", id)
 			Expect(acked).To(Equal(1), "message %s acked once", id)
 			Expect(refused).To(BeNumerically("<=", 1), "message %s: the listener refuses one delivery", id)
 			Expect(refused+cut).To(BeNumerically(">=", 1), "message %s: its refused first delivery is recorded", id)
@@ -240,7 +308,9 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9", Label("soak"), f
 		Expect(histories[1]).To(Equal(histories[0]), "History differs between replicas")
 		Expect(histories[2]).To(Equal(histories[0]), "History differs between replicas")
 		Expect(len(uncertain)).To(BeNumerically("<", len(confirmed)/5), "most sends went through: %d confirmed, %d cut by %d kills", len(confirmed), len(uncertain), kills)
-		AddReportEntry("replicas with kill -9", fmt.Sprintf("%d messages confirmed, %d cut by %d kills, %d attempts interrupted and retried; History the same from 3 replicas",
-			len(confirmed), len(uncertain), kills, interrupted))
+		Expect(freezes).To(Equal(1), "the leader was frozen once")
+		Expect(lostLocks).To(Equal(1), "the leader's lock connection was ended once")
+		AddReportEntry("replicas with kill -9, a lost lock and SIGSTOP", fmt.Sprintf("%d messages confirmed, %d cut by %d kills, %d lost lock and %d freeze of the leader, %d attempts interrupted and retried; History the same from 3 replicas",
+			len(confirmed), len(uncertain), kills, lostLocks, freezes, interrupted))
 	})
 })
