@@ -212,7 +212,7 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock and a
 					var frozen *child
 					Eventually(func() *child { frozen = leaderOf(replicas); return frozen }).WithTimeout(30 * time.Second).ShouldNot(BeNil())
 					Expect(frozen.s.Command.Process.Signal(syscall.SIGSTOP)).To(Succeed())
-					Eventually(func() *child { return leaderOf(replicas) }).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).
+					Eventually(func() *child { return leaderOf(replicas) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
 						Should(SatisfyAll(Not(BeNil()), Not(BeIdenticalTo(frozen))), "a standby takes over from the frozen leader")
 					Expect(frozen.s.Command.Process.Signal(syscall.SIGCONT)).To(Succeed())
 					freezes++
