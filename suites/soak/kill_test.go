@@ -2,14 +2,19 @@ package soak_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +25,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/client"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
@@ -48,8 +54,30 @@ func (c *child) kill() {
 	Eventually(c.s).WithTimeout(10 * time.Second).Should(gexec.Exit())
 }
 
+// loseLock ends it the way an emulator that lost its PostgreSQL lock ends
+// itself: its lock connection is terminated, and it must exit 2 on its
+// own (nothing unrecorded sent meanwhile).
+func (c *child) loseLock(admin *sql.DB, schema string) {
+	var ended int
+	Expect(admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+		AND objid = hashtext($1)::oid AND objsubid = 2 AND granted`, schema).Scan(&ended)).To(Succeed())
+	Expect(ended).To(Equal(1), "the emulator's lock connection")
+	Eventually(c.s).WithTimeout(30 * time.Second).Should(gexec.Exit(2))
+}
+
+// notYet reports a send that surely went nowhere and may be sent again:
+// the emulator was down, or had lost its store (its message never
+// committed, so it never left).
+func notYet(err error) bool {
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "does not hold the journal's lock")
+	}
+	return errors.Is(err, client.ErrUnreachable) && strings.Contains(err.Error(), "connection refused")
+}
+
 var _ = Describe("Soak with kill -9", Label("soak"), func() {
-	It("loses and repeats nothing, planned lifecycle steps included, while the emulator is killed at random moments", func() {
+	DescribeTable("loses and repeats nothing, planned lifecycle steps included, while the emulator is killed at random moments", func(postgres bool) {
 		binary, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(gexec.CleanupBuildArtifacts)
@@ -59,6 +87,19 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 		Expect(ln.Close()).To(Succeed())
 		dir := GinkgoT().TempDir()
 		emu := &child{binary: binary, addr: addr, store: "sqlite:" + filepath.Join(dir, "emulator.db")}
+		var (
+			admin  *sql.DB
+			schema string
+		)
+		if postgres {
+			emu.store = testenv.PostgresSchema("soak_plain")
+			admin, err = sql.Open("pgx", emu.store)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(admin.Close)
+			u, err := url.Parse(emu.store)
+			Expect(err).NotTo(HaveOccurred())
+			schema = u.Query().Get("search_path")
+		}
 		emu.start()
 		DeferCleanup(func() { emu.kill() })
 		api, err := client.New("http://" + addr)
@@ -90,6 +131,7 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			uncertain []string // sends cut by a kill: credited at most once
 			plans     []emulator.LifecyclePlan
 			kills     int
+			lostLocks int
 		)
 		perRound := total / rounds
 		for round := range rounds {
@@ -102,7 +144,15 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 
 			killAt := rng.IntN(perRound) // the kill comes after this many sends of the round
 			feed := func(k int) {
-				if k == killAt {
+				switch {
+				case k != killAt:
+				case postgres && round%2 == 1:
+					// Its lock connection dies under load: it stops on its
+					// own, and a new one resumes the store.
+					emu.loseLock(admin, schema)
+					lostLocks++
+					emu.start()
+				default:
 					// While other sends are in flight: some are cut.
 					emu.kill()
 					kills++
@@ -117,7 +167,13 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 				if i%20 == 7 {
 					req.Fault = &emulator.FaultRequest{Kind: "status500", Count: 1}
 				}
-				_, err := api.SendPayPal(ctx, req)
+				var err error
+				for range 600 { // as a client should: again, if it surely went nowhere
+					if _, err = api.SendPayPal(ctx, req); !notYet(err) {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
 				mu.Lock()
 				if err != nil {
 					uncertain = append(uncertain, txn)
@@ -160,7 +216,10 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			Expect(p.Net["USD"]).To(Equal("60.00"))
 		}
 		Expect(len(uncertain)).To(BeNumerically("<", len(confirmed)/10), "most sends went through")
-		AddReportEntry("soak with kill -9", fmt.Sprintf("%d messages confirmed, %d cut by %d kills, %d chargeback lifecycles (%d planned steps) all delivered once",
-			len(confirmed), len(uncertain), kills, len(plans), 4*len(plans)))
-	})
+		AddReportEntry("soak with kill -9", fmt.Sprintf("%s: %d messages confirmed, %d cut by %d kills and %d lost locks, %d chargeback lifecycles (%d planned steps) all delivered once",
+			emu.store[:strings.Index(emu.store, ":")], len(confirmed), len(uncertain), kills, lostLocks, len(plans), 4*len(plans)))
+	},
+		Entry("on SQLite", false),
+		Entry("on PostgreSQL, its lock connection also ended", true),
+	)
 })
