@@ -71,13 +71,15 @@ func (c *child) loseLock(admin *sql.DB, schema string) {
 func notYet(err error) bool {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "does not hold the journal's lock")
+		// The store refused the message's commit (no lock, no server).
+		return apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "journal")
 	}
 	return errors.Is(err, client.ErrUnreachable) && strings.Contains(err.Error(), "connection refused")
 }
 
 var _ = Describe("Soak with kill -9", Label("soak"), func() {
-	DescribeTable("loses and repeats nothing, planned lifecycle steps included, while the emulator is killed at random moments", func(postgres bool) {
+	DescribeTable("loses and repeats nothing, planned lifecycle steps included, while the emulator is killed at random moments", func(store string) {
+		postgres := store != "sqlite"
 		binary, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(gexec.CleanupBuildArtifacts)
@@ -91,8 +93,14 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			admin  *sql.DB
 			schema string
 		)
+		var cluster *testenv.PostgresCluster
 		if postgres {
-			emu.store = testenv.PostgresSchema("soak_plain")
+			if store == "restarts" {
+				cluster = testenv.NewPostgresCluster()
+				emu.store = cluster.DSN
+			} else {
+				emu.store = testenv.PostgresSchema("soak_plain")
+			}
 			admin, err = sql.Open("pgx", emu.store)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(admin.Close)
@@ -131,7 +139,7 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			uncertain []string // sends cut by a kill: credited at most once
 			plans     []emulator.LifecyclePlan
 			kills     int
-			lostLocks int
+			lostStore int // lock connection ended, or the database restarted
 		)
 		perRound := total / rounds
 		for round := range rounds {
@@ -146,11 +154,19 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			feed := func(k int) {
 				switch {
 				case k != killAt:
+				case cluster != nil && round%2 == 1:
+					// The database restarts under load: every connection
+					// is cut; the emulator stops on its own, and a new one
+					// resumes the store.
+					Expect(cluster.Restart()).To(Succeed())
+					Eventually(emu.s).WithTimeout(30 * time.Second).Should(gexec.Exit(2))
+					lostStore++
+					emu.start()
 				case postgres && round%2 == 1:
 					// Its lock connection dies under load: it stops on its
 					// own, and a new one resumes the store.
 					emu.loseLock(admin, schema)
-					lostLocks++
+					lostStore++
 					emu.start()
 				default:
 					// While other sends are in flight: some are cut.
@@ -216,10 +232,11 @@ var _ = Describe("Soak with kill -9", Label("soak"), func() {
 			Expect(p.Net["USD"]).To(Equal("60.00"))
 		}
 		Expect(len(uncertain)).To(BeNumerically("<", len(confirmed)/10), "most sends went through")
-		AddReportEntry("soak with kill -9", fmt.Sprintf("%s: %d messages confirmed, %d cut by %d kills and %d lost locks, %d chargeback lifecycles (%d planned steps) all delivered once",
-			emu.store[:strings.Index(emu.store, ":")], len(confirmed), len(uncertain), kills, lostLocks, len(plans), 4*len(plans)))
+		AddReportEntry("soak with kill -9", fmt.Sprintf("%s: %d messages confirmed, %d cut by %d kills and %d losses of the store (%s), %d chargeback lifecycles (%d planned steps) all delivered once",
+			store, len(confirmed), len(uncertain), kills, lostStore, map[string]string{"sqlite": "none", "postgres": "lock connection ended", "restarts": "database restarted"}[store], len(plans), 4*len(plans)))
 	},
-		Entry("on SQLite", false),
-		Entry("on PostgreSQL, its lock connection also ended", true),
+		Entry("on SQLite", "sqlite"),
+		Entry("on PostgreSQL, its lock connection also ended", "postgres"),
+		Entry("on a PostgreSQL server that also restarts", "restarts"),
 	)
 })

@@ -76,10 +76,10 @@ func (f *failFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func wentNowhere(err error) bool {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {
-		// A leader that lost its lock journals nothing, and sends only
-		// what it journaled.
+		// A leader that lost its store (its lock, or the server) journals
+		// nothing, and sends only what it journaled.
 		return apiErr.Status == http.StatusServiceUnavailable && strings.Contains(apiErr.Message, "no replica leads yet") ||
-			apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "does not hold the journal's lock")
+			apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "journal")
 	}
 	return errors.Is(err, client.ErrUnreachable) && strings.Contains(err.Error(), "connection refused")
 }
@@ -127,9 +127,11 @@ func replicaSoakSize() int {
 	return n
 }
 
-var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock and a frozen leader", Label("soak"), func() {
+var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock, a database restart and a frozen leader", Label("soak"), func() {
 	It("give every message exactly the attempts its schedule gives, answer every postback against its message, and show the same History from each", func() {
-		dsn := testenv.PostgresSchema("soak_replicas")
+		// A server of its own: the soak restarts it.
+		cluster := testenv.NewPostgresCluster()
+		dsn := cluster.DSN
 		binary, err := gexec.Build("github.com/ipnlab/ipnlab/cmd/ipnlab")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(gexec.CleanupBuildArtifacts)
@@ -185,19 +187,23 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock and a
 			kills     int
 			freezes   int
 			lostLocks int
+			restarts  int
 		)
 		admin, err := sql.Open("pgx", dsn)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(admin.Close)
-		dsnURL, err := url.Parse(dsn)
-		Expect(err).NotTo(HaveOccurred())
-		schema := dsnURL.Query().Get("search_path")
+		schema := "public"
 		for round := range rounds {
 			killAt := rng.IntN(perRound)
 			victim := replicas[rng.IntN(len(replicas))]
 			feed := func(k int) {
 				switch {
 				case k != killAt:
+				case round == rounds-1:
+					// The database restarts: every replica's connections
+					// are cut; one leads again once it is back.
+					Expect(cluster.Restart()).To(Succeed())
+					restarts++
 				case round == 1:
 					// The leader's lock connection dies (a database
 					// restart or a failover would do the same).
@@ -310,7 +316,8 @@ var _ = Describe("Three replicas over PostgreSQL with kill -9, a lost lock and a
 		Expect(len(uncertain)).To(BeNumerically("<", len(confirmed)/5), "most sends went through: %d confirmed, %d cut by %d kills", len(confirmed), len(uncertain), kills)
 		Expect(freezes).To(Equal(1), "the leader was frozen once")
 		Expect(lostLocks).To(Equal(1), "the leader's lock connection was ended once")
-		AddReportEntry("replicas with kill -9, a lost lock and SIGSTOP", fmt.Sprintf("%d messages confirmed, %d cut by %d kills, %d lost lock and %d freeze of the leader, %d attempts interrupted and retried; History the same from 3 replicas",
-			len(confirmed), len(uncertain), kills, lostLocks, freezes, interrupted))
+		Expect(restarts).To(Equal(1), "the database restarted once")
+		AddReportEntry("replicas with kill -9, a lost lock, a database restart and SIGSTOP", fmt.Sprintf("%d messages confirmed, %d cut by %d kills, %d lost lock, %d database restart and %d freeze of the leader, %d attempts interrupted and retried; History the same from 3 replicas",
+			len(confirmed), len(uncertain), kills, lostLocks, restarts, freezes, interrupted))
 	})
 })
