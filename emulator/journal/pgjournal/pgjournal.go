@@ -99,7 +99,10 @@ func IsURL(spec string) bool {
 }
 
 // Open connects to the database at dsn, migrates it and takes the
-// writer's lock; ErrInUse if another process has it.
+// writer's lock; ErrInUse if another process has it. The writer must
+// renew its lease (Watch, or CheckLead) more often than its lease lasts
+// (DefaultLease): a process that finds the lease lapsed ends the holder's
+// session, as it would a frozen leader's.
 func Open(ctx context.Context, dsn string) (*Postgres, error) {
 	j, err := Connect(ctx, dsn)
 	if err != nil {
