@@ -195,19 +195,13 @@ func (r *runner) eventAt(id string, otherwise time.Time) time.Time {
 }
 
 // family is the transaction a message is about and its parent's (a
-// refund's payment), whose answers list the child's effects too.
+// refund's payment), whose answers list the child's effects too: read
+// from the message's body, both PayPal fields.
 func (r *runner) family(id string) []string {
-	engine := r.env.Emulator.Engine()
-	m, ok := engine.Get(id)
+	body, ok := r.env.Emulator.Engine().Body(id)
 	if !ok {
 		return nil
 	}
-	txns := []string{m.TxnID}
-	if body, ok := engine.Body(id); ok {
-		form, _ := url.ParseQuery(string(body))
-		if parent := form.Get("parent_txn_id"); parent != "" {
-			txns = append(txns, parent)
-		}
-	}
-	return txns
+	form, _ := url.ParseQuery(string(body))
+	return []string{form.Get("txn_id"), form.Get("parent_txn_id")}
 }
