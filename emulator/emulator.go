@@ -322,6 +322,15 @@ func (e *Emulator) Clock() clock.Clock { return e.clock }
 // PayPal returns the fake PayPal.
 func (e *Emulator) PayPal() *paypal.Service { return e.paypal }
 
+// ProxyTraffic is what the intercepting proxy saw since t (wall time);
+// false when the emulator intercepts nothing (Config.Intercept unset).
+func (e *Emulator) ProxyTraffic(since time.Time) (intercept.Traffic, bool) {
+	if e.proxy == nil {
+		return intercept.Traffic{}, false
+	}
+	return e.proxy.Traffic(since), true
+}
+
 // PayDo returns the fake PayDo.
 func (e *Emulator) PayDo() *paydo.Service { return e.paydo }
 

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,11 @@ func unverifiedStory(v emulator.MessageView, pbs []paypal.PostbackRecord, within
 	}
 	if again := len(pbs) - first - 1; again == 0 {
 		story += " and you never asked the verifier again"
+		if p := pbs[first]; v.AckedAt != nil && p.Status != http.StatusOK && strings.HasPrefix(p.Answer, string(paypal.Verified)) {
+			// Trusting the body and giving up read the same on the wire.
+			story += fmt.Sprintf(": you may have acted on that answer as if verified (its body says VERIFIED, its status %d says it is no answer), "+
+				"or dropped the message; the wire cannot tell which: a probe (--probe) shows whether you credited it", p.Status)
+		}
 	} else {
 		story += fmt.Sprintf(" and none of your %d later postbacks was VERIFIED", again)
 	}

@@ -141,10 +141,10 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 		return fail(ev, "message %s is %s in History, want %s", e.Message, v.Status, e.History)
 	}
 	if e.VerifyURL && len(pbs) == 0 {
-		return fail(ev, "message %s was never posted back to the verifier within %s", e.Message, within)
+		return fail(ev, "%s", r.notPostedBack(fmt.Sprintf("message %s was never posted back to the verifier within %s", e.Message, within), v))
 	}
 	if e.Endpoint {
-		if err := judgeEndpoint(e.Message, within, pbs, ev); err != nil {
+		if err := judgeEndpoint(e.Message, r.notPostedBack(fmt.Sprintf("message %s was never posted back within %s", e.Message, within), v), pbs, ev); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 		}
 	case "VERIFIED", "INVALID":
 		if len(pbs) == 0 {
-			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+			return fail(ev, "%s", r.notPostedBack(fmt.Sprintf("message %s was never posted back within %s", e.Message, within), v))
 		}
 		if got := pbs[len(pbs)-1].Verdict; string(got.Result) != e.Verdict {
 			return fail(ev, "message %s: the postback was %s, want %s", e.Message, got.Summary(), e.Verdict)
@@ -181,7 +181,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	}
 	if e.UserAgent {
 		if len(pbs) == 0 {
-			return fail(ev, "message %s was never posted back within %s", e.Message, within)
+			return fail(ev, "%s", r.notPostedBack(fmt.Sprintf("message %s was never posted back within %s", e.Message, within), v))
 		}
 		for _, p := range pbs {
 			if p.Header.Get("User-Agent") == "" {
@@ -196,9 +196,9 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 // verify host, and skips one that never went to PayPal's hosts at all
 // (the listener posts to the emulator's own URL: which host it would
 // pick is not seen).
-func judgeEndpoint(alias string, within time.Duration, pbs []paypal.PostbackRecord, ev []string) error {
+func judgeEndpoint(alias, never string, pbs []paypal.PostbackRecord, ev []string) error {
 	if len(pbs) == 0 {
-		return fail(ev, "message %s was never posted back within %s", alias, within)
+		return fail(ev, "%s", never)
 	}
 	reached := false
 	for _, p := range pbs {
@@ -208,7 +208,7 @@ func judgeEndpoint(alias string, within time.Duration, pbs []paypal.PostbackReco
 		reached = true
 		for _, f := range p.Verdict.Findings {
 			if f.Rule == paypal.RuleEndpoint {
-				return fail(ev, "message %s: %s", alias, f.Detail)
+				return fail(ev, "message %s: %s; %s", alias, f.Detail, liveHint(f))
 			}
 		}
 	}
@@ -216,6 +216,16 @@ func judgeEndpoint(alias string, within time.Duration, pbs []paypal.PostbackReco
 		return &skip{msg: "the listener posted back to the emulator's own URL, not to PayPal's hosts: the host it picks is seen only when it posts to PayPal's (--intercept)"}
 	}
 	return nil
+}
+
+// liveHint says which way --live goes for a message posted back to the
+// other environment: a listener configured as in production posts every
+// message to the live host, one for the sandbox to the sandbox.
+func liveHint(f paypal.Finding) string {
+	if e, _ := paypal.EndpointOf(f.Got); e == paypal.EndpointLive {
+		return "if your listener is configured as in production, run with --live (the emulator then sends live messages)"
+	}
+	return "if your listener is configured for the sandbox, run without --live (the emulator then sends sandbox messages)"
 }
 
 func (r *runner) expectTxn(ctx context.Context, e *Expect) error {

@@ -64,6 +64,17 @@ type Env struct {
 	Orders orders.Source
 	// Log, if set, receives a line per step.
 	Log io.Writer
+	// Intercept, if set, says the emulator stands in for PayPal's verify
+	// hosts as an HTTPS proxy: a message never posted back is explained
+	// from what the proxy saw.
+	Intercept *Intercept
+}
+
+// Intercept is what a listener needs to reach the emulator through its
+// proxy, for the reports to name.
+type Intercept struct {
+	ProxyURL string `json:"proxy_url"` // what HTTPS_PROXY must say
+	CA       string `json:"ca"`        // the CA certificate the client must trust
 }
 
 // The defaults of an Env's zero fields: the one place they are written

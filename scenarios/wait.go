@@ -19,12 +19,18 @@ import (
 // about every message of it, it has acted on the first answer, and the
 // expectations can judge.
 func (r *runner) settle(ctx context.Context) error {
-	if len(r.txns) == 0 || r.env.Probe == nil {
+	return r.settleOn(ctx, r.txns)
+}
+
+// settleOn settles on txns alone: a burst on its own payment, the bursts
+// before it having settled already.
+func (r *runner) settleOn(ctx context.Context, txns []string) error {
+	if len(txns) == 0 || r.env.Probe == nil {
 		return nil
 	}
 	deadline := time.Now().Add(r.env.Settle)
 	for {
-		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), r.txns...)
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), txns...)
 		if err != nil || r.settled(idle, false) || time.Now().After(deadline) {
 			return err
 		}
@@ -32,7 +38,7 @@ func (r *runner) settle(ctx context.Context) error {
 			r.pause(ctx, deadline)
 		}
 		retrying := true
-		for _, t := range r.txns {
+		for _, t := range txns {
 			retrying = retrying && r.askedAgain(t)
 		}
 		if retrying {

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/internal/shell"
+	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
 // interceptHelp is --intercept's help, the same on every command.
@@ -66,18 +72,23 @@ func (f *interceptFlags) serveTLS(ca *intercept.CA, token string, verifier http.
 }
 
 func newCA() *cobra.Command {
-	var proxy string
+	var out envOutput
 	c := &cobra.Command{
 		Use:   "ca",
 		Short: "Print where ipnlab's local CA is (made the first time) and what a listener needs to trust it",
 		Long: `ipnlab ca prints the paths of ipnlab's local CA, which signs the certificates
 the emulator presents for PayPal's verify hosts under --intercept. It is made
 once and kept in $IPNLAB_CA_DIR, else ipnlab/ca in your configuration
-directory. ipnlab ca env prints the variables your listener's process needs:
-HTTPS_PROXY and the CA for Go and OpenSSL (SSL_CERT_FILE, a bundle of the
-system's roots plus the CA), Python requests (REQUESTS_CA_BUNDLE), curl
-(CURL_CA_BUNDLE) and Node (NODE_EXTRA_CA_CERTS; Node's https module does not
-read HTTPS_PROXY: see docs/ci.md).`,
+directory, with the files some stacks read (a PHP ini file, a preload for
+Node before 24, a Java trust store). ipnlab ca env prints the variables your
+listener's process needs, for every common stack: the proxy under each name
+a client reads it (HTTPS_PROXY, https_proxy, http_proxy for Ruby,
+PERL_LWP_ENV_PROXY, Java's properties, Node's preload) and the CA for each
+(SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS,
+PERL_LWP_SSL_CA_FILE, PHP's curl.cainfo, Java's trust store); docs/ci.md,
+"Stacks", says which stack reads what. The proxy is the emulator's address,
+read as conform and serve read it: --emulator-addr, else
+$IPNLAB_EMULATOR_ADDR, else 127.0.0.1:8700.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ca, err := loadCA()
@@ -85,8 +96,7 @@ read HTTPS_PROXY: see docs/ci.md).`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ca: %s\nbundle: %s\n\n", ca.CertPath(), ca.BundlePath())
-			printEnv(cmd, ca, proxy)
-			return nil
+			return out.print(cmd, ca)
 		},
 	}
 	env := &cobra.Command{
@@ -98,18 +108,73 @@ read HTTPS_PROXY: see docs/ci.md).`,
 			if err != nil {
 				return err
 			}
-			printEnv(cmd, ca, proxy)
-			return nil
+			return out.print(cmd, ca)
 		},
 	}
-	c.PersistentFlags().StringVar(&proxy, "proxy", "http://127.0.0.1:8700", "the emulator's URL (its --emulator-addr), which HTTPS_PROXY names")
+	out.add(c.PersistentFlags())
 	c.AddCommand(env)
 	return c
 }
 
-func printEnv(cmd *cobra.Command, ca *intercept.CA, proxy string) {
-	for _, kv := range ca.Env(proxy, "", "") {
-		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(cmd.OutOrStdout(), "export %s=%s\n", k, shell.Quote(v))
+// envOutput is what ca env prints, and in which form.
+type envOutput struct {
+	addr, proxy                       string
+	dotenv, githubActions, dockerArgs bool
+}
+
+func (o *envOutput) add(fs *pflag.FlagSet) {
+	addr := os.Getenv("IPNLAB_EMULATOR_ADDR")
+	if addr == "" {
+		addr = conformance.Defaults().EmulatorAddr
 	}
+	fs.StringVar(&o.addr, "emulator-addr", addr, "the emulator's address (conform's and serve's --emulator-addr, else $IPNLAB_EMULATOR_ADDR): the proxy every variable names")
+	fs.StringVar(&o.proxy, "proxy", "", "the proxy's URL, when it is not http://EMULATOR-ADDR (a container reaching the host by another name)")
+	fs.Bool("shell", true, "print shell exports, for eval \"$(ipnlab ca env)\" (the default)")
+	fs.BoolVar(&o.dotenv, "dotenv", false, "print NAME=value lines, unquoted, for docker --env-file, compose's env_file or a .env file")
+	fs.BoolVar(&o.githubActions, "github-actions", false, "print NAME=value lines for $GITHUB_ENV: ipnlab ca env --github-actions >> \"$GITHUB_ENV\"")
+	fs.BoolVar(&o.dockerArgs, "docker-args", false, "print docker run arguments: host networking, each variable with the CA's files as the container sees them, and their mounts")
+}
+
+// print writes the variables in the form the flags ask for.
+func (o *envOutput) print(cmd *cobra.Command, ca *intercept.CA) error {
+	forms := 0
+	for _, set := range []bool{o.dotenv, o.githubActions, o.dockerArgs} {
+		if set {
+			forms++
+		}
+	}
+	if forms > 1 {
+		return usageError{errors.New("--dotenv, --github-actions and --docker-args: choose one")}
+	}
+	proxy := o.proxy
+	if proxy == "" {
+		if _, _, err := net.SplitHostPort(o.addr); err != nil {
+			return usageError{fmt.Errorf("--emulator-addr %q: want host:port", o.addr)}
+		}
+		proxy = "http://" + o.addr
+	} else if u, err := url.Parse(proxy); err != nil || u.Scheme != "http" || u.Host == "" {
+		return usageError{fmt.Errorf("--proxy %q: want http://HOST:PORT, the emulator's URL", proxy)}
+	}
+	w := cmd.OutOrStdout()
+	switch {
+	case o.dockerArgs:
+		args := []string{"--network", "host"}
+		for _, v := range intercept.Vars(proxy, intercept.ContainerLayout()) {
+			args = append(args, "-e", shell.Quote(v.Name+"="+v.Value))
+		}
+		mounts := ca.Mounts()
+		for _, in := range slices.Sorted(maps.Keys(mounts)) {
+			args = append(args, "-v", shell.Quote(mounts[in]+":"+in+":ro"))
+		}
+		fmt.Fprintln(w, strings.Join(args, " "))
+	case o.dotenv, o.githubActions:
+		for _, v := range intercept.Vars(proxy, ca.Layout()) {
+			fmt.Fprintf(w, "%s=%s\n", v.Name, v.Value)
+		}
+	default:
+		for _, v := range intercept.Vars(proxy, ca.Layout()) {
+			fmt.Fprintf(w, "export %s=%s # %s\n", v.Name, shell.Quote(v.Value), v.For)
+		}
+	}
+	return nil
 }

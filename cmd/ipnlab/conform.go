@@ -65,7 +65,7 @@ func suiteFlags(f *pflag.FlagSet, c *conformance.Config) {
 	f.StringVar(&c.JUnit, "junit", "", "write a JUnit XML report here")
 	f.StringVar(&c.Report, "report", "", "write a JSON report here")
 	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
-	f.IntVar(&c.Parallel, "parallel", d.Parallel, "checks run at once (those that need the emulator alone run after)")
+	f.IntVar(&c.Parallel, "parallel", d.Parallel, "checks run at once (those that need the emulator alone run after); 0: 4, or 8 through a SQL probe, whose checks mostly wait")
 }
 
 // resolveConfig applies the precedence: defaults < file < env < flags.

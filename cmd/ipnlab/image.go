@@ -12,13 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipnlab/ipnlab/containers/undertest"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/suites/conformance"
-)
-
-// Where ipnlab's CA is mounted in a listener's container under --intercept.
-const (
-	containerCA     = "/etc/ipnlab/ca.pem"
-	containerBundle = "/etc/ipnlab/bundle.pem"
 )
 
 // imageFlags run the listener under test from a container image.
@@ -86,8 +81,8 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 			ln.Close()
 			return nil, err
 		}
-		mounts = map[string]string{containerCA: ca.CertPath(), containerBundle: ca.BundlePath()}
-		for _, kv := range ca.Env("http://"+ln.Addr().String(), containerCA, containerBundle) {
+		mounts = ca.Mounts()
+		for _, kv := range ca.Env("http://"+ln.Addr().String(), intercept.ContainerLayout()) {
 			if k, v, _ := strings.Cut(kv, "="); env[k] == "" {
 				env[k] = v
 			}

@@ -49,15 +49,15 @@ var _ = Describe("conform --intercept", func() {
 
 	BeforeEach(func() {
 		caDir, emuAddr = filepath.Join(GinkgoT().TempDir(), "ca"), freeAddr()
-		cmd := exec.Command(binary, "ca", "env", "--proxy", "http://"+emuAddr)
-		cmd.Env = append(os.Environ(), "IPNLAB_CA_DIR="+caDir)
+		// The address as conform reads it: from IPNLAB_EMULATOR_ADDR.
+		cmd := exec.Command(binary, "ca", "env", "--dotenv")
+		cmd.Env = append(os.Environ(), "IPNLAB_CA_DIR="+caDir, "IPNLAB_EMULATOR_ADDR="+emuAddr)
 		out, err := cmd.Output()
 		Expect(err).NotTo(HaveOccurred())
 		listenerEnv = os.Environ()
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			kv, ok := strings.CutPrefix(line, "export ")
-			Expect(ok).To(BeTrue(), line)
-			listenerEnv = append(listenerEnv, strings.Trim(kv, "'"))
+			Expect(line).To(MatchRegexp(`^[A-Za-z_]+=`))
+			listenerEnv = append(listenerEnv, line)
 		}
 		Expect(listenerEnv).To(ContainElement("HTTPS_PROXY=http://" + emuAddr))
 		Expect(listenerEnv).To(ContainElement(HavePrefix("SSL_CERT_FILE=" + caDir)))
@@ -90,7 +90,8 @@ var _ = Describe("conform --intercept", func() {
 			Expect(s.Out).To(gbytes.Say(`BLKD PP-VERIFY-ASCII`))
 			Expect(s.Out).To(gbytes.Say(`every INVALID postback of its messages broke what PP-VERIFY-ENDPOINT tests \(endpoint\)`))
 			Expect(s.Out).To(gbytes.Say(`FAIL PP-VERIFY-ENDPOINT +A listener MUST post each message back to the verify host of its environment`))
-			Expect(s.Out).To(gbytes.Say(`a live message \(no test_ipn\) was posted back to the sandbox verifier ipnpb.sandbox.paypal.com`))
+			Expect(s.Out).To(gbytes.Say(`a live message \(no test_ipn\) was posted back to the sandbox verifier ipnpb.sandbox.paypal.com, .*: post it to ipnpb.paypal.com \(choose the host by test_ipn\); ` +
+				`if your listener is configured for the sandbox, run without --live`))
 			Expect(s.Out).To(gbytes.Say(`BLKD PP-VERIFY-WINDOWS-1252`))
 			Expect(s.Out).To(gbytes.Say(`2 passed, 1 failed, 0 warnings, 2 blocked`))
 		})
@@ -103,5 +104,77 @@ var _ = Describe("conform --intercept", func() {
 		s := conform("--listener", "http://127.0.0.1:9/ipn")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`--intercept: ipnlab CA: .*/file/ca: .*not a directory`))
+	})
+})
+
+var _ = Describe("ipnlab ca env", func() {
+	var caDir string
+	caEnv := func(env []string, args ...string) (string, string, int) {
+		cmd := exec.Command(binary, append([]string{"ca", "env"}, args...)...)
+		cmd.Env = append(append(os.Environ(), "IPNLAB_CA_DIR="+caDir), env...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return stdout.String(), stderr.String(), code
+	}
+	BeforeEach(func() { caDir = filepath.Join(GinkgoT().TempDir(), "ca") })
+
+	It("prints, for every common stack, the variables it reads, as shell exports saying who reads each", func() {
+		out, _, code := caEnv(nil)
+		Expect(code).To(BeZero())
+		for _, want := range []string{
+			"export HTTPS_PROXY=http://127.0.0.1:8700 # ", "export https_proxy=http://127.0.0.1:8700 # ", "export http_proxy=http://127.0.0.1:8700 # Ruby",
+			"export SSL_CERT_FILE=" + caDir + "/bundle.pem # ", "export NODE_EXTRA_CA_CERTS=" + caDir + "/ca.pem # ",
+			"export NODE_OPTIONS='--require " + caDir + "/node/proxy.cjs' # Node before 24",
+			"export PERL_LWP_ENV_PROXY=1 # ", "export PERL_LWP_SSL_CA_FILE=" + caDir + "/bundle.pem # ",
+			"export PHP_INI_SCAN_DIR=:" + caDir + "/php # ", "export JAVA_TOOL_OPTIONS='-Djavax.net.ssl.trustStore=" + caDir + "/java/truststore.p12 ",
+		} {
+			Expect(out).To(ContainSubstring(want))
+		}
+		for _, f := range []string{"php/ipnlab.ini", "node/proxy.cjs", "java/truststore.p12"} {
+			Expect(filepath.Join(caDir, f)).To(BeARegularFile(), "written with the CA")
+		}
+		ini, err := os.ReadFile(filepath.Join(caDir, "php/ipnlab.ini"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(ini)).To(ContainSubstring(`curl.cainfo = "${SSL_CERT_FILE}"`))
+	})
+
+	It("reads the emulator's address where conform does, and a flag over it", func() {
+		out, _, _ := caEnv([]string{"IPNLAB_EMULATOR_ADDR=127.0.0.1:9911"}, "--dotenv")
+		Expect(out).To(ContainSubstring("\nhttps_proxy=http://127.0.0.1:9911\n"))
+		Expect(out).To(ContainSubstring("-Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=9911 "))
+		out, _, _ = caEnv([]string{"IPNLAB_EMULATOR_ADDR=127.0.0.1:9911"}, "--dotenv", "--emulator-addr", "127.0.0.1:9922")
+		Expect(out).To(HavePrefix("HTTPS_PROXY=http://127.0.0.1:9922\n"))
+	})
+
+	It("prints unquoted lines for .env and $GITHUB_ENV, and docker run arguments with the files mounted where the variables say", func() {
+		out, _, code := caEnv(nil, "--github-actions")
+		Expect(code).To(BeZero())
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			Expect(line).To(MatchRegexp(`^[A-Za-z_]+=[^'"]*$`), "GITHUB_ENV takes NAME=value")
+		}
+		out, _, code = caEnv(nil, "--docker-args")
+		Expect(code).To(BeZero())
+		Expect(out).To(HavePrefix("--network host -e "))
+		Expect(out).To(ContainSubstring("-e SSL_CERT_FILE=/etc/ipnlab/bundle.pem "))
+		Expect(out).To(ContainSubstring("-e 'NODE_OPTIONS=--require /etc/ipnlab/node/proxy.cjs' "))
+		Expect(out).To(ContainSubstring("-v " + caDir + "/bundle.pem:/etc/ipnlab/bundle.pem:ro"))
+		Expect(out).To(ContainSubstring("-v " + caDir + "/php:/etc/ipnlab/php:ro"))
+	})
+
+	It("refuses two forms at once and a proxy that is no URL, saying why", func() {
+		_, errOut, code := caEnv(nil, "--dotenv", "--docker-args")
+		Expect(code).To(Equal(2))
+		Expect(errOut).To(ContainSubstring("--dotenv, --github-actions and --docker-args: choose one"))
+		_, errOut, code = caEnv(nil, "--proxy", "127.0.0.1:8700")
+		Expect(code).To(Equal(2))
+		Expect(errOut).To(ContainSubstring(`--proxy "127.0.0.1:8700": want http://HOST:PORT`))
+		_, errOut, code = caEnv(nil, "--emulator-addr", "nowhere")
+		Expect(code).To(Equal(2))
+		Expect(errOut).To(ContainSubstring(`--emulator-addr "nowhere": want host:port`))
 	})
 })

@@ -109,6 +109,9 @@ func LoadOrCreate(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v (listeners may trust this CA: ipnlab does not replace it; to make a new one, remove %s, then trust the new %s)", ErrCA, dir, err, dir, CertFile)
 	}
+	if err := writeStackFiles(dir); err != nil {
+		return nil, fmt.Errorf("%w: %s: the files each stack reads: %v", ErrCA, dir, err)
+	}
 	return ca, nil
 }
 
@@ -243,24 +246,6 @@ func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
-}
-
-// Env is what a listener's process needs to post back through the proxy
-// at proxyURL and trust the CA: HTTPS_PROXY for the clients that read it,
-// and the CA for Go and OpenSSL (SSL_CERT_FILE), Python requests
-// (REQUESTS_CA_BUNDLE), curl (CURL_CA_BUNDLE) and Node
-// (NODE_EXTRA_CA_CERTS). Loopback stays direct (NO_PROXY). certPath and
-// bundlePath are the files as the process sees them ("" for this CA's).
-func (ca *CA) Env(proxyURL, certPath, bundlePath string) []string {
-	if certPath == "" {
-		certPath, bundlePath = ca.CertPath(), ca.BundlePath()
-	}
-	return []string{
-		"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL,
-		"NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1",
-		"SSL_CERT_FILE=" + bundlePath, "REQUESTS_CA_BUNDLE=" + bundlePath, "CURL_CA_BUNDLE=" + bundlePath,
-		"NODE_EXTRA_CA_CERTS=" + certPath,
-	}
 }
 
 // leafFor returns a certificate for host signed by the CA, made once.

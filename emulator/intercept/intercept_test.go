@@ -92,7 +92,7 @@ func (l *lab) ipn(live bool) (id string, postback []byte) {
 // env is the environment a listener's process gets: the proxy and the CA,
 // nothing else of ipnlab's.
 func (l *lab) env() []string {
-	return append(os.Environ(), l.ca.Env(l.emu.URL(), "", "")...)
+	return append(os.Environ(), l.ca.Env(l.emu.URL(), l.ca.Layout())...)
 }
 
 func shutdown(s *emulator.Server) {
@@ -181,6 +181,15 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 		Expect(got[len(got)-1].Verdict.Rule).To(Equal(paypal.RuleEndpoint))
 		Expect(post(client, "https://ipnpb.paypal.com/cgi-bin/webscr", pb)).To(Equal("VERIFIED"))
 		Expect(post(client, "https://www.paypal.com/cgi-bin/webscr", pb)).To(Equal("VERIFIED"), "the legacy host verifies as PayPal's live service does")
+
+		// A listener on the legacy hosts is told the legacy host it needed.
+		id, pb = l.ipn(false)
+		Expect(post(client, "https://www.paypal.com/cgi-bin/webscr", pb)).To(Equal("INVALID"))
+		got = l.emu.PayPal().Postbacks(id)
+		f := got[len(got)-1].Verdict.Findings[0]
+		Expect(f.Got).To(Equal("www.paypal.com"))
+		Expect(f.Expected).To(Equal("www.sandbox.paypal.com"))
+		Expect(f.Detail).To(ContainSubstring("posted back to the live verifier www.paypal.com, which does not know it and answers INVALID: post it to www.sandbox.paypal.com"))
 	})
 
 	It("models the legacy www. host in strict mode: a redirect that a following client turns into a bodiless GET", func() {
@@ -231,6 +240,69 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 		_, err = untrusting.Post(sandboxVerify, "application/x-www-form-urlencoded", bytes.NewReader(pb))
 		var unknown x509.UnknownAuthorityError
 		Expect(errors.As(err, &unknown)).To(BeTrue(), "%v", err)
+	})
+
+	It("records what every client did: each tunnel, each refused request, each handshake a client refused, with its alert", func() {
+		l := newLab(paypal.ModePayPal)
+		start := time.Now()
+		traffic := func() intercept.Traffic {
+			t, ok := l.emu.ProxyTraffic(start)
+			Expect(ok).To(BeTrue())
+			return t
+		}
+		_, pb := l.ipn(false)
+		Expect(traffic().Events).To(BeEmpty(), "nothing came yet")
+
+		Expect(post(l.trustingClient(), sandboxVerify, pb)).To(Equal("VERIFIED"))
+		untrusting := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(mustURL(l.emu.URL())), TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}}
+		_, err := untrusting.Post(sandboxVerify, "application/x-www-form-urlencoded", bytes.NewReader(pb))
+		Expect(err).To(HaveOccurred())
+		req, err := http.NewRequest(http.MethodConnect, l.emu.URL(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Host = "api.stripe.com:443"
+		resp, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+
+		// The failed handshake is recorded once the client's alert came.
+		Eventually(func() int { return len(traffic().Events) }).WithTimeout(5 * time.Second).Should(Equal(3))
+		t := traffic()
+		Expect(t.Count(intercept.Tunnelled)).To(Equal(1))
+		ok, _ := t.Last(intercept.Tunnelled)
+		Expect(ok.Host).To(Equal("ipnpb.sandbox.paypal.com:443"))
+		failed, _ := t.Last(intercept.HandshakeFailed)
+		Expect(failed.Host).To(Equal("ipnpb.sandbox.paypal.com:443"))
+		Expect(failed.Detail).To(Equal("the client refused the certificate: tls: bad certificate"), "Go's client sends bad_certificate for an unknown authority")
+		refused, _ := t.Last(intercept.Refused)
+		Expect(refused.Host).To(Equal("api.stripe.com:443"))
+		Expect(refused.Detail).To(ContainSubstring("not one of PayPal's verify hosts"))
+		later, _ := l.emu.ProxyTraffic(time.Now())
+		Expect(later.Events).To(BeEmpty(), "traffic is kept by time")
+	})
+
+	It("hears curl's own alert when it does not trust the CA: unknown CA", func() {
+		requireCommand("curl")
+		_, err := os.Stat("/etc/ssl/certs/ca-certificates.crt")
+		require("the system's CA bundle (ca-certificates)", err == nil)
+		l := newLab(paypal.ModePayPal)
+		_, pb := l.ipn(false)
+		start := time.Now()
+		cmd := exec.Command("curl", "-sS", "--data-binary", "@-", sandboxVerify)
+		// The system's roots, without ipnlab's CA.
+		cmd.Env = append(os.Environ(), "HTTPS_PROXY="+l.emu.URL(), "CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt")
+		cmd.Stdin = bytes.NewReader(pb)
+		_, err = cmd.CombinedOutput()
+		Expect(err).To(HaveOccurred())
+		Eventually(func() int {
+			t, _ := l.emu.ProxyTraffic(start)
+			return t.Count(intercept.HandshakeFailed)
+		}).WithTimeout(5 * time.Second).Should(Equal(1))
+		t, _ := l.emu.ProxyTraffic(start)
+		failed, _ := t.Last(intercept.HandshakeFailed)
+		// OpenSSL sends the alert and resets the connection: the alert is
+		// heard, or lost with the reset.
+		Expect(failed.Detail).To(Or(Equal("the client refused the certificate: tls: unknown certificate authority"),
+			MatchRegexp(`^the client broke off the handshake once it had the certificate \(.*\): most likely it does not trust the CA$`)))
 	})
 
 	It("serves the verifier over plain TLS too, for clients that insist on an https verify URL", func() {

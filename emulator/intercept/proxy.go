@@ -22,21 +22,30 @@ const VerifyPath = "/cgi-bin/webscr"
 // through the tunnel with Verifier, over TLS with the CA's certificates.
 // It never dials anything.
 type Proxy struct {
-	srv     *http.Server
-	conns   *connListener
-	serving chan error
-	closed  closeOnce
+	srv       *http.Server
+	tlsConfig *tls.Config
+	conns     *connListener
+	serving   chan error
+	closed    closeOnce
+	traffic   trafficLog
 }
 
 // NewProxy starts a proxy that hands the requests it intercepts to
 // verifier (the request's Host is the PayPal host the client asked for).
 // Close stops it.
 func NewProxy(ca *CA, verifier http.Handler) *Proxy {
-	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1)}
-	p.srv = verifierServer(ca.ServerConfig(Hosts[0], Hosts...), verifier)
-	go func() { p.serving <- p.srv.ServeTLS(p.conns, "", "") }()
+	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1), tlsConfig: ca.ServerConfig(Hosts[0], Hosts...)}
+	p.traffic.now = time.Now
+	p.srv = verifierServer(p.tlsConfig, verifier)
+	// The proxy shakes hands itself (handshake), to record each outcome;
+	// the server gets connections already in TLS.
+	go func() { p.serving <- p.srv.Serve(p.conns) }()
 	return p
 }
+
+// Traffic is what the proxy saw since t (wall time): every CONNECT,
+// refused or tunnelled, and each tunnel's handshake.
+func (p *Proxy) Traffic(since time.Time) Traffic { return p.traffic.since(since) }
 
 // verifierServer serves verifier at VerifyPath over TLS.
 func verifierServer(cfg *tls.Config, verifier http.Handler) *http.Server {
@@ -96,6 +105,7 @@ func IsProxyRequest(r *http.Request) bool {
 // names the hosts it serves.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
+		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.URL.Host, Client: r.RemoteAddr, Detail: r.Method + " through the proxy: only CONNECT (HTTPS) is served"})
 		refuse(w, fmt.Sprintf("%s %s: ipnlab's proxy only tunnels HTTPS (CONNECT) to PayPal's verify hosts", r.Method, r.URL.Redacted()))
 		return
 	}
@@ -105,6 +115,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host = strings.ToLower(host)
 	if !slices.Contains(Hosts, host) || port != "443" {
+		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.Host, Client: r.RemoteAddr, Detail: "not one of PayPal's verify hosts on port 443"})
 		refuse(w, fmt.Sprintf("CONNECT %s: ipnlab's proxy reaches nothing but the emulator's verifier", r.Host))
 		return
 	}
@@ -123,8 +134,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Bytes the client sent after CONNECT (the TLS hello, if it did not
 	// wait) are in rw's reader.
-	if !p.conns.put(&bufferedConn{Conn: conn, r: rw.Reader}) {
-		conn.Close()
+	tc, ok := p.handshake(&bufferedConn{Conn: conn, r: rw.Reader}, host+":"+port, r.RemoteAddr)
+	if ok && !p.conns.put(tc) {
+		tc.Close()
 	}
 }
 

@@ -199,7 +199,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = []byte(s.redact(string(body)))
 	}
 	endpoint, legacy := EndpointOf(r.Host)
-	pb := Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent()), Endpoint: endpoint}
+	pb := Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent()), Endpoint: endpoint, Host: r.Host}
 	v := s.Check(pb)
 	rec := &PostbackRecord{
 		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: s.redact(r.URL.RequestURI()),

@@ -21,6 +21,8 @@ type Postback struct {
 	// Endpoint is the PayPal environment whose host it was posted to
 	// (through the intercepting proxy), or none: the emulator's own URL.
 	Endpoint Endpoint
+	// Host is the host it was posted to, as the request named it.
+	Host string
 }
 
 // Endpoint is the PayPal environment a verify host belongs to.
@@ -72,21 +74,32 @@ func HostOf(e Endpoint) string {
 // endpointFinding is the finding for a message posted back to the other
 // environment's verifier: PayPal's live service does not know sandbox
 // messages, nor the sandbox live ones, and answers INVALID.
-func endpointFinding(m *Message, got Endpoint) *Finding {
+// It names the host used and the one of the same family (ipnpb. or the
+// legacy www.) the message needed.
+func endpointFinding(m *Message, pb Postback) *Finding {
 	want := EndpointLive
 	if m.Sandbox {
 		want = EndpointSandbox
 	}
+	got := pb.Endpoint
+	_, legacy := EndpointOf(pb.Host)
 	if got == EndpointNone || got == want {
 		return nil
+	}
+	used, wantHost := HostOf(got), HostOf(want)
+	if legacy {
+		used, wantHost = LegacyLiveHost, LegacySandboxHost
+		if want == EndpointLive {
+			used, wantHost = LegacySandboxHost, LegacyLiveHost
+		}
 	}
 	what := "a live message (no test_ipn)"
 	if m.Sandbox {
 		what = "a sandbox message (test_ipn=1)"
 	}
-	return &Finding{Rule: RuleEndpoint, Fatal: true, Expected: HostOf(want), Got: HostOf(got),
+	return &Finding{Rule: RuleEndpoint, Fatal: true, Expected: wantHost, Got: used,
 		Detail: fmt.Sprintf("%s was posted back to the %s verifier %s, which does not know it and answers INVALID: post it to %s (choose the host by test_ipn)",
-			what, got, HostOf(got), HostOf(want))}
+			what, got, used, wantHost)}
 }
 
 // finder returns the messages a postback may be a copy of.
@@ -131,7 +144,7 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 			// What the comparison below concludes for these bytes: no
 			// finding, but the endpoint's.
 			v.MessageID = m.ID
-			if f := endpointFinding(m, pb.Endpoint); f != nil {
+			if f := endpointFinding(m, pb); f != nil {
 				v.Findings = append(v.Findings, *f)
 			}
 			return v
@@ -243,7 +256,7 @@ func check(mode Mode, pb Postback, find finder) (v Verdict) {
 	}
 	v.Findings = append(v.Findings, best...)
 	for _, m := range cands {
-		if f := endpointFinding(m, pb.Endpoint); m.ID == v.MessageID && f != nil {
+		if f := endpointFinding(m, pb); m.ID == v.MessageID && f != nil {
 			v.Findings = append(v.Findings, *f)
 		}
 	}

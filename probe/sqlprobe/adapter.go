@@ -455,34 +455,35 @@ func money(s string) (fixtures.Money, error) {
 	return fixtures.Money(math.Round(f * 100)), nil
 }
 
-// Idle waits (up to wait) until nothing is being processed: by the map's
-// idle query, or else until the answers for txns have stayed the same
-// for the quiet period. With no txns and no idle query, it waits settle.
-// Either way it reads the answers for txns, timing the shop's writes
-// (pace.go).
+// Idle waits (up to wait) until nothing is being processed: every
+// transaction of txns is quiet by the shop's pace (pace.go), and the
+// map's idle query, if any, counts nothing busy. With no txns, the
+// answers read are none: it waits settle, or the idle query's word.
 func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
 	deadline := time.Now().Add(wait)
 	first := time.Now()
 	for {
-		since, err := a.readAnswers(ctx, txns)
-		if err != nil {
+		if err := a.readAnswers(ctx, txns); err != nil {
 			return false, err
 		}
+		quiet := len(txns) > 0 || time.Since(first) >= a.m.Settle
 		if a.stmts["idle"] != "" {
+			quiet = len(txns) == 0 || quiet
+		}
+		a.mu.Lock()
+		for _, txn := range txns {
+			quiet = quiet && a.quietFor(txn, time.Now())
+		}
+		a.mu.Unlock()
+		if quiet && a.stmts["idle"] != "" {
 			busy, err := a.busy(ctx, txns)
 			if err != nil {
 				return false, err
 			}
-			if busy == 0 {
-				return true, nil
-			}
-		} else {
-			if len(txns) == 0 {
-				since = first
-			}
-			if time.Since(since) >= a.Quiet() {
-				return true, nil
-			}
+			quiet = busy == 0
+		}
+		if quiet {
+			return true, nil
 		}
 		if !sleepUntil(ctx, deadline, paceStep) {
 			return false, ctx.Err()
@@ -491,25 +492,22 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 }
 
 // readAnswers reads the answers for txns, noting each transaction's
-// (pace.go), and returns since when they have all been the same.
-func (a *Adapter) readAnswers(ctx context.Context, txns []string) (time.Time, error) {
-	var since time.Time
+// (pace.go).
+func (a *Adapter) readAnswers(ctx context.Context, txns []string) error {
 	for _, txn := range txns {
 		var answers strings.Builder
 		parent := ""
 		for _, p := range []string{"paypal", "paydo"} {
 			t, err := a.Transaction(ctx, p, txn)
 			if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
-				return time.Time{}, err
+				return err
 			}
 			fmt.Fprintf(&answers, "%v|", t)
 			parent = cmp.Or(parent, t.ParentTxnID)
 		}
-		if changed := a.read(txn, parent, answers.String(), time.Now()); changed.After(since) {
-			since = changed
-		}
+		a.read(txn, parent, answers.String(), time.Now())
 	}
-	return since, nil
+	return nil
 }
 
 // busy is what the idle query counts for txns (all, with none).

@@ -11,7 +11,17 @@ import (
 // on every message it acts on: the adapter hears when each postback was
 // answered (Answered), sees when that transaction's answers changed while
 // it was reading them closely, and, once it has seen enough writes, waits
-// a multiple of the slowest one instead of settle.
+// a multiple of what it timed instead of settle.
+//
+// Two paces are timed, as a transaction is judged in one of two states:
+//   - latency, from an answer to the first write after it: a transaction
+//     with no write seen since its last answer waits a multiple of the
+//     slowest latency from that answer (the write may still come);
+//   - spread, from that first write to the last one after the same
+//     answer: a transaction written since its last answer has had the
+//     write that answer caused, and waits a multiple of the widest
+//     spread for any that follow it (a shop that saves its status, then
+//     credits in a second statement).
 const (
 	// paceStep is how often answers are read while waiting: it bounds how
 	// late a write is seen, and so how much a measured latency overstates.
@@ -19,30 +29,37 @@ const (
 	// paceGap is the longest gap between two reads of a transaction that
 	// still times a write: a change seen after a longer gap may be older.
 	paceGap = 3 * paceStep
-	// paceSamples writes must be timed before the quiet period is learned.
+	// paceSamples latencies must be timed before either pace is used.
 	paceSamples = 10
 	// paceFactor is the margin over the slowest write timed: the quiet
 	// period is this many times it.
 	paceFactor = 4
-	// paceFloor is the shortest quiet period ever used.
+	// paceFloor is the shortest quiet period after an answer with no
+	// write seen since.
 	paceFloor = 40 * time.Millisecond
+	// spreadFloor is the shortest quiet period after a write that
+	// followed the last answer: two reads more.
+	spreadFloor = 2 * paceStep
 )
 
 // pace is what the adapter has learned of the shop's answer-to-write
-// latency. The adapter's mutex guards it.
+// latency and write spread. The adapter's mutex guards it.
 type pace struct {
 	answered map[string]time.Time // by txn: when its last postback was answered
 	reads    map[string]txnRead   // by txn: the answers last read, and when
-	slowest  time.Duration        // the slowest write timed
-	timed    int                  // how many writes were timed
+	slowest  time.Duration        // the slowest latency timed
+	spread   time.Duration        // the widest spread timed
+	timed    int                  // how many latencies were timed
 }
 
-// txnRead is a transaction's answers as last read, when, and since when
-// they have been the same. It is kept across calls, so that callers
-// asking in short waits still see the answers settle.
+// txnRead is a transaction's answers as last read, when, since when they
+// have been the same, and the first change seen after the answer in
+// force then. It is kept across calls, so that callers asking in short
+// waits still see the answers settle.
 type txnRead struct {
-	answers   string
-	at, since time.Time
+	answers, parent string
+	at, since       time.Time
+	first           time.Time
 }
 
 // Answered notes that the verifier answered a postback about txns (a
@@ -61,13 +78,23 @@ func (a *Adapter) Answered(at time.Time, txns ...string) {
 	}
 }
 
-// read notes txn's answers (with its parent, if any) as read at at, and
-// returns since when they have been the same. A change seen after a
-// postback about txn or its parent was answered (a payment arriving after
-// its refund releases the refund), at most paceGap after the read before
-// it, times the write that followed that answer: it landed at most at
-// minus the answer later.
-func (a *Adapter) read(txn, parent, answers string, at time.Time) (since time.Time) {
+// answeredAt is when the last postback about txn or its parent was
+// answered (a payment arriving after its refund releases the refund).
+// The adapter's mutex is held.
+func (p *pace) answeredAt(txn, parent string) time.Time {
+	answered := p.answered[txn]
+	if t := p.answered[parent]; parent != "" && t.After(answered) {
+		answered = t
+	}
+	return answered
+}
+
+// read notes txn's answers (with its parent, if any) as read at at. A
+// change seen after an answer about txn, at most paceGap after the read
+// before it, times the write: the first since that answer is a latency
+// (it landed at most at minus the answer later), a later one a spread
+// from the first.
+func (a *Adapter) read(txn, parent, answers string, at time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := &a.pace
@@ -78,33 +105,73 @@ func (a *Adapter) read(txn, parent, answers string, at time.Time) (since time.Ti
 	if seen && prev.answers == answers {
 		prev.at = at
 		p.reads[txn] = prev
-		return prev.since
+		return
 	}
-	p.reads[txn] = txnRead{answers: answers, at: at, since: at}
-	answered := p.answered[txn]
-	if t := p.answered[parent]; parent != "" && t.After(answered) {
-		answered = t
+	answered := p.answeredAt(txn, parent)
+	now := txnRead{answers: answers, parent: parent, at: at, since: at}
+	close := seen && at.Sub(prev.at) <= paceGap
+	switch {
+	case !seen || answered.IsZero() || !at.After(answered):
+		// A first look is no change; nor is one before any answer.
+	case prev.first.After(answered):
+		// A second write after the same answer.
+		now.first = prev.first
+		if close {
+			p.spread = max(p.spread, at.Sub(prev.first))
+		}
+	default:
+		now.first = at
+		if close {
+			p.timed++
+			p.slowest = max(p.slowest, at.Sub(answered))
+		}
 	}
-	if seen && !answered.IsZero() && at.After(answered) && at.Sub(prev.at) <= paceGap {
-		p.timed++
-		p.slowest = max(p.slowest, at.Sub(answered))
-	}
-	return at
+	p.reads[txn] = now
 }
 
-// Quiet is how long after the last postback (and, without an idle query,
-// with the answers unchanged) before an idle claim counts: the map's
-// settle until the shop's pace is learned, then paceFactor times its
-// slowest write timed, at least paceFloor and never more than settle.
-// The idle query is the shop's own SQL, which may claim idle before a
-// shop that acks first has even posted back (SELECT 0).
+// quietFor reports whether txn's answers have been quiet long enough at
+// now to count as idle: settle from its last answer or change until the
+// pace is learned; then, written since its last answer, the spread
+// period from its last change; else the latency period from the later
+// of its last answer and last change. The adapter's mutex is held.
+func (a *Adapter) quietFor(txn string, now time.Time) bool {
+	p := &a.pace
+	r := p.reads[txn]
+	answered := p.answeredAt(txn, r.parent)
+	last := r.since
+	if answered.After(last) {
+		last = answered
+	}
+	switch {
+	case p.timed < paceSamples:
+		return now.Sub(last) >= a.m.Settle
+	case !answered.IsZero() && r.first.After(answered):
+		return now.Sub(r.since) >= a.spreadQuiet()
+	}
+	return now.Sub(last) >= a.latencyQuiet()
+}
+
+func (a *Adapter) latencyQuiet() time.Duration {
+	return min(a.m.Settle, max(paceFloor, paceFactor*a.pace.slowest))
+}
+
+func (a *Adapter) spreadQuiet() time.Duration {
+	return min(a.m.Settle, max(spreadFloor, paceFactor*a.pace.spread))
+}
+
+// Quiet is how long after the last postback before the runner trusts an
+// idle claim: settle until the shop's pace is learned, then the spread
+// period (each transaction's own answers also wait the latency period
+// when no write followed its answer: Idle). The idle query is the shop's
+// own SQL, which may claim idle before a shop that acks first has even
+// posted back (SELECT 0).
 func (a *Adapter) Quiet() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pace.timed < paceSamples {
 		return a.m.Settle
 	}
-	return min(a.m.Settle, max(paceFloor, paceFactor*a.pace.slowest))
+	return a.spreadQuiet()
 }
 
 // Longest is the quiet period before the shop's pace is learned: the

@@ -362,17 +362,78 @@ var _ = Describe("The SQL probe adapter", func() {
 			return time.Since(answered)
 		}
 
-		It("waits settle until it has timed three writes, then four times the slowest, at least 40ms", func() {
+		// quietAfter is how long txn takes to count as idle, asked from
+		// now on in short waits.
+		quietAfter := func(txn string) time.Duration {
+			start := time.Now()
+			Eventually(func() bool {
+				idle, err := a.Idle(context.Background(), 5*time.Millisecond, txn)
+				Expect(err).NotTo(HaveOccurred())
+				return idle
+			}).WithTimeout(5 * time.Second).WithPolling(time.Millisecond).Should(BeTrue())
+			return time.Since(start)
+		}
+
+		It("waits settle until it has timed ten writes; then, after a write that followed the answer, the spread period (20ms at least)", func() {
 			Expect(a.Quiet()).To(Equal(time.Second))
-			slowest := time.Duration(0)
 			for i := 1; i < 10; i++ {
-				slowest = max(slowest, pay(fmt.Sprintf("P%d", i)))
+				pay(fmt.Sprintf("P%d", i))
 			}
 			Expect(a.Quiet()).To(Equal(time.Second), "nine writes timed are not enough")
-			slowest = max(slowest, pay("P10"))
-			Expect(a.Quiet()).To(BeNumerically(">=", 40*time.Millisecond))
-			Expect(a.Quiet()).To(BeNumerically("<=", max(40*time.Millisecond, 4*slowest)))
+			Expect(quietAfter("P9")).To(BeNumerically(">=", 900*time.Millisecond), "the last write waits settle")
+			pay("P10")
+			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread timed")
+			Expect(quietAfter("P10")).To(BeNumerically("<", 900*time.Millisecond))
 			Expect(a.Longest()).To(Equal(time.Second), "a failing judgement still waits settle")
+		})
+
+		It("waits four times the slowest latency, 40ms at least, after an answer no write followed yet", func() {
+			slowest := time.Duration(0)
+			for i := 1; i <= 10; i++ {
+				slowest = max(slowest, pay(fmt.Sprintf("P%d", i)))
+			}
+			look("P11")
+			answered := time.Now()
+			a.Answered(answered, "P11") // a negative case: the shop writes nothing
+			quietAfter("P11")
+			Expect(time.Since(answered)).To(BeNumerically(">=", max(40*time.Millisecond, 4*slowest)))
+			Expect(time.Since(answered)).To(BeNumerically("<", 900*time.Millisecond))
+		})
+
+		It("times a second write after the same answer as the shop's spread, and waits four times it after a write", func() {
+			for i := 1; i <= 10; i++ {
+				pay(fmt.Sprintf("P%d", i))
+			}
+			look("P11")
+			a.Answered(time.Now(), "P11")
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Pending', 1000, 'usd', '2026-01-03')`)
+			look("P11")
+			first := time.Now()
+			// The shop credits in a second statement 30ms later; the
+			// adapter keeps reading meanwhile.
+			for time.Since(first) < 30*time.Millisecond {
+				time.Sleep(5 * time.Millisecond)
+				look("P11")
+			}
+			write(`UPDATE payments SET payment_status = 'Completed' WHERE paypal_txn_id = 'P11'`)
+			look("P11")
+			Expect(a.Quiet()).To(BeNumerically(">=", 4*30*time.Millisecond))
+			Expect(a.Quiet()).To(BeNumerically("<", time.Second))
+		})
+
+		It("takes a first look after the answer for no write: the write after it is the latency, not a spread", func() {
+			for i := 1; i <= 10; i++ {
+				txn := fmt.Sprintf("P%d", i)
+				a.Answered(time.Now(), txn)
+				look(txn) // the first read comes after the answer
+				for range 3 {
+					time.Sleep(5 * time.Millisecond)
+					look(txn)
+				}
+				write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
+				look(txn)
+			}
+			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread")
 		})
 
 		It("learns a slow write, and never waits more than settle", func() {
@@ -390,7 +451,9 @@ var _ = Describe("The SQL probe adapter", func() {
 			}
 			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
 			look("P11")
-			Expect(a.Quiet()).To(Equal(time.Second), "4 x 400ms is more than settle: settle")
+			look("P12")
+			a.Answered(time.Now(), "P12")
+			Expect(quietAfter("P12")).To(BeNumerically(">=", 990*time.Millisecond), "4 x 400ms is more than settle: settle")
 		})
 
 		It("does not time a write it saw only after a gap in its reads: it may be older than the answer", func() {
@@ -406,19 +469,16 @@ var _ = Describe("The SQL probe adapter", func() {
 		})
 
 		It("times a refund released by its payment's postback from that postback, not from the refund's own", func() {
-			slowest := time.Duration(0)
 			for i := range 10 {
 				ref, parent := fmt.Sprintf("R%d", i), fmt.Sprintf("PP%d", i)
 				write(`INSERT INTO payments VALUES (NULL, 1, ?, ?, 'Held', -500, 'usd', '2026-01-03')`, ref, parent)
 				a.Answered(time.Now().Add(-time.Hour), ref) // the refund came first
 				look(ref)
-				answered := time.Now()
-				a.Answered(answered, parent, "") // the payment's postback
+				a.Answered(time.Now(), parent, "") // the payment's postback
 				write(`UPDATE payments SET payment_status = 'Refunded' WHERE paypal_txn_id = ?`, ref)
 				look(ref)
-				slowest = max(slowest, time.Since(answered))
 			}
-			Expect(a.Quiet()).To(BeNumerically("<=", max(40*time.Millisecond, 4*slowest)))
+			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "ten latencies timed, each within the reads")
 		})
 	})
 

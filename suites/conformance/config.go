@@ -88,9 +88,9 @@ type Config struct {
 	Report string `yaml:"report" env:"IPNLAB_REPORT"`
 	// Verbose prints each scenario step.
 	Verbose bool `yaml:"verbose" env:"IPNLAB_VERBOSE"`
-	// Parallel is how many checks run at once. Checks that move the shared
-	// clock, take the listener down or fault the verifier for every message
-	// always run alone, after the others.
+	// Parallel is how many checks run at once; 0 chooses (ChecksAtOnce).
+	// Checks that move the shared clock, take the listener down or fault
+	// the verifier for every message always run alone, after the others.
 	Parallel int `yaml:"parallel" env:"IPNLAB_PARALLEL"`
 
 	// Intercept makes the emulator stand in for PayPal's verify hosts
@@ -115,7 +115,7 @@ func Defaults() Config {
 		PayerEmail: scenarios.DefaultPayerEmail, UnacceptedCurrency: scenarios.DefaultUnacceptedCurrency,
 		PayDoSource: scenarios.DefaultPayDoSource, StrangerSource: scenarios.DefaultStrangerSource, PayDoToken: paydo.DefaultAPIToken,
 		AckTimeout: delivery.DefaultAckTimeout, Settle: scenarios.DefaultSettle, PostbackWait: scenarios.DefaultPostbackWait,
-		Parallel: 4, Name: "listener under test",
+		Name: "listener under test",
 	}
 }
 
@@ -229,8 +229,8 @@ func (c *Config) Validate() error {
 			probs = append(probs, "emulator_addr "+err.Error())
 		}
 	}
-	if c.Parallel < 1 || c.Parallel > 64 {
-		probs = append(probs, fmt.Sprintf("parallel %d: want 1 to 64", c.Parallel))
+	if c.Parallel < 0 || c.Parallel > 64 {
+		probs = append(probs, fmt.Sprintf("parallel %d: want 1 to 64, or 0 to choose", c.Parallel))
 	}
 	if c.AckTimeout <= 0 || c.Settle <= 0 || c.PostbackWait <= 0 {
 		probs = append(probs, "ack_timeout, settle and postback_wait must be positive")
@@ -273,6 +273,20 @@ func (c *Config) emptySelection() string {
 	sort.Strings(names)
 	return fmt.Sprintf("no check matches focus %q and label filter %q; the labels are %s; the checks are %s",
 		c.Focus, c.LabelFilter, strings.Join(names, ", "), strings.Join(ids, ", "))
+}
+
+// ChecksAtOnce is how many ordinary checks run at once: Parallel, or if
+// 0, 4; through a SQL probe 8, as its checks spend most of their time
+// waiting out the shop's quiet periods (docs/probe.md), when they load
+// the listener no more than a waiting probe API check does.
+func (c *Config) ChecksAtOnce() int {
+	switch {
+	case c.Parallel > 0:
+		return c.Parallel
+	case strings.HasPrefix(c.Probe, "sql:"):
+		return 8
+	}
+	return 4
 }
 
 // WithDefaults is c with every zero field set to its default, so that a Go

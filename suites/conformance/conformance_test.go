@@ -287,6 +287,17 @@ var _ = Describe("Config", func() {
 		Expect(cfg.PayDoSource).To(Equal(conformance.Defaults().PayDoSource))
 	})
 
+	It("chooses how many checks run at once unless told: more through a SQL probe, whose checks mostly wait", func() {
+		cfg := conformance.Config{Listener: "http://127.0.0.1:9/ipn"}.WithDefaults()
+		Expect(cfg.ChecksAtOnce()).To(Equal(4))
+		cfg.Probe, cfg.ProbeMap = "sql:sqlite:shop.db", "map.yaml"
+		Expect(cfg.ChecksAtOnce()).To(Equal(8))
+		cfg.Parallel = 3
+		Expect(cfg.ChecksAtOnce()).To(Equal(3), "what the user says wins")
+		cfg.Parallel = -1
+		Expect(cfg.Validate()).To(MatchError(ContainSubstring("parallel -1: want 1 to 64, or 0 to choose")))
+	})
+
 	It("selects checks by labels and focus", func() {
 		cfg := conformance.Defaults()
 		c, _ := conformance.Lookup("PP-ACK-SLOW-VERIFIER")

@@ -43,6 +43,9 @@ type Report struct {
 	// Error is the harness error that stopped the run, or that left
 	// nothing judged: the listener was not checked (exit 2).
 	Error string `json:"error,omitempty"`
+	// Intercept is what the listener had to use under --intercept: the
+	// proxy URL and the CA certificate (nil without it).
+	Intercept *scenarios.Intercept `json:"intercept,omitempty"`
 	// Notices are what to check first when many checks fail for one
 	// cause outside the listener's logic (e.g. it never posted back).
 	Notices []string `json:"notices,omitempty"`
@@ -89,6 +92,7 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 	defer s.Close()
 	rep := newReport(s.cfg, s.Seed())
 	rep.Replay = s.cfg.replayRun(s.Seed())
+	rep.Intercept = s.env.Intercept
 	clockStart := s.emu.Clock().Now()
 	checks := Checks()
 	rep.Checks = make([]Result, len(checks))
@@ -122,7 +126,7 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 		}
 		rep.Checks[i] = s.run(ctx, c, w, gate)
 	}
-	runAll(ordinary, max(cfg.Parallel, 1), run)
+	runAll(ordinary, s.cfg.Parallel, run)
 	runAll(busy, max(len(busy), 1), run)
 	gate = newClockGate(s.emu.Advance)
 	for range clocked {
@@ -156,7 +160,11 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 			rep.Summary.Errors++
 		}
 	}
-	if n := s.ackedWithoutPostbacks(); n > 0 {
+	if n := s.ackedWithoutPostbacks(); n > 0 && rep.Intercept != nil {
+		traffic, _ := s.emu.ProxyTraffic(time.Time{})
+		rep.Notices = append(rep.Notices, fmt.Sprintf("your listener acknowledged %d PayPal messages but posted none of them back: %s",
+			n, rep.Intercept.Story(traffic, 0, "during the run")))
+	} else if n > 0 {
 		live := "it may drop sandbox messages (test_ipn=1): if it is configured as in production, run with --live"
 		if cfg.Live {
 			live = "it may drop messages without test_ipn=1: if it is configured for the sandbox, run without --live"
@@ -250,6 +258,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // WriteConsole prints the results grouped by level and provider.
 func (r Report) WriteConsole(w io.Writer) {
 	fmt.Fprintf(w, "ipnlab conformance: %s (seed %d, level %s)\n", strings.TrimSpace(r.Implementation.Name+" "+r.Implementation.Version), r.Seed, r.Level)
+	if in := r.Intercept; in != nil {
+		fmt.Fprintf(w, "intercepting PayPal's verify hosts: the listener needs HTTPS_PROXY=%s and to trust %s (ipnlab ca env --proxy %s prints what each stack reads)\n",
+			in.ProxyURL, in.CA, in.ProxyURL)
+	}
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "\n!! %s\n", n)
 	}

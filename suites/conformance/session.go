@@ -82,6 +82,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			return nil, fmt.Errorf("%w: the emulator cannot listen on %s (the listener's verify URL must point there): %v", ErrHarness, cfg.EmulatorAddr, err)
 		}
 	}
+	cfg.Parallel = cfg.ChecksAtOnce()
 	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed(), began: time.Now()}
 	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -106,6 +107,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
 		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
+	if ca != nil {
+		s.env.Intercept = &scenarios.Intercept{ProxyURL: s.ProxyURL(), CA: ca.CertPath()}
+	}
 	if cfg.Probe != "" && cfg.Level == Business {
 		if s.env.Probe, err = s.openProbe(ctx); err != nil {
 			s.Close()
@@ -130,6 +134,19 @@ func reachable(ctx context.Context, raw string) error {
 
 // VerifyURL is where the listener under test must post back.
 func (s *Session) VerifyURL() string { return "http://" + s.ln.Addr().String() + "/cgi-bin/webscr" }
+
+// ProxyURL is the emulator's URL as an HTTPS proxy (what HTTPS_PROXY
+// must say under --intercept).
+func (s *Session) ProxyURL() string { return "http://" + s.ln.Addr().String() }
+
+// Intercepting is the proxy URL and the CA certificate a listener must
+// use under --intercept; false without it.
+func (s *Session) Intercepting() (proxyURL, caPath string, ok bool) {
+	if s.env.Intercept == nil {
+		return "", "", false
+	}
+	return s.env.Intercept.ProxyURL, s.env.Intercept.CA, true
+}
 
 // Seed is the seed the run's messages derive from.
 func (s *Session) Seed() uint64 { return s.seed }
