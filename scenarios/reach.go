@@ -33,7 +33,7 @@ func (r *runner) notPostedBack(msg string, v emulator.MessageView) string {
 // why v was never posted back; "" without --intercept.
 func (r *runner) reachStory(v emulator.MessageView) string {
 	in := r.env.Intercept
-	if in == nil {
+	if in == nil || in.ProxyURL == "" {
 		return ""
 	}
 	since := r.deliveredAt(v)

@@ -73,8 +73,11 @@ type Env struct {
 // Intercept is what a listener needs to reach the emulator through its
 // proxy, for the reports to name.
 type Intercept struct {
-	ProxyURL string `json:"proxy_url"` // what HTTPS_PROXY must say
-	CA       string `json:"ca"`        // the CA certificate the client must trust
+	ProxyURL string `json:"proxy_url,omitempty"` // what HTTPS_PROXY must say ("": no proxy)
+	CA       string `json:"ca"`                  // the CA certificate the client must trust
+	// TLSURL is the verifier served over TLS for the route without a
+	// proxy ("": none).
+	TLSURL string `json:"tls_url,omitempty"`
 }
 
 // The defaults of an Env's zero fields: the one place they are written

@@ -50,6 +50,7 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.Uint64Var(&c.Seed, "seed", 0, "seed for the generated messages (0: drawn, printed); the same seed sends every check the same messages")
 	f.BoolVar(&c.Live, "live", false, "send messages as production does, without test_ipn=1 (for a listener configured as in production)")
 	f.BoolVar(&c.Intercept, "intercept", false, interceptHelp)
+	f.StringVar(&c.TLSAddr, "tls-addr", d.TLSAddr, "also serve the verifier over TLS here, with a certificate from ipnlab's CA for PayPal's hosts: the route without a proxy, for a client that reads no proxy variable (127.0.0.1:443, PayPal's host mapped to 127.0.0.1; --listener-image maps it)")
 }
 
 // suiteFlags bind what only a suite run has: which checks, the reports.

@@ -88,10 +88,31 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 			}
 		}
 	}
+	var hosts map[string]string
+	if host, port, err := net.SplitHostPort(cfg.TLSAddr); err == nil && port == "443" {
+		// The route without a proxy: PayPal's hosts are the verifier's,
+		// and the CA is all a client needs (with --intercept too, a
+		// client that reads its proxy variables still takes the proxy).
+		ca, err := loadCA()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		mounts = ca.Mounts()
+		for _, v := range intercept.Vars("", intercept.ContainerLayout()) {
+			if v.Trust && env[v.Name] == "" {
+				env[v.Name] = v.Value
+			}
+		}
+		hosts = map[string]string{}
+		for _, h := range intercept.Hosts {
+			hosts[h] = host
+		}
+	}
 	lst, err := undertest.Start(ctx, undertest.Spec{
 		Image: f.image, Args: f.args, Env: env, Port: f.port, EmulatorAddr: ln.Addr().String(),
 		ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID, PayDoSource: cfg.PayDoSource, PayDoToken: cfg.PayDoToken,
-		StartupTimeout: f.startup, Output: verbose, Mounts: mounts,
+		StartupTimeout: f.startup, Output: verbose, Mounts: mounts, Hosts: hosts,
 	})
 	if err != nil {
 		ln.Close()

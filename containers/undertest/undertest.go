@@ -59,6 +59,9 @@ type Spec struct {
 	// Mounts are host files mounted read-only in the container, by their
 	// path in it (ipnlab's CA under conform --intercept).
 	Mounts map[string]string
+	// Hosts are names the container resolves to an address of this
+	// machine (PayPal's verify hosts on the route without a proxy).
+	Hosts map[string]string
 }
 
 // Listener is a running listener under test.
@@ -140,15 +143,7 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 	}
 	maps.Copy(env, spec.Env)
 	out := &lines{w: spec.Output}
-	args := []string{"run", "--detach", "--network", "host", "--label", "ipnlab.undertest=true"}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		args = append(args, "--env", k+"="+env[k])
-	}
-	for _, in := range slices.Sorted(maps.Keys(spec.Mounts)) {
-		args = append(args, "--volume", spec.Mounts[in]+":"+in+":ro")
-	}
-	args = append(append(args, spec.Image), spec.Args...)
-	id, err := docker(ctx, args...)
+	id, err := docker(ctx, runArgs(spec, env)...)
 	if err != nil {
 		return nil, fmt.Errorf("start listener image %s: %w", spec.Image, err)
 	}
@@ -163,6 +158,22 @@ func Start(ctx context.Context, spec Spec) (*Listener, error) {
 		return nil, errors.Join(fmt.Errorf("start listener image %s: %w%s", spec.Image, err, tail(out)), l.Stop(context.WithoutCancel(ctx)))
 	}
 	return l, nil
+}
+
+// runArgs is docker run's arguments for spec with env: host networking,
+// each variable, each mount read-only, each host name, in a fixed order.
+func runArgs(spec Spec, env map[string]string) []string {
+	args := []string{"run", "--detach", "--network", "host", "--label", "ipnlab.undertest=true"}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "--env", k+"="+env[k])
+	}
+	for _, in := range slices.Sorted(maps.Keys(spec.Mounts)) {
+		args = append(args, "--volume", spec.Mounts[in]+":"+in+":ro")
+	}
+	for _, name := range slices.Sorted(maps.Keys(spec.Hosts)) {
+		args = append(args, "--add-host", name+":"+spec.Hosts[name])
+	}
+	return append(append(args, spec.Image), spec.Args...)
 }
 
 // waitReady waits until the listener's port accepts connections, the

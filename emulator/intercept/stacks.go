@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -83,37 +84,45 @@ func (ca *CA) Mounts() map[string]string {
 type Var struct {
 	Name, Value string
 	For         string // the clients that read it
+	// Trust is set on the variables that make a client trust the CA
+	// (all the route without a proxy needs).
+	Trust bool
 }
 
 // Vars is what a listener's process needs to post back through the
 // proxy at proxyURL and trust the CA, with its files where l says, for
-// every common stack. Loopback stays direct (NO_PROXY).
+// every common stack. Loopback stays direct (NO_PROXY). With no
+// proxyURL, the CA's alone (Trust): the route without a proxy.
 func Vars(proxyURL string, l Layout) []Var {
 	noProxy := "127.0.0.1,localhost,::1"
-	host, port := proxyHostPort(proxyURL)
-	java := strings.Join([]string{
-		"-Djavax.net.ssl.trustStore=" + l.JavaTrustStore, "-Djavax.net.ssl.trustStoreType=PKCS12",
-		"-Djavax.net.ssl.trustStorePassword=" + JavaTrustStorePassword,
-		"-Dhttps.proxyHost=" + host, "-Dhttps.proxyPort=" + port, "-Dhttp.nonProxyHosts=localhost|127.*|[::1]",
-	}, " ")
-	return []Var{
-		{"HTTPS_PROXY", proxyURL, "Go, Python, Node 24 (with NODE_USE_ENV_PROXY), and the preload for earlier Node"},
-		{"https_proxy", proxyURL, "curl, Perl LWP (with PERL_LWP_ENV_PROXY), and most others"},
-		{"http_proxy", proxyURL, "Ruby's Net::HTTP, which looks its proxy up there even for https"},
-		{"NO_PROXY", noProxy, "loopback stays direct"},
-		{"no_proxy", noProxy, "loopback stays direct"},
-		{"SSL_CERT_FILE", l.Bundle, "Go, OpenSSL (Ruby, Python's urllib, PHP through ipnlab.ini)"},
-		{"REQUESTS_CA_BUNDLE", l.Bundle, "Python requests"},
-		{"CURL_CA_BUNDLE", l.Bundle, "curl"},
-		{"NODE_EXTRA_CA_CERTS", l.Cert, "Node"},
-		{"NODE_USE_ENV_PROXY", "1", "Node 24 and later"},
-		{"NODE_OPTIONS", "--require " + l.NodePreload, "Node before 24: a preload that tunnels https through HTTPS_PROXY"},
-		{"PERL_LWP_ENV_PROXY", "1", "Perl LWP: take the proxy from https_proxy"},
-		{"PERL_LWP_SSL_CA_FILE", l.Bundle, "Perl LWP"},
-		{"HTTPS_CA_FILE", l.Bundle, "Perl's older Crypt::SSLeay and Net::SSL"},
-		{"PHP_INI_SCAN_DIR", ":" + l.PHPIniDir, "PHP: the default ini directory, then ipnlab.ini (curl.cainfo, openssl.cafile)"},
-		{"JAVA_TOOL_OPTIONS", java, "Java: the trust store and the proxy"},
+	javaTrust := []string{"-Djavax.net.ssl.trustStore=" + l.JavaTrustStore, "-Djavax.net.ssl.trustStoreType=PKCS12",
+		"-Djavax.net.ssl.trustStorePassword=" + JavaTrustStorePassword}
+	trust := []Var{
+		{"SSL_CERT_FILE", l.Bundle, "Go, OpenSSL (Ruby, Python's urllib, PHP through ipnlab.ini)", true},
+		{"REQUESTS_CA_BUNDLE", l.Bundle, "Python requests", true},
+		{"CURL_CA_BUNDLE", l.Bundle, "curl", true},
+		{"NODE_EXTRA_CA_CERTS", l.Cert, "Node", true},
+		{"PERL_LWP_SSL_CA_FILE", l.Bundle, "Perl LWP", true},
+		{"HTTPS_CA_FILE", l.Bundle, "Perl's older Crypt::SSLeay and Net::SSL", true},
+		{"PHP_INI_SCAN_DIR", ":" + l.PHPIniDir, "PHP: the default ini directory, then ipnlab.ini (curl.cainfo, openssl.cafile)", true},
 	}
+	if proxyURL == "" {
+		return append(trust, Var{"JAVA_TOOL_OPTIONS", strings.Join(javaTrust, " "), "Java: the trust store", true})
+	}
+	host, port := proxyHostPort(proxyURL)
+	java := slices.Concat(javaTrust, []string{"-Dhttps.proxyHost=" + host, "-Dhttps.proxyPort=" + port, "-Dhttp.nonProxyHosts=localhost|127.*|[::1]"})
+	return append([]Var{
+		{"HTTPS_PROXY", proxyURL, "Go, Python, Node 24 (with NODE_USE_ENV_PROXY), and the preload for earlier Node", false},
+		{"https_proxy", proxyURL, "curl, Perl LWP (with PERL_LWP_ENV_PROXY), and most others", false},
+		{"http_proxy", proxyURL, "Ruby's Net::HTTP, which looks its proxy up there even for https", false},
+		{"NO_PROXY", noProxy, "loopback stays direct", false},
+		{"no_proxy", noProxy, "loopback stays direct", false},
+	}, append(trust,
+		Var{"NODE_USE_ENV_PROXY", "1", "Node 24 and later", false},
+		Var{"NODE_OPTIONS", "--require " + l.NodePreload, "Node before 24: a preload that tunnels https through HTTPS_PROXY", false},
+		Var{"PERL_LWP_ENV_PROXY", "1", "Perl LWP: take the proxy from https_proxy", false},
+		Var{"JAVA_TOOL_OPTIONS", strings.Join(java, " "), "Java: the trust store and the proxy", true},
+	)...)
 }
 
 // Env is Vars as NAME=VALUE, for a process's environment.

@@ -98,6 +98,11 @@ type Config struct {
 	// listener that hard-codes https://ipnpb.paypal.com, given
 	// HTTPS_PROXY and the CA (ipnlab ca env).
 	Intercept bool `yaml:"intercept" env:"IPNLAB_INTERCEPT"`
+	// TLSAddr, if set, also serves the verifier over TLS there, with a
+	// certificate from ipnlab's CA for PayPal's hosts: the route without
+	// a proxy, for a listener whose client reads no proxy variable (its
+	// machine maps PayPal's host onto this address, on port 443).
+	TLSAddr string `yaml:"tls_addr" env:"IPNLAB_TLS_ADDR"`
 
 	// APIToken, if set, is required on the emulator's control API; without
 	// it the emulator must listen on loopback (emulator.CheckExposure).
@@ -227,6 +232,13 @@ func (c *Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("emulator_addr %q: want host:port", c.EmulatorAddr))
 		} else if err := emulator.CheckExposure(c.EmulatorAddr, c.APIToken); err != nil {
 			probs = append(probs, "emulator_addr "+err.Error())
+		}
+	}
+	if c.TLSAddr != "" {
+		if _, _, err := net.SplitHostPort(c.TLSAddr); err != nil {
+			probs = append(probs, fmt.Sprintf("tls_addr %q: want host:port (127.0.0.1:443 for the route without a proxy)", c.TLSAddr))
+		} else if err := emulator.CheckExposure(c.TLSAddr, c.APIToken); err != nil {
+			probs = append(probs, "tls_addr "+err.Error())
 		}
 	}
 	if c.Parallel < 0 || c.Parallel > 64 {
@@ -382,6 +394,7 @@ func (c *Config) settingFlags() []string {
 	if c.Intercept {
 		out = append(out, "--intercept")
 	}
+	str("tls-addr", c.TLSAddr, "")
 	return out
 }
 

@@ -160,10 +160,13 @@ func RunAll(ctx context.Context, cfg Config, log io.Writer) (Report, error) {
 			rep.Summary.Errors++
 		}
 	}
-	if n := s.ackedWithoutPostbacks(); n > 0 && rep.Intercept != nil {
+	if n := s.ackedWithoutPostbacks(); n > 0 && rep.Intercept != nil && rep.Intercept.ProxyURL != "" {
 		traffic, _ := s.emu.ProxyTraffic(time.Time{})
 		rep.Notices = append(rep.Notices, fmt.Sprintf("your listener acknowledged %d PayPal messages but posted none of them back: %s",
 			n, rep.Intercept.Story(traffic, 0, "during the run")))
+	} else if n > 0 && rep.Intercept != nil && rep.Intercept.TLSURL != "" {
+		rep.Notices = append(rep.Notices, fmt.Sprintf("your listener acknowledged %d PayPal messages but posted none of them back to %s: check that its machine maps PayPal's verify hosts to that address (port 443) and that it trusts %s",
+			n, rep.Intercept.TLSURL, rep.Intercept.CA))
 	} else if n > 0 {
 		live := "it may drop sandbox messages (test_ipn=1): if it is configured as in production, run with --live"
 		if cfg.Live {
@@ -258,9 +261,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // WriteConsole prints the results grouped by level and provider.
 func (r Report) WriteConsole(w io.Writer) {
 	fmt.Fprintf(w, "ipnlab conformance: %s (seed %d, level %s)\n", strings.TrimSpace(r.Implementation.Name+" "+r.Implementation.Version), r.Seed, r.Level)
-	if in := r.Intercept; in != nil {
+	if in := r.Intercept; in != nil && in.ProxyURL != "" {
 		fmt.Fprintf(w, "intercepting PayPal's verify hosts: the listener needs HTTPS_PROXY=%s and to trust %s (ipnlab ca env --proxy %s prints what each stack reads)\n",
 			in.ProxyURL, in.CA, in.ProxyURL)
+	}
+	if in := r.Intercept; in != nil && in.TLSURL != "" {
+		fmt.Fprintf(w, "serving PayPal's verify hosts over TLS at %s: a listener without a proxy needs their names mapped to its host and to trust %s\n", in.TLSURL, in.CA)
 	}
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "\n!! %s\n", n)

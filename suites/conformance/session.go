@@ -48,6 +48,8 @@ type Session struct {
 	began time.Time
 	// sqlProbe is the probe over the listener's database, if it is one.
 	sqlProbe *sqlprobe.Adapter
+	// tls serves the verifier over TLS (--tls-addr), if asked.
+	tls *intercept.TLSVerifier
 }
 
 // NewSession checks cfg, starts the emulator and checks that the listener
@@ -57,13 +59,13 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	var ca *intercept.CA
-	if cfg.Intercept {
+	if cfg.Intercept || cfg.TLSAddr != "" {
 		dir, err := intercept.DefaultDir()
 		if err == nil {
 			ca, err = intercept.LoadOrCreate(dir)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: --intercept: %v", ErrHarness, err)
+			return nil, fmt.Errorf("%w: --intercept/--tls-addr: %v", ErrHarness, err)
 		}
 	}
 	emu, err := emulator.New(emulator.Config{
@@ -108,7 +110,19 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
 		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
 	if ca != nil {
-		s.env.Intercept = &scenarios.Intercept{ProxyURL: s.ProxyURL(), CA: ca.CertPath()}
+		s.env.Intercept = &scenarios.Intercept{CA: ca.CertPath()}
+		if cfg.Intercept {
+			s.env.Intercept.ProxyURL = s.ProxyURL()
+		}
+	}
+	if cfg.TLSAddr != "" {
+		tln, err := net.Listen("tcp", cfg.TLSAddr)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: the verifier cannot listen on --tls-addr %s: %v (port 443 takes root or CAP_NET_BIND_SERVICE)", ErrHarness, cfg.TLSAddr, err)
+		}
+		s.tls = intercept.ServeTLS(ca, tln, emu.PayPal())
+		s.env.Intercept.TLSURL = s.tls.URL()
 	}
 	if cfg.Probe != "" && cfg.Level == Business {
 		if s.env.Probe, err = s.openProbe(ctx); err != nil {
@@ -139,15 +153,6 @@ func (s *Session) VerifyURL() string { return "http://" + s.ln.Addr().String() +
 // must say under --intercept).
 func (s *Session) ProxyURL() string { return "http://" + s.ln.Addr().String() }
 
-// Intercepting is the proxy URL and the CA certificate a listener must
-// use under --intercept; false without it.
-func (s *Session) Intercepting() (proxyURL, caPath string, ok bool) {
-	if s.env.Intercept == nil {
-		return "", "", false
-	}
-	return s.env.Intercept.ProxyURL, s.env.Intercept.CA, true
-}
-
 // Seed is the seed the run's messages derive from.
 func (s *Session) Seed() uint64 { return s.seed }
 
@@ -162,6 +167,9 @@ func (s *Session) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
+	if s.tls != nil {
+		_ = s.tls.Close()
+	}
 	s.emu.Close()
 	if s.sqlProbe != nil {
 		_ = s.sqlProbe.Close() // read only: nothing to lose
@@ -250,8 +258,8 @@ func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 		return scenarios.Disabled, "not selected by the label filter or focus"
 	case c.Provider == "paydo" && s.cfg.PayDoListener == "":
 		return scenarios.Disabled, "no PayDo listener given (--paydo-listener)"
-	case slices.Contains(c.Labels, "intercept") && !s.cfg.Intercept:
-		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept)"
+	case slices.Contains(c.Labels, "intercept") && !s.cfg.Intercept && s.cfg.TLSAddr == "":
+		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept, or --tls-addr)"
 	case c.Level == Business && s.env.Probe == nil:
 		return scenarios.Skipped, "business level needs the listener's probe (--probe)"
 	}
