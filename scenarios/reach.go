@@ -65,7 +65,8 @@ func plainPostbacks(emu *emulator.Emulator) int {
 // requests (a host not served), plain-URL postbacks, no connection at all
 // (proxy variables ignored).
 func (in *Intercept) Story(traffic intercept.Traffic, plain int, when string) string {
-	tunnelled, failed, refused := traffic.Count(intercept.Tunnelled), traffic.Count(intercept.HandshakeFailed), traffic.Count(intercept.Refused)
+	tunnelled := traffic.Count(intercept.Tunnelled) + traffic.Count(intercept.Forwarded)
+	failed, refused := traffic.Count(intercept.HandshakeFailed), traffic.Count(intercept.Refused)
 	switch {
 	case tunnelled > 0:
 		return fmt.Sprintf("the listener reached the verifier through the proxy %d time(s) %s, so it refused this message itself before asking", tunnelled, when)

@@ -43,6 +43,12 @@ type stackCase struct {
 	// a proxy is theirs.
 	proxyVars, caVars []string
 	noProxy           bool
+	// nodeModule is a package the client requires (Debian's node-NAME,
+	// found through NODE_PATH as Debian sets it up).
+	nodeModule string
+	// plainToProxy clients send the whole https:// request to the proxy
+	// in the clear (absolute form): they need no CA.
+	plainToProxy bool
 }
 
 var caVars = []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PERL_LWP_SSL_CA_FILE", "HTTPS_CA_FILE", "PHP_INI_SCAN_DIR"}
@@ -60,6 +66,10 @@ var stackCases = []stackCase{
 		command: func(dir string) []string { return []string{"python3", filepath.Join(dir, "urllib.py")} }},
 	{name: "Node before 24 (`https`, and libraries on its global agent)", proxyFrom: "`NODE_OPTIONS=--require …/node/proxy.cjs`, which tunnels through `HTTPS_PROXY`", caFrom: "`NODE_EXTRA_CA_CERTS`", needs: []string{"node"},
 		command: func(dir string) []string { return []string{"node", filepath.Join(dir, "https.js")} }},
+	{name: "Node before 24: axios", proxyFrom: "`HTTPS_PROXY`, which axios reads itself", caFrom: "none: axios sends the https:// request to the proxy whole, which answers for PayPal's host", needs: []string{"node"}, nodeModule: "axios", plainToProxy: true,
+		command: func(dir string) []string { return []string{"node", filepath.Join(dir, "axios.js")} }},
+	{name: "Node before 24: got", proxyFrom: "the preload, as for `https`", caFrom: "`NODE_EXTRA_CA_CERTS`", needs: []string{"node"}, nodeModule: "got",
+		command: func(dir string) []string { return []string{"node", filepath.Join(dir, "got.js")} }},
 	{name: "PHP curl extension", proxyFrom: "`https_proxy`", caFrom: "`PHP_INI_SCAN_DIR` adds `…/php/ipnlab.ini` (`curl.cainfo` = `${SSL_CERT_FILE}`)", needs: []string{"php"},
 		command: func(dir string) []string { return []string{"php", filepath.Join(dir, "curl_ext.php")} }},
 	{name: "PHP streams", proxyFrom: "none: the route without a proxy", caFrom: "`PHP_INI_SCAN_DIR` adds `…/php/ipnlab.ini` (`openssl.cafile` = `${SSL_CERT_FILE}`)", needs: []string{"php"}, noProxy: true,
@@ -71,6 +81,9 @@ var stackCases = []stackCase{
 	{name: "Java `HttpClient`", proxyFrom: "`JAVA_TOOL_OPTIONS`: `-Dhttps.proxyHost`, `-Dhttps.proxyPort`", caFrom: "`JAVA_TOOL_OPTIONS`: `-Djavax.net.ssl.trustStore=…/java/truststore.p12`", needs: []string{"java"},
 		command: func(dir string) []string { return []string{"java", filepath.Join(dir, "Client.java")} }},
 }
+
+// debianNodePath is where Debian's node-* packages put their modules.
+const debianNodePath = "/usr/share/nodejs"
 
 // stacksTable is docs/ci.md's table of the stacks, from the cases.
 func stacksTable() string {
@@ -175,6 +188,15 @@ func (l *stackLab) post(c stackCase, env []string, mapped bool) (string, string)
 		l.buildGoClient(dir)
 		dir = l.clients
 	}
+	if c.nodeModule != "" {
+		if _, err := os.Stat(filepath.Join(debianNodePath, c.nodeModule)); err != nil {
+			if os.Getenv("CI") != "" {
+				Fail("CI needs Debian's node-" + c.nodeModule + " (.ci/run installs it)")
+			}
+			Skip("no Debian node-" + c.nodeModule + " on this machine")
+		}
+		env = append(env, "NODE_PATH="+debianNodePath)
+	}
 	argv := append(c.command(dir), "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr")
 	hosts := l.hosts
 	if mapped {
@@ -248,7 +270,11 @@ var _ = Describe("Every client stack reaches the emulator under --intercept with
 			if c.needs[0] == "java" {
 				env = withoutJava(env, javaTrust)
 			}
-			out, _ := l.post(c, env, false)
+			out, errOut := l.post(c, env, false)
+			if c.plainToProxy {
+				Expect(out).To(Equal("VERIFIED"), "no TLS on its road: stderr %s", errOut)
+				return
+			}
 			Expect(out).NotTo(Equal("VERIFIED"))
 			Eventually(func() string { return l.story(start) }).WithTimeout(5 * time.Second).Should(
 				MatchRegexp(`^\d+ connection\(s\) to ipnpb\.sandbox\.paypal\.com:443 reached ipnlab's proxy since it was delivered, but TLS failed \(the client .*\): ` +

@@ -1,11 +1,13 @@
 package intercept_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -278,6 +280,41 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 		Expect(refused.Detail).To(ContainSubstring("not one of PayPal's verify hosts"))
 		later, _ := l.emu.ProxyTraffic(time.Now())
 		Expect(later.Events).To(BeEmpty(), "traffic is kept by time")
+	})
+
+	It("answers a request sent to the proxy whole, in the clear (absolute form, as axios sends it), for PayPal's hosts only", func() {
+		l := newLab(paypal.ModePayPal)
+		id, pb := l.ipn(false)
+		start := time.Now()
+		send := func(target string) (int, string) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(l.emu.URL(), "http://"))
+			Expect(err).NotTo(HaveOccurred())
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+				target, mustURL(target).Host, len(pb), pb)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		status, body := send(sandboxVerify)
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(body).To(Equal("VERIFIED"))
+		got := l.emu.PayPal().Postbacks(id)
+		Expect(got[len(got)-1].Host).To(Equal("ipnpb.sandbox.paypal.com"), "judged as posted to that host")
+		status, body = send("https://ipnpb.paypal.com/cgi-bin/webscr")
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(body).To(Equal("INVALID"), "a sandbox message on the live host, as at PayPal")
+
+		status, body = send("https://api.stripe.com/v1/charges")
+		Expect(status).To(Equal(http.StatusForbidden))
+		Expect(body).To(ContainSubstring("only serves HTTPS to PayPal's verify hosts"))
+		status, _ = send("http://ipnpb.sandbox.paypal.com/cgi-bin/webscr")
+		Expect(status).To(Equal(http.StatusForbidden), "PayPal's verifier is https only")
+		t, _ := l.emu.ProxyTraffic(start)
+		Expect(t.Count(intercept.Forwarded)).To(Equal(2))
+		Expect(t.Count(intercept.Refused)).To(Equal(2))
 	})
 
 	It("hears curl's own alert when it does not trust the CA: unknown CA", func() {

@@ -23,6 +23,7 @@ const VerifyPath = "/cgi-bin/webscr"
 // It never dials anything.
 type Proxy struct {
 	srv       *http.Server
+	verifier  http.Handler
 	tlsConfig *tls.Config
 	conns     *connListener
 	serving   chan error
@@ -34,7 +35,7 @@ type Proxy struct {
 // verifier (the request's Host is the PayPal host the client asked for).
 // Close stops it.
 func NewProxy(ca *CA, verifier http.Handler) *Proxy {
-	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1), tlsConfig: ca.ServerConfig(Hosts[0], Hosts...)}
+	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1), tlsConfig: ca.ServerConfig(Hosts[0], Hosts...), verifier: verifier}
 	p.traffic.now = time.Now
 	p.srv = verifierServer(p.tlsConfig, verifier)
 	// The proxy shakes hands itself (handshake), to record each outcome;
@@ -101,12 +102,24 @@ func IsProxyRequest(r *http.Request) bool {
 }
 
 // ServeHTTP answers proxy requests: CONNECT to a PayPal host on 443 is
-// tunnelled to the verifier; anything else is refused with a 403 that
-// names the hosts it serves.
+// tunnelled to the verifier; a request for https://PAYPAL-HOST/cgi-bin/webscr
+// sent to the proxy whole (absolute form, in the clear: axios does so) is
+// answered by the verifier as that host; anything else is refused with a
+// 403 that names the hosts it serves.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
-		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.URL.Host, Client: r.RemoteAddr, Detail: r.Method + " through the proxy: only CONNECT (HTTPS) is served"})
-		refuse(w, fmt.Sprintf("%s %s: ipnlab's proxy only tunnels HTTPS (CONNECT) to PayPal's verify hosts", r.Method, r.URL.Redacted()))
+		if host := strings.ToLower(r.URL.Hostname()); r.URL.Scheme == "https" && slices.Contains(Hosts, host) && (r.URL.Port() == "" || r.URL.Port() == "443") {
+			p.traffic.add(TrafficEvent{Kind: Forwarded, Host: host + ":443", Client: r.RemoteAddr})
+			if r.URL.Path != VerifyPath {
+				http.Error(w, fmt.Sprintf("ipnlab stands in for PayPal's verifier only: POST https://%s%s", host, VerifyPath), http.StatusNotFound)
+				return
+			}
+			r.Host = host
+			p.verifier.ServeHTTP(w, r)
+			return
+		}
+		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.URL.Host, Client: r.RemoteAddr, Detail: r.Method + " " + r.URL.Scheme + " through the proxy: only CONNECT, or https:// to PayPal's verify hosts, is served"})
+		refuse(w, fmt.Sprintf("%s %s: ipnlab's proxy only serves HTTPS to PayPal's verify hosts (CONNECT, or the https:// URL in absolute form)", r.Method, r.URL.Redacted()))
 		return
 	}
 	host, port, err := net.SplitHostPort(r.Host)

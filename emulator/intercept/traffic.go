@@ -30,6 +30,10 @@ const (
 	// failed; Detail has the client's alert (unknown certificate
 	// authority, bad certificate) or the error.
 	HandshakeFailed TrafficKind = "handshake failed"
+	// Forwarded is a request for a served host's https:// URL sent to
+	// the proxy whole, in the clear (absolute form), and answered: no TLS
+	// and no CA on that road.
+	Forwarded TrafficKind = "forwarded"
 	// Refused is a proxy request the proxy does not serve: another host
 	// or port, or plain HTTP through the proxy.
 	Refused TrafficKind = "refused"
