@@ -98,8 +98,11 @@ func ackOutcome(m delivery.Message) (o Outcome, acked bool) {
 	}
 	o.State = api.Undelivered
 	switch {
+	case m.Status == delivery.Held && m.URL == "":
+		// The usual cause on a bare emulator: nowhere to send it.
+		o.Summary = "not sent: no IPN URL was set when it was created (Held until resent): set one with serve --listener URL or ipnlab profile --listener URL --on, or send with --listener URL"
 	case m.Status == delivery.Held:
-		o.Summary = "not sent: IPN was off when it was created (Held until resent)"
+		o.Summary = "not sent: IPN was off when it was created (Held until resent): ipnlab profile --on switches it on"
 	case len(m.Attempts) == 0:
 		o.Summary = "not delivered yet"
 	case m.NextAttempt != nil:

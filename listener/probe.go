@@ -94,9 +94,13 @@ func (l *Listener) probeCustomer(w http.ResponseWriter, r *http.Request) {
 func (l *Listener) probeIdle(w http.ResponseWriter, r *http.Request) {
 	wait := time.Duration(0)
 	if s := r.URL.Query().Get("wait"); s != "" {
+		// Whole milliseconds (the contract); a Go duration ("10s") too.
 		d, err := time.ParseDuration(s)
+		if ms, merr := strconv.ParseInt(s, 10, 64); merr == nil {
+			d, err = time.Duration(ms)*time.Millisecond, nil
+		}
 		if err != nil || d < 0 || d > 5*time.Minute {
-			probeError(w, http.StatusBadRequest, "wait "+strconv.Quote(s)+": want a duration up to 5m")
+			probeError(w, http.StatusBadRequest, "wait "+strconv.Quote(s)+": want whole milliseconds up to 300000 (or a duration such as 10s)")
 			return
 		}
 		wait = d

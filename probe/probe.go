@@ -17,7 +17,7 @@ import (
 const (
 	TransactionsPath = "/probe/v1/transactions/" // + {provider}/{txn_id}
 	CustomersPath    = "/probe/v1/customers/"    // + {id}
-	IdlePath         = "/probe/v1/idle"          // ?wait=10s[&txn_id=...]
+	IdlePath         = "/probe/v1/idle"          // ?wait=MILLISECONDS[&txn_id=...]
 	LogPath          = "/probe/v1/log"           // ?txn_id=...&limit=1000
 	OrdersPath       = "/probe/v1/orders/"       // + {ref}
 )

@@ -56,8 +56,12 @@ func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendReque
 		// The next burst waits until the listener is done with this one:
 		// bursts that pile up keep its workers from other checks'
 		// messages, and a shop's backlog would outlast the quiet periods
-		// those checks are judged on.
-		if err := r.settleOn(ctx, []string{v.TxnID}); err != nil {
+		// those checks are judged on. Done is every copy answered and
+		// posted back, and the probe idle on the payment (a SQL probe:
+		// its answers quiet at the shop's pace since the postback); the
+		// judgement after the last burst settles in full.
+		r.waitFor(ctx, r.env.Settle, func() bool { done, _ := r.finished(); return done })
+		if _, err := r.idle(ctx, r.env.Settle, v.TxnID); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"time"
 
@@ -194,14 +195,19 @@ func (r *runner) eventAt(id string, otherwise time.Time) time.Time {
 	return otherwise
 }
 
-// family is the transaction a message is about and its parent's (a
-// refund's payment), whose answers list the child's effects too: read
-// from the message's body, both PayPal fields.
+// family is the transactions a message is about: its own, its parent's
+// (a refund's payment, whose answers list the child's effects too), and
+// a Mass Pay's items (masspay_txn_id_N), each a transaction the shop
+// writes after the one answer: read from the message's body.
 func (r *runner) family(id string) []string {
 	body, ok := r.env.Emulator.Engine().Body(id)
 	if !ok {
 		return nil
 	}
 	form, _ := url.ParseQuery(string(body))
-	return []string{form.Get("txn_id"), form.Get("parent_txn_id")}
+	txns := []string{form.Get("txn_id"), form.Get("parent_txn_id")}
+	for i := 1; form.Has(fmt.Sprintf("masspay_txn_id_%d", i)); i++ {
+		txns = append(txns, form.Get(fmt.Sprintf("masspay_txn_id_%d", i)))
+	}
+	return txns
 }

@@ -3,10 +3,12 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +89,17 @@ func NewProbeWith(base string, client *http.Client) (*Probe, error) {
 	return &Probe{base: strings.TrimRight(base, "/"), http: c}, nil
 }
 
+// ErrNoProbe is a probe URL where the listener serves no probe: it
+// answered 501, or its idle path answered a web page.
+var ErrNoProbe = errors.New("your listener serves no probe at this URL")
+
+func orType(contentType string) string {
+	if contentType == "" {
+		return "no Content-Type"
+	}
+	return contentType
+}
+
 // foreignExcerpt is at most this much of a probe's unexpected answer in an
 // error: the harness must not relay what another server says.
 const foreignExcerpt = 200
@@ -119,6 +132,10 @@ func (p *Probe) get(ctx context.Context, path string, out any) (int, error) {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("probe %s: %w", path, err)
+	}
+	html := strings.Contains(strings.ToLower(resp.Header.Get("Content-Type")), "html")
+	if resp.StatusCode == http.StatusNotImplemented || (html && strings.HasPrefix(path, probe.IdlePath)) {
+		return resp.StatusCode, fmt.Errorf("%w (%s%s answered HTTP %d, %s): leave out --probe, or see docs/probe.md", ErrNoProbe, p.base, path, resp.StatusCode, orType(resp.Header.Get("Content-Type")))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, fmt.Errorf("probe %s: HTTP %d: %s", path, resp.StatusCode, excerpt(raw))
@@ -165,7 +182,9 @@ func (p *Probe) Order(ctx context.Context, ref string) (probe.Order, error) {
 // work, which is slower but still true.
 func (p *Probe) Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error) {
 	var out probe.Idle
-	q := url.Values{"wait": {wait.String()}}
+	// Whole milliseconds, an integer any language parses (docs/probe.md);
+	// rounded up, so that a short wait is not asked as none.
+	q := url.Values{"wait": {strconv.FormatInt(int64((max(wait, 0)+time.Millisecond-1)/time.Millisecond), 10)}}
 	for _, t := range txns {
 		q.Add("txn_id", t)
 	}

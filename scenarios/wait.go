@@ -19,18 +19,12 @@ import (
 // about every message of it, it has acted on the first answer, and the
 // expectations can judge.
 func (r *runner) settle(ctx context.Context) error {
-	return r.settleOn(ctx, r.txns)
-}
-
-// settleOn settles on txns alone: a burst on its own payment, the bursts
-// before it having settled already.
-func (r *runner) settleOn(ctx context.Context, txns []string) error {
-	if len(txns) == 0 || r.env.Probe == nil {
+	if len(r.txns) == 0 || r.env.Probe == nil {
 		return nil
 	}
 	deadline := time.Now().Add(r.env.Settle)
 	for {
-		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), txns...)
+		idle, err := r.idle(ctx, min(time.Until(deadline), 200*time.Millisecond), r.txns...)
 		if err != nil || r.settled(idle, false) || time.Now().After(deadline) {
 			return err
 		}
@@ -38,7 +32,7 @@ func (r *runner) settleOn(ctx context.Context, txns []string) error {
 			r.pause(ctx, deadline)
 		}
 		retrying := true
-		for _, t := range txns {
+		for _, t := range r.txns {
 			retrying = retrying && r.askedAgain(t)
 		}
 		if retrying {

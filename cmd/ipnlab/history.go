@@ -259,7 +259,7 @@ func newPostbacks() *cobra.Command {
 			}
 			verdict := p.Verdict.Summary()
 			if p.Fault != "" {
-				verdict += " (fault " + string(p.Fault) + ")"
+				verdict = fmt.Sprintf("%s (fault %s; not sent: %s)", p.Answered(), p.Fault, verdict)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Time.UTC().Format("2006-01-02 15:04:05"), p.ID, msg, orDash(p.Header.Get("User-Agent")), verdict)
 		}

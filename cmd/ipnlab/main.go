@@ -16,6 +16,7 @@ import (
 	"github.com/ipnlab/ipnlab/version"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes: 1 for a failure the user asked us to detect, 2 when the
@@ -92,9 +93,21 @@ func exactArgs(n int) cobra.PositionalArgs {
 
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s: unexpected argument %q", c.CommandPath(), args[0])}
+		return usageError{fmt.Errorf("%s: unexpected argument %q%s", c.CommandPath(), args[0], optionalValueHint(c, args[0]))}
 	}
 	return nil
+}
+
+// optionalValueHint explains an argument that is the value of a flag
+// whose value is optional (--wait): such a flag takes it only after "=".
+func optionalValueHint(c *cobra.Command, arg string) string {
+	hint := ""
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if f.NoOptDefVal != "" && hint == "" {
+			hint = fmt.Sprintf(" (if it is --%s's value, write --%s=%s: its value is optional, so it comes after \"=\")", f.Name, f.Name, arg)
+		}
+	})
+	return hint
 }
 
 // interruptible is parent until Ctrl-C or SIGTERM: the one place the

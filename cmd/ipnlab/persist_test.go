@@ -314,3 +314,21 @@ var _ = Describe("ipnlab healthz (the image's readiness check)", func() {
 		Expect(run("healthz", "ftp://x")).To(gexec.Exit(2))
 	})
 })
+
+var _ = Describe("ipnlab send on a bare serve", func() {
+	It("says the message waits because no IPN URL is set, and which flag or command sets one", func() {
+		s, base := startServe()
+		DeferCleanup(func() { s.Terminate().Wait(10 * time.Second) })
+		out := run("send", "paypal", "--emulator", base, "--kind", "web_accept", "--wait=2s")
+		Expect(out).To(gexec.Exit(1))
+		Expect(out.Out).To(gbytes.Say(`not sent: no IPN URL was set when it was created \(Held until resent\): set one with serve --listener URL or ipnlab profile --listener URL --on, or send with --listener URL`))
+	})
+})
+
+var _ = Describe("A flag whose value is optional", func() {
+	It("given its value after a space, is told to write it after \"=\"", func() {
+		s := run("send", "paypal", "--wait", "2s", "--emulator", "http://127.0.0.1:9")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`unexpected argument "2s" \(if it is --wait's value, write --wait=2s: its value is optional, so it comes after "="\)`))
+	})
+})

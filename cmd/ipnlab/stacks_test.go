@@ -38,11 +38,9 @@ type stackCase struct {
 	proxyFrom, caFrom string
 	needs             []string // commands it runs (.ci/run installs them)
 	command           func(dir string) []string
-	// proxyVars and caVars are what taking the proxy or the CA away
-	// unsets; noProxy clients read no proxy variable: the route without
-	// a proxy is theirs.
-	proxyVars, caVars []string
-	noProxy           bool
+	// noProxy clients read no proxy variable: the route without a proxy
+	// is theirs.
+	noProxy bool
 	// nodeModule is a package the client requires (Debian's node-NAME,
 	// found through NODE_PATH as Debian sets it up).
 	nodeModule string
@@ -51,6 +49,9 @@ type stackCase struct {
 	plainToProxy bool
 }
 
+// caVars and proxyVars are what taking a client's CA or its proxy away
+// unsets (Java's JAVA_TOOL_OPTIONS loses the matching properties:
+// withoutJava).
 var caVars = []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PERL_LWP_SSL_CA_FILE", "HTTPS_CA_FILE", "PHP_INI_SCAN_DIR"}
 
 var proxyVars = []string{"HTTPS_PROXY", "https_proxy", "http_proxy", "NODE_OPTIONS", "NODE_USE_ENV_PROXY", "PERL_LWP_ENV_PROXY"}

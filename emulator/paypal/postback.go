@@ -38,6 +38,10 @@ type PostbackRecord struct {
 	// BodyBytes is the body's length as received when only its first
 	// MaxUnattachedBody bytes were kept (a postback of no known message).
 	BodyBytes int `json:"body_bytes,omitempty"`
+	// Received is what the listener was answered, in a few words: what
+	// every view shows first (Verdict is the emulator's own judgement,
+	// which an injected fault hides from the listener).
+	Received string `json:"received"`
 
 	gone bool // forgotten: its message left the history, or it was an old unattached one
 }
@@ -312,7 +316,32 @@ func (s *Service) redact(v string) string {
 
 // record keeps a postback and journals it, returning the journal's error
 // (also reported).
+// Answered says what the listener was answered: VERIFIED or INVALID
+// when that is exactly what it got (HTTP 200, that body alone), else the
+// status and body as they came ("VERIFIED with HTTP 500", "\"VERIFIED\\n\"
+// with HTTP 200", "an HTML page with HTTP 503"), or "no answer".
+func (p *PostbackRecord) Answered() string {
+	switch {
+	case p.Status == 0:
+		return "no answer (the connection was closed)"
+	case p.Answer == "":
+		return fmt.Sprintf("HTTP %d with no body", p.Status)
+	case p.Status == http.StatusOK && (p.Answer == string(Verified) || p.Answer == string(Invalid)):
+		return p.Answer
+	case strings.Contains(strings.ToLower(p.Answer), "<html"):
+		return fmt.Sprintf("an HTML page with HTTP %d", p.Status)
+	case p.Answer == string(Verified) || p.Answer == string(Invalid):
+		return fmt.Sprintf("%s with HTTP %d", p.Answer, p.Status)
+	}
+	body := p.Answer
+	if len(body) > 40 {
+		body = body[:37] + "..."
+	}
+	return fmt.Sprintf("%q with HTTP %d", body, p.Status)
+}
+
 func (s *Service) record(p *PostbackRecord) error {
+	p.Received = p.Answered()
 	if p.MessageID == "" && len(p.Body) > MaxUnattachedBody {
 		p.BodyBytes, p.Body = len(p.Body), p.Body[:MaxUnattachedBody:MaxUnattachedBody]
 	}

@@ -80,11 +80,7 @@ func Format(ev events.Event) (Line, bool) {
 		}
 		l.Text = fmt.Sprintf("%s  resend queued → %s", s.ID, s.URL)
 	case events.Postback:
-		var p struct {
-			Verdict paypal.Verdict `json:"verdict"`
-			Fault   string         `json:"fault"`
-			Status  int            `json:"response_status"`
-		}
+		var p paypal.PostbackRecord
 		if json.Unmarshal(ev.Data, &p) != nil {
 			return l, false
 		}
@@ -92,13 +88,9 @@ func Format(ev events.Event) (Line, bool) {
 		if id == "" {
 			id = "(no message)"
 		}
-		l.Text = fmt.Sprintf("%s  postback → %s", id, p.Verdict.Summary())
+		l.Text = fmt.Sprintf("%s  postback → %s", id, receivedText(p))
 		l.Tone = Good
-		if p.Verdict.Result != paypal.Verified || ev.MessageID == "" {
-			l.Tone = Bad
-		}
-		if p.Fault != "" {
-			l.Text += fmt.Sprintf(" (fault %s: answered HTTP %d)", p.Fault, p.Status)
+		if p.Fault != "" || p.Verdict.Result != paypal.Verified || ev.MessageID == "" {
 			l.Tone = Bad
 		}
 	case events.PayDoLookup:
@@ -217,4 +209,24 @@ func Follow(ctx context.Context, src Source, after uint64, p Printer, keep func(
 			}
 		}
 	}
+}
+
+// receivedText is what the listener was answered, first; with a fault,
+// the emulator's own verdict after it, labelled: the listener never saw
+// it.
+func receivedText(p paypal.PostbackRecord) string {
+	received := p.Received
+	if received == "" {
+		if p.Fault == "" {
+			return p.Verdict.Summary() // a record from before Received was kept
+		}
+		received = p.Answered()
+	}
+	if p.Fault == "" {
+		if received == string(p.Verdict.Result) {
+			return p.Verdict.Summary()
+		}
+		return received + " (" + p.Verdict.Summary() + ")"
+	}
+	return fmt.Sprintf("%s (fault %s injected; the emulator's verdict, not sent: %s)", received, p.Fault, p.Verdict.Summary())
 }

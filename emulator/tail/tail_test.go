@@ -46,6 +46,27 @@ var _ = Describe("A tail", func() {
 		Expect(colour.String()).NotTo(ContainSubstring("created"))
 	})
 
+	It("shows what the listener was answered first: an injected fault's answer, the emulator's verdict after it, labelled, in red", func() {
+		bus := events.NewBus(16)
+		for _, p := range []paypal.PostbackRecord{
+			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultInvalid, Status: 200, Answer: "INVALID"},
+			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultStatus500, Status: 500, Answer: "VERIFIED"},
+			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultGarbage, Status: 200, Answer: "<html><body>down</body></html>"},
+			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultDrop},
+		} {
+			p.Received = p.Answered()
+			bus.Publish(events.Postback, t0, "paypal", "M1", p)
+		}
+		var colour bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		Expect(tail.Follow(ctx, tail.BusSource(bus), 0, tail.Printer{W: &colour, Color: true}, nil)).To(Succeed())
+		Expect(colour.String()).To(Equal("2026-11-20 12:00:00  \x1b[31mM1  postback → INVALID (fault invalid injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n" +
+			"2026-11-20 12:00:00  \x1b[31mM1  postback → VERIFIED with HTTP 500 (fault status500 injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n" +
+			"2026-11-20 12:00:00  \x1b[31mM1  postback → an HTML page with HTTP 200 (fault garbage injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n" +
+			"2026-11-20 12:00:00  \x1b[31mM1  postback → no answer (the connection was closed) (fault drop injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n"))
+	})
+
 	It("colours only a terminal, never with NO_COLOR or in CI", func() {
 		f, err := os.CreateTemp(GinkgoT().TempDir(), "out")
 		Expect(err).NotTo(HaveOccurred())

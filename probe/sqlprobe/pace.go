@@ -18,10 +18,11 @@ import (
 //     with no write seen since its last answer waits a multiple of the
 //     slowest latency from that answer (the write may still come);
 //   - spread, from that first write to the last one after the same
-//     answer: a transaction written since its last answer has had the
-//     write that answer caused, and waits a multiple of the widest
-//     spread for any that follow it (a shop that saves its status, then
-//     credits in a second statement).
+//     answer: a transaction written since its last answer (a change
+//     after a read that itself followed the answer, so that the write
+//     cannot be older) has had the write that answer caused, and waits a
+//     multiple of the widest spread for any that follow it (a shop that
+//     saves its status, then credits in a second statement).
 const (
 	// paceStep is how often answers are read while waiting: it bounds how
 	// late a write is seen, and so how much a measured latency overstates.
@@ -111,8 +112,15 @@ func (a *Adapter) read(txn, parent, answers string, at time.Time) {
 	now := txnRead{answers: answers, parent: parent, at: at, since: at}
 	close := seen && at.Sub(prev.at) <= paceGap
 	switch {
-	case !seen || answered.IsZero() || !at.After(answered):
-		// A first look is no change; nor is one before any answer.
+	case !seen || answered.IsZero() || !prev.at.After(answered):
+		// A first look is no change; nor is one before any answer, nor
+		// one whose read before it came before the answer: that write
+		// may be older (a row saved at the ack, before verifying).
+		if seen && close && !answered.IsZero() && at.After(answered) {
+			// It still bounds the latency, if it followed the answer.
+			p.timed++
+			p.slowest = max(p.slowest, at.Sub(answered))
+		}
 	case prev.first.After(answered):
 		// A second write after the same answer.
 		now.first = prev.first

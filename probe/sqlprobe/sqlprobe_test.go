@@ -406,6 +406,7 @@ var _ = Describe("The SQL probe adapter", func() {
 			}
 			look("P11")
 			a.Answered(time.Now(), "P11")
+			look("P11") // read after the answer: the next change is surely its write
 			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Pending', 1000, 'usd', '2026-01-03')`)
 			look("P11")
 			first := time.Now()
@@ -434,6 +435,21 @@ var _ = Describe("The SQL probe adapter", func() {
 				look(txn)
 			}
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread")
+		})
+
+		It("does not take a change whose read before it came before the answer for the answer's write: a row saved at the ack may be older", func() {
+			for i := 1; i <= 10; i++ {
+				pay(fmt.Sprintf("P%d", i))
+			}
+			look("P11")
+			// The shop saves the message when it acks, before verifying; the
+			// answer comes, then the adapter's next read sees that row.
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Received', 1000, 'usd', '2026-01-03')`)
+			answered := time.Now()
+			a.Answered(answered, "P11")
+			look("P11")
+			quietAfter("P11")
+			Expect(time.Since(answered)).To(BeNumerically(">=", 40*time.Millisecond), "the latency period from the answer: its write may still come")
 		})
 
 		It("learns a slow write, and never waits more than settle", func() {

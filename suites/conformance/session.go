@@ -65,7 +65,11 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			ca, err = intercept.LoadOrCreate(dir)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: --intercept/--tls-addr: %v", ErrHarness, err)
+			flag := "--intercept"
+			if !cfg.Intercept {
+				flag = "--tls-addr"
+			}
+			return nil, fmt.Errorf("%w: %s: %v", ErrHarness, flag, err)
 		}
 	}
 	emu, err := emulator.New(emulator.Config{

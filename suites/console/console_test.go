@@ -495,3 +495,26 @@ var _ = Describe("The web console with an API token", func() {
 		screenshot(b, "token")
 	})
 })
+
+var _ = Describe("A message's postbacks in the web console", func() {
+	var (
+		emu  *emulator.Server
+		page context.Context
+	)
+	BeforeEach(func() {
+		emu, _ = lab("")
+		page = browser()
+	})
+
+	It("shows what the listener was answered first: behind an injected fault, INVALID in red, the emulator's verdict after it, labelled", func() {
+		Expect(emu.PayPal().SetFault("", &paypal.Fault{Kind: paypal.FaultInvalid, Count: 1})).To(Succeed())
+		v, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept"})
+		Expect(err).NotTo(HaveOccurred())
+		do(page, open(emu.URL()+"/#/messages/"+v.ID), chromedp.WaitVisible(`#view-message`))
+		Eventually(text(page, ".postback h4")).Should(MatchRegexp(`^INVALID .* \(fault invalid injected; the emulator's verdict, not sent: VERIFIED\)$`))
+		Expect(js[string](page, `document.querySelector(".postback h4 span").className`)).To(Equal("verdict-INVALID"))
+		Expect(text(page, "#message-summary")()).To(ContainSubstring("Delivery"))
+		Expect(js[string](page, `getComputedStyle(document.querySelector("#message-summary .status")).color`)).
+			To(Equal(js[string](page, `getComputedStyle(document.querySelector("#message-summary")).color`)), "the delivery status is not painted as a verdict")
+	})
+})

@@ -289,7 +289,9 @@ async function refreshMessage() {
   banner.replaceChildren(el("strong", {}, verdictCell(o)), ": ", o.summary,
     ...(o.field ? [" ", el("a", { href: "#field-" + o.field, onclick: ev => { ev.preventDefault(); jumpTo("field-" + o.field); } }, `see field ${o.field}`)] : []));
   $("#message-summary").replaceChildren(
-    ...summaryRow("Status", statusCell(m.status)),
+    // PayPal's delivery status (acknowledged or not), not the verdict:
+    // never green beside an INVALID.
+    ...summaryRow("Delivery", statusCell(m.status)),
     ...summaryRow("Kind", m.kind || "—"),
     ...summaryRow("Transaction ID", m.txn_id || "—"),
     ...summaryRow("Created", [fmtTime(m.created), m.resent ? " (resent)" : ""]),
@@ -382,10 +384,14 @@ function postbackView(p, m) {
       el("td", { class: "mono" }, d ? el("mark", {}, f.raw) : f.raw),
       el("td", { class: "mono" }, d ? (d.expected ?? "") : ""));
   });
-  return el("article", { class: "postback", "aria-label": `Postback at ${fmtTime(p.time)}: ${v.result}` },
-    el("h4", {}, el("span", { class: "verdict-" + v.result }, v.result), " ", fmtTime(p.time),
-      v.rule ? el("span", { class: "muted" }, ` (rule ${v.rule})`) : null,
-      p.fault ? el("span", { class: "muted" }, ` (fault: ${p.fault})`) : null),
+  // What the listener was answered comes first; behind an injected fault,
+  // the emulator's own verdict follows, labelled: the listener never saw it.
+  const received = p.received || v.result;
+  const tone = received === "VERIFIED" ? "VERIFIED" : "INVALID";
+  return el("article", { class: "postback", "aria-label": `Postback at ${fmtTime(p.time)}: answered ${received}` },
+    el("h4", {}, el("span", { class: "verdict-" + tone }, received), " ", fmtTime(p.time),
+      v.rule && !p.fault ? el("span", { class: "muted" }, ` (rule ${v.rule})`) : null,
+      p.fault ? el("span", { class: "muted fault-note" }, ` (fault ${p.fault} injected; the emulator's verdict, not sent: ${v.result}${v.rule ? " " + v.rule : ""})`) : null),
     el("p", { class: "muted" }, `${p.method} ${p.uri} — answered HTTP ${p.response_status || "none (dropped)"}`),
     findings(fatal, "Why INVALID"), findings(warnings, "Warnings"),
     rows.length ? el("details", { open: v.result === "INVALID" ? true : null },
