@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -87,57 +86,53 @@ var _ = Describe("A listener that does not reach the emulator under --intercept"
 
 var _ = Describe("A listener whose client reads no proxy variable, on the route without a proxy (--tls-addr)", func() {
 	// direct is a client that goes straight to PayPal's hosts, which its
-	// machine maps onto loopback (as /etc/hosts or --add-host does),
-	// trusting roots.
-	direct := func(roots *x509.CertPool) *http.Client {
+	// machine maps onto the verifier at addr (as /etc/hosts or
+	// --add-host, with port 443, do), trusting roots. The spec serves the
+	// verifier on a port of its own: port 443 is the stacks spec's.
+	direct := func(addr string, roots *x509.CertPool) *http.Client {
 		return &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: roots},
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				host, port, _ := net.SplitHostPort(addr)
+			DialContext: func(ctx context.Context, network, hostPort string) (net.Conn, error) {
+				host, _, _ := net.SplitHostPort(hostPort)
 				if !slices.Contains(intercept.Hosts, host) {
 					return nil, errors.New("only PayPal's hosts resolve here")
 				}
-				return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
 			}}}
 	}
-	run := func(client func(*intercept.CA) *http.Client) (conformance.Report, *intercept.CA) {
-		if ln, err := net.Listen("tcp", "127.0.0.1:443"); err != nil {
-			if os.Getenv("CI") != "" {
-				Fail("the route without a proxy serves port 443 (CI runs as root): " + err.Error())
-			}
-			Skip("port 443 needs root here: " + err.Error())
-		} else {
-			ln.Close()
-		}
+	run := func(client func(addr string, ca *intercept.CA) *http.Client) (conformance.Report, *intercept.CA, string) {
 		dir := filepath.Join(GinkgoT().TempDir(), "ca")
 		GinkgoT().Setenv(intercept.EnvDir, dir)
 		ca, err := intercept.LoadOrCreate(dir)
 		Expect(err).NotTo(HaveOccurred())
+		tlsAddr := freeListener()
+		addr := tlsAddr.Addr().String()
+		Expect(tlsAddr.Close()).To(Succeed())
 		ln := freeListener()
-		ref := referenceListenerWith(ln, "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr", client(ca))
+		ref := referenceListenerWith(ln, "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr", client(addr, ca))
 		cfg := conformance.Defaults()
-		cfg.EmulatorListener, cfg.Listener, cfg.TLSAddr = ln, ref.URL+"/ipn/paypal", "127.0.0.1:443"
+		cfg.EmulatorListener, cfg.Listener, cfg.TLSAddr = ln, ref.URL+"/ipn/paypal", addr
 		cfg.Focus, cfg.AckTimeout, cfg.PostbackWait = "PP-POSTBACK-SENT,PP-VERIFY-ENDPOINT,PP-VERIFY-ASCII", 2*time.Second, time.Second
 		rep, err := conformance.RunAll(context.Background(), cfg, nil)
 		Expect(err).NotTo(HaveOccurred())
-		return rep, ca
+		return rep, ca, "https://" + addr + "/cgi-bin/webscr"
 	}
 
 	It("is verified with the CA alone, and its host is judged", func() {
-		rep, ca := run(func(ca *intercept.CA) *http.Client { return direct(ca.Pool()) })
+		rep, ca, tlsURL := run(func(addr string, ca *intercept.CA) *http.Client { return direct(addr, ca.Pool()) })
 		for _, id := range []string{"PP-POSTBACK-SENT", "PP-VERIFY-ENDPOINT", "PP-VERIFY-ASCII"} {
 			Expect(byID(rep)[id].Status).To(Equal(scenarios.Passed), id)
 		}
-		Expect(rep.Intercept).To(Equal(&scenarios.Intercept{CA: ca.CertPath(), TLSURL: "https://127.0.0.1:443/cgi-bin/webscr"}))
+		Expect(rep.Intercept).To(Equal(&scenarios.Intercept{CA: ca.CertPath(), TLSURL: tlsURL}))
 		var console strings.Builder
 		rep.WriteConsole(&console)
-		Expect(console.String()).To(ContainSubstring("serving PayPal's verify hosts over TLS at https://127.0.0.1:443/cgi-bin/webscr"))
+		Expect(console.String()).To(ContainSubstring("serving PayPal's verify hosts over TLS at " + tlsURL))
 		Expect(console.String()).NotTo(ContainSubstring("HTTPS_PROXY"), "no proxy on this route")
 	})
 
 	It("is told, when it does not trust the CA, to map the hosts and trust it", func() {
-		rep, ca := run(func(*intercept.CA) *http.Client { return direct(x509.NewCertPool()) })
+		rep, ca, tlsURL := run(func(addr string, _ *intercept.CA) *http.Client { return direct(addr, x509.NewCertPool()) })
 		Expect(byID(rep)["PP-POSTBACK-SENT"].Status).To(Equal(scenarios.Failed))
-		Expect(rep.Notices).To(ConsistOf(MatchRegexp(`^your listener acknowledged \d+ PayPal messages but posted none of them back to https://127\.0\.0\.1:443/cgi-bin/webscr: ` +
+		Expect(rep.Notices).To(ConsistOf(MatchRegexp(`^your listener acknowledged \d+ PayPal messages but posted none of them back to ` + regexp.QuoteMeta(tlsURL) + `: ` +
 			`check that its machine maps PayPal's verify hosts to that address \(port 443\) and that it trusts ` + regexp.QuoteMeta(ca.CertPath()) + `$`)))
 	})
 })
