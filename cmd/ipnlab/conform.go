@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -98,7 +100,30 @@ func resolveConfig(cmd *cobra.Command, configFile string) (conformance.Config, e
 	if err := errors.Join(errs...); err != nil {
 		return cfg, usageError{err}
 	}
+	cfg.Command = invokedAs()
 	return cfg, nil
+}
+
+// invokedAs is how replay lines name this binary, so that they run as
+// printed: "ipnlab" when that is what the PATH finds, else the path it
+// was run as (./bin/ipnlab, as the README builds it).
+func invokedAs() string {
+	self, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	self, _ = filepath.EvalSymlinks(self)
+	if onPath, err := exec.LookPath("ipnlab"); err == nil {
+		if p, err := filepath.EvalSymlinks(onPath); err == nil {
+			if abs, err := filepath.Abs(p); err == nil && abs == self {
+				return "ipnlab"
+			}
+		}
+	}
+	if strings.ContainsRune(os.Args[0], filepath.Separator) {
+		return os.Args[0]
+	}
+	return self
 }
 
 func newConform() *cobra.Command {

@@ -40,7 +40,8 @@ var _ = Describe("docs/ci.md", func() {
 		Expect(err).NotTo(HaveOccurred())
 
 		// As the reader runs it: the default ports, no --emulator-addr.
-		asDocumented := strings.NewReplacer(" --emulator-addr "+emuAddr, "", addr, "127.0.0.1:8701", emuAddr, "127.0.0.1:8700", dir+"/", "")
+		// ipnlab on the PATH: the binary here is run by its path.
+		asDocumented := strings.NewReplacer(" --emulator-addr "+emuAddr, "", addr, "127.0.0.1:8701", emuAddr, "127.0.0.1:8700", dir+"/", "", binary+" ", "ipnlab ")
 		generated := beginMark + "```console\n" +
 			"$ ipnlab listen --mutant " + docsMutant + " --customer customer@example.com=C1 &\n" +
 			"$ ipnlab conform --listener http://127.0.0.1:8701/ipn/paypal --probe http://127.0.0.1:8701 \\\n" +

@@ -61,10 +61,10 @@ var _ = Describe("ipnlab explore", func() {
 		last := tests[len(tests)-1]
 		Expect(last.Status).To(Equal(junit.StatusFailed))
 		Expect(last.Message).To(MatchRegexp(`has 1 balance effect\(s\), want 0`))
-		Expect(last.Error.Error()).To(ContainSubstring("replay: ipnlab run " + string(file[1])))
+		Expect(last.Error.Error()).To(ContainSubstring("replay: " + binary + " run " + string(file[1])))
 
 		// The replay line runs as printed: every setting the run had.
-		line := regexp.MustCompile(`replay:   ipnlab (.+)`).FindSubmatch(s.Out.Contents())
+		line := regexp.MustCompile(`replay:   ` + regexp.QuoteMeta(binary) + ` (.+)`).FindSubmatch(s.Out.Contents())
 		Expect(line).NotTo(BeNil())
 		args := strings.Fields(string(line[1]))
 		Expect(args).To(ContainElements("--emulator-addr", emuAddr, "--ack-timeout", "2s", "--probe", "http://"+addr))

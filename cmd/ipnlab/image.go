@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/containers/undertest"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
+	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
@@ -32,6 +33,28 @@ func (f *imageFlags) add(c *cobra.Command) {
 	fs.StringArrayVar(&f.args, "listener-arg", nil, "argument replacing the image's CMD (repeatable, in order)")
 	fs.IntVar(&f.port, "listener-port", 0, "port the listener's container serves on (0: a free one, passed as PORT and IPNLAB_LISTEN_ADDR)")
 	fs.DurationVar(&f.startup, "listener-startup", undertest.DefaultStartupTimeout, "longest wait for the listener's port to accept connections")
+}
+
+// replayFlags are the flags that run the image again as this run did:
+// the image and its settings, and --listener, --paydo-listener and
+// --probe as given (paths resolved against the next container).
+func (f *imageFlags) replayFlags(cmd *cobra.Command, cfg *conformance.Config) conformance.Container {
+	c := conformance.Container{Listener: cfg.Listener, PayDoListener: cfg.PayDoListener, Probe: cfg.Probe, Flags: []string{"--listener-image", f.image}}
+	for _, kv := range f.env {
+		// A database URL's password stays out of reports, as --probe's.
+		k, v, _ := strings.Cut(kv, "=")
+		c.Flags = append(c.Flags, "--listener-env", k+"="+redact.DSN(v))
+	}
+	for _, a := range f.args {
+		c.Flags = append(c.Flags, "--listener-arg", a)
+	}
+	if f.port != 0 {
+		c.Flags = append(c.Flags, "--listener-port", fmt.Sprint(f.port))
+	}
+	if cmd.Flags().Changed("listener-startup") {
+		c.Flags = append(c.Flags, "--listener-startup", f.startup.String())
+	}
+	return c
 }
 
 // unused refuses the other --listener-* container flags without an image.
@@ -63,6 +86,10 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 	if cfg.Listener == "" {
 		return nil, usageError{fmt.Errorf("--listener-image needs --listener: the path your listener takes PayPal IPNs on (e.g. /ipn/paypal) or a full URL")}
 	}
+	// Replay lines run the image again, with the paths as given: the
+	// container's port dies with it.
+	replay := f.replayFlags(cmd, cfg)
+	cfg.Container = &replay
 	// The verify URL is injected, so a fixed emulator port is only needed
 	// when one was asked for.
 	if !cmd.Flags().Changed("emulator-addr") && os.Getenv("IPNLAB_EMULATOR_ADDR") == "" && cfg.EmulatorAddr == conformance.Defaults().EmulatorAddr {

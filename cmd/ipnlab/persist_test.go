@@ -3,9 +3,11 @@ package main_test
 import (
 	"database/sql"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -330,5 +332,24 @@ var _ = Describe("A flag whose value is optional", func() {
 		s := run("send", "paypal", "--wait", "2s", "--emulator", "http://127.0.0.1:9")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`unexpected argument "2s" \(if it is --wait's value, write --wait=2s: its value is optional, so it comes after "="\)`))
+	})
+})
+
+var _ = Describe("Replay lines", func() {
+	It("name the binary as the PATH finds it, or by the path it was run as, so that they run as printed", func() {
+		idle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		DeferCleanup(idle.Close)
+		args := []string{"conform", "--listener", idle.URL, "--emulator-addr", "127.0.0.1:0", "--focus", "PP-POSTBACK-SENT", "--postback-wait", "300ms"}
+		for _, tc := range []struct{ path, want string }{
+			{filepath.Dir(binary) + ":" + os.Getenv("PATH"), "replay: ipnlab conform --focus PP-POSTBACK-SENT"},
+			{os.Getenv("PATH"), "replay: " + binary + " conform --focus PP-POSTBACK-SENT"},
+		} {
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), "PATH="+tc.path)
+			s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(s).WithTimeout(20 * time.Second).Should(gexec.Exit(1))
+			Expect(string(s.Out.Contents())).To(ContainSubstring(tc.want))
+		}
 	})
 })

@@ -111,6 +111,29 @@ type Config struct {
 	// EmulatorListener, if set, is used instead of listening on
 	// EmulatorAddr (Go callers that must know the port first).
 	EmulatorListener net.Listener `yaml:"-"`
+	// Container, if set, is the listener image this run started: replay
+	// lines start it again instead of naming its (gone) address.
+	Container *Container `yaml:"-"`
+	// Command is how replay lines name the ipnlab binary: the path the
+	// command line was run as (./bin/ipnlab) when "ipnlab" on the PATH is
+	// not that binary; "" is "ipnlab".
+	Command string `yaml:"-"`
+}
+
+// Container is how a run started its listener from an image, for replay
+// lines: the endpoints as given (paths resolved against the container)
+// and the image flags.
+type Container struct {
+	Listener, PayDoListener, Probe string
+	Flags                          []string
+}
+
+// command is what replay lines start with.
+func (c *Config) command() string {
+	if c.Command == "" {
+		return "ipnlab"
+	}
+	return shell.Quote(c.Command)
 }
 
 // Defaults returns the default configuration.
@@ -354,7 +377,7 @@ func (c *Config) Selected(ch Check) bool {
 // replay is the command line that runs check id alone with the run's
 // seed: the same messages, against the same listener and settings.
 func (c *Config) replay(id string, seed uint64) string {
-	args := []string{"ipnlab", "conform", "--focus", id, "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{c.command(), "conform", "--focus", id, "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, c.settingFlags()...), " ")
 }
 
@@ -368,9 +391,13 @@ func (c *Config) settingFlags() []string {
 			out = append(out, "--"+flag, shell.Quote(v))
 		}
 	}
-	str("listener", c.Listener, "")
-	str("paydo-listener", c.PayDoListener, "")
-	str("probe", redact.DSN(c.Probe), "")
+	listener, payDo, probe := c.Listener, c.PayDoListener, c.Probe
+	if c.Container != nil {
+		listener, payDo, probe = c.Container.Listener, c.Container.PayDoListener, c.Container.Probe
+	}
+	str("listener", listener, "")
+	str("paydo-listener", payDo, "")
+	str("probe", redact.DSN(probe), "")
 	str("orders", redact.DSN(c.Orders), "")
 	str("probe-map", c.ProbeMap, "")
 	if c.EmulatorListener == nil {
@@ -390,6 +417,11 @@ func (c *Config) settingFlags() []string {
 	str("postback-wait", c.PostbackWait.String(), d.PostbackWait.String())
 	if c.Live {
 		out = append(out, "--live")
+	}
+	if c.Container != nil {
+		for _, f := range c.Container.Flags {
+			out = append(out, shell.Quote(f))
+		}
 	}
 	if c.Intercept {
 		out = append(out, "--intercept")
@@ -436,7 +468,7 @@ func (c Config) Resolved() map[string]any {
 // replayRun is the command line that runs the same selection of checks
 // again with seed, against the same listener.
 func (c *Config) replayRun(seed uint64) string {
-	args := []string{"ipnlab", "conform", "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{c.command(), "conform", "--seed", strconv.FormatUint(seed, 10)}
 	args = append(args, c.settingFlags()...)
 	for _, f := range []struct{ flag, v string }{{"focus", c.Focus}, {"label-filter", c.LabelFilter}} {
 		if f.v != "" {

@@ -83,3 +83,18 @@ var _ = Describe("The probe contract", func() {
 		}
 	})
 })
+
+var _ = Describe("Replay lines of a run that started its listener from an image", func() {
+	It("start the image again with the paths as given, not the dead container's address, and name the binary as run", func() {
+		ln := freeListener()
+		ref := referenceListener(ln)
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.Focus, cfg.Seed = ln, ref.URL+"/ipn/paypal", "PP-ACK-GENUINE", 5
+		cfg.Command = "./bin/ipnlab"
+		cfg.Container = &conformance.Container{Listener: "/ipn/paypal", Flags: []string{"--listener-image", "shop:ci", "--listener-env", "DB_URL=postgres://shop:[redacted]@127.0.0.1/shop"}}
+		rep, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Replay).To(Equal("./bin/ipnlab conform --seed 5 --listener /ipn/paypal --listener-image shop:ci --listener-env 'DB_URL=postgres://shop:[redacted]@127.0.0.1/shop' --focus PP-ACK-GENUINE"))
+		Expect(rep.Replay).NotTo(ContainSubstring(ref.URL))
+	})
+})

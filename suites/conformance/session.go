@@ -398,7 +398,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 // ReplayScenario is the command line that runs scenario (a file or a
 // bundled name) again with seed, against the same listener.
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
-	args := []string{"ipnlab", "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	args := []string{s.cfg.command(), "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
 	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
 }
 
