@@ -16,6 +16,7 @@ import (
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/internal/shell"
+	"github.com/ipnlab/ipnlab/internal/suggest"
 )
 
 // SendPayPal creates and delivers a PayPal notification. Everything that
@@ -151,7 +152,7 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 		}
 		if req.Kind != "" {
 			if _, ok := fixtures.LookupKind(req.Kind); !ok {
-				return nil, "", 0, badRequest("unknown kind %q: want one of %v", req.Kind, fixtures.KindNames())
+				return nil, "", 0, badRequest("unknown kind %q%s: want one of %v", req.Kind, suggest.Hint(req.Kind, fixtures.KindNames()), fixtures.KindNames())
 			}
 		}
 		body, err := wholeMessage(req.Kind, req.Fields)
@@ -174,7 +175,7 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 		req.Kind = "web_accept"
 	}
 	if _, ok := fixtures.LookupKind(req.Kind); !ok {
-		return fixtures.Message{}, 0, badRequest("unknown kind %q: want one of %v (or a raw body)", req.Kind, fixtures.KindNames())
+		return fixtures.Message{}, 0, badRequest("unknown kind %q%s: want one of %v (or a raw body)", req.Kind, suggest.Hint(req.Kind, fixtures.KindNames()), fixtures.KindNames())
 	}
 	p, err := FixtureParams(req.Params)
 	if err != nil {

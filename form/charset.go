@@ -11,6 +11,8 @@ import (
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/ipnlab/ipnlab/internal/suggest"
 )
 
 // DefaultCharset is what PayPal assumes when a message names none.
@@ -61,6 +63,13 @@ func isASCII(s string) bool {
 	return true
 }
 
+// CommonLabels are the charset labels a merchant picks in PayPal's
+// language encoding settings, with the Latin-n names people type: what a
+// "did you mean" suggests from.
+var CommonLabels = []string{"UTF-8", "windows-1252", "ISO-8859-1", "ISO-8859-2", "ISO-8859-5", "ISO-8859-7", "ISO-8859-8", "ISO-8859-9", "ISO-8859-15",
+	"Latin-9", "windows-1250", "windows-1251", "windows-1253", "windows-1254", "windows-1255", "windows-1256", "windows-1257", "windows-1258",
+	"KOI8-R", "Big5", "GB2312", "GBK", "Shift_JIS", "EUC-JP", "EUC-KR", "ISO-2022-JP", "US-ASCII", "UTF-16"}
+
 // LookupCharset finds the encoding for a label as PayPal writes them
 // ("windows-1252", "UTF-8", "KOI8_R", ...). IANA names are tried first so
 // that "ISO-8859-1" stays Latin-1; web labels such as "KOI8_R" or "utf8"
@@ -74,7 +83,7 @@ func LookupCharset(label string) (Charset, error) {
 	if err != nil || enc == nil {
 		enc, err = htmlindex.Get(trimmed)
 		if err != nil {
-			return Charset{}, fmt.Errorf("charset %q: %w", label, ErrUnknownCharset)
+			return Charset{}, fmt.Errorf("charset %q: %w%s", label, ErrUnknownCharset, suggest.Hint(trimmed, CommonLabels))
 		}
 	}
 	name, err := ianaindex.IANA.Name(enc)

@@ -241,7 +241,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		for args, msg := range map[*[]string]string{
 			{"send", "paypal", emu, "--kind", "nope", "--listener", "http://127.0.0.1:9/"}:                  `unknown kind "nope"`,
 			{"send", "paypal", emu, "--set", "novalue"}:                                                     `--set "novalue": want name=value`,
-			{"send", "paypal", emu, "--param", "colour=red"}:                                                `unknown field "colour"`,
+			{"send", "paypal", emu, "--param", "colour=red"}:                                                `--param colour: not a parameter`,
 			{"clock", "advance", "soon", emu}:                                                               `duration "soon"`,
 			{"history", "--status", "Lost", emu}:                                                            `status "Lost"`,
 			{"resend", emu}:                                                                                 "give a message ID or --since",

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ipnlab/ipnlab/internal/suggest"
 	"github.com/ipnlab/ipnlab/version"
 
 	"github.com/spf13/cobra"
@@ -73,12 +74,57 @@ func newRoot() *cobra.Command {
 		if m := negativeArg.FindStringSubmatch(err.Error()); m != nil {
 			return usageError{fmt.Errorf("%s: %s: a negative value is not accepted here (the clock only moves forward)", c.CommandPath(), m[1])}
 		}
+		if args := c.Flags().Args(); c.Annotations["group"] != "" && len(args) > 0 {
+			return unknownSubcommand(c, args[0]) // "send paypl --kind x": the word, not the flag, is wrong
+		}
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newServe(), newAccounts(), newExplore(), newListen(), newLab(), newConform(), newRun(), newSend(), newClock(), newHistory(), newMessage(), newResend(),
 		newTail(), newPostbacks(), newFault(), newProfile(), newPayDo(), newFixtures(), newHealthz(), newLoad(), newBackup(), newCA(), newProbe(), newVersion())
 	root.SetVersionTemplate("{{.Version}}\n")
+	groups(root)
 	return root
+}
+
+// groups makes every command group under c (a command that only holds
+// others: send, history's) refuse a word that names none of its
+// commands, with a suggestion, instead of printing its help and
+// succeeding; alone, it prints its help.
+func groups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		groups(sub)
+	}
+	if c.Runnable() || !c.HasSubCommands() || c.Parent() == nil {
+		return
+	}
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations["group"] = "true"
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return unknownSubcommand(cmd, args[0])
+		}
+		return cmd.Help()
+	}
+}
+
+// unknownSubcommand is the error for a command group given a word that
+// names none of its commands: its annotation "noun" says what the word
+// stands for (send's is "provider").
+func unknownSubcommand(c *cobra.Command, word string) error {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	noun := c.Annotations["noun"]
+	if noun == "" {
+		noun = "command"
+	}
+	return usageError{fmt.Errorf("%s: unknown %s %q%s: want %s", c.CommandPath(), noun, word, suggest.Hint(word, names), strings.Join(names, " or "))}
 }
 
 // noArgs and exactArgs wrap cobra's checks as usage errors.

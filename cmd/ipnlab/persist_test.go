@@ -353,3 +353,26 @@ var _ = Describe("Replay lines", func() {
 		}
 	})
 })
+
+var _ = Describe("A slip on the command line", func() {
+	It("is named, with what was likely meant: a provider, a parameter, a kind, a charset", func() {
+		s := run("send", "paypl", "--kind", "web_accept")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`ipnlab send: unknown provider "paypl" \(did you mean "paypal"\?\): want paydo or paypal`))
+		s = run("send", "paypl")
+		Expect(s).To(gexec.Exit(2), "an unknown word is no request for help")
+
+		s = run("send", "paypal", "--kind", "web_accept", "--param", "first_name=José", "--emulator", "http://127.0.0.1:9")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--param first_name: not a parameter \(they are gross, .*\); to set a message field such as first_name, use --set first_name=José`))
+		s = run("send", "paypal", "--kind", "web_accept", "--param", "gros=5", "--emulator", "http://127.0.0.1:9")
+		Expect(s.Err).To(gbytes.Say(`--param gros: not a parameter \(did you mean "gross"\?\)`))
+
+		serve, base := startServe()
+		DeferCleanup(func() { serve.Terminate().Wait(10 * time.Second) })
+		s = run("send", "paypal", "--emulator", base, "--kind", "web_acept")
+		Expect(s.Err).To(gbytes.Say(`unknown kind "web_acept" \(did you mean "web_accept"\?\)`))
+		s = run("send", "paypal", "--emulator", base, "--kind", "web_accept", "--charset", "latin9")
+		Expect(s.Err).To(gbytes.Say(`charset "latin9": unknown charset \(did you mean "Latin-9"\?\)`))
+	})
+})

@@ -16,6 +16,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
+	"github.com/ipnlab/ipnlab/internal/suggest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -24,7 +25,7 @@ import (
 // emulator.
 
 func newSend() *cobra.Command {
-	c := &cobra.Command{Use: "send", Short: "Send a notification through a running emulator"}
+	c := &cobra.Command{Use: "send", Short: "Send a notification through a running emulator", Annotations: map[string]string{"noun": "provider"}}
 	c.AddCommand(newSendPayPal(), newSendPayDo())
 	return c
 }
@@ -407,6 +408,18 @@ func strictParams[T any](ps emulator.Fields, ints, bools []string, known string)
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
+		// A parameter the kinds do not take is, most often, a message field.
+		for _, p := range ps {
+			names := strings.Split(known, ", ")
+			if slices.Contains(names, p.Name) {
+				continue
+			}
+			if hint := suggest.Hint(p.Name, names); hint != "" {
+				return out, usageError{fmt.Errorf("--param %s: not a parameter%s; parameters are %s", p.Name, hint, known)}
+			}
+			return out, usageError{fmt.Errorf("--param %s: not a parameter (they are %s); to set a message field such as %s, use --set %s=%s",
+				p.Name, known, p.Name, p.Name, p.Value)}
+		}
 		return out, usageError{fmt.Errorf("--param: %v (known: %s)", err, known)}
 	}
 	return out, nil
