@@ -96,7 +96,7 @@ func newMessage() *cobra.Command {
 		}
 		w := cmd.OutOrStdout()
 		// The verdict first: did the listener get it and verify it?
-		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(verdictCell(v.Outcome)), v.Outcome.Summary)
+		fmt.Fprintf(w, "%s: %s\n", headline(v.Outcome), v.Outcome.Summary)
 		fmt.Fprintf(w, "%s  %s %s  txn_id=%s  status=%s  charset=%s  seed=%d\n", v.ID, v.Provider, v.Kind, v.TxnID, v.Status, v.Charset, v.Seed)
 		fmt.Fprintf(w, "url: %s\n\nfields:\n", v.URL)
 		for _, f := range v.Fields {
@@ -180,6 +180,15 @@ func newResend() *cobra.Command {
 
 // verdictCell is the History's verdict column: the outcome, with INVALID's
 // rule.
+// headline is the verdict as message's first line says it: the state in
+// capitals, the rule and the field as the verifier names them.
+func headline(o emulator.Outcome) string {
+	if o.State == api.Invalid {
+		return verdictCell(o)
+	}
+	return strings.ToUpper(verdictCell(o))
+}
+
 func verdictCell(o emulator.Outcome) string {
 	switch o.State {
 	case api.Invalid:

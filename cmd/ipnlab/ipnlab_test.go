@@ -133,7 +133,11 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		s = run("send", "paypal", emu, "--listener", mangled.URL, "--wait=5s")
 		Expect(s).To(gexec.Exit(1))
 		Expect(s.Out).To(gbytes.Say(`delivered \(HTTP 200\), but the postback was INVALID value-changed: field "mc_gross"`))
-		Expect(s.Err).To(gbytes.Say(`1 of 1 messages not acknowledged and verified`))
+		Expect(s.Err).To(gbytes.Say(`messages: 1 of 1 acknowledged but not verified`))
+		// The verdict as the verifier names it: the field stays lower case.
+		id := regexp.MustCompile(`id=(\w+)`).FindSubmatch(s.Out.Contents())[1]
+		m := run("message", string(id), emu)
+		Expect(m.Out).To(gbytes.Say(`^INVALID value-changed \(mc_gross\): delivered \(HTTP 200\), but the postback was INVALID`))
 
 		// Not acknowledged, on a manual clock: nothing more happens until the clock moves, so it does not wait.
 		s = run("send", "paypal", emu, "--listener", ack.URL, "--wait", "--json")

@@ -125,15 +125,28 @@ func judged(cmd *cobra.Command, asJSON bool, views ...emulator.MessageView) erro
 	if asJSON {
 		w = cmd.ErrOrStderr()
 	}
-	bad := 0
+	unacked, unverified := 0, 0
 	for _, v := range views {
 		fmt.Fprintf(w, "%s: %s\n", v.ID, v.Outcome.Summary)
-		if !v.Outcome.OK() {
-			bad++
+		switch {
+		case v.Outcome.OK():
+		case v.AckedAt == nil:
+			unacked++
+		default:
+			unverified++
 		}
 	}
-	if bad > 0 {
-		return exitError{exitFailure, fmt.Sprintf("%d of %d messages not acknowledged and verified", bad, len(views))}
+	// Counted apart: an acknowledged message that was not verified is
+	// not "not acknowledged".
+	var parts []string
+	if unacked > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d not acknowledged", unacked, len(views)))
+	}
+	if unverified > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d acknowledged but not verified", unverified, len(views)))
+	}
+	if len(parts) > 0 {
+		return exitError{exitFailure, "messages: " + strings.Join(parts, "; ")}
 	}
 	return nil
 }
