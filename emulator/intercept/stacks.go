@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -134,16 +133,17 @@ func (ca *CA) Env(proxyURL string, l Layout) []string {
 	return out
 }
 
+// proxyHostPort is the host and port of proxyURL, an http:// URL its
+// callers have checked (80 when it names none).
 func proxyHostPort(proxyURL string) (string, string) {
 	u, err := url.Parse(proxyURL)
-	if err != nil || u.Host == "" {
-		return "127.0.0.1", "8700"
-	}
-	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil {
-		return u.Host, "80"
+		return proxyURL, "80" // not a URL: Java names it as it is, and fails saying so
 	}
-	return host, port
+	if u.Port() == "" {
+		return u.Hostname(), "80"
+	}
+	return u.Hostname(), u.Port()
 }
 
 // writeStackFiles writes what is missing of the stack files, under the

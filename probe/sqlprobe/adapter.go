@@ -466,10 +466,8 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 		if err := a.readAnswers(ctx, txns); err != nil {
 			return false, err
 		}
-		quiet := len(txns) > 0 || time.Since(first) >= a.m.Settle
-		if a.stmts["idle"] != "" {
-			quiet = len(txns) == 0 || quiet
-		}
+		// With no transactions to read, the idle query's word, or settle.
+		quiet := len(txns) > 0 || a.stmts["idle"] != "" || time.Since(first) >= a.m.Settle
 		a.mu.Lock()
 		for _, txn := range txns {
 			quiet = quiet && a.quietFor(txn, time.Now())

@@ -71,6 +71,16 @@ func referenceListenerAt(ln net.Listener, verifyURL string, client *http.Client,
 	return srv
 }
 
+// specCA is a CA of the spec's own, where the session looks for one
+// (IPNLAB_CA_DIR) under --intercept or --tls-addr.
+func specCA() *intercept.CA {
+	dir := filepath.Join(GinkgoT().TempDir(), "ca")
+	GinkgoT().Setenv(intercept.EnvDir, dir)
+	ca, err := intercept.LoadOrCreate(dir)
+	Expect(err).NotTo(HaveOccurred())
+	return ca
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func serve(l *listener.Listener) *httptest.Server { return httptest.NewServer(l.Handler()) }
@@ -101,10 +111,7 @@ var _ = Describe("The conformance suite", func() {
 	It("passes the reference listener on every check, protocol and business, PayPal and PayDo, posting back to PayPal's sandbox host (the order checks, for order shops, skipped saying why)", func() {
 		// It posts back to https://ipnpb.sandbox.paypal.com through the
 		// emulator's proxy, as HTTPS_PROXY and ipnlab's CA make it do.
-		dir := filepath.Join(GinkgoT().TempDir(), "ca")
-		GinkgoT().Setenv(intercept.EnvDir, dir)
-		ca, err := intercept.LoadOrCreate(dir)
-		Expect(err).NotTo(HaveOccurred())
+		ca := specCA()
 		ln := freeListener()
 		proxy, err := url.Parse("http://" + ln.Addr().String())
 		Expect(err).NotTo(HaveOccurred())

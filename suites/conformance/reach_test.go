@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,10 +28,7 @@ var _ = Describe("A listener that does not reach the emulator under --intercept"
 	// run runs focus against the reference listener posting back to
 	// PayPal's sandbox host with client, under --intercept.
 	run := func(focus string, client func(proxy *url.URL, ca *intercept.CA) *http.Client) (conformance.Report, *intercept.CA, string) {
-		dir := filepath.Join(GinkgoT().TempDir(), "ca")
-		GinkgoT().Setenv(intercept.EnvDir, dir)
-		ca, err := intercept.LoadOrCreate(dir)
-		Expect(err).NotTo(HaveOccurred())
+		ca := specCA()
 		ln := freeListener()
 		proxy, err := url.Parse("http://" + ln.Addr().String())
 		Expect(err).NotTo(HaveOccurred())
@@ -100,10 +96,7 @@ var _ = Describe("A listener whose client reads no proxy variable, on the route 
 			}}}
 	}
 	run := func(client func(addr string, ca *intercept.CA) *http.Client) (conformance.Report, *intercept.CA, string) {
-		dir := filepath.Join(GinkgoT().TempDir(), "ca")
-		GinkgoT().Setenv(intercept.EnvDir, dir)
-		ca, err := intercept.LoadOrCreate(dir)
-		Expect(err).NotTo(HaveOccurred())
+		ca := specCA()
 		tlsAddr := freeListener()
 		addr := tlsAddr.Addr().String()
 		Expect(tlsAddr.Close()).To(Succeed())
