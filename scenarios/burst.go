@@ -57,11 +57,13 @@ func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendReque
 		// bursts that pile up keep its workers from other checks'
 		// messages, and a shop's backlog would outlast the quiet periods
 		// those checks are judged on. Done is every copy answered and
-		// posted back, and the probe idle on the payment (a SQL probe:
-		// its answers quiet at the shop's pace since the postback); the
-		// judgement after the last burst settles in full.
+		// posted back, and the probe done with the payment: idle, or for
+		// a probe that can tell it apart, drained (a SQL probe: the
+		// payment recorded and its answers still since, without the
+		// quiet period a judgement waits). The judgement after the last
+		// burst settles on every burst in full.
 		r.waitFor(ctx, r.env.Settle, func() bool { done, _ := r.finished(); return done })
-		if _, err := r.idle(ctx, r.env.Settle, v.TxnID); err != nil {
+		if err := r.drain(ctx, v.TxnID, b == s.Bursts-1); err != nil {
 			return err
 		}
 	}
@@ -73,6 +75,17 @@ func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendReque
 		r.bursts[s.As] = views
 	}
 	return nil
+}
+
+// drain waits for the probe to be done with txn: idle, or drained
+// between bursts where the probe can tell it apart.
+func (r *runner) drain(ctx context.Context, txn string, last bool) error {
+	if d, ok := r.env.Probe.(Drainer); ok && !last {
+		_, err := d.Drained(ctx, r.env.Settle, txn)
+		return err
+	}
+	_, err := r.idle(ctx, r.env.Settle, txn)
+	return err
 }
 
 var txnRef = regexp.MustCompile(`^\$\{([A-Za-z0-9_-]+)\.txn_id\}$`)

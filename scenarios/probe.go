@@ -39,6 +39,14 @@ type ProbeReader interface {
 	Idle(ctx context.Context, wait time.Duration, txns ...string) (bool, error)
 }
 
+// Drainer is a probe that can tell when the shop has done the work it
+// was sent, short of judging that no late write follows: a SQL probe,
+// whose Idle must wait out a quiet period at the shop's pace, paces a
+// sender by it (bursts, burst.go).
+type Drainer interface {
+	Drained(ctx context.Context, wait time.Duration, txn string) (bool, error)
+}
+
 // Knower is a probe that says what it answers beyond money. A probe that
 // does not is taken to answer every field of the contract.
 type Knower interface {

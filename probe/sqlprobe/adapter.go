@@ -489,21 +489,46 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 	}
 }
 
+// Drained waits (up to wait) until the shop shows txn recorded, and
+// neither its answers nor the verifier's answers about it have moved for
+// the spread period (pace.go): the shop has done the work it was sent,
+// though a late write may still follow. It paces a sender that must not
+// pile work up on the shop (bursts of copies); it never judges: Idle
+// does.
+func (a *Adapter) Drained(ctx context.Context, wait time.Duration, txn string) (bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		if err := a.readAnswers(ctx, []string{txn}); err != nil {
+			return false, err
+		}
+		a.mu.Lock()
+		drained := a.drained(txn, time.Now())
+		a.mu.Unlock()
+		if drained {
+			return true, nil
+		}
+		if !sleepUntil(ctx, deadline, paceStep) {
+			return false, ctx.Err()
+		}
+	}
+}
+
 // readAnswers reads the answers for txns, noting each transaction's
 // (pace.go).
 func (a *Adapter) readAnswers(ctx context.Context, txns []string) error {
 	for _, txn := range txns {
 		var answers strings.Builder
-		parent := ""
+		parent, known := "", false
 		for _, p := range []string{"paypal", "paydo"} {
 			t, err := a.Transaction(ctx, p, txn)
 			if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
 				return err
 			}
+			known = known || err == nil
 			fmt.Fprintf(&answers, "%v|", t)
 			parent = cmp.Or(parent, t.ParentTxnID)
 		}
-		a.read(txn, parent, answers.String(), time.Now())
+		a.read(txn, parent, answers.String(), known, time.Now())
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ import (
 const (
 	// paceStep is how often answers are read while waiting: it bounds how
 	// late a write is seen, and so how much a measured latency overstates.
-	paceStep = 10 * time.Millisecond
+	paceStep = 5 * time.Millisecond
 	// paceGap is the longest gap between two reads of a transaction that
 	// still times a write: a change seen after a longer gap may be older.
 	paceGap = 3 * paceStep
@@ -39,8 +39,8 @@ const (
 	// write seen since.
 	paceFloor = 40 * time.Millisecond
 	// spreadFloor is the shortest quiet period after a write that
-	// followed the last answer: two reads more.
-	spreadFloor = 2 * paceStep
+	// followed the last answer: four reads more.
+	spreadFloor = 4 * paceStep
 )
 
 // pace is what the adapter has learned of the shop's answer-to-write
@@ -59,6 +59,7 @@ type pace struct {
 // waits still see the answers settle.
 type txnRead struct {
 	answers, parent string
+	known           bool // the shop has a row for it
 	at, since       time.Time
 	first           time.Time
 }
@@ -90,12 +91,13 @@ func (p *pace) answeredAt(txn, parent string) time.Time {
 	return answered
 }
 
-// read notes txn's answers (with its parent, if any) as read at at. A
+// read notes txn's answers (with its parent, if any, and whether the
+// shop knows it) as read at at. A
 // change seen after an answer about txn, at most paceGap after the read
 // before it, times the write: the first since that answer is a latency
 // (it landed at most at minus the answer later), a later one a spread
 // from the first.
-func (a *Adapter) read(txn, parent, answers string, at time.Time) {
+func (a *Adapter) read(txn, parent, answers string, known bool, at time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := &a.pace
@@ -109,7 +111,7 @@ func (a *Adapter) read(txn, parent, answers string, at time.Time) {
 		return
 	}
 	answered := p.answeredAt(txn, parent)
-	now := txnRead{answers: answers, parent: parent, at: at, since: at}
+	now := txnRead{answers: answers, parent: parent, known: known, at: at, since: at}
 	close := seen && at.Sub(prev.at) <= paceGap
 	switch {
 	case !seen || answered.IsZero() || !prev.at.After(answered):
@@ -157,6 +159,16 @@ func (a *Adapter) quietFor(txn string, now time.Time) bool {
 		return now.Sub(r.since) >= a.spreadQuiet()
 	}
 	return now.Sub(last) >= a.latencyQuiet()
+}
+
+// drained reports whether the shop has recorded txn and both its
+// answers and the verifier's last answer about it are a spread period
+// old at now (Drained). The adapter's mutex is held.
+func (a *Adapter) drained(txn string, now time.Time) bool {
+	p := &a.pace
+	r := p.reads[txn]
+	still := a.spreadQuiet()
+	return r.known && now.Sub(r.since) >= still && now.Sub(p.answeredAt(txn, r.parent)) >= still
 }
 
 func (a *Adapter) latencyQuiet() time.Duration {

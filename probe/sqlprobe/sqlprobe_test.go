@@ -472,6 +472,41 @@ var _ = Describe("The SQL probe adapter", func() {
 			Expect(quietAfter("P12")).To(BeNumerically(">=", 990*time.Millisecond), "4 x 400ms is more than settle: settle")
 		})
 
+		It("calls a payment drained once the shop recorded it and it stayed still for the spread period, short of the latency period a judgement waits", func() {
+			for i := 1; i <= 9; i++ {
+				pay(fmt.Sprintf("P%d", i))
+			}
+			// One slow write: the latency period becomes 4 x 100ms or more.
+			look("P10")
+			a.Answered(time.Now(), "P10")
+			for late := time.Now().Add(100 * time.Millisecond); time.Now().Before(late); time.Sleep(5 * time.Millisecond) {
+				look("P10")
+			}
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P10', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			look("P10")
+
+			ctx := context.Background()
+			look("P11")
+			a.Answered(time.Now(), "P11")
+			drained, err := a.Drained(ctx, 60*time.Millisecond, "P11")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(drained).To(BeFalse(), "the shop has no row for it yet")
+
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			look("P11")
+			copyAnswered := time.Now()
+			a.Answered(copyAnswered, "P11") // a copy's postback, answered after the write
+			drained, err = a.Drained(ctx, time.Second, "P11")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(drained).To(BeTrue())
+			Expect(time.Since(copyAnswered)).To(BeNumerically(">=", 20*time.Millisecond), "still for the spread period since the last answer")
+			idle, err := a.Idle(ctx, 0, "P11")
+			Expect(err).NotTo(HaveOccurred())
+			if time.Since(copyAnswered) < 400*time.Millisecond {
+				Expect(idle).To(BeFalse(), "a judgement still waits the latency period after the copy's answer: its write may come")
+			}
+		})
+
 		It("does not time a write it saw only after a gap in its reads: it may be older than the answer", func() {
 			for i := 1; i <= 12; i++ {
 				txn := fmt.Sprintf("P%d", i)
