@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 )
 
@@ -29,14 +30,32 @@ type ScenarioTarget struct {
 	ProbeURL string `json:"probe_url,omitempty"`
 }
 
-// ScenarioRunner runs named scenarios against this emulator (the emulator
+// ScenarioRequest is one scenario run: a catalog scenario by name, or
+// the caller's own (YAML, a file of ipnlab run's) named so, against
+// Target, its messages derived from Seed (0: drawn, reported).
+type ScenarioRequest struct {
+	Name   string
+	YAML   string
+	Seed   uint64
+	Target ScenarioTarget
+}
+
+// ScenarioRunner runs scenarios against this emulator (the emulator
 // cannot import the scenarios package, which builds on it; the command
 // wires one in).
 type ScenarioRunner interface {
 	Scenarios() ([]ScenarioInfo, error)
 	// Run runs one scenario and returns its result, ready for JSON. It
 	// returns ErrUnknownScenario for a name it does not have.
-	Run(ctx context.Context, emu *Emulator, name string, target ScenarioTarget) (any, error)
+	Run(ctx context.Context, emu *Emulator, req ScenarioRequest) (any, error)
+}
+
+// scenarioBody is POST /api/v1/scenarios/{name}/run's body: the target,
+// and optionally a seed and the scenario itself.
+type scenarioBody struct {
+	ScenarioTarget
+	Seed     api.Seed `json:"seed"`
+	Scenario string   `json:"scenario"`
 }
 
 // ErrUnknownScenario is returned for a scenario name a runner lacks.
@@ -93,16 +112,18 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 	if e.cfg.Scenarios == nil {
 		return &apiError{http.StatusNotFound, "this emulator runs no scenarios (ipnlab serve and lab do)"}
 	}
-	target := e.ScenarioTarget()
+	req := ScenarioRequest{Name: name, Target: e.ScenarioTarget()}
 	if r.ContentLength != 0 {
-		var given ScenarioTarget
-		if err := readJSON(w, r, &given); err != nil {
+		var body scenarioBody
+		if err := readJSON(w, r, &body); err != nil {
 			return err
 		}
-		if given != (ScenarioTarget{}) {
-			target = given
+		if body.ScenarioTarget != (ScenarioTarget{}) {
+			req.Target = body.ScenarioTarget
 		}
+		req.Seed, req.YAML = uint64(body.Seed), body.Scenario
 	}
+	target := req.Target
 	if target.PayPalURL == "" && target.PayDoURL == "" {
 		return badRequest("no listener to run against: give paypal_url (and paydo_url for PayDo scenarios)")
 	}
@@ -119,7 +140,7 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{http.StatusConflict, "a scenario is running; wait for its result"}
 	}
 	defer e.scenarios.run.Unlock()
-	res, err := e.cfg.Scenarios.Run(r.Context(), e, name, target)
+	res, err := e.cfg.Scenarios.Run(r.Context(), e, req)
 	switch {
 	case errors.Is(err, ErrUnknownScenario):
 		return &apiError{http.StatusNotFound, err.Error()}

@@ -175,6 +175,7 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 type fakeRunner struct {
 	mu      sync.Mutex
 	targets []emulator.ScenarioTarget
+	last    emulator.ScenarioRequest
 	block   chan struct{}
 }
 
@@ -182,7 +183,8 @@ func (f *fakeRunner) Scenarios() ([]emulator.ScenarioInfo, error) {
 	return []emulator.ScenarioInfo{{Name: "one", Provider: "paypal", Description: "the only one"}}, nil
 }
 
-func (f *fakeRunner) Run(ctx context.Context, emu *emulator.Emulator, name string, t emulator.ScenarioTarget) (any, error) {
+func (f *fakeRunner) Run(ctx context.Context, emu *emulator.Emulator, req emulator.ScenarioRequest) (any, error) {
+	name, t := req.Name, req.Target
 	if name == "broken" {
 		return nil, errors.New("it moves the clock")
 	}
@@ -191,6 +193,7 @@ func (f *fakeRunner) Run(ctx context.Context, emu *emulator.Emulator, name strin
 	}
 	f.mu.Lock()
 	f.targets = append(f.targets, t)
+	f.last = req
 	f.mu.Unlock()
 	if f.block != nil {
 		<-f.block
@@ -239,6 +242,14 @@ var _ = Describe("Scenario runs through the API", func() {
 			{PayPalURL: "http://127.0.0.1:8/a", ProbeURL: "http://127.0.0.1:8"},
 			{PayPalURL: "http://127.0.0.1:7/b"},
 		}))
+
+		code, out = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": "http://127.0.0.1:7/b", "seed": "42", "scenario": "name: one\n"})
+		Expect(code).To(Equal(200), "%v", out)
+		Expect(fr.last).To(Equal(emulator.ScenarioRequest{Name: "one", YAML: "name: one\n", Seed: 42, Target: emulator.ScenarioTarget{PayPalURL: "http://127.0.0.1:7/b"}}),
+			"a seed replays a run; a scenario of the caller's own runs instead of the catalog's")
+		fr.targets = fr.targets[:3]
+		code, _ = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": "http://127.0.0.1:7/b", "seed": "x"})
+		Expect(code).To(Equal(400))
 
 		code, out = l.call("POST", "/api/v1/scenarios/nope/run", nil)
 		Expect(code).To(Equal(404), "%v", out)
@@ -303,6 +314,17 @@ var _ = Describe("Scenario runs and the allowlist", func() {
 			Expect(out["status"]).To(Equal("error"), "%v", out)
 		}
 		Expect(elsewhere.Load()).To(BeZero(), "a request reached an address outside the allowlist")
+
+		// A scenario of the caller's own runs under the name it bears.
+		code, out = l.call("POST", "/api/v1/scenarios/mine/run", map[string]any{"paypal_url": ok.URL,
+			"scenario": "name: theirs\nprovider: paypal\nsteps:\n  - send: {as: pay, kind: web_accept}\n"})
+		Expect(code).To(Equal(400), "%v", out)
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring(`the scenario given is named "theirs", the request "mine"`))
+		code, out = l.call("POST", "/api/v1/scenarios/mine/run", map[string]any{"paypal_url": ok.URL, "seed": "9",
+			"scenario": "name: mine\nprovider: paypal\nsteps:\n  - send: {as: pay, kind: web_accept}\n  - expect: {message: pay, acked: true}\n"})
+		Expect(code).To(Equal(200), "%v", out)
+		Expect(out).To(HaveKeyWithValue("status", "passed"))
+		Expect(out).To(HaveKeyWithValue("seed", "9"))
 
 		// Settings that name a URL outside it are refused the same way.
 		for path, body := range map[string]map[string]any{

@@ -204,6 +204,9 @@ and --probe may then be paths on it (docs/ci.md).`,
 // for a conformant listener. A run that checked nothing still writes its
 // reports (so CI's report steps find them), then exits 2.
 func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer) error {
+	if err := ownEmulator(ctx, "conform", cfg); err != nil {
+		return harnessFailed(cfg, err)
+	}
 	rep, err := conformance.RunAll(ctx, cfg, log)
 	if err != nil && rep.Checks == nil {
 		return harnessFailed(cfg, err)
@@ -261,10 +264,11 @@ func writeReportFiles(cfg conformance.Config, rep conformance.Report) error {
 
 func newRun() *cobra.Command {
 	var (
-		flags      conformance.Config
-		configFile string
-		list       bool
-		reference  bool
+		flags       conformance.Config
+		configFile  string
+		list        bool
+		reference   bool
+		emulatorURL string
 	)
 	c := &cobra.Command{
 		Use:   "run FILE|NAME|CHECK-ID",
@@ -288,15 +292,7 @@ func newRun() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), strings.Join(names, "\n"))
 				return nil
 			}
-			var sc *scenarios.Scenario
-			var err error
-			if _, statErr := os.Stat(args[0]); statErr == nil {
-				sc, err = scenarios.LoadFile(args[0])
-			} else if name := conformance.ScenarioOf(args[0]); name != "" {
-				sc, err = catalog.Get(name) // a check ID runs the scenario that judges it
-			} else {
-				sc, err = catalog.Get(args[0])
-			}
+			sc, err := loadScenario(args[0])
 			if err != nil {
 				return usageError{err}
 			}
@@ -306,37 +302,40 @@ func newRun() *cobra.Command {
 			}
 			ctx, stop := interruptible(context.Background())
 			defer stop()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %s\n", sc.Name, sc.Description)
+			running, err := runningEmulator(ctx, cfg, emulatorURL)
+			if err != nil {
+				return err
+			}
+			if running != nil {
+				return runRemote(ctx, out, running, args[0], cfg)
+			}
 			s, err := conformance.NewSession(ctx, cfg)
 			if err != nil {
 				return usageError{err}
 			}
 			defer s.Close()
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: %s\n", sc.Name, sc.Description)
 			start := time.Now()
 			res := s.RunScenario(ctx, sc, cfg.Seed, out)
-			fmt.Fprintf(out, "%s in %.2fs (seed %d)", res.Status, time.Since(start).Seconds(), res.Seed)
-			if res.Message != "" {
-				fmt.Fprintf(out, ": %s", res.Message)
-			}
-			fmt.Fprintln(out)
-			for _, e := range res.Evidence {
-				fmt.Fprintln(out, "  "+e)
-			}
-			if res.Status == scenarios.Failed || res.Status == scenarios.Error {
-				fmt.Fprintf(out, "replay: %s\n", s.ReplayScenario(args[0], uint64(res.Seed)))
-			}
-			switch res.Status {
-			case scenarios.Failed:
-				return exitError{code: exitFailure, msg: "scenario failed"}
-			case scenarios.Error:
-				return exitError{code: exitHarness, msg: "scenario could not run"}
-			}
-			return nil
+			return printRunResult(out, res.Status.String(), time.Since(start).Seconds(), uint64(res.Seed), res.Message, res.Evidence, s.ReplayScenario(args[0], uint64(res.Seed)))
 		},
 	}
 	settingFlags(c.Flags(), &flags, &configFile)
+	c.Flags().StringVar(&emulatorURL, "emulator", "", "run in the emulator already running at this URL (make run, serve, lab: its console shows the run); without it, an ipnlab emulator already on --emulator-addr is used")
 	c.Flags().BoolVar(&list, "list", false, "list the bundled scenarios")
 	c.Flags().BoolVar(&reference, "reference", false, "print the scenario format's reference (Markdown, docs/scenarios.md) and exit")
 	return c
+}
+
+// loadScenario is the scenario ipnlab run names: a file, the scenario a
+// check ID's check runs, or a bundled one by name.
+func loadScenario(arg string) (*scenarios.Scenario, error) {
+	if _, err := os.Stat(arg); err == nil {
+		return scenarios.LoadFile(arg)
+	}
+	if name := conformance.ScenarioOf(arg); name != "" {
+		return catalog.Get(name)
+	}
+	return catalog.Get(arg)
 }

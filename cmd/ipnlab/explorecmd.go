@@ -68,6 +68,9 @@ harness could not run. See docs/explore.md.`,
 			}
 			ctx, stop := interruptible(cmd.Context())
 			defer stop()
+			if err := ownEmulator(ctx, "explore", cfg); err != nil {
+				return usageError{err}
+			}
 			rep, err := explore.Run(ctx, ecfg)
 			if progress {
 				fmt.Fprintln(cmd.ErrOrStderr())

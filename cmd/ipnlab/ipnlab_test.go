@@ -342,20 +342,26 @@ var _ = Describe("ipnlab send paydo", func() {
 	})
 })
 
+// startLab starts ipnlab lab on free ports and a manual clock, stopped
+// after the spec; it returns the emulator's address and the listener's URL.
+func startLab() (emuAddr, listener string) {
+	db := filepath.Join(GinkgoT().TempDir(), "lab.db")
+	lab, err := gexec.Start(exec.Command(binary, "lab", "--emulator-addr", "127.0.0.1:0", "--listener-addr", "127.0.0.1:0", "--clock", "manual",
+		"--listener-db", db, "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		lab.Signal(syscall.SIGTERM)
+		Eventually(lab).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
+	})
+	Eventually(lab.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+	out := string(lab.Out.Contents())
+	return regexp.MustCompile(`emulator ready addr=(\S+)`).FindStringSubmatch(out)[1], "http://" + regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(out)[1]
+}
+
 var _ = Describe("ipnlab lab", func() {
 	It("runs the emulator and the reference listener wired together", func() {
-		db := filepath.Join(GinkgoT().TempDir(), "lab.db")
-		lab, err := gexec.Start(exec.Command(binary, "lab", "--emulator-addr", "127.0.0.1:0", "--listener-addr", "127.0.0.1:0", "--clock", "manual",
-			"--listener-db", db, "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() {
-			lab.Signal(syscall.SIGTERM)
-			Eventually(lab).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
-		})
-		Eventually(lab.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
-		out := string(lab.Out.Contents())
-		emu := "--emulator=http://" + regexp.MustCompile(`emulator ready addr=(\S+)`).FindStringSubmatch(out)[1]
-		lst := "http://" + regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(out)[1]
+		emuAddr, lst := startLab()
+		emu := "--emulator=http://" + emuAddr
 
 		Expect(run("send", "paypal", emu, "--kind", "web_accept", "--param", "gross=25.00", "--param", "payer_email=ann@example.com")).To(gexec.Exit(0))
 		Eventually(func() string {
@@ -368,6 +374,42 @@ var _ = Describe("ipnlab lab", func() {
 			return string(b)
 		}).WithTimeout(5 * time.Second).Should(ContainSubstring(`"USD": "25.00"`))
 		Expect(run("history", emu).Out).To(gbytes.Say(`web_accept\s+\S+\s+Sent\s+200\s+1`))
+	})
+
+	It("is the emulator ipnlab run sends from while it runs, and conform names it instead of failing to listen", func() {
+		emuAddr, lst := startLab()
+
+		// The address the listener posts back to is taken by the lab's
+		// emulator: the run goes there, and its History shows it.
+		s := run("run", "paypal-credit-once", "--listener", lst+"/ipn/paypal", "--probe", lst, "--emulator-addr", emuAddr, "--seed", "5")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`paypal-credit-once: `))
+		Expect(s.Out).To(gbytes.Say(`running in the emulator at http://` + regexp.QuoteMeta(emuAddr) + ` \(already running`))
+		Expect(s.Out).To(gbytes.Say(`line \d+: send paypal web_accept -> \S+ txn_id=\S+`))
+		Expect(s.Out).To(gbytes.Say(`passed in \S+s \(seed 5\)`))
+		Expect(run("history", "--emulator=http://"+emuAddr).Out).To(gbytes.Say(`web_accept\s+\S+\s+Sent\s+200\s+1\s+verified`))
+
+		// A file of the user's own, named with --emulator; what the
+		// running emulator sets itself is refused by name.
+		file := filepath.Join(GinkgoT().TempDir(), "mine.yaml")
+		Expect(os.WriteFile(file, []byte("name: mine\ndescription: one payment, acknowledged\nprovider: paypal\nsteps:\n  - send: {as: pay, kind: web_accept}\n  - expect: {message: pay, acked: true}\n"), 0o644)).To(Succeed())
+		s = run("run", file, "--listener", lst+"/ipn/paypal", "--emulator", "http://"+emuAddr)
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say(`mine: one payment, acknowledged`))
+		Expect(s.Out).To(gbytes.Say(`passed in`))
+		s = run("run", "PP-ACK-GENUINE", "--listener", lst+"/ipn/paypal", "--emulator", "http://"+emuAddr, "--ack-timeout", "3s")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--ack-timeout: the running emulator at http://` + regexp.QuoteMeta(emuAddr) + ` has its own`))
+		s = run("run", "PP-ACK-GENUINE", "--listener", lst+"/ipn/paypal", "--emulator", "http://"+lst[len("http://"):])
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(`--emulator http://\S+: no ipnlab emulator answers there`))
+
+		s = run("conform", "--listener", lst+"/ipn/paypal", "--emulator-addr", emuAddr)
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(emuAddr) + ` is an ipnlab emulator already running \(make run, serve or lab\): conform needs one of its own`))
+		s = run("explore", "--listener", lst+"/ipn/paypal", "--probe", lst, "--emulator-addr", emuAddr, "--histories", "1")
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say(regexp.QuoteMeta(emuAddr) + ` is an ipnlab emulator already running \(make run, serve or lab\): explore needs one of its own`))
 	})
 
 	It("refuses a bad listener config at start, naming the problem", func() {

@@ -24,11 +24,15 @@ type tourStep struct {
 }
 
 // readTour reads the console block between the tour markers of README.md.
-func readTour() []tourStep {
+func readTour() []tourStep { return readBlock("tour") }
+
+// readBlock reads the console block between README.md's NAME:begin and
+// NAME:end markers.
+func readBlock(name string) []tourStep {
 	raw, err := os.ReadFile("../../README.md")
 	Expect(err).NotTo(HaveOccurred())
-	m := regexp.MustCompile("(?s)<!-- tour:begin -->\n```console\n(.*?)```\n<!-- tour:end -->").FindSubmatch(raw)
-	Expect(m).NotTo(BeNil(), "README.md has a tour block")
+	m := regexp.MustCompile("(?s)<!-- " + name + ":begin -->\n```console\n(.*?)```\n<!-- " + name + ":end -->").FindSubmatch(raw)
+	Expect(m).NotTo(BeNil(), "README.md has a %s block", name)
 	var steps []tourStep
 	for _, line := range strings.Split(strings.TrimSuffix(string(m[1]), "\n"), "\n") {
 		if cmd, ok := strings.CutPrefix(line, "$ "); ok {
@@ -51,8 +55,11 @@ func lineMatcher(line string) *regexp.Regexp {
 }
 
 // runTour starts a fresh lab as make run does (its own ports and a new
-// ledger) and runs every step of the tour against it.
-func runTour(steps []tourStep) {
+// ledger) and runs every step of the tour against it. With yours, a
+// listener of its own (the reference one, standing in for the user's)
+// takes IPNs at the page's http://127.0.0.1:8080/ipn and posts back to
+// the lab's emulator.
+func runTour(steps []tourStep, yours bool) {
 	emuAddr, lisAddr := freeAddr(), freeAddr()
 	dir := GinkgoT().TempDir()
 	lab, err := gexec.Start(exec.Command(binary, "lab", "--clock", "manual", "--tail", "--emulator-addr", emuAddr, "--listener-addr", lisAddr,
@@ -64,6 +71,20 @@ func runTour(steps []tourStep) {
 	}()
 	Eventually(lab.Out).WithTimeout(20 * time.Second).Should(gbytes.Say(`ipnlab listener ready`))
 	swap := strings.NewReplacer("127.0.0.1:8700", emuAddr, "127.0.0.1:8701", lisAddr)
+	if yours {
+		ownAddr := freeAddr()
+		own, err := gexec.Start(exec.Command(binary, "listen", "--addr", ownAddr, "--verify-url", "http://"+emuAddr+"/cgi-bin/webscr",
+			"--db", filepath.Join(dir, "yours.db")), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		defer func() {
+			own.Interrupt()
+			Eventually(own).WithTimeout(20 * time.Second).Should(gexec.Exit(0))
+		}()
+		Eventually(own.Out).WithTimeout(20 * time.Second).Should(gbytes.Say(`ipnlab listener ready`))
+		swap = strings.NewReplacer("127.0.0.1:8700", emuAddr, "127.0.0.1:8701", lisAddr, "http://127.0.0.1:8080/ipn", "http://"+ownAddr+"/ipn/paypal")
+	}
+	// What the commands print names the lab's address as the page does.
+	unswap := strings.NewReplacer(emuAddr, "127.0.0.1:8700", lisAddr, "127.0.0.1:8701")
 	for _, st := range steps {
 		var got string
 		args := strings.Fields(swap.Replace(st.command))
@@ -75,11 +96,11 @@ func runTour(steps []tourStep) {
 			got = get(args[len(args)-1])
 		case "./bin/ipnlab":
 			cmd := exec.Command(binary, args[1:]...)
-			cmd.Env = append(os.Environ(), "IPNLAB_EMULATOR=http://"+emuAddr)
+			cmd.Env = append(os.Environ(), "IPNLAB_EMULATOR=http://"+emuAddr, "IPNLAB_EMULATOR_ADDR="+emuAddr)
 			s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 			Expect(err).NotTo(HaveOccurred())
 			Eventually(s).WithTimeout(30*time.Second).Should(gexec.Exit(0), st.command)
-			got = string(s.Out.Contents())
+			got = unswap.Replace(string(s.Out.Contents()))
 		default:
 			Fail("the tour runs ./bin/ipnlab and curl only: " + st.command)
 		}
@@ -110,7 +131,15 @@ var _ = Describe("The README's tour", func() {
 		steps := readTour()
 		Expect(len(steps)).To(BeNumerically(">=", 5))
 		for range 2 {
-			runTour(steps)
+			runTour(steps, false)
 		}
+	})
+})
+
+var _ = Describe("The README's test of your own listener", func() {
+	It("prints what the README shows, against the emulator make run started", func() {
+		steps := readBlock("own")
+		Expect(len(steps)).To(BeNumerically(">=", 3))
+		runTour(steps, true)
 	})
 })

@@ -347,3 +347,53 @@ func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string
 	err := c.do(ctx, "GET", "/api/v1/events/poll?"+q.Encode(), nil, &out)
 	return out.Events, out.Last, err
 }
+
+// ScenarioRun asks a running emulator to run a scenario: a bundled one,
+// or Scenario (YAML) of the caller's own, against a listener.
+type ScenarioRun struct {
+	PayPalURL string   `json:"paypal_url,omitempty"`
+	PayDoURL  string   `json:"paydo_url,omitempty"`
+	ProbeURL  string   `json:"probe_url,omitempty"`
+	Seed      api.Seed `json:"seed,omitempty"`
+	Scenario  string   `json:"scenario,omitempty"`
+}
+
+// ScenarioResult is what the run found, with the log of its steps.
+type ScenarioResult struct {
+	Scenario string   `json:"scenario"`
+	Status   string   `json:"status"`
+	Message  string   `json:"message"`
+	Seed     api.Seed `json:"seed"`
+	Evidence []string `json:"evidence"`
+	Seconds  float64  `json:"seconds"`
+	Log      []string `json:"log"`
+}
+
+// RunScenario runs the scenario name (bundled, a check ID, or run's
+// own) in the emulator, one at a time; its messages appear in its History.
+func (c *Client) RunScenario(ctx context.Context, name string, run ScenarioRun) (ScenarioResult, error) {
+	var res ScenarioResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/scenarios/"+urlPath(name)+"/run", run, &res)
+	return res, err
+}
+
+// Scenarios names the scenarios the emulator runs (none: it runs none);
+// it also tells an ipnlab emulator from any other server.
+func (c *Client) Scenarios(ctx context.Context) ([]string, error) {
+	var list struct {
+		Scenarios *[]struct {
+			Name string `json:"name"`
+		} `json:"scenarios"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/scenarios", nil, &list); err != nil {
+		return nil, err
+	}
+	if list.Scenarios == nil {
+		return nil, fmt.Errorf("%w at %s: GET /api/v1/scenarios answered without a list of scenarios: not an ipnlab emulator", ErrUnreachable, c.base)
+	}
+	names := make([]string, 0, len(*list.Scenarios))
+	for _, s := range *list.Scenarios {
+		names = append(names, s.Name)
+	}
+	return names, nil
+}

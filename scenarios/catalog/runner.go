@@ -54,21 +54,15 @@ func movesClock(sc *scenarios.Scenario) bool {
 	return false
 }
 
-// Run runs one bundled scenario against target, then clears the faults and
-// the outage it may have left on the emulator.
-func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, name string, target emulator.ScenarioTarget) (any, error) {
-	if r.Alias != nil {
-		if real := r.Alias(name); real != "" {
-			name = real
-		}
-	}
-	sc, err := Get(name)
+// Run runs one scenario, bundled or the caller's own, against its
+// target, then clears the faults and the outage it may have left on the
+// emulator.
+func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, req emulator.ScenarioRequest) (any, error) {
+	sc, err := r.scenario(req)
 	if err != nil {
-		if errors.Is(err, errUnknown) {
-			return nil, fmt.Errorf("%w: %w", emulator.ErrUnknownScenario, err)
-		}
 		return nil, err
 	}
+	target := req.Target
 	if _, manual := emu.Clock().(clock.Controller); movesClock(sc) && !manual {
 		return nil, fmt.Errorf("it moves the clock, and this emulator's clock is %s: start it with --clock manual", emu.Clock().Mode())
 	}
@@ -79,7 +73,7 @@ func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, name string, ta
 		return nil, errors.New("a PayPal scenario needs paypal_url, the listener's PayPal endpoint")
 	}
 	env := scenarios.Env{Emulator: emu, PayPalURL: target.PayPalURL, PayDoURL: target.PayDoURL,
-		PayerEmail: r.PayerEmail, AckTimeout: emu.AckTimeout()}
+		PayerEmail: r.PayerEmail, AckTimeout: emu.AckTimeout(), Seed: req.Seed}
 	if target.ProbeURL != "" {
 		// Through the emulator's own client: its allowlist holds on the
 		// address dialled, redirects are not followed.
@@ -97,4 +91,30 @@ func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, name string, ta
 		lines = []string{}
 	}
 	return RunResult{Result: res, Seconds: res.Duration.Seconds(), Log: lines}, nil
+}
+
+// scenario is the one req names: its own YAML, which must bear that name,
+// or a bundled one (by name, or by an alias such as a check ID).
+func (r Runner) scenario(req emulator.ScenarioRequest) (*scenarios.Scenario, error) {
+	if req.YAML != "" {
+		sc, err := scenarios.Parse(req.Name, []byte(req.YAML))
+		if err != nil {
+			return nil, err
+		}
+		if sc.Name != req.Name {
+			return nil, fmt.Errorf("the scenario given is named %q, the request %q", sc.Name, req.Name)
+		}
+		return sc, nil
+	}
+	name := req.Name
+	if r.Alias != nil {
+		if real := r.Alias(name); real != "" {
+			name = real
+		}
+	}
+	sc, err := Get(name)
+	if errors.Is(err, errUnknown) {
+		return nil, fmt.Errorf("%w: %w", emulator.ErrUnknownScenario, err)
+	}
+	return sc, err
 }

@@ -381,6 +381,25 @@ func (c *Config) replay(id string, seed uint64) string {
 	return strings.Join(append(args, c.settingFlags()...), " ")
 }
 
+// ReplayScenario is the command line that runs scenario (a file or a
+// bundled name) again with seed, with c's listener and settings.
+func (c *Config) ReplayScenario(scenario string, seed uint64) string {
+	args := []string{c.command(), "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
+	return strings.Join(append(args, c.settingFlags()...), " ")
+}
+
+// SettingsSet names the setting flags c sets apart from their defaults
+// (--listener, --ack-timeout, ...), in a fixed order.
+func (c *Config) SettingsSet() []string {
+	var out []string
+	for _, a := range c.settingFlags() {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // settingFlags are the flags that reproduce c's listener and settings
 // (those that differ from the defaults), in a fixed order.
 func (c *Config) settingFlags() []string {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/internal/redact"
-	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
@@ -398,8 +396,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 // ReplayScenario is the command line that runs scenario (a file or a
 // bundled name) again with seed, against the same listener.
 func (s *Session) ReplayScenario(scenario string, seed uint64) string {
-	args := []string{s.cfg.command(), "run", shell.Quote(scenario), "--seed", strconv.FormatUint(seed, 10)}
-	return strings.Join(append(args, s.cfg.settingFlags()...), " ")
+	return s.cfg.ReplayScenario(scenario, seed)
 }
 
 // ackedWithoutPostbacks counts the PayPal messages the listener acked when
