@@ -1,6 +1,7 @@
 package explore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,10 @@ type Config struct {
 	// Seed derives every history (0: drawn, and reported).
 	Seed uint64
 	// Histories and Duration bound the run: whichever comes first (a zero
-	// one does not bound; both zero: 200 histories).
+	// one does not bound; both zero: 200 histories). Duration is a budget
+	// the run keeps, shrinking included: no history starts after it, the
+	// one running when it ends is cut and not judged, and shrinking stops
+	// with the smallest history found so far.
 	Histories int
 	Duration  time.Duration
 	// MaxEvents bounds a history's events (default 40).
@@ -49,10 +53,15 @@ type Config struct {
 	Progress func(Progress)
 }
 
-// Progress is how far a run is.
+// Progress is how far a run is. While a history runs, it is also heard
+// every second with what that history has done: the last step its
+// scenario finished (Step; the wait is on the next) and for how long it
+// has run (Running).
 type Progress struct {
 	Histories, Events, Violations int
 	Shrinking                     bool
+	Step                          string
+	Running                       time.Duration
 }
 
 // Report is a run's outcome.
@@ -66,9 +75,12 @@ type Report struct {
 	Violation  *Violation  `json:"violation,omitempty"`
 	Violations []Violation `json:"violations,omitempty"`
 	// Ignored are the invariants the run set aside.
-	Ignored []string    `json:"ignored,omitempty"`
-	Aborted string      `json:"aborted,omitempty"` // why it stopped early (a harness error)
-	Config  ReportLimit `json:"limits"`
+	Ignored []string `json:"ignored,omitempty"`
+	Aborted string   `json:"aborted,omitempty"` // why it stopped early (a harness error)
+	// Cut says which history the Duration budget cut, where, and that it
+	// was not judged ("" when none was).
+	Cut    string      `json:"cut,omitempty"`
+	Config ReportLimit `json:"limits"`
 	// Balances says whose balances were checked, or why none were;
 	// Customer is whose ("" when none were).
 	Balances string `json:"balances"`
@@ -116,6 +128,9 @@ type Violation struct {
 	// FoundAfter is the wall time from the run's start to the end of the
 	// history that broke the model (shrinking not counted), in seconds.
 	FoundAfter float64 `json:"found_after_seconds"`
+	// ShrinkCut is set when the Duration budget ended shrinking: the
+	// history is the smallest found by then, not the smallest there is.
+	ShrinkCut bool `json:"shrink_cut,omitempty"`
 }
 
 // found are the run's violations (a report written before Violations
@@ -170,18 +185,31 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return Report{}, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	defer s.Close()
-	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer, ignore: ignore}
+	prog := &progress{report: cfg.Progress}
+	runs := &runner{s: s, seed: cfg.Seed, customer: cfg.Customer, ignore: ignore, log: prog}
 	rep = Report{Seed: cfg.Seed, Config: ReportLimit{Histories: cfg.Histories, Seconds: cfg.Duration.Seconds(), MaxEvents: cfg.MaxEvents}, Ignored: cfg.Ignore}
 	seen := map[string]bool{} // distinct violations: invariant and shrunk shape
 	start := time.Now()
 	defer func() { rep.Seconds = time.Since(start).Seconds() }()
-	if rep.Balances, err = runs.payer(ctx); err != nil {
+	// The budget: what runs after it is cut, and judged by no one.
+	budget, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.Duration > 0 {
+		budget, cancel = context.WithDeadline(ctx, start.Add(cfg.Duration))
+	}
+	defer cancel()
+	defer prog.watch()()
+	rep.Balances, err = runs.payer(budget)
+	if budget.Err() != nil && ctx.Err() == nil {
+		rep.Balances, rep.Cut = "", fmt.Sprintf("the payment that learns the payer's id was cut at the --duration budget (%s): no history ran", cfg.Duration)
+		return rep, nil
+	}
+	if err != nil {
 		rep.Aborted = err.Error()
 		return rep, nil
 	}
 	rep.Customer = runs.customer
 	for i := 0; cfg.Histories == 0 || i < cfg.Histories; i++ {
-		if cfg.Duration > 0 && time.Since(start) > cfg.Duration {
+		if budget.Err() != nil && ctx.Err() == nil {
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -202,22 +230,28 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 				continue
 			}
 		}
+		prog.begin(rep.Histories+1, rep.Events, len(rep.Violations))
+		res, err := runs.run(budget, h)
+		if budget.Err() != nil && ctx.Err() == nil {
+			// Cut: a wait the deadline ended may have judged too early.
+			rep.Cut = fmt.Sprintf("history %d (seed %d) was cut at the --duration budget (%s) after %.1fs of it (last step done: %s): not judged",
+				rep.Histories+1, seed, cfg.Duration, res.Duration.Seconds(), cmp.Or(prog.lastStep(), "none"))
+			break
+		}
 		rep.Histories++
 		rep.Events += len(h.Events)
-		res, err := runs.run(ctx, h)
 		rep.Runs = append(rep.Runs, HistoryRun{Seed: seed, Events: len(h.Events), Seconds: res.Duration.Seconds()})
 		if err != nil {
 			rep.Aborted = err.Error()
 			return rep, nil
 		}
-		if cfg.Progress != nil {
-			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events})
-		}
+		prog.end(rep.Histories, rep.Events, len(rep.Violations))
 		if res.Status != scenarios.Failed {
 			continue
 		}
 		found := time.Since(start).Seconds()
-		v := shrink(ctx, runs, h, res.Message, cfg)
+		v := shrink(budget, runs, h, res.Message, cfg)
+		v.ShrinkCut = budget.Err() != nil && ctx.Err() == nil
 		v.FoundAfter = found
 		v.HistorySeed, v.Events = seed, len(h.Events)
 		key := v.Invariant + "|" + digits.ReplaceAllString(v.History, "#")
@@ -239,9 +273,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		}
 		rep.Violations = append(rep.Violations, v)
 		rep.Violation = &rep.Violations[0]
-		if cfg.Progress != nil {
-			cfg.Progress(Progress{Histories: rep.Histories, Events: rep.Events, Violations: len(rep.Violations)})
-		}
+		prog.end(rep.Histories, rep.Events, len(rep.Violations))
 		if !cfg.KeepGoing {
 			return rep, nil
 		}
@@ -261,6 +293,8 @@ type runner struct {
 	// customer is the payer's id at the listener, whose balances each
 	// history checks ("": none's).
 	customer string
+	// log hears each history's steps as they begin.
+	log io.Writer
 }
 
 // payerProbe is one payment from the payer: whom the listener credits.
@@ -309,7 +343,11 @@ func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
 	}
 	r.n++
-	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, fmt.Sprint("run-", r.n)), io.Discard)
+	log := io.Writer(io.Discard)
+	if r.log != nil {
+		log = r.log
+	}
+	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, fmt.Sprint("run-", r.n)), log)
 	if res.Status == scenarios.Error {
 		return res, fmt.Errorf("%w: history %d: %s", ErrHarness, h.Seed, res.Message)
 	}
@@ -368,7 +406,7 @@ func shrink(ctx context.Context, r *runner, h History, broke string, cfg Config)
 				cfg.Progress(Progress{Shrinking: true})
 			}
 			res, err := r.run(ctx, c)
-			if err != nil || res.Status != scenarios.Failed || r.lastInvariant != invariant {
+			if err != nil || ctx.Err() != nil || res.Status != scenarios.Failed || r.lastInvariant != invariant {
 				return false, "" // fixed, or another finding
 			}
 			msg = res.Message

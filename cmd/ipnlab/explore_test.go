@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -80,6 +82,32 @@ var _ = Describe("ipnlab explore", func() {
 		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(0))
 		Expect(s.Out).To(gbytes.Say(`set aside \(--ignore\): effects, balances`))
 		Expect(s.Out).To(gbytes.Say(`OK: 5 histories`))
+	})
+
+	It("keeps --duration as a budget: the history running when it ends is cut, named, and not judged", func() {
+		// A listener that never finishes anything: every wait on it lasts
+		// --settle (two minutes) unless the budget cuts it.
+		never := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == "/probe/v1/idle":
+				_, _ = w.Write([]byte(`{"idle": false}`))
+			case strings.HasPrefix(r.URL.Path, "/probe/v1/customers/"):
+				_, _ = w.Write([]byte(`{"id": "C1", "balances": {}}`))
+			case strings.HasPrefix(r.URL.Path, "/probe/"):
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(`{"error": "no such transaction"}`))
+			}
+		}))
+		DeferCleanup(never.Close)
+		start := time.Now()
+		s, err := gexec.Start(exec.Command(binary, "explore", "--listener", never.URL+"/ipn", "--probe", never.URL, "--customer-id", "C1",
+			"--emulator-addr", "127.0.0.1:0", "--settle", "2m", "--postback-wait", "2m", "--duration", "3s", "--progress", "--seed", "3"), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(s).WithTimeout(3 * time.Minute).Should(gexec.Exit(2))
+		Expect(time.Since(start)).To(BeNumerically("<", time.Minute), "a wait of two minutes outlived the budget of three seconds")
+		Expect(s.Out).To(gbytes.Say(`budget kept: history 1 \(seed \d+\) was cut at the --duration budget \(3s\) after [0-9.]+s of it \(last step done: line \d+: .*\): not judged`))
+		Expect(s.Err).To(gbytes.Say(`history 1 running \d+s, last step done: line \d+: `), "progress says what a long history has done")
+		Expect(s.Err).To(gbytes.Say(`no history finished within --duration 3s: give it longer`))
 	})
 
 	It("refuses an invariant it does not know", func() {

@@ -63,7 +63,13 @@ harness could not run. See docs/explore.md.`,
 						fmt.Fprint(cmd.ErrOrStderr(), ".")
 						return
 					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "\rhistories %d, events %d, violations %d", p.Histories, p.Events, p.Violations)
+					if p.Step != "" {
+						// A history running long: what it has done, so the
+						// wait is explained (the next step is waited on).
+						fmt.Fprintf(cmd.ErrOrStderr(), "\rhistories %d, events %d, violations %d; history %d running %.0fs, last step done: %s\x1b[K", p.Histories, p.Events, p.Violations, p.Histories+1, p.Running.Seconds(), p.Step)
+						return
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "\rhistories %d, events %d, violations %d\x1b[K", p.Histories, p.Events, p.Violations)
 				}
 			}
 			ctx, stop := interruptible(cmd.Context())
@@ -92,6 +98,9 @@ harness could not run. See docs/explore.md.`,
 			if len(rep.Ignored) > 0 {
 				fmt.Fprintf(out, "set aside (--ignore): %s\n", strings.Join(rep.Ignored, ", "))
 			}
+			if rep.Cut != "" {
+				fmt.Fprintf(out, "budget kept: %s\n", rep.Cut)
+			}
 			switch {
 			case len(rep.Violations) > 0:
 				for i, v := range rep.Violations {
@@ -99,6 +108,9 @@ harness could not run. See docs/explore.md.`,
 						i+1, len(rep.Violations), v.Invariant, v.FoundAfter, v.HistorySeed, v.Broke, v.Events, v.ShrunkEvents, v.Shrinks)
 					for _, line := range strings.Split(strings.TrimRight(v.History, "\n"), "\n") {
 						fmt.Fprintln(out, "    "+line)
+					}
+					if v.ShrinkCut {
+						fmt.Fprintln(out, "  (shrinking stopped at the --duration budget: the smallest found by then, not the smallest there is)")
 					}
 					if v.File != "" {
 						fmt.Fprintf(out, "  scenario: %s\n  replay:   %s\n", v.File, v.Replay)
@@ -110,6 +122,9 @@ harness could not run. See docs/explore.md.`,
 				return exitError{code: exitFailure, msg: "the listener broke the model"}
 			case rep.Aborted != "":
 				return exitError{code: exitHarness, msg: "stopped: " + rep.Aborted}
+			case rep.Histories == 0:
+				// Nothing judged is not a pass.
+				return exitError{code: exitHarness, msg: fmt.Sprintf("no history finished within --duration %s: give it longer", ecfg.Duration)}
 			}
 			fmt.Fprintf(out, "OK: %d histories, %d events, %.1fs, nothing the model disagrees with (seed %d)\n  balances: %s\n", rep.Histories, rep.Events, rep.Seconds, rep.Seed, rep.Balances)
 			return nil

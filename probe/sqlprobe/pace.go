@@ -29,7 +29,9 @@ const (
 	paceStep = 5 * time.Millisecond
 	// paceGap is the longest gap between two reads of a transaction that
 	// still times a write: a change seen after a longer gap may be older.
-	paceGap = 3 * paceStep
+	// Wider than paceStep, so that a busy machine's late reads still time
+	// writes (each overstated by at most the gap: a longer quiet period).
+	paceGap = 30 * time.Millisecond
 	// paceSamples latencies must be timed before either pace is used.
 	paceSamples = 10
 	// paceFactor is the margin over the slowest write timed: the quiet
