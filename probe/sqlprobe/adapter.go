@@ -518,19 +518,49 @@ func (a *Adapter) Drained(ctx context.Context, wait time.Duration, txn string) (
 func (a *Adapter) readAnswers(ctx context.Context, txns []string) error {
 	for _, txn := range txns {
 		var answers strings.Builder
-		parent, known := "", false
-		for _, p := range []string{"paypal", "paydo"} {
+		var found []string
+		parent := ""
+		for _, p := range a.providersOf(txn) {
 			t, err := a.Transaction(ctx, p, txn)
 			if err != nil && !errors.Is(err, probe.ErrNoTransaction) {
 				return err
 			}
-			known = known || err == nil
-			fmt.Fprintf(&answers, "%v|", t)
-			parent = cmp.Or(parent, t.ParentTxnID)
+			if err == nil {
+				// Only what the shop has: the same answers whether or
+				// not the other provider is still read.
+				found = append(found, p)
+				fmt.Fprintf(&answers, "%s:%v|", p, t)
+				parent = cmp.Or(parent, t.ParentTxnID)
+			}
 		}
-		a.read(txn, parent, answers.String(), known, time.Now())
+		if len(found) == 1 {
+			a.noteProvider(txn, found[0])
+		}
+		a.read(txn, parent, answers.String(), len(found) > 0, time.Now())
 	}
 	return nil
+}
+
+// providersOf is whose transactions txn is read as: both until the
+// shop has it under one provider's name alone, then that one (a
+// transaction id is a provider's), halving the reads a wait makes. A
+// map that answers for both (its query ignores :provider) keeps both.
+func (a *Adapter) providersOf(txn string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.pace.provider[txn]; p != "" {
+		return []string{p}
+	}
+	return []string{"paypal", "paydo"}
+}
+
+func (a *Adapter) noteProvider(txn, p string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pace.provider == nil {
+		a.pace.provider = map[string]string{}
+	}
+	a.pace.provider[txn] = p
 }
 
 // busy is what the idle query counts for txns (all, with none).

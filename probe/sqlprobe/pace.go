@@ -50,6 +50,7 @@ const (
 type pace struct {
 	answered map[string]time.Time // by txn: when its last postback was answered
 	reads    map[string]txnRead   // by txn: the answers last read, and when
+	provider map[string]string    // by txn: the provider the shop has it under
 	slowest  time.Duration        // the slowest latency timed
 	spread   time.Duration        // the widest spread timed
 	timed    int                  // how many latencies were timed
@@ -196,6 +197,12 @@ func (a *Adapter) Quiet() time.Duration {
 	return a.spreadQuiet()
 }
 
-// Longest is the quiet period before the shop's pace is learned: the
-// map's settle.
-func (a *Adapter) Longest() time.Duration { return a.m.Settle }
+// Longest is what a failing judgement waits: the map's settle, or, once
+// the shop has shown writes slower than settle allows for (a machine
+// that got busy), paceFactor times its slowest. A failure waits for the
+// slowest pace seen, never less than settle.
+func (a *Adapter) Longest() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return max(a.m.Settle, paceFactor*a.pace.slowest)
+}

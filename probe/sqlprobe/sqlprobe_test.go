@@ -384,7 +384,7 @@ var _ = Describe("The SQL probe adapter", func() {
 			pay("P10")
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread timed")
 			Expect(quietAfter("P10")).To(BeNumerically("<", 900*time.Millisecond))
-			Expect(a.Longest()).To(Equal(time.Second), "a failing judgement still waits settle")
+			Expect(a.Longest()).To(Equal(time.Second), "a failing judgement still waits settle (the writes were quicker)")
 		})
 
 		It("waits four times the slowest latency, 40ms at least, after an answer no write followed yet", func() {
@@ -470,6 +470,7 @@ var _ = Describe("The SQL probe adapter", func() {
 			look("P12")
 			a.Answered(time.Now(), "P12")
 			Expect(quietAfter("P12")).To(BeNumerically(">=", 990*time.Millisecond), "4 x 400ms is more than settle: settle")
+			Expect(a.Longest()).To(BeNumerically(">=", 4*400*time.Millisecond), "a failing judgement waits the slowest pace seen, past settle")
 		})
 
 		It("calls a payment drained once the shop recorded it and it stayed still for the spread period, short of the latency period a judgement waits", func() {
