@@ -4,7 +4,7 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test bench lint fuzz soak soak-load agreement image clean docs
+.PHONY: all build run test test-busy bench lint fuzz soak soak-load agreement image clean docs
 
 all: build
 
@@ -58,6 +58,13 @@ bench:
 	@mkdir -p build bench
 	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 30m $(PKGS) | tee build/bench.txt"
 	$(GO) run ./bench/collect -in build/bench.txt -json bench/results.json -md bench/RESULTS.md
+
+# make test BUSYRUNS times beside a busy loop on every core: a suite
+# that passes only on an idle machine is flaky. Results into
+# bench/RESULTS.md.
+BUSYRUNS ?= 5
+test-busy:
+	bash bench/busy-test.sh $(BUSYRUNS)
 
 # gofmt, vet and staticcheck (release 2026.2.2, module v0.8.2, fetched by the go command); CI runs it.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -63,6 +63,12 @@ var _ = Describe("collect", func() {
 		Expect(runs.Metrics["BenchmarkExplore"]["median_histories"]).To(Equal([]float64{5, 7}))
 	})
 
+	It("keeps the section bench/busy-test.sh wrote when it rewrites RESULTS.md, and nothing else", func() {
+		section := "<!-- busy:begin -->\n## make test beside a CPU hog\n| 1 | passed | 600 |\n<!-- busy:end -->"
+		Expect(keptSection("# Benchmark results\n\nold figures\n\n" + section + "\n")).To(Equal("\n" + section + "\n"))
+		Expect(keptSection("# Benchmark results\n\nold figures\n")).To(BeEmpty())
+	})
+
 	It("refuses input with no results, or a result it cannot read", func() {
 		_, err := Parse(strings.NewReader("PASS\nok x 1s\n"))
 		Expect(err).To(MatchError(ContainSubstring("no benchmark results")))

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make test, N times (default 5), beside a CPU hog: a busy loop on every
+# core for the whole of each run. Each run's exit and wall time go into
+# bench/RESULTS.md (between the busy markers, which make bench keeps);
+# each run's output into build/busy-N.log. Exit 1 when any run failed.
+set -u
+runs=${1:-5}
+cores=$(nproc)
+mkdir -p build
+rows=""
+failed=0
+for i in $(seq "$runs"); do
+	hogs=()
+	for _ in $(seq "$cores"); do
+		sh -c 'while :; do :; done' &
+		hogs+=($!)
+	done
+	start=$(date +%s)
+	make test >"build/busy-$i.log" 2>&1
+	rc=$?
+	secs=$(($(date +%s) - start))
+	kill "${hogs[@]}" 2>/dev/null
+	wait "${hogs[@]}" 2>/dev/null
+	verdict=passed
+	if [ "$rc" -ne 0 ]; then
+		verdict="failed (build/busy-$i.log)"
+		failed=$((failed + 1))
+	fi
+	echo "run $i of $runs: $verdict in ${secs} s"
+	rows="$rows| $i | $verdict | $secs |"$'\n'
+done
+section="<!-- busy:begin -->
+## make test beside a CPU hog
+
+\`bash bench/busy-test.sh $runs\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $cores cores, each kept busy by a loop for the whole run: $((runs - failed)) of $runs runs passed.
+
+| run | make test | wall time, s |
+|---|---|---|
+${rows}<!-- busy:end -->"
+results=bench/RESULTS.md
+if grep -q '<!-- busy:begin -->' "$results"; then
+	awk -v section="$section" '
+		/<!-- busy:begin -->/ { print section; skip = 1; next }
+		/<!-- busy:end -->/ { skip = 0; next }
+		!skip { print }
+	' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
+else
+	printf '\n%s\n' "$section" >>"$results"
+fi
+[ "$failed" -eq 0 ]
