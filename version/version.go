@@ -9,6 +9,12 @@ import (
 	"runtime/debug"
 )
 
+// commit is the revision, set at link time for a build without VCS
+// metadata (a source tarball, a copied tree):
+//
+//	go build -ldflags "-X github.com/ipnlab/ipnlab/version.commit=$(git rev-parse HEAD)" ./cmd/ipnlab
+var commit string
+
 // Info is a build of ipnlab.
 type Info struct {
 	Name    string `json:"name"`
@@ -38,6 +44,9 @@ func Read() Info {
 			info.Modified = s.Value == "true"
 		}
 	}
+	if info.Commit == "" {
+		info.Commit = commit
+	}
 	return info
 }
 
@@ -50,6 +59,8 @@ func (i Info) String() string {
 			s += ", modified"
 		}
 		s += ")"
+	} else {
+		s += " (unknown commit: built without VCS metadata; -ldflags \"-X github.com/ipnlab/ipnlab/version.commit=SHA\" sets it)"
 	}
 	return s + " " + i.Go
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ipnlab/ipnlab/containers/undertest"
 	"io"
 	"os"
 	"os/exec"
@@ -154,10 +155,9 @@ database instead (docs/probe.md). Both, in a CI job:
     --probe-map probe-map.yaml --junit conformance.xml
 
 With --listener-image, ipnlab runs your listener's image itself (host
-networking, removed afterwards) and sets in it IPNLAB_VERIFY_URL,
-IPNLAB_EMULATOR_URL, IPNLAB_LISTEN_ADDR, PORT, IPNLAB_RECEIVER_EMAIL,
-IPNLAB_RECEIVER_ID and IPNLAB_PAYDO_SOURCE; --listener, --paydo-listener
-and --probe may then be paths on it (docs/ci.md).`,
+networking, removed afterwards); --listener, --paydo-listener and --probe
+may then be paths on it (docs/ci.md). It sets in it:
+  ` + strings.Join(undertest.EnvNames, "\n  "),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printCat {
@@ -168,6 +168,7 @@ and --probe may then be paths on it (docs/ci.md).`,
 				fmt.Fprint(cmd.OutOrStdout(), conformance.Gallery())
 				return nil
 			}
+			began := time.Now()
 			cfg, err := resolveConfig(cmd, configFile)
 			if err != nil {
 				return harnessFailed(cfg, err)
@@ -182,13 +183,13 @@ and --probe may then be paths on it (docs/ci.md).`,
 				if err := img.unused(cmd); err != nil {
 					return harnessFailed(cfg, err)
 				}
-				return runConform(ctx, cmd, cfg, log)
+				return runConform(ctx, cmd, cfg, log, began)
 			}
 			lst, err := img.startImage(ctx, cmd, &cfg, log)
 			if err != nil {
 				return harnessFailed(cfg, err)
 			}
-			err = runConform(ctx, cmd, cfg, log)
+			err = runConform(ctx, cmd, cfg, log, began)
 			stopImage(cmd, lst, err != nil, log != nil)
 			return err
 		},
@@ -203,7 +204,7 @@ and --probe may then be paths on it (docs/ci.md).`,
 // runConform runs the suite and writes its reports; the error is nil only
 // for a conformant listener. A run that checked nothing still writes its
 // reports (so CI's report steps find them), then exits 2.
-func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer) error {
+func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config, log io.Writer, began time.Time) error {
 	if err := ownEmulator(ctx, "conform", cfg); err != nil {
 		return harnessFailed(cfg, err)
 	}
@@ -212,6 +213,9 @@ func runConform(ctx context.Context, cmd *cobra.Command, cfg conformance.Config,
 		return harnessFailed(cfg, err)
 	}
 	rep.WriteConsole(cmd.OutOrStdout())
+	// The summary's time is the checks'; the command's also starts the
+	// emulator, the probe and any listener image.
+	fmt.Fprintf(cmd.OutOrStdout(), "wall time %.1fs since the command started (the checks: %.1fs)\n", time.Since(began).Seconds(), rep.Seconds)
 	if werr := writeReportFiles(cfg, rep); werr != nil {
 		return werr
 	}

@@ -1,11 +1,15 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
+	"github.com/ipnlab/ipnlab/containers/undertest"
+	"github.com/ipnlab/ipnlab/suites/conformance"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
@@ -63,5 +67,43 @@ var _ = Describe("docs/ci.md", func() {
 		}
 		Expect(timings.ReplaceAllString(beginMark+current+endMark, "T")).To(Equal(timings.ReplaceAllString(generated, "T")),
 			"docs/ci.md's failing run is not what the binary prints: IPNLAB_UPDATE_DOCS=1 go test ./cmd/ipnlab")
+	})
+})
+
+var _ = Describe("The variables a listener's container gets", func() {
+	It("are the ones docs/ci.md's table and conform --help name, in that order", func() {
+		raw, err := os.ReadFile(ciDoc)
+		Expect(err).NotTo(HaveOccurred())
+		var table []string
+		for _, m := range regexp.MustCompile("(?m)^\\| `((?:IPNLAB_[A-Z_]+)|PORT)` \\|").FindAllStringSubmatch(string(raw), -1) {
+			table = append(table, m[1])
+		}
+		Expect(table).To(Equal(undertest.EnvNames))
+		help := string(run("conform", "--help").Out.Contents())
+		Expect(help).To(ContainSubstring("It sets in it:\n  " + strings.Join(undertest.EnvNames, "\n  ")))
+	})
+})
+
+var _ = Describe("The check counts the pages give", func() {
+	It("are the catalog's: the README's total, and docs/ci.md's run of the reference image (no --orders, no --intercept)", func() {
+		checks := conformance.Checks()
+		readme, err := os.ReadFile("../../README.md")
+		Expect(err).NotTo(HaveOccurred())
+		m := regexp.MustCompile(`runs (\d+) checks`).FindStringSubmatch(string(readme))
+		Expect(m).NotTo(BeNil())
+		Expect(m[1]).To(Equal(strconv.Itoa(len(checks))))
+
+		intercept, orders := 0, 0
+		for _, c := range checks {
+			switch {
+			case c.HasLabel("intercept"):
+				intercept++
+			case c.HasLabel("orders"):
+				orders++
+			}
+		}
+		ci, err := os.ReadFile(ciDoc)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(ci)).To(ContainSubstring(fmt.Sprintf("# %d passed, 0 failed, 0 warnings, 0 blocked, %d skipped, %d disabled, 0 errors", len(checks)-intercept-orders, orders, intercept)))
 	})
 })

@@ -36,6 +36,10 @@ const (
 	EnvPayDoToken    = "IPNLAB_PAYDO_TOKEN"    // the token PayDo's status lookup wants (Authorization: Bearer)
 )
 
+// EnvNames are the variables set in the listener's container, in the
+// order docs/ci.md lists them (ipnlab conform --help names them from here).
+var EnvNames = []string{EnvVerifyURL, EnvEmulatorURL, EnvListenAddr, EnvPort, EnvReceiverEmail, EnvReceiverID, EnvPayDoSource, EnvPayDoToken}
+
 // DefaultStartupTimeout bounds the wait for the listener's port.
 const DefaultStartupTimeout = 60 * time.Second
 
