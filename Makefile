@@ -44,6 +44,7 @@ test:
 	$(GO) vet $(PKGS)
 	@mkdir -p build && rm -f $(SKIPLOG)
 	@status=0; start=$$(date +%s); \
+	pgdir=/tmp/ipnlab-testpg-$$$$; eval "$$(bash tools/testpg.sh start $$pgdir)"; trap "bash tools/testpg.sh stop $$pgdir" EXIT; \
 	IPNLAB_SKIP_LOG=$(SKIPLOG) $(GO) test -race -count=1 -timeout 30m $(PKGS) || status=$$?; \
 	if [ $$status -eq 0 ]; then $(GO) test -count=1 -timeout 30m -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' || status=$$?; fi; \
 	if [ -s $(SKIPLOG) ]; then echo; echo "Skipped, and why:"; sort -u $(SKIPLOG) | sed 's/^/  /'; else echo; echo "Nothing was skipped."; fi; \
