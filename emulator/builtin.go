@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
@@ -126,5 +127,19 @@ func (p paydoProvider) Resend(id string, req ResendRequest) error {
 }
 
 func (paydoProvider) Forget([]string) {}
+
+// Outcome: acknowledged is delivered; a checkout the listener also
+// looked up says so (PayDo's IPN carries no signature: the lookup is how
+// a listener confirms it).
+func (p paydoProvider) Outcome(m delivery.Message) Outcome {
+	if o, acked := ackOutcome(m); !acked {
+		return o
+	}
+	o := Outcome{State: api.Delivered, Summary: "delivered (HTTP 200)"}
+	if tx, ok := p.e.paydo.Transaction(m.TxnID); ok && tx.LookedUp != nil {
+		o.ConfirmedByLookup, o.Summary = true, "delivered (HTTP 200), confirmed by lookup"
+	}
+	return o
+}
 
 func (p paydoProvider) Responsive(d time.Duration) bool { return p.e.paydo.Responsive(d) }

@@ -200,6 +200,10 @@ func verdictCell(o emulator.Outcome) string {
 		return "fault " + o.Fault
 	case api.Undelivered:
 		return "not acknowledged"
+	case api.Delivered:
+		if o.ConfirmedByLookup {
+			return "delivered, confirmed by lookup"
+		}
 	}
 	return strings.ReplaceAll(string(o.State), "_", " ")
 }

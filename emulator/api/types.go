@@ -126,7 +126,10 @@ type Outcome struct {
 	Rule    string       `json:"rule,omitempty"`    // INVALID's main rule
 	Field   string       `json:"field,omitempty"`   // the field that differs, when one does
 	Fault   string       `json:"fault,omitempty"`   // the verifier fault the last postback met
-	Summary string       `json:"summary"`
+	// ConfirmedByLookup: a PayDo checkout the listener also looked up
+	// (PayDo's status lookup found it), as PayDo advises.
+	ConfirmedByLookup bool   `json:"confirmed_by_lookup,omitempty"`
+	Summary           string `json:"summary"`
 }
 
 // OK reports whether the listener did all it must: acknowledged the

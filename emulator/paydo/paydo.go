@@ -103,6 +103,9 @@ type Transaction struct {
 	Project      string   `json:"project,omitempty"`
 	ErrorMessage string   `json:"error_message,omitempty"` // a failed checkout's
 	Messages     []string `json:"messages"`                // ids of the notifications sent for it
+	// LookedUp is when the listener first looked the checkout up and
+	// found it (PayDo's advice: confirm a checkout's IPN by lookup).
+	LookedUp *time.Time `json:"looked_up,omitempty"`
 }
 
 // Lookup records one status lookup a listener made.
@@ -486,6 +489,19 @@ func (s *Service) Transaction(key string) (Transaction, bool) {
 	return c, true
 }
 
+// lookedUp notes the first lookup that found the transaction key names.
+func (s *Service) lookedUp(key string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, ok := s.txs[key]
+	if !ok {
+		tx, ok = s.byTxID[key]
+	}
+	if ok && tx.LookedUp == nil {
+		tx.LookedUp = &at
+	}
+}
+
 // Transactions lists every transaction, oldest update first.
 func (s *Service) Transactions() []Transaction {
 	s.mu.Lock()
@@ -511,6 +527,9 @@ func (s *Service) LookupHandler() http.Handler {
 		project := s.projectOf(r)
 		tx, ok := s.Transaction(key)
 		ok = ok && project != "" && tx.Kind == fixtures.PayDoCheckout && tx.Project == project
+		if ok {
+			s.lookedUp(key, s.cfg.Clock.Now())
+		}
 		if s.cfg.OnLookup != nil {
 			s.cfg.OnLookup(Lookup{Time: s.cfg.Clock.Now(), Key: key, Found: ok, Remote: r.RemoteAddr})
 		}

@@ -288,7 +288,7 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(row).To(ContainSubstring("200"))
 		Expect(count(history, "#history tbody tr.fresh")()).To(Equal(1), "a new row is marked")
 		// A green "Sent 200" no longer hides an INVALID: the row says it, and stands out.
-		Eventually(text(history, "#history tbody tr td:last-child")).Should(Equal("INVALID value-changed"))
+		Eventually(text(history, "#history tbody tr td:nth-child(2)")).Should(Equal("INVALID value-changed"))
 		Expect(count(history, `#history tbody tr[data-outcome="invalid"]`)()).To(Equal(1))
 		Expect(js[string](history, `getComputedStyle(document.querySelector("#history tbody tr td")).borderLeftStyle`)).To(Equal("solid"))
 		screenshot(history, "history")
@@ -300,6 +300,7 @@ var _ = Describe("The web console", Ordered, func() {
 		Eventually(text(history, "#message-outcome")).Should(MatchRegexp(`^INVALID value-changed: delivered \(HTTP 200\), but the postback was INVALID value-changed: .* see field mc_gross$`))
 		Expect(js[bool](history, `document.querySelector("#message-outcome").getBoundingClientRect().top < document.querySelector("#message-fields").getBoundingClientRect().top`)).To(BeTrue())
 		Expect(js[bool](history, `document.activeElement.id === "message-title"`)).To(BeTrue(), "focus moves to the opened message")
+		Expect(js[string](history, `getComputedStyle(document.querySelector("#message-title")).outlineStyle`)).To(Equal("none"), "no focus box around the title")
 		do(history, chromedp.Click(`#message-outcome a`))
 		Eventually(func() bool {
 			return js[bool](history, `(r => r.top >= 0 && r.bottom <= innerHeight)(document.querySelector("#field-mc_gross").getBoundingClientRect())`)
@@ -334,13 +335,13 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, fill(`#sim-url`, f.URL+"/ipn"), chromedp.Click(`#sim button[type=submit]`))
 		Eventually(text(sim, "#sim-result")).Should(ContainSubstring("not acknowledged — not acknowledged: HTTP 500 (attempt 1; next"))
 		do(history, open(emu.URL()+"/#/history"))
-		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Retrying"))
+		Eventually(text(history, "#history tbody tr:first-child td:nth-child(7)")).Should(Equal("Retrying"))
 		Expect(text(history, "#clock-now")()).To(Equal("2026-11-20 12:00:00 UTC"))
 
 		do(history, chromedp.Click(`button[data-advance="1m"]`))
 		Eventually(text(history, "#clock-now")).Should(Equal("2026-11-20 12:01:00 UTC"))
-		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Sent"))
-		Expect(text(history, "#history tbody tr:first-child td:nth-child(8)")()).To(Equal("2"))
+		Eventually(text(history, "#history tbody tr:first-child td:nth-child(7)")).Should(Equal("Sent"))
+		Expect(text(history, "#history tbody tr:first-child td:nth-child(9)")()).To(Equal("2"))
 
 		do(history, chromedp.SendKeys(`#advance-by`, "2h"), chromedp.Click(`#clock-controls button[type=submit]`))
 		Eventually(text(history, "#clock-now")).Should(Equal("2026-11-20 14:01:00 UTC"))
@@ -351,7 +352,7 @@ var _ = Describe("The web console", Ordered, func() {
 	It("filters History by status and transaction id", func() {
 		do(history, pick(`#filters select[name=status]`, "Sent"))
 		Eventually(count(history, "#history tbody tr")).Should(Equal(2))
-		txn := text(history, "#history tbody tr:first-child td:nth-child(5)")()
+		txn := text(history, "#history tbody tr:first-child td:nth-child(6)")()
 		do(history, chromedp.SendKeys(`#filters input[name=txn_id]`, txn))
 		Eventually(count(history, "#history tbody tr")).Should(Equal(1))
 		do(history, pick(`#filters select[name=provider]`, "paydo"))
@@ -366,12 +367,12 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(emu.Advance(5 * 24 * time.Hour)).To(Succeed())
 		do(history, open(emu.URL()+"/#/history"))
-		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Failed"))
+		Eventually(text(history, "#history tbody tr:first-child td:nth-child(7)")).Should(Equal("Failed"))
 		Expect(js[string](history, `document.querySelector("#resend-failed input[name=since]").value`)).
 			To(MatchRegexp(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$`), "24-hour UTC, as the page shows times")
 		do(history, fill(`#resend-failed input[name=url]`, refURL+"/ipn/paypal"), chromedp.Click(`#resend-failed button[type=submit]`))
 		Eventually(text(history, "#live")).Should(Equal("Resent 1 failed message"))
-		Eventually(text(history, "#history tbody tr:first-child td:nth-child(6)")).Should(Equal("Sent"))
+		Eventually(text(history, "#history tbody tr:first-child td:nth-child(7)")).Should(Equal("Sent"))
 		Expect(text(history, "#history tbody tr:first-child .resent")()).To(Equal("resent"))
 	})
 
@@ -384,6 +385,15 @@ var _ = Describe("The web console", Ordered, func() {
 			msgs := emu.Engine().List(func(m *delivery.Message) bool { return m.Provider == "paydo" })
 			return fmt.Sprintf("%+v", msgs)
 		})
+		// A checkout the listener also looked up says so, in every view.
+		do(sim, pick(`#sim-kind`, "checkout"))
+		Eventually(func() string { return js[string](sim, `document.querySelector("#sim-body").value`) }).Should(ContainSubstring(`"invoice"`))
+		do(sim, chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: delivered, confirmed by lookup — delivered \(HTTP 200\), confirmed by lookup$`))
+		do(history, open(emu.URL()+"/#/history"))
+		Eventually(text(history, "#history tbody tr:first-child td:nth-child(2)")).Should(Equal("delivered, confirmed by lookup"))
+		do(sim, pick(`#sim-kind`, "transfer"))
+		Eventually(func() string { return js[string](sim, `document.querySelector("#sim-body").value`) }).ShouldNot(ContainSubstring(`"invoice"`))
 		do(sim, fill(`#sim-body`, `{"transaction": `), chromedp.Click(`#sim button[type=submit]`))
 		Eventually(text(sim, "#sim-result")).Should(HavePrefix("The JSON body does not parse"))
 		do(sim, chromedp.Click(`#sim input[name=provider][value=paypal]`))
@@ -457,6 +467,18 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(js[int](wide, `new Set([...document.querySelectorAll("#filters > *")].map(e => Math.round(e.getBoundingClientRect().bottom))).size`)).
 			To(Equal(1), "every filter on one line")
 		screenshot(wide, "history-wide")
+	})
+
+	It("keeps the Verdict column in view at 800 px, and gives the time filters examples from the clock", func() {
+		medium := tab(history)
+		do(medium, chromedp.EmulateViewport(800, 900), open(emu.URL()+"/#/history"))
+		Eventually(count(medium, "#history tbody tr")).Should(BeNumerically(">", 1))
+		Expect(text(medium, "#history thead th:nth-child(2)")()).To(Equal("Verdict"))
+		Expect(js[bool](medium, `document.querySelector("#history tbody tr td:nth-child(2)").getBoundingClientRect().right <= window.innerWidth`)).To(BeTrue())
+		now := emu.Clock().Now().UTC()
+		Eventually(func() string { return js[string](medium, `document.querySelector("#filters [name=until]").placeholder`) }).
+			Should(Equal(now.Format("2006-01-02 15:04:05")))
+		Expect(js[string](medium, `document.querySelector("#filters [name=since]").placeholder`)).To(Equal(now.Add(-24 * time.Hour).Format("2006-01-02 15:04:05")))
 	})
 
 	It("fits a narrow window without the page scrolling sideways", func() {

@@ -100,7 +100,7 @@ function fromInput(v) {
 // verdictCell shows a message's outcome: what a developer looks for first.
 function verdictCell(o) {
   const words = {
-    verified: "verified", delivered: "delivered", no_postback: "no postback",
+    verified: "verified", delivered: o.confirmed_by_lookup ? "delivered, confirmed by lookup" : "delivered", no_postback: "no postback",
     invalid: "INVALID" + (o.rule ? " " + o.rule : ""), fault: "fault " + (o.fault || ""), undelivered: "not acknowledged",
   };
   return el("span", { class: "outcome-cell outcome-" + o.state, title: o.summary }, words[o.state] || o.state);
@@ -137,6 +137,10 @@ async function refreshClock() {
   const manual = c.mode === "manual";
   $("#clock-controls").hidden = !manual;
   $("#clock-pending").textContent = manual ? `${c.pending} waiting` : "";
+  // The filters' examples are the last day on this clock, not a fixed date.
+  const filters = $("#filters");
+  filters.since.placeholder = toInput(new Date(new Date(c.now).getTime() - 24 * 3600e3).toISOString());
+  filters.until.placeholder = toInput(c.now);
 }
 
 async function advance(by) {
@@ -205,14 +209,15 @@ async function refreshHistory() {
     return el("tr", { "data-id": m.id, "data-outcome": m.outcome.state, class: fresh ? "fresh" : null },
       el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
         m.resent ? el("span", { class: "resent", title: "resent by hand" }, "resent") : null),
+      // The verdict second: on a narrow screen it is what stays in view.
+      el("td", {}, verdictCell(m.outcome)),
       el("td", {}, providerTitle(m.provider)),
       el("td", { class: "mono" }, el("a", { href: "#/messages/" + encodeURIComponent(m.id) }, m.id)),
       el("td", {}, m.kind || "—"),
       el("td", { class: "mono" }, m.txn_id || "—"),
       el("td", {}, statusCell(m.status)),
       el("td", {}, m.last_status_code ? String(m.last_status_code) : "—"),
-      el("td", {}, String(m.attempts)),
-      el("td", {}, verdictCell(m.outcome)));
+      el("td", {}, String(m.attempts)));
   });
   seenRows.add(""); // an empty first load still counts as loaded
   $("#history tbody").replaceChildren(...rows);
