@@ -476,7 +476,9 @@ var _ = Describe("The web console", Ordered, func() {
 		Expect(text(medium, "#history thead th:nth-child(2)")()).To(Equal("Verdict"))
 		Expect(js[bool](medium, `document.querySelector("#history tbody tr td:nth-child(2)").getBoundingClientRect().right <= window.innerWidth`)).To(BeTrue())
 		now := emu.Clock().Now().UTC()
-		Eventually(func() string { return js[string](medium, `document.querySelector("#filters [name=until]").placeholder`) }).
+		Eventually(func() string {
+			return js[string](medium, `document.querySelector("#filters [name=until]").placeholder`)
+		}).
 			Should(Equal(now.Format("2006-01-02 15:04:05")))
 		Expect(js[string](medium, `document.querySelector("#filters [name=since]").placeholder`)).To(Equal(now.Add(-24 * time.Hour).Format("2006-01-02 15:04:05")))
 	})
