@@ -485,6 +485,9 @@ func (e *Emulator) onPostback(p paypal.PostbackRecord) {
 		return
 	}
 	e.log.Debug("postback", "message", p.MessageID, "verdict", p.Verdict.Summary(), "fault", p.Fault)
+	if p.MessageID != "" {
+		p.DuringAttempt = e.engine.Running(p.MessageID)
+	}
 	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
 }
 

@@ -402,6 +402,17 @@ func (e *Engine) Get(id string) (Message, bool) {
 	return ent.snapshot(), true
 }
 
+// Running is the number of message id's latest attempt under way, or 0.
+func (e *Engine) Running(id string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ent, ok := e.msgs[id]
+	if !ok || len(ent.running) == 0 {
+		return 0
+	}
+	return ent.running[len(ent.running)-1].Number
+}
+
 // Body returns the bytes of message id's first delivery.
 func (e *Engine) Body(id string) ([]byte, bool) {
 	e.mu.Lock()

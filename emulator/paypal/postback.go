@@ -42,6 +42,11 @@ type PostbackRecord struct {
 	// every view shows first (Verdict is the emulator's own judgement,
 	// which an injected fault hides from the listener).
 	Received string `json:"received"`
+	// DuringAttempt is the delivery attempt of the message under way when
+	// the listener posted back (a listener that verifies before it
+	// answers): set on the postback event only, so that a tail prints the
+	// attempt first. 0: none was.
+	DuringAttempt int `json:"during_attempt,omitempty"`
 
 	gone bool // forgotten: its message left the history, or it was an old unattached one
 }

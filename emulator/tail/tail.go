@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
@@ -188,10 +189,31 @@ func BusSource(b *events.Bus) Source {
 
 // Follow prints the lines of the events after seq, from src, until ctx
 // ends (then it returns nil). keep, if set, chooses the events.
+//
+// A listener that verifies before it answers posts back while the
+// attempt that delivered the message is still under way, so the verifier
+// answers before the attempt ends: the bus has them in that order. A
+// person reads a postback as the answer to an attempt, so Follow holds a
+// postback made during an attempt until that attempt's line is printed.
 func Follow(ctx context.Context, src Source, after uint64, p Printer, keep func(events.Event) bool) error {
+	held := map[string][]heldLine{} // by message: postbacks waiting for their attempt
+	emit := func(l Line) error {
+		if err := p.Print(l); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		return nil
+	}
 	for {
 		evs, next, err := src(ctx, after)
 		if err != nil {
+			// What is held is printed: its attempt's line will not come.
+			for _, id := range sortedKeys(held) {
+				for _, h := range held[id] {
+					if perr := emit(h.line); perr != nil {
+						return perr
+					}
+				}
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -199,16 +221,81 @@ func Follow(ctx context.Context, src Source, after uint64, p Printer, keep func(
 		}
 		after = next
 		for _, ev := range evs {
-			if keep != nil && !keep(ev) {
-				continue
+			kept := keep == nil || keep(ev)
+			l, ok := Format(ev)
+			if kept && ok && ev.Type == events.Postback {
+				if n := duringAttempt(ev); n > 0 {
+					held[ev.MessageID] = append(held[ev.MessageID], heldLine{n, l})
+					continue
+				}
 			}
-			if l, ok := Format(ev); ok {
-				if err := p.Print(l); err != nil {
-					return fmt.Errorf("tail: %w", err)
+			if kept && ok {
+				if err := emit(l); err != nil {
+					return err
+				}
+			}
+			if ev.Type == events.Attempt {
+				if err := releaseHeld(held, ev, emit); err != nil {
+					return err
 				}
 			}
 		}
 	}
+}
+
+// heldLine is a postback's line waiting for the line of attempt.
+type heldLine struct {
+	attempt int
+	line    Line
+}
+
+// duringAttempt is the attempt under way when a postback event's
+// postback came (0: none).
+func duringAttempt(ev events.Event) int {
+	var p struct {
+		DuringAttempt int `json:"during_attempt"`
+	}
+	_ = json.Unmarshal(ev.Data, &p)
+	return p.DuringAttempt
+}
+
+// releaseHeld prints the postbacks held for the attempt ev reports, and
+// for earlier attempts of its message.
+func releaseHeld(held map[string][]heldLine, ev events.Event, emit func(Line) error) error {
+	var d struct {
+		Attempt struct {
+			Number int `json:"number"`
+		} `json:"attempt"`
+	}
+	if json.Unmarshal(ev.Data, &d) != nil {
+		return nil
+	}
+	waiting := held[ev.MessageID]
+	rest := waiting[:0]
+	for _, h := range waiting {
+		if h.attempt > d.Attempt.Number {
+			rest = append(rest, h)
+			continue
+		}
+		if err := emit(h.line); err != nil {
+			return err
+		}
+	}
+	if len(rest) == 0 {
+		delete(held, ev.MessageID)
+	} else {
+		held[ev.MessageID] = rest
+	}
+	return nil
+}
+
+func sortedKeys(m map[string][]heldLine) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // receivedText is what the listener was answered, first; with a fault,

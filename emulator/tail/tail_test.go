@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
@@ -65,6 +71,48 @@ var _ = Describe("A tail", func() {
 			"2026-11-20 12:00:00  \x1b[31mM1  postback → VERIFIED with HTTP 500 (fault status500 injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n" +
 			"2026-11-20 12:00:00  \x1b[31mM1  postback → an HTML page with HTTP 200 (fault garbage injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n" +
 			"2026-11-20 12:00:00  \x1b[31mM1  postback → no answer (the connection was closed) (fault drop injected; the emulator's verdict, not sent: VERIFIED)\x1b[0m\n"))
+	})
+
+	It("prints a postback made while its attempt was under way after that attempt's line, as a person reads the exchange", func() {
+		// A listener that verifies before it answers: the verifier's
+		// answer is on the bus before the attempt ends.
+		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(t0), Seed: 1}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		lst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded", strings.NewReader("cmd=_notify-validate&"+string(body)))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}))
+		DeferCleanup(lst.Close)
+		v, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: lst.URL})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() int { m, _ := emu.Engine().Get(v.ID); return len(m.Attempts) }).Should(Equal(1))
+
+		var order []string
+		evs, _ := emu.Events().Since(0, 0)
+		for _, ev := range evs {
+			order = append(order, ev.Type)
+		}
+		Expect(order).To(Equal([]string{events.MessageQueued, events.Postback, events.Attempt}), "the bus has the postback first")
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		Expect(tail.Follow(ctx, tail.BusSource(emu.Events()), 0, tail.Printer{W: &out}, nil)).To(Succeed())
+		Expect(out.String()).To(MatchRegexp(`(?s)^[^\n]*  created  [^\n]*\n[^\n]*  attempt 1 \(initial\) → HTTP 200: acknowledged\n[^\n]*  postback → VERIFIED\n$`))
+	})
+
+	It("prints a held postback when the events end before its attempt's line", func() {
+		bus := events.NewBus(16)
+		bus.Publish(events.Postback, t0, "paypal", "M1", paypal.PostbackRecord{Verdict: paypal.Verdict{Result: paypal.Verified}, Received: "VERIFIED", DuringAttempt: 1})
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		Expect(tail.Follow(ctx, tail.BusSource(bus), 0, tail.Printer{W: &out}, nil)).To(Succeed())
+		Expect(out.String()).To(Equal("2026-11-20 12:00:00  M1  postback → VERIFIED\n"))
 	})
 
 	It("colours only a terminal, never with NO_COLOR or in CI", func() {
