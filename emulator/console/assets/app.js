@@ -191,6 +191,7 @@ function historyQuery() {
 }
 
 const seenRows = new Set();
+const freshRows = new Set(); // ids that arrived while the page was open
 
 async function refreshHistory() {
   let data;
@@ -204,9 +205,13 @@ async function refreshHistory() {
   if (data.last_event > state.lastEvent) state.lastEvent = data.last_event;
   const firstLoad = seenRows.size === 0;
   const rows = data.messages.map(m => {
-    const fresh = !firstLoad && !seenRows.has(m.id);
+    // New since the page loaded: marked for as long as the page shows it
+    // (rows are drawn anew on every event); the flash only when it comes.
+    const arrived = !firstLoad && !seenRows.has(m.id);
+    if (arrived) freshRows.add(m.id);
     seenRows.add(m.id);
-    return el("tr", { "data-id": m.id, "data-outcome": m.outcome.state, class: fresh ? "fresh" : null },
+    const cls = [freshRows.has(m.id) ? "fresh" : "", arrived ? "arrived" : ""].filter(Boolean).join(" ");
+    return el("tr", { "data-id": m.id, "data-outcome": m.outcome.state, class: cls || null },
       el("td", {}, el("time", { datetime: m.created }, fmtTime(m.created)),
         m.resent ? el("span", { class: "resent", title: "resent by hand" }, "resent") : null),
       // The verdict second: on a narrow screen it is what stays in view.
