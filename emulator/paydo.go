@@ -262,7 +262,13 @@ func (e *Emulator) onLookup(l paydo.Lookup) {
 	if f := e.cfg.Observer.Lookup; f != nil {
 		f(l)
 	}
-	e.bus.Publish(events.PayDoLookup, l.Time, paydo.Provider, "", l)
+	// Filed under the transaction's latest notification, so that a view
+	// of that message (its page, ipnlab send --wait) hears of it.
+	id := ""
+	if tx, ok := e.paydo.Transaction(l.Key); ok && l.Found && len(tx.Messages) > 0 {
+		id = tx.Messages[len(tx.Messages)-1]
+	}
+	e.bus.Publish(events.PayDoLookup, l.Time, paydo.Provider, id, l)
 }
 
 // wholePayDo takes a request's whole body as the message.

@@ -112,8 +112,38 @@ func settle(cmd *cobra.Command, cl *client.Client, id string, wait time.Duration
 	ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 	defer cancel()
 	v, err := cl.Settle(ctx, id)
+	if err == nil && v.Provider == "paydo" && v.Kind == "checkout" && v.Outcome.State == api.Delivered && !v.Outcome.ConfirmedByLookup {
+		// A listener may look a checkout up after its 200: a moment to.
+		v, err = confirmed(ctx, cl, v, lookupGrace)
+	}
 	if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
 		return v, nil
+	}
+	return v, err
+}
+
+// lookupGrace is how long send --wait gives a listener, after its 200 to
+// a PayDo checkout, to look the checkout up.
+const lookupGrace = 2 * time.Second
+
+// confirmed waits up to grace for checkout v to be confirmed by lookup,
+// and returns it as it then is.
+func confirmed(ctx context.Context, cl *client.Client, v emulator.MessageView, grace time.Duration) (emulator.MessageView, error) {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	after, err := cl.LastEvent(ctx)
+	for err == nil && !v.Outcome.ConfirmedByLookup {
+		var now emulator.MessageView
+		if now, err = cl.Message(ctx, v.ID); err != nil {
+			break
+		}
+		if v = now; v.Outcome.ConfirmedByLookup {
+			break
+		}
+		_, after, err = cl.Poll(ctx, after, "", v.ID, grace)
+	}
+	if ctx.Err() != nil {
+		return v, nil // the grace is over: as it is
 	}
 	return v, err
 }

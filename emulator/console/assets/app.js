@@ -535,7 +535,10 @@ async function followOutcome(node, view) {
     const o = view.outcome;
     showResult(node, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
       verdictCell(o), " — ", o.summary], o.state === "invalid" || o.state === "fault");
-    const settled = o.state === "verified" || o.state === "delivered" || o.state === "invalid" ||
+    // A PayDo checkout is confirmed by the listener's lookup, which may
+    // come after its 200: followed until then, or the deadline.
+    const awaitingLookup = view.provider === "paydo" && view.kind === "checkout" && !o.confirmed_by_lookup;
+    const settled = o.state === "verified" || (o.state === "delivered" && !awaitingLookup) || o.state === "invalid" ||
       (o.state === "undelivered" && !view.next_attempt);
     if (settled || Date.now() > deadline) return;
     await new Promise(r => setTimeout(r, 400));
