@@ -77,10 +77,11 @@ var _ = Describe("Flags", func() {
 				reached[changed[0]] = true
 			})
 			find().Flags().VisitAll(func(f *pflag.Flag) {
-				// The others: what the command does instead of a run, and
-				// the listener image's (imageFlags, checked by their specs).
+				// The others: what the command does instead of a run of its
+				// own (--emulator: in a running emulator, checked by its
+				// spec), and the listener image's (imageFlags, likewise).
 				if options.Lookup(f.Name) == nil && !strings.HasPrefix(f.Name, "listener-") {
-					Expect([]string{"help", "list", "reference", "catalog", "gallery"}).To(ContainElement(f.Name), "%s --%s is not bound to the config", name, f.Name)
+					Expect([]string{"help", "list", "reference", "catalog", "gallery", "emulator"}).To(ContainElement(f.Name), "%s --%s is not bound to the config", name, f.Name)
 				}
 			})
 			for i := range fields.NumField() {

@@ -88,8 +88,10 @@ var queries = []query{
 }
 
 // DefaultSettle is how long the answers must stay the same, without an
-// idle query, for the listener to count as idle.
-const DefaultSettle = 200 * time.Millisecond
+// idle query, for the listener to count as idle before its pace is
+// learned, and what a failing judgement waits: long enough for a shop on
+// a busy machine (one 200 ms long failed checks whose write came late).
+const DefaultSettle = time.Second
 
 // Map is a validated probe map.
 type Map struct {
