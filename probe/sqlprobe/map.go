@@ -89,9 +89,9 @@ var queries = []query{
 
 // DefaultSettle is how long the answers must stay the same, without an
 // idle query, for the listener to count as idle before its pace is
-// learned, and what a failing judgement waits: long enough for a shop on
-// a busy machine (one 200 ms long failed checks whose write came late).
-const DefaultSettle = time.Second
+// learned, and the longest quiet period after (a failing judgement waits
+// failFactor times it, pace.go).
+const DefaultSettle = 200 * time.Millisecond
 
 // Map is a validated probe map.
 type Map struct {

@@ -197,12 +197,18 @@ func (a *Adapter) Quiet() time.Duration {
 	return a.spreadQuiet()
 }
 
-// Longest is what a failing judgement waits: the map's settle, or, once
-// the shop has shown writes slower than settle allows for (a machine
-// that got busy), paceFactor times its slowest. A failure waits for the
-// slowest pace seen, never less than settle.
+// failFactor is how many settle periods a failing judgement waits: a
+// shop on a busy machine wrote a few hundred milliseconds late (false
+// failures beside a CPU hog at one settle of 200 ms), and a failure is
+// the rare case, so its wait costs little.
+const failFactor = 5
+
+// Longest is what a failing judgement waits: failFactor times the map's
+// settle, or paceFactor times the slowest write seen when that is longer
+// (a machine that got busy). The quiet periods a passing judgement waits
+// stay within settle.
 func (a *Adapter) Longest() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return max(a.m.Settle, paceFactor*a.pace.slowest)
+	return max(failFactor*a.m.Settle, paceFactor*a.pace.slowest)
 }

@@ -327,11 +327,12 @@ var _ = Describe("The SQL probe adapter", func() {
 
 	Describe("learning the shop's pace", func() {
 		var (
-			a    *sqlprobe.Adapter
-			shop *sql.DB
+			a      *sqlprobe.Adapter
+			shop   *sql.DB
+			settle = "1s"
 		)
-		BeforeEach(func() {
-			m, err := sqlprobe.ParseMap("m.yaml", []byte("settle: 1s\neffects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
+		JustBeforeEach(func() { // after a context's own BeforeEach sets settle
+			m, err := sqlprobe.ParseMap("m.yaml", []byte("settle: "+settle+"\neffects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
 				"transaction: SELECT payment_status AS status, parent_txn_id FROM payments WHERE paypal_txn_id = :txn_id\n"))
 			Expect(err).NotTo(HaveOccurred())
 			path := shopDB()
@@ -384,7 +385,7 @@ var _ = Describe("The SQL probe adapter", func() {
 			pay("P10")
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread timed")
 			Expect(quietAfter("P10")).To(BeNumerically("<", 900*time.Millisecond))
-			Expect(a.Longest()).To(Equal(time.Second), "a failing judgement still waits settle (the writes were quicker)")
+			Expect(a.Longest()).To(Equal(5*time.Second), "a failing judgement waits five settle periods (the writes were quicker)")
 		})
 
 		It("waits four times the slowest latency, 40ms at least, after an answer no write followed yet", func() {
@@ -470,7 +471,7 @@ var _ = Describe("The SQL probe adapter", func() {
 			look("P12")
 			a.Answered(time.Now(), "P12")
 			Expect(quietAfter("P12")).To(BeNumerically(">=", 990*time.Millisecond), "4 x 400ms is more than settle: settle")
-			Expect(a.Longest()).To(BeNumerically(">=", 4*400*time.Millisecond), "a failing judgement waits the slowest pace seen, past settle")
+			Expect(a.Longest()).To(Equal(5*time.Second), "five settle periods: more than 4 x 400ms")
 		})
 
 		It("calls a payment drained once the shop recorded it and it stayed still for the spread period, short of the latency period a judgement waits", func() {
@@ -506,6 +507,22 @@ var _ = Describe("The SQL probe adapter", func() {
 			if time.Since(copyAnswered) < 400*time.Millisecond {
 				Expect(idle).To(BeFalse(), "a judgement still waits the latency period after the copy's answer: its write may come")
 			}
+		})
+
+		Context("with a short settle", func() {
+			BeforeEach(func() { settle = "20ms" })
+			AfterEach(func() { settle = "1s" })
+			It("has a failing judgement wait four times the slowest write when that is longer than five settle periods", func() {
+				Expect(a.Longest()).To(Equal(100 * time.Millisecond))
+				look("P1")
+				a.Answered(time.Now(), "P1")
+				for late := time.Now().Add(100 * time.Millisecond); time.Now().Before(late); time.Sleep(5 * time.Millisecond) {
+					look("P1")
+				}
+				write(`INSERT INTO payments VALUES (NULL, 1, 'P1', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+				look("P1")
+				Expect(a.Longest()).To(BeNumerically(">=", 4*100*time.Millisecond))
+			})
 		})
 
 		It("does not time a write it saw only after a gap in its reads: it may be older than the answer", func() {
