@@ -10,11 +10,16 @@
 package conformance
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ipnlab/ipnlab/probe"
+	"github.com/ipnlab/ipnlab/scenarios"
+	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
 
 // Level says what a check needs from the listener.
@@ -37,6 +42,18 @@ type Check struct {
 	// Needs are the facts beyond money its probe must answer: a probe that
 	// does not declare them skips the check, saying so.
 	Needs []probe.Fact `json:"needs,omitempty"`
+	// Steps, if set, is the scenario the check runs, for a check of a
+	// team's own (Register) whose scenario is not bundled; Scenario is
+	// then its name.
+	Steps *scenarios.Scenario `json:"-"`
+}
+
+// scenario is the scenario c runs: its own, or the bundled one it names.
+func (c Check) scenario() (*scenarios.Scenario, error) {
+	if c.Steps != nil {
+		return c.Steps, nil
+	}
+	return catalog.Get(c.Scenario)
 }
 
 // Required reports whether the check is a MUST: a failed SHOULD is
@@ -45,29 +62,95 @@ func (c Check) Required() bool { return strings.Contains(c.Requirement, " MUST "
 
 // ScenarioOf is the bundled scenario that judges check id ("" if id is no
 // check's): wherever a scenario name is taken, a check ID is too.
-func ScenarioOf(id string) string { return registry[id].Scenario }
+func ScenarioOf(id string) string {
+	c, _ := Lookup(id)
+	if c.Steps != nil {
+		return "" // not bundled: ipnlab run cannot name it
+	}
+	return c.Scenario
+}
 
 // HasLabel reports whether the check carries label.
 func (c Check) HasLabel(label string) bool { return slices.Contains(c.Labels, label) }
 
-var registry = map[string]Check{}
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Check{}
+	// providerRank orders the providers' checks: by the order their first
+	// check was registered (the built-ins' first), then any later one.
+	providerRank = map[string]int{}
+)
 
+// Errors Register returns.
+var (
+	ErrDuplicateCheck = errors.New("a check with this ID is registered")
+	ErrInvalidCheck   = errors.New("invalid check")
+)
+
+// Register adds a check of a team's own to the suite: conform's runs,
+// Run and Specs judge it as they judge the bundled ones, in their order
+// (after the built-ins of its level and provider). It needs an ID no
+// other check has, one MUST or SHOULD sentence, a level, a provider,
+// and a scenario: Steps, or the name of a bundled one. unregister takes
+// it out again (a test that registers one for itself).
+func Register(c Check) (unregister func(), err error) {
+	if err := validCheck(c); err != nil {
+		return nil, err
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[c.ID]; dup {
+		return nil, fmt.Errorf("register %s: %w", c.ID, ErrDuplicateCheck)
+	}
+	c.Labels = append(slices.Clone(c.Labels), c.Provider, string(c.Level))
+	registry[c.ID] = c
+	if _, ok := providerRank[c.Provider]; !ok {
+		providerRank[c.Provider] = len(providerRank)
+	}
+	return func() {
+		registryMu.Lock()
+		defer registryMu.Unlock()
+		delete(registry, c.ID)
+	}, nil
+}
+
+func validCheck(c Check) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("register %q: %w: %s", c.ID, ErrInvalidCheck, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.ID == "" || strings.ContainsAny(c.ID, " ,"):
+		return bad("an ID without spaces or commas is required (focus lists IDs with commas)")
+	case !strings.Contains(c.Requirement, " MUST ") && !strings.Contains(c.Requirement, " SHOULD "):
+		return bad("the requirement needs one MUST or SHOULD sentence: %q", c.Requirement)
+	case c.Level != Protocol && c.Level != Business:
+		return bad("level %q: want %s or %s", c.Level, Protocol, Business)
+	case c.Provider == "":
+		return bad("a provider is required")
+	case c.Steps == nil && c.Scenario == "":
+		return bad("a scenario is required: Steps, or a bundled scenario's name")
+	}
+	if _, err := c.scenario(); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// register adds the bundled checks; a mistake in them is the program's.
 func register(cs ...Check) {
 	for _, c := range cs {
-		if _, dup := registry[c.ID]; dup {
-			panic("conformance: check registered twice: " + c.ID)
+		if _, err := Register(c); err != nil {
+			panic("conformance: " + err.Error())
 		}
-		if !strings.Contains(c.Requirement, " MUST ") && !strings.Contains(c.Requirement, " SHOULD ") {
-			panic("conformance: " + c.ID + " has no MUST or SHOULD")
-		}
-		c.Labels = append(c.Labels, c.Provider, string(c.Level))
-		registry[c.ID] = c
 	}
 }
 
 // Checks lists every check: protocol before business, then by provider
-// and ID.
+// (in the order providers were first registered) and ID: a strict order
+// for any number of providers.
 func Checks() []Check {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
 	out := make([]Check, 0, len(registry))
 	for _, c := range registry {
 		out = append(out, c)
@@ -77,8 +160,8 @@ func Checks() []Check {
 		if a.Level != b.Level {
 			return a.Level == Protocol
 		}
-		if a.Provider != b.Provider {
-			return a.Provider == "paypal"
+		if ra, rb := providerRank[a.Provider], providerRank[b.Provider]; ra != rb {
+			return ra < rb
 		}
 		return a.ID < b.ID
 	})
@@ -87,6 +170,8 @@ func Checks() []Check {
 
 // Lookup returns a check by ID.
 func Lookup(id string) (Check, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
 	c, ok := registry[id]
 	return c, ok
 }

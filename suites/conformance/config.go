@@ -363,7 +363,7 @@ func (c *Config) Selected(ch Check) bool {
 		}
 		// A whole ID names that check alone (PP-VERIFY-UTF-8 must not
 		// also run a PP-VERIFY-UTF-8-... check); any other text is a part.
-		if _, exact := registry[f]; exact {
+		if _, exact := Lookup(f); exact {
 			if ch.ID == f {
 				return true
 			}

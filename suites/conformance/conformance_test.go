@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -226,6 +227,64 @@ var _ = Describe("The conformance suite", func() {
 			_, ok := conformance.Lookup(c.ID)
 			Expect(ok).To(BeTrue())
 		}
+	})
+})
+
+var _ = Describe("A team's own check", func() {
+	It("is judged with the bundled ones once registered, in a strict order for any provider, and refused when it is not a check", func() {
+		steps, err := scenarios.Parse("acme-cart.yaml", []byte("name: acme-cart-acked\ndescription: a cart is acknowledged\nprovider: paypal\nsteps:\n"+
+			"  - send: {as: cart, kind: cart}\n  - expect: {message: cart, acked: true, ack_status: 200}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		check := conformance.Check{ID: "ACME-CART-ACKED", Requirement: "Our listener MUST answer 200 to a cart.", Level: conformance.Protocol,
+			Provider: "acme", Labels: []string{"ack"}, Scenario: steps.Name, Steps: steps}
+		unregister, err := conformance.Register(check)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(unregister)
+
+		_, err = conformance.Register(check)
+		Expect(err).To(MatchError(conformance.ErrDuplicateCheck))
+		for _, bad := range []conformance.Check{
+			{ID: "ACME-X", Requirement: "It answers.", Level: conformance.Protocol, Provider: "acme", Scenario: "paypal-ack-genuine"},
+			{ID: "ACME-X", Requirement: "It MUST answer.", Level: "strict", Provider: "acme", Scenario: "paypal-ack-genuine"},
+			{ID: "ACME-X", Requirement: "It MUST answer.", Level: conformance.Protocol, Scenario: "paypal-ack-genuine"},
+			{ID: "ACME-X", Requirement: "It MUST answer.", Level: conformance.Protocol, Provider: "acme", Scenario: "no-such-scenario"},
+			{ID: "ACME X", Requirement: "It MUST answer.", Level: conformance.Protocol, Provider: "acme", Scenario: "paypal-ack-genuine"},
+		} {
+			_, err := conformance.Register(bad)
+			Expect(err).To(MatchError(conformance.ErrInvalidCheck), "%+v", bad)
+		}
+
+		// After every bundled protocol check, before the business ones.
+		ids := func() []string {
+			var out []string
+			for _, c := range conformance.Checks() {
+				out = append(out, string(c.Level)+" "+c.ID)
+			}
+			return out
+		}
+		order := ids()
+		at := slices.Index(order, "protocol ACME-CART-ACKED")
+		Expect(at).To(BeNumerically(">", 0))
+		Expect(order[at-1]).To(HavePrefix("protocol PD-"))
+		Expect(order[at+1]).To(HavePrefix("business PP-"))
+		Expect(ids()).To(Equal(order), "the same order every time")
+
+		ln := freeListener()
+		ref := referenceListener(ln)
+		cfg := conformance.Defaults()
+		cfg.EmulatorListener, cfg.Listener, cfg.Focus = ln, ref.URL+"/ipn/paypal", "ACME-"
+		rep, err := conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(byID(rep)["ACME-CART-ACKED"].Status).To(Equal(scenarios.Passed))
+		Expect(rep.Summary.Passed).To(Equal(1))
+
+		refuses := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+		DeferCleanup(refuses.Close)
+		cfg.EmulatorListener, cfg.Listener = freeListener(), refuses.URL
+		rep, err = conformance.RunAll(context.Background(), cfg, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(byID(rep)["ACME-CART-ACKED"].Status).To(Equal(scenarios.Failed))
+		Expect(rep.Conformant()).To(BeFalse())
 	})
 })
 

@@ -22,7 +22,6 @@ import (
 	"github.com/ipnlab/ipnlab/probe"
 	"github.com/ipnlab/ipnlab/probe/sqlprobe"
 	"github.com/ipnlab/ipnlab/scenarios"
-	"github.com/ipnlab/ipnlab/scenarios/catalog"
 )
 
 // ErrHarness is wrapped when the suite itself cannot run (bad config, port
@@ -294,7 +293,7 @@ const (
 // resends every waiting message; a slow or persistently failing verifier
 // keeps the listener busy for a while.
 func (s *Session) phase(c Check) int {
-	sc, err := catalog.Get(c.Scenario)
+	sc, err := c.scenario()
 	if err != nil {
 		return phaseAlone
 	}
@@ -326,7 +325,7 @@ func (s *Session) phase(c Check) int {
 // each message or lifecycle it sends. Checks that wait most start first,
 // so that the longest do not run last, alone.
 func waits(c Check) int {
-	sc, err := catalog.Get(c.Scenario)
+	sc, err := c.scenario()
 	if err != nil {
 		return 0
 	}
@@ -377,7 +376,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 		return r
 	}
 	r.Started = time.Since(s.began).Seconds()
-	sc, err := catalog.Get(c.Scenario)
+	sc, err := c.scenario()
 	if err != nil {
 		r.Status, r.Message = scenarios.Error, err.Error()
 		return r
