@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,11 +237,15 @@ func New(cfg Config) (*Emulator, error) {
 		cfg.Client = delivery.NewClient(delivery.NewTransport(nil, cfg.TLS, cfg.Allow))
 	}
 	e.cfg.Client = cfg.Client
-	eng, err := delivery.NewEngine(delivery.Config{
+	engCfg := delivery.Config{
 		Clock: cfg.Clock, Client: cfg.Client, AckTimeout: cfg.AckTimeout, OnEvent: e.onDelivery,
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
 		HistoryLimit: cfg.HistoryLimit, EvictAfter: cfg.EvictAfter, Hold: cfg.HoldHistory, OnEvict: e.onEvict,
-	})
+	}
+	if slices.ContainsFunc(cfg.Providers, func(p Provider) bool { _, ok := p.(Stamper); return ok }) {
+		engCfg.Stamp = e.stamp // only then: each attempt pays a snapshot for it
+	}
+	eng, err := delivery.NewEngine(engCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -439,6 +444,16 @@ func (e *Emulator) WaitIdle() {
 	if m, ok := e.clock.(*clock.Manual); ok {
 		m.WaitIdle()
 	}
+}
+
+// stamp lets the provider of m stamp or sign attempt a as it leaves.
+func (e *Emulator) stamp(m delivery.Message, a delivery.Attempt, header http.Header, body []byte) (http.Header, []byte, error) {
+	if p, ok := e.Provider(m.Provider); ok {
+		if s, ok := p.(Stamper); ok {
+			return s.Stamp(m, a, header, body)
+		}
+	}
+	return header, body, nil
 }
 
 func (e *Emulator) onDelivery(ev delivery.Event) {

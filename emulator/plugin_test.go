@@ -2,7 +2,10 @@ package emulator_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +34,63 @@ type hook struct {
 	mu   sync.Mutex
 	seq  int
 	kept map[string]string // message id -> event, what it journals itself
+	// retry is how long after a failed attempt it retries (default a
+	// minute); signOnce signs each message once, when it is submitted.
+	retry    time.Duration
+	signOnce bool
+}
+
+// signedHook is hook signing each attempt as it leaves, as PayPal's REST
+// webhooks and Stripe do: a timestamp and an HMAC over it and the body.
+type signedHook struct{ *hook }
+
+const hookSecret = "whsec_test"
+
+func hookSignature(at time.Time, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(hookSecret))
+	fmt.Fprintf(mac, "%d.%s", at.Unix(), body)
+	return fmt.Sprintf("t=%d,v1=%x", at.Unix(), mac.Sum(nil))
+}
+
+func (h signedHook) Stamp(m delivery.Message, a delivery.Attempt, header http.Header, body []byte) (http.Header, []byte, error) {
+	header.Set("Hook-Signature", hookSignature(a.Start, body))
+	return header, body, nil
+}
+
+// signatureListener accepts a message whose Hook-Signature is valid and
+// at most five minutes old on clk, and answers 500 to the first.
+type signatureListener struct {
+	clk     clock.Clock
+	mu      sync.Mutex
+	answers []int
+}
+
+func (l *signatureListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var ts int64
+	var sig string
+	_, err := fmt.Sscanf(r.Header.Get("Hook-Signature"), "t=%d,v1=%s", &ts, &sig)
+	at := time.Unix(ts, 0)
+	code := http.StatusOK
+	switch {
+	case err != nil || r.Header.Get("Hook-Signature") != hookSignature(at, body):
+		code = http.StatusBadRequest
+	case l.clk.Now().Sub(at) > 5*time.Minute:
+		code = http.StatusUnauthorized // a replay, or a stale retry
+	}
+	l.mu.Lock()
+	if len(l.answers) == 0 && code == http.StatusOK {
+		code = http.StatusInternalServerError
+	}
+	l.answers = append(l.answers, code)
+	l.mu.Unlock()
+	w.WriteHeader(code)
+}
+
+func (l *signatureListener) got() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.answers...)
 }
 
 const hookKind = "hook.message"
@@ -74,10 +134,15 @@ func (h *hook) Notify(n emulator.Notify) ([]emulator.MessageView, error) {
 	if err != nil {
 		return nil, err
 	}
+	header := http.Header{"Content-Type": {"application/json"}}
+	if h.signOnce {
+		header.Set("Hook-Signature", hookSignature(h.host.Clock.Now(), body))
+	}
+	retry := cmp.Or(h.retry, time.Minute)
 	_, err = h.host.Engine.Submit(delivery.Submission{
 		ID: id, Provider: h.Name(), Kind: n.Kind, URL: n.NotifyURL, Body: body,
-		Header:   http.Header{"Content-Type": {"application/json"}},
-		Schedule: delivery.Backoff{Initial: time.Minute, Factor: 1, Max: time.Minute, MaxRetries: 3},
+		Header:   header,
+		Schedule: delivery.Backoff{Initial: retry, Factor: 1, Max: retry, MaxRetries: 3},
 		Ack:      delivery.Any2xx,
 		Records:  []journal.Entry{{Kind: hookKind, Key: id, Value: []byte(n.Kind)}},
 	})
@@ -225,6 +290,33 @@ var _ = Describe("A plug-in provider", func() {
 		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &got)).To(Equal(http.StatusOK))
 		Expect(got.Body).To(MatchJSON(lst.received()[0]))
 		Expect(got.Attempts).To(HaveLen(3))
+	})
+
+	It("signs each attempt as it leaves: a retry an hour later carries a fresh signature, which a listener bounding its age to five minutes takes", func() {
+		sign := func(p emulator.Provider) (*emulator.Emulator, *signatureListener) {
+			emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Providers: []emulator.Provider{p}})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+			l := &signatureListener{clk: clk}
+			srv := httptest.NewServer(l)
+			DeferCleanup(srv.Close)
+			views, err := p.(emulator.Sender).Notify(emulator.Notify{Kind: "order.paid", NotifyURL: srv.URL})
+			Expect(err).NotTo(HaveOccurred())
+			emu.WaitIdle()
+			Expect(l.got()).To(Equal([]int{500}))
+			Expect(emu.Advance(time.Hour)).To(Succeed())
+			Expect(emu.Advance(time.Second)).To(Succeed()) // past the retry, whichever way the clock counts it
+			m, _ := emu.Engine().Get(views[0].ID)
+			Expect(m.Attempts).To(HaveLen(2))
+			return emu, l
+		}
+		_, signed := sign(signedHook{&hook{retry: time.Hour}})
+		Expect(signed.got()).To(Equal([]int{500, 200}), "the retry was signed anew")
+
+		// Signed once, when submitted: the retry carries an hour-old
+		// signature, and the listener refuses it.
+		_, once := sign(&hook{retry: time.Hour, signOnce: true})
+		Expect(once.got()).To(Equal([]int{500, http.StatusUnauthorized}))
 	})
 
 	It("runs in a scenario, its send step checked against what a plug-in takes", func() {

@@ -50,6 +50,14 @@ type Provider interface {
 	Forget(ids []string)
 }
 
+// Stamper is a Provider that stamps or signs each delivery attempt as it
+// leaves (Stamp gets the attempt's own header to change, and the body):
+// a signature over a timestamp must be made anew for every retry, or a
+// listener that bounds the timestamp's age refuses the retries.
+type Stamper interface {
+	Stamp(m delivery.Message, a delivery.Attempt, header http.Header, body []byte) (http.Header, []byte, error)
+}
+
 // Sender is a Provider that sends a message built from a Notify (the
 // scenarios' send step does so for plug-in providers).
 type Sender interface {

@@ -80,6 +80,12 @@ type Config struct {
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.
 	OnEvict func(ids []string)
+	// Stamp, if set, may rewrite each attempt's header and body as it
+	// leaves, outside the engine's locks: a provider that signs with a
+	// timestamp makes its signature fresh on every retry. header is the
+	// attempt's own copy. An error fails the attempt with it (and the
+	// schedule goes on).
+	Stamp func(m Message, a Attempt, header http.Header, body []byte) (http.Header, []byte, error)
 	// Allow limits delivery targets (nil: any). It is checked when a target
 	// is given; the clients given here must check it on connection too
 	// (NewTransport does).
@@ -531,6 +537,10 @@ const OutageError = "listener down (simulated outage)"
 // because the store did not record it as running.
 const NotJournaledError = "not sent: the store did not record this attempt"
 
+// StampError starts the error of an attempt its provider could not stamp
+// or sign (Config.Stamp): it was not sent.
+const StampError = "not sent: the provider could not stamp this attempt"
+
 // queueLocked adds an attempt of ent at clock time at to its queue; the
 // caller journals the entry, then arms the attempt.
 func (e *Engine) queueLocked(ent *entry, trig Trigger, url string, at time.Time) *pending {
@@ -597,6 +607,10 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 		ent.rec.NextAttempt = nil
 	}
 	ent.running = append(ent.running, a)
+	var stampOn Message
+	if e.cfg.Stamp != nil {
+		stampOn = ent.snapshot()
+	}
 	saved := e.saveLocked(ent)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	e.inFlight[&a] = cancel
@@ -620,6 +634,16 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 			burst.Leave()
 		}
 	default:
+		if e.cfg.Stamp != nil {
+			var err error
+			if header, body, err = e.cfg.Stamp(stampOn, a, header.Clone(), body); err != nil {
+				a.Error = fmt.Sprintf("%s: %v", StampError, err)
+				if burst != nil {
+					burst.Leave()
+				}
+				break
+			}
+		}
 		e.post(ctx, client, &a, url, header, body, ack, burst)
 	}
 	cancel(nil)
