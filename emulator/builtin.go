@@ -23,9 +23,8 @@ func apiRoute(method, pattern string, h func(http.ResponseWriter, *http.Request)
 
 type paypalProvider struct{ e *Emulator }
 
-func (paypalProvider) Name() string     { return paypal.Provider }
-func (paypalProvider) Start(Host) error { return nil }
-func (paypalProvider) Title() string    { return "PayPal" }
+func (paypalProvider) Name() string  { return paypal.Provider }
+func (paypalProvider) Title() string { return "PayPal" }
 
 func (p paypalProvider) Routes() []Route {
 	e := p.e
@@ -80,9 +79,8 @@ func (p paypalProvider) Responsive(d time.Duration) bool { return p.e.paypal.Res
 
 type paydoProvider struct{ e *Emulator }
 
-func (paydoProvider) Name() string     { return paydo.Provider }
-func (paydoProvider) Start(Host) error { return nil }
-func (paydoProvider) Title() string    { return "PayDo" }
+func (paydoProvider) Name() string  { return paydo.Provider }
+func (paydoProvider) Title() string { return "PayDo" }
 
 func (p paydoProvider) Routes() []Route {
 	e := p.e

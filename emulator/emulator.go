@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,9 +117,9 @@ type Config struct {
 	// Scenarios, if set, runs catalog scenarios for the console and the
 	// API (POST /api/v1/scenarios/{name}/run).
 	Scenarios ScenarioRunner
-	// Providers are plugged in next to the built-in PayPal and PayDo
-	// (see Provider).
-	Providers []Provider
+	// Providers are plugged in next to the built-in PayPal and PayDo:
+	// each makes its provider for this emulator (see Factory).
+	Providers []Factory
 	// Intercept, if set, makes the emulator an HTTPS proxy for PayPal's
 	// verify hosts, with certificates from this CA: a listener that
 	// hard-codes https://ipnpb.paypal.com reaches the verifier through
@@ -242,8 +241,8 @@ func New(cfg Config) (*Emulator, error) {
 		Journal: cfg.Journal, OnError: onError, Allow: cfg.Allow,
 		HistoryLimit: cfg.HistoryLimit, EvictAfter: cfg.EvictAfter, Hold: cfg.HoldHistory, OnEvict: e.onEvict,
 	}
-	if slices.ContainsFunc(cfg.Providers, func(p Provider) bool { _, ok := p.(Stamper); return ok }) {
-		engCfg.Stamp = e.stamp // only then: each attempt pays a snapshot for it
+	if len(cfg.Providers) > 0 {
+		engCfg.Stamp = e.stamp // the built-ins stamp nothing
 	}
 	eng, err := delivery.NewEngine(engCfg)
 	if err != nil {
@@ -446,11 +445,12 @@ func (e *Emulator) WaitIdle() {
 	}
 }
 
-// stamp lets the provider of m stamp or sign attempt a as it leaves.
+// stamp lets the provider of m stamp or sign attempt a as it leaves, on a
+// copy of the message's header.
 func (e *Emulator) stamp(m delivery.Message, a delivery.Attempt, header http.Header, body []byte) (http.Header, []byte, error) {
 	if p, ok := e.Provider(m.Provider); ok {
 		if s, ok := p.(Stamper); ok {
-			return s.Stamp(m, a, header, body)
+			return s.Stamp(m, a, header.Clone(), body)
 		}
 	}
 	return header, body, nil

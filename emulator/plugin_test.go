@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,9 +98,17 @@ const hookKind = "hook.message"
 
 func (h *hook) Name() string { return "hook" }
 
-func (h *hook) Start(host emulator.Host) error {
+func (h *hook) start(host emulator.Host) {
 	h.host, h.kept = host, map[string]string{}
-	return nil
+}
+
+// plug is the factory that registers p (a hook, or a hook under another
+// guise), started on the emulator's host.
+func plug(p emulator.Provider, h *hook) emulator.Factory {
+	return func(host emulator.Host) (emulator.Provider, error) {
+		h.start(host)
+		return p, nil
+	}
 }
 
 func (h *hook) Routes() []emulator.Route {
@@ -228,7 +237,7 @@ var _ = Describe("A plug-in provider", func() {
 		j, err := sqlitejournal.Open(path)
 		Expect(err).NotTo(HaveOccurred())
 		h := &hook{}
-		emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Journal: j, Providers: []emulator.Provider{h}})
+		emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Journal: j, Providers: []emulator.Factory{plug(h, h)}})
 		Expect(err).NotTo(HaveOccurred())
 		api := httptest.NewServer(emu)
 		return emu, api, h, func() {
@@ -293,8 +302,8 @@ var _ = Describe("A plug-in provider", func() {
 	})
 
 	It("signs each attempt as it leaves: a retry an hour later carries a fresh signature, which a listener bounding its age to five minutes takes", func() {
-		sign := func(p emulator.Provider) (*emulator.Emulator, *signatureListener) {
-			emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Providers: []emulator.Provider{p}})
+		sign := func(p emulator.Provider, h *hook) (*emulator.Emulator, *signatureListener) {
+			emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Providers: []emulator.Factory{plug(p, h)}})
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
 			l := &signatureListener{clk: clk}
@@ -310,12 +319,14 @@ var _ = Describe("A plug-in provider", func() {
 			Expect(m.Attempts).To(HaveLen(2))
 			return emu, l
 		}
-		_, signed := sign(signedHook{&hook{retry: time.Hour}})
+		signing := &hook{retry: time.Hour}
+		_, signed := sign(signedHook{signing}, signing)
 		Expect(signed.got()).To(Equal([]int{500, 200}), "the retry was signed anew")
 
 		// Signed once, when submitted: the retry carries an hour-old
 		// signature, and the listener refuses it.
-		_, once := sign(&hook{retry: time.Hour, signOnce: true})
+		stale := &hook{retry: time.Hour, signOnce: true}
+		_, once := sign(stale, stale)
 		Expect(once.got()).To(Equal([]int{500, http.StatusUnauthorized}))
 	})
 
@@ -351,9 +362,14 @@ steps:
 		for _, p := range []emulator.Provider{&named{hook{}, "paypal"}, &named{hook{}, "Bad Name"}, &routed{hook{}, "GET /api/v1/messages"}, &routed{hook{}, "POST /elsewhere"},
 			// The same route as the emulator's under other names, and a pattern ServeMux refuses.
 			&routed{hook{}, "GET /api/v1/messages/{message}"}, &routed{hook{}, "GET /api/v1/{bad"}} {
-			_, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Provider{p}})
+			_, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Factory{plug(p, &hook{})}})
 			Expect(err).To(MatchError(emulator.ErrProvider), "%T %s", p, p.Name())
 		}
+		_, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Factory{nil}})
+		Expect(err).To(MatchError(emulator.ErrProvider))
+		_, err = emulator.New(emulator.Config{Clock: clock.NewManual(t0), Providers: []emulator.Factory{
+			func(emulator.Host) (emulator.Provider, error) { return nil, errors.New("no secret configured") }}})
+		Expect(err).To(MatchError(ContainSubstring("no secret configured")))
 	})
 })
 

@@ -26,9 +26,6 @@ type Provider interface {
 	// Name is how History, the journal, events and the API name it:
 	// lower case letters and digits, unique in the emulator.
 	Name() string
-	// Start binds it to the emulator's shared parts. New calls it once,
-	// before Restore and before anything is served.
-	Start(h Host) error
 	// Routes are its HTTP routes: its control API (under /api/v1/, behind
 	// the API token) and, marked Public, what listeners call (a verifier,
 	// a status lookup).
@@ -49,6 +46,12 @@ type Provider interface {
 	// Forget drops what it keeps of messages evicted from History.
 	Forget(ids []string)
 }
+
+// Factory makes a provider for one emulator, bound to its shared parts
+// (as database/sql drivers open connections): New calls it once, before
+// Restore and before anything is served. Every emulator gets its own
+// provider: each sandbox account, each replica that becomes the leader.
+type Factory func(h Host) (Provider, error)
 
 // Stamper is a Provider that stamps or signs each delivery attempt as it
 // leaves (Stamp gets the attempt's own header to change, and the body):
@@ -194,17 +197,10 @@ func tryHandle(mux *http.ServeMux, pattern string) (err error) {
 // builtinProviders is how many providers come first in every emulator.
 const builtinProviders = 2
 
-// plugProviders registers the built-in providers and extra, checks them
-// and starts the extra ones.
-func (e *Emulator) plugProviders(extra []Provider) error {
-	e.providers = append([]Provider{paypalProvider{e}, paydoProvider{e}}, extra...) // builtinProviders of them
-	var own []string
-	for _, rt := range e.apiRoutes() {
-		own = append(own, rt.method+" "+rt.pattern)
-	}
-	if err := checkProviders(e.providers, own); err != nil {
-		return err
-	}
+// plugProviders registers the built-in providers and makes the extra
+// ones for this emulator, then checks them all.
+func (e *Emulator) plugProviders(extra []Factory) error {
+	e.providers = []Provider{paypalProvider{e}, paydoProvider{e}} // builtinProviders of them
 	host := Host{
 		Clock: e.clock, Engine: e.engine, Journal: e.cfg.Journal, Client: e.cfg.Client, Logger: e.log,
 		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {
@@ -212,12 +208,24 @@ func (e *Emulator) plugProviders(extra []Provider) error {
 		},
 		Seed: e.cfg.Seed, View: e.View,
 	}
-	for _, p := range extra {
-		if err := p.Start(host); err != nil {
-			return fmt.Errorf("%w %s: start: %w", ErrProvider, p.Name(), err)
+	for i, newProvider := range extra {
+		if newProvider == nil {
+			return fmt.Errorf("%w: Providers[%d] is nil", ErrProvider, i)
 		}
+		p, err := newProvider(host)
+		if err != nil {
+			return fmt.Errorf("%w: Providers[%d]: %w", ErrProvider, i, err)
+		}
+		if p == nil {
+			return fmt.Errorf("%w: Providers[%d] made no provider", ErrProvider, i)
+		}
+		e.providers = append(e.providers, p)
 	}
-	return nil
+	var own []string
+	for _, rt := range e.apiRoutes() {
+		own = append(own, rt.method+" "+rt.pattern)
+	}
+	return checkProviders(e.providers, own)
 }
 
 // Titled is a Provider with a name for people (the console's "PayPal");

@@ -80,10 +80,11 @@ type Config struct {
 	// OnEvict hears of the messages HistoryLimit dropped, outside the
 	// engine's locks, so providers can drop what they keep of them.
 	OnEvict func(ids []string)
-	// Stamp, if set, may rewrite each attempt's header and body as it
+	// Stamp, if set, may give each attempt another header and body as it
 	// leaves, outside the engine's locks: a provider that signs with a
 	// timestamp makes its signature fresh on every retry. header is the
-	// attempt's own copy. An error fails the attempt with it (and the
+	// message's, shared: Stamp returns a changed copy, never changes it;
+	// m carries no attempts. An error fails the attempt with it (and the
 	// schedule goes on).
 	Stamp func(m Message, a Attempt, header http.Header, body []byte) (http.Header, []byte, error)
 	// Allow limits delivery targets (nil: any). It is checked when a target
@@ -609,7 +610,8 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	ent.running = append(ent.running, a)
 	var stampOn Message
 	if e.cfg.Stamp != nil {
-		stampOn = ent.snapshot()
+		stampOn = ent.rec // what the message is; its attempts are not for Stamp
+		stampOn.Attempts, stampOn.NextAttempt = nil, nil
 	}
 	saved := e.saveLocked(ent)
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -636,7 +638,7 @@ func (e *Engine) attempt(ent *entry, p *pending) {
 	default:
 		if e.cfg.Stamp != nil {
 			var err error
-			if header, body, err = e.cfg.Stamp(stampOn, a, header.Clone(), body); err != nil {
+			if header, body, err = e.cfg.Stamp(stampOn, a, header, body); err != nil {
 				a.Error = fmt.Sprintf("%s: %v", StampError, err)
 				if burst != nil {
 					burst.Leave()
