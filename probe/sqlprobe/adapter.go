@@ -42,6 +42,9 @@ type Adapter struct {
 
 	mu   sync.Mutex
 	pace pace
+	// now is the time reads and quiet periods are judged at: the wall
+	// clock (the pace specs drive one of their own).
+	now func() time.Time
 }
 
 // factColumns are the transaction query's columns that answer a fact.
@@ -68,7 +71,7 @@ func Open(ctx context.Context, dsn string, m *Map) (*Adapter, error) {
 	if err != nil {
 		return nil, redact.Error(fmt.Errorf("probe %s: %w", dsn, err))
 	}
-	a := &Adapter{db: db, driver: driver, dsn: redact.DSN(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}}
+	a := &Adapter{db: db, driver: driver, dsn: redact.DSN(dsn), m: m, stmts: map[string]string{}, params: map[string][]string{}, now: time.Now}
 	style := "?"
 	if driver == "pgx" {
 		style = "$"
@@ -470,7 +473,7 @@ func (a *Adapter) Idle(ctx context.Context, wait time.Duration, txns ...string) 
 		quiet := len(txns) > 0 || a.stmts["idle"] != "" || time.Since(first) >= a.m.Settle
 		a.mu.Lock()
 		for _, txn := range txns {
-			quiet = quiet && a.quietFor(txn, time.Now())
+			quiet = quiet && a.quietFor(txn, a.now())
 		}
 		a.mu.Unlock()
 		if quiet && a.stmts["idle"] != "" {
@@ -502,7 +505,7 @@ func (a *Adapter) Drained(ctx context.Context, wait time.Duration, txn string) (
 			return false, err
 		}
 		a.mu.Lock()
-		drained := a.drained(txn, time.Now())
+		drained := a.drained(txn, a.now())
 		a.mu.Unlock()
 		if drained {
 			return true, nil
@@ -536,7 +539,7 @@ func (a *Adapter) readAnswers(ctx context.Context, txns []string) error {
 		if len(found) == 1 {
 			a.noteProvider(txn, found[0])
 		}
-		a.read(txn, parent, answers.String(), len(found) > 0, time.Now())
+		a.read(txn, parent, answers.String(), len(found) > 0, a.now())
 	}
 	return nil
 }

@@ -326,11 +326,16 @@ var _ = Describe("The SQL probe adapter", func() {
 	})
 
 	Describe("learning the shop's pace", func() {
+		// The adapter judges reads and quiet periods on a clock the specs
+		// move themselves: no figure here depends on how busy the
+		// machine is.
 		var (
 			a      *sqlprobe.Adapter
 			shop   *sql.DB
+			now    time.Time
 			settle = "1s"
 		)
+		tick := func(d time.Duration) { now = now.Add(d) }
 		JustBeforeEach(func() { // after a context's own BeforeEach sets settle
 			m, err := sqlprobe.ParseMap("m.yaml", []byte("settle: "+settle+"\neffects: SELECT paypal_txn_id AS txn_id, payment_status AS status, amount_cents AS amount, currency FROM payments WHERE paypal_txn_id = :txn_id\n"+
 				"transaction: SELECT payment_status AS status, parent_txn_id FROM payments WHERE paypal_txn_id = :txn_id\n"))
@@ -339,40 +344,43 @@ var _ = Describe("The SQL probe adapter", func() {
 			a, err = sqlprobe.Open(context.Background(), "sqlite:"+path, m)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(a.Close)
+			now = time.Date(2026, 1, 3, 12, 0, 0, 0, time.UTC)
+			sqlprobe.SetNow(a, func() time.Time { return now })
 			shop, err = sql.Open("sqlite", "file:"+path)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(shop.Close)
 		})
-		// look reads txn's answers once (a wait of 0 reads and gives up).
-		look := func(txn string) {
-			_, err := a.Idle(context.Background(), 0, txn)
+		// look reads txn's answers once, now (a wait of 0 reads and gives
+		// up); idle says whether it then counts as idle.
+		idle := func(txn string) bool {
+			quiet, err := a.Idle(context.Background(), 0, txn)
 			Expect(err).NotTo(HaveOccurred())
+			return quiet
 		}
+		look := func(txn string) { idle(txn) }
 		write := func(stmt string, args ...any) {
 			_, err := shop.Exec(stmt, args...)
 			Expect(err).NotTo(HaveOccurred())
 		}
 		// pay times one prompt write: read, the verifier answers, the shop
-		// writes, read again. It returns at most how late the write was.
-		pay := func(txn string) time.Duration {
+		// writes 2ms later, read 3ms after the answer.
+		pay := func(txn string) {
 			look(txn)
-			answered := time.Now()
-			a.Answered(answered, txn)
+			a.Answered(now, txn)
+			tick(2 * time.Millisecond)
 			write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
+			tick(time.Millisecond)
 			look(txn)
-			return time.Since(answered)
 		}
-
-		// quietAfter is how long txn takes to count as idle, asked from
-		// now on in short waits.
+		// quietAfter is how long txn takes to count as idle from now,
+		// read every 5ms.
 		quietAfter := func(txn string) time.Duration {
-			start := time.Now()
-			Eventually(func() bool {
-				idle, err := a.Idle(context.Background(), 5*time.Millisecond, txn)
-				Expect(err).NotTo(HaveOccurred())
-				return idle
-			}).WithTimeout(5 * time.Second).WithPolling(time.Millisecond).Should(BeTrue())
-			return time.Since(start)
+			start := now
+			for !idle(txn) {
+				Expect(now.Sub(start)).To(BeNumerically("<", 10*time.Second), "never idle")
+				tick(5 * time.Millisecond)
+			}
+			return now.Sub(start)
 		}
 
 		It("waits settle until it has timed ten writes; then, after a write that followed the answer, the spread period (20ms at least)", func() {
@@ -381,24 +389,23 @@ var _ = Describe("The SQL probe adapter", func() {
 				pay(fmt.Sprintf("P%d", i))
 			}
 			Expect(a.Quiet()).To(Equal(time.Second), "nine writes timed are not enough")
-			Expect(quietAfter("P9")).To(BeNumerically(">=", 900*time.Millisecond), "the last write waits settle")
+			Expect(quietAfter("P9")).To(BeNumerically(">=", 995*time.Millisecond), "the last write waits settle")
 			pay("P10")
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread timed")
-			Expect(quietAfter("P10")).To(BeNumerically("<", 900*time.Millisecond))
+			Expect(quietAfter("P10")).To(BeNumerically("<", 100*time.Millisecond))
 			Expect(a.Longest()).To(Equal(5*time.Second), "a failing judgement waits five settle periods (the writes were quicker)")
 		})
 
 		It("waits four times the slowest latency, 40ms at least, after an answer no write followed yet", func() {
-			slowest := time.Duration(0)
 			for i := 1; i <= 10; i++ {
-				slowest = max(slowest, pay(fmt.Sprintf("P%d", i)))
+				pay(fmt.Sprintf("P%d", i))
 			}
 			look("P11")
-			answered := time.Now()
+			answered := now
 			a.Answered(answered, "P11") // a negative case: the shop writes nothing
 			quietAfter("P11")
-			Expect(time.Since(answered)).To(BeNumerically(">=", max(40*time.Millisecond, 4*slowest)))
-			Expect(time.Since(answered)).To(BeNumerically("<", 900*time.Millisecond))
+			Expect(now.Sub(answered)).To(BeNumerically(">=", 40*time.Millisecond), "4 x 3ms is less than the floor")
+			Expect(now.Sub(answered)).To(BeNumerically("<", 50*time.Millisecond))
 		})
 
 		It("times a second write after the same answer as the shop's spread, and waits four times it after a write", func() {
@@ -406,33 +413,35 @@ var _ = Describe("The SQL probe adapter", func() {
 				pay(fmt.Sprintf("P%d", i))
 			}
 			look("P11")
-			a.Answered(time.Now(), "P11")
+			a.Answered(now, "P11")
+			tick(time.Millisecond)
 			look("P11") // read after the answer: the next change is surely its write
 			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Pending', 1000, 'usd', '2026-01-03')`)
+			tick(time.Millisecond)
 			look("P11")
-			first := time.Now()
 			// The shop credits in a second statement 30ms later; the
 			// adapter keeps reading meanwhile.
-			for time.Since(first) < 30*time.Millisecond {
-				time.Sleep(5 * time.Millisecond)
+			for range 6 {
+				tick(5 * time.Millisecond)
 				look("P11")
 			}
 			write(`UPDATE payments SET payment_status = 'Completed' WHERE paypal_txn_id = 'P11'`)
+			tick(time.Millisecond)
 			look("P11")
-			Expect(a.Quiet()).To(BeNumerically(">=", 4*30*time.Millisecond))
-			Expect(a.Quiet()).To(BeNumerically("<", time.Second))
+			Expect(a.Quiet()).To(Equal(4 * 31 * time.Millisecond))
 		})
 
 		It("takes a first look after the answer for no write: the write after it is the latency, not a spread", func() {
 			for i := 1; i <= 10; i++ {
 				txn := fmt.Sprintf("P%d", i)
-				a.Answered(time.Now(), txn)
+				a.Answered(now, txn)
 				look(txn) // the first read comes after the answer
 				for range 3 {
-					time.Sleep(5 * time.Millisecond)
+					tick(5 * time.Millisecond)
 					look(txn)
 				}
 				write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
+				tick(time.Millisecond)
 				look(txn)
 			}
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "one write per answer: no spread")
@@ -446,11 +455,12 @@ var _ = Describe("The SQL probe adapter", func() {
 			// The shop saves the message when it acks, before verifying; the
 			// answer comes, then the adapter's next read sees that row.
 			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Received', 1000, 'usd', '2026-01-03')`)
-			answered := time.Now()
+			answered := now
 			a.Answered(answered, "P11")
+			tick(time.Millisecond)
 			look("P11")
 			quietAfter("P11")
-			Expect(time.Since(answered)).To(BeNumerically(">=", 40*time.Millisecond), "the latency period from the answer: its write may still come")
+			Expect(now.Sub(answered)).To(BeNumerically(">=", 40*time.Millisecond), "the latency period from the answer: its write may still come")
 		})
 
 		It("learns a slow write, and never waits more than settle", func() {
@@ -458,55 +468,20 @@ var _ = Describe("The SQL probe adapter", func() {
 				pay(fmt.Sprintf("P%d", i))
 			}
 			look("P11")
-			a.Answered(time.Now(), "P11")
+			a.Answered(now, "P11")
 			// The shop writes 400ms after the answer; the adapter keeps
 			// reading meanwhile, as it does while a check waits.
-			late := time.Now().Add(400 * time.Millisecond)
-			for time.Now().Before(late) {
+			for range 80 {
+				tick(5 * time.Millisecond)
 				look("P11")
-				time.Sleep(5 * time.Millisecond)
 			}
 			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			tick(time.Millisecond)
 			look("P11")
 			look("P12")
-			a.Answered(time.Now(), "P12")
-			Expect(quietAfter("P12")).To(BeNumerically(">=", 990*time.Millisecond), "4 x 400ms is more than settle: settle")
+			a.Answered(now, "P12")
+			Expect(quietAfter("P12")).To(BeNumerically(">=", time.Second), "4 x 400ms is more than settle: settle")
 			Expect(a.Longest()).To(Equal(5*time.Second), "five settle periods: more than 4 x 400ms")
-		})
-
-		It("calls a payment drained once the shop recorded it and it stayed still for the spread period, short of the latency period a judgement waits", func() {
-			for i := 1; i <= 9; i++ {
-				pay(fmt.Sprintf("P%d", i))
-			}
-			// One slow write: the latency period becomes 4 x 100ms or more.
-			look("P10")
-			a.Answered(time.Now(), "P10")
-			for late := time.Now().Add(100 * time.Millisecond); time.Now().Before(late); time.Sleep(5 * time.Millisecond) {
-				look("P10")
-			}
-			write(`INSERT INTO payments VALUES (NULL, 1, 'P10', '', 'Completed', 1000, 'usd', '2026-01-03')`)
-			look("P10")
-
-			ctx := context.Background()
-			look("P11")
-			a.Answered(time.Now(), "P11")
-			drained, err := a.Drained(ctx, 60*time.Millisecond, "P11")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(drained).To(BeFalse(), "the shop has no row for it yet")
-
-			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
-			look("P11")
-			copyAnswered := time.Now()
-			a.Answered(copyAnswered, "P11") // a copy's postback, answered after the write
-			drained, err = a.Drained(ctx, time.Second, "P11")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(drained).To(BeTrue())
-			Expect(time.Since(copyAnswered)).To(BeNumerically(">=", 20*time.Millisecond), "still for the spread period since the last answer")
-			idle, err := a.Idle(ctx, 0, "P11")
-			Expect(err).NotTo(HaveOccurred())
-			if time.Since(copyAnswered) < 400*time.Millisecond {
-				Expect(idle).To(BeFalse(), "a judgement still waits the latency period after the copy's answer: its write may come")
-			}
 		})
 
 		Context("with a short settle", func() {
@@ -515,23 +490,65 @@ var _ = Describe("The SQL probe adapter", func() {
 			It("has a failing judgement wait four times the slowest write when that is longer than five settle periods", func() {
 				Expect(a.Longest()).To(Equal(100 * time.Millisecond))
 				look("P1")
-				a.Answered(time.Now(), "P1")
-				for late := time.Now().Add(100 * time.Millisecond); time.Now().Before(late); time.Sleep(5 * time.Millisecond) {
+				a.Answered(now, "P1")
+				for range 20 {
+					tick(5 * time.Millisecond)
 					look("P1")
 				}
 				write(`INSERT INTO payments VALUES (NULL, 1, 'P1', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+				tick(time.Millisecond)
 				look("P1")
-				Expect(a.Longest()).To(BeNumerically(">=", 4*100*time.Millisecond))
+				Expect(a.Longest()).To(Equal(4 * 101 * time.Millisecond))
 			})
+		})
+
+		It("calls a payment drained once the shop recorded it and it stayed still for the spread period, short of the latency period a judgement waits", func() {
+			for i := 1; i <= 9; i++ {
+				pay(fmt.Sprintf("P%d", i))
+			}
+			// One slow write: the latency period becomes 4 x 100ms or more.
+			look("P10")
+			a.Answered(now, "P10")
+			for range 20 {
+				tick(5 * time.Millisecond)
+				look("P10")
+			}
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P10', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			tick(time.Millisecond)
+			look("P10")
+
+			ctx := context.Background()
+			drained := func(txn string) bool {
+				ok, err := a.Drained(ctx, 0, txn)
+				Expect(err).NotTo(HaveOccurred())
+				return ok
+			}
+			look("P11")
+			a.Answered(now, "P11")
+			tick(100 * time.Millisecond)
+			Expect(drained("P11")).To(BeFalse(), "the shop has no row for it yet")
+
+			write(`INSERT INTO payments VALUES (NULL, 1, 'P11', '', 'Completed', 1000, 'usd', '2026-01-03')`)
+			tick(time.Millisecond)
+			look("P11")
+			copyAnswered := now
+			a.Answered(copyAnswered, "P11") // a copy's postback, answered after the write
+			for !drained("P11") {
+				Expect(now.Sub(copyAnswered)).To(BeNumerically("<", time.Second), "never drained")
+				tick(5 * time.Millisecond)
+			}
+			Expect(now.Sub(copyAnswered)).To(BeNumerically(">=", 20*time.Millisecond), "still for the spread period since the last answer")
+			Expect(now.Sub(copyAnswered)).To(BeNumerically("<", 400*time.Millisecond))
+			Expect(idle("P11")).To(BeFalse(), "a judgement still waits the latency period after the copy's answer: its write may come")
 		})
 
 		It("does not time a write it saw only after a gap in its reads: it may be older than the answer", func() {
 			for i := 1; i <= 12; i++ {
 				txn := fmt.Sprintf("P%d", i)
 				look(txn)
-				a.Answered(time.Now(), txn)
+				a.Answered(now, txn)
 				write(`INSERT INTO payments VALUES (NULL, 1, ?, '', 'Completed', 1000, 'usd', '2026-01-03')`, txn)
-				time.Sleep(50 * time.Millisecond)
+				tick(50 * time.Millisecond)
 				look(txn)
 			}
 			Expect(a.Quiet()).To(Equal(time.Second))
@@ -541,10 +558,12 @@ var _ = Describe("The SQL probe adapter", func() {
 			for i := range 10 {
 				ref, parent := fmt.Sprintf("R%d", i), fmt.Sprintf("PP%d", i)
 				write(`INSERT INTO payments VALUES (NULL, 1, ?, ?, 'Held', -500, 'usd', '2026-01-03')`, ref, parent)
-				a.Answered(time.Now().Add(-time.Hour), ref) // the refund came first
+				a.Answered(now.Add(-time.Hour), ref) // the refund came first
 				look(ref)
-				a.Answered(time.Now(), parent, "") // the payment's postback
+				a.Answered(now, parent, "") // the payment's postback
+				tick(2 * time.Millisecond)
 				write(`UPDATE payments SET payment_status = 'Refunded' WHERE paypal_txn_id = ?`, ref)
+				tick(time.Millisecond)
 				look(ref)
 			}
 			Expect(a.Quiet()).To(Equal(20*time.Millisecond), "ten latencies timed, each within the reads")
