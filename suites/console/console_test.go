@@ -401,6 +401,31 @@ var _ = Describe("The web console", Ordered, func() {
 		do(sim, chromedp.Click(`#sim input[name=provider][value=paypal]`))
 	})
 
+	It("keeps the Simulator's line current from the events once it stops polling: a postback long after the send still shows", func() {
+		var mu sync.Mutex
+		var got []byte
+		silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = b
+			mu.Unlock()
+		}))
+		DeferCleanup(silent.Close)
+		do(sim, open(emu.URL()+"/#/simulator"), chromedp.WaitVisible(`#sim-fields tbody tr`))
+		_ = js[int](sim, `(window.followPollMs = 0)`)
+		do(sim, fill(`#sim-url`, silent.URL+"/ipn"), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: no postback — delivered \(HTTP 200\), no postback yet$`))
+		mu.Lock()
+		body := got
+		mu.Unlock()
+		resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Eventually(text(sim, "#sim-result")).Should(MatchRegexp(`^Sent \w+: verified — delivered \(HTTP 200\) and verified$`))
+		_ = js[int](sim, `(window.followPollMs = 30000)`)
+		do(sim, fill(`#sim-url`, ""))
+	})
+
 	It("runs a lifecycle and a scenario from the catalog, against the lab's listener", func() {
 		do(sim, pick(`#lifecycle-name`, "pay_refund"), chromedp.Click(`#lifecycle button[type=submit]`))
 		Eventually(count(sim, "#lifecycle-result li")).Should(BeNumerically(">=", 2))

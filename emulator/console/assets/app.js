@@ -524,17 +524,40 @@ async function simSend(ev) {
 
 let following = 0;
 
+// showOutcome writes a sent message's outcome into the Simulator's line.
+function showOutcome(node, view) {
+  const o = view.outcome;
+  showResult(node, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
+    verdictCell(o), " — ", o.summary], o.state === "invalid" || o.state === "fault");
+}
+
+// refreshFollowed redraws the Simulator's line for the message it sent
+// last, when an event touched it.
+async function refreshFollowed() {
+  const f = state.simFollowed;
+  if (!f || f.turn !== following) return;
+  try {
+    const view = await api("GET", "/api/v1/messages/" + encodeURIComponent(f.id));
+    if (f.turn === following) showOutcome(f.node, view);
+  } catch {
+    // gone from History: the line keeps what it last showed
+  }
+}
+
 // followOutcome shows what became of a message the Simulator sent (the
 // handshake, as PayPal's simulator reports it) and keeps it current while
 // the listener may still post back: a listener that acks first verifies
 // afterwards.
 async function followOutcome(node, view) {
   const turn = ++following;
-  const deadline = Date.now() + 30000;
+  // After the first half minute, the events about it keep it current
+  // (follow): a listener may post back much later.
+  state.simFollowed = { id: view.id, node, turn };
+  // window.followPollMs: how long it polls (a spec sets 0 to see the
+  // events alone keep the line current).
+  const deadline = Date.now() + (window.followPollMs ?? 30000);
   for (;;) {
-    const o = view.outcome;
-    showResult(node, ["Sent ", el("a", { href: "#/messages/" + encodeURIComponent(view.id) }, view.id), ": ",
-      verdictCell(o), " — ", o.summary], o.state === "invalid" || o.state === "fault");
+    showOutcome(node, view);
     // A PayDo checkout is confirmed by the listener's lookup, which may
     // come after its 200: followed until then, or the deadline.
     const awaitingLookup = view.provider === "paydo" && view.kind === "checkout" && !o.confirmed_by_lookup;
@@ -639,6 +662,7 @@ async function follow() {
       if (out.missed || out.events.length) {
         if (state.view === "history") schedule(refreshHistory);
         if (state.view === "message" && (out.missed || touched.has(state.messageId) || out.events.some(e => e.type === "clock.advanced"))) schedule(refreshMessage);
+        if (state.simFollowed && (out.missed || touched.has(state.simFollowed.id))) schedule(refreshFollowed);
       }
       // Any event may change the clock's count of waiting callbacks.
       if (out.events.length) schedule(refreshClock, 300);
