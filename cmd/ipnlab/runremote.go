@@ -49,6 +49,9 @@ func runningEmulator(ctx context.Context, cfg conformance.Config, given string) 
 // address, or nil: the address is free, or taken by something else (the
 // session then names it).
 func emulatorOn(ctx context.Context, cfg conformance.Config) (*client.Client, error) {
+	if cfg.EmulatorListener != nil {
+		return nil, nil // the address is this command's own (a listener image's run)
+	}
 	ln, err := net.Listen("tcp", cfg.EmulatorAddr)
 	if err == nil {
 		ln.Close()
