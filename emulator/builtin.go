@@ -63,7 +63,7 @@ func (p paypalProvider) Describe(id string, v *MessageView) {
 	for _, fd := range m.Fields {
 		v.Fields = append(v.Fields, FieldView{Name: m.Charset.Decode(fd.Name), Value: m.Charset.Decode(fd.Value), Raw: form.Escape(fd.Value)})
 	}
-	v.Postbacks = p.e.paypal.Postbacks(id)
+	v.Postbacks = paypal.Wire(p.e.paypal.Postbacks(id))
 }
 
 // Resend: PayPal's carry resend=true, to the URL asked, the first one, or

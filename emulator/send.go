@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
@@ -286,7 +287,7 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	if !ok {
 		return MessageView{}, false
 	}
-	v := MessageView{Summary: e.summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}, Postbacks: []paypal.PostbackRecord{}}
+	v := MessageView{Summary: e.summarize(rec), Attempts: rec.Attempts, Fields: []FieldView{}, Postbacks: []api.Postback{}}
 	if p, err := e.providerOf(rec); err == nil {
 		p.Describe(id, &v)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/spf13/cobra"
 )
 
@@ -249,7 +248,7 @@ func newPostbacks() *cobra.Command {
 			return usageError{fmt.Errorf("--unknown and --message do not go together: a postback of a message is not unknown")}
 		}
 		var (
-			pbs []paypal.PostbackRecord
+			pbs []api.Postback
 			err error
 		)
 		if unknown {

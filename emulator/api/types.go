@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
@@ -294,13 +292,13 @@ type FieldView struct {
 // MessageView is a message as the API shows it.
 type MessageView struct {
 	Summary
-	Charset   string                  `json:"charset"`
-	Sandbox   bool                    `json:"sandbox"`
-	Seed      Seed                    `json:"seed,omitempty"`
-	Fields    []FieldView             `json:"fields"`
-	Body      string                  `json:"body"`
-	Attempts  []delivery.Attempt      `json:"attempts"`
-	Postbacks []paypal.PostbackRecord `json:"postbacks"`
+	Charset   string      `json:"charset"`
+	Sandbox   bool        `json:"sandbox"`
+	Seed      Seed        `json:"seed,omitempty"`
+	Fields    []FieldView `json:"fields"`
+	Body      string      `json:"body"`
+	Attempts  []Attempt   `json:"attempts"`
+	Postbacks []Postback  `json:"postbacks"`
 	// Copies lists the ids of the identical copies sent with it.
 	Copies []string `json:"copies,omitempty"`
 	// Remake is the command that makes it again from its seed (ipnlab

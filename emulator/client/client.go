@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/emulator/events"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // DefaultURL is where `ipnlab serve` listens by default.
@@ -235,7 +233,7 @@ func (c *Client) ResendAll(ctx context.Context, req api.ResendRequest) (resent [
 
 // Postbacks lists the verifier's records ("" for all messages), reading
 // every page.
-func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.PostbackRecord, error) {
+func (c *Client) Postbacks(ctx context.Context, messageID string) ([]api.Postback, error) {
 	q := url.Values{}
 	if messageID != "" {
 		q.Set("message_id", messageID)
@@ -245,17 +243,17 @@ func (c *Client) Postbacks(ctx context.Context, messageID string) ([]paypal.Post
 
 // UnknownPostbacks lists the postbacks that matched no message the
 // emulator sent, each with its INVALID verdict and the reason.
-func (c *Client) UnknownPostbacks(ctx context.Context) ([]paypal.PostbackRecord, error) {
+func (c *Client) UnknownPostbacks(ctx context.Context) ([]api.Postback, error) {
 	return c.postbacks(ctx, url.Values{"unknown": {"true"}})
 }
 
-func (c *Client) postbacks(ctx context.Context, q url.Values) ([]paypal.PostbackRecord, error) {
-	var all []paypal.PostbackRecord
+func (c *Client) postbacks(ctx context.Context, q url.Values) ([]api.Postback, error) {
+	var all []api.Postback
 	after := 0
 	for {
 		var out struct {
-			Postbacks []paypal.PostbackRecord `json:"postbacks"`
-			Next      int                     `json:"next"`
+			Postbacks []api.Postback `json:"postbacks"`
+			Next      int            `json:"next"`
 		}
 		q.Set("limit", "1000")
 		q.Set("after", strconv.Itoa(after))
@@ -293,14 +291,14 @@ func (c *Client) RunUntilIdle(ctx context.Context, limit string) (api.ClockView,
 }
 
 // Profile reads the IPN settings.
-func (c *Client) Profile(ctx context.Context) (paypal.Profile, error) {
-	var p paypal.Profile
+func (c *Client) Profile(ctx context.Context) (api.Profile, error) {
+	var p api.Profile
 	return p, c.do(ctx, "GET", "/api/v1/paypal/profile", nil, &p)
 }
 
 // SetProfile changes the IPN settings.
-func (c *Client) SetProfile(ctx context.Context, p paypal.Profile) (paypal.Profile, error) {
-	var out paypal.Profile
+func (c *Client) SetProfile(ctx context.Context, p api.Profile) (api.Profile, error) {
+	var out api.Profile
 	return out, c.do(ctx, "PUT", "/api/v1/paypal/profile", p, &out)
 }
 
@@ -332,7 +330,7 @@ func (c *Client) Kinds(ctx context.Context) ([]api.Kind, error) {
 // Poll waits up to timeout for events after seq matching types ("" for
 // all) and messageID ("" for all). It returns the events and the sequence
 // number to continue from.
-func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string, timeout time.Duration) ([]events.Event, uint64, error) {
+func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string, timeout time.Duration) ([]api.Event, uint64, error) {
 	q := url.Values{"after": {fmt.Sprint(after)}, "timeout": {timeout.String()}}
 	if types != "" {
 		q.Set("type", types)
@@ -341,8 +339,8 @@ func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string
 		q.Set("message_id", messageID)
 	}
 	var out struct {
-		Events []events.Event `json:"events"`
-		Last   uint64         `json:"last"`
+		Events []api.Event `json:"events"`
+		Last   uint64      `json:"last"`
 	}
 	err := c.do(ctx, "GET", "/api/v1/events/poll?"+q.Encode(), nil, &out)
 	return out.Events, out.Last, err

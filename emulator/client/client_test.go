@@ -16,7 +16,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/client"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/events"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 var _ = Describe("Client", func() {
@@ -73,7 +72,7 @@ var _ = Describe("Client", func() {
 	It("sets faults and the profile", func() {
 		Expect(cl.SetFault(ctx, "", emulator.FaultRequest{Kind: "slow", Delay: "1s"})).To(Succeed())
 		Expect(cl.ClearFault(ctx, "")).To(Succeed())
-		p, err := cl.SetProfile(ctx, paypal.Profile{NotifyURL: ack.URL, Enabled: true, ReceiverEmail: "a@example.com"})
+		p, err := cl.SetProfile(ctx, api.Profile{NotifyURL: ack.URL, Enabled: true, ReceiverEmail: "a@example.com"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(p.Enabled).To(BeTrue())
 		kinds, err := cl.Kinds(ctx)

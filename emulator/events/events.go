@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/watchdog"
 )
 
@@ -27,15 +28,8 @@ const (
 // Types lists every event type.
 var Types = []string{MessageQueued, Attempt, Resend, Postback, ClockAdvanced, Profile, PayDoLookup}
 
-// Event is one entry of the journal.
-type Event struct {
-	Seq       uint64          `json:"seq"`
-	Type      string          `json:"type"`
-	Time      time.Time       `json:"time"` // clock time
-	Provider  string          `json:"provider,omitempty"`
-	MessageID string          `json:"message_id,omitempty"`
-	Data      json.RawMessage `json:"data,omitempty"`
-}
+// Event is one entry of the journal, as the API carries it.
+type Event = api.Event
 
 // Waiting is how many callers are blocked in Wait (event streams and long
 // polls open).

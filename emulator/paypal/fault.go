@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/api"
 )
 
 // FaultKind is a way the verifier can misbehave on purpose.
-type FaultKind string
+type FaultKind = api.FaultKind
 
 // The faults a listener must survive.
 const (

@@ -1,7 +1,6 @@
 package paypal
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 )
 
@@ -20,33 +19,7 @@ const MaxPostbackBytes = 1 << 20
 
 // PostbackRecord is what the verifier saw and answered.
 type PostbackRecord struct {
-	ID        string    `json:"id"`
-	Time      time.Time `json:"time"` // clock time
-	MessageID string    `json:"message_id,omitempty"`
-	Method    string    `json:"method"`
-	URI       string    `json:"uri"`
-	Host      string    `json:"host"`
-	// Endpoint is the PayPal environment of Host, when it is PayPal's
-	// (reached through the intercepting proxy).
-	Endpoint Endpoint    `json:"endpoint,omitempty"`
-	Header   http.Header `json:"headers"`
-	Body     []byte      `json:"-"`
-	Verdict  Verdict     `json:"verdict"`
-	Fault    FaultKind   `json:"fault,omitempty"`
-	Status   int         `json:"response_status"` // 0 when the connection was dropped
-	Answer   string      `json:"response_body"`
-	// BodyBytes is the body's length as received when only its first
-	// MaxUnattachedBody bytes were kept (a postback of no known message).
-	BodyBytes int `json:"body_bytes,omitempty"`
-	// Received is what the listener was answered, in a few words: what
-	// every view shows first (Verdict is the emulator's own judgement,
-	// which an injected fault hides from the listener).
-	Received string `json:"received"`
-	// DuringAttempt is the delivery attempt of the message under way when
-	// the listener posted back (a listener that verifies before it
-	// answers): set on the postback event only, so that a tail prints the
-	// attempt first. 0: none was.
-	DuringAttempt int `json:"during_attempt,omitempty"`
+	api.Postback
 
 	gone bool // forgotten: its message left the history, or it was an old unattached one
 }
@@ -58,38 +31,6 @@ const (
 	MaxUnattached     = 1000    // the newest kept
 	MaxUnattachedBody = 4 << 10 // bytes of each body kept
 )
-
-// MarshalJSON writes the body as text when it is UTF-8 (form bodies are
-// ASCII) and as base64 too, so no byte is lost either way.
-func (p PostbackRecord) MarshalJSON() ([]byte, error) {
-	type plain PostbackRecord
-	out := struct {
-		plain
-		Body       string `json:"body"`
-		BodyBase64 []byte `json:"body_base64"`
-	}{plain: plain(p), BodyBase64: p.Body}
-	if utf8.Valid(p.Body) {
-		out.Body = string(p.Body)
-	} else {
-		out.Body = fmt.Sprintf("(%d bytes, not UTF-8: see body_base64)", len(p.Body))
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (p *PostbackRecord) UnmarshalJSON(b []byte) error {
-	type plain PostbackRecord
-	var in struct {
-		plain
-		BodyBase64 []byte `json:"body_base64"`
-	}
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
-	}
-	*p = PostbackRecord(in.plain)
-	p.Body = in.BodyBase64
-	return nil
-}
 
 // PostbacksPage returns up to limit postbacks of messageID ("" for all;
 // with unattached, only those that matched no message) recorded after the
@@ -142,6 +83,15 @@ func (s *Service) Answers(messageID string) []Answer {
 		if !p.gone {
 			out = append(out, Answer{p.Verdict, p.Fault})
 		}
+	}
+	return out
+}
+
+// Wire is records as the API shows them.
+func Wire(records []PostbackRecord) []api.Postback {
+	out := make([]api.Postback, len(records))
+	for i, r := range records {
+		out[i] = r.Postback
 	}
 	return out
 }
@@ -210,10 +160,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	endpoint, legacy := EndpointOf(r.Host)
 	pb := Postback{Method: r.Method, RawQuery: s.redact(r.URL.RawQuery), Body: body, UserAgent: s.redact(r.UserAgent()), Endpoint: endpoint, Host: r.Host}
 	v := s.Check(pb)
-	rec := &PostbackRecord{
+	rec := &PostbackRecord{Postback: api.Postback{
 		Time: s.cfg.Clock.Now(), MessageID: v.MessageID, Method: r.Method, URI: s.redact(r.URL.RequestURI()),
 		Host: r.Host, Endpoint: endpoint, Header: s.redactHeader(r.Header), Body: body, Verdict: v,
-	}
+	}}
 	if legacy && s.cfg.Mode == ModeStrict {
 		// The documentation's letter: the legacy host redirects to the
 		// current one, and a client that follows with a GET loses the body.
@@ -321,29 +271,6 @@ func (s *Service) redact(v string) string {
 
 // record keeps a postback and journals it, returning the journal's error
 // (also reported).
-// Answered says what the listener was answered: VERIFIED or INVALID
-// when that is exactly what it got (HTTP 200, that body alone), else the
-// status and body as they came ("VERIFIED with HTTP 500", "\"VERIFIED\\n\"
-// with HTTP 200", "an HTML page with HTTP 503"), or "no answer".
-func (p *PostbackRecord) Answered() string {
-	switch {
-	case p.Status == 0:
-		return "no answer (the connection was closed)"
-	case p.Answer == "":
-		return fmt.Sprintf("HTTP %d with no body", p.Status)
-	case p.Status == http.StatusOK && (p.Answer == string(Verified) || p.Answer == string(Invalid)):
-		return p.Answer
-	case strings.Contains(strings.ToLower(p.Answer), "<html"):
-		return fmt.Sprintf("an HTML page with HTTP %d", p.Status)
-	case p.Answer == string(Verified) || p.Answer == string(Invalid):
-		return fmt.Sprintf("%s with HTTP %d", p.Answer, p.Status)
-	}
-	body := p.Answer
-	if len(body) > 40 {
-		body = body[:37] + "..."
-	}
-	return fmt.Sprintf("%q with HTTP %d", body, p.Status)
-}
 
 func (s *Service) record(p *PostbackRecord) error {
 	p.Received = p.Answered()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
@@ -29,21 +30,11 @@ var (
 	ErrSignTaken = errors.New("verify_sign taken")
 )
 
-// Profile is the merchant's IPN settings, as PayPal's settings page has them.
-type Profile struct {
-	NotifyURL     string `json:"notify_url"`
-	Enabled       bool   `json:"enabled"`
-	ReceiverEmail string `json:"receiver_email"`
-	ReceiverID    string `json:"receiver_id"`
-	// ReleaseHeld is ipnlab's opt-in: switching notifications on sends the
-	// messages created while they were off to the profile's URL. PayPal
-	// does not (IPN Guide, "IPN Operations"): they wait in History until
-	// the merchant resends them.
-	ReleaseHeld bool `json:"release_held"`
-}
+// Profile is the merchant's IPN settings (see api.Profile).
+type Profile = api.Profile
 
-// Validate reports a profile PayPal would not save.
-func (p Profile) Validate() error {
+// validateProfile reports a profile PayPal would not save.
+func validateProfile(p Profile) error {
 	if p.NotifyURL != "" {
 		if err := delivery.CheckURL(p.NotifyURL); err != nil {
 			return fmt.Errorf("profile notify_url: %w", err)
@@ -113,7 +104,7 @@ func New(cfg Config) (*Service, error) {
 	if _, err := ParseMode(string(cfg.Mode)); err != nil {
 		return nil, err
 	}
-	if err := cfg.Profile.Validate(); err != nil {
+	if err := validateProfile(cfg.Profile); err != nil {
 		return nil, err
 	}
 	if u := cfg.Profile.NotifyURL; u != "" {
@@ -148,7 +139,7 @@ func (s *Service) Profile() Profile {
 // SetProfile changes the IPN settings. Messages created while
 // notifications were off stay Held unless the profile asks ReleaseHeld.
 func (s *Service) SetProfile(p Profile) error {
-	if err := p.Validate(); err != nil {
+	if err := validateProfile(p); err != nil {
 		return err
 	}
 	if p.NotifyURL != "" {

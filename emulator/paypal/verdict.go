@@ -2,7 +2,8 @@ package paypal
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/ipnlab/ipnlab/emulator/api"
 )
 
 // Mode is how closely the verifier compares a postback with the message.
@@ -29,7 +30,7 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // Rule names one way a postback can differ from the message.
-type Rule string
+type Rule = api.Rule
 
 // The rules, roughly from most to least specific.
 const (
@@ -70,7 +71,7 @@ func rank(r Rule) int {
 }
 
 // Result is the verifier's answer.
-type Result string
+type Result = api.VerifyResult
 
 // The two answers PayPal gives.
 const (
@@ -78,77 +79,15 @@ const (
 	Invalid  Result = "INVALID"
 )
 
-// Finding is one difference between a postback and the message it claims
-// to be. Expected and Got are percent-encoded raw bytes (exact and
-// printable); the *Text forms are those bytes decoded in the message's
-// charset, for people.
-type Finding struct {
-	Rule         Rule   `json:"rule"`
-	Fatal        bool   `json:"fatal"` // it made the verdict INVALID; otherwise a warning
-	Field        string `json:"field,omitempty"`
-	Expected     string `json:"expected,omitempty"`
-	Got          string `json:"got,omitempty"`
-	ExpectedText string `json:"expected_text,omitempty"`
-	GotText      string `json:"got_text,omitempty"`
-	Detail       string `json:"detail"`
-}
+// Finding is one difference between a postback and the message it
+// claims to be (see api.Finding).
+type Finding = api.Finding
 
-// Verdict is the outcome of checking one postback.
-type Verdict struct {
-	Result    Result    `json:"result"`
-	MessageID string    `json:"message_id,omitempty"`
-	Rule      Rule      `json:"rule,omitempty"` // the main reason for INVALID
-	Findings  []Finding `json:"findings"`
-}
-
-// Warnings returns the findings that did not make the verdict INVALID.
-func (v Verdict) Warnings() []Finding {
-	var out []Finding
-	for _, f := range v.Findings {
-		if !f.Fatal {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// Fatal returns the findings that made the verdict INVALID.
-func (v Verdict) Fatal() []Finding {
-	var out []Finding
-	for _, f := range v.Findings {
-		if f.Fatal {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// Summary is one line for logs and CLI output.
-func (v Verdict) Summary() string {
-	if v.Result == Verified {
-		if w := v.Warnings(); len(w) > 0 {
-			return fmt.Sprintf("VERIFIED (warnings: %s)", rulesOf(w))
-		}
-		return "VERIFIED"
-	}
-	for _, f := range v.Findings {
-		if f.Fatal && f.Rule == v.Rule {
-			return fmt.Sprintf("INVALID %s: %s", v.Rule, f.Detail)
-		}
-	}
-	return "INVALID"
-}
-
-func rulesOf(fs []Finding) string {
-	names := make([]string, len(fs))
-	for i, f := range fs {
-		names[i] = string(f.Rule)
-	}
-	return strings.Join(names, ", ")
-}
+// Verdict is the outcome of checking one postback (see api.Verdict).
+type Verdict = api.Verdict
 
 // finish sets Result and Rule from the findings.
-func (v *Verdict) finish() {
+func finish(v *Verdict) {
 	v.Result, v.Rule = Verified, ""
 	best := len(Rules) + 1
 	for _, f := range v.Findings {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/form"
 )
 
@@ -26,7 +27,7 @@ type Postback struct {
 }
 
 // Endpoint is the PayPal environment a verify host belongs to.
-type Endpoint string
+type Endpoint = api.Endpoint
 
 // The environments; EndpointNone is the emulator's own address, which
 // stands for whichever the message needs.
@@ -131,7 +132,7 @@ func decode(raw []byte, where string) (decoded, *Finding) {
 
 // check judges one postback. It is a pure function of its inputs.
 func check(mode Mode, pb Postback, find finder) (v Verdict) {
-	defer v.finish()
+	defer finish(&v)
 	strict := mode == ModeStrict
 
 	if pb.Method != http.MethodPost {

@@ -54,7 +54,7 @@ var _ = Describe("A tail", func() {
 
 	It("shows what the listener was answered first: an injected fault's answer, the emulator's verdict after it, labelled, in red", func() {
 		bus := events.NewBus(16)
-		for _, p := range []paypal.PostbackRecord{
+		for _, p := range []api.Postback{
 			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultInvalid, Status: 200, Answer: "INVALID"},
 			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultStatus500, Status: 500, Answer: "VERIFIED"},
 			{Verdict: paypal.Verdict{Result: paypal.Verified}, Fault: paypal.FaultGarbage, Status: 200, Answer: "<html><body>down</body></html>"},
@@ -107,7 +107,7 @@ var _ = Describe("A tail", func() {
 
 	It("prints a held postback when the events end before its attempt's line", func() {
 		bus := events.NewBus(16)
-		bus.Publish(events.Postback, t0, "paypal", "M1", paypal.PostbackRecord{Verdict: paypal.Verdict{Result: paypal.Verified}, Received: "VERIFIED", DuringAttempt: 1})
+		bus.Publish(events.Postback, t0, "paypal", "M1", api.Postback{Verdict: paypal.Verdict{Result: paypal.Verified}, Received: "VERIFIED", DuringAttempt: 1})
 		var out bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()

@@ -23,6 +23,7 @@ import (
 	"github.com/ipnlab/ipnlab/containers/emulatorcontainer"
 	"github.com/ipnlab/ipnlab/containers/listenercontainer"
 	"github.com/ipnlab/ipnlab/emulator"
+	wire "github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -105,7 +106,7 @@ var _ = Describe("The emulator and reference listener modules", func() {
 		Expect(lst.Addr()).To(Equal("127.0.0.1:" + port))
 
 		api := emu.Client()
-		_, err = api.SetProfile(ctx, paypal.Profile{NotifyURL: lst.PayPalURL(), Enabled: true,
+		_, err = api.SetProfile(ctx, wire.Profile{NotifyURL: lst.PayPalURL(), Enabled: true,
 			ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID})
 		Expect(err).NotTo(HaveOccurred())
 

@@ -22,6 +22,12 @@ var (
 	// wire types are in emulator/api).
 	theServer = []string{"github.com/ipnlab/ipnlab/emulator", "github.com/ipnlab/ipnlab/emulator/console",
 		"github.com/ipnlab/ipnlab/fixtures", "github.com/brianvoe/gofakeit/v7"}
+	// theEngine is the emulator's machinery: a client speaks wire shapes
+	// (emulator/api), it links no delivery engine, verifier, journal,
+	// event bus, clock or watchdog.
+	theEngine = []string{"github.com/ipnlab/ipnlab/emulator/delivery", "github.com/ipnlab/ipnlab/emulator/paypal",
+		"github.com/ipnlab/ipnlab/emulator/paydo", "github.com/ipnlab/ipnlab/emulator/journal", "github.com/ipnlab/ipnlab/emulator/events",
+		"github.com/ipnlab/ipnlab/emulator/clock", "github.com/ipnlab/ipnlab/emulator/watchdog"}
 )
 
 var _ = DescribeTable("A package's dependencies",
@@ -39,8 +45,8 @@ var _ = DescribeTable("A package's dependencies",
 		}
 	},
 	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode, sqlite),
-	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite, theServer),
-	Entry("the control API's wire types", "github.com/ipnlab/ipnlab/emulator/api", testCode, containerCode, browserCode, sqlite, theServer),
+	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite, theServer, theEngine),
+	Entry("the control API's wire types", "github.com/ipnlab/ipnlab/emulator/api", testCode, containerCode, browserCode, sqlite, theServer, theEngine),
 	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
