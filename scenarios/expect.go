@@ -90,8 +90,9 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	if err != nil {
 		return err
 	}
+	postbackWait := r.env.PostbackPace.Wait(r.env.PostbackWait)
 	if within == 0 {
-		within = r.env.PostbackWait
+		within = postbackWait
 	}
 	id := r.sent[e.Message].ID
 	view := func() emulator.MessageView { v, _ := emu.View(id); return v }
@@ -99,7 +100,7 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 	if needPostback {
 		// A listener that never posts back at all is judged after the usual
 		// wait, not after a longer `within` meant for one that is retrying.
-		first := r.waitFor(ctx, min(within, r.env.PostbackWait), func() bool { return len(emu.PayPal().Postbacks(id)) > 0 })
+		first := r.waitFor(ctx, min(within, postbackWait), func() bool { return len(emu.PayPal().Postbacks(id)) > 0 })
 		r.waitFor(ctx, within, func() bool {
 			if !first {
 				return true

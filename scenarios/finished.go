@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/events"
@@ -90,7 +91,7 @@ func (r *runner) finished() (bool, time.Time) {
 		case v.Provider == "paypal" && postbacks == 0:
 			// Delivered, never posted back: a postback may come until
 			// the window is up.
-			if until := s.at.Add(r.env.PostbackWait); until.After(now) {
+			if until := s.at.Add(r.env.PostbackPace.Wait(r.env.PostbackWait)); until.After(now) {
 				done = false
 			} else if until.After(last) {
 				last = until
@@ -165,9 +166,17 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 			now := time.Now()
 			r.eventsMu.Lock()
 			for _, ev := range evs {
-				if ev.MessageID != "" {
-					r.timeline[ev.MessageID] = append(r.timeline[ev.MessageID], stamped{at: now, typ: ev.Type})
+				if ev.MessageID == "" {
+					continue
 				}
+				seen := r.timeline[ev.MessageID]
+				if ev.Type == events.Postback && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback }) {
+					// Its first postback: how long since it was created.
+					if i := slices.IndexFunc(seen, func(s stamped) bool { return s.typ == events.MessageQueued }); i >= 0 {
+						r.env.PostbackPace.saw(now.Sub(seen[i].at))
+					}
+				}
+				r.timeline[ev.MessageID] = append(seen, stamped{at: now, typ: ev.Type})
 			}
 			r.eventsMu.Unlock()
 			if quieter != nil {

@@ -47,8 +47,13 @@ type Env struct {
 	// Settle bounds waits on the listener (probe idle; default 10s).
 	Settle time.Duration
 	// PostbackWait is how long to wait for a postback when a step does not
-	// say (default 5s, wall time).
+	// say (default 5s, wall time), or longer once the listener has shown
+	// slower postbacks (PostbackPace).
 	PostbackWait time.Duration
+	// PostbackPace, if set, is shared by the scenarios of one run (a
+	// conformance session): the slowest postback any of them saw; nil
+	// learns within this scenario alone.
+	PostbackPace *PostbackPace
 	// Advance moves the emulator's clock for an advance step; nil calls
 	// Emulator.Advance. A harness running several clock-moving scenarios
 	// at once gives one that moves the clock for all of them together.
@@ -107,6 +112,9 @@ func (env Env) withDefaults() Env {
 	}
 	if env.PostbackWait == 0 {
 		env.PostbackWait = DefaultPostbackWait
+	}
+	if env.PostbackPace == nil {
+		env.PostbackPace = &PostbackPace{}
 	}
 	if env.AckTimeout == 0 {
 		env.AckTimeout = delivery.DefaultAckTimeout

@@ -109,7 +109,8 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}
 	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
-		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait}
+		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait,
+		PostbackPace: &scenarios.PostbackPace{}} // learned over every check of the session
 	if ca != nil {
 		s.env.Intercept = &scenarios.Intercept{CA: ca.CertPath()}
 		if cfg.Intercept {

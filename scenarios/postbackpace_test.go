@@ -1,0 +1,53 @@
+package scenarios_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/scenarios"
+)
+
+var _ = Describe("Waiting for a postback", func() {
+	It("lasts PostbackWait, or four times the slowest postback the run has seen: a listener slowed by a busy machine is not judged as never posting back", func() {
+		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		// A listener that acks at once and posts back after delay.
+		slow := func(delay time.Duration) string {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				go func() {
+					time.Sleep(delay)
+					resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+					if err == nil {
+						resp.Body.Close()
+					}
+				}()
+			}))
+			DeferCleanup(srv.Close)
+			return srv.URL
+		}
+		sc, err := scenarios.Parse("verified.yaml", []byte(head+"  - send: {as: pay, kind: web_accept}\n  - expect: {message: pay, verdict: VERIFIED}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		run := func(listener string, pace *scenarios.PostbackPace) scenarios.Result {
+			return scenarios.Run(context.Background(), scenarios.Env{Emulator: emu.Emulator, PayPalURL: listener, PostbackWait: time.Second, PostbackPace: pace}, sc)
+		}
+
+		lateOnce := slow(1200 * time.Millisecond)
+		Expect(run(lateOnce, nil).Status).To(Equal(scenarios.Failed), "a second's wait, nothing learned: 1.2 s is too late")
+
+		pace := &scenarios.PostbackPace{}
+		Expect(run(slow(600*time.Millisecond), pace).Status).To(Equal(scenarios.Passed))
+		Expect(pace.Wait(time.Second)).To(BeNumerically(">=", 4*600*time.Millisecond), "the slowest postback, four times")
+		Expect(run(lateOnce, pace).Status).To(Equal(scenarios.Passed), "the run has seen postbacks take 0.6 s: it waits 2.4 s")
+	})
+})
