@@ -1,14 +1,37 @@
 #!/usr/bin/env bash
 # make test, N times (default 5), beside a CPU hog: a busy loop on every
 # core for the whole of each run. Each run's exit and wall time go into
-# bench/RESULTS.md (between the busy markers, which make bench keeps);
-# each run's output into build/busy-N.log. Exit 1 when any run failed.
+# bench/RESULTS.md (between the busy markers, which make bench keeps),
+# rewritten after every run, so that a series cut short still records
+# the runs it made; each run's output into build/busy-N.log. Exit 1 when
+# any run failed.
 set -u
 runs=${1:-5}
 cores=$(nproc)
 mkdir -p build
 rows=""
 failed=0
+done_runs=0
+record() {
+	local section results=bench/RESULTS.md
+	section="<!-- busy:begin -->
+## make test beside a CPU hog
+
+\`bash bench/busy-test.sh $runs\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $cores cores, each kept busy by a loop for the whole run: $((done_runs - failed)) of $done_runs runs passed ($runs asked).
+
+| run | make test | wall time, s |
+|---|---|---|
+${rows}<!-- busy:end -->"
+	if grep -q '<!-- busy:begin -->' "$results"; then
+		awk -v section="$section" '
+			/<!-- busy:begin -->/ { print section; skip = 1; next }
+			/<!-- busy:end -->/ { skip = 0; next }
+			!skip { print }
+		' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
+	else
+		printf '\n%s\n' "$section" >>"$results"
+	fi
+}
 for i in $(seq "$runs"); do
 	hogs=()
 	for _ in $(seq "$cores"); do
@@ -28,23 +51,7 @@ for i in $(seq "$runs"); do
 	fi
 	echo "run $i of $runs: $verdict in ${secs} s"
 	rows="$rows| $i | $verdict | $secs |"$'\n'
+	done_runs=$i
+	record
 done
-section="<!-- busy:begin -->
-## make test beside a CPU hog
-
-\`bash bench/busy-test.sh $runs\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $cores cores, each kept busy by a loop for the whole run: $((runs - failed)) of $runs runs passed.
-
-| run | make test | wall time, s |
-|---|---|---|
-${rows}<!-- busy:end -->"
-results=bench/RESULTS.md
-if grep -q '<!-- busy:begin -->' "$results"; then
-	awk -v section="$section" '
-		/<!-- busy:begin -->/ { print section; skip = 1; next }
-		/<!-- busy:end -->/ { skip = 0; next }
-		!skip { print }
-	' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
-else
-	printf '\n%s\n' "$section" >>"$results"
-fi
 [ "$failed" -eq 0 ]
