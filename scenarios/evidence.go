@@ -116,7 +116,7 @@ func unverifiedStory(v emulator.MessageView, pbs []paypal.PostbackRecord, within
 	} else {
 		story += fmt.Sprintf(" and none of your %d later postbacks was VERIFIED", again)
 	}
-	return story + fmt.Sprintf(" (waited %s)", within)
+	return story + fmt.Sprintf(" (waited %s or more)", within)
 }
 
 // attemptEvidence lists a message's deliveries and the listener's answers,

@@ -49,5 +49,13 @@ var _ = Describe("Waiting for a postback", func() {
 		Expect(run(slow(600*time.Millisecond), pace).Status).To(Equal(scenarios.Passed))
 		Expect(pace.Wait(time.Second)).To(BeNumerically(">=", 4*600*time.Millisecond), "the slowest postback, four times")
 		Expect(run(lateOnce, pace).Status).To(Equal(scenarios.Passed), "the run has seen postbacks take 0.6 s: it waits 2.4 s")
+
+		// The verdict names the wait asked for, not the stretched one: a
+		// seed's report must not change with how busy the machine was.
+		mute := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		DeferCleanup(mute.Close)
+		res := run(mute.URL, pace)
+		Expect(res.Status).To(Equal(scenarios.Failed))
+		Expect(res.Message).To(ContainSubstring("never posted back within 1s"))
 	})
 })
