@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
 	"time"
 
@@ -46,10 +47,9 @@ func (p paypalProvider) Routes() []Route {
 	}
 }
 
-func (p paypalProvider) Restore() (int, error) {
+func (p paypalProvider) Restore() (RestoredCounts, error) {
 	n, postbacks, err := p.e.paypal.Restore()
-	p.e.restored.PayPal, p.e.restored.Postbacks = n, postbacks
-	return n, err
+	return nonZero(RestoredCounts{"messages": n, "postbacks": postbacks}), err
 }
 
 func (paypalProvider) ClientFor(string) (*http.Client, error) { return nil, nil }
@@ -99,10 +99,18 @@ func (p paydoProvider) Routes() []Route {
 	}
 }
 
-func (p paydoProvider) Restore() (int, error) {
+func (p paydoProvider) Restore() (RestoredCounts, error) {
 	n, err := p.e.paydo.Restore()
-	p.e.restored.Transactions = n
-	return n, err
+	return nonZero(RestoredCounts{"transactions": n}), err
+}
+
+// nonZero is c without its zero counts, nil when nothing is left.
+func nonZero(c RestoredCounts) RestoredCounts {
+	maps.DeleteFunc(c, func(_ string, n int) bool { return n == 0 })
+	if len(c) == 0 {
+		return nil
+	}
+	return c
 }
 
 func (p paydoProvider) ClientFor(route string) (*http.Client, error) {

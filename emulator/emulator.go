@@ -248,7 +248,7 @@ func New(cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	schedule := delivery.PayPalSchedule()
+	schedule := paypal.DefaultSchedule()
 	if cfg.PayPalRetries > 0 {
 		schedule.MaxRetries = cfg.PayPalRetries
 	}

@@ -35,21 +35,16 @@ type storedClock struct {
 
 // Restored counts what New loaded from the journal.
 type Restored struct {
-	Messages     int `json:"messages"`     // delivery records
-	Queued       int `json:"queued"`       // attempts waiting for their time
-	Postbacks    int `json:"postbacks"`    // PayPal postbacks
-	Transactions int `json:"transactions"` // PayDo transactions
-	PayPal       int `json:"paypal_messages"`
-	Scheduled    int `json:"scheduled"` // later sends re-armed (lifecycle steps, PayDo follow-ups)
-	// Plugins counts what each plug-in provider knew again.
-	Plugins []PluginRestored `json:"plugins,omitempty"`
+	Messages  int `json:"messages"`  // delivery records
+	Queued    int `json:"queued"`    // attempts waiting for their time
+	Scheduled int `json:"scheduled"` // later sends re-armed (lifecycle steps, PayDo follow-ups)
+	// Providers is what each provider knew again, by provider name, then
+	// by what it counts (messages, postbacks, transactions...).
+	Providers map[string]RestoredCounts `json:"providers,omitempty"`
 }
 
-// PluginRestored is what one plug-in provider restored.
-type PluginRestored struct {
-	Provider string `json:"provider"`
-	Messages int    `json:"messages"`
-}
+// RestoredCounts is what one provider restored, by kind of record.
+type RestoredCounts map[string]int
 
 func (e *Emulator) writeMeta(key string, v any) error {
 	if e.cfg.Journal == nil {
@@ -161,16 +156,18 @@ func (e *Emulator) adoptSeeds() error {
 func (e *Emulator) restore() (Restored, error) {
 	var r Restored
 	var err error
-	for i, p := range e.providers {
-		n, err := p.Restore()
+	for _, p := range e.providers {
+		counts, err := p.Restore()
 		if err != nil {
 			return r, fmt.Errorf("restore %s: %w", p.Name(), err)
 		}
-		if i >= builtinProviders {
-			r.Plugins = append(r.Plugins, PluginRestored{Provider: p.Name(), Messages: n})
+		if len(counts) > 0 {
+			if r.Providers == nil {
+				r.Providers = map[string]RestoredCounts{}
+			}
+			r.Providers[p.Name()] = counts
 		}
 	}
-	r.PayPal, r.Postbacks, r.Transactions = e.restored.PayPal, e.restored.Postbacks, e.restored.Transactions
 	if err := e.adoptSeeds(); err != nil {
 		return r, err
 	}

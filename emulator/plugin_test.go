@@ -165,7 +165,7 @@ func (h *hook) Notify(n emulator.Notify) ([]emulator.MessageView, error) {
 	return []emulator.MessageView{v}, nil
 }
 
-func (h *hook) Restore() (int, error) {
+func (h *hook) Restore() (emulator.RestoredCounts, error) {
 	n := 0
 	err := h.host.Journal.Scan(hookKind, func(id string, value []byte) error {
 		h.kept[id] = string(value)
@@ -173,7 +173,7 @@ func (h *hook) Restore() (int, error) {
 		return nil
 	})
 	h.seq = n
-	return n, err
+	return emulator.RestoredCounts{"messages": n}, err
 }
 
 func (h *hook) ClientFor(string) (*http.Client, error) { return nil, nil }
@@ -293,7 +293,7 @@ var _ = Describe("A plug-in provider", func() {
 
 		emu, api, h, stop := start()
 		defer stop()
-		Expect(emu.Restored().Plugins).To(ConsistOf(emulator.PluginRestored{Provider: "hook", Messages: 1}))
+		Expect(emu.Restored().Providers).To(HaveKeyWithValue("hook", emulator.RestoredCounts{"messages": 1}), "counted by provider, like the built-ins")
 		Expect(h.kept).To(HaveKeyWithValue(sent.ID, "order.paid"))
 		var got emulator.MessageView
 		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &got)).To(Equal(http.StatusOK))

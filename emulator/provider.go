@@ -32,8 +32,9 @@ type Provider interface {
 	Routes() []Route
 	// Restore loads what it journaled; New calls it when there is a
 	// journal, before the delivery engine resumes the queued attempts. It
-	// returns how many messages it knew again.
-	Restore() (int, error)
+	// returns what it knew again, counted by kind of record ("messages",
+	// and any of its own); nil when it knew nothing.
+	Restore() (RestoredCounts, error)
 	// ClientFor is the HTTP client that sends a restored message of this
 	// provider journaled with route (delivery.Submission.Route); nil means
 	// the emulator's.
@@ -194,13 +195,11 @@ func tryHandle(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
-// builtinProviders is how many providers come first in every emulator.
-const builtinProviders = 2
 
 // plugProviders registers the built-in providers and makes the extra
 // ones for this emulator, then checks them all.
 func (e *Emulator) plugProviders(extra []Factory) error {
-	e.providers = []Provider{paypalProvider{e}, paydoProvider{e}} // builtinProviders of them
+	e.providers = []Provider{paypalProvider{e}, paydoProvider{e}}
 	host := Host{
 		Clock: e.clock, Engine: e.engine, Journal: e.cfg.Journal, Client: e.cfg.Client, Logger: e.log,
 		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {

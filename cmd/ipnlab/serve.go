@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -180,8 +182,14 @@ History and clock (ipnlab accounts create ...); it prints:
 			}
 			if jnl != nil {
 				r := srv.Restored()
-				log.Info("resumed from the store", "messages", r.Messages, "queued_attempts", r.Queued,
-					"postbacks", r.Postbacks, "paydo_transactions", r.Transactions, "scheduled", r.Scheduled, "clock", srv.Clock().Now())
+				attrs := []any{"messages", r.Messages, "queued_attempts", r.Queued, "scheduled", r.Scheduled, "clock", srv.Clock().Now()}
+				for _, name := range slices.Sorted(maps.Keys(r.Providers)) {
+					counts := r.Providers[name]
+					for _, what := range slices.Sorted(maps.Keys(counts)) {
+						attrs = append(attrs, name+"_"+what, counts[what]) // paypal_postbacks=3
+					}
+				}
+				log.Info("resumed from the store", attrs...)
 			}
 
 			var lostErr error

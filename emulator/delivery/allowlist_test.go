@@ -70,7 +70,7 @@ var _ = Describe("Allowlist", func() {
 			clk := clock.NewManual(t0)
 			e, err := delivery.NewEngine(delivery.Config{Clock: clk, Allow: a})
 			Expect(err).NotTo(HaveOccurred())
-			_, err = e.Submit(delivery.Submission{ID: "M-" + strings.Join(tc.entries, ""), URL: srv.URL, Body: []byte("x=1"), Schedule: delivery.PayPalSchedule()})
+			_, err = e.Submit(delivery.Submission{ID: "M-" + strings.Join(tc.entries, ""), URL: srv.URL, Body: []byte("x=1"), Schedule: doubling()})
 			if tc.ok {
 				Expect(err).NotTo(HaveOccurred())
 				clk.WaitIdle()

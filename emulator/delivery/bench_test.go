@@ -37,7 +37,7 @@ func BenchmarkScheduler(b *testing.B) {
 	body := []byte("mc_gross=19.95&protection_eligibility=Eligible&payer_id=LPLWNMTBWMFAY&payment_date=20%3A12%3A59+Jan+13%2C+2009+PST&payment_status=Completed&charset=windows-1252")
 	// Shared as the providers share them: one header and schedule for all.
 	header := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
-	var schedule delivery.Schedule = delivery.PayPalSchedule()
+	var schedule delivery.Schedule = doubling()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = "M" + strconv.Itoa(i)

@@ -19,7 +19,7 @@ import (
 type AckPolicy int
 
 const (
-	// Only200 acknowledges on HTTP 200 alone, as PayPal documents it.
+	// Only200 acknowledges on HTTP 200 alone (PayPal's and PayDo's rule).
 	Only200 AckPolicy = iota
 	// Any2xx also takes 201-299, recording a note that strict mode would not.
 	Any2xx
@@ -33,7 +33,8 @@ var (
 	ErrNotHeld   = errors.New("message is not held")
 )
 
-// DefaultAckTimeout is PayPal's: no answer within 30 s is a failure.
+// DefaultAckTimeout: no answer within 30 s is a failure (PayPal's
+// figure, and a common one).
 const DefaultAckTimeout = 30 * time.Second
 
 // DefaultResponseLimit is how much of a listener's answer is recorded.

@@ -28,7 +28,7 @@ var _ = Describe("History limit", func() {
 		Expect(err).NotTo(HaveOccurred())
 		defer e.Close()
 		submit := func(id string) {
-			_, err := e.Submit(delivery.Submission{ID: id, URL: srv.URL + "/" + id, Body: []byte("a=1"), Schedule: delivery.PayPalSchedule()})
+			_, err := e.Submit(delivery.Submission{ID: id, URL: srv.URL + "/" + id, Body: []byte("a=1"), Schedule: doubling()})
 			Expect(err).NotTo(HaveOccurred())
 			clk.WaitIdle()
 		}

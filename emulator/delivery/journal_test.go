@@ -33,7 +33,7 @@ var _ = Describe("Engine with a journal", func() {
 		go func() {
 			_, err := eng.Submit(delivery.Submission{
 				ID: "M1", Provider: "test", URL: srv.URL, Body: []byte("a=1"),
-				Schedule: delivery.PayPalSchedule(),
+				Schedule: doubling(),
 			})
 			submitted <- err
 		}()
@@ -77,7 +77,7 @@ var _ = Describe("Engine with a journal", func() {
 		eng, err := delivery.NewEngine(delivery.Config{Clock: clk, Journal: disk})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(eng.Close)
-		_, err = eng.Submit(delivery.Submission{ID: "M1", Provider: "test", URL: srv.URL, Body: []byte("a=1"), Schedule: delivery.PayPalSchedule()})
+		_, err = eng.Submit(delivery.Submission{ID: "M1", Provider: "test", URL: srv.URL, Body: []byte("a=1"), Schedule: doubling()})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() []delivery.Attempt { m, _ := eng.Get("M1"); return m.Attempts }).Should(HaveLen(1))
 		m, _ := eng.Get("M1")
@@ -99,7 +99,7 @@ var _ = Describe("Engine with a journal", func() {
 			eng.Close()
 			close(disk.Entered)
 		})
-		s := delivery.Submission{ID: "M1", Provider: "test", URL: "http://127.0.0.1:9/", Schedule: delivery.PayPalSchedule(), Hold: true}
+		s := delivery.Submission{ID: "M1", Provider: "test", URL: "http://127.0.0.1:9/", Schedule: doubling(), Hold: true}
 		first := make(chan error, 1)
 		go func() { _, err := eng.Submit(s); first <- err }()
 		Eventually(disk.Entered).Should(Receive())

@@ -1,7 +1,7 @@
 // Package delivery sends notifications over HTTP on a clock and retries them
 // on a provider's schedule until they are acknowledged, recording every
-// attempt. It knows nothing of PayPal or PayDo message formats: providers
-// hand it bytes, headers, a Schedule and an AckPolicy.
+// attempt. It knows no provider: providers hand it bytes, headers, a
+// Schedule and an AckPolicy, and their schedules live with them.
 package delivery
 
 import (
@@ -26,14 +26,6 @@ type Backoff struct {
 	Max        time.Duration `json:"max"`
 	MaxRetries int           `json:"max_retries"`
 	Window     time.Duration `json:"window"`
-}
-
-// PayPalSchedule is PayPal's documented resend policy: the interval doubles
-// from 10 s, capped at 24 h, for at most 15 retries. The 15th retry falls at
-// 69.5 h after the first delivery; PayPal's "about four days" counts a 16th
-// (93.5 h), which MaxRetries: 16 reproduces.
-func PayPalSchedule() Backoff {
-	return Backoff{Initial: 10 * time.Second, Factor: 2, Max: 24 * time.Hour, MaxRetries: 15}
 }
 
 // Validate reports a schedule that would never end or never wait.

@@ -106,7 +106,7 @@ func (e *Engine) post(parent context.Context, client *http.Client, a *Attempt, u
 		a.Acked = true
 	case resp.StatusCode > 200 && resp.StatusCode < 300 && ack == Any2xx:
 		a.Acked = true
-		a.Note = fmt.Sprintf("HTTP %d taken as an ack; PayPal documents only 200 (strict mode fails it)", resp.StatusCode)
+		a.Note = fmt.Sprintf("HTTP %d taken as an ack, though only 200 is documented as one (strict mode fails it)", resp.StatusCode)
 	case resp.StatusCode > 200 && resp.StatusCode < 300:
 		a.Note = fmt.Sprintf("HTTP %d is not an ack: only 200 stops the resends", resp.StatusCode)
 	}

@@ -115,7 +115,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.Schedule == nil {
-		cfg.Schedule = delivery.PayPalSchedule()
+		cfg.Schedule = DefaultSchedule()
 	}
 	cfg.Secrets = slices.DeleteFunc(slices.Clone(cfg.Secrets), func(s string) bool { return s == "" })
 	return &Service{

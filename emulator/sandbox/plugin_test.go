@@ -47,9 +47,9 @@ func (t *tally) Routes() []emulator.Route {
 	})}}
 }
 
-func (t *tally) Restore() (int, error)                  { return 0, nil }
-func (t *tally) ClientFor(string) (*http.Client, error) { return nil, nil }
-func (t *tally) Describe(string, *emulator.MessageView) {}
+func (t *tally) Restore() (emulator.RestoredCounts, error) { return nil, nil }
+func (t *tally) ClientFor(string) (*http.Client, error)    { return nil, nil }
+func (t *tally) Describe(string, *emulator.MessageView)    {}
 func (t *tally) Resend(id string, _ emulator.ResendRequest) error {
 	_, err := t.host.Engine.Resend(id, "")
 	return err
