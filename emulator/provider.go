@@ -195,7 +195,6 @@ func tryHandle(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
-
 // plugProviders registers the built-in providers and makes the extra
 // ones for this emulator, then checks them all.
 func (e *Emulator) plugProviders(extra []Factory) error {
