@@ -168,6 +168,10 @@ type Emulator struct {
 	providers []Provider      // built-in first, then Config.Providers
 	writer    *journal.Writer // over Config.Journal; nil without one
 	metrics   *metrics.Metrics
+	// The built-ins' own figures, registered through metrics.Registerer
+	// as a plug-in's are.
+	paypalMetrics *paypal.Metrics
+	paydoMetrics  *paydo.Metrics
 
 	// closing ends event streams and long polls at shutdown, which would
 	// otherwise hold it for their whole timeout.
@@ -219,6 +223,13 @@ func New(cfg Config) (*Emulator, error) {
 		Now:     cfg.Clock.Now,
 		Account: cfg.Account,
 	})
+	var err error
+	if e.paypalMetrics, err = paypal.NewMetrics(e.metrics.Registerer()); err != nil {
+		return nil, err
+	}
+	if e.paydoMetrics, err = paydo.NewMetrics(e.metrics.Registerer()); err != nil {
+		return nil, err
+	}
 	if cfg.Journal != nil {
 		// One ordered writer for every component: their records reach the
 		// disk in the order they were made, many to a commit, and no
@@ -492,7 +503,7 @@ func (e *Emulator) onEvict(ids []string) {
 }
 
 func (e *Emulator) onPostback(p paypal.PostbackRecord) {
-	e.metrics.Postback(p)
+	e.paypalMetrics.Postback(p)
 	if f := e.cfg.Observer.Postback; f != nil {
 		f(p)
 	}

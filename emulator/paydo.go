@@ -258,7 +258,7 @@ func (e *Emulator) listPayDoTransactions(w http.ResponseWriter, r *http.Request)
 }
 
 func (e *Emulator) onLookup(l paydo.Lookup) {
-	e.metrics.Lookup(l)
+	e.paydoMetrics.Lookup(l)
 	if f := e.cfg.Observer.Lookup; f != nil {
 		f(l)
 	}

@@ -18,12 +18,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
+	"github.com/ipnlab/ipnlab/emulator/metrics"
 	"github.com/ipnlab/ipnlab/scenarios"
 )
 
@@ -39,6 +41,8 @@ type hook struct {
 	// minute); signOnce signs each message once, when it is submitted.
 	retry    time.Duration
 	signOnce bool
+	// events is a figure of its own on /metrics.
+	events *prometheus.CounterVec
 }
 
 // signedHook is hook signing each attempt as it leaves, as PayPal's REST
@@ -98,15 +102,19 @@ const hookKind = "hook.message"
 
 func (h *hook) Name() string { return "hook" }
 
-func (h *hook) start(host emulator.Host) {
+func (h *hook) start(host emulator.Host) error {
 	h.host, h.kept = host, map[string]string{}
+	h.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ipnlab_hook_events_total", Help: "Hook events sent, by event."}, []string{"event"})
+	return host.Metrics.Register(h.events)
 }
 
 // plug is the factory that registers p (a hook, or a hook under another
 // guise), started on the emulator's host.
 func plug(p emulator.Provider, h *hook) emulator.Factory {
 	return func(host emulator.Host) (emulator.Provider, error) {
-		h.start(host)
+		if err := h.start(host); err != nil {
+			return nil, err
+		}
 		return p, nil
 	}
 }
@@ -158,6 +166,7 @@ func (h *hook) Notify(n emulator.Notify) ([]emulator.MessageView, error) {
 	if err != nil {
 		return nil, emulator.BadRequest("hook %s: %v", id, err)
 	}
+	h.events.WithLabelValues(n.Kind).Inc()
 	h.mu.Lock()
 	h.kept[id] = n.Kind
 	h.mu.Unlock()
@@ -289,6 +298,12 @@ var _ = Describe("A plug-in provider", func() {
 		var providers struct{ Providers []emulator.ProviderInfo }
 		Expect(call(api, "GET", "/api/v1/providers", nil, &providers)).To(Equal(http.StatusOK))
 		Expect(providers.Providers).To(Equal([]emulator.ProviderInfo{{Name: "paypal", Title: "PayPal"}, {Name: "paydo", Title: "PayDo"}, {Name: "hook", Title: "hook"}}))
+		// Its messages and attempts are counted by provider, and its own
+		// figure is served with the account's label, as the built-ins' are.
+		_, figures := scrape(api.URL, "")
+		Expect(figures.Sum("ipnlab_messages_total", "provider", "hook")).To(Equal(1.0))
+		Expect(figures.Sum("ipnlab_deliveries_total", "provider", "hook")).To(Equal(3.0))
+		Expect(figures["ipnlab_hook_events_total"]).To(ConsistOf(metrics.Sample{Labels: map[string]string{"account": "default", "event": "order.paid"}, Value: 1}))
 		stop()
 
 		emu, api, h, stop := start()

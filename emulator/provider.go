@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
@@ -97,6 +99,10 @@ type Host struct {
 	Seed uint64
 	// View is a message as the API shows it (after Describe).
 	View func(id string) (MessageView, bool)
+	// Metrics registers the provider's own figures, served at /metrics
+	// with the emulator's account label. Messages, attempts and their
+	// latency are counted for it already, by provider name.
+	Metrics prometheus.Registerer
 }
 
 // Route is one HTTP route of a provider.
@@ -204,7 +210,7 @@ func (e *Emulator) plugProviders(extra []Factory) error {
 		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {
 			e.bus.Publish(typ, at, provider, id, data)
 		},
-		Seed: e.cfg.Seed, View: e.View,
+		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(),
 	}
 	for i, newProvider := range extra {
 		if newProvider == nil {

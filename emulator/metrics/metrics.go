@@ -1,6 +1,8 @@
 // Package metrics is the emulator's Prometheus metrics, served at
-// /metrics: deliveries, attempt latency, the retry queue, postback
-// verdicts, PayDo lookups and the journal's commits. It is fed by the
+// /metrics: messages, deliveries and attempt latency by provider, the
+// retry queue and the journal's commits. Providers register their own
+// figures (PayPal's postback verdicts, PayDo's lookups) through
+// Registerer. It is fed by the
 // emulator's observer hooks, synchronously and cheaply (a counter or a
 // histogram bucket per event); the retry queue is counted at scrape time.
 package metrics
@@ -20,8 +22,6 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // DefaultAccount labels what a single-account emulator does.
@@ -49,9 +49,7 @@ type Metrics struct {
 	messages       *prometheus.CounterVec
 	deliveries     *prometheus.CounterVec
 	attemptSeconds *prometheus.HistogramVec
-	postbacks      *prometheus.CounterVec
-	faults         *prometheus.CounterVec
-	lookups        *prometheus.CounterVec
+	account        prometheus.Labels
 	commitSeconds  prometheus.Histogram
 	commitRecords  prometheus.Counter
 	journalErrors  prometheus.Counter
@@ -66,7 +64,7 @@ func New(src Sources) *Metrics {
 	}
 	cl := prometheus.Labels{"account": account}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg: prometheus.NewRegistry(), account: cl,
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			ConstLabels: cl,
 			Name:        "ipnlab_messages_total", Help: "Notifications created, by provider and account.",
@@ -81,18 +79,6 @@ func New(src Sources) *Metrics {
 			Name:        "ipnlab_delivery_attempt_seconds", Help: "Wall time of delivery attempts, request to answer or failure.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"provider"}),
-		postbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			ConstLabels: cl,
-			Name:        "ipnlab_postbacks_total", Help: "Postbacks answered by the verifier, by verdict and by the rule that decided an INVALID (none for VERIFIED).",
-		}, []string{"verdict", "rule"}),
-		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
-			ConstLabels: cl,
-			Name:        "ipnlab_verifier_faults_total", Help: "Postbacks answered with an injected fault (status500, slow, ...), by kind.",
-		}, []string{"kind"}),
-		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			ConstLabels: cl,
-			Name:        "ipnlab_paydo_lookups_total", Help: "PayDo status lookups, by whether the transaction was found.",
-		}, []string{"found"}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			ConstLabels: cl,
 			Name:        "ipnlab_journal_commit_seconds", Help: "Wall time of the journal's commits (one per batch of records).",
@@ -115,7 +101,7 @@ func New(src Sources) *Metrics {
 			return f(src.Queue())
 		}
 	}
-	m.reg.MustRegister(m.messages, m.deliveries, m.attemptSeconds, m.postbacks, m.faults, m.lookups,
+	m.reg.MustRegister(m.messages, m.deliveries, m.attemptSeconds,
 		m.commitSeconds, m.commitRecords, m.journalErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			ConstLabels: cl,
@@ -187,21 +173,10 @@ func code(status int) string {
 	return strconv.Itoa(status)
 }
 
-// Postback counts a postback by its verdict.
-func (m *Metrics) Postback(p paypal.PostbackRecord) {
-	rule := string(p.Verdict.Rule)
-	if rule == "" {
-		rule = "none"
-	}
-	m.postbacks.WithLabelValues(string(p.Verdict.Result), rule).Inc()
-	if p.Fault != "" {
-		m.faults.WithLabelValues(string(p.Fault)).Inc()
-	}
-}
-
-// Lookup counts a PayDo status lookup.
-func (m *Metrics) Lookup(l paydo.Lookup) {
-	m.lookups.WithLabelValues(strconv.FormatBool(l.Found)).Inc()
+// Registerer is where a provider registers figures of its own: each
+// carries the emulator's account label, as the emulator's own do.
+func (m *Metrics) Registerer() prometheus.Registerer {
+	return prometheus.WrapRegistererWith(m.account, m.reg)
 }
 
 // Commit counts a journal commit.
