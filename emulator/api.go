@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,12 +23,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
-
-//go:embed openapi.yaml
-var openapiYAML []byte
-
-// OpenAPI returns the control API's OpenAPI document.
-func OpenAPI() []byte { return openapiYAML }
 
 // MaxAPIBody bounds a control API request body.
 const MaxAPIBody = 1 << 20
@@ -293,7 +286,7 @@ func (e *Emulator) getMetrics(w http.ResponseWriter, r *http.Request) error {
 
 func (e *Emulator) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/yaml")
-	_, _ = w.Write(openapiYAML)
+	_, _ = w.Write(e.openapi)
 	return nil
 }
 

@@ -47,6 +47,8 @@ func (p paypalProvider) Routes() []Route {
 	}
 }
 
+func (paypalProvider) OpenAPI() []byte { return openapiPayPal }
+
 func (p paypalProvider) Restore() (RestoredCounts, error) {
 	n, postbacks, err := p.e.paypal.Restore()
 	return nonZero(RestoredCounts{"messages": n, "postbacks": postbacks}), err
@@ -98,6 +100,8 @@ func (p paydoProvider) Routes() []Route {
 		apiRoute("GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo),
 	}
 }
+
+func (paydoProvider) OpenAPI() []byte { return openapiPayDo }
 
 func (p paydoProvider) Restore() (RestoredCounts, error) {
 	n, err := p.e.paydo.Restore()

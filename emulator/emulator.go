@@ -166,6 +166,7 @@ type Emulator struct {
 	restored  Restored
 	scenarios scenarioGate
 	providers []Provider      // built-in first, then Config.Providers
+	openapi   []byte          // the control API's document, with every provider's part
 	writer    *journal.Writer // over Config.Journal; nil without one
 	metrics   *metrics.Metrics
 	// The built-ins' own figures, registered through metrics.Registerer
@@ -284,6 +285,10 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	e.engine, e.paypal, e.paydo = eng, pp, pd
 	if err := e.plugProviders(cfg.Providers); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.documentAPI(); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -123,6 +123,30 @@ func (h *hook) Routes() []emulator.Route {
 	return []emulator.Route{{Method: "POST", Pattern: "/api/v1/hook/notifications", Handler: emulator.APIHandler(h.post)}}
 }
 
+// OpenAPI is its part of the control API's document, checked by the
+// contract spec like the built-ins' (contract_test.go).
+func (h *hook) OpenAPI() []byte {
+	return []byte(`
+paths:
+  /api/v1/hook/notifications:
+    post:
+      summary: Send a hook event.
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/HookEvent"}}}}
+      responses:
+        "201": {description: the message, content: {application/json: {schema: {$ref: "#/components/schemas/Message"}}}}
+        "400": {$ref: "#/components/responses/Error"}
+components:
+  schemas:
+    HookEvent:
+      type: object
+      required: [event]
+      additionalProperties: false
+      properties:
+        event: {type: string}
+        notify_url: {type: string}
+`)
+}
+
 func (h *hook) post(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Event     string `json:"event"`
