@@ -214,6 +214,18 @@ func (h *hook) ClientFor(string) (*http.Client, error) { return nil, nil }
 func (h *hook) Describe(id string, v *emulator.MessageView) {
 	body, _ := h.host.Engine.Body(id)
 	v.Body, v.Charset = string(body), "UTF-8"
+	h.mu.Lock()
+	event := h.kept[id]
+	h.mu.Unlock()
+	v.Details = append(v.Details, emulator.Detail{Label: "Event", Value: event}, emulator.Detail{Label: "Signature", Value: h.signature()})
+}
+
+// signature says how it signs its messages.
+func (h *hook) signature() string {
+	if h.signOnce {
+		return "Hook-Signature, made once at submission"
+	}
+	return "none"
 }
 
 func (h *hook) Resend(id string, req emulator.ResendRequest) error {
@@ -333,6 +345,9 @@ var _ = Describe("A plug-in provider", func() {
 		emu, api, h, stop := start()
 		defer stop()
 		Expect(emu.Restored().Providers).To(HaveKeyWithValue("hook", emulator.RestoredCounts{"messages": 1}), "counted by provider, like the built-ins")
+		var detail emulator.MessageView
+		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &detail)).To(Equal(http.StatusOK))
+		Expect(detail.Details).To(Equal([]emulator.Detail{{Label: "Event", Value: "order.paid"}, {Label: "Signature", Value: "none"}}), "its own facts, after a restart too")
 		Expect(h.kept).To(HaveKeyWithValue(sent.ID, "order.paid"))
 		var got emulator.MessageView
 		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &got)).To(Equal(http.StatusOK))

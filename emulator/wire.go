@@ -7,6 +7,7 @@ import "github.com/ipnlab/ipnlab/emulator/api"
 // whole.
 type (
 	ClockView        = api.ClockView
+	Detail           = api.Detail
 	FaultRequest     = api.FaultRequest
 	FieldView        = api.FieldView
 	Fields           = api.Fields

@@ -305,6 +305,16 @@ type MessageView struct {
 	// fixtures show), every value quoted for a POSIX shell; empty
 	// without a seed.
 	Remake string `json:"remake,omitempty"`
+	// Details are what its provider says of it besides the fields every
+	// message has (a signature scheme, an event's resource), in order:
+	// the console shows them with the message's summary.
+	Details []Detail `json:"details,omitempty"`
+}
+
+// Detail is one labelled fact a provider adds to a message's view.
+type Detail struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
 }
 
 // ResendRefusal is a message a bulk resend did not resend, and why.

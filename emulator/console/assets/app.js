@@ -315,6 +315,8 @@ async function refreshMessage() {
     ...(m.seed ? summaryRow("Seed", [el("span", { class: "mono", id: "message-seed" }, m.seed),
       el("div", { class: "muted" }, "Made again, byte for byte, unless it was sent with params or edits: ",
         el("code", { id: "message-regenerate" }, m.remake))]) : []),
+    // What the provider says of it besides (a plug-in's own facts).
+    ...(m.details || []).flatMap(d => summaryRow(d.label, d.value)),
   );
   $("#resend-to").url.placeholder = m.url;
 
