@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"maps"
 	"net/http"
 	"time"
@@ -48,6 +49,9 @@ func (p paypalProvider) Routes() []Route {
 }
 
 func (paypalProvider) OpenAPI() []byte { return openapiPayPal }
+
+// DefaultEndpoint: the profile's notify_url.
+func (p paypalProvider) DefaultEndpoint() string { return p.e.paypal.Profile().NotifyURL }
 
 func (p paypalProvider) Restore() (RestoredCounts, error) {
 	n, postbacks, err := p.e.paypal.Restore()
@@ -102,6 +106,13 @@ func (p paydoProvider) Routes() []Route {
 }
 
 func (paydoProvider) OpenAPI() []byte { return openapiPayDo }
+
+// DefaultEndpoint: the default project's checkout IPN URL, else the
+// default user's transfer IPN URL.
+func (p paydoProvider) DefaultEndpoint() string {
+	projects, users := p.e.paydo.Registrations()
+	return cmp.Or(projects["default"], users["default"])
+}
 
 func (p paydoProvider) Restore() (RestoredCounts, error) {
 	n, err := p.e.paydo.Restore()

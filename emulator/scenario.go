@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // ScenarioInfo describes a scenario a ScenarioRunner can run.
@@ -23,8 +27,8 @@ type ScenarioInfo struct {
 
 // ScenarioTarget is the listener a scenario run sends to.
 type ScenarioTarget struct {
-	PayPalURL string `json:"paypal_url,omitempty"`
-	PayDoURL  string `json:"paydo_url,omitempty"`
+	// Endpoints are the listener's endpoints, by provider name.
+	Endpoints map[string]string `json:"endpoints,omitempty"`
 	// ProbeURL is the listener's probe; without it only protocol-level
 	// expectations are judged.
 	ProbeURL string `json:"probe_url,omitempty"`
@@ -50,12 +54,49 @@ type ScenarioRunner interface {
 	Run(ctx context.Context, emu *Emulator, req ScenarioRequest) (any, error)
 }
 
+// Empty tells a target that names no endpoint and no probe.
+func (t ScenarioTarget) Empty() bool {
+	for _, u := range t.Endpoints {
+		if u != "" {
+			return false
+		}
+	}
+	return t.ProbeURL == ""
+}
+
 // scenarioBody is POST /api/v1/scenarios/{name}/run's body: the target,
-// and optionally a seed and the scenario itself.
+// and optionally a seed and the scenario itself. paypal_url and paydo_url
+// are short for endpoints.paypal and endpoints.paydo.
 type scenarioBody struct {
 	ScenarioTarget
-	Seed     api.Seed `json:"seed"`
-	Scenario string   `json:"scenario"`
+	PayPalURL string   `json:"paypal_url"`
+	PayDoURL  string   `json:"paydo_url"`
+	Seed      api.Seed `json:"seed"`
+	Scenario  string   `json:"scenario"`
+}
+
+// target is the body's target, its shorthands folded into Endpoints.
+func (b scenarioBody) target() (ScenarioTarget, error) {
+	t := ScenarioTarget{Endpoints: maps.Clone(b.Endpoints), ProbeURL: b.ProbeURL}
+	for provider, u := range map[string]string{paypal.Provider: b.PayPalURL, paydo.Provider: b.PayDoURL} {
+		if u == "" {
+			continue
+		}
+		if other, ok := t.Endpoints[provider]; ok && other != u {
+			return t, badRequest("%s_url %q and endpoints.%s %q disagree: give one", provider, u, provider, other)
+		}
+		if t.Endpoints == nil {
+			t.Endpoints = map[string]string{}
+		}
+		t.Endpoints[provider] = u
+	}
+	return t, nil
+}
+
+// Endpointed is a Provider that knows where its messages go when a
+// scenario run names no listener (PayPal: the profile's notify_url).
+type Endpointed interface {
+	DefaultEndpoint() string
 }
 
 // ErrUnknownScenario is returned for a scenario name a runner lacks.
@@ -83,13 +124,19 @@ func (e *Emulator) ScenarioTarget() ScenarioTarget {
 	e.scenarios.mu.Lock()
 	t := e.scenarios.target
 	e.scenarios.mu.Unlock()
-	if t != (ScenarioTarget{}) {
+	if !t.Empty() {
+		t.Endpoints = maps.Clone(t.Endpoints)
 		return t
 	}
-	projects, users := e.paydo.Registrations()
-	t.PayPalURL, t.PayDoURL = e.paypal.Profile().NotifyURL, projects["default"]
-	if t.PayDoURL == "" {
-		t.PayDoURL = users["default"]
+	for _, p := range e.providers {
+		if d, ok := p.(Endpointed); ok {
+			if u := d.DefaultEndpoint(); u != "" {
+				if t.Endpoints == nil {
+					t.Endpoints = map[string]string{}
+				}
+				t.Endpoints[p.Name()] = u
+			}
+		}
 	}
 	return t
 }
@@ -118,18 +165,22 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(w, r, &body); err != nil {
 			return err
 		}
-		if body.ScenarioTarget != (ScenarioTarget{}) {
-			req.Target = body.ScenarioTarget
+		target, err := body.target()
+		if err != nil {
+			return err
+		}
+		if !target.Empty() {
+			req.Target = target
 		}
 		req.Seed, req.YAML = uint64(body.Seed), body.Scenario
 	}
 	target := req.Target
-	if target.PayPalURL == "" && target.PayDoURL == "" {
-		return badRequest("no listener to run against: give paypal_url (and paydo_url for PayDo scenarios)")
+	if len(target.Endpoints) == 0 {
+		return badRequest("no listener to run against: give endpoints, by provider (paypal_url and paydo_url are short for endpoints.paypal and endpoints.paydo)")
 	}
 	// Every URL a run will send to, the probe's too, keeps to the
 	// allowlist (403 otherwise); the probe also dials through Outgoing.
-	for _, u := range []string{target.PayPalURL, target.PayDoURL, target.ProbeURL} {
+	for _, u := range append(slices.Collect(maps.Values(target.Endpoints)), target.ProbeURL) {
 		if u != "" {
 			if err := e.CheckTarget(u); err != nil {
 				return fmt.Errorf("scenario %s: %w", name, err)

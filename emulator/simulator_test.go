@@ -229,23 +229,23 @@ var _ = Describe("Scenario runs through the API", func() {
 		code, out = l.call("GET", "/api/v1/scenarios", nil)
 		Expect(code).To(Equal(200))
 		Expect(out["scenarios"]).To(HaveLen(1))
-		Expect(out["target"]).To(HaveKeyWithValue("paypal_url", "http://127.0.0.1:9/ipn"))
+		Expect(out["target"]).To(HaveKeyWithValue("endpoints", HaveKeyWithValue("paypal", "http://127.0.0.1:9/ipn")))
 		code, out = l.call("POST", "/api/v1/scenarios/one/run", nil)
 		Expect(code).To(Equal(200), "%v", out)
 		Expect(out).To(HaveKeyWithValue("status", "passed"))
 
-		emu.SetScenarioTarget(emulator.ScenarioTarget{PayPalURL: "http://127.0.0.1:8/a", ProbeURL: "http://127.0.0.1:8"})
+		emu.SetScenarioTarget(emulator.ScenarioTarget{Endpoints: map[string]string{"paypal": "http://127.0.0.1:8/a"}, ProbeURL: "http://127.0.0.1:8"})
 		l.call("POST", "/api/v1/scenarios/one/run", nil)
 		l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": "http://127.0.0.1:7/b"})
 		Expect(fr.targets).To(Equal([]emulator.ScenarioTarget{
-			{PayPalURL: "http://127.0.0.1:9/ipn"},
-			{PayPalURL: "http://127.0.0.1:8/a", ProbeURL: "http://127.0.0.1:8"},
-			{PayPalURL: "http://127.0.0.1:7/b"},
+			{Endpoints: map[string]string{"paypal": "http://127.0.0.1:9/ipn"}},
+			{Endpoints: map[string]string{"paypal": "http://127.0.0.1:8/a"}, ProbeURL: "http://127.0.0.1:8"},
+			{Endpoints: map[string]string{"paypal": "http://127.0.0.1:7/b"}},
 		}))
 
 		code, out = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": "http://127.0.0.1:7/b", "seed": "42", "scenario": "name: one\n"})
 		Expect(code).To(Equal(200), "%v", out)
-		Expect(fr.last).To(Equal(emulator.ScenarioRequest{Name: "one", YAML: "name: one\n", Seed: 42, Target: emulator.ScenarioTarget{PayPalURL: "http://127.0.0.1:7/b"}}),
+		Expect(fr.last).To(Equal(emulator.ScenarioRequest{Name: "one", YAML: "name: one\n", Seed: 42, Target: emulator.ScenarioTarget{Endpoints: map[string]string{"paypal": "http://127.0.0.1:7/b"}}}),
 			"a seed replays a run; a scenario of the caller's own runs instead of the catalog's")
 		fr.targets = fr.targets[:3]
 		code, _ = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": "http://127.0.0.1:7/b", "seed": "x"})
@@ -258,6 +258,15 @@ var _ = Describe("Scenario runs through the API", func() {
 		Expect(out["error"].(map[string]any)["message"]).To(Equal("scenario broken: it moves the clock"))
 		code, _ = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"paypal_url": 1})
 		Expect(code).To(Equal(400))
+		// Endpoints by provider name, any provider's; a shorthand that
+		// contradicts them is refused.
+		code, _ = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"endpoints": map[string]string{"hook": "http://127.0.0.1:6/h", "paypal": "http://127.0.0.1:6/p"}})
+		Expect(code).To(Equal(200))
+		Expect(fr.last.Target).To(Equal(emulator.ScenarioTarget{Endpoints: map[string]string{"hook": "http://127.0.0.1:6/h", "paypal": "http://127.0.0.1:6/p"}}))
+		code, out = l.call("POST", "/api/v1/scenarios/one/run", map[string]any{"endpoints": map[string]string{"paypal": "http://127.0.0.1:6/p"}, "paypal_url": "http://127.0.0.1:6/q"})
+		Expect(code).To(Equal(400))
+		Expect(out["error"].(map[string]any)["message"]).To(ContainSubstring("disagree"))
+		fr.targets = fr.targets[:3]
 
 		fr.block = make(chan struct{})
 		done := make(chan int)

@@ -102,14 +102,14 @@ var _ = Describe("Scenarios built in Go", func() {
 			&scenarios.Advance{By: "4d"},
 			&scenarios.Advance{By: "1h30m"},
 		}}
-		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, sc)
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"paypal": "http://127.0.0.1:9/"}}, sc)
 		Expect(res.Status).To(Equal(scenarios.Passed), res.Message)
 		Expect(emu.Clock().Now()).To(Equal(start.Add(97*time.Hour + 30*time.Minute)))
 
 		bad := &scenarios.Scenario{Name: "go-built", Provider: "paypal", Steps: []scenarios.Step{
 			&scenarios.Advance{By: "soon"},
 		}}
-		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, PayPalURL: "http://127.0.0.1:9/"}, bad)
+		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"paypal": "http://127.0.0.1:9/"}}, bad)
 		Expect(res.Status).To(Equal(scenarios.Error))
 		Expect(res.Message).To(ContainSubstring(`duration "soon"`))
 	})

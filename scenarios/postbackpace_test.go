@@ -39,7 +39,7 @@ var _ = Describe("Waiting for a postback", func() {
 		sc, err := scenarios.Parse("verified.yaml", []byte(head+"  - send: {as: pay, kind: web_accept}\n  - expect: {message: pay, verdict: VERIFIED}\n"))
 		Expect(err).NotTo(HaveOccurred())
 		run := func(listener string, pace *scenarios.PostbackPace) scenarios.Result {
-			return scenarios.Run(context.Background(), scenarios.Env{Emulator: emu.Emulator, PayPalURL: listener, PostbackWait: time.Second, PostbackPace: pace}, sc)
+			return scenarios.Run(context.Background(), scenarios.Env{Emulator: emu.Emulator, Targets: map[string]string{"paypal": listener}, PostbackWait: time.Second, PostbackPace: pace}, sc)
 		}
 
 		lateOnce := slow(1200 * time.Millisecond)

@@ -15,6 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/orders"
@@ -24,10 +25,8 @@ import (
 // clock (which the listener uses as its verifier) and the listener.
 type Env struct {
 	Emulator  *emulator.Emulator
-	PayPalURL string // the listener's PayPal endpoint
-	PayDoURL  string // the listener's PayDo endpoint
-	// Targets are the listener's endpoints for plug-in providers, by
-	// provider name.
+	// Targets are the listener's endpoints, by provider name (paypal,
+	// paydo, a plug-in's): a send goes to its provider's.
 	Targets map[string]string
 	// Probe reads the listener's business state; nil skips business
 	// expectations (protocol level only).
@@ -405,7 +404,7 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 		}
 		r.logf("  line %d: send %s %s -> %s %s", s.Line(), s.Provider, s.Kind, v.ID, v.Status)
 	} else if s.Provider == "paydo" {
-		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: api.Seed(r.seed(s.Seed)), NotifyURL: r.env.PayDoURL, Source: s.Source}
+		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: api.Seed(r.seed(s.Seed)), NotifyURL: r.env.Targets[paydo.Provider], Source: s.Source}
 		if req.Source == "stranger" {
 			req.Source = r.env.StrangerSource
 		}
@@ -432,7 +431,7 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", s.Line(), s.Kind, len(views), v.TxnID, v.Status)
 	} else {
 		req := emulator.SendRequest{Kind: s.Kind, Unset: s.Unset, Charset: s.Charset, Flavour: s.Flavour, Copies: s.Copies,
-			Raw: s.Raw, NotifyURL: r.env.PayPalURL}
+			Raw: s.Raw, NotifyURL: r.env.Targets[paypal.Provider]}
 		if s.From != "" {
 			alias, name, _ := strings.Cut(s.From, ".")
 			for _, g := range r.generated[alias] {

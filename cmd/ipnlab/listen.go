@@ -17,6 +17,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/containers/undertest"
 	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -350,7 +351,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 				emu.PayDo().RegisterTransferURL("default", base+"/ipn/paydo")); err != nil {
 				return errors.Join(err, stopEmu(), shutdown(srv, l))
 			}
-			emu.SetScenarioTarget(emulator.ScenarioTarget{PayPalURL: base + "/ipn/paypal", PayDoURL: base + "/ipn/paydo", ProbeURL: base})
+			emu.SetScenarioTarget(emulator.ScenarioTarget{Endpoints: map[string]string{paypal.Provider: base + "/ipn/paypal", paydo.Provider: base + "/ipn/paydo"}, ProbeURL: base})
 			out := cmd.OutOrStdout()
 			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())

@@ -349,11 +349,14 @@ func (c *Client) Poll(ctx context.Context, after uint64, types, messageID string
 // ScenarioRun asks a running emulator to run a scenario: a bundled one,
 // or Scenario (YAML) of the caller's own, against a listener.
 type ScenarioRun struct {
-	PayPalURL string   `json:"paypal_url,omitempty"`
-	PayDoURL  string   `json:"paydo_url,omitempty"`
-	ProbeURL  string   `json:"probe_url,omitempty"`
-	Seed      api.Seed `json:"seed,omitempty"`
-	Scenario  string   `json:"scenario,omitempty"`
+	// Endpoints are the listener's, by provider name; PayPalURL and
+	// PayDoURL are short for Endpoints["paypal"] and ["paydo"].
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+	PayPalURL string            `json:"paypal_url,omitempty"`
+	PayDoURL  string            `json:"paydo_url,omitempty"`
+	ProbeURL  string            `json:"probe_url,omitempty"`
+	Seed      api.Seed          `json:"seed,omitempty"`
+	Scenario  string            `json:"scenario,omitempty"`
 }
 
 // ScenarioResult is what the run found, with the log of its steps.

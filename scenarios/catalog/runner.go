@@ -66,13 +66,10 @@ func (r Runner) Run(ctx context.Context, emu *emulator.Emulator, req emulator.Sc
 	if _, manual := emu.Clock().(clock.Controller); movesClock(sc) && !manual {
 		return nil, fmt.Errorf("it moves the clock, and this emulator's clock is %s: start it with --clock manual", emu.Clock().Mode())
 	}
-	if sc.Provider == "paydo" && target.PayDoURL == "" {
-		return nil, errors.New("a PayDo scenario needs paydo_url, the listener's PayDo endpoint")
+	if target.Endpoints[sc.Provider] == "" {
+		return nil, fmt.Errorf("a %s scenario needs the listener's %s endpoint (endpoints.%s, or %s_url)", sc.Provider, sc.Provider, sc.Provider, sc.Provider)
 	}
-	if sc.Provider != "paydo" && target.PayPalURL == "" {
-		return nil, errors.New("a PayPal scenario needs paypal_url, the listener's PayPal endpoint")
-	}
-	env := scenarios.Env{Emulator: emu, PayPalURL: target.PayPalURL, PayDoURL: target.PayDoURL,
+	env := scenarios.Env{Emulator: emu, Targets: target.Endpoints,
 		PayerEmail: r.PayerEmail, AckTimeout: emu.AckTimeout(), Seed: req.Seed}
 	if target.ProbeURL != "" {
 		// Through the emulator's own client: its allowlist holds on the

@@ -15,6 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/internal/redact"
@@ -108,7 +109,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			return nil, fmt.Errorf("%w: PayDo listener %s: %v", ErrHarness, cfg.PayDoListener, err)
 		}
 	}
-	s.env = scenarios.Env{Emulator: emu, PayPalURL: cfg.Listener, PayDoURL: cfg.PayDoListener, PayerEmail: cfg.PayerEmail,
+	s.env = scenarios.Env{Emulator: emu, Targets: map[string]string{paypal.Provider: cfg.Listener, paydo.Provider: cfg.PayDoListener}, PayerEmail: cfg.PayerEmail,
 		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait,
 		PostbackPace: &scenarios.PostbackPace{}} // learned over every check of the session
 	if ca != nil {

@@ -237,7 +237,7 @@ func lab(token string) (*emulator.Server, string) {
 		ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID})).To(Succeed())
 	Expect(emu.PayDo().RegisterCheckoutURL("default", ref.URL+"/ipn/paydo")).To(Succeed())
 	Expect(emu.PayDo().RegisterTransferURL("default", ref.URL+"/ipn/paydo")).To(Succeed())
-	emu.SetScenarioTarget(emulator.ScenarioTarget{PayPalURL: ref.URL + "/ipn/paypal", PayDoURL: ref.URL + "/ipn/paydo", ProbeURL: ref.URL})
+	emu.SetScenarioTarget(emulator.ScenarioTarget{Endpoints: map[string]string{"paypal": ref.URL + "/ipn/paypal", "paydo": ref.URL + "/ipn/paydo"}, ProbeURL: ref.URL})
 	return emu, ref.URL
 }
 

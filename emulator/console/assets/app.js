@@ -736,8 +736,8 @@ async function start() {
   $("#lifecycle-name").replaceChildren(...state.lifecycles.map(l => el("option", { value: l.name }, l.name)));
   $("#scenario-name").replaceChildren(...state.scenarios.map(s => el("option", { value: s.name }, s.name)));
   const sc = $("#scenario");
-  sc.paypal_url.value = target.paypal_url || "";
-  sc.paydo_url.value = target.paydo_url || "";
+  sc.paypal_url.value = target.endpoints?.paypal || "";
+  sc.paydo_url.value = target.endpoints?.paydo || "";
   sc.probe_url.value = target.probe_url || "";
   if (!state.scenarios.length) $("#scenario").hidden = true;
   describeLifecycle();
