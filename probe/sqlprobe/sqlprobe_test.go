@@ -267,7 +267,10 @@ var _ = Describe("The SQL probe adapter", func() {
 			var pid int
 			Expect(shop.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid)).To(Succeed())
 			_, err := open(fmt.Sprintf("SELECT pg_terminate_backend(%d)::text AS status", pid))
-			Expect(err).To(MatchError(ContainSubstring("must be a member of the role whose process is being terminated")))
+			// insufficient_privilege: its wording varies with the server's
+			// version and with whether the listener's role is a superuser
+			// (a throwaway server's is).
+			Expect(err).To(MatchError(ContainSubstring("SQLSTATE 42501")))
 			Expect(shop.PingContext(context.Background())).To(Succeed())
 		})
 
