@@ -220,6 +220,25 @@ func (h *hook) Describe(id string, v *emulator.MessageView) {
 	v.Details = append(v.Details, emulator.Detail{Label: "Event", Value: event}, emulator.Detail{Label: "Signature", Value: h.signature()})
 }
 
+// ExpectOwn judges the hook's own expectations in scenarios: the event a
+// message carries.
+func (h *hook) ExpectOwn(id string, want map[string]string) ([]string, error) {
+	h.mu.Lock()
+	event := h.kept[id]
+	h.mu.Unlock()
+	for name, value := range want {
+		switch name {
+		case "event":
+			if event != value {
+				return []string{"the hook sent " + id + " as " + event}, fmt.Errorf("its event is %s, want %s", event, value)
+			}
+		default:
+			return nil, fmt.Errorf("%w %q: the hook judges event", scenarios.ErrUnknownExpectation, name)
+		}
+	}
+	return nil, nil
+}
+
 // signature says how it signs its messages.
 func (h *hook) signature() string {
 	if h.signOnce {
@@ -394,12 +413,28 @@ steps:
   - send: {kind: order.paid, set: {order: "A-1"}, as: first}
   - expect: {message: first, acked: false, ack_status: 500, history: Retrying}
   - advance: {by: 1m}
-  - expect: {message: first, acked: true, history: Sent}
+  - expect: {message: first, acked: true, history: Sent, own: {event: order.paid}}
 `), []string{"hook"})
 		Expect(err).NotTo(HaveOccurred())
 		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": lsrv.URL}}, sc)
 		Expect(res.Status).To(Equal(scenarios.Passed), "%+v", res)
 		Expect(lst.received()[0]).To(ContainSubstring(`"order":"A-1"`))
+
+		// Its own expectations are judged by it: a failure with its
+		// evidence, and a name it does not know is the scenario's error.
+		for own, want := range map[string]struct {
+			status scenarios.Status
+			msg    string
+		}{
+			"{event: order.refunded}": {scenarios.Failed, "message first: its event is order.paid, want order.refunded"},
+			"{colour: blue}":          {scenarios.Error, `own: unknown expectation "colour": the hook judges event`},
+		} {
+			sc, err := scenarios.ParseFor("own.yaml", []byte("name: own\nprovider: hook\nsteps:\n  - send: {kind: order.paid, as: first}\n  - expect: {message: first, own: "+own+"}\n"), []string{"hook"})
+			Expect(err).NotTo(HaveOccurred())
+			res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": lsrv.URL}}, sc)
+			Expect(res.Status).To(Equal(want.status), own)
+			Expect(res.Message).To(ContainSubstring(want.msg), own)
+		}
 
 		_, err = scenarios.ParseFor("bad.yaml", []byte(`
 name: bad

@@ -195,6 +195,39 @@ func (r *runner) expectMessage(ctx context.Context, e *Expect) error {
 			}
 		}
 	}
+	if len(e.Own) > 0 {
+		return r.expectOwn(e, v, ev)
+	}
+	return nil
+}
+
+// OwnExpecter is a provider (an emulator.Provider) that judges
+// expectations of its own on its messages: what an expect step lists
+// under own. ExpectOwn returns nil when every one is met; otherwise an
+// error saying which is not and why, and the evidence for it. An
+// expectation it does not know is an error of the scenario's, which it
+// reports as such (ErrUnknownExpectation).
+type OwnExpecter interface {
+	ExpectOwn(messageID string, want map[string]string) (evidence []string, err error)
+}
+
+// ErrUnknownExpectation is what an OwnExpecter wraps for a name it does
+// not judge: the scenario is wrong, not the listener.
+var ErrUnknownExpectation = errors.New("unknown expectation")
+
+func (r *runner) expectOwn(e *Expect, v emulator.MessageView, ev []string) error {
+	p, ok := r.env.Emulator.Provider(v.Provider)
+	ex, judges := p.(OwnExpecter)
+	if !ok || !judges {
+		return fmt.Errorf("line %d: own: provider %s judges no expectations of its own", e.Line(), v.Provider)
+	}
+	evidence, err := ex.ExpectOwn(v.ID, e.Own)
+	switch {
+	case errors.Is(err, ErrUnknownExpectation):
+		return fmt.Errorf("line %d: own: %w", e.Line(), err)
+	case err != nil:
+		return fail(append(ev, evidence...), "message %s: %v", e.Message, err)
+	}
 	return nil
 }
 

@@ -520,7 +520,7 @@ func (l *loader) checkFault(n *yaml.Node, f *Fault) error {
 
 func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 	hasMsg := e.Acked != nil || e.AckStatus != 0 || e.History != "" || e.Verdict != "" || e.AnyVerified ||
-		e.PostbacksMax != 0 || e.NoFlood || e.UserAgent || e.VerifyURL || e.Endpoint
+		e.PostbacksMax != 0 || e.NoFlood || e.UserAgent || e.VerifyURL || e.Endpoint || len(e.Own) > 0
 	hasTxn := e.Effects != nil || e.Net != "" || e.TxnStatus != "" || e.Held != nil || e.PayerName != ""
 	hasCustomer := e.BalanceChange != nil
 	hasOrder := e.Paid != nil || e.Received != ""

@@ -173,6 +173,8 @@ type Expect struct {
 	VerifyURL    bool   `yaml:"verify_url" doc:"it was posted back to the emulator's verifier at all"`
 	Endpoint     bool   `yaml:"endpoint" doc:"it was posted back to its environment's verify host (test_ipn=1: ipnpb.sandbox.paypal.com, else ipnpb.paypal.com); skipped when it was posted to the emulator's own URL, not to PayPal's hosts (--intercept)"`
 	Within       string `yaml:"within" doc:"how long to wait for a postback, wall time (default: the run's --postback-wait)"`
+	// Own are judged by the message's provider (OwnExpecter).
+	Own map[string]string `yaml:"own" doc:"expectations the message's provider judges itself, by name, e.g. {signed: per_attempt}: a plug-in provider's own (it implements scenarios.OwnExpecter); the built-ins have none"`
 
 	// About a transaction, through the probe.
 	Txn       string `yaml:"txn" doc:"the transaction the txn expectations are about, usually a reference: ${pay.txn_id}"`
