@@ -434,6 +434,7 @@ steps:
 			res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": lsrv.URL}}, sc)
 			Expect(res.Status).To(Equal(want.status), own)
 			Expect(res.Message).To(ContainSubstring(want.msg), own)
+			Expect(res.NeverPostedBack).To(BeFalse(), "a plug-in's messages have no postback to miss: only PayPal's do")
 		}
 
 		_, err = scenarios.ParseFor("bad.yaml", []byte(`

@@ -31,7 +31,7 @@ func aboutAcks(st Step) bool {
 func (r *runner) neverPostedBack() bool {
 	sent := false
 	for _, v := range r.views {
-		if v.Provider == "paydo" {
+		if v.Provider != paypal.Provider { // postbacks are PayPal's alone
 			continue
 		}
 		sent = true
@@ -47,7 +47,7 @@ func (r *runner) neverPostedBack() bool {
 func (r *runner) findings() []paypal.Finding {
 	var out []paypal.Finding
 	for _, v := range r.views {
-		if v.Provider == "paydo" {
+		if v.Provider != paypal.Provider { // postbacks are PayPal's alone
 			continue
 		}
 		for _, p := range r.env.Emulator.PayPal().Postbacks(v.ID) {
@@ -384,7 +384,7 @@ func (r *runner) answeredAndReached(id string) (answered, reached int) {
 	emu := r.env.Emulator
 	first, _ := emu.View(id)
 	for _, v := range r.views {
-		if v.Provider == "paydo" || v.Body != first.Body {
+		if v.Provider != paypal.Provider || v.Body != first.Body {
 			continue
 		}
 		for _, mid := range append([]string{v.ID}, v.Copies...) {
@@ -487,7 +487,7 @@ func readBalances(ctx context.Context, br BalanceReader, customer string) (map[s
 func (r *runner) askedAgain(txn string) bool {
 	n := 0
 	for _, v := range r.views {
-		if v.TxnID != txn || v.Provider == "paydo" {
+		if v.TxnID != txn || v.Provider != paypal.Provider { // postbacks are PayPal's alone
 			continue
 		}
 		for _, id := range append([]string{v.ID}, v.Copies...) {

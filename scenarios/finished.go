@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // Settling on evidence. A probe's idle claim alone cannot say that a
@@ -73,7 +74,7 @@ func (r *runner) finished() (bool, time.Time) {
 			}
 			attempts += len(m.Attempts)
 			delivered = delivered && len(m.Attempts) > 0
-			if v.Provider == "paypal" {
+			if v.Provider == paypal.Provider {
 				postbacks += len(emu.PayPal().Postbacks(id))
 			}
 			if t := r.eventAt(id, now); t.After(at) {
@@ -88,7 +89,7 @@ func (r *runner) finished() (bool, time.Time) {
 		switch {
 		case !delivered:
 			done = false // on its way to the listener
-		case v.Provider == "paypal" && postbacks == 0:
+		case v.Provider == paypal.Provider && postbacks == 0:
 			// Delivered, never posted back: a postback may come until
 			// the window is up.
 			if until := s.at.Add(r.env.PostbackPace.Wait(r.env.PostbackWait)); until.After(now) {

@@ -24,7 +24,7 @@ import (
 // Env is what scenarios run against: an in-process emulator on a manual
 // clock (which the listener uses as its verifier) and the listener.
 type Env struct {
-	Emulator  *emulator.Emulator
+	Emulator *emulator.Emulator
 	// Targets are the listener's endpoints, by provider name (paypal,
 	// paydo, a plug-in's): a send goes to its provider's.
 	Targets map[string]string
