@@ -25,10 +25,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/ipnlab/ipnlab/containers"
-	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/client"
-	"github.com/ipnlab/ipnlab/emulator/clock"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // DefaultStartupTimeout bounds the wait for the ready line and /healthz.
@@ -63,7 +61,7 @@ func (c *Container) Client() *client.Client {
 
 type settings struct {
 	args    []string
-	faults  []emulator.FaultRequest
+	faults  []api.FaultRequest
 	token   string
 	timeout time.Duration
 }
@@ -80,7 +78,7 @@ func (Option) Customize(*testcontainers.GenericContainerRequest) error { return 
 // or "scale:N".
 func WithClock(mode string) Option {
 	return func(s *settings) error {
-		if _, err := clock.Parse(mode, time.Time{}); err != nil {
+		if _, err := api.ParseClockMode(mode); err != nil {
 			return fmt.Errorf("clock: %w", err)
 		}
 		s.args = append(s.args, "--clock", mode)
@@ -92,7 +90,7 @@ func WithClock(mode string) Option {
 // "strict" (the documentation's letter).
 func WithVerifyMode(mode string) Option {
 	return func(s *settings) error {
-		if _, err := paypal.ParseMode(mode); err != nil {
+		if _, err := api.ParseVerifyMode(mode); err != nil {
 			return fmt.Errorf("verify mode: %w", err)
 		}
 		s.args = append(s.args, "--verify", mode)
@@ -102,15 +100,15 @@ func WithVerifyMode(mode string) Option {
 
 // WithFault makes the verifier misbehave from the start (set through the
 // control API once the emulator is ready), e.g. {Kind: "invalid", Count: 1}.
-func WithFault(f emulator.FaultRequest) Option {
+func WithFault(f api.FaultRequest) Option {
 	return func(s *settings) error {
-		for _, k := range paypal.FaultKinds {
-			if paypal.FaultKind(f.Kind) == k {
+		for _, k := range api.FaultKinds {
+			if api.FaultKind(f.Kind) == k {
 				s.faults = append(s.faults, f)
 				return nil
 			}
 		}
-		return fmt.Errorf("fault kind %q: want one of %v", f.Kind, paypal.FaultKinds)
+		return fmt.Errorf("fault kind %q: want one of %v", f.Kind, api.FaultKinds)
 	}
 }
 

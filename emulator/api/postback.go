@@ -26,6 +26,45 @@ type Rule string
 // status500, newline, garbage, unavailable, slow, drop).
 type FaultKind string
 
+// The faults a listener must survive.
+const (
+	FaultNone        FaultKind = ""
+	FaultInvalid     FaultKind = "invalid"     // answer INVALID whatever was posted
+	FaultStatus500   FaultKind = "status500"   // the true verdict, with HTTP 500
+	FaultNewline     FaultKind = "newline"     // the true verdict followed by "\n"
+	FaultGarbage     FaultKind = "garbage"     // HTTP 200 with an HTML error page (a proxy's)
+	FaultUnavailable FaultKind = "unavailable" // HTTP 503 with an HTML error page
+	FaultSlow        FaultKind = "slow"        // the true verdict after Delay
+	FaultDrop        FaultKind = "drop"        // close the connection without answering
+)
+
+// FaultKinds lists every fault, for help texts and validation.
+var FaultKinds = []FaultKind{FaultInvalid, FaultStatus500, FaultNewline, FaultGarbage, FaultUnavailable, FaultSlow, FaultDrop}
+
+// VerifyMode is how closely the verifier compares a postback with the
+// message it claims to be.
+type VerifyMode string
+
+const (
+	// VerifyPayPal behaves as the live service does: cmd anywhere (also
+	// in the query string), any equivalent percent-encoding and field
+	// order, values compared as bytes in the message's charset. What it
+	// tolerates is still recorded, as warnings.
+	VerifyPayPal VerifyMode = "paypal"
+	// VerifyStrict holds the documentation's letter: cmd=_notify-validate
+	// first in the body, then the message's bytes unchanged.
+	VerifyStrict VerifyMode = "strict"
+)
+
+// ParseVerifyMode reads a verify mode's name.
+func ParseVerifyMode(s string) (VerifyMode, error) {
+	switch VerifyMode(s) {
+	case VerifyPayPal, VerifyStrict:
+		return VerifyMode(s), nil
+	}
+	return "", fmt.Errorf("verify mode %q: want paypal or strict", s)
+}
+
 // Endpoint is the PayPal environment a verify host belongs to: live,
 // sandbox, or "" for the emulator's own address.
 type Endpoint string

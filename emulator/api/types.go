@@ -69,6 +69,26 @@ type LifecyclePlan struct {
 	Steps     []PlannedStep `json:"steps"`
 }
 
+// ParseClockMode reads a clock mode as serve --clock takes it: "real",
+// "manual" or "scale:N" (N in (0, 1e9], e.g. "scale:3600" runs an hour
+// per second). It returns how fast the clock runs against wall time: 1
+// for real, N for scale:N, 0 for manual (it moves only when told).
+func ParseClockMode(mode string) (float64, error) {
+	switch {
+	case mode == "real":
+		return 1, nil
+	case mode == "manual":
+		return 0, nil
+	case strings.HasPrefix(mode, "scale:"):
+		n, err := strconv.ParseFloat(strings.TrimPrefix(mode, "scale:"), 64)
+		if err != nil || !(n > 0 && n <= 1e9) { // also refuses NaN
+			return 0, fmt.Errorf("clock mode %q: scale must be a number in (0, 1e9]", mode)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("clock mode %q: want real, manual or scale:N", mode)
+}
+
 // ClockView is the clock as the API shows it.
 type ClockView struct {
 	Now     time.Time `json:"now"`

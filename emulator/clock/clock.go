@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/api"
 )
 
 // Clock tells the time and runs callbacks at a given time.
@@ -62,19 +64,14 @@ var ErrTooLong = errors.New("longer than a century of clock time (at most 36500d
 // Parse builds a clock from a mode string: "real", "manual" or "scale:N"
 // (N > 0, e.g. "scale:3600" runs an hour per second).
 func Parse(mode string, start time.Time) (Clock, error) {
+	scale, err := api.ParseClockMode(mode)
 	switch {
-	case mode == "real":
-		return NewScaled(1), nil
-	case mode == "manual":
+	case err != nil:
+		return nil, err
+	case scale == 0:
 		return NewManual(start), nil
-	case strings.HasPrefix(mode, "scale:"):
-		n, err := strconv.ParseFloat(strings.TrimPrefix(mode, "scale:"), 64)
-		if err != nil || !(n > 0 && n <= 1e9) { // also refuses NaN
-			return nil, fmt.Errorf("clock mode %q: scale must be a number in (0, 1e9]", mode)
-		}
-		return NewScaled(n), nil
 	}
-	return nil, fmt.Errorf("clock mode %q: want real, manual or scale:N", mode)
+	return NewScaled(scale), nil
 }
 
 // MaxDuration bounds a duration: a century of clock time. Anything longer

@@ -12,20 +12,20 @@ import (
 // FaultKind is a way the verifier can misbehave on purpose.
 type FaultKind = api.FaultKind
 
-// The faults a listener must survive.
+// The faults a listener must survive (api's, named here too).
 const (
-	FaultNone        FaultKind = ""
-	FaultInvalid     FaultKind = "invalid"     // answer INVALID whatever was posted
-	FaultStatus500   FaultKind = "status500"   // the true verdict, with HTTP 500
-	FaultNewline     FaultKind = "newline"     // the true verdict followed by "\n"
-	FaultGarbage     FaultKind = "garbage"     // HTTP 200 with an HTML error page (a proxy's)
-	FaultUnavailable FaultKind = "unavailable" // HTTP 503 with an HTML error page
-	FaultSlow        FaultKind = "slow"        // the true verdict after Delay
-	FaultDrop        FaultKind = "drop"        // close the connection without answering
+	FaultNone        = api.FaultNone
+	FaultInvalid     = api.FaultInvalid
+	FaultStatus500   = api.FaultStatus500
+	FaultNewline     = api.FaultNewline
+	FaultGarbage     = api.FaultGarbage
+	FaultUnavailable = api.FaultUnavailable
+	FaultSlow        = api.FaultSlow
+	FaultDrop        = api.FaultDrop
 )
 
 // FaultKinds lists every fault, for help texts and validation.
-var FaultKinds = []FaultKind{FaultInvalid, FaultStatus500, FaultNewline, FaultGarbage, FaultUnavailable, FaultSlow, FaultDrop}
+var FaultKinds = api.FaultKinds
 
 // Fault is an injected misbehaviour.
 type Fault struct {

@@ -1,33 +1,21 @@
 package paypal
 
 import (
-	"fmt"
-
 	"github.com/ipnlab/ipnlab/emulator/api"
 )
 
-// Mode is how closely the verifier compares a postback with the message.
-type Mode string
+// Mode is how closely the verifier compares a postback with the message
+// (api.VerifyMode).
+type Mode = api.VerifyMode
 
+// The modes.
 const (
-	// ModePayPal behaves as the live service does: cmd anywhere (also in
-	// the query string), any equivalent percent-encoding and field order,
-	// values compared as bytes in the message's charset. What it tolerates
-	// is still recorded, as warnings.
-	ModePayPal Mode = "paypal"
-	// ModeStrict holds the documentation's letter: cmd=_notify-validate
-	// first in the body, then the message's bytes unchanged.
-	ModeStrict Mode = "strict"
+	ModePayPal = api.VerifyPayPal
+	ModeStrict = api.VerifyStrict
 )
 
 // ParseMode reads a mode name.
-func ParseMode(s string) (Mode, error) {
-	switch Mode(s) {
-	case ModePayPal, ModeStrict:
-		return Mode(s), nil
-	}
-	return "", fmt.Errorf("verify mode %q: want paypal or strict", s)
-}
+func ParseMode(s string) (Mode, error) { return api.ParseVerifyMode(s) }
 
 // Rule names one way a postback can differ from the message.
 type Rule = api.Rule

@@ -47,6 +47,9 @@ var _ = DescribeTable("A package's dependencies",
 	Entry("the emulator library", "github.com/ipnlab/ipnlab/emulator", testCode, containerCode, browserCode, sqlite),
 	Entry("the emulator's Go client", "github.com/ipnlab/ipnlab/emulator/client", testCode, containerCode, browserCode, sqlite, theServer, theEngine),
 	Entry("the control API's wire types", "github.com/ipnlab/ipnlab/emulator/api", testCode, containerCode, browserCode, sqlite, theServer, theEngine),
+	// It runs the image and talks to it over HTTP (testcontainers links
+	// testing itself).
+	Entry("the emulator's testcontainers module", "github.com/ipnlab/ipnlab/containers/emulatorcontainer", browserCode, sqlite, theServer, theEngine),
 	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
