@@ -2,10 +2,12 @@ package conformance
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +120,14 @@ type Config struct {
 	// command line was run as (./bin/ipnlab) when "ipnlab" on the PATH is
 	// not that binary; "" is "ipnlab".
 	Command string `yaml:"-"`
+	// Providers are plug-in providers the session's emulator hosts
+	// besides PayPal and PayDo (emulator.Config.Providers): checks of
+	// theirs join with Register, and run when Listeners names the
+	// listener's endpoint for them.
+	Providers []emulator.Factory `yaml:"-"`
+	// Listeners are the listener's endpoints for plug-in providers, by
+	// provider name (PayPal's and PayDo's are Listener and PayDoListener).
+	Listeners map[string]string `yaml:"-"`
 }
 
 // Container is how a run started its listener from an image, for replay
@@ -221,6 +231,13 @@ func (c *Config) Validate() error {
 	}
 	checkURL("listener", c.Listener, true)
 	checkURL("paydo_listener", c.PayDoListener, false)
+	for _, name := range slices.Sorted(maps.Keys(c.Listeners)) {
+		if flag, builtin := listenerFlags[name]; builtin {
+			probs = append(probs, fmt.Sprintf("listeners[%q]: give %s's endpoint as %s", name, name, strings.TrimPrefix(flag, "--")))
+			continue
+		}
+		checkURL(fmt.Sprintf("listeners[%q]", name), c.Listeners[name], false)
+	}
 	if strings.HasPrefix(c.Probe, sqlprobe.Scheme) {
 		if c.ProbeMap == "" {
 			probs = append(probs, "probe "+redact.DSN(c.Probe)+" needs probe_map: the SQL that answers the business checks' questions (docs/probe.md)")

@@ -13,12 +13,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
+	"github.com/ipnlab/ipnlab/internal/webhooktest"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -285,6 +288,48 @@ var _ = Describe("A team's own check", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(byID(rep)["ACME-CART-ACKED"].Status).To(Equal(scenarios.Failed))
 		Expect(rep.Conformant()).To(BeFalse())
+	})
+
+	It("may be of a plug-in provider: sent by the session's emulator to the listener's endpoint for it, and disabled, saying why, without one", func() {
+		steps, err := scenarios.ParseFor("bell.yaml", []byte("name: bell-acked\nprovider: bell\nsteps:\n"+
+			"  - send: {as: ring, kind: bell.rang, set: {room: \"12\"}}\n  - expect: {message: ring, acked: true, ack_status: 200}\n"), []string{"bell"})
+		Expect(err).NotTo(HaveOccurred())
+		unregister, err := conformance.Register(conformance.Check{ID: "BELL-ACKED", Requirement: "A listener MUST answer 200 to a bell.",
+			Level: conformance.Protocol, Provider: "bell", Scenario: steps.Name, Steps: steps})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(unregister)
+		var mu sync.Mutex
+		var rang []string
+		bells := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			rang = append(rang, string(body))
+			mu.Unlock()
+		}))
+		DeferCleanup(bells.Close)
+
+		run := func(listeners map[string]string) (conformance.Result, error) {
+			factory, _ := webhooktest.New("bell")
+			cfg := conformance.Defaults()
+			cfg.EmulatorListener, cfg.Listener, cfg.Focus = freeListener(), bells.URL, "BELL-"
+			cfg.Providers, cfg.Listeners = []emulator.Factory{factory}, listeners
+			rep, err := conformance.RunAll(context.Background(), cfg, nil)
+			return byID(rep)["BELL-ACKED"], err
+		}
+		res, err := run(map[string]string{"bell": bells.URL + "/bell"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(scenarios.Passed))
+		mu.Lock()
+		Expect(rang).To(ConsistOf(ContainSubstring(`"room":"12"`)))
+		mu.Unlock()
+		// Alone and disabled, nothing ran: the run says why.
+		_, err = run(nil)
+		Expect(err).To(MatchError(ContainSubstring(`1 check(s): no bell listener given (Config.Listeners["bell"])`)))
+
+		cfg := conformance.Defaults()
+		cfg.Listener, cfg.Listeners = bells.URL, map[string]string{"paydo": bells.URL, "bell": "nowhere"}
+		Expect(cfg.Validate()).To(MatchError(And(ContainSubstring(`listeners["paydo"]: give paydo's endpoint as paydo-listener`),
+			ContainSubstring(`listeners["bell"] "nowhere": want an absolute http(s) URL`))))
 	})
 })
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -74,7 +75,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal, Live: cfg.Live, APIToken: cfg.APIToken,
 		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
 		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
-		Logger:  discardLogger(), Intercept: ca, PayDoAPIToken: cfg.PayDoToken,
+		Logger:  discardLogger(), Intercept: ca, PayDoAPIToken: cfg.PayDoToken, Providers: cfg.Providers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
@@ -109,7 +110,12 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 			return nil, fmt.Errorf("%w: PayDo listener %s: %v", ErrHarness, cfg.PayDoListener, err)
 		}
 	}
-	s.env = scenarios.Env{Emulator: emu, Targets: map[string]string{paypal.Provider: cfg.Listener, paydo.Provider: cfg.PayDoListener}, PayerEmail: cfg.PayerEmail,
+	targets := maps.Clone(cfg.Listeners)
+	if targets == nil {
+		targets = map[string]string{}
+	}
+	targets[paypal.Provider], targets[paydo.Provider] = cfg.Listener, cfg.PayDoListener
+	s.env = scenarios.Env{Emulator: emu, Targets: targets, PayerEmail: cfg.PayerEmail,
 		StrangerSource: cfg.StrangerSource, PayDoSource: cfg.PayDoSource, UnacceptedCurrency: cfg.UnacceptedCurrency, AckTimeout: cfg.AckTimeout, Settle: cfg.Settle, PostbackWait: cfg.PostbackWait,
 		PostbackPace: &scenarios.PostbackPace{}} // learned over every check of the session
 	if ca != nil {
@@ -254,13 +260,38 @@ func (r Result) Warning() bool { return r.Status == scenarios.Failed && !r.Requi
 // ran reports whether the check was judged at all.
 func (r Result) ran() bool { return r.Status != scenarios.Skipped && r.Status != scenarios.Disabled }
 
+// listenerFlags name the setting that gives the listener's endpoint for
+// a provider: conform's flags for the built-ins; a plug-in's goes in
+// Config.Listeners.
+var listenerFlags = map[string]string{paypal.Provider: "--listener", paydo.Provider: "--paydo-listener"}
+
+// missingEndpoint says why c cannot be sent ("" if it can): the session
+// has no listener endpoint for its scenario's provider.
+func (s *Session) missingEndpoint(c Check) string {
+	sc, err := c.scenario()
+	if err != nil || s.env.Targets[sc.Provider] != "" {
+		return ""
+	}
+	title := sc.Provider
+	for _, p := range s.emu.ProviderInfos() {
+		if p.Name == sc.Provider {
+			title = p.Title
+		}
+	}
+	flag, ok := listenerFlags[sc.Provider]
+	if !ok {
+		flag = fmt.Sprintf("Config.Listeners[%q]", sc.Provider)
+	}
+	return fmt.Sprintf("no %s listener given (%s)", title, flag)
+}
+
 // Applicable says why a check cannot run in this session ("" if it can).
 func (s *Session) Applicable(c Check) (scenarios.Status, string) {
 	switch {
 	case !s.cfg.Selected(c):
 		return scenarios.Disabled, "not selected by the label filter or focus"
-	case c.Provider == "paydo" && s.cfg.PayDoListener == "":
-		return scenarios.Disabled, "no PayDo listener given (--paydo-listener)"
+	case s.missingEndpoint(c) != "":
+		return scenarios.Disabled, s.missingEndpoint(c)
 	case slices.Contains(c.Labels, "intercept") && !s.cfg.Intercept && s.cfg.TLSAddr == "":
 		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept, or --tls-addr)"
 	case c.Level == Business && s.env.Probe == nil:
