@@ -39,33 +39,18 @@ const (
 type Config struct {
 	// Clock defaults to the real clock.
 	Clock clock.Clock
-	// Verify is the verifier's mode (default paypal).
-	Verify paypal.Mode
+	// PayPal and PayDo are the built-in providers' settings, owned by
+	// their packages.
+	PayPal paypal.Settings
+	PayDo  paydo.Settings
 	// AckTimeout bounds each delivery (default 30 s, wall time).
 	AckTimeout time.Duration
-	// PayPalRetries is how many times PayPal resends (default 15).
-	PayPalRetries int
-	// Profile is the merchant's IPN settings. Empty receiver fields take
-	// DefaultReceiverEmail and DefaultReceiverID.
-	Profile paypal.Profile
-	// Live drops test_ipn=1 from generated messages (default: sandbox).
-	Live bool
 	// Seed makes generated messages reproducible (0: drawn at start).
 	Seed uint64
-	// PayDoSchedule is PayDo's resend schedule (default: 1 min doubling to
-	// 1 h, for 24 h).
-	PayDoSchedule *delivery.Backoff
-	// PayDoSource is the local IP PayDo deliveries leave from (e.g.
-	// 127.0.0.2); PayDoForwardedFor is sent as X-Forwarded-For.
-	PayDoSource       string
-	PayDoForwardedFor string
-	// PayDoAPIToken is the default project's status lookup token
-	// (default paydo.DefaultAPIToken).
-	PayDoAPIToken string
 	// TLS configures HTTPS deliveries, e.g. a private CA for a listener's
 	// self-signed certificate (nil: the system's roots).
 	TLS *tls.Config
-	// Client overrides the HTTP client PayPal deliveries use.
+	// Client overrides the HTTP client every delivery uses.
 	Client *http.Client
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -102,16 +87,9 @@ type Config struct {
 	// (package sandbox): its metrics carry it. Empty for a standalone
 	// emulator.
 	Account string
-	// ClaimVerifySign, if set, is asked before each PayPal message is
-	// sent whether its verify_sign may be used (paypal.Config.Claim): a
-	// sandbox keeps them unique across accounts.
-	ClaimVerifySign func(verifySign string) error
 	// StoreHealth, if set, says whether the store is still this
 	// emulator's (nil) or why not: /healthz fails with it.
 	StoreHealth func() error
-	// ClaimPayDo, if set, is asked before a PayDo transaction id or
-	// lookup token is used (paydo.Config.Claim).
-	ClaimPayDo func(what, key string) error
 	// Observer hears of every change in-process (see Observer).
 	Observer Observer
 	// Scenarios, if set, runs catalog scenarios for the console and the
@@ -185,23 +163,23 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.NewScaled(1)
 	}
-	if cfg.Verify == "" {
-		cfg.Verify = paypal.ModePayPal
+	if cfg.PayPal.Verify == "" {
+		cfg.PayPal.Verify = paypal.ModePayPal
 	}
-	if _, err := paypal.ParseMode(string(cfg.Verify)); err != nil {
+	if _, err := paypal.ParseMode(string(cfg.PayPal.Verify)); err != nil {
 		return nil, err
 	}
 	if cfg.AckTimeout < 0 {
 		return nil, fmt.Errorf("ack timeout %s: must be positive", cfg.AckTimeout)
 	}
-	if cfg.PayPalRetries < 0 || cfg.PayPalRetries > 100 {
-		return nil, fmt.Errorf("paypal retries %d: want 0 to 100", cfg.PayPalRetries)
+	if cfg.PayPal.Retries < 0 || cfg.PayPal.Retries > 100 {
+		return nil, fmt.Errorf("paypal retries %d: want 0 to 100", cfg.PayPal.Retries)
 	}
-	if cfg.Profile.ReceiverEmail == "" {
-		cfg.Profile.ReceiverEmail = DefaultReceiverEmail
+	if cfg.PayPal.Profile.ReceiverEmail == "" {
+		cfg.PayPal.Profile.ReceiverEmail = DefaultReceiverEmail
 	}
-	if cfg.Profile.ReceiverID == "" {
-		cfg.Profile.ReceiverID = DefaultReceiverID
+	if cfg.PayPal.Profile.ReceiverID == "" {
+		cfg.PayPal.Profile.ReceiverID = DefaultReceiverID
 	}
 	var seq uint64
 	if cfg.Journal != nil {
@@ -261,22 +239,22 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	schedule := paypal.DefaultSchedule()
-	if cfg.PayPalRetries > 0 {
-		schedule.MaxRetries = cfg.PayPalRetries
+	if cfg.PayPal.Retries > 0 {
+		schedule.MaxRetries = cfg.PayPal.Retries
 	}
 	pp, err := paypal.New(paypal.Config{
-		Clock: cfg.Clock, Engine: eng, Mode: cfg.Verify, Profile: cfg.Profile,
+		Clock: cfg.Clock, Engine: eng, Mode: cfg.PayPal.Verify, Profile: cfg.PayPal.Profile,
 		Schedule: schedule, OnPostback: e.onPostback, Journal: cfg.Journal, OnError: onError,
-		Secrets: []string{cfg.APIToken}, Claim: cfg.ClaimVerifySign,
+		Secrets: []string{cfg.APIToken}, Claim: cfg.PayPal.ClaimVerifySign,
 	})
 	if err != nil {
 		e.Close()
 		return nil, err
 	}
-	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDoSource, ForwardedFor: cfg.PayDoForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
-		Allow: cfg.Allow, Journal: cfg.Journal, APIToken: cfg.PayDoAPIToken, Claim: cfg.ClaimPayDo}
-	if cfg.PayDoSchedule != nil {
-		pdCfg.Schedule = *cfg.PayDoSchedule
+	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDo.Source, ForwardedFor: cfg.PayDo.ForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
+		Allow: cfg.Allow, Journal: cfg.Journal, APIToken: cfg.PayDo.APIToken, Claim: cfg.PayDo.Claim}
+	if cfg.PayDo.Schedule != nil {
+		pdCfg.Schedule = *cfg.PayDo.Schedule
 	}
 	pd, err := paydo.New(pdCfg)
 	if err != nil {

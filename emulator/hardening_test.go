@@ -163,7 +163,7 @@ var _ = Describe("A bulk resend", func() {
 	It("answers per message: those it could not resend are listed with why, and the others went", func() {
 		fail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 		DeferCleanup(fail.Close)
-		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Profile: paypal.Profile{NotifyURL: fail.URL, Enabled: true}})
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayPal: paypal.Settings{Profile: paypal.Profile{NotifyURL: fail.URL, Enabled: true}}})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(emu.Close)
 		pp, err := emu.SendPayPal(emulator.SendRequest{Kind: "web_accept", NotifyURL: fail.URL})

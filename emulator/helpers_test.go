@@ -76,7 +76,7 @@ func (l *testListener) received() [][]byte {
 func newLab(mode paypal.Mode) *lab {
 	l := &lab{clk: clock.NewManual(t0), listener: &testListener{status: 200}}
 	var err error
-	l.emu, err = emulator.New(emulator.Config{Clock: l.clk, Verify: mode, Seed: 99, AckTimeout: 2 * time.Second})
+	l.emu, err = emulator.New(emulator.Config{Clock: l.clk, PayPal: paypal.Settings{Verify: mode}, Seed: 99, AckTimeout: 2 * time.Second})
 	Expect(err).NotTo(HaveOccurred())
 	l.api = httptest.NewServer(l.emu)
 	l.listener.verifyURL = l.api.URL + "/cgi-bin/webscr"

@@ -275,7 +275,7 @@ var _ = Describe("Fake PayDo", func() {
 
 var _ = Describe("PayDo source address", func() {
 	It("leaves from the configured loopback address and carries X-Forwarded-For", func() {
-		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDoSource: "127.0.0.2", PayDoForwardedFor: "52.49.204.201"})
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDo: paydo.Settings{Source: "127.0.0.2", ForwardedFor: "52.49.204.201"}})
 		Expect(err).NotTo(HaveOccurred())
 		api := httptest.NewServer(emu)
 		jl := &jsonListener{status: 200}
@@ -288,7 +288,7 @@ var _ = Describe("PayDo source address", func() {
 	})
 
 	It("refuses a source that is not an IP", func() {
-		_, err := emulator.New(emulator.Config{PayDoSource: "paydo.example"})
+		_, err := emulator.New(emulator.Config{PayDo: paydo.Settings{Source: "paydo.example"}})
 		Expect(err).To(MatchError(ContainSubstring(`paydo source address "paydo.example": not an IP address`)))
 	})
 })

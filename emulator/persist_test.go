@@ -386,7 +386,7 @@ var _ = Describe("Emulator with a SQLite journal", func() {
 	})
 
 	It("starts with no journal by default (memory), as CI wants", func() {
-		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Verify: paypal.ModePayPal})
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayPal: paypal.Settings{Verify: paypal.ModePayPal}})
 		Expect(err).NotTo(HaveOccurred())
 		defer emu.Close()
 		Expect(emu.Restored()).To(BeZero())

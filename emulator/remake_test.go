@@ -22,7 +22,7 @@ var _ = Describe("The command that makes a message again", func() {
 		dir := GinkgoT().TempDir()
 		// A receiver a sandbox user typed: quotes, $( ), ;, a newline.
 		evil := `m'$(touch PWNED)';touch PWNED;echo "` + "\n" + `x@example.com`
-		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Profile: paypal.Profile{ReceiverEmail: evil, ReceiverID: "ID `touch PWNED`"}})
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayPal: paypal.Settings{Profile: paypal.Profile{ReceiverEmail: evil, ReceiverID: "ID `touch PWNED`"}}})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(emu.Close)
 		ln := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))

@@ -217,7 +217,7 @@ func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool,
 	}
 	prof := e.paypal.Profile()
 	gen, err := fixtures.New(seed, fixtures.Options{
-		Charset: charset, Sandbox: !e.cfg.Live, Flavour: fixtures.Flavour(flavour), Neutral: neutral,
+		Charset: charset, Sandbox: !e.cfg.PayPal.Live, Flavour: fixtures.Flavour(flavour), Neutral: neutral,
 		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
 		Start:    e.clock.Now(),
 	})
@@ -234,7 +234,7 @@ func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool,
 
 // Live reports whether generated messages leave out test_ipn=1, as
 // production messages do.
-func (e *Emulator) Live() bool { return e.cfg.Live }
+func (e *Emulator) Live() bool { return e.cfg.PayPal.Live }
 
 // FixtureParams checks the params and converts them for the fixtures
 // package.

@@ -90,7 +90,7 @@ var _ = Describe("Reference listener, PayDo", func() {
 	})
 
 	It("refuses a PayDo notification from a source that is not allowlisted", func() {
-		emu2, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDoSource: "127.0.0.2", Logger: quiet()})
+		emu2, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDo: pd.Settings{Source: "127.0.0.2"}, Logger: quiet()})
 		Expect(err).NotTo(HaveOccurred())
 		defer emu2.Close()
 		vs, err := emu2.SendPayDo(emulator.PayDoRequest{Kind: "transfer", NotifyURL: r.paydoURL(), Params: emulator.PayDoParams{Status: 2}})
@@ -107,7 +107,7 @@ var _ = Describe("Reference listener, PayDo", func() {
 			c.PayDo.AllowedSources = []string{"52.49.204.201"}
 			c.PayDo.TrustedProxies = []string{"127.0.0.1"}
 		})
-		emu2, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDoForwardedFor: "52.49.204.201", Logger: quiet()})
+		emu2, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), PayDo: pd.Settings{ForwardedFor: "52.49.204.201"}, Logger: quiet()})
 		Expect(err).NotTo(HaveOccurred())
 		defer emu2.Close()
 		api2 := httptest.NewServer(emu2)

@@ -167,9 +167,9 @@ func New(cfg Config) (*Runner, error) {
 	transport.MaxConnsPerHost = cfg.Connections
 	transport.MaxIdleConnsPerHost = cfg.Connections
 	ecfg := emulator.Config{
-		Clock: clk, Verify: cfg.Verify, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
+		Clock: clk, PayPal: paypal.Settings{Verify: cfg.Verify}, AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, APIToken: cfg.APIToken,
 		HistoryLimit: cfg.HistoryLimit, EvictAfter: delivery.EvictAtOnce, Intercept: cfg.Intercept,
-		Client: delivery.NewClient(transport), PayDoSource: cfg.PayDoSource, Logger: cfg.Logger,
+		Client: delivery.NewClient(transport), PayDo: paydo.Settings{Source: cfg.PayDoSource}, Logger: cfg.Logger,
 		Observer:    emulator.Observer{Delivery: acct.delivery, Postback: acct.postback, Lookup: acct.lookup, Evict: acct.evicted},
 		HoldHistory: acct.awaitingVerification,
 		// Nobody reads the journal's events during a load: the counters

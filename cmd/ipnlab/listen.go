@@ -297,7 +297,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			if err != nil {
 				return err
 			}
-			ecfg := emulator.Config{Clock: clk, Verify: mode, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
+			ecfg := emulator.Config{Clock: clk, PayPal: paypal.Settings{Verify: mode}, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 				APIToken: token, MetricsToken: metricsToken, Intercept: ca}
 			if jnl != nil {
 				ecfg.Journal = jnl

@@ -58,7 +58,7 @@ func runReplica(cmd *cobra.Command, cfg emulator.Config, accounts *sandbox.Confi
 		return err
 	}
 	stopped := notifyStop() // before "ready"
-	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab replica ready addr=%s clock=%s verify=%s accounts=%t\n", r.Addr(), cfg.Clock.Mode(), cfg.Verify, accounts != nil)
+	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab replica ready addr=%s clock=%s verify=%s accounts=%t\n", r.Addr(), cfg.Clock.Mode(), cfg.PayPal.Verify, accounts != nil)
 	log.Info("replica listening", "url", r.URL(), "store", storeName(store))
 	<-stopped
 	log.Info("shutting down", "bound", shutdownTimeout, "leading", r.Leading())

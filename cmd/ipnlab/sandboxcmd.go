@@ -72,7 +72,7 @@ func runSandbox(cmd *cobra.Command, cfg sandbox.Config, addr, store string, shut
 	stopped := notifyStop() // before "ready"
 	accounts := srv.List()
 	fmt.Fprintf(cmd.OutOrStdout(), "ipnlab sandbox ready addr=%s clock=%s verify=%s accounts=%d\n",
-		srv.Addr(), cfg.NewClock().Mode(), cfg.Base.Verify, len(accounts))
+		srv.Addr(), cfg.NewClock().Mode(), cfg.Base.PayPal.Verify, len(accounts))
 	log.Info("sandbox listening", "url", srv.URL(), "verify_url", srv.URL()+"/cgi-bin/webscr", "store", store, "accounts", len(accounts))
 	var lostErr error
 	select {

@@ -119,9 +119,9 @@ History and clock (ipnlab accounts create ...); it prints:
 			}
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			cfg := emulator.Config{
-				Clock: clk, Verify: mode, AckTimeout: ackTimeout, PayPalRetries: retries, Profile: prof,
-				Live: live, Seed: seed, Logger: log, APIToken: token, MetricsToken: metricsToken, Allow: allowlist, HistoryLimit: historyLimit,
-				TLS: tlsConfig, PayDoSchedule: &pdSchedule, PayDoSource: paydoSource, PayDoForwardedFor: paydoXFF, PayDoAPIToken: paydoToken,
+				Clock: clk, AckTimeout: ackTimeout, Seed: seed, Logger: log, APIToken: token, MetricsToken: metricsToken, Allow: allowlist, HistoryLimit: historyLimit, TLS: tlsConfig,
+				PayPal:    paypal.Settings{Verify: mode, Retries: retries, Profile: prof, Live: live},
+				PayDo:     paydo.Settings{Schedule: &pdSchedule, Source: paydoSource, ForwardedFor: paydoXFF, APIToken: paydoToken},
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
 			}
 			if jnl != nil {

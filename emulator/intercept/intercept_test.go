@@ -66,7 +66,7 @@ type lab struct {
 func newLab(mode paypal.Mode) *lab {
 	ca, err := intercept.LoadOrCreate(filepath.Join(GinkgoT().TempDir(), "ca"))
 	Expect(err).NotTo(HaveOccurred())
-	emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: mode,
+	emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), PayPal: paypal.Settings{Verify: mode},
 		Intercept: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	l := &lab{ca: ca, emu: emu, recv: &capture{}}

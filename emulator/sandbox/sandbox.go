@@ -180,18 +180,18 @@ func New(cfg Config) (*Sandbox, error) {
 func (s *Sandbox) start(a Account, notifyURL, payDoToken string) (*member, error) {
 	cfg := s.cfg.Base
 	cfg.Clock, cfg.Account, cfg.APIToken, cfg.MetricsToken = s.cfg.NewClock(), a.ID, "", ""
-	cfg.PayDoAPIToken = payDoToken
-	cfg.Profile = paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "", ReceiverEmail: a.ReceiverEmail, ReceiverID: a.ReceiverID}
+	cfg.PayDo.APIToken = payDoToken
+	cfg.PayPal.Profile = paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "", ReceiverEmail: a.ReceiverEmail, ReceiverID: a.ReceiverID}
 	cfg.Logger = s.log.With("account", a.ID)
 	m := &member{Account: a, payDoToken: payDoToken}
 	if s.cfg.Journal != nil {
 		m.jnl = journal.Within(s.cfg.Journal, "acct/"+a.ID+"/")
 		cfg.Journal = m.jnl
 	}
-	cfg.ClaimVerifySign = func(sign string) error {
+	cfg.PayPal.ClaimVerifySign = func(sign string) error {
 		return s.claim(s.signs, a.ID, sign, "the same seed in two accounts makes the same message")
 	}
-	cfg.ClaimPayDo = func(what, key string) error {
+	cfg.PayDo.Claim = func(what, key string) error {
 		if what == "lookup token" {
 			return s.claim(s.payDoTokens, a.ID, key, "lookups find the account by their token")
 		}

@@ -72,10 +72,11 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}
 	emu, err := emulator.New(emulator.Config{
-		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Verify: paypal.ModePayPal, Live: cfg.Live, APIToken: cfg.APIToken,
-		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed, PayDoSource: cfg.PayDoSource,
-		Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID},
-		Logger:  discardLogger(), Intercept: ca, PayDoAPIToken: cfg.PayDoToken, Providers: cfg.Providers,
+		Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), APIToken: cfg.APIToken,
+		PayPal:     paypal.Settings{Verify: paypal.ModePayPal, Live: cfg.Live, Profile: paypal.Profile{ReceiverEmail: cfg.ReceiverEmail, ReceiverID: cfg.ReceiverID}},
+		PayDo:      paydo.Settings{Source: cfg.PayDoSource, APIToken: cfg.PayDoToken},
+		AckTimeout: cfg.AckTimeout, Seed: cfg.Seed,
+		Logger: discardLogger(), Intercept: ca, Providers: cfg.Providers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
