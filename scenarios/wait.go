@@ -19,6 +19,18 @@ import (
 // about every message of it, it has acted on the first answer, and the
 // expectations can judge.
 func (r *runner) settle(ctx context.Context) error {
+	return r.settleUntil(ctx, func() bool {
+		retrying := true
+		for _, t := range r.txns {
+			retrying = retrying && r.askedAgain(t)
+		}
+		return retrying
+	})
+}
+
+// settleUntil is settle that also ends once enough holds (checked after
+// each look at the listener).
+func (r *runner) settleUntil(ctx context.Context, enough func() bool) error {
 	if len(r.txns) == 0 || r.env.Probe == nil {
 		return nil
 	}
@@ -31,11 +43,7 @@ func (r *runner) settle(ctx context.Context) error {
 		if idle {
 			r.pause(ctx, deadline)
 		}
-		retrying := true
-		for _, t := range r.txns {
-			retrying = retrying && r.askedAgain(t)
-		}
-		if retrying {
+		if enough() {
 			return nil
 		}
 	}
