@@ -288,11 +288,13 @@ func (s *Session) missingEndpoint(c Check) string {
 
 // Applicable says why a check cannot run in this session ("" if it can).
 func (s *Session) Applicable(c Check) (scenarios.Status, string) {
-	switch {
-	case !s.cfg.Selected(c):
+	if !s.cfg.Selected(c) {
 		return scenarios.Disabled, "not selected by the label filter or focus"
-	case s.missingEndpoint(c) != "":
-		return scenarios.Disabled, s.missingEndpoint(c)
+	}
+	if why := s.missingEndpoint(c); why != "" {
+		return scenarios.Disabled, why
+	}
+	switch {
 	case slices.Contains(c.Labels, "intercept") && !s.cfg.Intercept && s.cfg.TLSAddr == "":
 		return scenarios.Disabled, "judged only when the emulator stands in for PayPal's hosts (--intercept, or --tls-addr)"
 	case c.Level == Business && s.env.Probe == nil:
