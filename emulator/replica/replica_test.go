@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/replica"
 	"github.com/ipnlab/ipnlab/emulator/sandbox"
 	"github.com/ipnlab/ipnlab/internal/testenv"
+	"github.com/ipnlab/ipnlab/internal/webhooktest"
 )
 
 var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -147,6 +149,18 @@ var _ = Describe("Replicas over one PostgreSQL store", func() {
 	})
 })
 
+// twoReplicas starts two replicas with start and returns them once one
+// leads.
+func twoReplicas(start func() *replica.Replica) (leader, standby *replica.Replica) {
+	a, b := start(), start()
+	DeferCleanup(func() { _ = a.Shutdown(context.Background()); _ = b.Shutdown(context.Background()) })
+	Eventually(func() bool { return a.Leading() != b.Leading() }).WithTimeout(10 * time.Second).Should(BeTrue())
+	if b.Leading() {
+		return b, a
+	}
+	return a, b
+}
+
 func slicesWithout(rs []*replica.Replica, gone *replica.Replica) []*replica.Replica {
 	var out []*replica.Replica
 	for _, r := range rs {
@@ -173,13 +187,7 @@ var _ = Describe("Replicas of a sandbox of accounts", func() {
 			Expect(err).NotTo(HaveOccurred())
 			return r
 		}
-		a, b := start(), start()
-		DeferCleanup(func() { _ = a.Shutdown(context.Background()); _ = b.Shutdown(context.Background()) })
-		Eventually(func() bool { return a.Leading() != b.Leading() }).WithTimeout(10 * time.Second).Should(BeTrue())
-		leader, standby := a, b
-		if b.Leading() {
-			leader, standby = b, a
-		}
+		leader, standby := twoReplicas(start)
 		var acked atomic.Int32
 		lsrv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { acked.Add(1) }))
 		DeferCleanup(lsrv.Close)
@@ -206,5 +214,87 @@ var _ = Describe("Replicas of a sandbox of accounts", func() {
 		Expect(list[0].ID).To(Equal(sent.ID))
 		_, _, err = adminCl.WithToken("wrong").History(ctx, nil)
 		Expect(err).To(MatchError(ContainSubstring("wrong API token")))
+	})
+})
+
+var _ = Describe("A plug-in provider across a failover", func() {
+	It("is made anew by the replica that takes over, which knows its message again, retries it, shows it and resends it", func() {
+		dsn := testenv.PostgresSchema("replica_plugin")
+		bell := webhooktest.New("bell")
+		start := func() *replica.Replica {
+			store, err := pgjournal.Connect(context.Background(), dsn)
+			Expect(err).NotTo(HaveOccurred())
+			r, err := replica.Start(replica.Config{Store: store, Poll: 50 * time.Millisecond,
+				Emulator: emulator.Config{Clock: clock.NewManual(t0), Seed: 3, AckTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+					Providers: []emulator.Factory{bell.Factory}}}, "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			return r
+		}
+		leader, standby := twoReplicas(start)
+		Expect(bell.Made()).To(HaveLen(1), "only the leader runs an emulator")
+
+		// The listener fails every first delivery.
+		var calls atomic.Int32
+		lsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1)%2 == 1 {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}))
+		DeferCleanup(lsrv.Close)
+
+		// Sent through the standby's copy of the plug-in's route: the
+		// leader's provider makes it.
+		var id string
+		Eventually(func() int {
+			resp, err := http.Post(standby.URL()+"/api/v1/bell/notifications", "application/json",
+				strings.NewReader(`{"kind":"bell.rang","notify_url":"`+lsrv.URL+`"}`))
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var out struct {
+				Messages []api.MessageView `json:"messages"`
+			}
+			if resp.StatusCode == http.StatusCreated {
+				Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+				id = out.Messages[0].ID
+			}
+			return resp.StatusCode
+		}).Should(Equal(http.StatusCreated))
+		Eventually(calls.Load).Should(BeEquivalentTo(1))
+		ctx := context.Background()
+		old, err := client.New(leader.URL())
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() string {
+			v, err := old.Message(ctx, id)
+			Expect(err).NotTo(HaveOccurred())
+			return v.Status
+		}).Should(BeEquivalentTo("Retrying"), "the failed attempt is on record before the leader goes")
+
+		Expect(leader.Shutdown(ctx)).To(Succeed())
+		Eventually(standby.Leading).WithTimeout(10 * time.Second).Should(BeTrue())
+		made := bell.Made()
+		Expect(made).To(HaveLen(2), "the new leader made its own provider")
+		Expect(made[1]).NotTo(BeIdenticalTo(made[0]))
+
+		cl, err := client.New(standby.URL())
+		Expect(err).NotTo(HaveOccurred())
+		v, err := cl.Message(ctx, id)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v.Provider).To(Equal("bell"))
+		Expect(v.Status).To(Equal("Retrying"))
+		Expect(v.Details).To(ContainElement(api.Detail{Label: "Event", Value: "bell.rang"}), "shown by a provider that did not send it")
+
+		_, err = cl.Advance(ctx, "1m")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(calls.Load()).To(BeEquivalentTo(2), "the retry went once, from the new leader")
+		_, err = cl.Resend(ctx, id, api.ResendRequest{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(calls.Load).Should(BeEquivalentTo(3))
+
+		views, err := made[1].Notify(emulator.Notify{Kind: "bell.rang", NotifyURL: lsrv.URL})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(views[0].ID).NotTo(Equal(id), "the new provider's ids do not take up its predecessor's")
+		list, _, err := cl.History(ctx, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list).To(HaveLen(2))
 	})
 })

@@ -309,10 +309,10 @@ var _ = Describe("A team's own check", func() {
 		DeferCleanup(bells.Close)
 
 		run := func(listeners map[string]string) (conformance.Result, error) {
-			factory, _ := webhooktest.New("bell")
+			bell := webhooktest.New("bell")
 			cfg := conformance.Defaults()
 			cfg.EmulatorListener, cfg.Listener, cfg.Focus = freeListener(), bells.URL, "BELL-"
-			cfg.Providers, cfg.Listeners = []emulator.Factory{factory}, listeners
+			cfg.Providers, cfg.Listeners = []emulator.Factory{bell.Factory}, listeners
 			rep, err := conformance.RunAll(context.Background(), cfg, nil)
 			return byID(rep)["BELL-ACKED"], err
 		}

@@ -18,15 +18,15 @@ import (
 
 var _ = Describe("A plug-in provider's messages in the web console", func() {
 	It("are listed in History and shown with the facts their provider adds", func() {
-		factory, ticket := webhooktest.New("ticket")
+		ticket := webhooktest.New("ticket")
 		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(t0), Seed: 42, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Providers: []emulator.Factory{factory}}, "127.0.0.1:0")
+			Providers: []emulator.Factory{ticket.Factory}}, "127.0.0.1:0")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
 		lst := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		DeferCleanup(lst.Close)
 
-		sent, err := ticket.Notify(emulator.Notify{Kind: "ticket.opened", NotifyURL: lst.URL, Set: map[string]any{"desk": "billing"}})
+		sent, err := ticket.Latest().Notify(emulator.Notify{Kind: "ticket.opened", NotifyURL: lst.URL, Set: map[string]any{"desk": "billing"}})
 		Expect(err).NotTo(HaveOccurred())
 		emu.WaitIdle()
 		page := browser()
