@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	. "github.com/onsi/ginkgo/v2"
@@ -61,7 +62,34 @@ func browser() context.Context {
 	DeferCleanup(func() { cancel(); cancelAlloc() })
 	// The first run starts the browser; it must not carry a timeout.
 	Expect(chromedp.Do(ctx)).To(Succeed(), "starting Chromium")
+	failOnScriptErrors(ctx)
 	return ctx
+}
+
+// failOnScriptErrors fails the spec, when it ends, with every JavaScript
+// exception the page threw and no code caught (a rejected promise among
+// them): a script that throws halfway may leave a page that looks right
+// while it has stopped doing part of its job.
+func failOnScriptErrors(ctx context.Context) {
+	var mu sync.Mutex
+	var thrown []string
+	Expect(chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*cdpruntime.EventExceptionThrown); ok {
+			d := e.ExceptionDetails
+			what := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				what += " " + d.Exception.Description
+			}
+			mu.Lock()
+			thrown = append(thrown, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, what))
+			mu.Unlock()
+		}
+	})).To(Succeed())
+	DeferCleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(thrown).To(BeEmpty(), "JavaScript exceptions in the console")
+	})
 }
 
 // tab opens another tab of the same browser.
@@ -71,6 +99,7 @@ func tab(b context.Context) context.Context {
 	// The first run opens the tab, which lives as long as that run's
 	// context: no timeout here either.
 	Expect(chromedp.Do(ctx)).To(Succeed(), "opening a tab")
+	failOnScriptErrors(ctx)
 	return ctx
 }
 

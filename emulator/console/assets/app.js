@@ -560,6 +560,7 @@ async function followOutcome(node, view) {
   const deadline = Date.now() + (window.followPollMs ?? 30000);
   for (;;) {
     showOutcome(node, view);
+    const o = view.outcome;
     // A PayDo checkout is confirmed by the listener's lookup, which may
     // come after its 200: followed until then, or the deadline.
     const awaitingLookup = view.provider === "paydo" && view.kind === "checkout" && !o.confirmed_by_lookup;
