@@ -41,6 +41,7 @@ func (e *Emulator) apiRoutes() []route {
 		{"GET", "/metrics", e.getMetrics},
 		{"GET", "/api/v1/openapi.yaml", e.getOpenAPI},
 		{"GET", "/api/v1/providers", e.listProviders},
+		{"POST", "/api/v1/providers/{name}/messages", e.postProviderMessages},
 		{"GET", "/api/v1/messages", e.listMessages},
 		{"POST", "/api/v1/messages/resend", e.resendFailed},
 		{"GET", "/api/v1/messages/{id}", e.getMessage},
@@ -187,7 +188,7 @@ func statusOf(err error) int {
 		return ae.status
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound):
+	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound), errors.Is(err, ErrNoProvider):
 		return http.StatusNotFound
 	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld), errors.Is(err, paypal.ErrSignTaken), errors.Is(err, paydo.ErrTaken):
 		return http.StatusConflict

@@ -2,14 +2,17 @@ package emulator
 
 import (
 	"cmp"
+	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
 )
 
@@ -81,6 +84,41 @@ func (p paypalProvider) Resend(id string, req ResendRequest) error {
 
 func (p paypalProvider) Forget(ids []string) { p.e.paypal.Forget(ids) }
 
+// Notify: a generated message of a fixtures kind, n.Set giving fields
+// their text (sorted by name: a new field is appended in that order).
+func (p paypalProvider) Notify(n Notify) ([]MessageView, error) {
+	req := SendRequest{Kind: n.Kind, NotifyURL: n.NotifyURL, Seed: api.Seed(n.Seed), Copies: n.Copies}
+	for _, name := range slices.Sorted(maps.Keys(n.Set)) {
+		text, ok := n.Set[name].(string)
+		if !ok {
+			return nil, badRequest("set.%s: PayPal's fields are text, not %T", name, n.Set[name])
+		}
+		req.Set = append(req.Set, struct{ Name, Value string }{name, text})
+	}
+	v, err := p.e.SendPayPal(req)
+	if err != nil {
+		return nil, err
+	}
+	views := []MessageView{v}
+	for _, id := range v.Copies {
+		if c, ok := p.e.View(id); ok && id != v.ID {
+			views = append(views, c)
+		}
+	}
+	return views, nil
+}
+
+func (paypalProvider) Kinds() []ProviderKind { return providerKinds(fixtures.Kinds()) }
+
+// providerKinds lists fixtures kinds as a provider's.
+func providerKinds(ks []fixtures.Kind) []ProviderKind {
+	out := make([]ProviderKind, len(ks))
+	for i, k := range ks {
+		out[i] = ProviderKind{Name: k.Name, Description: k.Description}
+	}
+	return out
+}
+
 func (p paypalProvider) Responsive(d time.Duration) bool { return p.e.paypal.Responsive(d) }
 
 type paydoProvider struct{ e *Emulator }
@@ -148,6 +186,22 @@ func (p paydoProvider) Resend(id string, req ResendRequest) error {
 }
 
 func (paydoProvider) Forget([]string) {}
+
+// Notify: a generated notification of kind transfer or checkout, n.Set
+// giving JSON paths their values.
+func (p paydoProvider) Notify(n Notify) ([]MessageView, error) {
+	req := PayDoRequest{Kind: n.Kind, NotifyURL: n.NotifyURL, Seed: api.Seed(n.Seed), Copies: n.Copies}
+	if len(n.Set) > 0 {
+		set, err := json.Marshal(n.Set)
+		if err != nil {
+			return nil, badRequest("set: %v", err)
+		}
+		req.Set = set
+	}
+	return p.e.SendPayDo(req)
+}
+
+func (paydoProvider) Kinds() []ProviderKind { return providerKinds(fixtures.PayDoKinds()) }
 
 // Outcome: acknowledged is delivered; a checkout the listener also
 // looked up says so (PayDo's IPN carries no signature: the lookup is how

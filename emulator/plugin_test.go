@@ -352,7 +352,10 @@ var _ = Describe("A plug-in provider", func() {
 		Expect(emu.Routes()).To(ContainElement("POST /api/v1/hook/notifications"))
 		var providers struct{ Providers []emulator.ProviderInfo }
 		Expect(call(api, "GET", "/api/v1/providers", nil, &providers)).To(Equal(http.StatusOK))
-		Expect(providers.Providers).To(Equal([]emulator.ProviderInfo{{Name: "paypal", Title: "PayPal"}, {Name: "paydo", Title: "PayDo"}, {Name: "hook", Title: "hook"}}))
+		Expect(providers.Providers).To(HaveExactElements(
+			And(HaveField("Name", "paypal"), HaveField("Title", "PayPal"), HaveField("Sends", true), HaveField("Kinds", ContainElement(HaveField("Name", "web_accept")))),
+			And(HaveField("Name", "paydo"), HaveField("Title", "PayDo"), HaveField("Sends", true), HaveField("Kinds", ConsistOf(HaveField("Name", "transfer"), HaveField("Name", "checkout")))),
+			emulator.ProviderInfo{Name: "hook", Title: "hook", Sends: true}))
 		// Its messages and attempts are counted by provider, and its own
 		// figure is served with the account's label, as the built-ins' are.
 		_, figures := scrape(api.URL, "")
@@ -372,6 +375,42 @@ var _ = Describe("A plug-in provider", func() {
 		Expect(call(api, "GET", "/api/v1/messages/"+sent.ID, nil, &got)).To(Equal(http.StatusOK))
 		Expect(got.Body).To(MatchJSON(lst.received()[0]))
 		Expect(got.Attempts).To(HaveLen(3))
+	})
+
+	It("is asked for messages through the route every provider that sends shares, as the built-ins are", func() {
+		emu, api, _, stop := start()
+		defer stop()
+		type sent struct{ Messages []emulator.MessageView }
+		var out sent
+		Expect(call(api, "POST", "/api/v1/providers/hook/messages", map[string]any{"kind": "order.paid", "set": map[string]any{"total": 12}, "notify_url": lsrv.URL}, &out)).
+			To(Equal(http.StatusCreated))
+		Expect(out.Messages).To(HaveLen(1))
+		Expect(out.Messages[0].Provider).To(Equal("hook"))
+		Expect(out.Messages[0].Attempts).To(HaveLen(1), "answered once the first attempt was made")
+		Expect(lst.received()[0]).To(MatchJSON(`{"id":"` + out.Messages[0].ID + `","event":"order.paid","data":{"total":12}}`))
+
+		ok := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		defer ok.Close()
+		out = sent{}
+		Expect(call(api, "POST", "/api/v1/providers/paypal/messages", map[string]any{"kind": "web_accept", "set": map[string]any{"memo": "gift"}, "notify_url": ok.URL, "copies": 2}, &out)).
+			To(Equal(http.StatusCreated))
+		Expect(out.Messages).To(HaveLen(2), "each copy")
+		Expect(out.Messages[0].Body).To(ContainSubstring("memo=gift"))
+		Expect(out.Messages[1].Body).To(Equal(out.Messages[0].Body))
+		out = sent{}
+		Expect(call(api, "POST", "/api/v1/providers/paydo/messages", map[string]any{"kind": "transfer", "notify_url": ok.URL}, &out)).To(Equal(http.StatusCreated))
+		Expect(out.Messages).To(ConsistOf(And(HaveField("Summary.Provider", "paydo"), HaveField("Summary.Kind", "transfer"))))
+		Expect(emu.Engine().List(nil)).To(HaveLen(4))
+
+		var failed struct{ Error struct{ Message string } }
+		Expect(call(api, "POST", "/api/v1/providers/acme/messages", map[string]any{"kind": "x"}, &failed)).To(Equal(http.StatusNotFound))
+		Expect(failed.Error.Message).To(Equal(`provider "acme": not registered (this emulator runs paypal, paydo, hook)`))
+		Expect(call(api, "POST", "/api/v1/providers/paydo/messages", map[string]any{"kind": "refund"}, &failed)).To(Equal(http.StatusBadRequest))
+		Expect(failed.Error.Message).To(Equal(`kind "refund": paydo sends transfer, checkout`))
+		Expect(call(api, "POST", "/api/v1/providers/paypal/messages", map[string]any{"kind": "web_accept", "set": map[string]any{"mc_gross": 9.5}}, &failed)).To(Equal(http.StatusBadRequest))
+		Expect(failed.Error.Message).To(Equal("set.mc_gross: PayPal's fields are text, not float64"))
+		Expect(call(api, "POST", "/api/v1/providers/hook/messages", map[string]any{"kind": "order.paid", "copies": 1001}, &failed)).To(Equal(http.StatusBadRequest))
+		Expect(emu.Engine().List(nil)).To(HaveLen(4), "nothing sent by a refused request")
 	})
 
 	It("signs each attempt as it leaves: a retry an hour later carries a fresh signature, which a listener bounding its age to five minutes takes", func() {

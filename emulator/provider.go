@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,6 +146,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, 
 // ErrProvider is returned by New for a provider that cannot be plugged in.
 var ErrProvider = errors.New("provider")
 
+// ErrNoProvider: no provider of that name runs in this emulator.
+var ErrNoProvider = errors.New("not registered")
+
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9]{1,30}$`)
 
 // checkProviders refuses a bad or repeated name and a route two
@@ -238,10 +242,10 @@ type Titled interface {
 	Title() string
 }
 
-// ProviderInfo is a provider as GET /api/v1/providers lists it.
-type ProviderInfo struct {
-	Name  string `json:"name"`
-	Title string `json:"title"`
+// Cataloged is a Sender that lists the kinds it sends: the console's
+// Simulator offers them, and ipnlab send checks a kind against them.
+type Cataloged interface {
+	Kinds() []ProviderKind
 }
 
 // ProviderInfos lists the providers, built-in ones first.
@@ -252,8 +256,63 @@ func (e *Emulator) ProviderInfos() []ProviderInfo {
 		if t, ok := p.(Titled); ok {
 			out[i].Title = t.Title()
 		}
+		_, out[i].Sends = p.(Sender)
+		if c, ok := p.(Cataloged); ok && out[i].Sends {
+			out[i].Kinds = c.Kinds()
+		}
 	}
 	return out
+}
+
+// Notify asks provider name for messages (its Sender) and waits until
+// their first attempts were made, as a send through the API does.
+func (e *Emulator) Notify(name string, req NotifyRequest) ([]MessageView, error) {
+	p, ok := e.Provider(name)
+	if !ok {
+		return nil, fmt.Errorf("provider %q: %w (this emulator runs %s)", name, ErrNoProvider, strings.Join(e.providerNames(), ", "))
+	}
+	s, ok := p.(Sender)
+	if !ok {
+		return nil, badRequest("provider %s sends nothing asked for by kind: it is no emulator.Sender", name)
+	}
+	if c, ok := p.(Cataloged); ok && req.Kind != "" {
+		kinds := c.Kinds()
+		if !slices.ContainsFunc(kinds, func(k ProviderKind) bool { return k.Name == req.Kind }) {
+			names := make([]string, len(kinds))
+			for i, k := range kinds {
+				names[i] = k.Name
+			}
+			return nil, badRequest("kind %q: %s sends %s", req.Kind, name, strings.Join(names, ", "))
+		}
+	}
+	if req.Copies < 0 || req.Copies > 1000 {
+		return nil, badRequest("copies %d: want 1 to 1000", req.Copies)
+	}
+	views, err := s.Notify(Notify{Kind: req.Kind, Set: req.Set, NotifyURL: req.NotifyURL, Seed: uint64(req.Seed), Copies: req.Copies})
+	if err != nil {
+		return nil, err
+	}
+	e.WaitIdle()
+	// Seen again after the first attempts, as the API shows them.
+	for i := range views {
+		if v, ok := e.View(views[i].ID); ok {
+			views[i] = v
+		}
+	}
+	return views, nil
+}
+
+func (e *Emulator) postProviderMessages(w http.ResponseWriter, r *http.Request) error {
+	var req NotifyRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	views, err := e.Notify(r.PathValue("name"), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"messages": views})
+	return nil
 }
 
 func (e *Emulator) listProviders(w http.ResponseWriter, _ *http.Request) error {

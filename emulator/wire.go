@@ -14,10 +14,13 @@ type (
 	LifecyclePlan    = api.LifecyclePlan
 	LifecycleRequest = api.LifecycleRequest
 	MessageView      = api.MessageView
+	NotifyRequest    = api.NotifyRequest
 	Params           = api.Params
 	PayDoParams      = api.PayDoParams
 	PayDoRequest     = api.PayDoRequest
 	PlannedStep      = api.PlannedStep
+	ProviderInfo     = api.ProviderInfo
+	ProviderKind     = api.ProviderKind
 	Preview          = api.Preview
 	ResendRequest    = api.ResendRequest
 	ResendRefusal    = api.ResendRefusal

@@ -24,10 +24,124 @@ import (
 // ipnlab send paypal|paydo and ipnlab paydo: sending through a running
 // emulator.
 
+// newSend is ipnlab send: paypal and paydo with every option of theirs,
+// and any provider the emulator runs (a Go program's plug-in too), asked
+// by kind through the API's route every provider that sends shares.
 func newSend() *cobra.Command {
-	c := &cobra.Command{Use: "send", Short: "Send a notification through a running emulator", Annotations: map[string]string{"noun": "provider"}}
+	var (
+		to, kind string
+		set      []string
+		copies   int
+		seed     uint64
+		asJSON   bool
+		wait     time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "send PROVIDER",
+		Short: "Send a notification through a running emulator",
+		Long: `Send a notification through a running emulator. paypal and paydo have
+commands of their own, with every option (ipnlab send paypal --help). Any
+other provider the emulator runs, such as a plug-in of a Go program that
+embeds the emulator, is asked for a message by kind: --kind, --set,
+--listener, --copies, --seed, --json and --wait apply.`,
+		Example: `  ipnlab send paypal --kind web_accept --listener http://127.0.0.1:8701/ipn/paypal
+  ipnlab send acme --kind order.paid --set order.total:=12.5 --listener http://127.0.0.1:8080/webhooks --wait`,
+		Args: cobra.ArbitraryArgs,
+	}
+	base := emulatorFlag(c)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return cmd.Help()
+		case len(args) > 1:
+			return usageError{fmt.Errorf("%s: unexpected argument %q%s", cmd.CommandPath(), args[1], optionalValueHint(cmd, args[1]))}
+		}
+		name := args[0]
+		cl, err := dial(*base)
+		if err != nil {
+			return err
+		}
+		info, err := sendingProvider(cmd, cl, name, *base)
+		if err != nil {
+			return err
+		}
+		if kind == "" {
+			return usageError{fmt.Errorf("%s %s: --kind is required%s", cmd.CommandPath(), name, kindChoices(info))}
+		}
+		req := api.NotifyRequest{Kind: kind, NotifyURL: to, Seed: api.Seed(seed), Copies: copies}
+		if req.Set, err = setMap(set); err != nil {
+			return err
+		}
+		views, err := cl.Notify(cmd.Context(), name, req)
+		if err != nil {
+			return err
+		}
+		return reportSent(cmd, cl, views, wait, asJSON, func(v emulator.MessageView) string {
+			return fmt.Sprintf("id=%s provider=%s kind=%s status=%q", v.ID, v.Provider, v.Kind, v.Status)
+		})
+	}
+	f := c.Flags()
+	f.StringVar(&to, "listener", "", "the listener URL (default: the provider's own, if it keeps one)")
+	f.StringVar(&kind, "kind", "", "what to send: one of the kinds the provider lists (GET /api/v1/providers)")
+	f.StringArrayVar(&set, "set", nil, "what the provider takes as set: path=text or path:=JSON; repeatable")
+	f.IntVar(&copies, "copies", 1, "identical copies, delivered concurrently")
+	f.Uint64Var(&seed, "seed", 0, "seed for generated values")
+	f.BoolVar(&asJSON, "json", false, "print the messages as JSON")
+	waitFlag(f, &wait)
 	c.AddCommand(newSendPayPal(), newSendPayDo())
 	return c
+}
+
+// sendingProvider is provider name as the emulator lists it, or a usage
+// error naming the providers there are (the built-in ones when the
+// emulator cannot be asked).
+func sendingProvider(cmd *cobra.Command, cl *client.Client, name, base string) (api.ProviderInfo, error) {
+	providers, err := cl.Providers(cmd.Context())
+	if err != nil {
+		names := []string{"paydo", "paypal"}
+		return api.ProviderInfo{}, usageError{fmt.Errorf("%s: unknown provider %q%s: want %s (built in; a plug-in's name needs the emulator that runs it, which could not be asked: %v)",
+			cmd.CommandPath(), name, suggest.Hint(name, names), strings.Join(names, " or "), err)}
+	}
+	var names []string
+	for _, p := range providers {
+		if p.Name == name {
+			if !p.Sends {
+				return p, usageError{fmt.Errorf("%s: provider %s sends nothing asked for by kind (it has routes of its own: see the emulator's OpenAPI document)", cmd.CommandPath(), name)}
+			}
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return api.ProviderInfo{}, usageError{fmt.Errorf("%s: unknown provider %q%s: want %s", cmd.CommandPath(), name, suggest.Hint(name, names), strings.Join(names, " or "))}
+}
+
+// kindChoices is ": NAME sends a, b" when the provider lists its kinds.
+func kindChoices(p api.ProviderInfo) string {
+	if len(p.Kinds) == 0 {
+		return ""
+	}
+	names := make([]string, len(p.Kinds))
+	for i, k := range p.Kinds {
+		names[i] = k.Name
+	}
+	return fmt.Sprintf(" (%s sends %s)", p.Name, strings.Join(names, ", "))
+}
+
+// setMap turns path=text and path:=JSON flags into the object a
+// provider's set is, numbers kept as written.
+func setMap(in []string) (map[string]any, error) {
+	raw, err := jsonSets(in)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		return nil, usageError{fmt.Errorf("--set: %v", err)}
+	}
+	return out, nil
 }
 
 func newSendPayDo() *cobra.Command {
@@ -62,26 +176,9 @@ func newSendPayDo() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if wait > 0 {
-			for i := range views {
-				if views[i], err = settle(cmd, cl, views[i].ID, wait); err != nil {
-					return err
-				}
-			}
-		}
-		if asJSON {
-			if err := printJSON(cmd.OutOrStdout(), views); err != nil {
-				return err
-			}
-		} else {
-			for _, v := range views {
-				fmt.Fprintf(cmd.OutOrStdout(), "id=%s transaction=%s kind=%s status=%q\n", v.ID, v.TxnID, v.Kind, v.Status)
-			}
-		}
-		if wait > 0 {
-			return judged(cmd, asJSON, views...)
-		}
-		return nil
+		return reportSent(cmd, cl, views, wait, asJSON, func(v emulator.MessageView) string {
+			return fmt.Sprintf("id=%s transaction=%s kind=%s status=%q", v.ID, v.TxnID, v.Kind, v.Status)
+		})
 	})
 	f := c.Flags()
 	f.StringVar(&to, "listener", "", "the listener URL; default: the project's or user's registered URL")
@@ -98,6 +195,32 @@ func newSendPayDo() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print the messages as JSON")
 	waitFlag(f, &wait)
 	return c
+}
+
+// reportSent prints the messages sent, one line each (or as JSON), after
+// waiting for their outcomes with --wait, which also judges them.
+func reportSent(cmd *cobra.Command, cl *client.Client, views []emulator.MessageView, wait time.Duration, asJSON bool, line func(emulator.MessageView) string) error {
+	var err error
+	if wait > 0 {
+		for i := range views {
+			if views[i], err = settle(cmd, cl, views[i].ID, wait); err != nil {
+				return err
+			}
+		}
+	}
+	if asJSON {
+		if err := printJSON(cmd.OutOrStdout(), views); err != nil {
+			return err
+		}
+	} else {
+		for _, v := range views {
+			fmt.Fprintln(cmd.OutOrStdout(), line(v))
+		}
+	}
+	if wait > 0 {
+		return judged(cmd, asJSON, views...)
+	}
+	return nil
 }
 
 // waitFlag adds --wait[=DURATION]: without a value it waits 30 s.

@@ -381,3 +381,33 @@ type Kind struct {
 	Description string `json:"description"`
 	Sample      string `json:"sample,omitempty"` // the captured message (fixtures/testdata/sample_orders.txt) whose field order it follows
 }
+
+// ProviderInfo is a provider as GET /api/v1/providers lists it.
+type ProviderInfo struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	// Sends says it makes messages asked for by kind (POST
+	// /api/v1/providers/{name}/messages): the console's Simulator and
+	// ipnlab send offer it.
+	Sends bool `json:"sends"`
+	// Kinds are the kinds it sends, when it lists them.
+	Kinds []ProviderKind `json:"kinds,omitempty"`
+}
+
+// ProviderKind is one kind of message a provider sends.
+type ProviderKind struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// NotifyRequest asks a provider for messages of one kind (POST
+// /api/v1/providers/{name}/messages): Kind and Set mean what the
+// provider says they mean (PayPal: a fixtures kind and field values;
+// PayDo: transfer or checkout and JSON paths).
+type NotifyRequest struct {
+	Kind      string         `json:"kind"`
+	Set       map[string]any `json:"set,omitempty"`
+	NotifyURL string         `json:"notify_url,omitempty"`
+	Seed      Seed           `json:"seed,omitempty"`
+	Copies    int            `json:"copies,omitempty"`
+}

@@ -159,6 +159,25 @@ func (c *Client) SetPayDoToken(ctx context.Context, project, token string) error
 
 func urlPath(s string) string { return url.PathEscape(s) }
 
+// Providers lists the emulator's providers, built-in ones first, with
+// what each sends.
+func (c *Client) Providers(ctx context.Context) ([]api.ProviderInfo, error) {
+	var out struct {
+		Providers []api.ProviderInfo `json:"providers"`
+	}
+	return out.Providers, c.do(ctx, "GET", "/api/v1/providers", nil, &out)
+}
+
+// Notify asks provider for messages of one kind (any provider that
+// sends: PayPal, PayDo or a plug-in) and returns them once their first
+// attempts were made.
+func (c *Client) Notify(ctx context.Context, provider string, req api.NotifyRequest) ([]api.MessageView, error) {
+	var out struct {
+		Messages []api.MessageView `json:"messages"`
+	}
+	return out.Messages, c.do(ctx, "POST", "/api/v1/providers/"+url.PathEscape(provider)+"/messages", req, &out)
+}
+
 // Message reads one message with its attempts and postbacks.
 func (c *Client) Message(ctx context.Context, id string) (api.MessageView, error) {
 	var v api.MessageView

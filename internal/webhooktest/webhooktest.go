@@ -11,7 +11,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -158,4 +160,31 @@ func (p *Provider) Notify(n emulator.Notify) ([]emulator.MessageView, error) {
 		views = append(views, v)
 	}
 	return views, nil
+}
+
+// Inbox is a listener that acknowledges every request with 200 and keeps
+// the bodies, in order. Close it when done.
+type Inbox struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+// NewInbox starts an inbox on loopback.
+func NewInbox() *Inbox {
+	in := &Inbox{}
+	in.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		in.mu.Lock()
+		in.bodies = append(in.bodies, string(body))
+		in.mu.Unlock()
+	}))
+	return in
+}
+
+// Bodies are the bodies received so far.
+func (in *Inbox) Bodies() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]string(nil), in.bodies...)
 }

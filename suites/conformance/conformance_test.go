@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -298,14 +297,7 @@ var _ = Describe("A team's own check", func() {
 			Level: conformance.Protocol, Provider: "bell", Scenario: steps.Name, Steps: steps})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(unregister)
-		var mu sync.Mutex
-		var rang []string
-		bells := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			mu.Lock()
-			rang = append(rang, string(body))
-			mu.Unlock()
-		}))
+		bells := webhooktest.NewInbox()
 		DeferCleanup(bells.Close)
 
 		run := func(listeners map[string]string) (conformance.Result, error) {
@@ -319,9 +311,7 @@ var _ = Describe("A team's own check", func() {
 		res, err := run(map[string]string{"bell": bells.URL + "/bell"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Status).To(Equal(scenarios.Passed))
-		mu.Lock()
-		Expect(rang).To(ConsistOf(ContainSubstring(`"room":"12"`)))
-		mu.Unlock()
+		Expect(bells.Bodies()).To(ConsistOf(ContainSubstring(`"room":"12"`)))
 		// Alone and disabled, nothing ran: the run says why.
 		_, err = run(nil)
 		Expect(err).To(MatchError(ContainSubstring(`1 check(s): no bell listener given (Config.Listeners["bell"])`)))

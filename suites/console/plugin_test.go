@@ -39,4 +39,35 @@ var _ = Describe("A plug-in provider's messages in the web console", func() {
 		Expect(text(page, "#message-summary")()).To(ContainSubstring("ticket.opened"))
 		Expect(text(page, "#message-raw")()).To(ContainSubstring(`"desk":"billing"`))
 	})
+
+	It("are sent from the Simulator, whose panel for a provider it has no panel of its own for takes a kind and what the provider takes as set", func() {
+		ticket := webhooktest.New("ticket")
+		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(t0), Seed: 42, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Providers: []emulator.Factory{ticket.Factory}}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		lst := webhooktest.NewInbox()
+		DeferCleanup(lst.Close)
+
+		page := browser()
+		do(page, open(emu.URL()+"/#/simulator"), chromedp.WaitVisible(`#sim-fields tbody tr`))
+		Expect(text(page, "#sim-providers")()).To(Equal("Provider PayPal PayDo ticket"))
+		do(page, chromedp.Click(`#sim-providers input[value="ticket"]`), chromedp.WaitVisible(`#sim-set`))
+		Expect(js[bool](page, `document.querySelector("#sim-fields").closest("[data-for]").hidden`)).To(BeTrue(), "PayPal's fields are PayPal's")
+		Expect(js[bool](page, `document.querySelector("#sim-generate").hidden`)).To(BeTrue(), "nothing to preview: the provider makes its message when asked")
+
+		do(page, fill(`#sim-set`, `{"desk": "sales"}`), fill(`#sim-url`, lst.URL), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(page, "#sim-result")).Should(Equal("Name a kind: ticket lists none, so it takes any"))
+		do(page, fill(`#sim-kind-name`, "ticket.closed"), fill(`#sim-set`, `["desk"]`), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(page, "#sim-result")).Should(HavePrefix("Set must be a JSON object"))
+		do(page, fill(`#sim-set`, `{"desk": "sales"}`), chromedp.Click(`#sim button[type=submit]`))
+		Eventually(text(page, "#sim-result")).Should(MatchRegexp(`^Sent WH\w+: delivered — delivered \(HTTP 200\)$`))
+		screenshot(page, "simulator-plugin")
+		Expect(lst.Bodies()).To(ConsistOf(And(ContainSubstring(`"type":"ticket.closed"`), ContainSubstring(`"data":{"desk":"sales"}`))))
+
+		// Back on PayPal, its own panel again.
+		do(page, chromedp.Click(`#sim-providers input[value="paypal"]`), chromedp.WaitVisible(`#sim-fields`))
+		Expect(js[bool](page, `document.querySelector("#sim-set").closest("[data-for]").hidden`)).To(BeTrue())
+		Expect(text(page, "#sim-kind")()).To(ContainSubstring("web_accept"))
+	})
 })

@@ -436,16 +436,46 @@ async function resend(body) {
 
 function simProvider() { return $("#sim").provider.value; }
 
+// ownPanel says whether the Simulator has a panel of the provider's own
+// (PayPal's fields, PayDo's body); any other provider that sends gets
+// the shared one ("*"): a kind from its list and what it takes as set.
+function ownPanel(provider) {
+  return $$("#sim [data-for]").some(n => n.dataset.for.split(" ").includes(provider));
+}
+
+// fillProviders offers every provider that sends, from what
+// GET /api/v1/providers says of it.
+function fillProviders(providers) {
+  state.senders = new Map(providers.filter(p => p.sends).map(p => [p.name, p]));
+  const current = simProvider() || "paypal";
+  $("#sim-providers").replaceChildren(el("legend", {}, "Provider"), ...[...state.senders.values()].map(p =>
+    el("label", {}, el("input", { type: "radio", name: "provider", value: p.name, checked: p.name === current ? "" : null,
+      onchange: () => { showResult($("#sim-result"), []); fillKinds(); generate(); } }), " " + p.title)));
+  if (!simProvider() && state.senders.size) $("#sim-providers input").checked = true;
+}
+
+function simKind() {
+  return $("#sim-kind-free").hidden ? $("#sim-kind").value : $("#sim-kind-name").value.trim();
+}
+
 function fillKinds() {
-  const kinds = simProvider() === "paydo" ? state.payDoKinds : state.kinds;
-  $("#sim-kind").replaceChildren(...kinds.map(k => el("option", { value: k.name, title: k.description }, k.name)));
+  const provider = simProvider();
+  const kinds = state.senders?.get(provider)?.kinds || [];
+  $("#sim-kind").replaceChildren(...kinds.map(k => el("option", { value: k.name, title: k.description || "" }, k.name)));
   // PayPal's simulator starts on a web payment too.
   if (kinds.some(k => k.name === "web_accept")) $("#sim-kind").value = "web_accept";
-  for (const node of $$("#sim [data-for]")) node.hidden = node.dataset.for !== simProvider();
+  // A provider that lists no kinds takes any name.
+  $("#sim-kind-pick").hidden = kinds.length === 0;
+  $("#sim-kind-free").hidden = kinds.length > 0;
+  const own = ownPanel(provider);
+  for (const node of $$("#sim [data-for]")) {
+    node.hidden = node.dataset.for === "*" ? own : !node.dataset.for.split(" ").includes(provider);
+  }
 }
 
 async function generate() {
   const provider = simProvider();
+  if (!ownPanel(provider)) return; // nothing to preview: the provider makes it when asked
   const kind = $("#sim-kind").value;
   const q = new URLSearchParams();
   if (provider === "paypal") q.set("charset", $("#sim-charset").value);
@@ -498,12 +528,20 @@ async function simSend(ev) {
   ev.preventDefault();
   const form = ev.target;
   const provider = simProvider();
-  const kind = $("#sim-kind").value;
+  const kind = simKind();
   const url = form.url.value.trim();
   const result = $("#sim-result");
   try {
     let view;
-    if (provider === "paypal") {
+    if (!ownPanel(provider)) {
+      let set;
+      try { set = JSON.parse($("#sim-set").value || "{}"); } catch (e) { throw new Error("Set does not parse as JSON: " + e.message); }
+      if (set === null || typeof set !== "object" || Array.isArray(set)) throw new Error("Set must be a JSON object, such as {\"desk\": \"billing\"}");
+      if (!kind) throw new Error("Name a kind: " + providerTitle(provider) + " lists none, so it takes any");
+      const body = { kind, set };
+      if (url) body.notify_url = url;
+      view = (await api("POST", `/api/v1/providers/${encodeURIComponent(provider)}/messages`, body)).messages[0];
+    } else if (provider === "paypal") {
       const body = { kind, fields: editedFields() };
       if (url) body.notify_url = url;
       view = await api("POST", "/api/v1/paypal/notifications", body);
@@ -580,9 +618,6 @@ async function followOutcome(node, view) {
 
 function setupSimulator() {
   const sim = $("#sim");
-  for (const r of $$("input[name=provider]", sim)) {
-    r.addEventListener("change", () => { showResult($("#sim-result"), []); fillKinds(); generate(); });
-  }
   $("#sim-kind").addEventListener("change", generate);
   $("#sim-charset").addEventListener("change", setCharset);
   $("#sim-generate").addEventListener("click", generate);
@@ -726,6 +761,7 @@ async function start() {
     api("GET", "/api/v1/fixtures/kinds"), api("GET", "/api/v1/fixtures/lifecycles"), api("GET", "/api/v1/scenarios"),
     api("GET", "/api/v1/providers")]);
   state.providers = new Map(providers.providers.map(p => [p.name, p.title]));
+  fillProviders(providers.providers);
   $("#filters").provider.replaceChildren(el("option", { value: "" }, "All"),
     ...providers.providers.map(p => el("option", { value: p.name }, p.title)));
   state.kinds = kinds.kinds;
