@@ -84,6 +84,9 @@ func (p paypalProvider) Resend(id string, req ResendRequest) error {
 
 func (p paypalProvider) Forget(ids []string) { p.e.paypal.Forget(ids) }
 
+// Confirmations: a PayPal listener posts every message back.
+func (p paypalProvider) Confirmations(id string) int { return len(p.e.paypal.Postbacks(id)) }
+
 // Notify: a generated message of a fixtures kind, n.Set giving fields
 // their text (sorted by name: a new field is appended in that order).
 func (p paypalProvider) Notify(n Notify) ([]MessageView, error) {

@@ -16,6 +16,16 @@ type Judge interface {
 	Outcome(m delivery.Message) Outcome
 }
 
+// Confirmer is a Provider whose listeners confirm every message with it
+// before acting (PayPal's postback): Confirmations counts the times
+// message id was confirmed, so that a scenario waits for the
+// confirmation a delivered message still owes, and knows a listener that
+// never confirmed. A provider whose listeners may verify on their own
+// (a signature) is no Confirmer: nothing is owed.
+type Confirmer interface {
+	Confirmations(id string) int
+}
+
 // summarize makes the History row of a delivery record, outcome included.
 func (e *Emulator) summarize(m delivery.Message) Summary {
 	return Summary{

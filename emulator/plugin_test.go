@@ -98,6 +98,31 @@ func (l *signatureListener) got() []int {
 	return append([]int(nil), l.answers...)
 }
 
+// confirmedHook is a hook whose listeners confirm every message with it
+// (as PayPal's post theirs back): an emulator.Confirmer.
+type confirmedHook struct {
+	*hook
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *confirmedHook) Confirmations(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[id]
+}
+
+// confirmingListener acknowledges a hook message and confirms it with c.
+func (c *confirmedHook) confirmingListener() http.Handler {
+	return http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		var m struct{ ID string }
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		c.mu.Lock()
+		c.n[m.ID]++
+		c.mu.Unlock()
+	})
+}
+
 const hookKind = "hook.message"
 
 func (h *hook) Name() string { return "hook" }
@@ -440,6 +465,33 @@ var _ = Describe("A plug-in provider", func() {
 		stale := &hook{retry: time.Hour, signOnce: true}
 		_, once := sign(stale, stale)
 		Expect(once.got()).To(Equal([]int{500, http.StatusUnauthorized}))
+	})
+
+	It("owes a confirmation when it is a Confirmer: a run that fails says whether its listener ever confirmed", func() {
+		h := &hook{}
+		c := &confirmedHook{hook: h, n: map[string]int{}}
+		emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Providers: []emulator.Factory{plug(c, h)}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		sc, err := scenarios.ParseFor("confirm.yaml", []byte(`
+name: hook refunded
+provider: hook
+steps:
+  - send: {kind: order.paid, as: first}
+  - expect: {message: first, own: {event: order.refunded}}
+`), []string{"hook"})
+		Expect(err).NotTo(HaveOccurred())
+		silent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		DeferCleanup(silent.Close)
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": silent.URL}}, sc)
+		Expect(res.Status).To(Equal(scenarios.Failed))
+		Expect(res.NeverPostedBack).To(BeTrue(), "acknowledged, never confirmed")
+
+		confirming := httptest.NewServer(c.confirmingListener())
+		DeferCleanup(confirming.Close)
+		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": confirming.URL}}, sc)
+		Expect(res.Status).To(Equal(scenarios.Failed))
+		Expect(res.NeverPostedBack).To(BeFalse(), "confirmed, and failed on something else")
 	})
 
 	It("runs in a scenario, its send step checked against what a plug-in takes", func() {

@@ -26,20 +26,32 @@ func aboutAcks(st Step) bool {
 	return ok && (e.Acked != nil || e.AckStatus != 0 || e.History != "") && !e.VerifyURL && e.Verdict == "" && !e.AnyVerified && !e.UserAgent && e.Txn == ""
 }
 
-// neverPostedBack reports whether this run sent PayPal messages and none
-// was ever posted back.
+// neverPostedBack reports whether this run sent messages that owe a
+// confirmation (PayPal's postback) and none was ever confirmed.
 func (r *runner) neverPostedBack() bool {
 	sent := false
 	for _, v := range r.views {
-		if v.Provider != paypal.Provider { // postbacks are PayPal's alone
+		c := r.confirmer(v.Provider)
+		if c == nil {
 			continue
 		}
 		sent = true
-		if len(r.env.Emulator.PayPal().Postbacks(v.ID)) > 0 {
+		if c.Confirmations(v.ID) > 0 {
 			return false
 		}
 	}
 	return sent
+}
+
+// confirmer is the provider of messages that owe a confirmation
+// (emulator.Confirmer), nil for a provider whose messages owe none.
+func (r *runner) confirmer(provider string) emulator.Confirmer {
+	p, ok := r.env.Emulator.Provider(provider)
+	if !ok {
+		return nil
+	}
+	c, _ := p.(emulator.Confirmer)
+	return c
 }
 
 // findings gathers the fatal findings of every INVALID postback of the
@@ -508,16 +520,18 @@ func readBalances(ctx context.Context, br BalanceReader, customer string) (map[s
 	return out, nil
 }
 
-// askedAgain reports whether every PayPal message of txn this scenario
-// sent, each copy included, has been posted back at least twice.
+// askedAgain reports whether every message of txn this scenario sent
+// that owes a confirmation, each copy included, has been confirmed
+// (posted back) at least twice.
 func (r *runner) askedAgain(txn string) bool {
 	n := 0
 	for _, v := range r.views {
-		if v.TxnID != txn || v.Provider != paypal.Provider { // postbacks are PayPal's alone
+		c := r.confirmer(v.Provider)
+		if v.TxnID != txn || c == nil {
 			continue
 		}
 		for _, id := range append([]string{v.ID}, v.Copies...) {
-			if len(r.env.Emulator.PayPal().Postbacks(id)) < 2 {
+			if c.Confirmations(id) < 2 {
 				return false
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/events"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // Settling on evidence. A probe's idle claim alone cannot say that a
@@ -67,6 +66,7 @@ func (r *runner) finished() (bool, time.Time) {
 		// postbacks under one of them, so they are counted together.
 		attempts, postbacks, delivered := 0, 0, true
 		at := time.Time{}
+		confirmer := r.confirmer(v.Provider)
 		for _, id := range append([]string{v.ID}, v.Copies...) {
 			m, ok := emu.Engine().Get(id)
 			if !ok {
@@ -74,8 +74,8 @@ func (r *runner) finished() (bool, time.Time) {
 			}
 			attempts += len(m.Attempts)
 			delivered = delivered && len(m.Attempts) > 0
-			if v.Provider == paypal.Provider {
-				postbacks += len(emu.PayPal().Postbacks(id))
+			if confirmer != nil {
+				postbacks += confirmer.Confirmations(id)
 			}
 			if t := r.eventAt(id, now); t.After(at) {
 				at = t
@@ -89,9 +89,9 @@ func (r *runner) finished() (bool, time.Time) {
 		switch {
 		case !delivered:
 			done = false // on its way to the listener
-		case v.Provider == paypal.Provider && postbacks == 0:
-			// Delivered, never posted back: a postback may come until
-			// the window is up.
+		case confirmer != nil && postbacks == 0:
+			// Delivered, never confirmed (posted back): a confirmation
+			// may come until the window is up.
 			if until := s.at.Add(r.env.PostbackPace.Wait(r.env.PostbackWait)); until.After(now) {
 				done = false
 			} else if until.After(last) {
