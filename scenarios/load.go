@@ -64,7 +64,7 @@ func ParseFor(name string, data []byte, plugins []string) (*Scenario, error) {
 	}
 	root := doc.Content[0]
 	l := &loader{file: name, aliases: map[string]string{}, generated: map[string]*Generate{},
-		providers: append(slices.Clip(builtinProviders), plugins...)}
+		providers: append(builtinProviders(), plugins...)}
 	sc := &Scenario{File: name}
 	top := map[string]*yaml.Node{}
 	if err := l.mapping(root, "the scenario", topKeys(false), top); err != nil {
@@ -103,8 +103,6 @@ func ParseFor(name string, data []byte, plugins []string) (*Scenario, error) {
 	}
 	return sc, nil
 }
-
-var builtinProviders = []string{"paypal", "paydo"}
 
 // envRefs are the suite settings scenarios may refer to as ${env.NAME}.
 var envRefs = []string{"payer_email", "unaccepted_currency", "stranger_source"}
@@ -327,44 +325,8 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 	if sources > 1 {
 		return l.at(n, "send: give one of kind, from and raw")
 	}
-	switch s.Provider {
-	case "paypal":
-		if s.Kind != "" {
-			if _, ok := fixtures.LookupKind(s.Kind); !ok {
-				return l.at(n, "kind %q: want one of %s", s.Kind, strings.Join(fixtures.KindNames(), ", "))
-			}
-		}
-		if len(s.Then) > 0 || s.Interval != "" || s.Source != "" || s.ForwardedFor != "" {
-			return l.at(n, "then, interval, source and forwarded_for are PayDo's")
-		}
-		if err := checkParams[emulator.Params](l, n, s.Params); err != nil {
-			return err
-		}
-		kind := s.Kind
-		if kind == "" && s.From == "" && s.Raw == "" {
-			kind = "web_accept"
-		}
-		if err := checkValues(kind, s.Params); err != nil {
-			return l.at(n, "params.%v", err)
-		}
-	case "paydo":
-		if s.Kind == "" {
-			return l.at(n, "kind is required for PayDo: transfer or checkout")
-		}
-		if err := l.oneOf(n, "kind", s.Kind, []string{fixtures.PayDoTransfer, fixtures.PayDoCheckout}); err != nil {
-			return err
-		}
-		if s.From != "" || s.Raw != "" || len(s.Unset) > 0 || s.Charset != "" || s.Flavour != "" {
-			return l.at(n, "from, raw, unset, charset and flavour are PayPal's")
-		}
-		if err := checkParams[emulator.PayDoParams](l, n, s.Params); err != nil {
-			return err
-		}
-	default: // a plug-in: what emulator.Notify carries
-		if s.From != "" || s.Raw != "" || len(s.Unset) > 0 || s.Charset != "" || s.Flavour != "" || len(s.Params) > 0 ||
-			len(s.Then) > 0 || s.Interval != "" || s.Source != "" || s.ForwardedFor != "" || s.Fault != nil {
-			return l.at(n, "provider %s takes kind, set, copies, seed and as; the rest is PayPal's or PayDo's", s.Provider)
-		}
+	if err := sendStepOf(s.Provider).check(l, n, s); err != nil {
+		return err
 	}
 	if s.From != "" {
 		alias, step, ok := strings.Cut(s.From, ".")
@@ -387,7 +349,7 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 	}
 	if s.Order != "" || s.Pay != "" {
 		switch {
-		case s.Provider != "paypal":
+		case !sendStepOf(s.Provider).takes(orderOption):
 			return l.at(n, "order and pay are PayPal's")
 		case s.From != "" || s.Raw != "":
 			return l.at(n, "order names an order in a generated payment: from and raw send one as it is")
@@ -409,7 +371,7 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 		switch {
 		case s.Bursts < 1 || s.Bursts > 100:
 			return l.at(n, "bursts %d: want 1 to 100", s.Bursts)
-		case s.Provider != "paypal":
+		case !sendStepOf(s.Provider).takes(burstsOption):
 			return l.at(n, "bursts is PayPal's")
 		case s.Copies < 2:
 			return l.at(n, "bursts needs copies of 2 or more: a burst is a payment's copies delivered together")
@@ -578,7 +540,7 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		return err
 	}
 	if e.Currency == "" {
-		e.Currency = map[string]string{"paypal": "USD", "paydo": "EUR"}[e.Provider]
+		e.Currency = sendStepOf(e.Provider).currency()
 	}
 	if _, err := e.wait(); err != nil {
 		return l.at(n, "%v", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/orders"
@@ -396,100 +394,12 @@ func (r *runner) send(ctx context.Context, s *Send) error {
 	if err != nil {
 		return err
 	}
-	emu := r.env.Emulator
-	var v emulator.MessageView
-	if s.Provider != "paypal" && s.Provider != "paydo" {
-		if v, err = r.notify(s, set); err != nil {
-			return fmt.Errorf("line %d: %w", s.Line(), err)
-		}
-		r.logf("  line %d: send %s %s -> %s %s", s.Line(), s.Provider, s.Kind, v.ID, v.Status)
-	} else if s.Provider == "paydo" {
-		req := emulator.PayDoRequest{Kind: s.Kind, Then: s.Then, Interval: s.Interval, Copies: s.Copies, Seed: api.Seed(r.seed(s.Seed)), NotifyURL: r.env.Targets[paydo.Provider], Source: s.Source}
-		if req.Source == "stranger" {
-			req.Source = r.env.StrangerSource
-		}
-		req.ForwardedFor = s.ForwardedFor
-		if req.ForwardedFor == "paydo" {
-			req.ForwardedFor = r.env.PayDoSource
-		}
-		if _, ok := params["metadata"]; !ok && s.Kind == fixtures.PayDoCheckout {
-			params["metadata"] = map[string]any{"customer": r.env.PayerEmail}
-		}
-		if err := decodeInto(params, &req.Params); err != nil {
-			return fmt.Errorf("line %d: params: %w", s.Line(), err)
-		}
-		if len(set) > 0 {
-			if req.Set, err = json.Marshal(set); err != nil {
-				return err
-			}
-		}
-		views, err := emu.SendPayDo(req)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", s.Line(), err)
-		}
-		v = views[0]
-		r.logf("  line %d: send paydo %s -> %d message(s), transaction %s, %s", s.Line(), s.Kind, len(views), v.TxnID, v.Status)
-	} else {
-		req := emulator.SendRequest{Kind: s.Kind, Unset: s.Unset, Charset: s.Charset, Flavour: s.Flavour, Copies: s.Copies,
-			Raw: s.Raw, NotifyURL: r.env.Targets[paypal.Provider]}
-		if s.From != "" {
-			alias, name, _ := strings.Cut(s.From, ".")
-			for _, g := range r.generated[alias] {
-				if g.Name == name {
-					body, err := g.Message.Body()
-					if err != nil {
-						return err
-					}
-					req.Raw, req.Kind = string(body), ""
-				}
-			}
-		} else if s.Raw == "" {
-			req.Seed, req.Neutral = api.Seed(r.seed(s.Seed)), r.sc.Values != ValuesRealistic
-			if _, ok := params["payer_email"]; !ok {
-				params["payer_email"] = r.env.PayerEmail
-			}
-			o, err := r.applyOrder(ctx, s, params)
-			if err != nil {
-				return err
-			}
-			if o != nil && s.As != "" {
-				r.orders[s.As] = *o
-			}
-			if err := decodeInto(params, &req.Params); err != nil {
-				return fmt.Errorf("line %d: params: %w", s.Line(), err)
-			}
-			names := make([]string, 0, len(set))
-			for k := range set {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			for _, k := range names {
-				req.Set = append(req.Set, struct{ Name, Value string }{k, fmt.Sprint(set[k])})
-			}
-		}
-		if s.Bursts > 1 {
-			return r.sendBursts(ctx, s, req, params)
-		}
-		if s.Fault != nil {
-			req.Fault = &emulator.FaultRequest{Kind: s.Fault.Kind, Count: s.Fault.Count}
-			d, err := r.delay(s.Fault)
-			if err != nil {
-				return fmt.Errorf("line %d: %w", s.Line(), err)
-			}
-			if d > 0 {
-				req.Fault.Delay = d.String()
-			}
-		}
-		v, err = emu.SendPayPal(req)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", s.Line(), err)
-		}
-		what := s.Kind
-		if s.From != "" {
-			what = s.From
-		}
-		r.logf("  line %d: send paypal %s -> %s txn_id=%s %s", s.Line(), what, v.ID, v.TxnID, v.Status)
-	}
+	return sendStepOf(s.Provider).send(ctx, r, s, params, set)
+}
+
+// recordSent records message v of send step s (its name, its
+// transaction) and settles.
+func (r *runner) recordSent(ctx context.Context, s *Send, v emulator.MessageView) error {
 	if s.As != "" {
 		r.sent[s.As] = v
 	}
