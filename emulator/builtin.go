@@ -3,6 +3,7 @@ package emulator
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
 // The built-in providers. Their services are built by New from Config
@@ -83,6 +85,26 @@ func (p paypalProvider) Resend(id string, req ResendRequest) error {
 }
 
 func (p paypalProvider) Forget(ids []string) { p.e.paypal.Forget(ids) }
+
+// paypalPlan is what PayPal plans a later send with (a lifecycle's later
+// steps): the exact bytes. Its JSON names are those the journal kept at
+// the top level of a planned send before providers planned their own.
+type paypalPlan struct {
+	Body      []byte `json:"body"`
+	Kind      string `json:"kind,omitempty"`
+	NotifyURL string `json:"notify_url,omitempty"`
+	Seed      uint64 `json:"seed,omitempty"`
+}
+
+// SendScheduled sends a planned lifecycle step.
+func (p paypalProvider) SendScheduled(payload json.RawMessage) error {
+	var plan paypalPlan
+	if err := json.Unmarshal(payload, &plan); err != nil {
+		return fmt.Errorf("planned PayPal send: %w", err)
+	}
+	_, err := p.e.send(paypal.Notification{Body: plan.Body, Kind: plan.Kind, NotifyURL: plan.NotifyURL}, plan.Seed)
+	return err
+}
 
 // Confirmations: a PayPal listener posts every message back.
 func (p paypalProvider) Confirmations(id string) int { return len(p.e.paypal.Postbacks(id)) }
@@ -205,6 +227,46 @@ func (p paydoProvider) Notify(n Notify) ([]MessageView, error) {
 }
 
 func (paydoProvider) Kinds() []ProviderKind { return providerKinds(fixtures.PayDoKinds()) }
+
+// payDoPlan is what PayDo plans a follow-up with: the message and where
+// it goes (the journal kept it under "paydo" before providers planned
+// their own sends).
+type payDoPlan struct {
+	Kind         string          `json:"kind"`
+	Body         json.RawMessage `json:"body"`
+	Amount       fixtures.Money  `json:"amount"`
+	Currency     string          `json:"currency"`
+	URL          string          `json:"url,omitempty"`
+	Project      string          `json:"project,omitempty"`
+	User         string          `json:"user,omitempty"`
+	Source       string          `json:"source,omitempty"`
+	ForwardedFor string          `json:"forwarded_for,omitempty"`
+}
+
+// payDoPlanned is the payload PayDo plans notification n with.
+func payDoPlanned(n paydo.Notification) (json.RawMessage, error) {
+	body, err := json.Marshal(n.Message.Body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(payDoPlan{Kind: n.Message.Kind, Body: body, Amount: n.Message.Amount, Currency: n.Message.Currency,
+		URL: n.URL, Project: n.Project, User: n.User, Source: n.Source, ForwardedFor: n.ForwardedFor})
+}
+
+// SendScheduled sends a planned follow-up.
+func (p paydoProvider) SendScheduled(payload json.RawMessage) error {
+	var plan payDoPlan
+	if err := json.Unmarshal(payload, &plan); err != nil {
+		return fmt.Errorf("planned PayDo send: %w", err)
+	}
+	body, err := orderedjson.Parse(plan.Body)
+	if err != nil {
+		return fmt.Errorf("planned PayDo body: %w", err)
+	}
+	msg := fixtures.PayDoMessage{Kind: plan.Kind, Body: body, Amount: plan.Amount, Currency: plan.Currency}
+	_, err = p.e.paydo.Send(paydo.Notification{Message: msg, URL: plan.URL, Project: plan.Project, User: plan.User, Source: plan.Source, ForwardedFor: plan.ForwardedFor})
+	return err
+}
 
 // Outcome: acknowledged is delivered; a checkout the listener also
 // looked up says so (PayDo's IPN carries no signature: the lookup is how

@@ -134,8 +134,12 @@ type Emulator struct {
 	mu  sync.Mutex
 	seq uint64 // messages generated, for sub-seeds
 	// planned are the sends armed on the clock and not yet fired, by key,
-	// so that a user can be told what still waits.
-	planned map[string]scheduledSend
+	// so that a user can be told what still waits, and Shutdown disarms
+	// them (plansStopped): on a clock that outlives the emulator (a
+	// replica that steps down, a test's manual clock) they would fire
+	// into an engine that is gone.
+	planned      map[string]armedPlan
+	plansStopped bool
 	// runID and scheduleSeq make planned sends' journal keys unique
 	// across restarts (scheduleKey).
 	runID       string
@@ -395,6 +399,7 @@ func (e *Emulator) streamContext(r *http.Request) (context.Context, context.Canc
 // ends (then cuts them short, keeping their retries queued), and records
 // the clock, so a journal resumes exactly here.
 func (e *Emulator) Shutdown(ctx context.Context) error {
+	e.stopPlans()
 	e.stopStreams()
 	e.closeProxy()
 	err := e.engine.Shutdown(ctx)

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
@@ -45,8 +46,11 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 	// The later steps are journaled before the answer: a restart sends
 	// them at their time, as it resends retries.
 	for i := 1; i < len(steps); i++ {
-		err := e.schedule(scheduledSend{At: plan.Steps[i].At, Label: fmt.Sprintf("lifecycle %s step %s", req.Name, steps[i].Name),
-			Body: bodies[i], Kind: steps[i].Message.Kind, NotifyURL: req.NotifyURL, Seed: seed})
+		payload, err := json.Marshal(paypalPlan{Body: bodies[i], Kind: steps[i].Message.Kind, NotifyURL: req.NotifyURL, Seed: seed})
+		if err == nil {
+			err = e.schedule(Planned{Provider: paypal.Provider, At: plan.Steps[i].At, Label: fmt.Sprintf("lifecycle %s step %s", req.Name, steps[i].Name),
+				Payload: payload})
+		}
 		if err != nil {
 			return plan, err
 		}

@@ -48,9 +48,10 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 			e.WaitIdle()
 			continue
 		}
-		sp, err := payDoScheduled(note(m))
+		payload, err := payDoPlanned(note(m))
 		if err == nil {
-			err = e.schedule(scheduledSend{At: e.clock.Now().Add(time.Duration(i+1) * interval), Label: fmt.Sprintf("paydo %s follow-up %d", req.Kind, i+1), PayDo: sp})
+			err = e.schedule(Planned{Provider: paydo.Provider, At: e.clock.Now().Add(time.Duration(i+1) * interval),
+				Label: fmt.Sprintf("paydo %s follow-up %d", req.Kind, i+1), Payload: payload})
 		}
 		if err != nil {
 			return nil, err

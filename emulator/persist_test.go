@@ -270,6 +270,36 @@ var _ = Describe("Emulator with a journal", func() {
 })
 
 var _ = Describe("Emulator with a SQLite journal", func() {
+	It("sends the planned sends a journal of an earlier version kept, in the shape it kept them (PayPal's bytes at the top level, PayDo's message under paydo)", func() {
+		j, err := sqlitejournal.Open(filepath.Join(GinkgoT().TempDir(), "earlier.db"))
+		Expect(err).NotTo(HaveOccurred())
+		lst := &testListener{status: 200}
+		srv := httptest.NewServer(lst)
+		DeferCleanup(srv.Close)
+		at := t0.Add(time.Hour).Format(time.RFC3339Nano)
+		ipn := "txn_type=web_accept&payment_status=Refunded&txn_id=OLDSTEP0000000001&mc_gross=-5.00&mc_currency=USD"
+		earlier := []journal.Entry{
+			{Kind: "emulator.scheduled", Key: "1-earlier-1", Value: []byte(`{"at":"` + at + `","label":"lifecycle refund step refunded","body":"` +
+				base64.StdEncoding.EncodeToString([]byte(ipn)) + `","kind":"web_accept","notify_url":"` + srv.URL + `/ipn","seed":7}`)},
+			{Kind: "emulator.scheduled", Key: "1-earlier-2", Value: []byte(`{"at":"` + at + `","label":"paydo transfer follow-up 1","paydo":` +
+				`{"kind":"transfer","body":{"transaction":{"id":"T-EARLIER","status":2}},"amount":1200,"currency":"EUR","url":"` + srv.URL + `/paydo"}}`)},
+		}
+		Expect(j.Write(earlier...)).To(Succeed())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 5, AckTimeout: 2 * time.Second, Journal: j})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()); _ = j.Close() })
+		Expect(emu.Restored().Scheduled).To(Equal(2))
+		Expect(lst.received()).To(BeEmpty(), "not before their time")
+
+		Expect(emu.Advance(time.Hour)).To(Succeed())
+		Expect(lst.received()).To(ConsistOf([]byte(ipn), MatchJSON(`{"transaction":{"id":"T-EARLIER","status":2}}`)))
+		providers := map[string]int{}
+		for _, m := range emu.Engine().List(nil) {
+			providers[m.Provider]++
+		}
+		Expect(providers).To(Equal(map[string]int{"paypal": 1, "paydo": 1}))
+	})
+
 	It("refuses a journal another emulator has open, and a file that is not a journal", func() {
 		jl := newJournalLab()
 		_, err := sqlitejournal.Open(jl.path)

@@ -123,6 +123,32 @@ func (c *confirmedHook) confirmingListener() http.Handler {
 	})
 }
 
+// plannerHook is a hook that plans sends for later (Host.Schedule): an
+// emulator.Scheduler, whose payload is the event to send.
+type plannerHook struct{ *hook }
+
+type hookPlan struct {
+	Event     string `json:"event"`
+	NotifyURL string `json:"notify_url"`
+}
+
+func (p plannerHook) plan(at time.Time, event, url string) error {
+	payload, err := json.Marshal(hookPlan{event, url})
+	if err != nil {
+		return err
+	}
+	return p.host.Schedule(emulator.Planned{Provider: p.Name(), At: at, Label: "hook " + event, Payload: payload})
+}
+
+func (p plannerHook) SendScheduled(payload json.RawMessage) error {
+	var plan hookPlan
+	if err := json.Unmarshal(payload, &plan); err != nil {
+		return err
+	}
+	_, err := p.Notify(emulator.Notify{Kind: plan.Event, NotifyURL: plan.NotifyURL})
+	return err
+}
+
 const hookKind = "hook.message"
 
 func (h *hook) Name() string { return "hook" }
@@ -492,6 +518,41 @@ steps:
 		res = scenarios.Run(context.Background(), scenarios.Env{Emulator: emu, Targets: map[string]string{"hook": confirming.URL}}, sc)
 		Expect(res.Status).To(Equal(scenarios.Failed))
 		Expect(res.NeverPostedBack).To(BeFalse(), "confirmed, and failed on something else")
+	})
+
+	It("plans a send for later through its host: journaled, armed on the clock, and sent at its time by the provider made after a restart", func() {
+		startPlanner := func() (*emulator.Emulator, plannerHook, func()) {
+			j, err := sqlitejournal.Open(path)
+			Expect(err).NotTo(HaveOccurred())
+			h := &hook{}
+			p := plannerHook{h}
+			emu, err := emulator.New(emulator.Config{Clock: clk, Seed: 7, Journal: j, Providers: []emulator.Factory{plug(p, h)}})
+			Expect(err).NotTo(HaveOccurred())
+			return emu, p, func() {
+				Expect(emu.Shutdown(context.Background())).To(Succeed())
+				Expect(j.Close()).To(Succeed())
+			}
+		}
+		lst.script = []int{200}
+		emu, p, stop := startPlanner()
+		Expect(p.plan(t0.Add(time.Hour), "order.shipped", lsrv.URL)).To(Succeed())
+		Expect(clk.Pending()).To(BeNumerically(">=", 1))
+		stop()
+
+		emu, _, stop = startPlanner()
+		defer stop()
+		Expect(emu.Restored().Scheduled).To(Equal(1))
+		Expect(lst.received()).To(BeEmpty())
+		Expect(emu.Advance(time.Hour)).To(Succeed())
+		Expect(lst.received()).To(ConsistOf(ContainSubstring(`"event":"order.shipped"`)))
+
+		// A plan for a provider that is not there, or cannot send it, is refused.
+		h := &hook{}
+		other, err := emulator.New(emulator.Config{Clock: clk, Providers: []emulator.Factory{plug(h, h)}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = other.Shutdown(context.Background()) })
+		Expect(h.host.Schedule(emulator.Planned{Provider: "hook", At: t0, Label: "x"})).To(MatchError(ContainSubstring("provider hook cannot send what it planned (it is no emulator.Scheduler)")))
+		Expect(h.host.Schedule(emulator.Planned{Provider: "acme", At: t0, Label: "x"})).To(MatchError(ContainSubstring(`provider "acme": not registered`)))
 	})
 
 	It("runs in a scenario, its send step checked against what a plug-in takes", func() {

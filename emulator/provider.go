@@ -104,6 +104,9 @@ type Host struct {
 	// with the emulator's account label. Messages, attempts and their
 	// latency are counted for it already, by provider name.
 	Metrics prometheus.Registerer
+	// Schedule plans a send for a later clock time (see Planned): a
+	// provider that plans is a Scheduler.
+	Schedule func(Planned) error
 }
 
 // Route is one HTTP route of a provider.
@@ -214,7 +217,7 @@ func (e *Emulator) plugProviders(extra []Factory) error {
 		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {
 			e.bus.Publish(typ, at, provider, id, data)
 		},
-		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(),
+		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(), Schedule: e.schedule,
 	}
 	for i, newProvider := range extra {
 		if newProvider == nil {

@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
-	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
 // kindScheduled holds the sends planned for a later clock time (a
@@ -20,31 +19,44 @@ import (
 // restart re-arms them as it re-arms retries.
 const kindScheduled = "emulator.scheduled"
 
-// scheduledSend is one planned send, as the journal keeps it.
-type scheduledSend struct {
-	At    time.Time `json:"at"`
-	Label string    `json:"label"` // for logs: "lifecycle chargeback step reversed"
-
-	// PayPal: the exact bytes.
-	Body      []byte `json:"body,omitempty"`
-	Kind      string `json:"kind,omitempty"`
-	NotifyURL string `json:"notify_url,omitempty"`
-	Seed      uint64 `json:"seed,omitempty"`
-
-	// PayDo: the message and where it goes.
-	PayDo *scheduledPayDo `json:"paydo,omitempty"`
+// Planned is a send a provider plans for a later clock time
+// (Host.Schedule): the emulator journals it, arms it on the clock, after a
+// restart too, and when its time comes hands Payload back to the
+// provider's SendScheduled. Label names it in logs and in what the clock
+// says is waiting ("lifecycle chargeback step reversed").
+type Planned struct {
+	Provider string          `json:"provider"`
+	At       time.Time       `json:"at"`
+	Label    string          `json:"label"`
+	Payload  json.RawMessage `json:"payload"`
 }
 
-type scheduledPayDo struct {
-	Kind         string          `json:"kind"`
-	Body         json.RawMessage `json:"body"`
-	Amount       fixtures.Money  `json:"amount"`
-	Currency     string          `json:"currency"`
-	URL          string          `json:"url,omitempty"`
-	Project      string          `json:"project,omitempty"`
-	User         string          `json:"user,omitempty"`
-	Source       string          `json:"source,omitempty"`
-	ForwardedFor string          `json:"forwarded_for,omitempty"`
+// Scheduler is a Provider that plans sends (Host.Schedule); SendScheduled
+// sends one from the payload it planned it with.
+type Scheduler interface {
+	SendScheduled(payload json.RawMessage) error
+}
+
+// journaledPlan is a planned send as the journal keeps it: a Planned, or,
+// in a journal written before providers planned their own sends, PayPal's
+// bytes at the top level or PayDo's message under "paydo" (read as the
+// payloads the two plan with now).
+type journaledPlan struct {
+	Planned
+	LegacyPayDo json.RawMessage `json:"paydo,omitempty"`
+}
+
+// planned is what a journal entry of kindScheduled plans.
+func (j journaledPlan) planned(raw []byte) Planned {
+	p := j.Planned
+	switch {
+	case p.Provider != "":
+	case len(j.LegacyPayDo) > 0:
+		p.Provider, p.Payload = paydo.Provider, j.LegacyPayDo
+	default: // PayPal's fields are its payload's, at the top level
+		p.Provider, p.Payload = paypal.Provider, raw
+	}
+	return p
 }
 
 // scheduleKey is a planned send's journal key: its clock time (keys sort
@@ -57,7 +69,14 @@ func (e *Emulator) scheduleKey(at time.Time) string {
 }
 
 // schedule journals s, then arms it on the clock.
-func (e *Emulator) schedule(s scheduledSend) error {
+func (e *Emulator) schedule(s Planned) error {
+	p, ok := e.Provider(s.Provider)
+	if !ok {
+		return fmt.Errorf("schedule %s: provider %q: %w", s.Label, s.Provider, ErrNoProvider)
+	}
+	if _, ok := p.(Scheduler); !ok {
+		return fmt.Errorf("schedule %s: provider %s cannot send what it planned (it is no emulator.Scheduler)", s.Label, s.Provider)
+	}
 	key := e.scheduleKey(s.At)
 	if e.cfg.Journal != nil {
 		v, err := json.Marshal(s)
@@ -72,18 +91,35 @@ func (e *Emulator) schedule(s scheduledSend) error {
 	return nil
 }
 
+// armedPlan is a planned send armed on the clock.
+type armedPlan struct {
+	Planned
+	timer clock.Timer
+}
+
 // arm sends s at its time (at once if it is past), then forgets it.
-func (e *Emulator) arm(key string, s scheduledSend) {
+func (e *Emulator) arm(key string, s Planned) {
 	e.mu.Lock()
-	if e.planned == nil {
-		e.planned = map[string]scheduledSend{}
-	}
-	e.planned[key] = scheduledSend{At: s.At, Label: s.Label}
-	e.mu.Unlock()
-	e.clock.At(s.At, func() {
-		e.mu.Lock()
-		delete(e.planned, key)
+	if e.plansStopped {
 		e.mu.Unlock()
+		return
+	}
+	if e.planned == nil {
+		e.planned = map[string]armedPlan{}
+	}
+	e.planned[key] = armedPlan{Planned: Planned{At: s.At, Label: s.Label}}
+	e.mu.Unlock()
+	// A time already past fires at once, maybe before At returns: the
+	// timer is filed after, if the plan is still waiting.
+	t := e.clock.At(s.At, func() {
+		e.mu.Lock()
+		_, waiting := e.planned[key]
+		delete(e.planned, key)
+		stopped := e.plansStopped
+		e.mu.Unlock()
+		if !waiting || stopped {
+			return
+		}
 		if err := e.sendScheduled(s); err != nil {
 			e.log.Error("scheduled send failed", "what", s.Label, "error", fmt.Sprint(err))
 		}
@@ -91,6 +127,29 @@ func (e *Emulator) arm(key string, s scheduledSend) {
 			e.report(e.cfg.Journal.Write(journal.Entry{Kind: kindScheduled, Key: key, Delete: true}))
 		}
 	})
+	e.mu.Lock()
+	if a, ok := e.planned[key]; ok {
+		a.timer = t
+		e.planned[key] = a
+	}
+	e.mu.Unlock()
+}
+
+// stopPlans disarms every planned send; the journal keeps them for the
+// next start.
+func (e *Emulator) stopPlans() {
+	e.mu.Lock()
+	e.plansStopped = true
+	var timers []clock.Timer
+	for _, a := range e.planned {
+		if a.timer != nil {
+			timers = append(timers, a.timer)
+		}
+	}
+	e.mu.Unlock()
+	for _, t := range timers {
+		t.Stop()
+	}
 }
 
 // waiting says what is still scheduled on the clock, in words a user
@@ -98,12 +157,12 @@ func (e *Emulator) arm(key string, s scheduledSend) {
 // soonest first, at most five of each.
 func (e *Emulator) waiting() string {
 	e.mu.Lock()
-	plans := make([]scheduledSend, 0, len(e.planned))
+	plans := make([]Planned, 0, len(e.planned))
 	for _, s := range e.planned {
-		plans = append(plans, s)
+		plans = append(plans, s.Planned)
 	}
 	e.mu.Unlock()
-	slices.SortFunc(plans, func(a, b scheduledSend) int { return a.At.Compare(b.At) })
+	slices.SortFunc(plans, func(a, b Planned) int { return a.At.Compare(b.At) })
 	var parts []string
 	for i, s := range plans {
 		if i == 5 {
@@ -124,19 +183,17 @@ func (e *Emulator) waiting() string {
 	return strings.Join(parts, "; ")
 }
 
-func (e *Emulator) sendScheduled(s scheduledSend) error {
-	if s.PayDo == nil {
-		_, err := e.send(paypal.Notification{Body: s.Body, Kind: s.Kind, NotifyURL: s.NotifyURL}, s.Seed)
-		return err
+// sendScheduled hands a planned send to its provider.
+func (e *Emulator) sendScheduled(s Planned) error {
+	p, ok := e.Provider(s.Provider)
+	if !ok {
+		return fmt.Errorf("provider %q: %w", s.Provider, ErrNoProvider)
 	}
-	p := s.PayDo
-	body, err := orderedjson.Parse(p.Body)
-	if err != nil {
-		return fmt.Errorf("stored PayDo body: %w", err)
+	sch, ok := p.(Scheduler)
+	if !ok {
+		return fmt.Errorf("provider %s cannot send what it planned (it is no emulator.Scheduler)", s.Provider)
 	}
-	msg := fixtures.PayDoMessage{Kind: p.Kind, Body: body, Amount: p.Amount, Currency: p.Currency}
-	_, err = e.paydo.Send(paydo.Notification{Message: msg, URL: p.URL, Project: p.Project, User: p.User, Source: p.Source, ForwardedFor: p.ForwardedFor})
-	return err
+	return sch.SendScheduled(s.Payload)
 }
 
 // restoreScheduled re-arms the planned sends a journal kept; those whose
@@ -147,23 +204,13 @@ func (e *Emulator) restoreScheduled() (int, error) {
 	}
 	n := 0
 	err := e.cfg.Journal.Scan(kindScheduled, func(key string, value []byte) error {
-		var s scheduledSend
-		if err := json.Unmarshal(value, &s); err != nil {
+		var j journaledPlan
+		if err := json.Unmarshal(value, &j); err != nil {
 			return fmt.Errorf("scheduled send %s: %w", key, err)
 		}
-		e.arm(key, s)
+		e.arm(key, j.planned(value))
 		n++
 		return nil
 	})
 	return n, err
-}
-
-// payDoScheduled is what schedule keeps of a PayDo notification.
-func payDoScheduled(n paydo.Notification) (*scheduledPayDo, error) {
-	body, err := json.Marshal(n.Message.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &scheduledPayDo{Kind: n.Message.Kind, Body: body, Amount: n.Message.Amount, Currency: n.Message.Currency,
-		URL: n.URL, Project: n.Project, User: n.User, Source: n.Source, ForwardedFor: n.ForwardedFor}, nil
 }
