@@ -29,7 +29,7 @@ func startMutantListener(mutant, emuAddr, dir string, extra ...string) string {
 		lst.Signal(syscall.SIGTERM)
 		Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit())
 	})
-	Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+	Eventually(lst.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
 	return regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
 }
 

@@ -43,7 +43,7 @@ var _ = Describe("conform --intercept", func() {
 			s.Signal(syscall.SIGTERM)
 			Eventually(s).WithTimeout(10 * time.Second).Should(gexec.Exit())
 		})
-		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(pattern))
+		Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(pattern))
 		return "http://127.0.0.1:" + regexp.MustCompile(pattern).FindStringSubmatch(string(s.Out.Contents()))[1]
 	}
 

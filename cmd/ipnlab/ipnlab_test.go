@@ -25,7 +25,11 @@ import (
 	. "github.com/onsi/gomega/gstruct"
 )
 
-// run runs the binary to completion and returns its session.
+// readyWait bounds the wait for a process to say it is ready: beside a
+// busy CPU, starting one (a Python interpreter, a JVM) takes seconds, and
+// the bound matters only when it never does.
+const readyWait = time.Minute
+
 // freeAddr returns a loopback address nothing listens on (for an
 // emulator the listener must know before it starts).
 func freeAddr() string {
@@ -71,6 +75,7 @@ func verifying(verifyURL string, change func([]byte) []byte, failFirst int32) *h
 	return srv
 }
 
+// run runs the binary to completion and returns its session.
 func run(args ...string) *gexec.Session {
 	s, err := gexec.Start(exec.Command(binary, args...), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
@@ -88,7 +93,7 @@ var _ = Describe("ipnlab serve and its clients", func() {
 		var err error
 		serve, err = gexec.Start(exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "warn"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(127\.0\.0\.1:\d+) clock=manual verify=paypal seed=\d+\n`))
+		Eventually(serve.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab emulator ready addr=(127\.0\.0\.1:\d+) clock=manual verify=paypal seed=\d+\n`))
 		addr := regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1]
 		emu = "--emulator=http://" + string(addr)
 		ack = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
@@ -320,7 +325,7 @@ var _ = Describe("ipnlab send paydo", func() {
 			serve.Signal(syscall.SIGTERM)
 			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		})
-		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		Eventually(serve.Out).WithTimeout(readyWait).Should(gbytes.Say(`ready addr=(\S+)`))
 		emu := "--emulator=http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
 		var remote atomic.Value
 		ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { remote.Store(r.RemoteAddr) }))
@@ -355,7 +360,7 @@ func startLab() (emuAddr, listener string) {
 		lab.Signal(syscall.SIGTERM)
 		Eventually(lab).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 	})
-	Eventually(lab.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+	Eventually(lab.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
 	out := string(lab.Out.Contents())
 	return regexp.MustCompile(`emulator ready addr=(\S+)`).FindStringSubmatch(out)[1], "http://" + regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(out)[1]
 }
@@ -440,9 +445,9 @@ var _ = Describe("ipnlab lab", func() {
 			return s
 		}
 		s := start()
-		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`listener ready addr=127\.0\.0\.1:\d+ verify_url=http://127\.0\.0\.1:9/cgi-bin/webscr`))
+		Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(`listener ready addr=127\.0\.0\.1:\d+ verify_url=http://127\.0\.0\.1:9/cgi-bin/webscr`))
 		s = start("--verify-url", "http://127.0.0.1:10/cgi-bin/webscr")
-		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`verify_url=http://127\.0\.0\.1:10/cgi-bin/webscr`))
+		Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(`verify_url=http://127\.0\.0\.1:10/cgi-bin/webscr`))
 	})
 })
 
@@ -454,7 +459,7 @@ var _ = Describe("ipnlab listen after kill -9", func() {
 			serve.Signal(syscall.SIGTERM)
 			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		})
-		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		Eventually(serve.Out).WithTimeout(readyWait).Should(gbytes.Say(`ready addr=(\S+)`))
 		emuURL := "http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
 		emu := "--emulator=" + emuURL
 
@@ -465,7 +470,7 @@ var _ = Describe("ipnlab listen after kill -9", func() {
 		listen := func() (*gexec.Session, string) {
 			s, err := gexec.Start(exec.Command(binary, "listen", "--addr", "127.0.0.1:0", "--config", cfg, "--log-level", "error"), GinkgoWriter, GinkgoWriter)
 			Expect(err).NotTo(HaveOccurred())
-			Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`listener ready addr=(\S+)`))
+			Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(`listener ready addr=(\S+)`))
 			return s, "http://" + string(regexp.MustCompile(`listener ready addr=(\S+)`).FindSubmatch(s.Out.Contents())[1])
 		}
 		get := func(url string) string {
@@ -631,7 +636,7 @@ var _ = Describe("ipnlab load", func() {
 			lst.Signal(syscall.SIGTERM)
 			Eventually(lst).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		})
-		Eventually(lst.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
+		Eventually(lst.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab listener ready addr=(\S+)`))
 		addr := regexp.MustCompile(`listener ready addr=(\S+)`).FindStringSubmatch(string(lst.Out.Contents()))[1]
 
 		s := run("load", "--listener", "http://"+addr+"/ipn/paypal", "--emulator-addr", emuAddr, "--count", "300", "--concurrency", "8", "--kind", "web_accept,cart")

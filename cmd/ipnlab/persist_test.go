@@ -28,7 +28,7 @@ func startServe(args ...string) (*gexec.Session, string) {
 	all := append([]string{"serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--log-level", "info"}, args...)
 	s, err := gexec.Start(exec.Command(binary, all...), GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
-	Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab emulator ready addr=(\S+)`))
+	Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab emulator ready addr=(\S+)`))
 	addr := regexp.MustCompile(`addr=(\S+)`).FindSubmatch(s.Out.Contents())[1]
 	return s, "http://" + string(addr)
 }
@@ -272,7 +272,7 @@ var _ = Describe("ipnlab serve on a shared network", func() {
 		cmd.Env = append(cmd.Environ(), "IPNLAB_API_TOKEN="+token)
 		serve, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(serve.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ready addr=(\S+)`))
+		Eventually(serve.Out).WithTimeout(readyWait).Should(gbytes.Say(`ready addr=(\S+)`))
 		base := "http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(serve.Out.Contents())[1])
 
 		resp, err := http.Get(base + "/api/v1/messages")

@@ -30,7 +30,7 @@ var _ = Describe("serve --admin-token: a sandbox of accounts", func() {
 		s, err := gexec.Start(exec.Command(binary, "serve", "--emulator-addr", "127.0.0.1:0", "--clock", "manual", "--admin-token", "adm"), GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { s.Terminate().Wait(10 * time.Second) })
-		Eventually(s.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`ipnlab sandbox ready addr=(\S+) clock=manual verify=paypal accounts=0`))
+		Eventually(s.Out).WithTimeout(readyWait).Should(gbytes.Say(`ipnlab sandbox ready addr=(\S+) clock=manual verify=paypal accounts=0`))
 		base := "http://" + string(regexp.MustCompile(`addr=(\S+)`).FindSubmatch(s.Out.Contents())[1])
 
 		var hits atomic.Int32
