@@ -460,6 +460,8 @@ var _ = Describe("A plug-in provider", func() {
 		Expect(failed.Error.Message).To(Equal(`kind "refund": paydo sends transfer, checkout`))
 		Expect(call(api, "POST", "/api/v1/providers/paypal/messages", map[string]any{"kind": "web_accept", "set": map[string]any{"mc_gross": 9.5}}, &failed)).To(Equal(http.StatusBadRequest))
 		Expect(failed.Error.Message).To(Equal("set.mc_gross: PayPal's fields are text, not float64"))
+		Expect(call(api, "POST", "/api/v1/providers/paydo/messages", map[string]any{"notify_url": ok.URL}, &failed)).To(Equal(http.StatusBadRequest))
+		Expect(failed.Error.Message).To(Equal(`kind is required: paydo sends transfer, checkout`))
 		Expect(call(api, "POST", "/api/v1/providers/hook/messages", map[string]any{"kind": "order.paid", "copies": 1001}, &failed)).To(Equal(http.StatusBadRequest))
 		Expect(emu.Engine().List(nil)).To(HaveLen(4), "nothing sent by a refused request")
 	})

@@ -278,15 +278,19 @@ func (e *Emulator) Notify(name string, req NotifyRequest) ([]MessageView, error)
 	if !ok {
 		return nil, badRequest("provider %s sends nothing asked for by kind: it is no emulator.Sender", name)
 	}
-	if c, ok := p.(Cataloged); ok && req.Kind != "" {
-		kinds := c.Kinds()
-		if !slices.ContainsFunc(kinds, func(k ProviderKind) bool { return k.Name == req.Kind }) {
-			names := make([]string, len(kinds))
-			for i, k := range kinds {
-				names[i] = k.Name
-			}
-			return nil, badRequest("kind %q: %s sends %s", req.Kind, name, strings.Join(names, ", "))
+	var kinds []string
+	if c, ok := p.(Cataloged); ok {
+		for _, k := range c.Kinds() {
+			kinds = append(kinds, k.Name)
 		}
+	}
+	switch {
+	case req.Kind == "" && len(kinds) > 0:
+		return nil, badRequest("kind is required: %s sends %s", name, strings.Join(kinds, ", "))
+	case req.Kind == "":
+		return nil, badRequest("kind is required")
+	case len(kinds) > 0 && !slices.Contains(kinds, req.Kind):
+		return nil, badRequest("kind %q: %s sends %s", req.Kind, name, strings.Join(kinds, ", "))
 	}
 	if req.Copies < 0 || req.Copies > 1000 {
 		return nil, badRequest("copies %d: want 1 to 1000", req.Copies)
