@@ -6,12 +6,15 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
+
+	"github.com/ipnlab/ipnlab/internal/specwait"
 )
 
 var binary string
 
 func TestIpnlab(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "ipnlab binary")
 }
 

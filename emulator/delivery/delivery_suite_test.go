@@ -8,10 +8,12 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/internal/specwait"
 )
 
 func TestDelivery(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "delivery")
 }
 

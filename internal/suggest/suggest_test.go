@@ -6,11 +6,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/internal/specwait"
 	"github.com/ipnlab/ipnlab/internal/suggest"
 )
 
 func TestSuggest(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "suggest")
 }
 

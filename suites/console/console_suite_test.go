@@ -8,17 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"testing"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/internal/specwait"
 )
 
 func TestConsole(t *testing.T) {
 	RegisterFailHandler(Fail)
-	// A page redraws on events and polls: beside a busy CPU a browser can
-	// take seconds, and the bound matters only when a spec fails.
-	SetDefaultEventuallyTimeout(10 * time.Second)
+	specwait.Defaults()
 	RunSpecs(t, "web console in a browser")
 }
 

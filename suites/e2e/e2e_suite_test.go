@@ -13,6 +13,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/ipnlab/ipnlab/containers/testimage"
+	"github.com/ipnlab/ipnlab/internal/specwait"
 	"github.com/ipnlab/ipnlab/internal/testenv"
 )
 
@@ -23,6 +24,7 @@ var (
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "containers end to end")
 }
 

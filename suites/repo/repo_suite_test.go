@@ -7,9 +7,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/internal/specwait"
 )
 
 func TestRepo(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "repository")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/internal/specwait"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 	"github.com/ipnlab/ipnlab/suites/conformance/conformancespec"
@@ -51,6 +52,7 @@ var _ = conformancespec.Specs(&cfg)
 
 func TestConformanceSpecs(t *testing.T) {
 	RegisterFailHandler(Fail)
+	specwait.Defaults()
 	RunSpecs(t, "conformance as Ginkgo specs")
 }
 
