@@ -536,12 +536,12 @@ steps:
 			}
 		}
 		lst.script = []int{200}
-		emu, p, stop := startPlanner()
+		_, p, stop := startPlanner()
 		Expect(p.plan(t0.Add(time.Hour), "order.shipped", lsrv.URL)).To(Succeed())
 		Expect(clk.Pending()).To(BeNumerically(">=", 1))
 		stop()
 
-		emu, _, stop = startPlanner()
+		emu, _, stop := startPlanner()
 		defer stop()
 		Expect(emu.Restored().Scheduled).To(Equal(1))
 		Expect(lst.received()).To(BeEmpty())
