@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -191,7 +192,7 @@ func referenceListener(db, mutant string, wrap func(h http.Handler, verifyURL st
 		return conformance.Config{}, nil, err
 	}
 	verifyURL := "http://" + ln.Addr().String() + "/cgi-bin/webscr"
-	l, err := listener.New(listener.Config{
+	l, err := flawed.New(listener.Config{
 		VerifyURL:      verifyURL,
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},

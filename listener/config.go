@@ -46,7 +46,12 @@ type Config struct {
 	Mutant string       `yaml:"mutant"`
 	Logger *slog.Logger `yaml:"-"`
 	Client *http.Client `yaml:"-"`
-	now    func() time.Time
+	// WrapVerifier, if set, decorates the listener's postback verifier
+	// (a Postback to VerifyURL with Verify's settings): to record or
+	// fault postbacks in a team's own specs; the mutant gallery's
+	// verification bugs are decorations (package listener/flawed).
+	WrapVerifier func(Verifier) Verifier `yaml:"-"`
+	now          func() time.Time
 }
 
 // Customer is an account that payments top up.
@@ -207,12 +212,16 @@ func (c Config) Validate() error {
 		bad("unknown_payers %q: want hold or create", c.UnknownPayers)
 	}
 	if c.Mutant != "" {
-		if _, ok := mutants.Lookup(c.Mutant); !ok {
+		m, ok := mutants.Lookup(c.Mutant)
+		switch {
+		case !ok:
 			var names []string
 			for _, m := range mutants.All() {
 				names = append(names, string(m.Name))
 			}
 			bad("mutant %q: want one of %s", c.Mutant, strings.Join(names, ", "))
+		case m.Seam != "":
+			bad("mutant %q decorates the listener's %s: build it with flawed.New (package listener/flawed)", c.Mutant, m.Seam)
 		}
 	}
 	if c.Workers < 1 || c.Workers > 256 {

@@ -51,7 +51,8 @@ type Listener struct {
 	proxies   []netip.Prefix
 	// flaw is the mutant's changed decisions (Config.Mutant); the zero
 	// Flaw, the reference listener's.
-	flaw mutants.Flaw
+	flaw     mutants.Flaw
+	verifier Verifier
 
 	mu    sync.Mutex
 	queue []queued
@@ -108,6 +109,17 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 			// relies on it); loopback verify URLs are never proxied.
 			Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	// The mutant that verifies before it acks has no timeout on it.
+	timeout := cfg.Verify.Timeout
+	if l.flaw.AckAfterVerify {
+		timeout = 0
+	}
+	l.verifier = Postback{URL: cfg.VerifyURL, Client: l.client, UserAgent: cfg.Verify.UserAgent, Timeout: timeout}
+	if cfg.WrapVerifier != nil {
+		if l.verifier = cfg.WrapVerifier(l.verifier); l.verifier == nil {
+			return nil, errors.New("listener config: WrapVerifier returned no verifier")
 		}
 	}
 	for _, c := range cfg.Customers {

@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
@@ -64,9 +63,6 @@ func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 func (l *Listener) finish(ctx context.Context, it store.InboxItem, state, detail string) error {
 	return l.store.SetInboxState(ctx, it.ID, state, detail, it.Attempts)
 }
-
-// errVerifier is wrapped for answers that are neither VERIFIED nor INVALID.
-var errVerifier = errors.New("verifier gave no usable answer")
 
 // ipn is a PayPal message decoded to UTF-8 text in its charset.
 type ipn map[string]string

@@ -20,6 +20,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -164,7 +165,7 @@ func serveListener(cfg listener.Config, addr string) (*listener.Listener, *http.
 	if err != nil {
 		return nil, nil, nil, listenError("the listener", addr, err)
 	}
-	l, err := listener.New(cfg)
+	l, err := flawed.New(cfg)
 	if err != nil {
 		ln.Close()
 		return nil, nil, nil, usageError{err}

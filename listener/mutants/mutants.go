@@ -1,9 +1,11 @@
 // Package mutants names the deliberately broken variants of the reference
 // listener: each has exactly one bug that real IPN listeners have, why it
 // loses money or notifications, and the conformance checks that must
-// catch it. The listener switches the bug on with Config.Mutant and asks
-// the mutant's Flaw at its decision points (no branch names a mutant); the
-// conformance self-test proves every mutant is caught.
+// catch it. A mutant is built by package listener/flawed: at a seam of
+// the listener (Mutant.Seam: its verifier), or, for the bugs that are
+// still decisions inside it, by switching its Flaw on with Config.Mutant
+// (no branch names a mutant); the conformance self-test proves every
+// mutant is caught.
 package mutants
 
 import "sort"
@@ -50,8 +52,13 @@ type Mutant struct {
 	Bug     string   `json:"bug"`
 	Why     string   `json:"why"`     // what it costs
 	Targets []string `json:"targets"` // check IDs that must catch it
-	// Flaw is the decision it changes in the listener.
+	// Flaw is the decision it changes in the listener; zero for a mutant
+	// built at a seam.
 	Flaw Flaw `json:"-"`
+	// Seam names the listener's seam a mutant is built at, by package
+	// listener/flawed ("" when its Flaw is a decision inside the
+	// listener).
+	Seam string `json:"-"`
 }
 
 // entry is a mutant as the gallery below writes it; its Flaw is in flaws.
@@ -63,7 +70,7 @@ type entry struct {
 }
 
 func (e entry) mutant() Mutant {
-	return Mutant{Name: e.Name, Bug: e.Bug, Why: e.Why, Targets: e.Targets, Flaw: flaws[e.Name]}
+	return Mutant{Name: e.Name, Bug: e.Bug, Why: e.Why, Targets: e.Targets, Flaw: flaws[e.Name], Seam: seams[e.Name]}
 }
 
 var all = []entry{

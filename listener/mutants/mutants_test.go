@@ -1,12 +1,20 @@
 package mutants_test
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 )
 
@@ -27,24 +35,75 @@ var _ = Describe("The gallery", func() {
 	// field, an Adaptive key, a CRLF, windows-1252 bytes.
 	const body = "custom=&first_name=J%F6rg&address_street=1+Main+St%0D%0AFlat+2&transaction%5B0%5D.amount=USD+1.00&charset=windows-1252"
 
-	It("gives every mutant a flaw of its own: the decisions it changes, or how it rewrites a postback", func() {
+	It("gives every mutant a bug of its own: the decisions it changes inside the listener, or a decoration at one of its seams", func() {
 		seen := map[string]mutants.Name{}
+		decorations := flawed.Verifiers()
 		for _, m := range mutants.All() {
 			d := decisions(m.Flaw)
-			Expect(d).NotTo(BeEmpty(), "%s changes nothing: the listener would be the reference one", m.Name)
-			key := strings.Join(d, ",")
-			if m.Flaw.RewritePostback != nil {
-				out := string(m.Flaw.RewritePostback([]byte(body)))
-				Expect(out).NotTo(Equal(body), "%s's rewrite leaves the sample as it was", m.Name)
-				key += "|" + out
+			var key string
+			switch m.Seam {
+			case "":
+				Expect(d).NotTo(BeEmpty(), "%s changes nothing: the listener would be the reference one", m.Name)
+				key = strings.Join(d, ",")
+			case mutants.SeamVerifier:
+				Expect(d).To(BeEmpty(), "%s is built at a seam: it switches no decision inside the listener", m.Name)
+				decorate, ok := decorations[m.Name]
+				Expect(ok).To(BeTrue(), "%s has no decoration of the verifier", m.Name)
+				key = "verifier|" + verifiedAs(decorate, body)
+				Expect(key).NotTo(Equal("verifier|"+verifiedAs(func(v listener.Verifier) listener.Verifier { return v }, body)),
+					"%s's decoration verifies as the reference listener does", m.Name)
+			default:
+				Fail(fmt.Sprintf("%s: unknown seam %q", m.Name, m.Seam))
 			}
-			Expect(seen).NotTo(HaveKey(key), "%s and %s are the same flaw", m.Name, seen[key])
+			Expect(seen).NotTo(HaveKey(key), "%s and %s are the same bug", m.Name, seen[key])
 			seen[key] = m.Name
 			got, ok := mutants.Lookup(string(m.Name))
 			Expect(ok).To(BeTrue())
 			Expect(decisions(got.Flaw)).To(Equal(d))
 		}
+		Expect(decorations).To(HaveLen(len(seen)-countFlaws(mutants.All())), "a decoration of no mutant")
 		_, ok := mutants.Lookup("no-such-mutant")
 		Expect(ok).To(BeFalse())
 	})
 })
+
+// verifiedAs is what decorate does to a verification of body, under the
+// listener's Postback to a verifier that answers in turn VERIFIED with
+// HTTP 500, "VERIFIED\n" with 200 and INVALID with 200: what the
+// verifier was handed, and what came back (a decoration that reads the
+// answers its own way shows on one of them).
+func verifiedAs(decorate func(listener.Verifier) listener.Verifier, body string) string {
+	var out []string
+	for _, answer := range []struct {
+		status int
+		body   string
+	}{{http.StatusInternalServerError, "VERIFIED"}, {http.StatusOK, "VERIFIED\n"}, {http.StatusOK, "INVALID"}} {
+		var mu sync.Mutex
+		var got []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, r.URL.Path+" "+string(raw))
+			mu.Unlock()
+			w.WriteHeader(answer.status)
+			_, _ = io.WriteString(w, answer.body)
+		}))
+		v := decorate(listener.Postback{URL: srv.URL + "/cgi-bin/webscr", Client: srv.Client(), UserAgent: "spec"})
+		verdict, err := v.Verify(context.Background(), []byte(body))
+		srv.Close()
+		mu.Lock()
+		out = append(out, fmt.Sprintf("%q -> %q %v", got, verdict, err != nil))
+		mu.Unlock()
+	}
+	return strings.Join(out, "; ")
+}
+
+func countFlaws(ms []mutants.Mutant) int {
+	n := 0
+	for _, m := range ms {
+		if m.Seam == "" {
+			n++
+		}
+	}
+	return n
+}

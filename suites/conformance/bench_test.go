@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkSuite(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				l, err := listener.New(listener.Config{
+				l, err := flawed.New(listener.Config{
 					VerifyURL: "http://" + ln.Addr().String() + "/cgi-bin/webscr", ReceiverEmails: []string{"merchant@example.com"},
 					Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}}, DB: b.TempDir() + "/b.db",
 					Verify: tc.verify, Mutant: tc.mutant,

@@ -20,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -36,7 +37,7 @@ type runOpts struct {
 // suite against it.
 func runReference(o runOpts) (conformance.Report, error) {
 	ln := freeListenerErr()
-	l, err := listener.New(listener.Config{
+	l, err := flawed.New(listener.Config{
 		VerifyURL:      "http://" + ln.Addr().String() + "/cgi-bin/webscr",
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/internal/specwait"
 	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 	"github.com/ipnlab/ipnlab/suites/conformance/conformancespec"
 )
@@ -70,7 +71,7 @@ var _ = Describe("The documented Go entry point", func() {
 		Expect(err).NotTo(HaveOccurred())
 		addr := ln.Addr().String()
 		Expect(ln.Close()).To(Succeed()) // the suite below listens here
-		l, err := listener.New(listener.Config{
+		l, err := flawed.New(listener.Config{
 			VerifyURL:      "http://" + addr + "/cgi-bin/webscr",
 			ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 			DB: filepath.Join(GinkgoT().TempDir(), "mutant.db"), Mutant: "drop-empty-fields",

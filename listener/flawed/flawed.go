@@ -1,0 +1,213 @@
+// Package flawed builds the mutant gallery's listeners (package
+// listener/mutants): the reference listener with one bug real IPN
+// listeners have. A bug in how a listener verifies is a decoration of the
+// reference listener's Verifier (listener.Config.WrapVerifier), so the
+// listener a team adopts carries none of them; the bugs that are still
+// decisions inside the listener are switched on by Config.Mutant.
+package flawed
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/listener"
+	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/listener/store"
+)
+
+// New is listener.New for a configuration that may name a mutant.
+func New(cfg listener.Config) (*listener.Listener, error) {
+	cfg, err := Configure(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return listener.New(cfg)
+}
+
+// NewWithStore is listener.NewWithStore for a configuration that may name
+// a mutant.
+func NewWithStore(cfg listener.Config, st store.Store) (*listener.Listener, error) {
+	cfg, err := Configure(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return listener.NewWithStore(cfg, st)
+}
+
+// Configure returns cfg with its mutant built at its seam: the
+// decoration set, Config.Mutant cleared (the listener is the reference
+// one, decorated). A mutant that is still a decision inside the listener,
+// or none, leaves cfg as it is.
+func Configure(cfg listener.Config) (listener.Config, error) {
+	m, ok := mutants.Lookup(cfg.Mutant)
+	if !ok || m.Seam == "" {
+		return cfg, nil
+	}
+	decorate, ok := verifiers[m.Name]
+	if m.Seam != mutants.SeamVerifier || !ok {
+		return cfg, fmt.Errorf("mutant %s: no decoration of the listener's %s is built for it", m.Name, m.Seam)
+	}
+	inner := cfg.WrapVerifier
+	cfg.WrapVerifier = func(v listener.Verifier) listener.Verifier {
+		if inner != nil {
+			v = inner(v)
+		}
+		return decorate(v)
+	}
+	cfg.Mutant = ""
+	return cfg, nil
+}
+
+// verifiers are the verification bugs, each a decoration of the
+// listener's verifier.
+var verifiers = map[mutants.Name]func(listener.Verifier) listener.Verifier{
+	mutants.ReencodeUTF8: rewriting(eachField(func(f *form.Field) { f.Value = strings.ToValidUTF8(f.Value, "\uFFFD") })),
+	mutants.DropEmptyFields: rewriting(rewrite(func(f form.Form) form.Form {
+		out := f[:0]
+		for _, fd := range f {
+			if fd.Value != "" {
+				out = append(out, fd)
+			}
+		}
+		return out
+	})),
+	mutants.TruncateAdaptiveKeys: rewriting(eachField(func(f *form.Field) { f.Name = adaptiveKey.ReplaceAllString(f.Name, "$1") })),
+	mutants.PlusSpace:            rewriting(plusLiteral),
+	mutants.CRLFToLF:             rewriting(eachField(func(f *form.Field) { f.Value = strings.ReplaceAll(f.Value, "\r\n", "\n") })),
+	mutants.NoPostback:           func(listener.Verifier) listener.Verifier { return trusting{} },
+	mutants.WrongVerifyURL: func(v listener.Verifier) listener.Verifier {
+		return reading(v, func(p listener.Postback) listener.Postback { p.URL = "http://127.0.0.1:9/cgi-bin/webscr"; return p }, listener.Judge)
+	},
+	mutants.IgnoreStatus: func(v listener.Verifier) listener.Verifier {
+		return reading(v, nil, func(_ int, answer []byte) (string, error) { return listener.Judge(200, answer) })
+	},
+	mutants.ContainsVerified: func(v listener.Verifier) listener.Verifier {
+		return reading(v, nil, func(status int, answer []byte) (string, error) {
+			if status == http.StatusOK && bytes.Contains(answer, []byte("VERIFIED")) {
+				return "VERIFIED", nil
+			}
+			return listener.Judge(status, answer)
+		})
+	},
+	mutants.RetryInvalid: func(v listener.Verifier) listener.Verifier { return invalidAsError{v} },
+}
+
+// Verifiers lists the mutants built by decorating the listener's
+// verifier, with their decoration (for specs).
+func Verifiers() map[mutants.Name]func(listener.Verifier) listener.Verifier {
+	out := make(map[mutants.Name]func(listener.Verifier) listener.Verifier, len(verifiers))
+	for n, d := range verifiers {
+		out[n] = d
+	}
+	return out
+}
+
+// rewriter posts back a rewritten body.
+type rewriter struct {
+	inner   listener.Verifier
+	rewrite func([]byte) []byte
+}
+
+func (r rewriter) Verify(ctx context.Context, raw []byte) (string, error) {
+	return r.inner.Verify(ctx, r.rewrite(raw))
+}
+
+func rewriting(rewrite func([]byte) []byte) func(listener.Verifier) listener.Verifier {
+	return func(v listener.Verifier) listener.Verifier { return rewriter{v, rewrite} }
+}
+
+// trusting never posts back.
+type trusting struct{}
+
+func (trusting) Verify(context.Context, []byte) (string, error) { return "VERIFIED", nil }
+
+// invalidAsError takes INVALID for a verifier error, so the listener asks
+// again until its retries run out.
+type invalidAsError struct{ inner listener.Verifier }
+
+func (v invalidAsError) Verify(ctx context.Context, raw []byte) (string, error) {
+	verdict, err := v.inner.Verify(ctx, raw)
+	if err == nil && verdict == "INVALID" {
+		return "", fmt.Errorf("%w: INVALID taken for an error", listener.ErrVerifier)
+	}
+	return verdict, err
+}
+
+// reader posts back as the listener's Postback does (changed by post, if
+// set) and reads the answer its own way.
+type reader struct {
+	postback listener.Postback
+	judge    func(status int, answer []byte) (string, error)
+}
+
+func (r reader) Verify(ctx context.Context, raw []byte) (string, error) {
+	status, answer, err := r.postback.Exchange(ctx, raw)
+	if err != nil {
+		return "", err
+	}
+	return r.judge(status, answer)
+}
+
+// reading decorates v, the listener's Postback, to read the verifier's
+// answers with judge. A verifier that is no Postback (decorated already)
+// cannot be read that way: every verification then fails, saying why.
+func reading(v listener.Verifier, post func(listener.Postback) listener.Postback, judge func(int, []byte) (string, error)) listener.Verifier {
+	p, ok := v.(listener.Postback)
+	if !ok {
+		return unreadable{v}
+	}
+	if post != nil {
+		p = post(p)
+	}
+	return reader{p, judge}
+}
+
+// unreadable is a decoration that needed the listener's own Postback.
+type unreadable struct{ got listener.Verifier }
+
+func (u unreadable) Verify(context.Context, []byte) (string, error) {
+	return "", fmt.Errorf("this mutant reads the verifier's answers itself: it decorates the listener's Postback, not a %T", u.got)
+}
+
+var adaptiveKey = regexp.MustCompile(`^(transaction\[\d+\])\..+$`)
+
+// rewrite applies change to the parsed fields (a body that does not parse
+// goes as it came).
+func rewrite(change func(form.Form) form.Form) func([]byte) []byte {
+	return func(body []byte) []byte {
+		f, err := form.Parse(body)
+		if err != nil {
+			return body
+		}
+		return change(f).Encode()
+	}
+}
+
+func eachField(change func(*form.Field)) func([]byte) []byte {
+	return rewrite(func(f form.Form) form.Form {
+		for i := range f {
+			change(&f[i])
+		}
+		return f
+	})
+}
+
+// plusLiteral decodes with a URL-path decoder, which keeps '+' literal;
+// re-encoding then turns every space PayPal sent as '+' into %2B.
+func plusLiteral(body []byte) []byte {
+	var out []string
+	for _, t := range form.Tokens(body) {
+		v, err := url.PathUnescape(t.Value)
+		if err != nil {
+			return body
+		}
+		out = append(out, t.Name+"="+form.Escape(v))
+	}
+	return []byte(strings.Join(out, "&"))
+}
