@@ -51,7 +51,11 @@ type Config struct {
 	// fault postbacks in a team's own specs; the mutant gallery's
 	// verification bugs are decorations (package listener/flawed).
 	WrapVerifier func(Verifier) Verifier `yaml:"-"`
-	now          func() time.Time
+	// WrapHandler, if set, decorates the listener's HTTP handler (its
+	// endpoints, /healthz and the probe): middleware of a team's own; the
+	// gallery's ack bugs are decorations (package listener/flawed).
+	WrapHandler func(http.Handler) http.Handler `yaml:"-"`
+	now         func() time.Time
 }
 
 // Customer is an account that payments top up.

@@ -35,6 +35,12 @@ const (
 	PayDo  = "paydo"
 )
 
+// The listener's endpoints, under its base URL.
+const (
+	PayPalPath = "/ipn/paypal"
+	PayDoPath  = "/ipn/paydo"
+)
+
 // MaxBody bounds a notification; real ones are a few KiB.
 const MaxBody = 1 << 20
 
@@ -111,12 +117,7 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	// The mutant that verifies before it acks has no timeout on it.
-	timeout := cfg.Verify.Timeout
-	if l.flaw.AckAfterVerify {
-		timeout = 0
-	}
-	l.verifier = Postback{URL: cfg.VerifyURL, Client: l.client, UserAgent: cfg.Verify.UserAgent, Timeout: timeout}
+	l.verifier = Postback{URL: cfg.VerifyURL, Client: l.client, UserAgent: cfg.Verify.UserAgent, Timeout: cfg.Verify.Timeout}
 	if cfg.WrapVerifier != nil {
 		if l.verifier = cfg.WrapVerifier(l.verifier); l.verifier == nil {
 			return nil, errors.New("listener config: WrapVerifier returned no verifier")
@@ -382,12 +383,15 @@ func (l *Listener) work() {
 // Handler serves the notification endpoints, the probe API and /healthz.
 func (l *Listener) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ipn/paypal", l.receivePayPal)
-	mux.HandleFunc("/ipn/paydo", l.receivePayDo)
+	mux.HandleFunc(PayPalPath, l.receivePayPal)
+	mux.HandleFunc(PayDoPath, l.receivePayDo)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "busy": l.Busy()})
 	})
 	l.probeRoutes(mux)
+	if l.cfg.WrapHandler != nil {
+		return l.cfg.WrapHandler(mux)
+	}
 	return mux
 }
 
@@ -434,9 +438,6 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not for us", http.StatusInternalServerError)
 		return
 	}
-	if l.flaw.AckAfterVerify {
-		_, _ = l.postback(context.WithoutCancel(r.Context()), body)
-	}
 	l.accept(w, r, item)
 }
 
@@ -476,10 +477,6 @@ func (l *Listener) accept(w http.ResponseWriter, r *http.Request, item store.Inb
 		item.ID, item.State, item.Attempts = id, store.InboxPending, 0
 		item.ReceivedAt = item.ReceivedAt.UTC() // as the store gives it back
 		l.enqueue(queued{id: id, item: &item})
-	}
-	if l.flaw.AckNoContent && item.Provider == PayPal {
-		w.WriteHeader(http.StatusNoContent) // the bug: PayPal resends it
-		return
 	}
 	w.WriteHeader(http.StatusOK)
 }

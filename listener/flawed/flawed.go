@@ -10,9 +10,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ipnlab/ipnlab/form"
@@ -41,24 +43,41 @@ func NewWithStore(cfg listener.Config, st store.Store) (*listener.Listener, erro
 }
 
 // Configure returns cfg with its mutant built at its seam: the
-// decoration set, Config.Mutant cleared (the listener is the reference
+// decorations set, Config.Mutant cleared (the listener is the reference
 // one, decorated). A mutant that is still a decision inside the listener,
-// or none, leaves cfg as it is.
+// or none, leaves cfg as it is. A team's own decorations stay: its
+// verifier decoration under the mutant's, its middleware around it.
 func Configure(cfg listener.Config) (listener.Config, error) {
 	m, ok := mutants.Lookup(cfg.Mutant)
 	if !ok || m.Seam == "" {
 		return cfg, nil
 	}
-	decorate, ok := verifiers[m.Name]
-	if m.Seam != mutants.SeamVerifier || !ok {
+	d, ok := decorations[m.Name]
+	if !ok {
 		return cfg, fmt.Errorf("mutant %s: no decoration of the listener's %s is built for it", m.Name, m.Seam)
 	}
-	inner := cfg.WrapVerifier
+	// The verifier the listener ends up with, for a handler decoration
+	// that verifies (set when the listener is built, before it serves).
+	var verifier listener.Verifier
+	innerVerifier, innerHandler := cfg.WrapVerifier, cfg.WrapHandler
 	cfg.WrapVerifier = func(v listener.Verifier) listener.Verifier {
-		if inner != nil {
-			v = inner(v)
+		if innerVerifier != nil {
+			v = innerVerifier(v)
 		}
-		return decorate(v)
+		if d.verifier != nil {
+			v = d.verifier(v)
+		}
+		verifier = v
+		return v
+	}
+	if d.handler != nil {
+		cfg.WrapHandler = func(h http.Handler) http.Handler {
+			h = d.handler(verifier, h)
+			if innerHandler != nil {
+				h = innerHandler(h)
+			}
+			return h
+		}
 	}
 	cfg.Mutant = ""
 	return cfg, nil
@@ -98,14 +117,100 @@ var verifiers = map[mutants.Name]func(listener.Verifier) listener.Verifier{
 	mutants.RetryInvalid: func(v listener.Verifier) listener.Verifier { return invalidAsError{v} },
 }
 
+// decoration is how a mutant decorates the reference listener: its
+// verifier, its handler (given the listener's verifier), or both.
+type decoration struct {
+	verifier func(listener.Verifier) listener.Verifier
+	handler  func(listener.Verifier, http.Handler) http.Handler
+}
+
+// decorations are the mutants built at a seam.
+var decorations = func() map[mutants.Name]decoration {
+	out := map[mutants.Name]decoration{
+		mutants.Ack204: {handler: func(_ listener.Verifier, next http.Handler) http.Handler {
+			return onPayPal(next, func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(&noContent{ResponseWriter: w}, r) })
+		}},
+		mutants.AckAfterVerify: {
+			verifier: func(v listener.Verifier) listener.Verifier {
+				return reading(v, func(p listener.Postback) listener.Postback { p.Timeout = 0; return p }, listener.Judge)
+			},
+			handler: verifyBeforeAck,
+		},
+	}
+	for n, v := range verifiers {
+		out[n] = decoration{verifier: v}
+	}
+	return out
+}()
+
 // Verifiers lists the mutants built by decorating the listener's
-// verifier, with their decoration (for specs).
+// verifier alone, with their decoration (for specs).
 func Verifiers() map[mutants.Name]func(listener.Verifier) listener.Verifier {
 	out := make(map[mutants.Name]func(listener.Verifier) listener.Verifier, len(verifiers))
 	for n, d := range verifiers {
 		out[n] = d
 	}
 	return out
+}
+
+// Decorated lists every mutant built at a seam.
+func Decorated() []mutants.Name {
+	out := make([]mutants.Name, 0, len(decorations))
+	for n := range decorations {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// onPayPal serves PayPal's endpoint with h, the rest with next.
+func onPayPal(next http.Handler, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != listener.PayPalPath {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// noContent answers 204 No Content where the listener answers 200: PayPal
+// takes only 200 as an ack.
+type noContent struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (n *noContent) WriteHeader(code int) {
+	if code == http.StatusOK {
+		code = http.StatusNoContent
+	}
+	n.wrote = true
+	n.ResponseWriter.WriteHeader(code)
+}
+
+func (n *noContent) Write(b []byte) (int, error) {
+	if !n.wrote {
+		n.WriteHeader(http.StatusOK)
+	}
+	return n.ResponseWriter.Write(b)
+}
+
+// verifyBeforeAck posts a well-formed PayPal message back before the
+// listener stores and acks it, waiting as long as the verifier takes.
+func verifyBeforeAck(v listener.Verifier, next http.Handler) http.Handler {
+	return onPayPal(next, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(io.LimitReader(r.Body, listener.MaxBody+1))
+			// The listener reads the body again, and answers what is
+			// wrong with it itself.
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+			if _, perr := form.Parse(body); err == nil && perr == nil && len(body) > 0 && len(body) <= listener.MaxBody {
+				_, _ = v.Verify(context.WithoutCancel(r.Context()), body)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // rewriter posts back a rewritten body.

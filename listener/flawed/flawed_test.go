@@ -2,7 +2,14 @@ package flawed_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -56,5 +63,68 @@ var _ = Describe("A flawed listener", func() {
 			DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutants.NoPostback)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(l.Close()).To(Succeed())
+	})
+	Describe("built at its handler", func() {
+		// start serves a flawed listener whose verifier is verify, and
+		// returns its base URL.
+		start := func(mutant mutants.Name, verify http.HandlerFunc) string {
+			vsrv := httptest.NewServer(verify)
+			DeferCleanup(vsrv.Close)
+			l, err := flawed.New(listener.Config{VerifyURL: vsrv.URL + "/cgi-bin/webscr", ReceiverEmails: []string{"m@example.com"},
+				DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutant), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Verify: listener.VerifyConfig{Timeout: 50 * time.Millisecond}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(l.Start(context.Background())).To(Succeed())
+			srv := httptest.NewServer(l.Handler())
+			DeferCleanup(func() { srv.Close(); _ = l.Close() })
+			return srv.URL
+		}
+		post := func(url, body string) int {
+			resp, err := http.Post(url, "application/x-www-form-urlencoded", strings.NewReader(body))
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		verified := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "VERIFIED") }
+
+		It("ack-204 answers PayPal 204 No Content where the listener answers 200, and nothing else changes", func() {
+			base := start(mutants.Ack204, verified)
+			Expect(post(base+listener.PayPalPath, "txn_id=1&receiver_email=m%40example.com")).To(Equal(http.StatusNoContent))
+			Expect(post(base+listener.PayPalPath, "")).To(Equal(http.StatusBadRequest), "a refusal stays a refusal")
+			resp, err := http.Get(base + "/healthz")
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		})
+
+		It("ack-after-verify posts a PayPal message back before it acks, waiting past the listener's own timeout", func() {
+			var mu sync.Mutex
+			var asked []string
+			release := make(chan struct{})
+			base := start(mutants.AckAfterVerify, func(w http.ResponseWriter, r *http.Request) {
+				raw, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				asked = append(asked, string(raw))
+				mu.Unlock()
+				<-release
+				_, _ = io.WriteString(w, "VERIFIED")
+			})
+			postbacks := func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				return append([]string(nil), asked...)
+			}
+			answered := make(chan int, 1)
+			go func() { answered <- post(base+listener.PayPalPath, "txn_id=1&receiver_email=m%40example.com") }()
+			Eventually(postbacks).Should(HaveLen(1))
+			// Four times the listener's postback timeout, and no ack.
+			Consistently(answered, 200*time.Millisecond).ShouldNot(Receive())
+			close(release)
+			Eventually(answered).Should(Receive(Equal(http.StatusOK)))
+
+			Expect(post(base+listener.PayPalPath, "a=%ZZ")).To(Equal(http.StatusBadRequest))
+			Expect(post(base+listener.PayPalPath, strings.Repeat("x", listener.MaxBody+1))).To(Equal(http.StatusRequestEntityTooLarge))
+			Expect(postbacks()).To(HaveEach(ContainSubstring("txn_id=1")), "what the listener refuses is not posted back")
+		})
 	})
 })

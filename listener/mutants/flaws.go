@@ -8,10 +8,8 @@ package mutants
 // The listener asks its Flaw at each point; the zero Flaw is the reference
 // listener. A mutant sets one decision (two for the duplicate race).
 type Flaw struct {
-	Implicit200    bool // acks before verifying, and never retries the verification
-	RefuseIgnored  bool // answers 500 to messages it would ignore
-	AckAfterVerify bool // verifies before it acks, with no timeout
-	AckNoContent   bool // acks PayPal with 204 No Content instead of 200
+	Implicit200   bool // acks before verifying, and never retries the verification
+	RefuseIgnored bool // answers 500 to messages it would ignore
 
 	NoUniqueCredit bool // every credit of a transaction gets a ledger key of its own
 	RacyCheck      bool // checks for a credit, then credits, in two steps
@@ -39,23 +37,28 @@ type Flaw struct {
 	FirstStatusWins  bool // keeps the first status PayDo reports
 }
 
-// SeamVerifier is the seam of the mutants whose bug is how they verify:
-// flawed decorates the listener's Verifier (listener.Config.WrapVerifier).
-const SeamVerifier = "verifier"
+// The seams mutants are built at, by package listener/flawed.
+const (
+	// SeamVerifier: how they verify; flawed decorates the listener's
+	// Verifier (listener.Config.WrapVerifier).
+	SeamVerifier = "verifier"
+	// SeamHandler: how they answer; flawed decorates the listener's
+	// HTTP handler (listener.Config.WrapHandler).
+	SeamHandler = "handler"
+)
 
 // seams are the mutants built at a seam of the listener.
 var seams = map[Name]string{
 	ReencodeUTF8: SeamVerifier, DropEmptyFields: SeamVerifier, TruncateAdaptiveKeys: SeamVerifier, PlusSpace: SeamVerifier,
 	CRLFToLF: SeamVerifier, WrongVerifyURL: SeamVerifier, NoPostback: SeamVerifier, ContainsVerified: SeamVerifier,
 	RetryInvalid: SeamVerifier, IgnoreStatus: SeamVerifier,
+	Ack204: SeamHandler, AckAfterVerify: SeamHandler,
 }
 
 var flaws = map[Name]Flaw{
 	CreditOwnMassPay:     {CreditMassPayReceivers: true},
-	Ack204:               {AckNoContent: true},
 	Implicit200:          {Implicit200: true},
 	Ignored500:           {RefuseIgnored: true},
-	AckAfterVerify:       {AckAfterVerify: true},
 	NoDuplicateCheck:     {NoUniqueCredit: true},
 	DedupeByTxn:          {DedupeByTxn: true},
 	DedupeByLastStatus:   {DedupeByLastStatus: true},

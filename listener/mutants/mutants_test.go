@@ -52,6 +52,10 @@ var _ = Describe("The gallery", func() {
 				key = "verifier|" + verifiedAs(decorate, body)
 				Expect(key).NotTo(Equal("verifier|"+verifiedAs(func(v listener.Verifier) listener.Verifier { return v }, body)),
 					"%s's decoration verifies as the reference listener does", m.Name)
+			case mutants.SeamHandler:
+				Expect(d).To(BeEmpty(), "%s is built at a seam: it switches no decision inside the listener", m.Name)
+				Expect(flawed.Decorated()).To(ContainElement(m.Name), "%s has no decoration of the handler", m.Name)
+				key = "handler|" + string(m.Name) // what each does is held by flawed's specs
 			default:
 				Fail(fmt.Sprintf("%s: unknown seam %q", m.Name, m.Seam))
 			}
@@ -61,7 +65,7 @@ var _ = Describe("The gallery", func() {
 			Expect(ok).To(BeTrue())
 			Expect(decisions(got.Flaw)).To(Equal(d))
 		}
-		Expect(decorations).To(HaveLen(len(seen)-countFlaws(mutants.All())), "a decoration of no mutant")
+		Expect(flawed.Decorated()).To(HaveLen(len(seen)-countFlaws(mutants.All())), "a decoration of no mutant")
 		_, ok := mutants.Lookup("no-such-mutant")
 		Expect(ok).To(BeFalse())
 	})
