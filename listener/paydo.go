@@ -111,7 +111,7 @@ func (l *Listener) sourceIP(r *http.Request) (netip.Addr, error) {
 		return peer, fmt.Errorf("peer address %q: %v", r.RemoteAddr, err)
 	}
 	peer = peer.Unmap()
-	if !contains(l.proxies, peer) && !(l.flaw.PayDoTrustXFF && r.Header.Get("X-Forwarded-For") != "") {
+	if !contains(l.proxies, peer) {
 		return peer, nil
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -143,7 +143,7 @@ func (l *Listener) receivePayDo(w http.ResponseWriter, r *http.Request) {
 	}
 	item := store.InboxItem{Provider: PayDo, ReceivedAt: l.cfg.now(), RemoteAddr: r.RemoteAddr, Headers: r.Header.Clone(), Body: body}
 	src, err := l.sourceIP(r)
-	if err == nil && !contains(l.allowed, src) && !l.flaw.PayDoNoAllowlist {
+	if err == nil && !contains(l.allowed, src) {
 		err = fmt.Errorf("source %s is not an allowed PayDo address", src)
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -79,6 +80,9 @@ func Configure(cfg listener.Config) (listener.Config, error) {
 			return h
 		}
 	}
+	if d.config != nil {
+		d.config(&cfg)
+	}
 	cfg.Mutant = ""
 	return cfg, nil
 }
@@ -120,6 +124,7 @@ var verifiers = map[mutants.Name]func(listener.Verifier) listener.Verifier{
 // decoration is how a mutant decorates the reference listener: its
 // verifier, its handler (given the listener's verifier), or both.
 type decoration struct {
+	config   func(*listener.Config)
 	verifier func(listener.Verifier) listener.Verifier
 	handler  func(listener.Verifier, http.Handler) http.Handler
 }
@@ -136,6 +141,11 @@ var decorations = func() map[mutants.Name]decoration {
 			},
 			handler: verifyBeforeAck,
 		},
+		// The allowlist misconfigured: any address is PayDo's.
+		mutants.PaydoNoAllowlist: {config: func(c *listener.Config) { c.PayDo.AllowedSources = []string{"0.0.0.0/0", "::/0"} }},
+		mutants.PaydoTrustXFF: {handler: func(_ listener.Verifier, next http.Handler) http.Handler {
+			return forwardedAsPeer(next)
+		}},
 	}
 	for n, v := range verifiers {
 		out[n] = decoration{verifier: v}
@@ -194,6 +204,21 @@ func (n *noContent) Write(b []byte) (int, error) {
 		n.WriteHeader(http.StatusOK)
 	}
 	return n.ResponseWriter.Write(b)
+}
+
+// forwardedAsPeer is the "real IP" middleware that believes any peer:
+// a request carrying X-Forwarded-For comes, for the listener, from its
+// last entry.
+func forwardedAsPeer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		if a, err := netip.ParseAddr(strings.TrimSpace(hops[len(hops)-1])); err == nil {
+			r = r.Clone(r.Context())
+			r.RemoteAddr = netip.AddrPortFrom(a, 0).String()
+			r.Header.Del("X-Forwarded-For")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // verifyBeforeAck posts a well-formed PayPal message back before the

@@ -1,7 +1,9 @@
 package flawed_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/fixtures"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -125,6 +128,49 @@ var _ = Describe("A flawed listener", func() {
 			Expect(post(base+listener.PayPalPath, "a=%ZZ")).To(Equal(http.StatusBadRequest))
 			Expect(post(base+listener.PayPalPath, strings.Repeat("x", listener.MaxBody+1))).To(Equal(http.StatusRequestEntityTooLarge))
 			Expect(postbacks()).To(HaveEach(ContainSubstring("txn_id=1")), "what the listener refuses is not posted back")
+		})
+	})
+
+	Describe("a PayDo notification from a stranger", func() {
+		// accepted says what a listener built with mutant (none: the
+		// reference one) answers a PayDo transfer that reaches it from
+		// 127.0.0.1, carrying X-Forwarded-For if forwarded is set, while
+		// only 203.0.113.5 is PayDo's.
+		accepted := func(mutant mutants.Name, forwarded string) int {
+			gen, err := fixtures.New(7, fixtures.Options{})
+			Expect(err).NotTo(HaveOccurred())
+			msg, err := gen.PayDo(fixtures.PayDoTransfer, fixtures.PayDoParams{})
+			Expect(err).NotTo(HaveOccurred())
+			body, err := json.Marshal(msg.Body)
+			Expect(err).NotTo(HaveOccurred())
+			l, err := flawed.New(listener.Config{VerifyURL: "http://127.0.0.1:9/cgi-bin/webscr", ReceiverEmails: []string{"m@example.com"},
+				DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutant), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				PayDo: listener.PayDoConfig{AllowedSources: []string{"203.0.113.5"}}})
+			Expect(err).NotTo(HaveOccurred())
+			srv := httptest.NewServer(l.Handler())
+			DeferCleanup(func() { srv.Close(); _ = l.Close() })
+			req, err := http.NewRequest("POST", srv.URL+listener.PayDoPath, bytes.NewReader(body))
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Content-Type", "application/json")
+			if forwarded != "" {
+				req.Header.Set("X-Forwarded-For", forwarded)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+
+		It("is refused by the reference listener, even when it names PayDo's address in X-Forwarded-For", func() {
+			Expect(accepted("", "")).To(Equal(http.StatusForbidden))
+			Expect(accepted("", "203.0.113.5")).To(Equal(http.StatusForbidden))
+		})
+		It("is taken by paydo-no-allowlist, whose allowlist lets any address in", func() {
+			Expect(accepted(mutants.PaydoNoAllowlist, "")).To(Equal(http.StatusOK))
+		})
+		It("is taken by paydo-trust-xff when it names PayDo's address in X-Forwarded-For, and refused when it does not", func() {
+			Expect(accepted(mutants.PaydoTrustXFF, "203.0.113.5")).To(Equal(http.StatusOK))
+			Expect(accepted(mutants.PaydoTrustXFF, "")).To(Equal(http.StatusForbidden))
 		})
 	})
 })

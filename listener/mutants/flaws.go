@@ -32,9 +32,7 @@ type Flaw struct {
 	DebitEveryRefund bool
 	MisreadNames     bool // decodes the payer's name as UTF-8 whatever the charset
 
-	PayDoNoAllowlist bool // applies PayDo notifications from any address
-	PayDoTrustXFF    bool // believes X-Forwarded-For from any peer
-	FirstStatusWins  bool // keeps the first status PayDo reports
+	FirstStatusWins bool // keeps the first status PayDo reports
 }
 
 // The seams mutants are built at, by package listener/flawed.
@@ -42,9 +40,13 @@ const (
 	// SeamVerifier: how they verify; flawed decorates the listener's
 	// Verifier (listener.Config.WrapVerifier).
 	SeamVerifier = "verifier"
-	// SeamHandler: how they answer; flawed decorates the listener's
-	// HTTP handler (listener.Config.WrapHandler).
+	// SeamHandler: how they answer, or what they take a request for;
+	// flawed decorates the listener's HTTP handler
+	// (listener.Config.WrapHandler).
 	SeamHandler = "handler"
+	// SeamConfig: a setting got wrong; flawed changes the listener's
+	// configuration.
+	SeamConfig = "configuration"
 )
 
 // seams are the mutants built at a seam of the listener.
@@ -52,7 +54,8 @@ var seams = map[Name]string{
 	ReencodeUTF8: SeamVerifier, DropEmptyFields: SeamVerifier, TruncateAdaptiveKeys: SeamVerifier, PlusSpace: SeamVerifier,
 	CRLFToLF: SeamVerifier, WrongVerifyURL: SeamVerifier, NoPostback: SeamVerifier, ContainsVerified: SeamVerifier,
 	RetryInvalid: SeamVerifier, IgnoreStatus: SeamVerifier,
-	Ack204: SeamHandler, AckAfterVerify: SeamHandler,
+	Ack204: SeamHandler, AckAfterVerify: SeamHandler, PaydoTrustXFF: SeamHandler,
+	PaydoNoAllowlist: SeamConfig,
 }
 
 var flaws = map[Name]Flaw{
@@ -70,7 +73,5 @@ var flaws = map[Name]Flaw{
 	RacyDuplicates:       {NoUniqueCredit: true, RacyCheck: true},
 	DuplicateRefunds:     {DebitEveryRefund: true},
 	UTF8Names:            {MisreadNames: true},
-	PaydoNoAllowlist:     {PayDoNoAllowlist: true},
 	PaydoFirstStatusWins: {FirstStatusWins: true},
-	PaydoTrustXFF:        {PayDoTrustXFF: true},
 }

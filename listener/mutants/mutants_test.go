@@ -52,10 +52,10 @@ var _ = Describe("The gallery", func() {
 				key = "verifier|" + verifiedAs(decorate, body)
 				Expect(key).NotTo(Equal("verifier|"+verifiedAs(func(v listener.Verifier) listener.Verifier { return v }, body)),
 					"%s's decoration verifies as the reference listener does", m.Name)
-			case mutants.SeamHandler:
+			case mutants.SeamHandler, mutants.SeamConfig:
 				Expect(d).To(BeEmpty(), "%s is built at a seam: it switches no decision inside the listener", m.Name)
-				Expect(flawed.Decorated()).To(ContainElement(m.Name), "%s has no decoration of the handler", m.Name)
-				key = "handler|" + string(m.Name) // what each does is held by flawed's specs
+				Expect(flawed.Decorated()).To(ContainElement(m.Name), "%s has no decoration of the %s", m.Name, m.Seam)
+				key = m.Seam + "|" + string(m.Name) // what each does is held by flawed's specs
 			default:
 				Fail(fmt.Sprintf("%s: unknown seam %q", m.Name, m.Seam))
 			}
