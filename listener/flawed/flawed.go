@@ -1,9 +1,11 @@
 // Package flawed builds the mutant gallery's listeners (package
 // listener/mutants): the reference listener with one bug real IPN
-// listeners have. A bug in how a listener verifies is a decoration of the
-// reference listener's Verifier (listener.Config.WrapVerifier), so the
-// listener a team adopts carries none of them; the bugs that are still
-// decisions inside the listener are switched on by Config.Mutant.
+// listeners have. A bug in how a listener verifies, how it answers or
+// what it takes a request for is a decoration of the reference listener
+// at one of its seams (its Verifier, Config.WrapVerifier; its handler,
+// Config.WrapHandler; its configuration), so the listener a team adopts
+// carries none of them; the bugs that are still decisions inside the
+// listener are switched on by Config.Mutant.
 package flawed
 
 import (
