@@ -36,11 +36,6 @@ func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 		return false, 0
 	}
 	it.Attempts++
-	if l.flaw.Implicit200 {
-		// The bug: the 200 went out already and the failure is swallowed.
-		_ = l.finish(ctx, it, store.InboxDone, "dropped: "+err.Error())
-		return false, 0
-	}
 	if it.Attempts >= l.cfg.Verify.Attempts {
 		l.log.Error("giving up on a notification; it stays in the inbox as failed", "id", id, "attempts", it.Attempts, "error", err)
 		_ = l.store.Tx(ctx, func(tx store.Tx) error {

@@ -143,6 +143,9 @@ var decorations = func() map[mutants.Name]decoration {
 			},
 			handler: verifyBeforeAck,
 		},
+		// The 200 went out before verifying, and a verification that
+		// fails is never tried again.
+		mutants.Implicit200: {config: func(c *listener.Config) { c.Verify.Attempts = 1 }},
 		// The allowlist misconfigured: any address is PayDo's.
 		mutants.PaydoNoAllowlist: {config: func(c *listener.Config) { c.PayDo.AllowedSources = []string{"0.0.0.0/0", "::/0"} }},
 		mutants.PaydoTrustXFF: {handler: func(_ listener.Verifier, next http.Handler) http.Handler {

@@ -48,6 +48,13 @@ var _ = Describe("A flawed listener", func() {
 		Expect(got).To(Equal([]string{"address_street=1+Main%0AFlat+2"}), "the CRLF made an LF before the team's verifier saw it")
 	})
 
+	It("builds implicit-200 as a listener that tries a verification once: a verifier outage loses the message", func() {
+		cfg, err := flawed.Configure(listener.Config{Mutant: string(mutants.Implicit200), Verify: listener.VerifyConfig{Attempts: 8}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.Verify.Attempts).To(Equal(1))
+		Expect(cfg.Mutant).To(BeEmpty())
+	})
+
 	It("keeps a mutant that is still a decision inside the listener for the listener, and builds none for a configuration without one", func() {
 		cfg, err := flawed.Configure(listener.Config{Mutant: string(mutants.CreditPending)})
 		Expect(err).NotTo(HaveOccurred())

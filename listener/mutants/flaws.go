@@ -8,7 +8,6 @@ package mutants
 // The listener asks its Flaw at each point; the zero Flaw is the reference
 // listener. A mutant sets one decision (two for the duplicate race).
 type Flaw struct {
-	Implicit200   bool // acks before verifying, and never retries the verification
 	RefuseIgnored bool // answers 500 to messages it would ignore
 
 	NoUniqueCredit bool // every credit of a transaction gets a ledger key of its own
@@ -55,12 +54,11 @@ var seams = map[Name]string{
 	CRLFToLF: SeamVerifier, WrongVerifyURL: SeamVerifier, NoPostback: SeamVerifier, ContainsVerified: SeamVerifier,
 	RetryInvalid: SeamVerifier, IgnoreStatus: SeamVerifier,
 	Ack204: SeamHandler, AckAfterVerify: SeamHandler, PaydoTrustXFF: SeamHandler,
-	PaydoNoAllowlist: SeamConfig,
+	PaydoNoAllowlist: SeamConfig, Implicit200: SeamConfig,
 }
 
 var flaws = map[Name]Flaw{
 	CreditOwnMassPay:     {CreditMassPayReceivers: true},
-	Implicit200:          {Implicit200: true},
 	Ignored500:           {RefuseIgnored: true},
 	NoDuplicateCheck:     {NoUniqueCredit: true},
 	DedupeByTxn:          {DedupeByTxn: true},
