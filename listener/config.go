@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/yamlstrict"
 )
 
@@ -41,8 +41,10 @@ type Config struct {
 	Workers int          `yaml:"workers"`
 	Verify  VerifyConfig `yaml:"verify"`
 	PayDo   PayDoConfig  `yaml:"paydo"`
-	// Mutant switches on one deliberate bug (listener/mutants), to prove
-	// that the conformance suite catches it. Empty for the real thing.
+	// Mutant names one deliberate bug of the gallery (listener/mutants),
+	// to prove that the conformance suite catches it: flawed.New builds
+	// it by decorating this listener at one of its seams. The listener
+	// itself carries no bug and refuses a configuration that names one.
 	Mutant string       `yaml:"mutant"`
 	Logger *slog.Logger `yaml:"-"`
 	Client *http.Client `yaml:"-"`
@@ -55,7 +57,15 @@ type Config struct {
 	// endpoints, /healthz and the probe): middleware of a team's own; the
 	// gallery's ack bugs are decorations (package listener/flawed).
 	WrapHandler func(http.Handler) http.Handler `yaml:"-"`
-	now         func() time.Time
+	// WrapRules, if set, decorates the business rules (what a verified
+	// notification does to the ledger): a team's own policy around the
+	// reference one; the gallery's rule bugs are decorations.
+	WrapRules func(Rules) Rules `yaml:"-"`
+	// WrapStore, if set, decorates the store the listener keeps its state
+	// in (instrumentation, faults); the gallery's ledger bugs (no unique
+	// key, no transaction) are decorations.
+	WrapStore func(store.Store) store.Store `yaml:"-"`
+	now       func() time.Time
 }
 
 // Customer is an account that payments top up.
@@ -112,8 +122,9 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
-// withDefaults fills what was left empty.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every unset setting at its default, as New
+// uses it.
+func (c Config) WithDefaults() Config {
 	if len(c.Currencies) == 0 {
 		c.Currencies = []string{"USD", "EUR", "GBP", "CAD", "AUD"}
 	}
@@ -216,17 +227,7 @@ func (c Config) Validate() error {
 		bad("unknown_payers %q: want hold or create", c.UnknownPayers)
 	}
 	if c.Mutant != "" {
-		m, ok := mutants.Lookup(c.Mutant)
-		switch {
-		case !ok:
-			var names []string
-			for _, m := range mutants.All() {
-				names = append(names, string(m.Name))
-			}
-			bad("mutant %q: want one of %s", c.Mutant, strings.Join(names, ", "))
-		case m.Seam != "":
-			bad("mutant %q decorates the listener's %s: build it with flawed.New (package listener/flawed)", c.Mutant, m.Seam)
-		}
+		bad("mutant %q: the reference listener carries no bug; flawed.New builds the gallery's mutants (package listener/flawed)", c.Mutant)
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers %d: want 1 to 256", c.Workers)

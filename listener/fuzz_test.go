@@ -13,13 +13,13 @@ func FuzzDecodeIPN(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := decodeIPN(body)
+		m, err := DecodeIPN(body)
 		if err != nil {
 			return
 		}
 		fields, err := form.Parse(body)
 		if err != nil {
-			t.Fatalf("decodeIPN accepted what form.Parse refuses: %q", body)
+			t.Fatalf("DecodeIPN accepted what form.Parse refuses: %q", body)
 		}
 		cs, err := fields.Charset()
 		if err != nil {

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/form"
-	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
 )
@@ -55,10 +54,8 @@ type Listener struct {
 	currency  map[string]bool
 	allowed   []netip.Prefix
 	proxies   []netip.Prefix
-	// flaw is the mutant's changed decisions (Config.Mutant); the zero
-	// Flaw, the reference listener's.
-	flaw     mutants.Flaw
-	verifier Verifier
+	verifier  Verifier
+	rules     Rules
 
 	mu    sync.Mutex
 	queue []queued
@@ -71,7 +68,6 @@ type Listener struct {
 	// busy.
 	busyTxns map[string]int
 	itemTxns map[int64][]string
-	racing   map[string]int // the racy-duplicates mutant's workers in their window, by txn_id
 	changed  chan struct{}
 	wake     chan struct{}
 	started  bool
@@ -82,7 +78,7 @@ type Listener struct {
 
 // New checks cfg and opens the store. Nothing is processed until Start.
 func New(cfg Config) (*Listener, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("listener config:\n%w", err)
 	}
@@ -90,12 +86,16 @@ func New(cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener store: %w", err)
 	}
-	return NewWithStore(cfg, st)
+	l, err := NewWithStore(cfg, st)
+	if err != nil {
+		_ = st.Close()
+	}
+	return l, err
 }
 
 // NewWithStore is New with a store of the caller's (e.g. PostgreSQL).
 func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("listener config:\n%w", err)
 	}
@@ -103,11 +103,19 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 		cfg: cfg, store: st, log: cfg.Logger, client: cfg.Client,
 		customers: map[string]string{}, receivers: map[string]bool{}, currency: map[string]bool{},
 		idle: make(chan struct{}), wake: make(chan struct{}, 1), timers: map[*time.Timer]struct{}{},
-		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, racing: map[string]int{}, changed: make(chan struct{}),
+		busyTxns: map[string]int{}, itemTxns: map[int64][]string{}, changed: make(chan struct{}),
 	}
 	close(l.idle)
-	if m, ok := mutants.Lookup(cfg.Mutant); ok {
-		l.flaw = m.Flaw
+	if cfg.WrapStore != nil {
+		if l.store = cfg.WrapStore(st); l.store == nil {
+			return nil, errors.New("listener config: WrapStore returned no store")
+		}
+	}
+	l.rules = RulesFunc(l.reference)
+	if cfg.WrapRules != nil {
+		if l.rules = cfg.WrapRules(l.rules); l.rules == nil {
+			return nil, errors.New("listener config: WrapRules returned no rules")
+		}
 	}
 	if l.client == nil {
 		l.client = &http.Client{
@@ -432,10 +440,6 @@ func (l *Listener) receivePayPal(w http.ResponseWriter, r *http.Request) {
 	if why != "" {
 		l.keepRejected(r.Context(), item, why)
 		http.Error(w, "malformed IPN: "+why, http.StatusBadRequest)
-		return
-	}
-	if l.flaw.RefuseIgnored && l.wouldIgnore(r.Context(), body) {
-		http.Error(w, "not for us", http.StatusInternalServerError)
 		return
 	}
 	l.accept(w, r, item)

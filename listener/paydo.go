@@ -170,83 +170,88 @@ func (l *Listener) processPayDo(ctx context.Context, it store.InboxItem) error {
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
 	}
+	d := &Delivery{Item: it, Verdict: "allowlisted", Txn: key, Kind: kind, Status: strconv.Itoa(status), l: l, payDo: n}
 	// A checkout IPN carries no amount: confirm the state and read the
 	// amount from PayDo, as its documentation suggests.
-	var lookupAmount int64
-	var lookupCurrency string
 	if kind == "checkout" && status == payDoAccepted {
-		if lookupAmount, lookupCurrency, err = l.lookupPayDo(ctx, key); err != nil {
+		if d.lookupAmount, d.lookupCurrency, err = l.lookupPayDo(ctx, key); err != nil {
 			return err
 		}
 	}
 	return l.store.Tx(ctx, func(tx store.Tx) error {
-		r := &run{l: l, tx: tx, item: it, at: l.cfg.now()}
-		statusText := strconv.Itoa(status)
-		t, lookupErr := tx.Txn(PayDo, key)
-		isNew := errors.Is(lookupErr, store.ErrNotFound)
-		if lookupErr != nil && !isNew {
-			return lookupErr
-		}
-		var err error
-		if isNew {
-			t = store.Txn{Provider: PayDo, TxnID: key, Kind: kind, FirstSeen: r.at}
-		}
-		action, detail := "recorded", ""
-		switch {
-		case !isNew && l.flaw.FirstStatusWins:
-			action, detail = "ignored", "already seen"
-		case !isNew && t.Status == statusText:
-			action, detail = "ignored", "duplicate of a notification already applied"
-		case t.Status == strconv.Itoa(payDoAccepted):
-			action, detail = "ignored", fmt.Sprintf("status %d after the transaction was accepted", status)
-		default:
-			t.Status, t.Updated = statusText, r.at
-			switch {
-			case status == payDoAccepted && kind == "transfer":
-				amount, _ := payDoAmount(n.Transaction.Amount)
-				t.Gross, t.Currency, t.Customer = amount, n.Transaction.Currency, l.cfg.PayDo.TransferAccount
-				action, detail, err = r.payDoEntry(&t, -amount, "recorded the outgoing transfer")
-			case status == payDoAccepted:
-				t.Gross, t.Currency = lookupAmount, lookupCurrency
-				t.Customer = l.payDoCustomer(n)
-				switch {
-				case !l.currency[t.Currency]:
-					t.Held = "currency " + t.Currency + " is not accepted"
-					action, detail = "not credited", t.Held
-				case t.Customer == "":
-					t.Held = "no customer in invoice.metadata.customer"
-					action, detail = "not credited", t.Held
-				default:
-					action, detail, err = r.payDoEntry(&t, lookupAmount, "credited")
-				}
-			case status == payDoPending:
-				t.Held = "pending"
-				action, detail = "held", "pending: credited when accepted"
-			default:
-				t.Held = ""
-				detail = fmt.Sprintf("status %d: nothing to apply", status)
-				if n.Transaction.Error != nil && n.Transaction.Error.Message != "" {
-					detail += " (" + n.Transaction.Error.Message + ")"
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if err := tx.PutTxn(t); err != nil {
-				return err
-			}
-		}
-		if err := r.log(key, kind, statusText, "allowlisted", action, detail); err != nil {
+		d.Tx, d.At, d.action = tx, l.cfg.now(), ""
+		if err := l.rules.Apply(d); err != nil {
 			return err
 		}
-		return tx.SetInboxState(it.ID, store.InboxDone, action, it.Attempts)
+		return tx.SetInboxState(it.ID, store.InboxDone, d.action, it.Attempts)
 	})
 }
 
-func (r *run) payDoEntry(t *store.Txn, amount int64, verb string) (string, string, error) {
+// applyPayDo is PayDo's rules: a transaction's first accepted status
+// credits its customer (a checkout) or records the outgoing transfer;
+// pending holds; a failure records; nothing moves an accepted one.
+func (d *Delivery) applyPayDo() error {
+	kind, key, statusText, n := d.Kind, d.Txn, d.Status, d.payDo
+	status, _ := strconv.Atoi(statusText)
+	t, lookupErr := d.Tx.Txn(PayDo, key)
+	isNew := errors.Is(lookupErr, store.ErrNotFound)
+	if lookupErr != nil && !isNew {
+		return lookupErr
+	}
+	var err error
+	if isNew {
+		t = store.Txn{Provider: PayDo, TxnID: key, Kind: kind, FirstSeen: d.At}
+	}
+	action, detail := "recorded", ""
+	switch {
+	case !isNew && t.Status == statusText:
+		action, detail = "ignored", "duplicate of a notification already applied"
+	case t.Status == strconv.Itoa(payDoAccepted):
+		action, detail = "ignored", fmt.Sprintf("status %d after the transaction was accepted", status)
+	default:
+		t.Status, t.Updated = statusText, d.At
+		switch {
+		case status == payDoAccepted && kind == "transfer":
+			amount, _ := payDoAmount(n.Transaction.Amount)
+			t.Gross, t.Currency, t.Customer = amount, n.Transaction.Currency, d.l.cfg.PayDo.TransferAccount
+			action, detail, err = d.payDoEntry(&t, -amount, "recorded the outgoing transfer")
+		case status == payDoAccepted:
+			t.Gross, t.Currency = d.lookupAmount, d.lookupCurrency
+			t.Customer = d.l.payDoCustomer(n)
+			switch {
+			case !d.l.currency[t.Currency]:
+				t.Held = "currency " + t.Currency + " is not accepted"
+				action, detail = "not credited", t.Held
+			case t.Customer == "":
+				t.Held = "no customer in invoice.metadata.customer"
+				action, detail = "not credited", t.Held
+			default:
+				action, detail, err = d.payDoEntry(&t, d.lookupAmount, "credited")
+			}
+		case status == payDoPending:
+			t.Held = "pending"
+			action, detail = "held", "pending: credited when accepted"
+		default:
+			t.Held = ""
+			detail = fmt.Sprintf("status %d: nothing to apply", status)
+			if n.Transaction.Error != nil && n.Transaction.Error.Message != "" {
+				detail += " (" + n.Transaction.Error.Message + ")"
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := d.Tx.PutTxn(t); err != nil {
+			return err
+		}
+	}
+	return d.Log(key, kind, statusText, action, detail)
+}
+
+func (d *Delivery) payDoEntry(t *store.Txn, amount int64, verb string) (string, string, error) {
 	t.Held = ""
-	added, err := r.tx.AddEntry(store.Entry{Provider: PayDo, TxnID: t.TxnID, Status: "accepted", Customer: t.Customer,
-		Amount: amount, Currency: t.Currency, InboxID: r.item.ID, At: r.at})
+	added, err := d.Tx.AddEntry(store.Entry{Provider: PayDo, TxnID: t.TxnID, Status: "accepted", Customer: t.Customer,
+		Amount: amount, Currency: t.Currency, InboxID: d.Item.ID, At: d.At})
 	if err != nil {
 		return "", "", err
 	}

@@ -62,7 +62,10 @@ func (l *Listener) finish(ctx context.Context, it store.InboxItem, state, detail
 // ipn is a PayPal message decoded to UTF-8 text in its charset.
 type ipn map[string]string
 
-func decodeIPN(body []byte) (ipn, error) {
+// DecodeIPN decodes a PayPal message to text in the charset it declares
+// (windows-1252 when it names one nobody knows), keeping the first of a
+// repeated name: the fields the rules read (Delivery.Fields).
+func DecodeIPN(body []byte) (map[string]string, error) {
 	f, err := form.Parse(body)
 	if err != nil {
 		return nil, err
@@ -72,7 +75,7 @@ func decodeIPN(body []byte) (ipn, error) {
 		// An unknown charset: keep the bytes as they are rather than guess.
 		cs = form.MustCharset("windows-1252")
 	}
-	m := make(ipn, len(f))
+	m := make(map[string]string, len(f))
 	for _, fd := range f.Text(cs) {
 		if _, dup := m[fd.Name]; !dup {
 			m[fd.Name] = fd.Value
@@ -86,23 +89,19 @@ func (l *Listener) processPayPal(ctx context.Context, it store.InboxItem) error 
 	if err != nil {
 		return err
 	}
-	m, err := decodeIPN(it.Body)
+	fields, err := DecodeIPN(it.Body)
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
 	}
-	if l.flaw.MisreadNames {
-		m.misreadNames(it.Body)
-	}
-	if l.flaw.RacyCheck && l.racyDuplicate(ctx, it, m) {
-		return nil
-	}
+	m := ipn(fields)
+	d := &Delivery{Item: it, Verdict: verdict, Fields: fields, Txn: m.txn(), Kind: m.kind(), Status: m["payment_status"], l: l}
 	return l.store.Tx(ctx, func(tx store.Tx) error {
-		r := &run{l: l, tx: tx, item: it, at: l.cfg.now()}
+		d.Tx, d.At = tx, l.cfg.now()
 		if verdict == "INVALID" {
-			if err := r.log(m.txn(), m.kind(), m["payment_status"], "INVALID", "ignored", "the verifier answered INVALID: not acted on"); err != nil {
+			if err := d.Log(d.Txn, d.Kind, d.Status, "ignored", "the verifier answered INVALID: not acted on"); err != nil {
 				return err
 			}
-		} else if err := r.applyPayPal(m); err != nil {
+		} else if err := l.rules.Apply(d); err != nil {
 			return err
 		}
 		return tx.SetInboxState(it.ID, store.InboxDone, verdict, it.Attempts)
@@ -123,6 +122,10 @@ var creditKinds = map[string]bool{
 	"web_accept": true, "cart": true, "express_checkout": true, "send_money": true,
 	"virtual_terminal": true, "subscr_payment": true, "recurring_payment": true, "pro_hosted": true,
 }
+
+// PaysIn reports whether a PayPal txn_type brings money in from a
+// customer: a payment the rules credit once it is Completed.
+func PaysIn(kind string) bool { return creditKinds[kind] }
 
 // statusRank orders payment statuses so that a late message never takes a
 // transaction back (a Pending arriving after its Completed).

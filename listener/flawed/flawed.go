@@ -1,11 +1,10 @@
 // Package flawed builds the mutant gallery's listeners (package
 // listener/mutants): the reference listener with one bug real IPN
-// listeners have. A bug in how a listener verifies, how it answers or
-// what it takes a request for is a decoration of the reference listener
-// at one of its seams (its Verifier, Config.WrapVerifier; its handler,
-// Config.WrapHandler; its configuration), so the listener a team adopts
-// carries none of them; the bugs that are still decisions inside the
-// listener are switched on by Config.Mutant.
+// listeners have, each a decoration of the reference listener at one of
+// its seams: its Verifier (Config.WrapVerifier), its handler
+// (Config.WrapHandler), its business rules (Config.WrapRules), its store
+// (Config.WrapStore) or its configuration. The listener a team adopts
+// carries none of them.
 package flawed
 
 import (
@@ -45,24 +44,29 @@ func NewWithStore(cfg listener.Config, st store.Store) (*listener.Listener, erro
 	return listener.NewWithStore(cfg, st)
 }
 
-// Configure returns cfg with its mutant built at its seam: the
+// Configure returns cfg with the mutant it names built at its seam: the
 // decorations set, Config.Mutant cleared (the listener is the reference
-// one, decorated). A mutant that is still a decision inside the listener,
-// or none, leaves cfg as it is. A team's own decorations stay: its
-// verifier decoration under the mutant's, its middleware around it.
+// one, decorated). A configuration that names none is returned as it is.
+// A team's own decorations stay: its verifier and store decorations under
+// the mutant's, its middleware and rules around it.
 func Configure(cfg listener.Config) (listener.Config, error) {
-	m, ok := mutants.Lookup(cfg.Mutant)
-	if !ok || m.Seam == "" {
+	if cfg.Mutant == "" {
 		return cfg, nil
+	}
+	m, ok := mutants.Lookup(cfg.Mutant)
+	if !ok {
+		var names []string
+		for _, m := range mutants.All() {
+			names = append(names, string(m.Name))
+		}
+		return cfg, fmt.Errorf("mutant %q: want one of %s", cfg.Mutant, strings.Join(names, ", "))
 	}
 	d, ok := decorations[m.Name]
 	if !ok {
 		return cfg, fmt.Errorf("mutant %s: no decoration of the listener's %s is built for it", m.Name, m.Seam)
 	}
-	// The verifier the listener ends up with, for a handler decoration
-	// that verifies (set when the listener is built, before it serves).
-	var verifier listener.Verifier
-	innerVerifier, innerHandler := cfg.WrapVerifier, cfg.WrapHandler
+	e := &env{cfg: cfg.WithDefaults()}
+	innerVerifier, innerHandler, innerRules, innerStore := cfg.WrapVerifier, cfg.WrapHandler, cfg.WrapRules, cfg.WrapStore
 	cfg.WrapVerifier = func(v listener.Verifier) listener.Verifier {
 		if innerVerifier != nil {
 			v = innerVerifier(v)
@@ -70,16 +74,35 @@ func Configure(cfg listener.Config) (listener.Config, error) {
 		if d.verifier != nil {
 			v = d.verifier(v)
 		}
-		verifier = v
+		e.verifier = v
 		return v
+	}
+	cfg.WrapStore = func(st store.Store) store.Store {
+		if innerStore != nil {
+			st = innerStore(st)
+		}
+		if d.store != nil {
+			st = d.store(e, st)
+		}
+		e.store = st
+		return st
 	}
 	if d.handler != nil {
 		cfg.WrapHandler = func(h http.Handler) http.Handler {
-			h = d.handler(verifier, h)
+			h = d.handler(e, h)
 			if innerHandler != nil {
 				h = innerHandler(h)
 			}
 			return h
+		}
+	}
+	if d.rules != nil {
+		cfg.WrapRules = func(r listener.Rules) listener.Rules {
+			r = d.rules(e, r)
+			if innerRules != nil {
+				r = innerRules(r)
+			}
+			return r
 		}
 	}
 	if d.config != nil {
@@ -87,6 +110,14 @@ func Configure(cfg listener.Config) (listener.Config, error) {
 	}
 	cfg.Mutant = ""
 	return cfg, nil
+}
+
+// env is what a decoration may need of the listener it decorates, filled
+// in as the listener is built (before it serves).
+type env struct {
+	cfg      listener.Config // with its defaults
+	verifier listener.Verifier
+	store    store.Store
 }
 
 // verifiers are the verification bugs, each a decoration of the
@@ -123,18 +154,20 @@ var verifiers = map[mutants.Name]func(listener.Verifier) listener.Verifier{
 	mutants.RetryInvalid: func(v listener.Verifier) listener.Verifier { return invalidAsError{v} },
 }
 
-// decoration is how a mutant decorates the reference listener: its
-// verifier, its handler (given the listener's verifier), or both.
+// decoration is how a mutant decorates the reference listener, at one
+// seam or more.
 type decoration struct {
 	config   func(*listener.Config)
 	verifier func(listener.Verifier) listener.Verifier
-	handler  func(listener.Verifier, http.Handler) http.Handler
+	handler  func(*env, http.Handler) http.Handler
+	rules    func(*env, listener.Rules) listener.Rules
+	store    func(*env, store.Store) store.Store
 }
 
 // decorations are the mutants built at a seam.
 var decorations = func() map[mutants.Name]decoration {
 	out := map[mutants.Name]decoration{
-		mutants.Ack204: {handler: func(_ listener.Verifier, next http.Handler) http.Handler {
+		mutants.Ack204: {handler: func(_ *env, next http.Handler) http.Handler {
 			return onPayPal(next, func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(&noContent{ResponseWriter: w}, r) })
 		}},
 		mutants.AckAfterVerify: {
@@ -148,12 +181,18 @@ var decorations = func() map[mutants.Name]decoration {
 		mutants.Implicit200: {config: func(c *listener.Config) { c.Verify.Attempts = 1 }},
 		// The allowlist misconfigured: any address is PayDo's.
 		mutants.PaydoNoAllowlist: {config: func(c *listener.Config) { c.PayDo.AllowedSources = []string{"0.0.0.0/0", "::/0"} }},
-		mutants.PaydoTrustXFF: {handler: func(_ listener.Verifier, next http.Handler) http.Handler {
+		mutants.PaydoTrustXFF: {handler: func(_ *env, next http.Handler) http.Handler {
 			return forwardedAsPeer(next)
 		}},
+		mutants.Ignored500:       {handler: refuseIgnored},
+		mutants.NoDuplicateCheck: {store: func(_ *env, st store.Store) store.Store { return nonUnique{st} }},
+		mutants.RacyDuplicates:   {store: newRacy},
 	}
 	for n, v := range verifiers {
 		out[n] = decoration{verifier: v}
+	}
+	for n, r := range rules {
+		out[n] = decoration{rules: r}
 	}
 	return out
 }()
@@ -228,19 +267,29 @@ func forwardedAsPeer(next http.Handler) http.Handler {
 
 // verifyBeforeAck posts a well-formed PayPal message back before the
 // listener stores and acks it, waiting as long as the verifier takes.
-func verifyBeforeAck(v listener.Verifier, next http.Handler) http.Handler {
+func verifyBeforeAck(e *env, next http.Handler) http.Handler {
 	return onPayPal(next, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			body, err := io.ReadAll(io.LimitReader(r.Body, listener.MaxBody+1))
-			// The listener reads the body again, and answers what is
-			// wrong with it itself.
-			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
-			if _, perr := form.Parse(body); err == nil && perr == nil && len(body) > 0 && len(body) <= listener.MaxBody {
-				_, _ = v.Verify(context.WithoutCancel(r.Context()), body)
-			}
+		if body, ok := peekIPN(r); ok {
+			_, _ = e.verifier.Verify(context.WithoutCancel(r.Context()), body)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// peekIPN reads a POSTed PayPal message and puts it back for the listener,
+// which reads it again and answers what is wrong with it itself: ok when
+// it is one the listener would accept (well-formed, not empty, not too
+// large).
+func peekIPN(r *http.Request) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, listener.MaxBody+1))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if _, perr := form.Parse(body); err != nil || perr != nil || len(body) == 0 || len(body) > listener.MaxBody {
+		return nil, false
+	}
+	return body, true
 }
 
 // rewriter posts back a rewritten body.

@@ -55,25 +55,38 @@ var _ = Describe("A flawed listener", func() {
 		Expect(cfg.Mutant).To(BeEmpty())
 	})
 
-	It("keeps a mutant that is still a decision inside the listener for the listener, and builds none for a configuration without one", func() {
-		cfg, err := flawed.Configure(listener.Config{Mutant: string(mutants.CreditPending)})
+	It("builds every mutant of the gallery at its seam, and leaves a configuration that names none as it is", func() {
+		for _, m := range mutants.All() {
+			cfg, err := flawed.Configure(listener.Config{Mutant: string(m.Name)})
+			Expect(err).NotTo(HaveOccurred(), string(m.Name))
+			Expect(cfg.Mutant).To(BeEmpty(), "%s: the listener it builds knows of no mutant", m.Name)
+			switch m.Seam {
+			case mutants.SeamRules:
+				Expect(cfg.WrapRules).NotTo(BeNil(), string(m.Name))
+			case mutants.SeamHandler:
+				Expect(cfg.WrapHandler).NotTo(BeNil(), string(m.Name))
+			case mutants.SeamStore:
+				Expect(cfg.WrapStore).NotTo(BeNil(), string(m.Name))
+			}
+		}
+		cfg, err := flawed.Configure(listener.Config{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(cfg.Mutant).To(Equal(string(mutants.CreditPending)))
 		Expect(cfg.WrapVerifier).To(BeNil())
-		cfg, err = flawed.Configure(listener.Config{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(cfg.WrapVerifier).To(BeNil())
+		Expect(cfg.WrapRules).To(BeNil())
+		_, err = flawed.Configure(listener.Config{Mutant: "credit-pendings"})
+		Expect(err).To(MatchError(HavePrefix(`mutant "credit-pendings": want one of ack-204, ack-after-verify,`)))
 	})
 
-	It("is refused by the listener when a verification mutant is asked of it directly, with where it is built", func() {
+	It("is refused by the listener when a mutant is asked of it directly, with where it is built", func() {
 		_, err := listener.New(listener.Config{VerifyURL: "http://127.0.0.1:9/cgi-bin/webscr", ReceiverEmails: []string{"m@example.com"},
-			DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutants.NoPostback)})
-		Expect(err).To(MatchError(ContainSubstring(`mutant "no-postback" decorates the listener's verifier: build it with flawed.New (package listener/flawed)`)))
+			DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutants.CreditPending)})
+		Expect(err).To(MatchError(ContainSubstring(`mutant "credit-pending": the reference listener carries no bug; flawed.New builds the gallery's mutants (package listener/flawed)`)))
 		l, err := flawed.New(listener.Config{VerifyURL: "http://127.0.0.1:9/cgi-bin/webscr", ReceiverEmails: []string{"m@example.com"},
-			DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutants.NoPostback)})
+			DB: filepath.Join(GinkgoT().TempDir(), "l.db"), Mutant: string(mutants.CreditPending)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(l.Close()).To(Succeed())
 	})
+
 	Describe("built at its handler", func() {
 		// start serves a flawed listener whose verifier is verify, and
 		// returns its base URL.
@@ -105,6 +118,14 @@ var _ = Describe("A flawed listener", func() {
 			Expect(err).NotTo(HaveOccurred())
 			resp.Body.Close()
 			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		})
+
+		It("ignored-500 answers 500 to a message the listener would ignore, and acks the rest", func() {
+			base := start(mutants.Ignored500, verified)
+			Expect(post(base+listener.PayPalPath, "txn_type=web_accept&txn_id=1&receiver_email=m%40example.com")).To(Equal(http.StatusOK))
+			Expect(post(base+listener.PayPalPath, "txn_type=web_accept&txn_id=2&receiver_email=someone%40example.com")).To(Equal(http.StatusInternalServerError))
+			Expect(post(base+listener.PayPalPath, "txn_type=web_accept&txn_id=3&parent_txn_id=9&receiver_email=m%40example.com")).To(Equal(http.StatusInternalServerError), "a refund of a payment never seen")
+			Expect(post(base+listener.PayPalPath, "a=%ZZ")).To(Equal(http.StatusBadRequest), "a refusal stays a refusal")
 		})
 
 		It("ack-after-verify posts a PayPal message back before it acks, waiting past the listener's own timeout", func() {

@@ -1,11 +1,10 @@
 // Package mutants names the deliberately broken variants of the reference
 // listener: each has exactly one bug that real IPN listeners have, why it
 // loses money or notifications, and the conformance checks that must
-// catch it. A mutant is built by package listener/flawed: at a seam of
-// the listener (Mutant.Seam: its verifier), or, for the bugs that are
-// still decisions inside it, by switching its Flaw on with Config.Mutant
-// (no branch names a mutant); the conformance self-test proves every
-// mutant is caught.
+// catch it. A mutant is built by package listener/flawed, by decorating
+// the reference listener at one of its seams (Mutant.Seam); the listener
+// itself has no branch for any bug. The conformance self-test proves
+// every mutant is caught.
 package mutants
 
 import "sort"
@@ -52,16 +51,12 @@ type Mutant struct {
 	Bug     string   `json:"bug"`
 	Why     string   `json:"why"`     // what it costs
 	Targets []string `json:"targets"` // check IDs that must catch it
-	// Flaw is the decision it changes in the listener; zero for a mutant
-	// built at a seam.
-	Flaw Flaw `json:"-"`
-	// Seam names the listener's seam a mutant is built at, by package
-	// listener/flawed ("" when its Flaw is a decision inside the
-	// listener).
+	// Seam names the listener's seam the mutant is built at, by package
+	// listener/flawed.
 	Seam string `json:"-"`
 }
 
-// entry is a mutant as the gallery below writes it; its Flaw is in flaws.
+// entry is a mutant as the gallery below writes it; its seam is in seams.
 type entry struct {
 	Name    Name
 	Bug     string
@@ -70,7 +65,7 @@ type entry struct {
 }
 
 func (e entry) mutant() Mutant {
-	return Mutant{Name: e.Name, Bug: e.Bug, Why: e.Why, Targets: e.Targets, Flaw: flaws[e.Name], Seam: seams[e.Name]}
+	return Mutant{Name: e.Name, Bug: e.Bug, Why: e.Why, Targets: e.Targets, Seam: seams[e.Name]}
 }
 
 var all = []entry{

@@ -28,6 +28,9 @@ var (
 	theEngine = []string{"github.com/ipnlab/ipnlab/emulator/delivery", "github.com/ipnlab/ipnlab/emulator/paypal",
 		"github.com/ipnlab/ipnlab/emulator/paydo", "github.com/ipnlab/ipnlab/emulator/journal", "github.com/ipnlab/ipnlab/emulator/events",
 		"github.com/ipnlab/ipnlab/emulator/clock", "github.com/ipnlab/ipnlab/emulator/watchdog"}
+	// theGallery is the mutant gallery: the listener a team adopts has no
+	// branch for any bug (they are decorations, built by flawed).
+	theGallery = []string{"github.com/ipnlab/ipnlab/listener/mutants", "github.com/ipnlab/ipnlab/listener/flawed"}
 )
 
 var _ = DescribeTable("A package's dependencies",
@@ -53,7 +56,7 @@ var _ = DescribeTable("A package's dependencies",
 	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
-	Entry("the reference listener", "github.com/ipnlab/ipnlab/listener", testCode, containerCode, browserCode),
+	Entry("the reference listener", "github.com/ipnlab/ipnlab/listener", testCode, containerCode, browserCode, theGallery),
 	Entry("scenarios", "github.com/ipnlab/ipnlab/scenarios", testCode, containerCode, browserCode),
 	Entry("the load runner", "github.com/ipnlab/ipnlab/load", testCode, containerCode, browserCode),
 	Entry("the conformance runner", "github.com/ipnlab/ipnlab/suites/conformance", testCode, containerCode, browserCode),
