@@ -6,7 +6,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // The PayPal API: notifications, lifecycles, the IPN profile, verifier
@@ -94,11 +94,11 @@ func (e *Emulator) postLifecycle(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (e *Emulator) listLifecycles(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"lifecycles": fixtures.Lifecycles()})
+	writeJSON(w, http.StatusOK, map[string]any{"lifecycles": generate.Lifecycles()})
 	return nil
 }
 
 func (e *Emulator) listKinds(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"kinds": fixtures.Kinds(), "paydo_kinds": fixtures.PayDoKinds()})
+	writeJSON(w, http.StatusOK, map[string]any{"kinds": generate.Kinds(), "paydo_kinds": generate.PayDoKinds()})
 	return nil
 }

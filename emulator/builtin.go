@@ -13,7 +13,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
@@ -133,10 +133,10 @@ func (p paypalProvider) Notify(n Notify) ([]MessageView, error) {
 	return views, nil
 }
 
-func (paypalProvider) Kinds() []ProviderKind { return providerKinds(fixtures.Kinds()) }
+func (paypalProvider) Kinds() []ProviderKind { return providerKinds(generate.Kinds()) }
 
 // providerKinds lists fixtures kinds as a provider's.
-func providerKinds(ks []fixtures.Kind) []ProviderKind {
+func providerKinds(ks []generate.Kind) []ProviderKind {
 	out := make([]ProviderKind, len(ks))
 	for i, k := range ks {
 		out[i] = ProviderKind{Name: k.Name, Description: k.Description}
@@ -226,7 +226,7 @@ func (p paydoProvider) Notify(n Notify) ([]MessageView, error) {
 	return p.e.SendPayDo(req)
 }
 
-func (paydoProvider) Kinds() []ProviderKind { return providerKinds(fixtures.PayDoKinds()) }
+func (paydoProvider) Kinds() []ProviderKind { return providerKinds(generate.PayDoKinds()) }
 
 // payDoPlan is what PayDo plans a follow-up with: the message and where
 // it goes (the journal kept it under "paydo" before providers planned
@@ -234,7 +234,7 @@ func (paydoProvider) Kinds() []ProviderKind { return providerKinds(fixtures.PayD
 type payDoPlan struct {
 	Kind         string          `json:"kind"`
 	Body         json.RawMessage `json:"body"`
-	Amount       fixtures.Money  `json:"amount"`
+	Amount       generate.Money  `json:"amount"`
 	Currency     string          `json:"currency"`
 	URL          string          `json:"url,omitempty"`
 	Project      string          `json:"project,omitempty"`
@@ -263,7 +263,7 @@ func (p paydoProvider) SendScheduled(payload json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("planned PayDo body: %w", err)
 	}
-	msg := fixtures.PayDoMessage{Kind: plan.Kind, Body: body, Amount: plan.Amount, Currency: plan.Currency}
+	msg := generate.PayDoMessage{Kind: plan.Kind, Body: body, Amount: plan.Amount, Currency: plan.Currency}
 	_, err = p.e.paydo.Send(paydo.Notification{Message: msg, URL: plan.URL, Project: plan.Project, User: plan.User, Source: plan.Source, ForwardedFor: plan.ForwardedFor})
 	return err
 }

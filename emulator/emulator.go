@@ -24,7 +24,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/metrics"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Default merchant, so messages have a stable receiver a listener can be
@@ -193,7 +193,7 @@ func New(cfg Config) (*Emulator, error) {
 		}
 	}
 	if cfg.Seed == 0 {
-		cfg.Seed = fixtures.NewSeed()
+		cfg.Seed = generate.NewSeed()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

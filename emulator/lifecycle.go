@@ -6,7 +6,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // SendLifecycle generates every step first (so a bad request sends
@@ -18,7 +18,7 @@ func (e *Emulator) SendLifecycle(req LifecycleRequest) (LifecyclePlan, error) {
 		return LifecyclePlan{}, err
 	}
 	if req.Name == "" {
-		return LifecyclePlan{}, badRequest("name is required: one of %v", fixtures.LifecycleNames())
+		return LifecyclePlan{}, badRequest("name is required: one of %v", generate.LifecycleNames())
 	}
 	gen, seed, err := e.generator(uint64(req.Seed), req.Charset, "", req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {

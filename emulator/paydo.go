@@ -10,7 +10,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
@@ -23,10 +23,10 @@ func (e *Emulator) SendPayDo(req PayDoRequest) ([]MessageView, error) {
 	}
 	copies := max(req.Copies, 1)
 	var ids []string
-	note := func(m fixtures.PayDoMessage) paydo.Notification {
+	note := func(m generate.PayDoMessage) paydo.Notification {
 		return paydo.Notification{Message: m, URL: req.NotifyURL, Project: req.Project, User: req.User, Source: req.Source, ForwardedFor: req.ForwardedFor}
 	}
-	send := func(m fixtures.PayDoMessage, n int) error {
+	send := func(m generate.PayDoMessage, n int) error {
 		for range n {
 			rec, err := e.paydo.Send(note(m))
 			if err != nil {
@@ -97,7 +97,7 @@ func payDoSendError(err error) error {
 const MaxThen = 20
 
 // buildPayDo makes every message of a request before any is sent.
-func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.Duration, error) {
+func (e *Emulator) buildPayDo(req PayDoRequest) ([]generate.PayDoMessage, time.Duration, error) {
 	if req.Kind == "" {
 		return nil, 0, badRequest("kind is required: transfer or checkout")
 	}
@@ -115,13 +115,13 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 		}
 		interval = d
 	}
-	p := fixtures.PayDoParams{
+	p := generate.PayDoParams{
 		Currency: req.Params.Currency, Status: req.Params.Status, Identifier: req.Params.Identifier,
 		InvoiceID: req.Params.InvoiceID, TxID: req.Params.TxID, OrderID: req.Params.OrderID,
 		AmountAsString: req.Params.AmountAsString,
 	}
 	if req.Params.Amount != "" {
-		a, err := fixtures.ParseMoney(req.Params.Amount)
+		a, err := generate.ParseMoney(req.Params.Amount)
 		if err != nil {
 			return nil, 0, badRequest("params.amount: %v", err)
 		}
@@ -141,15 +141,15 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 			return nil, 0, badRequest("set: %v (want an object of paths to JSON values)", err)
 		}
 	}
-	var first fixtures.PayDoMessage
+	var first generate.PayDoMessage
 	if len(req.Body) > 0 {
 		first, err := wholePayDo(req, p)
 		if err != nil {
 			return nil, 0, err
 		}
-		return []fixtures.PayDoMessage{first}, interval, nil
+		return []generate.PayDoMessage{first}, interval, nil
 	}
-	gen, _, err := e.generator(uint64(req.Seed), "", "", false, "", &fixtures.Params{})
+	gen, _, err := e.generator(uint64(req.Seed), "", "", false, "", &generate.Params{})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -157,25 +157,25 @@ func (e *Emulator) buildPayDo(req PayDoRequest) ([]fixtures.PayDoMessage, time.D
 		return nil, 0, badRequest("%v", err)
 	}
 	for _, m := range sets {
-		if first.Body, err = first.Body.Set(m.Key, m.Value, fixtures.PayDoOpenPaths...); err != nil {
+		if first.Body, err = first.Body.Set(m.Key, m.Value, generate.PayDoOpenPaths...); err != nil {
 			return nil, 0, badRequest("set %v", err)
 		}
 	}
-	msgs := []fixtures.PayDoMessage{first}
+	msgs := []generate.PayDoMessage{first}
 	statusPath := "transaction.state"
-	if req.Kind == fixtures.PayDoTransfer {
+	if req.Kind == generate.PayDoTransfer {
 		statusPath = "transaction.status"
 	}
 	for _, st := range req.Then {
 		// Validate the status with the generator's own rules.
-		if _, err := gen.PayDo(req.Kind, fixtures.PayDoParams{Status: st}); err != nil {
+		if _, err := gen.PayDo(req.Kind, generate.PayDoParams{Status: st}); err != nil {
 			return nil, 0, badRequest("then: %v", err)
 		}
 		next := first
 		next.Body, _ = first.Body.Set(statusPath, json.Number(fmt.Sprint(st)))
-		if req.Kind == fixtures.PayDoCheckout {
+		if req.Kind == generate.PayDoCheckout {
 			msg := ""
-			if st == fixtures.CheckoutFailed || st == fixtures.CheckoutFailed5 {
+			if st == generate.CheckoutFailed || st == generate.CheckoutFailed5 {
 				msg = "Payment failed"
 			}
 			next.Body, _ = next.Body.Set("transaction.error.message", msg)
@@ -273,17 +273,17 @@ func (e *Emulator) onLookup(l paydo.Lookup) {
 }
 
 // wholePayDo takes a request's whole body as the message.
-func wholePayDo(req PayDoRequest, p fixtures.PayDoParams) (fixtures.PayDoMessage, error) {
+func wholePayDo(req PayDoRequest, p generate.PayDoParams) (generate.PayDoMessage, error) {
 	if len(req.Set) > 0 || len(req.Then) > 0 || req.Seed != 0 || p.Status != 0 || p.Identifier != "" || p.InvoiceID != "" || p.TxID != "" ||
 		p.OrderID != "" || len(p.Metadata) > 0 || p.AmountAsString {
-		return fixtures.PayDoMessage{}, badRequest("body is the whole message: set, then, seed and params other than amount and currency do not apply")
+		return generate.PayDoMessage{}, badRequest("body is the whole message: set, then, seed and params other than amount and currency do not apply")
 	}
-	if req.Kind != fixtures.PayDoTransfer && req.Kind != fixtures.PayDoCheckout {
-		return fixtures.PayDoMessage{}, badRequest("kind %q: want transfer or checkout", req.Kind)
+	if req.Kind != generate.PayDoTransfer && req.Kind != generate.PayDoCheckout {
+		return generate.PayDoMessage{}, badRequest("kind %q: want transfer or checkout", req.Kind)
 	}
 	body, err := orderedjson.Parse(req.Body)
 	if err != nil {
-		return fixtures.PayDoMessage{}, badRequest("body: %v (want a JSON object)", err)
+		return generate.PayDoMessage{}, badRequest("body: %v (want a JSON object)", err)
 	}
-	return fixtures.PayDoMessage{Kind: req.Kind, Body: body, Amount: p.Amount, Currency: p.Currency}, nil
+	return generate.PayDoMessage{Kind: req.Kind, Body: body, Amount: p.Amount, Currency: p.Currency}, nil
 }

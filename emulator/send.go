@@ -14,7 +14,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/internal/suggest"
@@ -91,7 +91,7 @@ func (e *Emulator) Dispatch(req SendRequest) (string, error) {
 
 // Template builds a message as Dispatch would, without sending it: the
 // exact bytes, its kind and seed. A tool that sends many (ipnlab load)
-// builds a few and sends stamped copies (fixtures.Stamper) with
+// builds a few and sends stamped copies (generate.Stamper) with
 // DispatchBody.
 func (e *Emulator) Template(req SendRequest) (body []byte, kind string, seed uint64, err error) {
 	return e.buildPayPal(req)
@@ -152,8 +152,8 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 			return nil, "", 0, badRequest("fields are the whole message: params, set, unset, charset, flavour and seed do not apply (the charset field names the encoding)")
 		}
 		if req.Kind != "" {
-			if _, ok := fixtures.LookupKind(req.Kind); !ok {
-				return nil, "", 0, badRequest("unknown kind %q%s: want one of %v", req.Kind, suggest.Hint(req.Kind, fixtures.KindNames()), fixtures.KindNames())
+			if _, ok := generate.LookupKind(req.Kind); !ok {
+				return nil, "", 0, badRequest("unknown kind %q%s: want one of %v", req.Kind, suggest.Hint(req.Kind, generate.KindNames()), generate.KindNames())
 			}
 		}
 		body, err := wholeMessage(req.Kind, req.Fields)
@@ -171,37 +171,37 @@ func (e *Emulator) buildPayPal(req SendRequest) (body []byte, kind string, seed 
 }
 
 // generatePayPal makes the message a request asks for, from its kind.
-func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, error) {
+func (e *Emulator) generatePayPal(req SendRequest) (generate.Message, uint64, error) {
 	if req.Kind == "" {
 		req.Kind = "web_accept"
 	}
-	if _, ok := fixtures.LookupKind(req.Kind); !ok {
-		return fixtures.Message{}, 0, badRequest("unknown kind %q%s: want one of %v (or a raw body)", req.Kind, suggest.Hint(req.Kind, fixtures.KindNames()), fixtures.KindNames())
+	if _, ok := generate.LookupKind(req.Kind); !ok {
+		return generate.Message{}, 0, badRequest("unknown kind %q%s: want one of %v (or a raw body)", req.Kind, suggest.Hint(req.Kind, generate.KindNames()), generate.KindNames())
 	}
 	p, err := FixtureParams(req.Params)
 	if err != nil {
-		return fixtures.Message{}, 0, err
+		return generate.Message{}, 0, err
 	}
 	if err := p.CheckValues(req.Kind); err != nil {
-		return fixtures.Message{}, 0, badRequest("params.%v", err)
+		return generate.Message{}, 0, badRequest("params.%v", err)
 	}
 	gen, seed, err := e.generator(uint64(req.Seed), req.Charset, req.Flavour, req.Neutral, req.Params.PayerEmail, &p)
 	if err != nil {
-		return fixtures.Message{}, 0, err
+		return generate.Message{}, 0, err
 	}
 	msg, err := gen.Message(req.Kind, p)
 	if err != nil {
-		return fixtures.Message{}, 0, badRequest("%v", err)
+		return generate.Message{}, 0, badRequest("%v", err)
 	}
 	for _, name := range req.Unset {
 		if _, ok := msg.Fields.Get(name); !ok {
-			return fixtures.Message{}, 0, badRequest("unset %q: the %s message has no such field", name, req.Kind)
+			return generate.Message{}, 0, badRequest("unset %q: the %s message has no such field", name, req.Kind)
 		}
 		msg.Fields = msg.Fields.Del(name)
 	}
 	for _, fd := range req.Set {
 		if fd.Name == "" {
-			return fixtures.Message{}, 0, badRequest("set: a field name is empty")
+			return generate.Message{}, 0, badRequest("set: a field name is empty")
 		}
 		msg.Fields = msg.Fields.Set(fd.Name, fd.Value)
 	}
@@ -211,14 +211,14 @@ func (e *Emulator) generatePayPal(req SendRequest) (fixtures.Message, uint64, er
 // generator returns a fixtures generator for one request: its own seed
 // (derived from the emulator's unless given), the profile's receiver, the
 // clock's time, and the payer's email pinned into p if asked.
-func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool, payerEmail string, p *fixtures.Params) (*fixtures.Generator, uint64, error) {
+func (e *Emulator) generator(seed uint64, charset, flavour string, neutral bool, payerEmail string, p *generate.Params) (*generate.Generator, uint64, error) {
 	if seed == 0 {
 		seed = e.drawSeed()
 	}
 	prof := e.paypal.Profile()
-	gen, err := fixtures.New(seed, fixtures.Options{
-		Charset: charset, Sandbox: !e.cfg.PayPal.Live, Flavour: fixtures.Flavour(flavour), Neutral: neutral,
-		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
+	gen, err := generate.New(seed, generate.Options{
+		Charset: charset, Sandbox: !e.cfg.PayPal.Live, Flavour: generate.Flavour(flavour), Neutral: neutral,
+		Receiver: generate.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID},
 		Start:    e.clock.Now(),
 	})
 	if err != nil {
@@ -238,8 +238,8 @@ func (e *Emulator) Live() bool { return e.cfg.PayPal.Live }
 
 // FixtureParams checks the params and converts them for the fixtures
 // package.
-func FixtureParams(p Params) (fixtures.Params, error) {
-	out := fixtures.Params{
+func FixtureParams(p Params) (generate.Params, error) {
+	out := generate.Params{
 		Currency: p.Currency, Status: p.Status, PendingReason: p.PendingReason, ReasonCode: p.ReasonCode,
 		Items: p.Items, Filters: p.Filters, CaseType: p.CaseType, TxnID: p.TxnID, ParentTxnID: p.ParentTxnID,
 		SubscrID: p.SubscrID, ProfileID: p.ProfileID, Custom: p.Custom, Invoice: p.Invoice, ItemNumber: p.ItemNumber,
@@ -254,7 +254,7 @@ func FixtureParams(p Params) (fixtures.Params, error) {
 		return out, badRequest("params.%v", err)
 	}
 	if p.Gross != "" {
-		g, err := fixtures.ParseMoney(p.Gross)
+		g, err := generate.ParseMoney(p.Gross)
 		if err != nil {
 			return out, badRequest("params.gross: %v", err)
 		}

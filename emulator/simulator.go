@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/form"
 )
 
@@ -51,7 +51,7 @@ func (e *Emulator) PreviewPayDo(req PayDoRequest) (Preview, error) {
 		return Preview{}, fmt.Errorf("preview %s: %w", m.Kind, err)
 	}
 	p := Preview{Provider: "paydo", Kind: m.Kind, Seed: req.Seed, Body: body}
-	if m.Kind == fixtures.PayDoCheckout {
+	if m.Kind == generate.PayDoCheckout {
 		p.Amount, p.Currency = m.Amount.String(), m.Currency
 	}
 	return p, nil
@@ -67,7 +67,7 @@ func wholeMessage(kind string, fields []TextField) ([]byte, error) {
 		}
 		text[i] = form.Field(fd)
 	}
-	body, err := fixtures.Message{Kind: kind, Fields: text}.Body()
+	body, err := generate.Message{Kind: kind, Fields: text}.Body()
 	if err != nil {
 		return nil, badRequest("fields: %v", err)
 	}

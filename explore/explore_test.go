@@ -18,7 +18,7 @@ import (
 	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/ipnlab/ipnlab/explore"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -121,7 +121,7 @@ var _ = Describe("The model", func() {
 		}}
 		send := func(fi, step int) explore.Event { return explore.Event{Kind: explore.Send, Family: fi, Step: step} }
 		h.Events = []explore.Event{send(0, 1), send(0, 0), send(1, 0), send(2, 0), send(2, 1), send(3, 0)}
-		Expect(explore.BalanceChange(h)).To(Equal(map[string]fixtures.Money{"USD": 5000 - 1200 + 700, "EUR": 900}))
+		Expect(explore.BalanceChange(h)).To(Equal(map[string]generate.Money{"USD": 5000 - 1200 + 700, "EUR": 900}))
 		text := explore.Scenario(h, "x", "y", "C1")
 		Expect(text).To(ContainSubstring(`- expect: {customer: "C1", balance_change: {EUR: "9.00", USD: "45.00"}}`))
 		Expect(explore.Scenario(h, "x", "y", "")).NotTo(ContainSubstring("balance_change"), "no customer: no balances")

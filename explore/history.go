@@ -11,7 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // A history is a few transactions (each a lifecycle of the fixtures:
@@ -28,7 +28,7 @@ type History struct {
 type Family struct {
 	Name      string // what the grammar drew: a lifecycle, or pay (a lone payment)
 	Lifecycle string // the fixtures' lifecycle its messages come from
-	Gross     fixtures.Money
+	Gross     generate.Money
 	Seed      uint64 // the facts' messages (their amounts depend on Gross alone)
 	Steps     []Step
 	Sent      []int // the steps the history delivers (a lone payment: the first)
@@ -53,7 +53,7 @@ type Family struct {
 type Step struct {
 	Name   string
 	Status string         // payment_status
-	Amount fixtures.Money // mc_gross, as sent (negative for refunds and reversals)
+	Amount generate.Money // mc_gross, as sent (negative for refunds and reversals)
 	Child  bool           // a new txn_id with parent_txn_id: a refund, reversal ...
 	Kind   string         // txn_type ("" for refunds and reversals)
 	// Foreign is a payment to another merchant (receiver_email,
@@ -155,7 +155,7 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 	h := History{Seed: seed}
 	n := 1 + rng.IntN(3)
 	for range n {
-		gross := fixtures.Money(500 + rng.IntN(20000))
+		gross := generate.Money(500 + rng.IntN(20000))
 		if g.Orders && rng.IntN(3) == 0 {
 			h.Families = append(h.Families, orderFamily(orderPayments[rng.IntN(len(orderPayments))], gross))
 			continue
@@ -241,7 +241,7 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 
 // orderFamily is an order paid as how says: one payment, or two for
 // "twice" (each a transaction of its own, made by its send).
-func orderFamily(how string, gross fixtures.Money) Family {
+func orderFamily(how string, gross generate.Money) Family {
 	f := Family{Name: "order_" + how, Gross: gross, Order: how, Sent: []int{0},
 		Steps: []Step{{Name: "pay", Status: "Completed", Amount: gross, Kind: "web_accept"}}}
 	if how == "twice" {
@@ -253,7 +253,7 @@ func orderFamily(how string, gross fixtures.Money) Family {
 
 // paydoFamily is a PayDo checkout (or transfer) reporting states, from
 // source.
-func paydoFamily(states []int, gross fixtures.Money, source string, transfer bool) Family {
+func paydoFamily(states []int, gross generate.Money, source string, transfer bool) Family {
 	f := Family{Name: "paydo_checkout", Gross: gross, PayDo: true, Source: source, Transfer: transfer}
 	if transfer {
 		f.Name = "paydo_transfer"
@@ -268,7 +268,7 @@ func paydoFamily(states []int, gross fixtures.Money, source string, transfer boo
 // family makes a lifecycle's facts. A lone payment ("pay") is the first
 // message of pay_refund, whose refund is never sent; a foreign payment (a
 // web_accept to another merchant) and a Mass Pay are made by their send.
-func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
+func family(name string, gross generate.Money, seed uint64) (Family, error) {
 	switch name {
 	case "foreign":
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0},
@@ -283,7 +283,7 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 		return Family{Name: name, Gross: gross, Seed: seed, Sent: []int{0}, MassPay: name,
 			Steps: []Step{{Name: "masspay", Status: "Completed", Amount: gross, Kind: "masspay"}}}, nil
 	}
-	gen, err := fixtures.New(seed, fixtures.Options{Neutral: true, Sandbox: true})
+	gen, err := generate.New(seed, generate.Options{Neutral: true, Sandbox: true})
 	if err != nil {
 		return Family{}, err
 	}
@@ -292,7 +292,7 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 		lifecycle = "pay_refund"
 	}
 	f := Family{Name: name, Lifecycle: lifecycle, Gross: gross, Seed: seed}
-	steps, err := gen.Lifecycle(lifecycle, fixtures.Params{Gross: gross, Currency: "USD"})
+	steps, err := gen.Lifecycle(lifecycle, generate.Params{Gross: gross, Currency: "USD"})
 	if err != nil {
 		return Family{}, err
 	}
@@ -302,7 +302,7 @@ func family(name string, gross fixtures.Money, seed uint64) (Family, error) {
 		}
 	}
 	for _, s := range steps {
-		amount, err := fixtures.ParseMoney(s.Message.Fields.Value("mc_gross"))
+		amount, err := generate.ParseMoney(s.Message.Fields.Value("mc_gross"))
 		if err != nil && s.Message.Fields.Value("mc_gross") != "" {
 			return Family{}, fmt.Errorf("%s.%s: %w", lifecycle, s.Name, err)
 		}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Outcome is what a correct listener ends with for one transaction: the
@@ -14,7 +14,7 @@ import (
 // and their sum.
 type Outcome struct {
 	Effects int
-	Net     fixtures.Money
+	Net     generate.Money
 }
 
 // moneyIn are the kinds whose Completed payment credits the payer
@@ -66,7 +66,7 @@ func Expected(h History) []Outcome {
 			continue
 		}
 		credited := false
-		var gross fixtures.Money
+		var gross generate.Money
 		for i, s := range f.Steps {
 			if applied[fi][i] && (!s.Child || s.Capture) && !s.Foreign && s.Status == "Completed" && moneyIn[s.Kind] {
 				credited, gross = true, s.Amount
@@ -120,8 +120,8 @@ func (f Family) Currency() string {
 // BalanceChange is how far h moves the payer's balances, by currency: its
 // transactions' nets added up. Every currency h pays in is named, moved
 // or not.
-func BalanceChange(h History) map[string]fixtures.Money {
-	out := map[string]fixtures.Money{}
+func BalanceChange(h History) map[string]generate.Money {
+	out := map[string]generate.Money{}
 	outcomes := Expected(h)
 	for fi, f := range h.Families {
 		if f.Transfer {
@@ -201,7 +201,7 @@ func paydoOutcome(f Family, applied map[int]bool) Outcome {
 	return Outcome{}
 }
 
-func abs(m fixtures.Money) fixtures.Money {
+func abs(m generate.Money) generate.Money {
 	if m < 0 {
 		return -m
 	}
@@ -399,7 +399,7 @@ func ScenarioIgnoring(h History, name, description, customer string, ignore map[
 			for _, ok := range applied[fi] {
 				paid = paid || ok
 			}
-			received := fixtures.Money(0)
+			received := generate.Money(0)
 			if paid {
 				received = f.Gross
 			}

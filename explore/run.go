@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
 )
@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		cfg.Histories = DefaultHistories
 	}
 	if cfg.Seed == 0 {
-		cfg.Seed = fixtures.NewSeed()
+		cfg.Seed = generate.NewSeed()
 	}
 	ignore := map[string]bool{}
 	for _, inv := range cfg.Ignore {
@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			rep.Aborted = err.Error()
 			return rep, nil
 		}
-		seed := fixtures.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
+		seed := generate.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
 		h, err := GenerateFor(seed, cfg.MaxEvents, Grammar{PayDo: cc.PayDoListener != "", Orders: cc.Orders != ""})
 		if err != nil {
 			return rep, fmt.Errorf("%w: history %d: %v", ErrHarness, i, err)
@@ -321,7 +321,7 @@ func (r *runner) payer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrHarness, err)
 	}
-	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, "payer"), io.Discard)
+	res := r.s.RunScenario(ctx, sc, generate.DeriveSeed(r.seed, "payer"), io.Discard)
 	switch {
 	case res.Status == scenarios.Error:
 		return "", fmt.Errorf("%w: a payment from the payer: %s", ErrHarness, res.Message)
@@ -347,7 +347,7 @@ func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 	if r.log != nil {
 		log = r.log
 	}
-	res := r.s.RunScenario(ctx, sc, fixtures.DeriveSeed(r.seed, fmt.Sprint("run-", r.n)), log)
+	res := r.s.RunScenario(ctx, sc, generate.DeriveSeed(r.seed, fmt.Sprint("run-", r.n)), log)
 	if res.Status == scenarios.Error {
 		return res, fmt.Errorf("%w: history %d: %s", ErrHarness, h.Seed, res.Message)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/listener/store/sqlite"
@@ -30,11 +30,11 @@ import (
 // POST of a real-sized IPN) between trivial handlers on loopback. The
 // ratio is the figure to compare across machines.
 func BenchmarkEndToEnd(b *testing.B) {
-	g, err := fixtures.New(1, fixtures.Options{Sandbox: true})
+	g, err := generate.New(1, generate.Options{Sandbox: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	sample, err := g.Message("web_accept", fixtures.Params{})
+	sample, err := g.Message("web_accept", generate.Params{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/listener"
 )
 
@@ -213,12 +213,12 @@ var _ = Describe("Reference listener, PayPal", func() {
 	})
 
 	It("ends right when messages arrive out of order", func() {
-		g, err := fixtures.New(5, fixtures.Options{Sandbox: true, Receiver: fixtures.Receiver{Email: emulator.DefaultReceiverEmail, ID: emulator.DefaultReceiverID}})
+		g, err := generate.New(5, generate.Options{Sandbox: true, Receiver: generate.Receiver{Email: emulator.DefaultReceiverEmail, ID: emulator.DefaultReceiverID}})
 		Expect(err).NotTo(HaveOccurred())
 		payer := g.Person()
 		payer.Email = customerEmail
 		// Completed before its Pending.
-		steps, err := g.Lifecycle("echeck_cleared", fixtures.Params{Payer: &payer, Gross: 4000})
+		steps, err := g.Lifecycle("echeck_cleared", generate.Params{Payer: &payer, Gross: 4000})
 		Expect(err).NotTo(HaveOccurred())
 		for _, i := range []int{1, 0} {
 			body, _ := steps[i].Message.Body()
@@ -229,7 +229,7 @@ var _ = Describe("Reference listener, PayPal", func() {
 		Expect(r.txn("paypal", txn).Net).To(Equal(map[string]string{"USD": "40.00"}))
 
 		// A refund before its payment: held, then applied.
-		steps, err = g.Lifecycle("pay_refund", fixtures.Params{Payer: &payer, Gross: 2000})
+		steps, err = g.Lifecycle("pay_refund", generate.Params{Payer: &payer, Gross: 2000})
 		Expect(err).NotTo(HaveOccurred())
 		body, _ := steps[1].Message.Body()
 		ref := r.pay(emulator.SendRequest{Raw: string(body)})

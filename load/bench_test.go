@@ -14,7 +14,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/load"
 )
 
@@ -65,13 +65,13 @@ func latencyAt(b *testing.B, rate float64) load.Percentiles {
 }
 
 func sampleBodies(b *testing.B, n int) [][]byte {
-	g, err := fixtures.New(1, fixtures.Options{Sandbox: true})
+	g, err := generate.New(1, generate.Options{Sandbox: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		m, err := g.Message("web_accept", fixtures.Params{})
+		m, err := g.Message("web_accept", generate.Params{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -33,7 +33,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Providers a load can come from.
@@ -144,7 +144,7 @@ type Runner struct {
 
 	// PayPal messages are stamped copies of a few generated templates per
 	// kind: generating each one cost more CPU than delivering it.
-	templates map[string][]*fixtures.Stamper
+	templates map[string][]*generate.Stamper
 	stampMu   sync.Mutex
 	stampRNG  *rand.Rand
 	stamps    int
@@ -193,7 +193,7 @@ func New(cfg Config) (*Runner, error) {
 // makeTemplates generates TemplatesPerKind messages of each kind, as
 // Dispatch would (the same params, payer and receiver).
 func (r *Runner) makeTemplates() error {
-	r.templates = map[string][]*fixtures.Stamper{}
+	r.templates = map[string][]*generate.Stamper{}
 	for _, kind := range r.cfg.Kinds {
 		if _, done := r.templates[kind]; done {
 			continue
@@ -203,7 +203,7 @@ func (r *Runner) makeTemplates() error {
 			if err != nil {
 				return fmt.Errorf("load: make a %s message: %w", kind, err)
 			}
-			r.templates[kind] = append(r.templates[kind], fixtures.NewStamper(body))
+			r.templates[kind] = append(r.templates[kind], generate.NewStamper(body))
 		}
 	}
 	return nil
@@ -228,16 +228,16 @@ func (c *Config) normalize() error {
 	var known []string
 	switch c.Provider {
 	case PayPal:
-		known = fixtures.KindNames()
+		known = generate.KindNames()
 		if len(c.Kinds) == 0 {
 			c.Kinds = []string{"web_accept"}
 		}
 	case PayDo:
-		for _, k := range fixtures.PayDoKinds() {
+		for _, k := range generate.PayDoKinds() {
 			known = append(known, k.Name)
 		}
 		if len(c.Kinds) == 0 {
-			c.Kinds = []string{fixtures.PayDoCheckout}
+			c.Kinds = []string{generate.PayDoCheckout}
 		}
 		if c.PayerEmail != "" {
 			return bad("a payer email applies to PayPal messages only")

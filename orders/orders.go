@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Fields a PayPal message names an order in.
@@ -23,7 +23,7 @@ var Fields = []string{"invoice", "custom", "item_number"}
 
 // Request is the order the harness asks for.
 type Request struct {
-	Amount   fixtures.Money
+	Amount   generate.Money
 	Currency string
 }
 
@@ -32,7 +32,7 @@ type Order struct {
 	// Ref is the order's reference, as the message names it.
 	Ref string
 	// Amount and Currency are what the order costs.
-	Amount   fixtures.Money
+	Amount   generate.Money
 	Currency string
 	// Field is where the message names it: invoice, custom or item_number.
 	Field string
@@ -77,7 +77,7 @@ func (a answer) order() (Order, error) {
 	if strings.TrimSpace(o.Ref) == "" {
 		return Order{}, errors.New("no ref: want the order's reference, as the message must name it")
 	}
-	amount, err := fixtures.ParseMoney(strings.TrimSpace(fmt.Sprint(a.Amount)))
+	amount, err := generate.ParseMoney(strings.TrimSpace(fmt.Sprint(a.Amount)))
 	if a.Amount == nil || err != nil || amount <= 0 {
 		return Order{}, fmt.Errorf("amount %v: want a positive amount such as \"25.00\"", a.Amount)
 	}

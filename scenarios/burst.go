@@ -10,7 +10,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/events"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Races caught on purpose. A listener that checks for a duplicate and
@@ -35,7 +35,7 @@ func (r *runner) sendBursts(ctx context.Context, s *Send, req emulator.SendReque
 	base := req.Seed
 	var views []emulator.MessageView
 	for b := range s.Bursts {
-		req.Seed = api.Seed(fixtures.DeriveSeed(uint64(base), fmt.Sprintf("burst %d", b+1)))
+		req.Seed = api.Seed(generate.DeriveSeed(uint64(base), fmt.Sprintf("burst %d", b+1)))
 		if b > 0 && r.paysOrder(s) == "new" {
 			// Each burst is a new payment: of a new order.
 			if _, err := r.applyOrder(ctx, s, params); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/probe"
 )
 
@@ -459,7 +459,7 @@ func (r *runner) readStartBalances(ctx context.Context) error {
 			return fmt.Errorf("the balances of customer %s before the first step: %w", e.Customer, err)
 		}
 		if r.startBalances == nil {
-			r.startBalances = map[string]map[string]fixtures.Money{}
+			r.startBalances = map[string]map[string]generate.Money{}
 		}
 		r.startBalances[e.Customer] = b
 	}
@@ -483,7 +483,7 @@ func (r *runner) expectBalance(ctx context.Context, e *Expect) error {
 	}
 	start := r.startBalances[e.Customer]
 	currencies := map[string]bool{}
-	for _, m := range []map[string]fixtures.Money{start, now} {
+	for _, m := range []map[string]generate.Money{start, now} {
 		for c := range m {
 			currencies[c] = true
 		}
@@ -496,7 +496,7 @@ func (r *runner) expectBalance(ctx context.Context, e *Expect) error {
 		ev = append(ev, fmt.Sprintf("customer %s's %s balance: %s when the scenario started, %s now", e.Customer, c, start[c], now[c]))
 	}
 	for _, c := range slices.Sorted(maps.Keys(currencies)) {
-		want, _ := fixtures.ParseMoney(e.BalanceChange[c]) // checked when loaded; "" is 0
+		want, _ := generate.ParseMoney(e.BalanceChange[c]) // checked when loaded; "" is 0
 		if moved := now[c] - start[c]; moved != want {
 			return fail(ev, "customer %s's %s balance moved by %s, want %s", e.Customer, c, moved, want)
 		}
@@ -504,14 +504,14 @@ func (r *runner) expectBalance(ctx context.Context, e *Expect) error {
 	return nil
 }
 
-func readBalances(ctx context.Context, br BalanceReader, customer string) (map[string]fixtures.Money, error) {
+func readBalances(ctx context.Context, br BalanceReader, customer string) (map[string]generate.Money, error) {
 	raw, err := br.Balances(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]fixtures.Money, len(raw))
+	out := make(map[string]generate.Money, len(raw))
 	for c, s := range raw {
-		m, err := fixtures.ParseMoney(s)
+		m, err := generate.ParseMoney(s)
 		if err != nil {
 			return nil, fmt.Errorf("customer %s: the probe's %s balance %q is not an amount", customer, c, s)
 		}
@@ -559,10 +559,10 @@ func (r *runner) judgeTxn(e *Expect, known judgeable, txn string, t ProbeTransac
 		return fail(ev, "transaction %s has %d balance effect(s), want %d", txn, len(t.Effects), *e.Effects)
 	}
 	if e.Net != "" {
-		want, _ := fixtures.ParseMoney(e.Net)
-		got := fixtures.Money(0)
+		want, _ := generate.ParseMoney(e.Net)
+		got := generate.Money(0)
 		if s := t.Net[e.Currency]; s != "" {
-			if got, err = fixtures.ParseMoney(s); err != nil {
+			if got, err = generate.ParseMoney(s); err != nil {
 				return fail(ev, "transaction %s: the probe's net %q is not an amount", txn, s)
 			}
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // ErrInvalid is wrapped by every load error.
@@ -404,7 +404,7 @@ func (l *loader) checkSend(n *yaml.Node, s *Send) error {
 // (those not given by a reference, known only when the step runs) for a
 // message of kind ("" when the step replays one).
 func checkValues(kind string, params map[string]any) error {
-	var p fixtures.Params
+	var p generate.Params
 	for key, dst := range map[string]*string{"status": &p.Status, "pending_reason": &p.PendingReason, "reason_code": &p.ReasonCode, "case_type": &p.CaseType} {
 		if v, ok := params[key].(string); ok && !strings.Contains(v, "${") {
 			*dst = v
@@ -446,14 +446,14 @@ func (l *loader) checkGenerate(n *yaml.Node, g *Generate) error {
 	if g.As == "" {
 		return l.at(n, "generate: as is required (steps send its messages with from: NAME.STEP)")
 	}
-	gen, err := fixtures.New(1, fixtures.Options{Charset: g.Charset})
+	gen, err := generate.New(1, generate.Options{Charset: g.Charset})
 	if err != nil {
 		return l.at(n, "generate: %v", err)
 	}
 	if err := checkParams[emulator.Params](l, n, g.Params); err != nil {
 		return err
 	}
-	steps, err := gen.Lifecycle(g.Lifecycle, fixtures.Params{})
+	steps, err := gen.Lifecycle(g.Lifecycle, generate.Params{})
 	if err != nil {
 		return l.at(n, "generate: %v", err)
 	}
@@ -519,7 +519,7 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		}
 	}
 	if e.Received != "" {
-		if _, err := fixtures.ParseMoney(e.Received); err != nil {
+		if _, err := generate.ParseMoney(e.Received); err != nil {
 			return l.at(n, "received: %v", err)
 		}
 	}
@@ -546,7 +546,7 @@ func (l *loader) checkExpect(n *yaml.Node, e *Expect) error {
 		return l.at(n, "%v", err)
 	}
 	if e.Net != "" {
-		if _, err := fixtures.ParseMoney(e.Net); err != nil {
+		if _, err := generate.ParseMoney(e.Net); err != nil {
 			return l.at(n, "net: %v", err)
 		}
 	}
@@ -567,7 +567,7 @@ func checkBalanceChange(e *Expect) error {
 		if !currencyCode(cur) {
 			return fmt.Errorf("balance_change: %q is not a currency code (three capital letters, e.g. USD)", cur)
 		}
-		if _, err := fixtures.ParseMoney(amount); err != nil {
+		if _, err := generate.ParseMoney(amount); err != nil {
 			return fmt.Errorf("balance_change %s: %v", cur, err)
 		}
 	}

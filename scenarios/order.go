@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
 )
@@ -104,7 +104,7 @@ func (r *runner) newOrder(ctx context.Context, params map[string]any) (orders.Or
 	}
 	req := orders.Request{Amount: 2500, Currency: "USD"}
 	if g, ok := params["gross"].(string); ok && g != "" {
-		m, err := fixtures.ParseMoney(g)
+		m, err := generate.ParseMoney(g)
 		if err != nil {
 			return orders.Order{}, err
 		}
@@ -177,8 +177,8 @@ func (r *runner) expectOrder(ctx context.Context, e *Expect) error {
 		return fail(ev, "order %s is marked paid, and must not be", o.Ref)
 	}
 	if e.Received != "" {
-		want, _ := fixtures.ParseMoney(e.Received) // checked when loaded
-		have, perr := fixtures.ParseMoney(received)
+		want, _ := generate.ParseMoney(e.Received) // checked when loaded
+		have, perr := generate.ParseMoney(received)
 		if perr != nil {
 			return fail(ev, "order %s: the probe's received %q is not an amount", o.Ref, received)
 		}

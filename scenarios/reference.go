@@ -7,7 +7,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // The tables the loader validates against, which Reference documents.
@@ -92,15 +92,15 @@ func Reference() string {
 	b.WriteString("`${NAME.STEP.FIELD}` a field of a generated lifecycle's step, and `${env.SETTING}` a setting of the run: " + codeList(prefixed("env.", envRefs)) + ". ")
 	b.WriteString("A reference to a name no earlier step defines is an error at load time.\n")
 	b.WriteString("\n## Choices\n\n")
-	fmt.Fprintf(&b, "- PayPal kinds (`send: kind`): %s.\n", codeList(fixtures.KindNames()))
-	fmt.Fprintf(&b, "- PayDo kinds: %s.\n", codeList([]string{fixtures.PayDoTransfer, fixtures.PayDoCheckout}))
+	fmt.Fprintf(&b, "- PayPal kinds (`send: kind`): %s.\n", codeList(generate.KindNames()))
+	fmt.Fprintf(&b, "- PayDo kinds: %s.\n", codeList([]string{generate.PayDoTransfer, generate.PayDoCheckout}))
 	b.WriteString("- Lifecycles (`generate: lifecycle`) and their steps:\n")
-	gen, err := fixtures.New(1, fixtures.Options{})
+	gen, err := generate.New(1, generate.Options{})
 	if err != nil {
 		panic(err) // the default options are always valid
 	}
-	for _, name := range fixtures.LifecycleNames() {
-		steps, err := gen.Lifecycle(name, fixtures.Params{})
+	for _, name := range generate.LifecycleNames() {
+		steps, err := gen.Lifecycle(name, generate.Params{})
 		if err != nil {
 			panic(err) // every listed lifecycle generates
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orders"
 )
 
@@ -191,9 +191,9 @@ func Run(ctx context.Context, env Env, sc *Scenario) Result {
 	start := time.Now()
 	env = env.withDefaults()
 	if env.Seed == 0 {
-		env.Seed = fixtures.NewSeed()
+		env.Seed = generate.NewSeed()
 	}
-	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]fixtures.Step{}, orders: map[string]orders.Order{}}
+	r := &runner{env: env, sc: sc, sent: map[string]emulator.MessageView{}, generated: map[string][]generate.Step{}, orders: map[string]orders.Order{}}
 	res := Result{Scenario: sc.Name, Status: Passed, Seed: api.Seed(env.Seed)}
 	defer r.watch(ctx)()
 	if err := r.readStartBalances(ctx); err != nil {
@@ -238,10 +238,10 @@ type runner struct {
 	txns      []string               // the transactions its messages are about
 	views     []emulator.MessageView // every message it sent, as first seen
 	sent      map[string]emulator.MessageView
-	generated map[string][]fixtures.Step
+	generated map[string][]generate.Step
 	// startBalances are the balances of the customers the scenario's
 	// balance expectations name, read before its first step.
-	startBalances map[string]map[string]fixtures.Money
+	startBalances map[string]map[string]generate.Money
 	// customers are those the probe named in the effects it showed.
 	customers []string
 	// notJudged are the expectations' parts the probe cannot answer.
@@ -448,7 +448,7 @@ func (r *runner) seed(own uint64) uint64 {
 	if own != 0 {
 		return own
 	}
-	return fixtures.DeriveSeed(r.env.Seed, fmt.Sprintf("step %d", r.index+1))
+	return generate.DeriveSeed(r.env.Seed, fmt.Sprintf("step %d", r.index+1))
 }
 
 func (r *runner) generate(ctx context.Context, g *Generate) error {
@@ -484,10 +484,10 @@ func (r *runner) generate(ctx context.Context, g *Generate) error {
 }
 
 // lifecycle makes g's messages from params.
-func (r *runner) lifecycle(g *Generate, params map[string]any) ([]fixtures.Step, error) {
+func (r *runner) lifecycle(g *Generate, params map[string]any) ([]generate.Step, error) {
 	prof := r.env.Emulator.PayPal().Profile()
-	gen, err := fixtures.New(r.seed(g.Seed), fixtures.Options{Charset: g.Charset, Sandbox: !r.env.Emulator.Live(), Neutral: r.sc.Values != ValuesRealistic, Start: r.env.Emulator.Clock().Now(),
-		Receiver: fixtures.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
+	gen, err := generate.New(r.seed(g.Seed), generate.Options{Charset: g.Charset, Sandbox: !r.env.Emulator.Live(), Neutral: r.sc.Values != ValuesRealistic, Start: r.env.Emulator.Clock().Now(),
+		Receiver: generate.Receiver{Email: prof.ReceiverEmail, ID: prof.ReceiverID}})
 	if err != nil {
 		return nil, err
 	}

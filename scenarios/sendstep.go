@@ -13,7 +13,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // sendStep is what a provider's send step takes (checked when a scenario
@@ -72,8 +72,8 @@ func (paypalSend) currency() string         { return "USD" }
 
 func (paypalSend) check(l *loader, n *yaml.Node, s *Send) error {
 	if s.Kind != "" {
-		if _, ok := fixtures.LookupKind(s.Kind); !ok {
-			return l.at(n, "kind %q: want one of %s", s.Kind, strings.Join(fixtures.KindNames(), ", "))
+		if _, ok := generate.LookupKind(s.Kind); !ok {
+			return l.at(n, "kind %q: want one of %s", s.Kind, strings.Join(generate.KindNames(), ", "))
 		}
 	}
 	if len(s.Then) > 0 || s.Interval != "" || s.Source != "" || s.ForwardedFor != "" {
@@ -164,7 +164,7 @@ func (paydoSend) check(l *loader, n *yaml.Node, s *Send) error {
 	if s.Kind == "" {
 		return l.at(n, "kind is required for PayDo: transfer or checkout")
 	}
-	if err := l.oneOf(n, "kind", s.Kind, []string{fixtures.PayDoTransfer, fixtures.PayDoCheckout}); err != nil {
+	if err := l.oneOf(n, "kind", s.Kind, []string{generate.PayDoTransfer, generate.PayDoCheckout}); err != nil {
 		return err
 	}
 	if s.From != "" || s.Raw != "" || len(s.Unset) > 0 || s.Charset != "" || s.Flavour != "" {
@@ -182,7 +182,7 @@ func (paydoSend) send(ctx context.Context, r *runner, s *Send, params, set map[s
 	if req.ForwardedFor == paydo.Provider { // PayDo's own configured address
 		req.ForwardedFor = r.env.PayDoSource
 	}
-	if _, ok := params["metadata"]; !ok && s.Kind == fixtures.PayDoCheckout {
+	if _, ok := params["metadata"]; !ok && s.Kind == generate.PayDoCheckout {
 		params["metadata"] = map[string]any{"customer": r.env.PayerEmail}
 	}
 	if err := decodeInto(params, &req.Params); err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipnlab/ipnlab/emulator"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 func encodeRaw(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -25,13 +25,13 @@ func newFixtures() *cobra.Command {
 				Description string `json:"description"`
 			}
 			out := map[string][]entry{"paypal": {}, "paydo": {}, "lifecycles": {}}
-			for _, k := range fixtures.Kinds() {
+			for _, k := range generate.Kinds() {
 				out["paypal"] = append(out["paypal"], entry{k.Name, k.TxnType, k.Description})
 			}
-			for _, k := range fixtures.PayDoKinds() {
+			for _, k := range generate.PayDoKinds() {
 				out["paydo"] = append(out["paydo"], entry{Name: k.Name, Description: k.Description})
 			}
-			for _, l := range fixtures.Lifecycles() {
+			for _, l := range generate.Lifecycles() {
 				out["lifecycles"] = append(out["lifecycles"], entry{Name: l.Name, Description: l.Description})
 			}
 			return printJSON(cmd.OutOrStdout(), out)
@@ -49,7 +49,7 @@ func newFixtures() *cobra.Command {
 			}
 		}
 		var rows [][2]string
-		for _, k := range fixtures.Kinds() {
+		for _, k := range generate.Kinds() {
 			name := k.Name // its txn_type too, unless said
 			switch k.TxnType {
 			case k.Name:
@@ -62,12 +62,12 @@ func newFixtures() *cobra.Command {
 		}
 		section("PayPal kinds (send paypal --kind):", rows)
 		rows = nil
-		for _, k := range fixtures.PayDoKinds() {
+		for _, k := range generate.PayDoKinds() {
 			rows = append(rows, [2]string{k.Name, k.Description})
 		}
 		section("\nPayDo kinds (send paydo --kind):", rows)
 		rows = nil
-		for _, l := range fixtures.Lifecycles() {
+		for _, l := range generate.Lifecycles() {
 			rows = append(rows, [2]string{l.Name, l.Description})
 		}
 		section("\nLifecycles (send paypal --lifecycle):", rows)
@@ -83,15 +83,15 @@ func newFixtures() *cobra.Command {
 	show := &cobra.Command{Use: "show KIND|LIFECYCLE|transfer|checkout", Short: "Print a generated message or lifecycle (reproducible with --seed)", Args: exactArgs(1)}
 	show.RunE = func(cmd *cobra.Command, args []string) error {
 		if seed == 0 {
-			seed = fixtures.NewSeed()
+			seed = generate.NewSeed()
 		}
 		start, err := time.Parse(time.RFC3339, at)
 		if err != nil {
 			return usageError{fmt.Errorf("--at %q: want a time such as 2026-01-15T18:30:00Z", at)}
 		}
-		g, err := fixtures.New(seed, fixtures.Options{
-			Charset: charset, Sandbox: !live, Flavour: fixtures.Flavour(flavour),
-			Receiver: fixtures.Receiver{Email: recvEmail, ID: recvID},
+		g, err := generate.New(seed, generate.Options{
+			Charset: charset, Sandbox: !live, Flavour: generate.Flavour(flavour),
+			Receiver: generate.Receiver{Email: recvEmail, ID: recvID},
 			Start:    start,
 		})
 		if err != nil {
@@ -110,8 +110,8 @@ func newFixtures() *cobra.Command {
 			return usageError{err}
 		}
 		w := cmd.OutOrStdout()
-		if args[0] == fixtures.PayDoTransfer || args[0] == fixtures.PayDoCheckout {
-			m, err := g.PayDo(args[0], fixtures.PayDoParams{})
+		if args[0] == generate.PayDoTransfer || args[0] == generate.PayDoCheckout {
+			m, err := g.PayDo(args[0], generate.PayDoParams{})
 			if err != nil {
 				return usageError{err}
 			}
@@ -125,13 +125,13 @@ func newFixtures() *cobra.Command {
 			_, err = w.Write(append(body, '\n'))
 			return err
 		}
-		steps := []fixtures.Step{}
-		if _, isKind := fixtures.LookupKind(args[0]); isKind {
+		steps := []generate.Step{}
+		if _, isKind := generate.LookupKind(args[0]); isKind {
 			m, err := g.Message(args[0], p)
 			if err != nil {
 				return usageError{err}
 			}
-			steps = append(steps, fixtures.Step{Name: args[0], Message: m})
+			steps = append(steps, generate.Step{Name: args[0], Message: m})
 		} else if steps, err = g.Lifecycle(args[0], p); err != nil {
 			return usageError{fmt.Errorf("%q is neither a kind nor a lifecycle (ipnlab fixtures list)", args[0])}
 		}

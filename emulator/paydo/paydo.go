@@ -22,7 +22,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orderedjson"
 
 	"github.com/ipnlab/ipnlab/emulator/watchdog"
@@ -323,7 +323,7 @@ func (s *Service) Registrations() (projects, users map[string]string) {
 
 // Notification is one PayDo message to send.
 type Notification struct {
-	Message fixtures.PayDoMessage
+	Message generate.PayDoMessage
 	// URL overrides the registered one.
 	URL string
 	// Project (checkout) or User (transfer) picks the registered URL;
@@ -410,7 +410,7 @@ func (s *Service) target(n Notification) (string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n.Message.Kind == fixtures.PayDoTransfer {
+	if n.Message.Kind == generate.PayDoTransfer {
 		user := n.User
 		if user == "" {
 			user = "default"
@@ -431,7 +431,7 @@ func (s *Service) target(n Notification) (string, error) {
 }
 
 // update records the state a message announces.
-func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) ([]journal.Entry, error) {
+func (s *Service) update(messageID, project string, m generate.PayDoMessage) ([]journal.Entry, error) {
 	str := func(path string) string {
 		v, _ := m.Body.Get(path)
 		switch x := v.(type) {
@@ -443,7 +443,7 @@ func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) ([]
 		return ""
 	}
 	statusPath := "transaction.state"
-	if m.Kind == fixtures.PayDoTransfer {
+	if m.Kind == generate.PayDoTransfer {
 		statusPath = "transaction.status"
 	}
 	var status int
@@ -458,7 +458,7 @@ func (s *Service) update(messageID, project string, m fixtures.PayDoMessage) ([]
 	}
 	tx.Status, tx.Updated = status, s.cfg.Clock.Now()
 	tx.Messages = append(tx.Messages, messageID)
-	if m.Kind == fixtures.PayDoTransfer {
+	if m.Kind == generate.PayDoTransfer {
 		tx.Amount, tx.Currency = str("transaction.amount"), str("transaction.currency")
 	} else {
 		tx.Amount, tx.Currency = m.Amount.String(), m.Currency
@@ -526,7 +526,7 @@ func (s *Service) LookupHandler() http.Handler {
 		key := r.PathValue("id")
 		project := s.projectOf(r)
 		tx, ok := s.Transaction(key)
-		ok = ok && project != "" && tx.Kind == fixtures.PayDoCheckout && tx.Project == project
+		ok = ok && project != "" && tx.Kind == generate.PayDoCheckout && tx.Project == project
 		if ok {
 			s.lookedUp(key, s.cfg.Clock.Now())
 		}

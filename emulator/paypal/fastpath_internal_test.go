@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // The verifier recognises the usual correct postback without decoding it
@@ -19,10 +19,10 @@ var _ = Describe("The exact postback's fast path", func() {
 		byVerify := map[string][]*Message{}
 		for seed := uint64(1); seed <= 3; seed++ {
 			for _, cs := range []string{"windows-1252", "UTF-8", "windows-1255"} {
-				g, err := fixtures.New(seed, fixtures.Options{Sandbox: seed%2 == 0, Charset: cs})
+				g, err := generate.New(seed, generate.Options{Sandbox: seed%2 == 0, Charset: cs})
 				Expect(err).NotTo(HaveOccurred())
-				for _, kind := range fixtures.KindNames() {
-					m, err := g.Message(kind, fixtures.Params{})
+				for _, kind := range generate.KindNames() {
+					m, err := g.Message(kind, generate.Params{})
 					Expect(err).NotTo(HaveOccurred())
 					body, err := m.Body()
 					Expect(err).NotTo(HaveOccurred())

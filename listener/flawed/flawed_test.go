@@ -16,7 +16,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -165,9 +165,9 @@ var _ = Describe("A flawed listener", func() {
 		// 127.0.0.1, carrying X-Forwarded-For if forwarded is set, while
 		// only 203.0.113.5 is PayDo's.
 		accepted := func(mutant mutants.Name, forwarded string) int {
-			gen, err := fixtures.New(7, fixtures.Options{})
+			gen, err := generate.New(7, generate.Options{})
 			Expect(err).NotTo(HaveOccurred())
-			msg, err := gen.PayDo(fixtures.PayDoTransfer, fixtures.PayDoParams{})
+			msg, err := gen.PayDo(generate.PayDoTransfer, generate.PayDoParams{})
 			Expect(err).NotTo(HaveOccurred())
 			body, err := json.Marshal(msg.Body)
 			Expect(err).NotTo(HaveOccurred())

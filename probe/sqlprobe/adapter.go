@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers "sqlite"
 
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
@@ -232,7 +232,7 @@ func (a *Adapter) Order(ctx context.Context, ref string) (probe.Order, error) {
 		return probe.Order{}, probe.ErrNoOrder
 	}
 	o := probe.Order{Ref: ref, Received: map[string]string{}}
-	sums := map[string]fixtures.Money{}
+	sums := map[string]generate.Money{}
 	for _, r := range rows {
 		paid, err := truth(r["paid"])
 		if err != nil {
@@ -403,7 +403,7 @@ func (a *Adapter) Transaction(ctx context.Context, provider, txnID string) (prob
 	if err != nil {
 		return probe.Transaction{}, fmt.Errorf("probe %s: effects of %s: %w", a.dsn, txnID, err)
 	}
-	net := map[string]fixtures.Money{}
+	net := map[string]generate.Money{}
 	for _, e := range effects {
 		amount, err := money(e["amount"])
 		if err != nil {
@@ -433,7 +433,7 @@ func (a *Adapter) Balances(ctx context.Context, customer string) (map[string]str
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: balances of %s: %w", a.dsn, customer, err)
 	}
-	sums := map[string]fixtures.Money{}
+	sums := map[string]generate.Money{}
 	for _, r := range rows {
 		amount, err := money(r["balance"])
 		if err != nil {
@@ -450,12 +450,12 @@ func (a *Adapter) Balances(ctx context.Context, customer string) (map[string]str
 
 // money reads an amount in currency units ("25", "25.5", "-25.50", 25.499999
 // from a float column), to the cent.
-func money(s string) (fixtures.Money, error) {
+func money(s string) (generate.Money, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil {
 		return 0, errors.New("not a number")
 	}
-	return fixtures.Money(math.Round(f * 100)), nil
+	return generate.Money(math.Round(f * 100)), nil
 }
 
 // Idle waits (up to wait) until nothing is being processed: every

@@ -18,7 +18,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/fixtures"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/orders"
 	"github.com/ipnlab/ipnlab/probe"
@@ -417,7 +417,7 @@ func (s *Session) run(ctx context.Context, c Check, log io.Writer, gate *clockGa
 		r.Status, r.Message = scenarios.Error, err.Error()
 		return r
 	}
-	res := s.runScenarioWith(ctx, sc, fixtures.DeriveSeed(s.seed, c.ID), log, gate)
+	res := s.runScenarioWith(ctx, sc, generate.DeriveSeed(s.seed, c.ID), log, gate)
 	r.Status, r.Message, r.Evidence, r.Seconds, r.NotJudged, r.findings = res.Status, res.Message, res.Evidence, res.Duration.Seconds(), res.NotJudged, res.Findings
 	if by := blockers(c.ID, res); r.Status == scenarios.Failed && by != nil {
 		r.Status, r.BlockedBy, r.Message, r.failure = scenarios.Blocked, by, blockedMessage(by, res), res.Message

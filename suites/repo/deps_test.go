@@ -21,7 +21,7 @@ var (
 	// emulator itself, its console, the fixtures and their fake data (the
 	// wire types are in emulator/api).
 	theServer = []string{"github.com/ipnlab/ipnlab/emulator", "github.com/ipnlab/ipnlab/emulator/console",
-		"github.com/ipnlab/ipnlab/fixtures", "github.com/brianvoe/gofakeit/v7"}
+		"github.com/ipnlab/ipnlab/generate", "github.com/brianvoe/gofakeit/v7"}
 	// theEngine is the emulator's machinery: a client speaks wire shapes
 	// (emulator/api), it links no delivery engine, verifier, journal,
 	// event bus, clock or watchdog.
@@ -53,7 +53,7 @@ var _ = DescribeTable("A package's dependencies",
 	// It runs the image and talks to it over HTTP (testcontainers links
 	// testing itself).
 	Entry("the emulator's testcontainers module", "github.com/ipnlab/ipnlab/containers/emulatorcontainer", browserCode, sqlite, theServer, theEngine),
-	Entry("fixtures", "github.com/ipnlab/ipnlab/fixtures", testCode, containerCode, browserCode),
+	Entry("fixtures", "github.com/ipnlab/ipnlab/generate", testCode, containerCode, browserCode),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
 	Entry("the reference listener", "github.com/ipnlab/ipnlab/listener", testCode, containerCode, browserCode, theGallery),
