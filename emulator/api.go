@@ -1,31 +1,24 @@
 package emulator
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
-	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/console"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
 // MaxAPIBody bounds a control API request body.
-const MaxAPIBody = 1 << 20
+const MaxAPIBody = plugin.MaxAPIBody
 
 type route struct {
 	method, pattern string
@@ -124,12 +117,12 @@ func (e *Emulator) routes() http.Handler {
 		if _, pattern := paths.Handler(r); pattern != "" {
 			methods := allow[pattern]
 			w.Header().Set("Allow", strings.Join(methods, ", "))
-			writeError(w, &apiError{http.StatusMethodNotAllowed,
-				fmt.Sprintf("%s %s: method not allowed, use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
+			writeError(w, plugin.StatusError(http.StatusMethodNotAllowed,
+				"%s %s: method not allowed, use %s", r.Method, r.URL.Path, strings.Join(methods, " or ")))
 			return
 		}
-		writeError(w, &apiError{http.StatusNotFound,
-			fmt.Sprintf("no endpoint %s %s; the API is described at /api/v1/openapi.yaml", r.Method, r.URL.Path)})
+		writeError(w, plugin.StatusError(http.StatusNotFound,
+			"no endpoint %s %s; the API is described at /api/v1/openapi.yaml", r.Method, r.URL.Path))
 	})
 	if e.cfg.APIToken == "" {
 		return mux
@@ -166,39 +159,17 @@ func (e *Emulator) requireToken(next http.Handler, public *http.ServeMux) http.H
 			if ok {
 				msg = "wrong API token"
 			}
-			writeError(w, &apiError{http.StatusUnauthorized, msg})
+			writeError(w, apiError(http.StatusUnauthorized, msg))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// apiError carries an HTTP status.
-type apiError struct {
-	status int
-	msg    string
-}
+// apiError is an error the control API answers with its status.
+func apiError(status int, msg string) error { return plugin.StatusError(status, "%s", msg) }
 
-func (e *apiError) Error() string { return e.msg }
-
-func statusOf(err error) int {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae.status
-	case errors.Is(err, errBadRequest):
-		return http.StatusBadRequest
-	case errors.Is(err, delivery.ErrNotFound), errors.Is(err, paypal.ErrNotFound), errors.Is(err, ErrNoProvider):
-		return http.StatusNotFound
-	case errors.Is(err, clock.ErrNotManual), errors.Is(err, delivery.ErrNotHeld), errors.Is(err, paypal.ErrSignTaken), errors.Is(err, paydo.ErrTaken):
-		return http.StatusConflict
-	case errors.Is(err, delivery.ErrBadURL), errors.Is(err, paypal.ErrNoTarget), errors.Is(err, clock.ErrNegative), errors.Is(err, clock.ErrTooLong):
-		return http.StatusBadRequest
-	case errors.Is(err, delivery.ErrNotAllowed):
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
-}
+func statusOf(err error) int { return plugin.StatusOf(err) }
 
 // refused is a refused setting's error: 403 when the allowlist refused
 // its URL, 409 when another sandbox account has it, else 400.
@@ -209,63 +180,16 @@ func refused(err error) error {
 	return badRequest("%v", err)
 }
 
-func writeError(w http.ResponseWriter, err error) {
-	status := statusOf(err)
-	writeJSON(w, status, map[string]any{"error": map[string]any{"status": status, "message": messageOf(err)}})
-}
+func writeError(w http.ResponseWriter, err error) { plugin.WriteError(w, err) }
 
 // messageOf is an error as the API says it.
-func messageOf(err error) string {
-	return strings.TrimPrefix(err.Error(), errBadRequest.Error()+": ")
-}
+func messageOf(err error) string { return plugin.MessageOf(err) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-// firstInvalidUTF8 returns the offset of the first byte that is not UTF-8.
-func firstInvalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 {
-			return i
-		}
-		i += size
-	}
-	return len(b)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { plugin.WriteJSON(w, status, v) }
 
 // readJSON decodes a request body, refusing other content types, unknown
 // fields and oversized bodies.
-func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return &apiError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: send application/json", ct)}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxAPIBody)}
-	case err != nil:
-		return badRequest("reading the body: %v", err)
-	case !utf8.Valid(body):
-		// encoding/json would quietly replace the bad bytes with U+FFFD.
-		return badRequest("body is not UTF-8 (JSON must be): invalid byte at offset %d", firstInvalidUTF8(body))
-	case bytes.Equal(bytes.TrimSpace(body), []byte("null")):
-		// encoding/json leaves v as it was: a null would pass for {}.
-		return badRequest("body is null: want a JSON object")
-	}
-	return decodeJSON(bytes.NewReader(body), v)
-}
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error { return plugin.ReadJSON(w, r, v) }
 
 // query checks that a request names only the query parameters allowed.
 func query(r *http.Request, allowed ...string) (url.Values, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
 // The clock API: reading it, advancing it, running it until idle.
@@ -63,8 +64,8 @@ func (e *Emulator) runUntilIdle(w http.ResponseWriter, r *http.Request) error {
 	e.report(e.saveClock(e.clock.Now()))
 	e.bus.Publish(events.ClockAdvanced, e.clock.Now(), "", "", map[string]string{"by": moved.String()})
 	if err != nil {
-		return &apiError{http.StatusConflict, fmt.Sprintf("the clock moved %s and stopped at %s: still scheduled past the %s limit: %s (raise the limit, or clock advance)",
-			clock.FormatDuration(moved), e.clock.Now().UTC().Format(time.RFC3339), req.Limit, e.waiting())}
+		return plugin.StatusError(http.StatusConflict, "the clock moved %s and stopped at %s: still scheduled past the %s limit: %s (raise the limit, or clock advance)",
+			clock.FormatDuration(moved), e.clock.Now().UTC().Format(time.RFC3339), req.Limit, e.waiting())
 	}
 	writeJSON(w, http.StatusOK, e.clockView())
 	return nil

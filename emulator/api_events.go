@@ -99,7 +99,7 @@ func (e *Emulator) pollEvents(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	evs, missed, err := e.next(ctx, &q)
 	if err != nil && r.Context().Err() != nil {
-		return &apiError{499, "client went away"}
+		return apiError(499, "client went away")
 	}
 	if evs == nil {
 		evs = []events.Event{}
@@ -115,7 +115,7 @@ func (e *Emulator) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		return &apiError{http.StatusInternalServerError, "streaming unsupported"}
+		return apiError(http.StatusInternalServerError, "streaming unsupported")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -13,8 +13,8 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
 

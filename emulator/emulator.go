@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/metrics"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/generate"
 )
 
@@ -506,8 +506,6 @@ func (e *Emulator) onPostback(p paypal.PostbackRecord) {
 }
 
 // errBadRequest marks errors that are the caller's fault (400).
-var errBadRequest = errors.New("bad request")
+var errBadRequest = plugin.ErrBadRequest
 
-func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
-}
+func badRequest(format string, args ...any) error { return plugin.BadRequest(format, args...) }

@@ -218,7 +218,7 @@ func (e *Emulator) putRegistration(w http.ResponseWriter, r *http.Request) error
 	}
 	switch {
 	case errors.Is(err, paydo.ErrAlreadyExists):
-		return &apiError{http.StatusConflict, err.Error()}
+		return apiError(http.StatusConflict, err.Error())
 	case err != nil:
 		return refused(err)
 	}

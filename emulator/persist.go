@@ -43,9 +43,6 @@ type Restored struct {
 	Providers map[string]RestoredCounts `json:"providers,omitempty"`
 }
 
-// RestoredCounts is what one provider restored, by kind of record.
-type RestoredCounts map[string]int
-
 func (e *Emulator) writeMeta(key string, v any) error {
 	if e.cfg.Journal == nil {
 		return nil

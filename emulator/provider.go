@@ -3,59 +3,15 @@ package emulator
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
-
-// Provider is one fake payment provider plugged into an Emulator: what it
-// serves, how its messages are shown, resent, restored and forgotten. The
-// delivery engine, History, the clock, the journal and the events are the
-// emulator's and shared; a provider builds its messages and hands them to
-// the engine with its Name as their provider.
-//
-// PayPal and PayDo are built in; Config.Providers adds others. What a new
-// provider needs is listed in docs/architecture.md.
-type Provider interface {
-	// Name is how History, the journal, events and the API name it:
-	// lower case letters and digits, unique in the emulator.
-	Name() string
-	// Routes are its HTTP routes: its control API (under /api/v1/, behind
-	// the API token) and, marked Public, what listeners call (a verifier,
-	// a status lookup).
-	Routes() []Route
-	// Restore loads what it journaled; New calls it when there is a
-	// journal, before the delivery engine resumes the queued attempts. It
-	// returns what it knew again, counted by kind of record ("messages",
-	// and any of its own); nil when it knew nothing.
-	Restore() (RestoredCounts, error)
-	// ClientFor is the HTTP client that sends a restored message of this
-	// provider journaled with route (delivery.Submission.Route); nil means
-	// the emulator's.
-	ClientFor(route string) (*http.Client, error)
-	// Describe adds to a message view what the provider knows of the
-	// message beyond its delivery record: body, fields, postbacks.
-	Describe(id string, v *MessageView)
-	// Resend resends message id by hand.
-	Resend(id string, req ResendRequest) error
-	// Forget drops what it keeps of messages evicted from History.
-	Forget(ids []string)
-}
-
-// Factory makes a provider for one emulator, bound to its shared parts
-// (as database/sql drivers open connections): New calls it once, before
-// Restore and before anything is served. Every emulator gets its own
-// provider: each sandbox account, each replica that becomes the leader.
-type Factory func(h Host) (Provider, error)
 
 // Stamper is a Provider that stamps or signs each delivery attempt as it
 // leaves (Stamp gets the attempt's own header to change, and the body):
@@ -71,86 +27,45 @@ type Sender interface {
 	Notify(n Notify) ([]MessageView, error)
 }
 
-// Notify asks a Sender for messages: Kind and Set mean what the provider
-// says they mean.
-type Notify struct {
-	Kind      string
-	Set       map[string]any
-	NotifyURL string
-	Seed      uint64
-	Copies    int
-}
-
-// Host is what the emulator shares with its providers.
-type Host struct {
-	Clock  clock.Clock
-	Engine *delivery.Engine
-	// Journal is nil when the emulator keeps nothing on disk; writes go
-	// through the emulator's ordered writer.
-	Journal journal.Journal
-	// Client sends for the emulator (deliveries, lookups): allowlist on
-	// the dialled address, no redirects, no proxy from the environment.
-	Client *http.Client
-	Logger *slog.Logger
-	// Report hears of errors no request is waiting for.
-	Report func(error)
-	// Publish adds an event to the emulator's journal of events.
-	Publish func(typ string, at time.Time, provider, messageID string, data any)
-	// Seed is the emulator's: a provider's generated values derive from it.
-	Seed uint64
-	// View is a message as the API shows it (after Describe).
-	View func(id string) (MessageView, bool)
-	// Metrics registers the provider's own figures, served at /metrics
-	// with the emulator's account label. Messages, attempts and their
-	// latency are counted for it already, by provider name.
-	Metrics prometheus.Registerer
-	// Schedule plans a send for a later clock time (see Planned): a
-	// provider that plans is a Scheduler.
-	Schedule func(Planned) error
-}
-
-// Route is one HTTP route of a provider.
-type Route struct {
-	// Method is the HTTP method; "" takes every method (a verifier that
-	// records wrong ones).
-	Method  string
-	Pattern string // a net/http pattern path, such as /api/v1/x/notifications
-	Handler http.Handler
-	// Public routes are called by listeners and need no API token.
-	Public bool
-}
+// The provider contract lives in package plugin, which a provider's
+// package imports without the emulator; these names keep the emulator's
+// Go API whole.
+type (
+	Provider       = plugin.Provider
+	Factory        = plugin.Factory
+	Host           = plugin.Host
+	Route          = plugin.Route
+	Notify         = plugin.Notify
+	Planned        = plugin.Planned
+	RestoredCounts = plugin.RestoredCounts
+)
 
 // APIHandler serves h as the control API does: an error becomes the API's
-// JSON error, with its status (400 for a BadRequest, 404 for
-// delivery.ErrNotFound, ...).
+// JSON error, with its status (plugin.StatusOf).
 func APIHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			writeError(w, err)
-		}
-	})
+	return plugin.APIHandler(h)
 }
 
 // StatusError is an error the control API answers with status.
 func StatusError(status int, format string, args ...any) error {
-	return &apiError{status, fmt.Sprintf(format, args...)}
+	return plugin.StatusError(status, format, args...)
 }
 
 // BadRequest is an error that is the caller's fault (HTTP 400).
-func BadRequest(format string, args ...any) error { return badRequest(format, args...) }
+func BadRequest(format string, args ...any) error { return plugin.BadRequest(format, args...) }
 
 // ReadJSON decodes a control API request body into v, strictly (unknown
 // fields and trailing data refused, size bounded by MaxAPIBody).
-func ReadJSON(w http.ResponseWriter, r *http.Request, v any) error { return readJSON(w, r, v) }
+func ReadJSON(w http.ResponseWriter, r *http.Request, v any) error { return plugin.ReadJSON(w, r, v) }
 
 // WriteJSON answers with v as JSON.
-func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+func WriteJSON(w http.ResponseWriter, status int, v any) { plugin.WriteJSON(w, status, v) }
 
 // ErrProvider is returned by New for a provider that cannot be plugged in.
 var ErrProvider = errors.New("provider")
 
 // ErrNoProvider: no provider of that name runs in this emulator.
-var ErrNoProvider = errors.New("not registered")
+var ErrNoProvider = plugin.StatusError(http.StatusNotFound, "not registered")
 
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9]{1,30}$`)
 

@@ -157,7 +157,7 @@ func (e *Emulator) listScenarios(w http.ResponseWriter, r *http.Request) error {
 func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if e.cfg.Scenarios == nil {
-		return &apiError{http.StatusNotFound, "this emulator runs no scenarios (ipnlab serve and lab do)"}
+		return apiError(http.StatusNotFound, "this emulator runs no scenarios (ipnlab serve and lab do)")
 	}
 	req := ScenarioRequest{Name: name, Target: e.ScenarioTarget()}
 	if r.ContentLength != 0 {
@@ -188,13 +188,13 @@ func (e *Emulator) runScenario(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if !e.scenarios.run.TryLock() {
-		return &apiError{http.StatusConflict, "a scenario is running; wait for its result"}
+		return apiError(http.StatusConflict, "a scenario is running; wait for its result")
 	}
 	defer e.scenarios.run.Unlock()
 	res, err := e.cfg.Scenarios.Run(r.Context(), e, req)
 	switch {
 	case errors.Is(err, ErrUnknownScenario):
-		return &apiError{http.StatusNotFound, err.Error()}
+		return apiError(http.StatusNotFound, err.Error())
 	case errors.Is(err, delivery.ErrNotAllowed):
 		return fmt.Errorf("scenario %s: %w", name, err)
 	case err != nil:

@@ -19,18 +19,6 @@ import (
 // restart re-arms them as it re-arms retries.
 const kindScheduled = "emulator.scheduled"
 
-// Planned is a send a provider plans for a later clock time
-// (Host.Schedule): the emulator journals it, arms it on the clock, after a
-// restart too, and when its time comes hands Payload back to the
-// provider's SendScheduled. Label names it in logs and in what the clock
-// says is waiting ("lifecycle chargeback step reversed").
-type Planned struct {
-	Provider string          `json:"provider"`
-	At       time.Time       `json:"at"`
-	Label    string          `json:"label"`
-	Payload  json.RawMessage `json:"payload"`
-}
-
 // Scheduler is a Provider that plans sends (Host.Schedule); SendScheduled
 // sends one from the payload it planned it with.
 type Scheduler interface {

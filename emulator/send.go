@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,9 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
-	"github.com/ipnlab/ipnlab/generate"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/internal/shell"
 	"github.com/ipnlab/ipnlab/internal/suggest"
 )
@@ -334,18 +334,4 @@ func faultOf(r FaultRequest) (paypal.Fault, error) {
 
 // decodeJSON reads exactly one JSON value into v, refusing unknown fields
 // and trailing data.
-func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return badRequest("empty body: want a JSON object")
-		}
-		return badRequest("invalid JSON: %v", err)
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return badRequest("invalid JSON: data after the first value")
-	}
-	return nil
-}
+func decodeJSON(r io.Reader, v any) error { return plugin.DecodeJSON(r, v) }

@@ -6,8 +6,8 @@ import (
 	"strconv"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/form"
+	"github.com/ipnlab/ipnlab/generate"
 )
 
 // PreviewPayPal generates the message a SendRequest would send, without

@@ -22,6 +22,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/orderedjson"
 
@@ -77,8 +78,8 @@ type Config struct {
 	Claim func(what, key string) error
 }
 
-// ErrTaken wraps a Claim's refusal.
-var ErrTaken = errors.New("taken by another account")
+// ErrTaken wraps a Claim's refusal (the control API answers 409).
+var ErrTaken = plugin.StatusError(http.StatusConflict, "taken by another account")
 
 // DefaultProject is the project checkouts belong to unless one is named.
 const DefaultProject = "default"

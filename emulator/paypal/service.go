@@ -12,6 +12,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/form"
 
 	"github.com/ipnlab/ipnlab/emulator/watchdog"
@@ -20,14 +21,15 @@ import (
 // Provider is the name PayPal messages carry in delivery records.
 const Provider = "paypal"
 
-// Sentinel errors callers branch on.
+// Sentinel errors callers branch on; the control API answers each with
+// the status it carries.
 var (
-	ErrNotFound = errors.New("no such message")
-	ErrNoTarget = errors.New("no notification URL: give the message a notify_url or set the profile's URL")
+	ErrNotFound = plugin.StatusError(http.StatusNotFound, "no such message")
+	ErrNoTarget = plugin.StatusError(http.StatusBadRequest, "no notification URL: give the message a notify_url or set the profile's URL")
 	ErrBadFault = errors.New("bad verifier fault")
 	// ErrSignTaken: the message's verify_sign is another account's (a
 	// sandbox routes postbacks by it).
-	ErrSignTaken = errors.New("verify_sign taken")
+	ErrSignTaken = plugin.StatusError(http.StatusConflict, "verify_sign taken")
 )
 
 // Profile is the merchant's IPN settings (see api.Profile).
