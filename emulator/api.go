@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -86,9 +84,6 @@ func (e *Emulator) allRoutes() []served {
 	}
 	return out
 }
-
-// paydoLookupPattern is PayDo's status lookup, served for listeners.
-const paydoLookupPattern = "/paydo/v1/transactions/{id}"
 
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -193,14 +188,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error { return plug
 
 // query checks that a request names only the query parameters allowed.
 func query(r *http.Request, allowed ...string) (url.Values, error) {
-	q := r.URL.Query()
-	for k := range q {
-		if !slices.Contains(allowed, k) {
-			sort.Strings(allowed)
-			return nil, badRequest("unknown query parameter %q: want %s", k, strings.Join(allowed, ", "))
-		}
-	}
-	return q, nil
+	return plugin.Query(r, allowed...)
 }
 
 // getMetrics serves the Prometheus metrics (package metrics).

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,12 +9,9 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/generate"
-	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
 // The built-in providers. Their services are built by New from Config
@@ -146,42 +142,6 @@ func providerKinds(ks []generate.Kind) []ProviderKind {
 
 func (p paypalProvider) Responsive(d time.Duration) bool { return p.e.paypal.Responsive(d) }
 
-type paydoProvider struct{ e *Emulator }
-
-func (paydoProvider) Name() string  { return paydo.Provider }
-func (paydoProvider) Title() string { return "PayDo" }
-
-func (p paydoProvider) Routes() []Route {
-	e := p.e
-	return []Route{
-		{Method: "GET", Pattern: paydoLookupPattern, Handler: e.paydo.LookupHandler(), Public: true},
-		apiRoute("POST", "/api/v1/paydo/notifications", e.postPayDo),
-		apiRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
-		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", e.putRegistration),
-		apiRoute("PUT", "/api/v1/paydo/projects/{project}/api-token", e.putAPIToken),
-		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/api-token", e.putAPIToken),
-		apiRoute("PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
-		apiRoute("DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", e.putRegistration),
-		apiRoute("GET", "/api/v1/paydo/registrations", e.getRegistrations),
-		apiRoute("GET", "/api/v1/paydo/transactions", e.listPayDoTransactions),
-		apiRoute("GET", "/api/v1/fixtures/paydo/{kind}", e.previewPayDo),
-	}
-}
-
-func (paydoProvider) OpenAPI() []byte { return openapiPayDo }
-
-// DefaultEndpoint: the default project's checkout IPN URL, else the
-// default user's transfer IPN URL.
-func (p paydoProvider) DefaultEndpoint() string {
-	projects, users := p.e.paydo.Registrations()
-	return cmp.Or(projects["default"], users["default"])
-}
-
-func (p paydoProvider) Restore() (RestoredCounts, error) {
-	n, err := p.e.paydo.Restore()
-	return nonZero(RestoredCounts{"transactions": n}), err
-}
-
 // nonZero is c without its zero counts, nil when nothing is left.
 func nonZero(c RestoredCounts) RestoredCounts {
 	maps.DeleteFunc(c, func(_ string, n int) bool { return n == 0 })
@@ -190,96 +150,3 @@ func nonZero(c RestoredCounts) RestoredCounts {
 	}
 	return c
 }
-
-func (p paydoProvider) ClientFor(route string) (*http.Client, error) {
-	return p.e.paydo.ClientFor(route)
-}
-
-// Describe: PayDo's body is JSON, shown as sent.
-func (p paydoProvider) Describe(id string, v *MessageView) {
-	body, _ := p.e.engine.Body(id)
-	v.Body, v.Charset = string(body), "UTF-8"
-}
-
-// Resend: the same bytes again; PayDo has no profile URL.
-func (p paydoProvider) Resend(id string, req ResendRequest) error {
-	if req.UseProfileURL {
-		return badRequest("use_profile_url is PayPal's: PayDo has no profile URL")
-	}
-	_, err := p.e.engine.Resend(id, req.URL)
-	return err
-}
-
-func (paydoProvider) Forget([]string) {}
-
-// Notify: a generated notification of kind transfer or checkout, n.Set
-// giving JSON paths their values.
-func (p paydoProvider) Notify(n Notify) ([]MessageView, error) {
-	req := PayDoRequest{Kind: n.Kind, NotifyURL: n.NotifyURL, Seed: api.Seed(n.Seed), Copies: n.Copies}
-	if len(n.Set) > 0 {
-		set, err := json.Marshal(n.Set)
-		if err != nil {
-			return nil, badRequest("set: %v", err)
-		}
-		req.Set = set
-	}
-	return p.e.SendPayDo(req)
-}
-
-func (paydoProvider) Kinds() []ProviderKind { return providerKinds(generate.PayDoKinds()) }
-
-// payDoPlan is what PayDo plans a follow-up with: the message and where
-// it goes (the journal kept it under "paydo" before providers planned
-// their own sends).
-type payDoPlan struct {
-	Kind         string          `json:"kind"`
-	Body         json.RawMessage `json:"body"`
-	Amount       generate.Money  `json:"amount"`
-	Currency     string          `json:"currency"`
-	URL          string          `json:"url,omitempty"`
-	Project      string          `json:"project,omitempty"`
-	User         string          `json:"user,omitempty"`
-	Source       string          `json:"source,omitempty"`
-	ForwardedFor string          `json:"forwarded_for,omitempty"`
-}
-
-// payDoPlanned is the payload PayDo plans notification n with.
-func payDoPlanned(n paydo.Notification) (json.RawMessage, error) {
-	body, err := json.Marshal(n.Message.Body)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(payDoPlan{Kind: n.Message.Kind, Body: body, Amount: n.Message.Amount, Currency: n.Message.Currency,
-		URL: n.URL, Project: n.Project, User: n.User, Source: n.Source, ForwardedFor: n.ForwardedFor})
-}
-
-// SendScheduled sends a planned follow-up.
-func (p paydoProvider) SendScheduled(payload json.RawMessage) error {
-	var plan payDoPlan
-	if err := json.Unmarshal(payload, &plan); err != nil {
-		return fmt.Errorf("planned PayDo send: %w", err)
-	}
-	body, err := orderedjson.Parse(plan.Body)
-	if err != nil {
-		return fmt.Errorf("planned PayDo body: %w", err)
-	}
-	msg := generate.PayDoMessage{Kind: plan.Kind, Body: body, Amount: plan.Amount, Currency: plan.Currency}
-	_, err = p.e.paydo.Send(paydo.Notification{Message: msg, URL: plan.URL, Project: plan.Project, User: plan.User, Source: plan.Source, ForwardedFor: plan.ForwardedFor})
-	return err
-}
-
-// Outcome: acknowledged is delivered; a checkout the listener also
-// looked up says so (PayDo's IPN carries no signature: the lookup is how
-// a listener confirms it).
-func (p paydoProvider) Outcome(m delivery.Message) Outcome {
-	if o, acked := ackOutcome(m); !acked {
-		return o
-	}
-	o := Outcome{State: api.Delivered, Summary: "delivered (HTTP 200)"}
-	if tx, ok := p.e.paydo.Transaction(m.TxnID); ok && tx.LookedUp != nil {
-		o.ConfirmedByLookup, o.Summary = true, "delivered (HTTP 200), confirmed by lookup"
-	}
-	return o
-}
-
-func (p paydoProvider) Responsive(d time.Duration) bool { return p.e.paydo.Responsive(d) }

@@ -125,7 +125,7 @@ type Emulator struct {
 	clock   clock.Clock
 	engine  *delivery.Engine
 	paypal  *paypal.Service
-	paydo   *paydo.Service
+	paydo   *paydo.Plugin
 	bus     *events.Bus
 	proxy   *intercept.Proxy // nil unless Config.Intercept
 	log     *slog.Logger
@@ -154,7 +154,6 @@ type Emulator struct {
 	// The built-ins' own figures, registered through metrics.Registerer
 	// as a plug-in's are.
 	paypalMetrics *paypal.Metrics
-	paydoMetrics  *paydo.Metrics
 
 	// closing ends event streams and long polls at shutdown, which would
 	// otherwise hold it for their whole timeout.
@@ -210,9 +209,6 @@ func New(cfg Config) (*Emulator, error) {
 	if e.paypalMetrics, err = paypal.NewMetrics(e.metrics.Registerer()); err != nil {
 		return nil, err
 	}
-	if e.paydoMetrics, err = paydo.NewMetrics(e.metrics.Registerer()); err != nil {
-		return nil, err
-	}
 	if cfg.Journal != nil {
 		// One ordered writer for every component: their records reach the
 		// disk in the order they were made, many to a commit, and no
@@ -255,17 +251,7 @@ func New(cfg Config) (*Emulator, error) {
 		e.Close()
 		return nil, err
 	}
-	pdCfg := paydo.Config{Clock: cfg.Clock, Engine: eng, SourceAddr: cfg.PayDo.Source, ForwardedFor: cfg.PayDo.ForwardedFor, OnLookup: e.onLookup, TLS: cfg.TLS,
-		Allow: cfg.Allow, Journal: cfg.Journal, APIToken: cfg.PayDo.APIToken, Claim: cfg.PayDo.Claim}
-	if cfg.PayDo.Schedule != nil {
-		pdCfg.Schedule = *cfg.PayDo.Schedule
-	}
-	pd, err := paydo.New(pdCfg)
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.engine, e.paypal, e.paydo = eng, pp, pd
+	e.engine, e.paypal = eng, pp
 	if err := e.plugProviders(cfg.Providers); err != nil {
 		e.Close()
 		return nil, err
@@ -332,9 +318,6 @@ func (e *Emulator) ProxyTraffic(since time.Time) (intercept.Traffic, bool) {
 	}
 	return e.proxy.Traffic(since), true
 }
-
-// PayDo returns the fake PayDo.
-func (e *Emulator) PayDo() *paydo.Service { return e.paydo }
 
 // Engine returns the delivery engine.
 func (e *Emulator) Engine() *delivery.Engine { return e.engine }

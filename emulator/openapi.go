@@ -18,8 +18,6 @@ var (
 	openapiCore []byte
 	//go:embed openapi-paypal.yaml
 	openapiPayPal []byte
-	//go:embed openapi-paydo.yaml
-	openapiPayDo []byte
 )
 
 // Documented is a provider that describes its routes in the control API's

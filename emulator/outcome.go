@@ -2,11 +2,11 @@ package emulator
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
 // Judge is a Provider whose listeners verify what they get (PayPal's post
@@ -102,24 +102,4 @@ func judgePostbacks(m delivery.Message, pbs []paypal.Answer) Outcome {
 
 // ackOutcome is the outcome of a message not acknowledged (yet), and
 // acked=true when it was.
-func ackOutcome(m delivery.Message) (o Outcome, acked bool) {
-	if m.AckedAt != nil {
-		return Outcome{}, true
-	}
-	o.State = api.Undelivered
-	switch {
-	case m.Status == delivery.Held && m.URL == "":
-		// The usual cause on a bare emulator: nowhere to send it.
-		o.Summary = "not sent: no IPN URL was set when it was created (Held until resent): set one with serve --listener URL or ipnlab profile --listener URL --on, or send with --listener URL"
-	case m.Status == delivery.Held:
-		o.Summary = "not sent: IPN was off when it was created (Held until resent): ipnlab profile --on switches it on"
-	case len(m.Attempts) == 0:
-		o.Summary = "not delivered yet"
-	case m.NextAttempt != nil:
-		o.Summary = fmt.Sprintf("not acknowledged: %s (attempt %d; next %s)", m.Attempts[len(m.Attempts)-1].Result(),
-			len(m.Attempts), m.NextAttempt.UTC().Format(time.RFC3339))
-	default:
-		o.Summary = fmt.Sprintf("not acknowledged after %d attempts: %s", len(m.Attempts), m.Attempts[len(m.Attempts)-1].Result())
-	}
-	return o, false
-}
+func ackOutcome(m delivery.Message) (Outcome, bool) { return plugin.Unacknowledged(m) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
@@ -126,14 +127,22 @@ func tryHandle(mux *http.ServeMux, pattern string) (err error) {
 // plugProviders registers the built-in providers and makes the extra
 // ones for this emulator, then checks them all.
 func (e *Emulator) plugProviders(extra []Factory) error {
-	e.providers = []Provider{paypalProvider{e}, paydoProvider{e}}
 	host := Host{
 		Clock: e.clock, Engine: e.engine, Journal: e.cfg.Journal, Client: e.cfg.Client, Logger: e.log,
 		Report: e.report, Publish: func(typ string, at time.Time, provider, id string, data any) {
 			e.bus.Publish(typ, at, provider, id, data)
 		},
 		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(), Schedule: e.schedule,
+		DrawSeed: e.drawSeed, WaitIdle: e.WaitIdle, TLS: e.cfg.TLS, Allow: e.cfg.Allow,
 	}
+	// PayDo is made like any plug-in; the emulator keeps it typed for its
+	// Go API (SendPayDo, PayDo).
+	pd, err := paydo.Factory(e.cfg.PayDo, e.cfg.Observer.Lookup)(host)
+	if err != nil {
+		return fmt.Errorf("%w: paydo: %w", ErrProvider, err)
+	}
+	e.paydo = pd.(*paydo.Plugin)
+	e.providers = []Provider{paypalProvider{e}, e.paydo}
 	for i, newProvider := range extra {
 		if newProvider == nil {
 			return fmt.Errorf("%w: Providers[%d] is nil", ErrProvider, i)

@@ -1,11 +1,10 @@
 package emulator
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/generate"
 )
@@ -27,32 +26,6 @@ func (e *Emulator) PreviewPayPal(req SendRequest) (Preview, error) {
 	p := Preview{Provider: "paypal", Kind: msg.Kind, Seed: api.Seed(seed), Charset: cs.Label(), Fields: make([]TextField, len(msg.Fields))}
 	for i, fd := range msg.Fields {
 		p.Fields[i] = TextField(fd)
-	}
-	return p, nil
-}
-
-// PreviewPayDo generates the first message a PayDoRequest would send,
-// without sending it.
-func (e *Emulator) PreviewPayDo(req PayDoRequest) (Preview, error) {
-	if len(req.Body) > 0 {
-		return Preview{}, badRequest("a preview generates a message: a whole body is already what it is")
-	}
-	if req.Seed == 0 {
-		// Drawn here rather than by the generator, so the preview tells it.
-		req.Seed = api.Seed(e.drawSeed())
-	}
-	msgs, _, err := e.buildPayDo(req)
-	if err != nil {
-		return Preview{}, err
-	}
-	m := msgs[0]
-	body, err := m.JSON()
-	if err != nil {
-		return Preview{}, fmt.Errorf("preview %s: %w", m.Kind, err)
-	}
-	p := Preview{Provider: "paydo", Kind: m.Kind, Seed: req.Seed, Body: body}
-	if m.Kind == generate.PayDoCheckout {
-		p.Amount, p.Currency = m.Amount.String(), m.Currency
 	}
 	return p, nil
 }
@@ -91,30 +64,4 @@ func (e *Emulator) previewPayPal(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (e *Emulator) previewPayDo(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "seed")
-	if err != nil {
-		return err
-	}
-	seed, err := parseSeed(q.Get("seed"))
-	if err != nil {
-		return err
-	}
-	p, err := e.PreviewPayDo(PayDoRequest{Kind: r.PathValue("kind"), Seed: api.Seed(seed)})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
-}
-
-func parseSeed(s string) (uint64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, badRequest("seed %q: want a whole number", s)
-	}
-	return n, nil
-}
+func parseSeed(s string) (uint64, error) { return plugin.ParseSeed(s) }

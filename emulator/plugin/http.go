@@ -8,6 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -152,4 +156,28 @@ func firstInvalidUTF8(b []byte) int {
 		i += size
 	}
 	return len(b)
+}
+
+// Query checks that a request names only the query parameters allowed.
+func Query(r *http.Request, allowed ...string) (url.Values, error) {
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			sort.Strings(allowed)
+			return nil, BadRequest("unknown query parameter %q: want %s", k, strings.Join(allowed, ", "))
+		}
+	}
+	return q, nil
+}
+
+// ParseSeed reads a seed given as a query parameter (0 when absent).
+func ParseSeed(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, BadRequest("seed %q: want a whole number", s)
+	}
+	return n, nil
 }

@@ -11,6 +11,7 @@ package plugin
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -137,3 +138,28 @@ type Planned struct {
 
 // RestoredCounts is what one provider restored, by kind of record.
 type RestoredCounts map[string]int
+
+// Unacknowledged is the outcome of a message not acknowledged (yet), as
+// History shows it, and acked=true when it was: a provider's Outcome says
+// the rest.
+func Unacknowledged(m delivery.Message) (o api.Outcome, acked bool) {
+	if m.AckedAt != nil {
+		return api.Outcome{}, true
+	}
+	o.State = api.Undelivered
+	switch {
+	case m.Status == delivery.Held && m.URL == "":
+		// The usual cause on a bare emulator: nowhere to send it.
+		o.Summary = "not sent: no IPN URL was set when it was created (Held until resent): set one with serve --listener URL or ipnlab profile --listener URL --on, or send with --listener URL"
+	case m.Status == delivery.Held:
+		o.Summary = "not sent: IPN was off when it was created (Held until resent): ipnlab profile --on switches it on"
+	case len(m.Attempts) == 0:
+		o.Summary = "not delivered yet"
+	case m.NextAttempt != nil:
+		o.Summary = fmt.Sprintf("not acknowledged: %s (attempt %d; next %s)", m.Attempts[len(m.Attempts)-1].Result(),
+			len(m.Attempts), m.NextAttempt.UTC().Format(time.RFC3339))
+	default:
+		o.Summary = fmt.Sprintf("not acknowledged after %d attempts: %s", len(m.Attempts), m.Attempts[len(m.Attempts)-1].Result())
+	}
+	return o, false
+}
