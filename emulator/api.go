@@ -3,15 +3,11 @@ package emulator
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/ipnlab/ipnlab/emulator/console"
-	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
@@ -166,15 +162,6 @@ func apiError(status int, msg string) error { return plugin.StatusError(status, 
 
 func statusOf(err error) int { return plugin.StatusOf(err) }
 
-// refused is a refused setting's error: 403 when the allowlist refused
-// its URL, 409 when another sandbox account has it, else 400.
-func refused(err error) error {
-	if errors.Is(err, delivery.ErrNotAllowed) || errors.Is(err, paydo.ErrTaken) {
-		return err
-	}
-	return badRequest("%v", err)
-}
-
 func writeError(w http.ResponseWriter, err error) { plugin.WriteError(w, err) }
 
 // messageOf is an error as the API says it.
@@ -204,12 +191,5 @@ func (e *Emulator) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
 }
 
 func parseInt(name, s string, def, lo, hi int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
-		return 0, badRequest("%s %q: want a whole number from %d to %d", name, s, lo, hi)
-	}
-	return n, nil
+	return plugin.ParseInt(name, s, def, lo, hi)
 }

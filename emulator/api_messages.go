@@ -3,7 +3,6 @@ package emulator
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
-	"github.com/ipnlab/ipnlab/emulator/paypal"
 )
 
 // The History API: listing, reading and resending messages, and their
@@ -221,46 +219,5 @@ func (e *Emulator) resendFailed(w http.ResponseWriter, r *http.Request) error {
 	}
 	e.WaitIdle()
 	writeJSON(w, http.StatusAccepted, map[string]any{"resent": ids, "refused": refused})
-	return nil
-}
-
-// listPostbacks pages through the postbacks, oldest first: ?limit= (100 by
-// default, at most 1000) and ?after= the "next" of the previous page.
-func (e *Emulator) listPostbacks(w http.ResponseWriter, r *http.Request) error {
-	q, err := query(r, "message_id", "unknown", "limit", "after")
-	if err != nil {
-		return err
-	}
-	id := q.Get("message_id")
-	unknown := false
-	switch q.Get("unknown") {
-	case "", "false":
-	case "true":
-		unknown = true
-	default:
-		return badRequest("unknown %q: want true or false", q.Get("unknown"))
-	}
-	if unknown && id != "" {
-		return badRequest("give message_id or unknown=true, not both: a postback of a message is not unknown")
-	}
-	if id != "" {
-		if _, ok := e.paypal.Message(id); !ok {
-			return fmt.Errorf("message %s: %w", id, paypal.ErrNotFound)
-		}
-	}
-	limit, err := parseInt("limit", q.Get("limit"), 100, 1, 1000)
-	if err != nil {
-		return err
-	}
-	after, err := parseInt("after", q.Get("after"), 0, 0, math.MaxInt32)
-	if err != nil {
-		return err
-	}
-	page, next := e.paypal.PostbacksPage(id, unknown, after, limit)
-	out := map[string]any{"postbacks": page}
-	if next > 0 {
-		out["next"] = next
-	}
-	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -124,7 +124,7 @@ type Emulator struct {
 	cfg     Config
 	clock   clock.Clock
 	engine  *delivery.Engine
-	paypal  *paypal.Service
+	paypal  *paypal.Plugin
 	paydo   *paydo.Plugin
 	bus     *events.Bus
 	proxy   *intercept.Proxy // nil unless Config.Intercept
@@ -153,7 +153,6 @@ type Emulator struct {
 	metrics   *metrics.Metrics
 	// The built-ins' own figures, registered through metrics.Registerer
 	// as a plug-in's are.
-	paypalMetrics *paypal.Metrics
 
 	// closing ends event streams and long polls at shutdown, which would
 	// otherwise hold it for their whole timeout.
@@ -206,9 +205,6 @@ func New(cfg Config) (*Emulator, error) {
 		Account: cfg.Account,
 	})
 	var err error
-	if e.paypalMetrics, err = paypal.NewMetrics(e.metrics.Registerer()); err != nil {
-		return nil, err
-	}
 	if cfg.Journal != nil {
 		// One ordered writer for every component: their records reach the
 		// disk in the order they were made, many to a commit, and no
@@ -238,20 +234,7 @@ func New(cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	schedule := paypal.DefaultSchedule()
-	if cfg.PayPal.Retries > 0 {
-		schedule.MaxRetries = cfg.PayPal.Retries
-	}
-	pp, err := paypal.New(paypal.Config{
-		Clock: cfg.Clock, Engine: eng, Mode: cfg.PayPal.Verify, Profile: cfg.PayPal.Profile,
-		Schedule: schedule, OnPostback: e.onPostback, Journal: cfg.Journal, OnError: onError,
-		Secrets: []string{cfg.APIToken}, Claim: cfg.PayPal.ClaimVerifySign,
-	})
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.engine, e.paypal = eng, pp
+	e.engine = eng
 	if err := e.plugProviders(cfg.Providers); err != nil {
 		e.Close()
 		return nil, err
@@ -271,7 +254,7 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	e.handler = e.routes()
 	if cfg.Intercept != nil {
-		e.proxy = intercept.NewProxy(cfg.Intercept, e.paypal)
+		e.proxy = intercept.NewProxy(cfg.Intercept, e.paypal.Service())
 	}
 	e.handler = e.proxyRequests(e.handler)
 	return e, nil
@@ -306,9 +289,6 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler
 
 // Clock returns the emulator's clock.
 func (e *Emulator) Clock() clock.Clock { return e.clock }
-
-// PayPal returns the fake PayPal.
-func (e *Emulator) PayPal() *paypal.Service { return e.paypal }
 
 // ProxyTraffic is what the intercepting proxy saw since t (wall time);
 // false when the emulator intercepts nothing (Config.Intercept unset).
@@ -471,21 +451,6 @@ func (e *Emulator) onEvict(ids []string) {
 	if f := e.cfg.Observer.Evict; f != nil {
 		f(ids)
 	}
-}
-
-func (e *Emulator) onPostback(p paypal.PostbackRecord) {
-	e.paypalMetrics.Postback(p)
-	if f := e.cfg.Observer.Postback; f != nil {
-		f(p)
-	}
-	if e.cfg.NoDeliveryEvents {
-		return
-	}
-	e.log.Debug("postback", "message", p.MessageID, "verdict", p.Verdict.Summary(), "fault", p.Fault)
-	if p.MessageID != "" {
-		p.DuringAttempt = e.engine.Running(p.MessageID)
-	}
-	e.bus.Publish(events.Postback, p.Time, paypal.Provider, p.MessageID, p)
 }
 
 // errBadRequest marks errors that are the caller's fault (400).

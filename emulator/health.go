@@ -23,7 +23,7 @@ func (e *Emulator) getHealth(w http.ResponseWriter, r *http.Request) error {
 			"detail": fmt.Sprintf("these parts of the emulator have held their lock for over %s: sends, deliveries or postbacks through them hang", healthBudget)})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "clock": e.clock.Mode(), "now": e.clock.Now(), "verify": e.paypal.Mode()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "clock": e.clock.Mode(), "now": e.clock.Now(), "verify": e.paypal.Service().Mode()})
 	return nil
 }
 

@@ -16,8 +16,6 @@ import (
 var (
 	//go:embed openapi.yaml
 	openapiCore []byte
-	//go:embed openapi-paypal.yaml
-	openapiPayPal []byte
 )
 
 // Documented is a provider that describes its routes in the control API's

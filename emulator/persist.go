@@ -141,7 +141,7 @@ func (e *Emulator) adoptSeeds() error {
 	// scan holds.
 	var moved []journal.Entry
 	for id, n := range seeds {
-		if err := e.paypal.AdoptSeed(id, n); err != nil {
+		if err := e.paypal.Service().AdoptSeed(id, n); err != nil {
 			return fmt.Errorf("restore seed of %s: %w", id, err)
 		}
 		moved = append(moved, journal.Entry{Kind: kindSeed, Key: id, Delete: true})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
@@ -135,14 +136,19 @@ func (e *Emulator) plugProviders(extra []Factory) error {
 		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(), Schedule: e.schedule,
 		DrawSeed: e.drawSeed, WaitIdle: e.WaitIdle, TLS: e.cfg.TLS, Allow: e.cfg.Allow,
 	}
-	// PayDo is made like any plug-in; the emulator keeps it typed for its
-	// Go API (SendPayDo, PayDo).
+	// PayPal and PayDo are made like any plug-in; the emulator keeps them
+	// typed for its Go API (SendPayPal, PayPal, SendPayDo, PayDo...).
+	pp, err := paypal.Factory(e.cfg.PayPal, paypal.Options{Observe: e.cfg.Observer.Postback, NoEvents: e.cfg.NoDeliveryEvents,
+		Secrets: []string{e.cfg.APIToken}})(host)
+	if err != nil {
+		return fmt.Errorf("%w: paypal: %w", ErrProvider, err)
+	}
 	pd, err := paydo.Factory(e.cfg.PayDo, e.cfg.Observer.Lookup)(host)
 	if err != nil {
 		return fmt.Errorf("%w: paydo: %w", ErrProvider, err)
 	}
-	e.paydo = pd.(*paydo.Plugin)
-	e.providers = []Provider{paypalProvider{e}, e.paydo}
+	e.paypal, e.paydo = pp.(*paypal.Plugin), pd.(*paydo.Plugin)
+	e.providers = []Provider{e.paypal, e.paydo}
 	for i, newProvider := range extra {
 		if newProvider == nil {
 			return fmt.Errorf("%w: Providers[%d] is nil", ErrProvider, i)

@@ -402,7 +402,7 @@ type ProviderKind struct {
 
 // NotifyRequest asks a provider for messages of one kind (POST
 // /api/v1/providers/{name}/messages): Kind and Set mean what the
-// provider says they mean (PayPal: a fixtures kind and field values;
+// provider says they mean (PayPal: a generated kind and field values;
 // PayDo: transfer or checkout and JSON paths).
 type NotifyRequest struct {
 	Kind      string         `json:"kind"`

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"time"
 
@@ -61,10 +60,6 @@ func Factory(s Settings, observe func(Lookup)) plugin.Factory {
 // Service is the fake PayDo's state: registrations, transactions, tokens.
 func (p *Plugin) Service() *Service { return p.svc }
 
-func apiRoute(method, pattern string, h func(http.ResponseWriter, *http.Request) error) plugin.Route {
-	return plugin.Route{Method: method, Pattern: pattern, Handler: plugin.APIHandler(h)}
-}
-
 // kinds are what PayDo sends, as the Simulator offers them.
 func kinds() []api.ProviderKind {
 	ks := generate.PayDoKinds()
@@ -81,16 +76,16 @@ func (*Plugin) Title() string { return "PayDo" }
 func (p *Plugin) Routes() []plugin.Route {
 	return []plugin.Route{
 		{Method: "GET", Pattern: LookupPattern, Handler: p.svc.LookupHandler(), Public: true},
-		apiRoute("POST", "/api/v1/paydo/notifications", p.postPayDo),
-		apiRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
-		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
-		apiRoute("PUT", "/api/v1/paydo/projects/{project}/api-token", p.putAPIToken),
-		apiRoute("DELETE", "/api/v1/paydo/projects/{project}/api-token", p.putAPIToken),
-		apiRoute("PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", p.putRegistration),
-		apiRoute("DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", p.putRegistration),
-		apiRoute("GET", "/api/v1/paydo/registrations", p.getRegistrations),
-		apiRoute("GET", "/api/v1/paydo/transactions", p.listTransactions),
-		apiRoute("GET", "/api/v1/fixtures/paydo/{kind}", p.previewPayDo),
+		plugin.APIRoute("POST", "/api/v1/paydo/notifications", p.postPayDo),
+		plugin.APIRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
+		plugin.APIRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
+		plugin.APIRoute("PUT", "/api/v1/paydo/projects/{project}/api-token", p.putAPIToken),
+		plugin.APIRoute("DELETE", "/api/v1/paydo/projects/{project}/api-token", p.putAPIToken),
+		plugin.APIRoute("PUT", "/api/v1/paydo/users/{user}/transfer-ipn-url", p.putRegistration),
+		plugin.APIRoute("DELETE", "/api/v1/paydo/users/{user}/transfer-ipn-url", p.putRegistration),
+		plugin.APIRoute("GET", "/api/v1/paydo/registrations", p.getRegistrations),
+		plugin.APIRoute("GET", "/api/v1/paydo/transactions", p.listTransactions),
+		plugin.APIRoute("GET", "/api/v1/fixtures/paydo/{kind}", p.previewPayDo),
 	}
 }
 
@@ -105,16 +100,7 @@ func (p *Plugin) DefaultEndpoint() string {
 
 func (p *Plugin) Restore() (plugin.RestoredCounts, error) {
 	n, err := p.svc.Restore()
-	return nonZero(plugin.RestoredCounts{"transactions": n}), err
-}
-
-// nonZero is c without its zero counts, nil when nothing is left.
-func nonZero(c plugin.RestoredCounts) plugin.RestoredCounts {
-	maps.DeleteFunc(c, func(_ string, n int) bool { return n == 0 })
-	if len(c) == 0 {
-		return nil
-	}
-	return c
+	return plugin.NonZero(plugin.RestoredCounts{"transactions": n}), err
 }
 
 func (p *Plugin) ClientFor(route string) (*http.Client, error) {
@@ -420,7 +406,7 @@ func (p *Plugin) putRegistration(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, ErrAlreadyExists):
 		return plugin.StatusError(http.StatusConflict, "%v", err)
 	case err != nil:
-		return refused(err)
+		return plugin.Refused(err)
 	}
 	return p.getRegistrations(w, r)
 }
@@ -441,7 +427,7 @@ func (p *Plugin) putAPIToken(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err := p.svc.SetAPIToken(r.PathValue("project"), req.Token); err != nil {
-		return refused(err)
+		return plugin.Refused(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -529,13 +515,4 @@ func (p *Plugin) previewPayDo(w http.ResponseWriter, r *http.Request) error {
 	}
 	plugin.WriteJSON(w, http.StatusOK, preview)
 	return nil
-}
-
-// refused is a refused setting's error: 403 when the allowlist refused
-// its URL, 409 when another sandbox account has it, else 400.
-func refused(err error) error {
-	if errors.Is(err, delivery.ErrNotAllowed) || errors.Is(err, ErrTaken) {
-		return err
-	}
-	return plugin.BadRequest("%v", err)
 }

@@ -79,6 +79,11 @@ func APIHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	})
 }
 
+// APIRoute is a control API route served by h (through APIHandler).
+func APIRoute(method, pattern string, h func(http.ResponseWriter, *http.Request) error) Route {
+	return Route{Method: method, Pattern: pattern, Handler: APIHandler(h)}
+}
+
 // WriteError answers with err as the control API's JSON error.
 func WriteError(w http.ResponseWriter, err error) {
 	status := StatusOf(err)
@@ -180,4 +185,28 @@ func ParseSeed(s string) (uint64, error) {
 		return 0, BadRequest("seed %q: want a whole number", s)
 	}
 	return n, nil
+}
+
+// ParseInt reads a whole-number query parameter: def when absent, refused
+// outside lo..hi.
+func ParseInt(name, s string, def, lo, hi int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, BadRequest("%s %q: want a whole number from %d to %d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+// Refused is a refused setting's error as the control API answers it:
+// as it is when it says its own status (409 for a key another sandbox
+// account has) or the allowlist refused its URL (403), else a BadRequest.
+func Refused(err error) error {
+	var carrier interface{ HTTPStatus() int }
+	if errors.As(err, &carrier) || errors.Is(err, delivery.ErrNotAllowed) {
+		return err
+	}
+	return BadRequest("%v", err)
 }

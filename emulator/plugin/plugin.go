@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 
@@ -162,4 +163,14 @@ func Unacknowledged(m delivery.Message) (o api.Outcome, acked bool) {
 		o.Summary = fmt.Sprintf("not acknowledged after %d attempts: %s", len(m.Attempts), m.Attempts[len(m.Attempts)-1].Result())
 	}
 	return o, false
+}
+
+// NonZero is c without its zero counts, nil when nothing is left (what a
+// provider's Restore returns).
+func NonZero(c RestoredCounts) RestoredCounts {
+	maps.DeleteFunc(c, func(_ string, n int) bool { return n == 0 })
+	if len(c) == 0 {
+		return nil
+	}
+	return c
 }
