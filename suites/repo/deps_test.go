@@ -28,6 +28,9 @@ var (
 	theEngine = []string{"github.com/ipnlab/ipnlab/emulator/delivery", "github.com/ipnlab/ipnlab/emulator/paypal",
 		"github.com/ipnlab/ipnlab/emulator/paydo", "github.com/ipnlab/ipnlab/emulator/journal", "github.com/ipnlab/ipnlab/emulator/events",
 		"github.com/ipnlab/ipnlab/emulator/clock", "github.com/ipnlab/ipnlab/emulator/watchdog"}
+	// theHost is the emulator a provider plugs into: a provider's package,
+	// a built-in's too, knows only the contract (emulator/plugin).
+	theHost = []string{"github.com/ipnlab/ipnlab/emulator"}
 	// theGallery is the mutant gallery: the listener a team adopts has no
 	// branch for any bug (they are decorations, built by flawed).
 	theGallery = []string{"github.com/ipnlab/ipnlab/listener/mutants", "github.com/ipnlab/ipnlab/listener/flawed"}
@@ -53,7 +56,10 @@ var _ = DescribeTable("A package's dependencies",
 	// It runs the image and talks to it over HTTP (testcontainers links
 	// testing itself).
 	Entry("the emulator's testcontainers module", "github.com/ipnlab/ipnlab/containers/emulatorcontainer", browserCode, sqlite, theServer, theEngine),
-	Entry("fixtures", "github.com/ipnlab/ipnlab/generate", testCode, containerCode, browserCode),
+	Entry("message generation", "github.com/ipnlab/ipnlab/generate", testCode, containerCode, browserCode),
+	Entry("the provider contract", "github.com/ipnlab/ipnlab/emulator/plugin", testCode, containerCode, browserCode, sqlite, theHost),
+	Entry("the fake PayPal, a provider", "github.com/ipnlab/ipnlab/emulator/paypal", testCode, containerCode, browserCode, sqlite, theHost),
+	Entry("the fake PayDo, a provider", "github.com/ipnlab/ipnlab/emulator/paydo", testCode, containerCode, browserCode, sqlite, theHost),
 	Entry("the form codec", "github.com/ipnlab/ipnlab/form", testCode, containerCode, browserCode),
 	Entry("the probe contract", "github.com/ipnlab/ipnlab/probe", testCode, containerCode, browserCode),
 	Entry("the reference listener", "github.com/ipnlab/ipnlab/listener", testCode, containerCode, browserCode, theGallery),

@@ -1,10 +1,7 @@
 package emulator
 
 import (
-	"io"
-
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
 
 // drawSeed derives the next message's seed from the emulator's.
@@ -37,7 +34,3 @@ func (e *Emulator) View(id string) (MessageView, bool) {
 	}
 	return v, true
 }
-
-// decodeJSON reads exactly one JSON value into v, refusing unknown fields
-// and trailing data.
-func decodeJSON(r io.Reader, v any) error { return plugin.DecodeJSON(r, v) }

@@ -6,8 +6,8 @@ import (
 	"github.com/ipnlab/ipnlab/generate"
 )
 
-// The PayPal API: notifications, lifecycles, the IPN profile, verifier
-// faults and the fixtures catalog.
+// The catalog of what the built-in providers generate: kinds and
+// lifecycles (GET /api/v1/fixtures/kinds, /lifecycles).
 
 func (e *Emulator) listLifecycles(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"lifecycles": generate.Lifecycles()})
