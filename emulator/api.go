@@ -160,8 +160,6 @@ func (e *Emulator) requireToken(next http.Handler, public *http.ServeMux) http.H
 // apiError is an error the control API answers with its status.
 func apiError(status int, msg string) error { return plugin.StatusError(status, "%s", msg) }
 
-func statusOf(err error) int { return plugin.StatusOf(err) }
-
 func writeError(w http.ResponseWriter, err error) { plugin.WriteError(w, err) }
 
 // messageOf is an error as the API says it.

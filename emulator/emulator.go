@@ -453,7 +453,4 @@ func (e *Emulator) onEvict(ids []string) {
 	}
 }
 
-// errBadRequest marks errors that are the caller's fault (400).
-var errBadRequest = plugin.ErrBadRequest
-
 func badRequest(format string, args ...any) error { return plugin.BadRequest(format, args...) }
