@@ -24,6 +24,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
 	"github.com/ipnlab/ipnlab/emulator/sandbox"
 	"github.com/ipnlab/ipnlab/internal/redact"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
@@ -123,6 +124,7 @@ History and clock (ipnlab accounts create ...); it prints:
 				PayPal:    paypal.Settings{Verify: mode, Retries: retries, Profile: prof, Live: live},
 				PayDo:     paydo.Settings{Schedule: &pdSchedule, Source: paydoSource, ForwardedFor: paydoXFF, APIToken: paydoToken},
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
+				Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{Live: live})},
 			}
 			if jnl != nil {
 				cfg.Journal = jnl

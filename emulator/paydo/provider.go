@@ -76,7 +76,7 @@ func (*Plugin) Title() string { return "PayDo" }
 func (p *Plugin) Routes() []plugin.Route {
 	return []plugin.Route{
 		{Method: "GET", Pattern: LookupPattern, Handler: p.svc.LookupHandler(), Public: true},
-		plugin.APIRoute("POST", "/api/v1/paydo/notifications", p.postPayDo),
+		plugin.APIRoute("POST", "/api/v1/paydo/notifications", plugin.Sending(p.Send)),
 		plugin.APIRoute("PUT", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
 		plugin.APIRoute("DELETE", "/api/v1/paydo/projects/{project}/ipn-url", p.putRegistration),
 		plugin.APIRoute("PUT", "/api/v1/paydo/projects/{project}/api-token", p.putAPIToken),
@@ -369,19 +369,6 @@ func (p *Plugin) build(req api.PayDoRequest) ([]generate.PayDoMessage, time.Dura
 		msgs = append(msgs, next)
 	}
 	return msgs, interval, nil
-}
-
-func (p *Plugin) postPayDo(w http.ResponseWriter, r *http.Request) error {
-	var req api.PayDoRequest
-	if err := plugin.ReadJSON(w, r, &req); err != nil {
-		return err
-	}
-	views, err := p.Send(req)
-	if err != nil {
-		return err
-	}
-	plugin.WriteJSON(w, http.StatusCreated, map[string]any{"messages": views})
-	return nil
 }
 
 func (p *Plugin) putRegistration(w http.ResponseWriter, r *http.Request) error {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 )
@@ -82,6 +83,23 @@ func APIHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 // APIRoute is a control API route served by h (through APIHandler).
 func APIRoute(method, pattern string, h func(http.ResponseWriter, *http.Request) error) Route {
 	return Route{Method: method, Pattern: pattern, Handler: APIHandler(h)}
+}
+
+// Sending serves a provider's send route: the request body read as an R
+// (ReadJSON), and the messages send made answered 201 {"messages": [...]}.
+func Sending[R any](send func(R) ([]api.MessageView, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req R
+		if err := ReadJSON(w, r, &req); err != nil {
+			return err
+		}
+		views, err := send(req)
+		if err != nil {
+			return err
+		}
+		WriteJSON(w, http.StatusCreated, map[string]any{"messages": views})
+		return nil
+	}
 }
 
 // WriteError answers with err as the control API's JSON error.

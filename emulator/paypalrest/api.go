@@ -1,0 +1,495 @@
+package paypalrest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/plugin"
+)
+
+// PayPal's REST API, as integrations call it, and the control API's send.
+
+// apiFailure answers as PayPal's REST API does: {"name", "message"}.
+func apiFailure(w http.ResponseWriter, status int, name, format string, args ...any) {
+	plugin.WriteJSON(w, status, map[string]any{"name": name, "message": fmt.Sprintf(format, args...)})
+}
+
+// tokenTTL is how long an OAuth token lasts (PayPal's: 9 hours).
+const tokenTTL = 9 * time.Hour
+
+// token is POST /v1/oauth2/token: client credentials (HTTP Basic) for a
+// bearer token.
+func (p *Plugin) token(w http.ResponseWriter, r *http.Request) {
+	id, secret, ok := r.BasicAuth()
+	if !ok || id != p.settings.ClientID || secret != p.settings.Secret {
+		apiFailure(w, http.StatusUnauthorized, "invalid_client", "Client Authentication failed")
+		return
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+		apiFailure(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
+		return
+	}
+	tok := "A21AA" + randomHex(24)
+	p.mu.Lock()
+	now := p.host.Clock.Now()
+	for t, until := range p.tokens {
+		if now.After(until) {
+			delete(p.tokens, t)
+		}
+	}
+	p.tokens[tok] = now.Add(tokenTTL)
+	p.mu.Unlock()
+	plugin.WriteJSON(w, http.StatusOK, map[string]any{
+		"scope":        "https://uri.paypal.com/services/applications/webhooks",
+		"access_token": tok, "token_type": "Bearer", "app_id": "APP-80W284485P519543T",
+		"expires_in": int(tokenTTL / time.Second), "nonce": p.host.Clock.Now().UTC().Format(time.RFC3339) + randomHex(8),
+	})
+}
+
+// authorized serves h to a request with a live bearer token.
+func (p *Plugin) authorized(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		p.mu.Lock()
+		until, known := p.tokens[tok]
+		p.mu.Unlock()
+		if !ok || !known || p.host.Clock.Now().After(until) {
+			apiFailure(w, http.StatusUnauthorized, "AUTHENTICATION_FAILURE", "Authentication failed due to invalid authentication credentials or a missing Authorization header (get a token at POST /v1/oauth2/token)")
+			return
+		}
+		h(w, r)
+	})
+}
+
+// cert serves a signing certificate, PEM.
+func (p *Plugin) cert(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p.mu.Lock()
+	i := slices.IndexFunc(p.signers, func(s *signer) bool { return s.Name == name })
+	var body []byte
+	if i >= 0 {
+		body = p.signers[i].CertPEM()
+	}
+	p.mu.Unlock()
+	if body == nil {
+		apiFailure(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "no certificate %q", name)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(body)
+}
+
+// readBody reads a REST request's JSON body into v, strictly.
+func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := plugin.ReadJSON(w, r, v); err != nil {
+		apiFailure(w, plugin.StatusOf(err), "INVALID_REQUEST", "%s", plugin.MessageOf(err))
+		return false
+	}
+	return true
+}
+
+func (p *Plugin) createWebhook(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		URL        string      `json:"url"`
+		EventTypes []EventType `json:"event_types"`
+	}
+	if !readBody(w, r, &req) {
+		return
+	}
+	wh, err := p.subscribe(req.URL, req.EventTypes)
+	if err != nil {
+		apiFailure(w, http.StatusBadRequest, "VALIDATION_ERROR", "%v", err)
+		return
+	}
+	plugin.WriteJSON(w, http.StatusCreated, wh)
+}
+
+// subscribe adds a webhook, refusing a bad or taken URL, a type this
+// provider does not send, and an eleventh webhook.
+func (p *Plugin) subscribe(rawURL string, types []EventType) (Webhook, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Webhook{}, fmt.Errorf("url %q: want an http(s) URL", rawURL)
+	}
+	if len(types) == 0 {
+		return Webhook{}, fmt.Errorf("event_types is required: names of event types, or \"*\" for all")
+	}
+	for _, t := range types {
+		if _, ok := lookupKind(t.Name); !ok && t.Name != "*" {
+			return Webhook{}, fmt.Errorf("event type %q: want \"*\" or one of %s", t.Name, strings.Join(KindNames(), ", "))
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.URL == rawURL }):
+		return Webhook{}, fmt.Errorf("WEBHOOK_URL_ALREADY_EXISTS: a webhook has the URL %s already", rawURL)
+	case len(p.webhooks) >= MaxWebhooks:
+		return Webhook{}, fmt.Errorf("WEBHOOK_NUMBER_LIMIT_EXCEEDED: an app has at most %d webhooks", MaxWebhooks)
+	}
+	wh := Webhook{ID: strings.ToUpper(randomHex(9))[:17], URL: rawURL, EventTypes: types}
+	if err := p.journalWebhook(wh, false); err != nil {
+		return Webhook{}, err
+	}
+	p.webhooks = append(p.webhooks, wh)
+	return wh, nil
+}
+
+func (p *Plugin) journalWebhook(wh Webhook, remove bool) error {
+	if p.host.Journal == nil {
+		return nil
+	}
+	raw, err := json.Marshal(wh)
+	if err != nil {
+		return err
+	}
+	return p.host.Journal.Write(journal.Entry{Kind: kindWebhook, Key: wh.ID, Value: raw, Delete: remove})
+}
+
+func (p *Plugin) listWebhooks(w http.ResponseWriter, _ *http.Request) {
+	p.mu.Lock()
+	list := append([]Webhook{}, p.webhooks...)
+	p.mu.Unlock()
+	plugin.WriteJSON(w, http.StatusOK, map[string]any{"webhooks": list})
+}
+
+func (p *Plugin) getWebhook(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	i := slices.IndexFunc(p.webhooks, func(wh Webhook) bool { return wh.ID == r.PathValue("id") })
+	var wh Webhook
+	if i >= 0 {
+		wh = p.webhooks[i]
+	}
+	p.mu.Unlock()
+	if i < 0 {
+		apiFailure(w, http.StatusNotFound, "INVALID_RESOURCE_ID", "no webhook %q", r.PathValue("id"))
+		return
+	}
+	plugin.WriteJSON(w, http.StatusOK, wh)
+}
+
+func (p *Plugin) deleteWebhook(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	i := slices.IndexFunc(p.webhooks, func(wh Webhook) bool { return wh.ID == r.PathValue("id") })
+	var err error
+	if i >= 0 {
+		if err = p.journalWebhook(p.webhooks[i], true); err == nil {
+			p.webhooks = slices.Delete(p.webhooks, i, i+1)
+		}
+	}
+	p.mu.Unlock()
+	switch {
+	case i < 0:
+		apiFailure(w, http.StatusNotFound, "INVALID_RESOURCE_ID", "no webhook %q", r.PathValue("id"))
+	case err != nil:
+		apiFailure(w, http.StatusInternalServerError, "INTERNAL_SERVICE_ERROR", "%v", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// SendRequest asks for one event, delivered to every webhook that takes
+// its type.
+type SendRequest struct {
+	EventType string `json:"event_type"`
+	Seed      uint64 `json:"seed,omitempty"`
+	Amount    string `json:"amount,omitempty"`
+	Currency  string `json:"currency,omitempty"`
+	CustomID  string `json:"custom_id,omitempty"`
+	// NotifyURL, if set, is subscribed to every type first (as a user of
+	// the dashboard would) when no webhook has it yet.
+	NotifyURL string `json:"notify_url,omitempty"`
+}
+
+// Notify: an event of type n.Kind; n.Set may pin amount, currency and
+// custom_id (plugin's Sender).
+func (p *Plugin) Notify(n plugin.Notify) ([]api.MessageView, error) {
+	req := SendRequest{EventType: n.Kind, Seed: n.Seed, NotifyURL: n.NotifyURL}
+	for k, v := range n.Set {
+		s, ok := v.(string)
+		if !ok {
+			return nil, plugin.BadRequest("set.%s: want text, not %T", k, v)
+		}
+		switch k {
+		case "amount":
+			req.Amount = s
+		case "currency":
+			req.Currency = s
+		case "custom_id":
+			req.CustomID = s
+		default:
+			return nil, plugin.BadRequest("set.%s: want amount, currency or custom_id", k)
+		}
+	}
+	return p.Send(req)
+}
+
+// Send generates one event and delivers it to every webhook that takes
+// its type, one message each, and returns their views.
+func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
+	if req.EventType == "" {
+		return nil, plugin.BadRequest("event_type is required: one of %s", strings.Join(KindNames(), ", "))
+	}
+	if req.NotifyURL != "" {
+		p.mu.Lock()
+		known := slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.URL == req.NotifyURL })
+		p.mu.Unlock()
+		if !known {
+			if _, err := p.subscribe(req.NotifyURL, []EventType{{Name: "*"}}); err != nil {
+				return nil, plugin.BadRequest("notify_url: %v", err)
+			}
+		}
+	}
+	seed := req.Seed
+	if seed == 0 {
+		seed = p.host.DrawSeed()
+	}
+	ev, err := generateEvent(seed, req.EventType, p.host.Clock.Now(), p.settings.Live, eventParams{Amount: req.Amount, Currency: req.Currency, CustomID: req.CustomID})
+	if err != nil {
+		return nil, plugin.BadRequest("%v", err)
+	}
+	p.mu.Lock()
+	if _, err := p.currentLocked(); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	var targets []Webhook
+	for _, wh := range p.webhooks {
+		if wh.takes(ev.Type) {
+			targets = append(targets, wh)
+		}
+	}
+	p.mu.Unlock()
+	if len(targets) == 0 {
+		return nil, plugin.BadRequest("no webhook takes %s: create one (POST /v1/notifications/webhooks) or give notify_url", ev.Type)
+	}
+	var ids []string
+	for _, wh := range targets {
+		s := &sent{Event: ev.ID, WebhookID: wh.ID}
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		// A message per (event, webhook): the event's id, then ~2, ~3...
+		// for its other deliveries (another webhook, or the same seed
+		// sent again: the same event, as PayPal's duplicates are).
+		p.mu.Lock()
+		id := ev.ID
+		for n := 2; p.messages[id] != nil; n++ {
+			id = fmt.Sprintf("%s~%d", ev.ID, n)
+		}
+		p.messages[id] = s
+		p.events[ev.ID] = append(p.events[ev.ID], id)
+		p.mu.Unlock()
+		sub := delivery.Submission{ID: id, Provider: Provider, Kind: ev.Type, TxnID: ev.Resource, URL: wh.URL, Body: ev.Body,
+			Header: http.Header{"Content-Type": {"application/json"}, "User-Agent": {"PayPal/AUHD-214.0-58843530"}}, Schedule: Schedule, Ack: delivery.Any2xx}
+		if p.host.Journal != nil {
+			sub.Records = []journal.Entry{{Kind: kindMessage, Key: id, Value: raw}}
+		}
+		if _, err := p.host.Engine.Submit(sub); err != nil {
+			p.Forget([]string{id})
+			return nil, fmt.Errorf("deliver %s to webhook %s: %w", ev.ID, wh.ID, err)
+		}
+		ids = append(ids, id)
+	}
+	p.host.WaitIdle()
+	views := make([]api.MessageView, 0, len(ids))
+	for _, id := range ids {
+		v, _ := p.host.View(id)
+		views = append(views, v)
+	}
+	return views, nil
+}
+
+// postRotate makes a new signing key; the old certificates stay served.
+func (p *Plugin) postRotate(w http.ResponseWriter, _ *http.Request) error {
+	p.mu.Lock()
+	s, err := p.rotateLocked()
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	plugin.WriteJSON(w, http.StatusOK, map[string]any{"cert_url": s.CertURL()})
+	return nil
+}
+
+// verifyRequest is the verify API's body; webhook_event is kept as the
+// bytes posted, which the signature is checked over.
+type verifyRequest struct {
+	AuthAlgo         string          `json:"auth_algo"`
+	CertURL          string          `json:"cert_url"`
+	TransmissionID   string          `json:"transmission_id"`
+	TransmissionSig  string          `json:"transmission_sig"`
+	TransmissionTime string          `json:"transmission_time"`
+	WebhookID        string          `json:"webhook_id"`
+	WebhookEvent     json.RawMessage `json:"webhook_event"`
+}
+
+// verifySignature is POST /v1/notifications/verify-webhook-signature:
+// SUCCESS or FAILURE, both with HTTP 200 as PayPal answers. A FAILURE
+// says why, in a field of ipnlab's own (PayPal says nothing more).
+func (p *Plugin) verifySignature(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, plugin.MaxAPIBody))
+	if err != nil {
+		apiFailure(w, http.StatusBadRequest, "INVALID_REQUEST", "reading the body: %v", err)
+		return
+	}
+	var req verifyRequest
+	if err := plugin.DecodeJSON(bytes.NewReader(raw), &req); err != nil {
+		apiFailure(w, http.StatusBadRequest, "INVALID_REQUEST", "%s", plugin.MessageOf(err))
+		return
+	}
+	for name, v := range map[string]string{"auth_algo": req.AuthAlgo, "cert_url": req.CertURL, "transmission_id": req.TransmissionID,
+		"transmission_sig": req.TransmissionSig, "transmission_time": req.TransmissionTime, "webhook_id": req.WebhookID} {
+		if v == "" {
+			apiFailure(w, http.StatusBadRequest, "VALIDATION_ERROR", "%s is required", name)
+			return
+		}
+	}
+	if len(req.WebhookEvent) == 0 {
+		apiFailure(w, http.StatusBadRequest, "VALIDATION_ERROR", "webhook_event is required")
+		return
+	}
+	why := p.judge(req)
+	out := map[string]any{"verification_status": "SUCCESS"}
+	if why != "" {
+		out = map[string]any{"verification_status": "FAILURE", "ipnlab_reason": why}
+	}
+	plugin.WriteJSON(w, http.StatusOK, out)
+}
+
+// judge says why a verification fails ("" when it succeeds): the
+// signature is checked over the webhook_event bytes as posted, as
+// PayPal's is; when it fails, what differs from what was sent says why.
+func (p *Plugin) judge(req verifyRequest) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.IndexFunc(p.signers, func(s *signer) bool { return s.CertURL() == req.CertURL })
+	if req.AuthAlgo != AuthAlgo {
+		return fmt.Sprintf("auth_algo %q: the transmission was signed with %s (its PAYPAL-AUTH-ALGO header)", req.AuthAlgo, AuthAlgo)
+	}
+	if i < 0 {
+		return fmt.Sprintf("cert_url %q is no certificate of PayPal's (its PAYPAL-CERT-URL header names one)", req.CertURL)
+	}
+	known := slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.ID == req.WebhookID })
+	var event struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(req.WebhookEvent, &event)
+	if !known {
+		why := fmt.Sprintf("webhook_id %q is no webhook of this app", req.WebhookID)
+		if req.WebhookID == event.ID {
+			why += ": it is the event's id; the signature is over the id of the webhook (subscription) that received the event"
+		}
+		return why
+	}
+	if p.signers[i].verify(SignedString(req.TransmissionID, req.TransmissionTime, req.WebhookID, req.WebhookEvent), req.TransmissionSig) {
+		return ""
+	}
+	// Why not: find the transmission, then what was sent.
+	var t *transmission
+	var s *sent
+	var msgID string
+	for _, id := range p.events[event.ID] {
+		m := p.messages[id]
+		for j := range m.transmissions {
+			if m.transmissions[j].ID == req.TransmissionID {
+				t, s, msgID = &m.transmissions[j], m, id
+			}
+		}
+	}
+	switch {
+	case t == nil:
+		return fmt.Sprintf("transmission_id %q: no transmission of event %q had it", req.TransmissionID, event.ID)
+	case req.WebhookID != s.WebhookID:
+		return fmt.Sprintf("webhook_id %q: transmission %s went to webhook %s", req.WebhookID, t.ID, s.WebhookID)
+	case req.TransmissionTime != t.Time:
+		return fmt.Sprintf("transmission_time %q: transmission %s was sent at %s", req.TransmissionTime, t.ID, t.Time)
+	case req.TransmissionSig != t.Sig:
+		return fmt.Sprintf("transmission_sig: not the signature transmission %s carried", t.ID)
+	}
+	body, _ := p.host.Engine.Body(msgID)
+	return "webhook_event: " + differs(body, req.WebhookEvent)
+}
+
+// differs says where posted differs from sent, byte-aware: the first
+// byte, and the member it is in when both parse.
+func differs(sent, posted []byte) string {
+	n := 0
+	for n < len(sent) && n < len(posted) && sent[n] == posted[n] {
+		n++
+	}
+	excerpt := func(b []byte) string {
+		lo, hi := max(n-20, 0), min(n+20, len(b))
+		return string(b[lo:hi])
+	}
+	what := fmt.Sprintf("not the bytes that were sent (%d bytes sent, %d posted): they differ from byte %d, sent …%s… posted …%s…", len(sent), len(posted), n, excerpt(sent), excerpt(posted))
+	var a, b any
+	if json.Unmarshal(sent, &a) == nil && json.Unmarshal(posted, &b) == nil {
+		if path := firstDiff("", a, b); path != "" {
+			what += "; the first member that differs is " + path
+		} else {
+			what += "; the same JSON written differently (spacing, key order, escapes or number form): the signature is over the bytes, so post the body as it came"
+		}
+	}
+	return what
+}
+
+// firstDiff is the path of the first value that differs ("" when none).
+func firstDiff(path string, a, b any) string {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok {
+			return orRoot(path)
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		for k := range y {
+			if _, ok := x[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if d := firstDiff(path+"."+k, x[k], y[k]); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return orRoot(path)
+		}
+		for i := range x {
+			if d := firstDiff(fmt.Sprintf("%s[%d]", path, i), x[i], y[i]); d != "" {
+				return d
+			}
+		}
+		return ""
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		return orRoot(path)
+	}
+	return ""
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "the whole event"
+	}
+	return strings.TrimPrefix(path, ".")
+}

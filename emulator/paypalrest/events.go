@@ -1,0 +1,280 @@
+package paypalrest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipnlab/ipnlab/orderedjson"
+)
+
+// An event kind: what PayPal's event of that type carries, as its
+// published OpenAPI documents shape the resource.
+type kind struct {
+	Type         string // event_type
+	ResourceType string
+	Description  string
+	// Status is the resource's status, Summary PayPal's sentence
+	// ("Payment completed for $ 5.00 USD").
+	Status, Summary string
+	// Reason is the capture's status_details.reason ("" for none).
+	Reason string
+}
+
+// kinds are the events this provider sends.
+var kinds = []kind{
+	{"PAYMENT.CAPTURE.COMPLETED", "capture", "a capture completed: the money is the merchant's", "COMPLETED", "Payment completed for %s", ""},
+	{"PAYMENT.CAPTURE.PENDING", "capture", "a capture pending (an eCheck, a review): nothing to fulfil yet", "PENDING", "Payment pending for %s", "PENDING_REVIEW"},
+	{"PAYMENT.CAPTURE.DENIED", "capture", "a pending capture denied: it never completes", "DECLINED", "Payment denied for %s", ""},
+	{"PAYMENT.CAPTURE.REFUNDED", "refund", "a capture refunded by the merchant (the resource is the refund)", "COMPLETED", "A %s capture payment was refunded", ""},
+	{"PAYMENT.CAPTURE.REVERSED", "capture", "a capture reversed by PayPal (a chargeback): the money goes back", "REVERSED", "A %s capture payment was reversed", "CHARGEBACK"},
+	{"CHECKOUT.ORDER.APPROVED", "checkout-order", "an order the buyer approved: not paid until it is captured", "APPROVED", "An order has been approved by buyer", ""},
+}
+
+// KindNames lists the event types this provider sends.
+func KindNames() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.Type
+	}
+	return out
+}
+
+func lookupKind(eventType string) (kind, bool) {
+	i := slices.IndexFunc(kinds, func(k kind) bool { return k.Type == eventType })
+	if i < 0 {
+		return kind{}, false
+	}
+	return kinds[i], true
+}
+
+// Event is one generated webhook event: its id, type and the exact bytes
+// every subscription gets.
+type Event struct {
+	ID       string
+	Type     string
+	Resource string // the resource's id
+	Body     []byte
+}
+
+// eventParams pins values of one event; zero values are drawn.
+type eventParams struct {
+	Amount   string // "10.00"
+	Currency string
+	CustomID string
+	Parent   string // a refund's or reversal's capture
+}
+
+// ids draws PayPal-looking ids from a seeded source.
+type ids struct{ r *rand.Rand }
+
+const idChars = "0123456789ABCDEFGHJKLMNPRSTUVWXY"
+
+func (g ids) upper(n int) string {
+	var b strings.Builder
+	for range n {
+		b.WriteByte(idChars[g.r.IntN(len(idChars))])
+	}
+	return b.String()
+}
+
+// event is WH-<17>-<17>, a capture or refund 17 upper-case characters.
+func (g ids) event() string { return "WH-" + g.upper(17) + "-" + g.upper(17) }
+
+// generateEvent makes the event of type eventType at time at, from seed,
+// its host the sandbox's or the live API's. The body is byte-exact and
+// carries what a naive re-serialization changes: an empty object and
+// array, a number written 1.0, escaped non-ASCII text, and PayPal's key
+// order.
+func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eventParams) (Event, error) {
+	k, ok := lookupKind(eventType)
+	if !ok {
+		return Event{}, fmt.Errorf("event type %q: want one of %s", eventType, strings.Join(KindNames(), ", "))
+	}
+	g := ids{rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	host := "https://api.sandbox.paypal.com"
+	if live {
+		host = "https://api.paypal.com"
+	}
+	if p.Currency == "" {
+		p.Currency = []string{"USD", "USD", "USD", "EUR", "GBP"}[g.r.IntN(5)]
+	}
+	if p.Amount == "" {
+		p.Amount = fmt.Sprintf("%d.%02d", 1+g.r.IntN(300), g.r.IntN(100))
+	}
+	if p.CustomID == "" {
+		p.CustomID = "order-" + strings.ToLower(g.upper(8))
+	}
+	gross, err := cents(p.Amount)
+	if err != nil {
+		return Event{}, err
+	}
+	fee := gross*349/10000 + 49
+	if fee > gross {
+		fee = gross
+	}
+	created := at.Add(-time.Duration(5+g.r.IntN(20)) * time.Second).UTC()
+	stamp := created.Format(time.RFC3339)
+	money := func(c int64) orderedjson.Object {
+		return orderedjson.Object{{Key: "currency_code", Value: p.Currency}, {Key: "value", Value: formatCents(c)}}
+	}
+	id := g.upper(17)
+	e := Event{ID: g.event(), Type: k.Type, Resource: id}
+	var resource orderedjson.Object
+	var summary string
+	switch k.ResourceType {
+	case "checkout-order":
+		summary = k.Summary
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "intent", Value: "CAPTURE"},
+			{Key: "status", Value: k.Status},
+			{Key: "purchase_units", Value: []any{orderedjson.Object{
+				{Key: "reference_id", Value: "default"},
+				{Key: "amount", Value: money(gross)},
+				{Key: "payee", Value: orderedjson.Object{{Key: "email_address", Value: "merchant@example.com"}}},
+				{Key: "custom_id", Value: p.CustomID},
+				{Key: "items", Value: []any{}},
+				// Escaped as PayPal's serializer writes it: a client that
+				// re-encodes it as UTF-8 changes the bytes.
+				{Key: "description", Value: json.RawMessage(`"Caf\u00e9 order"`)},
+			}}},
+			{Key: "payer", Value: orderedjson.Object{
+				{Key: "name", Value: orderedjson.Object{{Key: "given_name", Value: "Zoë"}, {Key: "surname", Value: "Ng"}}},
+				{Key: "email_address", Value: "buyer-" + strings.ToLower(g.upper(6)) + "@example.com"},
+				{Key: "payer_id", Value: g.upper(13)},
+			}},
+			{Key: "create_time", Value: stamp},
+			{Key: "links", Value: []any{link(host+"/v2/checkout/orders/"+id, "self", "GET")}},
+		}
+	case "refund":
+		parent := p.Parent
+		if parent == "" {
+			parent = g.upper(17)
+		}
+		summary = fmt.Sprintf(k.Summary, strings.TrimSuffix(formatCents(gross), ".00")+" "+p.Currency)
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "amount", Value: money(gross)},
+			{Key: "seller_payable_breakdown", Value: orderedjson.Object{
+				{Key: "gross_amount", Value: money(gross)},
+				{Key: "paypal_fee", Value: money(0)},
+				{Key: "net_amount", Value: money(gross)},
+				{Key: "total_refunded_amount", Value: money(gross)},
+			}},
+			{Key: "invoice_id", Value: ""},
+			{Key: "custom_id", Value: p.CustomID},
+			{Key: "status", Value: k.Status},
+			{Key: "create_time", Value: stamp},
+			{Key: "update_time", Value: stamp},
+			{Key: "links", Value: []any{
+				link(host+"/v2/payments/refunds/"+id, "self", "GET"),
+				link(host+"/v2/payments/captures/"+parent, "up", "GET"),
+			}},
+		}
+	default: // capture
+		// PayPal's summary writes whole amounts with one decimal ("$ 100.0").
+		shown := formatCents(gross)
+		if strings.HasSuffix(shown, ".00") {
+			shown = strings.TrimSuffix(shown, "0")
+		}
+		summary = fmt.Sprintf(k.Summary, symbol(p.Currency)+" "+shown+" "+p.Currency)
+		order := g.upper(17)
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "amount", Value: money(gross)},
+			{Key: "final_capture", Value: true},
+			{Key: "seller_protection", Value: orderedjson.Object{
+				{Key: "status", Value: "ELIGIBLE"},
+				{Key: "dispute_categories", Value: []any{"ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"}},
+			}},
+			{Key: "seller_receivable_breakdown", Value: orderedjson.Object{
+				{Key: "gross_amount", Value: money(gross)},
+				{Key: "paypal_fee", Value: money(fee)},
+				{Key: "net_amount", Value: money(gross - fee)},
+			}},
+			{Key: "custom_id", Value: p.CustomID},
+			{Key: "status", Value: k.Status},
+		}
+		if k.Reason != "" {
+			resource = append(resource, orderedjson.Member{Key: "status_details", Value: orderedjson.Object{{Key: "reason", Value: k.Reason}}})
+		}
+		resource = append(resource,
+			orderedjson.Member{Key: "supplementary_data", Value: orderedjson.Object{{Key: "related_ids", Value: orderedjson.Object{{Key: "order_id", Value: order}}}}},
+			orderedjson.Member{Key: "disbursement_mode", Value: "INSTANT"},
+			// Empty: PHP's json_decode($body, true) turns {} into [].
+			orderedjson.Member{Key: "processor_response", Value: orderedjson.Object{}},
+			orderedjson.Member{Key: "create_time", Value: stamp},
+			orderedjson.Member{Key: "update_time", Value: stamp},
+			orderedjson.Member{Key: "links", Value: []any{
+				link(host+"/v2/payments/captures/"+id, "self", "GET"),
+				link(host+"/v2/payments/captures/"+id+"/refund", "refund", "POST"),
+				link(host+"/v2/checkout/orders/"+order, "up", "GET"),
+			}},
+		)
+	}
+	envelope := orderedjson.Object{
+		{Key: "id", Value: e.ID},
+		{Key: "create_time", Value: at.UTC().Format("2006-01-02T15:04:05.000Z")},
+		{Key: "resource_type", Value: k.ResourceType},
+		{Key: "event_type", Value: k.Type},
+		{Key: "summary", Value: summary},
+		{Key: "resource", Value: resource},
+		{Key: "links", Value: []any{
+			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID, "self", "GET"),
+			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID+"/resend", "resend", "POST"),
+		}},
+		// A number PayPal writes as 1.0: JavaScript and most decoders
+		// read it back as 1.
+		{Key: "event_version", Value: json.Number("1.0")},
+		{Key: "resource_version", Value: "2.0"},
+	}
+	if e.Body, err = envelope.MarshalJSON(); err != nil {
+		return Event{}, fmt.Errorf("event %s: %w", k.Type, err)
+	}
+	return e, nil
+}
+
+func link(href, rel, method string) orderedjson.Object {
+	return orderedjson.Object{{Key: "href", Value: href}, {Key: "rel", Value: rel}, {Key: "method", Value: method}}
+}
+
+func linkEnc(href, rel, method string) orderedjson.Object {
+	return append(link(href, rel, method), orderedjson.Member{Key: "encType", Value: "application/json"})
+}
+
+func symbol(currency string) string {
+	switch currency {
+	case "USD":
+		return "$"
+	case "EUR":
+		return "€"
+	case "GBP":
+		return "£"
+	}
+	return currency
+}
+
+// cents reads an amount with at most two decimals.
+func cents(s string) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(frac) > 2 || strings.Trim(whole+frac, "0123456789") != "" {
+		return 0, fmt.Errorf("amount %q: want a positive amount with at most two decimals, such as 10.00", s)
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	var c int64
+	for _, d := range whole + frac {
+		c = c*10 + int64(d-'0')
+		if c > 1e13 {
+			return 0, fmt.Errorf("amount %q: too large", s)
+		}
+	}
+	return c, nil
+}
+
+func formatCents(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }

@@ -1,0 +1,16 @@
+package paypalrest_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/internal/specwait"
+)
+
+func TestPayPalREST(t *testing.T) {
+	RegisterFailHandler(Fail)
+	specwait.Defaults()
+	RunSpecs(t, "paypalrest")
+}

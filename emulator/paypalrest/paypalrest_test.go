@@ -1,0 +1,474 @@
+package paypalrest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/journal"
+	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
+)
+
+var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+// delivery is one request a listener got.
+type delivery struct {
+	header http.Header
+	body   []byte
+}
+
+// rig is an emulator with the REST provider plugged in, and a listener
+// that verifies each delivery itself, as PayPal's SDKs do: the
+// certificate fetched from its URL (on the emulator's address), the name
+// on it PayPal's, the signature over the raw body, and the transmission
+// no older than five minutes.
+type rig struct {
+	path string // the journal's, "" for none
+	jnl  journal.Journal
+	clk  *clock.Manual
+	emu  *emulator.Emulator
+	api  *httptest.Server
+	lsrv *httptest.Server
+
+	mu       sync.Mutex
+	got      []delivery
+	verdicts []string // "ok" or why the listener refused
+	fail     int      // answer 500 to this many verified deliveries first
+}
+
+func newRig() *rig { return newRigAt("") }
+
+// newRigAt is newRig with its emulator's journal at path ("" for none),
+// so that restart can start it again from what it kept.
+func newRigAt(path string) *rig {
+	r := &rig{clk: clock.NewManual(t0), path: path}
+	r.lsrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		why := r.verify(req.Header, body, r.webhookID(req.URL.Path))
+		r.mu.Lock()
+		r.got = append(r.got, delivery{req.Header.Clone(), body})
+		r.verdicts = append(r.verdicts, why)
+		fail := why == "ok" && r.fail > 0
+		if fail {
+			r.fail--
+		}
+		r.mu.Unlock()
+		switch {
+		case why != "ok":
+			http.Error(w, why, http.StatusBadRequest)
+		case fail:
+			http.Error(w, "down for a moment", http.StatusInternalServerError)
+		}
+	}))
+	r.start()
+	DeferCleanup(func() { r.stop(); r.lsrv.Close() })
+	return r
+}
+
+func (r *rig) start() {
+	cfg := emulator.Config{Clock: r.clk, Seed: 7, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}}
+	if r.path != "" {
+		j, err := sqlitejournal.Open(r.path)
+		Expect(err).NotTo(HaveOccurred())
+		cfg.Journal, r.jnl = j, j
+	}
+	var err error
+	r.emu, err = emulator.New(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	r.api = httptest.NewServer(r.emu)
+}
+
+func (r *rig) stop() {
+	r.api.Close()
+	Expect(r.emu.Shutdown(context.Background())).To(Succeed())
+	if r.jnl != nil {
+		Expect(r.jnl.Close()).To(Succeed())
+	}
+}
+
+// restart stops the emulator and starts another on the same journal.
+func (r *rig) restart() {
+	r.stop()
+	r.start()
+}
+
+// webhookIDs are the listener's configuration: the webhook id of each of
+// its paths, as a team copies it from the dashboard.
+var webhookIDs sync.Map
+
+func (r *rig) webhookID(path string) string {
+	v, _ := webhookIDs.Load(r.lsrv.URL + path)
+	s, _ := v.(string)
+	return s
+}
+
+// verify is a self-verifying listener's check: "ok" or why not.
+func (r *rig) verify(h http.Header, body []byte, webhookID string) string {
+	certURL, err := url.Parse(h.Get("Paypal-Cert-Url"))
+	if err != nil || certURL.Scheme != "https" || !strings.HasSuffix(certURL.Hostname(), ".paypal.com") {
+		return "cert URL on a foreign host: " + h.Get("Paypal-Cert-Url")
+	}
+	resp, err := http.Get(r.api.URL + certURL.Path) // the emulator stands in for PayPal's host
+	if err != nil {
+		return err.Error()
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return "no certificate at " + certURL.String()
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return err.Error()
+	}
+	if err := cert.VerifyHostname("messageverificationcerts.paypal.com"); err != nil {
+		return err.Error()
+	}
+	if h.Get("Paypal-Auth-Algo") != "SHA256withRSA" {
+		return "algorithm " + h.Get("Paypal-Auth-Algo")
+	}
+	sent, err := time.Parse(time.RFC3339, h.Get("Paypal-Transmission-Time"))
+	if err != nil || r.clk.Now().Sub(sent) > 5*time.Minute || sent.Sub(r.clk.Now()) > 5*time.Minute {
+		return fmt.Sprintf("transmission time %q is more than 5 minutes from now", h.Get("Paypal-Transmission-Time"))
+	}
+	sig, err := base64.StdEncoding.DecodeString(h.Get("Paypal-Transmission-Sig"))
+	if err != nil {
+		return err.Error()
+	}
+	signed := paypalrest.SignedString(h.Get("Paypal-Transmission-Id"), h.Get("Paypal-Transmission-Time"), webhookID, body)
+	sum := sha256.Sum256([]byte(signed))
+	if err := rsa.VerifyPKCS1v15(cert.PublicKey.(*rsa.PublicKey), crypto.SHA256, sum[:], sig); err != nil {
+		return "signature: " + err.Error()
+	}
+	return "ok"
+}
+
+func (r *rig) deliveries() ([]delivery, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...), append([]string(nil), r.verdicts...)
+}
+
+// call makes a request of the emulator; a token, if given, is sent as
+// the bearer.
+func (r *rig) call(method, path, token string, body any) (int, map[string]any) {
+	var rd io.Reader
+	if body != nil {
+		raw, ok := body.([]byte)
+		if !ok {
+			var err error
+			raw, err = json.Marshal(body)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, r.api.URL+path, rd)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+// token gets an OAuth token with the default app's credentials.
+func (r *rig) token() string {
+	req, err := http.NewRequest("POST", r.api.URL+"/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	Expect(err).NotTo(HaveOccurred())
+	req.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+	return out.AccessToken
+}
+
+// subscribe creates a webhook for the listener's path and configures the
+// listener with its id.
+func (r *rig) subscribe(tok, path string, types ...string) string {
+	var ets []map[string]string
+	for _, t := range types {
+		ets = append(ets, map[string]string{"name": t})
+	}
+	code, out := r.call("POST", "/v1/notifications/webhooks", tok, map[string]any{"url": r.lsrv.URL + path, "event_types": ets})
+	Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+	id := out["id"].(string)
+	webhookIDs.Store(r.lsrv.URL+path, id)
+	return id
+}
+
+func (r *rig) send(eventType string, seed int) []any {
+	code, out := r.call("POST", "/api/v1/paypalrest/events", "", map[string]any{"event_type": eventType, "seed": seed})
+	Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+	return out["messages"].([]any)
+}
+
+var _ = Describe("PayPal REST webhooks", func() {
+	It("delivers signed events a self-verifying listener accepts unchanged, and refuses after any one-byte change", func() {
+		r := newRig()
+		tok := r.token()
+		r.subscribe(tok, "/hooks/a", "*")
+		msgs := r.send("PAYMENT.CAPTURE.COMPLETED", 11)
+		Expect(msgs).To(HaveLen(1))
+		got, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok"}))
+		Expect(msgs[0].(map[string]any)["status"]).To(Equal("Sent"), "acknowledged with 200")
+
+		d := got[0]
+		id := r.webhookID("/hooks/a")
+		for i := 0; i < len(d.body); i += 37 {
+			changed := bytes.Clone(d.body)
+			changed[i] ^= 0x01
+			Expect(r.verify(d.header, changed, id)).To(HavePrefix("signature: "), "byte %d changed", i)
+		}
+		Expect(r.verify(d.header, d.body, "WH-"+strings.Repeat("0", 17))).To(HavePrefix("signature: "), "signed for the webhook's id, not another")
+	})
+
+	It("writes bodies byte for byte the same for a seed, with what breaks a re-serialization: 1.0, {}, [], escaped text, PayPal's key order", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/b", "*")
+		r.send("PAYMENT.CAPTURE.COMPLETED", 5)
+		r.send("CHECKOUT.ORDER.APPROVED", 5)
+		got, _ := r.deliveries()
+		capture, order := string(got[0].body), string(got[1].body)
+		Expect(capture).To(HavePrefix(`{"id":"WH-`))
+		Expect(capture).To(ContainSubstring(`"event_version":1.0,"resource_version":"2.0"}`))
+		Expect(capture).To(ContainSubstring(`"processor_response":{}`))
+		Expect(order).To(ContainSubstring(`"items":[]`))
+		Expect(order).To(ContainSubstring(`"description":"Caf\u00e9 order"`))
+		Expect(capture).To(MatchRegexp(`^\{"id":"WH-[0-9A-Z]{17}-[0-9A-Z]{17}","create_time":"[^"]+\.\d{3}Z","resource_type":"capture","event_type":"PAYMENT.CAPTURE.COMPLETED","summary":"Payment completed for `))
+
+		again := newRig()
+		again.subscribe(again.token(), "/hooks/b", "*")
+		again.send("PAYMENT.CAPTURE.COMPLETED", 5)
+		got2, _ := again.deliveries()
+		Expect(string(got2[0].body)).To(Equal(capture), "the same seed, the same bytes")
+	})
+
+	It("signs every attempt anew: a retry an hour later passes a listener's five-minute bound", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/c", "PAYMENT.CAPTURE.COMPLETED")
+		r.fail = 1
+		r.send("PAYMENT.CAPTURE.COMPLETED", 3)
+		Expect(r.emu.Advance(time.Hour)).To(Succeed())
+		got, verdicts := r.deliveries()
+		Expect(len(got)).To(BeNumerically(">=", 2))
+		Expect(verdicts).To(HaveEach("ok"), "every retry verifies, the last one an hour after the first")
+		first, last := got[0].header, got[len(got)-1].header
+		Expect(last.Get("Paypal-Transmission-Id")).NotTo(Equal(first.Get("Paypal-Transmission-Id")))
+		Expect(last.Get("Paypal-Transmission-Time")).NotTo(Equal(first.Get("Paypal-Transmission-Time")))
+	})
+
+	It("sends an event to each webhook that takes its type, signed for that webhook's own id", func() {
+		r := newRig()
+		tok := r.token()
+		r.subscribe(tok, "/hooks/all", "*")
+		r.subscribe(tok, "/hooks/refunds", "PAYMENT.CAPTURE.REFUNDED")
+		Expect(r.send("PAYMENT.CAPTURE.COMPLETED", 1)).To(HaveLen(1))
+		Expect(r.send("PAYMENT.CAPTURE.REFUNDED", 2)).To(HaveLen(2))
+		_, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok", "ok", "ok"}))
+
+		code, out := r.call("GET", "/v1/notifications/webhooks", tok, nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out["webhooks"]).To(HaveLen(2))
+		code, out = r.call("POST", "/v1/notifications/webhooks", tok, map[string]any{"url": r.lsrv.URL + "/hooks/all", "event_types": []any{map[string]string{"name": "*"}}})
+		Expect(code).To(Equal(http.StatusBadRequest))
+		Expect(out["message"]).To(ContainSubstring("WEBHOOK_URL_ALREADY_EXISTS"))
+		code, out = r.call("POST", "/v1/notifications/webhooks", tok, map[string]any{"url": r.lsrv.URL + "/x", "event_types": []any{map[string]string{"name": "PAYMENT.CAPTURE.COMPLETD"}}})
+		Expect(code).To(Equal(http.StatusBadRequest))
+		Expect(out["message"]).To(ContainSubstring(`event type "PAYMENT.CAPTURE.COMPLETD": want "*" or one of`))
+		for i := range 8 {
+			r.subscribe(tok, fmt.Sprintf("/hooks/n%d", i), "*")
+		}
+		code, out = r.call("POST", "/v1/notifications/webhooks", tok, map[string]any{"url": r.lsrv.URL + "/hooks/eleventh", "event_types": []any{map[string]string{"name": "*"}}})
+		Expect(code).To(Equal(http.StatusBadRequest))
+		Expect(out["message"]).To(ContainSubstring("at most 10 webhooks"))
+
+		code, _ = r.call("GET", "/v1/notifications/webhooks", "", nil)
+		Expect(code).To(Equal(http.StatusUnauthorized), "the management API wants a token")
+		id := r.webhookID("/hooks/refunds")
+		code, _ = r.call("DELETE", "/v1/notifications/webhooks/"+id, tok, nil)
+		Expect(code).To(Equal(http.StatusNoContent))
+		code, _ = r.call("GET", "/v1/notifications/webhooks/"+id, tok, nil)
+		Expect(code).To(Equal(http.StatusNotFound))
+	})
+
+	Describe("the verify API", func() {
+		var r *rig
+		var tok string
+		var d delivery
+		BeforeEach(func() {
+			r = newRig()
+			tok = r.token()
+			r.subscribe(tok, "/hooks/v", "*")
+			r.send("PAYMENT.CAPTURE.COMPLETED", 9)
+			got, _ := r.deliveries()
+			d = got[0]
+		})
+		// ask posts d's headers with event as the webhook_event, changed
+		// by change.
+		ask := func(event []byte, change func(map[string]json.RawMessage)) (int, map[string]any) {
+			req := map[string]json.RawMessage{}
+			for k, h := range map[string]string{"auth_algo": "Paypal-Auth-Algo", "cert_url": "Paypal-Cert-Url", "transmission_id": "Paypal-Transmission-Id",
+				"transmission_sig": "Paypal-Transmission-Sig", "transmission_time": "Paypal-Transmission-Time"} {
+				req[k], _ = json.Marshal(d.header.Get(h))
+			}
+			req["webhook_id"], _ = json.Marshal(r.webhookID("/hooks/v"))
+			req["webhook_event"] = event
+			if change != nil {
+				change(req)
+			}
+			var b bytes.Buffer
+			b.WriteString("{")
+			first := true
+			for _, k := range []string{"auth_algo", "cert_url", "transmission_id", "transmission_sig", "transmission_time", "webhook_id", "webhook_event"} {
+				if !first {
+					b.WriteString(",")
+				}
+				first = false
+				fmt.Fprintf(&b, "%q:%s", k, req[k])
+			}
+			b.WriteString("}")
+			return r.call("POST", "/v1/notifications/verify-webhook-signature", tok, b.Bytes())
+		}
+
+		It("answers SUCCESS for the event as it was delivered", func() {
+			code, out := ask(d.body, nil)
+			Expect(code).To(Equal(http.StatusOK))
+			Expect(out).To(HaveKeyWithValue("verification_status", "SUCCESS"))
+		})
+		It("answers FAILURE with HTTP 200, saying why, for a re-serialized event: the same JSON written differently", func() {
+			var v any
+			Expect(json.Unmarshal(d.body, &v)).To(Succeed())
+			again, err := json.Marshal(v) // as a JavaScript or Go handler would
+			Expect(err).NotTo(HaveOccurred())
+			code, out := ask(again, nil)
+			Expect(code).To(Equal(http.StatusOK))
+			Expect(out).To(HaveKeyWithValue("verification_status", "FAILURE"))
+			Expect(out["ipnlab_reason"]).To(ContainSubstring("the same JSON written differently"))
+		})
+		It("names the member of the event that differs", func() {
+			changed := bytes.Replace(d.body, []byte(`"status":"COMPLETED"`), []byte(`"status":"COMPLETEX"`), 1)
+			_, out := ask(changed, nil)
+			Expect(out["ipnlab_reason"]).To(ContainSubstring("the first member that differs is resource.status"))
+		})
+		It("says when the webhook_id is the event's id", func() {
+			var ev struct {
+				ID string `json:"id"`
+			}
+			Expect(json.Unmarshal(d.body, &ev)).To(Succeed())
+			_, out := ask(d.body, func(m map[string]json.RawMessage) { m["webhook_id"], _ = json.Marshal(ev.ID) })
+			Expect(out["verification_status"]).To(Equal("FAILURE"))
+			Expect(out["ipnlab_reason"]).To(ContainSubstring("it is the event's id"))
+		})
+		It("refuses a cert URL that is not PayPal's, and another algorithm", func() {
+			_, out := ask(d.body, func(m map[string]json.RawMessage) {
+				m["cert_url"], _ = json.Marshal("https://attacker.example/cert.pem")
+			})
+			Expect(out["ipnlab_reason"]).To(ContainSubstring("is no certificate of PayPal's"))
+			_, out = ask(d.body, func(m map[string]json.RawMessage) { m["auth_algo"], _ = json.Marshal("SHA1withRSA") })
+			Expect(out["ipnlab_reason"]).To(ContainSubstring(`auth_algo "SHA1withRSA"`))
+		})
+		It("wants a token", func() {
+			tok = ""
+			code, _ := ask(d.body, nil)
+			Expect(code).To(Equal(http.StatusUnauthorized))
+		})
+	})
+
+	It("rotates its signing key on demand: later events carry the new cert URL, and the old certificate stays served", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/r", "*")
+		r.send("PAYMENT.CAPTURE.COMPLETED", 1)
+		code, out := r.call("POST", "/api/v1/paypalrest/rotate", "", nil)
+		Expect(code).To(Equal(http.StatusOK))
+		r.send("PAYMENT.CAPTURE.COMPLETED", 2)
+		got, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok", "ok"}))
+		Expect(got[1].header.Get("Paypal-Cert-Url")).To(Equal(out["cert_url"]))
+		Expect(got[0].header.Get("Paypal-Cert-Url")).NotTo(Equal(out["cert_url"]))
+		Expect(r.verify(got[0].header, got[0].body, r.webhookID("/hooks/r"))).To(Equal("ok"), "the old certificate is still served")
+	})
+})
+
+var _ = Describe("A restarted emulator's REST provider", func() {
+	It("keeps its webhooks, key and messages: a retry after the restart is signed with the same certificate and verifies", func() {
+		r := newRigAt(filepath.Join(GinkgoT().TempDir(), "journal.db"))
+		r.subscribe(r.token(), "/hooks/restart", "*")
+		r.fail = 1
+		r.send("PAYMENT.CAPTURE.COMPLETED", 4)
+		r.restart()
+		Expect(r.emu.Restored().Providers).To(HaveKeyWithValue(paypalrest.Provider, emulator.RestoredCounts{"messages": 1, "webhooks": 1, "signers": 1}))
+		code, out := r.call("GET", "/v1/notifications/webhooks", r.token(), nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out["webhooks"]).To(HaveLen(1))
+
+		Expect(r.emu.Advance(time.Hour)).To(Succeed())
+		got, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok", "ok"}), "the retry after the restart verifies")
+		Expect(got[1].header.Get("Paypal-Cert-Url")).To(Equal(got[0].header.Get("Paypal-Cert-Url")))
+	})
+})
+
+var _ = Describe("The REST provider's part of the OpenAPI document", func() {
+	It("describes every route it serves, and no other, merged into the document the emulator serves", func() {
+		r := newRig()
+		var doc struct {
+			Paths map[string]map[string]any `yaml:"paths"`
+		}
+		Expect(yaml.Unmarshal(r.emu.OpenAPI(), &doc)).To(Succeed())
+		var documented []string
+		for path, ops := range doc.Paths {
+			for method := range ops {
+				if method != "parameters" && (strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/api/v1/paypalrest/")) {
+					documented = append(documented, strings.ToUpper(method)+" "+path)
+				}
+			}
+		}
+		var served []string
+		for _, rt := range r.emu.Routes() {
+			if strings.Contains(rt, " /v1/") || strings.Contains(rt, " /api/v1/paypalrest/") {
+				served = append(served, rt)
+			}
+		}
+		Expect(documented).To(ConsistOf(served))
+		Expect(served).To(HaveLen(9))
+	})
+})
