@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
-	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
@@ -114,20 +113,29 @@ func (p *Plugin) createWebhook(w http.ResponseWriter, r *http.Request) {
 	plugin.WriteJSON(w, http.StatusCreated, wh)
 }
 
-// subscribe adds a webhook, refusing a bad or taken URL, a type this
-// provider does not send, and an eleventh webhook.
-func (p *Plugin) subscribe(rawURL string, types []EventType) (Webhook, error) {
+// checkWebhook refuses a bad URL and an event type this provider does not
+// send.
+func checkWebhook(rawURL string, types []EventType) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Webhook{}, fmt.Errorf("url %q: want an http(s) URL", rawURL)
+		return fmt.Errorf("url %q: want an http(s) URL", rawURL)
 	}
 	if len(types) == 0 {
-		return Webhook{}, fmt.Errorf("event_types is required: names of event types, or \"*\" for all")
+		return fmt.Errorf("event_types is required: names of event types, or \"*\" for all")
 	}
 	for _, t := range types {
 		if _, ok := lookupKind(t.Name); !ok && t.Name != "*" {
-			return Webhook{}, fmt.Errorf("event type %q: want \"*\" or one of %s", t.Name, strings.Join(KindNames(), ", "))
+			return fmt.Errorf("event type %q: want \"*\" or one of %s", t.Name, strings.Join(KindNames(), ", "))
 		}
+	}
+	return nil
+}
+
+// subscribe adds a webhook, refusing a bad or taken URL, a type this
+// provider does not send, and an eleventh webhook.
+func (p *Plugin) subscribe(rawURL string, types []EventType) (Webhook, error) {
+	if err := checkWebhook(rawURL, types); err != nil {
+		return Webhook{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -275,30 +283,9 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 	}
 	var ids []string
 	for _, wh := range targets {
-		s := &sent{Event: ev.ID, WebhookID: wh.ID}
-		raw, err := json.Marshal(s)
+		id, err := p.submit(ev, wh, false)
 		if err != nil {
 			return nil, err
-		}
-		// A message per (event, webhook): the event's id, then ~2, ~3...
-		// for its other deliveries (another webhook, or the same seed
-		// sent again: the same event, as PayPal's duplicates are).
-		p.mu.Lock()
-		id := ev.ID
-		for n := 2; p.messages[id] != nil; n++ {
-			id = fmt.Sprintf("%s~%d", ev.ID, n)
-		}
-		p.messages[id] = s
-		p.events[ev.ID] = append(p.events[ev.ID], id)
-		p.mu.Unlock()
-		sub := delivery.Submission{ID: id, Provider: Provider, Kind: ev.Type, TxnID: ev.Resource, URL: wh.URL, Body: ev.Body,
-			Header: http.Header{"Content-Type": {"application/json"}, "User-Agent": {"PayPal/AUHD-214.0-58843530"}}, Schedule: Schedule, Ack: delivery.Any2xx}
-		if p.host.Journal != nil {
-			sub.Records = []journal.Entry{{Kind: kindMessage, Key: id, Value: raw}}
-		}
-		if _, err := p.host.Engine.Submit(sub); err != nil {
-			p.Forget([]string{id})
-			return nil, fmt.Errorf("deliver %s to webhook %s: %w", ev.ID, wh.ID, err)
 		}
 		ids = append(ids, id)
 	}
@@ -386,6 +373,9 @@ func (p *Plugin) judge(req verifyRequest) string {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(req.WebhookEvent, &event)
+	if req.WebhookID == MockWebhookID {
+		return "webhook_id WEBHOOK_ID: a mock event of the webhooks simulator, which the verify API does not verify (a listener configured for production must refuse it)"
+	}
 	if !known {
 		why := fmt.Sprintf("webhook_id %q is no webhook of this app", req.WebhookID)
 		if req.WebhookID == event.ID {

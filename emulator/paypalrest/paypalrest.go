@@ -87,6 +87,10 @@ func (w Webhook) takes(eventType string) bool {
 type sent struct {
 	Event     string `json:"event"`
 	WebhookID string `json:"webhook_id"`
+	// Mock marks an event of the webhooks simulator: signed for the
+	// literal WEBHOOK_ID, sent once, never resent, never verified by the
+	// API.
+	Mock bool `json:"mock,omitempty"`
 	// Transmissions are the signed attempts, oldest first (in memory only:
 	// a restarted emulator signs its next attempts anew).
 	transmissions []transmission
@@ -153,6 +157,13 @@ func (p *Plugin) Routes() []plugin.Route {
 		{Method: "GET", Pattern: "/v1/notifications/webhooks", Handler: p.authorized(p.listWebhooks), Public: true},
 		{Method: "GET", Pattern: "/v1/notifications/webhooks/{id}", Handler: p.authorized(p.getWebhook), Public: true},
 		{Method: "DELETE", Pattern: "/v1/notifications/webhooks/{id}", Handler: p.authorized(p.deleteWebhook), Public: true},
+		{Method: "PATCH", Pattern: "/v1/notifications/webhooks/{id}", Handler: p.authorized(p.patchWebhook), Public: true},
+		{Method: "GET", Pattern: "/v1/notifications/webhooks/{id}/event-types", Handler: p.authorized(p.webhookEventTypes), Public: true},
+		{Method: "GET", Pattern: "/v1/notifications/webhooks-event-types", Handler: p.authorized(p.eventTypes), Public: true},
+		{Method: "GET", Pattern: "/v1/notifications/webhooks-events", Handler: p.authorized(p.listEvents), Public: true},
+		{Method: "GET", Pattern: "/v1/notifications/webhooks-events/{id}", Handler: p.authorized(p.getEvent), Public: true},
+		{Method: "POST", Pattern: "/v1/notifications/webhooks-events/{id}/resend", Handler: p.authorized(p.resendEvent), Public: true},
+		{Method: "POST", Pattern: "/v1/notifications/simulate-event", Handler: p.authorized(p.simulateEvent), Public: true},
 		plugin.APIRoute("POST", "/api/v1/paypalrest/events", plugin.Sending(p.Send)),
 		plugin.APIRoute("POST", "/api/v1/paypalrest/rotate", p.postRotate),
 	}
@@ -218,10 +229,17 @@ func (p *Plugin) Describe(id string, v *api.MessageView) {
 	}
 }
 
-// Resend sends the same bytes again, signed anew.
+// Resend sends the same bytes again, signed anew; a simulator's mock
+// event cannot be resent, as PayPal's cannot.
 func (p *Plugin) Resend(id string, r api.ResendRequest) error {
 	if r.UseProfileURL {
 		return plugin.BadRequest("use_profile_url is IPN's: a webhook goes to its subscription's URL")
+	}
+	p.mu.Lock()
+	s, ok := p.messages[id]
+	p.mu.Unlock()
+	if ok && s.Mock {
+		return plugin.BadRequest("message %s is a mock event of the webhooks simulator: PayPal cannot resend those", id)
 	}
 	_, err := p.host.Engine.Resend(id, r.URL)
 	return err

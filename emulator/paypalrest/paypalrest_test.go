@@ -428,6 +428,75 @@ var _ = Describe("PayPal REST webhooks", func() {
 	})
 })
 
+var _ = Describe("The webhooks management API", func() {
+	It("patches a webhook, lists event types, lists and shows the events sent with their transmissions, and resends one", func() {
+		r := newRig()
+		tok := r.token()
+		id := r.subscribe(tok, "/hooks/m", "PAYMENT.CAPTURE.COMPLETED")
+		code, out := r.call("PATCH", "/v1/notifications/webhooks/"+id, tok, []any{map[string]any{"op": "replace", "path": "/event_types",
+			"value": []any{map[string]string{"name": "PAYMENT.CAPTURE.COMPLETED"}, map[string]string{"name": "PAYMENT.CAPTURE.REFUNDED"}}}})
+		Expect(code).To(Equal(http.StatusOK), fmt.Sprint(out))
+		code, out = r.call("GET", "/v1/notifications/webhooks/"+id+"/event-types", tok, nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out["event_types"]).To(HaveLen(2))
+		code, out = r.call("PATCH", "/v1/notifications/webhooks/"+id, tok, []any{map[string]any{"op": "remove", "path": "/url", "value": ""}})
+		Expect(code).To(Equal(http.StatusBadRequest))
+		Expect(out["message"]).To(ContainSubstring(`op "remove": only replace is supported`))
+		code, out = r.call("GET", "/v1/notifications/webhooks-event-types", tok, nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out["event_types"]).To(HaveLen(6))
+
+		r.fail = 1
+		msg := r.send("PAYMENT.CAPTURE.REFUNDED", 8)[0].(map[string]any)
+		event := strings.Split(msg["id"].(string), "~")[0]
+		code, out = r.call("GET", "/v1/notifications/webhooks-events/"+event, tok, nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out).To(HaveKeyWithValue("event_type", "PAYMENT.CAPTURE.REFUNDED"))
+		Expect(out).To(HaveKeyWithValue("status", "PENDING"), "its one delivery failed")
+		code, out = r.call("GET", "/v1/notifications/webhooks-events?event_type=PAYMENT.CAPTURE.REFUNDED", tok, nil)
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out["count"]).To(BeNumerically("==", 1))
+
+		code, out = r.call("POST", "/v1/notifications/webhooks-events/"+event+"/resend", tok, map[string]any{"webhook_ids": []string{id}})
+		Expect(code).To(Equal(http.StatusAccepted), fmt.Sprint(out))
+		Expect(out).To(HaveKeyWithValue("status", "SUCCESS"), "the resend got its 200")
+		_, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok", "ok"}), "the resend is signed anew and verifies")
+	})
+
+	It("simulates an event as PayPal's simulator does, but to any address: signed for WEBHOOK_ID, sent once, never resent, never verified by the API", func() {
+		r := newRig()
+		tok := r.token()
+		id := r.subscribe(tok, "/hooks/prod", "*")
+		code, out := r.call("POST", "/v1/notifications/simulate-event", tok, map[string]any{"webhook_id": id, "event_type": "PAYMENT.CAPTURE.COMPLETED"})
+		Expect(code).To(Equal(http.StatusAccepted), fmt.Sprint(out))
+		event := out["id"].(string)
+		got, verdicts := r.deliveries()
+		Expect(verdicts).To(HaveLen(1))
+		Expect(verdicts[0]).To(HavePrefix("signature: "), "a listener configured with its webhook's id refuses a mock event")
+		Expect(r.verify(got[0].header, got[0].body, paypalrest.MockWebhookID)).To(Equal("ok"), "it is signed for WEBHOOK_ID")
+		Expect(r.emu.Advance(24 * time.Hour)).To(Succeed())
+		got, _ = r.deliveries()
+		Expect(got).To(HaveLen(1), "never retried")
+
+		code, _ = r.call("GET", "/v1/notifications/webhooks", tok, nil)
+		Expect(code).To(Equal(http.StatusUnauthorized), "a token lasts 9 hours of the clock")
+		tok = r.token()
+		code, out = r.call("POST", "/v1/notifications/webhooks-events/"+event+"/resend", tok, nil)
+		Expect(code).To(Equal(http.StatusBadRequest))
+		Expect(out["message"]).To(ContainSubstring("mock event"))
+		Expect(r.emu.Resend(event, emulator.ResendRequest{})).To(MatchError(ContainSubstring("PayPal cannot resend those")))
+
+		req := fmt.Sprintf(`{"auth_algo":%q,"cert_url":%q,"transmission_id":%q,"transmission_sig":%q,"transmission_time":%q,"webhook_id":"WEBHOOK_ID","webhook_event":%s}`,
+			got[0].header.Get("Paypal-Auth-Algo"), got[0].header.Get("Paypal-Cert-Url"), got[0].header.Get("Paypal-Transmission-Id"),
+			got[0].header.Get("Paypal-Transmission-Sig"), got[0].header.Get("Paypal-Transmission-Time"), got[0].body)
+		code, out = r.call("POST", "/v1/notifications/verify-webhook-signature", tok, []byte(req))
+		Expect(code).To(Equal(http.StatusOK))
+		Expect(out).To(HaveKeyWithValue("verification_status", "FAILURE"))
+		Expect(out["ipnlab_reason"]).To(ContainSubstring("mock event of the webhooks simulator"))
+	})
+})
+
 var _ = Describe("A restarted emulator's REST provider", func() {
 	It("keeps its webhooks, key and messages: a retry after the restart is signed with the same certificate and verifies", func() {
 		r := newRigAt(filepath.Join(GinkgoT().TempDir(), "journal.db"))
@@ -469,6 +538,6 @@ var _ = Describe("The REST provider's part of the OpenAPI document", func() {
 			}
 		}
 		Expect(documented).To(ConsistOf(served))
-		Expect(served).To(HaveLen(9))
+		Expect(served).To(HaveLen(16))
 	})
 })
