@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,6 +103,30 @@ var _ = Describe("ipnlab serve and its clients", func() {
 			serve.Signal(syscall.SIGTERM)
 			Eventually(serve).WithTimeout(10 * time.Second).Should(gexec.Exit(0))
 		})
+	})
+
+	It("runs PayPal REST webhooks: ipnlab send paypalrest delivers a signed event, its webhook subscribed on the way", func() {
+		var mu sync.Mutex
+		var got []http.Header
+		var bodies []string
+		hooks := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got, bodies = append(got, r.Header.Clone()), append(bodies, string(body))
+			mu.Unlock()
+		}))
+		DeferCleanup(hooks.Close)
+		s := run("send", "paypalrest", emu, "--listener", hooks.URL, "--kind", "PAYMENT.CAPTURE.COMPLETED", "--set", "amount=12.34")
+		Expect(s).To(gexec.Exit(0))
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(got).To(HaveLen(1))
+		Expect(got[0].Get("Paypal-Auth-Algo")).To(Equal("SHA256withRSA"))
+		Expect(got[0].Get("Paypal-Transmission-Sig")).NotTo(BeEmpty())
+		Expect(got[0].Get("Paypal-Cert-Url")).To(HavePrefix("https://api.sandbox.paypal.com/v1/notifications/certs/CERT-"))
+		Expect(bodies[0]).To(ContainSubstring(`"amount":{"currency_code":`))
+		Expect(bodies[0]).To(ContainSubstring(`"value":"12.34"`))
+		Expect(run("send", "paypalrest", emu, "--listener", hooks.URL, "--kind", "PAYMENT.CAPTURE.COMPLETD").Err).To(gbytes.Say(`PAYMENT.CAPTURE.COMPLETD`))
 	})
 
 	It("sends, advances the clock, and shows History and the message", func() {
