@@ -254,7 +254,7 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	e.handler = e.routes()
 	if cfg.Intercept != nil {
-		e.proxy = intercept.NewProxy(cfg.Intercept, e.paypal.Service())
+		e.proxy = intercept.NewProxy(cfg.Intercept, e.interceptedSites()...)
 	}
 	e.handler = e.proxyRequests(e.handler)
 	return e, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
@@ -167,6 +168,40 @@ func (e *Emulator) plugProviders(extra []Factory) error {
 		own = append(own, rt.method+" "+rt.pattern)
 	}
 	return checkProviders(e.providers, own)
+}
+
+// Intercepted is a Provider that stands in for hosts of the real provider
+// through the intercepting proxy (Config.Intercept): a request for
+// https://HOST/... is answered by its public routes, as if it had come to
+// the emulator. The proxy's CA must cover the hosts (intercept.Domains).
+type Intercepted interface {
+	HTTPSHosts() []string
+}
+
+// interceptedSites are the proxy's sites: each Intercepted provider's
+// hosts, served by its public routes.
+func (e *Emulator) interceptedSites() []intercept.Site {
+	var sites []intercept.Site
+	for _, p := range e.providers {
+		ic, ok := p.(Intercepted)
+		if !ok {
+			continue
+		}
+		mux := http.NewServeMux()
+		var served []string
+		for _, rt := range p.Routes() {
+			if rt.Public {
+				pattern := strings.TrimSpace(rt.Method + " " + rt.Pattern)
+				mux.Handle(pattern, rt.Handler)
+				served = append(served, pattern)
+			}
+		}
+		mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, fmt.Sprintf("%s %s: ipnlab stands in for %s on this host only: %s", r.Method, r.URL.Path, p.Name(), strings.Join(served, "; ")), http.StatusNotFound)
+		}))
+		sites = append(sites, intercept.Site{Hosts: ic.HTTPSHosts(), Handler: mux})
+	}
+	return sites
 }
 
 // Titled is a Provider with a name for people (the console's "PayPal");

@@ -34,6 +34,17 @@ import (
 // Hosts are PayPal's verify hostnames: live and sandbox, current and legacy.
 var Hosts = []string{"ipnpb.paypal.com", "ipnpb.sandbox.paypal.com", "www.paypal.com", "www.sandbox.paypal.com"}
 
+// APIHosts are PayPal's REST API hostnames, live and sandbox, current
+// and older: its OAuth, verify and webhooks APIs, and its signing
+// certificates.
+var APIHosts = []string{"api-m.paypal.com", "api-m.sandbox.paypal.com", "api.paypal.com", "api.sandbox.paypal.com"}
+
+// Domains are what a new CA may sign for, beside loopback: the PayPal
+// hosts the emulator's providers stand in for, and nothing else of
+// PayPal's. A CA made when it signed for the verify hosts alone still
+// serves those; Permits says which hosts it covers.
+var Domains = append(append([]string{}, Hosts...), APIHosts...)
+
 // Files in the CA's directory.
 const (
 	CertFile   = "ca.pem"     // the CA certificate: trust this
@@ -165,17 +176,17 @@ func create(dir string) error {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ipnlab local CA (stands in for PayPal's verify hosts)", Organization: []string{"ipnlab"}},
+		Subject:               pkix.Name{CommonName: "ipnlab local CA (stands in for PayPal's hosts)", Organization: []string{"ipnlab"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(Life),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-		// It signs for PayPal's verify hosts and loopback only: a
-		// client that trusts it trusts it for nothing else.
+		// It signs for PayPal's hosts and loopback only: a client that
+		// trusts it trusts it for nothing else.
 		PermittedDNSDomainsCritical: true,
-		PermittedDNSDomains:         append([]string{"localhost"}, Hosts...),
+		PermittedDNSDomains:         append([]string{"localhost"}, Domains...),
 		PermittedIPRanges:           []*net.IPNet{{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, {IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -246,6 +257,20 @@ func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
+}
+
+// Permits reports whether the CA may sign for host (its name
+// constraints): a CA made before the emulator stood in for a host does
+// not cover it.
+func (ca *CA) Permits(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, d := range ca.cert.PermittedDNSDomains {
+		d = strings.ToLower(strings.TrimPrefix(d, "."))
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return len(ca.cert.PermittedDNSDomains) == 0
 }
 
 // leafFor returns a certificate for host signed by the CA, made once.

@@ -99,7 +99,7 @@ var _ = Describe("The local CA", func() {
 		Expect(err).To(MatchError(ContainSubstring("can be read by others (mode 0644): chmod 600 it")))
 	})
 
-	It("signs for PayPal's verify hosts and loopback only, and lives two years at most", func() {
+	It("signs for the PayPal hosts ipnlab stands in for and loopback only, and lives two years at most", func() {
 		dir := filepath.Join(GinkgoT().TempDir(), "ca")
 		ca, err := intercept.LoadOrCreate(dir)
 		Expect(err).NotTo(HaveOccurred())
@@ -123,7 +123,8 @@ var _ = Describe("The local CA", func() {
 			return c
 		}
 		for host, ok := range map[string]bool{"ipnpb.paypal.com": true, "ipnpb.sandbox.paypal.com": true, "localhost": true,
-			"bank.example.com": false, "paypal.com": false, "api-m.paypal.com": false} {
+			"api-m.paypal.com": true, "api.sandbox.paypal.com": true,
+			"bank.example.com": false, "paypal.com": false, "history.paypal.com": false} {
 			_, err := leaf(host).Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: host})
 			if ok {
 				Expect(err).NotTo(HaveOccurred(), host)

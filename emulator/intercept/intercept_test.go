@@ -277,7 +277,7 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 		Expect(failed.Detail).To(Equal("the client refused the certificate: tls: bad certificate"), "Go's client sends bad_certificate for an unknown authority")
 		refused, _ := t.Last(intercept.Refused)
 		Expect(refused.Host).To(Equal("api.stripe.com:443"))
-		Expect(refused.Detail).To(ContainSubstring("not one of PayPal's verify hosts"))
+		Expect(refused.Detail).To(ContainSubstring("not one of the hosts it stands in for"))
 		later, _ := l.emu.ProxyTraffic(time.Now())
 		Expect(later.Events).To(BeEmpty(), "traffic is kept by time")
 	})
@@ -309,7 +309,8 @@ var _ = Describe("Standing in for PayPal's verify hosts", func() {
 
 		status, body = send("https://api.stripe.com/v1/charges")
 		Expect(status).To(Equal(http.StatusForbidden))
-		Expect(body).To(ContainSubstring("only serves HTTPS to PayPal's verify hosts"))
+		Expect(body).To(ContainSubstring("only CONNECT, or https:// to the hosts it stands in for, is served"))
+		Expect(body).To(ContainSubstring("it serves ipnpb.paypal.com, ipnpb.sandbox.paypal.com"))
 		status, _ = send("http://ipnpb.sandbox.paypal.com/cgi-bin/webscr")
 		Expect(status).To(Equal(http.StatusForbidden), "PayPal's verifier is https only")
 		t, _ := l.emu.ProxyTraffic(start)

@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +22,9 @@ const VerifyPath = "/cgi-bin/webscr"
 // It never dials anything.
 type Proxy struct {
 	srv       *http.Server
-	verifier  http.Handler
+	sites     map[string]http.Handler // by host
+	hosts     []string                // the hosts served, in the sites' order
+	uncovered map[string]string       // hosts a site asked for that the CA does not cover, and why
 	tlsConfig *tls.Config
 	conns     *connListener
 	serving   chan error
@@ -31,13 +32,61 @@ type Proxy struct {
 	traffic   trafficLog
 }
 
-// NewProxy starts a proxy that hands the requests it intercepts to
-// verifier (the request's Host is the PayPal host the client asked for).
+// A Site is what the proxy stands in for: hostnames (on port 443) and
+// the handler that serves them (the request's Host is the one the client
+// asked for).
+type Site struct {
+	Hosts   []string
+	Handler http.Handler
+}
+
+// VerifierSite is PayPal's verify hosts, serving verifier at VerifyPath
+// and nothing else.
+func VerifierSite(verifier http.Handler) Site {
+	return Site{Hosts: Hosts, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != VerifyPath {
+			http.Error(w, fmt.Sprintf("ipnlab stands in for PayPal's verifier only: POST https://%s%s", r.Host, VerifyPath), http.StatusNotFound)
+			return
+		}
+		verifier.ServeHTTP(w, r)
+	})}
+}
+
+// NewProxy starts a proxy that hands the requests it intercepts to the
+// site of the host the client asked for. A host the CA does not cover (a
+// CA made before the emulator stood in for it) is refused, saying so.
 // Close stops it.
-func NewProxy(ca *CA, verifier http.Handler) *Proxy {
-	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1), tlsConfig: ca.ServerConfig(Hosts[0], Hosts...), verifier: verifier}
+func NewProxy(ca *CA, sites ...Site) *Proxy {
+	p := &Proxy{conns: newConnListener(), serving: make(chan error, 1), sites: map[string]http.Handler{}, uncovered: map[string]string{}}
+	for _, s := range sites {
+		for _, h := range s.Hosts {
+			h = strings.ToLower(h)
+			if !ca.Permits(h) {
+				p.uncovered[h] = fmt.Sprintf("the CA in %s was made before ipnlab stood in for %s, and does not cover it: to make a new one, remove %s, then trust the new %s", ca.Dir(), h, ca.Dir(), CertFile)
+				continue
+			}
+			p.sites[h] = s.Handler
+			p.hosts = append(p.hosts, h)
+		}
+	}
+	fallback := "localhost"
+	if len(p.hosts) > 0 {
+		fallback = p.hosts[0]
+	}
+	p.tlsConfig = ca.ServerConfig(fallback, p.hosts...)
 	p.traffic.now = time.Now
-	p.srv = verifierServer(p.tlsConfig, verifier)
+	p.srv = tlsServer(p.tlsConfig, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		h, ok := p.sites[strings.ToLower(host)]
+		if !ok {
+			http.Error(w, fmt.Sprintf("ipnlab stands in for %s only", strings.Join(p.hosts, ", ")), http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	// The proxy shakes hands itself (handshake), to record each outcome;
 	// the server gets connections already in TLS.
 	go func() { p.serving <- p.srv.Serve(p.conns) }()
@@ -48,16 +97,10 @@ func NewProxy(ca *CA, verifier http.Handler) *Proxy {
 // refused or tunnelled, and each tunnel's handshake.
 func (p *Proxy) Traffic(since time.Time) Traffic { return p.traffic.since(since) }
 
-// verifierServer serves verifier at VerifyPath over TLS.
-func verifierServer(cfg *tls.Config, verifier http.Handler) *http.Server {
+// tlsServer serves h over TLS, as PayPal's hosts do.
+func tlsServer(cfg *tls.Config, h http.Handler) *http.Server {
 	return &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != VerifyPath {
-				http.Error(w, fmt.Sprintf("ipnlab stands in for PayPal's verifier only: POST https://%s%s", r.Host, VerifyPath), http.StatusNotFound)
-				return
-			}
-			verifier.ServeHTTP(w, r)
-		}),
+		Handler:           h,
 		TLSConfig:         cfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -84,7 +127,7 @@ type TLSVerifier struct {
 func ServeTLS(ca *CA, ln net.Listener, verifier http.Handler) *TLSVerifier {
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	t := &TLSVerifier{ln: ln, serving: make(chan error, 1)}
-	t.srv = verifierServer(ca.ServerConfig(host, append([]string{"localhost"}, Hosts...)...), verifier)
+	t.srv = tlsServer(ca.ServerConfig(host, append([]string{"localhost"}, Hosts...)...), VerifierSite(verifier).Handler)
 	go func() { t.serving <- t.srv.ServeTLS(ln, "", "") }()
 	return t
 }
@@ -101,25 +144,26 @@ func IsProxyRequest(r *http.Request) bool {
 	return r.Method == http.MethodConnect || r.URL.IsAbs()
 }
 
-// ServeHTTP answers proxy requests: CONNECT to a PayPal host on 443 is
-// tunnelled to the verifier; a request for https://PAYPAL-HOST/cgi-bin/webscr
-// sent to the proxy whole (absolute form, in the clear: axios does so) is
-// answered by the verifier as that host; anything else is refused with a
-// 403 that names the hosts it serves.
+// ServeHTTP answers proxy requests: CONNECT to a served host on 443 is
+// tunnelled to its site; a request for https://HOST/... sent to the proxy
+// whole (absolute form, in the clear: axios does so) is answered by the
+// site as that host; anything else is refused with a 403 that names the
+// hosts it serves.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
-		if host := strings.ToLower(r.URL.Hostname()); r.URL.Scheme == "https" && slices.Contains(Hosts, host) && (r.URL.Port() == "" || r.URL.Port() == "443") {
+		host := strings.ToLower(r.URL.Hostname())
+		if h, ok := p.sites[host]; ok && r.URL.Scheme == "https" && (r.URL.Port() == "" || r.URL.Port() == "443") {
 			p.traffic.add(TrafficEvent{Kind: Forwarded, Host: host + ":443", Client: r.RemoteAddr})
-			if r.URL.Path != VerifyPath {
-				http.Error(w, fmt.Sprintf("ipnlab stands in for PayPal's verifier only: POST https://%s%s", host, VerifyPath), http.StatusNotFound)
-				return
-			}
 			r.Host = host
-			p.verifier.ServeHTTP(w, r)
+			h.ServeHTTP(w, r)
 			return
 		}
-		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.URL.Host, Client: r.RemoteAddr, Detail: r.Method + " " + r.URL.Scheme + " through the proxy: only CONNECT, or https:// to PayPal's verify hosts, is served"})
-		refuse(w, fmt.Sprintf("%s %s: ipnlab's proxy only serves HTTPS to PayPal's verify hosts (CONNECT, or the https:// URL in absolute form)", r.Method, r.URL.Redacted()))
+		why := r.Method + " " + r.URL.Scheme + " through the proxy: only CONNECT, or https:// to the hosts it stands in for, is served"
+		if u, ok := p.uncovered[host]; ok {
+			why = u
+		}
+		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.URL.Host, Client: r.RemoteAddr, Detail: why})
+		p.refuse(w, fmt.Sprintf("%s %s: %s", r.Method, r.URL.Redacted(), why))
 		return
 	}
 	host, port, err := net.SplitHostPort(r.Host)
@@ -127,9 +171,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host, port = r.Host, "443"
 	}
 	host = strings.ToLower(host)
-	if !slices.Contains(Hosts, host) || port != "443" {
-		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.Host, Client: r.RemoteAddr, Detail: "not one of PayPal's verify hosts on port 443"})
-		refuse(w, fmt.Sprintf("CONNECT %s: ipnlab's proxy reaches nothing but the emulator's verifier", r.Host))
+	if _, ok := p.sites[host]; !ok || port != "443" {
+		why := "not one of the hosts it stands in for, on port 443"
+		if u, ok := p.uncovered[host]; ok {
+			why = u
+		}
+		p.traffic.add(TrafficEvent{Kind: Refused, Host: r.Host, Client: r.RemoteAddr, Detail: why})
+		p.refuse(w, fmt.Sprintf("CONNECT %s: ipnlab's proxy reaches nothing but the emulator (%s)", r.Host, why))
 		return
 	}
 	hj, ok := w.(http.Hijacker)
@@ -153,8 +201,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func refuse(w http.ResponseWriter, why string) {
-	http.Error(w, why+"; it serves "+strings.Join(Hosts, ", ")+" on port 443 (nothing leaves this machine)", http.StatusForbidden)
+func (p *Proxy) refuse(w http.ResponseWriter, why string) {
+	http.Error(w, why+"; it serves "+strings.Join(p.hosts, ", ")+" on port 443 (nothing leaves this machine)", http.StatusForbidden)
 }
 
 // Close stops the proxy and the tunnels it serves.

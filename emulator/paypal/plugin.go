@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/events"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 	"github.com/ipnlab/ipnlab/form"
 	"github.com/ipnlab/ipnlab/generate"
@@ -98,6 +99,10 @@ func (pl *Plugin) Routes() []plugin.Route {
 }
 
 func (*Plugin) OpenAPI() []byte { return openapi }
+
+// HTTPSHosts are PayPal's verify hosts, which the intercepting proxy
+// answers with the verifier (emulator.Intercepted).
+func (*Plugin) HTTPSHosts() []string { return intercept.Hosts }
 
 // DefaultEndpoint: the profile's notify_url.
 func (pl *Plugin) DefaultEndpoint() string { return pl.svc.Profile().NotifyURL }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
@@ -129,6 +130,12 @@ var openapi []byte
 
 // OpenAPI is its part of the control API's document (emulator.Documented).
 func (*Plugin) OpenAPI() []byte { return openapi }
+
+// HTTPSHosts are PayPal's REST API hosts, live and sandbox: through the
+// intercepting proxy an integration's calls (OAuth, verify, the
+// certificate at PAYPAL-CERT-URL, the webhooks API) reach this provider
+// unchanged (emulator.Intercepted).
+func (*Plugin) HTTPSHosts() []string { return intercept.APIHosts }
 
 // Name implements plugin.Provider.
 func (*Plugin) Name() string { return Provider }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paypalrest"
@@ -539,5 +540,71 @@ var _ = Describe("The REST provider's part of the OpenAPI document", func() {
 		}
 		Expect(documented).To(ConsistOf(served))
 		Expect(served).To(HaveLen(16))
+	})
+})
+
+var _ = Describe("PayPal's REST hosts through the intercepting proxy", func() {
+	// through starts an emulator standing in for PayPal's hosts with a CA
+	// kept in dir, and returns a client that trusts the CA and goes
+	// through the proxy, as `ipnlab ca env` makes an integration's.
+	through := func(dir string) (*http.Client, *emulator.Emulator) {
+		ca, err := intercept.LoadOrCreate(dir)
+		Expect(err).NotTo(HaveOccurred())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Intercept: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
+		Expect(err).NotTo(HaveOccurred())
+		srv := httptest.NewServer(emu)
+		DeferCleanup(func() { srv.Close(); emu.Close() })
+		proxy, err := url.Parse(srv.URL)
+		Expect(err).NotTo(HaveOccurred())
+		return ca.Client(proxy), emu
+	}
+
+	It("answers an integration's calls to api.sandbox.paypal.com and api.paypal.com unchanged: OAuth, and the certificate at PAYPAL-CERT-URL", func() {
+		client, _ := through(GinkgoT().TempDir())
+		for _, host := range []string{"https://api.sandbox.paypal.com", "https://api.paypal.com"} {
+			req, err := http.NewRequest("POST", host+"/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+			Expect(err).NotTo(HaveOccurred())
+			req.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := client.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			Expect(json.NewDecoder(resp.Body).Decode(&tok)).To(Succeed())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusOK), host)
+			Expect(tok.AccessToken).To(HavePrefix("A21AA"))
+		}
+		resp, err := client.Get("https://api.sandbox.paypal.com/v1/notifications/certs/CERT-none")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusNotFound), "served by the provider: it has no such certificate")
+		resp, err = client.Get("https://api.sandbox.paypal.com/api/v1/messages")
+		Expect(err).NotTo(HaveOccurred())
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusNotFound), "the control API is not PayPal's")
+		Expect(string(body)).To(ContainSubstring("ipnlab stands in for paypalrest on this host only"))
+	})
+
+	It("refuses PayPal's REST hosts, saying what to do, with a CA made when it covered the verify hosts alone", func() {
+		dir := GinkgoT().TempDir()
+		old := intercept.Domains
+		intercept.Domains = intercept.Hosts // how CAs were made before
+		_, err := intercept.LoadOrCreate(dir)
+		intercept.Domains = old
+		Expect(err).NotTo(HaveOccurred())
+		client, emu := through(dir)
+		_, err = client.Get("https://api.sandbox.paypal.com/v1/notifications/certs/CERT-none")
+		Expect(err).To(HaveOccurred())
+		t, ok := emu.ProxyTraffic(time.Time{})
+		Expect(ok).To(BeTrue())
+		last, _ := t.Last(intercept.Refused)
+		Expect(last.Detail).To(ContainSubstring("was made before ipnlab stood in for api.sandbox.paypal.com, and does not cover it: to make a new one, remove " + dir))
+		resp, err := client.Post("https://ipnpb.sandbox.paypal.com/cgi-bin/webscr", "application/x-www-form-urlencoded", strings.NewReader("cmd=_notify-validate"))
+		Expect(err).NotTo(HaveOccurred(), "the verify hosts it covers are still served")
+		resp.Body.Close()
 	})
 })
