@@ -1,7 +1,6 @@
 package paypalrest
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -85,10 +84,12 @@ func (g ids) upper(n int) string {
 func (g ids) event() string { return "WH-" + g.upper(17) + "-" + g.upper(17) }
 
 // generateEvent makes the event of type eventType at time at, from seed,
-// its host the sandbox's or the live API's. The body is byte-exact and
-// carries what a naive re-serialization changes: an empty object and
-// array, a number written 1.0, escaped non-ASCII text, and PayPal's key
-// order.
+// its host the sandbox's or the live API's. The body is byte-exact, in
+// PayPal's key order, compact, with non-ASCII text as UTF-8 (a payer's
+// name), an empty object and an empty array: what PHP's associative
+// decode ({} becomes []) and a Go map (keys sorted) change when a
+// listener re-serializes the event, and what JavaScript's JSON.parse and
+// JSON.stringify keep (PayPal's Node SDK verifies that way).
 func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eventParams) (Event, error) {
 	k, ok := lookupKind(eventType)
 	if !ok {
@@ -138,9 +139,7 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 				{Key: "payee", Value: orderedjson.Object{{Key: "email_address", Value: "merchant@example.com"}}},
 				{Key: "custom_id", Value: p.CustomID},
 				{Key: "items", Value: []any{}},
-				// Escaped as PayPal's serializer writes it: a client that
-				// re-encodes it as UTF-8 changes the bytes.
-				{Key: "description", Value: json.RawMessage(`"Caf\u00e9 order"`)},
+				{Key: "description", Value: "Café order"},
 			}}},
 			{Key: "payer", Value: orderedjson.Object{
 				{Key: "name", Value: orderedjson.Object{{Key: "given_name", Value: "Zoë"}, {Key: "surname", Value: "Ng"}}},
@@ -227,9 +226,7 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID, "self", "GET"),
 			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID+"/resend", "resend", "POST"),
 		}},
-		// A number PayPal writes as 1.0: JavaScript and most decoders
-		// read it back as 1.
-		{Key: "event_version", Value: json.Number("1.0")},
+		{Key: "event_version", Value: "1.0"},
 		{Key: "resource_version", Value: "2.0"},
 	}
 	if e.Body, err = envelope.MarshalJSON(); err != nil {

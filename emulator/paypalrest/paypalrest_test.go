@@ -261,7 +261,7 @@ var _ = Describe("PayPal REST webhooks", func() {
 		Expect(r.verify(d.header, d.body, "WH-"+strings.Repeat("0", 17))).To(HavePrefix("signature: "), "signed for the webhook's id, not another")
 	})
 
-	It("writes bodies byte for byte the same for a seed, with what breaks a re-serialization: 1.0, {}, [], escaped text, PayPal's key order", func() {
+	It("writes bodies byte for byte the same for a seed, with what breaks a re-serialization in PHP or Go: {}, [], PayPal's key order", func() {
 		r := newRig()
 		r.subscribe(r.token(), "/hooks/b", "*")
 		r.send("PAYMENT.CAPTURE.COMPLETED", 5)
@@ -269,10 +269,10 @@ var _ = Describe("PayPal REST webhooks", func() {
 		got, _ := r.deliveries()
 		capture, order := string(got[0].body), string(got[1].body)
 		Expect(capture).To(HavePrefix(`{"id":"WH-`))
-		Expect(capture).To(ContainSubstring(`"event_version":1.0,"resource_version":"2.0"}`))
+		Expect(capture).To(ContainSubstring(`"event_version":"1.0","resource_version":"2.0"}`))
 		Expect(capture).To(ContainSubstring(`"processor_response":{}`))
 		Expect(order).To(ContainSubstring(`"items":[]`))
-		Expect(order).To(ContainSubstring(`"description":"Caf\u00e9 order"`))
+		Expect(order).To(ContainSubstring(`"given_name":"Zoë"`), "UTF-8 as sent")
 		Expect(capture).To(MatchRegexp(`^\{"id":"WH-[0-9A-Z]{17}-[0-9A-Z]{17}","create_time":"[^"]+\.\d{3}Z","resource_type":"capture","event_type":"PAYMENT.CAPTURE.COMPLETED","summary":"Payment completed for `))
 
 		again := newRig()
