@@ -1,0 +1,16 @@
+package sdk_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/internal/specwait"
+)
+
+func TestSDK(t *testing.T) {
+	RegisterFailHandler(Fail)
+	specwait.Defaults()
+	RunSpecs(t, "sdk")
+}

@@ -1,0 +1,145 @@
+// Package sdk_test runs real verifiers of PayPal REST webhooks against
+// ipnlab's events: PayPal's own SDK code, with only what ipnlab ca env
+// prints, through the intercepting proxy.
+package sdk_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ipnlab/ipnlab/emulator"
+	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
+	"github.com/ipnlab/ipnlab/internal/testenv"
+)
+
+// nodeModules is where make test installs the npm packages these specs
+// run (the Makefile's npm target).
+var nodeModules, _ = filepath.Abs("../../build/npm/node_modules")
+
+// need skips the spec when the machine lacks what it runs; in CI it fails.
+func need(what, why string) {
+	GinkgoHelper()
+	if os.Getenv("CI") != "" {
+		Fail("CI needs " + what + ": " + why)
+	}
+	testenv.Skip("no " + what + " on this machine: " + why)
+}
+
+// event is one delivery as the listener got it.
+type event struct {
+	header http.Header
+	body   []byte
+}
+
+var _ = Describe("PayPal's Node SDK (paypal-rest-sdk) verifying ipnlab's REST webhook events", func() {
+	It("takes an event as delivered (SUCCESS) and refuses it after a one-byte change (FAILURE), calling the emulator as PayPal through the proxy", func() {
+		if _, err := exec.LookPath("node"); err != nil {
+			need("node", "PayPal's Node SDK runs on it")
+		}
+		if _, err := os.Stat(filepath.Join(nodeModules, "paypal-rest-sdk")); err != nil {
+			need("npm's paypal-rest-sdk in "+nodeModules, "make test installs it with npm (make npm)")
+		}
+		ca, err := intercept.LoadOrCreate(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(time.Now().UTC()), Intercept: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
+		Expect(err).NotTo(HaveOccurred())
+		api := httptest.NewServer(emu)
+		DeferCleanup(func() { api.Close(); emu.Close() })
+
+		var mu sync.Mutex
+		var got []event
+		lst := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, event{r.Header.Clone(), body})
+			mu.Unlock()
+		}))
+		DeferCleanup(lst.Close)
+
+		// The integration's setup, as on PayPal: a token, a webhook.
+		proxy, err := url.Parse(api.URL)
+		Expect(err).NotTo(HaveOccurred())
+		client := ca.Client(proxy)
+		req, err := http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		Expect(err).NotTo(HaveOccurred())
+		req.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := client.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		Expect(json.NewDecoder(resp.Body).Decode(&tok)).To(Succeed())
+		resp.Body.Close()
+		hook, _ := json.Marshal(map[string]any{"url": lst.URL + "/webhooks", "event_types": []any{map[string]string{"name": "*"}}})
+		req, err = http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/notifications/webhooks", bytes.NewReader(hook))
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = client.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		var wh struct {
+			ID string `json:"id"`
+		}
+		Expect(json.NewDecoder(resp.Body).Decode(&wh)).To(Succeed())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusCreated))
+
+		for _, kind := range []string{"PAYMENT.CAPTURE.COMPLETED", "CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.REFUNDED"} {
+			_, err := emu.Notify(paypalrest.Provider, emulator.NotifyRequest{Kind: kind})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		mu.Lock()
+		events := append([]event(nil), got...)
+		mu.Unlock()
+		Expect(events).To(HaveLen(3))
+
+		dir := GinkgoT().TempDir()
+		verify := func(ev event, body []byte) string {
+			GinkgoHelper()
+			headers := map[string]string{}
+			for k := range ev.header {
+				headers[k] = ev.header.Get(k)
+			}
+			raw, err := json.Marshal(headers)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(os.WriteFile(filepath.Join(dir, "headers.json"), raw, 0o600)).To(Succeed())
+			Expect(os.WriteFile(filepath.Join(dir, "body.json"), body, 0o600)).To(Succeed())
+			script, err := filepath.Abs("testdata/verify.js")
+			Expect(err).NotTo(HaveOccurred())
+			cmd := exec.Command("node", script, filepath.Join(dir, "headers.json"), filepath.Join(dir, "body.json"), wh.ID)
+			// Only what ipnlab ca env prints, the SDK's credentials and
+			// where its module is.
+			cmd.Env = append(ca.Env(api.URL, ca.Layout()), "PATH="+os.Getenv("PATH"), "HOME="+dir, "NODE_PATH="+nodeModules,
+				"PAYPAL_CLIENT_ID="+paypalrest.DefaultClientID, "PAYPAL_CLIENT_SECRET="+paypalrest.DefaultSecret)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			Expect(err).NotTo(HaveOccurred(), stderr.String())
+			return strings.TrimSpace(string(out))
+		}
+		for _, ev := range events {
+			Expect(verify(ev, ev.body)).To(Equal("SUCCESS"), string(ev.body))
+			changed := bytes.Replace(ev.body, []byte(`"resource_type":"`), []byte(`"resource_type":"x`), 1)
+			Expect(changed).NotTo(Equal(ev.body))
+			Expect(verify(ev, changed)).To(Equal("FAILURE"), "one byte more")
+		}
+	})
+})
