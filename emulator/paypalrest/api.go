@@ -352,6 +352,7 @@ func (p *Plugin) verifySignature(w http.ResponseWriter, r *http.Request) {
 	if why != "" {
 		out = map[string]any{"verification_status": "FAILURE", "ipnlab_reason": why}
 	}
+	p.verifications.WithLabelValues(out["verification_status"].(string)).Inc()
 	plugin.WriteJSON(w, http.StatusOK, out)
 }
 

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
@@ -106,6 +108,8 @@ type transmission struct {
 type Plugin struct {
 	host     plugin.Host
 	settings Settings
+	// verifications counts the verify API's answers, by status.
+	verifications *prometheus.CounterVec
 
 	mu       sync.Mutex
 	signers  []*signer // the current one last
@@ -121,7 +125,16 @@ func Factory(s Settings) plugin.Factory {
 		s.ClientID, s.Secret = DefaultClientID, DefaultSecret
 	}
 	return func(h plugin.Host) (plugin.Provider, error) {
-		return &Plugin{host: h, settings: s, messages: map[string]*sent{}, events: map[string][]string{}, tokens: map[string]time.Time{}}, nil
+		p := &Plugin{host: h, settings: s, messages: map[string]*sent{}, events: map[string][]string{}, tokens: map[string]time.Time{}}
+		p.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipnlab_paypalrest_verifications_total", Help: "Calls to PayPal REST's verify API, by the status answered (SUCCESS, FAILURE).",
+		}, []string{"status"})
+		if h.Metrics != nil {
+			if err := h.Metrics.Register(p.verifications); err != nil {
+				return nil, fmt.Errorf("%s metrics: %w", Provider, err)
+			}
+		}
+		return p, nil
 	}
 }
 

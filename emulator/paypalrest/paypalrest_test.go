@@ -370,10 +370,18 @@ var _ = Describe("PayPal REST webhooks", func() {
 			return r.call("POST", "/v1/notifications/verify-webhook-signature", tok, b.Bytes())
 		}
 
-		It("answers SUCCESS for the event as it was delivered", func() {
+		It("answers SUCCESS for the event as it was delivered, and counts the answers on /metrics", func() {
 			code, out := ask(d.body, nil)
 			Expect(code).To(Equal(http.StatusOK))
 			Expect(out).To(HaveKeyWithValue("verification_status", "SUCCESS"))
+			ask([]byte(`{}`), nil)
+			resp, err := http.Get(r.api.URL + "/metrics")
+			Expect(err).NotTo(HaveOccurred())
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			Expect(string(body)).To(MatchRegexp(`\nipnlab_paypalrest_verifications_total\{account="default",status="SUCCESS"\} 1\n`))
+			Expect(string(body)).To(MatchRegexp(`\nipnlab_paypalrest_verifications_total\{account="default",status="FAILURE"\} 1\n`))
+			Expect(string(body)).To(MatchRegexp(`\nipnlab_messages_total\{[^}]*provider="paypalrest"[^}]*\} 1\n`), "counted by provider, as every provider is")
 		})
 		It("answers FAILURE with HTTP 200, saying why, for a re-serialized event: the same JSON written differently", func() {
 			var v any
