@@ -5,6 +5,7 @@ package sdk_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/plutov/paypal/v4"
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
@@ -47,6 +49,111 @@ type event struct {
 	body   []byte
 }
 
+// lab is an emulator standing in for PayPal's hosts through its proxy,
+// with the REST provider, a webhook subscribed by an integration as on
+// PayPal, and the events it got.
+type lab struct {
+	ca      *intercept.CA
+	api     *httptest.Server
+	emu     *emulator.Emulator
+	client  *http.Client // through the proxy, trusting the CA
+	webhook string
+	mu      sync.Mutex
+	got     []event
+}
+
+func newLab() *lab {
+	l := &lab{}
+	var err error
+	l.ca, err = intercept.LoadOrCreate(GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	l.emu, err = emulator.New(emulator.Config{Clock: clock.NewManual(time.Now().UTC()), Intercept: l.ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
+	Expect(err).NotTo(HaveOccurred())
+	l.api = httptest.NewServer(l.emu)
+	lst := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		l.mu.Lock()
+		l.got = append(l.got, event{r.Header.Clone(), body})
+		l.mu.Unlock()
+	}))
+	DeferCleanup(func() { lst.Close(); l.api.Close(); l.emu.Close() })
+	proxy, err := url.Parse(l.api.URL)
+	Expect(err).NotTo(HaveOccurred())
+	l.client = l.ca.Client(proxy)
+
+	req, err := http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	Expect(err).NotTo(HaveOccurred())
+	req.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := l.client.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	Expect(json.NewDecoder(resp.Body).Decode(&tok)).To(Succeed())
+	resp.Body.Close()
+	hook, _ := json.Marshal(map[string]any{"url": lst.URL + "/webhooks", "event_types": []any{map[string]string{"name": "*"}}})
+	req, err = http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/notifications/webhooks", bytes.NewReader(hook))
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = l.client.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	var wh struct {
+		ID string `json:"id"`
+	}
+	Expect(json.NewDecoder(resp.Body).Decode(&wh)).To(Succeed())
+	resp.Body.Close()
+	Expect(resp.StatusCode).To(Equal(http.StatusCreated))
+	l.webhook = wh.ID
+	return l
+}
+
+// send asks for one event of each kind and returns what the listener got.
+func (l *lab) send(kinds ...string) []event {
+	GinkgoHelper()
+	for _, kind := range kinds {
+		_, err := l.emu.Notify(paypalrest.Provider, emulator.NotifyRequest{Kind: kind})
+		Expect(err).NotTo(HaveOccurred())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	Expect(l.got).To(HaveLen(len(kinds)))
+	return append([]event(nil), l.got...)
+}
+
+// oneByteMore is body with one byte more in its resource_type.
+func oneByteMore(body []byte) []byte {
+	GinkgoHelper()
+	changed := bytes.Replace(body, []byte(`"resource_type":"`), []byte(`"resource_type":"x`), 1)
+	Expect(changed).NotTo(Equal(body))
+	return changed
+}
+
+var kinds = []string{"PAYMENT.CAPTURE.COMPLETED", "CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.REFUNDED"}
+
+var _ = Describe("A Go integration's verification (github.com/plutov/paypal's VerifyWebhookSignature) of ipnlab's REST webhook events", func() {
+	It("takes an event as delivered (SUCCESS) and refuses it after a one-byte change (FAILURE), on PayPal's API host through the proxy", func() {
+		l := newLab()
+		pp, err := paypal.NewClient(paypalrest.DefaultClientID, paypalrest.DefaultSecret, paypal.APIBaseSandBox)
+		Expect(err).NotTo(HaveOccurred())
+		pp.Client = l.client
+		verify := func(ev event, body []byte) string {
+			GinkgoHelper()
+			req := httptest.NewRequest("POST", "/webhooks", bytes.NewReader(body))
+			req.Header = ev.header.Clone()
+			res, err := pp.VerifyWebhookSignature(context.Background(), req, l.webhook)
+			Expect(err).NotTo(HaveOccurred())
+			return res.VerificationStatus
+		}
+		for _, ev := range l.send(kinds...) {
+			Expect(verify(ev, ev.body)).To(Equal("SUCCESS"), string(ev.body))
+			Expect(verify(ev, oneByteMore(ev.body))).To(Equal("FAILURE"), "one byte more")
+		}
+	})
+})
+
 var _ = Describe("PayPal's Node SDK (paypal-rest-sdk) verifying ipnlab's REST webhook events", func() {
 	It("takes an event as delivered (SUCCESS) and refuses it after a one-byte change (FAILURE), calling the emulator as PayPal through the proxy", func() {
 		if _, err := exec.LookPath("node"); err != nil {
@@ -55,62 +162,8 @@ var _ = Describe("PayPal's Node SDK (paypal-rest-sdk) verifying ipnlab's REST we
 		if _, err := os.Stat(filepath.Join(nodeModules, "paypal-rest-sdk")); err != nil {
 			need("npm's paypal-rest-sdk in "+nodeModules, "make test installs it with npm (make npm)")
 		}
-		ca, err := intercept.LoadOrCreate(GinkgoT().TempDir())
-		Expect(err).NotTo(HaveOccurred())
-		emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(time.Now().UTC()), Intercept: ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
-		Expect(err).NotTo(HaveOccurred())
-		api := httptest.NewServer(emu)
-		DeferCleanup(func() { api.Close(); emu.Close() })
-
-		var mu sync.Mutex
-		var got []event
-		lst := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			mu.Lock()
-			got = append(got, event{r.Header.Clone(), body})
-			mu.Unlock()
-		}))
-		DeferCleanup(lst.Close)
-
-		// The integration's setup, as on PayPal: a token, a webhook.
-		proxy, err := url.Parse(api.URL)
-		Expect(err).NotTo(HaveOccurred())
-		client := ca.Client(proxy)
-		req, err := http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-		Expect(err).NotTo(HaveOccurred())
-		req.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := client.Do(req)
-		Expect(err).NotTo(HaveOccurred())
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		Expect(json.NewDecoder(resp.Body).Decode(&tok)).To(Succeed())
-		resp.Body.Close()
-		hook, _ := json.Marshal(map[string]any{"url": lst.URL + "/webhooks", "event_types": []any{map[string]string{"name": "*"}}})
-		req, err = http.NewRequest("POST", "https://api.sandbox.paypal.com/v1/notifications/webhooks", bytes.NewReader(hook))
-		Expect(err).NotTo(HaveOccurred())
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err = client.Do(req)
-		Expect(err).NotTo(HaveOccurred())
-		var wh struct {
-			ID string `json:"id"`
-		}
-		Expect(json.NewDecoder(resp.Body).Decode(&wh)).To(Succeed())
-		resp.Body.Close()
-		Expect(resp.StatusCode).To(Equal(http.StatusCreated))
-
-		for _, kind := range []string{"PAYMENT.CAPTURE.COMPLETED", "CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.REFUNDED"} {
-			_, err := emu.Notify(paypalrest.Provider, emulator.NotifyRequest{Kind: kind})
-			Expect(err).NotTo(HaveOccurred())
-		}
-		mu.Lock()
-		events := append([]event(nil), got...)
-		mu.Unlock()
-		Expect(events).To(HaveLen(3))
-
+		l := newLab()
+		events := l.send(kinds...)
 		dir := GinkgoT().TempDir()
 		verify := func(ev event, body []byte) string {
 			GinkgoHelper()
@@ -124,10 +177,10 @@ var _ = Describe("PayPal's Node SDK (paypal-rest-sdk) verifying ipnlab's REST we
 			Expect(os.WriteFile(filepath.Join(dir, "body.json"), body, 0o600)).To(Succeed())
 			script, err := filepath.Abs("testdata/verify.js")
 			Expect(err).NotTo(HaveOccurred())
-			cmd := exec.Command("node", script, filepath.Join(dir, "headers.json"), filepath.Join(dir, "body.json"), wh.ID)
+			cmd := exec.Command("node", script, filepath.Join(dir, "headers.json"), filepath.Join(dir, "body.json"), l.webhook)
 			// Only what ipnlab ca env prints, the SDK's credentials and
 			// where its module is.
-			cmd.Env = append(ca.Env(api.URL, ca.Layout()), "PATH="+os.Getenv("PATH"), "HOME="+dir, "NODE_PATH="+nodeModules,
+			cmd.Env = append(l.ca.Env(l.api.URL, l.ca.Layout()), "PATH="+os.Getenv("PATH"), "HOME="+dir, "NODE_PATH="+nodeModules,
 				"PAYPAL_CLIENT_ID="+paypalrest.DefaultClientID, "PAYPAL_CLIENT_SECRET="+paypalrest.DefaultSecret)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -137,9 +190,7 @@ var _ = Describe("PayPal's Node SDK (paypal-rest-sdk) verifying ipnlab's REST we
 		}
 		for _, ev := range events {
 			Expect(verify(ev, ev.body)).To(Equal("SUCCESS"), string(ev.body))
-			changed := bytes.Replace(ev.body, []byte(`"resource_type":"`), []byte(`"resource_type":"x`), 1)
-			Expect(changed).NotTo(Equal(ev.body))
-			Expect(verify(ev, changed)).To(Equal("FAILURE"), "one byte more")
+			Expect(verify(ev, oneByteMore(ev.body))).To(Equal("FAILURE"), "one byte more")
 		}
 	})
 })
