@@ -118,13 +118,19 @@ History and clock (ipnlab accounts create ...); it prints:
 					}
 				}()
 			}
+			// The local CA, when --intercept or --tls-addr asks for it: it
+			// also issues the REST webhooks' signing certificates.
+			ca, err := icpt.ca()
+			if err != nil {
+				return err
+			}
 			prof := paypal.Profile{NotifyURL: notifyURL, Enabled: notifyURL != "" && !ipnOff, ReceiverEmail: recvEmail, ReceiverID: recvID}
 			cfg := emulator.Config{
 				Clock: clk, AckTimeout: ackTimeout, Seed: seed, Logger: log, APIToken: token, MetricsToken: metricsToken, Allow: allowlist, HistoryLimit: historyLimit, TLS: tlsConfig,
 				PayPal:    paypal.Settings{Verify: mode, Retries: retries, Profile: prof, Live: live},
 				PayDo:     paydo.Settings{Schedule: &pdSchedule, Source: paydoSource, ForwardedFor: paydoXFF, APIToken: paydoToken},
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{Live: live})},
+				Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{Live: live, CA: ca})},
 			}
 			if jnl != nil {
 				cfg.Journal = jnl
@@ -149,10 +155,6 @@ History and clock (ipnlab accounts create ...); it prints:
 			}
 			if accounts != nil {
 				return runSandbox(cmd, *accounts, addr, storeName(storeSpec), shutdownTimeout, lost)
-			}
-			ca, err := icpt.ca()
-			if err != nil {
-				return err
 			}
 			if icpt.intercept {
 				cfg.Intercept = ca

@@ -34,6 +34,10 @@ import (
 // Hosts are PayPal's verify hostnames: live and sandbox, current and legacy.
 var Hosts = []string{"ipnpb.paypal.com", "ipnpb.sandbox.paypal.com", "www.paypal.com", "www.sandbox.paypal.com"}
 
+// SigningNames are the names on the certificates PayPal signs messages
+// with (not TLS): its REST webhooks' signing certificate.
+var SigningNames = []string{"messageverificationcerts.paypal.com"}
+
 // APIHosts are PayPal's REST API hostnames, live and sandbox, current
 // and older: its OAuth, verify and webhooks APIs, and its signing
 // certificates.
@@ -43,7 +47,7 @@ var APIHosts = []string{"api-m.paypal.com", "api-m.sandbox.paypal.com", "api.pay
 // hosts the emulator's providers stand in for, and nothing else of
 // PayPal's. A CA made when it signed for the verify hosts alone still
 // serves those; Permits says which hosts it covers.
-var Domains = append(append([]string{}, Hosts...), APIHosts...)
+var Domains = append(append(append([]string{}, Hosts...), APIHosts...), SigningNames...)
 
 // Files in the CA's directory.
 const (
@@ -313,6 +317,40 @@ func (ca *CA) leafFor(hosts ...string) (*tls.Certificate, error) {
 	c := &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: priv}
 	ca.leaves[key] = c
 	return c, nil
+}
+
+// ErrNotCovered: the CA may not sign for the name asked (its name
+// constraints; an older CA covers fewer of PayPal's names).
+var ErrNotCovered = errors.New("not covered by the CA")
+
+// Sign issues a certificate for key's public half, for name, with the
+// key usages given (a message-signing certificate, say), valid from
+// notBefore for life. It returns the certificate, then the CA's: the
+// chain a verifier that trusts the CA checks.
+func (ca *CA) Sign(name string, pub crypto.PublicKey, usage x509.KeyUsage, notBefore time.Time, life time.Duration) ([][]byte, error) {
+	if !ca.Permits(name) {
+		return nil, fmt.Errorf("%w: %s (the CA in %s was made before ipnlab signed for it: to make a new one, remove %s, then trust the new %s)", ErrNotCovered, name, ca.dir, ca.dir, CertFile)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"ipnlab (stands in for PayPal, Inc.)"}},
+		DNSNames:     []string{name},
+		NotBefore:    notBefore,
+		NotAfter:     notBefore.Add(life),
+		KeyUsage:     usage,
+	}
+	if tmpl.NotAfter.After(ca.cert.NotAfter) {
+		tmpl.NotAfter = ca.cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{der, ca.cert.Raw}, nil
 }
 
 // ServerConfig is a TLS configuration presenting a certificate for each

@@ -123,7 +123,7 @@ var _ = Describe("The local CA", func() {
 			return c
 		}
 		for host, ok := range map[string]bool{"ipnpb.paypal.com": true, "ipnpb.sandbox.paypal.com": true, "localhost": true,
-			"api-m.paypal.com": true, "api.sandbox.paypal.com": true,
+			"api-m.paypal.com": true, "api.sandbox.paypal.com": true, "messageverificationcerts.paypal.com": true,
 			"bank.example.com": false, "paypal.com": false, "history.paypal.com": false} {
 			_, err := leaf(host).Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: host})
 			if ok {

@@ -51,6 +51,10 @@ type Settings struct {
 	// Live sends events as the live API's (api.paypal.com links); the
 	// default is the sandbox's.
 	Live bool
+	// CA, if set, issues the signing certificates (ipnlab's local CA, the
+	// one --intercept uses): a verifier that trusts it checks the chain.
+	// Without it they are self-signed.
+	CA *intercept.CA
 }
 
 // The default app's credentials: ipnlab's own values, for listeners to
@@ -325,7 +329,7 @@ func (p *Plugin) currentLocked() (*signer, error) {
 }
 
 func (p *Plugin) rotateLocked() (*signer, error) {
-	s, err := newSigner(time.Now())
+	s, err := newSigner(time.Now(), p.settings.CA)
 	if err != nil {
 		return nil, err
 	}

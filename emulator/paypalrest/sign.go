@@ -15,6 +15,8 @@ import (
 	"math/big"
 	"strconv"
 	"time"
+
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 )
 
 // AuthAlgo and AuthVersion are what PayPal's headers name.
@@ -37,14 +39,19 @@ const CertName = "messageverificationcerts.paypal.com"
 // at its cert URL. Rotation makes a new one; the old stays served, so that
 // an event signed before the rotation still verifies.
 type signer struct {
-	Name    string          `json:"name"` // CERT-…, the cert URL's last part
-	KeyDER  []byte          `json:"key"`
-	CertDER []byte          `json:"cert"`
+	Name    string `json:"name"` // CERT-…, the cert URL's last part
+	KeyDER  []byte `json:"key"`
+	CertDER []byte `json:"cert"`
+	// Issuers are the certificates above it: ipnlab's CA's, when the CA
+	// issued it; none for a self-signed one.
+	Issuers [][]byte        `json:"issuers,omitempty"`
 	key     *rsa.PrivateKey `json:"-"`
 }
 
-// newSigner makes a key and a certificate valid for a year from now.
-func newSigner(now time.Time) (*signer, error) {
+// newSigner makes a key and a certificate valid for a year from now,
+// issued by ca when there is one (a verifier that trusts the CA checks
+// the chain, as PayPal's SDKs check PayPal's), else self-signed.
+func newSigner(now time.Time, ca *intercept.CA) (*signer, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -52,6 +59,14 @@ func newSigner(now time.Time) (*signer, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return nil, err
+	}
+	name := fmt.Sprintf("CERT-360caa42-fca2a594-%x", serial.Uint64()&0xffffffff)
+	if ca != nil {
+		chain, err := ca.Sign(CertName, &key.PublicKey, x509.KeyUsageDigitalSignature, now.Add(-time.Hour), 365*24*time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("signing certificate: %w", err)
+		}
+		return &signer{Name: name, KeyDER: x509.MarshalPKCS1PrivateKey(key), CertDER: chain[0], Issuers: chain[1:], key: key}, nil
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -65,9 +80,7 @@ func newSigner(now time.Time) (*signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate: %w", err)
 	}
-	s := &signer{CertDER: der, KeyDER: x509.MarshalPKCS1PrivateKey(key), key: key}
-	s.Name = fmt.Sprintf("CERT-360caa42-fca2a594-%x", serial.Uint64()&0xffffffff)
-	return s, nil
+	return &signer{Name: name, CertDER: der, KeyDER: x509.MarshalPKCS1PrivateKey(key), key: key}, nil
 }
 
 // load decodes a journaled signer.
@@ -87,9 +100,13 @@ func loadSigner(raw []byte) (*signer, error) {
 // CertURL is where a listener fetches the certificate.
 func (s *signer) CertURL() string { return "https://" + CertHost + "/v1/notifications/certs/" + s.Name }
 
-// CertPEM is the certificate as served.
+// CertPEM is the certificate as served, followed by its issuers'.
 func (s *signer) CertPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CertDER})
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CertDER})
+	for _, der := range s.Issuers {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return out
 }
 
 // SignedString is what PayPal signs: transmission id, time, the webhook

@@ -6,7 +6,14 @@ package sdk_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,7 +75,7 @@ func newLab() *lab {
 	l.ca, err = intercept.LoadOrCreate(GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
 	l.emu, err = emulator.New(emulator.Config{Clock: clock.NewManual(time.Now().UTC()), Intercept: l.ca, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
+		Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{CA: l.ca})}})
 	Expect(err).NotTo(HaveOccurred())
 	l.api = httptest.NewServer(l.emu)
 	lst := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
@@ -132,6 +139,58 @@ func oneByteMore(body []byte) []byte {
 }
 
 var kinds = []string{"PAYMENT.CAPTURE.COMPLETED", "CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.REFUNDED"}
+
+var _ = Describe("A Go listener that verifies REST webhook events itself, as PayPal's SDKs do", func() {
+	It("fetches the certificate at PAYPAL-CERT-URL through the proxy, checks its chain and name and the signature over the raw body: it takes events as delivered and refuses a one-byte change", func() {
+		l := newLab()
+		// The roots SSL_CERT_FILE gives a Go process under ipnlab ca env.
+		bundle, err := os.ReadFile(l.ca.BundlePath())
+		Expect(err).NotTo(HaveOccurred())
+		roots := x509.NewCertPool()
+		Expect(roots.AppendCertsFromPEM(bundle)).To(BeTrue())
+		selfVerify := func(ev event, body []byte) error {
+			u, err := url.Parse(ev.header.Get("Paypal-Cert-Url"))
+			if err != nil || u.Scheme != "https" || !strings.HasSuffix(u.Hostname(), ".paypal.com") {
+				return fmt.Errorf("cert URL %q is not PayPal's", ev.header.Get("Paypal-Cert-Url"))
+			}
+			resp, err := l.client.Get(u.String())
+			if err != nil {
+				return err
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var chain []*x509.Certificate
+			for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
+				c, err := x509.ParseCertificate(block.Bytes)
+				if err != nil {
+					return err
+				}
+				chain = append(chain, c)
+			}
+			if len(chain) == 0 {
+				return fmt.Errorf("no certificate at %s", u)
+			}
+			inter := x509.NewCertPool()
+			for _, c := range chain[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: "messageverificationcerts.paypal.com",
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				return err
+			}
+			sig, err := base64.StdEncoding.DecodeString(ev.header.Get("Paypal-Transmission-Sig"))
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256([]byte(paypalrest.SignedString(ev.header.Get("Paypal-Transmission-Id"), ev.header.Get("Paypal-Transmission-Time"), l.webhook, body)))
+			return rsa.VerifyPKCS1v15(chain[0].PublicKey.(*rsa.PublicKey), crypto.SHA256, sum[:], sig)
+		}
+		for _, ev := range l.send(kinds...) {
+			Expect(selfVerify(ev, ev.body)).To(Succeed(), string(ev.body))
+			Expect(selfVerify(ev, oneByteMore(ev.body))).To(MatchError(rsa.ErrVerification), "one byte more")
+		}
+	})
+})
 
 var _ = Describe("A Go integration's verification (github.com/plutov/paypal's VerifyWebhookSignature) of ipnlab's REST webhook events", func() {
 	It("takes an event as delivered (SUCCESS) and refuses it after a one-byte change (FAILURE), on PayPal's API host through the proxy", func() {
