@@ -299,7 +299,7 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 				return err
 			}
 			ecfg := emulator.Config{Clock: clk, PayPal: paypal.Settings{Verify: mode}, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				APIToken: token, MetricsToken: metricsToken, Intercept: ca}
+				APIToken: token, MetricsToken: metricsToken, Intercept: ca, Providers: providers(false, ca)}
 			if jnl != nil {
 				ecfg.Journal = jnl
 				defer func() {

@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/delivery"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/pgjournal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
@@ -130,7 +131,7 @@ History and clock (ipnlab accounts create ...); it prints:
 				PayPal:    paypal.Settings{Verify: mode, Retries: retries, Profile: prof, Live: live},
 				PayDo:     paydo.Settings{Schedule: &pdSchedule, Source: paydoSource, ForwardedFor: paydoXFF, APIToken: paydoToken},
 				Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{Live: live, CA: ca})},
+				Providers: providers(live, ca),
 			}
 			if jnl != nil {
 				cfg.Journal = jnl
@@ -451,4 +452,11 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
+// providers are the providers every emulator of the binary runs beside
+// PayPal's IPN and PayDo, which it registers itself: the registration
+// line of each (serve and lab run the same).
+func providers(live bool, ca *intercept.CA) []emulator.Factory {
+	return []emulator.Factory{paypalrest.Factory(paypalrest.Settings{Live: live, CA: ca})}
 }
