@@ -1,7 +1,6 @@
 package paypal
 
 import (
-	_ "embed"
 	"fmt"
 	"math"
 	"net/http"

@@ -1,7 +1,6 @@
 package paypal
 
 import (
-	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
