@@ -26,6 +26,8 @@ import (
 type stamped struct {
 	at  time.Time
 	typ string
+	// unacked marks a delivery attempt the listener did not acknowledge.
+	unacked bool
 }
 
 // sendBursts sends s.Bursts payments, each as s.Copies copies delivered

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -171,13 +172,25 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 					continue
 				}
 				seen := r.timeline[ev.MessageID]
-				if ev.Type == events.Postback && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback }) {
-					// Its first postback: how long since it was created.
+				st := stamped{at: now, typ: ev.Type}
+				if ev.Type == events.Attempt {
+					var a struct {
+						Attempt struct {
+							Acked bool `json:"acked"`
+						} `json:"attempt"`
+					}
+					st.unacked = json.Unmarshal(ev.Data, &a) == nil && !a.Attempt.Acked
+				}
+				// Its first postback: how long since it was created, unless
+				// a delivery the listener did not acknowledge came first
+				// (then the message waited for the clock in the retry
+				// queue, which measures the scenario, not the listener).
+				if ev.Type == events.Postback && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback || s.unacked }) {
 					if i := slices.IndexFunc(seen, func(s stamped) bool { return s.typ == events.MessageQueued }); i >= 0 {
 						r.env.PostbackPace.saw(now.Sub(seen[i].at))
 					}
 				}
-				r.timeline[ev.MessageID] = append(seen, stamped{at: now, typ: ev.Type})
+				r.timeline[ev.MessageID] = append(seen, st)
 			}
 			r.eventsMu.Unlock()
 			if quieter != nil {

@@ -7,7 +7,9 @@ import (
 
 // PostbackPace is how long the listener has taken, at the slowest, from a
 // message's creation to its first postback (wall time), learned over
-// every scenario that shares it (a conformance session's checks). A wait
+// every scenario that shares it (a conformance session's checks), from
+// the messages the listener took at their first delivery: one retried
+// first waited for the scenario's clock, which is no measure of it. A wait
 // for a postback lasts PostbackWait, or four times that slowest when it is
 // longer: a listener on a machine that got busy posts back late, and
 // "never posted back" must not be a verdict on the machine. A listener

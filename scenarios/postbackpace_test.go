@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -57,5 +58,36 @@ var _ = Describe("Waiting for a postback", func() {
 		res := run(mute.URL, pace)
 		Expect(res.Status).To(Equal(scenarios.Failed))
 		Expect(res.Message).To(ContainSubstring("never posted back within 1s"))
+	})
+
+	It("learns the listener's pace, not the time a message waited in the retry queue: a postback after a retry teaches nothing", func() {
+		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		// Down for the first delivery (500, no postback); then it posts
+		// back at once, and acks.
+		var deliveries atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if deliveries.Add(1) == 1 {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}))
+		DeferCleanup(srv.Close)
+		sc, err := scenarios.Parse("retried.yaml", []byte(head+"  - send: {as: pay, kind: web_accept}\n  - advance: {by: 1m}\n  - expect: {message: pay, verdict: VERIFIED}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		pace := &scenarios.PostbackPace{}
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu.Emulator, Targets: map[string]string{"paypal": srv.URL}, PostbackWait: 300 * time.Millisecond, PostbackPace: pace}, sc)
+		Expect(res.Status).To(Equal(scenarios.Passed), res.Message)
+		Expect(deliveries.Load()).To(BeNumerically("==", 2))
+		// The message waited at least the 300 ms the send step gave its
+		// first delivery's postback before the clock moved: learned, that
+		// would stretch every later wait to four times as much.
+		Expect(pace.Wait(0)).To(BeZero(), "nothing learned from a retried message")
 	})
 })
