@@ -43,11 +43,9 @@ func freeAddr() string {
 // requireCommand skips a spec on a machine without the command, and fails
 // it in CI, whose .ci/run installs it.
 func requireCommand(name string) {
+	GinkgoHelper()
 	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			Fail("CI needs the " + name + " command (.ci/run installs it)")
-		}
-		testenv.Skip("no " + name + " command on this machine")
+		testenv.Missing("CI needs the "+name+" command (.ci/run installs it)", "no "+name+" command on this machine")
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
+	"github.com/ipnlab/ipnlab/internal/testenv"
 	"github.com/ipnlab/ipnlab/scenarios"
 )
 
@@ -191,10 +192,7 @@ func (l *stackLab) post(c stackCase, env []string, mapped bool) (string, string)
 	}
 	if c.nodeModule != "" {
 		if _, err := os.Stat(filepath.Join(debianNodePath, c.nodeModule)); err != nil {
-			if os.Getenv("CI") != "" {
-				Fail("CI needs Debian's node-" + c.nodeModule + " (.ci/run installs it)")
-			}
-			Skip("no Debian node-" + c.nodeModule + " on this machine")
+			testenv.Missing("CI needs Debian's node-"+c.nodeModule+" (.ci/run installs it)", "no Debian node-"+c.nodeModule+" on this machine")
 		}
 		env = append(env, "NODE_PATH="+debianNodePath)
 	}

@@ -411,8 +411,5 @@ func require(what string, present bool) {
 	if present {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		Fail(what + " is needed in CI (.ci/run installs it)")
-	}
-	testenv.Skip(what + " is not installed on this machine")
+	testenv.Missing(what+" is needed in CI (.ci/run installs it)", what+" is not installed on this machine")
 }

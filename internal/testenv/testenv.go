@@ -32,6 +32,17 @@ func Skip(reason string) {
 	ginkgo.Skip(reason)
 }
 
+// Missing is what a spec does when the machine lacks what it runs: in CI
+// (CI set), whose .ci/run provides it, it fails saying inCI; elsewhere it
+// skips, saying why (Skip).
+func Missing(inCI, why string) {
+	ginkgo.GinkgoHelper()
+	if os.Getenv("CI") != "" {
+		ginkgo.Fail(inCI)
+	}
+	Skip(why)
+}
+
 // where names the spec: its package directory and text, or the suite.
 func where() string {
 	r := ginkgo.CurrentSpecReport()
@@ -57,10 +68,8 @@ func PostgresSchema(prefix string) string {
 	ginkgo.GinkgoHelper()
 	base := os.Getenv(PostgresVariable)
 	if base == "" {
-		if os.Getenv("CI") != "" {
-			ginkgo.Fail("CI needs a PostgreSQL server: .ci/run starts one and sets " + PostgresVariable)
-		}
-		Skip("no PostgreSQL server: set " + PostgresVariable + "=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
+		Missing("CI needs a PostgreSQL server: .ci/run starts one and sets "+PostgresVariable,
+			"no PostgreSQL server: set "+PostgresVariable+"=postgres://USER:PASSWORD@127.0.0.1:5432/DB (.ci/run does)")
 	}
 	dsn, drop, err := NewSchema(base, prefix)
 	if err != nil {

@@ -44,10 +44,7 @@ var nodeModules, _ = filepath.Abs("../../build/npm/node_modules")
 // need skips the spec when the machine lacks what it runs; in CI it fails.
 func need(what, why string) {
 	GinkgoHelper()
-	if os.Getenv("CI") != "" {
-		Fail("CI needs " + what + ": " + why)
-	}
-	testenv.Skip("no " + what + " on this machine: " + why)
+	testenv.Missing("CI needs "+what+": "+why, "no "+what+" on this machine: "+why)
 }
 
 // event is one delivery as the listener got it.
