@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -333,7 +334,20 @@ func (e *Emulator) Close() {
 	if e.engine != nil {
 		e.engine.Close()
 	}
+	e.closeProviders()
 	e.closeWriter()
+}
+
+// closeProviders closes the providers that hold something of their own
+// (an io.Closer: a server a provider runs).
+func (e *Emulator) closeProviders() {
+	for _, p := range e.providers {
+		if c, ok := p.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				e.log.Warn("closing a provider", "provider", p.Name(), "error", err)
+			}
+		}
+	}
 }
 
 func (e *Emulator) closeProxy() {
@@ -367,6 +381,7 @@ func (e *Emulator) Shutdown(ctx context.Context) error {
 	e.closeProxy()
 	err := e.engine.Shutdown(ctx)
 	e.report(e.saveClock(e.clock.Now()))
+	e.closeProviders()
 	e.closeWriter()
 	return err
 }

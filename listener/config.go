@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type Config struct {
 	Workers int          `yaml:"workers"`
 	Verify  VerifyConfig `yaml:"verify"`
 	PayDo   PayDoConfig  `yaml:"paydo"`
+	// PayPalREST configures PayPal REST webhooks (PayPalRESTPath); without
+	// a webhook_id the endpoint refuses them.
+	PayPalREST PayPalRESTConfig `yaml:"paypal_rest"`
 	// Mutant names one deliberate bug of the gallery (listener/mutants),
 	// to prove that the conformance suite catches it: flawed.New builds
 	// it by decorating this listener at one of its seams. The listener
@@ -53,6 +57,10 @@ type Config struct {
 	// fault postbacks in a team's own specs; the mutant gallery's
 	// verification bugs are decorations (package listener/flawed).
 	WrapVerifier func(Verifier) Verifier `yaml:"-"`
+	// WrapWebhookVerifier, if set, decorates the verifier of PayPal REST
+	// webhooks (a SelfVerifier or an APIVerifier, as PayPalREST.Verify
+	// says), as WrapVerifier does the postback.
+	WrapWebhookVerifier func(WebhookVerifier) WebhookVerifier `yaml:"-"`
 	// WrapHandler, if set, decorates the listener's HTTP handler (its
 	// endpoints, /healthz and the probe): middleware of a team's own; the
 	// gallery's ack bugs are decorations (package listener/flawed).
@@ -101,6 +109,35 @@ type PayDoConfig struct {
 	// recorded against (default "paydo-transfers").
 	TransferAccount string `yaml:"transfer_account"`
 }
+
+// PayPalRESTConfig configures PayPal REST webhooks.
+type PayPalRESTConfig struct {
+	// WebhookID is the id of the webhook (subscription) PayPal sends to
+	// this listener: every signature is over it.
+	WebhookID string `yaml:"webhook_id"`
+	// Verify is how signatures are checked: self (default: with PayPal's
+	// certificate) or api (PayPal's verify API).
+	Verify string `yaml:"verify"`
+	// APIURL is PayPal's REST API: the verify API, OAuth and the
+	// certificates are asked there (default https://api-m.paypal.com; in
+	// the lab, the emulator's address).
+	APIURL string `yaml:"api_url"`
+	// ClientID and Secret are the app's credentials for the verify API.
+	ClientID string `yaml:"client_id"`
+	Secret   string `yaml:"secret"`
+	// CertHosts are the hosts a PAYPAL-CERT-URL may name (default
+	// PayPal's API hosts, DefaultCertHosts).
+	CertHosts []string `yaml:"cert_hosts"`
+	// CertRoots is a PEM file of the roots PayPal's signing certificate
+	// must chain to (default: the system's; in the lab, ipnlab's CA).
+	CertRoots string `yaml:"cert_roots"`
+}
+
+// Ways of checking a PayPal REST webhook's signature.
+const (
+	VerifySelf = "self"
+	VerifyAPI  = "api"
+)
 
 // DefaultPayDoLookupToken is the token of the emulator's default PayDo
 // project (ipnlab's sandbox value; set yours with paydo.lookup_token).
@@ -166,6 +203,15 @@ func (c Config) WithDefaults() Config {
 			c.PayDo.LookupURL = u.Scheme + "://" + u.Host + "/paydo/v1/transactions/"
 		}
 	}
+	if c.PayPalREST.Verify == "" {
+		c.PayPalREST.Verify = VerifySelf
+	}
+	if c.PayPalREST.APIURL == "" {
+		c.PayPalREST.APIURL = "https://api-m.paypal.com"
+	}
+	if len(c.PayPalREST.CertHosts) == 0 {
+		c.PayPalREST.CertHosts = DefaultCertHosts
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -193,6 +239,21 @@ func (c Config) Validate() error {
 	}
 	checkURL("verify_url", c.VerifyURL, true)
 	checkURL("paydo.lookup_url", c.PayDo.LookupURL, false)
+	checkURL("paypal_rest.api_url", c.PayPalREST.APIURL, false)
+	switch c.PayPalREST.Verify {
+	case VerifySelf:
+		if c.PayPalREST.CertRoots != "" {
+			if _, err := loadRoots(c.PayPalREST.CertRoots); err != nil {
+				bad("paypal_rest.cert_roots: %v", err)
+			}
+		}
+	case VerifyAPI:
+		if c.PayPalREST.WebhookID != "" && (c.PayPalREST.ClientID == "" || c.PayPalREST.Secret == "") {
+			bad("paypal_rest: verify api needs client_id and secret (the app's credentials)")
+		}
+	default:
+		bad("paypal_rest.verify %q: want %s or %s", c.PayPalREST.Verify, VerifySelf, VerifyAPI)
+	}
 	if len(c.ReceiverEmails) == 0 && len(c.ReceiverIDs) == 0 {
 		bad("receiver_emails or receiver_ids: give at least one, or every message would be ignored as someone else's")
 	}
@@ -249,6 +310,19 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loadRoots reads a PEM file of root certificates.
+func loadRoots(path string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // parsePrefix reads an IP ("127.0.0.2") or a CIDR ("10.0.0.0/8").

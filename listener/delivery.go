@@ -33,7 +33,8 @@ type Delivery struct {
 	// At is the time the rules apply it.
 	At time.Time
 	// Verdict is why it is applied: VERIFIED (PayPal's postback),
-	// allowlisted (PayDo's source address).
+	// allowlisted (PayDo's source address), SUCCESS (a REST webhook's
+	// signature).
 	Verdict string
 	// Fields is a PayPal message decoded to text in its charset (the first
 	// of a repeated name); nil for PayDo, whose JSON the rules read from
@@ -43,6 +44,10 @@ type Delivery struct {
 	// about, its kind (txn_type; PayDo's checkout or transfer) and the
 	// status it reports, as the rules read them.
 	Txn, Kind, Status string
+	// Webhook is a PayPal REST webhook's event as the rules read it
+	// (decorations may change it before the reference rules apply it);
+	// nil for IPN and PayDo.
+	Webhook *WebhookEvent
 
 	l *Listener
 	// payDo is PayDo's notification parsed, and the amount of an accepted
@@ -52,6 +57,8 @@ type Delivery struct {
 	lookupCurrency string
 	// action is the last action logged, PayDo's inbox detail.
 	action string
+	// logFor is the REST refund whose arrival is being applied.
+	logFor string
 }
 
 // Log adds a line to the payment log for this notification.
@@ -93,6 +100,8 @@ func (l *Listener) reference(d *Delivery) error {
 		return d.applyPayPal(ipn(d.Fields))
 	case PayDo:
 		return d.applyPayDo()
+	case PayPalREST:
+		return d.applyPayPalREST()
 	}
 	return fmt.Errorf("no rules for provider %q", d.Item.Provider)
 }

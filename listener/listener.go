@@ -30,14 +30,16 @@ import (
 
 // Providers.
 const (
-	PayPal = "paypal"
-	PayDo  = "paydo"
+	PayPal     = "paypal"
+	PayDo      = "paydo"
+	PayPalREST = "paypalrest" // PayPal's REST webhooks
 )
 
 // The listener's endpoints, under its base URL.
 const (
-	PayPalPath = "/ipn/paypal"
-	PayDoPath  = "/ipn/paydo"
+	PayPalPath     = "/ipn/paypal"
+	PayDoPath      = "/ipn/paydo"
+	PayPalRESTPath = "/webhooks/paypal"
 )
 
 // MaxBody bounds a notification; real ones are a few KiB.
@@ -55,7 +57,9 @@ type Listener struct {
 	allowed   []netip.Prefix
 	proxies   []netip.Prefix
 	verifier  Verifier
-	rules     Rules
+	// webhookVerifier checks PayPal REST webhooks.
+	webhookVerifier WebhookVerifier
+	rules           Rules
 
 	mu    sync.Mutex
 	queue []queued
@@ -125,11 +129,15 @@ func NewWithStore(cfg Config, st store.Store) (*Listener, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
+	var err error
 	l.verifier = Postback{URL: cfg.VerifyURL, Client: l.client, UserAgent: cfg.Verify.UserAgent, Timeout: cfg.Verify.Timeout}
 	if cfg.WrapVerifier != nil {
 		if l.verifier = cfg.WrapVerifier(l.verifier); l.verifier == nil {
 			return nil, errors.New("listener config: WrapVerifier returned no verifier")
 		}
+	}
+	if l.webhookVerifier, err = l.newWebhookVerifier(); err != nil {
+		return nil, err
 	}
 	for _, c := range cfg.Customers {
 		l.customers[strings.ToLower(c.Email)] = c.ID
@@ -328,6 +336,9 @@ func transactionKeys(it *store.InboxItem) []string {
 		return nil
 	}
 	var keys []string
+	if it.Provider == PayPalREST {
+		return restKeys(it.Body)
+	}
 	if it.Provider == PayDo {
 		if _, key, _, _, err := parsePayDo(it.Body); err == nil {
 			keys = append(keys, key)
@@ -393,6 +404,7 @@ func (l *Listener) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PayPalPath, l.receivePayPal)
 	mux.HandleFunc(PayDoPath, l.receivePayDo)
+	mux.HandleFunc(PayPalRESTPath, l.receivePayPalREST)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "busy": l.Busy()})
 	})

@@ -268,12 +268,7 @@ func (l *Listener) payDoCustomer(n payDoIPN) string {
 		return ""
 	}
 	v, _ := n.Invoice.Metadata["customer"].(string)
-	for _, c := range l.cfg.Customers {
-		if c.ID == v {
-			return v
-		}
-	}
-	return l.customerFor(v)
+	return l.customerOf(v)
 }
 
 // lookupPayDo asks PayDo for a checkout's state and amount; it fails (to

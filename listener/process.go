@@ -29,6 +29,8 @@ func (l *Listener) process(q queued) (retry bool, wait time.Duration) {
 		err = l.processPayPal(ctx, it)
 	case PayDo:
 		err = l.processPayDo(ctx, it)
+	case PayPalREST:
+		err = l.processPayPalREST(ctx, it)
 	default:
 		err = l.finish(ctx, it, store.InboxFailed, "unknown provider "+it.Provider)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -298,8 +299,16 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			if err != nil {
 				return err
 			}
+			// REST webhooks are signed with certificates of ipnlab's CA
+			// (the one --intercept uses), which the listener trusts.
+			signing := ca
+			if signing == nil {
+				if signing, err = loadCA(); err != nil {
+					return err
+				}
+			}
 			ecfg := emulator.Config{Clock: clk, PayPal: paypal.Settings{Verify: mode}, Seed: seed, Logger: log, Scenarios: catalog.Runner{Alias: conformance.ScenarioOf},
-				APIToken: token, MetricsToken: metricsToken, Intercept: ca, Providers: providers(false, ca)}
+				APIToken: token, MetricsToken: metricsToken, Intercept: ca, Providers: providers(false, signing)}
 			if jnl != nil {
 				ecfg.Journal = jnl
 				defer func() {
@@ -340,6 +349,10 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 			if cfg.DB == "" {
 				cfg.DB = "ipnlab-lab.db"
 			}
+			if cfg.PayPalREST.WebhookID == "" {
+				cfg.PayPalREST = listener.PayPalRESTConfig{WebhookID: LabWebhookID, Verify: cfg.PayPalREST.Verify, APIURL: emu.URL(), CertRoots: signing.CertPath(),
+					ClientID: paypalrest.DefaultClientID, Secret: paypalrest.DefaultSecret}
+			}
 			l, srv, ln, err := serveListener(cfg, listenerAddr)
 			if err != nil {
 				return errors.Join(err, stopEmu())
@@ -349,10 +362,12 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 				emu.PayPal().SetProfile(paypal.Profile{NotifyURL: base + "/ipn/paypal", Enabled: true,
 					ReceiverEmail: emulator.DefaultReceiverEmail, ReceiverID: emulator.DefaultReceiverID}),
 				emu.PayDo().RegisterCheckoutURL("default", base+"/ipn/paydo"),
-				emu.PayDo().RegisterTransferURL("default", base+"/ipn/paydo")); err != nil {
+				emu.PayDo().RegisterTransferURL("default", base+"/ipn/paydo"),
+				subscribeLab(emu.Emulator, cfg.PayPalREST.WebhookID, base+listener.PayPalRESTPath)); err != nil {
 				return errors.Join(err, stopEmu(), shutdown(srv, l))
 			}
-			emu.SetScenarioTarget(emulator.ScenarioTarget{Endpoints: map[string]string{paypal.Provider: base + "/ipn/paypal", paydo.Provider: base + "/ipn/paydo"}, ProbeURL: base})
+			emu.SetScenarioTarget(emulator.ScenarioTarget{Endpoints: map[string]string{paypal.Provider: base + "/ipn/paypal", paydo.Provider: base + "/ipn/paydo",
+				paypalrest.Provider: base + listener.PayPalRESTPath}, ProbeURL: base})
 			out := cmd.OutOrStdout()
 			stopped := notifyStop() // before "ready"
 			fmt.Fprintf(out, "ipnlab emulator ready addr=%s clock=%s verify=%s seed=%d\n", emu.Addr(), clk.Mode(), mode, emu.Seed())
@@ -382,6 +397,20 @@ through the emulator's proxy, as with HTTPS_PROXY.`,
 	icpt.add(f, false)
 	renamed(f, "addr", "emulator-addr")
 	return c
+}
+
+// LabWebhookID is the webhook the lab subscribes its listener's REST
+// endpoint under, and the listener verifies with.
+const LabWebhookID = "WH-IPNLAB-LAB"
+
+// subscribeLab subscribes the lab's listener to every REST event type.
+func subscribeLab(emu *emulator.Emulator, id, url string) error {
+	p, ok := emu.Provider(paypalrest.Provider)
+	if !ok {
+		return nil
+	}
+	_, err := p.(*paypalrest.Plugin).Subscribe(paypalrest.Webhook{ID: id, URL: url})
+	return err
 }
 
 // listenError says why what could not listen on addr, and what to do

@@ -3,6 +3,7 @@ package paypalrest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,10 +77,18 @@ func (p *Plugin) cert(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	i := slices.IndexFunc(p.signers, func(s *signer) bool { return s.Name == name })
 	var body []byte
+	failing := false
 	if i >= 0 {
 		body = p.signers[i].CertPEM()
+		if failing = p.signers[i].failing > 0; failing {
+			p.signers[i].failing--
+		}
 	}
 	p.mu.Unlock()
+	if failing {
+		http.Error(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", http.StatusServiceUnavailable)
+		return
+	}
 	if body == nil {
 		apiFailure(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "no certificate %q", name)
 		return
@@ -131,6 +140,9 @@ func checkWebhook(rawURL string, types []EventType) error {
 	return nil
 }
 
+// errURLTaken is subscribe's error for a URL a webhook has.
+var errURLTaken = errors.New("WEBHOOK_URL_ALREADY_EXISTS")
+
 // subscribe adds a webhook, refusing a bad or taken URL, a type this
 // provider does not send, and an eleventh webhook.
 func (p *Plugin) subscribe(rawURL string, types []EventType) (Webhook, error) {
@@ -141,11 +153,50 @@ func (p *Plugin) subscribe(rawURL string, types []EventType) (Webhook, error) {
 	defer p.mu.Unlock()
 	switch {
 	case slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.URL == rawURL }):
-		return Webhook{}, fmt.Errorf("WEBHOOK_URL_ALREADY_EXISTS: a webhook has the URL %s already", rawURL)
+		return Webhook{}, fmt.Errorf("%w: a webhook has the URL %s already", errURLTaken, rawURL)
 	case len(p.webhooks) >= MaxWebhooks:
 		return Webhook{}, fmt.Errorf("WEBHOOK_NUMBER_LIMIT_EXCEEDED: an app has at most %d webhooks", MaxWebhooks)
 	}
-	wh := Webhook{ID: strings.ToUpper(randomHex(9))[:17], URL: rawURL, EventTypes: types}
+	id := p.settings.WebhookIDs[rawURL]
+	if id == "" || slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.ID == id }) {
+		id = strings.ToUpper(randomHex(9))[:17]
+	}
+	wh := Webhook{ID: id, URL: rawURL, EventTypes: types}
+	if err := p.journalWebhook(wh, false); err != nil {
+		return Webhook{}, err
+	}
+	p.webhooks = append(p.webhooks, wh)
+	return wh, nil
+}
+
+// Subscribe adds a webhook under an id of the caller's: a lab wiring a
+// listener configured with it (PayPal's API draws the id). The same
+// webhook subscribed again (a restarted lab) is kept as it is.
+func (p *Plugin) Subscribe(wh Webhook) (Webhook, error) {
+	if wh.ID == "" || strings.ContainsAny(wh.ID, " \t\n/") {
+		return Webhook{}, fmt.Errorf("webhook id %q: want an id without spaces or slashes", wh.ID)
+	}
+	if len(wh.EventTypes) == 0 {
+		wh.EventTypes = []EventType{{Name: "*"}}
+	}
+	if err := checkWebhook(wh.URL, wh.EventTypes); err != nil {
+		return Webhook{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.webhooks {
+		switch {
+		case w.ID == wh.ID && w.URL == wh.URL:
+			return w, nil
+		case w.ID == wh.ID:
+			return Webhook{}, fmt.Errorf("webhook id %s is taken by %s", wh.ID, w.URL)
+		case w.URL == wh.URL:
+			return Webhook{}, fmt.Errorf("%w: webhook %s has the URL %s", errURLTaken, w.ID, wh.URL)
+		}
+	}
+	if len(p.webhooks) >= MaxWebhooks {
+		return Webhook{}, fmt.Errorf("WEBHOOK_NUMBER_LIMIT_EXCEEDED: an app has at most %d webhooks", MaxWebhooks)
+	}
 	if err := p.journalWebhook(wh, false); err != nil {
 		return Webhook{}, err
 	}
@@ -214,46 +265,116 @@ type SendRequest struct {
 	Amount    string `json:"amount,omitempty"`
 	Currency  string `json:"currency,omitempty"`
 	CustomID  string `json:"custom_id,omitempty"`
+	// ResourceID pins the resource's id: the capture a later event of the
+	// same capture names (PENDING, then COMPLETED), or a refund's own.
+	ResourceID string `json:"resource_id,omitempty"`
+	// Parent is the capture a refund refunds (its "up" link).
+	Parent string `json:"parent,omitempty"`
+	// Quirks writes the body as a re-serializing verifier does not: with
+	// escaped non-ASCII text and escaped slashes ("\u20ac", "\/"), as
+	// JSON may be written and PayPal's signature covers.
+	Quirks bool `json:"quirks,omitempty"`
+	// Tamper delivers a forgery: "body" changes the amount after the
+	// event is signed (the signature is over the genuine bytes);
+	// "foreign_cert" signs it with an attacker's key, its PAYPAL-CERT-URL
+	// on the attacker's host (a loopback server of this provider's, the
+	// URL mentioning paypal.com in its path).
+	Tamper string `json:"tamper,omitempty"`
+	// Rotate makes a new signing key first (as POST
+	// /api/v1/paypalrest/rotate): the event names a certificate no
+	// listener has fetched yet.
+	Rotate bool `json:"rotate,omitempty"`
+	// CertOutage is how many fetches of the certificate the event names
+	// are answered 503 first (with rotate: the first fetches there are).
+	CertOutage int `json:"cert_outage,omitempty"`
+	// Mock sends it as the webhooks simulator does: signed for
+	// WEBHOOK_ID, to NotifyURL only, once.
+	Mock bool `json:"mock,omitempty"`
+	// Copies delivers the same event this many times to each webhook
+	// (PayPal's duplicates, milliseconds apart); default 1.
+	Copies int `json:"copies,omitempty"`
 	// NotifyURL, if set, is subscribed to every type first (as a user of
 	// the dashboard would) when no webhook has it yet.
 	NotifyURL string `json:"notify_url,omitempty"`
 }
 
-// Notify: an event of type n.Kind; n.Set may pin amount, currency and
-// custom_id (plugin's Sender).
+// MaxCopies bounds SendRequest.Copies.
+const MaxCopies = 100
+
+// The forgeries SendRequest.Tamper knows.
+const (
+	TamperBody        = "body"
+	TamperForeignCert = "foreign_cert"
+)
+
+// MaxCertOutage bounds SendRequest.CertOutage.
+const MaxCertOutage = 100
+
+// Notify: an event of type n.Kind, n.Copies times; n.Set may pin
+// amount, currency, custom_id, resource_id and parent, and ask for
+// quirks, tamper or mock (plugin's Sender).
 func (p *Plugin) Notify(n plugin.Notify) ([]api.MessageView, error) {
-	req := SendRequest{EventType: n.Kind, Seed: n.Seed, NotifyURL: n.NotifyURL}
+	req := SendRequest{EventType: n.Kind, Seed: n.Seed, NotifyURL: n.NotifyURL, Copies: n.Copies}
+	texts := map[string]*string{"amount": &req.Amount, "currency": &req.Currency, "custom_id": &req.CustomID,
+		"resource_id": &req.ResourceID, "parent": &req.Parent, "tamper": &req.Tamper}
+	flags := map[string]*bool{"quirks": &req.Quirks, "mock": &req.Mock, "rotate": &req.Rotate}
 	for k, v := range n.Set {
-		s, ok := v.(string)
+		if k == "cert_outage" {
+			n, isInt := v.(int)
+			if !isInt {
+				return nil, plugin.BadRequest("set.cert_outage: want a whole number of fetches, not %T", v)
+			}
+			req.CertOutage = n
+			continue
+		}
+		if f, ok := flags[k]; ok {
+			b, isBool := v.(bool)
+			if !isBool {
+				return nil, plugin.BadRequest("set.%s: want true or false, not %T", k, v)
+			}
+			*f = b
+			continue
+		}
+		t, ok := texts[k]
 		if !ok {
+			return nil, plugin.BadRequest("set.%s: want amount, currency, custom_id, resource_id, parent, quirks, tamper, mock, rotate or cert_outage", k)
+		}
+		s, isText := v.(string)
+		if !isText {
 			return nil, plugin.BadRequest("set.%s: want text, not %T", k, v)
 		}
-		switch k {
-		case "amount":
-			req.Amount = s
-		case "currency":
-			req.Currency = s
-		case "custom_id":
-			req.CustomID = s
-		default:
-			return nil, plugin.BadRequest("set.%s: want amount, currency or custom_id", k)
-		}
+		*t = s
 	}
 	return p.Send(req)
 }
 
 // Send generates one event and delivers it to every webhook that takes
-// its type, one message each, and returns their views.
+// its type (a mock event: to NotifyURL), Copies messages each, and
+// returns their views.
 func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 	if req.EventType == "" {
 		return nil, plugin.BadRequest("event_type is required: one of %s", strings.Join(KindNames(), ", "))
 	}
-	if req.NotifyURL != "" {
+	if req.Copies < 0 || req.Copies > MaxCopies {
+		return nil, plugin.BadRequest("copies %d: want 1 to %d", req.Copies, MaxCopies)
+	}
+	if req.Tamper != "" && req.Tamper != TamperBody && req.Tamper != TamperForeignCert {
+		return nil, plugin.BadRequest("tamper %q: want %s (the amount changed after signing) or %s (signed by an attacker's key, its certificate on the attacker's host)",
+			req.Tamper, TamperBody, TamperForeignCert)
+	}
+	if req.CertOutage < 0 || req.CertOutage > MaxCertOutage {
+		return nil, plugin.BadRequest("cert_outage %d: want 0 to %d fetches", req.CertOutage, MaxCertOutage)
+	}
+	if req.Mock && req.NotifyURL == "" {
+		return nil, plugin.BadRequest("mock: give notify_url, where the simulator sends its mock event")
+	}
+	if req.NotifyURL != "" && !req.Mock {
 		p.mu.Lock()
 		known := slices.ContainsFunc(p.webhooks, func(w Webhook) bool { return w.URL == req.NotifyURL })
 		p.mu.Unlock()
 		if !known {
-			if _, err := p.subscribe(req.NotifyURL, []EventType{{Name: "*"}}); err != nil {
+			// Two sends at once may both subscribe it: one wins.
+			if _, err := p.subscribe(req.NotifyURL, []EventType{{Name: "*"}}); err != nil && !errors.Is(err, errURLTaken) {
 				return nil, plugin.BadRequest("notify_url: %v", err)
 			}
 		}
@@ -262,32 +383,54 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 	if seed == 0 {
 		seed = p.host.DrawSeed()
 	}
-	ev, err := generateEvent(seed, req.EventType, p.host.Clock.Now(), p.settings.Live, eventParams{Amount: req.Amount, Currency: req.Currency, CustomID: req.CustomID})
+	params := eventParams{Amount: req.Amount, Currency: req.Currency, CustomID: req.CustomID, ResourceID: req.ResourceID, Parent: req.Parent, Quirks: req.Quirks}
+	ev, err := generateEvent(seed, req.EventType, p.host.Clock.Now(), p.settings.Live, params)
 	if err != nil {
 		return nil, plugin.BadRequest("%v", err)
 	}
+	if req.Tamper == TamperBody {
+		if ev, err = forge(ev); err != nil {
+			return nil, plugin.BadRequest("%v", err)
+		}
+	}
+	if req.Tamper == TamperForeignCert {
+		ev.Foreign = true
+		if err := p.startAttacker(); err != nil {
+			return nil, err
+		}
+	}
 	p.mu.Lock()
-	if _, err := p.currentLocked(); err != nil {
+	sg, err := p.currentLocked()
+	if err == nil && req.Rotate {
+		sg, err = p.rotateLocked()
+	}
+	if err != nil {
 		p.mu.Unlock()
 		return nil, err
 	}
+	sg.failing += req.CertOutage
 	var targets []Webhook
 	for _, wh := range p.webhooks {
-		if wh.takes(ev.Type) {
+		if wh.takes(ev.Type) && !req.Mock {
 			targets = append(targets, wh)
 		}
 	}
 	p.mu.Unlock()
+	if req.Mock {
+		targets = []Webhook{{ID: MockWebhookID, URL: req.NotifyURL}}
+	}
 	if len(targets) == 0 {
 		return nil, plugin.BadRequest("no webhook takes %s: create one (POST /v1/notifications/webhooks) or give notify_url", ev.Type)
 	}
 	var ids []string
 	for _, wh := range targets {
-		id, err := p.submit(ev, wh, false)
-		if err != nil {
-			return nil, err
+		for range max(req.Copies, 1) {
+			id, err := p.submit(ev, wh, req.Mock)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
 		}
-		ids = append(ids, id)
 	}
 	p.host.WaitIdle()
 	views := make([]api.MessageView, 0, len(ids))
@@ -296,6 +439,42 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 		views = append(views, v)
 	}
 	return views, nil
+}
+
+// forge is ev delivered with every amount multiplied by a hundred,
+// signed over ev's genuine bytes: what an attacker who keeps a captured
+// signature sends.
+func forge(ev Event) (Event, error) {
+	v := amountOf(ev.Body)
+	c, err := cents(v)
+	if err != nil {
+		return ev, fmt.Errorf("tamper: the event's amount: %w", err)
+	}
+	forged := ev
+	forged.Signed = ev.Body
+	forged.Body = bytes.ReplaceAll(ev.Body, []byte(`"value":"`+v+`"`), []byte(`"value":"`+formatCents(c*100)+`"`))
+	return forged, nil
+}
+
+// amountOf reads the resource's amount.value of an event body.
+func amountOf(body []byte) string {
+	var e struct {
+		Resource struct {
+			Amount struct {
+				Value string `json:"value"`
+			} `json:"amount"`
+			PurchaseUnits []struct {
+				Amount struct {
+					Value string `json:"value"`
+				} `json:"amount"`
+			} `json:"purchase_units"`
+		} `json:"resource"`
+	}
+	_ = json.Unmarshal(body, &e)
+	if len(e.Resource.PurchaseUnits) > 0 {
+		return e.Resource.PurchaseUnits[0].Amount.Value
+	}
+	return e.Resource.Amount.Value
 }
 
 // postRotate makes a new signing key; the old certificates stay served.

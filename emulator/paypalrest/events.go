@@ -1,11 +1,13 @@
 package paypalrest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
@@ -57,6 +59,11 @@ type Event struct {
 	Type     string
 	Resource string // the resource's id
 	Body     []byte
+	// Signed, if set, is what its signatures are over instead of Body: a
+	// forgery (SendRequest.Tamper).
+	Signed []byte
+	// Foreign events are signed by the attacker's key (SendRequest.Tamper).
+	Foreign bool
 }
 
 // eventParams pins values of one event; zero values are drawn.
@@ -65,6 +72,11 @@ type eventParams struct {
 	Currency string
 	CustomID string
 	Parent   string // a refund's or reversal's capture
+	// ResourceID pins the resource's id (drawn when empty).
+	ResourceID string
+	// Quirks escapes what JSON may escape: non-ASCII text in the summary,
+	// slashes in the links.
+	Quirks bool
 }
 
 // ids draws PayPal-looking ids from a seeded source.
@@ -123,6 +135,9 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 		return orderedjson.Object{{Key: "currency_code", Value: p.Currency}, {Key: "value", Value: formatCents(c)}}
 	}
 	id := g.upper(17)
+	if p.ResourceID != "" {
+		id = p.ResourceID
+	}
 	e := Event{ID: g.event(), Type: k.Type, Resource: id}
 	var resource orderedjson.Object
 	var summary string
@@ -220,11 +235,11 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 		{Key: "create_time", Value: at.UTC().Format("2006-01-02T15:04:05.000Z")},
 		{Key: "resource_type", Value: k.ResourceType},
 		{Key: "event_type", Value: k.Type},
-		{Key: "summary", Value: summary},
+		{Key: "summary", Value: text(summary, p.Quirks)},
 		{Key: "resource", Value: resource},
 		{Key: "links", Value: []any{
-			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID, "self", "GET"),
-			linkEnc(host+"/v1/notifications/webhooks-events/"+e.ID+"/resend", "resend", "POST"),
+			linkEnc(text(host+"/v1/notifications/webhooks-events/"+e.ID, p.Quirks), "self", "GET"),
+			linkEnc(text(host+"/v1/notifications/webhooks-events/"+e.ID+"/resend", p.Quirks), "resend", "POST"),
 		}},
 		{Key: "event_version", Value: "1.0"},
 		{Key: "resource_version", Value: "2.0"},
@@ -235,11 +250,11 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 	return e, nil
 }
 
-func link(href, rel, method string) orderedjson.Object {
+func link(href any, rel, method string) orderedjson.Object {
 	return orderedjson.Object{{Key: "href", Value: href}, {Key: "rel", Value: rel}, {Key: "method", Value: method}}
 }
 
-func linkEnc(href, rel, method string) orderedjson.Object {
+func linkEnc(href any, rel, method string) orderedjson.Object {
 	return append(link(href, rel, method), orderedjson.Member{Key: "encType", Value: "application/json"})
 }
 
@@ -275,3 +290,31 @@ func cents(s string) (int64, error) {
 }
 
 func formatCents(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
+
+// text is s as a JSON string: plain, or with quirks every non-ASCII
+// character written \uXXXX and every slash \/ (valid JSON that a parse
+// and re-serialization writes otherwise).
+func text(s string, quirks bool) any {
+	if !quirks {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '/':
+			b.WriteString(`\/`)
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r > 0x7e:
+			for _, u := range utf16.Encode([]rune{r}) {
+				fmt.Fprintf(&b, `\u%04x`, u)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return json.RawMessage(b.String())
+}

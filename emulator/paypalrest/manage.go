@@ -284,7 +284,7 @@ func (p *Plugin) simulateEvent(w http.ResponseWriter, r *http.Request) {
 // submit hands one delivery of ev to the engine: to wh, signed for its id
 // (a mock: once, for WEBHOOK_ID). It returns the message id.
 func (p *Plugin) submit(ev Event, wh Webhook, mock bool) (string, error) {
-	s := &sent{Event: ev.ID, WebhookID: wh.ID, Mock: mock}
+	s := &sent{Event: ev.ID, WebhookID: wh.ID, Mock: mock, Signed: ev.Signed, Foreign: ev.Foreign}
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return "", err

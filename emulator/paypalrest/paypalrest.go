@@ -55,6 +55,10 @@ type Settings struct {
 	// one --intercept uses): a verifier that trusts it checks the chain.
 	// Without it they are self-signed.
 	CA *intercept.CA
+	// WebhookIDs, by URL, are the ids webhooks get when they are made for
+	// that URL: a listener configured with its webhook id (a conformance
+	// run's) is subscribed under it. Other webhooks get a drawn id.
+	WebhookIDs map[string]string
 }
 
 // The default app's credentials: ipnlab's own values, for listeners to
@@ -98,6 +102,11 @@ type sent struct {
 	// literal WEBHOOK_ID, sent once, never resent, never verified by the
 	// API.
 	Mock bool `json:"mock,omitempty"`
+	// Signed, if set, is what the signatures are over instead of the
+	// body delivered: a forgery.
+	Signed []byte `json:"signed,omitempty"`
+	// Foreign marks a forgery signed by the attacker's key.
+	Foreign bool `json:"foreign,omitempty"`
 	// Transmissions are the signed attempts, oldest first (in memory only:
 	// a restarted emulator signs its next attempts anew).
 	transmissions []transmission
@@ -121,6 +130,11 @@ type Plugin struct {
 	messages map[string]*sent // by delivery message id
 	events   map[string][]string
 	tokens   map[string]time.Time // OAuth tokens and when they expire
+	// attacker is the key forgeries are signed with, its certificate
+	// served by attackerSrv (made on first use, in memory only).
+	attacker    *signer
+	attackerSrv *http.Server
+	attackerURL string
 }
 
 // Factory makes the fake REST PayPal for one emulator.
@@ -300,11 +314,18 @@ func (p *Plugin) Stamp(m delivery.Message, a delivery.Attempt, header http.Heade
 		return nil, nil, fmt.Errorf("message %s: no subscription is known for it", m.ID)
 	}
 	sg, err := p.currentLocked()
+	if s.Foreign {
+		sg, err = p.attackerLocked()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	t := transmission{ID: uuid(), Time: a.Start.UTC().Format(time.RFC3339), CertURL: sg.CertURL()}
-	if t.Sig, err = sg.sign(SignedString(t.ID, t.Time, s.WebhookID, body)); err != nil {
+	signed := body
+	if s.Signed != nil {
+		signed = s.Signed
+	}
+	if t.Sig, err = sg.sign(SignedString(t.ID, t.Time, s.WebhookID, signed)); err != nil {
 		return nil, nil, err
 	}
 	s.transmissions = append(s.transmissions, t)

@@ -616,3 +616,84 @@ var _ = Describe("PayPal's REST hosts through the intercepting proxy", func() {
 		resp.Body.Close()
 	})
 })
+
+var _ = Describe("What a scenario sends to catch a listener's bugs", func() {
+	post := func(r *rig, req map[string]any) (int, map[string]any) {
+		return r.call("POST", "/api/v1/paypalrest/events", "", req)
+	}
+
+	It("writes escapes a re-serialization changes, forges an amount after signing, sends copies and mock events, and pins ids", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/q", "*")
+
+		code, out := post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 3, "quirks": true, "currency": "EUR"})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok"}), "escaped, and still verified over the bytes")
+		Expect(string(got[0].body)).To(ContainSubstring(`"summary":"Payment completed for \u20ac `))
+		Expect(string(got[0].body)).To(ContainSubstring(`"href":"https:\/\/api.sandbox.paypal.com\/v1\/notifications\/webhooks-events\/WH-`))
+		var parsed map[string]any
+		Expect(json.Unmarshal(got[0].body, &parsed)).To(Succeed())
+		again, err := json.Marshal(parsed)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(r.verify(got[0].header, again, r.webhookID("/hooks/q"))).To(HavePrefix("signature: "), "re-serialized, it no longer verifies")
+
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 4, "amount": "25.00", "tamper": "body"})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, verdicts = r.deliveries()
+		Expect(string(got[1].body)).To(ContainSubstring(`"amount":{"currency_code":"USD","value":"2500.00"}`))
+		Expect(verdicts[1]).To(HavePrefix("signature: "), "signed over the genuine 25.00")
+
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 5, "copies": 3})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		Expect(out["messages"]).To(HaveLen(3))
+		got, verdicts = r.deliveries()
+		Expect(verdicts[2:]).To(Equal([]string{"ok", "ok", "ok"}))
+		Expect(got[2].body).To(Equal(got[4].body), "the same event, the same bytes")
+		Expect(got[2].header.Get("Paypal-Transmission-Id")).NotTo(Equal(got[4].header.Get("Paypal-Transmission-Id")))
+
+		capture := out["messages"].([]any)[0].(map[string]any)["txn_id"].(string)
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.REFUNDED", "seed": 6, "parent": capture})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.REVERSED", "seed": 7, "resource_id": capture})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		Expect(out["messages"].([]any)[0].(map[string]any)["txn_id"]).To(Equal(capture))
+		got, _ = r.deliveries()
+		Expect(string(got[5].body)).To(ContainSubstring(`"href":"https://api.sandbox.paypal.com/v2/payments/captures/` + capture + `","rel":"up"`))
+
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 8, "mock": true, "notify_url": r.lsrv.URL + "/hooks/q"})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, _ = r.deliveries()
+		last := got[len(got)-1]
+		Expect(r.verify(last.header, last.body, paypalrest.MockWebhookID)).To(Equal("ok"), "signed for WEBHOOK_ID")
+
+		for _, bad := range []map[string]any{
+			{"event_type": "PAYMENT.CAPTURE.COMPLETED", "tamper": "header"},
+			{"event_type": "PAYMENT.CAPTURE.COMPLETED", "copies": 101},
+			{"event_type": "PAYMENT.CAPTURE.COMPLETED", "mock": true},
+		} {
+			code, out = post(r, bad)
+			Expect(code).To(Equal(http.StatusBadRequest), fmt.Sprint(bad))
+			Expect(fmt.Sprint(out)).To(MatchRegexp(`tamper "header": want body|copies 101: want 1 to 100|mock: give notify_url`))
+		}
+	})
+
+	It("subscribes a URL under the id a listener is configured with", func() {
+		r := newRig()
+		p, _ := r.emu.Provider(paypalrest.Provider)
+		plugin := p.(*paypalrest.Plugin)
+		wh, err := plugin.Subscribe(paypalrest.Webhook{ID: "WH-MINE", URL: r.lsrv.URL + "/hooks/mine"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(wh.EventTypes).To(Equal([]paypalrest.EventType{{Name: "*"}}))
+		_, err = plugin.Subscribe(paypalrest.Webhook{ID: "WH-MINE", URL: r.lsrv.URL + "/hooks/mine"})
+		Expect(err).NotTo(HaveOccurred(), "the same again is kept")
+		_, err = plugin.Subscribe(paypalrest.Webhook{ID: "WH-MINE", URL: r.lsrv.URL + "/hooks/other"})
+		Expect(err).To(MatchError(ContainSubstring("webhook id WH-MINE is taken")))
+		_, err = plugin.Subscribe(paypalrest.Webhook{ID: "WH MINE", URL: r.lsrv.URL + "/hooks/x"})
+		Expect(err).To(MatchError(ContainSubstring("without spaces")))
+		webhookIDs.Store(r.lsrv.URL+"/hooks/mine", "WH-MINE")
+		r.send("PAYMENT.CAPTURE.COMPLETED", 9)
+		_, verdicts := r.deliveries()
+		Expect(verdicts).To(Equal([]string{"ok"}))
+	})
+})

@@ -46,6 +46,11 @@ type signer struct {
 	// issued it; none for a self-signed one.
 	Issuers [][]byte        `json:"issuers,omitempty"`
 	key     *rsa.PrivateKey `json:"-"`
+	// failing counts the fetches of its certificate still to be answered
+	// 503 (SendRequest.CertOutage); in memory only.
+	failing int
+	// at, if set, is its cert URL instead of PayPal's: an attacker's.
+	at string
 }
 
 // newSigner makes a key and a certificate valid for a year from now,
@@ -98,7 +103,12 @@ func loadSigner(raw []byte) (*signer, error) {
 }
 
 // CertURL is where a listener fetches the certificate.
-func (s *signer) CertURL() string { return "https://" + CertHost + "/v1/notifications/certs/" + s.Name }
+func (s *signer) CertURL() string {
+	if s.at != "" {
+		return s.at
+	}
+	return "https://" + CertHost + "/v1/notifications/certs/" + s.Name
+}
 
 // CertPEM is the certificate as served, followed by its issuers'.
 func (s *signer) CertPEM() []byte {

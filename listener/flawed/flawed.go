@@ -67,6 +67,15 @@ func Configure(cfg listener.Config) (listener.Config, error) {
 	}
 	e := &env{cfg: cfg.WithDefaults()}
 	innerVerifier, innerHandler, innerRules, innerStore := cfg.WrapVerifier, cfg.WrapHandler, cfg.WrapRules, cfg.WrapStore
+	if d.webhook != nil {
+		innerWebhook := cfg.WrapWebhookVerifier
+		cfg.WrapWebhookVerifier = func(v listener.WebhookVerifier) listener.WebhookVerifier {
+			if innerWebhook != nil {
+				v = innerWebhook(v)
+			}
+			return d.webhook(v)
+		}
+	}
 	cfg.WrapVerifier = func(v listener.Verifier) listener.Verifier {
 		if innerVerifier != nil {
 			v = innerVerifier(v)
@@ -159,6 +168,7 @@ var verifiers = map[mutants.Name]func(listener.Verifier) listener.Verifier{
 type decoration struct {
 	config   func(*listener.Config)
 	verifier func(listener.Verifier) listener.Verifier
+	webhook  func(listener.WebhookVerifier) listener.WebhookVerifier
 	handler  func(*env, http.Handler) http.Handler
 	rules    func(*env, listener.Rules) listener.Rules
 	store    func(*env, store.Store) store.Store
@@ -184,9 +194,16 @@ var decorations = func() map[mutants.Name]decoration {
 		mutants.PaydoTrustXFF: {handler: func(_ *env, next http.Handler) http.Handler {
 			return forwardedAsPeer(next)
 		}},
-		mutants.Ignored500:       {handler: refuseIgnored},
-		mutants.NoDuplicateCheck: {store: func(_ *env, st store.Store) store.Store { return nonUnique{st} }},
-		mutants.RacyDuplicates:   {store: newRacy},
+		mutants.Ignored500:           {handler: refuseIgnored},
+		mutants.NoDuplicateCheck:     {store: func(_ *env, st store.Store) store.Store { return nonUnique{st} }},
+		mutants.RacyDuplicates:       {store: newRacy},
+		mutants.WebhookRejectUnknown: {handler: rejectUnknownWebhooks},
+	}
+	for n, v := range webhookVerifiers {
+		out[n] = decoration{webhook: v}
+	}
+	for n, r := range webhookRules {
+		out[n] = decoration{rules: r}
 	}
 	for n, v := range verifiers {
 		out[n] = decoration{verifier: v}

@@ -39,8 +39,15 @@ func (tx nonUniqueTx) AddEntry(e store.Entry) (bool, error) {
 	return tx.Tx.AddEntry(e)
 }
 
-// isCredit reports whether e credits a PayPal payment.
-func isCredit(e store.Entry) bool { return e.Provider == listener.PayPal && e.Status == "Completed" }
+// isCredit reports whether e credits a PayPal payment (IPN's or a REST
+// capture's).
+func isCredit(e store.Entry) bool {
+	return isIPNCredit(e) || (e.Provider == listener.PayPalREST && e.Status == "COMPLETED")
+}
+
+// isIPNCredit reports whether e credits a PayPal IPN payment: the racy
+// ledger counts IPN copies only.
+func isIPNCredit(e store.Entry) bool { return e.Provider == listener.PayPal && e.Status == "Completed" }
 
 // racy is a store with no transactions and no unique key on credits: the
 // listener checks for an earlier credit, then credits, in two steps, and
@@ -142,7 +149,7 @@ func (tx racyTx) SetInboxState(id int64, state, detail string, attempts int) err
 // AddEntry checks for an earlier credit, waits in the window every real
 // race has (made wide), then credits with no unique key.
 func (tx racyTx) AddEntry(e store.Entry) (added bool, err error) {
-	if isCredit(e) {
+	if isIPNCredit(e) {
 		credited, err := tx.HasEntry(e.Provider, e.TxnID, e.Status)
 		if err != nil || credited {
 			return false, err

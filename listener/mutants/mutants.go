@@ -43,6 +43,15 @@ const (
 	PaydoNoAllowlist     Name = "paydo-no-allowlist"
 	PaydoFirstStatusWins Name = "paydo-first-status-wins"
 	PaydoTrustXFF        Name = "paydo-trust-xff"
+	WebhookRejectUnknown Name = "webhook-reject-unknown-type"
+	WebhookUnverified    Name = "webhook-unverified"
+	WebhookReserialized  Name = "webhook-reserialized-body"
+	WebhookAcceptMock    Name = "webhook-accept-mock"
+	WebhookCreditPending Name = "webhook-credit-pending"
+	WebhookFulfilOrder   Name = "webhook-fulfil-approved-order"
+	WebhookIgnoreRefunds Name = "webhook-ignore-refunds"
+	WebhookDropEarly     Name = "webhook-drop-early-refunds"
+	WebhookIgnoreReverse Name = "webhook-ignore-reversals"
 )
 
 // Mutant is one deliberate bug.
@@ -100,7 +109,7 @@ var all = []entry{
 	{DuplicateRefunds, "checks duplicates of payments, not of refunds",
 		"a resent refund debits the customer again: found by ipnlab explore, which the catalog passed before PP-DUPLICATE-REFUND", []string{"PP-DUPLICATE-REFUND"}},
 	{NoDuplicateCheck, "credits every delivery it receives",
-		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES", "PP-COMPLETED-AFTER-LATE-PENDING"}},
+		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES", "PP-COMPLETED-AFTER-LATE-PENDING", "PW-DUPLICATE"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
 		"the Completed message of a Pending payment is taken for a duplicate: it is never credited (and a Denied or Failed one is never recorded)", []string{"PP-PENDING-ECHECK", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-FRAUD-ACCEPTED", "PP-COMPLETED-AFTER-LATE-PENDING", "PP-RECORD-FINAL-STATUS"}},
 	{DedupeByLastStatus, "takes a message for a duplicate only when its status is the transaction's latest, and records a late Pending as the latest",
@@ -118,7 +127,7 @@ var all = []entry{
 	{CreditOwnMassPay, "credits the receivers of the merchant's own Mass Pay",
 		"every payout tops up the account of the person it paid: the operator pays twice", []string{"PP-MASSPAY-ITEMS"}},
 	{RacyDuplicates, "checks for a duplicate, then credits, in two steps without a unique constraint",
-		"concurrent copies (PayPal's retries racing a slow ack) credit twice", []string{"PP-CONCURRENT-COPIES"}},
+		"concurrent copies (PayPal's retries racing a slow ack) credit twice", []string{"PP-CONCURRENT-COPIES", "PW-DUPLICATE"}},
 	{UTF8Names, "decodes windows-1252 names as UTF-8 in what it stores",
 		"customer names are mangled (J\uFFFDrg) in records and receipts", []string{"PP-CHARSET-NAME"}},
 	{PaydoNoAllowlist, "applies PayDo notifications from any address",
@@ -127,6 +136,24 @@ var all = []entry{
 		"a checkout that failed first and then succeeded is never credited", []string{"PD-TRANSFER-FAILED-THEN-SUCCESS", "PD-CHECKOUT-FAILED-THEN-SUCCESS", "PD-PENDING"}},
 	{PaydoTrustXFF, "believes X-Forwarded-For from any peer",
 		"a stranger sets X-Forwarded-For to PayDo's address and gets through the allowlist", []string{"PD-XFF-SPOOF"}},
+	{WebhookRejectUnknown, "answers 400 to the webhook event types it does not act on",
+		"PayPal retries each of them 25 times over three days, and may disable the webhook", []string{"PW-ACK-UNHANDLED-TYPE"}},
+	{WebhookUnverified, "never checks a webhook's signature",
+		"anyone who can post to the endpoint credits any amount: a captured event replayed with its amount raised is paid", []string{"PW-FORGED-BODY", "PW-MOCK-NOT-ACTED-ON"}},
+	{WebhookReserialized, "checks the signature over the event parsed and written again (keys in order, as JSON.stringify writes them), not over the bytes received",
+		"an event whose JSON is written differently (an escaped slash or accent) never verifies and is never credited", []string{"PW-VERIFY-RAW-BYTES"}},
+	{WebhookAcceptMock, "takes a signature for the simulator's WEBHOOK_ID as well as its own webhook's",
+		"anyone with a PayPal developer account sends it mock events that credit customers", []string{"PW-MOCK-NOT-ACTED-ON"}},
+	{WebhookCreditPending, "credits PAYMENT.CAPTURE.PENDING",
+		"an eCheck or a payment under review is fulfilled, and stays fulfilled when it is denied", []string{"PW-PENDING"}},
+	{WebhookFulfilOrder, "credits CHECKOUT.ORDER.APPROVED",
+		"an approved order is not paid: a buyer who approves and is never captured is fulfilled", []string{"PW-ORDER-APPROVED"}},
+	{WebhookIgnoreRefunds, "ignores PAYMENT.CAPTURE.REFUNDED",
+		"refunded payments stay credited", []string{"PW-REFUND", "PW-OUT-OF-ORDER-REFUND"}},
+	{WebhookDropEarly, "drops a refund of a capture it has not credited yet",
+		"PayPal does not deliver in order: a refund that arrives before its capture's COMPLETED is lost, and the capture stays credited", []string{"PW-OUT-OF-ORDER-REFUND"}},
+	{WebhookIgnoreReverse, "ignores PAYMENT.CAPTURE.REVERSED",
+		"a chargeback leaves the customer credited", []string{"PW-REVERSAL"}},
 }
 
 // All lists the mutants, by name.

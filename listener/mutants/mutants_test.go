@@ -34,7 +34,7 @@ var _ = Describe("The gallery", func() {
 				key = "verifier|" + verifiedAs(decorate, body)
 				Expect(key).NotTo(Equal("verifier|"+verifiedAs(func(v listener.Verifier) listener.Verifier { return v }, body)),
 					"%s's decoration verifies as the reference listener does", m.Name)
-			case mutants.SeamHandler, mutants.SeamConfig, mutants.SeamRules, mutants.SeamStore:
+			case mutants.SeamHandler, mutants.SeamConfig, mutants.SeamRules, mutants.SeamStore, mutants.SeamWebhookVerifier:
 				Expect(flawed.Decorated()).To(ContainElement(m.Name), "%s has no decoration of the %s", m.Name, m.Seam)
 				key = m.Seam + "|" + string(m.Name) // what each does is held by flawed's specs
 			default:

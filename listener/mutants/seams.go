@@ -4,9 +4,13 @@ package mutants
 // listener/flawed: each mutant is the reference listener decorated at
 // one of them, so the listener a team adopts carries none of the bugs.
 const (
-	// SeamVerifier: how it verifies; flawed decorates the listener's
+	// SeamVerifier: how it verifies IPN; flawed decorates the listener's
 	// Verifier (listener.Config.WrapVerifier).
 	SeamVerifier = "verifier"
+	// SeamWebhookVerifier: how it verifies PayPal REST webhooks; flawed
+	// decorates the listener's WebhookVerifier
+	// (listener.Config.WrapWebhookVerifier).
+	SeamWebhookVerifier = "webhook verifier"
 	// SeamHandler: how it answers, or what it takes a request for;
 	// flawed decorates the listener's HTTP handler
 	// (listener.Config.WrapHandler).
@@ -32,5 +36,8 @@ var seams = map[Name]string{
 	DedupeByTxn: SeamRules, DedupeByLastStatus: SeamRules, CreditPending: SeamRules, CreditFraudPends: SeamRules,
 	IgnoreReceiver: SeamRules, RefundAsPayment: SeamRules, CreditOwnMassPay: SeamRules, IgnoreReversals: SeamRules,
 	DuplicateRefunds: SeamRules, UTF8Names: SeamRules, PaydoFirstStatusWins: SeamRules,
+	WebhookRejectUnknown: SeamHandler, WebhookUnverified: SeamWebhookVerifier, WebhookReserialized: SeamWebhookVerifier,
+	WebhookAcceptMock: SeamWebhookVerifier, WebhookCreditPending: SeamRules, WebhookFulfilOrder: SeamRules,
+	WebhookIgnoreRefunds: SeamRules, WebhookDropEarly: SeamRules, WebhookIgnoreReverse: SeamRules,
 	NoDuplicateCheck: SeamStore, RacyDuplicates: SeamStore,
 }

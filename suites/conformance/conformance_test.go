@@ -24,6 +24,7 @@ import (
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
+	"github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
 )
 
 // referenceListener starts the reference listener verifying against the
@@ -58,8 +59,15 @@ func referenceListenerWith(ln net.Listener, verifyURL string, client *http.Clien
 }
 
 func referenceListenerAt(ln net.Listener, verifyURL string, client *http.Client, db string) *httptest.Server {
+	// Its PayPal REST API is the emulator's address, or, with a client
+	// through the emulator's proxy, PayPal's own host.
+	api := "http://" + ln.Addr().String()
+	if client != nil {
+		api = "https://api-m.sandbox.paypal.com"
+	}
 	l, err := listener.New(listener.Config{
-		VerifyURL: verifyURL, Client: client,
+		PayPalREST: listener.PayPalRESTConfig{WebhookID: labWebhookID, APIURL: api, CertRoots: labCA().CertPath()},
+		VerifyURL:  verifyURL, Client: client,
 		ReceiverEmails: []string{"merchant@example.com"}, ReceiverIDs: []string{"LABMERCHANT01"},
 		Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}},
 		DB:        db,
@@ -123,6 +131,7 @@ var _ = Describe("The conformance suite", func() {
 		cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, ref.URL+"/ipn/paypal", ref.URL+"/ipn/paydo", ref.URL
 		cfg.Intercept = true
 		cfg.AckTimeout, cfg.Name = 2*time.Second, "reference listener"
+		Expect(webhookchecks.Configure(&cfg, ref.URL+listener.PayPalRESTPath, labWebhookID, labCA())).To(Succeed())
 		rep, err := conformance.RunAll(context.Background(), cfg, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		for _, r := range rep.Checks {
@@ -267,7 +276,7 @@ var _ = Describe("A team's own check", func() {
 		order := ids()
 		at := slices.Index(order, "protocol ACME-CART-ACKED")
 		Expect(at).To(BeNumerically(">", 0))
-		Expect(order[at-1]).To(HavePrefix("protocol PD-"))
+		Expect(order[at-1]).To(HavePrefix("protocol PW-"), "after the providers registered before it")
 		Expect(order[at+1]).To(HavePrefix("business PP-"))
 		Expect(ids()).To(Equal(order), "the same order every time")
 

@@ -19,11 +19,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
+	"github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
 )
 
 // runOpts shape one run against the reference listener (or a mutant).
@@ -44,7 +46,9 @@ func runReference(o runOpts) (conformance.Report, error) {
 		DB:        filepath.Join(o.dir, fmt.Sprintf("%s-%d-%d.db", o.mutant, o.seed, time.Now().UnixNano())),
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
-		Mutant:    o.mutant, Logger: quietLogger(),
+		PayPalREST: listener.PayPalRESTConfig{WebhookID: labWebhookID, APIURL: "http://" + ln.Addr().String(),
+			CertRoots: labCA().CertPath()},
+		Mutant: o.mutant, Logger: quietLogger(),
 	})
 	if err != nil {
 		return conformance.Report{}, err
@@ -65,11 +69,34 @@ func runReference(o runOpts) (conformance.Report, error) {
 	cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener, cfg.Probe = ln, srv.URL+"/ipn/paypal", srv.URL+"/ipn/paydo", srv.URL
 	cfg.AckTimeout, cfg.PostbackWait, cfg.Settle, cfg.Name, cfg.Seed = time.Second, time.Second, 5*time.Second, "mutant "+o.mutant, o.seed
 	cfg.Focus = o.focus
+	if err := webhookchecks.Configure(&cfg, srv.URL+listener.PayPalRESTPath, labWebhookID, labCA()); err != nil {
+		return conformance.Report{}, err
+	}
 	if o.parallel > 0 {
 		cfg.Parallel = o.parallel
 	}
 	return conformance.RunAll(context.Background(), cfg, nil)
 }
+
+// labWebhookID is the webhook id the reference listener verifies REST
+// webhooks with, and the emulator subscribes it under.
+const labWebhookID = "WH-IPNLAB-CONFORMANCE"
+
+// labCA is one CA for the process, issuing the REST signing
+// certificates the reference listener checks (its cert_roots).
+var labCA = sync.OnceValue(func() *intercept.CA {
+	dir, err := os.MkdirTemp("", "ipnlab-conformance-ca-")
+	if err != nil {
+		panic(err)
+	}
+	ca, err := intercept.LoadOrCreate(dir)
+	if err != nil {
+		panic(err)
+	}
+	return ca
+})
+
+var _ = AfterSuite(func() { _ = os.RemoveAll(labCA().Dir()) })
 
 // sweepSeeds is how many seeds a verdict must hold for. Under the race
 // detector one seed shows the races; make test runs the full sweep

@@ -266,6 +266,18 @@ func (r Result) ran() bool { return r.Status != scenarios.Skipped && r.Status !=
 // Config.Listeners.
 var listenerFlags = map[string]string{paypal.Provider: "--listener", paydo.Provider: "--paydo-listener"}
 
+// EndpointSetting names the setting that gives the listener's endpoint
+// for a plug-in provider's checks (a command-line flag), for the message
+// of a check skipped without it.
+func EndpointSetting(provider, setting string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	pluginEndpoints[provider] = setting
+}
+
+// pluginEndpoints are the settings EndpointSetting named.
+var pluginEndpoints = map[string]string{}
+
 // missingEndpoint says why c cannot be sent ("" if it can): the session
 // has no listener endpoint for its scenario's provider.
 func (s *Session) missingEndpoint(c Check) string {
@@ -280,6 +292,11 @@ func (s *Session) missingEndpoint(c Check) string {
 		}
 	}
 	flag, ok := listenerFlags[sc.Provider]
+	if !ok {
+		registryMu.RLock()
+		flag, ok = pluginEndpoints[sc.Provider]
+		registryMu.RUnlock()
+	}
 	if !ok {
 		flag = fmt.Sprintf("Config.Listeners[%q]", sc.Provider)
 	}

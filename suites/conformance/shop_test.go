@@ -23,8 +23,10 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/ipnlab/ipnlab/internal/testenv"
+	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
+	"github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
 )
 
 // A shop: a small PayPal listener as a team writes one, with a schema of
@@ -300,6 +302,7 @@ var _ = Describe("Business checks read from a listener's own database (--probe s
 		cfg.EmulatorListener, cfg.Listener, cfg.PayDoListener = ln, ref.URL+"/ipn/paypal", ref.URL+"/ipn/paydo"
 		cfg.Probe, cfg.ProbeMap = "sql:sqlite:"+dbPath, "../../docs/probe-map-reference.yaml"
 		cfg.AckTimeout, cfg.Level, cfg.LabelFilter = 2*time.Second, conformance.Business, "business"
+		Expect(webhookchecks.Configure(&cfg, ref.URL+listener.PayPalRESTPath, labWebhookID, labCA())).To(Succeed())
 		rep, err := conformance.RunAll(context.Background(), cfg, nil)
 		Expect(err).NotTo(HaveOccurred())
 		n := 0

@@ -1,0 +1,349 @@
+package listener
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ipnlab/ipnlab/listener/store"
+	"github.com/ipnlab/ipnlab/orderedjson"
+)
+
+// PayPal REST webhooks: JSON events, signed; stored before the 2xx,
+// verified (WebhookVerifier), then applied: a completed capture credits
+// its customer once (the ledger's key is the capture and its status, so
+// a resent event or a copy credits nothing), a refund or a reversal
+// debits what was credited, and nothing else moves money.
+
+// WebhookEvent is what the rules read of a PayPal REST webhook's event
+// (Delivery.Webhook).
+type WebhookEvent struct {
+	ID           string `json:"id"`
+	EventType    string `json:"event_type"`
+	ResourceType string `json:"resource_type"`
+	Resource     struct {
+		ID       string `json:"id"`
+		Status   string `json:"status"`
+		Amount   *Money `json:"amount"`
+		CustomID string `json:"custom_id"`
+		// PurchaseUnits are an order's (CHECKOUT.ORDER.*).
+		PurchaseUnits []struct {
+			Amount   *Money `json:"amount"`
+			CustomID string `json:"custom_id"`
+		} `json:"purchase_units"`
+		Details *struct {
+			Reason string `json:"reason"`
+		} `json:"status_details"`
+		Links []struct {
+			Href string `json:"href"`
+			Rel  string `json:"rel"`
+		} `json:"links"`
+	} `json:"resource"`
+}
+
+// Money is an amount as PayPal's REST API writes it.
+type Money struct {
+	Currency string `json:"currency_code"`
+	Value    string `json:"value"`
+}
+
+// parseREST reads an event body, naming what is wrong with a bad one.
+func parseREST(body []byte) (WebhookEvent, error) {
+	var e WebhookEvent
+	if len(body) == 0 {
+		return e, errors.New("empty body")
+	}
+	if !utf8.Valid(body) {
+		return e, errors.New("body is not UTF-8 (JSON must be)")
+	}
+	if _, err := orderedjson.Parse(body); err != nil {
+		return e, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		return e, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if e.ID == "" || e.EventType == "" {
+		return e, errors.New("an event without id or event_type")
+	}
+	return e, nil
+}
+
+// Parent is a refund's capture: the last part of its "up" link.
+func (e *WebhookEvent) Parent() string {
+	for _, l := range e.Resource.Links {
+		if l.Rel == "up" && strings.Contains(l.Href, "/captures/") {
+			return l.Href[strings.LastIndex(l.Href, "/")+1:]
+		}
+	}
+	return ""
+}
+
+// Event types the rules act on.
+const (
+	restCompleted = "PAYMENT.CAPTURE.COMPLETED"
+	restPending   = "PAYMENT.CAPTURE.PENDING"
+	restDenied    = "PAYMENT.CAPTURE.DENIED"
+	restRefunded  = "PAYMENT.CAPTURE.REFUNDED"
+	restReversed  = "PAYMENT.CAPTURE.REVERSED"
+)
+
+// restRank orders a capture's statuses, so that a late event never takes
+// it back (a PENDING after its COMPLETED, a COMPLETED after its reversal).
+var restRank = map[string]int{"PENDING": 1, "COMPLETED": 2, "DECLINED": 2, "REVERSED": 3}
+
+func (l *Listener) receivePayPalREST(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	item := store.InboxItem{Provider: PayPalREST, ReceivedAt: l.cfg.now(), RemoteAddr: r.RemoteAddr, Headers: r.Header.Clone(), Body: body}
+	why := ""
+	if l.cfg.PayPalREST.WebhookID == "" {
+		why = "PayPal REST webhooks are not configured (paypal_rest.webhook_id)"
+	} else if _, err := parseREST(body); err != nil {
+		why = err.Error()
+	} else if _, err := TransmissionOf(r.Header); err != nil {
+		why = err.Error()
+	}
+	if why != "" {
+		l.keepRejected(r.Context(), item, why)
+		http.Error(w, "refused webhook: "+why, http.StatusBadRequest)
+		return
+	}
+	l.accept(w, r, item)
+}
+
+func (l *Listener) processPayPalREST(ctx context.Context, it store.InboxItem) error {
+	e, err := parseREST(it.Body)
+	if err != nil {
+		return l.finish(ctx, it, store.InboxRejected, err.Error())
+	}
+	verdict := "SUCCESS"
+	if err := l.webhookVerifier.VerifyWebhook(ctx, it.Headers, it.Body); errors.Is(err, ErrNotGenuine) {
+		verdict = "FAILURE"
+		return l.store.Tx(ctx, func(tx store.Tx) error {
+			d := &Delivery{Tx: tx, Item: it, At: l.cfg.now(), Verdict: verdict, l: l}
+			if err := d.Log(e.Resource.ID, e.EventType, e.Resource.Status, "ignored", err.Error()+": not acted on"); err != nil {
+				return err
+			}
+			return tx.SetInboxState(it.ID, store.InboxDone, verdict, it.Attempts)
+		})
+	} else if err != nil {
+		return err
+	}
+	d := &Delivery{Item: it, Verdict: verdict, Txn: e.Resource.ID, Kind: e.EventType, Status: e.Resource.Status, l: l, Webhook: &e}
+	return l.store.Tx(ctx, func(tx store.Tx) error {
+		d.Tx, d.At = tx, l.cfg.now()
+		if err := l.rules.Apply(d); err != nil {
+			return err
+		}
+		return tx.SetInboxState(it.ID, store.InboxDone, verdict, it.Attempts)
+	})
+}
+
+// restKeys are the transactions a webhook works on: its resource and a
+// refund's capture.
+func restKeys(body []byte) []string {
+	e, err := parseREST(body)
+	if err != nil || e.Resource.ID == "" {
+		return nil
+	}
+	if p := e.Parent(); p != "" && e.EventType == restRefunded {
+		return []string{e.Resource.ID, p}
+	}
+	return []string{e.Resource.ID}
+}
+
+// applyPayPalREST is the reference rules for a verified webhook.
+func (d *Delivery) applyPayPalREST() error {
+	e := d.Webhook
+	switch e.EventType {
+	case restCompleted, restPending, restDenied, restReversed:
+		return d.applyCapture(e)
+	case restRefunded:
+		return d.applyRESTRefund(e)
+	case "CHECKOUT.ORDER.APPROVED":
+		return d.Log(d.Txn, d.Kind, d.Status, "recorded", "an approved order is not paid: the capture's COMPLETED is")
+	}
+	return d.Log(d.Txn, d.Kind, d.Status, "recorded", "event type "+e.EventType+": nothing to apply")
+}
+
+// restTxn reads the transaction of id, or starts one (isNew).
+func (d *Delivery) restTxn(id string) (t store.Txn, isNew bool, err error) {
+	t, err = d.Tx.Txn(PayPalREST, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Txn{Provider: PayPalREST, TxnID: id, FirstSeen: d.At}, true, nil
+	}
+	return t, false, err
+}
+
+func (d *Delivery) applyCapture(e *WebhookEvent) error {
+	id, status := e.Resource.ID, e.Resource.Status
+	if id == "" || e.Resource.Amount == nil {
+		return d.Log(id, d.Kind, status, "ignored", "a capture without id or amount")
+	}
+	gross, err := cents(e.Resource.Amount.Value)
+	if err != nil {
+		return d.Log(id, d.Kind, status, "ignored", "unreadable amount: "+err.Error())
+	}
+	t, isNew, err := d.restTxn(id)
+	if err != nil {
+		return err
+	}
+	if !isNew && restRank[status] < restRank[t.Status] {
+		return d.Log(id, d.Kind, status, "ignored", "stale: the capture is already "+t.Status)
+	}
+	t.Kind, t.Status, t.Gross, t.Currency, t.Updated = e.ResourceType, status, gross, e.Resource.Amount.Currency, d.At
+	if t.Customer == "" {
+		t.Customer = d.l.customerOf(e.Resource.CustomID)
+	}
+	action, detail := "recorded", ""
+	switch status {
+	case "PENDING":
+		t.Held = "pending"
+		if e.Resource.Details != nil && e.Resource.Details.Reason != "" {
+			t.Held += ": " + e.Resource.Details.Reason
+		}
+		action, detail = "held", t.Held
+	case "COMPLETED":
+		switch {
+		case !d.l.currency[t.Currency]:
+			t.Held = "currency " + t.Currency + " is not accepted"
+			action, detail = "not credited", t.Held
+		case t.Customer == "":
+			t.Held = fmt.Sprintf("no customer matches custom_id %q", e.Resource.CustomID)
+			action, detail = "not credited", t.Held
+		default:
+			t.Held = ""
+			action, detail, err = d.restEntry(t, id, "COMPLETED", t.Gross, "", "credited")
+		}
+	case "REVERSED":
+		t.Held = ""
+		credited, err2 := d.Tx.HasEntry(PayPalREST, id, "COMPLETED")
+		switch {
+		case err2 != nil:
+			return err2
+		case credited:
+			action, detail, err = d.restEntry(t, id, "REVERSED", -t.Gross, "", "debited")
+		default:
+			detail = "reversed before it was credited: nothing to debit"
+		}
+	default:
+		t.Held, detail = "", status+": nothing to credit"
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.Tx.PutTxn(t); err != nil {
+		return err
+	}
+	if err := d.Log(id, d.Kind, status, action, detail); err != nil {
+		return err
+	}
+	if status == "COMPLETED" {
+		return d.settleRESTRefunds(id)
+	}
+	return nil
+}
+
+// restEntry adds a ledger entry for t's customer, once per (txn, status).
+func (d *Delivery) restEntry(t store.Txn, txn, status string, amount int64, parent, verb string) (string, string, error) {
+	added, err := d.Tx.AddEntry(store.Entry{Provider: PayPalREST, TxnID: txn, Status: status, Customer: t.Customer,
+		Amount: amount, Currency: t.Currency, ParentID: parent, InboxID: d.Item.ID, At: d.At})
+	if err != nil {
+		return "", "", err
+	}
+	if !added {
+		return "duplicate", "already applied", nil
+	}
+	return verb, fmt.Sprintf("%s %s for %s", money(amount), t.Currency, t.Customer), nil
+}
+
+func (d *Delivery) applyRESTRefund(e *WebhookEvent) error {
+	id, parent := e.Resource.ID, e.Parent()
+	if id == "" || parent == "" || e.Resource.Amount == nil {
+		return d.Log(id, d.Kind, e.Resource.Status, "ignored", "a refund without id, amount or the capture it refunds (its \"up\" link)")
+	}
+	amount, err := cents(e.Resource.Amount.Value)
+	if err != nil {
+		return d.Log(id, d.Kind, e.Resource.Status, "ignored", "unreadable amount: "+err.Error())
+	}
+	t, _, err := d.restTxn(id)
+	if err != nil {
+		return err
+	}
+	// Kept whatever its capture's state: a refund that arrives first
+	// waits for the capture it refunds.
+	t.Kind, t.ParentID, t.Status, t.Gross, t.Currency, t.Updated = e.ResourceType, parent, "REFUNDED", amount, e.Resource.Amount.Currency, d.At
+	if err := d.Tx.PutTxn(t); err != nil {
+		return err
+	}
+	d.logFor = id
+	return d.settleRESTRefunds(parent)
+}
+
+// settleRESTRefunds debits the refunds of capture once it is credited;
+// until then they wait.
+func (d *Delivery) settleRESTRefunds(capture string) error {
+	kids, err := d.Tx.Children(PayPalREST, capture)
+	if err != nil {
+		return err
+	}
+	credited, err := d.Tx.HasEntry(PayPalREST, capture, "COMPLETED")
+	if err != nil {
+		return err
+	}
+	var c store.Txn
+	if credited {
+		if c, err = d.Tx.Txn(PayPalREST, capture); err != nil {
+			return err
+		}
+	}
+	for _, k := range kids {
+		action, detail := "held", "waiting for the capture "+capture+" to be credited"
+		if credited {
+			k.Customer = c.Customer
+			if action, detail, err = d.restEntry(k, k.TxnID, "REFUNDED", -k.Gross, capture, "debited"); err != nil {
+				return err
+			}
+			if action == "duplicate" && k.TxnID != d.logFor {
+				continue
+			}
+			detail += " (refund of " + capture + ")"
+		} else if k.TxnID != d.logFor {
+			continue
+		}
+		held := ""
+		if !credited {
+			held = detail
+		}
+		if k.Held != held || k.Customer != c.Customer {
+			k.Held = held
+			if err := d.Tx.PutTxn(k); err != nil {
+				return err
+			}
+		}
+		if err := d.Log(k.TxnID, restRefunded, k.Status, action, detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// customerOf is the customer a custom_id names: a customer id, or an
+// email matched as a payer's is.
+func (l *Listener) customerOf(v string) string {
+	for _, c := range l.cfg.Customers {
+		if c.ID == v {
+			return v
+		}
+	}
+	if !strings.Contains(v, "@") {
+		return ""
+	}
+	return l.customerFor(v)
+}
