@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/ipnlab/ipnlab/containers/undertest"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +18,8 @@ import (
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
-	"github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
+	// The PW- checks (PayPal REST webhooks), with --webhook-listener.
+	_ "github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
 )
 
 // conformFlags binds the whole conformance config to flags; flags given
@@ -36,6 +36,8 @@ func settingFlags(f *pflag.FlagSet, c *conformance.Config, configFile *string) {
 	f.StringVar(configFile, "config", "", "YAML config (see docs/conformance.md)")
 	f.StringVar(&c.Listener, "listener", "", "the listener's PayPal endpoint, e.g. http://127.0.0.1:8701/ipn/paypal")
 	f.StringVar(&c.PayDoListener, "paydo-listener", "", "the listener's PayDo endpoint (enables the PayDo checks)")
+	f.StringVar(&c.WebhookListener, "webhook-listener", "", "the listener's PayPal REST webhook endpoint (enables the PW- checks): its PayPal API URL must be the emulator's address, and it must trust ipnlab's CA (the ca: line of ipnlab ca) for the signing certificates")
+	f.StringVar(&c.WebhookID, "webhook-id", d.WebhookID, "the webhook id the listener verifies REST webhooks with: the emulator subscribes --webhook-listener under it")
 	f.StringVar(&c.Probe, "probe", "", "base URL of the listener's probe API (enables business checks), or sql:DSN to read its database with --probe-map (sql:sqlite:PATH, sql:postgres://..., sql:mysql://...)")
 	f.StringVar(&c.ProbeMap, "probe-map", "", "with --probe sql:DSN: the YAML map of the SQL that answers the business checks (docs/probe.md)")
 	f.StringVar(&c.Orders, "orders", "", "a shop that keeps orders: where the orders it pays come from: cmd:COMMAND, an http(s) URL, or sql (the probe map's open_order query); every payment then names a new order (docs/probe.md)")
@@ -72,41 +74,6 @@ func suiteFlags(f *pflag.FlagSet, c *conformance.Config) {
 	f.StringVar(&c.Report, "report", "", "write a JSON report here")
 	f.BoolVarP(&c.Verbose, "verbose", "v", false, "print every scenario step")
 	f.IntVar(&c.Parallel, "parallel", d.Parallel, "checks run at once (those that need the emulator alone run after); 0: 4, or 8 through a SQL probe, whose checks mostly wait")
-}
-
-// webhookFlags are the PW- checks' settings: the listener's PayPal REST
-// webhook endpoint and the webhook id it verifies with.
-type webhookFlags struct{ listener, id string }
-
-func (w *webhookFlags) add(f *pflag.FlagSet) {
-	f.StringVar(&w.listener, "webhook-listener", "", "the listener's PayPal REST webhook endpoint (enables the PW- checks; $IPNLAB_WEBHOOK_LISTENER); its PayPal API URL must be the emulator's address, and it must trust ipnlab's CA (the ca: line of ipnlab ca) for the signing certificates")
-	f.StringVar(&w.id, "webhook-id", "WH-IPNLAB-CONFORMANCE", "the webhook id the listener verifies REST webhooks with ($IPNLAB_WEBHOOK_ID): the emulator subscribes --webhook-listener under it")
-}
-
-// configure adds the REST provider and the listener's endpoint to cfg
-// (flags win over the variables).
-func (w *webhookFlags) configure(cfg *conformance.Config) error {
-	listenerURL, id := w.listener, w.id
-	if v, ok := os.LookupEnv("IPNLAB_WEBHOOK_LISTENER"); ok && listenerURL == "" {
-		listenerURL = v
-	}
-	if v, ok := os.LookupEnv("IPNLAB_WEBHOOK_ID"); ok && id == "WH-IPNLAB-CONFORMANCE" {
-		id = v
-	}
-	if listenerURL == "" {
-		return nil
-	}
-	if u, err := url.Parse(listenerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{fmt.Errorf("--webhook-listener %q: want an absolute http(s) URL", listenerURL)}
-	}
-	ca, err := loadCA()
-	if err != nil {
-		return err
-	}
-	if err := webhookchecks.Configure(cfg, listenerURL, id, ca); err != nil {
-		return usageError{fmt.Errorf("--webhook-id: %w", err)}
-	}
-	return nil
 }
 
 // resolveConfig applies the precedence: defaults < file < env < flags.
@@ -171,7 +138,6 @@ func newConform() *cobra.Command {
 		printCat   bool
 		printGal   bool
 		img        imageFlags
-		hooks      webhookFlags
 	)
 	c := &cobra.Command{
 		Use:   "conform",
@@ -208,9 +174,6 @@ may then be paths on it (docs/ci.md). It sets in it:
 			}
 			began := time.Now()
 			cfg, err := resolveConfig(cmd, configFile)
-			if err == nil {
-				err = hooks.configure(&cfg)
-			}
 			if err != nil {
 				return harnessFailed(cfg, err)
 			}
@@ -237,7 +200,6 @@ may then be paths on it (docs/ci.md). It sets in it:
 	}
 	conformFlags(c.Flags(), &flags, &configFile)
 	img.add(c)
-	hooks.add(c.Flags())
 	c.Flags().BoolVar(&printCat, "catalog", false, "print the check catalog (Markdown) and exit")
 	c.Flags().BoolVar(&printGal, "gallery", false, "print the mutant gallery (Markdown) and exit")
 	return c

@@ -146,7 +146,7 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 		return nil, usageError{err}
 	}
 	base := "http://" + lst.Addr()
-	for _, u := range []*string{&cfg.Listener, &cfg.PayDoListener, &cfg.Probe} {
+	for _, u := range []*string{&cfg.Listener, &cfg.PayDoListener, &cfg.WebhookListener, &cfg.Probe} {
 		if strings.HasPrefix(*u, "/") {
 			*u = base + *u
 		}

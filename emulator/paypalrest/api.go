@@ -286,6 +286,8 @@ type SendRequest struct {
 	Rotate bool `json:"rotate,omitempty"`
 	// CertOutage is how many fetches of the certificate the event names
 	// are answered 503 first (with rotate: the first fetches there are).
+	// An outage ends when the next event is sent: what a listener did
+	// not fetch meanwhile does not fail a later event.
 	CertOutage int `json:"cert_outage,omitempty"`
 	// Mock sends it as the webhooks simulator does: signed for
 	// WEBHOOK_ID, to NotifyURL only, once.
@@ -408,7 +410,10 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
-	sg.failing += req.CertOutage
+	for _, s := range p.signers {
+		s.failing = 0
+	}
+	sg.failing = req.CertOutage
 	var targets []Webhook
 	for _, wh := range p.webhooks {
 		if wh.takes(ev.Type) && !req.Mock {

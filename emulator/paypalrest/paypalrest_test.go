@@ -678,6 +678,52 @@ var _ = Describe("What a scenario sends to catch a listener's bugs", func() {
 		}
 	})
 
+	It("rotates the key for one event, fails the fetches of its certificate for a moment, and signs forgeries on an attacker's host", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/k", "*")
+		r.send("PAYMENT.CAPTURE.COMPLETED", 1)
+		code, out := post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 2, "rotate": true, "cert_outage": 2})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, verdicts := r.deliveries()
+		first, rotated := got[0].header.Get("Paypal-Cert-Url"), got[1].header.Get("Paypal-Cert-Url")
+		Expect(rotated).NotTo(Equal(first))
+		Expect(verdicts[1]).To(ContainSubstring("no certificate"), "the listener's fetch met the outage")
+		path := strings.TrimPrefix(rotated, "https://"+paypalrest.CertHost)
+		status := func(p string) int {
+			resp, err := http.Get(r.api.URL + p)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		Expect(status(path)).To(Equal(http.StatusServiceUnavailable), "the second fetch fails too")
+		Expect(status(path)).To(Equal(http.StatusOK), "then it is back")
+		Expect(status(strings.TrimPrefix(first, "https://"+paypalrest.CertHost))).To(Equal(http.StatusOK), "the old one stays served")
+
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 3, "tamper": "foreign_cert"})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, verdicts = r.deliveries()
+		forged := got[len(got)-1]
+		Expect(verdicts[len(verdicts)-1]).To(HavePrefix("cert URL on a foreign host: http://127.0.0.1:"))
+		certURL := forged.header.Get("Paypal-Cert-Url")
+		Expect(certURL).To(ContainSubstring("/paypal.com/certs/"))
+		resp, err := http.Get(certURL)
+		Expect(err).NotTo(HaveOccurred(), "the attacker's host serves its certificate")
+		pemBytes, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		block, _ := pem.Decode(pemBytes)
+		Expect(block).NotTo(BeNil())
+		cert, err := x509.ParseCertificate(block.Bytes)
+		Expect(err).NotTo(HaveOccurred())
+		sig, _ := base64.StdEncoding.DecodeString(forged.header.Get("Paypal-Transmission-Sig"))
+		sum := sha256.Sum256([]byte(paypalrest.SignedString(forged.header.Get("Paypal-Transmission-Id"), forged.header.Get("Paypal-Transmission-Time"), r.webhookID("/hooks/k"), forged.body)))
+		Expect(rsa.VerifyPKCS1v15(cert.PublicKey.(*rsa.PublicKey), crypto.SHA256, sum[:], sig)).To(Succeed(), "signed for the listener's webhook with the attacker's key")
+
+		r.stop()
+		_, err = http.Get(certURL)
+		Expect(err).To(HaveOccurred(), "the attacker's host closes with the emulator")
+		r.start()
+	})
+
 	It("subscribes a URL under the id a listener is configured with", func() {
 		r := newRig()
 		p, _ := r.emu.Provider(paypalrest.Provider)

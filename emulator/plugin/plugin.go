@@ -32,7 +32,9 @@ import (
 // the engine with its Name as their provider.
 //
 // The emulator's Config.Providers adds providers next to the built-in
-// ones. What a new provider needs is listed in docs/architecture.md.
+// ones. What a new provider needs is listed in docs/architecture.md. A
+// provider that holds something of its own (a server it runs) is also an
+// io.Closer: the emulator closes it when it closes or shuts down.
 type Provider interface {
 	// Name is how History, the journal, events and the API name it:
 	// lower case letters and digits, unique in the emulator.

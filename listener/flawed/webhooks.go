@@ -3,10 +3,20 @@ package flawed
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -21,6 +31,9 @@ var webhookVerifiers = map[mutants.Name]func(listener.WebhookVerifier) listener.
 	mutants.WebhookUnverified:   func(listener.WebhookVerifier) listener.WebhookVerifier { return trustingWebhooks{} },
 	mutants.WebhookReserialized: func(v listener.WebhookVerifier) listener.WebhookVerifier { return reserializing{v} },
 	mutants.WebhookAcceptMock:   func(v listener.WebhookVerifier) listener.WebhookVerifier { return acceptingMock{v} },
+	mutants.WebhookAnyCertURL:   func(v listener.WebhookVerifier) listener.WebhookVerifier { return anyCertURL{v} },
+	mutants.WebhookCertOnce:     func(v listener.WebhookVerifier) listener.WebhookVerifier { return &certOnce{inner: v} },
+	mutants.WebhookImplicit2xx:  func(v listener.WebhookVerifier) listener.WebhookVerifier { return droppingErrors{v} },
 }
 
 // webhookRules are the business-rule bugs of REST webhooks.
@@ -134,4 +147,87 @@ func rejectUnknownWebhooks(_ *env, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// anyCertURL fetches the certificate a PAYPAL-CERT-URL names when the URL
+// mentions paypal.com (a substring check), from that URL as given, and
+// trusts what it gets: no host allowlist, no chain. A URL on PayPal's
+// hosts goes to the listener's own verifier.
+type anyCertURL struct{ inner listener.WebhookVerifier }
+
+func (a anyCertURL) VerifyWebhook(ctx context.Context, h http.Header, body []byte) error {
+	self, ok := a.inner.(*listener.SelfVerifier)
+	u, err := url.Parse(h.Get(listener.HeaderCertURL))
+	if !ok || err != nil || slices.Contains(self.CertHosts, u.Hostname()) || !strings.Contains(u.String(), "paypal.com") {
+		return a.inner.VerifyWebhook(ctx, h, body)
+	}
+	t, err := listener.TransmissionOf(h)
+	if err != nil {
+		return fmt.Errorf("%w: %v", listener.ErrNotGenuine, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := self.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("certificate %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return fmt.Errorf("%w: no certificate at %s", listener.ErrNotGenuine, u)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("%w: %v", listener.ErrNotGenuine, err)
+	}
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	sig, serr := base64.StdEncoding.DecodeString(t.Sig)
+	sum := sha256.Sum256([]byte(listener.SignedString(t, self.WebhookID, body)))
+	if !ok || serr != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) != nil {
+		return fmt.Errorf("%w: the signature does not verify", listener.ErrNotGenuine)
+	}
+	return nil
+}
+
+// certOnce keeps the certificate of the first event it verified and
+// verifies every later event with it, whatever URL the event names.
+type certOnce struct {
+	inner listener.WebhookVerifier
+	mu    sync.Mutex
+	first string
+}
+
+func (c *certOnce) VerifyWebhook(ctx context.Context, h http.Header, body []byte) error {
+	c.mu.Lock()
+	first := c.first
+	c.mu.Unlock()
+	if first == "" {
+		err := c.inner.VerifyWebhook(ctx, h, body)
+		if err == nil {
+			c.mu.Lock()
+			if c.first == "" {
+				c.first = h.Get(listener.HeaderCertURL)
+			}
+			c.mu.Unlock()
+		}
+		return err
+	}
+	h = h.Clone()
+	h.Set(listener.HeaderCertURL, first)
+	return c.inner.VerifyWebhook(ctx, h, body)
+}
+
+// droppingErrors takes a verification that could not be done for a
+// failed one: the event, acknowledged already, is dropped.
+type droppingErrors struct{ inner listener.WebhookVerifier }
+
+func (d droppingErrors) VerifyWebhook(ctx context.Context, h http.Header, body []byte) error {
+	err := d.inner.VerifyWebhook(ctx, h, body)
+	if err != nil && !errors.Is(err, listener.ErrNotGenuine) {
+		return fmt.Errorf("%w: %v (dropped)", listener.ErrNotGenuine, err)
+	}
+	return err
 }

@@ -52,6 +52,9 @@ const (
 	WebhookIgnoreRefunds Name = "webhook-ignore-refunds"
 	WebhookDropEarly     Name = "webhook-drop-early-refunds"
 	WebhookIgnoreReverse Name = "webhook-ignore-reversals"
+	WebhookAnyCertURL    Name = "webhook-cert-from-any-url"
+	WebhookCertOnce      Name = "webhook-cert-cached-once"
+	WebhookImplicit2xx   Name = "webhook-implicit-2xx"
 )
 
 // Mutant is one deliberate bug.
@@ -99,7 +102,7 @@ var all = []entry{
 	{IgnoreStatus, "ignores the verifier's HTTP status",
 		"an error page that says VERIFIED with HTTP 500 credits the payment", []string{"PP-STATUS500-NEVER-CREDITS", "PP-OUTAGE-500-VERIFIED"}},
 	{Implicit200, "answers 200 even when verification could not be done, and never retries it",
-		"a verifier outage silently loses every payment in it: PayPal got its 200 and will not resend", []string{"PP-OUTAGE-UNREACHABLE", "PP-OUTAGE-503-PAGE", "PP-OUTAGE-200-PAGE", "PP-OUTAGE-500-VERIFIED"}},
+		"a verifier outage silently loses every payment in it: PayPal got its 200 and will not resend", []string{"PP-OUTAGE-UNREACHABLE", "PP-OUTAGE-503-PAGE", "PP-OUTAGE-200-PAGE", "PP-OUTAGE-500-VERIFIED", "PW-CERT-OUTAGE"}},
 	{Ignored500, "answers 500 to messages it ignores (other receiver, unknown kind, unknown parent)",
 		"PayPal resends those for days and the IPN profile may be disabled", []string{"PP-ACK-UNKNOWN-KIND", "PP-ACK-OTHER-RECEIVER", "PP-ACK-UNKNOWN-PARENT"}},
 	{AckAfterVerify, "acks only after verifying, with no timeout on the postback",
@@ -139,7 +142,7 @@ var all = []entry{
 	{WebhookRejectUnknown, "answers 400 to the webhook event types it does not act on",
 		"PayPal retries each of them 25 times over three days, and may disable the webhook", []string{"PW-ACK-UNHANDLED-TYPE"}},
 	{WebhookUnverified, "never checks a webhook's signature",
-		"anyone who can post to the endpoint credits any amount: a captured event replayed with its amount raised is paid", []string{"PW-FORGED-BODY", "PW-MOCK-NOT-ACTED-ON"}},
+		"anyone who can post to the endpoint credits any amount: a captured event replayed with its amount raised is paid", []string{"PW-FORGED-BODY", "PW-MOCK-NOT-ACTED-ON", "PW-CERT-HOST"}},
 	{WebhookReserialized, "checks the signature over the event parsed and written again (keys in order, as JSON.stringify writes them), not over the bytes received",
 		"an event whose JSON is written differently (an escaped slash or accent) never verifies and is never credited", []string{"PW-VERIFY-RAW-BYTES"}},
 	{WebhookAcceptMock, "takes a signature for the simulator's WEBHOOK_ID as well as its own webhook's",
@@ -154,6 +157,12 @@ var all = []entry{
 		"PayPal does not deliver in order: a refund that arrives before its capture's COMPLETED is lost, and the capture stays credited", []string{"PW-OUT-OF-ORDER-REFUND"}},
 	{WebhookIgnoreReverse, "ignores PAYMENT.CAPTURE.REVERSED",
 		"a chargeback leaves the customer credited", []string{"PW-REVERSAL"}},
+	{WebhookAnyCertURL, "fetches the certificate from any PAYPAL-CERT-URL that mentions paypal.com, and trusts it",
+		"anyone signs a forged event with a key of their own and names their own certificate: every forgery is paid", []string{"PW-CERT-HOST"}},
+	{WebhookCertOnce, "keeps the first certificate it fetched, whatever URL later events name",
+		"after PayPal rotates its signing key nothing verifies again: every payment from then on is lost", []string{"PW-CERT-ROTATION", "PW-CERT-OUTAGE"}},
+	{WebhookImplicit2xx, "drops an event whose certificate it could not fetch, after answering 2xx",
+		"a moment's outage at PayPal loses every payment in it: PayPal got its 2xx and will not resend", []string{"PW-CERT-OUTAGE"}},
 }
 
 // All lists the mutants, by name.

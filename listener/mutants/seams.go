@@ -39,5 +39,6 @@ var seams = map[Name]string{
 	WebhookRejectUnknown: SeamHandler, WebhookUnverified: SeamWebhookVerifier, WebhookReserialized: SeamWebhookVerifier,
 	WebhookAcceptMock: SeamWebhookVerifier, WebhookCreditPending: SeamRules, WebhookFulfilOrder: SeamRules,
 	WebhookIgnoreRefunds: SeamRules, WebhookDropEarly: SeamRules, WebhookIgnoreReverse: SeamRules,
+	WebhookAnyCertURL: SeamWebhookVerifier, WebhookCertOnce: SeamWebhookVerifier, WebhookImplicit2xx: SeamWebhookVerifier,
 	NoDuplicateCheck: SeamStore, RacyDuplicates: SeamStore,
 }

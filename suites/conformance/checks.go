@@ -42,6 +42,9 @@ type Check struct {
 	// Needs are the facts beyond money its probe must answer: a probe that
 	// does not declare them skips the check, saying so.
 	Needs []probe.Fact `json:"needs,omitempty"`
+	// Exclusive checks change what their provider's other checks see (a
+	// signing key rotated): they run alone, after the others.
+	Exclusive bool `json:"exclusive,omitempty"`
 	// Steps, if set, is the scenario the check runs, for a check of a
 	// team's own (Register) whose scenario is not bundled; Scenario is
 	// then its name.

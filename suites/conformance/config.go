@@ -32,6 +32,13 @@ type Config struct {
 	Listener string `yaml:"listener" env:"IPNLAB_LISTENER"`
 	// PayDoListener is its PayDo endpoint; empty disables the PayDo checks.
 	PayDoListener string `yaml:"paydo_listener" env:"IPNLAB_PAYDO_LISTENER"`
+	// WebhookListener is its PayPal REST webhook endpoint; empty disables
+	// the PW- checks (package webhookchecks: importing it registers them
+	// and applies these two settings to a session). WebhookID is the
+	// webhook id that endpoint verifies with: the emulator subscribes it
+	// under that id.
+	WebhookListener string `yaml:"webhook_listener" env:"IPNLAB_WEBHOOK_LISTENER"`
+	WebhookID       string `yaml:"webhook_id" env:"IPNLAB_WEBHOOK_ID"`
 	// Probe is the base URL of the probe API; empty limits the run to
 	// protocol checks.
 	// It may instead be sql:DSN, the listener's own database, read
@@ -153,9 +160,13 @@ func Defaults() Config {
 		PayerEmail: scenarios.DefaultPayerEmail, UnacceptedCurrency: scenarios.DefaultUnacceptedCurrency,
 		PayDoSource: scenarios.DefaultPayDoSource, StrangerSource: scenarios.DefaultStrangerSource, PayDoToken: paydo.DefaultAPIToken,
 		AckTimeout: delivery.DefaultAckTimeout, Settle: scenarios.DefaultSettle, PostbackWait: scenarios.DefaultPostbackWait,
-		Name: "listener under test",
+		Name: "listener under test", WebhookID: DefaultWebhookID,
 	}
 }
+
+// DefaultWebhookID is the webhook id a listener's REST endpoint is
+// subscribed under when the run names none.
+const DefaultWebhookID = "WH-IPNLAB-CONFORMANCE"
 
 // LoadFile reads a YAML config over c, refusing unknown fields.
 func (c *Config) LoadFile(path string) error {
@@ -231,6 +242,10 @@ func (c *Config) Validate() error {
 	}
 	checkURL("listener", c.Listener, true)
 	checkURL("paydo_listener", c.PayDoListener, false)
+	checkURL("webhook_listener", c.WebhookListener, false)
+	if c.WebhookListener != "" && (c.WebhookID == "" || strings.ContainsAny(c.WebhookID, " \t\n/")) {
+		probs = append(probs, fmt.Sprintf("webhook_id %q: want the webhook id the listener verifies with, without spaces or slashes", c.WebhookID))
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Listeners)) {
 		if flag, builtin := listenerFlags[name]; builtin {
 			probs = append(probs, fmt.Sprintf("listeners[%q]: give %s's endpoint as %s", name, name, strings.TrimPrefix(flag, "--")))
@@ -433,6 +448,10 @@ func (c *Config) settingFlags() []string {
 	}
 	str("listener", listener, "")
 	str("paydo-listener", payDo, "")
+	str("webhook-listener", c.WebhookListener, "")
+	if c.WebhookListener != "" {
+		str("webhook-id", c.WebhookID, d.WebhookID)
+	}
 	str("probe", redact.DSN(probe), "")
 	str("orders", redact.DSN(c.Orders), "")
 	str("probe-map", c.ProbeMap, "")

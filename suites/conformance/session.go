@@ -57,6 +57,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
+	if err := applySetups(&cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
+	}
 	var ca *intercept.CA
 	if cfg.Intercept || cfg.TLSAddr != "" {
 		dir, err := intercept.DefaultDir()
@@ -266,6 +269,35 @@ func (r Result) ran() bool { return r.Status != scenarios.Skipped && r.Status !=
 // Config.Listeners.
 var listenerFlags = map[string]string{paypal.Provider: "--listener", paydo.Provider: "--paydo-listener"}
 
+// setups are what packages of checks apply to a session's config
+// (OnSession).
+var setups []func(*Config) error
+
+// OnSession registers what a package of checks does to every session's
+// config before it starts (adding its provider and the listener's
+// endpoint from the settings it reads): a package of checks calls it
+// from its init.
+func OnSession(setup func(*Config) error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	setups = append(setups, setup)
+}
+
+func applySetups(cfg *Config) error {
+	registryMu.RLock()
+	fs := slices.Clone(setups)
+	registryMu.RUnlock()
+	for _, f := range fs {
+		if err := f(cfg); err != nil {
+			return err
+		}
+	}
+	if cfg.WebhookListener != "" && len(fs) == 0 {
+		return errors.New("webhook_listener is given, but no package of checks takes it: import github.com/ipnlab/ipnlab/suites/conformance/webhookchecks (ipnlab conform does)")
+	}
+	return nil
+}
+
 // EndpointSetting names the setting that gives the listener's endpoint
 // for a plug-in provider's checks (a command-line flag), for the message
 // of a check skipped without it.
@@ -347,7 +379,7 @@ const (
 // keeps the listener busy for a while.
 func (s *Session) phase(c Check) int {
 	sc, err := c.scenario()
-	if err != nil {
+	if err != nil || c.Exclusive {
 		return phaseAlone
 	}
 	p := phaseOrdinary

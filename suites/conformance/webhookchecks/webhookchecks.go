@@ -25,6 +25,9 @@ type check struct {
 	id, requirement, source, scenario string
 	level                             conformance.Level
 	labels                            []string
+	// exclusive: it rotates the signing key, which every later event of
+	// the session names (conformance.Check.Exclusive).
+	exclusive bool
 }
 
 // The sources the sentences rest on (../shared/protocol.md, "PayPal REST
@@ -38,27 +41,33 @@ const (
 
 var checks = []check{
 	{"PW-ACK-UNHANDLED-TYPE", "A webhook listener MUST answer an event of a type it does not act on with a 2xx, or PayPal retries it for three days.", srcDelivery,
-		"webhook-ack-unhandled-type", conformance.Protocol, []string{"ack"}},
+		"webhook-ack-unhandled-type", conformance.Protocol, []string{"ack"}, false},
 	{"PW-CREDIT-ONCE", "A webhook listener MUST credit a verified PAYMENT.CAPTURE.COMPLETED exactly once, for its amount.", srcEvents,
-		"webhook-credit-once", conformance.Business, []string{"ledger"}},
+		"webhook-credit-once", conformance.Business, []string{"ledger"}, false},
 	{"PW-DUPLICATE", "A webhook listener MUST credit a capture once when its event is delivered several times.", srcDelivery,
-		"webhook-duplicate", conformance.Business, []string{"ledger", "duplicate"}},
+		"webhook-duplicate", conformance.Business, []string{"ledger", "duplicate"}, false},
 	{"PW-PENDING", "A webhook listener MUST NOT credit PAYMENT.CAPTURE.PENDING, and MUST credit the capture once when it completes.", srcEvents,
-		"webhook-pending", conformance.Business, []string{"ledger", "pending"}},
+		"webhook-pending", conformance.Business, []string{"ledger", "pending"}, false},
 	{"PW-ORDER-APPROVED", "A webhook listener MUST NOT fulfil CHECKOUT.ORDER.APPROVED: an approved order is not paid until it is captured.", srcEvents,
-		"webhook-order-approved", conformance.Business, []string{"ledger", "pending"}},
+		"webhook-order-approved", conformance.Business, []string{"ledger", "pending"}, false},
 	{"PW-REFUND", "A webhook listener MUST debit PAYMENT.CAPTURE.REFUNDED from the capture its \"up\" link names.", srcEvents,
-		"webhook-refund", conformance.Business, []string{"ledger", "refund"}},
+		"webhook-refund", conformance.Business, []string{"ledger", "refund"}, false},
 	{"PW-OUT-OF-ORDER-REFUND", "A webhook listener MUST apply a refund delivered before its capture's COMPLETED once the capture completes: the capture ends with nothing credited.", srcDelivery,
-		"webhook-out-of-order-refund", conformance.Business, []string{"ledger", "refund", "order"}},
+		"webhook-out-of-order-refund", conformance.Business, []string{"ledger", "refund", "order"}, false},
 	{"PW-REVERSAL", "A webhook listener MUST debit PAYMENT.CAPTURE.REVERSED (a chargeback) from the capture it credited.", srcEvents,
-		"webhook-reversal", conformance.Business, []string{"ledger", "chargeback"}},
+		"webhook-reversal", conformance.Business, []string{"ledger", "chargeback"}, false},
 	{"PW-FORGED-BODY", "A webhook listener MUST NOT act on an event whose signature does not verify over the body received (an amount changed after signing).", srcVerify,
-		"webhook-forged-body", conformance.Business, []string{"ledger", "verification"}},
+		"webhook-forged-body", conformance.Business, []string{"ledger", "verification"}, false},
 	{"PW-VERIFY-RAW-BYTES", "A webhook listener MUST verify the signature over the raw bytes received: an event whose JSON escapes slashes and accents MUST verify and be credited.", srcVerify,
-		"webhook-verify-raw-bytes", conformance.Business, []string{"ledger", "verification"}},
+		"webhook-verify-raw-bytes", conformance.Business, []string{"ledger", "verification"}, false},
+	{"PW-CERT-HOST", "A webhook listener MUST NOT fetch or trust a certificate from a PAYPAL-CERT-URL that is not on PayPal's API hosts: an event signed with anyone else's key is a forgery.", srcVerify,
+		"webhook-cert-host", conformance.Business, []string{"ledger", "verification"}, false},
+	{"PW-CERT-ROTATION", "A webhook listener MUST verify with the certificate each event names: after PayPal rotates its key, events name a new one.", srcVerify,
+		"webhook-cert-rotation", conformance.Business, []string{"ledger", "verification"}, true},
+	{"PW-CERT-OUTAGE", "A webhook listener MUST get an event verified when PayPal's certificate cannot be fetched for a moment: by its own retry, or by answering non-2xx so that PayPal resends.", srcDelivery,
+		"webhook-cert-outage", conformance.Business, []string{"ledger", "verification", "outage"}, true},
 	{"PW-MOCK-NOT-ACTED-ON", "A webhook listener configured for its webhook MUST NOT act on a mock event of the webhooks simulator (signed for WEBHOOK_ID).", srcSim,
-		"webhook-mock", conformance.Business, []string{"ledger", "verification"}},
+		"webhook-mock", conformance.Business, []string{"ledger", "verification"}, false},
 }
 
 // Checks are the PW- checks as registered.
@@ -74,7 +83,7 @@ func Checks() []conformance.Check {
 			panic("webhookchecks: " + err.Error())
 		}
 		out[i] = conformance.Check{ID: c.id, Requirement: c.requirement, Level: c.level, Provider: paypalrest.Provider,
-			Labels: c.labels, Scenario: c.scenario, Steps: sc}
+			Labels: c.labels, Scenario: c.scenario, Steps: sc, Exclusive: c.exclusive}
 	}
 	return out
 }
@@ -90,12 +99,31 @@ func Source(id string) string {
 }
 
 func init() {
-	conformance.EndpointSetting(paypalrest.Provider, "--webhook-listener, or Config.Listeners[\"paypalrest\"] with webhookchecks.Configure")
+	conformance.EndpointSetting(paypalrest.Provider, "--webhook-listener")
+	conformance.OnSession(setup)
 	for _, c := range Checks() {
 		if _, err := conformance.Register(c); err != nil {
 			panic("webhookchecks: " + err.Error())
 		}
 	}
+}
+
+// setup applies Config.WebhookListener and WebhookID to a session,
+// signing with ipnlab's CA (the one `ipnlab ca` prints), unless Configure
+// did already.
+func setup(cfg *conformance.Config) error {
+	if cfg.WebhookListener == "" || cfg.Listeners[paypalrest.Provider] != "" {
+		return nil
+	}
+	dir, err := intercept.DefaultDir()
+	if err != nil {
+		return fmt.Errorf("webhook_listener: the CA that signs the events: %w", err)
+	}
+	ca, err := intercept.LoadOrCreate(dir)
+	if err != nil {
+		return fmt.Errorf("webhook_listener: the CA that signs the events: %w", err)
+	}
+	return Configure(cfg, cfg.WebhookListener, cfg.WebhookID, ca)
 }
 
 // Configure makes a run send PayPal REST webhooks to listenerURL,
@@ -115,5 +143,6 @@ func Configure(cfg *conformance.Config, listenerURL, webhookID string, ca *inter
 		cfg.Listeners = map[string]string{}
 	}
 	cfg.Listeners[paypalrest.Provider] = listenerURL
+	cfg.WebhookListener, cfg.WebhookID = listenerURL, webhookID
 	return nil
 }
