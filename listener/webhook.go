@@ -113,7 +113,7 @@ func (v *SelfVerifier) VerifyWebhook(ctx context.Context, h http.Header, body []
 	if !ok {
 		return fmt.Errorf("%w: %s %q is no algorithm PayPal signs with", ErrNotGenuine, HeaderAuthAlgo, t.AuthAlgo)
 	}
-	cert, err := v.certificate(ctx, t.CertURL)
+	cert, err := v.Certificate(ctx, t.CertURL)
 	if err != nil {
 		return err
 	}
@@ -133,8 +133,10 @@ func (v *SelfVerifier) VerifyWebhook(ctx context.Context, h http.Header, body []
 	return nil
 }
 
-// certificate is the checked certificate at certURL, fetched once.
-func (v *SelfVerifier) certificate(ctx context.Context, certURL string) (*x509.Certificate, error) {
+// Certificate is the checked certificate at certURL, fetched once: an
+// error wrapping ErrNotGenuine when the URL or the certificate is not
+// PayPal's, another when it could not be fetched.
+func (v *SelfVerifier) Certificate(ctx context.Context, certURL string) (*x509.Certificate, error) {
 	u, err := url.Parse(certURL)
 	if err != nil || u.Scheme != "https" || !slices.Contains(v.CertHosts, strings.ToLower(u.Hostname())) || u.Port() != "" {
 		return nil, fmt.Errorf("%w: %s %q is not on PayPal's API hosts (%s): it is not fetched", ErrNotGenuine, HeaderCertURL, certURL, strings.Join(v.CertHosts, ", "))

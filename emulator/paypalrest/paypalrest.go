@@ -134,7 +134,6 @@ type Plugin struct {
 	// served by attackerSrv (made on first use, in memory only).
 	attacker    *signer
 	attackerSrv *http.Server
-	attackerURL string
 }
 
 // Factory makes the fake REST PayPal for one emulator.

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -34,6 +35,8 @@ var webhookVerifiers = map[mutants.Name]func(listener.WebhookVerifier) listener.
 	mutants.WebhookAnyCertURL:   func(v listener.WebhookVerifier) listener.WebhookVerifier { return anyCertURL{v} },
 	mutants.WebhookCertOnce:     func(v listener.WebhookVerifier) listener.WebhookVerifier { return &certOnce{inner: v} },
 	mutants.WebhookImplicit2xx:  func(v listener.WebhookVerifier) listener.WebhookVerifier { return droppingErrors{v} },
+	mutants.WebhookEventIDAsID:  func(v listener.WebhookVerifier) listener.WebhookVerifier { return eventIDAsWebhookID{v} },
+	mutants.WebhookCRC32Hex:     func(v listener.WebhookVerifier) listener.WebhookVerifier { return crcHex{v} },
 }
 
 // webhookRules are the business-rule bugs of REST webhooks.
@@ -183,13 +186,7 @@ func (a anyCertURL) VerifyWebhook(ctx context.Context, h http.Header, body []byt
 	if err != nil {
 		return fmt.Errorf("%w: %v", listener.ErrNotGenuine, err)
 	}
-	pub, ok := cert.PublicKey.(*rsa.PublicKey)
-	sig, serr := base64.StdEncoding.DecodeString(t.Sig)
-	sum := sha256.Sum256([]byte(listener.SignedString(t, self.WebhookID, body)))
-	if !ok || serr != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) != nil {
-		return fmt.Errorf("%w: the signature does not verify", listener.ErrNotGenuine)
-	}
-	return nil
+	return signedBy(cert, listener.SignedString(t, self.WebhookID, body), t.Sig)
 }
 
 // certOnce keeps the certificate of the first event it verified and
@@ -230,4 +227,48 @@ func (d droppingErrors) VerifyWebhook(ctx context.Context, h http.Header, body [
 		return fmt.Errorf("%w: %v (dropped)", listener.ErrNotGenuine, err)
 	}
 	return err
+}
+
+// eventIDAsWebhookID verifies with the event's own id as the webhook id.
+type eventIDAsWebhookID struct{ inner listener.WebhookVerifier }
+
+func (e eventIDAsWebhookID) VerifyWebhook(ctx context.Context, h http.Header, body []byte) error {
+	self, ok := e.inner.(*listener.SelfVerifier)
+	o, err := orderedjson.Parse(body)
+	if !ok || err != nil {
+		return e.inner.VerifyWebhook(ctx, h, body)
+	}
+	id, _ := o.Get("id")
+	s, _ := id.(string)
+	wrong := &listener.SelfVerifier{WebhookID: s, APIURL: self.APIURL, CertHosts: self.CertHosts, Roots: self.Roots, Client: self.Client, Timeout: self.Timeout}
+	return wrong.VerifyWebhook(ctx, h, body)
+}
+
+// crcHex checks the signature over a string with the body's CRC32 in
+// hexadecimal.
+type crcHex struct{ inner listener.WebhookVerifier }
+
+func (c crcHex) VerifyWebhook(ctx context.Context, h http.Header, body []byte) error {
+	self, ok := c.inner.(*listener.SelfVerifier)
+	t, err := listener.TransmissionOf(h)
+	if !ok || err != nil {
+		return c.inner.VerifyWebhook(ctx, h, body)
+	}
+	cert, err := self.Certificate(ctx, t.CertURL)
+	if err != nil {
+		return err
+	}
+	return signedBy(cert, fmt.Sprintf("%s|%s|%s|%x", t.ID, t.Time, self.WebhookID, crc32.ChecksumIEEE(body)), t.Sig)
+}
+
+// signedBy checks a base64 SHA256withRSA signature of signed by cert's
+// key.
+func signedBy(cert *x509.Certificate, signed, sig string) error {
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	sum := sha256.Sum256([]byte(signed))
+	if !ok || err != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], raw) != nil {
+		return fmt.Errorf("%w: the signature does not verify", listener.ErrNotGenuine)
+	}
+	return nil
 }

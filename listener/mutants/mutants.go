@@ -55,7 +55,14 @@ const (
 	WebhookAnyCertURL    Name = "webhook-cert-from-any-url"
 	WebhookCertOnce      Name = "webhook-cert-cached-once"
 	WebhookImplicit2xx   Name = "webhook-implicit-2xx"
+	WebhookEventIDAsID   Name = "webhook-event-id-as-webhook-id"
+	WebhookCRC32Hex      Name = "webhook-crc32-hex"
 )
+
+// crediting are the PW- checks that need a genuine event verified and
+// credited: a listener that verifies nothing right fails each of them.
+var crediting = []string{"PW-CERT-OUTAGE", "PW-CERT-ROTATION", "PW-CREDIT-ONCE", "PW-DUPLICATE", "PW-OUT-OF-ORDER-REFUND",
+	"PW-PENDING", "PW-REFUND", "PW-REVERSAL", "PW-VERIFY-RAW-BYTES"}
 
 // Mutant is one deliberate bug.
 type Mutant struct {
@@ -163,6 +170,10 @@ var all = []entry{
 		"after PayPal rotates its signing key nothing verifies again: every payment from then on is lost", []string{"PW-CERT-ROTATION", "PW-CERT-OUTAGE"}},
 	{WebhookImplicit2xx, "drops an event whose certificate it could not fetch, after answering 2xx",
 		"a moment's outage at PayPal loses every payment in it: PayPal got its 2xx and will not resend", []string{"PW-CERT-OUTAGE"}},
+	{WebhookEventIDAsID, "verifies with the event's id (WH-...) where the signature has the id of its webhook",
+		"no genuine event ever verifies: every payment is lost (and the verify API, asked so, answers FAILURE)", crediting},
+	{WebhookCRC32Hex, "writes the body's CRC32 in hexadecimal in the signed string, where PayPal writes it as an unsigned decimal",
+		"no genuine event ever verifies: every payment is lost", crediting},
 }
 
 // All lists the mutants, by name.

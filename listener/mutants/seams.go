@@ -39,6 +39,7 @@ var seams = map[Name]string{
 	WebhookRejectUnknown: SeamHandler, WebhookUnverified: SeamWebhookVerifier, WebhookReserialized: SeamWebhookVerifier,
 	WebhookAcceptMock: SeamWebhookVerifier, WebhookCreditPending: SeamRules, WebhookFulfilOrder: SeamRules,
 	WebhookIgnoreRefunds: SeamRules, WebhookDropEarly: SeamRules, WebhookIgnoreReverse: SeamRules,
+	WebhookEventIDAsID: SeamWebhookVerifier, WebhookCRC32Hex: SeamWebhookVerifier,
 	WebhookAnyCertURL: SeamWebhookVerifier, WebhookCertOnce: SeamWebhookVerifier, WebhookImplicit2xx: SeamWebhookVerifier,
 	NoDuplicateCheck: SeamStore, RacyDuplicates: SeamStore,
 }
