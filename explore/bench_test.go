@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/explore"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
+	"github.com/ipnlab/ipnlab/suites/conformance/webhookchecks"
 )
 
 // benchRun counts BenchmarkExplore's runs: each explores with seeds of
@@ -146,7 +149,7 @@ func exploreMutant(b *testing.B, mutant string, seed uint64, replay bool) (histo
 		return 0, 0, "", err
 	}
 	defer stopAgain()
-	sc, err := scenarios.Parse("shrunk.yaml", []byte(v.Scenario))
+	sc, err := scenarios.ParseFor("shrunk.yaml", []byte(v.Scenario), explore.Plugins)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("the shrunk scenario does not load: %v", err)
 	}
@@ -177,9 +180,40 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// benchListener starts the reference listener built as mutant.
+// signingCA is one CA for the process, issuing the REST signing
+// certificates the reference listener trusts.
+var signingCA = sync.OnceValue(func() *intercept.CA {
+	dir, err := os.MkdirTemp("", "ipnlab-explore-ca-")
+	if err != nil {
+		panic(err)
+	}
+	ca, err := intercept.LoadOrCreate(dir)
+	if err != nil {
+		panic(err)
+	}
+	return ca
+})
+
+// withWebhooks is cfg sending PayPal REST webhooks too, to the reference
+// listener's endpoint: histories then draw captures, refunds, traps.
+func withWebhooks(cfg conformance.Config) conformance.Config {
+	url := strings.TrimSuffix(cfg.Listener, listener.PayPalPath) + listener.PayPalRESTPath
+	if err := webhookchecks.Configure(&cfg, url, conformance.DefaultWebhookID, signingCA()); err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+// benchListener starts the reference listener built as mutant, sent
+// PayPal REST webhooks too when the mutant's bug is about them (a check
+// of theirs names it): the other mutants meet the grammar a listener of
+// IPN and PayDo meets.
 func benchListener(b *testing.B, mutant string) (conformance.Config, func(), error) {
-	return referenceListener(filepath.Join(b.TempDir(), mutant+".db"), mutant, nil)
+	cfg, stop, err := referenceListener(filepath.Join(b.TempDir(), mutant+".db"), mutant, nil)
+	if m, ok := mutants.Lookup(mutant); err == nil && ok && slices.ContainsFunc(m.Targets, func(t string) bool { return strings.HasPrefix(t, "PW-") }) {
+		cfg = withWebhooks(cfg)
+	}
+	return cfg, stop, err
 }
 
 // referenceListener starts the reference listener built as mutant ("" for
@@ -199,7 +233,9 @@ func referenceListener(db, mutant string, wrap func(h http.Handler, verifyURL st
 		DB:        db,
 		Verify:    listener.VerifyConfig{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Attempts: 20, Timeout: 10 * time.Second},
 		PayDo:     listener.PayDoConfig{AllowedSources: []string{"127.0.0.1"}},
-		Mutant:    mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PayPalREST: listener.PayPalRESTConfig{WebhookID: conformance.DefaultWebhookID, APIURL: "http://" + ln.Addr().String(),
+			CertRoots: signingCA().CertPath()},
+		Mutant: mutant, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err == nil {
 		err = l.Start(context.Background())

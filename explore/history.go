@@ -47,6 +47,12 @@ type Family struct {
 	// (names an order the shop does not have) or "twice" (a second
 	// payment, a transaction of its own, for the same order).
 	Order string
+	// Webhook is a capture (or an approved order) on PayPal's REST
+	// webhooks: its steps are the event types sent, of one resource
+	// (Step.Status: COMPLETED, PENDING, DENIED, REFUNDED, REVERSED,
+	// APPROVED); Trap is how its first event is sent (webhookTraps).
+	Webhook bool
+	Trap    string
 }
 
 // Step is what the model needs to know of one message of a lifecycle.
@@ -128,6 +134,51 @@ var paydoStates = [][]int{{2}, {5, 2}, {3, 2}, {4, 2}, {5}, {4}, {3}}
 // or Rejected (3).
 var transferStates = [][]int{{2}, {3, 2}, {3}}
 
+// webhookLifecycles are the REST families the grammar draws: event types
+// of one capture in PayPal's order (a neighbour may be swapped on
+// delivery, as for IPN), or an order approved and never captured.
+var webhookLifecycles = []struct {
+	name  string
+	steps []string
+	swap  bool
+}{
+	{"capture", []string{"COMPLETED"}, false},
+	{"capture_pending", []string{"PENDING", "COMPLETED"}, true},
+	{"capture_denied", []string{"PENDING", "DENIED"}, true},
+	{"capture_refund", []string{"COMPLETED", "REFUNDED"}, true},
+	{"capture_reversal", []string{"COMPLETED", "REVERSED"}, true},
+	{"order_approved", []string{"APPROVED"}, false},
+}
+
+// webhookTraps are how a REST family's first event may be sent: as
+// PayPal sends it (""), or a trap a correct listener survives (quirks: an
+// escaped body; rotated: a new signing key; outage: a new key whose
+// certificate fails its first fetches) or refuses (forged: an amount
+// changed after signing; mock: the simulator's; foreign_cert: an
+// attacker's key). A refused trap's family is a capture alone.
+var webhookTraps = []string{"", "", "", "", "quirks", "rotated", "outage", "forged", "mock", "foreign_cert"}
+
+// refusedTrap reports whether a correct listener acts on nothing sent
+// with trap.
+func refusedTrap(trap string) bool {
+	return trap == "forged" || trap == "mock" || trap == "foreign_cert"
+}
+
+// webhookFamily is a REST family: lifecycle's events, the first sent with
+// trap.
+func webhookFamily(lifecycle int, trap string, gross generate.Money) Family {
+	lc := webhookLifecycles[lifecycle]
+	if refusedTrap(trap) {
+		lc = webhookLifecycles[0]
+	}
+	f := Family{Name: "webhook_" + lc.name, Gross: gross, Webhook: true, Trap: trap}
+	for i, t := range lc.steps {
+		f.Steps = append(f.Steps, Step{Name: strings.ToLower(t), Status: t, Amount: gross, Currency: "USD"})
+		f.Sent = append(f.Sent, i)
+	}
+	return f
+}
+
 // Generate draws a history of at most maxEvents events from seed; PayDo
 // checkouts and transfers join the PayPal transactions when paydo is set
 // (the listener takes PayDo).
@@ -142,6 +193,9 @@ type Grammar struct {
 	// Orders: the listener is an order shop (an order source): orders
 	// paid short, in another currency, twice, or unknown join the draw.
 	Orders bool
+	// Webhooks: PayPal REST webhooks, captures and their refunds,
+	// reversals, pending holds, approved orders and traps.
+	Webhooks bool
 }
 
 // orderPayments are the ways the grammar pays an order other than
@@ -158,6 +212,12 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 		gross := generate.Money(500 + rng.IntN(20000))
 		if g.Orders && rng.IntN(3) == 0 {
 			h.Families = append(h.Families, orderFamily(orderPayments[rng.IntN(len(orderPayments))], gross))
+			continue
+		}
+		// Drawn only for a listener of webhooks: a grammar without them
+		// draws the histories it always drew.
+		if g.Webhooks && rng.IntN(3) == 0 {
+			h.Families = append(h.Families, webhookFamily(rng.IntN(len(webhookLifecycles)), webhookTraps[rng.IntN(len(webhookTraps))], gross))
 			continue
 		}
 		if paydo && rng.IntN(4) == 0 {
@@ -180,7 +240,7 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 	var queues [][]int
 	for _, f := range h.Families {
 		order := append([]int(nil), f.Sent...)
-		for i := 0; i+1 < len(order) && !f.PayDo && f.Order == ""; i++ {
+		for i := 0; i+1 < len(order) && !f.PayDo && f.Order == "" && (!f.Webhook || webhookSwaps(f)); i++ {
 			if rng.IntN(4) == 0 {
 				order[i], order[i+1] = order[i+1], order[i]
 			}
@@ -221,13 +281,13 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 		}
 		// A fault on a message's first send only: later deliveries are
 		// the same bytes, answered as the first one's (see Expected).
-		if rng.IntN(7) == 0 && !sent[[2]int{fi, step}] && !h.Families[fi].PayDo {
+		if rng.IntN(7) == 0 && !sent[[2]int{fi, step}] && !h.Families[fi].PayDo && !h.Families[fi].Webhook {
 			f := faults[rng.IntN(len(faults))]
 			ev.Fault = &f
 		}
 		sent[[2]int{fi, step}] = true
 		h.Events = append(h.Events, ev)
-		if rng.IntN(7) == 0 && len(h.Events) < maxEvents && h.Families[fi].Lifecycle != "" {
+		if rng.IntN(7) == 0 && len(h.Events) < maxEvents && (h.Families[fi].Lifecycle != "" || h.Families[fi].Webhook) {
 			// A duplicate delivery, later on (of a generated message: a
 			// foreign payment is made afresh by each send).
 			queues[fi] = append(queues[fi], step)
@@ -237,6 +297,16 @@ func GenerateFor(seed uint64, maxEvents int, g Grammar) (History, error) {
 		h.Events = append(h.Events, Event{Kind: Up})
 	}
 	return h, nil
+}
+
+// webhookSwaps reports whether f's events may be delivered out of order.
+func webhookSwaps(f Family) bool {
+	for _, lc := range webhookLifecycles {
+		if "webhook_"+lc.name == f.Name {
+			return lc.swap
+		}
+	}
+	return false
 }
 
 // orderFamily is an order paid as how says: one payment, or two for
@@ -320,6 +390,9 @@ func (h History) String() string {
 	var b strings.Builder
 	for i, f := range h.Families {
 		fmt.Fprintf(&b, "t%d: %s of %s", i+1, f.Name, f.Gross)
+		if f.Trap != "" {
+			fmt.Fprintf(&b, " (sent %s)", f.Trap)
+		}
 		if f.PayDo {
 			var states []string
 			for _, s := range f.Steps {

@@ -53,6 +53,9 @@ func Expected(h History) []Outcome {
 		case f.PayDo:
 			out[fi] = paydoOutcome(f, applied[fi])
 			continue
+		case f.Webhook:
+			out[fi] = webhookOutcome(f, applied[fi])
+			continue
 		case f.Order != "":
 			// An order paid other than exactly: judged by the order (see
 			// orderExpectations); an unknown one moves no money.
@@ -201,6 +204,85 @@ func paydoOutcome(f Family, applied map[int]bool) Outcome {
 	return Outcome{}
 }
 
+// webhookOutcome is a REST capture's: nothing for a refused trap (a
+// forgery, a mock event, an attacker's certificate) or an approved order;
+// else its gross credited once if its COMPLETED was sent, whatever came
+// before or after (a late PENDING takes nothing back), and a refund or
+// a reversal debited once when it was credited, in whatever order they
+// arrived.
+func webhookOutcome(f Family, applied map[int]bool) Outcome {
+	sent := map[string]bool{}
+	for i, s := range f.Steps {
+		sent[s.Status] = sent[s.Status] || applied[i]
+	}
+	if refusedTrap(f.Trap) || !sent["COMPLETED"] {
+		return Outcome{}
+	}
+	o := Outcome{Effects: 1, Net: f.Gross}
+	for _, undo := range []string{"REFUNDED", "REVERSED"} {
+		if sent[undo] {
+			o.Effects++
+			o.Net -= f.Gross
+		}
+	}
+	return o
+}
+
+// writeWebhookSend writes the step that delivers e, an event of REST
+// family f: a send (its first delivery; sent true), or a resend of the
+// first one's message (PayPal's duplicate: the same event). A family's
+// first send carries its trap; its later ones name its capture.
+func writeWebhookSend(b *strings.Builder, f Family, e Event, alias string, captureRef []string, firstSends map[[2]int]string) (sent bool) {
+	step := f.Steps[e.Step]
+	key := [2]int{e.Family, e.Step}
+	if first, ok := firstSends[key]; ok && f.Trap != "mock" {
+		for range max(e.Copies, 1) {
+			fmt.Fprintf(b, "  - resend: {message: %s}\n", first)
+		}
+		return false
+	}
+	firstSends[key] = alias
+	set := fmt.Sprintf("amount: %q, currency: USD, custom_id: \"${env.payer_email}\"", f.Gross.String())
+	switch ref := captureRef[e.Family]; {
+	case ref == "" || refusedTrap(f.Trap):
+		// A refused trap's every delivery is one (a mock event cannot
+		// be resent: the simulator sends another).
+		set += webhookTrapSet[f.Trap]
+	case step.Status == "REFUNDED":
+		set += fmt.Sprintf(", parent: %q", ref)
+	default:
+		set += fmt.Sprintf(", resource_id: %q", ref)
+	}
+	if captureRef[e.Family] == "" {
+		captureRef[e.Family] = fmt.Sprintf("${%s.txn_id}", alias)
+		if step.Status == "REFUNDED" {
+			captureRef[e.Family] = fmt.Sprintf("${%s.parent}", alias)
+		}
+	}
+	fmt.Fprintf(b, "  - send: {as: %s, provider: paypalrest, kind: %s, set: {%s}", alias, webhookKind(step.Status), set)
+	if e.Copies > 1 {
+		fmt.Fprintf(b, ", copies: %d", e.Copies)
+	}
+	b.WriteString("}\n")
+	return true
+}
+
+// webhookKinds are the event types a REST family's steps send.
+var webhookKinds = map[string]string{"APPROVED": "CHECKOUT.ORDER.APPROVED"}
+
+func webhookKind(status string) string {
+	if k, ok := webhookKinds[status]; ok {
+		return k
+	}
+	return "PAYMENT.CAPTURE." + status
+}
+
+// webhookTrapSet is what a family's first event sets for its trap.
+var webhookTrapSet = map[string]string{
+	"quirks": ", quirks: true", "rotated": ", rotate: true", "outage": ", rotate: true, cert_outage: 2",
+	"forged": ", tamper: body", "mock": ", mock: true", "foreign_cert": ", tamper: foreign_cert",
+}
+
 func abs(m generate.Money) generate.Money {
 	if m < 0 {
 		return -m
@@ -266,6 +348,11 @@ func ScenarioIgnoring(h History, name, description, customer string, ignore map[
 	var firstSends []string
 	firstSend := map[[2]int]bool{}
 	applied := appliedSteps(h)
+	// A REST family's capture, as later steps and the expectations name
+	// it (from its first send: its txn_id, or a refund's parent), and
+	// the first send of each of its steps, which a duplicate resends.
+	captureRef := make([]string, len(h.Families))
+	webhookSent := map[[2]int]string{}
 	for _, e := range h.Events {
 		switch e.Kind {
 		case Down:
@@ -278,6 +365,17 @@ func ScenarioIgnoring(h History, name, description, customer string, ignore map[
 			sends++
 			step := h.Families[e.Family].Steps[e.Step]
 			alias := fmt.Sprintf("m%d", sends)
+			if f := h.Families[e.Family]; f.Webhook {
+				// Acknowledged in the end: anything PayPal sent (a
+				// listener may refuse a forgery as it likes).
+				if sent := writeWebhookSend(&b, f, e, alias, captureRef, webhookSent); sent && !refusedTrap(f.Trap) {
+					mustAck = append(mustAck, alias)
+				}
+				if parentAlias[e.Family] == "" {
+					parentAlias[e.Family] = alias
+				}
+				continue
+			}
 			// Acknowledged in the end, unless a stranger sent it (PayDo
 			// refuses it, rightly), or every postback of it meets a
 			// verifier that gives no answer: then leaving it
@@ -415,6 +513,12 @@ func ScenarioIgnoring(h History, name, description, customer string, ignore map[
 		}
 		if parentAlias[fi] == "" || h.Families[fi].Steps[0].Adaptive {
 			continue // none of its payment's messages was sent: nothing names it
+		}
+		if h.Families[fi].Webhook {
+			if !ignore[InvEffects] {
+				fmt.Fprintf(&b, "  - expect: {txn: %q, provider: paypalrest, effects: %d, net: %q, currency: USD}\n", captureRef[fi], o.Effects, o.Net.String())
+			}
+			continue
 		}
 		if h.Families[fi].MassPay != "" {
 			fmt.Fprintf(&b, "  - expect: {txn: \"${%s.masspay_txn_id_1}\", effects: %d, net: %q}\n", parentAlias[fi], o.Effects, o.Net.String())

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
 	"github.com/ipnlab/ipnlab/generate"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -217,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			return rep, nil
 		}
 		seed := generate.DeriveSeed(cfg.Seed, fmt.Sprint("history-", i))
-		h, err := GenerateFor(seed, cfg.MaxEvents, Grammar{PayDo: cc.PayDoListener != "", Orders: cc.Orders != ""})
+		h, err := GenerateFor(seed, cfg.MaxEvents, Grammar{PayDo: cc.PayDoListener != "", Orders: cc.Orders != "", Webhooks: cc.WebhookListener != ""})
 		if err != nil {
 			return rep, fmt.Errorf("%w: history %d: %v", ErrHarness, i, err)
 		}
@@ -338,7 +339,7 @@ func (r *runner) payer(ctx context.Context) (string, error) {
 // does not load, a step the emulator refused).
 func (r *runner) run(ctx context.Context, h History) (scenarios.Result, error) {
 	text := ScenarioIgnoring(h, fmt.Sprintf("explore-%d", h.Seed), "a randomized history", r.customer, r.ignore)
-	sc, err := scenarios.Parse(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text))
+	sc, err := scenarios.ParseFor(fmt.Sprintf("explore-%d.yaml", h.Seed), []byte(text), Plugins)
 	if err != nil {
 		return scenarios.Result{}, fmt.Errorf("%w: history %d does not load: %v\n%s", ErrHarness, h.Seed, err, text)
 	}
@@ -381,6 +382,10 @@ func invariantOf(sc *scenarios.Scenario, res scenarios.Result) string {
 	}
 	return ""
 }
+
+// Plugins are the plug-in providers a history's scenario may send with:
+// PayPal's REST webhooks.
+var Plugins = []string{paypalrest.Provider}
 
 // digits are what differs between two runs of the same finding.
 var digits = regexp.MustCompile(`[0-9]+`)

@@ -194,6 +194,9 @@ func (d *Delivery) applyCapture(e *WebhookEvent) error {
 	if err != nil {
 		return err
 	}
+	if !isNew && status == "COMPLETED" && t.Status == "REVERSED" {
+		return d.completeReversed(t, e)
+	}
 	if !isNew && restRank[status] < restRank[t.Status] {
 		return d.Log(id, d.Kind, status, "ignored", "stale: the capture is already "+t.Status)
 	}
@@ -230,7 +233,11 @@ func (d *Delivery) applyCapture(e *WebhookEvent) error {
 		case credited:
 			action, detail, err = d.restEntry(t, id, "REVERSED", -t.Gross, "", "debited")
 		default:
-			detail = "reversed before it was credited: nothing to debit"
+			// Its COMPLETED may still come (PayPal does not deliver in
+			// order): credited and debited then, as a refund that came
+			// first is.
+			t.Held = "reversed before it was credited: its COMPLETED, if it comes, is credited and debited"
+			action, detail = "held", t.Held
 		}
 	default:
 		t.Held, detail = "", status+": nothing to credit"
@@ -248,6 +255,35 @@ func (d *Delivery) applyCapture(e *WebhookEvent) error {
 		return d.settleRESTRefunds(id)
 	}
 	return nil
+}
+
+// completeReversed applies a COMPLETED that arrives after its capture's
+// REVERSED: credited, then debited, so the capture nets nothing whatever
+// the order its events came in. Once credited, a COMPLETED sent again is
+// a duplicate.
+func (d *Delivery) completeReversed(t store.Txn, e *WebhookEvent) error {
+	id := t.TxnID
+	if t.Customer == "" {
+		t.Customer = d.l.customerOf(e.Resource.CustomID)
+	}
+	if !d.l.currency[t.Currency] || t.Customer == "" {
+		return d.Log(id, d.Kind, "COMPLETED", "ignored", "reversed, and there is no customer or currency to credit: nothing to apply")
+	}
+	action, detail, err := d.restEntry(t, id, "COMPLETED", t.Gross, "", "credited")
+	if err != nil || action == "duplicate" {
+		if err == nil {
+			err = d.Log(id, d.Kind, "COMPLETED", action, detail)
+		}
+		return err
+	}
+	if _, _, err := d.restEntry(t, id, "REVERSED", -t.Gross, "", "debited"); err != nil {
+		return err
+	}
+	t.Held, t.Updated = "", d.At
+	if err := d.Tx.PutTxn(t); err != nil {
+		return err
+	}
+	return d.Log(id, d.Kind, "COMPLETED", "credited and debited", detail+", and debited again: the capture was reversed before its COMPLETED came")
 }
 
 // restEntry adds a ledger entry for t's customer, once per (txn, status).

@@ -222,6 +222,14 @@ var _ = Describe("PayPal REST webhooks", func() {
 		r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.REVERSED", ResourceID: reversed})
 		r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.COMPLETED", ResourceID: reversed})
 		Expect(r.txn(listener.PayPalREST, reversed).Net).To(Equal(map[string]string{"USD": "0.00"}), "a late COMPLETED takes nothing back")
+
+		early := r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.REVERSED"})
+		Expect(r.txn(listener.PayPalREST, early).Held).To(ContainSubstring("reversed before it was credited"))
+		r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.COMPLETED", ResourceID: early, Copies: 2})
+		t = r.txn(listener.PayPalREST, early)
+		Expect(t.Effects).To(HaveLen(2), "a COMPLETED after its REVERSED is credited and debited, once")
+		Expect(t.Net).To(Equal(map[string]string{"USD": "0.00"}))
+		Expect(t.Held).To(BeEmpty())
 		Expect(r.balance("USD")).To(Equal("0.00"))
 	})
 

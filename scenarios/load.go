@@ -35,12 +35,16 @@ func (e *LoadError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.L
 func (e *LoadError) Unwrap() error { return ErrInvalid }
 
 // LoadFile reads and checks a scenario file.
-func LoadFile(path string) (*Scenario, error) {
+func LoadFile(path string) (*Scenario, error) { return LoadFileFor(path, nil) }
+
+// LoadFileFor is LoadFile for an emulator with plug-in providers (see
+// ParseFor).
+func LoadFileFor(path string, plugins []string) (*Scenario, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
-	return Parse(path, raw)
+	return ParseFor(path, raw, plugins)
 }
 
 // stepKinds are the step keys, in the order the docs list them (each

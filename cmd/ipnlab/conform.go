@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
 	"github.com/ipnlab/ipnlab/scenarios"
 	"github.com/ipnlab/ipnlab/scenarios/catalog"
 	"github.com/ipnlab/ipnlab/suites/conformance"
@@ -336,11 +337,15 @@ func newRun() *cobra.Command {
 	return c
 }
 
-// loadScenario is the scenario ipnlab run names: a file, the scenario a
-// check ID's check runs, or a bundled one by name.
+// loadScenario is the scenario ipnlab run names: a file (which may send
+// PayPal REST webhooks), the scenario a check ID's check runs, or a
+// bundled one by name.
 func loadScenario(arg string) (*scenarios.Scenario, error) {
 	if _, err := os.Stat(arg); err == nil {
-		return scenarios.LoadFile(arg)
+		return scenarios.LoadFileFor(arg, []string{paypalrest.Provider})
+	}
+	if c, ok := conformance.Lookup(arg); ok && c.Steps != nil {
+		return c.Steps, nil // a check whose scenario is not bundled (PW-)
 	}
 	if name := conformance.ScenarioOf(arg); name != "" {
 		return catalog.Get(name)

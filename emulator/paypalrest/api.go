@@ -2,6 +2,7 @@ package paypalrest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,8 +269,15 @@ type SendRequest struct {
 	// ResourceID pins the resource's id: the capture a later event of the
 	// same capture names (PENDING, then COMPLETED), or a refund's own.
 	ResourceID string `json:"resource_id,omitempty"`
-	// Parent is the capture a refund refunds (its "up" link).
+	// Parent is the capture a refund refunds (its "up" link), the sale a
+	// sale's refund refunds (sale_id), or the capture a dispute disputes
+	// (its disputed transaction's seller_transaction_id).
 	Parent string `json:"parent,omitempty"`
+	// Outcome is a resolved dispute's outcome_code (default
+	// RESOLVED_BUYER_FAVOUR).
+	Outcome string `json:"outcome,omitempty"`
+	// Subscription is the subscription a sale pays (billing_agreement_id).
+	Subscription string `json:"subscription,omitempty"`
 	// Quirks writes the body as a re-serializing verifier does not: with
 	// escaped non-ASCII text and escaped slashes ("\u20ac", "\/"), as
 	// JSON may be written and PayPal's signature covers.
@@ -318,7 +326,7 @@ const MaxCertOutage = 100
 func (p *Plugin) Notify(n plugin.Notify) ([]api.MessageView, error) {
 	req := SendRequest{EventType: n.Kind, Seed: n.Seed, NotifyURL: n.NotifyURL, Copies: n.Copies}
 	texts := map[string]*string{"amount": &req.Amount, "currency": &req.Currency, "custom_id": &req.CustomID,
-		"resource_id": &req.ResourceID, "parent": &req.Parent, "tamper": &req.Tamper}
+		"resource_id": &req.ResourceID, "parent": &req.Parent, "tamper": &req.Tamper, "outcome": &req.Outcome, "subscription": &req.Subscription}
 	flags := map[string]*bool{"quirks": &req.Quirks, "mock": &req.Mock, "rotate": &req.Rotate}
 	for k, v := range n.Set {
 		if k == "cert_outage" {
@@ -339,7 +347,7 @@ func (p *Plugin) Notify(n plugin.Notify) ([]api.MessageView, error) {
 		}
 		t, ok := texts[k]
 		if !ok {
-			return nil, plugin.BadRequest("set.%s: want amount, currency, custom_id, resource_id, parent, quirks, tamper, mock, rotate or cert_outage", k)
+			return nil, plugin.BadRequest("set.%s: want amount, currency, custom_id, resource_id, parent, outcome, subscription, quirks, tamper, mock, rotate or cert_outage", k)
 		}
 		s, isText := v.(string)
 		if !isText {
@@ -385,7 +393,13 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 	if seed == 0 {
 		seed = p.host.DrawSeed()
 	}
-	params := eventParams{Amount: req.Amount, Currency: req.Currency, CustomID: req.CustomID, ResourceID: req.ResourceID, Parent: req.Parent, Quirks: req.Quirks}
+	switch req.Outcome {
+	case "", "RESOLVED_BUYER_FAVOUR", "RESOLVED_SELLER_FAVOUR", "RESOLVED_WITH_PAYOUT", "CANCELED_BY_BUYER", "DENIED":
+	default:
+		return nil, plugin.BadRequest("outcome %q: want RESOLVED_BUYER_FAVOUR, RESOLVED_SELLER_FAVOUR, RESOLVED_WITH_PAYOUT, CANCELED_BY_BUYER or DENIED", req.Outcome)
+	}
+	params := eventParams{Amount: req.Amount, Currency: req.Currency, CustomID: req.CustomID, ResourceID: req.ResourceID, Parent: req.Parent,
+		Quirks: req.Quirks, Outcome: req.Outcome, Subscription: req.Subscription}
 	ev, err := generateEvent(seed, req.EventType, p.host.Clock.Now(), p.settings.Live, params)
 	if err != nil {
 		return nil, plugin.BadRequest("%v", err)
@@ -457,7 +471,9 @@ func forge(ev Event) (Event, error) {
 	}
 	forged := ev
 	forged.Signed = ev.Body
-	forged.Body = bytes.ReplaceAll(ev.Body, []byte(`"value":"`+v+`"`), []byte(`"value":"`+formatCents(c*100)+`"`))
+	raised := formatCents(c * 100)
+	forged.Body = bytes.ReplaceAll(ev.Body, []byte(`"value":"`+v+`"`), []byte(`"value":"`+raised+`"`))
+	forged.Body = bytes.ReplaceAll(forged.Body, []byte(`"total":"`+v+`"`), []byte(`"total":"`+raised+`"`))
 	return forged, nil
 }
 
@@ -467,7 +483,11 @@ func amountOf(body []byte) string {
 		Resource struct {
 			Amount struct {
 				Value string `json:"value"`
+				Total string `json:"total"`
 			} `json:"amount"`
+			DisputeAmount struct {
+				Value string `json:"value"`
+			} `json:"dispute_amount"`
 			PurchaseUnits []struct {
 				Amount struct {
 					Value string `json:"value"`
@@ -479,7 +499,7 @@ func amountOf(body []byte) string {
 	if len(e.Resource.PurchaseUnits) > 0 {
 		return e.Resource.PurchaseUnits[0].Amount.Value
 	}
-	return e.Resource.Amount.Value
+	return cmp.Or(e.Resource.Amount.Value, e.Resource.Amount.Total, e.Resource.DisputeAmount.Value)
 }
 
 // postRotate makes a new signing key; the old certificates stay served.

@@ -33,6 +33,19 @@ var kinds = []kind{
 	{"PAYMENT.CAPTURE.REFUNDED", "refund", "a capture refunded by the merchant (the resource is the refund)", "COMPLETED", "A %s capture payment was refunded", ""},
 	{"PAYMENT.CAPTURE.REVERSED", "capture", "a capture reversed by PayPal (a chargeback): the money goes back", "REVERSED", "A %s capture payment was reversed", "CHARGEBACK"},
 	{"CHECKOUT.ORDER.APPROVED", "checkout-order", "an order the buyer approved: not paid until it is captured", "APPROVED", "An order has been approved by buyer", ""},
+	{"PAYMENT.AUTHORIZATION.CREATED", "authorization", "an authorization: money held, not paid until captured", "CREATED", "Payment authorization created for %s", ""},
+	{"PAYMENT.AUTHORIZATION.VOIDED", "authorization", "an authorization voided: it will never be captured", "VOIDED", "A payment authorization was voided", ""},
+	{"PAYMENT.SALE.COMPLETED", "sale", "a sale (v1 payments, a subscription's payment) completed: the money is the merchant's", "completed", "Payment completed for %s", ""},
+	{"PAYMENT.SALE.REFUNDED", "refund", "a sale refunded (the resource is the v1 refund, its sale in sale_id)", "completed", "A %s sale payment was refunded", ""},
+	{"PAYMENT.SALE.REVERSED", "sale", "a sale reversed by PayPal (a chargeback)", "reversed", "A %s sale payment was reversed", ""},
+	{"CUSTOMER.DISPUTE.CREATED", "dispute", "a buyer opened a dispute (an inquiry) about a capture", "OPEN", "A new dispute opened with Case # %s", "INQUIRY"},
+	{"CUSTOMER.DISPUTE.UPDATED", "dispute", "a dispute escalated to a chargeback", "UNDER_REVIEW", "A dispute was updated with Case # %s", "CHARGEBACK"},
+	{"CUSTOMER.DISPUTE.RESOLVED", "dispute", "a dispute resolved, in the buyer's favour (the merchant loses the amount) or, with outcome RESOLVED_SELLER_FAVOUR, the merchant's", "RESOLVED", "A dispute was resolved with case # %s", "CHARGEBACK"},
+	{"BILLING.SUBSCRIPTION.CREATED", "subscription", "a subscription created, waiting for the buyer's approval", "APPROVAL_PENDING", "Subscription created", ""},
+	{"BILLING.SUBSCRIPTION.ACTIVATED", "subscription", "a subscription activated: its payments come as PAYMENT.SALE.COMPLETED", "ACTIVE", "Subscription activated", ""},
+	{"BILLING.SUBSCRIPTION.PAYMENT.FAILED", "subscription", "a subscription's payment failed: nothing was paid", "ACTIVE", "Subscription payment failed", ""},
+	{"BILLING.SUBSCRIPTION.SUSPENDED", "subscription", "a subscription suspended (failed payments)", "SUSPENDED", "Subscription suspended", ""},
+	{"BILLING.SUBSCRIPTION.CANCELLED", "subscription", "a subscription cancelled", "CANCELLED", "Subscription cancelled", ""},
 }
 
 // KindNames lists the event types this provider sends.
@@ -77,6 +90,12 @@ type eventParams struct {
 	// Quirks escapes what JSON may escape: non-ASCII text in the summary,
 	// slashes in the links.
 	Quirks bool
+	// Outcome is a resolved dispute's outcome_code (default
+	// RESOLVED_BUYER_FAVOUR: the merchant loses the amount).
+	Outcome string
+	// Subscription is the subscription a sale pays (its
+	// billing_agreement_id; "" for none).
+	Subscription string
 }
 
 // ids draws PayPal-looking ids from a seeded source.
@@ -141,6 +160,7 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 	e := Event{ID: g.event(), Type: k.Type, Resource: id}
 	var resource orderedjson.Object
 	var summary string
+	version := "2.0" // Payments and Orders v2; v1 for sales
 	switch k.ResourceType {
 	case "checkout-order":
 		summary = k.Summary
@@ -164,12 +184,158 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 			{Key: "create_time", Value: stamp},
 			{Key: "links", Value: []any{link(host+"/v2/checkout/orders/"+id, "self", "GET")}},
 		}
+	case "authorization":
+		summary = k.Summary
+		if strings.Contains(summary, "%s") {
+			summary = fmt.Sprintf(summary, symbol(p.Currency)+" "+formatCents(gross)+" "+p.Currency)
+		}
+		order := g.upper(17)
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "status", Value: k.Status},
+			{Key: "amount", Value: money(gross)},
+			{Key: "invoice_id", Value: ""},
+			{Key: "custom_id", Value: p.CustomID},
+			{Key: "seller_protection", Value: orderedjson.Object{{Key: "status", Value: "ELIGIBLE"}, {Key: "dispute_categories", Value: []any{"ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"}}}},
+			{Key: "supplementary_data", Value: orderedjson.Object{{Key: "related_ids", Value: orderedjson.Object{{Key: "order_id", Value: order}}}}},
+			{Key: "expiration_time", Value: created.Add(29 * 24 * time.Hour).Format(time.RFC3339)},
+			{Key: "create_time", Value: stamp},
+			{Key: "update_time", Value: stamp},
+			{Key: "links", Value: []any{
+				link(host+"/v2/payments/authorizations/"+id, "self", "GET"),
+				link(host+"/v2/payments/authorizations/"+id+"/capture", "capture", "POST"),
+				link(host+"/v2/payments/authorizations/"+id+"/void", "void", "POST"),
+				link(host+"/v2/checkout/orders/"+order, "up", "GET"),
+			}},
+		}
+	case "sale":
+		version = "1.0"
+		summary = fmt.Sprintf(k.Summary, symbol(p.Currency)+" "+formatCents(gross)+" "+p.Currency)
+		payment := "PAYID-" + g.upper(24)
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "state", Value: k.Status},
+			{Key: "amount", Value: orderedjson.Object{{Key: "total", Value: formatCents(gross)}, {Key: "currency", Value: p.Currency},
+				{Key: "details", Value: orderedjson.Object{{Key: "subtotal", Value: formatCents(gross)}}}}},
+			{Key: "payment_mode", Value: "INSTANT_TRANSFER"},
+			{Key: "protection_eligibility", Value: "ELIGIBLE"},
+			{Key: "protection_eligibility_type", Value: "ITEM_NOT_RECEIVED_ELIGIBLE,UNAUTHORIZED_PAYMENT_ELIGIBLE"},
+			{Key: "transaction_fee", Value: orderedjson.Object{{Key: "value", Value: formatCents(fee)}, {Key: "currency", Value: p.Currency}}},
+		}
+		if p.Subscription != "" {
+			resource = append(resource, orderedjson.Member{Key: "billing_agreement_id", Value: p.Subscription})
+		}
+		resource = append(resource,
+			orderedjson.Member{Key: "custom", Value: p.CustomID},
+			orderedjson.Member{Key: "parent_payment", Value: payment},
+			orderedjson.Member{Key: "create_time", Value: stamp},
+			orderedjson.Member{Key: "update_time", Value: stamp},
+			orderedjson.Member{Key: "links", Value: []any{
+				link(host+"/v1/payments/sale/"+id, "self", "GET"),
+				link(host+"/v1/payments/sale/"+id+"/refund", "refund", "POST"),
+				link(host+"/v1/payments/payment/"+payment, "parent_payment", "GET"),
+			}})
+	case "dispute":
+		id = fmt.Sprintf("PP-D-%d", 10000+g.r.IntN(90000))
+		if p.ResourceID != "" {
+			id = p.ResourceID
+		}
+		e.Resource = id
+		summary = fmt.Sprintf(k.Summary, id)
+		capture := p.Parent
+		if capture == "" {
+			capture = g.upper(17)
+		}
+		resource = orderedjson.Object{
+			{Key: "dispute_id", Value: id},
+			{Key: "create_time", Value: stamp},
+			{Key: "update_time", Value: stamp},
+			{Key: "disputed_transactions", Value: []any{orderedjson.Object{
+				{Key: "seller_transaction_id", Value: capture},
+				{Key: "create_time", Value: stamp},
+				{Key: "transaction_status", Value: "COMPLETED"},
+				{Key: "gross_amount", Value: money(gross)},
+				{Key: "custom", Value: p.CustomID},
+				{Key: "seller", Value: orderedjson.Object{{Key: "merchant_id", Value: "LABMERCHANT01"}}},
+			}}},
+			{Key: "reason", Value: "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"},
+			{Key: "status", Value: k.Status},
+			{Key: "dispute_amount", Value: money(gross)},
+		}
+		if k.Status == "RESOLVED" {
+			outcome := p.Outcome
+			if outcome == "" {
+				outcome = "RESOLVED_BUYER_FAVOUR"
+			}
+			resource = append(resource, orderedjson.Member{Key: "dispute_outcome", Value: orderedjson.Object{{Key: "outcome_code", Value: outcome}}})
+		}
+		resource = append(resource,
+			orderedjson.Member{Key: "dispute_life_cycle_stage", Value: k.Reason},
+			orderedjson.Member{Key: "dispute_channel", Value: "INTERNAL"},
+			orderedjson.Member{Key: "messages", Value: []any{}},
+			orderedjson.Member{Key: "links", Value: []any{link(host+"/v1/customer/disputes/"+id, "self", "GET")}})
+	case "subscription":
+		id = "I-" + g.upper(12)
+		if p.ResourceID != "" {
+			id = p.ResourceID
+		}
+		e.Resource = id
+		summary = k.Summary
+		failed := 0
+		if k.Type == "BILLING.SUBSCRIPTION.PAYMENT.FAILED" || k.Status == "SUSPENDED" {
+			failed = 1
+		}
+		resource = orderedjson.Object{
+			{Key: "id", Value: id},
+			{Key: "plan_id", Value: "P-" + g.upper(24)},
+			{Key: "start_time", Value: stamp},
+			{Key: "quantity", Value: "1"},
+			{Key: "subscriber", Value: orderedjson.Object{
+				{Key: "name", Value: orderedjson.Object{{Key: "given_name", Value: "Zoë"}, {Key: "surname", Value: "Ng"}}},
+				{Key: "email_address", Value: "buyer-" + strings.ToLower(g.upper(6)) + "@example.com"},
+				{Key: "payer_id", Value: g.upper(13)},
+			}},
+			{Key: "billing_info", Value: orderedjson.Object{
+				{Key: "outstanding_balance", Value: money(0)},
+				{Key: "cycle_executions", Value: []any{orderedjson.Object{{Key: "tenure_type", Value: "REGULAR"}, {Key: "sequence", Value: 1},
+					{Key: "cycles_completed", Value: 0}, {Key: "cycles_remaining", Value: 0}, {Key: "total_cycles", Value: 0}}}},
+				{Key: "failed_payments_count", Value: failed},
+			}},
+			{Key: "custom_id", Value: p.CustomID},
+			{Key: "plan_overridden", Value: false},
+			{Key: "create_time", Value: stamp},
+			{Key: "update_time", Value: stamp},
+			{Key: "status", Value: k.Status},
+			{Key: "status_update_time", Value: stamp},
+			{Key: "links", Value: []any{link(host+"/v1/billing/subscriptions/"+id, "self", "GET")}},
+		}
 	case "refund":
 		parent := p.Parent
 		if parent == "" {
 			parent = g.upper(17)
 		}
 		summary = fmt.Sprintf(k.Summary, strings.TrimSuffix(formatCents(gross), ".00")+" "+p.Currency)
+		if k.Type == "PAYMENT.SALE.REFUNDED" {
+			// A v1 refund: its sale in sale_id.
+			version = "1.0"
+			payment := "PAYID-" + g.upper(24)
+			resource = orderedjson.Object{
+				{Key: "id", Value: id},
+				{Key: "state", Value: k.Status},
+				{Key: "amount", Value: orderedjson.Object{{Key: "total", Value: formatCents(gross)}, {Key: "currency", Value: p.Currency}}},
+				{Key: "sale_id", Value: parent},
+				{Key: "parent_payment", Value: payment},
+				{Key: "custom", Value: p.CustomID},
+				{Key: "create_time", Value: stamp},
+				{Key: "update_time", Value: stamp},
+				{Key: "links", Value: []any{
+					link(host+"/v1/payments/refund/"+id, "self", "GET"),
+					link(host+"/v1/payments/payment/"+payment, "parent_payment", "GET"),
+					link(host+"/v1/payments/sale/"+parent, "sale", "GET"),
+				}},
+			}
+			break
+		}
 		resource = orderedjson.Object{
 			{Key: "id", Value: id},
 			{Key: "amount", Value: money(gross)},
@@ -242,7 +408,7 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 			linkEnc(text(host+"/v1/notifications/webhooks-events/"+e.ID+"/resend", p.Quirks), "resend", "POST"),
 		}},
 		{Key: "event_version", Value: "1.0"},
-		{Key: "resource_version", Value: "2.0"},
+		{Key: "resource_version", Value: version},
 	}
 	if e.Body, err = envelope.MarshalJSON(); err != nil {
 		return Event{}, fmt.Errorf("event %s: %w", k.Type, err)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,6 +254,7 @@ func (*Plugin) ClientFor(string) (*http.Client, error) { return nil, nil }
 func (p *Plugin) Describe(id string, v *api.MessageView) {
 	body, _ := p.host.Engine.Body(id)
 	v.Body, v.Charset = string(body), "UTF-8"
+	v.Fields = eventFields(body)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.messages[id]
@@ -264,6 +266,51 @@ func (p *Plugin) Describe(id string, v *api.MessageView) {
 		t := s.transmissions[n-1]
 		v.Details = append(v.Details, api.Detail{Label: "Transmission", Value: t.ID + " at " + t.Time}, api.Detail{Label: "Cert URL", Value: t.CertURL})
 	}
+}
+
+// eventFields are what a scenario may refer to in an event it sent
+// (${NAME.FIELD}): event_id, event_type, resource_id, status, custom_id,
+// amount, currency, and a refund's parent (the capture it refunds).
+func eventFields(body []byte) []api.FieldView {
+	var e struct {
+		ID        string `json:"id"`
+		EventType string `json:"event_type"`
+		Resource  struct {
+			ID       string `json:"id"`
+			Status   string `json:"status"`
+			CustomID string `json:"custom_id"`
+			Amount   struct {
+				Currency string `json:"currency_code"`
+				Value    string `json:"value"`
+			} `json:"amount"`
+			Links []struct {
+				Href string `json:"href"`
+				Rel  string `json:"rel"`
+			} `json:"links"`
+		} `json:"resource"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return nil
+	}
+	var out []api.FieldView
+	add := func(name, value string) {
+		if value != "" {
+			out = append(out, api.FieldView{Name: name, Value: value, Raw: value})
+		}
+	}
+	add("event_id", e.ID)
+	add("event_type", e.EventType)
+	add("resource_id", e.Resource.ID)
+	add("status", e.Resource.Status)
+	add("custom_id", e.Resource.CustomID)
+	add("amount", e.Resource.Amount.Value)
+	add("currency", e.Resource.Amount.Currency)
+	for _, l := range e.Resource.Links {
+		if l.Rel == "up" && strings.Contains(l.Href, "/captures/") {
+			add("parent", l.Href[strings.LastIndex(l.Href, "/")+1:])
+		}
+	}
+	return out
 }
 
 // Resend sends the same bytes again, signed anew; a simulator's mock
