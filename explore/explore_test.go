@@ -96,10 +96,11 @@ var _ = Describe("The model", func() {
 				case f.Trap == "forged" || f.Trap == "mock" || f.Trap == "foreign_cert":
 					Expect(o).To(Equal(explore.Outcome{}), "a refused trap credits nothing")
 					Expect(f.Name).To(Equal("webhook_capture"), "a refused trap's family is a capture alone")
-				case !sent["COMPLETED"]:
+				case !sent["COMPLETED"] && !sent["SALE"]:
 					Expect(o).To(Equal(explore.Outcome{}), "%s: nothing completed, nothing credited", f.Name)
-				case sent["REFUNDED"] || sent["REVERSED"]:
-					Expect(o).To(Equal(explore.Outcome{Effects: 2}), "%s: credited, then debited, in whatever order", f.Name)
+				case sent["REFUNDED"] || sent["SALE_REFUNDED"] || sent["REVERSED"] || sent["DISPUTE_LOST"]:
+					// A chargeback's reversal and lost dispute are one debit.
+					Expect(o).To(Equal(explore.Outcome{Effects: 2}), "%s: credited, then debited once, in whatever order", f.Name)
 				default:
 					Expect(o).To(Equal(explore.Outcome{Effects: 1, Net: f.Gross}), "%s: credited once", f.Name)
 				}

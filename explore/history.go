@@ -135,8 +135,11 @@ var paydoStates = [][]int{{2}, {5, 2}, {3, 2}, {4, 2}, {5}, {4}, {3}}
 var transferStates = [][]int{{2}, {3, 2}, {3}}
 
 // webhookLifecycles are the REST families the grammar draws: event types
-// of one capture in PayPal's order (a neighbour may be swapped on
-// delivery, as for IPN), or an order approved and never captured.
+// of one capture (or a subscription's sale) in PayPal's order (a
+// neighbour may be swapped on delivery, as for IPN), or an order approved
+// and never captured. DISPUTE_LOST and DISPUTE_WON are a dispute of the
+// capture resolved in the buyer's or the merchant's favour; a chargeback
+// is reported both as the capture's reversal and as a lost dispute.
 var webhookLifecycles = []struct {
 	name  string
 	steps []string
@@ -148,6 +151,11 @@ var webhookLifecycles = []struct {
 	{"capture_refund", []string{"COMPLETED", "REFUNDED"}, true},
 	{"capture_reversal", []string{"COMPLETED", "REVERSED"}, true},
 	{"order_approved", []string{"APPROVED"}, false},
+	{"sale", []string{"SALE"}, false},
+	{"sale_refund", []string{"SALE", "SALE_REFUNDED"}, true},
+	{"dispute_lost", []string{"COMPLETED", "DISPUTE_LOST"}, true},
+	{"dispute_won", []string{"COMPLETED", "DISPUTE_WON"}, true},
+	{"chargeback", []string{"COMPLETED", "REVERSED", "DISPUTE_LOST"}, true},
 }
 
 // webhookTraps are how a REST family's first event may be sent: as

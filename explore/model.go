@@ -215,12 +215,14 @@ func webhookOutcome(f Family, applied map[int]bool) Outcome {
 	for i, s := range f.Steps {
 		sent[s.Status] = sent[s.Status] || applied[i]
 	}
-	if refusedTrap(f.Trap) || !sent["COMPLETED"] {
+	if refusedTrap(f.Trap) || !(sent["COMPLETED"] || sent["SALE"]) {
 		return Outcome{}
 	}
 	o := Outcome{Effects: 1, Net: f.Gross}
-	for _, undo := range []string{"REFUNDED", "REVERSED"} {
-		if sent[undo] {
+	// A chargeback's reversal and its lost dispute are one debit; a
+	// dispute the merchant won is none.
+	for _, undo := range [][]string{{"REFUNDED"}, {"SALE_REFUNDED"}, {"REVERSED", "DISPUTE_LOST"}} {
+		if slices.ContainsFunc(undo, func(s string) bool { return sent[s] }) {
 			o.Effects++
 			o.Net -= f.Gross
 		}
@@ -243,19 +245,21 @@ func writeWebhookSend(b *strings.Builder, f Family, e Event, alias string, captu
 	}
 	firstSends[key] = alias
 	set := fmt.Sprintf("amount: %q, currency: USD, custom_id: \"${env.payer_email}\"", f.Gross.String())
+	more, child := webhookChild[step.Status]
+	set += more
 	switch ref := captureRef[e.Family]; {
 	case ref == "" || refusedTrap(f.Trap):
 		// A refused trap's every delivery is one (a mock event cannot
 		// be resent: the simulator sends another).
 		set += webhookTrapSet[f.Trap]
-	case step.Status == "REFUNDED":
+	case child:
 		set += fmt.Sprintf(", parent: %q", ref)
 	default:
 		set += fmt.Sprintf(", resource_id: %q", ref)
 	}
 	if captureRef[e.Family] == "" {
 		captureRef[e.Family] = fmt.Sprintf("${%s.txn_id}", alias)
-		if step.Status == "REFUNDED" {
+		if child {
 			captureRef[e.Family] = fmt.Sprintf("${%s.parent}", alias)
 		}
 	}
@@ -268,7 +272,13 @@ func writeWebhookSend(b *strings.Builder, f Family, e Event, alias string, captu
 }
 
 // webhookKinds are the event types a REST family's steps send.
-var webhookKinds = map[string]string{"APPROVED": "CHECKOUT.ORDER.APPROVED"}
+var webhookKinds = map[string]string{"APPROVED": "CHECKOUT.ORDER.APPROVED", "SALE": "PAYMENT.SALE.COMPLETED",
+	"SALE_REFUNDED": "PAYMENT.SALE.REFUNDED", "DISPUTE_LOST": "CUSTOMER.DISPUTE.RESOLVED", "DISPUTE_WON": "CUSTOMER.DISPUTE.RESOLVED"}
+
+// webhookChild are the steps that name their capture (or sale) as their
+// parent, not as their own resource, and what else they set.
+var webhookChild = map[string]string{"REFUNDED": "", "SALE_REFUNDED": "", "DISPUTE_LOST": ", outcome: RESOLVED_BUYER_FAVOUR",
+	"DISPUTE_WON": ", outcome: RESOLVED_SELLER_FAVOUR"}
 
 func webhookKind(status string) string {
 	if k, ok := webhookKinds[status]; ok {

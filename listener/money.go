@@ -9,6 +9,10 @@ import (
 
 // Amounts: cents in the ledger, strings with two decimals on the wire.
 
+// Cents reads an amount such as "19.95", "-4.00", "25" or "" (zero) as
+// the ledger keeps it.
+func Cents(s string) (int64, error) { return cents(s) }
+
 // cents reads an amount such as "19.95", "-4.00", "25" or "" (zero).
 func cents(s string) (int64, error) {
 	if s == "" {

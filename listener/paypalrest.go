@@ -42,13 +42,49 @@ type WebhookEvent struct {
 			Href string `json:"href"`
 			Rel  string `json:"rel"`
 		} `json:"links"`
+		// A v1 sale's and its refund's (PAYMENT.SALE.*): state, custom,
+		// and the refunded sale.
+		State  string `json:"state"`
+		Custom string `json:"custom"`
+		SaleID string `json:"sale_id"`
+		// A dispute's (CUSTOMER.DISPUTE.*).
+		DisputeID            string `json:"dispute_id"`
+		DisputedTransactions []struct {
+			SellerTransactionID string `json:"seller_transaction_id"`
+		} `json:"disputed_transactions"`
+		DisputeAmount  *Money `json:"dispute_amount"`
+		DisputeOutcome *struct {
+			OutcomeCode string `json:"outcome_code"`
+		} `json:"dispute_outcome"`
 	} `json:"resource"`
 }
 
-// Money is an amount as PayPal's REST API writes it.
+// Money is an amount as PayPal's REST API writes it: v2's currency_code
+// and value, or v1's currency and total.
 type Money struct {
-	Currency string `json:"currency_code"`
-	Value    string `json:"value"`
+	Currency   string `json:"currency_code"`
+	Value      string `json:"value"`
+	CurrencyV1 string `json:"currency"`
+	Total      string `json:"total"`
+}
+
+// normalize reads v1 sales and disputes in the captures' words: the
+// amount's value and currency, custom_id, an upper-case status, the
+// dispute's id as the resource's.
+func (e *WebhookEvent) normalize() {
+	r := &e.Resource
+	if r.Amount != nil && r.Amount.Value == "" {
+		r.Amount.Value, r.Amount.Currency = r.Amount.Total, r.Amount.CurrencyV1
+	}
+	if r.CustomID == "" {
+		r.CustomID = r.Custom
+	}
+	if r.Status == "" && r.State != "" {
+		r.Status = strings.ToUpper(r.State)
+	}
+	if r.ID == "" {
+		r.ID = r.DisputeID
+	}
 }
 
 // parseREST reads an event body, naming what is wrong with a bad one.
@@ -69,15 +105,24 @@ func parseREST(body []byte) (WebhookEvent, error) {
 	if e.ID == "" || e.EventType == "" {
 		return e, errors.New("an event without id or event_type")
 	}
+	e.normalize()
 	return e, nil
 }
 
-// Parent is a refund's capture: the last part of its "up" link.
+// Parent is what an event's resource belongs to: a refund's capture (the
+// last part of its "up" link), a sale refund's sale, a dispute's
+// disputed capture.
 func (e *WebhookEvent) Parent() string {
 	for _, l := range e.Resource.Links {
 		if l.Rel == "up" && strings.Contains(l.Href, "/captures/") {
 			return l.Href[strings.LastIndex(l.Href, "/")+1:]
 		}
+	}
+	if e.Resource.SaleID != "" {
+		return e.Resource.SaleID
+	}
+	if t := e.Resource.DisputedTransactions; len(t) > 0 {
+		return t[0].SellerTransactionID
 	}
 	return ""
 }
@@ -89,6 +134,16 @@ const (
 	restDenied    = "PAYMENT.CAPTURE.DENIED"
 	restRefunded  = "PAYMENT.CAPTURE.REFUNDED"
 	restReversed  = "PAYMENT.CAPTURE.REVERSED"
+)
+
+// v1 sales (a subscription's payments) and disputes.
+const (
+	saleCompleted   = "PAYMENT.SALE.COMPLETED"
+	saleRefunded    = "PAYMENT.SALE.REFUNDED"
+	saleReversed    = "PAYMENT.SALE.REVERSED"
+	disputeResolved = "CUSTOMER.DISPUTE.RESOLVED"
+	// buyerFavour is the outcome of a dispute the merchant lost.
+	buyerFavour = "RESOLVED_BUYER_FAVOUR"
 )
 
 // restRank orders a capture's statuses, so that a late event never takes
@@ -152,7 +207,7 @@ func restKeys(body []byte) []string {
 	if err != nil || e.Resource.ID == "" {
 		return nil
 	}
-	if p := e.Parent(); p != "" && e.EventType == restRefunded {
+	if p := e.Parent(); p != "" && p != e.Resource.ID {
 		return []string{e.Resource.ID, p}
 	}
 	return []string{e.Resource.ID}
@@ -162,10 +217,14 @@ func restKeys(body []byte) []string {
 func (d *Delivery) applyPayPalREST() error {
 	e := d.Webhook
 	switch e.EventType {
-	case restCompleted, restPending, restDenied, restReversed:
+	case restCompleted, restPending, restDenied, restReversed, saleCompleted, saleReversed:
 		return d.applyCapture(e)
-	case restRefunded:
+	case restRefunded, saleRefunded:
 		return d.applyRESTRefund(e)
+	case disputeResolved:
+		return d.applyDispute(e)
+	case "CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.UPDATED":
+		return d.Log(d.Txn, d.Kind, d.Status, "recorded", "a dispute of "+e.Parent()+": nothing moves until it is resolved")
 	case "CHECKOUT.ORDER.APPROVED":
 		return d.Log(d.Txn, d.Kind, d.Status, "recorded", "an approved order is not paid: the capture's COMPLETED is")
 	}
@@ -284,6 +343,30 @@ func (d *Delivery) completeReversed(t store.Txn, e *WebhookEvent) error {
 		return err
 	}
 	return d.Log(id, d.Kind, "COMPLETED", "credited and debited", detail+", and debited again: the capture was reversed before its COMPLETED came")
+}
+
+// applyDispute applies a resolved dispute: one the merchant lost debits
+// its amount from the disputed capture as its reversal does, under the
+// same key, so that a chargeback PayPal also reports as
+// PAYMENT.CAPTURE.REVERSED debits once; one the merchant won (or the buyer
+// cancelled) moves nothing.
+func (d *Delivery) applyDispute(e *WebhookEvent) error {
+	r := e.Resource
+	outcome := ""
+	if r.DisputeOutcome != nil {
+		outcome = r.DisputeOutcome.OutcomeCode
+	}
+	capture := e.Parent()
+	if outcome != buyerFavour {
+		return d.Log(d.Txn, d.Kind, d.Status, "recorded", fmt.Sprintf("dispute of %s resolved %s: nothing to debit", capture, outcome))
+	}
+	if capture == "" || r.DisputeAmount == nil {
+		return d.Log(d.Txn, d.Kind, d.Status, "ignored", "a lost dispute without its disputed transaction or amount")
+	}
+	lost := *e
+	lost.ResourceType = "capture"
+	lost.Resource.ID, lost.Resource.Status, lost.Resource.Amount = capture, "REVERSED", r.DisputeAmount
+	return d.applyCapture(&lost)
 }
 
 // restEntry adds a ledger entry for t's customer, once per (txn, status).

@@ -233,6 +233,30 @@ var _ = Describe("PayPal REST webhooks", func() {
 		Expect(r.balance("USD")).To(Equal("0.00"))
 	})
 
+	It("credits a subscription's sale once and debits its refund, and debits a lost dispute once, with or without the reversal of the same chargeback", func() {
+		r := newRESTRig()
+		sale := r.send(paypalrest.SendRequest{EventType: "PAYMENT.SALE.COMPLETED", Subscription: "I-LISTENERSPEC1", Copies: 2})
+		Expect(r.txn(listener.PayPalREST, sale).Net).To(Equal(map[string]string{"USD": "25.00"}))
+		r.send(paypalrest.SendRequest{EventType: "PAYMENT.SALE.REFUNDED", Parent: sale})
+		t := r.txn(listener.PayPalREST, sale)
+		Expect(t.Effects).To(HaveLen(2))
+		Expect(t.Net).To(Equal(map[string]string{"USD": "0.00"}))
+
+		won := r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.COMPLETED"})
+		r.send(paypalrest.SendRequest{EventType: "CUSTOMER.DISPUTE.CREATED", Parent: won})
+		r.send(paypalrest.SendRequest{EventType: "CUSTOMER.DISPUTE.RESOLVED", Parent: won, Outcome: "RESOLVED_SELLER_FAVOUR"})
+		Expect(r.txn(listener.PayPalREST, won).Net).To(Equal(map[string]string{"USD": "25.00"}), "a dispute the merchant won debits nothing")
+
+		lost := r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.COMPLETED"})
+		r.send(paypalrest.SendRequest{EventType: "CUSTOMER.DISPUTE.RESOLVED", Parent: lost})
+		Expect(r.txn(listener.PayPalREST, lost).Effects).To(HaveLen(2))
+		r.send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.REVERSED", ResourceID: lost})
+		t = r.txn(listener.PayPalREST, lost)
+		Expect(t.Effects).To(HaveLen(2), "the chargeback's reversal and the lost dispute debit once")
+		Expect(t.Net).To(Equal(map[string]string{"USD": "0.00"}))
+		Expect(r.balance("USD")).To(Equal("25.00"), "the won dispute's capture alone")
+	})
+
 	It("refuses REST webhooks when no webhook id is configured", func() {
 		r := newRESTRig(func(c *listener.Config) { c.PayPalREST.WebhookID = "" })
 		views, err := r.rest.Send(paypalrest.SendRequest{EventType: "PAYMENT.CAPTURE.COMPLETED", NotifyURL: r.restURL()})

@@ -12,6 +12,7 @@
 package paypalrest
 
 import (
+	"cmp"
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
@@ -270,7 +271,8 @@ func (p *Plugin) Describe(id string, v *api.MessageView) {
 
 // eventFields are what a scenario may refer to in an event it sent
 // (${NAME.FIELD}): event_id, event_type, resource_id, status, custom_id,
-// amount, currency, and a refund's parent (the capture it refunds).
+// amount, currency, and parent: the capture a refund refunds or a
+// dispute disputes, the sale a sale's refund refunds.
 func eventFields(body []byte) []api.FieldView {
 	var e struct {
 		ID        string `json:"id"`
@@ -287,6 +289,11 @@ func eventFields(body []byte) []api.FieldView {
 				Href string `json:"href"`
 				Rel  string `json:"rel"`
 			} `json:"links"`
+			SaleID    string `json:"sale_id"`
+			DisputeID string `json:"dispute_id"`
+			Disputed  []struct {
+				Capture string `json:"seller_transaction_id"`
+			} `json:"disputed_transactions"`
 		} `json:"resource"`
 	}
 	if json.Unmarshal(body, &e) != nil {
@@ -300,7 +307,7 @@ func eventFields(body []byte) []api.FieldView {
 	}
 	add("event_id", e.ID)
 	add("event_type", e.EventType)
-	add("resource_id", e.Resource.ID)
+	add("resource_id", cmp.Or(e.Resource.ID, e.Resource.DisputeID))
 	add("status", e.Resource.Status)
 	add("custom_id", e.Resource.CustomID)
 	add("amount", e.Resource.Amount.Value)
@@ -309,6 +316,10 @@ func eventFields(body []byte) []api.FieldView {
 		if l.Rel == "up" && strings.Contains(l.Href, "/captures/") {
 			add("parent", l.Href[strings.LastIndex(l.Href, "/")+1:])
 		}
+	}
+	add("parent", e.Resource.SaleID)
+	if len(e.Resource.Disputed) > 0 {
+		add("parent", e.Resource.Disputed[0].Capture)
 	}
 	return out
 }

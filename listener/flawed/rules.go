@@ -58,7 +58,12 @@ func child(d *listener.Delivery) string {
 
 // known reads d's transaction: ok false when the listener has none yet.
 func known(d *listener.Delivery, provider string) (store.Txn, bool, error) {
-	t, err := d.Tx.Txn(provider, d.Txn)
+	return knownTxn(d, provider, d.Txn)
+}
+
+// knownTxn reads transaction id: ok false when the listener has none yet.
+func knownTxn(d *listener.Delivery, provider, id string) (store.Txn, bool, error) {
+	t, err := d.Tx.Txn(provider, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return t, false, nil
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/mutants"
+	"github.com/ipnlab/ipnlab/listener/store"
 	"github.com/ipnlab/ipnlab/orderedjson"
 )
 
@@ -57,6 +58,20 @@ var webhookRules = map[mutants.Name]func(*env, listener.Rules) listener.Rules{
 		return next.Apply(d)
 	}),
 	mutants.WebhookIgnoreRefunds: ignoringEvent("PAYMENT.CAPTURE.REFUNDED", nil),
+	mutants.WebhookIgnoreDispute: ignoringEvent("CUSTOMER.DISPUTE.RESOLVED", nil),
+	mutants.WebhookIgnoreSales: decorate(func(d *listener.Delivery, next listener.Rules) error {
+		if e := d.Webhook; e != nil && strings.HasPrefix(e.EventType, "PAYMENT.SALE.") {
+			return d.Log(d.Txn, d.Kind, d.Status, "ignored", e.EventType+": not handled (captures only)")
+		}
+		return next.Apply(d)
+	}),
+	mutants.WebhookAnyDispute: decorate(func(d *listener.Delivery, next listener.Rules) error {
+		if e := d.Webhook; e != nil && e.EventType == "CUSTOMER.DISPUTE.RESOLVED" && e.Resource.DisputeOutcome != nil {
+			e.Resource.DisputeOutcome.OutcomeCode = "RESOLVED_BUYER_FAVOUR" // the outcome never read
+		}
+		return next.Apply(d)
+	}),
+	mutants.WebhookDisputeAgain:  decorate(debitDispute),
 	mutants.WebhookIgnoreReverse: ignoringEvent("PAYMENT.CAPTURE.REVERSED", nil),
 	mutants.WebhookDropEarly: ignoringEvent("PAYMENT.CAPTURE.REFUNDED", func(d *listener.Delivery) (bool, error) {
 		credited, err := d.Tx.HasEntry(listener.PayPalREST, d.Webhook.Parent(), "COMPLETED")
@@ -123,7 +138,8 @@ func (a acceptingMock) VerifyWebhook(ctx context.Context, h http.Header, body []
 // handledWebhooks are the event types the reference rules act on.
 var handledWebhooks = map[string]bool{
 	"PAYMENT.CAPTURE.COMPLETED": true, "PAYMENT.CAPTURE.PENDING": true, "PAYMENT.CAPTURE.DENIED": true,
-	"PAYMENT.CAPTURE.REFUNDED": true, "PAYMENT.CAPTURE.REVERSED": true,
+	"PAYMENT.CAPTURE.REFUNDED": true, "PAYMENT.CAPTURE.REVERSED": true, "PAYMENT.SALE.COMPLETED": true,
+	"PAYMENT.SALE.REFUNDED": true, "PAYMENT.SALE.REVERSED": true, "CUSTOMER.DISPUTE.RESOLVED": true,
 }
 
 // rejectUnknownWebhooks answers 400 to a webhook of a type the rules do
@@ -271,4 +287,27 @@ func signedBy(cert *x509.Certificate, signed, sig string) error {
 		return fmt.Errorf("%w: the signature does not verify", listener.ErrNotGenuine)
 	}
 	return nil
+}
+
+// debitDispute debits a lost dispute under its own id: a chargeback
+// PayPal also reports as PAYMENT.CAPTURE.REVERSED is then debited twice.
+func debitDispute(d *listener.Delivery, next listener.Rules) error {
+	e := d.Webhook
+	if e == nil || e.EventType != "CUSTOMER.DISPUTE.RESOLVED" || e.Resource.DisputeOutcome == nil ||
+		e.Resource.DisputeOutcome.OutcomeCode != "RESOLVED_BUYER_FAVOUR" || e.Resource.DisputeAmount == nil {
+		return next.Apply(d)
+	}
+	capture, seen, err := knownTxn(d, listener.PayPalREST, e.Parent())
+	if err != nil {
+		return err
+	}
+	amount, perr := listener.Cents(e.Resource.DisputeAmount.Value)
+	if !seen || capture.Customer == "" || perr != nil {
+		return next.Apply(d)
+	}
+	if _, err := d.Tx.AddEntry(store.Entry{Provider: listener.PayPalREST, TxnID: e.Resource.ID, Status: "LOST", Customer: capture.Customer,
+		Amount: -amount, Currency: capture.Currency, ParentID: capture.TxnID, InboxID: d.Item.ID, At: d.At}); err != nil {
+		return err
+	}
+	return d.Log(d.Txn, d.Kind, d.Status, "debited", "the lost dispute, as a debit of its own")
 }

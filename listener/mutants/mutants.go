@@ -57,12 +57,17 @@ const (
 	WebhookImplicit2xx   Name = "webhook-implicit-2xx"
 	WebhookEventIDAsID   Name = "webhook-event-id-as-webhook-id"
 	WebhookCRC32Hex      Name = "webhook-crc32-hex"
+	WebhookIgnoreSales   Name = "webhook-ignore-sales"
+	WebhookIgnoreDispute Name = "webhook-ignore-lost-disputes"
+	WebhookAnyDispute    Name = "webhook-debit-every-dispute"
+	WebhookDisputeAgain  Name = "webhook-dispute-debits-again"
 )
 
 // crediting are the PW- checks that need a genuine event verified and
 // credited: a listener that verifies nothing right fails each of them.
-var crediting = []string{"PW-CERT-OUTAGE", "PW-CERT-ROTATION", "PW-CREDIT-ONCE", "PW-DUPLICATE", "PW-OUT-OF-ORDER-REFUND",
-	"PW-PENDING", "PW-REFUND", "PW-REVERSAL", "PW-VERIFY-RAW-BYTES"}
+var crediting = []string{"PW-CERT-OUTAGE", "PW-CERT-ROTATION", "PW-CREDIT-ONCE", "PW-DISPUTE-AND-REVERSAL", "PW-DISPUTE-LOST",
+	"PW-DISPUTE-WON", "PW-DUPLICATE", "PW-OUT-OF-ORDER-REFUND", "PW-PENDING", "PW-REFUND", "PW-REVERSAL",
+	"PW-SUBSCRIPTION-PAYMENT", "PW-VERIFY-RAW-BYTES"}
 
 // Mutant is one deliberate bug.
 type Mutant struct {
@@ -119,7 +124,7 @@ var all = []entry{
 	{DuplicateRefunds, "checks duplicates of payments, not of refunds",
 		"a resent refund debits the customer again: found by ipnlab explore, which the catalog passed before PP-DUPLICATE-REFUND", []string{"PP-DUPLICATE-REFUND"}},
 	{NoDuplicateCheck, "credits every delivery it receives",
-		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES", "PP-COMPLETED-AFTER-LATE-PENDING", "PW-DUPLICATE"}},
+		"each PayPal resend credits the customer again", []string{"PP-DUPLICATE-RESEND", "PP-CONCURRENT-COPIES", "PP-COMPLETED-AFTER-LATE-PENDING", "PW-DUPLICATE", "PW-SUBSCRIPTION-PAYMENT"}},
 	{DedupeByTxn, "checks duplicates by txn_id alone",
 		"the Completed message of a Pending payment is taken for a duplicate: it is never credited (and a Denied or Failed one is never recorded)", []string{"PP-PENDING-ECHECK", "PP-PENDING-MULTI-CURRENCY", "PP-PENDING-REVIEW", "PP-FRAUD-ACCEPTED", "PP-COMPLETED-AFTER-LATE-PENDING", "PP-RECORD-FINAL-STATUS"}},
 	{DedupeByLastStatus, "takes a message for a duplicate only when its status is the transaction's latest, and records a late Pending as the latest",
@@ -137,7 +142,7 @@ var all = []entry{
 	{CreditOwnMassPay, "credits the receivers of the merchant's own Mass Pay",
 		"every payout tops up the account of the person it paid: the operator pays twice", []string{"PP-MASSPAY-ITEMS"}},
 	{RacyDuplicates, "checks for a duplicate, then credits, in two steps without a unique constraint",
-		"concurrent copies (PayPal's retries racing a slow ack) credit twice", []string{"PP-CONCURRENT-COPIES", "PW-DUPLICATE"}},
+		"concurrent copies (PayPal's retries racing a slow ack) credit twice", []string{"PP-CONCURRENT-COPIES", "PW-DUPLICATE", "PW-SUBSCRIPTION-PAYMENT"}},
 	{UTF8Names, "decodes windows-1252 names as UTF-8 in what it stores",
 		"customer names are mangled (J\uFFFDrg) in records and receipts", []string{"PP-CHARSET-NAME"}},
 	{PaydoNoAllowlist, "applies PayDo notifications from any address",
@@ -174,6 +179,14 @@ var all = []entry{
 		"no genuine event ever verifies: every payment is lost (and the verify API, asked so, answers FAILURE)", crediting},
 	{WebhookCRC32Hex, "writes the body's CRC32 in hexadecimal in the signed string, where PayPal writes it as an unsigned decimal",
 		"no genuine event ever verifies: every payment is lost", crediting},
+	{WebhookIgnoreSales, "handles captures only, not v1 sales (PAYMENT.SALE.*)",
+		"a subscription's payments come as sales: no subscriber is ever credited", []string{"PW-SUBSCRIPTION-PAYMENT"}},
+	{WebhookIgnoreDispute, "ignores CUSTOMER.DISPUTE.RESOLVED",
+		"a dispute the merchant lost leaves the customer credited", []string{"PW-DISPUTE-LOST"}},
+	{WebhookAnyDispute, "debits every resolved dispute, whatever its outcome",
+		"a dispute the merchant won takes the customer's money all the same", []string{"PW-DISPUTE-WON"}},
+	{WebhookDisputeAgain, "debits a lost dispute as a debit of its own, beside the capture's reversal",
+		"PayPal reports a chargeback both ways (the reversal and the dispute): the customer is debited twice", []string{"PW-DISPUTE-AND-REVERSAL"}},
 }
 
 // All lists the mutants, by name.

@@ -40,6 +40,7 @@ var seams = map[Name]string{
 	WebhookAcceptMock: SeamWebhookVerifier, WebhookCreditPending: SeamRules, WebhookFulfilOrder: SeamRules,
 	WebhookIgnoreRefunds: SeamRules, WebhookDropEarly: SeamRules, WebhookIgnoreReverse: SeamRules,
 	WebhookEventIDAsID: SeamWebhookVerifier, WebhookCRC32Hex: SeamWebhookVerifier,
+	WebhookIgnoreSales: SeamRules, WebhookIgnoreDispute: SeamRules, WebhookAnyDispute: SeamRules, WebhookDisputeAgain: SeamRules,
 	WebhookAnyCertURL: SeamWebhookVerifier, WebhookCertOnce: SeamWebhookVerifier, WebhookImplicit2xx: SeamWebhookVerifier,
 	NoDuplicateCheck: SeamStore, RacyDuplicates: SeamStore,
 }

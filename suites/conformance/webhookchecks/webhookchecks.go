@@ -36,7 +36,8 @@ const (
 	srcDelivery = "PayPal, Webhooks: delivery is retried until a 2xx, up to 25 times over 3 days"
 	srcVerify   = "PayPal, Verify webhook signatures: the CRC32 of the raw event body, the transmission id and time and the webhook id, signed with SHA256withRSA"
 	srcSim      = "PayPal, Webhooks simulator: mock events are signed for WEBHOOK_ID and cannot be verified by the API"
-	srcEvents   = "PayPal, Webhook event names: PAYMENT.CAPTURE.* and CHECKOUT.ORDER.APPROVED, and the Orders v2 flow (approve, then capture)"
+	srcEvents   = "PayPal, Webhook event names: PAYMENT.CAPTURE.*, PAYMENT.SALE.* (subscriptions' payments) and CHECKOUT.ORDER.APPROVED, and the Orders v2 flow (approve, then capture)"
+	srcDisputes = "PayPal, Disputes API (customer_disputes_v1: dispute_outcome.outcome_code, disputed_transactions) and the CUSTOMER.DISPUTE.* events"
 )
 
 var checks = []check{
@@ -66,6 +67,14 @@ var checks = []check{
 		"webhook-cert-rotation", conformance.Business, []string{"ledger", "verification"}, true},
 	{"PW-CERT-OUTAGE", "A webhook listener MUST get an event verified when PayPal's certificate cannot be fetched for a moment: by its own retry, or by answering non-2xx so that PayPal resends.", srcDelivery,
 		"webhook-cert-outage", conformance.Business, []string{"ledger", "verification", "outage"}, true},
+	{"PW-SUBSCRIPTION-PAYMENT", "A webhook listener MUST credit a subscription's payment, a v1 sale (PAYMENT.SALE.COMPLETED), once, and MUST debit its refund.", srcEvents,
+		"webhook-subscription-payment", conformance.Business, []string{"ledger", "subscription"}, false},
+	{"PW-DISPUTE-LOST", "A webhook listener MUST debit the disputed capture when a dispute is resolved in the buyer's favour.", srcDisputes,
+		"webhook-dispute-lost", conformance.Business, []string{"ledger", "dispute"}, false},
+	{"PW-DISPUTE-WON", "A webhook listener MUST NOT debit anything for a dispute resolved in the merchant's favour.", srcDisputes,
+		"webhook-dispute-won", conformance.Business, []string{"ledger", "dispute"}, false},
+	{"PW-DISPUTE-AND-REVERSAL", "A webhook listener MUST debit a chargeback once when PayPal reports it both as the capture's reversal and as a lost dispute.", srcDisputes,
+		"webhook-dispute-and-reversal", conformance.Business, []string{"ledger", "dispute", "chargeback"}, false},
 	{"PW-MOCK-NOT-ACTED-ON", "A webhook listener configured for its webhook MUST NOT act on a mock event of the webhooks simulator (signed for WEBHOOK_ID).", srcSim,
 		"webhook-mock", conformance.Business, []string{"ledger", "verification"}, false},
 }
