@@ -135,7 +135,7 @@ func (e *Emulator) plugProviders(extra []Factory) error {
 			e.bus.Publish(typ, at, provider, id, data)
 		},
 		Seed: e.cfg.Seed, View: e.View, Metrics: e.metrics.Registerer(), Schedule: e.schedule,
-		DrawSeed: e.drawSeed, WaitIdle: e.WaitIdle, TLS: e.cfg.TLS, Allow: e.cfg.Allow,
+		DrawSeed: e.drawSeed, WaitIdle: e.WaitIdle, TLS: e.cfg.TLS, Allow: e.cfg.Allow, Account: e.cfg.Account,
 	}
 	// PayPal and PayDo are made like any plug-in; the emulator keeps them
 	// typed for its Go API (SendPayPal, PayPal, SendPayDo, PayDo...).
@@ -290,6 +290,17 @@ func (e *Emulator) postProviderMessages(w http.ResponseWriter, r *http.Request) 
 func (e *Emulator) listProviders(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"providers": e.ProviderInfos()})
 	return nil
+}
+
+// Claims reports whether a provider of this emulator claims r, a public
+// request with credentials of the provider's own (plugin.Claimer).
+func (e *Emulator) Claims(r *http.Request) bool {
+	for _, p := range e.providers {
+		if c, ok := p.(plugin.Claimer); ok && c.Claims(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Provider returns the provider named name.

@@ -32,7 +32,7 @@ const tokenTTL = 9 * time.Hour
 // bearer token.
 func (p *Plugin) token(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
-	if !ok || id != p.settings.ClientID || secret != p.settings.Secret {
+	if !ok || id != p.app.ClientID || secret != p.app.Secret {
 		apiFailure(w, http.StatusUnauthorized, "invalid_client", "Client Authentication failed")
 		return
 	}

@@ -75,6 +75,7 @@ const (
 	kindSigner  = "paypalrest.signer"
 	kindWebhook = "paypalrest.webhook"
 	kindMessage = "paypalrest.message"
+	kindApp     = "paypalrest.app"
 )
 
 // Webhook is a subscription: where events of its types go, signed for its
@@ -123,6 +124,9 @@ type transmission struct {
 type Plugin struct {
 	host     plugin.Host
 	settings Settings
+	// app is the app's credentials: the settings', or in a sandbox
+	// account, the account's own (see Credentials).
+	app Credentials
 	// verifications counts the verify API's answers, by status.
 	verifications *prometheus.CounterVec
 
@@ -144,7 +148,14 @@ func Factory(s Settings) plugin.Factory {
 		s.ClientID, s.Secret = DefaultClientID, DefaultSecret
 	}
 	return func(h plugin.Host) (plugin.Provider, error) {
-		p := &Plugin{host: h, settings: s, messages: map[string]*sent{}, events: map[string][]string{}, tokens: map[string]time.Time{}}
+		p := &Plugin{host: h, settings: s, messages: map[string]*sent{}, events: map[string][]string{}, tokens: map[string]time.Time{},
+			app: Credentials{ClientID: s.ClientID, Secret: s.Secret}}
+		if h.Account != "" && s.ClientID == DefaultClientID {
+			// A sandbox routes an app's OAuth calls by its client id:
+			// each account's app is its own, its secret drawn (and
+			// journaled by Restore).
+			p.app = Credentials{ClientID: "ipnlab-" + h.Account, Secret: randomHex(16)}
+		}
 		p.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ipnlab_paypalrest_verifications_total", Help: "Calls to PayPal REST's verify API, by the status answered (SUCCESS, FAILURE).",
 		}, []string{"status"})
@@ -205,6 +216,10 @@ func (p *Plugin) Routes() []plugin.Route {
 		{Method: "POST", Pattern: "/v1/notifications/simulate-event", Handler: p.authorized(p.simulateEvent), Public: true},
 		plugin.APIRoute("POST", "/api/v1/paypalrest/events", plugin.Sending(p.Send)),
 		plugin.APIRoute("POST", "/api/v1/paypalrest/rotate", p.postRotate),
+		plugin.APIRoute("GET", "/api/v1/paypalrest/credentials", func(w http.ResponseWriter, _ *http.Request) error {
+			plugin.WriteJSON(w, http.StatusOK, p.app)
+			return nil
+		}),
 	}
 }
 
@@ -217,7 +232,12 @@ func (p *Plugin) Restore() (plugin.RestoredCounts, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	app := false
 	err := errors.Join(
+		j.Scan(kindApp, func(_ string, v []byte) error {
+			app = true
+			return json.Unmarshal(v, &p.app)
+		}),
 		j.Scan(kindSigner, func(_ string, v []byte) error {
 			s, err := loadSigner(v)
 			if err == nil {
@@ -239,12 +259,53 @@ func (p *Plugin) Restore() (plugin.RestoredCounts, error) {
 			return err
 		}),
 	)
+	if err == nil && !app && p.host.Account != "" {
+		// The account's app, kept from its first start on.
+		var raw []byte
+		if raw, err = json.Marshal(p.app); err == nil {
+			err = j.Write(journal.Entry{Kind: kindApp, Key: "credentials", Value: raw})
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", Provider, err)
 	}
 	// Journal keys are scanned in key order: the current signer is the
 	// one journaled last, its key the latest sequence.
 	return plugin.NonZero(plugin.RestoredCounts{"messages": len(p.messages), "webhooks": len(p.webhooks), "signers": len(p.signers)}), nil
+}
+
+// Credentials are an app's, for its OAuth token.
+type Credentials struct {
+	ClientID string `json:"client_id"`
+	Secret   string `json:"secret"`
+}
+
+// Credentials are the app's: Settings' (ipnlab's defaults), or in a
+// sandbox account the account's own, drawn at its first start
+// (GET /api/v1/paypalrest/credentials, with the account's API token).
+func (p *Plugin) Credentials() Credentials { return p.app }
+
+// Claims reports whether r, a call of PayPal's API with no account's API
+// token, is this app's (plugin.Claimer): a token request with its client
+// id, a call with one of its OAuth tokens, a fetch of one of its
+// certificates.
+func (p *Plugin) Claims(r *http.Request) bool {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/v1/notifications/certs/"); ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return slices.ContainsFunc(p.signers, func(s *signer) bool { return s.Name == name })
+	}
+	if id, _, ok := r.BasicAuth(); ok {
+		return r.URL.Path == "/v1/oauth2/token" && id == p.app.ClientID
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !strings.HasPrefix(r.URL.Path, "/v1/") {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, known := p.tokens[tok]
+	return known
 }
 
 // ClientFor: the emulator's client.

@@ -547,7 +547,7 @@ var _ = Describe("The REST provider's part of the OpenAPI document", func() {
 			}
 		}
 		Expect(documented).To(ConsistOf(served))
-		Expect(served).To(HaveLen(16))
+		Expect(served).To(HaveLen(17))
 	})
 })
 
@@ -741,5 +741,40 @@ var _ = Describe("What a scenario sends to catch a listener's bugs", func() {
 		r.send("PAYMENT.CAPTURE.COMPLETED", 9)
 		_, verdicts := r.deliveries()
 		Expect(verdicts).To(Equal([]string{"ok"}))
+	})
+})
+
+var _ = Describe("An app in a sandbox account", func() {
+	It("has credentials of its own, drawn once and kept across restarts, and claims only its own calls", func() {
+		path := filepath.Join(GinkgoT().TempDir(), "j.db")
+		start := func() (*emulator.Emulator, journal.Journal) {
+			j, err := sqlitejournal.Open(path)
+			Expect(err).NotTo(HaveOccurred())
+			emu, err := emulator.New(emulator.Config{Clock: clock.NewManual(t0), Seed: 7, Account: "acct-1", Journal: j,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Providers: []emulator.Factory{paypalrest.Factory(paypalrest.Settings{})}})
+			Expect(err).NotTo(HaveOccurred())
+			return emu, j
+		}
+		emu, j := start()
+		p, _ := emu.Provider(paypalrest.Provider)
+		first := p.(*paypalrest.Plugin).Credentials()
+		Expect(first.ClientID).To(Equal("ipnlab-acct-1"))
+		Expect(first.Secret).NotTo(Equal(paypalrest.DefaultSecret))
+
+		mine := httptest.NewRequest("POST", "/v1/oauth2/token", nil)
+		mine.SetBasicAuth(first.ClientID, first.Secret)
+		other := httptest.NewRequest("POST", "/v1/oauth2/token", nil)
+		other.SetBasicAuth(paypalrest.DefaultClientID, paypalrest.DefaultSecret)
+		Expect(emu.Claims(mine)).To(BeTrue())
+		Expect(emu.Claims(other)).To(BeFalse())
+		Expect(emu.Claims(httptest.NewRequest("GET", "/v1/notifications/certs/CERT-nobodys", nil))).To(BeFalse())
+
+		Expect(emu.Shutdown(context.Background())).To(Succeed())
+		Expect(j.Close()).To(Succeed())
+		emu, j = start()
+		p, _ = emu.Provider(paypalrest.Provider)
+		Expect(p.(*paypalrest.Plugin).Credentials()).To(Equal(first), "kept across a restart")
+		Expect(emu.Shutdown(context.Background())).To(Succeed())
+		Expect(j.Close()).To(Succeed())
 	})
 })

@@ -114,6 +114,19 @@ type Host struct {
 	// roots HTTPS deliveries trust, and the allowlist of targets.
 	TLS   *tls.Config
 	Allow *delivery.Allowlist
+	// Account names the sandbox account the emulator is in ("" when it
+	// is in none): a provider whose public requests carry credentials of
+	// its own makes them per account (see Claimer).
+	Account string
+}
+
+// Claimer is a provider whose public routes are called with credentials
+// of its own, not the account's API token (an OAuth token, an app's
+// client id, a certificate's name): a team sandbox, which routes by the
+// API token, asks every account's providers which one claims such a
+// request, and hands it to that account when exactly one does.
+type Claimer interface {
+	Claims(r *http.Request) bool
 }
 
 // Route is one HTTP route of a provider.
