@@ -23,10 +23,22 @@ const (
 	ClockAdvanced = "clock.advanced"   // a manual clock moved
 	Profile       = "profile.changed"  // IPN settings changed
 	PayDoLookup   = "paydo.lookup"     // a listener looked a PayDo transaction up
+	// Note is a provider's own line (its data a NoteData): what a
+	// listener asked of it, as PayPal REST's verify API and certificate
+	// fetches; a tail prints it as it comes.
+	Note = "provider.note"
 )
 
+// NoteData is a Note's data.
+type NoteData struct {
+	Text string `json:"text"`
+	// Bad marks what went wrong for the listener (a FAILURE, a fetch
+	// answered 503).
+	Bad bool `json:"bad,omitempty"`
+}
+
 // Types lists every event type.
-var Types = []string{MessageQueued, Attempt, Resend, Postback, ClockAdvanced, Profile, PayDoLookup}
+var Types = []string{MessageQueued, Attempt, Resend, Postback, ClockAdvanced, Profile, PayDoLookup, Note}
 
 // Event is one entry of the journal, as the API carries it.
 type Event = api.Event

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ipnlab/ipnlab/emulator/api"
+	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/plugin"
 )
@@ -86,9 +87,13 @@ func (p *Plugin) cert(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Unlock()
-	if failing {
+	switch {
+	case failing:
+		p.note("certificate "+name+" → 503 (the outage a send asked for)", true)
 		http.Error(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", http.StatusServiceUnavailable)
 		return
+	case body != nil:
+		p.note("certificate "+name+" fetched", false)
 	}
 	if body == nil {
 		apiFailure(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "no certificate %q", name)
@@ -96,6 +101,13 @@ func (p *Plugin) cert(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(body)
+}
+
+// note tells the emulator's events (and a tail) what a listener asked.
+func (p *Plugin) note(text string, bad bool) {
+	if p.host.Publish != nil {
+		p.host.Publish(events.Note, p.host.Clock.Now(), Provider, "", events.NoteData{Text: text, Bad: bad})
+	}
 }
 
 // readBody reads a REST request's JSON body into v, strictly.
@@ -557,6 +569,7 @@ func (p *Plugin) verifySignature(w http.ResponseWriter, r *http.Request) {
 		out = map[string]any{"verification_status": "FAILURE", "ipnlab_reason": why}
 	}
 	p.verifications.WithLabelValues(out["verification_status"].(string)).Inc()
+	p.note(fmt.Sprintf("verify API → %s for transmission %s", out["verification_status"], req.TransmissionID)+strings.TrimSuffix(": "+why, ": "), why != "")
 	plugin.WriteJSON(w, http.StatusOK, out)
 }
 

@@ -27,10 +27,12 @@ import (
 
 	"github.com/ipnlab/ipnlab/emulator"
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/events"
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/journal"
 	"github.com/ipnlab/ipnlab/emulator/journal/sqlitejournal"
 	"github.com/ipnlab/ipnlab/emulator/paypalrest"
+	"github.com/ipnlab/ipnlab/emulator/tail"
 )
 
 var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -776,5 +778,38 @@ var _ = Describe("An app in a sandbox account", func() {
 		Expect(p.(*paypalrest.Plugin).Credentials()).To(Equal(first), "kept across a restart")
 		Expect(emu.Shutdown(context.Background())).To(Succeed())
 		Expect(j.Close()).To(Succeed())
+	})
+})
+
+var _ = Describe("What a tail shows of a REST listener", func() {
+	It("prints its certificate fetches and its verify API calls, a FAILURE with why", func() {
+		r := newRig()
+		tok := r.token()
+		r.subscribe(tok, "/hooks/t", "*")
+		r.send("PAYMENT.CAPTURE.COMPLETED", 4)
+		got, _ := r.deliveries()
+		d := got[0]
+		verify := func(event []byte) {
+			code, out := r.call("POST", "/v1/notifications/verify-webhook-signature", tok, map[string]any{
+				"auth_algo": d.header.Get("Paypal-Auth-Algo"), "cert_url": d.header.Get("Paypal-Cert-Url"),
+				"transmission_id": d.header.Get("Paypal-Transmission-Id"), "transmission_sig": d.header.Get("Paypal-Transmission-Sig"),
+				"transmission_time": d.header.Get("Paypal-Transmission-Time"), "webhook_id": r.webhookID("/hooks/t"), "webhook_event": json.RawMessage(event)})
+			Expect(code).To(Equal(http.StatusOK), fmt.Sprint(out))
+		}
+		verify(d.body)
+		verify(bytes.Replace(d.body, []byte(`"final_capture":true`), []byte(`"final_capture":false`), 1))
+		evs, _ := r.emu.Events().Since(0, 1000)
+		var lines []string
+		for _, ev := range evs {
+			if ev.Type == events.Note {
+				l, ok := tail.Format(ev)
+				Expect(ok).To(BeTrue())
+				lines = append(lines, fmt.Sprint(l.Tone, " ", l.Text))
+			}
+		}
+		Expect(lines).To(HaveLen(3))
+		Expect(lines[0]).To(MatchRegexp(`^1 paypalrest certificate CERT-\S+ fetched$`))
+		Expect(lines[1]).To(MatchRegexp(`^1 paypalrest verify API → SUCCESS for transmission \S+$`))
+		Expect(lines[2]).To(MatchRegexp(`^2 paypalrest verify API → FAILURE for transmission \S+: webhook_event: .*resource.final_capture`))
 	})
 })

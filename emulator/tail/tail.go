@@ -104,6 +104,15 @@ func Format(ev events.Event) (Line, bool) {
 			found, l.Tone = "not found", Bad
 		}
 		l.Text = fmt.Sprintf("paydo lookup %s from %s: %s", lk.Key, lk.Remote, found)
+	case events.Note:
+		var n events.NoteData
+		if json.Unmarshal(ev.Data, &n) != nil || n.Text == "" {
+			return l, false
+		}
+		l.Text, l.Tone = ev.Provider+" "+n.Text, Good
+		if n.Bad {
+			l.Tone = Bad
+		}
 	case events.ClockAdvanced:
 		var d struct {
 			By string `json:"by"`
