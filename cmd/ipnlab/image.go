@@ -115,6 +115,21 @@ func (f *imageFlags) startImage(ctx context.Context, cmd *cobra.Command, cfg *co
 			}
 		}
 	}
+	if cfg.WebhookListener != "" {
+		// PayPal REST webhooks: the webhook id they are signed for, and
+		// the CA that issues the signing certificates, mounted.
+		ca, err := loadCA()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		mounts = ca.Mounts()
+		for k, v := range map[string]string{undertest.EnvWebhookID: cfg.WebhookID, undertest.EnvSigningCA: intercept.ContainerLayout().Cert} {
+			if env[k] == "" {
+				env[k] = v
+			}
+		}
+	}
 	var hosts map[string]string
 	if host, port, err := net.SplitHostPort(cfg.TLSAddr); err == nil && port == "443" {
 		// The route without a proxy: PayPal's hosts are the verifier's,

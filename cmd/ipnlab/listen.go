@@ -94,6 +94,17 @@ func (lf *listenFlags) build(c *cobra.Command, prefix string, log *slog.Logger) 
 		if v := lf.getenv(undertest.EnvPayDoSource); v != "" {
 			cfg.PayDo.AllowedSources = []string{v}
 		}
+		// PayPal REST webhooks: signed for this webhook id, with
+		// certificates of this CA, fetched from the emulator.
+		if v := lf.getenv(undertest.EnvWebhookID); v != "" {
+			cfg.PayPalREST.WebhookID = v
+			if u := lf.getenv(undertest.EnvEmulatorURL); u != "" {
+				cfg.PayPalREST.APIURL = u
+			}
+			if ca := lf.getenv(undertest.EnvSigningCA); ca != "" {
+				cfg.PayPalREST.CertRoots = ca
+			}
+		}
 	}
 	changed := func(name string) bool { return c.Flags().Changed(prefix + name) }
 	if changed("verify-url") {

@@ -34,11 +34,15 @@ const (
 	EnvReceiverID    = "IPNLAB_RECEIVER_ID"    // the merchant's receiver_id
 	EnvPayDoSource   = "IPNLAB_PAYDO_SOURCE"   // the address PayDo notifications come from
 	EnvPayDoToken    = "IPNLAB_PAYDO_TOKEN"    // the token PayDo's status lookup wants (Authorization: Bearer)
+	// With --webhook-listener (PayPal REST webhooks):
+	EnvWebhookID = "IPNLAB_WEBHOOK_ID" // the webhook id events are signed for
+	EnvSigningCA = "IPNLAB_SIGNING_CA" // the CA (PEM, mounted) that issues PayPal's signing certificates
 )
 
 // EnvNames are the variables set in the listener's container, in the
 // order docs/ci.md lists them (ipnlab conform --help names them from here).
-var EnvNames = []string{EnvVerifyURL, EnvEmulatorURL, EnvListenAddr, EnvPort, EnvReceiverEmail, EnvReceiverID, EnvPayDoSource, EnvPayDoToken}
+var EnvNames = []string{EnvVerifyURL, EnvEmulatorURL, EnvListenAddr, EnvPort, EnvReceiverEmail, EnvReceiverID, EnvPayDoSource, EnvPayDoToken,
+	EnvWebhookID, EnvSigningCA}
 
 // DefaultStartupTimeout bounds the wait for the listener's port.
 const DefaultStartupTimeout = 60 * time.Second
