@@ -221,7 +221,9 @@ func (a *accounts) delivery(ev delivery.Event) {
 	if at.Acked && !rec.acked {
 		rec.acked, rec.ackedOn = true, rec.reached
 		a.acked++
-		if rec.postbacks == 0 && rec.lookups == 0 {
+		// A REST webhook's listener verifies it itself: nothing to wait
+		// for once it is acknowledged.
+		if rec.postbacks == 0 && rec.lookups == 0 && a.provider != PayPalREST {
 			a.unverified++
 		}
 		if inFlush {

@@ -33,13 +33,15 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
+	"github.com/ipnlab/ipnlab/emulator/paypalrest"
 	"github.com/ipnlab/ipnlab/generate"
 )
 
 // Providers a load can come from.
 const (
-	PayPal = paypal.Provider
-	PayDo  = paydo.Provider
+	PayPal     = paypal.Provider
+	PayDo      = paydo.Provider
+	PayPalREST = paypalrest.Provider // REST webhooks: signed, verified by the listener itself
 )
 
 // Defaults for the zero values of Config.
@@ -55,6 +57,9 @@ const (
 	// DefaultHistoryLimit bounds the finished messages kept: about 13 KB
 	// each, so a long run stays within a few hundred MB.
 	DefaultHistoryLimit = 20_000
+	// DefaultWebhookID is the webhook a PayPal REST load's target is
+	// subscribed under.
+	DefaultWebhookID = "WH-IPNLAB-LOAD"
 )
 
 // ErrConfig marks a configuration mistake (the caller's, not the run's).
@@ -64,8 +69,14 @@ var ErrConfig = errors.New("load configuration")
 type Config struct {
 	// Target is the listener's notification URL (http or https).
 	Target string
-	// Provider is PayPal (default) or PayDo.
+	// Provider is PayPal (default), PayDo or PayPalREST.
 	Provider string
+	// WebhookID is the webhook the Target is subscribed under (PayPal
+	// REST: the id the listener verifies with; default
+	// DefaultWebhookID). SigningCA, if set, issues the signing
+	// certificates (the listener trusts it); else they are self-signed.
+	WebhookID string
+	SigningCA *intercept.CA
 	// Kinds are the fixture kinds sent, in turn (default: web_accept for
 	// PayPal, checkout for PayDo).
 	Kinds []string
@@ -176,9 +187,19 @@ func New(cfg Config) (*Runner, error) {
 		// are the observer's. A small ring keeps the rest flat.
 		EventBuffer: 1024, NoDeliveryEvents: true,
 	}
+	if cfg.Provider == PayPalREST {
+		ecfg.Providers = []emulator.Factory{paypalrest.Factory(paypalrest.Settings{CA: cfg.SigningCA})}
+	}
 	emu, err := emulator.New(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Provider == PayPalREST {
+		p, _ := emu.Provider(PayPalREST)
+		if _, err := p.(*paypalrest.Plugin).Subscribe(paypalrest.Webhook{ID: cfg.WebhookID, URL: cfg.Target}); err != nil {
+			emu.Close()
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	r := &Runner{cfg: cfg, emu: emu, clock: clk, acct: acct, stampRNG: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
 	if cfg.Provider == PayPal {
@@ -242,8 +263,19 @@ func (c *Config) normalize() error {
 		if c.PayerEmail != "" {
 			return bad("a payer email applies to PayPal messages only")
 		}
+	case PayPalREST:
+		known = paypalrest.KindNames()
+		if len(c.Kinds) == 0 {
+			c.Kinds = []string{"PAYMENT.CAPTURE.COMPLETED"}
+		}
+		if c.WebhookID == "" {
+			c.WebhookID = DefaultWebhookID
+		}
 	default:
-		return bad("provider %q: want %s or %s", c.Provider, PayPal, PayDo)
+		return bad("provider %q: want %s, %s or %s", c.Provider, PayPal, PayDo, PayPalREST)
+	}
+	if c.Provider != PayPalREST && (c.WebhookID != "" || c.SigningCA != nil) {
+		return bad("a webhook id and a signing CA apply to %s messages only", PayPalREST)
 	}
 	for _, k := range c.Kinds {
 		if !slices.Contains(known, k) {
@@ -503,9 +535,17 @@ func (r *Runner) dispatch() (string, error) {
 	kind := r.cfg.Kinds[r.acct.nextKind()%len(r.cfg.Kinds)]
 	var id string
 	var err error
-	if r.cfg.Provider == PayDo {
+	switch r.cfg.Provider {
+	case PayDo:
 		id, err = r.emu.DispatchPayDo(emulator.PayDoRequest{Kind: kind, NotifyURL: r.cfg.Target})
-	} else {
+	case PayPalREST:
+		p, _ := r.emu.Provider(PayPalREST)
+		var ids []string
+		ids, err = p.(*paypalrest.Plugin).Dispatch(paypalrest.SendRequest{EventType: kind, CustomID: r.cfg.PayerEmail})
+		if len(ids) > 0 {
+			id = ids[0]
+		}
+	default:
 		r.stampMu.Lock()
 		ts := r.templates[kind]
 		body := ts[r.stamps%len(ts)].Stamp(r.stampRNG)

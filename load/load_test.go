@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,7 +21,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/ipnlab/ipnlab/emulator/clock"
+	"github.com/ipnlab/ipnlab/emulator/intercept"
 	"github.com/ipnlab/ipnlab/emulator/paydo"
+	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/load"
 )
 
@@ -345,6 +349,56 @@ var _ = Describe("a load run", func() {
 		Expect(text(rep)).To(ContainSubstring("12 messages looked up, 0 acked and never looked up"))
 	})
 
+	It("sends PayPal REST webhooks, signed, that the reference listener verifies and credits, and settles once they are acknowledged", func() {
+		ca, err := intercept.LoadOrCreate(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		var ref *listener.Listener
+		verifying := func(emu string) http.HandlerFunc {
+			ref, err = listener.New(listener.Config{VerifyURL: emu + "/cgi-bin/webscr", ReceiverEmails: []string{"merchant@example.com"},
+				Customers: []listener.Customer{{ID: "C1", Email: "customer@example.com"}}, DB: filepath.Join(GinkgoT().TempDir(), "l.db"),
+				PayPalREST: listener.PayPalRESTConfig{WebhookID: load.DefaultWebhookID, APIURL: emu, CertRoots: ca.CertPath()},
+				Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ref.Start(context.Background())).To(Succeed())
+			DeferCleanup(ref.Close)
+			return ref.Handler().ServeHTTP
+		}
+		emuLn, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		emuURL := "http://" + emuLn.Addr().String()
+		lsrv := httptest.NewServer(verifying(emuURL))
+		DeferCleanup(lsrv.Close)
+		r, err := load.New(load.Config{Provider: load.PayPalREST, Target: lsrv.URL + listener.PayPalRESTPath, SigningCA: ca,
+			PayerEmail: "customer@example.com", Count: 20, Concurrency: 4})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(r.Close)
+		srv := &http.Server{Handler: r.Handler()}
+		go func() { _ = srv.Serve(emuLn) }()
+		DeferCleanup(srv.Close)
+
+		rep, err := r.Run(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Answers).To(Equal(map[string]int{"200": 20}))
+		Expect(text(rep)).To(ContainSubstring("the listener's own"))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		Expect(ref.WaitIdle(ctx)).To(Succeed())
+		lines, err := ref.Store().Log(context.Background(), "", 100)
+		Expect(err).NotTo(HaveOccurred())
+		credited := 0
+		for _, l := range lines {
+			if l.Action == "credited" {
+				credited++
+			}
+		}
+		Expect(credited).To(Equal(20), "every event verified with the CA's certificate and credited")
+
+		_, err = load.New(load.Config{Provider: load.PayDo, Target: lsrv.URL, WebhookID: "WH-X"})
+		Expect(err).To(MatchError(ContainSubstring("a webhook id and a signing CA apply to paypalrest messages only")))
+		_, err = load.New(load.Config{Provider: load.PayPalREST, Target: lsrv.URL, Kinds: []string{"PAYMENT.CAPTURE.COMPLETD"}})
+		Expect(err).To(MatchError(ContainSubstring(`paypalrest kind "PAYMENT.CAPTURE.COMPLETD": want one of`)))
+	})
+
 	It("stops when its context ends, with the report so far", func() {
 		l := newLab(load.Config{}, acking(true))
 		ctx, cancel := context.WithCancel(context.Background())
@@ -400,7 +454,7 @@ var _ = DescribeTable("a bad configuration is refused before anything runs",
 	},
 	Entry("no target", load.Config{Target: " "}, `target " "`),
 	Entry("a target that is not http", load.Config{Target: "ftp://127.0.0.1/x"}, "want an http:// or https:// URL"),
-	Entry("an unknown provider", load.Config{Provider: "stripe"}, `provider "stripe": want paypal or paydo`),
+	Entry("an unknown provider", load.Config{Provider: "stripe"}, `provider "stripe": want paypal, paydo or paypalrest`),
 	Entry("an unknown PayPal kind", load.Config{Kinds: []string{"web_acept"}}, `paypal kind "web_acept": want one of`),
 	Entry("a PayPal kind for PayDo", load.Config{Provider: load.PayDo, Kinds: []string{"web_accept"}}, "want one of transfer, checkout"),
 	Entry("a payer for PayDo", load.Config{Provider: load.PayDo, PayerEmail: "a@b.c"}, "PayPal messages only"),

@@ -253,11 +253,14 @@ func (r Report) Write(w io.Writer) error {
 		row("not acked", "%s failed every retry, %s still waiting for a retry", group(r.Failed), group(r.Waiting))
 	}
 	v := r.Verification
-	if r.Provider == PayDo {
+	switch r.Provider {
+	case PayPalREST:
+		row("verification", "the listener's own: REST webhooks are signed, and checked without asking the provider (or through its verify API, not counted here)")
+	case PayDo:
 		row("lookups", "%s messages looked up, %s acked and never looked up; %s lookups, %s of no known transaction",
 			group(v.LookedUp), group(v.None), group(v.Lookups), group(v.Unknown))
 		row("lookup latency", "created to first lookup: %s", v.Latency)
-	} else {
+	default:
 		row("postbacks", "VERIFIED %s, INVALID %s, acked and never posted back %s (first postback of each message)",
 			group(v.Verified), group(v.Invalid), group(v.None))
 		row("", "%s postbacks, %s messages posted back more than once, %s matching no message",

@@ -58,7 +58,7 @@ func (a *accounts) evicted(ids []string) {
 			continue
 		}
 		a.retired.add(rec)
-		if rec.acked && rec.postbacks+rec.lookups == 0 {
+		if rec.acked && rec.postbacks+rec.lookups == 0 && a.provider != PayPalREST {
 			// Its postback can no longer be matched: stop waiting for it.
 			a.unverified--
 			a.notifyLocked()

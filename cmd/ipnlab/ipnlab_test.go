@@ -709,7 +709,7 @@ var _ = Describe("ipnlab load", func() {
 		Expect(s.Err).To(gbytes.Say(`--rate and --concurrency: give one`))
 		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--provider", "stripe")
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say(`provider "stripe": want paypal or paydo`))
+		Expect(s.Err).To(gbytes.Say(`provider "stripe": want paypal, paydo or paypalrest`))
 		s = run("load", "--listener", "http://127.0.0.1:1/ipn", "--kind", "nope")
 		Expect(s).To(gexec.Exit(2))
 		Expect(s.Err).To(gbytes.Say(`paypal kind "nope": want one of`))

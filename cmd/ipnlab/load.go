@@ -61,6 +61,13 @@ the run could not start or was interrupted (the report so far is printed).`,
 			if cfg.Intercept, err = icpt.ca(); err != nil {
 				return err
 			}
+			if cfg.Provider == load.PayPalREST {
+				// Signed with certificates of ipnlab's CA, which the
+				// listener trusts (the ca: line of ipnlab ca).
+				if cfg.SigningCA, err = loadCA(); err != nil {
+					return err
+				}
+			}
 			r, err := load.New(cfg)
 			if err != nil {
 				return usageError{err}
@@ -102,9 +109,10 @@ the run could not start or was interrupted (the report so far is printed).`,
 	}
 	f := c.Flags()
 	f.StringVar(&cfg.Target, "listener", "", "the listener's notification URL (required)")
-	f.StringVar(&cfg.Provider, "provider", load.PayPal, "paypal or paydo")
-	f.StringSliceVar(&cfg.Kinds, "kind", nil, "fixture kinds sent in turn (default web_accept; paydo: checkout); see 'ipnlab fixtures list'")
-	f.StringVar(&cfg.PayerEmail, "payer-email", "", "every PayPal message's payer email (a customer your listener knows)")
+	f.StringVar(&cfg.Provider, "provider", load.PayPal, "paypal, paydo or paypalrest (REST webhooks, signed with ipnlab's CA's certificates)")
+	f.StringSliceVar(&cfg.Kinds, "kind", nil, "fixture kinds sent in turn (default web_accept; paydo: checkout; paypalrest: PAYMENT.CAPTURE.COMPLETED); see 'ipnlab fixtures list'")
+	f.StringVar(&cfg.PayerEmail, "payer-email", "", "every PayPal message's payer email (a customer your listener knows; paypalrest: the events' custom_id)")
+	f.StringVar(&cfg.WebhookID, "webhook-id", "", "paypalrest: the webhook id your listener verifies with (default "+load.DefaultWebhookID+")")
 	f.Float64Var(&cfg.Rate, "rate", 0, "messages per second (instead of --concurrency)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "messages whose first delivery may be in flight at once (default 8)")
 	f.DurationVar(&cfg.Duration, "duration", 0, "how long to send (default 10s unless --count or --backlog is given)")

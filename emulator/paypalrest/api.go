@@ -472,6 +472,49 @@ func (p *Plugin) Send(req SendRequest) ([]api.MessageView, error) {
 	return views, nil
 }
 
+// Dispatch generates one event and hands it to delivery for each webhook
+// that takes its type, without waiting for the first attempts or building
+// views, for tools that send many (ipnlab load). It returns the message
+// ids. Traps, copies and mock events are Send's.
+func (p *Plugin) Dispatch(req SendRequest) ([]string, error) {
+	if req.Tamper != "" || req.Mock || req.Copies > 1 || req.Rotate || req.CertOutage > 0 || req.NotifyURL != "" {
+		return nil, plugin.BadRequest("dispatch sends one genuine event to the webhooks there are: tamper, mock, copies, rotate, cert_outage and notify_url are Send's")
+	}
+	seed := req.Seed
+	if seed == 0 {
+		seed = p.host.DrawSeed()
+	}
+	ev, err := generateEvent(seed, req.EventType, p.host.Clock.Now(), p.settings.Live, eventParams{Amount: req.Amount, Currency: req.Currency,
+		CustomID: req.CustomID, ResourceID: req.ResourceID, Parent: req.Parent, Quirks: req.Quirks, Outcome: req.Outcome, Subscription: req.Subscription})
+	if err != nil {
+		return nil, plugin.BadRequest("%v", err)
+	}
+	p.mu.Lock()
+	_, err = p.currentLocked()
+	var targets []Webhook
+	for _, wh := range p.webhooks {
+		if wh.takes(ev.Type) {
+			targets = append(targets, wh)
+		}
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, plugin.BadRequest("no webhook takes %s", ev.Type)
+	}
+	ids := make([]string, 0, len(targets))
+	for _, wh := range targets {
+		id, err := p.submit(ev, wh, false)
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // forge is ev delivered with every amount multiplied by a hundred,
 // signed over ev's genuine bytes: what an attacker who keeps a captured
 // signature sends.
