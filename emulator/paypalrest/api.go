@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,20 +342,41 @@ func (p *Plugin) Notify(n plugin.Notify) ([]api.MessageView, error) {
 		"resource_id": &req.ResourceID, "parent": &req.Parent, "tamper": &req.Tamper, "outcome": &req.Outcome, "subscription": &req.Subscription}
 	flags := map[string]*bool{"quirks": &req.Quirks, "mock": &req.Mock, "rotate": &req.Rotate}
 	for k, v := range n.Set {
+		// A scenario's YAML gives typed values; JSON numbers come as
+		// float64; the command line's --set k=v as text.
 		if k == "cert_outage" {
-			n, isInt := v.(int)
-			if !isInt {
-				return nil, plugin.BadRequest("set.cert_outage: want a whole number of fetches, not %T", v)
+			var err error
+			switch x := v.(type) {
+			case int:
+				req.CertOutage = x
+			case float64:
+				req.CertOutage = int(x)
+				if float64(req.CertOutage) != x {
+					err = fmt.Errorf("%v", x)
+				}
+			case string:
+				req.CertOutage, err = strconv.Atoi(x)
+			default:
+				err = fmt.Errorf("%T", v)
 			}
-			req.CertOutage = n
+			if err != nil {
+				return nil, plugin.BadRequest("set.cert_outage: want a whole number of fetches (%v)", err)
+			}
 			continue
 		}
 		if f, ok := flags[k]; ok {
-			b, isBool := v.(bool)
-			if !isBool {
+			switch x := v.(type) {
+			case bool:
+				*f = x
+			case string:
+				b, err := strconv.ParseBool(x)
+				if err != nil {
+					return nil, plugin.BadRequest("set.%s: want true or false, not %q", k, x)
+				}
+				*f = b
+			default:
 				return nil, plugin.BadRequest("set.%s: want true or false, not %T", k, v)
 			}
-			*f = b
 			continue
 		}
 		t, ok := texts[k]

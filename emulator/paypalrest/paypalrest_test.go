@@ -813,3 +813,25 @@ var _ = Describe("What a tail shows of a REST listener", func() {
 		Expect(lines[2]).To(MatchRegexp(`^2 paypalrest verify API → FAILURE for transmission \S+: webhook_event: .*resource.final_capture`))
 	})
 })
+
+var _ = Describe("Notify's set", func() {
+	It("takes a flag or a count as a YAML value, a JSON number or the command line's text, and names a wrong one", func() {
+		r := newRig()
+		r.subscribe(r.token(), "/hooks/n", "*")
+		p, _ := r.emu.Provider(paypalrest.Provider)
+		rest := p.(*paypalrest.Plugin)
+		for _, set := range []map[string]any{{"quirks": true, "cert_outage": 1}, {"quirks": "true", "cert_outage": "1"}, {"quirks": false, "cert_outage": 1.0}} {
+			views, err := rest.Notify(emulator.Notify{Kind: "PAYMENT.CAPTURE.COMPLETED", Set: set})
+			Expect(err).NotTo(HaveOccurred(), "%v", set)
+			Expect(views).To(HaveLen(1))
+		}
+		for set, want := range map[string]map[string]any{
+			`set.quirks: want true or false, not "yes"`:       {"quirks": "yes"},
+			"set.cert_outage: want a whole number of fetches": {"cert_outage": 1.5},
+			`set.colour: want amount, currency, custom_id`:    {"colour": "red"},
+		} {
+			_, err := rest.Notify(emulator.Notify{Kind: "PAYMENT.CAPTURE.COMPLETED", Set: want})
+			Expect(err).To(MatchError(ContainSubstring(set)))
+		}
+	})
+})
