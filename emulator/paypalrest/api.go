@@ -634,8 +634,31 @@ func (p *Plugin) verifySignature(w http.ResponseWriter, r *http.Request) {
 		out = map[string]any{"verification_status": "FAILURE", "ipnlab_reason": why}
 	}
 	p.verifications.WithLabelValues(out["verification_status"].(string)).Inc()
+	answer := out["verification_status"].(string) + strings.TrimSuffix(": "+why, ": ")
 	p.note(fmt.Sprintf("verify API → %s for transmission %s", out["verification_status"], req.TransmissionID)+strings.TrimSuffix(": "+why, ": "), why != "")
+	var event struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(req.WebhookEvent, &event)
+	p.recordVerify(event.ID, req.TransmissionID, answer)
 	plugin.WriteJSON(w, http.StatusOK, out)
+}
+
+// recordVerify keeps a verify API answer with the message of eventID
+// whose transmission it was asked about, for History (none when no
+// message of this emulator had the transmission).
+func (p *Plugin) recordVerify(eventID, transmissionID, answer string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range p.events[eventID] {
+		m := p.messages[id]
+		for _, t := range m.transmissions {
+			if t.ID == transmissionID {
+				m.verifies = append(m.verifies, fmt.Sprintf("%s at %s", answer, p.host.Clock.Now().UTC().Format(time.RFC3339)))
+				return
+			}
+		}
+	}
 }
 
 // judge says why a verification fails ("" when it succeeds): the

@@ -111,8 +111,10 @@ type sent struct {
 	// Foreign marks a forgery signed by the attacker's key.
 	Foreign bool `json:"foreign,omitempty"`
 	// Transmissions are the signed attempts, oldest first (in memory only:
-	// a restarted emulator signs its next attempts anew).
+	// a restarted emulator signs its next attempts anew), and verifies the
+	// verify API's answers about them.
 	transmissions []transmission
+	verifies      []string
 }
 
 // transmission is one signed attempt, as its headers said.
@@ -326,7 +328,11 @@ func (p *Plugin) Describe(id string, v *api.MessageView) {
 	v.Details = append(v.Details, api.Detail{Label: "Event", Value: s.Event}, api.Detail{Label: "Webhook ID", Value: s.WebhookID})
 	if n := len(s.transmissions); n > 0 {
 		t := s.transmissions[n-1]
-		v.Details = append(v.Details, api.Detail{Label: "Transmission", Value: t.ID + " at " + t.Time}, api.Detail{Label: "Cert URL", Value: t.CertURL})
+		v.Details = append(v.Details, api.Detail{Label: "Transmission", Value: t.ID + " at " + t.Time}, api.Detail{Label: "Cert URL", Value: t.CertURL},
+			api.Detail{Label: "Signed", Value: fmt.Sprintf("%s over id|time|%s|crc32 of the body, %d attempt(s) each signed anew", AuthAlgo, s.WebhookID, n)})
+	}
+	for _, answer := range s.verifies {
+		v.Details = append(v.Details, api.Detail{Label: "Verify API", Value: answer})
 	}
 }
 

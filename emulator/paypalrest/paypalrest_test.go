@@ -835,3 +835,33 @@ var _ = Describe("Notify's set", func() {
 		}
 	})
 })
+
+var _ = Describe("A REST message in History", func() {
+	It("shows its event, webhook, last transmission, how it is signed, and every answer the verify API gave about it", func() {
+		r := newRig()
+		tok := r.token()
+		r.subscribe(tok, "/hooks/h", "*")
+		msgs := r.send("PAYMENT.CAPTURE.COMPLETED", 8)
+		id := msgs[0].(map[string]any)["id"].(string)
+		got, _ := r.deliveries()
+		d := got[0]
+		for _, event := range [][]byte{d.body, bytes.Replace(d.body, []byte(`"final_capture":true`), []byte(`"final_capture":false`), 1)} {
+			code, _ := r.call("POST", "/v1/notifications/verify-webhook-signature", tok, map[string]any{
+				"auth_algo": d.header.Get("Paypal-Auth-Algo"), "cert_url": d.header.Get("Paypal-Cert-Url"),
+				"transmission_id": d.header.Get("Paypal-Transmission-Id"), "transmission_sig": d.header.Get("Paypal-Transmission-Sig"),
+				"transmission_time": d.header.Get("Paypal-Transmission-Time"), "webhook_id": r.webhookID("/hooks/h"), "webhook_event": json.RawMessage(event)})
+			Expect(code).To(Equal(http.StatusOK))
+		}
+		v, ok := r.emu.View(id)
+		Expect(ok).To(BeTrue())
+		details := map[string][]string{}
+		for _, dt := range v.Details {
+			details[dt.Label] = append(details[dt.Label], dt.Value)
+		}
+		Expect(details["Webhook ID"]).To(Equal([]string{r.webhookID("/hooks/h")}))
+		Expect(details["Signed"][0]).To(HavePrefix("SHA256withRSA over id|time|" + r.webhookID("/hooks/h") + "|crc32 of the body"))
+		Expect(details["Verify API"]).To(HaveLen(2))
+		Expect(details["Verify API"][0]).To(HavePrefix("SUCCESS at "))
+		Expect(details["Verify API"][1]).To(MatchRegexp(`^FAILURE: webhook_event: .*resource.final_capture.* at `))
+	})
+})
