@@ -283,8 +283,9 @@ type SendRequest struct {
 	// same capture names (PENDING, then COMPLETED), or a refund's own.
 	ResourceID string `json:"resource_id,omitempty"`
 	// Parent is the capture a refund refunds (its "up" link), the sale a
-	// sale's refund refunds (sale_id), or the capture a dispute disputes
-	// (its disputed transaction's seller_transaction_id).
+	// sale's refund refunds (sale_id), the capture a dispute disputes
+	// (its disputed transaction's seller_transaction_id), or the order a
+	// capture captures (its related order_id and "up" link).
 	Parent string `json:"parent,omitempty"`
 	// Outcome is a resolved dispute's outcome_code (default
 	// RESOLVED_BUYER_FAVOUR).

@@ -363,6 +363,9 @@ func generateEvent(seed uint64, eventType string, at time.Time, live bool, p eve
 		}
 		summary = fmt.Sprintf(k.Summary, symbol(p.Currency)+" "+shown+" "+p.Currency)
 		order := g.upper(17)
+		if p.Parent != "" {
+			order = p.Parent // the order it captures (approved, then captured)
+		}
 		resource = orderedjson.Object{
 			{Key: "id", Value: id},
 			{Key: "amount", Value: money(gross)},

@@ -663,6 +663,15 @@ var _ = Describe("What a scenario sends to catch a listener's bugs", func() {
 		got, _ = r.deliveries()
 		Expect(string(got[5].body)).To(ContainSubstring(`"href":"https://api.sandbox.paypal.com/v2/payments/captures/` + capture + `","rel":"up"`))
 
+		code, out = post(r, map[string]any{"event_type": "CHECKOUT.ORDER.APPROVED", "seed": 9})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		order := out["messages"].([]any)[0].(map[string]any)["txn_id"].(string)
+		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 10, "parent": order})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		got, _ = r.deliveries()
+		Expect(string(got[len(got)-1].body)).To(ContainSubstring(`"related_ids":{"order_id":"` + order + `"}`), "the approved order, captured")
+		Expect(string(got[len(got)-1].body)).To(ContainSubstring(`/v2/checkout/orders/` + order + `","rel":"up"`))
+
 		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 8, "mock": true, "notify_url": r.lsrv.URL + "/hooks/q"})
 		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
 		got, _ = r.deliveries()
