@@ -38,8 +38,9 @@ func (p *Plugin) startAttacker() error {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(pemBytes)
 	})
-	p.attackerSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = p.attackerSrv.Serve(ln) }()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	p.attackerSrv = srv
+	go func() { _ = srv.Serve(ln) }()
 	p.attacker = s
 	return nil
 }
