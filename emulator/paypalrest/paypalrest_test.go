@@ -669,7 +669,7 @@ var _ = Describe("What a scenario sends to catch a listener's bugs", func() {
 		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 10, "parent": order})
 		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
 		got, _ = r.deliveries()
-		Expect(string(got[len(got)-1].body)).To(ContainSubstring(`"related_ids":{"order_id":"` + order + `"}`), "the approved order, captured")
+		Expect(string(got[len(got)-1].body)).To(ContainSubstring(`"related_ids":{"order_id":"`+order+`"}`), "the approved order, captured")
 		Expect(string(got[len(got)-1].body)).To(ContainSubstring(`/v2/checkout/orders/` + order + `","rel":"up"`))
 
 		code, out = post(r, map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 8, "mock": true, "notify_url": r.lsrv.URL + "/hooks/q"})
