@@ -630,18 +630,19 @@ func (p *Plugin) verifySignature(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	why := p.judge(req)
-	out := map[string]any{"verification_status": "SUCCESS"}
+	status, reason := "SUCCESS", ""
+	out := map[string]any{"verification_status": status}
 	if why != "" {
-		out = map[string]any{"verification_status": "FAILURE", "ipnlab_reason": why}
+		status, reason = "FAILURE", ": "+why
+		out = map[string]any{"verification_status": status, "ipnlab_reason": why}
 	}
-	p.verifications.WithLabelValues(out["verification_status"].(string)).Inc()
-	answer := out["verification_status"].(string) + strings.TrimSuffix(": "+why, ": ")
-	p.note(fmt.Sprintf("verify API → %s for transmission %s", out["verification_status"], req.TransmissionID)+strings.TrimSuffix(": "+why, ": "), why != "")
+	p.verifications.WithLabelValues(status).Inc()
+	p.note(fmt.Sprintf("verify API → %s for transmission %s%s", status, req.TransmissionID, reason), why != "")
 	var event struct {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(req.WebhookEvent, &event)
-	p.recordVerify(event.ID, req.TransmissionID, answer)
+	p.recordVerify(event.ID, req.TransmissionID, status+reason)
 	plugin.WriteJSON(w, http.StatusOK, out)
 }
 
