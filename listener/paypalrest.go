@@ -177,19 +177,19 @@ func (l *Listener) processPayPalREST(ctx context.Context, it store.InboxItem) er
 	if err != nil {
 		return l.finish(ctx, it, store.InboxRejected, err.Error())
 	}
-	verdict := "SUCCESS"
-	if err := l.webhookVerifier.VerifyWebhook(ctx, it.Headers, it.Body); errors.Is(err, ErrNotGenuine) {
-		verdict = "FAILURE"
+	switch err := l.webhookVerifier.VerifyWebhook(ctx, it.Headers, it.Body); {
+	case errors.Is(err, ErrNotGenuine):
 		return l.store.Tx(ctx, func(tx store.Tx) error {
-			d := &Delivery{Tx: tx, Item: it, At: l.cfg.now(), Verdict: verdict, l: l}
+			d := &Delivery{Tx: tx, Item: it, At: l.cfg.now(), Verdict: "FAILURE", l: l}
 			if err := d.Log(e.Resource.ID, e.EventType, e.Resource.Status, "ignored", err.Error()+": not acted on"); err != nil {
 				return err
 			}
-			return tx.SetInboxState(it.ID, store.InboxDone, verdict, it.Attempts)
+			return tx.SetInboxState(it.ID, store.InboxDone, d.Verdict, it.Attempts)
 		})
-	} else if err != nil {
-		return err
+	case err != nil:
+		return err // verification could not be done: retried
 	}
+	const verdict = "SUCCESS"
 	d := &Delivery{Item: it, Verdict: verdict, Txn: e.Resource.ID, Kind: e.EventType, Status: e.Resource.Status, l: l, Webhook: &e}
 	return l.store.Tx(ctx, func(tx store.Tx) error {
 		d.Tx, d.At = tx, l.cfg.now()
@@ -200,8 +200,9 @@ func (l *Listener) processPayPalREST(ctx context.Context, it store.InboxItem) er
 	})
 }
 
-// restKeys are the transactions a webhook works on: its resource and a
-// refund's capture.
+// restKeys are the transactions a webhook works on: its resource and
+// what that belongs to (a refund's or a dispute's capture, a sale
+// refund's sale).
 func restKeys(body []byte) []string {
 	e, err := parseREST(body)
 	if err != nil || e.Resource.ID == "" {
