@@ -202,10 +202,14 @@ func (l *Listener) processPayPalREST(ctx context.Context, it store.InboxItem) er
 
 // restKeys are the transactions a webhook works on: its resource and
 // what that belongs to (a refund's or a dispute's capture, a sale
-// refund's sale).
+// refund's sale). It runs for every notification queued, after the door
+// checked the body: a decode, not parseREST's checks again.
 func restKeys(body []byte) []string {
-	e, err := parseREST(body)
-	if err != nil || e.Resource.ID == "" {
+	var e WebhookEvent
+	if json.Unmarshal(body, &e) != nil {
+		return nil
+	}
+	if e.normalize(); e.Resource.ID == "" {
 		return nil
 	}
 	if p := e.Parent(); p != "" && p != e.Resource.ID {

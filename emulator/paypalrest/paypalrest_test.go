@@ -205,6 +205,16 @@ func (r *rig) call(method, path, token string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// verifyAs asks the verify API about delivery d's transmission, for
+// webhookID, with event as the webhook_event; it answers 200 either way.
+func (r *rig) verifyAs(tok string, d delivery, webhookID string, event []byte) {
+	code, out := r.call("POST", "/v1/notifications/verify-webhook-signature", tok, map[string]any{
+		"auth_algo": d.header.Get("Paypal-Auth-Algo"), "cert_url": d.header.Get("Paypal-Cert-Url"),
+		"transmission_id": d.header.Get("Paypal-Transmission-Id"), "transmission_sig": d.header.Get("Paypal-Transmission-Sig"),
+		"transmission_time": d.header.Get("Paypal-Transmission-Time"), "webhook_id": webhookID, "webhook_event": json.RawMessage(event)})
+	Expect(code).To(Equal(http.StatusOK), fmt.Sprint(out))
+}
+
 // token gets an OAuth token with the default app's credentials.
 func (r *rig) token() string {
 	req, err := http.NewRequest("POST", r.api.URL+"/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
@@ -798,15 +808,8 @@ var _ = Describe("What a tail shows of a REST listener", func() {
 		r.send("PAYMENT.CAPTURE.COMPLETED", 4)
 		got, _ := r.deliveries()
 		d := got[0]
-		verify := func(event []byte) {
-			code, out := r.call("POST", "/v1/notifications/verify-webhook-signature", tok, map[string]any{
-				"auth_algo": d.header.Get("Paypal-Auth-Algo"), "cert_url": d.header.Get("Paypal-Cert-Url"),
-				"transmission_id": d.header.Get("Paypal-Transmission-Id"), "transmission_sig": d.header.Get("Paypal-Transmission-Sig"),
-				"transmission_time": d.header.Get("Paypal-Transmission-Time"), "webhook_id": r.webhookID("/hooks/t"), "webhook_event": json.RawMessage(event)})
-			Expect(code).To(Equal(http.StatusOK), fmt.Sprint(out))
-		}
-		verify(d.body)
-		verify(bytes.Replace(d.body, []byte(`"final_capture":true`), []byte(`"final_capture":false`), 1))
+		r.verifyAs(tok, d, r.webhookID("/hooks/t"), d.body)
+		r.verifyAs(tok, d, r.webhookID("/hooks/t"), bytes.Replace(d.body, []byte(`"final_capture":true`), []byte(`"final_capture":false`), 1))
 		evs, _ := r.emu.Events().Since(0, 1000)
 		var lines []string
 		for _, ev := range evs {
@@ -855,11 +858,7 @@ var _ = Describe("A REST message in History", func() {
 		got, _ := r.deliveries()
 		d := got[0]
 		for _, event := range [][]byte{d.body, bytes.Replace(d.body, []byte(`"final_capture":true`), []byte(`"final_capture":false`), 1)} {
-			code, _ := r.call("POST", "/v1/notifications/verify-webhook-signature", tok, map[string]any{
-				"auth_algo": d.header.Get("Paypal-Auth-Algo"), "cert_url": d.header.Get("Paypal-Cert-Url"),
-				"transmission_id": d.header.Get("Paypal-Transmission-Id"), "transmission_sig": d.header.Get("Paypal-Transmission-Sig"),
-				"transmission_time": d.header.Get("Paypal-Transmission-Time"), "webhook_id": r.webhookID("/hooks/h"), "webhook_event": json.RawMessage(event)})
-			Expect(code).To(Equal(http.StatusOK))
+			r.verifyAs(tok, d, r.webhookID("/hooks/h"), event)
 		}
 		v, ok := r.emu.View(id)
 		Expect(ok).To(BeTrue())

@@ -128,8 +128,7 @@ func (a acceptingMock) VerifyWebhook(ctx context.Context, h http.Header, body []
 	if !errors.Is(err, listener.ErrNotGenuine) || !ok {
 		return err
 	}
-	mock := &listener.SelfVerifier{WebhookID: "WEBHOOK_ID", APIURL: self.APIURL, CertHosts: self.CertHosts, Roots: self.Roots, Client: self.Client, Timeout: self.Timeout}
-	if mockErr := mock.VerifyWebhook(ctx, h, body); mockErr == nil {
+	if mockErr := verifierFor(self, "WEBHOOK_ID").VerifyWebhook(ctx, h, body); mockErr == nil {
 		return nil
 	}
 	return err
@@ -256,8 +255,14 @@ func (e eventIDAsWebhookID) VerifyWebhook(ctx context.Context, h http.Header, bo
 	}
 	id, _ := o.Get("id")
 	s, _ := id.(string)
-	wrong := &listener.SelfVerifier{WebhookID: s, APIURL: self.APIURL, CertHosts: self.CertHosts, Roots: self.Roots, Client: self.Client, Timeout: self.Timeout}
-	return wrong.VerifyWebhook(ctx, h, body)
+	return verifierFor(self, s).VerifyWebhook(ctx, h, body)
+}
+
+// verifierFor is the listener's own verifier, checking signatures for
+// webhookID instead of its webhook's.
+func verifierFor(self *listener.SelfVerifier, webhookID string) *listener.SelfVerifier {
+	return &listener.SelfVerifier{WebhookID: webhookID, APIURL: self.APIURL, CertHosts: self.CertHosts, Roots: self.Roots,
+		Client: self.Client, Timeout: self.Timeout}
 }
 
 // crcHex checks the signature over a string with the body's CRC32 in
