@@ -23,7 +23,11 @@ func (p *Plugin) startAttacker() error {
 	if p.attacker != nil {
 		return nil
 	}
-	s, err := newSigner(time.Now(), nil)
+	key, err := p.freshKeyLocked()
+	if err != nil {
+		return fmt.Errorf("the attacker's key: %w", err)
+	}
+	s, err := newSigner(time.Now(), nil, key)
 	if err != nil {
 		return fmt.Errorf("the attacker's key: %w", err)
 	}

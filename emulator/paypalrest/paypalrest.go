@@ -474,7 +474,11 @@ func (p *Plugin) currentLocked() (*signer, error) {
 }
 
 func (p *Plugin) rotateLocked() (*signer, error) {
-	s, err := newSigner(time.Now(), p.settings.CA)
+	key, err := p.freshKeyLocked()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSigner(time.Now(), p.settings.CA, key)
 	if err != nil {
 		return nil, err
 	}

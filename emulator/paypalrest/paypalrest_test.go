@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -534,6 +535,63 @@ var _ = Describe("A restarted emulator's REST provider", func() {
 		got, verdicts := r.deliveries()
 		Expect(verdicts).To(Equal([]string{"ok", "ok"}), "the retry after the restart verifies")
 		Expect(got[1].header.Get("Paypal-Cert-Url")).To(Equal(got[0].header.Get("Paypal-Cert-Url")))
+	})
+})
+
+var _ = Describe("The REST provider's signing keys", func() {
+	// keyAt is the public key of the certificate a cert URL serves.
+	keyAt := func(r *rig, certURL string) *rsa.PublicKey {
+		GinkgoHelper()
+		if strings.HasPrefix(certURL, "https://"+paypalrest.CertHost) {
+			certURL = r.api.URL + strings.TrimPrefix(certURL, "https://"+paypalrest.CertHost)
+		}
+		resp, err := http.Get(certURL)
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		pemBytes, _ := io.ReadAll(resp.Body)
+		block, _ := pem.Decode(pemBytes)
+		Expect(block).NotTo(BeNil(), certURL)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		Expect(err).NotTo(HaveOccurred())
+		return cert.PublicKey.(*rsa.PublicKey)
+	}
+	lastCertURL := func(r *rig) string {
+		GinkgoHelper()
+		got, _ := r.deliveries()
+		return got[len(got)-1].header.Get("Paypal-Cert-Url")
+	}
+
+	It("are shared by the emulators of a process, but one never signs with a key it used before, after a restart too, nor forges with one of its own", func() {
+		a := newRigAt(filepath.Join(GinkgoT().TempDir(), "journal.db"))
+		a.subscribe(a.token(), "/hooks/keys", "*")
+		var used []*rsa.PublicKey
+		usedAlready := func(k *rsa.PublicKey) bool {
+			return slices.ContainsFunc(used, func(u *rsa.PublicKey) bool { return u.Equal(k) })
+		}
+		fresh := func(k *rsa.PublicKey, what string) {
+			GinkgoHelper()
+			Expect(usedAlready(k)).To(BeFalse(), "%s reuses a key this emulator signed with", what)
+			used = append(used, k)
+		}
+		a.send("PAYMENT.CAPTURE.COMPLETED", 1)
+		fresh(keyAt(a, lastCertURL(a)), "the first key")
+		for i := range 2 {
+			code, out := a.call("POST", "/api/v1/paypalrest/rotate", "", nil)
+			Expect(code).To(Equal(http.StatusOK))
+			fresh(keyAt(a, out["cert_url"].(string)), fmt.Sprintf("rotation #%d", i+1))
+		}
+		a.restart()
+		code, out := a.call("POST", "/api/v1/paypalrest/rotate", "", nil)
+		Expect(code).To(Equal(http.StatusOK))
+		fresh(keyAt(a, out["cert_url"].(string)), "a rotation after the restart")
+		code, out = a.call("POST", "/api/v1/paypalrest/events", "", map[string]any{"event_type": "PAYMENT.CAPTURE.COMPLETED", "seed": 3, "tamper": "foreign_cert"})
+		Expect(code).To(Equal(http.StatusCreated), fmt.Sprint(out))
+		fresh(keyAt(a, lastCertURL(a)), "the attacker")
+
+		b := newRig()
+		b.subscribe(b.token(), "/hooks/keys", "*")
+		b.send("PAYMENT.CAPTURE.COMPLETED", 1)
+		Expect(usedAlready(keyAt(b, lastCertURL(b)))).To(BeTrue(), "another emulator takes a key already made")
 	})
 })
 

@@ -53,14 +53,10 @@ type signer struct {
 	at string
 }
 
-// newSigner makes a key and a certificate valid for a year from now,
+// newSigner makes a certificate for key valid for a year from now,
 // issued by ca when there is one (a verifier that trusts the CA checks
 // the chain, as PayPal's SDKs check PayPal's), else self-signed.
-func newSigner(now time.Time, ca *intercept.CA) (*signer, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
+func newSigner(now time.Time, ca *intercept.CA, key *rsa.PrivateKey) (*signer, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return nil, err
