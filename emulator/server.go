@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"time"
+
+	"github.com/ipnlab/ipnlab/internal/httpserver"
 )
 
 // Server is an Emulator listening on a TCP address.
@@ -72,16 +73,9 @@ func Start(cfg Config, addr string) (*Server, error) {
 // HTTPServer is an http.Server for h with the emulator's limits (headers
 // within 10 s and 64 KiB, a request within a minute, idle connections
 // closed after 2 minutes; no write timeout, so event streams and long
-// polls stay open).
-func HTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
-}
+// polls stay open), whose Shutdown does not wait on connections that
+// never sent a request.
+func HTTPServer(h http.Handler) *http.Server { return httpserver.New(h) }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

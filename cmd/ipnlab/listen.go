@@ -20,6 +20,7 @@ import (
 	"github.com/ipnlab/ipnlab/emulator/paydo"
 	"github.com/ipnlab/ipnlab/emulator/paypal"
 	"github.com/ipnlab/ipnlab/emulator/paypalrest"
+	"github.com/ipnlab/ipnlab/internal/httpserver"
 	"github.com/ipnlab/ipnlab/listener"
 	"github.com/ipnlab/ipnlab/listener/flawed"
 	"github.com/ipnlab/ipnlab/listener/mutants"
@@ -187,7 +188,7 @@ func serveListener(cfg listener.Config, addr string) (*listener.Listener, *http.
 		l.Close()
 		return nil, nil, nil, err
 	}
-	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	srv := httpserver.New(l.Handler())
 	go func() { _ = srv.Serve(ln) }()
 	return l, srv, ln, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ipnlab/ipnlab/internal/httpserver"
 )
 
 // The attacker: a key of its own, and its certificate (self-signed, with
@@ -42,7 +44,7 @@ func (p *Plugin) startAttacker() error {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(pemBytes)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpserver.New(mux)
 	p.attackerSrv = srv
 	go func() { _ = srv.Serve(ln) }()
 	p.attacker = s

@@ -93,7 +93,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	cfg.Parallel = cfg.ChecksAtOnce()
 	s := &Session{cfg: cfg, emu: emu, ln: ln, seed: emu.Seed(), began: time.Now()}
-	s.srv = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	s.srv = emulator.HTTPServer(emu)
 	go func() { _ = s.srv.Serve(ln) }()
 
 	// A database probe's map is checked first: its mistakes are named
