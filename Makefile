@@ -4,7 +4,7 @@ BIN     := bin/ipnlab
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build run test test-busy bench lint fuzz soak soak-load agreement image clean docs npm
+.PHONY: all build run test test-busy test-time bench lint fuzz soak soak-load agreement image clean docs npm
 
 all: build
 
@@ -86,6 +86,13 @@ bench:
 BUSYRUNS ?= 5
 test-busy:
 	bash bench/busy-test.sh $(BUSYRUNS)
+
+# make test TIMERUNS times on an idle machine, warm: its wall time, its
+# CPU time and the floor that sets (CPU over the cores), into
+# bench/RESULTS.md.
+TIMERUNS ?= 3
+test-time:
+	bash bench/test-time.sh $(TIMERUNS)
 
 # gofmt, vet and staticcheck (release 2026.2.2, module v0.8.2, fetched by the go command); CI runs it.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -66,10 +66,12 @@ var _ = Describe("collect", func() {
 		Expect(runs.Metrics["BenchmarkExplore"]["median_histories"]).To(Equal([]float64{5, 7}))
 	})
 
-	It("keeps the section bench/busy-test.sh wrote when it rewrites RESULTS.md, and nothing else", func() {
-		section := "<!-- busy:begin -->\n## make test beside a CPU hog\n| 1 | passed | 600 |\n<!-- busy:end -->"
-		Expect(keptSection("# Benchmark results\n\nold figures\n\n" + section + "\n")).To(Equal("\n" + section + "\n"))
-		Expect(keptSection("# Benchmark results\n\nold figures\n")).To(BeEmpty())
+	It("keeps the sections bench/test-time.sh and bench/busy-test.sh wrote when it rewrites RESULTS.md, and nothing else", func() {
+		busy := "<!-- busy:begin -->\n## make test beside a CPU hog\n| 1 | passed | 600 |\n<!-- busy:end -->"
+		own := "<!-- test-time:begin -->\n## make test's own time\n| 1 | passed | 300 |\n<!-- test-time:end -->"
+		Expect(keptSections("# Benchmark results\n\nold figures\n\n" + busy + "\n")).To(Equal("\n" + busy + "\n"))
+		Expect(keptSections("# Benchmark results\n\nold figures\n\n" + busy + "\n\n" + own + "\n")).To(Equal("\n" + own + "\n\n" + busy + "\n"))
+		Expect(keptSections("# Benchmark results\n\nold figures\n")).To(BeEmpty())
 	})
 
 	It("refuses input with no results, or a result it cannot read", func() {

@@ -46,9 +46,10 @@ func main() {
 		os.Exit(1)
 	}
 	md := res.Markdown()
-	// The section bench/busy-test.sh writes is not a benchmark's: kept.
+	// The sections the scripts timing make test write are not a
+	// benchmark's: kept.
 	if old, err := os.ReadFile(*mdOut); err == nil {
-		md += keptSection(string(old))
+		md += keptSections(string(old))
 	}
 	if err := os.WriteFile(*jsonOut, append(raw, '\n'), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "collect:", err)
@@ -61,14 +62,23 @@ func main() {
 	fmt.Print(res.Console())
 }
 
-// keptSection is the part of an earlier RESULTS.md that make bench does
-// not write (make test beside a CPU hog, bench/busy-test.sh), with the
-// blank line before it; "" when there is none.
-func keptSection(md string) string {
-	const begin, end = "<!-- busy:begin -->", "<!-- busy:end -->"
-	i, j := strings.Index(md, begin), strings.Index(md, end)
-	if i < 0 || j < i {
-		return ""
+// keptNames are the sections of RESULTS.md that make bench does not
+// write: make test's own time (bench/test-time.sh) and make test beside
+// a CPU hog (bench/busy-test.sh).
+var keptNames = []string{"test-time", "busy"}
+
+// keptSections are the parts of an earlier RESULTS.md that make bench
+// does not write, each with the blank line before it; "" when there are
+// none.
+func keptSections(md string) string {
+	var out strings.Builder
+	for _, name := range keptNames {
+		begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
+		i, j := strings.Index(md, begin), strings.Index(md, end)
+		if i < 0 || j < i {
+			continue
+		}
+		out.WriteString("\n" + md[i:j+len(end)] + "\n")
 	}
-	return "\n" + md[i:j+len(end)] + "\n"
+	return out.String()
 }
