@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ipnlab/ipnlab/emulator/api"
 	"github.com/ipnlab/ipnlab/emulator/events"
 )
 
@@ -142,6 +143,15 @@ func (r *runner) pause(ctx context.Context, until time.Time) {
 	})
 }
 
+// heldByVerifier reports whether a postback event's answer was held by
+// a slow fault of the verifier's.
+func heldByVerifier(data json.RawMessage) bool {
+	var p struct {
+		Fault api.FaultKind `json:"fault"`
+	}
+	return json.Unmarshal(data, &p) == nil && p.Fault == api.FaultSlow
+}
+
 // pacedStep is how often a Quieter is asked again while the runner
 // waits out its quiet period.
 const pacedStep = 10 * time.Millisecond
@@ -184,8 +194,10 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 				// Its first postback: how long since it was created, unless
 				// a delivery the listener did not acknowledge came first
 				// (then the message waited for the clock in the retry
-				// queue, which measures the scenario, not the listener).
-				if ev.Type == events.Postback && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback || s.unacked }) {
+				// queue, which measures the scenario, not the listener), or
+				// the verifier held its answer (a slow fault: the event
+				// comes when the answer went, long after the listener asked).
+				if ev.Type == events.Postback && !heldByVerifier(ev.Data) && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback || s.unacked }) {
 					if i := slices.IndexFunc(seen, func(s stamped) bool { return s.typ == events.MessageQueued }); i >= 0 {
 						r.env.PostbackPace.saw(now.Sub(seen[i].at))
 					}

@@ -90,4 +90,30 @@ var _ = Describe("Waiting for a postback", func() {
 		// would stretch every later wait to four times as much.
 		Expect(pace.Wait(0)).To(BeZero(), "nothing learned from a retried message")
 	})
+
+	It("learns nothing from a postback the verifier itself held (a slow fault): its answer came when the verifier chose, not the listener", func() {
+		emu, err := emulator.Start(emulator.Config{Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}, "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = emu.Shutdown(context.Background()) })
+		// Acks, then posts back at once.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			go func() {
+				resp, err := http.Post(emu.VerifyURL(), "application/x-www-form-urlencoded", bytes.NewReader(append([]byte("cmd=_notify-validate&"), body...)))
+				if err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}))
+		DeferCleanup(srv.Close)
+		sc, err := scenarios.Parse("held.yaml", []byte(head+"  - send: {as: pay, kind: web_accept, fault: {kind: slow, delay: 300ms, count: 1}}\n  - expect: {message: pay, verdict: VERIFIED}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		pace := &scenarios.PostbackPace{}
+		res := scenarios.Run(context.Background(), scenarios.Env{Emulator: emu.Emulator, Targets: map[string]string{"paypal": srv.URL}, PostbackWait: time.Second, PostbackPace: pace}, sc)
+		Expect(res.Status).To(Equal(scenarios.Passed), res.Message)
+		// Learned, the 300 ms the verifier held its answer would stretch
+		// every later wait of the run to 1.2 s (a session's held postback
+		// made every outage check of a listener failing it wait 8 s).
+		Expect(pace.Wait(0)).To(BeNumerically("<", 300*time.Millisecond), "the verifier's own delay is no pace of the listener's")
+	})
 })
