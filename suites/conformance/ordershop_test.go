@@ -267,17 +267,28 @@ var _ = Describe("An order shop that checks each payment's order, amount and cur
 	})
 
 	It("is explored too: orders paid short, in another currency, twice or unknown join the histories; the correct shop breaks nothing, one that counts a second payment is found", func() {
-		for _, tc := range []struct {
+		cases := []struct {
 			flaw  string
 			found bool
-		}{{"", false}, {"no-paid-check", true}} {
+		}{{"", false}, {"no-paid-check", true}}
+		// Both at once: each run waits out its shop's quiet periods.
+		reps := make([]explore.Report, len(cases))
+		errs := make([]error, len(cases))
+		var wg sync.WaitGroup
+		for i, tc := range cases {
 			db, dsn := sqliteShopDB()
 			cfg := orderShopConfig(db, false, dsn, tc.flaw, 0)
 			histories := 30 // the flawed shop: until found
 			if !tc.found {
 				histories = 6
 			}
-			rep, err := explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 11, Histories: histories, MaxShrinks: 12})
+			wg.Go(func() {
+				reps[i], errs[i] = explore.Run(context.Background(), explore.Config{Conformance: cfg, Seed: 11, Histories: histories, MaxShrinks: 12})
+			})
+		}
+		wg.Wait()
+		for i, tc := range cases {
+			rep, err := reps[i], errs[i]
 			Expect(err).NotTo(HaveOccurred())
 			Expect(rep.Aborted).To(BeEmpty())
 			GinkgoWriter.Printf("order shop %q: %d histories, %.1fs\n", tc.flaw, rep.Histories, rep.Seconds)
