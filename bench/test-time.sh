@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test, N times (default 3), on an otherwise idle machine, warm: a
-# first make test run beforehand fills the build cache (not counted). Each
+# first make test run beforehand fills the build cache (not counted;
+# TEST_TIME_WARMUP=0 skips it when the cache is known warm). Each
 # run's exit, wall time and CPU time (user and system, every process it
 # waited for) go into bench/RESULTS.md between the test-time markers
 # (make bench keeps them), rewritten after every run. The wall time can
@@ -40,8 +41,10 @@ Longest packages in the last run (the race run's, and the every-seed sweep's as 
 		printf '\n%s\n' "$section" >>"$results"
 	fi
 }
-echo "warming the build cache (one make test, not counted)"
-make test >build/test-time-warm.log 2>&1 || echo "the warm-up run failed (build/test-time-warm.log); timing goes on"
+if [ "${TEST_TIME_WARMUP:-1}" != 0 ]; then
+	echo "warming the build cache (one make test, not counted; TEST_TIME_WARMUP=0 skips it)"
+	make test >build/test-time-warm.log 2>&1 || echo "the warm-up run failed (build/test-time-warm.log); timing goes on"
+fi
 TIMEFORMAT='%R %U %S'
 for i in $(seq "$runs"); do
 	times=$({ time make test >"build/test-time-$i.log" 2>&1; } 2>&1)
