@@ -6,6 +6,7 @@
 # the runs it made; each run's output into build/busy-N.log. Exit 1 when
 # any run failed.
 set -u
+. "$(dirname "$0")/section.sh"
 runs=${1:-5}
 cores=$(nproc)
 mkdir -p build
@@ -13,7 +14,7 @@ rows=""
 failed=0
 done_runs=0
 record() {
-	local section results=bench/RESULTS.md
+	local section
 	section="<!-- busy:begin -->
 ## make test beside a CPU hog
 
@@ -22,15 +23,7 @@ record() {
 | run | make test | wall time, s |
 |---|---|---|
 ${rows}<!-- busy:end -->"
-	if grep -q '<!-- busy:begin -->' "$results"; then
-		awk -v section="$section" '
-			/<!-- busy:begin -->/ { print section; skip = 1; next }
-			/<!-- busy:end -->/ { skip = 0; next }
-			!skip { print }
-		' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
-	else
-		printf '\n%s\n' "$section" >>"$results"
-	fi
+	write_section busy "$section"
 }
 for i in $(seq "$runs"); do
 	hogs=()

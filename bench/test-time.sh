@@ -9,6 +9,7 @@
 # it, with the packages that took longest in the last run. Each run's
 # output into build/test-time-N.log. Exit 1 when any run failed.
 set -u
+. "$(dirname "$0")/section.sh"
 runs=${1:-3}
 cores=$(nproc)
 mkdir -p build
@@ -17,7 +18,7 @@ failed=0
 done_runs=0
 walls=()
 record() {
-	local section results=bench/RESULTS.md median slowest
+	local section median slowest
 	median=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	slowest=$(grep -E '^ok +[^ ]+\s+[0-9.]+s$' "build/test-time-$done_runs.log" | awk '{ sub(/s$/, "", $3); print $3, $2 }' |
 		sort -rn | head -6 | awk '{ printf "%s (%.0f s), ", $2, $1 }' | sed 's/, $//; s|github.com/ipnlab/ipnlab/||g')
@@ -31,15 +32,7 @@ record() {
 ${rows}
 Longest packages in the last run (the race run's, and the every-seed sweep's as the second suites/conformance): ${slowest}.
 <!-- test-time:end -->"
-	if grep -q '<!-- test-time:begin -->' "$results"; then
-		awk -v section="$section" '
-			/<!-- test-time:begin -->/ { print section; skip = 1; next }
-			/<!-- test-time:end -->/ { skip = 0; next }
-			!skip { print }
-		' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
-	else
-		printf '\n%s\n' "$section" >>"$results"
-	fi
+	write_section test-time "$section"
 }
 if [ "${TEST_TIME_WARMUP:-1}" != 0 ]; then
 	echo "warming the build cache (one make test, not counted; TEST_TIME_WARMUP=0 skips it)"
