@@ -320,8 +320,9 @@ machine's noise, so the default is kept.
 The p99 tail of created to VERIFIED at half the cycle rate is the
 garbage collector's mark phases. A run at 2,600 messages/s for 3 s,
 each message's postback timed at the minimal listener and laid beside
-GODEBUG=gctrace=1: every postback over 7 ms fell inside one of the
-cycles' marks (at 0.45 s, 1.09 s, 1.43 s and 1.89 s of the run, marks
+GODEBUG=gctrace=1: the 40 slowest postbacks (7.5 to 12 ms) all came in
+four clusters, each during a cycle's mark (at 0.46 s, 1.09 s, 1.43 s and
+1.89 s of the process, the run starting 13 ms in; marks
 of 11, 21, 16 and 32 ms on 2 cores, where the mark worker takes a
 quarter of the CPU and allocating goroutines assist it). The marks grow
 with the live heap, which grows with what the load keeps of finished
