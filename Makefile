@@ -43,11 +43,12 @@ npm:
 	else echo "npm not found: the specs that run npm packages will say so"; fi
 
 # Every spec, with the race detector; fuzz targets run their seed corpora.
-# Beside it, the verdict sweeps again without it, over 20 seeds each (the
-# race detector's run covers 1 or 2): every mutant and stub listener must
-# fail exactly the checks that name its bug, whatever the seed. The sweep
-# mostly waits on its runs' windows (it keeps under one core busy), so it
-# runs at the same time, its output kept and printed after the race run's.
+# Then the verdict sweeps again without it, over 20 seeds each (the race
+# detector's run covers 1 or 2): every mutant and stub listener must fail
+# exactly the checks that name its bug, whatever the seed. (Beside the
+# race run instead, make test took 578 s and 587 s: both are CPU-bound
+# now, and the added load made a known verdict flake likelier, see
+# bench/RESULTS.md.)
 # Last, every spec skipped for what this machine lacks, with the reason
 # (pass or fail), and the wall time, so that CI logs show its trend.
 # The race detector also turns on checkptr, which checks every
@@ -57,16 +58,13 @@ npm:
 # and checkptr all of ours.
 RACEFLAGS := -race -gcflags='modernc.org/...=-d=checkptr=0'
 SKIPLOG := $(CURDIR)/build/skipped.txt
-SWEEPLOG := $(CURDIR)/build/sweep.txt
 test: npm
 	$(GO) vet $(PKGS)
-	@mkdir -p build && rm -f $(SKIPLOG) $(SWEEPLOG) $(SWEEPLOG).rc
+	@mkdir -p build && rm -f $(SKIPLOG)
 	@status=0; start=$$(date +%s); \
 	pgdir=/tmp/ipnlab-testpg-$$$$; eval "$$(bash tools/testpg.sh start $$pgdir)"; trap "bash tools/testpg.sh stop $$pgdir" EXIT; \
-	( $(GO) test -count=1 -timeout 30m -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' > $(SWEEPLOG) 2>&1; echo $$? > $(SWEEPLOG).rc ) & sweep=$$!; \
 	IPNLAB_SKIP_LOG=$(SKIPLOG) $(GO) test $(RACEFLAGS) -count=1 -timeout 30m $(PKGS) || status=$$?; \
-	wait $$sweep; echo; echo "The every-seed sweep, without the race detector:"; cat $(SWEEPLOG); \
-	sweepstatus=$$(cat $(SWEEPLOG).rc); rm -f $(SWEEPLOG).rc; [ "$$sweepstatus" = 0 ] || status=$$sweepstatus; \
+	if [ $$status -eq 0 ]; then $(GO) test -count=1 -timeout 30m -run TestConformance ./suites/conformance -ginkgo.focus 'for every seed' || status=$$?; fi; \
 	if [ -s $(SKIPLOG) ]; then echo; echo "Skipped, and why:"; sort -u $(SKIPLOG) | sed 's/^/  /'; else echo; echo "Nothing was skipped."; fi; \
 	echo "make test: $$(( $$(date +%s) - start )) s of wall time (go vet not counted), exit $$status"; \
 	exit $$status
