@@ -46,9 +46,9 @@ npm:
 # Then the verdict sweeps again without it, over 20 seeds each (the race
 # detector's run covers 1 or 2): every mutant and stub listener must fail
 # exactly the checks that name its bug, whatever the seed. (Beside the
-# race run instead, make test took 578 s and 587 s: both are CPU-bound
-# now, and the added load made a known verdict flake likelier, see
-# bench/RESULTS.md.)
+# race run instead, make test took 578 s and 587 s against 793 s in turn:
+# the sweep keeps about one core busy. But the added load made a known
+# verdict flake likelier, see bench/RESULTS.md: in turn until it is fixed.)
 # Last, every spec skipped for what this machine lacks, with the reason
 # (pass or fail), and the wall time, so that CI logs show its trend.
 # The race detector also turns on checkptr, which checks every
