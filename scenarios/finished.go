@@ -197,7 +197,7 @@ func (r *runner) watch(ctx context.Context) (stop func()) {
 				// queue, which measures the scenario, not the listener), or
 				// the verifier held its answer (a slow fault: the event
 				// comes when the answer went, long after the listener asked).
-				if ev.Type == events.Postback && !heldByVerifier(ev.Data) && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback || s.unacked }) {
+				if ev.Type == events.Postback && !slices.ContainsFunc(seen, func(s stamped) bool { return s.typ == events.Postback || s.unacked }) && !heldByVerifier(ev.Data) {
 					if i := slices.IndexFunc(seen, func(s stamped) bool { return s.typ == events.MessageQueued }); i >= 0 {
 						r.env.PostbackPace.saw(now.Sub(seen[i].at))
 					}
